@@ -1,0 +1,4 @@
+//! The VPC agent: reads a VPC definition, compiles it into the kernel maps of the eBPF datapath,
+//! and reads the datapath's counters back out.
+
+pub mod ebpf;

@@ -1,0 +1,128 @@
+//! Drop reasons: every packet the datapath drops is counted under exactly one of these, in the
+//! per-CPU `DROP_COUNTERS` array (index = reason as u32).
+
+/// Why a packet was dropped. The numeric values are part of the map ABI (`DROP_COUNTERS` index).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DropReason {
+    /// Headers shorter than they claim, bad IHL, bad total length.
+    Malformed = 1,
+    /// A non-first IPv4 fragment: ports are unknown, so it cannot be classified (dropped).
+    Fragment = 2,
+    /// An 802.1Q/802.1ad tagged frame on a VPC interface (VLANs are not part of the model).
+    VlanTagged = 3,
+    /// Source/destination check: the source is not a registered address of the subnet.
+    Spoofed = 4,
+    /// No route matched the destination.
+    NoRoute = 5,
+    /// The matching route targets `blackhole`.
+    Blackhole = 6,
+    /// Denied by the source subnet's network ACL, outbound.
+    AclOutbound = 7,
+    /// Denied by the destination subnet's network ACL, inbound.
+    AclInbound = 8,
+    /// No security group rule of the source instance allows the packet out.
+    SecurityGroupOutbound = 9,
+    /// No security group rule of the destination instance allows the packet in.
+    SecurityGroupInbound = 10,
+    /// Internet gateway route used by an instance without a public IP.
+    NoPublicAddress = 11,
+    /// Unsolicited traffic to a NAT gateway's elastic IP (no translation to reverse).
+    NatUnsolicited = 12,
+    /// No free source port for a new NAT connection to that destination.
+    NatPortExhausted = 13,
+    /// Traffic on the uplink to an address the VPC does not answer for.
+    UplinkUnsolicited = 14,
+    /// The destination is inside a VPC block but no instance has that address.
+    UnknownDestination = 15,
+    /// TTL would reach zero on forwarding.
+    TtlExceeded = 16,
+    /// TCP flags that make no sense for the tracked state (or at all).
+    InvalidTcpFlags = 17,
+    /// Not IPv4 (e.g. IPv6) on a VPC interface: the model is IPv4 only.
+    NotIpv4 = 18,
+    /// A connection-tracking table update failed (map full and no LRU slot).
+    ConntrackFull = 19,
+    /// The route needs a target the datapath does not have (missing map entry: config race).
+    BadTarget = 20,
+}
+
+impl DropReason {
+    /// Number of slots in `DROP_COUNTERS` (the largest value + 1; slot 0 is unused).
+    pub const COUNT: u32 = 21;
+
+    /// Every reason, in numeric order.
+    pub const ALL: [DropReason; 20] = [
+        Self::Malformed,
+        Self::Fragment,
+        Self::VlanTagged,
+        Self::Spoofed,
+        Self::NoRoute,
+        Self::Blackhole,
+        Self::AclOutbound,
+        Self::AclInbound,
+        Self::SecurityGroupOutbound,
+        Self::SecurityGroupInbound,
+        Self::NoPublicAddress,
+        Self::NatUnsolicited,
+        Self::NatPortExhausted,
+        Self::UplinkUnsolicited,
+        Self::UnknownDestination,
+        Self::TtlExceeded,
+        Self::InvalidTcpFlags,
+        Self::NotIpv4,
+        Self::ConntrackFull,
+        Self::BadTarget,
+    ];
+
+    /// A stable, snake_case name for logs, metrics and the CLI.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Fragment => "fragment",
+            Self::VlanTagged => "vlan_tagged",
+            Self::Spoofed => "spoofed",
+            Self::NoRoute => "no_route",
+            Self::Blackhole => "blackhole",
+            Self::AclOutbound => "acl_outbound",
+            Self::AclInbound => "acl_inbound",
+            Self::SecurityGroupOutbound => "security_group_outbound",
+            Self::SecurityGroupInbound => "security_group_inbound",
+            Self::NoPublicAddress => "no_public_address",
+            Self::NatUnsolicited => "nat_unsolicited",
+            Self::NatPortExhausted => "nat_port_exhausted",
+            Self::UplinkUnsolicited => "uplink_unsolicited",
+            Self::UnknownDestination => "unknown_destination",
+            Self::TtlExceeded => "ttl_exceeded",
+            Self::InvalidTcpFlags => "invalid_tcp_flags",
+            Self::NotIpv4 => "not_ipv4",
+            Self::ConntrackFull => "conntrack_full",
+            Self::BadTarget => "bad_target",
+        }
+    }
+
+    /// The reason with this numeric value.
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        if v == 0 || v as usize > Self::ALL.len() {
+            None
+        } else {
+            Some(Self::ALL[v as usize - 1])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_dense_and_in_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as u32, i as u32 + 1);
+            assert_eq!(DropReason::from_u32(*r as u32), Some(*r));
+        }
+        assert_eq!(DropReason::COUNT as usize, DropReason::ALL.len() + 1);
+        assert_eq!(DropReason::from_u32(0), None);
+        assert_eq!(DropReason::from_u32(DropReason::COUNT), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! Interfaces, subnets, VPCs and endpoints: what the datapath knows about the topology.
+//!
+//! Ids (`vpc_id`, `subnet_id`, route table and ACL ids) are allocated by the agent's compiler.
+//! Policy is double-buffered for atomic switch-over: the `CONFIG` map names the active `slot`,
+//! maps keyed by something the packet carries (ifindex, addresses) include the slot in the key,
+//! and ids carry it in their top bits ([`slot_id`]), so a packet looks up one generation only.
+
+use crate::{assert_size, pod};
+
+/// Bits of an id that hold the generation slot.
+pub const SLOT_SHIFT: u32 = 30;
+
+/// An id in generation slot `slot` (0 or 1).
+#[inline]
+pub const fn slot_id(slot: u32, local: u32) -> u32 {
+    (slot << SLOT_SHIFT) | local
+}
+
+/// Global datapath configuration (`CONFIG` array, index 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GlobalConfig {
+    /// [`crate::LAYOUT_VERSION`] of the agent that wrote the maps.
+    pub layout_version: u32,
+    /// The generation slot (0 or 1) packets use.
+    pub active_slot: u32,
+    /// Configuration generation, increased by every applied change.
+    pub generation: u64,
+}
+assert_size!(GlobalConfig, 16);
+
+/// The interface is a subnet's router port (hosts attached at L2).
+pub const IFACE_SUBNET: u8 = 1;
+/// The interface is an internet gateway uplink.
+pub const IFACE_UPLINK: u8 = 2;
+
+/// `IFACES` key: an interface in one generation slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IfaceKey {
+    pub ifindex: u32,
+    pub slot: u32,
+}
+assert_size!(IfaceKey, 8);
+
+/// `IFACES` value: what an interface is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceInfo {
+    /// [`IFACE_SUBNET`] or [`IFACE_UPLINK`].
+    pub kind: u8,
+    pub _pad: [u8; 3],
+    /// The VPC of the subnet (for an uplink: the VPC whose internet gateway it is).
+    pub vpc_id: u32,
+    /// The subnet (0 for an uplink).
+    pub subnet_id: u32,
+    pub _pad2: u32,
+}
+assert_size!(IfaceInfo, 16);
+
+/// `SUBNETS` value, keyed by `subnet_id` (u32).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubnetInfo {
+    /// The router interface the subnet's hosts are attached to.
+    pub ifindex: u32,
+    pub vpc_id: u32,
+    /// Route table id (key prefix in `ROUTES`).
+    pub route_table: u32,
+    /// Network ACL id (`ACLS` index is `acl_id * 2 + direction`).
+    pub acl_id: u32,
+    /// Subnet network address and mask (network order).
+    pub cidr: u32,
+    pub mask: u32,
+    /// The router's own address in the subnet (.1).
+    pub router_ip: u32,
+    pub _pad: u32,
+}
+assert_size!(SubnetInfo, 32);
+
+/// `VPCS` value, keyed by `vpc_id` (u32).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VpcInfo {
+    /// The internet gateway's uplink interface (0: the VPC has no internet gateway).
+    pub igw_ifindex: u32,
+    /// Route table holding only the VPC's local (subnet) routes, used for traffic that arrives
+    /// from the internet or over a peering connection.
+    pub local_table: u32,
+}
+assert_size!(VpcInfo, 8);
+
+/// The endpoint is an instance's network interface.
+pub const ENDPOINT_INSTANCE: u8 = 1;
+/// The endpoint is a NAT gateway's interface.
+pub const ENDPOINT_NAT_GATEWAY: u8 = 2;
+
+/// `ENDPOINTS` key: a private address in a VPC.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointKey {
+    pub vpc_id: u32,
+    /// Private address (network order).
+    pub ip: u32,
+}
+assert_size!(EndpointKey, 8);
+
+/// `ENDPOINTS` value: a registered address (source/destination check, delivery, policy).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    /// [`ENDPOINT_INSTANCE`] or [`ENDPOINT_NAT_GATEWAY`].
+    pub kind: u8,
+    pub _pad: [u8; 3],
+    pub subnet_id: u32,
+    /// Instance id (or NAT gateway id), for security groups and flow logs.
+    pub id: u32,
+    /// Public IP (network order) mapped 1:1 by the internet gateway; 0 = none.
+    pub public_ip: u32,
+}
+assert_size!(Endpoint, 16);
+
+/// `PUBLIC_IPS` key: a public (elastic) address the router answers for on the uplink.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublicKey {
+    pub ip: u32,
+    pub slot: u32,
+}
+assert_size!(PublicKey, 8);
+
+/// `PUBLIC_IPS` value: where a public address leads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublicTarget {
+    /// [`ENDPOINT_INSTANCE`] (1:1 translation) or [`ENDPOINT_NAT_GATEWAY`] (replies only).
+    pub kind: u8,
+    pub _pad: [u8; 3],
+    pub vpc_id: u32,
+    /// The private address behind it.
+    pub private_ip: u32,
+    /// Instance id or NAT gateway id.
+    pub id: u32,
+}
+assert_size!(PublicTarget, 16);
+
+/// `NAT_GATEWAYS` value, keyed by NAT gateway id (u32).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatGatewayInfo {
+    pub vpc_id: u32,
+    /// The (public) subnet the gateway lives in.
+    pub subnet_id: u32,
+    pub private_ip: u32,
+    pub elastic_ip: u32,
+}
+assert_size!(NatGatewayInfo, 16);
+
+pod!(
+    GlobalConfig,
+    IfaceKey,
+    IfaceInfo,
+    SubnetInfo,
+    VpcInfo,
+    EndpointKey,
+    Endpoint,
+    PublicKey,
+    PublicTarget,
+    NatGatewayInfo,
+);

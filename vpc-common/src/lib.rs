@@ -1,0 +1,85 @@
+//! Types shared by the kernel programs (`vpc-ebpf`) and the agent (`vpc-agent`).
+//!
+//! Every map key and value is `#[repr(C)]` with explicit padding fields, so that the layout
+//! the kernel sees is exactly the layout the agent writes, and a compile-time assertion pins
+//! each size. Byte order conventions, used everywhere:
+//!
+//! - IPv4 addresses are `u32` holding the address **in network byte order** as it sits in the
+//!   packet (`u32::from_ne_bytes(addr.octets())` in userspace). Masks likewise.
+//! - Ports and rule numbers are **host order** (the datapath converts the packet's port once).
+//!
+//! See [`ip_raw`] / [`ip_from_raw`] for the userspace conversions.
+#![no_std]
+
+pub mod acl;
+pub mod capacity;
+pub mod drop;
+pub mod iface;
+pub mod route;
+
+pub use drop::DropReason;
+
+/// Version of the map layouts in this crate. Pinned maps carry it (in the `CONFIG` map) so
+/// that an agent can refuse or migrate maps written by an incompatible version.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Compile-time size assertion: `assert_size!(Type, bytes)`.
+#[macro_export]
+macro_rules! assert_size {
+    ($t:ty, $n:expr) => {
+        const _: () = assert!(::core::mem::size_of::<$t>() == $n);
+    };
+}
+
+/// Implements `aya::Pod` for the given types when built for userspace.
+macro_rules! pod {
+    ($($t:ty),+ $(,)?) => {
+        $(
+            #[cfg(feature = "user")]
+            // SAFETY: the type is #[repr(C)], Copy, has no implicit padding (all padding is an
+            // explicit field, checked by `assert_size!`) and every bit pattern is valid.
+            unsafe impl aya::Pod for $t {}
+        )+
+    };
+}
+pub(crate) use pod;
+
+/// An IPv4 address as stored in maps (network byte order in a `u32`).
+#[inline]
+pub const fn ip_raw(octets: [u8; 4]) -> u32 {
+    u32::from_ne_bytes(octets)
+}
+
+/// The octets of an address stored with [`ip_raw`].
+#[inline]
+pub const fn ip_from_raw(raw: u32) -> [u8; 4] {
+    raw.to_ne_bytes()
+}
+
+/// A netmask of `len` leading one bits, stored like an address (network byte order).
+#[inline]
+pub const fn mask_raw(len: u8) -> u32 {
+    let host = if len == 0 {
+        0
+    } else if len >= 32 {
+        u32::MAX
+    } else {
+        u32::MAX << (32 - len)
+    };
+    host.to_be()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_raw_matches_octets() {
+        assert_eq!(ip_from_raw(mask_raw(24)), [255, 255, 255, 0]);
+        assert_eq!(ip_from_raw(mask_raw(0)), [0, 0, 0, 0]);
+        assert_eq!(ip_from_raw(mask_raw(32)), [255, 255, 255, 255]);
+        assert_eq!(ip_from_raw(mask_raw(12)), [255, 240, 0, 0]);
+        let a = ip_raw([10, 1, 2, 3]);
+        assert_eq!(a & mask_raw(16), ip_raw([10, 1, 0, 0]));
+    }
+}

@@ -1,0 +1,56 @@
+//! Route tables: one LPM trie (`ROUTES`) holds every route of every table.
+//!
+//! Key layout (the data behind the LPM trie's `prefix_len`):
+//!
+//! ```text
+//!  0               4               8
+//! +---------------+---------------+
+//! | table (u32)   | addr (u32 BE) |
+//! +---------------+---------------+
+//! prefix_len = 32 + route prefix length
+//! ```
+//!
+//! The table id is always matched in full (the prefix length counts its 32 bits first), so its
+//! byte order does not matter; the address is in network order as the trie compares bits
+//! most-significant first. Every route table also carries the VPC's local routes, one entry per
+//! subnet (target [`TARGET_LOCAL`], `target_id` = subnet id), plus one entry per VPC block with
+//! target [`TARGET_LOCAL`] and `target_id` 0 (inside the VPC, but no subnet there).
+
+use crate::{assert_size, pod};
+
+/// Bits of the key before the address (the table id).
+pub const ROUTE_TABLE_BITS: u32 = 32;
+
+/// LPM trie key data (see the module docs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteKey {
+    pub table: u32,
+    /// Destination prefix, network order.
+    pub addr: u32,
+}
+assert_size!(RouteKey, 8);
+
+/// Deliver inside the VPC: `target_id` is the destination subnet (0: no such subnet).
+pub const TARGET_LOCAL: u8 = 1;
+/// Internet gateway: `target_id` is the uplink ifindex.
+pub const TARGET_INTERNET_GATEWAY: u8 = 2;
+/// NAT gateway: `target_id` is the NAT gateway id.
+pub const TARGET_NAT_GATEWAY: u8 = 3;
+/// Peering connection: `target_id` is the peer VPC id.
+pub const TARGET_PEERING: u8 = 4;
+/// Drop.
+pub const TARGET_BLACKHOLE: u8 = 5;
+
+/// `ROUTES` value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouteValue {
+    /// One of the `TARGET_*` constants.
+    pub target: u8,
+    pub _pad: [u8; 3],
+    pub target_id: u32,
+}
+assert_size!(RouteValue, 8);
+
+pod!(RouteKey, RouteValue);
