@@ -1,4 +1,5 @@
 //! The VPC agent: reads a VPC definition, compiles it into the kernel maps of the eBPF datapath,
 //! and reads the datapath's counters back out.
 
+pub mod datapath;
 pub mod ebpf;

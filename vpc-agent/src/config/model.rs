@@ -1,0 +1,280 @@
+//! The YAML file as written (shared/spec/vpc-config.md): serde structs, every one with
+//! `deny_unknown_fields` so that a typo is an error and never silently drops a rule.
+//!
+//! Values whose meaning is checked by [`super::validate`] (CIDRs, addresses, names, numbers)
+//! are kept as written, wrapped in [`Loc`] so that each error can name the node's own line and
+//! column. Parsing them here would stop at the first bad value; validation reports them all.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, de};
+
+/// A 1-based line and column in the YAML file (0:0 when unknown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Pos {
+    pub const fn new(line: u32, column: u32) -> Self {
+        Self { line, column }
+    }
+
+    pub(crate) fn from_location(loc: &serde_saphyr::Location) -> Self {
+        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Self::new(clamp(loc.line()), clamp(loc.column()))
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// A value with the position of its YAML node (where it is used, for an alias).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loc<T> {
+    pub value: T,
+    pub pos: Pos,
+}
+
+impl<T> Loc<T> {
+    pub const fn new(value: T, pos: Pos) -> Self {
+        Self { value, pos }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Loc<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        Ok(Self::new(
+            spanned.value,
+            Pos::from_location(&spanned.referenced),
+        ))
+    }
+}
+
+/// A scalar kept as text whether YAML typed it as a number or a string (`ports: 80` and
+/// `ports: 1024-65535`, `protocol: 6` and `protocol: tcp`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an integer")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub vpcs: Vec<Loc<Vpc>>,
+    #[serde(default)]
+    pub flow_logs: Option<Loc<FlowLogs>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vpc {
+    pub name: Loc<String>,
+    pub cidr_blocks: Loc<Vec<Loc<String>>>,
+    #[serde(default)]
+    pub internet_gateway: Option<Loc<InternetGateway>>,
+    #[serde(default)]
+    pub nat_gateways: Vec<Loc<NatGateway>>,
+    #[serde(default)]
+    pub subnets: Vec<Loc<Subnet>>,
+    #[serde(default)]
+    pub route_tables: Vec<Loc<RouteTable>>,
+    #[serde(default)]
+    pub network_acls: Vec<Loc<NetworkAcl>>,
+    #[serde(default)]
+    pub security_groups: Vec<Loc<SecurityGroup>>,
+    #[serde(default)]
+    pub instances: Vec<Loc<Instance>>,
+    #[serde(default)]
+    pub peering_connections: Vec<Loc<PeeringConnection>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternetGateway {
+    pub name: Loc<String>,
+    pub interface: Loc<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatGateway {
+    pub name: Loc<String>,
+    pub subnet: Loc<String>,
+    pub private_ip: Loc<String>,
+    pub elastic_ip: Loc<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subnet {
+    pub name: Loc<String>,
+    pub cidr: Loc<String>,
+    pub interface: Loc<String>,
+    #[serde(default)]
+    pub route_table: Option<Loc<String>>,
+    #[serde(default)]
+    pub network_acl: Option<Loc<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTable {
+    pub name: Loc<String>,
+    #[serde(default)]
+    pub routes: Vec<Loc<Route>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub destination: Loc<String>,
+    pub target: Loc<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkAcl {
+    pub name: Loc<String>,
+    #[serde(default)]
+    pub inbound: Vec<Loc<AclRule>>,
+    #[serde(default)]
+    pub outbound: Vec<Loc<AclRule>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Deny,
+}
+
+/// The protocol/ports/ICMP part every rule kind shares (checked by one function).
+pub trait TrafficSpec {
+    fn protocol(&self) -> &Loc<Text>;
+    fn ports(&self) -> Option<&Loc<Text>>;
+    fn icmp(&self) -> Option<&Loc<Icmp>>;
+}
+
+macro_rules! traffic_spec {
+    ($($t:ty),+) => {$(
+        impl TrafficSpec for $t {
+            fn protocol(&self) -> &Loc<Text> { &self.protocol }
+            fn ports(&self) -> Option<&Loc<Text>> { self.ports.as_ref() }
+            fn icmp(&self) -> Option<&Loc<Icmp>> { self.icmp.as_ref() }
+        }
+    )+};
+}
+traffic_spec!(AclRule, SgInbound, SgOutbound);
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclRule {
+    pub rule: Loc<i64>,
+    pub protocol: Loc<Text>,
+    #[serde(default)]
+    pub ports: Option<Loc<Text>>,
+    #[serde(default)]
+    pub icmp: Option<Loc<Icmp>>,
+    pub cidr: Loc<String>,
+    pub action: Loc<Action>,
+}
+
+/// `icmp: { type: 3, code: 4 }`; an omitted field or -1 means any.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Icmp {
+    #[serde(default, rename = "type")]
+    pub icmp_type: Option<Loc<i64>>,
+    #[serde(default)]
+    pub code: Option<Loc<i64>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroup {
+    pub name: Loc<String>,
+    #[serde(default)]
+    pub inbound: Vec<Loc<SgInbound>>,
+    /// `None` (omitted) allows all outbound traffic, as for a new AWS group.
+    #[serde(default)]
+    pub outbound: Option<Vec<Loc<SgOutbound>>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SgInbound {
+    pub protocol: Loc<Text>,
+    #[serde(default)]
+    pub ports: Option<Loc<Text>>,
+    #[serde(default)]
+    pub icmp: Option<Loc<Icmp>>,
+    pub source: Loc<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SgOutbound {
+    pub protocol: Loc<Text>,
+    #[serde(default)]
+    pub ports: Option<Loc<Text>>,
+    #[serde(default)]
+    pub icmp: Option<Loc<Icmp>>,
+    pub destination: Loc<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    pub name: Loc<String>,
+    pub subnet: Loc<String>,
+    pub private_ip: Loc<String>,
+    #[serde(default)]
+    pub public_ip: Option<Loc<String>>,
+    #[serde(default)]
+    pub security_groups: Option<Loc<Vec<Loc<String>>>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeeringConnection {
+    pub name: Loc<String>,
+    pub peer_vpc: Loc<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowLogs {
+    #[serde(default)]
+    pub aggregation_interval: Option<Loc<i64>>,
+    #[serde(default)]
+    pub destination: Option<Loc<String>>,
+    #[serde(default)]
+    pub format: Option<Loc<String>>,
+}

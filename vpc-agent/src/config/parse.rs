@@ -1,0 +1,95 @@
+//! YAML loading with serde-saphyr: one document, no duplicate keys, no merge keys, bounded alias
+//! expansion (alias bombs), unknown keys rejected by the model. A failure becomes one
+//! [`Diagnostic`] with the line and column serde-saphyr reports and the path
+//! `serde_path_to_error` tracked up to the failing node.
+
+use serde_path_to_error::Segment;
+use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, MergeKeyPolicy, MessageFormatter};
+
+use super::{
+    error::Diagnostic,
+    model::{ConfigFile, Pos},
+};
+
+/// Alias replay limits: a VPC file legitimately reuses a few rule lists, never thousands of
+/// nodes, so these stop a "billion laughs" document long before it costs memory or time.
+const MAX_REPLAYED_EVENTS: usize = 10_000;
+const MAX_EXPANSIONS_PER_ANCHOR: usize = 1_000;
+const MAX_REPLAY_DEPTH: usize = 16;
+
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        duplicate_keys: DuplicateKeyPolicy::Error,
+        merge_keys: MergeKeyPolicy::Error,
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_REPLAYED_EVENTS,
+            max_alias_expansions_per_anchor: MAX_EXPANSIONS_PER_ANCHOR,
+            max_replay_stack_depth: MAX_REPLAY_DEPTH,
+        },
+        strict_booleans: true,
+        reject_unsupported_tags: true,
+        with_snippet: false,
+    }
+}
+
+/// Parses the text of a VPC definition into the model (no semantic checks).
+pub fn parse_str(text: &str) -> Result<ConfigFile, Diagnostic> {
+    let mut path = String::new();
+    serde_saphyr::with_deserializer_from_str_with_options(text, options(), |de| {
+        serde_path_to_error::deserialize::<_, ConfigFile>(de).map_err(|e| {
+            path = format_path(e.path());
+            e.into_inner()
+        })
+    })
+    .map_err(|e| to_diagnostic(&e, path))
+}
+
+/// Keys `Spanned` (behind [`super::model::Loc`]) uses internally: not part of the user's path.
+const SPANNED_KEYS: [&str; 4] = ["__serde_saphyr_private_spanned", "value", "referenced", "defined"];
+
+/// `vpcs[0].subnets[2].cidr` from the tracked serde path.
+fn format_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if SPANNED_KEYS.contains(&key.as_str()) {
+                    continue;
+                }
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// The error that carries the message (wrappers only add snippets or alias locations).
+fn innermost(err: &YamlError) -> &YamlError {
+    match err {
+        YamlError::WithSnippet { error, .. } | YamlError::AliasError { error, .. } => {
+            innermost(error)
+        }
+        other => other,
+    }
+}
+
+fn to_diagnostic(err: &YamlError, path: String) -> Diagnostic {
+    let inner = innermost(err);
+    let pos = err
+        .location()
+        .or_else(|| inner.location())
+        .map(|l| Pos::from_location(&l))
+        .unwrap_or(Pos::new(1, 1));
+    let message = serde_saphyr::DefaultMessageFormatter.format_message(inner);
+    // The message may quote the file's text: keep control characters out of the report.
+    let message: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    Diagnostic::new(pos, path, message)
+}

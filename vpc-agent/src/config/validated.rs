@@ -1,0 +1,288 @@
+//! The validated definition: every name resolved to an index, every value parsed, AWS defaults
+//! applied (main route table, `default` network ACL and security group). Only
+//! [`super::validate`] builds it, so holding one means the file passed every rule.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+/// IP protocol numbers the rules give names to.
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// The name of the implicit and of the user-overridable defaults.
+pub const MAIN_TABLE: &str = "main";
+pub const DEFAULT_ACL: &str = "default";
+pub const DEFAULT_SG: &str = "default";
+
+/// AWS's default aggregation interval for flow logs (seconds).
+pub const DEFAULT_AGGREGATION_INTERVAL: u32 = 600;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatedConfig {
+    pub vpcs: Vec<VpcDef>,
+    pub flow_logs: Option<FlowLogConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpcDef {
+    pub name: String,
+    /// Primary first.
+    pub cidr_blocks: Vec<Ipv4Net>,
+    pub internet_gateway: Option<InternetGatewayDef>,
+    pub nat_gateways: Vec<NatGatewayDef>,
+    pub subnets: Vec<SubnetDef>,
+    /// The file's tables, plus an implicit `main` at the end if the file has none.
+    pub route_tables: Vec<RouteTableDef>,
+    /// Index of the main table in `route_tables`.
+    pub main_route_table: usize,
+    /// The file's ACLs, plus the implicit allow-all `default` at the end if the file has none.
+    pub network_acls: Vec<NetworkAclDef>,
+    pub security_groups: Vec<SecurityGroupDef>,
+    pub instances: Vec<InstanceDef>,
+    pub peering_connections: Vec<PeeringDef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InternetGatewayDef {
+    pub name: String,
+    /// The uplink interface.
+    pub interface: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatGatewayDef {
+    pub name: String,
+    /// Index in the VPC's `subnets`.
+    pub subnet: usize,
+    pub private_ip: Ipv4Addr,
+    pub elastic_ip: Ipv4Addr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubnetDef {
+    pub name: String,
+    pub cidr: Ipv4Net,
+    pub interface: String,
+    /// Index in the VPC's `route_tables` (the main table if the file names none).
+    pub route_table: usize,
+    /// Index in the VPC's `network_acls` (`default` if the file names none).
+    pub network_acl: usize,
+}
+
+impl SubnetDef {
+    /// The router's own address in the subnet (the first host address, `.1`).
+    pub fn router_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.cidr.network()) + 1)
+    }
+
+    /// AWS reserves the network address, the next three (router, DNS, future use) and the
+    /// broadcast address of every subnet.
+    pub fn is_reserved(&self, ip: Ipv4Addr) -> bool {
+        let offset = u32::from(ip).wrapping_sub(u32::from(self.cidr.network()));
+        offset < 4 || ip == self.cidr.broadcast()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteTableDef {
+    pub name: String,
+    /// Not in the file: the implicit main table.
+    pub implicit: bool,
+    /// The file's routes (the local routes are implicit and not listed here).
+    pub routes: Vec<RouteDef>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteDef {
+    pub destination: Ipv4Net,
+    pub target: RouteTarget,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// The VPC's internet gateway.
+    InternetGateway,
+    /// Index in the VPC's `nat_gateways`.
+    NatGateway(usize),
+    /// Index in the VPC's `peering_connections`.
+    Peering(usize),
+    Blackhole,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkAclDef {
+    pub name: String,
+    pub implicit: bool,
+    /// Sorted by rule number.
+    pub inbound: Vec<AclRuleDef>,
+    /// Sorted by rule number.
+    pub outbound: Vec<AclRuleDef>,
+}
+
+impl NetworkAclDef {
+    /// AWS's default network ACL: rule 100 allows everything both ways.
+    pub fn allow_all(name: &str) -> Self {
+        let rule = AclRuleDef {
+            number: 100,
+            traffic: TrafficMatch::ANY,
+            cidr: Ipv4Net::default(),
+            allow: true,
+        };
+        Self {
+            name: name.to_owned(),
+            implicit: true,
+            inbound: vec![rule.clone()],
+            outbound: vec![rule],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AclRuleDef {
+    /// 1-32766.
+    pub number: u16,
+    pub traffic: TrafficMatch,
+    /// Remote CIDR: the source for inbound rules, the destination for outbound rules.
+    pub cidr: Ipv4Net,
+    pub allow: bool,
+}
+
+/// Protocol, destination ports and ICMP type/code a rule matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrafficMatch {
+    /// `None`: every protocol (`all`).
+    pub protocol: Option<u8>,
+    /// Inclusive destination port range; `None`: all ports (or the protocol has none).
+    pub ports: Option<(u16, u16)>,
+    /// `None`: any type.
+    pub icmp_type: Option<u8>,
+    /// `None`: any code.
+    pub icmp_code: Option<u8>,
+}
+
+impl TrafficMatch {
+    pub const ANY: Self = Self {
+        protocol: None,
+        ports: None,
+        icmp_type: None,
+        icmp_code: None,
+    };
+
+    /// Whether a packet's protocol, destination port and ICMP type/code match.
+    pub fn matches(&self, proto: u8, dport: u16, icmp_type: u8, icmp_code: u8) -> bool {
+        match self.protocol {
+            None => true,
+            Some(p) if p != proto => false,
+            Some(PROTO_TCP | PROTO_UDP) => self
+                .ports
+                .is_none_or(|(lo, hi)| (lo..=hi).contains(&dport)),
+            Some(PROTO_ICMP) => {
+                self.icmp_type.is_none_or(|t| t == icmp_type)
+                    && self.icmp_code.is_none_or(|c| c == icmp_code)
+            }
+            Some(_) => true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityGroupDef {
+    pub name: String,
+    pub implicit: bool,
+    pub inbound: Vec<SgRuleDef>,
+    pub outbound: Vec<SgRuleDef>,
+}
+
+impl SecurityGroupDef {
+    /// AWS's default group: inbound from members of the group, outbound to everything.
+    pub fn aws_default(index: usize, name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            implicit: true,
+            inbound: vec![SgRuleDef {
+                traffic: TrafficMatch::ANY,
+                peer: SgPeer::Group(index),
+            }],
+            outbound: vec![SgRuleDef::allow_all()],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SgRuleDef {
+    pub traffic: TrafficMatch,
+    /// The source (inbound) or destination (outbound).
+    pub peer: SgPeer,
+}
+
+impl SgRuleDef {
+    /// Everything to everywhere: the outbound rule of a group whose `outbound` is omitted.
+    pub fn allow_all() -> Self {
+        Self {
+            traffic: TrafficMatch::ANY,
+            peer: SgPeer::Cidr(Ipv4Net::default()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SgPeer {
+    Cidr(Ipv4Net),
+    /// Members of the group with this index in the VPC's `security_groups`.
+    Group(usize),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceDef {
+    pub name: String,
+    /// Index in the VPC's `subnets`.
+    pub subnet: usize,
+    pub private_ip: Ipv4Addr,
+    pub public_ip: Option<Ipv4Addr>,
+    /// Indices in the VPC's `security_groups` (`default` if the file names none).
+    pub security_groups: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeeringDef {
+    pub name: String,
+    /// Index in `ValidatedConfig::vpcs`.
+    pub peer_vpc: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowLogConfig {
+    /// 60 or 600 seconds.
+    pub aggregation_interval: u32,
+    pub destination: FlowLogDestination,
+    /// The record's fields in order (AWS names, e.g. `srcaddr`).
+    pub fields: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowLogDestination {
+    Stdout,
+    File(std::path::PathBuf),
+}
+
+impl ValidatedConfig {
+    /// Counts for a one-line summary.
+    pub fn summary(&self) -> String {
+        let sum = |f: fn(&VpcDef) -> usize| self.vpcs.iter().map(f).sum::<usize>();
+        let plural = |n: usize, one: &str, many: &str| {
+            format!("{n} {}", if n == 1 { one } else { many })
+        };
+        [
+            plural(self.vpcs.len(), "VPC", "VPCs"),
+            plural(sum(|v| v.subnets.len()), "subnet", "subnets"),
+            plural(sum(|v| v.route_tables.len()), "route table", "route tables"),
+            plural(sum(|v| v.network_acls.len()), "network ACL", "network ACLs"),
+            plural(sum(|v| v.security_groups.len()), "security group", "security groups"),
+            plural(sum(|v| v.instances.len()), "instance", "instances"),
+            plural(sum(|v| v.nat_gateways.len()), "NAT gateway", "NAT gateways"),
+        ]
+        .join(", ")
+    }
+}
