@@ -130,7 +130,16 @@ impl Drop for Entered {
 /// A veth pair `a` (in `ns_a`) <-> `b` (in `ns_b`), both up. Deleted with either namespace.
 pub fn veth(ns_a: &NetNs, a: &str, ns_b: &NetNs, b: &str) -> Result<()> {
     ns_a.ip(&[
-        "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns_b.name(),
+        "link",
+        "add",
+        a,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b,
+        "netns",
+        ns_b.name(),
     ])?;
     ns_a.ip(&["link", "set", a, "up"])?;
     ns_b.ip(&["link", "set", b, "up"])?;
@@ -165,7 +174,17 @@ impl Host {
     pub fn ping(&self, dst: &str, count: u32) -> Result<bool> {
         let out = self.ns.exec_status(
             "ping",
-            &["-n", "-q", "-c", &count.to_string(), "-W", "1", "-i", "0.2", dst],
+            &[
+                "-n",
+                "-q",
+                "-c",
+                &count.to_string(),
+                "-W",
+                "1",
+                "-i",
+                "0.2",
+                dst,
+            ],
         )?;
         Ok(out.status.success())
     }

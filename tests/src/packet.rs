@@ -11,11 +11,25 @@ pub const TCP_ACK: u8 = 0x10;
 /// Layer 4 of a built packet.
 #[derive(Clone, Debug)]
 pub enum L4 {
-    Tcp { sport: u16, dport: u16, flags: u8 },
-    Udp { sport: u16, dport: u16 },
-    Icmp { ty: u8, code: u8, id: u16, seq: u16 },
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: u8,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    Icmp {
+        ty: u8,
+        code: u8,
+        id: u16,
+        seq: u16,
+    },
     /// Any other protocol number, payload only.
-    Raw { proto: u8 },
+    Raw {
+        proto: u8,
+    },
 }
 
 /// An Ethernet + IPv4 packet description; [`Packet::build`] produces the bytes with valid
@@ -55,7 +69,15 @@ impl Packet {
     }
 
     pub fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Self {
-        Self::new(src, dst, L4::Tcp { sport, dport, flags })
+        Self::new(
+            src,
+            dst,
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            },
+        )
     }
 
     pub fn udp(src: &str, dst: &str, sport: u16, dport: u16) -> Self {
@@ -63,7 +85,16 @@ impl Packet {
     }
 
     pub fn icmp_echo(src: &str, dst: &str, id: u16, seq: u16) -> Self {
-        Self::new(src, dst, L4::Icmp { ty: 8, code: 0, id, seq })
+        Self::new(
+            src,
+            dst,
+            L4::Icmp {
+                ty: 8,
+                code: 0,
+                id,
+                seq,
+            },
+        )
     }
 
     pub fn ttl(mut self, ttl: u8) -> Self {
@@ -108,7 +139,11 @@ impl Packet {
 
     fn l4_bytes(&self) -> Vec<u8> {
         let mut l4 = match self.l4 {
-            L4::Tcp { sport, dport, flags } => {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            } => {
                 let mut h = vec![0u8; 20];
                 h[0..2].copy_from_slice(&sport.to_be_bytes());
                 h[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -145,7 +180,10 @@ impl Packet {
         if let Some(at) = csum_at {
             let sum = match self.l4 {
                 L4::Icmp { .. } => checksum(&[&l4]),
-                _ => checksum(&[&pseudo_header(self.src, self.dst, self.proto(), l4.len()), &l4]),
+                _ => checksum(&[
+                    &pseudo_header(self.src, self.dst, self.proto(), l4.len()),
+                    &l4,
+                ]),
             };
             let sum = if matches!(self.l4, L4::Udp { .. }) && sum == 0 {
                 0xffff

@@ -73,10 +73,7 @@ pub fn run_xdp_repeat(
     };
     // SAFETY: XdpMd is repr(C) plain integers; viewing it as bytes is sound.
     let md_bytes = unsafe {
-        std::slice::from_raw_parts(
-            (&raw const md).cast::<u8>(),
-            std::mem::size_of::<XdpMd>(),
-        )
+        std::slice::from_raw_parts((&raw const md).cast::<u8>(), std::mem::size_of::<XdpMd>())
     };
     let opts = TestRunOptions {
         data_in: Some(packet),

@@ -125,7 +125,10 @@ fn xdp_attached_natively_in_a_namespace_passes_traffic() {
     assert!(link.contains("xdp"), "XDP program attached: {link}");
 
     let ping = b
-        .exec_status("ping", &["-n", "-q", "-c", "3", "-W", "1", "-i", "0.2", "10.99.0.1"])
+        .exec_status(
+            "ping",
+            &["-n", "-q", "-c", "3", "-W", "1", "-i", "0.2", "10.99.0.1"],
+        )
         .unwrap();
     assert!(
         ping.status.success(),
