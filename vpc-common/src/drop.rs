@@ -45,14 +45,20 @@ pub enum DropReason {
     ConntrackFull = 19,
     /// The route needs a target the datapath does not have (missing map entry: config race).
     BadTarget = 20,
+    /// A packet the kernel forwarded onto a VPC interface without the datapath's approval
+    /// (e.g. from an interface the agent does not manage): caught by the TC egress guard.
+    Unapproved = 21,
+    /// The kernel's FIB has no usable route/neighbour path for a forwarded packet, or it
+    /// disagrees with the VPC route's interface.
+    FibFailed = 22,
 }
 
 impl DropReason {
     /// Number of slots in `DROP_COUNTERS` (the largest value + 1; slot 0 is unused).
-    pub const COUNT: u32 = 21;
+    pub const COUNT: u32 = 23;
 
     /// Every reason, in numeric order.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 22] = [
         Self::Malformed,
         Self::Fragment,
         Self::VlanTagged,
@@ -73,6 +79,8 @@ impl DropReason {
         Self::NotIpv4,
         Self::ConntrackFull,
         Self::BadTarget,
+        Self::Unapproved,
+        Self::FibFailed,
     ];
 
     /// A stable, snake_case name for logs, metrics and the CLI.
@@ -98,6 +106,8 @@ impl DropReason {
             Self::NotIpv4 => "not_ipv4",
             Self::ConntrackFull => "conntrack_full",
             Self::BadTarget => "bad_target",
+            Self::Unapproved => "unapproved",
+            Self::FibFailed => "fib_failed",
         }
     }
 

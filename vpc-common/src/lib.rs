@@ -69,6 +69,11 @@ pub const fn mask_raw(len: u8) -> u32 {
     host.to_be()
 }
 
+/// `skb->mark` value the TC ingress program sets on a packet it approved and redirected, so the
+/// TC egress guard of the destination interface lets it out. Chosen to stay clear of common
+/// mark usage (only this exact value counts).
+pub const MARK_APPROVED: u32 = 0x7670_6301;
+
 #[cfg(test)]
 mod tests {
     use super::*;

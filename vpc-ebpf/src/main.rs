@@ -1,38 +1,126 @@
-//! The VPC datapath: XDP on ingress of every VPC interface (fast path), TC for packets that take
-//! the kernel's path. Entry points are thin and call a `try_*` function returning a
-//! `Result<action, DropReason>`; the single drop path counts the reason.
+//! The VPC datapath. XDP on ingress of every VPC interface is the fast path; TC (clsact/tcx)
+//! on the same interfaces enforces the same decisions for packets that take the kernel's path
+//! (ingress), and guards egress so the kernel never forwards a VPC packet unchecked.
+//!
+//! Entry points are thin: each calls a `try_*` function returning `Result<action, DropReason>`,
+//! and the single drop path ([`drop::count_drop`]) counts the reason.
 #![no_std]
 #![no_main]
 
+mod acl;
+mod csum;
+mod decide;
 mod drop;
+mod forward;
+mod maps;
 mod packet;
+mod route;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use vpc_common::DropReason;
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+use vpc_common::{
+    DropReason, MARK_APPROVED,
+    iface::{IFACE_SUBNET, IfaceKey},
+};
 
-use crate::packet::{Frame, parse};
+use crate::{
+    decide::{Decision, decide},
+    maps::{CONFIG, IFACES, SUBNETS, copied},
+    packet::{Frame, parse},
+};
 
 /// XDP ingress program on every VPC interface.
 #[xdp]
 pub fn vpc_xdp(ctx: XdpContext) -> u32 {
     match try_vpc_xdp(&ctx) {
         Ok(action) => action,
-        Err(reason) => xdp_drop(reason),
+        Err(reason) => {
+            drop::count_drop(reason);
+            xdp_action::XDP_DROP
+        }
     }
 }
 
 #[inline(always)]
 fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
-    match parse(ctx)? {
-        Frame::Other => Ok(xdp_action::XDP_PASS),
-        Frame::Ipv4(_flow) => Ok(xdp_action::XDP_PASS),
+    let Frame::Ipv4(mut flow) = parse(ctx)? else {
+        return Ok(xdp_action::XDP_PASS);
+    };
+    match decide(ctx.ingress_ifindex() as u32, &mut flow)? {
+        Decision::Unmanaged | Decision::ToHost => Ok(xdp_action::XDP_PASS),
+        Decision::Forward(fwd) => forward::xdp(ctx, &flow, &fwd),
+    }
+}
+
+/// TC ingress program on every VPC interface: the same pipeline for packets XDP handed to the
+/// kernel (unknown neighbour) or that arrive where XDP is not attached.
+#[classifier]
+pub fn vpc_tc_ingress(ctx: TcContext) -> i32 {
+    match try_vpc_tc_ingress(&ctx) {
+        Ok(action) => action,
+        Err(reason) => {
+            drop::count_drop(reason);
+            TC_ACT_SHOT
+        }
     }
 }
 
 #[inline(always)]
-fn xdp_drop(reason: DropReason) -> u32 {
-    drop::count_drop(reason);
-    xdp_action::XDP_DROP
+fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
+    // Headers must be in the linear part for direct access; a failure leaves them where they
+    // are and the parser reports a short packet.
+    let _ = ctx.pull_data(128.min(ctx.len()));
+    let Frame::Ipv4(mut flow) = parse(ctx)? else {
+        return Ok(TC_ACT_OK);
+    };
+    // SAFETY: reading the ingress ifindex of the skb being processed.
+    let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    match decide(ingress, &mut flow)? {
+        Decision::Unmanaged | Decision::ToHost => Ok(TC_ACT_OK),
+        Decision::Forward(fwd) => forward::tc(ctx, &flow, &fwd),
+    }
+}
+
+/// TC egress guard on subnet interfaces: only packets the datapath approved (marked by the TC
+/// ingress program) and the router's own packets leave; anything the kernel forwarded by
+/// itself is dropped (`unapproved`). XDP-redirected frames do not pass through here.
+#[classifier]
+pub fn vpc_tc_egress(ctx: TcContext) -> i32 {
+    match try_vpc_tc_egress(&ctx) {
+        Ok(action) => action,
+        Err(reason) => {
+            drop::count_drop(reason);
+            TC_ACT_SHOT
+        }
+    }
+}
+
+#[inline(always)]
+fn try_vpc_tc_egress(ctx: &TcContext) -> Result<i32, DropReason> {
+    // SAFETY: reading fields of the skb being processed.
+    let (mark, ifindex) = unsafe { ((*ctx.skb.skb).mark, (*ctx.skb.skb).ifindex) };
+    if mark == MARK_APPROVED {
+        ctx.set_mark(0);
+        return Ok(TC_ACT_OK);
+    }
+    let _ = ctx.pull_data(64.min(ctx.len()));
+    let Frame::Ipv4(flow) = parse(ctx)? else {
+        return Ok(TC_ACT_OK);
+    };
+    let slot = CONFIG.get(0).map_or(0, |c| c.active_slot);
+    let Some(iface) = copied(&IFACES, IfaceKey { ifindex, slot }) else {
+        return Ok(TC_ACT_OK);
+    };
+    if iface.kind != IFACE_SUBNET {
+        return Ok(TC_ACT_OK);
+    }
+    match copied(&SUBNETS, iface.subnet_id) {
+        Some(s) if flow.src == s.router_ip => Ok(TC_ACT_OK),
+        _ => Err(DropReason::Unapproved),
+    }
 }
 
 #[cfg(not(test))]

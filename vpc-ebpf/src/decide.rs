@@ -1,0 +1,231 @@
+//! The policy pipeline (shared by XDP and TC): what happens to a parsed IPv4 packet that arrived
+//! on interface `ingress`, following shared/spec/datapath.md:
+//!
+//! from a subnet S: source check -> network ACL of S outbound -> route table of S (LPM) ->
+//!   local: network ACL of the destination subnet inbound -> deliver
+//!   internet gateway: 1:1 source translation to the instance's public IP -> uplink
+//!   peering: the peer VPC's local routes -> its subnet's ACL inbound -> deliver
+//!   NAT gateway: needs connection tracking (Datapath III): dropped as `bad_target` until then
+//!   blackhole / no route: drop
+//! from the uplink: to an instance's public IP -> 1:1 destination translation -> ACL inbound of
+//!   its subnet -> deliver; to a NAT gateway's elastic IP: replies only (Datapath III); to
+//!   any other VPC address: drop; anything else is the router's own traffic (kernel).
+
+use vpc_common::{
+    DropReason,
+    acl::{ACL_INBOUND, ACL_OUTBOUND},
+    iface::{
+        ENDPOINT_INSTANCE, Endpoint, EndpointKey, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey,
+        PublicKey, SubnetInfo,
+    },
+    route::{
+        TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY,
+        TARGET_PEERING,
+    },
+};
+
+use crate::{
+    acl,
+    maps::{
+        CONFIG, ENDPOINTS, FRAGMENTS, FragKey, FragPorts, IFACES, PUBLIC_IPS, SUBNETS, VPCS, copied,
+    },
+    packet::{Flow, Frag},
+    route,
+};
+
+/// Where a packet goes and how its addresses change.
+#[derive(Clone, Copy)]
+pub struct Forward {
+    /// The interface the VPC's routing sends it out of.
+    pub ifindex: u32,
+    /// New source / destination address (network order); 0 = unchanged.
+    pub new_src: u32,
+    pub new_dst: u32,
+}
+
+/// The pipeline's answer for a packet that is not dropped.
+pub enum Decision {
+    /// The interface is not managed by the agent: the kernel's business.
+    Unmanaged,
+    /// For the router itself (its subnet address, broadcast, multicast, its own uplink traffic).
+    ToHost,
+    /// Forward as described.
+    Forward(Forward),
+}
+
+/// The active generation slot.
+#[inline(always)]
+fn active_slot() -> u32 {
+    CONFIG.get(0).map_or(0, |c| c.active_slot)
+}
+
+/// Runs the pipeline.
+#[inline(always)]
+pub fn decide(ingress: u32, flow: &mut Flow) -> Result<Decision, DropReason> {
+    let slot = active_slot();
+    let Some(iface) = copied(
+        &IFACES,
+        IfaceKey {
+            ifindex: ingress,
+            slot,
+        },
+    ) else {
+        return Ok(Decision::Unmanaged);
+    };
+    classify_fragment(flow)?;
+    match iface.kind {
+        IFACE_SUBNET => from_subnet(&iface, flow),
+        IFACE_UPLINK => from_uplink(slot, &iface, flow),
+        _ => Ok(Decision::Unmanaged),
+    }
+}
+
+/// First fragments record their ports; later fragments take them (or are dropped).
+#[inline(always)]
+fn classify_fragment(flow: &mut Flow) -> Result<(), DropReason> {
+    let key = FragKey {
+        src: flow.src,
+        dst: flow.dst,
+        id: flow.ip_id,
+        proto: flow.proto,
+        _pad: 0,
+    };
+    match flow.frag {
+        Frag::None => Ok(()),
+        Frag::First => {
+            let ports = FragPorts {
+                sport: flow.sport,
+                dport: flow.dport,
+            };
+            // A full table only costs later fragments their classification (counted there).
+            let _ = FRAGMENTS.insert(key, ports, 0);
+            Ok(())
+        }
+        Frag::Later => {
+            // SAFETY: the value is copied out at once; a concurrent update can only change
+            // which (valid) ports we read.
+            let ports = unsafe { FRAGMENTS.get(key) }.copied();
+            let ports = ports.ok_or(DropReason::Fragment)?;
+            flow.sport = ports.sport;
+            flow.dport = ports.dport;
+            Ok(())
+        }
+    }
+}
+
+#[inline(always)]
+fn subnet(id: u32) -> Result<SubnetInfo, DropReason> {
+    copied(&SUBNETS, id).ok_or(DropReason::BadTarget)
+}
+
+#[inline(always)]
+fn endpoint(vpc_id: u32, ip: u32) -> Option<Endpoint> {
+    copied(&ENDPOINTS, EndpointKey { vpc_id, ip })
+}
+
+/// Addresses the router takes for itself: limited broadcast, multicast, the subnet's broadcast
+/// and the router's own address in the subnet.
+#[inline(always)]
+fn for_router(dst: u32, s: &SubnetInfo) -> bool {
+    let first_octet = dst.to_ne_bytes()[0];
+    dst == s.router_ip || dst == u32::MAX || (first_octet & 0xf0) == 0xe0 || dst == s.cidr | !s.mask
+}
+
+#[inline(always)]
+fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
+    let s = subnet(iface.subnet_id)?;
+    if for_router(flow.dst, &s) {
+        return Ok(Decision::ToHost);
+    }
+    // Source/destination check: only registered addresses of this subnet may send.
+    let src = endpoint(iface.vpc_id, flow.src).ok_or(DropReason::Spoofed)?;
+    if src.subnet_id != iface.subnet_id {
+        return Err(DropReason::Spoofed);
+    }
+    if !acl::allows(s.acl_id, ACL_OUTBOUND, flow, flow.dst) {
+        return Err(DropReason::AclOutbound);
+    }
+    let route = route::lookup(s.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
+    match route.target {
+        TARGET_LOCAL => deliver(iface.vpc_id, iface.subnet_id, route.target_id, flow, 0),
+        TARGET_INTERNET_GATEWAY => {
+            if src.public_ip == 0 {
+                return Err(DropReason::NoPublicAddress);
+            }
+            Ok(Decision::Forward(Forward {
+                ifindex: route.target_id,
+                new_src: src.public_ip,
+                new_dst: 0,
+            }))
+        }
+        TARGET_PEERING => {
+            let peer_vpc = route.target_id;
+            let peer = copied(&VPCS, peer_vpc).ok_or(DropReason::BadTarget)?;
+            let local = route::lookup(peer.local_table, flow.dst).ok_or(DropReason::NoRoute)?;
+            if local.target != TARGET_LOCAL {
+                return Err(DropReason::NoRoute);
+            }
+            deliver(peer_vpc, 0, local.target_id, flow, 0)
+        }
+        TARGET_BLACKHOLE => Err(DropReason::Blackhole),
+        TARGET_NAT_GATEWAY => Err(DropReason::BadTarget),
+        _ => Err(DropReason::BadTarget),
+    }
+}
+
+/// Local delivery into subnet `to` of VPC `vpc_id` (`from`: the source subnet, 0 if none):
+/// the destination must be registered there, and the subnet's ACL must let it in (not applied
+/// within one subnet, as in AWS). `new_dst` is a destination translation already decided.
+#[inline(always)]
+fn deliver(
+    vpc_id: u32,
+    from: u32,
+    to: u32,
+    flow: &Flow,
+    new_dst: u32,
+) -> Result<Decision, DropReason> {
+    if to == 0 {
+        return Err(DropReason::UnknownDestination);
+    }
+    let dst = if new_dst != 0 { new_dst } else { flow.dst };
+    let ep = endpoint(vpc_id, dst).ok_or(DropReason::UnknownDestination)?;
+    if ep.subnet_id != to {
+        return Err(DropReason::UnknownDestination);
+    }
+    let d = subnet(to)?;
+    if to != from && !acl::allows(d.acl_id, ACL_INBOUND, flow, flow.src) {
+        return Err(DropReason::AclInbound);
+    }
+    Ok(Decision::Forward(Forward {
+        ifindex: d.ifindex,
+        new_src: 0,
+        new_dst,
+    }))
+}
+
+#[inline(always)]
+fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
+    let target = copied(
+        &PUBLIC_IPS,
+        PublicKey {
+            ip: flow.dst,
+            slot,
+        },
+    );
+    let Some(target) = target else {
+        // Not an address the VPC answers for: the router's own traffic, unless it is aimed at
+        // a private VPC address (nothing else on the uplink reaches the VPC).
+        let vpc = copied(&VPCS, iface.vpc_id);
+        if let Some(vpc) = vpc
+            && route::lookup(vpc.local_table, flow.dst).is_some()
+        {
+            return Err(DropReason::UplinkUnsolicited);
+        }
+        return Ok(Decision::ToHost);
+    };
+    if target.kind != ENDPOINT_INSTANCE {
+        return Err(DropReason::NatUnsolicited);
+    }
+    let ep = endpoint(target.vpc_id, target.private_ip).ok_or(DropReason::UnknownDestination)?;
+    deliver(target.vpc_id, 0, ep.subnet_id, flow, target.private_ip)
+}

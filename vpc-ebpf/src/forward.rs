@@ -1,0 +1,192 @@
+//! Forwarding: the kernel's FIB gives the next hop and MACs (`bpf_fib_lookup`), then the packet
+//! is rewritten (1:1 translation, TTL, checksums) and redirected.
+//!
+//! - XDP: on a resolved neighbour, rewrite and `bpf_redirect_map(DEVICES)`; when the neighbour
+//!   is unknown the packet goes up *unmodified* (XDP_PASS) to the TC ingress program, which
+//!   decides again and uses `bpf_redirect_neigh` (the kernel resolves the neighbour). So the
+//!   kernel never forwards a VPC packet by itself; the TC egress guard drops any that it would.
+//! - TC: rewrite with the skb checksum helpers (they handle CHECKSUM_PARTIAL), mark the packet
+//!   approved and `bpf_redirect_neigh`.
+
+use core::mem::{self, size_of};
+
+use aya_ebpf::{
+    bindings::{
+        BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, BPF_FIB_LKUP_RET_NO_NEIGH,
+        BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_REDIRECT, bpf_fib_lookup as FibParams, xdp_action,
+    },
+    helpers::{bpf_fib_lookup, bpf_redirect_neigh},
+    programs::{TcContext, XdpContext},
+    EbpfContext as _,
+};
+use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use vpc_common::{DropReason, MARK_APPROVED};
+
+use crate::{
+    csum,
+    decide::Forward,
+    maps::DEVICES,
+    packet::{ETH_LEN, Flow, Frag, PROTO_TCP, PROTO_UDP, ptr_at},
+};
+
+const AF_INET: u8 = 2;
+/// Offset of the checksum in the TCP / UDP header.
+const TCP_CSUM: usize = 16;
+const UDP_CSUM: usize = 6;
+const IP_CSUM: usize = ETH_LEN + 10;
+const IP_SRC: usize = ETH_LEN + 12;
+const IP_DST: usize = ETH_LEN + 16;
+const IP_TTL: usize = ETH_LEN + 8;
+
+/// Final addresses after translation.
+#[inline(always)]
+fn addresses(flow: &Flow, fwd: &Forward) -> (u32, u32) {
+    let src = if fwd.new_src != 0 { fwd.new_src } else { flow.src };
+    let dst = if fwd.new_dst != 0 { fwd.new_dst } else { flow.dst };
+    (src, dst)
+}
+
+/// XDP: forward `flow` as `fwd` says. Returns the XDP action.
+#[inline(always)]
+pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward) -> Result<u32, DropReason> {
+    if flow.ttl <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    let (src, dst) = addresses(flow, fwd);
+    // SAFETY: all-zero is a valid bpf_fib_lookup (plain integers and unions of them).
+    let mut params: FibParams = unsafe { mem::zeroed() };
+    params.family = AF_INET;
+    params.l4_protocol = flow.proto;
+    params.sport = flow.sport.to_be();
+    params.dport = flow.dport.to_be();
+    params.__bindgen_anon_1.tot_len = flow.ip_len;
+    params.ifindex = ctx.ingress_ifindex() as u32;
+    params.__bindgen_anon_3.ipv4_src = src;
+    params.__bindgen_anon_4.ipv4_dst = dst;
+    // SAFETY: params is a valid, writable bpf_fib_lookup of the size passed.
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.as_ptr(),
+            &raw mut params,
+            size_of::<FibParams>() as i32,
+            0,
+        )
+    };
+    match rc as u32 {
+        BPF_FIB_LKUP_RET_SUCCESS => {}
+        // Unknown neighbour: the TC ingress program decides again and lets the kernel
+        // resolve it (bpf_redirect_neigh). The packet is still unmodified.
+        BPF_FIB_LKUP_RET_NO_NEIGH => return Ok(xdp_action::XDP_PASS),
+        _ => return Err(DropReason::FibFailed),
+    }
+    if params.ifindex != fwd.ifindex {
+        return Err(DropReason::FibFailed);
+    }
+    xdp_rewrite(ctx, flow, src, dst)?;
+    let eth: *mut EthHdr = ptr_at(ctx, 0)?;
+    // SAFETY: bounds-checked by ptr_at; plain bytes.
+    unsafe {
+        (*eth).dst_addr = params.dmac;
+        (*eth).src_addr = params.smac;
+    }
+    // A device missing from DEVICES (agent race) falls back to the kernel path (TC).
+    Ok(DEVICES
+        .redirect(fwd.ifindex, u64::from(xdp_action::XDP_PASS))
+        .unwrap_or(xdp_action::XDP_PASS))
+}
+
+/// XDP rewrite: addresses, TTL, IP and L4 checksums.
+#[inline(always)]
+fn xdp_rewrite(ctx: &XdpContext, flow: &Flow, src: u32, dst: u32) -> Result<(), DropReason> {
+    let ip: *mut Ipv4Hdr = ptr_at(ctx, ETH_LEN)?;
+    // SAFETY: bounds-checked by ptr_at; Ipv4Hdr is plain bytes (alignment 1).
+    let ip = unsafe { &mut *ip };
+    let mut check = u16::from_ne_bytes(ip.check);
+    let mut l4_check: Option<*mut [u8; 2]> = None;
+    if flow.frag != Frag::Later {
+        if flow.proto == PROTO_TCP {
+            l4_check = Some(ptr_at(ctx, flow.l4_off + TCP_CSUM)?);
+        } else if flow.proto == PROTO_UDP {
+            l4_check = Some(ptr_at(ctx, flow.l4_off + UDP_CSUM)?);
+        }
+    }
+    for (old, new, field) in [(flow.src, src, 0usize), (flow.dst, dst, 1usize)] {
+        if old == new {
+            continue;
+        }
+        check = csum::replace32(check, old, new);
+        if let Some(p) = l4_check {
+            // SAFETY: bounds-checked by ptr_at above.
+            let l4 = unsafe { &mut *p };
+            let v = u16::from_ne_bytes(*l4);
+            // UDP checksum 0 means "none" and stays so.
+            if !(flow.proto == PROTO_UDP && v == 0) {
+                let mut nv = csum::replace32(v, old, new);
+                if flow.proto == PROTO_UDP && nv == 0 {
+                    nv = 0xffff;
+                }
+                *l4 = nv.to_ne_bytes();
+            }
+        }
+        if field == 0 {
+            ip.src_addr = new.to_ne_bytes();
+        } else {
+            ip.dst_addr = new.to_ne_bytes();
+        }
+    }
+    let old_word = u16::from_ne_bytes([ip.ttl, ip.proto]);
+    ip.ttl -= 1;
+    let new_word = u16::from_ne_bytes([ip.ttl, ip.proto]);
+    check = csum::replace16(check, old_word, new_word);
+    ip.check = check.to_ne_bytes();
+    Ok(())
+}
+
+/// TC: forward `flow` as `fwd` says. Returns the TC action.
+#[inline(always)]
+pub fn tc(ctx: &TcContext, flow: &Flow, fwd: &Forward) -> Result<i32, DropReason> {
+    if flow.ttl <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    let (src, dst) = addresses(flow, fwd);
+    let l4_csum = if flow.frag == Frag::Later {
+        None
+    } else if flow.proto == PROTO_TCP {
+        Some((flow.l4_off + TCP_CSUM, 0u64))
+    } else if flow.proto == PROTO_UDP {
+        Some((flow.l4_off + UDP_CSUM, u64::from(BPF_F_MARK_MANGLED_0)))
+    } else {
+        None
+    };
+    for (old, new, at) in [(flow.src, src, IP_SRC), (flow.dst, dst, IP_DST)] {
+        if old == new {
+            continue;
+        }
+        if let Some((off, extra)) = l4_csum {
+            ctx.l4_csum_replace(
+                off,
+                u64::from(old),
+                u64::from(new),
+                u64::from(BPF_F_PSEUDO_HDR) | extra | 4,
+            )
+            .map_err(|_| DropReason::Malformed)?;
+        }
+        ctx.l3_csum_replace(IP_CSUM, u64::from(old), u64::from(new), 4)
+            .map_err(|_| DropReason::Malformed)?;
+        ctx.store(at, &new, 0).map_err(|_| DropReason::Malformed)?;
+    }
+    let ttl: u8 = ctx.load(IP_TTL).map_err(|_| DropReason::Malformed)?;
+    let old_word = u16::from_ne_bytes([ttl, flow.proto]);
+    let new_word = u16::from_ne_bytes([ttl - 1, flow.proto]);
+    ctx.l3_csum_replace(IP_CSUM, u64::from(old_word), u64::from(new_word), 2)
+        .map_err(|_| DropReason::Malformed)?;
+    ctx.store(IP_TTL, &(ttl - 1), 0)
+        .map_err(|_| DropReason::Malformed)?;
+    ctx.set_mark(MARK_APPROVED);
+    // SAFETY: a NULL neighbour description asks the kernel to find the next hop itself.
+    let rc = unsafe { bpf_redirect_neigh(fwd.ifindex, core::ptr::null_mut(), 0, 0) };
+    if rc as i32 != TC_ACT_REDIRECT {
+        return Err(DropReason::FibFailed);
+    }
+    Ok(TC_ACT_REDIRECT)
+}

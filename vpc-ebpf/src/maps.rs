@@ -1,0 +1,107 @@
+//! Every map of the datapath, pinned by the agent under its bpffs directory with BTF (so
+//! `bpftool map dump` prints named fields). Key and value layouts live in `vpc-common`, next to
+//! their documentation.
+
+use aya_ebpf::{
+    btf_maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap},
+    macros::btf_map,
+};
+use vpc_common::{
+    acl::{ACLS_ENTRIES, AclTable},
+    capacity::{self, two_generations},
+    iface::{
+        Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
+        PublicTarget, SubnetInfo, VpcInfo,
+    },
+    route::{RouteKey, RouteValue},
+};
+
+/// `CONFIG[0]`: active generation slot and layout version.
+#[btf_map]
+pub static CONFIG: Array<GlobalConfig, 1> = Array::new();
+
+/// (ifindex, slot) -> what the interface is.
+#[btf_map]
+pub static IFACES: HashMap<IfaceKey, IfaceInfo, { two_generations(capacity::IFACES) as usize }> =
+    HashMap::new();
+
+/// subnet id -> subnet.
+#[btf_map]
+pub static SUBNETS: HashMap<u32, SubnetInfo, { two_generations(capacity::SUBNETS) as usize }> =
+    HashMap::new();
+
+/// vpc id -> VPC.
+#[btf_map]
+pub static VPCS: HashMap<u32, VpcInfo, { two_generations(capacity::VPCS) as usize }> =
+    HashMap::new();
+
+/// (vpc id, private address) -> registered endpoint (instance or NAT gateway).
+#[btf_map]
+pub static ENDPOINTS: HashMap<
+    EndpointKey,
+    Endpoint,
+    { two_generations(capacity::ENDPOINTS) as usize },
+> = HashMap::new();
+
+/// (public address, slot) -> what it leads to.
+#[btf_map]
+pub static PUBLIC_IPS: HashMap<
+    PublicKey,
+    PublicTarget,
+    { two_generations(capacity::PUBLIC_IPS) as usize },
+> = HashMap::new();
+
+/// NAT gateway id -> NAT gateway.
+#[btf_map]
+pub static NAT_GATEWAYS: HashMap<
+    u32,
+    NatGatewayInfo,
+    { two_generations(capacity::NAT_GATEWAYS) as usize },
+> = HashMap::new();
+
+/// (table, destination prefix) -> route target (see `vpc_common::route` for the key layout).
+#[btf_map]
+pub static ROUTES: LpmTrie<RouteKey, RouteValue, { two_generations(capacity::ROUTES) as usize }> =
+    LpmTrie::new();
+
+/// acl_index(acl id, direction) -> ordered rules.
+#[btf_map]
+pub static ACLS: Array<AclTable, { ACLS_ENTRIES as usize }> = Array::new();
+
+/// ifindex -> device, for `bpf_redirect_map` from XDP (the agent adds every VPC interface).
+#[btf_map]
+pub static DEVICES: DevMapHash<{ two_generations(capacity::IFACES) as usize }> = DevMapHash::new();
+
+/// Key of [`FRAGMENTS`]: one IPv4 datagram being fragmented.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FragKey {
+    pub src: u32,
+    pub dst: u32,
+    pub id: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Value of [`FRAGMENTS`]: the ports its first fragment carried.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FragPorts {
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// Datagrams whose first fragment was seen: later fragments are classified with these ports.
+#[btf_map]
+pub static FRAGMENTS: LruHashMap<FragKey, FragPorts, 8192> = LruHashMap::new();
+
+/// Copies a value out of a hash map.
+#[inline(always)]
+pub fn copied<K, V: Copy, const N: usize, const F: usize>(
+    map: &HashMap<K, V, N, F>,
+    key: K,
+) -> Option<V> {
+    // SAFETY: the value is copied out at once. The agent replaces whole values (an update
+    // swaps in a new element), so we read either the old or the new value, never a mix.
+    unsafe { map.get(key) }.copied()
+}
