@@ -1,6 +1,6 @@
 //! `vpc-agent`: the command line (see shared/spec/cli.md). Exit status: 0 success, 1 user error,
 //! 2 environment error.
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
@@ -13,13 +13,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the size of the embedded eBPF object and the programs it holds.
+    /// Check a VPC definition: print every error as FILE:LINE:COL: PATH: message; change nothing.
+    Validate {
+        /// The VPC definition (YAML).
+        file: PathBuf,
+    },
+    /// Print the size of the embedded eBPF object.
     Info,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Validate { file } => match vpc_agent::config::check_file(&file) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(report) => {
+                eprintln!("{report}");
+                ExitCode::from(1)
+            }
+        },
         Command::Info => {
             println!(
                 "vpc-agent {}: embedded eBPF object {} bytes",

@@ -45,7 +45,12 @@ pub fn parse_str(text: &str) -> Result<ConfigFile, Diagnostic> {
 }
 
 /// Keys `Spanned` (behind [`super::model::Loc`]) uses internally: not part of the user's path.
-const SPANNED_KEYS: [&str; 4] = ["__serde_saphyr_private_spanned", "value", "referenced", "defined"];
+const SPANNED_KEYS: [&str; 4] = [
+    "__serde_saphyr_private_spanned",
+    "value",
+    "referenced",
+    "defined",
+];
 
 /// `vpcs[0].subnets[2].cidr` from the tracked serde path.
 fn format_path(path: &serde_path_to_error::Path) -> String {

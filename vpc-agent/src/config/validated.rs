@@ -175,9 +175,9 @@ impl TrafficMatch {
         match self.protocol {
             None => true,
             Some(p) if p != proto => false,
-            Some(PROTO_TCP | PROTO_UDP) => self
-                .ports
-                .is_none_or(|(lo, hi)| (lo..=hi).contains(&dport)),
+            Some(PROTO_TCP | PROTO_UDP) => {
+                self.ports.is_none_or(|(lo, hi)| (lo..=hi).contains(&dport))
+            }
             Some(PROTO_ICMP) => {
                 self.icmp_type.is_none_or(|t| t == icmp_type)
                     && self.icmp_code.is_none_or(|c| c == icmp_code)
@@ -271,15 +271,18 @@ impl ValidatedConfig {
     /// Counts for a one-line summary.
     pub fn summary(&self) -> String {
         let sum = |f: fn(&VpcDef) -> usize| self.vpcs.iter().map(f).sum::<usize>();
-        let plural = |n: usize, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         [
             plural(self.vpcs.len(), "VPC", "VPCs"),
             plural(sum(|v| v.subnets.len()), "subnet", "subnets"),
             plural(sum(|v| v.route_tables.len()), "route table", "route tables"),
             plural(sum(|v| v.network_acls.len()), "network ACL", "network ACLs"),
-            plural(sum(|v| v.security_groups.len()), "security group", "security groups"),
+            plural(
+                sum(|v| v.security_groups.len()),
+                "security group",
+                "security groups",
+            ),
             plural(sum(|v| v.instances.len()), "instance", "instances"),
             plural(sum(|v| v.nat_gateways.len()), "NAT gateway", "NAT gateways"),
         ]

@@ -1,0 +1,86 @@
+//! `ROUTES` entries: every table of a VPC holds the VPC's local routes (one per subnet, one
+//! per CIDR block) plus its own routes; each VPC also has a local-only table.
+
+use std::collections::BTreeMap;
+
+use ipnet::Ipv4Net;
+use vpc_common::route::{
+    ROUTE_TABLE_BITS, RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY,
+    TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
+};
+
+use super::{ids::Ids, net_raw};
+use crate::config::validated::{RouteTarget, VpcDef};
+
+/// An LPM trie key: `prefix_len` counts the table id's 32 bits first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoutePrefix {
+    pub prefix_len: u32,
+    pub key: RouteKey,
+}
+
+impl RoutePrefix {
+    pub fn new(table: u32, net: Ipv4Net) -> Self {
+        Self {
+            prefix_len: ROUTE_TABLE_BITS + u32::from(net.prefix_len()),
+            key: RouteKey {
+                table,
+                addr: net_raw(net).0,
+            },
+        }
+    }
+}
+
+fn value(target: u8, target_id: u32) -> RouteValue {
+    RouteValue {
+        target,
+        target_id,
+        ..Default::default()
+    }
+}
+
+/// The VPC's local routes in `table`. Blocks first, so that a subnet that is exactly a block
+/// overrides the block's "no subnet here" entry.
+fn local_routes(
+    vpc: &VpcDef,
+    subnet_ids: &[u32],
+    table: u32,
+    out: &mut BTreeMap<RoutePrefix, RouteValue>,
+) {
+    for block in &vpc.cidr_blocks {
+        out.insert(RoutePrefix::new(table, *block), value(TARGET_LOCAL, 0));
+    }
+    for (subnet, id) in vpc.subnets.iter().zip(subnet_ids) {
+        out.insert(
+            RoutePrefix::new(table, subnet.cidr),
+            value(TARGET_LOCAL, *id),
+        );
+    }
+}
+
+/// Every route entry of VPC `v`. `igw_ifindex` is the uplink's ifindex (0: none).
+pub fn vpc_routes(
+    vpc: &VpcDef,
+    v: usize,
+    ids: &Ids,
+    igw_ifindex: u32,
+    out: &mut BTreeMap<RoutePrefix, RouteValue>,
+) {
+    let subnet_ids = &ids.subnet[v];
+    local_routes(vpc, subnet_ids, ids.local_table[v], out);
+    for (table, table_id) in vpc.route_tables.iter().zip(&ids.route_table[v]) {
+        local_routes(vpc, subnet_ids, *table_id, out);
+        for route in &table.routes {
+            let target = match &route.target {
+                RouteTarget::InternetGateway => value(TARGET_INTERNET_GATEWAY, igw_ifindex),
+                RouteTarget::NatGateway(n) => value(TARGET_NAT_GATEWAY, ids.nat_gateway[v][*n]),
+                RouteTarget::Peering(p) => {
+                    let peer = vpc.peering_connections[*p].peer_vpc;
+                    value(TARGET_PEERING, ids.vpc[peer])
+                }
+                RouteTarget::Blackhole => value(TARGET_BLACKHOLE, 0),
+            };
+            out.insert(RoutePrefix::new(*table_id, route.destination), target);
+        }
+    }
+}

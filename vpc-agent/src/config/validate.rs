@@ -1,0 +1,1303 @@
+//! Semantic rules of the format (shared/spec/vpc-config.md, AWS): addresses, references,
+//! uniqueness, routes, rules. Every violation is recorded, none stops the check, so a user
+//! sees all problems of the file at once. AWS defaults are applied on the way.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::Ipv4Addr,
+    ops::RangeInclusive,
+    path::PathBuf,
+};
+
+use ipnet::Ipv4Net;
+use vpc_common::acl::MAX_ACL_RULES;
+
+use super::{
+    error::Diagnostic,
+    model::{self, ConfigFile, Loc, Pos, TrafficSpec},
+    validated::*,
+};
+
+/// Prefix lengths AWS allows for VPC and subnet CIDR blocks.
+const BLOCK_PREFIX: RangeInclusive<u8> = 16..=28;
+/// NACL rule numbers AWS allows.
+const RULE_NUMBERS: RangeInclusive<i64> = 1..=32766;
+/// Route targets that are keywords, not names.
+const TARGET_LOCAL: &str = "local";
+const TARGET_BLACKHOLE: &str = "blackhole";
+/// Prefix of a security group reference in a rule's source/destination.
+const SG_REF: &str = "sg:";
+/// Fields of the AWS v2 default flow log record, in order.
+pub const DEFAULT_FLOW_LOG_FIELDS: [&str; 14] = [
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+];
+/// Further AWS flow log fields (v3-v5) a custom format may use.
+const EXTRA_FLOW_LOG_FIELDS: [&str; 15] = [
+    "vpc-id",
+    "subnet-id",
+    "instance-id",
+    "tcp-flags",
+    "type",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+    "region",
+    "az-id",
+    "sublocation-type",
+    "sublocation-id",
+    "pkt-src-aws-service",
+    "pkt-dst-aws-service",
+    "flow-direction",
+    "traffic-path",
+];
+
+/// Checks a parsed file and resolves it. `Err` holds every problem, sorted by position.
+pub fn validate(file: &ConfigFile) -> Result<ValidatedConfig, Vec<Diagnostic>> {
+    let mut v = Validator::default();
+    let config = v.config(file);
+    if v.diags.is_empty() {
+        // Every check passed, so every part resolved.
+        if let Some(config) = config {
+            return Ok(config);
+        }
+        v.diags.push(Diagnostic::new(
+            Pos::new(1, 1),
+            "",
+            "internal error: incomplete validation",
+        ));
+    }
+    v.diags.sort_by_key(|d| d.pos);
+    Err(v.diags)
+}
+
+/// Facts about every VPC, gathered before any VPC is checked (references cross VPCs).
+#[derive(Default)]
+struct Globals {
+    vpc_index: HashMap<String, usize>,
+    /// Internet gateway name -> VPC name.
+    igws: HashMap<String, String>,
+    /// NAT gateway name -> VPC names.
+    nats: HashMap<String, Vec<String>>,
+}
+
+#[derive(Default)]
+struct Validator {
+    diags: Vec<Diagnostic>,
+    globals: Globals,
+    /// Interface name -> what uses it (interfaces are unique across subnets and uplinks).
+    interfaces: HashMap<String, String>,
+    /// Public/elastic address -> what uses it (unique across the file).
+    public_ips: HashMap<Ipv4Addr, String>,
+}
+
+/// What a name in one namespace refers to: its index and where it was first defined.
+type Names = HashMap<String, (usize, Pos)>;
+
+impl Validator {
+    fn err(&mut self, pos: Pos, path: impl Into<String>, message: impl Into<String>) {
+        self.diags.push(Diagnostic::new(pos, path, message));
+    }
+
+    fn config(&mut self, file: &ConfigFile) -> Option<ValidatedConfig> {
+        self.gather_globals(file);
+        let vpcs: Vec<Option<VpcDef>> = file
+            .vpcs
+            .iter()
+            .enumerate()
+            .map(|(i, vpc)| self.vpc(&vpc.value, &format!("vpcs[{i}]")))
+            .collect();
+        self.check_peering_overlaps(file, &vpcs);
+        let flow_logs = match &file.flow_logs {
+            Some(f) => Some(self.flow_logs(&f.value, "flow_logs")?),
+            None => None,
+        };
+        Some(ValidatedConfig {
+            vpcs: vpcs.into_iter().collect::<Option<_>>()?,
+            flow_logs,
+        })
+    }
+
+    fn gather_globals(&mut self, file: &ConfigFile) {
+        let names = self.unique_names(file.vpcs.iter().map(|v| &v.value.name), "vpcs", "VPC");
+        for (i, vpc) in file.vpcs.iter().enumerate() {
+            let vpc = &vpc.value;
+            let vpc_name = &vpc.name.value;
+            if names.get(vpc_name).is_some_and(|(idx, _)| *idx == i) {
+                self.globals.vpc_index.insert(vpc_name.clone(), i);
+            }
+            if let Some(igw) = &vpc.internet_gateway {
+                self.globals
+                    .igws
+                    .insert(igw.value.name.value.clone(), vpc_name.clone());
+            }
+            for nat in &vpc.nat_gateways {
+                let owners = self.globals.nats.entry(nat.value.name.value.clone());
+                owners.or_default().push(vpc_name.clone());
+            }
+        }
+    }
+
+    /// Checks that names are non-empty and unique; returns name -> (index, position).
+    fn unique_names<'a>(
+        &mut self,
+        names: impl Iterator<Item = &'a Loc<String>>,
+        list_path: &str,
+        kind: &str,
+    ) -> Names {
+        let mut seen = Names::new();
+        for (i, name) in names.enumerate() {
+            let path = format!("{list_path}[{i}].name");
+            if name.value.is_empty() {
+                self.err(name.pos, path, format!("a {kind} name must not be empty"));
+            } else if let Some((_, first)) = seen.get(&name.value) {
+                let msg = format!(
+                    "duplicate {kind} name '{}' (first defined at line {})",
+                    name.value, first.line
+                );
+                self.err(name.pos, path, msg);
+            } else {
+                seen.insert(name.value.clone(), (i, name.pos));
+            }
+        }
+        seen
+    }
+
+    fn vpc(&mut self, vpc: &model::Vpc, path: &str) -> Option<VpcDef> {
+        let name = vpc.name.value.as_str();
+        let blocks = self.vpc_blocks(vpc, path);
+        let known_blocks: Vec<Ipv4Net> = blocks.iter().flatten().copied().collect();
+        let targets = self.target_names(vpc, path);
+        let subnet_names = self.unique_names(
+            vpc.subnets.iter().map(|s| &s.value.name),
+            &format!("{path}.subnets"),
+            "subnet",
+        );
+        let table_names = self.unique_names(
+            vpc.route_tables.iter().map(|t| &t.value.name),
+            &format!("{path}.route_tables"),
+            "route table",
+        );
+        let acl_names = self.unique_names(
+            vpc.network_acls.iter().map(|a| &a.value.name),
+            &format!("{path}.network_acls"),
+            "network ACL",
+        );
+        let sg_names = self.unique_names(
+            vpc.security_groups.iter().map(|g| &g.value.name),
+            &format!("{path}.security_groups"),
+            "security group",
+        );
+        self.unique_names(
+            vpc.instances.iter().map(|i| &i.value.name),
+            &format!("{path}.instances"),
+            "instance",
+        );
+
+        // Implicit defaults go after the file's own entries.
+        let main_route_table = table_names
+            .get(MAIN_TABLE)
+            .map_or(vpc.route_tables.len(), |(i, _)| *i);
+        let default_acl = acl_names
+            .get(DEFAULT_ACL)
+            .map_or(vpc.network_acls.len(), |(i, _)| *i);
+        let default_sg = sg_names
+            .get(DEFAULT_SG)
+            .map_or(vpc.security_groups.len(), |(i, _)| *i);
+
+        let refs = SubnetRefs {
+            vpc: name,
+            tables: &table_names,
+            main_table: main_route_table,
+            acls: &acl_names,
+            default_acl,
+        };
+        let subnets = self.subnets(vpc, path, &known_blocks, &refs);
+        let resolved_subnets: Vec<Option<&SubnetDef>> =
+            subnets.iter().map(|(def, _)| def.as_ref()).collect();
+        let scope = VpcScope {
+            name,
+            blocks: &known_blocks,
+            subnet_names: &subnet_names,
+            subnets: &resolved_subnets,
+            has_igw: vpc.internet_gateway.is_some(),
+        };
+        let mut addresses = HashMap::new();
+        let nat_gateways = self.nat_gateways(vpc, path, &scope, &mut addresses);
+        let instances = self.instances(vpc, path, &scope, &sg_names, default_sg, &mut addresses);
+        let route_tables = self.route_tables(vpc, path, &scope, &targets);
+        let network_acls = self.network_acls(vpc, path);
+        let security_groups = self.security_groups(vpc, path, &sg_names);
+        let peering_connections = self.peerings(vpc, path);
+        let internet_gateway = self.internet_gateway(vpc, path);
+
+        let mut route_tables = route_tables?;
+        if main_route_table == route_tables.len() {
+            route_tables.push(RouteTableDef {
+                name: MAIN_TABLE.to_owned(),
+                implicit: true,
+                routes: Vec::new(),
+            });
+        }
+        let mut network_acls = network_acls?;
+        if default_acl == network_acls.len() {
+            network_acls.push(NetworkAclDef::allow_all(DEFAULT_ACL));
+        }
+        let mut security_groups = security_groups?;
+        if default_sg == security_groups.len() {
+            security_groups.push(SecurityGroupDef::aws_default(default_sg, DEFAULT_SG));
+        }
+        Some(VpcDef {
+            name: name.to_owned(),
+            cidr_blocks: blocks.into_iter().collect::<Option<_>>()?,
+            internet_gateway: internet_gateway?,
+            nat_gateways: nat_gateways?,
+            subnets: subnets
+                .into_iter()
+                .map(|(def, complete)| def.filter(|_| complete))
+                .collect::<Option<_>>()?,
+            route_tables,
+            main_route_table,
+            network_acls,
+            security_groups,
+            instances: instances?,
+            peering_connections: peering_connections?,
+        })
+    }
+
+    // ----- CIDR blocks and subnets -----
+
+    fn vpc_blocks(&mut self, vpc: &model::Vpc, path: &str) -> Vec<Option<Ipv4Net>> {
+        let list = &vpc.cidr_blocks;
+        if list.value.is_empty() {
+            let msg = "a VPC needs at least one CIDR block";
+            self.err(list.pos, format!("{path}.cidr_blocks"), msg);
+        }
+        let mut blocks: Vec<Option<Ipv4Net>> = Vec::new();
+        for (i, block) in list.value.iter().enumerate() {
+            let bpath = format!("{path}.cidr_blocks[{i}]");
+            let net = self.block_cidr(block, &bpath, "a VPC CIDR block");
+            if let Some(net) = net {
+                let other = blocks
+                    .iter()
+                    .enumerate()
+                    .find_map(|(j, b)| b.filter(|b| overlaps(b, &net)).map(|b| (j, b)));
+                if let Some((j, other)) = other {
+                    let msg = format!("CIDR block {net} overlaps {other} (cidr_blocks[{j}])");
+                    self.err(block.pos, bpath, msg);
+                }
+            }
+            blocks.push(net);
+        }
+        blocks
+    }
+
+    /// A CIDR without host bits, any prefix length.
+    fn cidr(&mut self, v: &Loc<String>, path: &str) -> Option<Ipv4Net> {
+        let Ok(net) = v.value.parse::<Ipv4Net>() else {
+            let msg = format!(
+                "invalid CIDR '{}': expected an IPv4 network such as 10.0.0.0/16",
+                v.value
+            );
+            self.err(v.pos, path, msg);
+            return None;
+        };
+        if net.trunc() != net {
+            let msg = format!(
+                "CIDR {net} has host bits set (the network is {})",
+                net.trunc()
+            );
+            self.err(v.pos, path, msg);
+            return None;
+        }
+        Some(net)
+    }
+
+    /// A VPC or subnet block: a CIDR of /16 to /28.
+    fn block_cidr(&mut self, v: &Loc<String>, path: &str, what: &str) -> Option<Ipv4Net> {
+        let net = self.cidr(v, path)?;
+        if !BLOCK_PREFIX.contains(&net.prefix_len()) {
+            let msg = format!(
+                "{what} must be between /16 and /28, got /{}",
+                net.prefix_len()
+            );
+            self.err(v.pos, path, msg);
+            return None;
+        }
+        Some(net)
+    }
+
+    fn ip(&mut self, v: &Loc<String>, path: &str) -> Option<Ipv4Addr> {
+        let parsed = v.value.parse::<Ipv4Addr>();
+        if parsed.is_err() {
+            let msg = format!("invalid IPv4 address '{}'", v.value);
+            self.err(v.pos, path, msg);
+        }
+        parsed.ok()
+    }
+
+    fn subnets(
+        &mut self,
+        vpc: &model::Vpc,
+        path: &str,
+        blocks: &[Ipv4Net],
+        refs: &SubnetRefs<'_>,
+    ) -> Vec<(Option<SubnetDef>, bool)> {
+        let mut nets: Vec<(Ipv4Net, &str)> = Vec::new();
+        let mut out = Vec::new();
+        for (i, subnet) in vpc.subnets.iter().enumerate() {
+            let subnet = &subnet.value;
+            let spath = format!("{path}.subnets[{i}]");
+            let cpath = format!("{spath}.cidr");
+            let cidr = self.block_cidr(&subnet.cidr, &cpath, "a subnet CIDR block");
+            if let Some(net) = cidr {
+                if !blocks.is_empty() && !blocks.iter().any(|b| b.contains(&net)) {
+                    let msg = format!(
+                        "subnet {net} is not inside a CIDR block of VPC '{}'",
+                        refs.vpc
+                    );
+                    self.err(subnet.cidr.pos, &cpath, msg);
+                }
+                if let Some((other, owner)) = nets.iter().find(|(n, _)| overlaps(n, &net)) {
+                    let msg = format!("subnet {net} overlaps subnet '{owner}' ({other})");
+                    self.err(subnet.cidr.pos, &cpath, msg);
+                }
+                nets.push((net, &subnet.name.value));
+            }
+            let owner = format!("subnet '{}' of VPC '{}'", subnet.name.value, refs.vpc);
+            self.interface(&subnet.interface, &format!("{spath}.interface"), owner);
+            let table_ref = Ref {
+                names: refs.tables,
+                default: refs.main_table,
+                default_name: MAIN_TABLE,
+                what: &format!("route table in VPC '{}'", refs.vpc),
+            };
+            let table = self.reference(
+                subnet.route_table.as_ref(),
+                table_ref,
+                &format!("{spath}.route_table"),
+            );
+            let acl_ref = Ref {
+                names: refs.acls,
+                default: refs.default_acl,
+                default_name: DEFAULT_ACL,
+                what: &format!("network ACL in VPC '{}'", refs.vpc),
+            };
+            let acl = self.reference(
+                subnet.network_acl.as_ref(),
+                acl_ref,
+                &format!("{spath}.network_acl"),
+            );
+            // Addresses are checked against the subnet's CIDR even if its references failed.
+            let def = cidr.map(|cidr| SubnetDef {
+                name: subnet.name.value.clone(),
+                cidr,
+                interface: subnet.interface.value.clone(),
+                route_table: table.unwrap_or_default(),
+                network_acl: acl.unwrap_or_default(),
+            });
+            let complete = table.is_some() && acl.is_some();
+            out.push((def, complete));
+        }
+        out
+    }
+
+    /// Resolves an optional reference by name: omitted, or the default's name when the file
+    /// does not define it, is the (implicit) default.
+    fn reference(
+        &mut self,
+        name: Option<&Loc<String>>,
+        refs: Ref<'_>,
+        path: &str,
+    ) -> Option<usize> {
+        let Some(name) = name else {
+            return Some(refs.default);
+        };
+        if let Some((i, _)) = refs.names.get(&name.value) {
+            return Some(*i);
+        }
+        if name.value == refs.default_name {
+            return Some(refs.default);
+        }
+        self.err(
+            name.pos,
+            path,
+            format!("unknown {}: '{}'", refs.what, name.value),
+        );
+        None
+    }
+
+    /// Registers an interface name, which must be unique across subnets and uplinks.
+    fn interface(&mut self, name: &Loc<String>, path: &str, owner: String) {
+        if name.value.is_empty() {
+            self.err(name.pos, path, "an interface name must not be empty");
+        } else if let Some(first) = self.interfaces.get(&name.value) {
+            let msg = format!("interface '{}' is already used by {first}", name.value);
+            self.err(name.pos, path, msg);
+        } else {
+            self.interfaces.insert(name.value.clone(), owner);
+        }
+    }
+
+    fn internet_gateway(
+        &mut self,
+        vpc: &model::Vpc,
+        path: &str,
+    ) -> Option<Option<InternetGatewayDef>> {
+        let Some(igw) = &vpc.internet_gateway else {
+            return Some(None);
+        };
+        let igw = &igw.value;
+        let owner = format!(
+            "internet gateway '{}' of VPC '{}'",
+            igw.name.value, vpc.name.value
+        );
+        let ipath = format!("{path}.internet_gateway.interface");
+        self.interface(&igw.interface, &ipath, owner);
+        Some(Some(InternetGatewayDef {
+            name: igw.name.value.clone(),
+            interface: igw.interface.value.clone(),
+        }))
+    }
+
+    // ----- Addresses: NAT gateways and instances -----
+
+    /// A private address: inside its subnet, not reserved, not used twice in the VPC.
+    fn private_ip(
+        &mut self,
+        v: &Loc<String>,
+        path: &str,
+        subnet: Option<&SubnetDef>,
+        owner: String,
+        used: &mut HashMap<Ipv4Addr, String>,
+    ) -> Option<Ipv4Addr> {
+        let ip = self.ip(v, path)?;
+        let subnet = subnet?;
+        if !subnet.cidr.contains(&ip) {
+            let msg = format!(
+                "address {ip} is not inside subnet '{}' ({})",
+                subnet.name, subnet.cidr
+            );
+            self.err(v.pos, path, msg);
+            return None;
+        }
+        if subnet.is_reserved(ip) {
+            let net = subnet.cidr.network();
+            let msg = format!(
+                "address {ip} is reserved in subnet '{}' (AWS reserves {net} to {} and {}; the router is {})",
+                subnet.name,
+                Ipv4Addr::from(u32::from(net) + 3),
+                subnet.cidr.broadcast(),
+                subnet.router_ip()
+            );
+            self.err(v.pos, path, msg);
+            return None;
+        }
+        if let Some(first) = used.get(&ip) {
+            let msg = format!("address {ip} is already used by {first}");
+            self.err(v.pos, path, msg);
+            return None;
+        }
+        used.insert(ip, owner);
+        Some(ip)
+    }
+
+    /// A public (elastic) address: unique across the file, and only in a VPC that has an
+    /// internet gateway (as AWS requires), since nothing else could reach it.
+    fn public_ip(
+        &mut self,
+        v: &Loc<String>,
+        path: &str,
+        scope: &VpcScope<'_>,
+        owner: String,
+    ) -> Option<Ipv4Addr> {
+        let ip = self.ip(v, path)?;
+        if !scope.has_igw {
+            let msg = format!(
+                "a public address needs an internet gateway, and VPC '{}' has none",
+                scope.name
+            );
+            self.err(v.pos, path, msg);
+        }
+        if let Some(first) = self.public_ips.get(&ip) {
+            let msg = format!("public address {ip} is already used by {first}");
+            self.err(v.pos, path, msg);
+            return None;
+        }
+        self.public_ips.insert(ip, owner);
+        Some(ip)
+    }
+
+    /// Resolves a subnet name of this VPC (None: error recorded, or the subnet is invalid).
+    fn subnet_ref<'s>(
+        &mut self,
+        name: &Loc<String>,
+        path: &str,
+        scope: &VpcScope<'s>,
+    ) -> Option<(usize, Option<&'s SubnetDef>)> {
+        match scope.subnet_names.get(&name.value) {
+            Some((i, _)) => Some((*i, scope.subnets.get(*i).copied().flatten())),
+            None => {
+                let msg = format!("unknown subnet in VPC '{}': '{}'", scope.name, name.value);
+                self.err(name.pos, path, msg);
+                None
+            }
+        }
+    }
+
+    fn nat_gateways(
+        &mut self,
+        vpc: &model::Vpc,
+        path: &str,
+        scope: &VpcScope<'_>,
+        used: &mut HashMap<Ipv4Addr, String>,
+    ) -> Option<Vec<NatGatewayDef>> {
+        let mut out = Vec::new();
+        for (i, nat) in vpc.nat_gateways.iter().enumerate() {
+            let nat = &nat.value;
+            let npath = format!("{path}.nat_gateways[{i}]");
+            let subnet = self.subnet_ref(&nat.subnet, &format!("{npath}.subnet"), scope);
+            let owner = format!("NAT gateway '{}'", nat.name.value);
+            let private_ip = self.private_ip(
+                &nat.private_ip,
+                &format!("{npath}.private_ip"),
+                subnet.and_then(|s| s.1),
+                owner.clone(),
+                used,
+            );
+            let public_owner = format!("{owner} of VPC '{}'", scope.name);
+            let elastic_ip = self.public_ip(
+                &nat.elastic_ip,
+                &format!("{npath}.elastic_ip"),
+                scope,
+                public_owner,
+            );
+            out.push(resolve(|| {
+                Some(NatGatewayDef {
+                    name: nat.name.value.clone(),
+                    subnet: subnet?.0,
+                    private_ip: private_ip?,
+                    elastic_ip: elastic_ip?,
+                })
+            }));
+        }
+        out.into_iter().collect()
+    }
+
+    fn instances(
+        &mut self,
+        vpc: &model::Vpc,
+        path: &str,
+        scope: &VpcScope<'_>,
+        groups: &Names,
+        default_sg: usize,
+        used: &mut HashMap<Ipv4Addr, String>,
+    ) -> Option<Vec<InstanceDef>> {
+        let mut out = Vec::new();
+        for (i, inst) in vpc.instances.iter().enumerate() {
+            let inst = &inst.value;
+            let ipath = format!("{path}.instances[{i}]");
+            let subnet = self.subnet_ref(&inst.subnet, &format!("{ipath}.subnet"), scope);
+            let owner = format!("instance '{}'", inst.name.value);
+            let private_ip = self.private_ip(
+                &inst.private_ip,
+                &format!("{ipath}.private_ip"),
+                subnet.and_then(|s| s.1),
+                owner.clone(),
+                used,
+            );
+            let public_ip = match &inst.public_ip {
+                Some(p) => {
+                    let public_owner = format!("{owner} of VPC '{}'", scope.name);
+                    Some(self.public_ip(p, &format!("{ipath}.public_ip"), scope, public_owner))
+                }
+                None => None,
+            };
+            let sgs = self.instance_groups(inst, &ipath, scope.name, groups, default_sg);
+            out.push(resolve(|| {
+                Some(InstanceDef {
+                    name: inst.name.value.clone(),
+                    subnet: subnet?.0,
+                    private_ip: private_ip?,
+                    public_ip: public_ip.map(|p| p.ok_or(())).transpose().ok()?,
+                    security_groups: sgs?,
+                })
+            }));
+        }
+        out.into_iter().collect()
+    }
+
+    fn instance_groups(
+        &mut self,
+        inst: &model::Instance,
+        path: &str,
+        vpc: &str,
+        groups: &Names,
+        default_sg: usize,
+    ) -> Option<Vec<usize>> {
+        let Some(list) = &inst.security_groups else {
+            return Some(vec![default_sg]);
+        };
+        let lpath = format!("{path}.security_groups");
+        if list.value.is_empty() {
+            let msg = "an instance needs at least one security group (omit the key for 'default')";
+            self.err(list.pos, lpath, msg);
+            return None;
+        }
+        let mut out: Vec<Option<usize>> = Vec::new();
+        for (i, name) in list.value.iter().enumerate() {
+            let gpath = format!("{lpath}[{i}]");
+            let index = self.group_ref(name, &gpath, vpc, groups, default_sg);
+            if index.is_some() && out.contains(&index) {
+                let msg = format!("security group '{}' is listed twice", name.value);
+                self.err(name.pos, gpath, msg);
+            }
+            out.push(index);
+        }
+        out.into_iter().collect()
+    }
+
+    /// A security group of this VPC by name (`default` always exists).
+    fn group_ref(
+        &mut self,
+        name: &Loc<String>,
+        path: &str,
+        vpc: &str,
+        groups: &Names,
+        default_sg: usize,
+    ) -> Option<usize> {
+        match groups.get(&name.value) {
+            Some((i, _)) => Some(*i),
+            None if name.value == DEFAULT_SG => Some(default_sg),
+            None => {
+                let msg = format!("unknown security group in VPC '{vpc}': '{}'", name.value);
+                self.err(name.pos, path, msg);
+                None
+            }
+        }
+    }
+
+    // ----- Route tables -----
+
+    /// Names a route may target: the internet gateway, NAT gateways and peering connections
+    /// share one namespace (a route names its target by name alone).
+    fn target_names(&mut self, vpc: &model::Vpc, path: &str) -> Targets {
+        let mut targets = Targets::default();
+        let mut seen: HashMap<String, (String, u32)> = HashMap::new();
+        let mut add = |me: &mut Self, name: &Loc<String>, npath: String, kind: &str| {
+            if name.value == TARGET_LOCAL || name.value == TARGET_BLACKHOLE {
+                let msg = format!(
+                    "'{}' is reserved as a route target and cannot name a {kind}",
+                    name.value
+                );
+                me.err(name.pos, npath, msg);
+                return false;
+            }
+            if name.value.is_empty() {
+                me.err(name.pos, npath, format!("a {kind} name must not be empty"));
+                return false;
+            }
+            if let Some((other, line)) = seen.get(&name.value) {
+                let msg = format!(
+                    "duplicate route target name '{}': also the {other} at line {line}",
+                    name.value
+                );
+                me.err(name.pos, npath, msg);
+                return false;
+            }
+            seen.insert(name.value.clone(), (kind.to_owned(), name.pos.line));
+            true
+        };
+        if let Some(igw) = &vpc.internet_gateway {
+            let npath = format!("{path}.internet_gateway.name");
+            if add(self, &igw.value.name, npath, "internet gateway") {
+                targets.igw = Some(igw.value.name.value.clone());
+            }
+        }
+        for (i, nat) in vpc.nat_gateways.iter().enumerate() {
+            let npath = format!("{path}.nat_gateways[{i}].name");
+            if add(self, &nat.value.name, npath, "NAT gateway") {
+                targets.nats.insert(nat.value.name.value.clone(), i);
+            }
+        }
+        for (i, pcx) in vpc.peering_connections.iter().enumerate() {
+            let npath = format!("{path}.peering_connections[{i}].name");
+            if add(self, &pcx.value.name, npath, "peering connection") {
+                targets.peerings.insert(pcx.value.name.value.clone(), i);
+            }
+        }
+        targets
+    }
+
+    fn route_tables(
+        &mut self,
+        vpc: &model::Vpc,
+        path: &str,
+        scope: &VpcScope<'_>,
+        targets: &Targets,
+    ) -> Option<Vec<RouteTableDef>> {
+        let mut out = Vec::new();
+        for (i, table) in vpc.route_tables.iter().enumerate() {
+            let table = &table.value;
+            let tpath = format!("{path}.route_tables[{i}]");
+            let mut seen: BTreeMap<Ipv4Net, u32> = BTreeMap::new();
+            let mut routes = Vec::new();
+            for (j, route) in table.routes.iter().enumerate() {
+                let rpath = format!("{tpath}.routes[{j}]");
+                let dest = self.route_destination(&route.value, &rpath, scope);
+                if let Some(d) = dest {
+                    if let Some(line) = seen.get(&d) {
+                        let msg = format!(
+                            "duplicate destination {d} in route table '{}' (also at line {line})",
+                            table.name.value
+                        );
+                        self.err(
+                            route.value.destination.pos,
+                            format!("{rpath}.destination"),
+                            msg,
+                        );
+                    } else {
+                        seen.insert(d, route.value.destination.pos.line);
+                    }
+                }
+                let target = self.route_target(
+                    &route.value.target,
+                    &format!("{rpath}.target"),
+                    scope,
+                    targets,
+                );
+                routes.push(dest.zip(target).map(|(destination, target)| RouteDef {
+                    destination,
+                    target,
+                }));
+            }
+            out.push(resolve(|| {
+                Some(RouteTableDef {
+                    name: table.name.value.clone(),
+                    implicit: false,
+                    routes: routes.into_iter().collect::<Option<_>>()?,
+                })
+            }));
+        }
+        out.into_iter().collect()
+    }
+
+    /// A route's destination may not be, or be inside, a VPC block: the local route covers it.
+    fn route_destination(
+        &mut self,
+        route: &model::Route,
+        path: &str,
+        scope: &VpcScope<'_>,
+    ) -> Option<Ipv4Net> {
+        let dpath = format!("{path}.destination");
+        let dest = self.cidr(&route.destination, &dpath)?;
+        let pos = route.destination.pos;
+        if let Some(block) = scope.blocks.iter().find(|b| b.contains(&dest)) {
+            let msg = if *block == dest {
+                format!("destination {dest} is the VPC's local route and cannot be overridden")
+            } else {
+                format!(
+                    "destination {dest} is more specific than the local route {block}; no route may be inside a VPC CIDR block"
+                )
+            };
+            self.err(pos, dpath, msg);
+            return None;
+        }
+        Some(dest)
+    }
+
+    fn route_target(
+        &mut self,
+        target: &Loc<String>,
+        path: &str,
+        scope: &VpcScope<'_>,
+        targets: &Targets,
+    ) -> Option<RouteTarget> {
+        let name = target.value.as_str();
+        if name == TARGET_BLACKHOLE {
+            return Some(RouteTarget::Blackhole);
+        }
+        if targets.igw.as_deref() == Some(name) {
+            return Some(RouteTarget::InternetGateway);
+        }
+        if let Some(i) = targets.nats.get(name) {
+            return Some(RouteTarget::NatGateway(*i));
+        }
+        if let Some(i) = targets.peerings.get(name) {
+            return Some(RouteTarget::Peering(*i));
+        }
+        let vpc = scope.name;
+        let msg = if name == TARGET_LOCAL {
+            "the local route is implicit for the VPC's CIDR blocks; 'local' cannot be a route's target"
+                .to_owned()
+        } else if let Some(other) = self.globals.igws.get(name) {
+            format!(
+                "internet gateway '{name}' belongs to VPC '{other}'; a route can only target the internet gateway of its own VPC '{vpc}'"
+            )
+        } else if let Some(others) = self.globals.nats.get(name) {
+            format!(
+                "NAT gateway '{name}' is in VPC '{}'; a route can only target a NAT gateway of its own VPC '{vpc}'",
+                others.join("', '")
+            )
+        } else {
+            format!(
+                "unknown route target '{name}': not an internet gateway, NAT gateway or peering connection of VPC '{vpc}', nor 'blackhole'"
+            )
+        };
+        self.err(target.pos, path, msg);
+        None
+    }
+
+    // ----- Rules: network ACLs and security groups -----
+
+    fn network_acls(&mut self, vpc: &model::Vpc, path: &str) -> Option<Vec<NetworkAclDef>> {
+        let mut out = Vec::new();
+        for (i, acl) in vpc.network_acls.iter().enumerate() {
+            let apath = format!("{path}.network_acls[{i}]");
+            let inbound = self.acl_rules(&acl.value.inbound, &format!("{apath}.inbound"), acl.pos);
+            let outbound =
+                self.acl_rules(&acl.value.outbound, &format!("{apath}.outbound"), acl.pos);
+            out.push(resolve(|| {
+                Some(NetworkAclDef {
+                    name: acl.value.name.value.clone(),
+                    implicit: false,
+                    inbound: inbound?,
+                    outbound: outbound?,
+                })
+            }));
+        }
+        out.into_iter().collect()
+    }
+
+    /// One direction of an ACL; returns the rules sorted by number.
+    fn acl_rules(
+        &mut self,
+        rules: &[Loc<model::AclRule>],
+        path: &str,
+        acl_pos: Pos,
+    ) -> Option<Vec<AclRuleDef>> {
+        if rules.len() > MAX_ACL_RULES {
+            let direction = path.rsplit('.').next().unwrap_or(path);
+            let msg = format!(
+                "{} {direction} rules: the datapath holds at most {MAX_ACL_RULES} per direction",
+                rules.len()
+            );
+            self.err(acl_pos, path, msg);
+        }
+        let mut numbers: HashMap<i64, u32> = HashMap::new();
+        let mut out = Vec::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let rule = &rule.value;
+            let rpath = format!("{path}[{i}]");
+            let number = self.rule_number(&rule.rule, &format!("{rpath}.rule"), &mut numbers);
+            let traffic = self.traffic(rule, &rpath);
+            let cidr = self.cidr(&rule.cidr, &format!("{rpath}.cidr"));
+            out.push(resolve(|| {
+                Some(AclRuleDef {
+                    number: number?,
+                    traffic: traffic?,
+                    cidr: cidr?,
+                    allow: rule.action.value == model::Action::Allow,
+                })
+            }));
+        }
+        let mut out: Vec<AclRuleDef> = out.into_iter().collect::<Option<_>>()?;
+        out.sort_by_key(|r| r.number);
+        Some(out)
+    }
+
+    fn rule_number(
+        &mut self,
+        n: &Loc<i64>,
+        path: &str,
+        seen: &mut HashMap<i64, u32>,
+    ) -> Option<u16> {
+        if !RULE_NUMBERS.contains(&n.value) {
+            let msg = format!("rule number must be between 1 and 32766, got {}", n.value);
+            self.err(n.pos, path, msg);
+            return None;
+        }
+        if let Some(line) = seen.get(&n.value) {
+            let msg = format!(
+                "duplicate rule number {} in this direction (also at line {line})",
+                n.value
+            );
+            self.err(n.pos, path, msg);
+            return None;
+        }
+        seen.insert(n.value, n.pos.line);
+        u16::try_from(n.value).ok()
+    }
+
+    /// Protocol, ports and ICMP type/code of any rule.
+    fn traffic(&mut self, spec: &dyn TrafficSpec, path: &str) -> Option<TrafficMatch> {
+        let protocol = self.protocol(spec.protocol(), &format!("{path}.protocol"))?;
+        let ports = match spec.ports() {
+            None => Some(None),
+            Some(p) => self.ports(p, &format!("{path}.ports"), protocol).map(Some),
+        };
+        let (icmp_type, icmp_code) = match spec.icmp() {
+            None => (Some(None), Some(None)),
+            Some(icmp) => self.icmp(icmp, &format!("{path}.icmp"), protocol),
+        };
+        Some(TrafficMatch {
+            protocol,
+            ports: ports?,
+            icmp_type: icmp_type?,
+            icmp_code: icmp_code?,
+        })
+    }
+
+    /// `Some(None)` is `all`.
+    fn protocol(&mut self, p: &Loc<model::Text>, path: &str) -> Option<Option<u8>> {
+        let text = p.value.0.as_str();
+        match text {
+            "all" | "-1" => return Some(None),
+            "tcp" => return Some(Some(PROTO_TCP)),
+            "udp" => return Some(Some(PROTO_UDP)),
+            "icmp" => return Some(Some(PROTO_ICMP)),
+            _ => {}
+        }
+        let msg = match text.parse::<u64>() {
+            Ok(n) => match u8::try_from(n) {
+                Ok(n) => return Some(Some(n)),
+                Err(_) => format!("protocol number must be between 0 and 255, got {n}"),
+            },
+            Err(_) => {
+                format!("unknown protocol '{text}': expected tcp, udp, icmp, all or a number 0-255")
+            }
+        };
+        self.err(p.pos, path, msg);
+        None
+    }
+
+    fn ports(&mut self, p: &Loc<model::Text>, path: &str, proto: Option<u8>) -> Option<(u16, u16)> {
+        if !matches!(proto, Some(PROTO_TCP | PROTO_UDP)) {
+            self.err(
+                p.pos,
+                path,
+                "ports are only allowed with protocol tcp or udp",
+            );
+            return None;
+        }
+        let text = p.value.0.as_str();
+        let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+        let (Ok(lo), Ok(hi)) = (lo.trim().parse::<u64>(), hi.trim().parse::<u64>()) else {
+            let msg = format!("invalid ports '{text}': expected N or A-B");
+            self.err(p.pos, path, msg);
+            return None;
+        };
+        for n in [lo, hi] {
+            if !(1..=65535).contains(&n) {
+                let msg = format!("port {n} is out of range 1-65535");
+                self.err(p.pos, path, msg);
+                return None;
+            }
+        }
+        if lo > hi {
+            let msg = format!(
+                "port range {lo}-{hi} is reversed (the first port must not exceed the second)"
+            );
+            self.err(p.pos, path, msg);
+            return None;
+        }
+        Some((u16::try_from(lo).ok()?, u16::try_from(hi).ok()?))
+    }
+
+    /// ICMP type and code: `Some(None)` is any.
+    fn icmp(
+        &mut self,
+        icmp: &Loc<model::Icmp>,
+        path: &str,
+        proto: Option<u8>,
+    ) -> (Option<Option<u8>>, Option<Option<u8>>) {
+        if proto != Some(PROTO_ICMP) {
+            let msg = "icmp type and code are only allowed with protocol icmp";
+            self.err(icmp.pos, path, msg);
+            return (None, None);
+        }
+        let mut field = |v: &Option<Loc<i64>>, name: &str, what: &str| match v {
+            None => Some(None),
+            Some(Loc { value: -1, .. }) => Some(None),
+            Some(Loc { value, pos }) => match u8::try_from(*value) {
+                Ok(n) => Some(Some(n)),
+                Err(_) => {
+                    let msg = format!("ICMP {what} must be -1 (any) or 0-255, got {value}");
+                    self.err(*pos, format!("{path}.{name}"), msg);
+                    None
+                }
+            },
+        };
+        let t = field(&icmp.value.icmp_type, "type", "type");
+        let c = field(&icmp.value.code, "code", "code");
+        (t, c)
+    }
+
+    fn security_groups(
+        &mut self,
+        vpc: &model::Vpc,
+        path: &str,
+        groups: &Names,
+    ) -> Option<Vec<SecurityGroupDef>> {
+        let vpc_name = vpc.name.value.as_str();
+        let default_sg = groups
+            .get(DEFAULT_SG)
+            .map_or(vpc.security_groups.len(), |(i, _)| *i);
+        let mut out = Vec::new();
+        for (i, sg) in vpc.security_groups.iter().enumerate() {
+            let sg = &sg.value;
+            let gpath = format!("{path}.security_groups[{i}]");
+            let rule = |me: &mut Self,
+                        spec: &dyn TrafficSpec,
+                        peer: &Loc<String>,
+                        rpath: String,
+                        field: &str| {
+                let traffic = me.traffic(spec, &rpath);
+                let ppath = format!("{rpath}.{field}");
+                let peer = match peer.value.strip_prefix(SG_REF) {
+                    Some(name) => {
+                        let name = Loc::new(name.to_owned(), peer.pos);
+                        me.group_ref(&name, &ppath, vpc_name, groups, default_sg)
+                            .map(SgPeer::Group)
+                    }
+                    None => me.cidr(peer, &ppath).map(SgPeer::Cidr),
+                };
+                Some(SgRuleDef {
+                    traffic: traffic?,
+                    peer: peer?,
+                })
+            };
+            let inbound: Vec<Option<SgRuleDef>> = sg
+                .inbound
+                .iter()
+                .enumerate()
+                .map(|(j, r)| {
+                    rule(
+                        self,
+                        &r.value,
+                        &r.value.source,
+                        format!("{gpath}.inbound[{j}]"),
+                        "source",
+                    )
+                })
+                .collect();
+            let outbound: Option<Vec<Option<SgRuleDef>>> = sg.outbound.as_ref().map(|rules| {
+                rules
+                    .iter()
+                    .enumerate()
+                    .map(|(j, r)| {
+                        rule(
+                            self,
+                            &r.value,
+                            &r.value.destination,
+                            format!("{gpath}.outbound[{j}]"),
+                            "destination",
+                        )
+                    })
+                    .collect()
+            });
+            out.push(resolve(|| {
+                Some(SecurityGroupDef {
+                    name: sg.name.value.clone(),
+                    implicit: false,
+                    inbound: inbound.into_iter().collect::<Option<_>>()?,
+                    outbound: match outbound {
+                        None => vec![SgRuleDef::allow_all()],
+                        Some(rules) => rules.into_iter().collect::<Option<_>>()?,
+                    },
+                })
+            }));
+        }
+        out.into_iter().collect()
+    }
+
+    // ----- Peering -----
+
+    fn peerings(&mut self, vpc: &model::Vpc, path: &str) -> Option<Vec<PeeringDef>> {
+        let me = vpc.name.value.as_str();
+        let mut out = Vec::new();
+        for (i, pcx) in vpc.peering_connections.iter().enumerate() {
+            let peer = &pcx.value.peer_vpc;
+            let ppath = format!("{path}.peering_connections[{i}].peer_vpc");
+            let index = self.globals.vpc_index.get(&peer.value).copied();
+            if peer.value == me {
+                let msg = format!("a peering connection cannot connect VPC '{me}' to itself");
+                self.err(peer.pos, ppath, msg);
+                out.push(None);
+                continue;
+            }
+            if index.is_none() {
+                self.err(peer.pos, ppath, format!("unknown VPC '{}'", peer.value));
+            }
+            out.push(index.map(|peer_vpc| PeeringDef {
+                name: pcx.value.name.value.clone(),
+                peer_vpc,
+            }));
+        }
+        out.into_iter().collect()
+    }
+
+    /// Peered VPCs must not overlap (AWS), else a destination would be ambiguous.
+    fn check_peering_overlaps(&mut self, file: &ConfigFile, vpcs: &[Option<VpcDef>]) {
+        for (i, (vpc, def)) in file.vpcs.iter().zip(vpcs).enumerate() {
+            let Some(def) = def else { continue };
+            for (j, pcx) in def.peering_connections.iter().enumerate() {
+                let Some(Some(peer)) = vpcs.get(pcx.peer_vpc) else {
+                    continue;
+                };
+                let clash = def.cidr_blocks.iter().find_map(|a| {
+                    peer.cidr_blocks
+                        .iter()
+                        .find(|b| overlaps(a, b))
+                        .map(|b| (a, b))
+                });
+                if let Some((a, b)) = clash {
+                    let node = &vpc.value.peering_connections[j].value.peer_vpc;
+                    let msg = format!(
+                        "peered VPCs must not overlap: {a} of VPC '{}' overlaps {b} of VPC '{}'",
+                        def.name, peer.name
+                    );
+                    self.err(
+                        node.pos,
+                        format!("vpcs[{i}].peering_connections[{j}].peer_vpc"),
+                        msg,
+                    );
+                }
+            }
+        }
+    }
+
+    // ----- Flow logs -----
+
+    fn flow_logs(&mut self, f: &model::FlowLogs, path: &str) -> Option<FlowLogConfig> {
+        let interval = match &f.aggregation_interval {
+            None => Some(DEFAULT_AGGREGATION_INTERVAL),
+            Some(Loc {
+                value: v @ (60 | 600),
+                ..
+            }) => u32::try_from(*v).ok(),
+            Some(Loc { value, pos }) => {
+                let msg = format!("aggregation_interval must be 60 or 600 seconds, got {value}");
+                self.err(*pos, format!("{path}.aggregation_interval"), msg);
+                None
+            }
+        };
+        let destination = match &f.destination {
+            None => Some(FlowLogDestination::Stdout),
+            Some(d) => self.flow_log_destination(d, &format!("{path}.destination")),
+        };
+        let fields = match &f.format {
+            None => Some(DEFAULT_FLOW_LOG_FIELDS.map(str::to_owned).to_vec()),
+            Some(fmt) => self.flow_log_format(fmt, &format!("{path}.format")),
+        };
+        Some(FlowLogConfig {
+            aggregation_interval: interval?,
+            destination: destination?,
+            fields: fields?,
+        })
+    }
+
+    fn flow_log_destination(&mut self, d: &Loc<String>, path: &str) -> Option<FlowLogDestination> {
+        if d.value == "stdout" {
+            return Some(FlowLogDestination::Stdout);
+        }
+        match d.value.strip_prefix("file:") {
+            Some(p) if p.starts_with('/') => Some(FlowLogDestination::File(PathBuf::from(p))),
+            Some(p) => {
+                let msg = format!("a flow log file must be an absolute path, got '{p}'");
+                self.err(d.pos, path, msg);
+                None
+            }
+            None => {
+                let msg = format!(
+                    "destination must be 'stdout' or 'file:/path', got '{}'",
+                    d.value
+                );
+                self.err(d.pos, path, msg);
+                None
+            }
+        }
+    }
+
+    fn flow_log_format(&mut self, f: &Loc<String>, path: &str) -> Option<Vec<String>> {
+        if f.value == "default" {
+            return Some(DEFAULT_FLOW_LOG_FIELDS.map(str::to_owned).to_vec());
+        }
+        let mut fields = Vec::new();
+        for token in f.value.split_whitespace() {
+            let Some(name) = token.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
+                let msg = format!(
+                    "format must be 'default' or fields such as '${{srcaddr}} ${{dstaddr}}', got '{token}'"
+                );
+                self.err(f.pos, path, msg);
+                return None;
+            };
+            if !DEFAULT_FLOW_LOG_FIELDS.contains(&name) && !EXTRA_FLOW_LOG_FIELDS.contains(&name) {
+                self.err(f.pos, path, format!("unknown flow log field '{token}'"));
+                return None;
+            }
+            fields.push(name.to_owned());
+        }
+        if fields.is_empty() {
+            self.err(f.pos, path, "format must name at least one field");
+            return None;
+        }
+        Some(fields)
+    }
+}
+
+/// What subnets may refer to.
+struct SubnetRefs<'a> {
+    vpc: &'a str,
+    tables: &'a Names,
+    main_table: usize,
+    acls: &'a Names,
+    default_acl: usize,
+}
+
+/// A namespace a reference resolves in, with its default.
+struct Ref<'a> {
+    names: &'a Names,
+    default: usize,
+    default_name: &'a str,
+    what: &'a str,
+}
+
+/// A VPC's resolved facts that addresses and routes are checked against.
+struct VpcScope<'a> {
+    name: &'a str,
+    blocks: &'a [Ipv4Net],
+    subnet_names: &'a Names,
+    subnets: &'a [Option<&'a SubnetDef>],
+    has_igw: bool,
+}
+
+/// Route target names of one VPC.
+#[derive(Default)]
+struct Targets {
+    igw: Option<String>,
+    nats: HashMap<String, usize>,
+    peerings: HashMap<String, usize>,
+}
+
+/// Builds a resolved item from parts that may have failed (each failure is already reported):
+/// `?` inside the closure leaves only this item, not the loop over its siblings.
+fn resolve<T>(build: impl FnOnce() -> Option<T>) -> Option<T> {
+    build()
+}
+
+/// Two CIDRs overlap iff one contains the other.
+pub(crate) fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(b) || b.contains(a)
+}
