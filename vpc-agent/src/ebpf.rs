@@ -7,10 +7,25 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 pub mod programs {
     /// XDP ingress program attached to every VPC interface.
     pub const XDP: &str = "vpc_xdp";
+    /// TC ingress program (kernel path) on every VPC interface.
+    pub const TC_INGRESS: &str = "vpc_tc_ingress";
+    /// TC egress guard on subnet interfaces.
+    pub const TC_EGRESS: &str = "vpc_tc_egress";
 }
 
 /// Map names in the object.
 pub mod maps {
     /// Per-CPU drop counters indexed by `DropReason`.
     pub const DROP_COUNTERS: &str = "DROP_COUNTERS";
+    pub const CONFIG: &str = "CONFIG";
+    pub const IFACES: &str = "IFACES";
+    pub const SUBNETS: &str = "SUBNETS";
+    pub const VPCS: &str = "VPCS";
+    pub const ENDPOINTS: &str = "ENDPOINTS";
+    pub const PUBLIC_IPS: &str = "PUBLIC_IPS";
+    pub const NAT_GATEWAYS: &str = "NAT_GATEWAYS";
+    pub const ROUTES: &str = "ROUTES";
+    pub const ACLS: &str = "ACLS";
+    pub const DEVICES: &str = "DEVICES";
+    pub const FRAGMENTS: &str = "FRAGMENTS";
 }

@@ -8,36 +8,78 @@ use vpc_common::acl::{
     acl_index,
 };
 
+use aya_ebpf::{cty::c_void, helpers::bpf_loop};
+
 use crate::{
     maps::ACLS,
     packet::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
 };
 
+/// State of one ACL scan, shared with the `bpf_loop` callback.
+#[repr(C)]
+struct Scan {
+    index: u32,
+    remote: u32,
+    dport: u16,
+    proto: u8,
+    icmp_type: u8,
+    icmp_code: u8,
+    /// 0 while no rule matched, then the matching rule's action.
+    action: u8,
+    _pad: [u8; 2],
+}
+
 /// Whether the network ACL `acl_id` allows `flow` in `direction`; `remote` is the address the
 /// rule CIDRs match (the source inbound, the destination outbound).
+///
+/// The scan runs under `bpf_loop`, so the verifier checks one rule evaluation instead of
+/// unrolling `MAX_ACL_RULES` of them at every call site.
 #[inline(always)]
 pub fn allows(acl_id: u32, direction: u32, flow: &Flow, remote: u32) -> bool {
-    let Some(table) = ACLS.get(acl_index(acl_id, direction)) else {
-        return false;
+    let mut scan = Scan {
+        index: acl_index(acl_id, direction),
+        remote,
+        dport: flow.dport,
+        proto: flow.proto,
+        icmp_type: flow.icmp_type,
+        icmp_code: flow.icmp_code,
+        action: 0,
+        _pad: [0; 2],
     };
-    let count = table.count as usize;
-    let mut i = 0;
-    while i < MAX_ACL_RULES {
-        if i >= count {
-            break;
-        }
-        let rule = &table.rules[i];
-        if matches(rule, flow, remote) {
-            return rule.action == ACL_ALLOW;
-        }
-        i += 1;
+    // SAFETY: the callback only touches `scan` through the pointer, for the call's duration.
+    unsafe {
+        bpf_loop(
+            MAX_ACL_RULES as u32,
+            acl_step as *mut c_void,
+            (&raw mut scan).cast(),
+            0,
+        );
     }
-    false
+    scan.action == ACL_ALLOW
+}
+
+/// One rule of the scan: returns 1 to stop (matched, or past the last rule), 0 to go on.
+extern "C" fn acl_step(i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `Scan` that `allows` passed to bpf_loop.
+    let scan = unsafe { &mut *ctx.cast::<Scan>() };
+    let Some(table) = ACLS.get(scan.index) else {
+        return 1;
+    };
+    let i = i as usize;
+    if i >= table.count as usize || i >= MAX_ACL_RULES {
+        return 1;
+    }
+    let rule = &table.rules[i];
+    if matches(rule, scan) {
+        scan.action = rule.action;
+        return 1;
+    }
+    0
 }
 
 #[inline(always)]
-fn matches(rule: &AclRule, flow: &Flow, remote: u32) -> bool {
-    if remote & rule.mask != rule.addr {
+fn matches(rule: &AclRule, flow: &Scan) -> bool {
+    if flow.remote & rule.mask != rule.addr {
         return false;
     }
     if rule.flags & ACL_ANY_PROTO != 0 {

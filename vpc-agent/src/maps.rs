@@ -1,0 +1,202 @@
+//! Writing compiled entries into the kernel maps of one generation slot, by difference: only
+//! entries that are missing or different are written, entries of that slot that are no longer
+//! wanted are removed, and the other slot is never touched.
+
+use std::{collections::BTreeMap, hash::Hash};
+
+use aya::{
+    Ebpf, Pod,
+    maps::{Array, DevMapHash, HashMap, LpmTrie, MapError, lpm_trie::Key},
+};
+use vpc_common::{
+    LAYOUT_VERSION,
+    acl::{MAX_ACLS, AclTable},
+    iface::{GlobalConfig, SLOT_SHIFT},
+    route::RouteKey,
+};
+
+use crate::{compile::Compiled, ebpf::maps as names};
+
+/// Errors writing the maps.
+#[derive(Debug, thiserror::Error)]
+pub enum MapsError {
+    #[error("map {name} is missing from the eBPF object")]
+    Missing { name: &'static str },
+    #[error("map {name}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("device map entry for ifindex {ifindex}")]
+    Device {
+        ifindex: u32,
+        #[source]
+        source: aya::maps::xdp::XdpMapError,
+    },
+}
+
+/// How many entries a sync wrote and removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    pub written: usize,
+    pub removed: usize,
+}
+
+impl std::ops::AddAssign for SyncStats {
+    fn add_assign(&mut self, o: Self) {
+        self.written += o.written;
+        self.removed += o.removed;
+    }
+}
+
+fn map_err(name: &'static str) -> impl Fn(MapError) -> MapsError {
+    move |source| MapsError::Map { name, source }
+}
+
+fn slot_of_id(id: u32) -> u32 {
+    id >> SLOT_SHIFT
+}
+
+/// Makes the hash map `name` hold exactly `want` among the keys `in_slot` selects.
+fn sync_hash<K, V>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    want: &BTreeMap<K, V>,
+    in_slot: impl Fn(&K) -> bool,
+) -> Result<SyncStats, MapsError>
+where
+    K: Pod + Ord + Hash,
+    V: Pod + PartialEq,
+{
+    let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
+    let mut map: HashMap<_, K, V> = HashMap::try_from(map).map_err(map_err(name))?;
+    let mut stats = SyncStats::default();
+    let have: Vec<K> = map
+        .keys()
+        .collect::<Result<_, _>>()
+        .map_err(map_err(name))?;
+    for key in have.iter().filter(|k| in_slot(k) && !want.contains_key(k)) {
+        map.remove(key).map_err(map_err(name))?;
+        stats.removed += 1;
+    }
+    for (key, value) in want {
+        if map.get(key, 0).ok().as_ref() != Some(value) {
+            map.insert(key, value, 0).map_err(map_err(name))?;
+            stats.written += 1;
+        }
+    }
+    Ok(stats)
+}
+
+fn sync_routes(
+    ebpf: &mut Ebpf,
+    compiled: &Compiled,
+) -> Result<SyncStats, MapsError> {
+    let name = names::ROUTES;
+    let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
+    let mut map: LpmTrie<_, RouteKey, _> = LpmTrie::try_from(map).map_err(map_err(name))?;
+    let want: BTreeMap<(u32, RouteKey), _> = compiled
+        .routes
+        .iter()
+        .map(|(p, v)| ((p.prefix_len, p.key), *v))
+        .collect();
+    let mut stats = SyncStats::default();
+    let have: Vec<Key<RouteKey>> = map
+        .keys()
+        .collect::<Result<_, _>>()
+        .map_err(map_err(name))?;
+    for key in have {
+        let id = (key.prefix_len(), key.data());
+        if slot_of_id(id.1.table) == compiled.slot && !want.contains_key(&id) {
+            map.remove(&key).map_err(map_err(name))?;
+            stats.removed += 1;
+        }
+    }
+    for ((prefix_len, data), value) in &want {
+        let key = Key::new(*prefix_len, *data);
+        if map.get(&key, 0).ok().as_ref() != Some(value) {
+            map.insert(&key, value, 0).map_err(map_err(name))?;
+            stats.written += 1;
+        }
+    }
+    Ok(stats)
+}
+
+fn sync_acls(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsError> {
+    let name = names::ACLS;
+    let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
+    let mut map: Array<_, AclTable> = Array::try_from(map).map_err(map_err(name))?;
+    let mut stats = SyncStats::default();
+    let first = compiled.slot * MAX_ACLS * 2;
+    let empty = AclTable::default();
+    for index in first..first + MAX_ACLS * 2 {
+        let want = compiled.acls.get(&index).unwrap_or(&empty);
+        let have = map.get(&index, 0).map_err(map_err(name))?;
+        if &have != want {
+            map.set(index, want, 0).map_err(map_err(name))?;
+            if want == &empty {
+                stats.removed += 1;
+            } else {
+                stats.written += 1;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+fn sync_devices(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsError> {
+    // Devices are shared by both slots: add what this generation needs, remove nothing that
+    // the other slot may still use (the daemon prunes after a switch-over).
+    let name = names::DEVICES;
+    let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
+    let mut map: DevMapHash<_> = DevMapHash::try_from(map).map_err(map_err(name))?;
+    let mut stats = SyncStats::default();
+    for key in compiled.ifaces.keys() {
+        let ifindex = key.ifindex;
+        if map.get(ifindex, 0).is_err() {
+            map.insert(ifindex, ifindex, None, 0)
+                .map_err(|source| MapsError::Device { ifindex, source })?;
+            stats.written += 1;
+        }
+    }
+    Ok(stats)
+}
+
+/// Writes every map of `compiled.slot` (by difference), then makes that slot the active one
+/// with `generation`. Returns what was written.
+pub fn apply(
+    ebpf: &mut Ebpf,
+    compiled: &Compiled,
+    generation: u64,
+) -> Result<SyncStats, MapsError> {
+    let slot = compiled.slot;
+    let mut stats = SyncStats::default();
+    stats += sync_devices(ebpf, compiled)?;
+    stats += sync_hash(ebpf, names::SUBNETS, &compiled.subnets, |k| slot_of_id(*k) == slot)?;
+    stats += sync_hash(ebpf, names::VPCS, &compiled.vpcs, |k| slot_of_id(*k) == slot)?;
+    stats += sync_hash(ebpf, names::ENDPOINTS, &compiled.endpoints, |k| {
+        slot_of_id(k.vpc_id) == slot
+    })?;
+    stats += sync_hash(ebpf, names::PUBLIC_IPS, &compiled.public_ips, |k| k.slot == slot)?;
+    stats += sync_hash(ebpf, names::NAT_GATEWAYS, &compiled.nat_gateways, |k| {
+        slot_of_id(*k) == slot
+    })?;
+    stats += sync_routes(ebpf, compiled)?;
+    stats += sync_acls(ebpf, compiled)?;
+    // Interfaces last: they are the entry point into a slot.
+    stats += sync_hash(ebpf, names::IFACES, &compiled.ifaces, |k| k.slot == slot)?;
+
+    let name = names::CONFIG;
+    let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
+    let mut config: Array<_, GlobalConfig> = Array::try_from(map).map_err(map_err(name))?;
+    let want = GlobalConfig {
+        layout_version: LAYOUT_VERSION,
+        active_slot: slot,
+        generation,
+    };
+    if config.get(&0, 0).map_err(map_err(name))? != want {
+        config.set(0, want, 0).map_err(map_err(name))?;
+    }
+    Ok(stats)
+}
