@@ -5,3 +5,4 @@ pub mod compile;
 pub mod config;
 pub mod datapath;
 pub mod ebpf;
+pub mod evaluator;
