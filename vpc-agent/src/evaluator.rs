@@ -194,8 +194,8 @@ impl<'a> Evaluator<'a> {
             hops: Vec::new(),
         };
         let verdict = match self.entry(ingress)? {
-            Entry::Subnet { vpc, subnet } => run.from_subnet(vpc, subnet, packet),
-            Entry::Uplink => run.from_uplink(packet),
+            Entry::Subnet { vpc, subnet } => run.entering_from_subnet(vpc, subnet, packet),
+            Entry::Uplink => run.entering_from_uplink(packet),
         };
         Ok(Trace {
             hops: run.hops,
@@ -314,7 +314,7 @@ fn lookup<'a>(vpc: &'a VpcDef, table: usize, dst: Ipv4Addr) -> Lookup<'a> {
 }
 
 impl Run<'_> {
-    fn from_subnet(&mut self, v: usize, s: usize, p: &Packet) -> Verdict {
+    fn entering_from_subnet(&mut self, v: usize, s: usize, p: &Packet) -> Verdict {
         let vpc = &self.config.vpcs[v];
         let subnet = &vpc.subnets[s];
         if p.dst == subnet.router_ip() {
@@ -568,7 +568,7 @@ impl Run<'_> {
 
     /// From the internet: to an instance's public IP (1:1), or a NAT gateway's elastic IP
     /// (replies only, through [`StatefulPolicy::nat_reply`]).
-    fn from_uplink(&mut self, p: &Packet) -> Verdict {
+    fn entering_from_uplink(&mut self, p: &Packet) -> Verdict {
         for (v, vpc) in self.config.vpcs.iter().enumerate() {
             if let Some(inst) = vpc.instances.iter().find(|i| i.public_ip == Some(p.dst)) {
                 self.hops.push(Hop::DestinationNat {

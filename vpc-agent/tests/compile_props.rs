@@ -373,13 +373,13 @@ impl Sim<'_> {
         };
         let iface = self.c.ifaces[&key];
         if iface.kind == IFACE_SUBNET {
-            self.from_subnet(iface.subnet_id, p)
+            self.entering_from_subnet(iface.subnet_id, p)
         } else {
-            self.from_uplink(p)
+            self.entering_from_uplink(p)
         }
     }
 
-    fn from_subnet(&self, sid: u32, p: &Packet) -> SimVerdict {
+    fn entering_from_subnet(&self, sid: u32, p: &Packet) -> SimVerdict {
         let s = self.c.subnets[&sid];
         if raw(p.dst) == s.router_ip {
             return SimVerdict::ToHost;
@@ -468,7 +468,7 @@ impl Sim<'_> {
         }
     }
 
-    fn from_uplink(&self, p: &Packet) -> SimVerdict {
+    fn entering_from_uplink(&self, p: &Packet) -> SimVerdict {
         let key = PublicKey {
             ip: raw(p.dst),
             slot: self.c.slot,
