@@ -5,4 +5,5 @@ pub mod compile;
 pub mod config;
 pub mod datapath;
 pub mod ebpf;
+pub mod evaluator;
 pub mod maps;

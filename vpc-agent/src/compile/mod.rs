@@ -163,3 +163,255 @@ fn check_capacity(out: Compiled, mut overflows: Vec<Overflow>) -> Result<Compile
         Err(CompileError::Capacity { overflows })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use vpc_common::{
+        acl::{ACL_ANY_ICMP_CODE, ACL_ANY_ICMP_TYPE, ACL_ANY_PROTO, ACL_DENY},
+        iface::{ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, IFACE_SUBNET, IFACE_UPLINK, slot_id},
+        route::{TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY},
+    };
+
+    use super::*;
+    use crate::config::load_str;
+
+    const YAML: &str = "vpcs:
+  - name: prod
+    cidr_blocks: [10.0.0.0/16]
+    internet_gateway: { name: igw, interface: up }
+    nat_gateways: [{ name: nat, subnet: pub, private_ip: 10.0.0.5, elastic_ip: 198.51.100.10 }]
+    subnets:
+      - { name: pub, cidr: 10.0.0.0/24, interface: s-pub, route_table: public }
+      - { name: priv, cidr: 10.0.1.0/24, interface: s-priv, network_acl: locked }
+    route_tables:
+      - { name: public, routes: [{ destination: 0.0.0.0/0, target: igw }] }
+      - { name: main, routes: [{ destination: 0.0.0.0/0, target: nat }] }
+    network_acls:
+      - name: locked
+        inbound:
+          - { rule: 200, protocol: all, cidr: 0.0.0.0/0, action: deny }
+          - { rule: 100, protocol: tcp, ports: 22-23, cidr: 10.0.0.0/24, action: allow }
+    instances:
+      - { name: web, subnet: pub, private_ip: 10.0.0.10, public_ip: 198.51.100.20 }
+";
+
+    fn ifindex(name: &str) -> Option<u32> {
+        match name {
+            "up" => Some(2),
+            "s-pub" => Some(3),
+            "s-priv" => Some(4),
+            _ => None,
+        }
+    }
+
+    fn compiled(slot: u32) -> Compiled {
+        let config = load_str("t.yaml", YAML).expect("valid");
+        compile(&config, slot, &ifindex).expect("compiles")
+    }
+
+    fn ip(a: u8, b: u8, c: u8, d: u8) -> u32 {
+        ip_raw([a, b, c, d])
+    }
+
+    #[test]
+    fn topology_entries() {
+        let c = compiled(1);
+        let (vpc, public, private) = (slot_id(1, 1), slot_id(1, 1), slot_id(1, 2));
+        // Tables: public = 1, main = 2, then the local table = 3. ACLs: locked = 256, default = 257.
+        let (t_public, t_main, t_local) = (slot_id(1, 1), slot_id(1, 2), slot_id(1, 3));
+        assert_eq!(
+            c.ifaces
+                .keys()
+                .map(|k| (k.ifindex, k.slot))
+                .collect::<Vec<_>>(),
+            [(2, 1), (3, 1), (4, 1)]
+        );
+        assert_eq!(
+            c.ifaces[&IfaceKey {
+                ifindex: 2,
+                slot: 1
+            }]
+                .kind,
+            IFACE_UPLINK
+        );
+        let sub = c.ifaces[&IfaceKey {
+            ifindex: 4,
+            slot: 1,
+        }];
+        assert_eq!(
+            (sub.kind, sub.vpc_id, sub.subnet_id),
+            (IFACE_SUBNET, vpc, private)
+        );
+        assert_eq!(
+            c.vpcs[&vpc],
+            VpcInfo {
+                igw_ifindex: 2,
+                local_table: t_local
+            }
+        );
+        let expected = SubnetInfo {
+            ifindex: 4,
+            vpc_id: vpc,
+            route_table: t_main,
+            acl_id: MAX_ACLS,
+            cidr: ip(10, 0, 1, 0),
+            mask: ip(255, 255, 255, 0),
+            router_ip: ip(10, 0, 1, 1),
+            _pad: 0,
+        };
+        assert_eq!(c.subnets[&private], expected);
+        assert_eq!(c.subnets[&public].route_table, t_public);
+        assert_eq!(c.subnets[&public].acl_id, MAX_ACLS + 1);
+        let web = c.endpoints[&EndpointKey {
+            vpc_id: vpc,
+            ip: ip(10, 0, 0, 10),
+        }];
+        assert_eq!(
+            (web.kind, web.subnet_id, web.id, web.public_ip),
+            (
+                ENDPOINT_INSTANCE,
+                public,
+                slot_id(1, 1),
+                ip(198, 51, 100, 20)
+            )
+        );
+        let nat = c.endpoints[&EndpointKey {
+            vpc_id: vpc,
+            ip: ip(10, 0, 0, 5),
+        }];
+        assert_eq!((nat.kind, nat.id), (ENDPOINT_NAT_GATEWAY, slot_id(1, 1)));
+        let eip = c.public_ips[&PublicKey {
+            ip: ip(198, 51, 100, 10),
+            slot: 1,
+        }];
+        assert_eq!(
+            (eip.kind, eip.private_ip),
+            (ENDPOINT_NAT_GATEWAY, ip(10, 0, 0, 5))
+        );
+        let expected = NatGatewayInfo {
+            vpc_id: vpc,
+            subnet_id: public,
+            private_ip: ip(10, 0, 0, 5),
+            elastic_ip: ip(198, 51, 100, 10),
+        };
+        assert_eq!(c.nat_gateways[&slot_id(1, 1)], expected);
+        assert_eq!(
+            c.names.id(ObjectKind::Subnet, "prod", "priv"),
+            Some(private)
+        );
+    }
+
+    #[test]
+    fn route_entries_include_the_local_routes_in_every_table() {
+        let c = compiled(0);
+        let entry = |table, net: &str, target, target_id| {
+            let net: Ipv4Net = net.parse().expect("net");
+            let value = RouteValue {
+                target,
+                target_id,
+                ..Default::default()
+            };
+            (RoutePrefix::new(table, net), value)
+        };
+        let local = |t| {
+            [
+                entry(t, "10.0.0.0/16", TARGET_LOCAL, 0),
+                entry(t, "10.0.0.0/24", TARGET_LOCAL, 1),
+                entry(t, "10.0.1.0/24", TARGET_LOCAL, 2),
+            ]
+        };
+        let mut expected: BTreeMap<RoutePrefix, RouteValue> = BTreeMap::new();
+        expected.extend(local(1));
+        expected.extend([entry(1, "0.0.0.0/0", TARGET_INTERNET_GATEWAY, 2)]);
+        expected.extend(local(2));
+        expected.extend([entry(2, "0.0.0.0/0", TARGET_NAT_GATEWAY, 1)]);
+        expected.extend(local(3));
+        assert_eq!(c.routes, expected);
+        let first = c.routes.keys().next().expect("entry");
+        assert_eq!(first.prefix_len, 32);
+    }
+
+    #[test]
+    fn acl_tables_are_sorted_and_encoded() {
+        let c = compiled(0);
+        let locked = &c.acls[&acl_index(0, ACL_INBOUND)];
+        assert_eq!(locked.count, 2);
+        let ssh = locked.rules[0];
+        assert_eq!(
+            (
+                ssh.rule_number,
+                ssh.proto,
+                ssh.port_lo,
+                ssh.port_hi,
+                ssh.action
+            ),
+            (100, 6, 22, 23, vpc_common::acl::ACL_ALLOW)
+        );
+        assert_eq!(
+            (ssh.addr, ssh.mask),
+            (ip(10, 0, 0, 0), ip(255, 255, 255, 0))
+        );
+        assert_eq!(ssh.flags, ACL_ANY_ICMP_TYPE | ACL_ANY_ICMP_CODE);
+        let deny = locked.rules[1];
+        assert_eq!(
+            (deny.rule_number, deny.action, deny.port_hi),
+            (200, ACL_DENY, u16::MAX)
+        );
+        assert_eq!(
+            deny.flags,
+            ACL_ANY_PROTO | ACL_ANY_ICMP_TYPE | ACL_ANY_ICMP_CODE
+        );
+        assert_eq!(
+            c.acls[&acl_index(0, ACL_OUTBOUND)].count,
+            0,
+            "no rules: deny all"
+        );
+        // The implicit default ACL: rule 100 allows all, both ways.
+        for dir in [ACL_INBOUND, ACL_OUTBOUND] {
+            let default = &c.acls[&acl_index(1, dir)];
+            assert_eq!((default.count, default.rules[0].rule_number), (1, 100));
+        }
+    }
+
+    #[test]
+    fn missing_interfaces_and_bad_slots_are_errors() {
+        let config = load_str("t.yaml", YAML).expect("valid");
+        let err = compile(&config, 0, &|n| ifindex(n).filter(|_| n != "up")).expect_err("missing");
+        assert_eq!(
+            err,
+            CompileError::UnknownInterfaces {
+                names: vec!["up".into()]
+            }
+        );
+        let err = compile(&config, 2, &ifindex).expect_err("slot");
+        assert_eq!(err, CompileError::InvalidSlot { slot: 2 });
+        let err = compile(&config, 0, &|_| Some(9)).expect_err("shared ifindex");
+        assert!(matches!(
+            err,
+            CompileError::SharedIfindex { ifindex: 9, .. }
+        ));
+    }
+
+    #[test]
+    fn capacity_overflow_names_the_map() {
+        use std::fmt::Write as _;
+        // 65 VPCs: one more than VPCS holds.
+        let mut yaml = String::from("vpcs:\n");
+        for v in 0..65 {
+            let _ = writeln!(yaml, "  - {{ name: v{v}, cidr_blocks: [10.{v}.0.0/16] }}");
+        }
+        let config = load_str("t.yaml", &yaml).expect("valid");
+        let err = compile(&config, 0, &ifindex).expect_err("too many VPCs");
+        let CompileError::Capacity { overflows } = err else {
+            panic!("{err}");
+        };
+        assert_eq!(
+            overflows,
+            [Overflow {
+                map: "VPCS",
+                needed: 65,
+                limit: 64
+            }]
+        );
+    }
+}

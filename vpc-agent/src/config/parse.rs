@@ -3,6 +3,8 @@
 //! [`Diagnostic`] with the line and column serde-saphyr reports and the path
 //! `serde_path_to_error` tracked up to the failing node.
 
+use std::borrow::Cow;
+
 use serde_path_to_error::Segment;
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, MergeKeyPolicy, MessageFormatter};
 
@@ -90,7 +92,12 @@ fn to_diagnostic(err: &YamlError, path: String) -> Diagnostic {
         .or_else(|| inner.location())
         .map(|l| Pos::from_location(&l))
         .unwrap_or(Pos::new(1, 1));
-    let message = serde_saphyr::DefaultMessageFormatter.format_message(inner);
+    let message = match inner {
+        YamlError::InvalidScalar { ty, .. } if ty.starts_with(['i', 'u']) => {
+            Cow::Owned(format!("expected an integer ({ty})"))
+        }
+        _ => serde_saphyr::DefaultMessageFormatter.format_message(inner),
+    };
     // The message may quote the file's text: keep control characters out of the report.
     let message: String = message
         .chars()

@@ -223,6 +223,8 @@ impl Validator {
             acls: &acl_names,
             default_acl,
         };
+        // The uplink first: it comes first in the file, so a clash is reported on the subnet.
+        let internet_gateway = self.internet_gateway(vpc, path);
         let subnets = self.subnets(vpc, path, &known_blocks, &refs);
         let resolved_subnets: Vec<Option<&SubnetDef>> =
             subnets.iter().map(|(def, _)| def.as_ref()).collect();
@@ -240,7 +242,6 @@ impl Validator {
         let network_acls = self.network_acls(vpc, path);
         let security_groups = self.security_groups(vpc, path, &sg_names);
         let peering_connections = self.peerings(vpc, path);
-        let internet_gateway = self.internet_gateway(vpc, path);
 
         let mut route_tables = route_tables?;
         if main_route_table == route_tables.len() {

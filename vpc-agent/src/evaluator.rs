@@ -1,0 +1,606 @@
+//! Reference evaluator: what the datapath must do with a packet (shared/spec/datapath.md),
+//! computed in plain Rust from the validated model, never from the compiled maps. It is the
+//! oracle the compiled entries (and later the kernel) are tested against, and the engine of
+//! `vpc-agent trace`: besides the verdict it records every hop.
+//!
+//! It is stateless for now: security groups and connection state (NAT replies) go through
+//! [`StatefulPolicy`], whose default ([`Stateless`]) allows every security group check and
+//! knows no NAT translation.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use vpc_common::DropReason;
+
+use crate::config::{
+    ValidatedConfig,
+    validated::{AclRuleDef, InstanceDef, NatGatewayDef, RouteTarget, VpcDef},
+};
+
+/// The packet as the datapath classifies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    /// IP protocol number.
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+}
+
+/// Where the packet enters the router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingress<'a> {
+    /// A router interface by name (a subnet's interface or an internet gateway's uplink).
+    Interface(&'a str),
+    /// A subnet by VPC and subnet name (its interface).
+    Subnet { vpc: &'a str, subnet: &'a str },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Sent out of `interface` with these (possibly translated) addresses.
+    Deliver {
+        interface: String,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    },
+    Drop(DropReason),
+    /// For the router itself (its address in the subnet): the kernel's business.
+    ToHost,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// Where a matching route leads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteHopTarget {
+    /// Inside the VPC: the subnet holding the destination (`None`: no subnet there).
+    Local {
+        subnet: Option<String>,
+    },
+    InternetGateway(String),
+    NatGateway(String),
+    Peering {
+        connection: String,
+        peer_vpc: String,
+    },
+    Blackhole,
+    /// No route matched.
+    NoRoute,
+}
+
+/// One step of the packet's way, for traces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hop {
+    /// Source/destination check in `subnet`: the source is (not) one of its registered
+    /// addresses.
+    SourceCheck { subnet: String, passed: bool },
+    /// A network ACL decision: the matching rule (`None`: the implicit final deny).
+    Acl {
+        acl: String,
+        subnet: String,
+        direction: Direction,
+        rule: Option<u16>,
+        allowed: bool,
+    },
+    /// A route lookup (`destination`: the matching route's prefix).
+    Route {
+        vpc: String,
+        table: String,
+        destination: Option<Ipv4Net>,
+        target: RouteHopTarget,
+    },
+    /// The same subnet: AWS applies no network ACL within a subnet.
+    SameSubnet { subnet: String },
+    /// Source rewritten (internet gateway 1:1, or a NAT gateway's elastic IP).
+    SourceNat {
+        by: String,
+        from: Ipv4Addr,
+        to: Ipv4Addr,
+    },
+    /// Destination rewritten (an instance's public IP to its private IP).
+    DestinationNat { from: Ipv4Addr, to: Ipv4Addr },
+    /// The destination is (not) a registered address of the subnet.
+    DestinationCheck { subnet: String, passed: bool },
+}
+
+/// The verdict and how it was reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trace {
+    pub hops: Vec<Hop>,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error("no subnet or internet gateway uses interface '{0}'")]
+    UnknownInterface(String),
+    #[error("VPC '{vpc}' has no subnet '{subnet}'")]
+    UnknownSubnet { vpc: String, subnet: String },
+}
+
+/// Extension point for what is stateful in the datapath. Every method gets the VPC and the
+/// object the check is about; the defaults are the stateless behaviour.
+pub trait StatefulPolicy {
+    /// Security groups of the source instance (`None`: a NAT gateway), outbound.
+    fn security_groups_outbound(
+        &self,
+        _vpc: &VpcDef,
+        _source: Option<&InstanceDef>,
+        _packet: &Packet,
+    ) -> bool {
+        true
+    }
+
+    /// Security groups of the destination instance (`None`: a NAT gateway), inbound.
+    fn security_groups_inbound(
+        &self,
+        _vpc: &VpcDef,
+        _destination: Option<&InstanceDef>,
+        _packet: &Packet,
+    ) -> bool {
+        true
+    }
+
+    /// The reverse translation of a packet arriving at a NAT gateway's elastic IP: the packet
+    /// with its destination set back to the inside host, or `None` if it belongs to no
+    /// translated connection (unsolicited).
+    fn nat_reply(&self, _vpc: &VpcDef, _nat: &NatGatewayDef, _packet: &Packet) -> Option<Packet> {
+        None
+    }
+}
+
+/// No connection state: security groups allow, nothing is a NAT reply.
+pub struct Stateless;
+
+impl StatefulPolicy for Stateless {}
+
+/// Evaluates with the stateless policy.
+pub fn evaluate(
+    config: &ValidatedConfig,
+    ingress: Ingress<'_>,
+    packet: &Packet,
+) -> Result<Trace, EvalError> {
+    Evaluator::new(config, &Stateless).evaluate(ingress, packet)
+}
+
+pub struct Evaluator<'a> {
+    config: &'a ValidatedConfig,
+    policy: &'a dyn StatefulPolicy,
+}
+
+/// Where an ingress interface leads.
+enum Entry {
+    Subnet { vpc: usize, subnet: usize },
+    Uplink,
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(config: &'a ValidatedConfig, policy: &'a dyn StatefulPolicy) -> Self {
+        Self { config, policy }
+    }
+
+    pub fn evaluate(&self, ingress: Ingress<'_>, packet: &Packet) -> Result<Trace, EvalError> {
+        let mut run = Run {
+            config: self.config,
+            policy: self.policy,
+            hops: Vec::new(),
+        };
+        let verdict = match self.entry(ingress)? {
+            Entry::Subnet { vpc, subnet } => run.entering_from_subnet(vpc, subnet, packet),
+            Entry::Uplink => run.entering_from_uplink(packet),
+        };
+        Ok(Trace {
+            hops: run.hops,
+            verdict,
+        })
+    }
+
+    fn entry(&self, ingress: Ingress<'_>) -> Result<Entry, EvalError> {
+        let vpcs = &self.config.vpcs;
+        match ingress {
+            Ingress::Subnet { vpc, subnet } => vpcs
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.name == vpc)
+                .find_map(|(v, def)| {
+                    let s = def.subnets.iter().position(|s| s.name == subnet)?;
+                    Some(Entry::Subnet { vpc: v, subnet: s })
+                })
+                .ok_or_else(|| EvalError::UnknownSubnet {
+                    vpc: vpc.to_owned(),
+                    subnet: subnet.to_owned(),
+                }),
+            Ingress::Interface(name) => {
+                for (v, def) in vpcs.iter().enumerate() {
+                    if let Some(s) = def.subnets.iter().position(|s| s.interface == name) {
+                        return Ok(Entry::Subnet { vpc: v, subnet: s });
+                    }
+                    if def
+                        .internet_gateway
+                        .as_ref()
+                        .is_some_and(|i| i.interface == name)
+                    {
+                        return Ok(Entry::Uplink);
+                    }
+                }
+                Err(EvalError::UnknownInterface(name.to_owned()))
+            }
+        }
+    }
+}
+
+/// A registered address of a VPC: an instance or a NAT gateway's private address.
+#[derive(Clone, Copy)]
+enum Endpoint<'a> {
+    Instance(&'a InstanceDef),
+    NatGateway(&'a NatGatewayDef),
+}
+
+impl<'a> Endpoint<'a> {
+    fn find(vpc: &'a VpcDef, ip: Ipv4Addr) -> Option<Self> {
+        let instance = vpc.instances.iter().find(|i| i.private_ip == ip);
+        let nat = || vpc.nat_gateways.iter().find(|n| n.private_ip == ip);
+        instance
+            .map(Self::Instance)
+            .or_else(|| nat().map(Self::NatGateway))
+    }
+
+    fn subnet(self) -> usize {
+        match self {
+            Self::Instance(i) => i.subnet,
+            Self::NatGateway(n) => n.subnet,
+        }
+    }
+
+    fn instance(self) -> Option<&'a InstanceDef> {
+        match self {
+            Self::Instance(i) => Some(i),
+            Self::NatGateway(_) => None,
+        }
+    }
+}
+
+/// One evaluation, collecting hops.
+struct Run<'a> {
+    config: &'a ValidatedConfig,
+    policy: &'a dyn StatefulPolicy,
+    hops: Vec<Hop>,
+}
+
+/// The result of a route lookup in the model.
+enum Lookup<'a> {
+    /// Inside a VPC block: the local route.
+    Local(Ipv4Net),
+    Route(&'a Ipv4Net, &'a RouteTarget),
+    NoRoute,
+}
+
+/// The first rule (lowest number) matching the packet; `remote` is the source for inbound
+/// rules and the destination for outbound ones.
+pub fn first_match<'r>(
+    rules: &'r [AclRuleDef],
+    remote: Ipv4Addr,
+    p: &Packet,
+) -> Option<&'r AclRuleDef> {
+    rules.iter().find(|r| {
+        r.cidr.contains(&remote)
+            && r.traffic
+                .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
+    })
+}
+
+/// Longest prefix match in a table of VPC `vpc`. The local routes win whenever the
+/// destination is inside a VPC block, since validation forbids routes inside a block.
+fn lookup<'a>(vpc: &'a VpcDef, table: usize, dst: Ipv4Addr) -> Lookup<'a> {
+    if let Some(block) = vpc.cidr_blocks.iter().find(|b| b.contains(&dst)) {
+        return Lookup::Local(*block);
+    }
+    vpc.route_tables[table]
+        .routes
+        .iter()
+        .filter(|r| r.destination.contains(&dst))
+        .max_by_key(|r| r.destination.prefix_len())
+        .map_or(Lookup::NoRoute, |r| {
+            Lookup::Route(&r.destination, &r.target)
+        })
+}
+
+impl Run<'_> {
+    fn entering_from_subnet(&mut self, v: usize, s: usize, p: &Packet) -> Verdict {
+        let vpc = &self.config.vpcs[v];
+        let subnet = &vpc.subnets[s];
+        if p.dst == subnet.router_ip() {
+            return Verdict::ToHost;
+        }
+        let source = Endpoint::find(vpc, p.src).filter(|e| e.subnet() == s);
+        self.hops.push(Hop::SourceCheck {
+            subnet: subnet.name.clone(),
+            passed: source.is_some(),
+        });
+        let Some(source) = source else {
+            return Verdict::Drop(DropReason::Spoofed);
+        };
+        if !self
+            .policy
+            .security_groups_outbound(vpc, source.instance(), p)
+        {
+            return Verdict::Drop(DropReason::SecurityGroupOutbound);
+        }
+        if !self.acl(v, s, Direction::Outbound, p) {
+            return Verdict::Drop(DropReason::AclOutbound);
+        }
+        let table = subnet.route_table;
+        match lookup(vpc, table, p.dst) {
+            Lookup::Local(block) => self.local(v, table, block, Some(s), p),
+            Lookup::Route(dest, target) => self.target(v, table, *dest, target, source, p),
+            Lookup::NoRoute => {
+                self.route_hop(v, table, None, RouteHopTarget::NoRoute);
+                Verdict::Drop(DropReason::NoRoute)
+            }
+        }
+    }
+
+    fn route_hop(
+        &mut self,
+        v: usize,
+        table: usize,
+        destination: Option<Ipv4Net>,
+        target: RouteHopTarget,
+    ) {
+        let vpc = &self.config.vpcs[v];
+        self.hops.push(Hop::Route {
+            vpc: vpc.name.clone(),
+            table: vpc.route_tables[table].name.clone(),
+            destination,
+            target,
+        });
+    }
+
+    /// Network ACL of subnet `s` in one direction; records the hop.
+    fn acl(&mut self, v: usize, s: usize, direction: Direction, p: &Packet) -> bool {
+        let vpc = &self.config.vpcs[v];
+        let subnet = &vpc.subnets[s];
+        let acl = &vpc.network_acls[subnet.network_acl];
+        let (rules, remote) = match direction {
+            Direction::Inbound => (&acl.inbound, p.src),
+            Direction::Outbound => (&acl.outbound, p.dst),
+        };
+        let rule = first_match(rules, remote, p);
+        let allowed = rule.is_some_and(|r| r.allow);
+        self.hops.push(Hop::Acl {
+            acl: acl.name.clone(),
+            subnet: subnet.name.clone(),
+            direction,
+            rule: rule.map(|r| r.number),
+            allowed,
+        });
+        allowed
+    }
+
+    /// The local route of `block` in `table`: to the subnet holding the destination.
+    fn local(
+        &mut self,
+        v: usize,
+        table: usize,
+        block: Ipv4Net,
+        from: Option<usize>,
+        p: &Packet,
+    ) -> Verdict {
+        let vpc = &self.config.vpcs[v];
+        let dest = vpc.subnets.iter().position(|d| d.cidr.contains(&p.dst));
+        let subnet = dest.map(|d| vpc.subnets[d].name.clone());
+        let destination = dest.map_or(block, |d| vpc.subnets[d].cidr);
+        self.route_hop(
+            v,
+            table,
+            Some(destination),
+            RouteHopTarget::Local { subnet },
+        );
+        match dest {
+            Some(d) => self.deliver(v, d, from, p),
+            None => Verdict::Drop(DropReason::UnknownDestination),
+        }
+    }
+
+    /// Delivery to a registered address of subnet `d` (`from`: the ingress subnet, if any).
+    fn deliver(&mut self, v: usize, d: usize, from: Option<usize>, p: &Packet) -> Verdict {
+        let vpc = &self.config.vpcs[v];
+        let subnet = &vpc.subnets[d];
+        let endpoint = Endpoint::find(vpc, p.dst).filter(|e| e.subnet() == d);
+        self.hops.push(Hop::DestinationCheck {
+            subnet: subnet.name.clone(),
+            passed: endpoint.is_some(),
+        });
+        let Some(endpoint) = endpoint else {
+            return Verdict::Drop(DropReason::UnknownDestination);
+        };
+        if from == Some(d) {
+            self.hops.push(Hop::SameSubnet {
+                subnet: subnet.name.clone(),
+            });
+        } else if !self.acl(v, d, Direction::Inbound, p) {
+            return Verdict::Drop(DropReason::AclInbound);
+        }
+        if !self
+            .policy
+            .security_groups_inbound(vpc, endpoint.instance(), p)
+        {
+            return Verdict::Drop(DropReason::SecurityGroupInbound);
+        }
+        Verdict::Deliver {
+            interface: subnet.interface.clone(),
+            src: p.src,
+            dst: p.dst,
+        }
+    }
+
+    fn target(
+        &mut self,
+        v: usize,
+        table: usize,
+        dest: Ipv4Net,
+        target: &RouteTarget,
+        source: Endpoint<'_>,
+        p: &Packet,
+    ) -> Verdict {
+        let vpc = &self.config.vpcs[v];
+        match target {
+            RouteTarget::InternetGateway => {
+                let igw = vpc.internet_gateway.as_ref();
+                let name = igw.map_or_else(String::new, |i| i.name.clone());
+                self.route_hop(
+                    v,
+                    table,
+                    Some(dest),
+                    RouteHopTarget::InternetGateway(name.clone()),
+                );
+                let public = source.instance().and_then(|i| i.public_ip);
+                match (public, igw) {
+                    (Some(public), Some(igw)) => {
+                        self.hops.push(Hop::SourceNat {
+                            by: name,
+                            from: p.src,
+                            to: public,
+                        });
+                        Verdict::Deliver {
+                            interface: igw.interface.clone(),
+                            src: public,
+                            dst: p.dst,
+                        }
+                    }
+                    _ => Verdict::Drop(DropReason::NoPublicAddress),
+                }
+            }
+            RouteTarget::NatGateway(n) => {
+                let nat = &vpc.nat_gateways[*n];
+                self.route_hop(
+                    v,
+                    table,
+                    Some(dest),
+                    RouteHopTarget::NatGateway(nat.name.clone()),
+                );
+                self.nat_gateway(v, nat, p)
+            }
+            RouteTarget::Peering(c) => {
+                let pcx = &vpc.peering_connections[*c];
+                let peer = &self.config.vpcs[pcx.peer_vpc];
+                let hop = RouteHopTarget::Peering {
+                    connection: pcx.name.clone(),
+                    peer_vpc: peer.name.clone(),
+                };
+                self.route_hop(v, table, Some(dest), hop);
+                self.peering(pcx.peer_vpc, p)
+            }
+            RouteTarget::Blackhole => {
+                self.route_hop(v, table, Some(dest), RouteHopTarget::Blackhole);
+                Verdict::Drop(DropReason::Blackhole)
+            }
+        }
+    }
+
+    /// Through NAT gateway `nat` (in subnet P): P's ACL inbound, source NAT, P's route table
+    /// (which must lead to the internet gateway), P's ACL outbound, out of the uplink.
+    fn nat_gateway(&mut self, v: usize, nat: &NatGatewayDef, p: &Packet) -> Verdict {
+        let vpc = &self.config.vpcs[v];
+        let subnet = &vpc.subnets[nat.subnet];
+        if !self.acl(v, nat.subnet, Direction::Inbound, p) {
+            return Verdict::Drop(DropReason::AclInbound);
+        }
+        self.hops.push(Hop::SourceNat {
+            by: nat.name.clone(),
+            from: p.src,
+            to: nat.elastic_ip,
+        });
+        let translated = Packet {
+            src: nat.elastic_ip,
+            ..*p
+        };
+        let table = subnet.route_table;
+        let uplink = match lookup(vpc, table, p.dst) {
+            Lookup::Route(dest, RouteTarget::InternetGateway) => {
+                let igw = vpc.internet_gateway.as_ref();
+                let name = igw.map_or_else(String::new, |i| i.name.clone());
+                self.route_hop(v, table, Some(*dest), RouteHopTarget::InternetGateway(name));
+                igw.map(|i| i.interface.clone())
+            }
+            _ => None,
+        };
+        let Some(uplink) = uplink else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        if !self.acl(v, nat.subnet, Direction::Outbound, &translated) {
+            return Verdict::Drop(DropReason::AclOutbound);
+        }
+        Verdict::Deliver {
+            interface: uplink,
+            src: translated.src,
+            dst: p.dst,
+        }
+    }
+
+    /// Into the peer VPC through its local table.
+    fn peering(&mut self, peer: usize, p: &Packet) -> Verdict {
+        let vpc = &self.config.vpcs[peer];
+        let Some(block) = vpc.cidr_blocks.iter().find(|b| b.contains(&p.dst)) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let dest = vpc.subnets.iter().position(|d| d.cidr.contains(&p.dst));
+        let subnet = dest.map(|d| vpc.subnets[d].name.clone());
+        self.hops.push(Hop::Route {
+            vpc: vpc.name.clone(),
+            table: crate::compile::ids::LOCAL_TABLE_NAME.to_owned(),
+            destination: Some(dest.map_or(*block, |d| vpc.subnets[d].cidr)),
+            target: RouteHopTarget::Local { subnet },
+        });
+        match dest {
+            Some(d) => self.deliver(peer, d, None, p),
+            None => Verdict::Drop(DropReason::UnknownDestination),
+        }
+    }
+
+    /// From the internet: to an instance's public IP (1:1), or a NAT gateway's elastic IP
+    /// (replies only, through [`StatefulPolicy::nat_reply`]).
+    fn entering_from_uplink(&mut self, p: &Packet) -> Verdict {
+        for (v, vpc) in self.config.vpcs.iter().enumerate() {
+            if let Some(inst) = vpc.instances.iter().find(|i| i.public_ip == Some(p.dst)) {
+                self.hops.push(Hop::DestinationNat {
+                    from: p.dst,
+                    to: inst.private_ip,
+                });
+                let inside = Packet {
+                    dst: inst.private_ip,
+                    ..*p
+                };
+                return self.deliver(v, inst.subnet, None, &inside);
+            }
+            if let Some(nat) = vpc.nat_gateways.iter().find(|n| n.elastic_ip == p.dst) {
+                return match self.policy.nat_reply(vpc, nat, p) {
+                    Some(inside) => {
+                        self.hops.push(Hop::DestinationNat {
+                            from: p.dst,
+                            to: inside.dst,
+                        });
+                        match vpc
+                            .subnets
+                            .iter()
+                            .position(|d| d.cidr.contains(&inside.dst))
+                        {
+                            Some(d) => self.deliver(v, d, None, &inside),
+                            None => Verdict::Drop(DropReason::UnknownDestination),
+                        }
+                    }
+                    None => Verdict::Drop(DropReason::NatUnsolicited),
+                };
+            }
+        }
+        Verdict::Drop(DropReason::UplinkUnsolicited)
+    }
+}

@@ -1,0 +1,704 @@
+//! One test per rule of the format: the exact message, path and line:column of the node.
+
+use vpc_agent::config::{
+    load_str,
+    validated::{SgPeer, SgRuleDef, TrafficMatch},
+};
+
+/// Every diagnostic line of `yaml` (empty if it is valid).
+fn errors(yaml: &str) -> Vec<String> {
+    match load_str("t.yaml", yaml) {
+        Ok(_) => Vec::new(),
+        Err(d) => d.lines().collect(),
+    }
+}
+
+/// A valid VPC (6 lines); tests append to it, so their lines start at 7.
+macro_rules! base {
+    () => {
+        "vpcs:
+  - name: prod
+    cidr_blocks: [10.0.0.0/16]
+    internet_gateway: { name: igw, interface: uplink0 }
+    subnets:
+      - { name: a, cidr: 10.0.0.0/24, interface: sub0 }
+"
+    };
+}
+
+/// `rejects!(test_name, yaml, "LINE:COL: PATH: message", ...)`: exactly these diagnostics.
+macro_rules! rejects {
+    ($name:ident, $yaml:expr, $($expected:expr),+ $(,)?) => {
+        #[test]
+        fn $name() {
+            let expected: Vec<String> = vec![$(format!("t.yaml:{}", $expected)),+];
+            assert_eq!(errors($yaml), expected);
+        }
+    };
+}
+
+#[test]
+fn base_is_valid() {
+    assert_eq!(errors(base!()), Vec::<String>::new());
+}
+
+// ----- VPCs and CIDR blocks -----
+
+rejects!(
+    vpc_names_are_unique,
+    concat!(base!(), "  - { name: prod, cidr_blocks: [10.1.0.0/16] }\n"),
+    "7:13: vpcs[1].name: duplicate VPC name 'prod' (first defined at line 2)"
+);
+rejects!(
+    vpc_name_not_empty,
+    "vpcs:\n  - { name: '', cidr_blocks: [10.1.0.0/16] }\n",
+    "2:13: vpcs[0].name: a VPC name must not be empty"
+);
+rejects!(
+    vpc_needs_a_block,
+    "vpcs:\n  - { name: x, cidr_blocks: [] }\n",
+    "2:29: vpcs[0].cidr_blocks: a VPC needs at least one CIDR block"
+);
+rejects!(
+    cidr_must_parse,
+    "vpcs:\n  - { name: x, cidr_blocks: [10.0.0/16] }\n",
+    "2:30: vpcs[0].cidr_blocks[0]: invalid CIDR '10.0.0/16': expected an IPv4 network such as 10.0.0.0/16"
+);
+rejects!(
+    cidr_without_host_bits,
+    "vpcs:\n  - { name: x, cidr_blocks: [10.0.0.1/16] }\n",
+    "2:30: vpcs[0].cidr_blocks[0]: CIDR 10.0.0.1/16 has host bits set (the network is 10.0.0.0/16)"
+);
+rejects!(
+    vpc_block_at_most_16,
+    "vpcs:\n  - { name: x, cidr_blocks: [10.0.0.0/8] }\n",
+    "2:30: vpcs[0].cidr_blocks[0]: a VPC CIDR block must be between /16 and /28, got /8"
+);
+rejects!(
+    vpc_block_at_least_28,
+    "vpcs:\n  - { name: x, cidr_blocks: [10.0.0.0/29] }\n",
+    "2:30: vpcs[0].cidr_blocks[0]: a VPC CIDR block must be between /16 and /28, got /29"
+);
+rejects!(
+    secondary_blocks_do_not_overlap,
+    "vpcs:\n  - { name: x, cidr_blocks: [10.0.0.0/16, 10.0.128.0/17] }\n",
+    "2:43: vpcs[0].cidr_blocks[1]: CIDR block 10.0.128.0/17 overlaps 10.0.0.0/16 (cidr_blocks[0])"
+);
+
+// ----- Subnets and interfaces -----
+
+rejects!(
+    subnet_inside_vpc,
+    concat!(
+        base!(),
+        "      - { name: b, cidr: 10.1.0.0/24, interface: sub1 }\n"
+    ),
+    "7:26: vpcs[0].subnets[1].cidr: subnet 10.1.0.0/24 is not inside a CIDR block of VPC 'prod'"
+);
+rejects!(
+    subnets_do_not_overlap,
+    concat!(
+        base!(),
+        "      - { name: b, cidr: 10.0.0.0/23, interface: sub1 }\n"
+    ),
+    "7:26: vpcs[0].subnets[1].cidr: subnet 10.0.0.0/23 overlaps subnet 'a' (10.0.0.0/24)"
+);
+rejects!(
+    subnet_prefix_range,
+    concat!(
+        base!(),
+        "      - { name: b, cidr: 10.0.1.0/29, interface: sub1 }\n"
+    ),
+    "7:26: vpcs[0].subnets[1].cidr: a subnet CIDR block must be between /16 and /28, got /29"
+);
+rejects!(
+    subnet_names_are_unique,
+    concat!(
+        base!(),
+        "      - { name: a, cidr: 10.0.1.0/24, interface: sub1 }\n"
+    ),
+    "7:17: vpcs[0].subnets[1].name: duplicate subnet name 'a' (first defined at line 6)"
+);
+rejects!(
+    interfaces_are_unique_across_subnets_and_uplinks,
+    concat!(
+        base!(),
+        "      - { name: b, cidr: 10.0.1.0/24, interface: uplink0 }\n"
+    ),
+    "7:50: vpcs[0].subnets[1].interface: interface 'uplink0' is already used by internet gateway 'igw' of VPC 'prod'"
+);
+rejects!(
+    interfaces_are_unique_across_vpcs,
+    concat!(
+        base!(),
+        "  - name: dev\n    cidr_blocks: [10.1.0.0/16]\n    subnets:\n",
+        "      - { name: a, cidr: 10.1.0.0/24, interface: sub0 }\n"
+    ),
+    "10:50: vpcs[1].subnets[0].interface: interface 'sub0' is already used by subnet 'a' of VPC 'prod'"
+);
+rejects!(
+    subnet_route_table_exists,
+    concat!(
+        base!(),
+        "      - { name: b, cidr: 10.0.1.0/24, interface: sub1, route_table: rt }\n"
+    ),
+    "7:69: vpcs[0].subnets[1].route_table: unknown route table in VPC 'prod': 'rt'"
+);
+rejects!(
+    subnet_network_acl_exists,
+    concat!(
+        base!(),
+        "      - { name: b, cidr: 10.0.1.0/24, interface: sub1, network_acl: acl }\n"
+    ),
+    "7:69: vpcs[0].subnets[1].network_acl: unknown network ACL in VPC 'prod': 'acl'"
+);
+
+// ----- Addresses -----
+
+rejects!(
+    instance_address_parses,
+    concat!(
+        base!(),
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.300 }\n"
+    ),
+    "8:43: vpcs[0].instances[0].private_ip: invalid IPv4 address '10.0.0.300'"
+);
+rejects!(
+    instance_address_inside_subnet,
+    concat!(
+        base!(),
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.1.10 }\n"
+    ),
+    "8:43: vpcs[0].instances[0].private_ip: address 10.0.1.10 is not inside subnet 'a' (10.0.0.0/24)"
+);
+rejects!(
+    router_address_is_reserved,
+    concat!(
+        base!(),
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.1 }\n"
+    ),
+    "8:43: vpcs[0].instances[0].private_ip: address 10.0.0.1 is reserved in subnet 'a' (AWS reserves 10.0.0.0 to 10.0.0.3 and 10.0.0.255; the router is 10.0.0.1)"
+);
+rejects!(
+    broadcast_address_is_reserved,
+    concat!(
+        base!(),
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.255 }\n"
+    ),
+    "8:43: vpcs[0].instances[0].private_ip: address 10.0.0.255 is reserved in subnet 'a' (AWS reserves 10.0.0.0 to 10.0.0.3 and 10.0.0.255; the router is 10.0.0.1)"
+);
+rejects!(
+    instance_subnet_exists,
+    concat!(
+        base!(),
+        "    instances:\n      - { name: i, subnet: z, private_ip: 10.0.0.10 }\n"
+    ),
+    "8:28: vpcs[0].instances[0].subnet: unknown subnet in VPC 'prod': 'z'"
+);
+rejects!(
+    private_addresses_are_unique,
+    concat!(
+        base!(),
+        "    nat_gateways:\n      - { name: nat, subnet: a, private_ip: 10.0.0.10, elastic_ip: 198.51.100.1 }\n",
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.10 }\n"
+    ),
+    "10:43: vpcs[0].instances[0].private_ip: address 10.0.0.10 is already used by NAT gateway 'nat'"
+);
+rejects!(
+    nat_address_not_reserved,
+    concat!(
+        base!(),
+        "    nat_gateways:\n      - { name: nat, subnet: a, private_ip: 10.0.0.2, elastic_ip: 198.51.100.1 }\n"
+    ),
+    "8:45: vpcs[0].nat_gateways[0].private_ip: address 10.0.0.2 is reserved in subnet 'a' (AWS reserves 10.0.0.0 to 10.0.0.3 and 10.0.0.255; the router is 10.0.0.1)"
+);
+rejects!(
+    public_addresses_are_unique,
+    concat!(
+        base!(),
+        "    nat_gateways:\n      - { name: nat, subnet: a, private_ip: 10.0.0.5, elastic_ip: 198.51.100.1 }\n",
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.10, public_ip: 198.51.100.1 }\n"
+    ),
+    "10:65: vpcs[0].instances[0].public_ip: public address 198.51.100.1 is already used by NAT gateway 'nat' of VPC 'prod'"
+);
+rejects!(
+    public_address_needs_internet_gateway,
+    "vpcs:\n  - name: x\n    cidr_blocks: [10.0.0.0/16]\n    subnets: [{ name: a, cidr: 10.0.0.0/24, interface: s }]\n    instances: [{ name: i, subnet: a, private_ip: 10.0.0.10, public_ip: 198.51.100.1 }]\n",
+    "5:73: vpcs[0].instances[0].public_ip: a public address needs an internet gateway, and VPC 'x' has none"
+);
+rejects!(
+    instance_names_are_unique,
+    concat!(
+        base!(),
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.10 }\n",
+        "      - { name: i, subnet: a, private_ip: 10.0.0.11 }\n"
+    ),
+    "9:17: vpcs[0].instances[1].name: duplicate instance name 'i' (first defined at line 8)"
+);
+rejects!(
+    instance_security_groups_exist,
+    concat!(
+        base!(),
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.10, security_groups: [web] }\n"
+    ),
+    "8:72: vpcs[0].instances[0].security_groups[0]: unknown security group in VPC 'prod': 'web'"
+);
+rejects!(
+    instance_security_groups_listed_once,
+    concat!(
+        base!(),
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.10, security_groups: [default, default] }\n"
+    ),
+    "8:81: vpcs[0].instances[0].security_groups[1]: security group 'default' is listed twice"
+);
+rejects!(
+    instance_needs_a_security_group,
+    concat!(
+        base!(),
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.10, security_groups: [] }\n"
+    ),
+    "8:71: vpcs[0].instances[0].security_groups: an instance needs at least one security group (omit the key for 'default')"
+);
+
+// ----- Route tables -----
+
+rejects!(
+    route_destination_is_not_a_local_block,
+    concat!(
+        base!(),
+        "    route_tables:\n      - name: rt\n        routes: [{ destination: 10.0.0.0/16, target: igw }]\n"
+    ),
+    "9:33: vpcs[0].route_tables[0].routes[0].destination: destination 10.0.0.0/16 is the VPC's local route and cannot be overridden"
+);
+rejects!(
+    route_not_more_specific_than_local,
+    concat!(
+        base!(),
+        "    route_tables:\n      - name: rt\n        routes: [{ destination: 10.0.1.0/24, target: igw }]\n"
+    ),
+    "9:33: vpcs[0].route_tables[0].routes[0].destination: destination 10.0.1.0/24 is more specific than the local route 10.0.0.0/16; no route may be inside a VPC CIDR block"
+);
+rejects!(
+    route_destination_without_host_bits,
+    concat!(
+        base!(),
+        "    route_tables:\n      - name: rt\n        routes: [{ destination: 0.0.0.1/0, target: igw }]\n"
+    ),
+    "9:33: vpcs[0].route_tables[0].routes[0].destination: CIDR 0.0.0.1/0 has host bits set (the network is 0.0.0.0/0)"
+);
+rejects!(
+    route_destinations_are_unique,
+    concat!(
+        base!(),
+        "    route_tables:\n      - name: rt\n        routes:\n",
+        "          - { destination: 0.0.0.0/0, target: igw }\n",
+        "          - { destination: 0.0.0.0/0, target: blackhole }\n"
+    ),
+    "11:28: vpcs[0].route_tables[0].routes[1].destination: duplicate destination 0.0.0.0/0 in route table 'rt' (also at line 10)"
+);
+rejects!(
+    route_table_names_are_unique,
+    concat!(base!(), "    route_tables: [{ name: rt }, { name: rt }]\n"),
+    "7:42: vpcs[0].route_tables[1].name: duplicate route table name 'rt' (first defined at line 7)"
+);
+rejects!(
+    route_target_exists,
+    concat!(
+        base!(),
+        "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: nat-z }] }]\n"
+    ),
+    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, NAT gateway or peering connection of VPC 'prod', nor 'blackhole'"
+);
+rejects!(
+    route_target_is_not_local,
+    concat!(
+        base!(),
+        "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: local }] }]\n"
+    ),
+    "7:75: vpcs[0].route_tables[0].routes[0].target: the local route is implicit for the VPC's CIDR blocks; 'local' cannot be a route's target"
+);
+rejects!(
+    internet_gateway_target_only_in_its_vpc,
+    concat!(
+        base!(),
+        "  - name: dev\n    cidr_blocks: [10.1.0.0/16]\n",
+        "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: igw }] }]\n"
+    ),
+    "9:75: vpcs[1].route_tables[0].routes[0].target: internet gateway 'igw' belongs to VPC 'prod'; a route can only target the internet gateway of its own VPC 'dev'"
+);
+rejects!(
+    nat_gateway_target_only_in_its_vpc,
+    concat!(
+        base!(),
+        "    nat_gateways: [{ name: nat, subnet: a, private_ip: 10.0.0.5, elastic_ip: 198.51.100.1 }]\n",
+        "  - name: dev\n    cidr_blocks: [10.1.0.0/16]\n",
+        "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: nat }] }]\n"
+    ),
+    "10:75: vpcs[1].route_tables[0].routes[0].target: NAT gateway 'nat' is in VPC 'prod'; a route can only target a NAT gateway of its own VPC 'dev'"
+);
+rejects!(
+    route_target_names_are_not_keywords,
+    concat!(
+        base!(),
+        "    nat_gateways: [{ name: blackhole, subnet: a, private_ip: 10.0.0.5, elastic_ip: 198.51.100.1 }]\n"
+    ),
+    "7:28: vpcs[0].nat_gateways[0].name: 'blackhole' is reserved as a route target and cannot name a NAT gateway"
+);
+rejects!(
+    route_target_names_are_unique,
+    concat!(
+        base!(),
+        "    nat_gateways: [{ name: igw, subnet: a, private_ip: 10.0.0.5, elastic_ip: 198.51.100.1 }]\n"
+    ),
+    "7:28: vpcs[0].nat_gateways[0].name: duplicate route target name 'igw': also the internet gateway at line 4"
+);
+
+// ----- Network ACL rules -----
+
+/// A VPC with one ACL whose inbound rules are `rules` (flow mappings, one a line from 8).
+macro_rules! acl {
+    ($($rule:expr),+) => {
+        concat!(base!(), "    network_acls:\n      - name: n\n        inbound:\n", $("          - ", $rule, "\n"),+)
+    };
+}
+
+rejects!(
+    rule_number_at_least_1,
+    acl!("{ rule: 0, protocol: all, cidr: 0.0.0.0/0, action: allow }"),
+    "10:21: vpcs[0].network_acls[0].inbound[0].rule: rule number must be between 1 and 32766, got 0"
+);
+rejects!(
+    rule_number_at_most_32766,
+    acl!("{ rule: 32767, protocol: all, cidr: 0.0.0.0/0, action: allow }"),
+    "10:21: vpcs[0].network_acls[0].inbound[0].rule: rule number must be between 1 and 32766, got 32767"
+);
+rejects!(
+    rule_numbers_unique_per_direction,
+    acl!(
+        "{ rule: 100, protocol: all, cidr: 0.0.0.0/0, action: allow }",
+        "{ rule: 100, protocol: all, cidr: 0.0.0.0/0, action: deny }"
+    ),
+    "11:21: vpcs[0].network_acls[0].inbound[1].rule: duplicate rule number 100 in this direction (also at line 10)"
+);
+rejects!(
+    protocol_is_known,
+    acl!("{ rule: 1, protocol: sctp, cidr: 0.0.0.0/0, action: allow }"),
+    "10:34: vpcs[0].network_acls[0].inbound[0].protocol: unknown protocol 'sctp': expected tcp, udp, icmp, all or a number 0-255"
+);
+rejects!(
+    protocol_number_at_most_255,
+    acl!("{ rule: 1, protocol: 256, cidr: 0.0.0.0/0, action: allow }"),
+    "10:34: vpcs[0].network_acls[0].inbound[0].protocol: protocol number must be between 0 and 255, got 256"
+);
+rejects!(
+    ports_only_for_tcp_and_udp,
+    acl!("{ rule: 1, protocol: icmp, ports: 80, cidr: 0.0.0.0/0, action: allow }"),
+    "10:47: vpcs[0].network_acls[0].inbound[0].ports: ports are only allowed with protocol tcp or udp"
+);
+rejects!(
+    ports_parse,
+    acl!("{ rule: 1, protocol: tcp, ports: http, cidr: 0.0.0.0/0, action: allow }"),
+    "10:46: vpcs[0].network_acls[0].inbound[0].ports: invalid ports 'http': expected N or A-B"
+);
+rejects!(
+    port_at_least_1,
+    acl!("{ rule: 1, protocol: udp, ports: 0-53, cidr: 0.0.0.0/0, action: allow }"),
+    "10:46: vpcs[0].network_acls[0].inbound[0].ports: port 0 is out of range 1-65535"
+);
+rejects!(
+    port_at_most_65535,
+    acl!("{ rule: 1, protocol: udp, ports: 65536, cidr: 0.0.0.0/0, action: allow }"),
+    "10:46: vpcs[0].network_acls[0].inbound[0].ports: port 65536 is out of range 1-65535"
+);
+rejects!(
+    port_range_in_order,
+    acl!("{ rule: 1, protocol: tcp, ports: 443-80, cidr: 0.0.0.0/0, action: allow }"),
+    "10:46: vpcs[0].network_acls[0].inbound[0].ports: port range 443-80 is reversed (the first port must not exceed the second)"
+);
+rejects!(
+    icmp_only_with_icmp,
+    acl!("{ rule: 1, protocol: tcp, icmp: { type: 8 }, cidr: 0.0.0.0/0, action: allow }"),
+    "10:45: vpcs[0].network_acls[0].inbound[0].icmp: icmp type and code are only allowed with protocol icmp"
+);
+rejects!(
+    icmp_type_range,
+    acl!("{ rule: 1, protocol: icmp, icmp: { type: 256 }, cidr: 0.0.0.0/0, action: allow }"),
+    "10:54: vpcs[0].network_acls[0].inbound[0].icmp.type: ICMP type must be -1 (any) or 0-255, got 256"
+);
+rejects!(
+    icmp_code_range,
+    acl!(
+        "{ rule: 1, protocol: icmp, icmp: { type: 3, code: -2 }, cidr: 0.0.0.0/0, action: allow }"
+    ),
+    "10:63: vpcs[0].network_acls[0].inbound[0].icmp.code: ICMP code must be -1 (any) or 0-255, got -2"
+);
+rejects!(
+    acl_rule_cidr_parses,
+    acl!("{ rule: 1, protocol: all, cidr: anywhere, action: allow }"),
+    "10:45: vpcs[0].network_acls[0].inbound[0].cidr: invalid CIDR 'anywhere': expected an IPv4 network such as 10.0.0.0/16"
+);
+rejects!(
+    acl_names_are_unique,
+    concat!(base!(), "    network_acls: [{ name: n }, { name: n }]\n"),
+    "7:41: vpcs[0].network_acls[1].name: duplicate network ACL name 'n' (first defined at line 7)"
+);
+
+#[test]
+fn acl_rules_fit_the_datapath() {
+    let mut yaml = String::from(concat!(
+        base!(),
+        "    network_acls:\n      - name: n\n        outbound:\n"
+    ));
+    for n in 1..=129 {
+        yaml.push_str(&format!(
+            "          - {{ rule: {n}, protocol: all, cidr: 0.0.0.0/0, action: allow }}\n"
+        ));
+    }
+    assert_eq!(
+        errors(&yaml),
+        [
+            "t.yaml:8:9: vpcs[0].network_acls[0].outbound: 129 outbound rules: the datapath holds at most 128 per direction"
+        ]
+    );
+}
+
+// ----- Security groups -----
+
+rejects!(
+    security_group_reference_exists,
+    concat!(
+        base!(),
+        "    security_groups:\n      - name: web\n        inbound: [{ protocol: tcp, ports: 22, source: sg:bastion }]\n"
+    ),
+    "9:55: vpcs[0].security_groups[0].inbound[0].source: unknown security group in VPC 'prod': 'bastion'"
+);
+rejects!(
+    security_group_cidr_parses,
+    concat!(
+        base!(),
+        "    security_groups:\n      - name: web\n        outbound: [{ protocol: udp, destination: 10.0.0.0/33 }]\n"
+    ),
+    "9:50: vpcs[0].security_groups[0].outbound[0].destination: invalid CIDR '10.0.0.0/33': expected an IPv4 network such as 10.0.0.0/16"
+);
+rejects!(
+    security_group_rules_check_ports,
+    concat!(
+        base!(),
+        "    security_groups:\n      - name: web\n        inbound: [{ protocol: all, ports: 22, source: 0.0.0.0/0 }]\n"
+    ),
+    "9:43: vpcs[0].security_groups[0].inbound[0].ports: ports are only allowed with protocol tcp or udp"
+);
+rejects!(
+    security_group_names_are_unique,
+    concat!(
+        base!(),
+        "    security_groups: [{ name: web }, { name: web }]\n"
+    ),
+    "7:46: vpcs[0].security_groups[1].name: duplicate security group name 'web' (first defined at line 7)"
+);
+
+// ----- Peering -----
+
+rejects!(
+    peer_vpc_exists,
+    concat!(
+        base!(),
+        "    peering_connections: [{ name: pcx, peer_vpc: shared }]\n"
+    ),
+    "7:50: vpcs[0].peering_connections[0].peer_vpc: unknown VPC 'shared'"
+);
+rejects!(
+    peer_vpc_is_not_itself,
+    concat!(
+        base!(),
+        "    peering_connections: [{ name: pcx, peer_vpc: prod }]\n"
+    ),
+    "7:50: vpcs[0].peering_connections[0].peer_vpc: a peering connection cannot connect VPC 'prod' to itself"
+);
+rejects!(
+    peered_vpcs_do_not_overlap,
+    concat!(
+        base!(),
+        "    peering_connections: [{ name: pcx, peer_vpc: shared }]\n",
+        "  - { name: shared, cidr_blocks: [10.0.0.0/20] }\n"
+    ),
+    "7:50: vpcs[0].peering_connections[0].peer_vpc: peered VPCs must not overlap: 10.0.0.0/16 of VPC 'prod' overlaps 10.0.0.0/20 of VPC 'shared'"
+);
+
+// ----- Flow logs -----
+
+rejects!(
+    aggregation_interval_60_or_600,
+    concat!(base!(), "flow_logs: { aggregation_interval: 30 }\n"),
+    "7:36: flow_logs.aggregation_interval: aggregation_interval must be 60 or 600 seconds, got 30"
+);
+rejects!(
+    flow_log_destination_known,
+    concat!(base!(), "flow_logs: { destination: syslog }\n"),
+    "7:27: flow_logs.destination: destination must be 'stdout' or 'file:/path', got 'syslog'"
+);
+rejects!(
+    flow_log_file_absolute,
+    concat!(base!(), "flow_logs: { destination: 'file:flows.log' }\n"),
+    "7:27: flow_logs.destination: a flow log file must be an absolute path, got 'flows.log'"
+);
+rejects!(
+    flow_log_format_fields_known,
+    concat!(base!(), "flow_logs: { format: '${srcaddr} ${color}' }\n"),
+    "7:22: flow_logs.format: unknown flow log field '${color}'"
+);
+rejects!(
+    flow_log_format_shape,
+    concat!(base!(), "flow_logs: { format: 'srcaddr dstaddr' }\n"),
+    "7:22: flow_logs.format: format must be 'default' or fields such as '${srcaddr} ${dstaddr}', got 'srcaddr'"
+);
+
+// ----- YAML structure -----
+
+rejects!(
+    unknown_keys_are_errors,
+    concat!(base!(), "    subnet: []\n"),
+    "7:5: vpcs[0].subnet: unknown field `subnet`, expected one of name, cidr_blocks, internet_gateway, nat_gateways, subnets, route_tables, network_acls, security_groups, instances, peering_connections"
+);
+rejects!(
+    duplicate_keys_are_errors,
+    concat!(base!(), "    name: again\n"),
+    "7:5: vpcs[0]: duplicate mapping key: name, set DuplicateKeyPolicy in Options if acceptable"
+);
+rejects!(
+    multiple_documents_are_errors,
+    concat!(base!(), "---\n", base!()),
+    "8:1: (root): multiple YAML documents detected; use from_str_multiple or from_str_multiple_with_options"
+);
+rejects!(
+    syntax_errors_have_locations,
+    "vpcs: [\n",
+    "1:7: vpcs: unclosed bracket '['"
+);
+rejects!(
+    types_are_checked,
+    concat!(
+        base!(),
+        "    network_acls: [{ name: n, inbound: [{ rule: first, protocol: all, cidr: 0.0.0.0/0, action: allow }] }]\n"
+    ),
+    "7:49: vpcs[0].network_acls[0].inbound[0].rule: expected an integer (i64)"
+);
+
+#[test]
+fn alias_bombs_are_rejected() {
+    // One anchored VPC of ~40 events replayed 5000 times: far past the replay budget, which
+    // stops it before it costs memory (an exponential bomb hits the same limit sooner).
+    let mut yaml = String::from("vpcs:\n  - &v { name: x, cidr_blocks: [10.0.0.0/16], subnets: [");
+    for i in 0..8 {
+        yaml.push_str(&format!(
+            "{{ name: s{i}, cidr: 10.0.{i}.0/24, interface: i{i} }}, "
+        ));
+    }
+    yaml.push_str("] }\n");
+    for _ in 0..5000 {
+        yaml.push_str("  - *v\n");
+    }
+    let errors = errors(&yaml);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("t.yaml:"), "{errors:?}");
+    assert!(
+        errors[0].contains("alias replay limit exceeded"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn all_errors_are_reported_sorted_by_position() {
+    let yaml = concat!(
+        base!(),
+        "      - { name: b, cidr: 10.1.0.0/24, interface: sub1 }\n",
+        "    instances:\n      - { name: i, subnet: a, private_ip: 10.0.0.0 }\n",
+        "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: nowhere }] }]\n"
+    );
+    let errors = errors(yaml);
+    let positions: Vec<&str> = errors
+        .iter()
+        .map(|e| &e[..e.find(": ").unwrap_or(0)])
+        .collect();
+    assert_eq!(positions, ["t.yaml:7:26", "t.yaml:9:43", "t.yaml:10:75"]);
+}
+
+// ----- AWS defaults -----
+
+#[test]
+fn defaults_are_applied() {
+    let config = load_str(
+        "t.yaml",
+        concat!(
+            base!(),
+            "    instances: [{ name: i, subnet: a, private_ip: 10.0.0.10 }]\n",
+            "    security_groups: [{ name: web, inbound: [] }]\n",
+        ),
+    )
+    .expect("valid");
+    let vpc = &config.vpcs[0];
+    // Implicit main table, used by the subnet.
+    assert_eq!(vpc.route_tables.len(), 1);
+    assert!(vpc.route_tables[0].implicit);
+    assert_eq!(vpc.route_tables[vpc.main_route_table].name, "main");
+    assert_eq!(vpc.subnets[0].route_table, vpc.main_route_table);
+    // Default ACL: rule 100 allows everything both ways.
+    let acl = &vpc.network_acls[vpc.subnets[0].network_acl];
+    assert_eq!(acl.name, "default");
+    assert_eq!((acl.inbound[0].number, acl.inbound[0].allow), (100, true));
+    assert_eq!(acl.inbound[0].traffic, TrafficMatch::ANY);
+    assert_eq!(acl.outbound, acl.inbound);
+    // Default group: from members of default, all outbound; instances without groups are in it.
+    let default = vpc
+        .security_groups
+        .iter()
+        .position(|g| g.name == "default")
+        .expect("default sg");
+    assert_eq!(vpc.instances[0].security_groups, [default]);
+    assert_eq!(
+        vpc.security_groups[default].inbound[0].peer,
+        SgPeer::Group(default)
+    );
+    // A group with outbound omitted allows all outbound.
+    assert_eq!(vpc.security_groups[0].outbound, [SgRuleDef::allow_all()]);
+}
+
+#[test]
+fn a_defined_default_acl_and_main_table_replace_the_implicit_ones() {
+    let config = load_str(
+        "t.yaml",
+        concat!(
+            base!(),
+            "    network_acls: [{ name: default }]\n",
+            "    route_tables: [{ name: other }, { name: main }]\n",
+        ),
+    )
+    .expect("valid");
+    let vpc = &config.vpcs[0];
+    assert_eq!(vpc.network_acls.len(), 1);
+    assert!(
+        vpc.network_acls[0].inbound.is_empty(),
+        "a new ACL without rules denies all"
+    );
+    assert_eq!(vpc.route_tables.len(), 2);
+    assert_eq!(vpc.main_route_table, 1);
+    assert_eq!(vpc.subnets[0].route_table, 1);
+}
+
+#[test]
+fn acl_rules_are_sorted_by_number() {
+    let config = load_str(
+        "t.yaml",
+        acl!(
+            "{ rule: 200, protocol: all, cidr: 0.0.0.0/0, action: deny }",
+            "{ rule: 100, protocol: tcp, ports: 22, cidr: 0.0.0.0/0, action: allow }"
+        ),
+    )
+    .expect("valid");
+    let numbers: Vec<u16> = config.vpcs[0].network_acls[0]
+        .inbound
+        .iter()
+        .map(|r| r.number)
+        .collect();
+    assert_eq!(numbers, [100, 200]);
+}
