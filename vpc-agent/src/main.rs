@@ -31,7 +31,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(report) => {
-                eprintln!("{report}");
+                eprintln!("{}", error_chain(&report));
                 ExitCode::from(1)
             }
         },
@@ -44,4 +44,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// The error and its sources, `: `-separated (e.g. why a file could not be read).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

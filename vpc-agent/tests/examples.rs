@@ -89,7 +89,7 @@ fn validate_reports_an_unreadable_file() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.starts_with("/nonexistent/vpc.yaml: cannot read the file"),
+        stderr.starts_with("/nonexistent/vpc.yaml: cannot read the file: No such file"),
         "{stderr}"
     );
 }
@@ -204,4 +204,40 @@ fn recommended_acls_are_enforced() {
     assert_eq!(v, deliver("sub-priv0", "10.0.0.10", "10.0.1.20"));
     let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.1.20", 25));
     assert_eq!(v, Verdict::Drop(DropReason::AclOutbound));
+}
+
+mod no_panics {
+    use proptest::prelude::*;
+    use vpc_agent::config::{check_capacity, load_str};
+
+    const DEMO: &str = include_str!("../../examples/public-private-nat-recommended-acls.yaml");
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any edit of a valid file (or random text) gives a result or diagnostics, never a
+        /// panic, and a diagnostic always has a position.
+        #[test]
+        fn edited_files_never_panic(
+            at in any::<prop::sample::Index>(),
+            cut in 0usize..40,
+            insert in "[ -~\n]{0,12}",
+        ) {
+            let start = at.index(DEMO.len());
+            let end = (start + cut).min(DEMO.len());
+            let mut text = DEMO.to_owned();
+            if text.is_char_boundary(start) && text.is_char_boundary(end) {
+                text.replace_range(start..end, &insert);
+            }
+            match load_str("t.yaml", &text) {
+                Ok(config) => {
+                    let _ = check_capacity("t.yaml", &config);
+                }
+                Err(d) => {
+                    prop_assert!(!d.items.is_empty());
+                    prop_assert!(d.items.iter().all(|i| i.pos.line >= 1));
+                }
+            }
+        }
+    }
 }
