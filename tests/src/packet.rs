@@ -206,7 +206,7 @@ impl Packet {
         }
         out.extend_from_slice(&0x0800u16.to_be_bytes());
         let mut options = self.options.clone();
-        while options.len() % 4 != 0 {
+        while !options.len().is_multiple_of(4) {
             options.push(0);
         }
         let l4 = if self.frag.1 == 0 {

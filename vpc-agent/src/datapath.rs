@@ -117,7 +117,11 @@ impl Datapath {
     }
 
     /// Writes a compiled definition into its slot (by difference) and makes it active.
-    pub fn apply(&mut self, compiled: &Compiled, generation: u64) -> Result<SyncStats, DatapathError> {
+    pub fn apply(
+        &mut self,
+        compiled: &Compiled,
+        generation: u64,
+    ) -> Result<SyncStats, DatapathError> {
         Ok(crate::maps::apply(&mut self.ebpf, compiled, generation)?)
     }
 
@@ -130,11 +134,8 @@ impl Datapath {
         mode: XdpMode,
         ifname: &dyn Fn(u32) -> Option<String>,
     ) -> Result<(), DatapathError> {
-        let ifaces: Vec<(IfaceKey, u8)> = compiled
-            .ifaces
-            .iter()
-            .map(|(k, v)| (*k, v.kind))
-            .collect();
+        let ifaces: Vec<(IfaceKey, u8)> =
+            compiled.ifaces.iter().map(|(k, v)| (*k, v.kind)).collect();
         for (key, kind) in ifaces {
             let interface = ifname(key.ifindex).unwrap_or_else(|| key.ifindex.to_string());
             let attach_err = |name| {

@@ -317,7 +317,7 @@ impl Run<'_> {
     fn entering_from_subnet(&mut self, v: usize, s: usize, p: &Packet) -> Verdict {
         let vpc = &self.config.vpcs[v];
         let subnet = &vpc.subnets[s];
-        if p.dst == subnet.router_ip() {
+        if for_router(subnet, p.dst) {
             return Verdict::ToHost;
         }
         let source = Endpoint::find(vpc, p.src).filter(|e| e.subnet() == s);
@@ -601,6 +601,26 @@ impl Run<'_> {
                 };
             }
         }
-        Verdict::Drop(DropReason::UplinkUnsolicited)
+        // Nothing else on the uplink reaches a VPC; what is not aimed at one is the router's
+        // own traffic.
+        let into_vpc = self
+            .config
+            .vpcs
+            .iter()
+            .any(|vpc| vpc.cidr_blocks.iter().any(|b| b.contains(&p.dst)));
+        if into_vpc {
+            Verdict::Drop(DropReason::UplinkUnsolicited)
+        } else {
+            Verdict::ToHost
+        }
     }
+}
+
+/// Addresses the router takes for itself on a subnet interface: its own address, the limited
+/// and the subnet broadcast, multicast.
+fn for_router(subnet: &crate::config::validated::SubnetDef, dst: Ipv4Addr) -> bool {
+    dst == subnet.router_ip()
+        || dst == Ipv4Addr::BROADCAST
+        || dst.is_multicast()
+        || dst == subnet.cidr.broadcast()
 }

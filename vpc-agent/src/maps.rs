@@ -10,7 +10,7 @@ use aya::{
 };
 use vpc_common::{
     LAYOUT_VERSION,
-    acl::{MAX_ACLS, AclTable},
+    acl::{AclTable, MAX_ACLS},
     iface::{GlobalConfig, SLOT_SHIFT},
     route::RouteKey,
 };
@@ -89,10 +89,7 @@ where
     Ok(stats)
 }
 
-fn sync_routes(
-    ebpf: &mut Ebpf,
-    compiled: &Compiled,
-) -> Result<SyncStats, MapsError> {
+fn sync_routes(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsError> {
     let name = names::ROUTES;
     let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
     let mut map: LpmTrie<_, RouteKey, _> = LpmTrie::try_from(map).map_err(map_err(name))?;
@@ -173,12 +170,18 @@ pub fn apply(
     let slot = compiled.slot;
     let mut stats = SyncStats::default();
     stats += sync_devices(ebpf, compiled)?;
-    stats += sync_hash(ebpf, names::SUBNETS, &compiled.subnets, |k| slot_of_id(*k) == slot)?;
-    stats += sync_hash(ebpf, names::VPCS, &compiled.vpcs, |k| slot_of_id(*k) == slot)?;
+    stats += sync_hash(ebpf, names::SUBNETS, &compiled.subnets, |k| {
+        slot_of_id(*k) == slot
+    })?;
+    stats += sync_hash(ebpf, names::VPCS, &compiled.vpcs, |k| {
+        slot_of_id(*k) == slot
+    })?;
     stats += sync_hash(ebpf, names::ENDPOINTS, &compiled.endpoints, |k| {
         slot_of_id(k.vpc_id) == slot
     })?;
-    stats += sync_hash(ebpf, names::PUBLIC_IPS, &compiled.public_ips, |k| k.slot == slot)?;
+    stats += sync_hash(ebpf, names::PUBLIC_IPS, &compiled.public_ips, |k| {
+        k.slot == slot
+    })?;
     stats += sync_hash(ebpf, names::NAT_GATEWAYS, &compiled.nat_gateways, |k| {
         slot_of_id(*k) == slot
     })?;

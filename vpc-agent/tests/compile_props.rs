@@ -381,7 +381,12 @@ impl Sim<'_> {
 
     fn entering_from_subnet(&self, sid: u32, p: &Packet) -> SimVerdict {
         let s = self.c.subnets[&sid];
-        if raw(p.dst) == s.router_ip {
+        let dst = raw(p.dst);
+        if dst == s.router_ip
+            || p.dst.is_broadcast()
+            || p.dst.is_multicast()
+            || dst == s.cidr | !s.mask
+        {
             return SimVerdict::ToHost;
         }
         let key = EndpointKey {
@@ -474,7 +479,16 @@ impl Sim<'_> {
             slot: self.c.slot,
         };
         let Some(target) = self.c.public_ips.get(&key) else {
-            return SimVerdict::Drop(DropReason::UplinkUnsolicited);
+            let into_vpc = self
+                .c
+                .vpcs
+                .values()
+                .any(|v| self.lpm(v.local_table, p.dst).is_some());
+            return if into_vpc {
+                SimVerdict::Drop(DropReason::UplinkUnsolicited)
+            } else {
+                SimVerdict::ToHost
+            };
         };
         if target.kind == ENDPOINT_NAT_GATEWAY {
             return SimVerdict::Drop(DropReason::NatUnsolicited);

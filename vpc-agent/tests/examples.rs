@@ -165,8 +165,14 @@ fn internet_reaches_the_web_server_through_its_public_ip() {
 fn unsolicited_traffic_to_the_nat_gateway_is_dropped() {
     let v = verdict(&demo(), "uplink0", tcp("203.0.113.5", "198.51.100.10", 22));
     assert_eq!(v, Verdict::Drop(DropReason::NatUnsolicited));
-    let v = verdict(&demo(), "uplink0", tcp("203.0.113.5", "198.51.100.99", 22));
+    let v = verdict(&demo(), "uplink0", tcp("203.0.113.5", "10.0.1.10", 22));
     assert_eq!(v, Verdict::Drop(DropReason::UplinkUnsolicited));
+}
+
+#[test]
+fn uplink_traffic_not_aimed_at_the_vpc_is_the_routers_own() {
+    let v = verdict(&demo(), "uplink0", tcp("203.0.113.5", "198.51.100.99", 22));
+    assert_eq!(v, Verdict::ToHost);
 }
 
 #[test]

@@ -12,11 +12,7 @@ fn fold(mut sum: u32) -> u16 {
 /// The checksum after a 32-bit field changed from `old` to `new`.
 #[inline(always)]
 pub fn replace32(check: u16, old: u32, new: u32) -> u16 {
-    let sum = u32::from(!check)
-        + ((!old) & 0xffff)
-        + ((!old) >> 16)
-        + (new & 0xffff)
-        + (new >> 16);
+    let sum = u32::from(!check) + ((!old) & 0xffff) + ((!old) >> 16) + (new & 0xffff) + (new >> 16);
     !fold(sum)
 }
 

@@ -19,8 +19,7 @@ use vpc_common::{
         PublicKey, SubnetInfo,
     },
     route::{
-        TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY,
-        TARGET_PEERING,
+        TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
     },
 };
 
@@ -205,13 +204,7 @@ fn deliver(
 
 #[inline(always)]
 fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
-    let target = copied(
-        &PUBLIC_IPS,
-        PublicKey {
-            ip: flow.dst,
-            slot,
-        },
-    );
+    let target = copied(&PUBLIC_IPS, PublicKey { ip: flow.dst, slot });
     let Some(target) = target else {
         // Not an address the VPC answers for: the router's own traffic, unless it is aimed at
         // a private VPC address (nothing else on the uplink reaches the VPC).

@@ -11,13 +11,13 @@
 use core::mem::{self, size_of};
 
 use aya_ebpf::{
+    EbpfContext as _,
     bindings::{
         BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_REDIRECT, bpf_fib_lookup as FibParams, xdp_action,
     },
     helpers::{bpf_fib_lookup, bpf_redirect_neigh},
     programs::{TcContext, XdpContext},
-    EbpfContext as _,
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vpc_common::{DropReason, MARK_APPROVED};
@@ -41,8 +41,16 @@ const IP_TTL: usize = ETH_LEN + 8;
 /// Final addresses after translation.
 #[inline(always)]
 fn addresses(flow: &Flow, fwd: &Forward) -> (u32, u32) {
-    let src = if fwd.new_src != 0 { fwd.new_src } else { flow.src };
-    let dst = if fwd.new_dst != 0 { fwd.new_dst } else { flow.dst };
+    let src = if fwd.new_src != 0 {
+        fwd.new_src
+    } else {
+        flow.src
+    };
+    let dst = if fwd.new_dst != 0 {
+        fwd.new_dst
+    } else {
+        flow.dst
+    };
     (src, dst)
 }
 
