@@ -8,6 +8,7 @@ pub mod datapath;
 pub mod netns;
 pub mod packet;
 pub mod testrun;
+pub mod topology;
 
 use std::sync::OnceLock;
 
