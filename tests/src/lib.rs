@@ -9,6 +9,7 @@ pub mod netns;
 pub mod packet;
 pub mod testrun;
 pub mod topology;
+pub mod traffic;
 
 use std::sync::OnceLock;
 

@@ -1,0 +1,134 @@
+//! Real traffic between test namespaces with socat: servers that answer every client with the
+//! address they saw it come from (`peer=A.B.C.D`), and bounded clients.
+
+use std::{
+    process::{Child, Command, Stdio},
+    thread::sleep,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::netns::NetNs;
+
+/// A server process inside a namespace, killed on drop. It lives at most 30 s.
+pub struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn spawn(ns: &NetNs, listen: String, ss: &[&str]) -> Result<Self> {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns.name(), "timeout", "30", "socat"])
+            .arg(listen)
+            .arg("SYSTEM:echo peer=$SOCAT_PEERADDR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn socat server")?;
+        let server = Self { child };
+        // Wait until the socket exists (bounded).
+        for _ in 0..50 {
+            let out = ns.exec_status("ss", ss)?;
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                return Ok(server);
+            }
+            sleep(Duration::from_millis(20));
+        }
+        anyhow::bail!("server {ss:?} did not start in {}", ns.name())
+    }
+
+    /// A TCP server on `ip:port`.
+    pub fn tcp(ns: &NetNs, ip: &str, port: u16) -> Result<Self> {
+        Self::spawn(
+            ns,
+            format!("TCP-LISTEN:{port},bind={ip},reuseaddr,fork"),
+            &["-ltnH", "sport", "=", &format!(":{port}")],
+        )
+    }
+
+    /// A UDP server on `ip:port` (answers each datagram's sender).
+    pub fn udp(ns: &NetNs, ip: &str, port: u16) -> Result<Self> {
+        Self::spawn(
+            ns,
+            format!("UDP-RECVFROM:{port},bind={ip},fork"),
+            &["-lunH", "sport", "=", &format!(":{port}")],
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Connects from `src` (an address in `ns`) to `dst:port` over TCP and returns what the server
+/// answered (`peer=...`), or `None` when no answer came within 2 s.
+pub fn tcp_request(ns: &NetNs, src: &str, dst: &str, port: u16) -> Result<Option<String>> {
+    request(
+        ns,
+        &format!("TCP:{dst}:{port},bind={src},connect-timeout=2"),
+    )
+}
+
+/// Sends a UDP datagram from `src` to `dst:port`; the server's answer or `None` within 2 s.
+pub fn udp_request(ns: &NetNs, src: &str, dst: &str, port: u16) -> Result<Option<String>> {
+    request(ns, &format!("UDP:{dst}:{port},bind={src}"))
+}
+
+fn request(ns: &NetNs, address: &str) -> Result<Option<String>> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo hello | ip netns exec {} timeout 3 socat -T2 - {address}",
+            ns.name()
+        ))
+        .output()
+        .context("run socat client")?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok((!text.is_empty()).then_some(text))
+}
+
+/// `ping` from `src` in `ns`: how many of `count` echo requests were answered (0.2 s apart,
+/// 1 s deadline per reply).
+pub fn ping(ns: &NetNs, src: &str, dst: &str, count: u32) -> Result<u32> {
+    let out = ns.exec_status(
+        "ping",
+        &[
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-W",
+            "1",
+            "-i",
+            "0.2",
+            "-I",
+            src,
+            dst,
+        ],
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let received = text
+        .split(',')
+        .find_map(|part| part.trim().strip_suffix(" received"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    Ok(received)
+}
+
+/// Repeats a request up to 3 times until it is answered: for flows that must pass, so that a
+/// loaded machine (a lost first packet, a slow start) does not fail the test. Flows that must
+/// not pass are asserted with a single request.
+pub fn retry(mut request: impl FnMut() -> Result<Option<String>>) -> Option<String> {
+    for _ in 0..3 {
+        match request() {
+            Ok(Some(answer)) => return Some(answer),
+            Ok(None) => {}
+            Err(e) => panic!("request failed to run: {e:#}"),
+        }
+    }
+    None
+}
