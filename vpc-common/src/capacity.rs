@@ -25,3 +25,8 @@ pub const ACLS: u32 = crate::acl::MAX_ACLS;
 pub const fn two_generations(per_generation: u32) -> u32 {
     per_generation * 2
 }
+
+/// Remote-address classes for security groups per generation.
+pub const SG_REMOTES: u32 = 65536;
+/// Compiled security group rule prefixes per generation.
+pub const SG_RULES: u32 = 262_144;

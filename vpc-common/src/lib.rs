@@ -13,9 +13,11 @@
 
 pub mod acl;
 pub mod capacity;
+pub mod conntrack;
 pub mod drop;
 pub mod iface;
 pub mod route;
+pub mod security_group;
 
 pub use drop::DropReason;
 

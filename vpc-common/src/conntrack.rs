@@ -1,0 +1,107 @@
+//! Connection tracking: one entry per connection in `CONNTRACK` (an LRU hash), keyed by the
+//! connection's original direction as seen inside the VPC (private addresses, before any
+//! translation). A packet is looked up as a reply first (reversed tuple), then as the original
+//! direction. For ICMP echo both ports are the identifier.
+
+use crate::{assert_size, pod};
+
+/// `CONNTRACK` key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CtKey {
+    /// Network order.
+    pub src: u32,
+    pub dst: u32,
+    /// Host order.
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+assert_size!(CtKey, 16);
+
+/// TCP: SYN seen from the originator.
+pub const CT_TCP_SYN_SENT: u8 = 1;
+/// TCP: SYN+ACK seen from the responder.
+pub const CT_TCP_SYN_RECV: u8 = 2;
+/// TCP: handshake complete.
+pub const CT_TCP_ESTABLISHED: u8 = 3;
+/// TCP: a FIN seen from one side.
+pub const CT_TCP_FIN_WAIT: u8 = 4;
+/// TCP: FINs seen from both sides.
+pub const CT_TCP_TIME_WAIT: u8 = 5;
+/// TCP: reset. A new SYN starts a new connection (rules evaluated again).
+pub const CT_TCP_CLOSED: u8 = 6;
+/// UDP / ICMP / other: only the original direction seen so far.
+pub const CT_ONE_WAY: u8 = 7;
+/// UDP / ICMP / other: traffic seen both ways.
+pub const CT_BOTH_WAYS: u8 = 8;
+
+/// `flags`: a FIN was seen from the originator.
+pub const CT_FIN_ORIGINAL: u8 = 1 << 0;
+/// `flags`: a FIN was seen from the responder.
+pub const CT_FIN_REPLY: u8 = 1 << 1;
+
+/// `CONNTRACK` value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtEntry {
+    /// `bpf_ktime_get_ns` at creation and at the last packet.
+    pub created_ns: u64,
+    pub last_seen_ns: u64,
+    /// One of `CT_*` states.
+    pub state: u8,
+    /// `CT_FIN_*` bits.
+    pub flags: u8,
+    pub _pad: [u8; 2],
+    /// Translation applied to the original direction (Datapath III): 0 = none.
+    pub nat_ip: u32,
+    pub nat_port: u16,
+    pub _pad2: [u8; 6],
+}
+assert_size!(CtEntry, 32);
+
+/// Idle timeouts in seconds (`CT_TIMEOUTS[0]`); a zero field means the AWS default below.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtTimeouts {
+    pub tcp_established: u32,
+    /// Handshake and other transitional TCP states.
+    pub tcp_transitory: u32,
+    /// After a FIN or RST.
+    pub tcp_closing: u32,
+    pub udp: u32,
+    /// UDP once traffic was seen both ways.
+    pub udp_stream: u32,
+    pub icmp: u32,
+    pub other: u32,
+    /// Connections through a NAT gateway.
+    pub nat: u32,
+}
+assert_size!(CtTimeouts, 32);
+
+/// AWS defaults (seconds).
+pub const DEFAULT_TIMEOUTS: CtTimeouts = CtTimeouts {
+    tcp_established: 432_000,
+    tcp_transitory: 60,
+    tcp_closing: 60,
+    udp: 30,
+    udp_stream: 180,
+    icmp: 30,
+    other: 60,
+    nat: 350,
+};
+
+/// Per-CPU `CT_STATS` slots.
+pub const CT_STAT_CREATED: u32 = 0;
+/// Entries found expired on lookup and replaced or removed by the datapath.
+pub const CT_STAT_EXPIRED: u32 = 1;
+/// Entries removed by the userspace sweep.
+pub const CT_STAT_SWEPT: u32 = 2;
+/// Number of `CT_STATS` slots.
+pub const CT_STATS: u32 = 3;
+
+/// Default capacity of `CONNTRACK` (the agent may set another at load time).
+pub const CONNTRACK_ENTRIES: u32 = 262_144;
+
+pod!(CtKey, CtEntry, CtTimeouts);
