@@ -99,7 +99,7 @@ pub const CT_STAT_EXPIRED: u32 = 1;
 /// Entries removed by the userspace sweep.
 pub const CT_STAT_SWEPT: u32 = 2;
 /// Number of `CT_STATS` slots.
-pub const CT_STATS: u32 = 3;
+pub const CT_STAT_SLOTS: u32 = 3;
 
 /// Default capacity of `CONNTRACK` (the agent may set another at load time).
 pub const CONNTRACK_ENTRIES: u32 = 262_144;

@@ -1,15 +1,20 @@
 //! The policy pipeline (shared by XDP and TC): what happens to a parsed IPv4 packet that arrived
 //! on interface `ingress`, following shared/spec/datapath.md:
 //!
-//! from a subnet S: source check -> network ACL of S outbound -> route table of S (LPM) ->
-//!   local: network ACL of the destination subnet inbound -> deliver
+//! from a subnet S: source check -> connection tracking -> security groups of the source
+//!   instance outbound (new connections) -> network ACL of S outbound -> route table of S (LPM) ->
+//!   local: network ACL of the destination subnet inbound -> security groups of the
+//!   destination instance inbound (new connections) -> deliver
 //!   internet gateway: 1:1 source translation to the instance's public IP -> uplink
 //!   peering: the peer VPC's local routes -> its subnet's ACL inbound -> deliver
 //!   NAT gateway: needs connection tracking (Datapath III): dropped as `bad_target` until then
 //!   blackhole / no route: drop
-//! from the uplink: to an instance's public IP -> 1:1 destination translation -> ACL inbound of
-//!   its subnet -> deliver; to a NAT gateway's elastic IP: replies only (Datapath III); to
+//! from the uplink: to an instance's public IP -> 1:1 destination translation -> connection
+//!   tracking -> ACL inbound of its subnet -> security groups inbound -> deliver; to a NAT gateway's elastic IP: replies only (Datapath III); to
 //!   any other VPC address: drop; anything else is the router's own traffic (kernel).
+//!
+//! Connection tracking keys use the addresses inside the VPC (before source / after
+//! destination translation); a forwarded packet creates or advances its connection.
 
 use vpc_common::{
     DropReason,
@@ -25,11 +30,12 @@ use vpc_common::{
 
 use crate::{
     acl,
+    conntrack::{self, Track},
     maps::{
         CONFIG, ENDPOINTS, FRAGMENTS, FragKey, FragPorts, IFACES, PUBLIC_IPS, SUBNETS, VPCS, copied,
     },
     packet::{Flow, Frag},
-    route,
+    route, security_group,
 };
 
 /// Where a packet goes and how its addresses change.
@@ -141,12 +147,34 @@ fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
     if src.subnet_id != iface.subnet_id {
         return Err(DropReason::Spoofed);
     }
+    let track = conntrack::lookup(flow)?;
+    if !track.established()
+        && src.kind == ENDPOINT_INSTANCE
+        && !security_group::allows(iface.vpc_id, src.id, ACL_OUTBOUND, flow, flow.dst)
+    {
+        return Err(DropReason::SecurityGroupOutbound);
+    }
+    let decision = route_from_subnet(iface, &s, &src, flow, &track)?;
+    if let Decision::Forward(_) = decision {
+        conntrack::commit(flow, track)?;
+    }
+    Ok(decision)
+}
+
+#[inline(always)]
+fn route_from_subnet(
+    iface: &IfaceInfo,
+    s: &SubnetInfo,
+    src: &Endpoint,
+    flow: &Flow,
+    track: &Track,
+) -> Result<Decision, DropReason> {
     if !acl::allows(s.acl_id, ACL_OUTBOUND, flow, flow.dst) {
         return Err(DropReason::AclOutbound);
     }
     let route = route::lookup(s.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
     match route.target {
-        TARGET_LOCAL => deliver(iface.vpc_id, iface.subnet_id, route.target_id, flow, 0),
+        TARGET_LOCAL => deliver(iface.vpc_id, iface.subnet_id, route.target_id, flow, 0, track),
         TARGET_INTERNET_GATEWAY => {
             if src.public_ip == 0 {
                 return Err(DropReason::NoPublicAddress);
@@ -164,7 +192,7 @@ fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
             if local.target != TARGET_LOCAL {
                 return Err(DropReason::NoRoute);
             }
-            deliver(peer_vpc, 0, local.target_id, flow, 0)
+            deliver(peer_vpc, 0, local.target_id, flow, 0, track)
         }
         TARGET_BLACKHOLE => Err(DropReason::Blackhole),
         TARGET_NAT_GATEWAY => Err(DropReason::BadTarget),
@@ -173,8 +201,9 @@ fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
 }
 
 /// Local delivery into subnet `to` of VPC `vpc_id` (`from`: the source subnet, 0 if none):
-/// the destination must be registered there, and the subnet's ACL must let it in (not applied
-/// within one subnet, as in AWS). `new_dst` is a destination translation already decided.
+/// the destination must be registered there, the subnet's ACL must let it in (not applied
+/// within one subnet, as in AWS), and for a new connection to an instance one of its security
+/// groups. `new_dst` is a destination translation already decided.
 #[inline(always)]
 fn deliver(
     vpc_id: u32,
@@ -182,6 +211,7 @@ fn deliver(
     to: u32,
     flow: &Flow,
     new_dst: u32,
+    track: &Track,
 ) -> Result<Decision, DropReason> {
     if to == 0 {
         return Err(DropReason::UnknownDestination);
@@ -194,6 +224,12 @@ fn deliver(
     let d = subnet(to)?;
     if to != from && !acl::allows(d.acl_id, ACL_INBOUND, flow, flow.src) {
         return Err(DropReason::AclInbound);
+    }
+    if !track.established()
+        && ep.kind == ENDPOINT_INSTANCE
+        && !security_group::allows(vpc_id, ep.id, ACL_INBOUND, flow, flow.src)
+    {
+        return Err(DropReason::SecurityGroupInbound);
     }
     Ok(Decision::Forward(Forward {
         ifindex: d.ifindex,
@@ -220,5 +256,11 @@ fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, Dr
         return Err(DropReason::NatUnsolicited);
     }
     let ep = endpoint(target.vpc_id, target.private_ip).ok_or(DropReason::UnknownDestination)?;
-    deliver(target.vpc_id, 0, ep.subnet_id, flow, target.private_ip)
+    // Tracked and checked as the instance sees it: destination translated.
+    let mut inside = *flow;
+    inside.dst = target.private_ip;
+    let track = conntrack::lookup(&inside)?;
+    let decision = deliver(target.vpc_id, 0, ep.subnet_id, &inside, target.private_ip, &track)?;
+    conntrack::commit(&inside, track)?;
+    Ok(decision)
 }

@@ -8,6 +8,7 @@
 #![no_main]
 
 mod acl;
+mod conntrack;
 mod csum;
 mod decide;
 mod drop;
@@ -15,6 +16,7 @@ mod forward;
 mod maps;
 mod packet;
 mod route;
+mod security_group;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},

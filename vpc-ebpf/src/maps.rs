@@ -3,7 +3,7 @@
 //! their documentation.
 
 use aya_ebpf::{
-    btf_maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap},
+    btf_maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
 use vpc_common::{
@@ -13,7 +13,9 @@ use vpc_common::{
         Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
         PublicTarget, SubnetInfo, VpcInfo,
     },
+    conntrack::{CONNTRACK_ENTRIES, CT_STAT_SLOTS, CtEntry, CtKey, CtTimeouts},
     route::{RouteKey, RouteValue},
+    security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
 };
 
 /// `CONFIG[0]`: active generation slot and layout version.
@@ -71,6 +73,33 @@ pub static ACLS: Array<AclTable, { ACLS_ENTRIES as usize }> = Array::new();
 /// ifindex -> device, for `bpf_redirect_map` from XDP (the agent adds every VPC interface).
 #[btf_map]
 pub static DEVICES: DevMapHash<{ two_generations(capacity::IFACES) as usize }> = DevMapHash::new();
+
+/// (vpc id, address) -> security group remote class (see `vpc_common::security_group`).
+#[btf_map]
+pub static SG_REMOTES: LpmTrie<SgRemoteKey, u32, { two_generations(capacity::SG_REMOTES) as usize }> =
+    LpmTrie::new();
+
+/// (instance, class, direction, protocol, port) -> allowing rule.
+#[btf_map]
+pub static SG_RULES: LpmTrie<
+    SgRuleKey,
+    SgRuleValue,
+    { two_generations(capacity::SG_RULES) as usize },
+> = LpmTrie::new();
+
+/// Tracked connections by original-direction tuple (see `vpc_common::conntrack`). LRU: when
+/// full the least recently used entry is evicted (the agent counts evictions from CT_STATS).
+#[btf_map]
+pub static CONNTRACK: LruHashMap<CtKey, CtEntry, { CONNTRACK_ENTRIES as usize }> =
+    LruHashMap::new();
+
+/// Idle timeouts in seconds; zero fields mean the AWS defaults.
+#[btf_map]
+pub static CT_TIMEOUTS: Array<CtTimeouts, 1> = Array::new();
+
+/// Per-CPU connection tracking counters (`vpc_common::conntrack::CT_STAT_*`).
+#[btf_map]
+pub static CT_STATS: PerCpuArray<u64, { CT_STAT_SLOTS as usize }> = PerCpuArray::new();
 
 /// Key of [`FRAGMENTS`]: one IPv4 datagram being fragmented.
 #[repr(C)]

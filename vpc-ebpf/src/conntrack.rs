@@ -1,0 +1,238 @@
+//! Connection tracking: TCP state machine, UDP, ICMP echo (identifier as port), idle timeouts.
+//!
+//! A packet is looked up as a reply (reversed tuple) first, then as the original direction.
+//! Entries are created only for packets the pipeline forwards. Expired entries are treated as
+//! absent when found (and replaced when the connection starts again); the agent's sweep removes
+//! the rest, and the LRU map evicts the least recently used entry when full (CT_STATS lets the
+//! agent count evictions: created - expired - swept - live).
+//!
+//! TCP: a connection starts with a SYN alone; any other packet without state is dropped
+//! (`invalid_tcp_flags`), as are flag combinations that make no sense at all (SYN+FIN,
+//! SYN+RST, no flags, FIN without ACK). A SYN after RST or after both FINs starts a new
+//! connection (rules are evaluated again); a repeated SYN during the handshake is allowed.
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use vpc_common::{
+    DropReason,
+    conntrack::{
+        CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_ONE_WAY, CT_STAT_CREATED, CT_STAT_EXPIRED,
+        CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV, CT_TCP_SYN_SENT,
+        CT_TCP_TIME_WAIT, CtEntry, CtKey, CtTimeouts, DEFAULT_TIMEOUTS,
+    },
+};
+
+use crate::{
+    maps::{CONNTRACK, CT_STATS, CT_TIMEOUTS},
+    packet::{Flow, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+};
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const ACK: u8 = 0x10;
+
+/// How a packet relates to the tracked connections.
+#[derive(Clone, Copy)]
+pub enum Track {
+    /// Not trackable (ICMP other than echo): evaluated by the rules every time.
+    Untracked,
+    /// No live connection: rules decide, and a forwarded packet creates one.
+    New,
+    /// Part of a live connection, in its original direction or as a reply.
+    Tracked { reply: bool, entry: *mut CtEntry },
+}
+
+impl Track {
+    /// Whether rules (security groups) are skipped.
+    #[inline(always)]
+    pub fn established(&self) -> bool {
+        matches!(self, Track::Tracked { .. })
+    }
+}
+
+#[inline(always)]
+fn key(src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> CtKey {
+    CtKey {
+        src,
+        dst,
+        sport,
+        dport,
+        proto,
+        _pad: [0; 3],
+    }
+}
+
+#[inline(always)]
+fn count(slot: u32) {
+    if let Some(c) = CT_STATS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot.
+        unsafe { *c += 1 };
+    }
+}
+
+#[inline(always)]
+fn secs(configured: u32, default: u32) -> u64 {
+    u64::from(if configured == 0 { default } else { configured }) * 1_000_000_000
+}
+
+/// Idle timeout of an entry in `state` for `proto`, in ns.
+#[inline(always)]
+fn timeout_ns(proto: u8, state: u8) -> u64 {
+    let t = CT_TIMEOUTS.get(0).copied().unwrap_or(CtTimeouts::default());
+    let d = DEFAULT_TIMEOUTS;
+    match state {
+        CT_TCP_ESTABLISHED => secs(t.tcp_established, d.tcp_established),
+        CT_TCP_SYN_SENT | CT_TCP_SYN_RECV => secs(t.tcp_transitory, d.tcp_transitory),
+        CT_TCP_FIN_WAIT | CT_TCP_TIME_WAIT | CT_TCP_CLOSED => secs(t.tcp_closing, d.tcp_closing),
+        _ => match (proto, state) {
+            (PROTO_UDP, CT_BOTH_WAYS) => secs(t.udp_stream, d.udp_stream),
+            (PROTO_UDP, _) => secs(t.udp, d.udp),
+            (PROTO_ICMP, _) => secs(t.icmp, d.icmp),
+            _ => secs(t.other, d.other),
+        },
+    }
+}
+
+/// Flag combinations no TCP stack sends.
+#[inline(always)]
+fn nonsense(flags: u8) -> bool {
+    let f = flags & (FIN | SYN | RST | ACK);
+    flags == 0
+        || (f & (SYN | FIN)) == (SYN | FIN)
+        || (f & (SYN | RST)) == (SYN | RST)
+        || (f & (FIN | ACK)) == FIN
+}
+
+#[inline(always)]
+fn live(entry: *mut CtEntry, proto: u8, now: u64) -> bool {
+    // SAFETY: `entry` points into a CONNTRACK value for the program's duration.
+    let e = unsafe { &*entry };
+    now.wrapping_sub(e.last_seen_ns) <= timeout_ns(proto, e.state)
+}
+
+/// Finds the connection of `flow` (addresses as inside the VPC). Errors are TCP packets that
+/// must be dropped whatever the rules say.
+#[inline(always)]
+pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
+    let (may_reply, may_original) = match flow.proto {
+        PROTO_ICMP => (
+            flow.icmp_type == ICMP_ECHO_REPLY,
+            flow.icmp_type == ICMP_ECHO_REQUEST,
+        ),
+        _ => (true, true),
+    };
+    if !may_reply && !may_original {
+        return Ok(Track::Untracked);
+    }
+    if flow.proto == PROTO_TCP && nonsense(flow.tcp_flags) {
+        return Err(DropReason::InvalidTcpFlags);
+    }
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let mut found = None;
+    if may_reply {
+        let k = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
+        if let Some(e) = CONNTRACK.get_ptr_mut(k) {
+            found = Some((true, e));
+        }
+    }
+    if found.is_none() && may_original {
+        let k = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+        if let Some(e) = CONNTRACK.get_ptr_mut(k) {
+            found = Some((false, e));
+        }
+    }
+    let track = match found {
+        Some((reply, entry)) if live(entry, flow.proto, now) => {
+            // SAFETY: points into a CONNTRACK value.
+            let state = unsafe { (*entry).state };
+            let restart = flow.proto == PROTO_TCP
+                && flow.tcp_flags & (SYN | ACK) == SYN
+                && (state == CT_TCP_CLOSED || state == CT_TCP_TIME_WAIT);
+            if restart {
+                Track::New
+            } else {
+                Track::Tracked { reply, entry }
+            }
+        }
+        Some(_) => {
+            count(CT_STAT_EXPIRED);
+            Track::New
+        }
+        None => Track::New,
+    };
+    if let Track::New = track
+        && flow.proto == PROTO_TCP
+        && flow.tcp_flags & (SYN | ACK | RST | FIN) != SYN
+    {
+        // Only a SYN alone opens a connection.
+        return Err(DropReason::InvalidTcpFlags);
+    }
+    Ok(track)
+}
+
+/// Records a forwarded packet: creates the connection or advances its state.
+#[inline(always)]
+pub fn commit(flow: &Flow, track: Track) -> Result<(), DropReason> {
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    match track {
+        Track::Untracked => Ok(()),
+        Track::New => {
+            let state = if flow.proto == PROTO_TCP {
+                CT_TCP_SYN_SENT
+            } else {
+                CT_ONE_WAY
+            };
+            let entry = CtEntry {
+                created_ns: now,
+                last_seen_ns: now,
+                state,
+                ..CtEntry::default()
+            };
+            let k = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+            CONNTRACK
+                .insert(k, entry, 0)
+                .map_err(|_| DropReason::ConntrackFull)?;
+            count(CT_STAT_CREATED);
+            Ok(())
+        }
+        Track::Tracked { reply, entry } => {
+            // SAFETY: points into a CONNTRACK value; concurrent updates from other CPUs can
+            // only make the state or timestamp slightly stale.
+            let e = unsafe { &mut *entry };
+            e.last_seen_ns = now;
+            if flow.proto == PROTO_TCP {
+                let (state, flags) = tcp_next(e.state, e.flags, flow.tcp_flags, reply);
+                e.state = state;
+                e.flags = flags;
+            } else if reply {
+                e.state = CT_BOTH_WAYS;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The TCP state after a packet with `tcp` flags from the originator (`reply` false) or the
+/// responder.
+#[inline(always)]
+fn tcp_next(state: u8, fins: u8, tcp: u8, reply: bool) -> (u8, u8) {
+    if tcp & RST != 0 {
+        return (CT_TCP_CLOSED, fins);
+    }
+    let mut fins = fins;
+    if tcp & FIN != 0 {
+        fins |= if reply { CT_FIN_REPLY } else { CT_FIN_ORIGINAL };
+    }
+    let state = match state {
+        CT_TCP_SYN_SENT if reply && tcp & (SYN | ACK) == SYN | ACK => CT_TCP_SYN_RECV,
+        CT_TCP_SYN_RECV if !reply && tcp & (SYN | ACK) == ACK => CT_TCP_ESTABLISHED,
+        CT_TCP_ESTABLISHED | CT_TCP_FIN_WAIT if fins == CT_FIN_ORIGINAL | CT_FIN_REPLY => {
+            CT_TCP_TIME_WAIT
+        }
+        CT_TCP_ESTABLISHED if fins != 0 => CT_TCP_FIN_WAIT,
+        s => s,
+    };
+    (state, fins)
+}

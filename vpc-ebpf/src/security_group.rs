@@ -1,0 +1,52 @@
+//! Security groups for new connections: two LPM lookups (remote class, then the instance's
+//! compiled rules), plus one for rules of every protocol. The cost does not depend on the
+//! number of rules. Layouts: `vpc_common::security_group`.
+
+use aya_ebpf::maps::lpm_trie::Key;
+use vpc_common::security_group::{
+    SG_ANY_PROTO, SG_REMOTE_FIXED_BITS, SG_RULE_FIXED_BITS, SgRemoteKey, SgRuleKey,
+};
+
+use crate::{
+    maps::{SG_REMOTES, SG_RULES},
+    packet::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+};
+
+/// Whether a rule of instance `endpoint` (in `vpc_id`) allows `flow` in `direction`; `remote`
+/// is the peer address (the source inbound, the destination outbound).
+#[inline(always)]
+pub fn allows(vpc_id: u32, endpoint: u32, direction: u32, flow: &Flow, remote: u32) -> bool {
+    let class = SG_REMOTES
+        .get(&Key::new(
+            SG_REMOTE_FIXED_BITS + 32,
+            SgRemoteKey {
+                vpc_id,
+                addr: remote,
+            },
+        ))
+        .copied()
+        .unwrap_or(0);
+    let port = match flow.proto {
+        PROTO_TCP | PROTO_UDP => flow.dport,
+        PROTO_ICMP => (u16::from(flow.icmp_type) << 8) | u16::from(flow.icmp_code),
+        _ => 0,
+    };
+    let mut key = SgRuleKey {
+        endpoint,
+        class,
+        direction: direction as u8,
+        proto: flow.proto,
+        port_be: port.to_be(),
+    };
+    if SG_RULES
+        .get(&Key::new(SG_RULE_FIXED_BITS + 16, key))
+        .is_some()
+    {
+        return true;
+    }
+    key.proto = SG_ANY_PROTO;
+    key.port_be = 0;
+    SG_RULES
+        .get(&Key::new(SG_RULE_FIXED_BITS + 16, key))
+        .is_some()
+}
