@@ -431,7 +431,7 @@ fn kernel_agrees_with_the_reference_evaluator_on_random_packets() {
             "priv0" => &["10.0.1.10"],
             _ => &[INTERNET_CLIENT_IP, "8.8.8.8"],
         };
-        let src = if rng.next() % 4 == 0 {
+        let src = if rng.next().is_multiple_of(4) {
             *rng.pick(&addrs)
         } else {
             *rng.pick(natives)
