@@ -1,12 +1,17 @@
 //! The loaded datapath: the eBPF object with its programs verified and loaded, typed access to
 //! its maps, applying a compiled definition and attaching to interfaces.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, io, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{MapError, PerCpuArray},
-    programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
+    programs::{
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, LinkError, PinnedLink},
+        tc::SchedClassifierLink,
+        xdp::XdpLink,
+    },
 };
 use vpc_common::{
     DropReason,
@@ -49,6 +54,50 @@ pub enum DatapathError {
     },
     #[error(transparent)]
     Maps(#[from] MapsError),
+    #[error(transparent)]
+    Pin(#[from] crate::pin::PinError),
+    #[error("link of {name} on {interface}")]
+    Link {
+        name: &'static str,
+        interface: String,
+        #[source]
+        source: LinkError,
+    },
+    #[error("cannot pin the link of {name} on {interface} at {}", path.display())]
+    PinLink {
+        name: &'static str,
+        interface: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// How a program came to be attached to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    /// A new link was created and pinned.
+    New,
+    /// The pinned link of a previous agent now runs this agent's program (atomic replacement:
+    /// the interface was never without a program).
+    Adopted,
+}
+
+/// One program on one interface, with its pinned link.
+pub struct Attachment {
+    pub interface: String,
+    pub program: &'static str,
+    pub how: Attached,
+    _link: PinnedLink,
+}
+
+/// The programs an interface of a given kind carries.
+pub fn programs_for(kind: u8) -> &'static [&'static str] {
+    if kind == IFACE_SUBNET {
+        &[programs::XDP, programs::TC_INGRESS, programs::TC_EGRESS]
+    } else {
+        &[programs::XDP, programs::TC_INGRESS]
+    }
 }
 
 /// The eBPF object, loaded into the kernel.
@@ -59,7 +108,25 @@ pub struct Datapath {
 impl Datapath {
     /// Loads every map and program of the embedded object (the verifier runs here).
     pub fn load() -> Result<Self, DatapathError> {
-        let mut ebpf = EbpfLoader::new().load(OBJECT)?;
+        Self::load_with(EbpfLoader::new())
+    }
+
+    /// Loads the object with its maps pinned under `dir`: maps already pinned there are reused
+    /// (with their contents: policy, counters, state) after a compatibility check, missing ones
+    /// are created and pinned.
+    pub fn open_pinned(dir: &Path) -> Result<Self, DatapathError> {
+        crate::pin::check_compatible(dir)?;
+        let mut loader = EbpfLoader::new();
+        for name in maps::ALL {
+            loader.map_pin_path(name, crate::pin::map_path(dir, name));
+        }
+        let datapath = Self::load_with(loader)?;
+        crate::pin::check_layout(dir, &crate::maps::read_config(&datapath.ebpf)?)?;
+        Ok(datapath)
+    }
+
+    fn load_with(mut loader: EbpfLoader<'_>) -> Result<Self, DatapathError> {
+        let mut ebpf = loader.load(OBJECT)?;
         let name = programs::XDP;
         let xdp: &mut Xdp = ebpf
             .program_mut(name)
@@ -161,6 +228,120 @@ impl Datapath {
         Ok(())
     }
 
+    /// Attaches `program` to `interface` through a link pinned at `path` under `dir`: an
+    /// existing pinned link (a previous agent's) is updated in place to this program, so the
+    /// interface is never without one and never has two; a link that no longer works (its
+    /// interface went away) is replaced by a new one.
+    pub fn attach_pinned(
+        &mut self,
+        dir: &Path,
+        interface: &str,
+        program: &'static str,
+        mode: XdpMode,
+    ) -> Result<Attachment, DatapathError> {
+        let path = crate::pin::link_path(dir, interface, program);
+        let attach_err = |source| DatapathError::Attach {
+            name: program,
+            interface: interface.to_owned(),
+            source,
+        };
+        let pin_err = |source| DatapathError::PinLink {
+            name: program,
+            interface: interface.to_owned(),
+            path: path.clone(),
+            source,
+        };
+        let link_err = |source| DatapathError::Link {
+            name: program,
+            interface: interface.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(pin_err)?;
+        }
+        match PinnedLink::from_pin(&path) {
+            Ok(pinned) => {
+                let fd: FdLink = pinned.into();
+                match self.update_link(interface, program, fd) {
+                    Ok(()) => {
+                        let link = PinnedLink::from_pin(&path)
+                            .map_err(|e| pin_err(io::Error::other(e)))?;
+                        return Ok(Attachment {
+                            interface: interface.to_owned(),
+                            program,
+                            how: Attached::Adopted,
+                            _link: link,
+                        });
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "pinned link unusable, replacing it interface={interface} \
+                             program={program} error={e}"
+                        );
+                        std::fs::remove_file(&path).map_err(pin_err)?;
+                    }
+                }
+            }
+            Err(LinkError::SyscallError(e)) if e.io_error.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(pin_err(io::Error::other(e))),
+        }
+        let fd: FdLink = if program == programs::XDP {
+            let xdp = self.xdp_mut();
+            let id = xdp.attach(interface, mode).map_err(attach_err)?;
+            let link = xdp.take_link(id).map_err(attach_err)?;
+            FdLink::try_from(link).map_err(link_err)?
+        } else {
+            let tc = self.tc_mut(program);
+            let side = if program == programs::TC_EGRESS {
+                TcAttachType::Egress
+            } else {
+                TcAttachType::Ingress
+            };
+            let id = tc.attach(interface, side).map_err(attach_err)?;
+            let link = tc.take_link(id).map_err(attach_err)?;
+            FdLink::try_from(link).map_err(link_err)?
+        };
+        let link = fd.pin(&path).map_err(|e| pin_err(io::Error::other(e)))?;
+        Ok(Attachment {
+            interface: interface.to_owned(),
+            program,
+            how: Attached::New,
+            _link: link,
+        })
+    }
+
+    /// Points an existing link at this agent's `program` (bpf_link_update).
+    fn update_link(
+        &mut self,
+        interface: &str,
+        program: &'static str,
+        fd: FdLink,
+    ) -> Result<(), DatapathError> {
+        let link_err = |source| DatapathError::Link {
+            name: program,
+            interface: interface.to_owned(),
+            source,
+        };
+        let attach_err = |source| DatapathError::Attach {
+            name: program,
+            interface: interface.to_owned(),
+            source,
+        };
+        if program == programs::XDP {
+            let link = XdpLink::try_from(fd).map_err(link_err)?;
+            let xdp = self.xdp_mut();
+            let id = xdp.attach_to_link(link).map_err(attach_err)?;
+            // Keep the link out of the program's bookkeeping: the pin owns it.
+            drop(xdp.take_link(id).map_err(attach_err)?);
+        } else {
+            let link = SchedClassifierLink::try_from(fd).map_err(link_err)?;
+            let tc = self.tc_mut(program);
+            let id = tc.attach_to_link(link).map_err(attach_err)?;
+            drop(tc.take_link(id).map_err(attach_err)?);
+        }
+        Ok(())
+    }
+
     /// Drops per reason, summed over CPUs (reasons never seen are absent).
     pub fn drop_counters(&self) -> Result<BTreeMap<DropReason, u64>, DatapathError> {
         let name = maps::DROP_COUNTERS;
@@ -168,18 +349,19 @@ impl Datapath {
             .ebpf
             .map(name)
             .ok_or(DatapathError::MissingMap { name })?;
-        let counters: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(map).map_err(|source| DatapathError::Map { name, source })?;
-        let mut out = BTreeMap::new();
-        for reason in DropReason::ALL {
-            let values = counters
-                .get(&(reason as u32), 0)
-                .map_err(|source| DatapathError::Map { name, source })?;
-            let total: u64 = values.iter().sum();
-            if total > 0 {
-                out.insert(reason, total);
-            }
-        }
-        Ok(out)
+        drop_counters(map).map_err(|source| DatapathError::Map { name, source })
     }
+}
+
+/// Drops per reason in a `DROP_COUNTERS` map, summed over CPUs (reasons never seen are absent).
+pub fn drop_counters(map: &aya::maps::Map) -> Result<BTreeMap<DropReason, u64>, MapError> {
+    let counters: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+    let mut out = BTreeMap::new();
+    for reason in DropReason::ALL {
+        let total: u64 = counters.get(&(reason as u32), 0)?.iter().sum();
+        if total > 0 {
+            out.insert(reason, total);
+        }
+    }
+    Ok(out)
 }

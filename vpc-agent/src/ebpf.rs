@@ -28,4 +28,20 @@ pub mod maps {
     pub const ACLS: &str = "ACLS";
     pub const DEVICES: &str = "DEVICES";
     pub const FRAGMENTS: &str = "FRAGMENTS";
+
+    /// Every map the agent pins (policy, counters and datapath state).
+    pub const ALL: [&str; 12] = [
+        CONFIG,
+        IFACES,
+        SUBNETS,
+        VPCS,
+        ENDPOINTS,
+        PUBLIC_IPS,
+        NAT_GATEWAYS,
+        ROUTES,
+        ACLS,
+        DEVICES,
+        FRAGMENTS,
+        DROP_COUNTERS,
+    ];
 }

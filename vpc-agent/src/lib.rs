@@ -3,7 +3,25 @@
 
 pub mod compile;
 pub mod config;
+pub mod daemon;
 pub mod datapath;
 pub mod ebpf;
 pub mod evaluator;
 pub mod maps;
+pub mod netconf;
+pub mod pin;
+pub mod reconcile;
+pub mod status;
+pub mod trace;
+
+/// The error and its sources, `: `-separated (e.g. why a file could not be read).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

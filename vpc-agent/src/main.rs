@@ -1,14 +1,37 @@
 //! `vpc-agent`: the command line (see shared/spec/cli.md). Exit status: 0 success, 1 user error,
-//! 2 environment error.
-use std::{path::PathBuf, process::ExitCode};
+//! 2 environment error. Logs (`run`, `detach`) go to stderr through env_logger: level `info`
+//! unless `RUST_LOG` says otherwise, one `key=value` event per line.
+use std::{net::Ipv4Addr, path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use aya::programs::XdpMode;
+use clap::{Parser, Subcommand, ValueEnum};
+use vpc_agent::{
+    config, daemon, error_chain,
+    evaluator::Packet,
+    pin::{self, DEFAULT_DIR},
+    status, trace,
+};
 
 #[derive(Parser)]
 #[command(name = "vpc-agent", version, about = "eBPF/XDP VPC enforcement agent")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum XdpModeArg {
+    /// Driver (native) XDP.
+    Native,
+    /// Generic XDP, for drivers without native support.
+    Skb,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
 }
 
 #[derive(Subcommand)]
@@ -18,42 +41,188 @@ enum Command {
         /// The VPC definition (YAML).
         file: PathBuf,
     },
+    /// Load, attach and reconcile; reload on file change and SIGHUP; stay in the foreground.
+    Run {
+        /// The VPC definition (YAML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Directory on bpffs for the pinned programs, links and maps.
+        #[arg(long, default_value = DEFAULT_DIR)]
+        bpffs: PathBuf,
+        #[arg(long, value_enum, default_value = "native")]
+        xdp_mode: XdpModeArg,
+    },
+    /// What is attached where, the configuration generation, map fill levels, drop counters.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_DIR)]
+        bpffs: PathBuf,
+    },
+    /// Explain what the datapath would do with a packet (reference evaluator).
+    Trace {
+        /// The definition (default: the one the agent running on --bpffs uses).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        from: Ipv4Addr,
+        #[arg(long)]
+        to: Ipv4Addr,
+        #[arg(long, value_enum)]
+        proto: Proto,
+        #[arg(long, default_value_t = 0)]
+        sport: u16,
+        #[arg(long, default_value_t = 0)]
+        dport: u16,
+        /// The interface the packet enters on (default: the subnet of --from, else the uplink).
+        #[arg(long)]
+        ingress: Option<String>,
+        #[arg(long, default_value = DEFAULT_DIR)]
+        bpffs: PathBuf,
+    },
+    /// Remove every program, link and pinned map the agent created.
+    Detach {
+        #[arg(long, default_value = DEFAULT_DIR)]
+        bpffs: PathBuf,
+    },
     /// Print the size of the embedded eBPF object.
     Info,
 }
 
+/// A failure with its exit status (1 user error, 2 environment error).
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn user(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
+}
+
+fn env(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
 fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Validate { file } => match vpc_agent::config::check_file(&file) {
-            Ok(summary) => {
-                println!("{summary}");
-                ExitCode::SUCCESS
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("{}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Validate { file } => {
+            let summary = config::check_file(&file).map_err(|e| user(error_chain(&e)))?;
+            println!("{summary}");
+        }
+        Command::Run {
+            config,
+            bpffs,
+            xdp_mode,
+        } => {
+            let opts = daemon::RunOptions {
+                config,
+                bpffs,
+                xdp_mode: match xdp_mode {
+                    XdpModeArg::Native => XdpMode::Driver,
+                    XdpModeArg::Skb => XdpMode::Skb,
+                },
+            };
+            daemon::run(opts).map_err(|e| Failure {
+                code: e.exit_code(),
+                message: error_chain(&e),
+            })?;
+        }
+        Command::Status { json, bpffs } => {
+            let status = status::collect(&bpffs).map_err(|e| env(error_chain(&e)))?;
+            if json {
+                let text = serde_json::to_string_pretty(&status)
+                    .map_err(|e| env(format!("cannot encode the status: {e}")))?;
+                println!("{text}");
+            } else {
+                print!("{}", status::render(&status));
             }
-            Err(report) => {
-                eprintln!("{}", error_chain(&report));
-                ExitCode::from(1)
+        }
+        Command::Trace {
+            config,
+            from,
+            to,
+            proto,
+            sport,
+            dport,
+            ingress,
+            bpffs,
+        } => {
+            let path = match config {
+                Some(path) => path,
+                None => pin::read_record(&bpffs)
+                    .map_err(|e| env(error_chain(&e)))?
+                    .map(|r| r.config)
+                    .ok_or_else(|| {
+                        user(format!(
+                            "no --config and no agent record in {}",
+                            bpffs.display()
+                        ))
+                    })?,
+            };
+            let definition = config::load_file(&path).map_err(|e| user(error_chain(&e)))?;
+            let (proto, icmp_type) = match proto {
+                Proto::Tcp => (6, 0),
+                Proto::Udp => (17, 0),
+                // An echo request: what a ping sends.
+                Proto::Icmp => (1, 8),
+            };
+            let packet = Packet {
+                src: from,
+                dst: to,
+                proto,
+                sport,
+                dport,
+                icmp_type,
+                icmp_code: 0,
+            };
+            let ingress = ingress
+                .or_else(|| trace::default_ingress(&definition, from))
+                .ok_or_else(|| user("--ingress is needed: no subnet holds --from and no uplink"))?;
+            let text = trace::explain(&definition, &ingress, &packet)
+                .map_err(|e| user(error_chain(&e)))?;
+            print!("{text}");
+        }
+        Command::Detach { bpffs } => {
+            if !bpffs.exists() {
+                log::info!("nothing to detach bpffs={}", bpffs.display());
+                return Ok(());
             }
-        },
+            let _lock = pin::lock(&bpffs).map_err(|e| env(error_chain(&e)))?;
+            let removed = pin::remove_all(&bpffs).map_err(|e| env(error_chain(&e)))?;
+            log::info!(
+                "detached bpffs={} links={} maps={}",
+                bpffs.display(),
+                removed.links,
+                removed.maps
+            );
+        }
         Command::Info => {
             println!(
                 "vpc-agent {}: embedded eBPF object {} bytes",
                 env!("CARGO_PKG_VERSION"),
                 vpc_agent::ebpf::OBJECT.len()
             );
-            ExitCode::SUCCESS
         }
     }
-}
-
-/// The error and its sources, `: `-separated (e.g. why a file could not be read).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    Ok(())
 }

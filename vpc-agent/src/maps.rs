@@ -36,11 +36,25 @@ pub enum MapsError {
     },
 }
 
-/// How many entries a sync wrote and removed.
+/// Whether a sync writes the differences or only counts them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Write,
+    DryRun,
+}
+
+/// How many entries a sync wrote and removed (or, in a dry run, would write and remove).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyncStats {
     pub written: usize,
     pub removed: usize,
+}
+
+impl SyncStats {
+    /// Nothing to write and nothing to remove.
+    pub fn is_empty(&self) -> bool {
+        self.written == 0 && self.removed == 0
+    }
 }
 
 impl std::ops::AddAssign for SyncStats {
@@ -64,6 +78,7 @@ fn sync_hash<K, V>(
     name: &'static str,
     want: &BTreeMap<K, V>,
     in_slot: impl Fn(&K) -> bool,
+    mode: Mode,
 ) -> Result<SyncStats, MapsError>
 where
     K: Pod + Ord + Hash,
@@ -77,19 +92,23 @@ where
         .collect::<Result<_, _>>()
         .map_err(map_err(name))?;
     for key in have.iter().filter(|k| in_slot(k) && !want.contains_key(k)) {
-        map.remove(key).map_err(map_err(name))?;
+        if mode == Mode::Write {
+            map.remove(key).map_err(map_err(name))?;
+        }
         stats.removed += 1;
     }
     for (key, value) in want {
         if map.get(key, 0).ok().as_ref() != Some(value) {
-            map.insert(key, value, 0).map_err(map_err(name))?;
+            if mode == Mode::Write {
+                map.insert(key, value, 0).map_err(map_err(name))?;
+            }
             stats.written += 1;
         }
     }
     Ok(stats)
 }
 
-fn sync_routes(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsError> {
+fn sync_routes(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncStats, MapsError> {
     let name = names::ROUTES;
     let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
     let mut map: LpmTrie<_, RouteKey, _> = LpmTrie::try_from(map).map_err(map_err(name))?;
@@ -106,21 +125,25 @@ fn sync_routes(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsEr
     for key in have {
         let id = (key.prefix_len(), key.data());
         if slot_of_id(id.1.table) == compiled.slot && !want.contains_key(&id) {
-            map.remove(&key).map_err(map_err(name))?;
+            if mode == Mode::Write {
+                map.remove(&key).map_err(map_err(name))?;
+            }
             stats.removed += 1;
         }
     }
     for ((prefix_len, data), value) in &want {
         let key = Key::new(*prefix_len, *data);
         if map.get(&key, 0).ok().as_ref() != Some(value) {
-            map.insert(&key, value, 0).map_err(map_err(name))?;
+            if mode == Mode::Write {
+                map.insert(&key, value, 0).map_err(map_err(name))?;
+            }
             stats.written += 1;
         }
     }
     Ok(stats)
 }
 
-fn sync_acls(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsError> {
+fn sync_acls(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncStats, MapsError> {
     let name = names::ACLS;
     let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
     let mut map: Array<_, AclTable> = Array::try_from(map).map_err(map_err(name))?;
@@ -131,7 +154,9 @@ fn sync_acls(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsErro
         let want = compiled.acls.get(&index).unwrap_or(&empty);
         let have = map.get(&index, 0).map_err(map_err(name))?;
         if &have != want {
-            map.set(index, want, 0).map_err(map_err(name))?;
+            if mode == Mode::Write {
+                map.set(index, want, 0).map_err(map_err(name))?;
+            }
             if want == &empty {
                 stats.removed += 1;
             } else {
@@ -142,7 +167,7 @@ fn sync_acls(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsErro
     Ok(stats)
 }
 
-fn sync_devices(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsError> {
+fn sync_devices(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncStats, MapsError> {
     // Devices are shared by both slots: add what this generation needs, remove nothing that
     // the other slot may still use (the daemon prunes after a switch-over).
     let name = names::DEVICES;
@@ -152,50 +177,116 @@ fn sync_devices(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsE
     for key in compiled.ifaces.keys() {
         let ifindex = key.ifindex;
         if map.get(ifindex, 0).is_err() {
-            map.insert(ifindex, ifindex, None, 0)
-                .map_err(|source| MapsError::Device { ifindex, source })?;
+            if mode == Mode::Write {
+                map.insert(ifindex, ifindex, None, 0)
+                    .map_err(|source| MapsError::Device { ifindex, source })?;
+            }
             stats.written += 1;
         }
     }
     Ok(stats)
 }
 
+/// Syncs every map of `compiled.slot` (never the other slot, never `CONFIG`).
+fn sync_slot(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncStats, MapsError> {
+    let slot = compiled.slot;
+    let mut stats = SyncStats::default();
+    stats += sync_devices(ebpf, compiled, mode)?;
+    stats += sync_hash(
+        ebpf,
+        names::SUBNETS,
+        &compiled.subnets,
+        |k| slot_of_id(*k) == slot,
+        mode,
+    )?;
+    stats += sync_hash(
+        ebpf,
+        names::VPCS,
+        &compiled.vpcs,
+        |k| slot_of_id(*k) == slot,
+        mode,
+    )?;
+    stats += sync_hash(
+        ebpf,
+        names::ENDPOINTS,
+        &compiled.endpoints,
+        |k| slot_of_id(k.vpc_id) == slot,
+        mode,
+    )?;
+    stats += sync_hash(
+        ebpf,
+        names::PUBLIC_IPS,
+        &compiled.public_ips,
+        |k| k.slot == slot,
+        mode,
+    )?;
+    stats += sync_hash(
+        ebpf,
+        names::NAT_GATEWAYS,
+        &compiled.nat_gateways,
+        |k| slot_of_id(*k) == slot,
+        mode,
+    )?;
+    stats += sync_routes(ebpf, compiled, mode)?;
+    stats += sync_acls(ebpf, compiled, mode)?;
+    // Interfaces last: they are the entry point into a slot.
+    stats += sync_hash(
+        ebpf,
+        names::IFACES,
+        &compiled.ifaces,
+        |k| k.slot == slot,
+        mode,
+    )?;
+    Ok(stats)
+}
+
+/// What [`apply`] would write into `compiled.slot` (nothing is written): empty when that slot
+/// already holds exactly `compiled`.
+pub fn diff(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<SyncStats, MapsError> {
+    sync_slot(ebpf, compiled, Mode::DryRun)
+}
+
+/// The `CONFIG` entry: layout version, active slot, generation.
+pub fn read_config(ebpf: &Ebpf) -> Result<GlobalConfig, MapsError> {
+    let name = names::CONFIG;
+    let map = ebpf.map(name).ok_or(MapsError::Missing { name })?;
+    let config: Array<_, GlobalConfig> = Array::try_from(map).map_err(map_err(name))?;
+    config.get(&0, 0).map_err(map_err(name))
+}
+
+/// Removes the device map entries of interfaces `compiled` (the active generation) does not
+/// use. Called after a switch-over, when no packet looks up the previous generation anymore.
+pub fn prune_devices(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<usize, MapsError> {
+    let name = names::DEVICES;
+    let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
+    let mut map: DevMapHash<_> = DevMapHash::try_from(map).map_err(map_err(name))?;
+    let wanted: Vec<u32> = compiled.ifaces.keys().map(|k| k.ifindex).collect();
+    let have: Vec<u32> = map
+        .keys()
+        .collect::<Result<_, _>>()
+        .map_err(map_err(name))?;
+    let mut removed = 0;
+    for ifindex in have.into_iter().filter(|i| !wanted.contains(i)) {
+        map.remove(ifindex).map_err(map_err(name))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
 /// Writes every map of `compiled.slot` (by difference), then makes that slot the active one
-/// with `generation`. Returns what was written.
+/// with `generation` (one array write). Returns what was written.
 pub fn apply(
     ebpf: &mut Ebpf,
     compiled: &Compiled,
     generation: u64,
 ) -> Result<SyncStats, MapsError> {
-    let slot = compiled.slot;
-    let mut stats = SyncStats::default();
-    stats += sync_devices(ebpf, compiled)?;
-    stats += sync_hash(ebpf, names::SUBNETS, &compiled.subnets, |k| {
-        slot_of_id(*k) == slot
-    })?;
-    stats += sync_hash(ebpf, names::VPCS, &compiled.vpcs, |k| {
-        slot_of_id(*k) == slot
-    })?;
-    stats += sync_hash(ebpf, names::ENDPOINTS, &compiled.endpoints, |k| {
-        slot_of_id(k.vpc_id) == slot
-    })?;
-    stats += sync_hash(ebpf, names::PUBLIC_IPS, &compiled.public_ips, |k| {
-        k.slot == slot
-    })?;
-    stats += sync_hash(ebpf, names::NAT_GATEWAYS, &compiled.nat_gateways, |k| {
-        slot_of_id(*k) == slot
-    })?;
-    stats += sync_routes(ebpf, compiled)?;
-    stats += sync_acls(ebpf, compiled)?;
-    // Interfaces last: they are the entry point into a slot.
-    stats += sync_hash(ebpf, names::IFACES, &compiled.ifaces, |k| k.slot == slot)?;
-
+    let stats = sync_slot(ebpf, compiled, Mode::Write)?;
     let name = names::CONFIG;
     let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
     let mut config: Array<_, GlobalConfig> = Array::try_from(map).map_err(map_err(name))?;
     let want = GlobalConfig {
         layout_version: LAYOUT_VERSION,
-        active_slot: slot,
+        active_slot: compiled.slot,
         generation,
     };
     if config.get(&0, 0).map_err(map_err(name))? != want {

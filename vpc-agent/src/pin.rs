@@ -1,0 +1,378 @@
+//! The agent's bpffs directory (default `/sys/fs/bpf/vpc`): everything the agent leaves in the
+//! kernel lives there, so that the datapath outlives the agent and a new agent can adopt it.
+//!
+//! ```text
+//! DIR/<MAP>                 every map of the object (ebpf::maps::ALL), pinned by name
+//! DIR/AGENT_STATE           a one-entry array the agent creates: its record (config path, ...)
+//! DIR/links/<if>@<program>  the XDP / tcx links, pinned (FdLink::pin)
+//! ```
+//!
+//! One agent per directory: the agent holds an exclusive `flock` on the directory itself
+//! (bpffs holds no regular files, but directories can be locked).
+
+use std::{
+    fs::{self, File},
+    io,
+    path::{Path, PathBuf},
+};
+
+use aya::maps::{Array, Map, MapData, MapError, MapInfo};
+use nix::{
+    fcntl::{Flock, FlockArg},
+    mount::{MsFlags, mount},
+    sys::statfs::{BPF_FS_MAGIC, statfs},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::ebpf::{OBJECT, maps as names};
+
+/// Default bpffs directory.
+pub const DEFAULT_DIR: &str = "/sys/fs/bpf/vpc";
+/// Where bpffs is normally mounted.
+const BPFFS_ROOT: &str = "/sys/fs/bpf";
+/// Name of the agent's own record map.
+pub const AGENT_STATE: &str = "AGENT_STATE";
+/// Size of the record (JSON, NUL-padded).
+const STATE_BYTES: usize = 4096;
+/// Sub-directory of the pinned links.
+const LINKS: &str = "links";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error("cannot mount bpffs on {}", path.display())]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not on a bpffs", path.display())]
+    NotBpffs { path: PathBuf },
+    #[error(
+        "another agent is running on {} (it holds the directory lock)",
+        path.display()
+    )]
+    Locked { path: PathBuf },
+    #[error("cannot lock {}", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("cannot parse the embedded eBPF object")]
+    Object(#[source] aya_obj::ParseError),
+    #[error(
+        "pinned map {} is incompatible with this agent ({what}); it was created by another \
+         version: run `vpc-agent detach --bpffs {}` first (this removes the datapath)",
+        path.display(),
+        dir.display()
+    )]
+    Incompatible {
+        path: PathBuf,
+        dir: PathBuf,
+        what: String,
+    },
+    #[error("pinned map {}", path.display())]
+    Map {
+        path: PathBuf,
+        #[source]
+        source: MapError,
+    },
+    #[error("agent record in {} is unreadable", path.display())]
+    State {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl Fn(io::Error) -> PinError + '_ {
+    move |source| PinError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Whether `path` is on a bpffs.
+fn is_bpffs(path: &Path) -> bool {
+    statfs(path).is_ok_and(|s| s.filesystem_type() == BPF_FS_MAGIC)
+}
+
+fn mount_bpffs(path: &Path) -> Result<(), PinError> {
+    mount(
+        Some("bpffs"),
+        path,
+        Some("bpf"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|source| PinError::Mount {
+        path: path.to_owned(),
+        source,
+    })?;
+    log::info!("mounted bpffs path={}", path.display());
+    Ok(())
+}
+
+/// Makes sure `dir` exists on a bpffs, mounting bpffs on `/sys/fs/bpf` (or, for a directory
+/// elsewhere, on `dir` itself) when it is not mounted.
+pub fn ensure_bpffs(dir: &Path) -> Result<(), PinError> {
+    let root = Path::new(BPFFS_ROOT);
+    if dir.starts_with(root) && !is_bpffs(root) {
+        mount_bpffs(root)?;
+    }
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    if !is_bpffs(dir) {
+        mount_bpffs(dir)?;
+    }
+    Ok(())
+}
+
+/// The exclusive lock on a bpffs directory, held as long as this lives.
+pub struct DirLock {
+    _lock: Flock<File>,
+}
+
+/// Takes the directory lock without waiting; fails with [`PinError::Locked`] if another
+/// process holds it.
+pub fn lock(dir: &Path) -> Result<DirLock, PinError> {
+    let file = File::open(dir).map_err(io_err(dir))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(DirLock { _lock: lock }),
+        Err((_, nix::Error::EWOULDBLOCK)) => Err(PinError::Locked {
+            path: dir.to_owned(),
+        }),
+        Err((_, source)) => Err(PinError::Lock {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Whether an agent holds the lock of `dir` (false when the directory does not exist).
+pub fn agent_running(dir: &Path) -> bool {
+    dir.exists() && matches!(lock(dir), Err(PinError::Locked { .. }))
+}
+
+/// Path of a pinned map.
+pub fn map_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+/// Directory of the pinned links.
+pub fn links_dir(dir: &Path) -> PathBuf {
+    dir.join(LINKS)
+}
+
+/// Path of the pinned link of `program` on `interface`.
+pub fn link_path(dir: &Path, interface: &str, program: &str) -> PathBuf {
+    links_dir(dir).join(format!("{interface}@{program}"))
+}
+
+/// The pinned links: (interface, program, path).
+pub fn pinned_links(dir: &Path) -> Vec<(String, String, PathBuf)> {
+    let Ok(entries) = fs::read_dir(links_dir(dir)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (interface, program) = name.split_once('@')?;
+            Some((interface.to_owned(), program.to_owned(), e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Refuses pinned maps whose type, key size, value size or capacity differ from the maps of the
+/// embedded object (they were created by an incompatible version). Missing pins are fine.
+pub fn check_compatible(dir: &Path) -> Result<(), PinError> {
+    let object = aya_obj::Object::parse(OBJECT).map_err(PinError::Object)?;
+    for name in names::ALL {
+        let path = map_path(dir, name);
+        if !path.exists() {
+            continue;
+        }
+        let Some(want) = object.maps.get(name) else {
+            continue;
+        };
+        let info = MapInfo::from_pin(&path).map_err(|source| PinError::Map {
+            path: path.clone(),
+            source,
+        })?;
+        let have_type = info.map_type().map(|t| t as u32).unwrap_or(u32::MAX);
+        // Device maps: aya sizes the value for the kernel (4 or 8 bytes, with a program id).
+        let devmap = [
+            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_DEVMAP as u32,
+            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_DEVMAP_HASH as u32,
+        ]
+        .contains(&want.map_type());
+        let value_ok = if devmap {
+            matches!(info.value_size(), 4 | 8)
+        } else {
+            info.value_size() == want.value_size()
+        };
+        let mismatch = if have_type != want.map_type() {
+            Some(format!(
+                "map type {have_type}, expected {}",
+                want.map_type()
+            ))
+        } else if info.key_size() != want.key_size() {
+            Some(format!(
+                "key size {}, expected {}",
+                info.key_size(),
+                want.key_size()
+            ))
+        } else if !value_ok {
+            Some(format!(
+                "value size {}, expected {}",
+                info.value_size(),
+                want.value_size()
+            ))
+        } else if info.max_entries() != want.max_entries() {
+            Some(format!(
+                "max entries {}, expected {}",
+                info.max_entries(),
+                want.max_entries()
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = mismatch {
+            return Err(PinError::Incompatible {
+                path,
+                dir: dir.to_owned(),
+                what,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `CONFIG` contents written by an agent with another map layout version.
+pub fn check_layout(dir: &Path, config: &vpc_common::iface::GlobalConfig) -> Result<(), PinError> {
+    let fresh = config.layout_version == 0 && config.generation == 0;
+    if fresh || config.layout_version == vpc_common::LAYOUT_VERSION {
+        return Ok(());
+    }
+    Err(PinError::Incompatible {
+        path: map_path(dir, names::CONFIG),
+        dir: dir.to_owned(),
+        what: format!(
+            "layout version {}, this agent writes {}",
+            config.layout_version,
+            vpc_common::LAYOUT_VERSION
+        ),
+    })
+}
+
+/// What the running agent records about itself (for `status` and `trace`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// The definition file, absolute.
+    pub config: PathBuf,
+    pub pid: u32,
+    /// `native` or `skb`.
+    pub xdp_mode: String,
+    pub version: String,
+}
+
+fn open_pinned(path: &Path) -> Result<Map, PinError> {
+    let map_err = |source| PinError::Map {
+        path: path.to_owned(),
+        source,
+    };
+    let data = MapData::from_pin(path).map_err(map_err)?;
+    Map::from_map_data(data).map_err(map_err)
+}
+
+/// A pinned map of `dir` by name.
+pub fn open_map(dir: &Path, name: &str) -> Result<Map, PinError> {
+    open_pinned(&map_path(dir, name))
+}
+
+/// Writes the agent record (creating and pinning its map the first time).
+pub fn write_record(dir: &Path, record: &AgentRecord) -> Result<(), PinError> {
+    let path = map_path(dir, AGENT_STATE);
+    let map_err = |source| PinError::Map {
+        path: path.clone(),
+        source,
+    };
+    let mut bytes = [0u8; STATE_BYTES];
+    let json = serde_json::to_vec(record).map_err(|source| PinError::State {
+        path: path.clone(),
+        source,
+    })?;
+    let len = json.len().min(STATE_BYTES);
+    bytes[..len].copy_from_slice(&json[..len]);
+    if path.exists() {
+        let map = open_pinned(&path)?;
+        let mut array: Array<MapData, [u8; STATE_BYTES]> = Array::try_from(map).map_err(map_err)?;
+        array.set(0, bytes, 0).map_err(map_err)
+    } else {
+        let mut array: Array<MapData, [u8; STATE_BYTES]> = Array::create(1, 0).map_err(map_err)?;
+        array.set(0, bytes, 0).map_err(map_err)?;
+        array.pin(&path).map_err(|e| PinError::Io {
+            path: path.clone(),
+            source: io::Error::other(e),
+        })
+    }
+}
+
+/// Reads the agent record, `None` when there is none.
+pub fn read_record(dir: &Path) -> Result<Option<AgentRecord>, PinError> {
+    let path = map_path(dir, AGENT_STATE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let map = open_pinned(&path)?;
+    let map_err = |source| PinError::Map {
+        path: path.clone(),
+        source,
+    };
+    let array: Array<&MapData, [u8; STATE_BYTES]> = Array::try_from(&map).map_err(map_err)?;
+    let bytes = array.get(&0, 0).map_err(map_err)?;
+    let len = bytes.iter().position(|b| *b == 0).unwrap_or(STATE_BYTES);
+    serde_json::from_slice(&bytes[..len])
+        .map(Some)
+        .map_err(|source| PinError::State { path, source })
+}
+
+/// What [`remove_all`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub links: usize,
+    pub maps: usize,
+}
+
+/// Removes every pinned link (which detaches its program), every pinned map and the directory.
+pub fn remove_all(dir: &Path) -> Result<Removed, PinError> {
+    let mut removed = Removed::default();
+    for (interface, program, path) in pinned_links(dir) {
+        fs::remove_file(&path).map_err(io_err(&path))?;
+        log::info!("detached program={program} interface={interface}");
+        removed.links += 1;
+    }
+    let links = links_dir(dir);
+    if links.exists() {
+        fs::remove_dir(&links).map_err(io_err(&links))?;
+    }
+    for name in names::ALL.iter().copied().chain([AGENT_STATE]) {
+        let path = map_path(dir, name);
+        if path.exists() {
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            removed.maps += 1;
+        }
+    }
+    if dir.exists() {
+        fs::remove_dir(dir).map_err(io_err(dir))?;
+    }
+    Ok(removed)
+}

@@ -1,0 +1,118 @@
+//! `vpc-agent trace`: what the datapath would do with a packet, explained hop by hop with the
+//! reference evaluator (stateless: security groups and NAT replies are not modelled yet).
+
+use std::{fmt::Write as _, net::Ipv4Addr};
+
+use crate::{
+    config::ValidatedConfig,
+    evaluator::{self, Direction, EvalError, Hop, Ingress, Packet, RouteHopTarget, Verdict},
+};
+
+/// Where a packet from `src` enters when `--ingress` is not given: the interface of the subnet
+/// holding `src`, else (a packet from outside) the first internet gateway's uplink.
+pub fn default_ingress(config: &ValidatedConfig, src: Ipv4Addr) -> Option<String> {
+    let subnet = config
+        .vpcs
+        .iter()
+        .flat_map(|v| &v.subnets)
+        .find(|s| s.cidr.contains(&src))
+        .map(|s| s.interface.clone());
+    subnet.or_else(|| {
+        config
+            .vpcs
+            .iter()
+            .find_map(|v| v.internet_gateway.as_ref().map(|i| i.interface.clone()))
+    })
+}
+
+/// Evaluates the packet arriving on `ingress` and renders the hops and the verdict.
+pub fn explain(
+    config: &ValidatedConfig,
+    ingress: &str,
+    packet: &Packet,
+) -> Result<String, EvalError> {
+    let trace = evaluator::evaluate(config, Ingress::Interface(ingress), packet)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "packet {} -> {} proto {} sport {} dport {} entering on {ingress}",
+        packet.src, packet.dst, packet.proto, packet.sport, packet.dport
+    );
+    for (i, hop) in trace.hops.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {}", i + 1, describe(hop));
+    }
+    let verdict = match &trace.verdict {
+        Verdict::Deliver {
+            interface,
+            src,
+            dst,
+        } => format!("DELIVER out of {interface} as {src} -> {dst}"),
+        Verdict::Drop(reason) => format!("DROP ({})", reason.name()),
+        Verdict::ToHost => "TO ROUTER (the kernel's own address)".to_owned(),
+    };
+    let _ = writeln!(out, "verdict: {verdict}");
+    Ok(out)
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok { "pass" } else { "FAIL" }
+}
+
+fn describe(hop: &Hop) -> String {
+    match hop {
+        Hop::SourceCheck { subnet, passed } => {
+            format!("source check in subnet {subnet}: {}", pass(*passed))
+        }
+        Hop::Acl {
+            acl,
+            subnet,
+            direction,
+            rule,
+            allowed,
+        } => format!(
+            "network ACL {acl} of subnet {subnet}, {}: {} by {}",
+            match direction {
+                Direction::Inbound => "inbound",
+                Direction::Outbound => "outbound",
+            },
+            if *allowed { "allowed" } else { "denied" },
+            rule.map_or("the implicit final deny".to_owned(), |r| format!(
+                "rule {r}"
+            ))
+        ),
+        Hop::Route {
+            vpc,
+            table,
+            destination,
+            target,
+        } => format!(
+            "route table {table} of VPC {vpc}: {} -> {}",
+            destination.map_or("no match".to_owned(), |d| d.to_string()),
+            match target {
+                RouteHopTarget::Local { subnet } => format!(
+                    "local ({})",
+                    subnet.as_deref().unwrap_or("no subnet holds the address")
+                ),
+                RouteHopTarget::InternetGateway(name) => format!("internet gateway {name}"),
+                RouteHopTarget::NatGateway(name) => format!("NAT gateway {name}"),
+                RouteHopTarget::Peering {
+                    connection,
+                    peer_vpc,
+                } => format!("peering {connection} to VPC {peer_vpc}"),
+                RouteHopTarget::Blackhole => "blackhole".to_owned(),
+                RouteHopTarget::NoRoute => "no route".to_owned(),
+            }
+        ),
+        Hop::SameSubnet { subnet } => {
+            format!("same subnet {subnet}: no network ACL applies")
+        }
+        Hop::SourceNat { by, from, to } => format!("source translated by {by}: {from} -> {to}"),
+        Hop::DestinationNat { from, to } => format!("destination translated: {from} -> {to}"),
+        Hop::DestinationCheck { subnet, passed } => {
+            format!(
+                "destination registered in subnet {subnet}: {}",
+                pass(*passed)
+            )
+        }
+    }
+}
