@@ -4,6 +4,7 @@
 //! Kernel tests start with [`require_kernel!`]: without root or BPF they are skipped with a
 //! message, except under `CI=true`, where they fail (a kernel test never passes by skipping).
 
+pub mod agent;
 pub mod datapath;
 pub mod netns;
 pub mod packet;

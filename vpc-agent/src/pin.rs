@@ -16,7 +16,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::maps::{Array, Map, MapData, MapError, MapInfo};
+use aya::{
+    maps::{Array, Map, MapData, MapError, MapInfo},
+    programs::links::{FdLink, PinnedLink},
+};
 use nix::{
     fcntl::{Flock, FlockArg},
     mount::{MsFlags, mount},
@@ -352,13 +355,32 @@ pub struct Removed {
     pub maps: usize,
 }
 
+/// How long [`remove_all`] waits for the kernel to release unpinned links (it frees them from
+/// a work queue).
+const LINK_RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Removes every pinned link (which detaches its program), every pinned map and the directory.
+/// Returns once the kernel has released the links (the programs are off the interfaces).
 pub fn remove_all(dir: &Path) -> Result<Removed, PinError> {
     let mut removed = Removed::default();
+    let mut ids = Vec::new();
     for (interface, program, path) in pinned_links(dir) {
+        let id = PinnedLink::from_pin(&path)
+            .ok()
+            .and_then(|pinned| FdLink::from(pinned).info().ok())
+            .map(|info| info.id());
+        ids.extend(id);
         fs::remove_file(&path).map_err(io_err(&path))?;
         log::info!("detached program={program} interface={interface}");
         removed.links += 1;
+    }
+    let deadline = std::time::Instant::now() + LINK_RELEASE_WAIT;
+    while std::time::Instant::now() < deadline
+        && aya::programs::loaded_links()
+            .filter_map(Result::ok)
+            .any(|link| ids.contains(&link.id()))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let links = links_dir(dir);
     if links.exists() {
