@@ -91,7 +91,12 @@ fn run_steps(topo: &mut Topology, key: CtKey, steps: Vec<Step>) {
         };
         let after = topo.datapath.drop_counters().unwrap();
         match s.expect {
-            Ok(()) => assert_eq!(out.verdict, Verdict::Redirect, "{}: forwarded ({after:?})", s.what),
+            Ok(()) => assert_eq!(
+                out.verdict,
+                Verdict::Redirect,
+                "{}: forwarded ({after:?})",
+                s.what
+            ),
             Err(reason) => {
                 assert_eq!(out.verdict, Verdict::Drop, "{}: dropped", s.what);
                 let grew = after.get(&reason).copied().unwrap_or(0)
@@ -119,19 +124,97 @@ fn tcp_connection_lifecycle() {
         &mut topo,
         key,
         vec![
-            step("reply-direction ACK without a connection", "priv0", tcp(APP, WEB, 8080, 40000, TCP_ACK), Err(InvalidTcpFlags), None),
-            step("SYN opens (web's outbound rule, app's inbound sg:web rule)", "pub0", tcp(WEB, APP, 40000, 8080, TCP_SYN), Ok(()), Some(CT_TCP_SYN_SENT)),
-            step("repeated SYN", "pub0", tcp(WEB, APP, 40000, 8080, TCP_SYN), Ok(()), Some(CT_TCP_SYN_SENT)),
-            step("SYN+ACK reply (web has no inbound rule for it)", "priv0", tcp(APP, WEB, 8080, 40000, TCP_SYN | TCP_ACK), Ok(()), Some(CT_TCP_SYN_RECV)),
-            step("ACK completes the handshake", "pub0", tcp(WEB, APP, 40000, 8080, TCP_ACK), Ok(()), Some(CT_TCP_ESTABLISHED)),
-            step("data from the responder", "priv0", tcp(APP, WEB, 8080, 40000, TCP_ACK | TCP_PSH), Ok(()), Some(CT_TCP_ESTABLISHED)),
-            step("SYN+FIN makes no sense", "pub0", tcp(WEB, APP, 40000, 8080, TCP_SYN | TCP_FIN), Err(InvalidTcpFlags), Some(CT_TCP_ESTABLISHED)),
-            step("no flags at all", "pub0", tcp(WEB, APP, 40000, 8080, 0), Err(InvalidTcpFlags), Some(CT_TCP_ESTABLISHED)),
-            step("FIN from the originator", "pub0", tcp(WEB, APP, 40000, 8080, TCP_FIN | TCP_ACK), Ok(()), Some(CT_TCP_FIN_WAIT)),
-            step("FIN from the responder", "priv0", tcp(APP, WEB, 8080, 40000, TCP_FIN | TCP_ACK), Ok(()), Some(CT_TCP_TIME_WAIT)),
-            step("last ACK", "pub0", tcp(WEB, APP, 40000, 8080, TCP_ACK), Ok(()), Some(CT_TCP_TIME_WAIT)),
-            step("SYN after close starts over (rules evaluated again)", "pub0", tcp(WEB, APP, 40000, 8080, TCP_SYN), Ok(()), Some(CT_TCP_SYN_SENT)),
-            step("RST from the responder", "priv0", tcp(APP, WEB, 8080, 40000, TCP_RST | TCP_ACK), Ok(()), Some(CT_TCP_CLOSED)),
+            step(
+                "reply-direction ACK without a connection",
+                "priv0",
+                tcp(APP, WEB, 8080, 40000, TCP_ACK),
+                Err(InvalidTcpFlags),
+                None,
+            ),
+            step(
+                "SYN opens (web's outbound rule, app's inbound sg:web rule)",
+                "pub0",
+                tcp(WEB, APP, 40000, 8080, TCP_SYN),
+                Ok(()),
+                Some(CT_TCP_SYN_SENT),
+            ),
+            step(
+                "repeated SYN",
+                "pub0",
+                tcp(WEB, APP, 40000, 8080, TCP_SYN),
+                Ok(()),
+                Some(CT_TCP_SYN_SENT),
+            ),
+            step(
+                "SYN+ACK reply (web has no inbound rule for it)",
+                "priv0",
+                tcp(APP, WEB, 8080, 40000, TCP_SYN | TCP_ACK),
+                Ok(()),
+                Some(CT_TCP_SYN_RECV),
+            ),
+            step(
+                "ACK completes the handshake",
+                "pub0",
+                tcp(WEB, APP, 40000, 8080, TCP_ACK),
+                Ok(()),
+                Some(CT_TCP_ESTABLISHED),
+            ),
+            step(
+                "data from the responder",
+                "priv0",
+                tcp(APP, WEB, 8080, 40000, TCP_ACK | TCP_PSH),
+                Ok(()),
+                Some(CT_TCP_ESTABLISHED),
+            ),
+            step(
+                "SYN+FIN makes no sense",
+                "pub0",
+                tcp(WEB, APP, 40000, 8080, TCP_SYN | TCP_FIN),
+                Err(InvalidTcpFlags),
+                Some(CT_TCP_ESTABLISHED),
+            ),
+            step(
+                "no flags at all",
+                "pub0",
+                tcp(WEB, APP, 40000, 8080, 0),
+                Err(InvalidTcpFlags),
+                Some(CT_TCP_ESTABLISHED),
+            ),
+            step(
+                "FIN from the originator",
+                "pub0",
+                tcp(WEB, APP, 40000, 8080, TCP_FIN | TCP_ACK),
+                Ok(()),
+                Some(CT_TCP_FIN_WAIT),
+            ),
+            step(
+                "FIN from the responder",
+                "priv0",
+                tcp(APP, WEB, 8080, 40000, TCP_FIN | TCP_ACK),
+                Ok(()),
+                Some(CT_TCP_TIME_WAIT),
+            ),
+            step(
+                "last ACK",
+                "pub0",
+                tcp(WEB, APP, 40000, 8080, TCP_ACK),
+                Ok(()),
+                Some(CT_TCP_TIME_WAIT),
+            ),
+            step(
+                "SYN after close starts over (rules evaluated again)",
+                "pub0",
+                tcp(WEB, APP, 40000, 8080, TCP_SYN),
+                Ok(()),
+                Some(CT_TCP_SYN_SENT),
+            ),
+            step(
+                "RST from the responder",
+                "priv0",
+                tcp(APP, WEB, 8080, 40000, TCP_RST | TCP_ACK),
+                Ok(()),
+                Some(CT_TCP_CLOSED),
+            ),
         ],
     );
 }
@@ -146,12 +229,48 @@ fn security_groups_decide_new_connections_only() {
         &mut topo,
         k,
         vec![
-            step("web -> app:22: no outbound rule of web", "pub0", Packet::tcp(WEB, APP, 40001, 22, TCP_SYN), Err(SecurityGroupOutbound), None),
-            step("stranger (default group) -> app:8080: not a member of web", "pub0", Packet::tcp("10.0.0.20", APP, 40001, 8080, TCP_SYN), Err(SecurityGroupInbound), None),
-            step("internet -> web:443 (public IP)", "up0", Packet::tcp(INTERNET_CLIENT_IP, "198.51.100.20", 50000, 443, TCP_SYN), Ok(()), None),
-            step("web's SYN+ACK to the internet passes with no outbound rule", "pub0", Packet::tcp(WEB, INTERNET_CLIENT_IP, 443, 50000, TCP_SYN | TCP_ACK), Ok(()), None),
-            step("internet -> web:80: no inbound rule", "up0", Packet::tcp(INTERNET_CLIENT_IP, "198.51.100.20", 50001, 80, TCP_SYN), Err(SecurityGroupInbound), None),
-            step("web -> internet: no outbound rule", "pub0", Packet::tcp(WEB, INTERNET_CLIENT_IP, 40002, 80, TCP_SYN), Err(SecurityGroupOutbound), None),
+            step(
+                "web -> app:22: no outbound rule of web",
+                "pub0",
+                Packet::tcp(WEB, APP, 40001, 22, TCP_SYN),
+                Err(SecurityGroupOutbound),
+                None,
+            ),
+            step(
+                "stranger (default group) -> app:8080: not a member of web",
+                "pub0",
+                Packet::tcp("10.0.0.20", APP, 40001, 8080, TCP_SYN),
+                Err(SecurityGroupInbound),
+                None,
+            ),
+            step(
+                "internet -> web:443 (public IP)",
+                "up0",
+                Packet::tcp(INTERNET_CLIENT_IP, "198.51.100.20", 50000, 443, TCP_SYN),
+                Ok(()),
+                None,
+            ),
+            step(
+                "web's SYN+ACK to the internet passes with no outbound rule",
+                "pub0",
+                Packet::tcp(WEB, INTERNET_CLIENT_IP, 443, 50000, TCP_SYN | TCP_ACK),
+                Ok(()),
+                None,
+            ),
+            step(
+                "internet -> web:80: no inbound rule",
+                "up0",
+                Packet::tcp(INTERNET_CLIENT_IP, "198.51.100.20", 50001, 80, TCP_SYN),
+                Err(SecurityGroupInbound),
+                None,
+            ),
+            step(
+                "web -> internet: no outbound rule",
+                "pub0",
+                Packet::tcp(WEB, INTERNET_CLIENT_IP, 40002, 80, TCP_SYN),
+                Err(SecurityGroupOutbound),
+                None,
+            ),
         ],
     );
     let inbound = ct_key(INTERNET_CLIENT_IP, WEB, 50000, 443, 6);
@@ -171,18 +290,62 @@ fn udp_and_icmp_are_tracked_both_ways() {
         &mut topo,
         ct_key(WEB, APP, 40000, 5000, 17),
         vec![
-            step("app -> web udp: web has no inbound udp rule", "priv0", Packet::udp(APP, WEB, 5000, 40000), Err(SecurityGroupInbound), None),
-            step("web -> app udp 5000", "pub0", Packet::udp(WEB, APP, 40000, 5000), Ok(()), Some(CT_ONE_WAY)),
-            step("app's answer", "priv0", Packet::udp(APP, WEB, 5000, 40000), Ok(()), Some(CT_BOTH_WAYS)),
+            step(
+                "app -> web udp: web has no inbound udp rule",
+                "priv0",
+                Packet::udp(APP, WEB, 5000, 40000),
+                Err(SecurityGroupInbound),
+                None,
+            ),
+            step(
+                "web -> app udp 5000",
+                "pub0",
+                Packet::udp(WEB, APP, 40000, 5000),
+                Ok(()),
+                Some(CT_ONE_WAY),
+            ),
+            step(
+                "app's answer",
+                "priv0",
+                Packet::udp(APP, WEB, 5000, 40000),
+                Ok(()),
+                Some(CT_BOTH_WAYS),
+            ),
         ],
     );
     run_steps(
         &mut topo,
         ct_key(APP, WEB, 9, 9, 1),
         vec![
-            step("web pings app: no outbound ICMP rule", "pub0", Packet::icmp_echo(WEB, APP, 9, 1), Err(SecurityGroupOutbound), None),
-            step("app pings web (web allows ICMP in)", "priv0", Packet::icmp_echo(APP, WEB, 9, 1), Ok(()), Some(CT_ONE_WAY)),
-            step("web's echo reply passes with no outbound rule", "pub0", Packet { l4: vpc_tests::packet::L4::Icmp { ty: 0, code: 0, id: 9, seq: 1 }, ..Packet::icmp_echo(WEB, APP, 9, 1) }, Ok(()), Some(CT_BOTH_WAYS)),
+            step(
+                "web pings app: no outbound ICMP rule",
+                "pub0",
+                Packet::icmp_echo(WEB, APP, 9, 1),
+                Err(SecurityGroupOutbound),
+                None,
+            ),
+            step(
+                "app pings web (web allows ICMP in)",
+                "priv0",
+                Packet::icmp_echo(APP, WEB, 9, 1),
+                Ok(()),
+                Some(CT_ONE_WAY),
+            ),
+            step(
+                "web's echo reply passes with no outbound rule",
+                "pub0",
+                Packet {
+                    l4: vpc_tests::packet::L4::Icmp {
+                        ty: 0,
+                        code: 0,
+                        id: 9,
+                        seq: 1,
+                    },
+                    ..Packet::icmp_echo(WEB, APP, 9, 1)
+                },
+                Ok(()),
+                Some(CT_BOTH_WAYS),
+            ),
         ],
     );
 }
@@ -190,31 +353,54 @@ fn udp_and_icmp_are_tracked_both_ways() {
 #[test]
 fn idle_timeouts_expire_connections() {
     require_kernel!();
-    let yaml = format!(
-        "{FIXTURE}connection_tracking:\n  udp_timeout: 1\n  tcp_transitory_timeout: 1\n"
-    );
+    let yaml =
+        format!("{FIXTURE}connection_tracking:\n  udp_timeout: 1\n  tcp_transitory_timeout: 1\n");
     let mut topo = topology(&yaml);
     use DropReason::*;
     run_steps(
         &mut topo,
         ct_key(WEB, APP, 40000, 5000, 17),
-        vec![step("web -> app udp 5000", "pub0", Packet::udp(WEB, APP, 40000, 5000), Ok(()), Some(CT_ONE_WAY))],
+        vec![step(
+            "web -> app udp 5000",
+            "pub0",
+            Packet::udp(WEB, APP, 40000, 5000),
+            Ok(()),
+            Some(CT_ONE_WAY),
+        )],
     );
     run_steps(
         &mut topo,
         ct_key(WEB, APP, 40000, 8080, 6),
-        vec![step("SYN", "pub0", Packet::tcp(WEB, APP, 40000, 8080, TCP_SYN), Ok(()), Some(CT_TCP_SYN_SENT))],
+        vec![step(
+            "SYN",
+            "pub0",
+            Packet::tcp(WEB, APP, 40000, 8080, TCP_SYN),
+            Ok(()),
+            Some(CT_TCP_SYN_SENT),
+        )],
     );
     sleep(Duration::from_millis(2100));
     run_steps(
         &mut topo,
         ct_key(WEB, APP, 40000, 5000, 17),
-        vec![step("a late answer is a new flow, denied by web's groups", "priv0", Packet::udp(APP, WEB, 5000, 40000), Err(SecurityGroupInbound), Some(CT_ONE_WAY))],
+        vec![step(
+            "a late answer is a new flow, denied by web's groups",
+            "priv0",
+            Packet::udp(APP, WEB, 5000, 40000),
+            Err(SecurityGroupInbound),
+            Some(CT_ONE_WAY),
+        )],
     );
     run_steps(
         &mut topo,
         ct_key(WEB, APP, 40000, 8080, 6),
-        vec![step("a late SYN+ACK has no connection", "priv0", Packet::tcp(APP, WEB, 8080, 40000, TCP_SYN | TCP_ACK), Err(InvalidTcpFlags), Some(CT_TCP_SYN_SENT))],
+        vec![step(
+            "a late SYN+ACK has no connection",
+            "priv0",
+            Packet::tcp(APP, WEB, 8080, 40000, TCP_SYN | TCP_ACK),
+            Err(InvalidTcpFlags),
+            Some(CT_TCP_SYN_SENT),
+        )],
     );
 }
 
@@ -240,24 +426,47 @@ fn the_guides_lesson_stateful_groups_and_stateless_acls() {
     let lesson = &topo.port_named("les0").ns;
 
     // Security groups alone: web has no outbound ICMP rule, yet its echo replies pass.
-    assert_eq!(ping(internet, INTERNET_CLIENT_IP, "198.51.100.20", 3).unwrap(), 3);
+    assert_eq!(
+        ping(internet, INTERNET_CLIENT_IP, "198.51.100.20", 3).unwrap(),
+        3
+    );
 
     // A stateless ACL that lets no ICMP out: the request arrives, the reply dies.
     let before = in_echos(lesson);
     let drops_before = topo.datapath.drop_counters().unwrap();
-    assert_eq!(ping(internet, INTERNET_CLIENT_IP, "198.51.100.30", 3).unwrap(), 0, "no reply reaches the pinger");
-    assert_eq!(in_echos(lesson) - before, 3, "the lesson host received every request");
+    assert_eq!(
+        ping(internet, INTERNET_CLIENT_IP, "198.51.100.30", 3).unwrap(),
+        0,
+        "no reply reaches the pinger"
+    );
+    assert_eq!(
+        in_echos(lesson) - before,
+        3,
+        "the lesson host received every request"
+    );
     let drops = topo.datapath.drop_counters().unwrap();
-    let acl_out = |d: &std::collections::BTreeMap<DropReason, u64>| d.get(&DropReason::AclOutbound).copied().unwrap_or(0);
-    assert_eq!(acl_out(&drops) - acl_out(&drops_before), 3, "each reply rejected by the ACL");
+    let acl_out = |d: &std::collections::BTreeMap<DropReason, u64>| {
+        d.get(&DropReason::AclOutbound).copied().unwrap_or(0)
+    };
+    assert_eq!(
+        acl_out(&drops) - acl_out(&drops_before),
+        3,
+        "each reply rejected by the ACL"
+    );
 
     // Real sessions: TCP web -> app:8080 (sg:web), refused for the stranger; UDP both ways.
     let server = Server::tcp(private, APP, 8080).unwrap();
-    assert_eq!(retry(|| tcp_request(public, WEB, APP, 8080)).as_deref(), Some("peer=10.0.0.10"));
+    assert_eq!(
+        retry(|| tcp_request(public, WEB, APP, 8080)).as_deref(),
+        Some("peer=10.0.0.10")
+    );
     assert_eq!(tcp_request(public, "10.0.0.20", APP, 8080).unwrap(), None);
     drop(server);
     let server = Server::udp(private, APP, 5000).unwrap();
-    assert_eq!(retry(|| udp_request(public, WEB, APP, 5000)).as_deref(), Some("peer=10.0.0.10"));
+    assert_eq!(
+        retry(|| udp_request(public, WEB, APP, 5000)).as_deref(),
+        Some("peer=10.0.0.10")
+    );
     drop(server);
     let https = Server::tcp(public, WEB, 443).unwrap();
     assert_eq!(
@@ -266,5 +475,11 @@ fn the_guides_lesson_stateful_groups_and_stateless_acls() {
     );
     drop(https);
     let sg = topo.datapath.drop_counters().unwrap();
-    assert!(sg.get(&DropReason::SecurityGroupInbound).copied().unwrap_or(0) > 0, "{sg:?}");
+    assert!(
+        sg.get(&DropReason::SecurityGroupInbound)
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "{sg:?}"
+    );
 }

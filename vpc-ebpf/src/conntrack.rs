@@ -22,7 +22,9 @@ use vpc_common::{
 };
 
 use crate::{
+    decide::Forward,
     maps::{CONNTRACK, CT_STATS, CT_TIMEOUTS},
+    nat,
     packet::{Flow, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
 };
 
@@ -75,11 +77,15 @@ fn secs(configured: u32, default: u32) -> u64 {
     u64::from(if configured == 0 { default } else { configured }) * 1_000_000_000
 }
 
-/// Idle timeout of an entry in `state` for `proto`, in ns.
+/// Idle timeout of an entry in `state` for `proto`, in ns. Connections through a NAT gateway
+/// have the NAT idle timeout in every state.
 #[inline(always)]
-fn timeout_ns(proto: u8, state: u8) -> u64 {
+fn timeout_ns(proto: u8, state: u8, natted: bool) -> u64 {
     let t = CT_TIMEOUTS.get(0).copied().unwrap_or(CtTimeouts::default());
     let d = DEFAULT_TIMEOUTS;
+    if natted {
+        return secs(t.nat, d.nat);
+    }
     match state {
         CT_TCP_ESTABLISHED => secs(t.tcp_established, d.tcp_established),
         CT_TCP_SYN_SENT | CT_TCP_SYN_RECV => secs(t.tcp_transitory, d.tcp_transitory),
@@ -107,7 +113,7 @@ fn nonsense(flags: u8) -> bool {
 fn live(entry: *mut CtEntry, proto: u8, now: u64) -> bool {
     // SAFETY: `entry` points into a CONNTRACK value for the program's duration.
     let e = unsafe { &*entry };
-    now.wrapping_sub(e.last_seen_ns) <= timeout_ns(proto, e.state)
+    now.wrapping_sub(e.last_seen_ns) <= timeout_ns(proto, e.state, e.nat_ip != 0)
 }
 
 /// Finds the connection of `flow` (addresses as inside the VPC). Errors are TCP packets that
@@ -155,8 +161,20 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
                 Track::Tracked { reply, entry }
             }
         }
-        Some(_) => {
+        Some((reply, entry)) => {
             count(CT_STAT_EXPIRED);
+            // SAFETY: points into a CONNTRACK value.
+            let e = unsafe { &*entry };
+            if e.nat_ip != 0 {
+                // The original direction went to the packet's destination, or (a reply) came
+                // from its source.
+                let (remote, port) = if reply {
+                    (flow.src, flow.sport)
+                } else {
+                    (flow.dst, flow.dport)
+                };
+                nat::release(e.nat_ip, e.nat_port, remote, port, flow.proto);
+            }
             Track::New
         }
         None => Track::New,
@@ -171,9 +189,11 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
     Ok(track)
 }
 
-/// Records a forwarded packet: creates the connection or advances its state.
+/// Records a forwarded packet: creates the connection or advances its state. For a connection
+/// through a NAT gateway (`fwd.nat_gateway`), a new connection gets its port here and every
+/// packet of it gets the port in `fwd.new_sport`.
 #[inline(always)]
-pub fn commit(flow: &Flow, track: Track) -> Result<(), DropReason> {
+pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropReason> {
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     match track {
@@ -184,12 +204,18 @@ pub fn commit(flow: &Flow, track: Track) -> Result<(), DropReason> {
             } else {
                 CT_ONE_WAY
             };
-            let entry = CtEntry {
+            let mut entry = CtEntry {
                 created_ns: now,
                 last_seen_ns: now,
                 state,
                 ..CtEntry::default()
             };
+            if fwd.nat_gateway != 0 {
+                let port = nat::allocate(fwd.new_src, fwd.nat_gateway, fwd.vpc_id, flow)?;
+                entry.nat_ip = fwd.new_src;
+                entry.nat_port = port;
+                fwd.new_sport = port;
+            }
             let k = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
             CONNTRACK
                 .insert(k, entry, 0)
@@ -202,6 +228,13 @@ pub fn commit(flow: &Flow, track: Track) -> Result<(), DropReason> {
             // only make the state or timestamp slightly stale.
             let e = unsafe { &mut *entry };
             e.last_seen_ns = now;
+            if fwd.nat_gateway != 0 {
+                if e.nat_ip != fwd.new_src {
+                    // Tracked before the route led to this NAT gateway: no translation exists.
+                    return Err(DropReason::BadTarget);
+                }
+                fwd.new_sport = e.nat_port;
+            }
             if flow.proto == PROTO_TCP {
                 let (state, flags) = tcp_next(e.state, e.flags, flow.tcp_flags, reply);
                 e.state = state;

@@ -7,7 +7,8 @@
 //!   destination instance inbound (new connections) -> deliver
 //!   internet gateway: 1:1 source translation to the instance's public IP -> uplink
 //!   peering: the peer VPC's local routes -> its subnet's ACL inbound -> deliver
-//!   NAT gateway: needs connection tracking (Datapath III): dropped as `bad_target` until then
+//!   NAT gateway N in subnet P: network ACL of P inbound -> P's route table (internet
+//!   gateway) -> network ACL of P outbound -> source translated to N's elastic IP and a port
 //!   blackhole / no route: drop
 //! from the uplink: to an instance's public IP -> 1:1 destination translation -> connection
 //!   tracking -> ACL inbound of its subnet -> security groups inbound -> deliver; to a NAT gateway's elastic IP: replies only (Datapath III); to
@@ -32,9 +33,11 @@ use crate::{
     acl,
     conntrack::{self, Track},
     maps::{
-        CONFIG, ENDPOINTS, FRAGMENTS, FragKey, FragPorts, IFACES, PUBLIC_IPS, SUBNETS, VPCS, copied,
+        CONFIG, ENDPOINTS, FRAGMENTS, FragKey, FragPorts, IFACES, NAT_GATEWAYS, PUBLIC_IPS,
+        SUBNETS, VPCS, copied,
     },
-    packet::{Flow, Frag},
+    nat,
+    packet::{Flow, Frag, PROTO_ICMP},
     route, security_group,
 };
 
@@ -46,6 +49,29 @@ pub struct Forward {
     /// New source / destination address (network order); 0 = unchanged.
     pub new_src: u32,
     pub new_dst: u32,
+    /// New source / destination port (for ICMP echo: identifier); 0 = unchanged.
+    pub new_sport: u16,
+    pub new_dport: u16,
+    /// The NAT gateway translating the source (0: none); its port is chosen at commit.
+    pub nat_gateway: u32,
+    /// The VPC of the inside endpoint (for NAT translations).
+    pub vpc_id: u32,
+}
+
+impl Forward {
+    /// Out of `ifindex`, with an optional address rewrite.
+    #[inline(always)]
+    fn to(ifindex: u32, new_src: u32, new_dst: u32) -> Self {
+        Self {
+            ifindex,
+            new_src,
+            new_dst,
+            new_sport: 0,
+            new_dport: 0,
+            nat_gateway: 0,
+            vpc_id: 0,
+        }
+    }
 }
 
 /// The pipeline's answer for a packet that is not dropped.
@@ -154,9 +180,9 @@ fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
     {
         return Err(DropReason::SecurityGroupOutbound);
     }
-    let decision = route_from_subnet(iface, &s, &src, flow, &track)?;
-    if let Decision::Forward(_) = decision {
-        conntrack::commit(flow, track)?;
+    let mut decision = route_from_subnet(iface, &s, &src, flow, &track)?;
+    if let Decision::Forward(ref mut fwd) = decision {
+        conntrack::commit(flow, track, fwd)?;
     }
     Ok(decision)
 }
@@ -174,16 +200,23 @@ fn route_from_subnet(
     }
     let route = route::lookup(s.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
     match route.target {
-        TARGET_LOCAL => deliver(iface.vpc_id, iface.subnet_id, route.target_id, flow, 0, track),
+        TARGET_LOCAL => deliver(
+            iface.vpc_id,
+            iface.subnet_id,
+            route.target_id,
+            flow,
+            0,
+            track,
+        ),
         TARGET_INTERNET_GATEWAY => {
             if src.public_ip == 0 {
                 return Err(DropReason::NoPublicAddress);
             }
-            Ok(Decision::Forward(Forward {
-                ifindex: route.target_id,
-                new_src: src.public_ip,
-                new_dst: 0,
-            }))
+            Ok(Decision::Forward(Forward::to(
+                route.target_id,
+                src.public_ip,
+                0,
+            )))
         }
         TARGET_PEERING => {
             let peer_vpc = route.target_id;
@@ -195,7 +228,7 @@ fn route_from_subnet(
             deliver(peer_vpc, 0, local.target_id, flow, 0, track)
         }
         TARGET_BLACKHOLE => Err(DropReason::Blackhole),
-        TARGET_NAT_GATEWAY => Err(DropReason::BadTarget),
+        TARGET_NAT_GATEWAY => through_nat_gateway(iface.vpc_id, route.target_id, flow),
         _ => Err(DropReason::BadTarget),
     }
 }
@@ -231,11 +264,69 @@ fn deliver(
     {
         return Err(DropReason::SecurityGroupInbound);
     }
-    Ok(Decision::Forward(Forward {
-        ifindex: d.ifindex,
-        new_src: 0,
-        new_dst,
-    }))
+    Ok(Decision::Forward(Forward::to(d.ifindex, 0, new_dst)))
+}
+
+/// Out through NAT gateway `id` (in subnet P): P's ACL inbound, P's route table (to the
+/// internet gateway), P's ACL outbound; the source becomes the elastic IP.
+#[inline(always)]
+fn through_nat_gateway(vpc_id: u32, id: u32, flow: &Flow) -> Result<Decision, DropReason> {
+    let nat = copied(&NAT_GATEWAYS, id).ok_or(DropReason::BadTarget)?;
+    let p = subnet(nat.subnet_id)?;
+    if !acl::allows(p.acl_id, ACL_INBOUND, flow, flow.src) {
+        return Err(DropReason::AclInbound);
+    }
+    let out = route::lookup(p.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
+    if out.target != TARGET_INTERNET_GATEWAY {
+        return Err(DropReason::NoRoute);
+    }
+    if !acl::allows(p.acl_id, ACL_OUTBOUND, flow, flow.dst) {
+        return Err(DropReason::AclOutbound);
+    }
+    let mut fwd = Forward::to(out.target_id, nat.elastic_ip, 0);
+    fwd.nat_gateway = id;
+    fwd.vpc_id = vpc_id;
+    Ok(Decision::Forward(fwd))
+}
+
+/// A reply arriving at a NAT gateway's elastic IP: back through P's ACL inbound, the reverse
+/// translation, P's ACL outbound, then into the inside endpoint's subnet. Only packets of a
+/// live translated connection pass.
+#[inline(always)]
+fn nat_reply(flow: &Flow) -> Result<Decision, DropReason> {
+    let t = nat::reverse(flow).ok_or(DropReason::NatUnsolicited)?;
+    let nat = copied(&NAT_GATEWAYS, t.nat_gateway).ok_or(DropReason::NatUnsolicited)?;
+    let p = subnet(nat.subnet_id)?;
+    if !acl::allows(p.acl_id, ACL_INBOUND, flow, flow.src) {
+        return Err(DropReason::AclInbound);
+    }
+    let mut inside = *flow;
+    inside.dst = t.inside_ip;
+    inside.dport = t.inside_port;
+    if flow.proto == PROTO_ICMP {
+        inside.sport = t.inside_port;
+    }
+    if !acl::allows(p.acl_id, ACL_OUTBOUND, &inside, inside.dst) {
+        return Err(DropReason::AclOutbound);
+    }
+    let track = conntrack::lookup(&inside)?;
+    if !matches!(track, Track::Tracked { reply: true, .. }) {
+        return Err(DropReason::NatUnsolicited);
+    }
+    let ep = endpoint(t.vpc_id, t.inside_ip).ok_or(DropReason::NatUnsolicited)?;
+    let mut decision = deliver(
+        t.vpc_id,
+        nat.subnet_id,
+        ep.subnet_id,
+        &inside,
+        t.inside_ip,
+        &track,
+    )?;
+    if let Decision::Forward(ref mut fwd) = decision {
+        fwd.new_dport = t.inside_port;
+        conntrack::commit(&inside, track, fwd)?;
+    }
+    Ok(decision)
 }
 
 #[inline(always)]
@@ -253,14 +344,23 @@ fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, Dr
         return Ok(Decision::ToHost);
     };
     if target.kind != ENDPOINT_INSTANCE {
-        return Err(DropReason::NatUnsolicited);
+        return nat_reply(flow);
     }
     let ep = endpoint(target.vpc_id, target.private_ip).ok_or(DropReason::UnknownDestination)?;
     // Tracked and checked as the instance sees it: destination translated.
     let mut inside = *flow;
     inside.dst = target.private_ip;
     let track = conntrack::lookup(&inside)?;
-    let decision = deliver(target.vpc_id, 0, ep.subnet_id, &inside, target.private_ip, &track)?;
-    conntrack::commit(&inside, track)?;
+    let mut decision = deliver(
+        target.vpc_id,
+        0,
+        ep.subnet_id,
+        &inside,
+        target.private_ip,
+        &track,
+    )?;
+    if let Decision::Forward(ref mut fwd) = decision {
+        conntrack::commit(&inside, track, fwd)?;
+    }
     Ok(decision)
 }

@@ -26,13 +26,19 @@ use crate::{
     csum,
     decide::Forward,
     maps::DEVICES,
-    packet::{ETH_LEN, Flow, Frag, PROTO_TCP, PROTO_UDP, ptr_at},
+    packet::{
+        ETH_LEN, Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+        ptr_at,
+    },
 };
 
 const AF_INET: u8 = 2;
 /// Offset of the checksum in the TCP / UDP header.
 const TCP_CSUM: usize = 16;
 const UDP_CSUM: usize = 6;
+/// Offsets of the checksum and the echo identifier in the ICMP header.
+const ICMP_CSUM: usize = 2;
+const ICMP_ID: usize = 4;
 const IP_CSUM: usize = ETH_LEN + 10;
 const IP_SRC: usize = ETH_LEN + 12;
 const IP_DST: usize = ETH_LEN + 16;
@@ -90,7 +96,7 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward) -> Result<u32, DropReas
     if params.ifindex != fwd.ifindex {
         return Err(DropReason::FibFailed);
     }
-    xdp_rewrite(ctx, flow, src, dst)?;
+    xdp_rewrite(ctx, flow, fwd, src, dst)?;
     let eth: *mut EthHdr = ptr_at(ctx, 0)?;
     // SAFETY: bounds-checked by ptr_at; plain bytes.
     unsafe {
@@ -103,44 +109,120 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward) -> Result<u32, DropReas
         .unwrap_or(xdp_action::XDP_PASS))
 }
 
-/// XDP rewrite: addresses, TTL, IP and L4 checksums.
+/// Where the checksum covering ports / the echo identifier sits, and whether it covers the
+/// pseudo header (TCP, UDP) and may be 0 = none (UDP).
 #[inline(always)]
-fn xdp_rewrite(ctx: &XdpContext, flow: &Flow, src: u32, dst: u32) -> Result<(), DropReason> {
+fn l4_csum_at(flow: &Flow) -> Option<(usize, bool, bool)> {
+    if flow.frag == Frag::Later {
+        return None;
+    }
+    match flow.proto {
+        PROTO_TCP => Some((flow.l4_off + TCP_CSUM, true, false)),
+        PROTO_UDP => Some((flow.l4_off + UDP_CSUM, true, true)),
+        PROTO_ICMP => Some((flow.l4_off + ICMP_CSUM, false, false)),
+        _ => None,
+    }
+}
+
+/// Port edits of a translation: (offset, old, new) for up to two 16-bit fields.
+#[inline(always)]
+fn port_edits(flow: &Flow, fwd: &Forward) -> [(usize, u16, u16); 2] {
+    let none = (0, 0, 0);
+    if flow.frag == Frag::Later {
+        return [none, none];
+    }
+    let l4 = flow.l4_off;
+    match flow.proto {
+        PROTO_TCP | PROTO_UDP => [
+            if fwd.new_sport != 0 {
+                (l4, flow.sport, fwd.new_sport)
+            } else {
+                none
+            },
+            if fwd.new_dport != 0 {
+                (l4 + 2, flow.dport, fwd.new_dport)
+            } else {
+                none
+            },
+        ],
+        PROTO_ICMP => {
+            // Echo: both "ports" are the identifier.
+            let id = if fwd.new_sport != 0 {
+                fwd.new_sport
+            } else {
+                fwd.new_dport
+            };
+            if id != 0 && (flow.icmp_type == ICMP_ECHO_REQUEST || flow.icmp_type == ICMP_ECHO_REPLY)
+            {
+                [(l4 + ICMP_ID, flow.sport, id), none]
+            } else {
+                [none, none]
+            }
+        }
+        _ => [none, none],
+    }
+}
+
+/// XDP rewrite: addresses, ports, TTL, IP and L4 checksums (incremental).
+#[inline(always)]
+fn xdp_rewrite(
+    ctx: &XdpContext,
+    flow: &Flow,
+    fwd: &Forward,
+    src: u32,
+    dst: u32,
+) -> Result<(), DropReason> {
     let ip: *mut Ipv4Hdr = ptr_at(ctx, ETH_LEN)?;
     // SAFETY: bounds-checked by ptr_at; Ipv4Hdr is plain bytes (alignment 1).
     let ip = unsafe { &mut *ip };
     let mut check = u16::from_ne_bytes(ip.check);
-    let mut l4_check: Option<*mut [u8; 2]> = None;
-    if flow.frag != Frag::Later {
-        if flow.proto == PROTO_TCP {
-            l4_check = Some(ptr_at(ctx, flow.l4_off + TCP_CSUM)?);
-        } else if flow.proto == PROTO_UDP {
-            l4_check = Some(ptr_at(ctx, flow.l4_off + UDP_CSUM)?);
-        }
-    }
+    let csum = l4_csum_at(flow);
+    let l4_check: Option<*mut [u8; 2]> = match csum {
+        Some((off, _, _)) => Some(ptr_at(ctx, off)?),
+        None => None,
+    };
+    let (pseudo, zero_is_none) = csum.map_or((false, false), |(_, p, z)| (p, z));
+    // The L4 checksum as loaded, and whether it must be left alone (UDP without checksum).
+    let mut l4 = match l4_check {
+        // SAFETY: bounds-checked by ptr_at above.
+        Some(p) => u16::from_ne_bytes(unsafe { *p }),
+        None => 0,
+    };
+    let skip_l4 = l4_check.is_none() || (zero_is_none && l4 == 0);
     for (old, new, field) in [(flow.src, src, 0usize), (flow.dst, dst, 1usize)] {
         if old == new {
             continue;
         }
         check = csum::replace32(check, old, new);
-        if let Some(p) = l4_check {
-            // SAFETY: bounds-checked by ptr_at above.
-            let l4 = unsafe { &mut *p };
-            let v = u16::from_ne_bytes(*l4);
-            // UDP checksum 0 means "none" and stays so.
-            if !(flow.proto == PROTO_UDP && v == 0) {
-                let mut nv = csum::replace32(v, old, new);
-                if flow.proto == PROTO_UDP && nv == 0 {
-                    nv = 0xffff;
-                }
-                *l4 = nv.to_ne_bytes();
-            }
+        if pseudo && !skip_l4 {
+            l4 = csum::replace32(l4, old, new);
         }
         if field == 0 {
             ip.src_addr = new.to_ne_bytes();
         } else {
             ip.dst_addr = new.to_ne_bytes();
         }
+    }
+    for (off, old, new) in port_edits(flow, fwd) {
+        if off == 0 || old == new {
+            continue;
+        }
+        let field: *mut [u8; 2] = ptr_at(ctx, off)?;
+        let (old, new) = (old.to_be(), new.to_be());
+        if !skip_l4 {
+            l4 = csum::replace16(l4, old, new);
+        }
+        // SAFETY: bounds-checked by ptr_at.
+        unsafe { *field = new.to_ne_bytes() };
+    }
+    if let Some(p) = l4_check
+        && !skip_l4
+    {
+        if zero_is_none && l4 == 0 {
+            l4 = 0xffff;
+        }
+        // SAFETY: bounds-checked by ptr_at above.
+        unsafe { *p = l4.to_ne_bytes() };
     }
     let old_word = u16::from_ne_bytes([ip.ttl, ip.proto]);
     ip.ttl -= 1;
@@ -182,6 +264,22 @@ pub fn tc(ctx: &TcContext, flow: &Flow, fwd: &Forward) -> Result<i32, DropReason
         ctx.l3_csum_replace(IP_CSUM, u64::from(old), u64::from(new), 4)
             .map_err(|_| DropReason::Malformed)?;
         ctx.store(at, &new, 0).map_err(|_| DropReason::Malformed)?;
+    }
+    for (off, old, new) in port_edits(flow, fwd) {
+        if off == 0 || old == new {
+            continue;
+        }
+        let (old, new) = (old.to_be(), new.to_be());
+        if let Some((csum_off, _, zero)) = l4_csum_at(flow) {
+            let flags = if zero {
+                u64::from(BPF_F_MARK_MANGLED_0)
+            } else {
+                0
+            };
+            ctx.l4_csum_replace(csum_off, u64::from(old), u64::from(new), flags | 2)
+                .map_err(|_| DropReason::Malformed)?;
+        }
+        ctx.store(off, &new, 0).map_err(|_| DropReason::Malformed)?;
     }
     let ttl: u8 = ctx.load(IP_TTL).map_err(|_| DropReason::Malformed)?;
     let old_word = u16::from_ne_bytes([ttl, flow.proto]);

@@ -14,6 +14,7 @@ mod decide;
 mod drop;
 mod forward;
 mod maps;
+mod nat;
 mod packet;
 mod route;
 mod security_group;

@@ -9,11 +9,12 @@ use aya_ebpf::{
 use vpc_common::{
     acl::{ACLS_ENTRIES, AclTable},
     capacity::{self, two_generations},
+    conntrack::{CONNTRACK_ENTRIES, CT_STAT_SLOTS, CtEntry, CtKey, CtTimeouts},
     iface::{
         Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
         PublicTarget, SubnetInfo, VpcInfo,
     },
-    conntrack::{CONNTRACK_ENTRIES, CT_STAT_SLOTS, CtEntry, CtKey, CtTimeouts},
+    nat::{NAT_PORTS_ENTRIES, NatConfig, NatKey, NatValue},
     route::{RouteKey, RouteValue},
     security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
 };
@@ -76,8 +77,11 @@ pub static DEVICES: DevMapHash<{ two_generations(capacity::IFACES) as usize }> =
 
 /// (vpc id, address) -> security group remote class (see `vpc_common::security_group`).
 #[btf_map]
-pub static SG_REMOTES: LpmTrie<SgRemoteKey, u32, { two_generations(capacity::SG_REMOTES) as usize }> =
-    LpmTrie::new();
+pub static SG_REMOTES: LpmTrie<
+    SgRemoteKey,
+    u32,
+    { two_generations(capacity::SG_REMOTES) as usize },
+> = LpmTrie::new();
 
 /// (instance, class, direction, protocol, port) -> allowing rule.
 #[btf_map]
@@ -100,6 +104,16 @@ pub static CT_TIMEOUTS: Array<CtTimeouts, 1> = Array::new();
 /// Per-CPU connection tracking counters (`vpc_common::conntrack::CT_STAT_*`).
 #[btf_map]
 pub static CT_STATS: PerCpuArray<u64, { CT_STAT_SLOTS as usize }> = PerCpuArray::new();
+
+/// NAT gateway translations by what the internet sees (see `vpc_common::nat`). LRU, as large
+/// as CONNTRACK; a connection's expiry releases its translation.
+#[btf_map]
+pub static NAT_PORTS: LruHashMap<NatKey, NatValue, { NAT_PORTS_ENTRIES as usize }> =
+    LruHashMap::new();
+
+/// The NAT port range.
+#[btf_map]
+pub static NAT_CONFIG: Array<NatConfig, 1> = Array::new();
 
 /// Key of [`FRAGMENTS`]: one IPv4 datagram being fragmented.
 #[repr(C)]
