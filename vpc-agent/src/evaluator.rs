@@ -3,9 +3,10 @@
 //! oracle the compiled entries (and later the kernel) are tested against, and the engine of
 //! `vpc-agent trace`: besides the verdict it records every hop.
 //!
-//! It is stateless for now: security groups and connection state (NAT replies) go through
-//! [`StatefulPolicy`], whose default ([`Stateless`]) allows every security group check and
-//! knows no NAT translation.
+//! Security groups are evaluated for the first packet of a connection. Connection state goes
+//! through [`StatefulPolicy`]: whether a packet belongs to a tracked connection (then the
+//! security groups are skipped, the network ACLs still apply) and NAT replies. Its default
+//! ([`Stateless`]) tracks nothing: every packet is evaluated as a new connection.
 
 use std::net::Ipv4Addr;
 
@@ -14,7 +15,7 @@ use vpc_common::DropReason;
 
 use crate::config::{
     ValidatedConfig,
-    validated::{AclRuleDef, InstanceDef, NatGatewayDef, RouteTarget, VpcDef},
+    validated::{AclRuleDef, InstanceDef, NatGatewayDef, RouteTarget, SgPeer, VpcDef},
 };
 
 /// The packet as the datapath classifies it.
@@ -109,6 +110,20 @@ pub enum Hop {
     DestinationNat { from: Ipv4Addr, to: Ipv4Addr },
     /// The destination is (not) a registered address of the subnet.
     DestinationCheck { subnet: String, passed: bool },
+    /// The security groups of `instance` in one direction: the first rule that allows the
+    /// packet (group name and rule index in that direction), or none (`allowed` false).
+    SecurityGroup {
+        instance: String,
+        direction: Direction,
+        group: Option<String>,
+        rule: Option<usize>,
+        allowed: bool,
+    },
+    /// The packet belongs to a tracked connection: `instance`'s security groups are skipped.
+    TrackedConnection {
+        instance: String,
+        direction: Direction,
+    },
 }
 
 /// The verdict and how it was reached.
@@ -126,27 +141,12 @@ pub enum EvalError {
     UnknownSubnet { vpc: String, subnet: String },
 }
 
-/// Extension point for what is stateful in the datapath. Every method gets the VPC and the
-/// object the check is about; the defaults are the stateless behaviour.
+/// Extension point for connection state; the defaults are "no state".
 pub trait StatefulPolicy {
-    /// Security groups of the source instance (`None`: a NAT gateway), outbound.
-    fn security_groups_outbound(
-        &self,
-        _vpc: &VpcDef,
-        _source: Option<&InstanceDef>,
-        _packet: &Packet,
-    ) -> bool {
-        true
-    }
-
-    /// Security groups of the destination instance (`None`: a NAT gateway), inbound.
-    fn security_groups_inbound(
-        &self,
-        _vpc: &VpcDef,
-        _destination: Option<&InstanceDef>,
-        _packet: &Packet,
-    ) -> bool {
-        true
+    /// Whether `packet` (as it enters the router) belongs to a tracked connection: its
+    /// security group checks are skipped (network ACLs are stateless and still apply).
+    fn tracked(&self, _packet: &Packet) -> bool {
+        false
     }
 
     /// The reverse translation of a packet arriving at a NAT gateway's elastic IP: the packet
@@ -157,12 +157,13 @@ pub trait StatefulPolicy {
     }
 }
 
-/// No connection state: security groups allow, nothing is a NAT reply.
+/// No connection state: every packet starts a new connection (security groups evaluated),
+/// nothing is a NAT reply.
 pub struct Stateless;
 
 impl StatefulPolicy for Stateless {}
 
-/// Evaluates with the stateless policy.
+/// Evaluates `packet` as the first packet of a new connection.
 pub fn evaluate(
     config: &ValidatedConfig,
     ingress: Ingress<'_>,
@@ -191,6 +192,7 @@ impl<'a> Evaluator<'a> {
         let mut run = Run {
             config: self.config,
             policy: self.policy,
+            tracked: self.policy.tracked(packet),
             hops: Vec::new(),
         };
         let verdict = match self.entry(ingress)? {
@@ -272,6 +274,8 @@ impl<'a> Endpoint<'a> {
 struct Run<'a> {
     config: &'a ValidatedConfig,
     policy: &'a dyn StatefulPolicy,
+    /// The packet belongs to a tracked connection: no security group checks.
+    tracked: bool,
     hops: Vec<Hop>,
 }
 
@@ -295,6 +299,42 @@ pub fn first_match<'r>(
             && r.traffic
                 .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
     })
+}
+
+/// The first rule of `instance`'s security groups (in the instance's group order, then rule
+/// order) that allows the packet: (index in `vpc.security_groups`, rule index in the
+/// direction). `remote` is the source for inbound rules and the destination for outbound.
+pub fn security_group_match(
+    vpc: &VpcDef,
+    instance: &InstanceDef,
+    direction: Direction,
+    remote: Ipv4Addr,
+    p: &Packet,
+) -> Option<(usize, usize)> {
+    instance.security_groups.iter().find_map(|&g| {
+        let group = &vpc.security_groups[g];
+        let rules = match direction {
+            Direction::Inbound => &group.inbound,
+            Direction::Outbound => &group.outbound,
+        };
+        let found = rules.iter().position(|r| {
+            peer_contains(vpc, &r.peer, remote)
+                && r.traffic
+                    .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
+        });
+        found.map(|r| (g, r))
+    })
+}
+
+/// Whether `addr` is a rule's CIDR or a private address of a member of its group.
+fn peer_contains(vpc: &VpcDef, peer: &SgPeer, addr: Ipv4Addr) -> bool {
+    match peer {
+        SgPeer::Cidr(net) => net.contains(&addr),
+        SgPeer::Group(g) => vpc
+            .instances
+            .iter()
+            .any(|i| i.private_ip == addr && i.security_groups.contains(g)),
+    }
 }
 
 /// Longest prefix match in a table of VPC `vpc`. The local routes win whenever the
@@ -328,10 +368,7 @@ impl Run<'_> {
         let Some(source) = source else {
             return Verdict::Drop(DropReason::Spoofed);
         };
-        if !self
-            .policy
-            .security_groups_outbound(vpc, source.instance(), p)
-        {
+        if !self.security_groups(v, source, Direction::Outbound, p) {
             return Verdict::Drop(DropReason::SecurityGroupOutbound);
         }
         if !self.acl(v, s, Direction::Outbound, p) {
@@ -362,6 +399,41 @@ impl Run<'_> {
             destination,
             target,
         });
+    }
+
+    /// The security groups of `endpoint` (VPC `v`) in one direction; records the hop. NAT
+    /// gateways have none, and a tracked connection skips them.
+    fn security_groups(
+        &mut self,
+        v: usize,
+        endpoint: Endpoint<'_>,
+        direction: Direction,
+        p: &Packet,
+    ) -> bool {
+        let vpc = &self.config.vpcs[v];
+        let Some(instance) = endpoint.instance() else {
+            return true;
+        };
+        if self.tracked {
+            self.hops.push(Hop::TrackedConnection {
+                instance: instance.name.clone(),
+                direction,
+            });
+            return true;
+        }
+        let remote = match direction {
+            Direction::Inbound => p.src,
+            Direction::Outbound => p.dst,
+        };
+        let found = security_group_match(vpc, instance, direction, remote, p);
+        self.hops.push(Hop::SecurityGroup {
+            instance: instance.name.clone(),
+            direction,
+            group: found.map(|(g, _)| vpc.security_groups[g].name.clone()),
+            rule: found.map(|(_, r)| r),
+            allowed: found.is_some(),
+        });
+        found.is_some()
     }
 
     /// Network ACL of subnet `s` in one direction; records the hop.
@@ -429,10 +501,7 @@ impl Run<'_> {
         } else if !self.acl(v, d, Direction::Inbound, p) {
             return Verdict::Drop(DropReason::AclInbound);
         }
-        if !self
-            .policy
-            .security_groups_inbound(vpc, endpoint.instance(), p)
-        {
+        if !self.security_groups(v, endpoint, Direction::Inbound, p) {
             return Verdict::Drop(DropReason::SecurityGroupInbound);
         }
         Verdict::Deliver {
@@ -584,6 +653,8 @@ impl Run<'_> {
             if let Some(nat) = vpc.nat_gateways.iter().find(|n| n.elastic_ip == p.dst) {
                 return match self.policy.nat_reply(vpc, nat, p) {
                     Some(inside) => {
+                        // A reply of a translated connection, which is tracked.
+                        self.tracked = true;
                         self.hops.push(Hop::DestinationNat {
                             from: p.dst,
                             to: inside.dst,
@@ -623,4 +694,197 @@ fn for_router(subnet: &crate::config::validated::SubnetDef, dst: Ipv4Addr) -> bo
         || dst == Ipv4Addr::BROADCAST
         || dst.is_multicast()
         || dst == subnet.cidr.broadcast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    const YAML: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    internet_gateway: { name: igw, interface: up }
+    nat_gateways: [{ name: nat, subnet: a, private_ip: 10.0.0.5, elastic_ip: 198.51.100.1 }]
+    subnets:
+      - { name: a, cidr: 10.0.0.0/24, interface: s0, route_table: pub }
+      - { name: b, cidr: 10.0.1.0/24, interface: s1, route_table: priv }
+    route_tables:
+      - { name: pub, routes: [{ destination: 0.0.0.0/0, target: igw }] }
+      - { name: priv, routes: [{ destination: 0.0.0.0/0, target: nat }] }
+    security_groups:
+      - name: web
+        inbound:
+          - { protocol: tcp, ports: 443, source: 0.0.0.0/0 }
+          - { protocol: tcp, ports: 22, source: sg:admin }
+        outbound:
+          - { protocol: tcp, ports: 5432, destination: sg:db }
+      - name: admin
+      - name: db
+        inbound:
+          - { protocol: tcp, ports: 5432, source: sg:web }
+        outbound: []
+    instances:
+      - { name: web, subnet: a, private_ip: 10.0.0.10, public_ip: 198.51.100.20, security_groups: [web] }
+      - { name: admin, subnet: a, private_ip: 10.0.0.11, security_groups: [admin] }
+      - { name: db, subnet: b, private_ip: 10.0.1.10, security_groups: [db] }
+      - { name: d1, subnet: b, private_ip: 10.0.1.11 }
+      - { name: d2, subnet: a, private_ip: 10.0.0.12 }
+";
+
+    fn config() -> ValidatedConfig {
+        load_str("t.yaml", YAML).expect("valid")
+    }
+
+    fn tcp(src: &str, dst: &str, dport: u16) -> Packet {
+        Packet {
+            src: src.parse().expect("src"),
+            dst: dst.parse().expect("dst"),
+            proto: 6,
+            sport: 40000,
+            dport,
+            icmp_type: 0,
+            icmp_code: 0,
+        }
+    }
+
+    fn trace(policy: &dyn StatefulPolicy, interface: &str, p: &Packet) -> Trace {
+        Evaluator::new(&config(), policy)
+            .evaluate(Ingress::Interface(interface), p)
+            .expect("known interface")
+    }
+
+    fn verdict(interface: &str, p: &Packet) -> Verdict {
+        trace(&Stateless, interface, p).verdict
+    }
+
+    fn delivered(v: &Verdict) -> bool {
+        matches!(v, Verdict::Deliver { .. })
+    }
+
+    /// The security group hops of a trace.
+    fn sg_hops(t: &Trace) -> Vec<&Hop> {
+        t.hops
+            .iter()
+            .filter(|h| matches!(h, Hop::SecurityGroup { .. } | Hop::TrackedConnection { .. }))
+            .collect()
+    }
+
+    fn sg_hop(instance: &str, direction: Direction, group: Option<&str>, rule: Option<usize>) -> Hop {
+        Hop::SecurityGroup {
+            instance: instance.into(),
+            direction,
+            group: group.map(Into::into),
+            rule,
+            allowed: group.is_some(),
+        }
+    }
+
+    const SG_OUT: Verdict = Verdict::Drop(DropReason::SecurityGroupOutbound);
+    const SG_IN: Verdict = Verdict::Drop(DropReason::SecurityGroupInbound);
+
+    #[test]
+    fn inbound_rules_filter_internet_traffic_after_the_one_to_one_translation() {
+        let t = trace(&Stateless, "up", &tcp("192.0.2.7", "198.51.100.20", 443));
+        assert!(delivered(&t.verdict), "{t:?}");
+        let web_443 = sg_hop("web", Direction::Inbound, Some("web"), Some(0));
+        assert_eq!(sg_hops(&t), [&web_443]);
+        let t = trace(&Stateless, "up", &tcp("192.0.2.7", "198.51.100.20", 80));
+        assert_eq!(t.verdict, SG_IN);
+        assert_eq!(sg_hops(&t), [&sg_hop("web", Direction::Inbound, None, None)]);
+    }
+
+    #[test]
+    fn sg_references_match_the_members_of_the_group() {
+        // admin is a member of 'admin'; d2 (default group) is not.
+        let t = trace(&Stateless, "s0", &tcp("10.0.0.11", "10.0.0.10", 22));
+        assert!(delivered(&t.verdict), "{t:?}");
+        assert_eq!(
+            sg_hops(&t)[1],
+            &sg_hop("web", Direction::Inbound, Some("web"), Some(1))
+        );
+        assert_eq!(verdict("s0", &tcp("10.0.0.12", "10.0.0.10", 22)), SG_IN);
+        // Outbound to sg:db: only the database port, only to members of db.
+        assert!(delivered(&verdict("s0", &tcp("10.0.0.10", "10.0.1.10", 5432))));
+        assert_eq!(verdict("s0", &tcp("10.0.0.10", "10.0.1.10", 22)), SG_OUT);
+        assert_eq!(verdict("s0", &tcp("10.0.0.10", "10.0.1.11", 5432)), SG_OUT);
+    }
+
+    #[test]
+    fn the_default_group_admits_its_members_and_sends_everywhere() {
+        // d1 and d2 are both in default.
+        assert!(delivered(&verdict("s1", &tcp("10.0.1.11", "10.0.0.12", 9))));
+        // admin (outbound omitted: all) is not a member of default.
+        assert_eq!(verdict("s0", &tcp("10.0.0.11", "10.0.0.12", 9)), SG_IN);
+        // Out through the NAT gateway, which has no security groups.
+        let t = trace(&Stateless, "s1", &tcp("10.0.1.11", "192.0.2.7", 443));
+        assert!(delivered(&t.verdict), "{t:?}");
+        assert_eq!(
+            sg_hops(&t),
+            [&sg_hop("d1", Direction::Outbound, Some("default"), Some(0))]
+        );
+    }
+
+    #[test]
+    fn an_empty_outbound_list_allows_nothing_out() {
+        assert_eq!(verdict("s1", &tcp("10.0.1.10", "192.0.2.7", 443)), SG_OUT);
+        assert_eq!(verdict("s1", &tcp("10.0.1.10", "10.0.1.11", 443)), SG_OUT);
+    }
+
+    #[test]
+    fn checks_run_in_datapath_order() {
+        let t = trace(&Stateless, "s0", &tcp("10.0.0.10", "10.0.1.10", 5432));
+        let kinds: Vec<&str> = t
+            .hops
+            .iter()
+            .map(|h| match h {
+                Hop::SourceCheck { .. } => "source",
+                Hop::SecurityGroup {
+                    direction: Direction::Outbound,
+                    ..
+                } => "sg-out",
+                Hop::Acl {
+                    direction: Direction::Outbound,
+                    ..
+                } => "acl-out",
+                Hop::Route { .. } => "route",
+                Hop::DestinationCheck { .. } => "destination",
+                Hop::Acl { .. } => "acl-in",
+                Hop::SecurityGroup { .. } => "sg-in",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["source", "sg-out", "acl-out", "route", "destination", "acl-in", "sg-in"]
+        );
+    }
+
+    /// Every packet belongs to a tracked connection.
+    struct Tracked;
+
+    impl StatefulPolicy for Tracked {
+        fn tracked(&self, _packet: &Packet) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn tracked_connections_skip_security_groups() {
+        let t = trace(&Tracked, "s1", &tcp("10.0.1.10", "10.0.0.12", 443));
+        assert!(delivered(&t.verdict), "{t:?}");
+        let skipped = |instance: &str, direction| Hop::TrackedConnection {
+            instance: instance.into(),
+            direction,
+        };
+        assert_eq!(
+            sg_hops(&t),
+            [
+                &skipped("db", Direction::Outbound),
+                &skipped("d2", Direction::Inbound)
+            ]
+        );
+        let t = trace(&Tracked, "up", &tcp("192.0.2.7", "198.51.100.20", 80));
+        assert!(delivered(&t.verdict), "{t:?}");
+    }
 }

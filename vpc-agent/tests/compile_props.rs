@@ -1,7 +1,8 @@
 //! Property tests: random valid definitions validate and compile, and the compiled map
 //! entries, read by a small interpreter of the datapath's lookups (LPM over `ROUTES`,
-//! first match over each `AclTable`, the topology maps), give the reference evaluator's
-//! verdict for random packets.
+//! first match over each `AclTable`, the topology maps, LPM over `SG_REMOTES` then
+//! `SG_RULES`), give the reference evaluator's verdict for random packets (each the first
+//! packet of a new connection).
 
 use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
 
@@ -17,12 +18,16 @@ use vpc_common::{
         ACL_ALLOW, ACL_ANY_ICMP_CODE, ACL_ANY_ICMP_TYPE, ACL_ANY_PROTO, ACL_INBOUND, ACL_OUTBOUND,
         acl_index,
     },
-    iface::{ENDPOINT_NAT_GATEWAY, EndpointKey, IFACE_SUBNET, IfaceKey, PublicKey},
+    iface::{
+        ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, EndpointKey, IFACE_SUBNET, IfaceKey,
+        PublicKey,
+    },
     ip_raw, mask_raw,
     route::{
         RouteValue, TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY,
         TARGET_PEERING,
     },
+    security_group::{SG_ANY_PROTO, SG_REMOTE_FIXED_BITS, SG_RULE_FIXED_BITS},
 };
 
 // ----- Random definitions, written as YAML -----
@@ -36,13 +41,27 @@ struct RuleSpec {
     allow: bool,
 }
 
+/// A security group rule: the traffic and CIDR of `rule` (its `allow` unused), or the members
+/// of group `group` (modulo the group count + 1, the last being `default`).
+#[derive(Clone, Debug)]
+struct SgRuleSpec {
+    rule: RuleSpec,
+    group: Option<usize>,
+}
+
+/// A security group: inbound rules, outbound rules (`None`: the key omitted).
+type GroupSpec = (Vec<SgRuleSpec>, Option<Vec<SgRuleSpec>>);
+
 #[derive(Clone, Debug)]
 struct VpcSpec {
     igw: bool,
     nat: bool,
     subnets: usize,
-    /// (subnet, host octet, public)
-    instances: Vec<(usize, u8, bool)>,
+    /// (subnet, host octet, public, security groups (modulo the group count + 1))
+    instances: Vec<(usize, u8, bool, Vec<usize>)>,
+    groups: Vec<GroupSpec>,
+    /// The first group is named `default` (instead of the implicit one).
+    defines_default: bool,
     /// Each table: (destination, target choice).
     tables: Vec<Vec<((u32, u8), u8)>>,
     /// (inbound, outbound) rules.
@@ -62,12 +81,41 @@ fn cidr_strategy() -> impl Strategy<Value = (u32, u8)> {
     ]
 }
 
+/// CIDRs for security group rules: also instance addresses (hosts 10-29) and prefixes around
+/// them, so that /32 classes nest in and collide with rule CIDRs.
+fn sg_cidr_strategy() -> impl Strategy<Value = (u32, u8)> {
+    prop_oneof![
+        cidr_strategy(),
+        (0u32..4, 0u32..4, 10u32..30, prop_oneof![Just(32u8), 26u8..32])
+            .prop_map(|(v, s, h, len)| ((10 << 24) | (v << 16) | (s << 8) | h, len)),
+    ]
+}
+
+fn sg_rule_strategy() -> impl Strategy<Value = SgRuleSpec> {
+    (
+        rule_strategy_with(sg_cidr_strategy()),
+        prop::option::of(0usize..4),
+    )
+        .prop_map(|(rule, group)| SgRuleSpec { rule, group })
+}
+
+fn group_strategy() -> impl Strategy<Value = GroupSpec> {
+    (
+        prop::collection::vec(sg_rule_strategy(), 0..4),
+        prop::option::of(prop::collection::vec(sg_rule_strategy(), 0..3)),
+    )
+}
+
 fn rule_strategy() -> impl Strategy<Value = RuleSpec> {
+    rule_strategy_with(cidr_strategy())
+}
+
+fn rule_strategy_with(cidr: impl Strategy<Value = (u32, u8)>) -> impl Strategy<Value = RuleSpec> {
     (
         prop::sample::select(PROTOCOLS.to_vec()),
         prop::option::of((1u16..2000, 0u16..2000)),
         prop::option::of((-1i16..4, -1i16..3)),
-        cidr_strategy(),
+        cidr,
         any::<bool>(),
     )
         .prop_map(|(protocol, ports, icmp, cidr, allow)| RuleSpec {
@@ -86,7 +134,15 @@ fn vpc_strategy() -> impl Strategy<Value = VpcSpec> {
         any::<bool>(),
         any::<bool>(),
         1usize..4,
-        prop::collection::vec((0usize..4, 10u8..30, any::<bool>()), 0..6),
+        prop::collection::vec(
+            (
+                0usize..4,
+                10u8..30,
+                any::<bool>(),
+                prop::collection::vec(0usize..4, 0..3),
+            ),
+            0..6,
+        ),
         prop::collection::vec(prop::collection::vec((cidr_strategy(), 0u8..4), 0..5), 0..3),
         prop::collection::vec(
             (
@@ -96,18 +152,81 @@ fn vpc_strategy() -> impl Strategy<Value = VpcSpec> {
             0..3,
         ),
         prop::option::of(0usize..3),
+        prop::collection::vec(group_strategy(), 0..4),
+        any::<bool>(),
     )
         .prop_map(
-            |(igw, nat, subnets, instances, tables, acls, peer)| VpcSpec {
-                igw,
-                nat: nat && igw,
-                subnets,
-                instances,
-                tables,
-                acls,
-                peer,
+            |(igw, nat, subnets, instances, tables, acls, peer, groups, defines_default)| {
+                VpcSpec {
+                    igw,
+                    nat: nat && igw,
+                    subnets,
+                    instances,
+                    tables,
+                    acls,
+                    peer,
+                    defines_default: defines_default && !groups.is_empty(),
+                    groups,
+                }
             },
         )
+}
+
+/// The name of group `k` (modulo the group count + 1; the last is `default`).
+fn group_name(spec: &VpcSpec, k: usize) -> String {
+    let k = k % (spec.groups.len() + 1);
+    if k == spec.groups.len() || (k == 0 && spec.defines_default) {
+        "default".to_owned()
+    } else {
+        format!("g{k}")
+    }
+}
+
+/// `protocol: ..[, ports: ..][, icmp: ..]` of a rule.
+fn traffic_yaml(rule: &RuleSpec) -> String {
+    let mut y = match rule.protocol {
+        0 => "protocol: all".to_owned(),
+        p => format!("protocol: {p}"),
+    };
+    if let Some((lo, hi)) = rule.ports {
+        let _ = write!(y, ", ports: {lo}-{hi}");
+    }
+    if let Some((t, c)) = rule.icmp {
+        let _ = write!(y, ", icmp: {{ type: {t}, code: {c} }}");
+    }
+    y
+}
+
+fn cidr_yaml((addr, len): (u32, u8)) -> String {
+    format!("{}/{len}", ip4(addr & u32::from_be(mask_raw(len))))
+}
+
+fn security_groups_yaml(spec: &VpcSpec, y: &mut String) {
+    y.push_str("    security_groups:\n");
+    for (k, (inbound, outbound)) in spec.groups.iter().enumerate() {
+        let _ = writeln!(y, "      - name: {}", group_name(spec, k));
+        let lists = [
+            ("inbound", "source", Some(inbound)),
+            ("outbound", "destination", outbound.as_ref()),
+        ];
+        for (dir, field, rules) in lists {
+            let Some(rules) = rules else { continue };
+            let _ = writeln!(y, "        {dir}:");
+            for rule in rules {
+                let peer = match rule.group {
+                    Some(g) => format!("sg:{}", group_name(spec, g)),
+                    None => cidr_yaml(rule.rule.cidr),
+                };
+                let _ = writeln!(y, "          - {{ {}, {field}: {peer} }}", traffic_yaml(&rule.rule));
+            }
+            if rules.is_empty() {
+                y.push_str("          []\n");
+            }
+        }
+    }
+    if spec.groups.is_empty() {
+        y.push_str("      []\n");
+    }
 }
 
 fn ip4(raw: u32) -> Ipv4Addr {
@@ -156,7 +275,7 @@ fn yaml(specs: &[VpcSpec]) -> String {
         }
         y.push_str("    instances:\n");
         let mut used = std::collections::BTreeSet::new();
-        for (i, (s, host, pub_ip)) in spec.instances.iter().enumerate() {
+        for (i, (s, host, pub_ip, groups)) in spec.instances.iter().enumerate() {
             let s = s % spec.subnets;
             if !used.insert((s, *host)) {
                 continue;
@@ -168,6 +287,12 @@ fn yaml(specs: &[VpcSpec]) -> String {
             if *pub_ip && spec.igw {
                 public += 1;
                 let _ = write!(y, ", public_ip: {}", ip4((198 << 24) | (51 << 16) | public));
+            }
+            let mut names: Vec<String> = groups.iter().map(|g| group_name(spec, *g)).collect();
+            names.sort();
+            names.dedup();
+            if !names.is_empty() {
+                let _ = write!(y, ", security_groups: [{}]", names.join(", "));
             }
             y.push_str(" }\n");
         }
@@ -216,24 +341,13 @@ fn yaml(specs: &[VpcSpec]) -> String {
             for (dir, rules) in [("inbound", inbound), ("outbound", outbound)] {
                 let _ = writeln!(y, "        {dir}:");
                 for (r, rule) in rules.iter().enumerate() {
-                    let (addr, len) = rule.cidr;
-                    let addr = addr & u32::from_be(mask_raw(len));
-                    let proto = match rule.protocol {
-                        0 => "all".to_owned(),
-                        p => p.to_string(),
-                    };
                     let _ = write!(
                         y,
-                        "          - {{ rule: {}, protocol: {proto}, cidr: {}/{len}",
+                        "          - {{ rule: {}, {}, cidr: {}",
                         (r + 1) * 10,
-                        ip4(addr)
+                        traffic_yaml(rule),
+                        cidr_yaml(rule.cidr)
                     );
-                    if let Some((lo, hi)) = rule.ports {
-                        let _ = write!(y, ", ports: {lo}-{hi}");
-                    }
-                    if let Some((t, c)) = rule.icmp {
-                        let _ = write!(y, ", icmp: {{ type: {t}, code: {c} }}");
-                    }
                     let action = if rule.allow { "allow" } else { "deny" };
                     let _ = writeln!(y, ", action: {action} }}");
                 }
@@ -245,6 +359,7 @@ fn yaml(specs: &[VpcSpec]) -> String {
         if spec.acls.is_empty() {
             y.push_str("      []\n");
         }
+        security_groups_yaml(spec, &mut y);
     }
     y
 }
@@ -366,6 +481,49 @@ impl Sim<'_> {
         first.is_some_and(|r| r.action == ACL_ALLOW)
     }
 
+    /// The class of `remote` in VPC `vpc_id`: its longest `SG_REMOTES` match, else 0.
+    fn sg_class(&self, vpc_id: u32, remote: Ipv4Addr) -> u32 {
+        let addr = raw(remote);
+        self.c
+            .sg_remotes
+            .iter()
+            .filter(|(k, _)| {
+                let len = u8::try_from(k.prefix_len - SG_REMOTE_FIXED_BITS).expect("prefix");
+                k.key.vpc_id == vpc_id && addr & mask_raw(len) == k.key.addr
+            })
+            .max_by_key(|(k, _)| k.prefix_len)
+            .map_or(0, |(_, class)| *class)
+    }
+
+    /// Whether `SG_RULES` has a prefix of (endpoint, class, direction, proto, port).
+    fn sg_rule(&self, endpoint: u32, class: u32, dir: u32, proto: u8, port: u16) -> bool {
+        self.c.sg_rules.keys().any(|k| {
+            let bits = k.prefix_len - SG_RULE_FIXED_BITS;
+            let shift = 16 - bits;
+            (k.key.endpoint, k.key.class, u32::from(k.key.direction), k.key.proto)
+                == (endpoint, class, dir, proto)
+                && u32::from(port) >> shift == u32::from(u16::from_be(k.key.port_be)) >> shift
+        })
+    }
+
+    /// The security groups of endpoint `ep` of VPC `vpc_id` (NAT gateways have none): the
+    /// remote's class, then the packet's protocol, then every protocol (0).
+    fn sg_allows(&self, vpc_id: u32, ep: &Endpoint, dir: u32, p: &Packet) -> bool {
+        if ep.kind != ENDPOINT_INSTANCE {
+            return true;
+        }
+        let remote = if dir == ACL_INBOUND { p.src } else { p.dst };
+        let class = self.sg_class(vpc_id, remote);
+        let port = match p.proto {
+            6 | 17 => p.dport,
+            1 => u16::from(p.icmp_type) << 8 | u16::from(p.icmp_code),
+            _ => 0,
+        };
+        [p.proto, SG_ANY_PROTO]
+            .into_iter()
+            .any(|proto| self.sg_rule(ep.id, class, dir, proto, port))
+    }
+
     fn run(&self, ifindex: u32, p: &Packet) -> SimVerdict {
         let key = IfaceKey {
             ifindex,
@@ -396,6 +554,9 @@ impl Sim<'_> {
         let Some(ep) = self.c.endpoints.get(&key).filter(|e| e.subnet_id == sid) else {
             return SimVerdict::Drop(DropReason::Spoofed);
         };
+        if !self.sg_allows(s.vpc_id, ep, ACL_OUTBOUND, p) {
+            return SimVerdict::Drop(DropReason::SecurityGroupOutbound);
+        }
         if !self.acl_allows(s.acl_id, ACL_OUTBOUND, p.dst, p) {
             return SimVerdict::Drop(DropReason::AclOutbound);
         }
@@ -433,17 +594,16 @@ impl Sim<'_> {
             vpc_id,
             ip: raw(p.dst),
         };
-        let registered = self
-            .c
-            .endpoints
-            .get(&key)
-            .is_some_and(|e| e.subnet_id == did);
-        if did == 0 || !registered {
+        let registered = self.c.endpoints.get(&key).filter(|e| e.subnet_id == did);
+        let Some(ep) = registered.filter(|_| did != 0) else {
             return SimVerdict::Drop(DropReason::UnknownDestination);
-        }
+        };
         let d = self.c.subnets[&did];
         if from != Some(did) && !self.acl_allows(d.acl_id, ACL_INBOUND, p.src, p) {
             return SimVerdict::Drop(DropReason::AclInbound);
+        }
+        if !self.sg_allows(vpc_id, ep, ACL_INBOUND, p) {
+            return SimVerdict::Drop(DropReason::SecurityGroupInbound);
         }
         SimVerdict::Deliver {
             ifindex: d.ifindex,
@@ -503,6 +663,10 @@ impl Sim<'_> {
             return SimVerdict::Drop(DropReason::AclInbound);
         }
         let dst = Ipv4Addr::from(target.private_ip.to_ne_bytes());
+        let inside = Packet { dst, ..*p };
+        if !self.sg_allows(target.vpc_id, &ep, ACL_INBOUND, &inside) {
+            return SimVerdict::Drop(DropReason::SecurityGroupInbound);
+        }
         SimVerdict::Deliver {
             ifindex: d.ifindex,
             src: p.src,

@@ -702,3 +702,44 @@ fn acl_rules_are_sorted_by_number() {
         .collect();
     assert_eq!(numbers, [100, 200]);
 }
+
+// ----- Connection tracking (an addition to the format) -----
+
+#[test]
+fn connection_tracking_defaults_to_the_aws_timeouts() {
+    use vpc_common::conntrack::DEFAULT_TIMEOUTS;
+    let config = load_str("t.yaml", base!()).expect("valid");
+    assert_eq!(config.connection_tracking, DEFAULT_TIMEOUTS);
+    let yaml = concat!(
+        base!(),
+        "connection_tracking: { udp_timeout: 45, tcp_established_timeout: 60 }\n"
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let expected = vpc_common::conntrack::CtTimeouts {
+        udp: 45,
+        tcp_established: 60,
+        ..DEFAULT_TIMEOUTS
+    };
+    assert_eq!(config.connection_tracking, expected);
+}
+
+rejects!(
+    connection_tracking_timeouts_are_in_range,
+    concat!(
+        base!(),
+        "connection_tracking:\n  tcp_established_timeout: 59\n  udp_timeout: 0\n  nat_idle_timeout: 432001\n"
+    ),
+    "8:28: connection_tracking.tcp_established_timeout: tcp_established_timeout must be between 60 and 432000 seconds, got 59",
+    "9:16: connection_tracking.udp_timeout: udp_timeout must be between 1 and 432000 seconds, got 0",
+    "10:21: connection_tracking.nat_idle_timeout: nat_idle_timeout must be between 1 and 432000 seconds, got 432001"
+);
+
+#[test]
+fn connection_tracking_rejects_unknown_keys() {
+    let found = errors(concat!(base!(), "connection_tracking: { tcp_timeout: 5 }\n"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("t.yaml:7:") && found[0].contains("tcp_timeout"),
+        "{found:?}"
+    );
+}

@@ -6,6 +6,7 @@
 pub mod acl;
 pub mod ids;
 pub mod routes;
+pub mod security_groups;
 pub mod topology;
 
 use std::{collections::BTreeMap, fmt};
@@ -18,12 +19,15 @@ use vpc_common::{
         Endpoint, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget,
         SubnetInfo, VpcInfo,
     },
+    conntrack::CtTimeouts,
     ip_raw, mask_raw,
     route::RouteValue,
+    security_group::SgRuleValue,
 };
 
 pub use ids::{Ids, NameTable, ObjectKind, QualifiedName};
 pub use routes::RoutePrefix;
+pub use security_groups::{SgRemotePrefix, SgRulePrefix};
 
 use crate::config::ValidatedConfig;
 
@@ -40,6 +44,12 @@ pub struct Compiled {
     pub routes: BTreeMap<RoutePrefix, RouteValue>,
     /// Keyed by `acl_index(acl_id, direction)`.
     pub acls: BTreeMap<u32, AclTable>,
+    /// Remote address -> class, per VPC.
+    pub sg_remotes: BTreeMap<SgRemotePrefix, u32>,
+    /// (instance, class, direction, protocol, port block) -> the rule that allows it.
+    pub sg_rules: BTreeMap<SgRulePrefix, SgRuleValue>,
+    /// `CT_TIMEOUTS[0]`, every field set.
+    pub ct_timeouts: CtTimeouts,
     pub names: NameTable,
     pub ids: Ids,
 }
@@ -98,6 +108,7 @@ pub fn compile(
     let ids = Ids::allocate(config, slot);
     let mut out = Compiled {
         slot,
+        ct_timeouts: config.connection_tracking,
         names: NameTable::build(config, &ids),
         ..Default::default()
     };
@@ -109,6 +120,13 @@ pub fn compile(
     for (v, vpc) in config.vpcs.iter().enumerate() {
         let igw_ifindex = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;
         routes::vpc_routes(vpc, v, &ids, igw_ifindex, &mut out.routes);
+        security_groups::vpc_security_groups(
+            vpc,
+            v,
+            &ids,
+            &mut out.sg_remotes,
+            &mut out.sg_rules,
+        );
         for (a, def) in vpc.network_acls.iter().enumerate() {
             let acl_id = ids.acl[v][a];
             for (dir, rules) in [(ACL_INBOUND, &def.inbound), (ACL_OUTBOUND, &def.outbound)] {
@@ -150,6 +168,8 @@ fn check_capacity(out: Compiled, mut overflows: Vec<Overflow>) -> Result<Compile
         ),
         ("ROUTES", out.routes.len(), capacity::ROUTES),
         ("ACLS (network ACLs)", acl_count, MAX_ACLS),
+        ("SG_REMOTES", out.sg_remotes.len(), capacity::SG_REMOTES),
+        ("SG_RULES", out.sg_rules.len(), capacity::SG_RULES),
     ];
     for (map, needed, limit) in counts {
         let limit = limit as usize;
@@ -413,5 +433,63 @@ mod tests {
                 limit: 64
             }]
         );
+    }
+
+    #[test]
+    fn security_group_rule_overflow_names_the_map() {
+        use std::fmt::Write as _;
+        // 100 instances, each: tcp 1-65535 (16 port blocks) from anywhere for 151 classes
+        // (150 /32s + class 0), one entry per /32 rule, all out to 151 classes: 2717.
+        let mut yaml = String::from(
+            "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    subnets: [{ name: a, cidr: 10.0.0.0/20, interface: s-pub }]
+    security_groups:
+      - name: g
+        inbound:
+          - { protocol: tcp, ports: 1-65535, source: 0.0.0.0/0 }
+",
+        );
+        for k in 0..150 {
+            let _ = writeln!(
+                yaml,
+                "          - {{ protocol: all, source: 192.168.{}.{}/32 }}",
+                k / 100,
+                k % 100
+            );
+        }
+        yaml.push_str("    instances:\n");
+        for i in 0..100 {
+            let _ = writeln!(
+                yaml,
+                "      - {{ name: i{i}, subnet: a, private_ip: 10.0.1.{}, security_groups: [g] }}",
+                i + 10
+            );
+        }
+        let config = load_str("t.yaml", &yaml).expect("valid");
+        let err = compile(&config, 0, &ifindex).expect_err("too many rules");
+        let CompileError::Capacity { overflows } = err else {
+            panic!("{err}");
+        };
+        assert_eq!(
+            overflows,
+            [Overflow {
+                map: "SG_RULES",
+                needed: 271_700,
+                limit: 262_144
+            }]
+        );
+    }
+
+    #[test]
+    fn connection_tracking_timeouts_are_compiled_with_defaults_filled_in() {
+        let c = compiled(0);
+        assert_eq!(c.ct_timeouts, vpc_common::conntrack::DEFAULT_TIMEOUTS);
+        let yaml = format!("{YAML}connection_tracking: {{ icmp_timeout: 5 }}\n");
+        let config = load_str("t.yaml", &yaml).expect("valid");
+        let c = compile(&config, 0, &ifindex).expect("compiles");
+        assert_eq!(c.ct_timeouts.icmp, 5);
+        assert_eq!(c.ct_timeouts.nat, 350);
     }
 }

@@ -90,6 +90,9 @@ pub struct ConfigFile {
     pub vpcs: Vec<Loc<Vpc>>,
     #[serde(default)]
     pub flow_logs: Option<Loc<FlowLogs>>,
+    /// An addition to shared/spec/vpc-config.md: connection tracking idle timeouts.
+    #[serde(default)]
+    pub connection_tracking: Option<Loc<ConnectionTracking>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -277,4 +280,26 @@ pub struct FlowLogs {
     pub destination: Option<Loc<String>>,
     #[serde(default)]
     pub format: Option<Loc<String>>,
+}
+
+/// `connection_tracking:` idle timeouts in seconds; an omitted field keeps the AWS default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionTracking {
+    #[serde(default)]
+    pub tcp_established_timeout: Option<Loc<i64>>,
+    #[serde(default)]
+    pub tcp_transitory_timeout: Option<Loc<i64>>,
+    #[serde(default)]
+    pub tcp_closing_timeout: Option<Loc<i64>>,
+    #[serde(default)]
+    pub udp_timeout: Option<Loc<i64>>,
+    #[serde(default)]
+    pub udp_stream_timeout: Option<Loc<i64>>,
+    #[serde(default)]
+    pub icmp_timeout: Option<Loc<i64>>,
+    #[serde(default)]
+    pub other_timeout: Option<Loc<i64>>,
+    #[serde(default)]
+    pub nat_idle_timeout: Option<Loc<i64>>,
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use ipnet::Ipv4Net;
-use vpc_common::acl::MAX_ACL_RULES;
+use vpc_common::{acl::MAX_ACL_RULES, conntrack::DEFAULT_TIMEOUTS};
 
 use super::{
     error::Diagnostic,
@@ -25,6 +25,10 @@ const RULE_NUMBERS: RangeInclusive<i64> = 1..=32766;
 /// Route targets that are keywords, not names.
 const TARGET_LOCAL: &str = "local";
 const TARGET_BLACKHOLE: &str = "blackhole";
+/// Idle timeouts the file may set (seconds): up to 5 days, as AWS's configurable range.
+const TIMEOUTS: RangeInclusive<i64> = 1..=432_000;
+/// AWS does not let the established TCP timeout go below a minute.
+const TCP_ESTABLISHED_TIMEOUTS: RangeInclusive<i64> = 60..=432_000;
 /// Prefix of a security group reference in a rule's source/destination.
 const SG_REF: &str = "sg:";
 /// Fields of the AWS v2 default flow log record, in order.
@@ -119,6 +123,10 @@ impl Validator {
             .map(|(i, vpc)| self.vpc(&vpc.value, &format!("vpcs[{i}]")))
             .collect();
         self.check_peering_overlaps(file, &vpcs);
+        let connection_tracking = match &file.connection_tracking {
+            Some(ct) => self.connection_tracking(&ct.value, "connection_tracking"),
+            None => Some(DEFAULT_TIMEOUTS),
+        };
         let flow_logs = match &file.flow_logs {
             Some(f) => Some(self.flow_logs(&f.value, "flow_logs")?),
             None => None,
@@ -126,6 +134,7 @@ impl Validator {
         Some(ValidatedConfig {
             vpcs: vpcs.into_iter().collect::<Option<_>>()?,
             flow_logs,
+            connection_tracking: connection_tracking?,
         })
     }
 
@@ -1177,6 +1186,71 @@ impl Validator {
                 }
             }
         }
+    }
+
+    // ----- Connection tracking -----
+
+    /// The timeouts the file sets over the AWS defaults; `None` if one is out of range.
+    fn connection_tracking(
+        &mut self,
+        ct: &model::ConnectionTracking,
+        path: &str,
+    ) -> Option<CtTimeouts> {
+        let mut out = DEFAULT_TIMEOUTS;
+        let fields = [
+            (
+                "tcp_established_timeout",
+                &ct.tcp_established_timeout,
+                TCP_ESTABLISHED_TIMEOUTS,
+                &mut out.tcp_established,
+            ),
+            (
+                "tcp_transitory_timeout",
+                &ct.tcp_transitory_timeout,
+                TIMEOUTS,
+                &mut out.tcp_transitory,
+            ),
+            (
+                "tcp_closing_timeout",
+                &ct.tcp_closing_timeout,
+                TIMEOUTS,
+                &mut out.tcp_closing,
+            ),
+            ("udp_timeout", &ct.udp_timeout, TIMEOUTS, &mut out.udp),
+            (
+                "udp_stream_timeout",
+                &ct.udp_stream_timeout,
+                TIMEOUTS,
+                &mut out.udp_stream,
+            ),
+            ("icmp_timeout", &ct.icmp_timeout, TIMEOUTS, &mut out.icmp),
+            ("other_timeout", &ct.other_timeout, TIMEOUTS, &mut out.other),
+            (
+                "nat_idle_timeout",
+                &ct.nat_idle_timeout,
+                TIMEOUTS,
+                &mut out.nat,
+            ),
+        ];
+        let mut valid = true;
+        for (name, value, range, slot) in fields {
+            let Some(Loc { value, pos }) = value else {
+                continue;
+            };
+            match u32::try_from(*value).ok().filter(|_| range.contains(value)) {
+                Some(seconds) => *slot = seconds,
+                None => {
+                    let msg = format!(
+                        "{name} must be between {} and {} seconds, got {value}",
+                        range.start(),
+                        range.end()
+                    );
+                    self.err(*pos, format!("{path}.{name}"), msg);
+                    valid = false;
+                }
+            }
+        }
+        valid.then_some(out)
     }
 
     // ----- Flow logs -----

@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+pub use vpc_common::conntrack::CtTimeouts;
 
 /// IP protocol numbers the rules give names to.
 pub const PROTO_ICMP: u8 = 1;
@@ -23,6 +24,8 @@ pub const DEFAULT_AGGREGATION_INTERVAL: u32 = 600;
 pub struct ValidatedConfig {
     pub vpcs: Vec<VpcDef>,
     pub flow_logs: Option<FlowLogConfig>,
+    /// Idle timeouts, every field set (AWS defaults for what the file omits).
+    pub connection_tracking: CtTimeouts,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,511 @@
+//! `SG_REMOTES` and `SG_RULES` entries (vpc-common/src/security_group.rs).
+//!
+//! Per VPC, the remote addresses the rules can tell apart become *classes*: every CIDR a rule
+//! names and the address (/32) of every member of a group some rule references. The class of
+//! an address is its most specific entry; an address that matches no entry is class 0. A rule
+//! naming CIDR C is written for every class whose prefix lies inside C (an address whose most
+//! specific entry lies inside C is inside C, and an address inside C has C or something inside
+//! it as its most specific entry, so this is exact). `0.0.0.0/0` gets no entry of its own:
+//! everything matches it, so its class is 0, the class of "nothing more specific".
+//!
+//! `sg:NAME` rules are written for the /32 classes of NAME's members at the time of the
+//! compile; recompiling after instances change keeps them current.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnet::Ipv4Net;
+use vpc_common::{
+    acl::{ACL_INBOUND, ACL_OUTBOUND},
+    security_group::{
+        SG_ANY_PROTO, SG_REMOTE_FIXED_BITS, SG_RULE_FIXED_BITS, SgRemoteKey, SgRuleKey,
+        SgRuleValue,
+    },
+};
+
+use super::{ids::Ids, net_raw};
+use crate::config::validated::{
+    InstanceDef, PROTO_ICMP, PROTO_TCP, PROTO_UDP, SgPeer, SgRuleDef, TrafficMatch, VpcDef,
+};
+
+/// The class of addresses that match no `SG_REMOTES` entry (and of `0.0.0.0/0`).
+pub const CLASS_NONE: u32 = 0;
+
+/// An `SG_REMOTES` trie key: `prefix_len` counts the VPC id's 32 bits first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SgRemotePrefix {
+    pub prefix_len: u32,
+    pub key: SgRemoteKey,
+}
+
+impl SgRemotePrefix {
+    pub fn new(vpc_id: u32, net: Ipv4Net) -> Self {
+        Self {
+            prefix_len: SG_REMOTE_FIXED_BITS + u32::from(net.prefix_len()),
+            key: SgRemoteKey {
+                vpc_id,
+                addr: net_raw(net).0,
+            },
+        }
+    }
+}
+
+/// An `SG_RULES` trie key: `prefix_len` counts the 80 fixed bits first, then the port's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SgRulePrefix {
+    pub prefix_len: u32,
+    pub key: SgRuleKey,
+}
+
+/// What a rule matches besides the remote: a protocol and a block of ports (for ICMP,
+/// `type << 8 | code`) given by its first `port_bits` bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortBlock {
+    pub proto: u8,
+    pub port: u16,
+    pub port_bits: u8,
+}
+
+/// The remote classes of one VPC: network -> class id (1, 2, ... in address order).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Classes {
+    by_net: BTreeMap<Ipv4Net, u32>,
+}
+
+impl Classes {
+    /// Every CIDR named by a rule of `vpc` (except /0) and the /32 of every member of a
+    /// referenced group.
+    pub fn of_vpc(vpc: &VpcDef) -> Self {
+        let mut nets = BTreeSet::new();
+        let mut referenced = BTreeSet::new();
+        for rule in vpc.security_groups.iter().flat_map(rules) {
+            match rule.peer {
+                SgPeer::Cidr(net) if net.prefix_len() > 0 => {
+                    nets.insert(net);
+                }
+                SgPeer::Cidr(_) => {}
+                SgPeer::Group(g) => {
+                    referenced.insert(g);
+                }
+            }
+        }
+        for inst in &vpc.instances {
+            if inst.security_groups.iter().any(|g| referenced.contains(g)) {
+                nets.insert(host(inst));
+            }
+        }
+        Self {
+            by_net: nets.into_iter().zip(1..).collect(),
+        }
+    }
+
+    /// (network, class) of every `SG_REMOTES` entry.
+    pub fn iter(&self) -> impl Iterator<Item = (Ipv4Net, u32)> + '_ {
+        self.by_net.iter().map(|(n, c)| (*n, *c))
+    }
+
+    /// The classes of the addresses inside `net` (class 0 too if `net` is `/0`).
+    pub fn inside(&self, net: Ipv4Net) -> Vec<u32> {
+        let mut out: Vec<u32> = self
+            .iter()
+            .filter(|(n, _)| net.contains(n))
+            .map(|(_, c)| c)
+            .collect();
+        if net.prefix_len() == 0 {
+            out.push(CLASS_NONE);
+        }
+        out
+    }
+
+    /// The class of a member's address.
+    fn host(&self, inst: &InstanceDef) -> u32 {
+        self.by_net[&host(inst)]
+    }
+}
+
+fn host(inst: &InstanceDef) -> Ipv4Net {
+    Ipv4Net::from(inst.private_ip)
+}
+
+fn rules(group: &crate::config::validated::SecurityGroupDef) -> impl Iterator<Item = &SgRuleDef> {
+    group.inbound.iter().chain(&group.outbound)
+}
+
+/// The fewest aligned power-of-two blocks covering exactly `lo..=hi`: (first port, prefix
+/// bits). At most 30 for any range.
+pub fn port_blocks(lo: u16, hi: u16) -> Vec<(u16, u8)> {
+    let (mut lo, hi) = (u32::from(lo), u32::from(hi));
+    let mut out = Vec::new();
+    while lo <= hi {
+        // The largest block aligned at `lo` that does not pass `hi`.
+        let mut size_bits = lo.trailing_zeros().min(16);
+        while lo + (1 << size_bits) - 1 > hi {
+            size_bits -= 1;
+        }
+        out.push((lo as u16, 16 - size_bits as u8));
+        lo += 1 << size_bits;
+    }
+    out
+}
+
+/// The (protocol, port block) keys a rule's traffic match is written under.
+pub fn traffic_blocks(t: &TrafficMatch) -> Vec<PortBlock> {
+    let block = |proto, port, port_bits| PortBlock {
+        proto,
+        port,
+        port_bits,
+    };
+    match t.protocol {
+        None => vec![block(SG_ANY_PROTO, 0, 0)],
+        Some(p @ (PROTO_TCP | PROTO_UDP)) => match t.ports {
+            None => vec![block(p, 0, 0)],
+            Some((lo, hi)) => port_blocks(lo, hi)
+                .into_iter()
+                .map(|(port, bits)| block(p, port, bits))
+                .collect(),
+        },
+        Some(PROTO_ICMP) => {
+            let icmp = |ty: u8, code: u8| u16::from(ty) << 8 | u16::from(code);
+            match (t.icmp_type, t.icmp_code) {
+                (None, None) => vec![block(PROTO_ICMP, 0, 0)],
+                (Some(ty), None) => vec![block(PROTO_ICMP, icmp(ty, 0), 8)],
+                (Some(ty), Some(code)) => vec![block(PROTO_ICMP, icmp(ty, code), 16)],
+                // A code of any type is no prefix: one entry per type.
+                (None, Some(code)) => (0..=u8::MAX)
+                    .map(|ty| block(PROTO_ICMP, icmp(ty, code), 16))
+                    .collect(),
+            }
+        }
+        Some(p) => vec![block(p, 0, 0)],
+    }
+}
+
+/// Every entry of VPC `v`'s security groups.
+pub fn vpc_security_groups(
+    vpc: &VpcDef,
+    v: usize,
+    ids: &Ids,
+    remotes: &mut BTreeMap<SgRemotePrefix, u32>,
+    rules_out: &mut BTreeMap<SgRulePrefix, SgRuleValue>,
+) {
+    let vpc_id = ids.vpc[v];
+    let classes = Classes::of_vpc(vpc);
+    for (net, class) in classes.iter() {
+        remotes.insert(SgRemotePrefix::new(vpc_id, net), class);
+    }
+    for (i, inst) in vpc.instances.iter().enumerate() {
+        let endpoint = ids.instance[v][i];
+        for &g in &inst.security_groups {
+            let group = &vpc.security_groups[g];
+            for (direction, list) in [(ACL_INBOUND, &group.inbound), (ACL_OUTBOUND, &group.outbound)]
+            {
+                for (r, rule) in list.iter().enumerate() {
+                    let value = SgRuleValue {
+                        rule: (g as u32) << 16 | r as u32,
+                    };
+                    let at = RuleSite {
+                        endpoint,
+                        direction: direction as u8,
+                        value,
+                    };
+                    for class in peer_classes(vpc, &classes, &rule.peer) {
+                        for block in traffic_blocks(&rule.traffic) {
+                            // Several rules may allow the same thing: the first one is named.
+                            let (key, value) = at.entry(class, block);
+                            rules_out.entry(key).or_insert(value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The classes a rule's source or destination covers.
+fn peer_classes(vpc: &VpcDef, classes: &Classes, peer: &SgPeer) -> Vec<u32> {
+    match peer {
+        SgPeer::Cidr(net) => classes.inside(*net),
+        SgPeer::Group(g) => vpc
+            .instances
+            .iter()
+            .filter(|i| i.security_groups.contains(g))
+            .map(|i| classes.host(i))
+            .collect(),
+    }
+}
+
+/// The instance, direction and rule an entry is written for.
+struct RuleSite {
+    endpoint: u32,
+    direction: u8,
+    value: SgRuleValue,
+}
+
+impl RuleSite {
+    fn entry(&self, class: u32, block: PortBlock) -> (SgRulePrefix, SgRuleValue) {
+        let key = SgRuleKey {
+            endpoint: self.endpoint,
+            class,
+            direction: self.direction,
+            proto: block.proto,
+            port_be: block.port.to_be(),
+        };
+        let prefix = SgRulePrefix {
+            prefix_len: SG_RULE_FIXED_BITS + u32::from(block.port_bits),
+            key,
+        };
+        (prefix, self.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vpc_common::iface::slot_id;
+
+    use super::*;
+    use crate::{
+        compile::{Compiled, compile},
+        config::load_str,
+    };
+
+    /// Whether `port` is inside the block starting at `start` with `bits` prefix bits.
+    fn in_block(port: u32, (start, bits): (u16, u8)) -> bool {
+        let shift = 16 - u32::from(bits);
+        port >> shift == u32::from(start) >> shift
+    }
+
+    /// Every port of `lo..=hi` is in exactly one block, no other port is in any, and every
+    /// block is aligned.
+    fn check_split(lo: u16, hi: u16, ports: impl Iterator<Item = u32>) {
+        let blocks = port_blocks(lo, hi);
+        assert!(blocks.len() <= 30, "{lo}-{hi}: {} blocks", blocks.len());
+        for &(start, bits) in &blocks {
+            let low = (1u32 << (16 - u32::from(bits))) - 1;
+            assert_eq!(u32::from(start) & low, 0, "{lo}-{hi}: unaligned {start}/{bits}");
+        }
+        for port in ports {
+            let hits = blocks.iter().filter(|b| in_block(port, **b)).count();
+            let inside = (u32::from(lo)..=u32::from(hi)).contains(&port);
+            assert_eq!(hits, usize::from(inside), "{lo}-{hi}: port {port}: {blocks:?}");
+        }
+    }
+
+    #[test]
+    fn port_ranges_split_into_exact_blocks_for_every_small_range() {
+        for lo in 0..=130u16 {
+            for hi in lo..=130 {
+                check_split(lo, hi, 0..=260);
+            }
+        }
+    }
+
+    #[test]
+    fn port_ranges_split_into_exact_blocks_for_wide_ranges() {
+        for (lo, hi, count) in [
+            (0, 65535, 1),
+            (1, 65535, 16),
+            (1024, 65535, 6),
+            (65535, 65535, 1),
+            (1, 65534, 30),
+        ] {
+            check_split(lo, hi, 0..=65535);
+            assert_eq!(port_blocks(lo, hi).len(), count, "{lo}-{hi}");
+        }
+    }
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().expect("net")
+    }
+
+    const NESTED: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    security_groups:
+      - name: g
+        inbound:
+          - { protocol: all, source: 10.0.0.0/16 }
+          - { protocol: all, source: 10.0.1.0/24 }
+          - { protocol: all, source: 10.0.1.128/25 }
+          - { protocol: all, source: 0.0.0.0/0 }
+        outbound:
+          - { protocol: all, destination: 192.168.0.0/16 }
+";
+
+    #[test]
+    fn a_cidr_covers_the_classes_inside_it_and_only_0_0_0_0_slash_0_covers_class_0() {
+        let config = load_str("t.yaml", NESTED).expect("valid");
+        let classes = Classes::of_vpc(&config.vpcs[0]);
+        // No entry for /0; the rest numbered in address order.
+        assert_eq!(
+            classes.iter().collect::<Vec<_>>(),
+            [
+                (net("10.0.0.0/16"), 1),
+                (net("10.0.1.0/24"), 2),
+                (net("10.0.1.128/25"), 3),
+                (net("192.168.0.0/16"), 4),
+            ]
+        );
+        assert_eq!(classes.inside(net("10.0.0.0/16")), [1, 2, 3]);
+        assert_eq!(classes.inside(net("10.0.1.0/24")), [2, 3]);
+        assert_eq!(classes.inside(net("10.0.1.128/25")), [3]);
+        assert_eq!(classes.inside(net("10.0.0.0/8")), [1, 2, 3]);
+        assert_eq!(classes.inside(net("0.0.0.0/0")), [1, 2, 3, 4, CLASS_NONE]);
+        assert_eq!(classes.inside(net("172.16.0.0/12")), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn traffic_becomes_protocol_and_port_prefixes() {
+        let t = |protocol, ports, icmp_type, icmp_code| TrafficMatch {
+            protocol,
+            ports,
+            icmp_type,
+            icmp_code,
+        };
+        let b = |proto, port, port_bits| PortBlock {
+            proto,
+            port,
+            port_bits,
+        };
+        assert_eq!(traffic_blocks(&TrafficMatch::ANY), [b(SG_ANY_PROTO, 0, 0)]);
+        assert_eq!(traffic_blocks(&t(Some(47), None, None, None)), [b(47, 0, 0)]);
+        assert_eq!(traffic_blocks(&t(Some(6), None, None, None)), [b(6, 0, 0)]);
+        assert_eq!(
+            traffic_blocks(&t(Some(17), Some((53, 53)), None, None)),
+            [b(17, 53, 16)]
+        );
+        assert_eq!(traffic_blocks(&t(Some(1), None, None, None)), [b(1, 0, 0)]);
+        assert_eq!(
+            traffic_blocks(&t(Some(1), None, Some(3), None)),
+            [b(1, 0x0300, 8)]
+        );
+        assert_eq!(
+            traffic_blocks(&t(Some(1), None, Some(3), Some(4))),
+            [b(1, 0x0304, 16)]
+        );
+        let any_type = traffic_blocks(&t(Some(1), None, None, Some(4)));
+        assert_eq!(any_type.len(), 256);
+        assert_eq!(any_type[8], b(1, 0x0804, 16));
+    }
+
+    const SMALL: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    subnets:
+      - { name: a, cidr: 10.0.0.0/24, interface: s0 }
+    security_groups:
+      - name: web
+        inbound:
+          - { protocol: tcp, ports: 80-81, source: 10.0.0.0/24 }
+          - { protocol: icmp, icmp: { type: 8 }, source: 0.0.0.0/0 }
+          - { protocol: all, source: sg:admin }
+        outbound: []
+      - name: admin
+        inbound:
+          - { protocol: 47, source: 10.0.0.10/32 }
+    instances:
+      - { name: w, subnet: a, private_ip: 10.0.0.10, security_groups: [web] }
+      - { name: x, subnet: a, private_ip: 10.0.0.11, security_groups: [admin] }
+      - { name: d, subnet: a, private_ip: 10.0.0.12 }
+";
+
+    fn small(slot: u32) -> Compiled {
+        let config = load_str("t.yaml", SMALL).expect("valid");
+        compile(&config, slot, &|_| Some(7)).expect("compiles")
+    }
+
+    #[test]
+    fn remote_classes_are_the_named_cidrs_and_the_members_of_referenced_groups() {
+        let c = small(1);
+        let vpc = slot_id(1, 1);
+        let expected: BTreeMap<SgRemotePrefix, u32> = [
+            ("10.0.0.0/24", 1),
+            // Named by admin's rule, and w's own address: one entry.
+            ("10.0.0.10/32", 2),
+            // x is a member of admin (referenced by web), d of default (referenced by itself).
+            ("10.0.0.11/32", 3),
+            ("10.0.0.12/32", 4),
+        ]
+        .into_iter()
+        .map(|(n, class)| (SgRemotePrefix::new(vpc, net(n)), class))
+        .collect();
+        assert_eq!(c.sg_remotes, expected);
+        assert_eq!(c.sg_remotes.keys().next().map(|k| k.prefix_len), Some(56));
+    }
+
+    #[test]
+    fn rules_are_written_per_instance_class_and_port_block() {
+        let c = small(0);
+        // Instances w, x, d are 1, 2, 3; groups web, admin, (implicit) default are 0, 1, 2.
+        let (w, x, d) = (1, 2, 3);
+        let (inb, out) = (ACL_INBOUND as u8, ACL_OUTBOUND as u8);
+        let mut expected = BTreeMap::new();
+        let mut add = |endpoint, classes: &[u32], direction, block: PortBlock, g: u32, r: u32| {
+            for &class in classes {
+                let site = RuleSite {
+                    endpoint,
+                    direction,
+                    value: SgRuleValue { rule: g << 16 | r },
+                };
+                let (key, value) = site.entry(class, block);
+                expected.insert(key, value);
+            }
+        };
+        let all = PortBlock {
+            proto: SG_ANY_PROTO,
+            port: 0,
+            port_bits: 0,
+        };
+        let everyone = [0, 1, 2, 3, 4];
+        // web: tcp 80-81 from the /24 (every class inside it), echo requests from anywhere,
+        // everything from admin's member x; no outbound rule.
+        let http = PortBlock {
+            proto: 6,
+            port: 80,
+            port_bits: 15,
+        };
+        add(w, &[1, 2, 3, 4], inb, http, 0, 0);
+        let echo = PortBlock {
+            proto: 1,
+            port: 0x0800,
+            port_bits: 8,
+        };
+        add(w, &everyone, inb, echo, 0, 1);
+        add(w, &[3], inb, all, 0, 2);
+        // admin: GRE from 10.0.0.10/32; outbound omitted = everything.
+        let gre = PortBlock {
+            proto: 47,
+            port: 0,
+            port_bits: 0,
+        };
+        add(x, &[2], inb, gre, 1, 0);
+        add(x, &everyone, out, all, 1, 0);
+        // default: everything from its members (d), everything out.
+        add(d, &[4], inb, all, 2, 0);
+        add(d, &everyone, out, all, 2, 0);
+        assert_eq!(c.sg_rules, expected);
+        let http_key = c.sg_rules.keys().find(|k| k.key.proto == 6).expect("http");
+        assert_eq!(
+            (http_key.prefix_len, http_key.key.port_be),
+            (95, 80u16.to_be())
+        );
+    }
+
+    #[test]
+    fn nat_gateways_get_no_rules() {
+        let yaml = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    internet_gateway: { name: igw, interface: up }
+    nat_gateways: [{ name: nat, subnet: a, private_ip: 10.0.0.5, elastic_ip: 198.51.100.1 }]
+    subnets:
+      - { name: a, cidr: 10.0.0.0/24, interface: s0 }
+";
+        let config = load_str("t.yaml", yaml).expect("valid");
+        let names = ["up", "s0"];
+        let c = compile(&config, 0, &|n| {
+            names.iter().position(|x| *x == n).map(|i| i as u32 + 1)
+        })
+        .expect("compiles");
+        assert!(c.sg_rules.is_empty(), "{:?}", c.sg_rules);
+        assert!(c.sg_remotes.is_empty(), "no member of default");
+    }
+}
