@@ -1,5 +1,7 @@
 //! Foundation: the XDP program loads (verifier), classifies crafted packets in
-//! BPF_PROG_TEST_RUN, and runs attached to a real interface in a test namespace.
+//! BPF_PROG_TEST_RUN (on a managed interface malformed packets are dropped with a reason; on
+//! an interface the agent does not manage everything goes to the kernel), and runs attached to
+//! a real interface in a test namespace.
 
 use aya::programs::XdpMode;
 use vpc_common::DropReason;
@@ -9,10 +11,13 @@ use vpc_tests::{
     packet::{Packet, TCP_SYN},
     require_kernel,
     testrun::{Verdict, run_xdp},
+    topology::Topology,
 };
 
 struct Case {
     name: &'static str,
+    /// Whether the packet arrives on a managed interface (pub0) or an unmanaged one.
+    managed: bool,
     frame: Vec<u8>,
     verdict: Verdict,
     /// The drop counter that must have grown by one (None: no drop counted).
@@ -20,7 +25,8 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let tcp = Packet::tcp("10.0.0.10", "10.0.1.10", 40000, 22, TCP_SYN).build();
+    // To the router's own address: well-formed, for the host.
+    let tcp = Packet::tcp("10.0.0.10", "10.0.0.1", 40000, 22, TCP_SYN).build();
     let mut ipv6 = tcp.clone();
     ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     let mut arp = tcp.clone();
@@ -31,44 +37,58 @@ fn cases() -> Vec<Case> {
     long_total[16..18].copy_from_slice(&1500u16.to_be_bytes());
     vec![
         Case {
-            name: "IPv4 TCP on an unmanaged interface goes to the kernel",
+            name: "IPv4 TCP for the router goes to the kernel",
+            managed: true,
             frame: tcp.clone(),
             verdict: Verdict::Pass,
             dropped: None,
         },
         Case {
+            name: "a truncated frame on an unmanaged interface goes to the kernel",
+            managed: false,
+            frame: tcp[..14 + 12].to_vec(),
+            verdict: Verdict::Pass,
+            dropped: None,
+        },
+        Case {
             name: "ARP goes to the kernel",
+            managed: true,
             frame: arp,
             verdict: Verdict::Pass,
             dropped: None,
         },
         Case {
             name: "frame cut inside the IPv4 header",
+            managed: true,
             frame: tcp[..14 + 12].to_vec(),
             verdict: Verdict::Drop,
             dropped: Some(DropReason::Malformed),
         },
         Case {
             name: "frame cut inside the TCP header",
+            managed: true,
             frame: tcp[..14 + 20 + 10].to_vec(),
             verdict: Verdict::Drop,
             dropped: Some(DropReason::Malformed),
         },
         Case {
             name: "IHL below 5",
+            managed: true,
             frame: bad_ihl,
             verdict: Verdict::Drop,
             dropped: Some(DropReason::Malformed),
         },
         Case {
             name: "total length beyond the frame",
+            managed: true,
             frame: long_total,
             verdict: Verdict::Drop,
             dropped: Some(DropReason::Malformed),
         },
         Case {
             name: "802.1Q tagged",
-            frame: Packet::tcp("10.0.0.10", "10.0.1.10", 1, 2, TCP_SYN)
+            managed: true,
+            frame: Packet::tcp("10.0.0.10", "10.0.0.1", 1, 2, TCP_SYN)
                 .vlan(7)
                 .build(),
             verdict: Verdict::Drop,
@@ -76,6 +96,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "IPv6",
+            managed: true,
             frame: ipv6,
             verdict: Verdict::Drop,
             dropped: Some(DropReason::NotIpv4),
@@ -86,10 +107,17 @@ fn cases() -> Vec<Case> {
 #[test]
 fn xdp_program_verdicts_for_crafted_packets() {
     require_kernel!();
-    let dp = Datapath::load().expect("datapath loads and passes the verifier");
+    let topo = Topology::build(include_str!("../fixtures/two-subnets.yaml"), None, true)
+        .expect("datapath loads, passes the verifier, takes the definition");
+    let dp = &topo.datapath;
+    let managed = topo.port_named("pub0").ifindex;
     for case in cases() {
         let before = dp.drop_counters().expect("drop counters");
-        let out = run_xdp(dp.xdp(), &case.frame, None).expect("test run");
+        let out = {
+            let _inside = topo.router.enter().expect("enter router namespace");
+            let ingress = case.managed.then_some(managed);
+            run_xdp(dp.xdp(), &case.frame, ingress).expect("test run")
+        };
         let after = dp.drop_counters().expect("drop counters");
         assert_eq!(out.verdict, case.verdict, "{}: verdict", case.name);
         if case.verdict == Verdict::Pass {

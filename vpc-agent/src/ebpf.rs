@@ -28,6 +28,13 @@ pub mod maps {
     pub const ACLS: &str = "ACLS";
     pub const DEVICES: &str = "DEVICES";
     pub const FRAGMENTS: &str = "FRAGMENTS";
+    pub const SG_REMOTES: &str = "SG_REMOTES";
+    pub const SG_RULES: &str = "SG_RULES";
+    pub const CONNTRACK: &str = "CONNTRACK";
+    pub const CT_TIMEOUTS: &str = "CT_TIMEOUTS";
+    pub const CT_STATS: &str = "CT_STATS";
+    pub const NAT_PORTS: &str = "NAT_PORTS";
+    pub const NAT_CONFIG: &str = "NAT_CONFIG";
 
     /// Every map the agent pins (policy, counters and datapath state).
     pub const ALL: [&str; 12] = [

@@ -13,6 +13,7 @@ use vpc_common::{
     acl::{AclTable, MAX_ACLS},
     iface::{GlobalConfig, SLOT_SHIFT},
     route::RouteKey,
+    security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
 };
 
 use crate::{compile::Compiled, ebpf::maps as names};
@@ -108,30 +109,36 @@ where
     Ok(stats)
 }
 
-fn sync_routes(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncStats, MapsError> {
-    let name = names::ROUTES;
+/// Makes the LPM trie `name` hold exactly `want` ((prefix length, key data) -> value) among
+/// the keys `in_slot` selects.
+fn sync_lpm<K, V>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    want: &BTreeMap<(u32, K), V>,
+    in_slot: impl Fn(&K) -> bool,
+    mode: Mode,
+) -> Result<SyncStats, MapsError>
+where
+    K: Pod + Ord,
+    V: Pod + PartialEq,
+{
     let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
-    let mut map: LpmTrie<_, RouteKey, _> = LpmTrie::try_from(map).map_err(map_err(name))?;
-    let want: BTreeMap<(u32, RouteKey), _> = compiled
-        .routes
-        .iter()
-        .map(|(p, v)| ((p.prefix_len, p.key), *v))
-        .collect();
+    let mut map: LpmTrie<_, K, V> = LpmTrie::try_from(map).map_err(map_err(name))?;
     let mut stats = SyncStats::default();
-    let have: Vec<Key<RouteKey>> = map
+    let have: Vec<Key<K>> = map
         .keys()
         .collect::<Result<_, _>>()
         .map_err(map_err(name))?;
     for key in have {
         let id = (key.prefix_len(), key.data());
-        if slot_of_id(id.1.table) == compiled.slot && !want.contains_key(&id) {
+        if in_slot(&id.1) && !want.contains_key(&id) {
             if mode == Mode::Write {
                 map.remove(&key).map_err(map_err(name))?;
             }
             stats.removed += 1;
         }
     }
-    for ((prefix_len, data), value) in &want {
+    for ((prefix_len, data), value) in want {
         let key = Key::new(*prefix_len, *data);
         if map.get(&key, 0).ok().as_ref() != Some(value) {
             if mode == Mode::Write {
@@ -141,6 +148,75 @@ fn sync_routes(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncS
         }
     }
     Ok(stats)
+}
+
+fn sync_routes(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncStats, MapsError> {
+    let want: BTreeMap<(u32, RouteKey), _> = compiled
+        .routes
+        .iter()
+        .map(|(p, v)| ((p.prefix_len, p.key), *v))
+        .collect();
+    sync_lpm(
+        ebpf,
+        names::ROUTES,
+        &want,
+        |k| slot_of_id(k.table) == compiled.slot,
+        mode,
+    )
+}
+
+fn sync_security_groups(
+    ebpf: &mut Ebpf,
+    compiled: &Compiled,
+    mode: Mode,
+) -> Result<SyncStats, MapsError> {
+    let slot = compiled.slot;
+    let remotes: BTreeMap<(u32, SgRemoteKey), u32> = compiled
+        .sg_remotes
+        .iter()
+        .map(|(p, v)| ((p.prefix_len, p.key), *v))
+        .collect();
+    let rules: BTreeMap<(u32, SgRuleKey), SgRuleValue> = compiled
+        .sg_rules
+        .iter()
+        .map(|(p, v)| ((p.prefix_len, p.key), *v))
+        .collect();
+    let mut stats = sync_lpm(
+        ebpf,
+        names::SG_REMOTES,
+        &remotes,
+        |k| slot_of_id(k.vpc_id) == slot,
+        mode,
+    )?;
+    stats += sync_lpm(
+        ebpf,
+        names::SG_RULES,
+        &rules,
+        |k| slot_of_id(k.endpoint) == slot,
+        mode,
+    )?;
+    Ok(stats)
+}
+
+/// Writes a single-entry array (global settings, not per generation) when it differs.
+fn sync_setting<V: Pod + PartialEq>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    want: V,
+    mode: Mode,
+) -> Result<SyncStats, MapsError> {
+    let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
+    let mut map: Array<_, V> = Array::try_from(map).map_err(map_err(name))?;
+    if map.get(&0, 0).map_err(map_err(name))? == want {
+        return Ok(SyncStats::default());
+    }
+    if mode == Mode::Write {
+        map.set(0, want, 0).map_err(map_err(name))?;
+    }
+    Ok(SyncStats {
+        written: 1,
+        removed: 0,
+    })
 }
 
 fn sync_acls(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncStats, MapsError> {
@@ -229,6 +305,9 @@ fn sync_slot(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncSta
     )?;
     stats += sync_routes(ebpf, compiled, mode)?;
     stats += sync_acls(ebpf, compiled, mode)?;
+    stats += sync_security_groups(ebpf, compiled, mode)?;
+    stats += sync_setting(ebpf, names::CT_TIMEOUTS, compiled.ct_timeouts, mode)?;
+    stats += sync_setting(ebpf, names::NAT_CONFIG, compiled.nat_config, mode)?;
     // Interfaces last: they are the entry point into a slot.
     stats += sync_hash(
         ebpf,

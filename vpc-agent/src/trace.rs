@@ -71,10 +71,7 @@ fn describe(hop: &Hop) -> String {
             allowed,
         } => format!(
             "network ACL {acl} of subnet {subnet}, {}: {} by {}",
-            match direction {
-                Direction::Inbound => "inbound",
-                Direction::Outbound => "outbound",
-            },
+            direction_name(*direction),
             if *allowed { "allowed" } else { "denied" },
             rule.map_or("the implicit final deny".to_owned(), |r| format!(
                 "rule {r}"
@@ -114,5 +111,34 @@ fn describe(hop: &Hop) -> String {
                 pass(*passed)
             )
         }
+        Hop::SecurityGroup {
+            instance,
+            direction,
+            group,
+            rule,
+            allowed,
+        } => format!(
+            "security groups of {instance}, {}: {}",
+            direction_name(*direction),
+            match (allowed, group, rule) {
+                (true, Some(g), Some(r)) => format!("allowed by group {g} rule {r}"),
+                (true, _, _) => "allowed".to_owned(),
+                (false, _, _) => "no rule allows it (new connection)".to_owned(),
+            }
+        ),
+        Hop::TrackedConnection {
+            instance,
+            direction,
+        } => format!(
+            "security groups of {instance}, {}: skipped, the packet belongs to a tracked connection",
+            direction_name(*direction)
+        ),
+    }
+}
+
+fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Inbound => "inbound",
+        Direction::Outbound => "outbound",
     }
 }

@@ -90,23 +90,28 @@ fn active_slot() -> u32 {
     CONFIG.get(0).map_or(0, |c| c.active_slot)
 }
 
-/// Runs the pipeline.
+/// The managed interface `ingress` in the active generation, or `None` (not the agent's:
+/// everything on it is the kernel's business, even packets the parser would reject).
 #[inline(always)]
-pub fn decide(ingress: u32, flow: &mut Flow) -> Result<Decision, DropReason> {
+pub fn interface(ingress: u32) -> Option<(u32, IfaceInfo)> {
     let slot = active_slot();
-    let Some(iface) = copied(
+    copied(
         &IFACES,
         IfaceKey {
             ifindex: ingress,
             slot,
         },
-    ) else {
-        return Ok(Decision::Unmanaged);
-    };
+    )
+    .map(|iface| (slot, iface))
+}
+
+/// Runs the pipeline for a packet that arrived on managed interface `iface`.
+#[inline(always)]
+pub fn decide(slot: u32, iface: &IfaceInfo, flow: &mut Flow) -> Result<Decision, DropReason> {
     classify_fragment(flow)?;
     match iface.kind {
-        IFACE_SUBNET => from_subnet(&iface, flow),
-        IFACE_UPLINK => from_uplink(slot, &iface, flow),
+        IFACE_SUBNET => from_subnet(iface, flow),
+        IFACE_UPLINK => from_uplink(slot, iface, flow),
         _ => Ok(Decision::Unmanaged),
     }
 }

@@ -24,14 +24,11 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use vpc_common::{
-    DropReason, MARK_APPROVED,
-    iface::{IFACE_SUBNET, IfaceKey},
-};
+use vpc_common::{DropReason, MARK_APPROVED, iface::IFACE_SUBNET};
 
 use crate::{
-    decide::{Decision, decide},
-    maps::{CONFIG, IFACES, SUBNETS, copied},
+    decide::{Decision, decide, interface},
+    maps::{SUBNETS, copied},
     packet::{Frame, parse},
 };
 
@@ -49,10 +46,13 @@ pub fn vpc_xdp(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
+    let Some((slot, iface)) = interface(ctx.ingress_ifindex() as u32) else {
+        return Ok(xdp_action::XDP_PASS);
+    };
     let Frame::Ipv4(mut flow) = parse(ctx)? else {
         return Ok(xdp_action::XDP_PASS);
     };
-    match decide(ctx.ingress_ifindex() as u32, &mut flow)? {
+    match decide(slot, &iface, &mut flow)? {
         Decision::Unmanaged | Decision::ToHost => Ok(xdp_action::XDP_PASS),
         Decision::Forward(fwd) => forward::xdp(ctx, &flow, &fwd),
     }
@@ -75,13 +75,16 @@ pub fn vpc_tc_ingress(ctx: TcContext) -> i32 {
 fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     // Headers must be in the linear part for direct access; a failure leaves them where they
     // are and the parser reports a short packet.
+    // SAFETY: reading the ingress ifindex of the skb being processed.
+    let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    let Some((slot, iface)) = interface(ingress) else {
+        return Ok(TC_ACT_OK);
+    };
     let _ = ctx.pull_data(128.min(ctx.len()));
     let Frame::Ipv4(mut flow) = parse(ctx)? else {
         return Ok(TC_ACT_OK);
     };
-    // SAFETY: reading the ingress ifindex of the skb being processed.
-    let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
-    match decide(ingress, &mut flow)? {
+    match decide(slot, &iface, &mut flow)? {
         Decision::Unmanaged | Decision::ToHost => Ok(TC_ACT_OK),
         Decision::Forward(fwd) => forward::tc(ctx, &flow, &fwd),
     }
@@ -109,17 +112,17 @@ fn try_vpc_tc_egress(ctx: &TcContext) -> Result<i32, DropReason> {
         ctx.set_mark(0);
         return Ok(TC_ACT_OK);
     }
-    let _ = ctx.pull_data(64.min(ctx.len()));
-    let Frame::Ipv4(flow) = parse(ctx)? else {
-        return Ok(TC_ACT_OK);
-    };
-    let slot = CONFIG.get(0).map_or(0, |c| c.active_slot);
-    let Some(iface) = copied(&IFACES, IfaceKey { ifindex, slot }) else {
+    let Some((_, iface)) = interface(ifindex) else {
         return Ok(TC_ACT_OK);
     };
     if iface.kind != IFACE_SUBNET {
         return Ok(TC_ACT_OK);
     }
+    let _ = ctx.pull_data(64.min(ctx.len()));
+    // Only forwarded IPv4 is guarded: the router's own ARP and IPv6 leave as they are.
+    let Ok(Frame::Ipv4(flow)) = parse(ctx) else {
+        return Ok(TC_ACT_OK);
+    };
     match copied(&SUBNETS, iface.subnet_id) {
         Some(s) if flow.src == s.router_ip => Ok(TC_ACT_OK),
         _ => Err(DropReason::Unapproved),

@@ -15,11 +15,11 @@ use ipnet::Ipv4Net;
 use vpc_common::{
     acl::{ACL_INBOUND, ACL_OUTBOUND, AclTable, MAX_ACL_RULES, MAX_ACLS, acl_index},
     capacity,
+    conntrack::CtTimeouts,
     iface::{
         Endpoint, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget,
         SubnetInfo, VpcInfo,
     },
-    conntrack::CtTimeouts,
     ip_raw, mask_raw,
     route::RouteValue,
     security_group::SgRuleValue,
@@ -50,6 +50,8 @@ pub struct Compiled {
     pub sg_rules: BTreeMap<SgRulePrefix, SgRuleValue>,
     /// `CT_TIMEOUTS[0]`, every field set.
     pub ct_timeouts: CtTimeouts,
+    /// The NAT gateways' port range (`NAT_CONFIG[0]`).
+    pub nat_config: vpc_common::nat::NatConfig,
     pub names: NameTable,
     pub ids: Ids,
 }
@@ -109,6 +111,11 @@ pub fn compile(
     let mut out = Compiled {
         slot,
         ct_timeouts: config.connection_tracking,
+        nat_config: vpc_common::nat::NatConfig {
+            port_min: vpc_common::nat::NAT_PORT_MIN,
+            port_max: vpc_common::nat::NAT_PORT_MAX,
+            _pad: 0,
+        },
         names: NameTable::build(config, &ids),
         ..Default::default()
     };
@@ -120,13 +127,7 @@ pub fn compile(
     for (v, vpc) in config.vpcs.iter().enumerate() {
         let igw_ifindex = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;
         routes::vpc_routes(vpc, v, &ids, igw_ifindex, &mut out.routes);
-        security_groups::vpc_security_groups(
-            vpc,
-            v,
-            &ids,
-            &mut out.sg_remotes,
-            &mut out.sg_rules,
-        );
+        security_groups::vpc_security_groups(vpc, v, &ids, &mut out.sg_remotes, &mut out.sg_rules);
         for (a, def) in vpc.network_acls.iter().enumerate() {
             let acl_id = ids.acl[v][a];
             for (dir, rules) in [(ACL_INBOUND, &def.inbound), (ACL_OUTBOUND, &def.outbound)] {
