@@ -129,6 +129,8 @@ impl Agent {
     fn start(opts: RunOptions) -> Result<Self, DaemonError> {
         let text = read_text(&opts.config)?;
         let config = load_text(&opts.config, &text)?;
+        // Interfaces first: nothing is created in the kernel for a definition that cannot run.
+        let resolved = resolve(&config)?;
         pin::ensure_bpffs(&opts.bpffs)?;
         let lock = pin::lock(&opts.bpffs)?;
         let adopting = pin::map_path(&opts.bpffs, crate::ebpf::maps::CONFIG).exists();
@@ -147,7 +149,6 @@ impl Agent {
             text,
             _lock: lock,
         };
-        let resolved = agent.resolve(&config)?;
         agent.apply(&config, resolved, "start")?;
         pin::write_record(
             &agent.opts.bpffs,
@@ -160,25 +161,6 @@ impl Agent {
             },
         )?;
         Ok(agent)
-    }
-
-    /// The managed interfaces of `config` with their ifindex; all must exist.
-    fn resolve(&self, config: &ValidatedConfig) -> Result<BTreeMap<String, u32>, DaemonError> {
-        let mut found = BTreeMap::new();
-        let mut missing = Vec::new();
-        for iface in netconf::managed_interfaces(config) {
-            match netconf::ifindex(&iface.name) {
-                Some(index) => {
-                    found.insert(iface.name, index);
-                }
-                None => missing.push(iface.name),
-            }
-        }
-        if missing.is_empty() {
-            Ok(found)
-        } else {
-            Err(DaemonError::MissingInterfaces(missing))
-        }
     }
 
     /// Prepares the interfaces, reconciles the maps, then attaches where needed: the policy is
@@ -289,9 +271,7 @@ impl Agent {
                 return;
             }
         };
-        let result = self
-            .resolve(&config)
-            .and_then(|resolved| self.apply(&config, resolved, "reload"));
+        let result = resolve(&config).and_then(|resolved| self.apply(&config, resolved, "reload"));
         if let Err(e) = result {
             log::error!(
                 "reload: {}; the running policy stays",
@@ -315,6 +295,25 @@ impl Agent {
         }
         log::warn!("a managed interface came back with a new ifindex; re-applying");
         self.reload(true);
+    }
+}
+
+/// The managed interfaces of `config` with their ifindex; all must exist.
+fn resolve(config: &ValidatedConfig) -> Result<BTreeMap<String, u32>, DaemonError> {
+    let mut found = BTreeMap::new();
+    let mut missing = Vec::new();
+    for iface in netconf::managed_interfaces(config) {
+        match netconf::ifindex(&iface.name) {
+            Some(index) => {
+                found.insert(iface.name, index);
+            }
+            None => missing.push(iface.name),
+        }
+    }
+    if missing.is_empty() {
+        Ok(found)
+    } else {
+        Err(DaemonError::MissingInterfaces(missing))
     }
 }
 
