@@ -35,9 +35,11 @@ pub mod maps {
     pub const CT_STATS: &str = "CT_STATS";
     pub const NAT_PORTS: &str = "NAT_PORTS";
     pub const NAT_CONFIG: &str = "NAT_CONFIG";
+    pub const FLOWS: &str = "FLOWS";
+    pub const FLOWS_SKIPPED: &str = "FLOWS_SKIPPED";
 
     /// Every map the agent pins (policy, counters and datapath state).
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 21] = [
         CONFIG,
         IFACES,
         SUBNETS,
@@ -50,5 +52,14 @@ pub mod maps {
         DEVICES,
         FRAGMENTS,
         DROP_COUNTERS,
+        SG_REMOTES,
+        SG_RULES,
+        CONNTRACK,
+        CT_TIMEOUTS,
+        CT_STATS,
+        NAT_PORTS,
+        NAT_CONFIG,
+        FLOWS,
+        FLOWS_SKIPPED,
     ];
 }

@@ -15,6 +15,7 @@ pub mod acl;
 pub mod capacity;
 pub mod conntrack;
 pub mod drop;
+pub mod flow;
 pub mod iface;
 pub mod nat;
 pub mod route;

@@ -12,6 +12,7 @@ mod conntrack;
 mod csum;
 mod decide;
 mod drop;
+mod flows;
 mod forward;
 mod maps;
 mod nat;
@@ -28,6 +29,7 @@ use vpc_common::{DropReason, MARK_APPROVED, iface::IFACE_SUBNET};
 
 use crate::{
     decide::{Decision, decide, interface},
+    flows::Outcome,
     maps::{SUBNETS, copied},
     packet::{Frame, parse},
 };
@@ -46,16 +48,30 @@ pub fn vpc_xdp(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
-    let Some((slot, iface)) = interface(ctx.ingress_ifindex() as u32) else {
+    let ingress = ctx.ingress_ifindex() as u32;
+    let Some((slot, iface)) = interface(ingress) else {
         return Ok(xdp_action::XDP_PASS);
     };
     let Frame::Ipv4(mut flow) = parse(ctx)? else {
         return Ok(xdp_action::XDP_PASS);
     };
-    match decide(slot, &iface, &mut flow)? {
-        Decision::Unmanaged | Decision::ToHost => Ok(xdp_action::XDP_PASS),
-        Decision::Forward(fwd) => forward::xdp(ctx, &flow, &fwd),
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    let fwd = match decide(slot, &iface, &mut flow) {
+        Ok(Decision::Forward(fwd)) => fwd,
+        Ok(Decision::Unmanaged | Decision::ToHost) => return Ok(xdp_action::XDP_PASS),
+        Err(reason) => {
+            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
+            return Err(reason);
+        }
+    };
+    let action = forward::xdp(ctx, &flow, &fwd);
+    match action {
+        // Handed to the kernel path: the TC program decides again and records the flow.
+        Ok(xdp_action::XDP_PASS) => {}
+        Ok(_) => flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd)),
+        Err(reason) => flows::record(ingress, &flow, bytes, Outcome::Rejected(reason)),
     }
+    action
 }
 
 /// TC ingress program on every VPC interface: the same pipeline for packets XDP handed to the
@@ -84,10 +100,21 @@ fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     let Frame::Ipv4(mut flow) = parse(ctx)? else {
         return Ok(TC_ACT_OK);
     };
-    match decide(slot, &iface, &mut flow)? {
-        Decision::Unmanaged | Decision::ToHost => Ok(TC_ACT_OK),
-        Decision::Forward(fwd) => forward::tc(ctx, &flow, &fwd),
+    let bytes = u64::from(ctx.len());
+    let fwd = match decide(slot, &iface, &mut flow) {
+        Ok(Decision::Forward(fwd)) => fwd,
+        Ok(Decision::Unmanaged | Decision::ToHost) => return Ok(TC_ACT_OK),
+        Err(reason) => {
+            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
+            return Err(reason);
+        }
+    };
+    let action = forward::tc(ctx, &flow, &fwd);
+    match action {
+        Ok(_) => flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd)),
+        Err(reason) => flows::record(ingress, &flow, bytes, Outcome::Rejected(reason)),
     }
+    action
 }
 
 /// TC egress guard on subnet interfaces: only packets the datapath approved (marked by the TC

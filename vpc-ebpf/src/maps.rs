@@ -3,7 +3,7 @@
 //! their documentation.
 
 use aya_ebpf::{
-    btf_maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray},
+    btf_maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
     macros::btf_map,
 };
 use vpc_common::{
@@ -14,6 +14,7 @@ use vpc_common::{
         Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
         PublicTarget, SubnetInfo, VpcInfo,
     },
+    flow::{FLOWS_ENTRIES, FlowKey, FlowStats},
     nat::{NAT_PORTS_ENTRIES, NatConfig, NatKey, NatValue},
     route::{RouteKey, RouteValue},
     security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
@@ -114,6 +115,16 @@ pub static NAT_PORTS: LruHashMap<NatKey, NatValue, { NAT_PORTS_ENTRIES as usize 
 /// The NAT port range.
 #[btf_map]
 pub static NAT_CONFIG: Array<NatConfig, 1> = Array::new();
+
+/// Per-flow counters (see `vpc_common::flow`); the agent drains it every interval.
+#[btf_map]
+pub static FLOWS: PerCpuHashMap<FlowKey, FlowStats, { FLOWS_ENTRIES as usize }> =
+    PerCpuHashMap::new();
+
+/// ifindex -> packets whose flow could not be recorded (FLOWS full): SKIPDATA.
+#[btf_map]
+pub static FLOWS_SKIPPED: PerCpuHashMap<u32, u64, { two_generations(capacity::IFACES) as usize }> =
+    PerCpuHashMap::new();
 
 /// Key of [`FRAGMENTS`]: one IPv4 datagram being fragmented.
 #[repr(C)]

@@ -1,0 +1,89 @@
+//! Per-flow counters (layouts and the agent's side: `vpc_common::flow`).
+
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::bpf_ktime_get_ns,
+};
+use vpc_common::{
+    DropReason,
+    flow::{FLOW_ACCEPT, FLOW_REJECT, FlowKey, FlowStats},
+};
+
+use crate::{
+    decide::Forward,
+    maps::{FLOWS, FLOWS_SKIPPED},
+    packet::Flow,
+};
+
+/// What happened to the packet, for its flow record.
+pub enum Outcome<'a> {
+    Accepted(&'a Forward),
+    Rejected(DropReason),
+}
+
+/// Counts one packet of `flow` (`bytes` long) that arrived on `ifindex`.
+#[inline(always)]
+pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
+    let key = FlowKey {
+        ifindex,
+        src: flow.src,
+        dst: flow.dst,
+        sport: flow.sport,
+        dport: flow.dport,
+        proto: flow.proto,
+        action: match outcome {
+            Outcome::Accepted(_) => FLOW_ACCEPT,
+            Outcome::Rejected(_) => FLOW_REJECT,
+        },
+        _pad: [0; 2],
+    };
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let stats = match FLOWS.get_ptr_mut(key) {
+        Some(p) => p,
+        None => {
+            let mut fresh = FlowStats {
+                first_ns: now,
+                ..FlowStats::default()
+            };
+            match outcome {
+                Outcome::Accepted(fwd) => {
+                    fresh.out_ifindex = fwd.ifindex;
+                    fresh.pkt_src = if fwd.new_src != 0 { fwd.new_src } else { flow.src };
+                    fresh.pkt_dst = if fwd.new_dst != 0 { fwd.new_dst } else { flow.dst };
+                }
+                Outcome::Rejected(reason) => fresh.reason = reason as u32,
+            }
+            if FLOWS.insert(key, fresh, u64::from(BPF_NOEXIST)).is_err()
+                && FLOWS.get_ptr_mut(key).is_none()
+            {
+                skipped(ifindex);
+                return;
+            }
+            match FLOWS.get_ptr_mut(key) {
+                Some(p) => p,
+                None => {
+                    skipped(ifindex);
+                    return;
+                }
+            }
+        }
+    };
+    // SAFETY: per-CPU value of this CPU, valid for the program's duration.
+    let s = unsafe { &mut *stats };
+    s.packets += 1;
+    s.bytes += bytes;
+    s.last_ns = now;
+    s.tcp_flags |= flow.tcp_flags;
+}
+
+#[inline(always)]
+fn skipped(ifindex: u32) {
+    match FLOWS_SKIPPED.get_ptr_mut(ifindex) {
+        // SAFETY: per-CPU value.
+        Some(c) => unsafe { *c += 1 },
+        None => {
+            let _ = FLOWS_SKIPPED.insert(ifindex, 1u64, 0);
+        }
+    }
+}
