@@ -1,9 +1,6 @@
 //! Per-flow counters (layouts and the agent's side: `vpc_common::flow`).
 
-use aya_ebpf::{
-    bindings::BPF_NOEXIST,
-    helpers::bpf_ktime_get_ns,
-};
+use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
 use vpc_common::{
     DropReason,
     flow::{FLOW_ACCEPT, FLOW_REJECT, FlowKey, FlowStats},
@@ -49,8 +46,16 @@ pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
             match outcome {
                 Outcome::Accepted(fwd) => {
                     fresh.out_ifindex = fwd.ifindex;
-                    fresh.pkt_src = if fwd.new_src != 0 { fwd.new_src } else { flow.src };
-                    fresh.pkt_dst = if fwd.new_dst != 0 { fwd.new_dst } else { flow.dst };
+                    fresh.pkt_src = if fwd.new_src != 0 {
+                        fwd.new_src
+                    } else {
+                        flow.src
+                    };
+                    fresh.pkt_dst = if fwd.new_dst != 0 {
+                        fwd.new_dst
+                    } else {
+                        flow.dst
+                    };
                 }
                 Outcome::Rejected(reason) => fresh.reason = reason as u32,
             }

@@ -10,11 +10,11 @@ use vpc_common::{
     acl::{ACLS_ENTRIES, AclTable},
     capacity::{self, two_generations},
     conntrack::{CONNTRACK_ENTRIES, CT_STAT_SLOTS, CtEntry, CtKey, CtTimeouts},
+    flow::{FLOWS_ENTRIES, FlowKey, FlowStats},
     iface::{
         Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
         PublicTarget, SubnetInfo, VpcInfo,
     },
-    flow::{FLOWS_ENTRIES, FlowKey, FlowStats},
     nat::{NAT_PORTS_ENTRIES, NatConfig, NatKey, NatValue},
     route::{RouteKey, RouteValue},
     security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
