@@ -11,6 +11,8 @@ pub mod programs {
     pub const TC_INGRESS: &str = "vpc_tc_ingress";
     /// TC egress guard on subnet interfaces.
     pub const TC_EGRESS: &str = "vpc_tc_egress";
+    /// Benchmark floor (parse + redirect, no policy); never attached by the agent.
+    pub const FLOOR: &str = "vpc_floor";
 }
 
 /// Map names in the object.

@@ -74,6 +74,23 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
     action
 }
 
+/// The benchmark floor: parses Ethernet and IPv4 like the datapath, then redirects through the
+/// device map with no policy at all. `cargo xtask bench` reports every path as a ratio to it.
+/// Never attached by the agent.
+#[xdp]
+pub fn vpc_floor(ctx: XdpContext) -> u32 {
+    match parse(&ctx) {
+        Ok(Frame::Ipv4(_)) => maps::DEVICES
+            .redirect(
+                ctx.ingress_ifindex() as u32,
+                u64::from(xdp_action::XDP_PASS),
+            )
+            .unwrap_or(xdp_action::XDP_PASS),
+        Ok(Frame::Other) => xdp_action::XDP_PASS,
+        Err(_) => xdp_action::XDP_DROP,
+    }
+}
+
 /// TC ingress program on every VPC interface: the same pipeline for packets XDP handed to the
 /// kernel (unknown neighbour) or that arrive where XDP is not attached.
 #[classifier]
