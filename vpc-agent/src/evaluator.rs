@@ -770,7 +770,12 @@ mod tests {
             .collect()
     }
 
-    fn sg_hop(instance: &str, direction: Direction, group: Option<&str>, rule: Option<usize>) -> Hop {
+    fn sg_hop(
+        instance: &str,
+        direction: Direction,
+        group: Option<&str>,
+        rule: Option<usize>,
+    ) -> Hop {
         Hop::SecurityGroup {
             instance: instance.into(),
             direction,
@@ -791,7 +796,10 @@ mod tests {
         assert_eq!(sg_hops(&t), [&web_443]);
         let t = trace(&Stateless, "up", &tcp("192.0.2.7", "198.51.100.20", 80));
         assert_eq!(t.verdict, SG_IN);
-        assert_eq!(sg_hops(&t), [&sg_hop("web", Direction::Inbound, None, None)]);
+        assert_eq!(
+            sg_hops(&t),
+            [&sg_hop("web", Direction::Inbound, None, None)]
+        );
     }
 
     #[test]
@@ -805,7 +813,10 @@ mod tests {
         );
         assert_eq!(verdict("s0", &tcp("10.0.0.12", "10.0.0.10", 22)), SG_IN);
         // Outbound to sg:db: only the database port, only to members of db.
-        assert!(delivered(&verdict("s0", &tcp("10.0.0.10", "10.0.1.10", 5432))));
+        assert!(delivered(&verdict(
+            "s0",
+            &tcp("10.0.0.10", "10.0.1.10", 5432)
+        )));
         assert_eq!(verdict("s0", &tcp("10.0.0.10", "10.0.1.10", 22)), SG_OUT);
         assert_eq!(verdict("s0", &tcp("10.0.0.10", "10.0.1.11", 5432)), SG_OUT);
     }
@@ -856,7 +867,15 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            ["source", "sg-out", "acl-out", "route", "destination", "acl-in", "sg-in"]
+            [
+                "source",
+                "sg-out",
+                "acl-out",
+                "route",
+                "destination",
+                "acl-in",
+                "sg-in"
+            ]
         );
     }
 

@@ -88,7 +88,12 @@ fn cidr_strategy() -> impl Strategy<Value = (u32, u8)> {
 fn sg_cidr_strategy() -> impl Strategy<Value = (u32, u8)> {
     prop_oneof![
         cidr_strategy(),
-        (0u32..4, 0u32..4, 10u32..30, prop_oneof![Just(32u8), 26u8..32])
+        (
+            0u32..4,
+            0u32..4,
+            10u32..30,
+            prop_oneof![Just(32u8), 26u8..32]
+        )
             .prop_map(|(v, s, h, len)| ((10 << 24) | (v << 16) | (s << 8) | h, len)),
     ]
 }
@@ -161,18 +166,16 @@ fn vpc_strategy() -> impl Strategy<Value = VpcSpec> {
         any::<bool>(),
     )
         .prop_map(
-            |(igw, nat, subnets, instances, tables, acls, peer, groups, defines_default)| {
-                VpcSpec {
-                    igw,
-                    nat: nat && igw,
-                    subnets,
-                    instances,
-                    tables,
-                    acls,
-                    peer,
-                    defines_default: defines_default && !groups.is_empty(),
-                    groups,
-                }
+            |(igw, nat, subnets, instances, tables, acls, peer, groups, defines_default)| VpcSpec {
+                igw,
+                nat: nat && igw,
+                subnets,
+                instances,
+                tables,
+                acls,
+                peer,
+                defines_default: defines_default && !groups.is_empty(),
+                groups,
             },
         )
 }
@@ -222,7 +225,11 @@ fn security_groups_yaml(spec: &VpcSpec, y: &mut String) {
                     Some(g) => format!("sg:{}", group_name(spec, g)),
                     None => cidr_yaml(rule.rule.cidr),
                 };
-                let _ = writeln!(y, "          - {{ {}, {field}: {peer} }}", traffic_yaml(&rule.rule));
+                let _ = writeln!(
+                    y,
+                    "          - {{ {}, {field}: {peer} }}",
+                    traffic_yaml(&rule.rule)
+                );
             }
             if rules.is_empty() {
                 y.push_str("          []\n");
@@ -506,8 +513,12 @@ impl Sim<'_> {
         self.c.sg_rules.keys().any(|k| {
             let bits = k.prefix_len - SG_RULE_FIXED_BITS;
             let shift = 16 - bits;
-            (k.key.endpoint, k.key.class, u32::from(k.key.direction), k.key.proto)
-                == (endpoint, class, dir, proto)
+            (
+                k.key.endpoint,
+                k.key.class,
+                u32::from(k.key.direction),
+                k.key.proto,
+            ) == (endpoint, class, dir, proto)
                 && u32::from(port) >> shift == u32::from(u16::from_be(k.key.port_be)) >> shift
         })
     }

@@ -736,7 +736,10 @@ rejects!(
 
 #[test]
 fn connection_tracking_rejects_unknown_keys() {
-    let found = errors(concat!(base!(), "connection_tracking: { tcp_timeout: 5 }\n"));
+    let found = errors(concat!(
+        base!(),
+        "connection_tracking: { tcp_timeout: 5 }\n"
+    ));
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
         found[0].starts_with("t.yaml:7:") && found[0].contains("tcp_timeout"),

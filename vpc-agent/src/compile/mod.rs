@@ -15,11 +15,11 @@ use ipnet::Ipv4Net;
 use vpc_common::{
     acl::{ACL_INBOUND, ACL_OUTBOUND, AclTable, MAX_ACL_RULES, MAX_ACLS, acl_index},
     capacity,
+    conntrack::CtTimeouts,
     iface::{
         Endpoint, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget,
         SubnetInfo, VpcInfo,
     },
-    conntrack::CtTimeouts,
     ip_raw, mask_raw,
     route::RouteValue,
     security_group::SgRuleValue,
@@ -120,13 +120,7 @@ pub fn compile(
     for (v, vpc) in config.vpcs.iter().enumerate() {
         let igw_ifindex = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;
         routes::vpc_routes(vpc, v, &ids, igw_ifindex, &mut out.routes);
-        security_groups::vpc_security_groups(
-            vpc,
-            v,
-            &ids,
-            &mut out.sg_remotes,
-            &mut out.sg_rules,
-        );
+        security_groups::vpc_security_groups(vpc, v, &ids, &mut out.sg_remotes, &mut out.sg_rules);
         for (a, def) in vpc.network_acls.iter().enumerate() {
             let acl_id = ids.acl[v][a];
             for (dir, rules) in [(ACL_INBOUND, &def.inbound), (ACL_OUTBOUND, &def.outbound)] {

@@ -17,8 +17,7 @@ use ipnet::Ipv4Net;
 use vpc_common::{
     acl::{ACL_INBOUND, ACL_OUTBOUND},
     security_group::{
-        SG_ANY_PROTO, SG_REMOTE_FIXED_BITS, SG_RULE_FIXED_BITS, SgRemoteKey, SgRuleKey,
-        SgRuleValue,
+        SG_ANY_PROTO, SG_REMOTE_FIXED_BITS, SG_RULE_FIXED_BITS, SgRemoteKey, SgRuleKey, SgRuleValue,
     },
 };
 
@@ -196,8 +195,10 @@ pub fn vpc_security_groups(
         let endpoint = ids.instance[v][i];
         for &g in &inst.security_groups {
             let group = &vpc.security_groups[g];
-            for (direction, list) in [(ACL_INBOUND, &group.inbound), (ACL_OUTBOUND, &group.outbound)]
-            {
+            for (direction, list) in [
+                (ACL_INBOUND, &group.inbound),
+                (ACL_OUTBOUND, &group.outbound),
+            ] {
                 for (r, rule) in list.iter().enumerate() {
                     let value = SgRuleValue {
                         rule: (g as u32) << 16 | r as u32,
@@ -280,12 +281,20 @@ mod tests {
         assert!(blocks.len() <= 30, "{lo}-{hi}: {} blocks", blocks.len());
         for &(start, bits) in &blocks {
             let low = (1u32 << (16 - u32::from(bits))) - 1;
-            assert_eq!(u32::from(start) & low, 0, "{lo}-{hi}: unaligned {start}/{bits}");
+            assert_eq!(
+                u32::from(start) & low,
+                0,
+                "{lo}-{hi}: unaligned {start}/{bits}"
+            );
         }
         for port in ports {
             let hits = blocks.iter().filter(|b| in_block(port, **b)).count();
             let inside = (u32::from(lo)..=u32::from(hi)).contains(&port);
-            assert_eq!(hits, usize::from(inside), "{lo}-{hi}: port {port}: {blocks:?}");
+            assert_eq!(
+                hits,
+                usize::from(inside),
+                "{lo}-{hi}: port {port}: {blocks:?}"
+            );
         }
     }
 
@@ -366,7 +375,10 @@ mod tests {
             port_bits,
         };
         assert_eq!(traffic_blocks(&TrafficMatch::ANY), [b(SG_ANY_PROTO, 0, 0)]);
-        assert_eq!(traffic_blocks(&t(Some(47), None, None, None)), [b(47, 0, 0)]);
+        assert_eq!(
+            traffic_blocks(&t(Some(47), None, None, None)),
+            [b(47, 0, 0)]
+        );
         assert_eq!(traffic_blocks(&t(Some(6), None, None, None)), [b(6, 0, 0)]);
         assert_eq!(
             traffic_blocks(&t(Some(17), Some((53, 53)), None, None)),
