@@ -1,5 +1,6 @@
 //! Every file in examples/ is valid and fits the datapath; the `validate` command's contract;
-//! the reference evaluator on the demo scenario (public and private subnets with NAT).
+//! the reference evaluator on the demo scenario (public and private subnets with NAT, security
+//! groups).
 
 use std::{net::Ipv4Addr, path::PathBuf, process::Command};
 
@@ -186,6 +187,36 @@ fn subnets_reach_each_other_and_spoofing_is_dropped() {
     assert_eq!(v, Verdict::Drop(DropReason::UnknownDestination));
     let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.0.1", 22));
     assert_eq!(v, Verdict::ToHost);
+}
+
+#[test]
+fn the_demo_security_groups_filter_new_connections() {
+    let config = demo();
+    let sg_in = Verdict::Drop(DropReason::SecurityGroupInbound);
+    // The web server admits HTTPS from anywhere, SSH only from home.
+    let v = verdict(&config, "uplink0", tcp("192.0.2.7", "198.51.100.20", 443));
+    assert_eq!(v, deliver("sub-pub0", "192.0.2.7", "10.0.0.10"));
+    let v = verdict(&config, "uplink0", tcp("192.0.2.7", "198.51.100.20", 22));
+    assert_eq!(v, sg_in);
+    // SSH: the web tier reaches the jumpbox (sg:web), only the jumpbox reaches the database.
+    let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.1.10", 22));
+    assert_eq!(v, deliver("sub-priv0", "10.0.0.10", "10.0.1.10"));
+    let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.1.20", 22));
+    assert_eq!(v, sg_in);
+    let v = verdict(&config, "sub-priv0", tcp("10.0.1.10", "10.0.1.20", 22));
+    assert_eq!(v, deliver("sub-priv0", "10.0.1.10", "10.0.1.20"));
+    // Ping (echo request) to the database from inside the VPC, nothing else by ICMP.
+    let ping = |code| Packet {
+        proto: 1,
+        icmp_type: 8,
+        icmp_code: code,
+        ..tcp("10.0.0.10", "10.0.1.20", 0)
+    };
+    assert_eq!(
+        verdict(&config, "sub-pub0", ping(0)),
+        deliver("sub-priv0", "10.0.0.10", "10.0.1.20")
+    );
+    assert_eq!(verdict(&config, "sub-pub0", ping(1)), sg_in);
 }
 
 #[test]
