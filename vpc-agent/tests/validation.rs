@@ -746,3 +746,20 @@ fn connection_tracking_rejects_unknown_keys() {
         "{found:?}"
     );
 }
+
+#[test]
+fn nat_port_range_is_validated_and_defaults_to_aws() {
+    let base = "vpcs:\n  - name: v\n    cidr_blocks: [10.0.0.0/16]\n";
+    let config = vpc_agent::config::load_str("t.yaml", base).expect("valid");
+    assert_eq!(config.nat_port_range, (1024, 65535));
+    let text = format!("{base}connection_tracking:\n  nat_port_range: 2000-2003\n");
+    let config = vpc_agent::config::load_str("t.yaml", &text).expect("valid");
+    assert_eq!(config.nat_port_range, (2000, 2003));
+    let text = format!("{base}connection_tracking:\n  nat_port_range: 3000-2000\n");
+    let err = vpc_agent::config::load_str("t.yaml", &text).expect_err("reversed");
+    let lines: Vec<String> = err.lines().collect();
+    assert_eq!(
+        lines,
+        ["t.yaml:5:19: connection_tracking.nat_port_range: port range 3000-2000 is reversed (the first port must not exceed the second)"]
+    );
+}

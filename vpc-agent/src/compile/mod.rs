@@ -112,8 +112,8 @@ pub fn compile(
         slot,
         ct_timeouts: config.connection_tracking,
         nat_config: vpc_common::nat::NatConfig {
-            port_min: vpc_common::nat::NAT_PORT_MIN,
-            port_max: vpc_common::nat::NAT_PORT_MAX,
+            port_min: config.nat_port_range.0,
+            port_max: config.nat_port_range.1,
             _pad: 0,
         },
         names: NameTable::build(config, &ids),

@@ -282,7 +282,8 @@ pub struct FlowLogs {
     pub format: Option<Loc<String>>,
 }
 
-/// `connection_tracking:` idle timeouts in seconds; an omitted field keeps the AWS default.
+/// `connection_tracking:` idle timeouts in seconds (an omitted field keeps the AWS default) and
+/// the NAT gateways' port range (`nat_port_range: A-B`, default 1024-65535).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionTracking {
@@ -302,4 +303,6 @@ pub struct ConnectionTracking {
     pub other_timeout: Option<Loc<i64>>,
     #[serde(default)]
     pub nat_idle_timeout: Option<Loc<i64>>,
+    #[serde(default)]
+    pub nat_port_range: Option<Loc<Text>>,
 }

@@ -127,6 +127,14 @@ impl Validator {
             Some(ct) => self.connection_tracking(&ct.value, "connection_tracking"),
             None => Some(DEFAULT_TIMEOUTS),
         };
+        let nat_port_range = match file
+            .connection_tracking
+            .as_ref()
+            .and_then(|ct| ct.value.nat_port_range.as_ref())
+        {
+            Some(range) => self.port_range(range, "connection_tracking.nat_port_range"),
+            None => Some(DEFAULT_NAT_PORT_RANGE),
+        };
         let flow_logs = match &file.flow_logs {
             Some(f) => Some(self.flow_logs(&f.value, "flow_logs")?),
             None => None,
@@ -135,6 +143,7 @@ impl Validator {
             vpcs: vpcs.into_iter().collect::<Option<_>>()?,
             flow_logs,
             connection_tracking: connection_tracking?,
+            nat_port_range: nat_port_range?,
         })
     }
 
@@ -1001,6 +1010,11 @@ impl Validator {
             );
             return None;
         }
+        self.port_range(p, path)
+    }
+
+    /// `N` or `A-B` with ports 1-65535, A <= B.
+    fn port_range(&mut self, p: &Loc<model::Text>, path: &str) -> Option<(u16, u16)> {
         let text = p.value.0.as_str();
         let (lo, hi) = text.split_once('-').unwrap_or((text, text));
         let (Ok(lo), Ok(hi)) = (lo.trim().parse::<u64>(), hi.trim().parse::<u64>()) else {

@@ -26,7 +26,12 @@ pub struct ValidatedConfig {
     pub flow_logs: Option<FlowLogConfig>,
     /// Idle timeouts, every field set (AWS defaults for what the file omits).
     pub connection_tracking: CtTimeouts,
+    /// Ports NAT gateways translate to (inclusive).
+    pub nat_port_range: (u16, u16),
 }
+
+/// AWS's NAT gateway port range.
+pub const DEFAULT_NAT_PORT_RANGE: (u16, u16) = (1024, 65535);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VpcDef {
