@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod datapath;
 pub mod netns;
+pub mod observe;
 pub mod packet;
 pub mod testrun;
 pub mod topology;

@@ -7,82 +7,19 @@
 //! - Real traffic through namespaces (ping, TCP, UDP) in native and generic XDP mode, checked
 //!   from both ends, with an ACL allow and deny.
 
-use std::{collections::BTreeMap, net::Ipv4Addr};
+use std::collections::BTreeMap;
 
 use aya::programs::XdpMode;
 use vpc_agent::evaluator::{self, Ingress, Verdict as Expected};
 use vpc_common::DropReason;
 use vpc_tests::{
+    observe::{Seen, run},
     packet::{L4, Packet, TCP_ACK, TCP_SYN, verify_checksums},
     require_kernel,
-    testrun::{Verdict, run_xdp},
     topology::{INTERNET_CLIENT_IP, Topology, mac},
 };
 
 const FIXTURE: &str = include_str!("../fixtures/two-subnets.yaml");
-
-/// What the kernel did with one packet.
-#[derive(Debug, PartialEq)]
-enum Seen {
-    /// Redirected out of this router interface with these addresses.
-    Forwarded {
-        interface: String,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-    },
-    Dropped(DropReason),
-    /// Handed to the kernel (for the router itself).
-    Passed,
-}
-
-/// Runs `packet` through the XDP program as if it arrived on `ingress`; returns what happened
-/// and the output frame.
-fn run(topo: &Topology, ingress: &str, packet: &Packet) -> (Seen, Vec<u8>) {
-    let frame = packet.build();
-    let port = topo.port_named(ingress);
-    let before = topo.datapath.drop_counters().expect("counters");
-    let out = {
-        let _inside = topo.router.enter().expect("enter router namespace");
-        run_xdp(topo.datapath.xdp(), &frame, Some(port.ifindex)).expect("test run")
-    };
-    let after = topo.datapath.drop_counters().expect("counters");
-    let grown: Vec<DropReason> = DropReason::ALL
-        .into_iter()
-        .filter(|r| after.get(r).copied().unwrap_or(0) > before.get(r).copied().unwrap_or(0))
-        .collect();
-    let seen = match out.verdict {
-        Verdict::Drop => {
-            assert_eq!(grown.len(), 1, "exactly one drop reason counted: {grown:?}");
-            Seen::Dropped(grown[0])
-        }
-        Verdict::Redirect => {
-            assert!(grown.is_empty(), "no drop counted on redirect: {grown:?}");
-            let o = &out.output;
-            let port = topo
-                .ports
-                .values()
-                .find(|p| o[0..6] == mac(p.index, true))
-                .expect("destination MAC is a host behind a router port");
-            assert_eq!(
-                o[6..12],
-                mac(port.index, false),
-                "source MAC is the router port's"
-            );
-            Seen::Forwarded {
-                interface: port.ifname.clone(),
-                src: Ipv4Addr::new(o[26], o[27], o[28], o[29]),
-                dst: Ipv4Addr::new(o[30], o[31], o[32], o[33]),
-            }
-        }
-        Verdict::Pass => {
-            assert!(grown.is_empty(), "no drop counted on pass: {grown:?}");
-            assert_eq!(out.output, frame, "passed packets are not modified");
-            Seen::Passed
-        }
-        other => panic!("unexpected verdict {other:?}"),
-    };
-    (seen, out.output)
-}
 
 /// What the reference evaluator says about the same packet.
 fn reference(topo: &Topology, ingress: &str, p: &Packet) -> Seen {

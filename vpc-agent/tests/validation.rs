@@ -760,6 +760,8 @@ fn nat_port_range_is_validated_and_defaults_to_aws() {
     let lines: Vec<String> = err.lines().collect();
     assert_eq!(
         lines,
-        ["t.yaml:5:19: connection_tracking.nat_port_range: port range 3000-2000 is reversed (the first port must not exceed the second)"]
+        [
+            "t.yaml:5:19: connection_tracking.nat_port_range: port range 3000-2000 is reversed (the first port must not exceed the second)"
+        ]
     );
 }
