@@ -26,6 +26,13 @@ pub enum L4 {
         id: u16,
         seq: u16,
     },
+    /// An ICMP error (destination unreachable, time exceeded) quoting `quoted` (an IP packet,
+    /// as the router sent it).
+    IcmpError {
+        ty: u8,
+        code: u8,
+        quoted: Vec<u8>,
+    },
     /// Any other protocol number, payload only.
     Raw {
         proto: u8,
@@ -97,6 +104,12 @@ impl Packet {
         )
     }
 
+    /// An ICMP error from `src` to `dst` about `about` (quoted whole, without Ethernet).
+    pub fn icmp_error(src: &str, dst: &str, ty: u8, code: u8, about: &Packet) -> Self {
+        let quoted = about.build()[14..].to_vec();
+        Self::new(src, dst, L4::IcmpError { ty, code, quoted }).payload(&[])
+    }
+
     pub fn ttl(mut self, ttl: u8) -> Self {
         self.ttl = ttl;
         self
@@ -132,7 +145,7 @@ impl Packet {
         match self.l4 {
             L4::Tcp { .. } => 6,
             L4::Udp { .. } => 17,
-            L4::Icmp { .. } => 1,
+            L4::Icmp { .. } | L4::IcmpError { .. } => 1,
             L4::Raw { proto } => proto,
         }
     }
@@ -168,18 +181,30 @@ impl Packet {
                 h[6..8].copy_from_slice(&seq.to_be_bytes());
                 h
             }
+            L4::IcmpError {
+                ty,
+                code,
+                ref quoted,
+            } => {
+                let mut h = vec![ty, code, 0, 0, 0, 0, 0, 0];
+                if ty == 3 && code == 4 {
+                    h[6..8].copy_from_slice(&1400u16.to_be_bytes()); // next-hop MTU
+                }
+                h.extend_from_slice(quoted);
+                h
+            }
             L4::Raw { .. } => Vec::new(),
         };
         l4.extend_from_slice(&self.payload);
         let csum_at = match self.l4 {
             L4::Tcp { .. } => Some(16),
             L4::Udp { .. } => Some(6),
-            L4::Icmp { .. } => Some(2),
+            L4::Icmp { .. } | L4::IcmpError { .. } => Some(2),
             L4::Raw { .. } => None,
         };
         if let Some(at) = csum_at {
             let sum = match self.l4 {
-                L4::Icmp { .. } => checksum(&[&l4]),
+                L4::Icmp { .. } | L4::IcmpError { .. } => checksum(&[&l4]),
                 _ => checksum(&[
                     &pseudo_header(self.src, self.dst, self.proto(), l4.len()),
                     &l4,

@@ -272,3 +272,74 @@ fn traffic_through_the_nat_gateway_and_the_internet_gateway() {
         "{drops:?}"
     );
 }
+
+/// Checks the quoted packet of an ICMP error frame: its IP and L4 checksums are valid and it
+/// shows `src:sport`.
+fn check_quoted(frame: &[u8], src: &str, sport: u16) {
+    let quoted = &frame[14 + 20 + 8..];
+    let mut as_frame = vec![0u8; 14];
+    as_frame.extend_from_slice(quoted);
+    verify_checksums(&as_frame).expect("quoted packet checksums");
+    assert_eq!(
+        Ipv4Addr::new(quoted[12], quoted[13], quoted[14], quoted[15]),
+        src.parse::<Ipv4Addr>().unwrap()
+    );
+    let l4 = usize::from(quoted[0] & 0x0f) * 4;
+    let port = if quoted[9] == 1 { l4 + 4 } else { l4 };
+    assert_eq!(u16::from_be_bytes([quoted[port], quoted[port + 1]]), sport);
+}
+
+#[test]
+fn icmp_errors_about_translated_flows_are_translated_back() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    let hop = vpc_tests::topology::INTERNET_IP;
+
+    // A TCP connection through the NAT gateway, then "fragmentation needed" about it.
+    let (seen, out) = run(
+        &topo,
+        "priv0",
+        &Packet::tcp(JUMPBOX, INET, 40000, 80, TCP_SYN),
+    );
+    assert_eq!(seen, fwd("up0", ELASTIC, INET));
+    let sent = Packet::tcp(ELASTIC, INET, ports(&out).0, 80, TCP_SYN).ttl(63);
+    let error = Packet::icmp_error(hop, ELASTIC, 3, 4, &sent);
+    let (seen, out) = run(&topo, "up0", &error);
+    assert_eq!(seen, fwd("priv0", hop, JUMPBOX), "to the jumpbox");
+    verify_checksums(&out).expect("outer checksums");
+    check_quoted(&out, JUMPBOX, 40000);
+
+    // A ping through the NAT gateway, then "time exceeded" quoting the translated echo.
+    let (_, out) = run(&topo, "priv0", &Packet::icmp_echo(JUMPBOX, INET, 7, 1));
+    let sent = Packet::icmp_echo(ELASTIC, INET, ports(&out).0, 1).ttl(1);
+    let (seen, out) = run(
+        &topo,
+        "up0",
+        &Packet::icmp_error(hop, ELASTIC, 11, 0, &sent),
+    );
+    assert_eq!(seen, fwd("priv0", hop, JUMPBOX));
+    verify_checksums(&out).expect("outer checksums");
+    check_quoted(&out, JUMPBOX, 7);
+
+    // UDP from the public instance through the internet gateway (1:1), "port unreachable".
+    let (seen, _) = run(&topo, "pub0", &Packet::udp("10.0.0.10", INET, 5000, 33434));
+    assert_eq!(seen, fwd("up0", "198.51.100.20", INET));
+    let sent = Packet::udp("198.51.100.20", INET, 5000, 33434).ttl(63);
+    let (seen, out) = run(
+        &topo,
+        "up0",
+        &Packet::icmp_error(INET, "198.51.100.20", 3, 3, &sent),
+    );
+    assert_eq!(seen, fwd("pub0", INET, "10.0.0.10"));
+    verify_checksums(&out).expect("outer checksums");
+    check_quoted(&out, "10.0.0.10", 5000);
+
+    // An error about nothing we sent is unsolicited.
+    let never = Packet::tcp(ELASTIC, INET, 4444, 80, TCP_SYN);
+    let (seen, _) = run(
+        &topo,
+        "up0",
+        &Packet::icmp_error(hop, ELASTIC, 3, 4, &never),
+    );
+    assert_eq!(seen, Seen::Dropped(DropReason::NatUnsolicited));
+}

@@ -27,6 +27,7 @@ fn reference(topo: &Topology, ingress: &str, p: &Packet) -> Seen {
         L4::Tcp { sport, dport, .. } => (6, sport, dport, 0, 0),
         L4::Udp { sport, dport } => (17, sport, dport, 0, 0),
         L4::Icmp { ty, code, id, .. } => (1, id, id, ty, code),
+        L4::IcmpError { ty, code, .. } => (1, 0, 0, ty, code),
         L4::Raw { proto } => (proto, 0, 0, 0, 0),
     };
     let packet = evaluator::Packet {

@@ -20,9 +20,10 @@
 use vpc_common::{
     DropReason,
     acl::{ACL_INBOUND, ACL_OUTBOUND},
+    conntrack::CtKey,
     iface::{
         ENDPOINT_INSTANCE, Endpoint, EndpointKey, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey,
-        PublicKey, SubnetInfo,
+        PublicKey, PublicTarget, SubnetInfo,
     },
     route::{
         TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
@@ -33,11 +34,11 @@ use crate::{
     acl,
     conntrack::{self, Track},
     maps::{
-        CONFIG, ENDPOINTS, FRAGMENTS, FragKey, FragPorts, IFACES, NAT_GATEWAYS, PUBLIC_IPS,
-        SUBNETS, VPCS, copied,
+        CONFIG, CONNTRACK, ENDPOINTS, FRAGMENTS, FragKey, FragPorts, IFACES, NAT_GATEWAYS,
+        PUBLIC_IPS, SUBNETS, VPCS, copied,
     },
     nat,
-    packet::{Flow, Frag, PROTO_ICMP},
+    packet::{Flow, Frag, Inner, PROTO_ICMP},
     route, security_group,
 };
 
@@ -56,6 +57,10 @@ pub struct Forward {
     pub nat_gateway: u32,
     /// The VPC of the inside endpoint (for NAT translations).
     pub vpc_id: u32,
+    /// For an ICMP error about a translated connection: the inside address (0: none) and port
+    /// its quoted header must show.
+    pub inner_src: u32,
+    pub inner_sport: u16,
 }
 
 impl Forward {
@@ -70,6 +75,8 @@ impl Forward {
             new_dport: 0,
             nat_gateway: 0,
             vpc_id: 0,
+            inner_src: 0,
+            inner_sport: 0,
         }
     }
 }
@@ -294,6 +301,84 @@ fn through_nat_gateway(vpc_id: u32, id: u32, flow: &Flow) -> Result<Decision, Dr
     Ok(Decision::Forward(fwd))
 }
 
+/// An ICMP error from the internet (unreachable, fragmentation needed, time exceeded) about a
+/// packet we sent with a public or elastic source: it passes only if that packet belongs to a
+/// live connection, and goes back to the inside endpoint with its quoted header translated.
+/// The same network ACLs apply as to the connection's replies; security groups do not (it is
+/// related to a tracked connection).
+#[inline(always)]
+fn related_icmp_error(
+    target: &PublicTarget,
+    flow: &Flow,
+    inner: &Inner,
+) -> Result<Decision, DropReason> {
+    let unsolicited = if target.kind == ENDPOINT_INSTANCE {
+        DropReason::UplinkUnsolicited
+    } else {
+        DropReason::NatUnsolicited
+    };
+    if inner.src != flow.dst {
+        return Err(unsolicited);
+    }
+    // The inside endpoint the quoted packet came from, and the NAT gateway's subnet if any.
+    let (inside_ip, inside_port, vpc_id, via) = if target.kind == ENDPOINT_INSTANCE {
+        (target.private_ip, inner.sport, target.vpc_id, None)
+    } else {
+        let quoted = Flow {
+            src: inner.dst,
+            dst: inner.src,
+            sport: inner.dport,
+            dport: inner.sport,
+            proto: inner.proto,
+            ..*flow
+        };
+        let t = nat::reverse(&quoted).ok_or(unsolicited)?;
+        let gw = copied(&NAT_GATEWAYS, t.nat_gateway).ok_or(unsolicited)?;
+        (
+            t.inside_ip,
+            t.inside_port,
+            t.vpc_id,
+            Some((gw.subnet_id, subnet(gw.subnet_id)?)),
+        )
+    };
+    let original = CtKey {
+        src: inside_ip,
+        dst: inner.dst,
+        sport: inside_port,
+        // ICMP echo: both "ports" are the (inside) identifier.
+        dport: if inner.proto == PROTO_ICMP {
+            inside_port
+        } else {
+            inner.dport
+        },
+        proto: inner.proto,
+        _pad: [0; 3],
+    };
+    let entry = CONNTRACK.get_ptr_mut(original).ok_or(unsolicited)?;
+    let mut inside = *flow;
+    inside.dst = inside_ip;
+    let from = match via {
+        Some((id, p)) => {
+            if !acl::allows(p.acl_id, ACL_INBOUND, flow, flow.src) {
+                return Err(DropReason::AclInbound);
+            }
+            if !acl::allows(p.acl_id, ACL_OUTBOUND, &inside, inside_ip) {
+                return Err(DropReason::AclOutbound);
+            }
+            id
+        }
+        None => 0,
+    };
+    let ep = endpoint(vpc_id, inside_ip).ok_or(unsolicited)?;
+    let track = Track::Tracked { reply: true, entry };
+    let mut decision = deliver(vpc_id, from, ep.subnet_id, &inside, inside_ip, &track)?;
+    if let Decision::Forward(ref mut fwd) = decision {
+        fwd.inner_src = inside_ip;
+        fwd.inner_sport = inside_port;
+    }
+    Ok(decision)
+}
+
 /// A reply arriving at a NAT gateway's elastic IP: back through P's ACL inbound, the reverse
 /// translation, P's ACL outbound, then into the inside endpoint's subnet. Only packets of a
 /// live translated connection pass.
@@ -348,6 +433,9 @@ fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, Dr
         }
         return Ok(Decision::ToHost);
     };
+    if let Some(inner) = flow.inner {
+        return related_icmp_error(&target, flow, &inner);
+    }
     if target.kind != ENDPOINT_INSTANCE {
         return nat_reply(flow);
     }

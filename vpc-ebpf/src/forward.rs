@@ -26,6 +26,7 @@ use crate::{
     csum,
     decide::Forward,
     maps::DEVICES,
+    nat,
     packet::{
         ETH_LEN, Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
         ptr_at,
@@ -95,6 +96,11 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward) -> Result<u32, DropReas
     }
     if params.ifindex != fwd.ifindex {
         return Err(DropReason::FibFailed);
+    }
+    if let Some(inner) = &flow.inner
+        && fwd.inner_src != 0
+    {
+        nat::rewrite_inner(ctx, flow, inner, fwd.inner_src, fwd.inner_sport)?;
     }
     xdp_rewrite(ctx, flow, fwd, src, dst)?;
     let eth: *mut EthHdr = ptr_at(ctx, 0)?;
@@ -239,6 +245,12 @@ pub fn tc(ctx: &TcContext, flow: &Flow, fwd: &Forward) -> Result<i32, DropReason
         return Err(DropReason::TtlExceeded);
     }
     let (src, dst) = addresses(flow, fwd);
+    if let Some(inner) = &flow.inner
+        && fwd.inner_src != 0
+    {
+        // ICMP errors come with complete checksums: direct writes are fine here too.
+        nat::rewrite_inner(ctx, flow, inner, fwd.inner_src, fwd.inner_sport)?;
+    }
     let l4_csum = if flow.frag == Frag::Later {
         None
     } else if flow.proto == PROTO_TCP {

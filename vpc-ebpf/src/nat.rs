@@ -23,8 +23,9 @@ use vpc_common::{
 };
 
 use crate::{
+    csum,
     maps::{NAT_CONFIG, NAT_PORTS},
-    packet::{Flow, PROTO_ICMP},
+    packet::{Flow, Inner, PROTO_ICMP, PROTO_UDP, PacketCtx, ptr_at},
 };
 
 /// The remote port as NAT_PORTS keys it (0 for ICMP, whose "port" is the identifier).
@@ -161,4 +162,67 @@ extern "C" fn probe(i: u64, ctx: *mut c_void) -> i64 {
         return 1;
     }
     0
+}
+
+/// Rewrites the header quoted by an ICMP error so that it shows the inside endpoint: quoted
+/// source address `new_src`, quoted source port (or echo identifier) `new_sport`, with the
+/// quoted IP and L4 checksums and the outer ICMP checksum kept valid. A quoted L4 checksum cut
+/// off by the error's length is left alone (it is not there).
+#[inline(always)]
+pub fn rewrite_inner(
+    ctx: &impl PacketCtx,
+    flow: &Flow,
+    inner: &Inner,
+    new_src: u32,
+    new_sport: u16,
+) -> Result<(), DropReason> {
+    let icmp_csum: *mut [u8; 2] = ptr_at(ctx, flow.l4_off + 2)?;
+    // SAFETY: bounds-checked by ptr_at.
+    let mut outer = u16::from_ne_bytes(unsafe { *icmp_csum });
+
+    // Quoted source address and the quoted IP header checksum.
+    let src: *mut [u8; 4] = ptr_at(ctx, inner.ip_off + 12)?;
+    let ip_csum: *mut [u8; 2] = ptr_at(ctx, inner.ip_off + 10)?;
+    // SAFETY: both bounds-checked by ptr_at.
+    let (old_src, old_ip_csum) =
+        unsafe { (u32::from_ne_bytes(*src), u16::from_ne_bytes(*ip_csum)) };
+    let new_ip_csum = csum::replace32(old_ip_csum, old_src, new_src);
+    outer = csum::replace32(outer, old_src, new_src);
+    outer = csum::replace16(outer, old_ip_csum, new_ip_csum);
+    // SAFETY: bounds-checked by ptr_at.
+    unsafe {
+        *src = new_src.to_ne_bytes();
+        *ip_csum = new_ip_csum.to_ne_bytes();
+    }
+
+    // Quoted port / identifier and the quoted L4 checksum (pseudo header for TCP and UDP).
+    let (port_at, csum_at, pseudo) = match inner.proto {
+        PROTO_ICMP => (inner.l4_off + 4, inner.l4_off + 2, false),
+        PROTO_UDP => (inner.l4_off, inner.l4_off + 6, true),
+        _ => (inner.l4_off, inner.l4_off + 16, true),
+    };
+    let old_port = inner.sport.to_be();
+    let new_port = new_sport.to_be();
+    if let Ok(l4_csum) = ptr_at::<[u8; 2]>(ctx, csum_at) {
+        // SAFETY: bounds-checked by ptr_at.
+        let old = u16::from_ne_bytes(unsafe { *l4_csum });
+        if !(inner.proto == PROTO_UDP && old == 0) {
+            let mut new = old;
+            if pseudo {
+                new = csum::replace32(new, old_src, new_src);
+            }
+            new = csum::replace16(new, old_port, new_port);
+            outer = csum::replace16(outer, old, new);
+            // SAFETY: bounds-checked by ptr_at.
+            unsafe { *l4_csum = new.to_ne_bytes() };
+        }
+    }
+    let port: *mut [u8; 2] = ptr_at(ctx, port_at)?;
+    outer = csum::replace16(outer, old_port, new_port);
+    // SAFETY: bounds-checked by ptr_at.
+    unsafe {
+        *port = new_port.to_ne_bytes();
+        *icmp_csum = outer.to_ne_bytes();
+    }
+    Ok(())
 }

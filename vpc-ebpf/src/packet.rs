@@ -102,7 +102,26 @@ pub struct Flow {
     pub l4_off: usize,
     /// IP total length (host order).
     pub ip_len: u16,
+    /// For ICMP errors (destination unreachable, time exceeded): the packet they are about.
+    pub inner: Option<Inner>,
 }
+
+/// The header of the packet an ICMP error quotes (as it was sent, so from our side).
+#[derive(Clone, Copy)]
+pub struct Inner {
+    pub src: u32,
+    pub dst: u32,
+    pub proto: u8,
+    /// Ports (ICMP echo: the identifier twice), host order.
+    pub sport: u16,
+    pub dport: u16,
+    /// Offsets from the frame start of the quoted IP header and of its L4 header.
+    pub ip_off: usize,
+    pub l4_off: usize,
+}
+
+pub const ICMP_DEST_UNREACHABLE: u8 = 3;
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
 
 /// What the frame is, before any policy.
 pub enum Frame {
@@ -125,6 +144,47 @@ struct IcmpHead {
     check: [u8; 2],
     id: [u8; 2],
     seq: [u8; 2],
+}
+
+/// Parses the quoted header of an ICMP error at `off`: its IP header and the first 8 bytes
+/// that follow (ports, or the echo identifier).
+#[inline(always)]
+fn parse_inner(ctx: &impl PacketCtx, off: usize) -> Result<Inner, DropReason> {
+    let ip: *mut Ipv4Hdr = ptr_at(ctx, off)?;
+    // SAFETY: bounds-checked by `ptr_at`; plain bytes.
+    let ip = unsafe { &*ip };
+    let ihl = ip.ihl() as usize;
+    if ip.version() != 4 || ihl < size_of::<Ipv4Hdr>() || ihl > 60 {
+        return Err(DropReason::Malformed);
+    }
+    let l4_off = off + ihl;
+    let mut inner = Inner {
+        src: u32::from_ne_bytes(ip.src_addr),
+        dst: u32::from_ne_bytes(ip.dst_addr),
+        proto: ip.proto,
+        sport: 0,
+        dport: 0,
+        ip_off: off,
+        l4_off,
+    };
+    match inner.proto {
+        PROTO_TCP | PROTO_UDP => {
+            let ports: *mut L4Ports = ptr_at(ctx, l4_off)?;
+            // SAFETY: bounds-checked by `ptr_at`.
+            let ports = unsafe { &*ports };
+            inner.sport = u16::from_be_bytes(ports.sport);
+            inner.dport = u16::from_be_bytes(ports.dport);
+        }
+        PROTO_ICMP => {
+            let icmp: *mut IcmpHead = ptr_at(ctx, l4_off)?;
+            // SAFETY: bounds-checked by `ptr_at`.
+            let id = u16::from_be_bytes(unsafe { (*icmp).id });
+            inner.sport = id;
+            inner.dport = id;
+        }
+        _ => {}
+    }
+    Ok(inner)
 }
 
 /// Parses the frame. Errors are drop reasons.
@@ -184,6 +244,7 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
         ip_id: ip.id(),
         l4_off: ETH_LEN + ihl,
         ip_len,
+        inner: None,
     };
     if frag == Frag::Later {
         return Ok(Frame::Ipv4(flow));
@@ -223,6 +284,8 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
                 let id = u16::from_be_bytes(icmp.id);
                 flow.sport = id;
                 flow.dport = id;
+            } else if icmp.ty == ICMP_DEST_UNREACHABLE || icmp.ty == ICMP_TIME_EXCEEDED {
+                flow.inner = Some(parse_inner(ctx, l4 + 8)?);
             }
         }
         _ => {}
