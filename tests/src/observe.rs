@@ -8,7 +8,7 @@ use vpc_common::DropReason;
 
 use crate::{
     packet::Packet,
-    testrun::{Verdict, run_xdp},
+    testrun::{TcVerdict, Verdict, run_tc, run_xdp},
     topology::{Topology, mac},
 };
 
@@ -66,6 +66,58 @@ pub fn run(topo: &Topology, ingress: &str, packet: &Packet) -> (Seen, Vec<u8>) {
             }
         }
         Verdict::Pass => {
+            assert!(grown.is_empty(), "no drop counted on pass: {grown:?}");
+            assert_eq!(out.output, frame, "passed packets are not modified");
+            Seen::Passed
+        }
+        other => panic!("unexpected verdict {other:?}"),
+    };
+    (seen, out.output)
+}
+
+/// Drop reasons whose counters grew between two readings.
+fn grown(topo: &Topology, before: &std::collections::BTreeMap<DropReason, u64>) -> Vec<DropReason> {
+    let after = topo.datapath.drop_counters().expect("counters");
+    DropReason::ALL
+        .into_iter()
+        .filter(|r| after.get(r).copied().unwrap_or(0) > before.get(r).copied().unwrap_or(0))
+        .collect()
+}
+
+/// Runs `packet` through the TC ingress program as if it arrived on `ingress` (the kernel
+/// path). A forwarded packet is redirected by the kernel's neighbour code, so its interface is
+/// not visible here: `Forwarded.interface` is empty, the addresses are the rewritten ones, and
+/// the packet carries the approval mark for the egress guard.
+pub fn run_tc_ingress(topo: &Topology, ingress: &str, packet: &Packet) -> (Seen, Vec<u8>) {
+    let frame = packet.build();
+    let port = topo.port_named(ingress);
+    let before = topo.datapath.drop_counters().expect("counters");
+    let prog = topo.datapath.tc(vpc_agent::ebpf::programs::TC_INGRESS);
+    let out = {
+        let _inside = topo.router.enter().expect("enter router namespace");
+        run_tc(prog, &frame, port.ifindex).expect("tc test run")
+    };
+    let grown = grown(topo, &before);
+    let seen = match out.verdict {
+        TcVerdict::Shot => {
+            assert_eq!(grown.len(), 1, "exactly one drop reason counted: {grown:?}");
+            Seen::Dropped(grown[0])
+        }
+        TcVerdict::Redirect => {
+            assert!(grown.is_empty(), "no drop counted on redirect: {grown:?}");
+            assert_eq!(
+                out.mark,
+                vpc_common::MARK_APPROVED,
+                "approved for the egress guard"
+            );
+            let o = &out.output;
+            Seen::Forwarded {
+                interface: String::new(),
+                src: Ipv4Addr::new(o[26], o[27], o[28], o[29]),
+                dst: Ipv4Addr::new(o[30], o[31], o[32], o[33]),
+            }
+        }
+        TcVerdict::Ok => {
             assert!(grown.is_empty(), "no drop counted on pass: {grown:?}");
             assert_eq!(out.output, frame, "passed packets are not modified");
             Seen::Passed

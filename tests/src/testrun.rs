@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use aya::programs::{TestRun as _, TestRunOptions, Xdp};
+use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp};
 
 /// XDP verdicts (`enum xdp_action`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,5 +88,67 @@ pub fn run_xdp_repeat(
         verdict: Verdict::from(result.return_value),
         output: out,
         duration: result.duration,
+    })
+}
+
+/// TC verdicts (`TC_ACT_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcVerdict {
+    Ok,
+    Shot,
+    Redirect,
+    Other(i32),
+}
+
+impl From<u32> for TcVerdict {
+    fn from(v: u32) -> Self {
+        match v as i32 {
+            0 => Self::Ok,
+            2 => Self::Shot,
+            7 => Self::Redirect,
+            n => Self::Other(n),
+        }
+    }
+}
+
+/// What one TC run did.
+#[derive(Debug)]
+pub struct TcOutcome {
+    pub verdict: TcVerdict,
+    pub output: Vec<u8>,
+    /// `skb->mark` after the program.
+    pub mark: u32,
+}
+
+/// `struct __sk_buff` as BPF_PROG_TEST_RUN takes it (192 bytes on 6.x): only `mark`,
+/// `priority`, `ingress_ifindex`, `ifindex`, `cb` and a few later fields may be non-zero.
+const SKB_CTX_LEN: usize = 192;
+const SKB_MARK: usize = 8;
+const SKB_INGRESS_IFINDEX: usize = 36;
+const SKB_IFINDEX: usize = 40;
+
+/// Runs a TC program once on `packet` as if it arrived on (ingress) / left through (egress)
+/// `ifindex`, which must exist in the calling thread's network namespace.
+pub fn run_tc(prog: &SchedClassifier, packet: &[u8], ifindex: u32) -> Result<TcOutcome> {
+    let mut ctx = [0u8; SKB_CTX_LEN];
+    ctx[SKB_INGRESS_IFINDEX..SKB_INGRESS_IFINDEX + 4].copy_from_slice(&ifindex.to_ne_bytes());
+    ctx[SKB_IFINDEX..SKB_IFINDEX + 4].copy_from_slice(&ifindex.to_ne_bytes());
+    let mut ctx_out = [0u8; SKB_CTX_LEN];
+    let mut out = vec![0u8; packet.len() + 512];
+    let opts = TestRunOptions {
+        data_in: Some(packet),
+        data_out: Some(&mut out),
+        ctx_in: Some(&ctx),
+        ctx_out: Some(&mut ctx_out),
+        repeat: 1,
+        ..TestRunOptions::default()
+    };
+    let result = prog.test_run(opts).context("BPF_PROG_TEST_RUN (tc)")?;
+    out.truncate(result.data_size_out as usize);
+    let mark = u32::from_ne_bytes(ctx_out[SKB_MARK..SKB_MARK + 4].try_into().expect("4 bytes"));
+    Ok(TcOutcome {
+        verdict: TcVerdict::from(result.return_value),
+        output: out,
+        mark,
     })
 }

@@ -13,7 +13,7 @@ use aya::programs::XdpMode;
 use vpc_agent::evaluator::{self, Ingress, Verdict as Expected};
 use vpc_common::DropReason;
 use vpc_tests::{
-    observe::{Seen, run},
+    observe::{Seen, run, run_tc_ingress},
     packet::{L4, Packet, TCP_ACK, TCP_SYN, verify_checksums},
     require_kernel,
     topology::{INTERNET_CLIENT_IP, Topology, mac},
@@ -276,6 +276,34 @@ fn test_run_table_routing_acl_and_translation() {
 }
 
 #[test]
+fn tc_ingress_takes_the_same_decisions_as_xdp() {
+    require_kernel!();
+    // Two datapaths, so that connection state evolves the same way in each.
+    let xdp = Topology::build(FIXTURE, None, true).expect("topology");
+    let tc = Topology::build(FIXTURE, None, true).expect("topology");
+    for c in cases() {
+        let (expected, _) = run(&xdp, c.ingress, &c.packet);
+        let expected = match expected {
+            Seen::Forwarded { src, dst, .. } => Seen::Forwarded {
+                interface: String::new(),
+                src,
+                dst,
+            },
+            other => other,
+        };
+        let (seen, output) = run_tc_ingress(&tc, c.ingress, &c.packet);
+        assert_eq!(seen, expected, "{}: tc and xdp agree", c.name);
+        if let Seen::Forwarded { src, dst, .. } = seen {
+            let mut q = c.packet.clone();
+            q.src = src;
+            q.dst = dst;
+            q.ttl -= 1;
+            assert_eq!(output, q.build(), "{}: tc output bytes", c.name);
+        }
+    }
+}
+
+#[test]
 fn test_run_fragments_follow_their_first_fragment() {
     require_kernel!();
     let topo = Topology::build(FIXTURE, None, true).expect("topology");
@@ -496,4 +524,88 @@ fn traffic_native_xdp() {
 fn traffic_generic_xdp() {
     require_kernel!();
     traffic_through_the_router(XdpMode::Skb);
+}
+
+#[test]
+fn the_kernel_never_forwards_into_a_subnet_unchecked() {
+    require_kernel!();
+    use vpc_tests::{
+        netns::{NetNs, veth},
+        traffic::{Server, udp_request},
+    };
+    let topo = Topology::build(FIXTURE, Some(XdpMode::Driver), false).expect("topology");
+    // An interface the agent does not manage, whose traffic the kernel routes by itself.
+    let outsider = NetNs::new("o").unwrap();
+    veth(&topo.router, "mgmt0", &outsider, "eth0").unwrap();
+    topo.router
+        .ip(&["addr", "add", "10.99.0.1/24", "dev", "mgmt0"])
+        .unwrap();
+    outsider
+        .ip(&["addr", "add", "10.99.0.2/24", "dev", "eth0"])
+        .unwrap();
+    outsider
+        .ip(&["route", "add", "default", "via", "10.99.0.1"])
+        .unwrap();
+
+    let private = &topo.port_named("priv0").ns;
+    let server = Server::udp(private, "10.0.1.10", 5000).unwrap();
+    let before = topo.datapath.drop_counters().unwrap();
+    assert_eq!(
+        udp_request(&outsider, "10.99.0.2", "10.0.1.10", 5000).unwrap(),
+        None,
+        "the kernel-forwarded datagram never reaches the subnet"
+    );
+    drop(server);
+    let after = topo.datapath.drop_counters().unwrap();
+    let unapproved =
+        |d: &BTreeMap<DropReason, u64>| d.get(&DropReason::Unapproved).copied().unwrap_or(0);
+    assert!(
+        unapproved(&after) > unapproved(&before),
+        "counted by the egress guard: {after:?}"
+    );
+}
+
+#[test]
+fn network_acls_hold_128_rules_a_direction() {
+    require_kernel!();
+    // 127 deny rules that do not match, then an allow for one port: the match is the last rule.
+    let mut rules = String::new();
+    for n in 1..=127 {
+        rules.push_str(&format!(
+            "          - {{ rule: {n}, protocol: tcp, ports: {}, cidr: 0.0.0.0/0, action: deny }}\n",
+            10000 + n
+        ));
+    }
+    rules.push_str(
+        "          - { rule: 200, protocol: tcp, ports: 22, cidr: 10.0.0.0/24, action: allow }\n",
+    );
+    let inbound = [
+        "          - { rule: 100, protocol: tcp, ports: 22, cidr: 10.0.0.0/24, action: allow }\n",
+        "          - { rule: 110, protocol: icmp, cidr: 10.0.0.0/16, action: allow }\n",
+        "          - { rule: 120, protocol: udp, ports: 5000-5100, cidr: 10.0.0.0/24, action: allow }\n",
+        "          - { rule: 130, protocol: tcp, ports: 1024-65535, cidr: 10.0.0.0/16, action: allow }\n",
+    ]
+    .concat();
+    let yaml = FIXTURE.replace(&inbound, &rules);
+    assert_ne!(yaml, FIXTURE, "fixture rewritten");
+    let topo = Topology::build(&yaml, None, true).expect("topology with 128 inbound rules");
+    let (web, db) = ("10.0.0.10", "10.0.1.10");
+    let (seen, _) = run(&topo, "pub0", &Packet::tcp(web, db, 40000, 22, TCP_SYN));
+    assert_eq!(
+        seen,
+        fwd("priv0", web, db),
+        "allowed by rule 200, the 128th"
+    );
+    let (seen, _) = run(&topo, "pub0", &Packet::tcp(web, db, 40000, 10127, TCP_SYN));
+    assert_eq!(
+        seen,
+        Seen::Dropped(DropReason::AclInbound),
+        "denied by rule 127"
+    );
+    let (seen, _) = run(&topo, "pub0", &Packet::tcp(web, db, 40000, 23, TCP_SYN));
+    assert_eq!(
+        seen,
+        Seen::Dropped(DropReason::AclInbound),
+        "implicit deny after 128 rules"
+    );
 }
