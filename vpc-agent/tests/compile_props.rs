@@ -538,7 +538,7 @@ impl Sim<'_> {
         };
         [p.proto, SG_ANY_PROTO]
             .into_iter()
-            .any(|proto| self.sg_rule(ep.id, class, dir, proto, port))
+            .any(|proto| self.sg_rule(ep.sg_set, class, dir, proto, port))
     }
 
     fn run(&self, ifindex: u32, p: &Packet) -> SimVerdict {

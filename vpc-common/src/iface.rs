@@ -117,8 +117,11 @@ pub struct Endpoint {
     pub id: u32,
     /// Public IP (network order) mapped 1:1 by the internet gateway; 0 = none.
     pub public_ip: u32,
+    /// The instance's set of security groups (`SG_RULES` key): instances with the same groups
+    /// share one set and its entries. 0 for NAT gateways (no security groups).
+    pub sg_set: u32,
 }
-assert_size!(Endpoint, 16);
+assert_size!(Endpoint, 20);
 
 /// `PUBLIC_IPS` key: a public (elastic) address the router answers for on the uplink.
 #[repr(C)]

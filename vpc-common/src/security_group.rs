@@ -20,7 +20,8 @@
 //!    prefix_len = 80 + port prefix length
 //!    ```
 //!
-//!    `endpoint` is the instance id (`Endpoint::id`). `proto` 0 holds the rules for every
+//!    `endpoint` is the instance's security group set (`Endpoint::sg_set`): instances with the
+//!    same groups share entries, so the map grows with sets × classes, not instances². `proto` 0 holds the rules for every
 //!    protocol (`all`), looked up second. For ICMP the port is `type << 8 | code`: any type is
 //!    port prefix 0, a type with any code is prefix 8. Protocols without ports use prefix 0.
 

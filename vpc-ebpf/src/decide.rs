@@ -188,7 +188,7 @@ fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
     let track = conntrack::lookup(flow)?;
     if !track.established()
         && src.kind == ENDPOINT_INSTANCE
-        && !security_group::allows(iface.vpc_id, src.id, ACL_OUTBOUND, flow, flow.dst)
+        && !security_group::allows(iface.vpc_id, src.sg_set, ACL_OUTBOUND, flow, flow.dst)
     {
         return Err(DropReason::SecurityGroupOutbound);
     }
@@ -272,7 +272,7 @@ fn deliver(
     }
     if !track.established()
         && ep.kind == ENDPOINT_INSTANCE
-        && !security_group::allows(vpc_id, ep.id, ACL_INBOUND, flow, flow.src)
+        && !security_group::allows(vpc_id, ep.sg_set, ACL_INBOUND, flow, flow.src)
     {
         return Err(DropReason::SecurityGroupInbound);
     }

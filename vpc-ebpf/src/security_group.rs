@@ -12,7 +12,7 @@ use crate::{
     packet::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
 };
 
-/// Whether a rule of instance `endpoint` (in `vpc_id`) allows `flow` in `direction`; `remote`
+/// Whether a rule of the security group set `endpoint` (an instance's, in `vpc_id`) allows `flow` in `direction`; `remote`
 /// is the peer address (the source inbound, the destination outbound).
 #[inline(always)]
 pub fn allows(vpc_id: u32, endpoint: u32, direction: u32, flow: &Flow, remote: u32) -> bool {

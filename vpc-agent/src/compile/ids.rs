@@ -23,6 +23,10 @@ pub struct Ids {
     pub acl: Vec<Vec<u32>>,
     pub nat_gateway: Vec<Vec<u32>>,
     pub instance: Vec<Vec<u32>>,
+    /// Security group set of each instance (per VPC, per instance).
+    pub sg_set: Vec<Vec<u32>>,
+    /// Every security group set: (VPC index, set id, group indices, sorted).
+    pub sg_sets: Vec<(usize, u32, Vec<usize>)>,
 }
 
 /// Allocates hash-map ids `slot_id(slot, 1..)`.
@@ -56,6 +60,7 @@ impl Ids {
         let mut tables = Counter::new(slot);
         let mut nats = Counter::new(slot);
         let mut instances = Counter::new(slot);
+        let mut sets = Counter::new(slot);
         let mut next_acl = slot * MAX_ACLS;
         let mut ids = Self::default();
         for vpc in &config.vpcs {
@@ -65,6 +70,27 @@ impl Ids {
             ids.local_table.extend(tables.take(1));
             ids.nat_gateway.push(nats.take(vpc.nat_gateways.len()));
             ids.instance.push(instances.take(vpc.instances.len()));
+            let v = ids.vpc.len() - 1;
+            let mut of_instance = Vec::with_capacity(vpc.instances.len());
+            for inst in &vpc.instances {
+                let mut groups = inst.security_groups.clone();
+                groups.sort_unstable();
+                groups.dedup();
+                let known = ids
+                    .sg_sets
+                    .iter()
+                    .find(|(sv, _, g)| *sv == v && *g == groups);
+                let id = match known {
+                    Some((_, id, _)) => *id,
+                    None => {
+                        let id = sets.take(1)[0];
+                        ids.sg_sets.push((v, id, groups));
+                        id
+                    }
+                };
+                of_instance.push(id);
+            }
+            ids.sg_set.push(of_instance);
             let acls = (0..vpc.network_acls.len() as u32).map(|n| next_acl + n);
             ids.acl.push(acls.collect());
             next_acl += vpc.network_acls.len() as u32;

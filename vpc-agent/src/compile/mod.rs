@@ -438,9 +438,41 @@ mod tests {
 
     #[test]
     fn security_group_rule_overflow_names_the_map() {
+        let config = load_str("t.yaml", &many_instances(true)).expect("valid");
+        let err = compile(&config, 0, &ifindex).expect_err("too many rules");
+        let CompileError::Capacity { overflows } = err else {
+            panic!("{err}");
+        };
+        assert_eq!(
+            overflows,
+            [Overflow {
+                map: "SG_RULES",
+                needed: 271_700,
+                limit: 262_144
+            }]
+        );
+    }
+
+    #[test]
+    fn instances_with_the_same_groups_share_their_rules() {
+        let config = load_str("t.yaml", &many_instances(false)).expect("valid");
+        let c = compile(&config, 0, &ifindex).expect("fits");
+        assert_eq!(
+            c.sg_rules.len(),
+            2717,
+            "one set's entries, not 100 instances'"
+        );
+        let sets: std::collections::BTreeSet<u32> =
+            c.endpoints.values().map(|e| e.sg_set).collect();
+        assert_eq!(sets.len(), 1);
+    }
+
+    /// 100 instances in group g: tcp 1-65535 (16 port blocks) from anywhere for 151 classes
+    /// (150 /32s + class 0), one entry per /32 rule, all out to 151 classes: 2717 entries per
+    /// security group set. With `distinct`, each instance also has its own empty group, so
+    /// every instance is a set of its own: 271,700 entries.
+    fn many_instances(distinct: bool) -> String {
         use std::fmt::Write as _;
-        // 100 instances, each: tcp 1-65535 (16 port blocks) from anywhere for 151 classes
-        // (150 /32s + class 0), one entry per /32 rule, all out to 151 classes: 2717.
         let mut yaml = String::from(
             "vpcs:
   - name: v
@@ -460,29 +492,28 @@ mod tests {
                 k % 100
             );
         }
+        for i in 0..100 {
+            if distinct {
+                let _ = writeln!(yaml, "      - {{ name: h{i}, inbound: [], outbound: [] }}");
+            }
+        }
         yaml.push_str("    instances:\n");
         for i in 0..100 {
+            let groups = if distinct {
+                format!("g, h{i}")
+            } else {
+                "g".to_owned()
+            };
             let _ = writeln!(
                 yaml,
-                "      - {{ name: i{i}, subnet: a, private_ip: 10.0.1.{}, security_groups: [g] }}",
+                "      - {{ name: i{i}, subnet: a, private_ip: 10.0.1.{}, security_groups: [{groups}] }}",
                 i + 10
             );
         }
-        let config = load_str("t.yaml", &yaml).expect("valid");
-        let err = compile(&config, 0, &ifindex).expect_err("too many rules");
-        let CompileError::Capacity { overflows } = err else {
-            panic!("{err}");
-        };
-        assert_eq!(
-            overflows,
-            [Overflow {
-                map: "SG_RULES",
-                needed: 271_700,
-                limit: 262_144
-            }]
-        );
+        yaml
     }
 
+    #[test]
     #[test]
     fn connection_tracking_timeouts_are_compiled_with_defaults_filled_in() {
         let c = compiled(0);

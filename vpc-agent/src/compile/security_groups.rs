@@ -191,9 +191,9 @@ pub fn vpc_security_groups(
     for (net, class) in classes.iter() {
         remotes.insert(SgRemotePrefix::new(vpc_id, net), class);
     }
-    for (i, inst) in vpc.instances.iter().enumerate() {
-        let endpoint = ids.instance[v][i];
-        for &g in &inst.security_groups {
+    for (_, endpoint, groups) in ids.sg_sets.iter().filter(|(sv, _, _)| *sv == v) {
+        let endpoint = *endpoint;
+        for &g in groups {
             let group = &vpc.security_groups[g];
             for (direction, list) in [
                 (ACL_INBOUND, &group.inbound),

@@ -125,6 +125,7 @@ fn endpoints(vpc: &VpcDef, v: usize, ids: &Ids, out: &mut Compiled) {
             subnet_id: ids.subnet[v][inst.subnet],
             id,
             public_ip,
+            sg_set: ids.sg_set[v][i],
             ..Default::default()
         };
         out.endpoints.insert(EndpointKey { vpc_id, ip }, endpoint);
