@@ -1,5 +1,5 @@
-//! A whole VPC on one machine, built from a definition: a router namespace with one veth per
-//! subnet interface and one for the uplink, a namespace per subnet holding every address
+//! A whole VPC on one machine (or several, peered), built from a definition: a router namespace
+//! with one veth per subnet interface and one for the first VPC's uplink, a namespace per subnet holding every address
 //! registered there (its instances and NAT gateways), and an "internet" namespace behind the
 //! uplink. Everything is removed on drop.
 //!
@@ -77,9 +77,13 @@ impl Topology {
         router.sysctl("net.ipv4.conf.all.forwarding=1")?;
         router.sysctl("net.ipv4.conf.default.forwarding=1")?;
         let mut ports = BTreeMap::new();
-        let vpc = config.vpcs.first().context("fixture has no VPC")?;
         let mut index = 0u8;
-        for (s, subnet) in vpc.subnets.iter().enumerate() {
+        for (s, subnet, vpc) in config.vpcs.iter().flat_map(|vpc| {
+            vpc.subnets
+                .iter()
+                .enumerate()
+                .map(move |(s, n)| (s, n, vpc))
+        }) {
             index += 1;
             let mut addrs: Vec<Ipv4Addr> = vpc
                 .instances
@@ -109,6 +113,8 @@ impl Topology {
                 .ip(&["route", "add", "default", "via", &gateway.to_string()])?;
             ports.insert(subnet.interface.clone(), Port { addrs, ..port });
         }
+        // The internet namespace sits behind the first VPC's internet gateway.
+        let vpc = config.vpcs.first().context("fixture has no VPC")?;
         if let Some(igw) = &vpc.internet_gateway {
             index += 1;
             let port = Self::port(

@@ -609,3 +609,65 @@ fn network_acls_hold_128_rules_a_direction() {
         "implicit deny after 128 rules"
     );
 }
+
+#[test]
+fn peering_continues_in_the_peer_vpcs_routing() {
+    require_kernel!();
+    let topo = Topology::build(include_str!("../fixtures/peering.yaml"), None, true)
+        .expect("two peered VPCs");
+    let (app, pg) = ("10.0.0.10", "10.1.0.20");
+    use DropReason::*;
+    let cases = [
+        (
+            "app -> pg:5432 over the peering",
+            "app0",
+            Packet::tcp(app, pg, 40000, 5432, TCP_SYN),
+            fwd("shr0", app, pg),
+        ),
+        (
+            "pg answers",
+            "shr0",
+            Packet::tcp(pg, app, 5432, 40000, TCP_SYN | TCP_ACK),
+            fwd("app0", pg, app),
+        ),
+        (
+            "app -> pg:22: the peer's ACL denies it in",
+            "app0",
+            Packet::tcp(app, pg, 40001, 22, TCP_SYN),
+            Seen::Dropped(AclInbound),
+        ),
+        (
+            "pg -> app:22: the peer's ACL denies it out",
+            "shr0",
+            Packet::tcp(pg, app, 40002, 22, TCP_SYN),
+            Seen::Dropped(AclOutbound),
+        ),
+        (
+            "app -> unregistered address in the peer",
+            "app0",
+            Packet::tcp(app, "10.1.0.99", 40003, 5432, TCP_SYN),
+            Seen::Dropped(UnknownDestination),
+        ),
+        (
+            "app -> peer block without subnet",
+            "app0",
+            Packet::tcp(app, "10.1.5.5", 40004, 5432, TCP_SYN),
+            Seen::Dropped(UnknownDestination),
+        ),
+    ];
+    for (what, ingress, packet, expect) in cases {
+        let (seen, out) = run(&topo, ingress, &packet);
+        assert_eq!(seen, expect, "{what}: kernel");
+        if ingress == "app0" || matches!(expect, Seen::Dropped(_)) {
+            // The evaluator is stateless: it can judge new connections, not replies.
+            assert_eq!(
+                reference(&topo, ingress, &packet),
+                expect,
+                "{what}: evaluator"
+            );
+        }
+        if let Seen::Forwarded { .. } = seen {
+            verify_checksums(&out).expect("checksums");
+        }
+    }
+}
