@@ -18,10 +18,16 @@ pub struct Server {
 
 impl Server {
     fn spawn(ns: &NetNs, listen: String, ss: &[&str]) -> Result<Self> {
+        Self::spawn_raw(ns, &listen, "SYSTEM:echo peer=$SOCAT_PEERADDR", ss)
+    }
+
+    /// `socat LISTEN ACTION` inside `ns` (e.g. `PIPE` for an echo server), ready once `ss ARGS`
+    /// lists its socket.
+    pub fn spawn_raw(ns: &NetNs, listen: &str, action: &str, ss: &[&str]) -> Result<Self> {
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name(), "timeout", "30", "socat"])
             .arg(listen)
-            .arg("SYSTEM:echo peer=$SOCAT_PEERADDR")
+            .arg(action)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
