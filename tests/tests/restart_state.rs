@@ -86,7 +86,7 @@ fn a_nat_session_survives_an_agent_restart() {
         Some("while down"),
         "the datapath keeps going"
     );
-    let mut restarted = spawn(2);
+    let restarted = spawn(2);
     assert!(
         restarted.log().contains("pinned_maps=reused"),
         "{}",
