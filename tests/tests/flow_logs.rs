@@ -132,7 +132,11 @@ fn known_traffic_gives_exact_records_flushed_on_sigterm() {
     let mut agent = setup.start(600_000);
     let a = setup.host("da");
     assert_eq!(ping(a, A, C, 3).expect("ping"), 3, "a -> c allowed");
-    assert_eq!(ping(a, A, B, 2).expect("ping"), 0, "a -> b denied by b's ACL");
+    assert_eq!(
+        ping(a, A, B, 2).expect("ping"),
+        0,
+        "a -> b denied by b's ACL"
+    );
 
     // Live: flows --json.
     let live = setup.json("flows");
@@ -151,6 +155,12 @@ fn known_traffic_gives_exact_records_flushed_on_sigterm() {
     assert_eq!(denied["packets"], 2);
     assert_eq!(denied["action"], "REJECT");
     assert_eq!(denied["reason"], "acl_inbound");
+
+    let table = cli(&["flows", "--bpffs", setup.bpffs.arg()]).expect("flows");
+    eprintln!(
+        "vpc-agent flows:\n{}",
+        String::from_utf8_lossy(&table.stdout)
+    );
 
     // Status: fill levels against capacity (CONNTRACK, NAT_PORTS, FLOWS), drops, conntrack.
     let status = setup.json("status");
@@ -171,12 +181,47 @@ fn known_traffic_gives_exact_records_flushed_on_sigterm() {
     // bpftool prints the named fields of the pinned map (BTF).
     let dump = sh(
         "bpftool",
-        &["-j", "map", "dump", "pinned", &format!("{}/FLOWS", setup.bpffs.arg())],
+        &[
+            "-j",
+            "map",
+            "dump",
+            "pinned",
+            &format!("{}/FLOWS", setup.bpffs.arg()),
+        ],
     )
     .expect("bpftool");
     let dump = String::from_utf8_lossy(&dump.stdout);
-    for field in ["\"ifindex\"", "\"sport\"", "\"action\"", "\"packets\"", "\"first_ns\"", "\"pkt_dst\""] {
-        assert!(dump.contains(field), "bpftool dump lacks {field}: {dump:.400}");
+    for field in [
+        "\"ifindex\"",
+        "\"sport\"",
+        "\"action\"",
+        "\"packets\"",
+        "\"first_ns\"",
+        "\"pkt_dst\"",
+    ] {
+        assert!(
+            dump.contains(field),
+            "bpftool dump lacks {field}: {dump:.400}"
+        );
+    }
+
+    let routes = sh(
+        "bpftool",
+        &[
+            "-j",
+            "map",
+            "dump",
+            "pinned",
+            &format!("{}/ROUTES", setup.bpffs.arg()),
+        ],
+    )
+    .expect("bpftool");
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    for field in ["\"table\"", "\"target\"", "\"target_id\""] {
+        assert!(
+            routes.contains(field),
+            "bpftool ROUTES dump lacks {field}: {routes:.400}"
+        );
     }
 
     // Metrics, from inside the router namespace.
@@ -192,16 +237,25 @@ fn known_traffic_gives_exact_records_flushed_on_sigterm() {
         assert!(metrics.contains(line), "metrics lack {line}:\n{metrics}");
     }
 
+    eprintln!("metrics:\n{metrics}");
+
     // Nothing written before the interval ends; SIGTERM flushes it.
     assert!(records(&setup.log_path()).is_empty());
     agent.signal("TERM").expect("SIGTERM");
     assert_eq!(agent.wait_exit(WAIT).expect("exit"), Some(0));
     let all = records(&setup.log_path());
+    eprintln!(
+        "flow log:\n{}",
+        std::fs::read_to_string(setup.log_path()).unwrap_or_default()
+    );
     // interface-id srcaddr dstaddr protocol packets action log-status flow-direction instance
     let picks = [2, 3, 4, 7, 8, 12, 13, 14, 15];
     let row = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
     let icmp = |rs: Vec<Vec<String>>| -> Vec<Vec<String>> {
-        rs.iter().filter(|r| r[7] == "1").map(|r| fields(r, &picks)).collect()
+        rs.iter()
+            .filter(|r| r[7] == "1")
+            .map(|r| fields(r, &picks))
+            .collect()
     };
     assert_eq!(
         icmp(of(&all, "eni-v-ha")),
@@ -214,7 +268,9 @@ fn known_traffic_gives_exact_records_flushed_on_sigterm() {
     );
     assert_eq!(
         icmp(of(&all, "eni-v-hb")),
-        [row("eni-v-hb 10.30.1.10 10.30.2.10 1 2 REJECT OK ingress hb")],
+        [row(
+            "eni-v-hb 10.30.1.10 10.30.2.10 1 2 REJECT OK ingress hb"
+        )],
         "records of hb:\n{all:?}"
     );
     assert_eq!(
@@ -231,7 +287,8 @@ fn known_traffic_gives_exact_records_flushed_on_sigterm() {
         if r[13] == "OK" {
             // ICMP has no ports; start <= end, both Unix seconds of now-ish.
             assert_eq!((r[5].as_str(), r[6].as_str()), ("-", "-"));
-            let (start, end): (u64, u64) = (r[10].parse().expect("start"), r[11].parse().expect("end"));
+            let (start, end): (u64, u64) =
+                (r[10].parse().expect("start"), r[11].parse().expect("end"));
             assert!(start <= end && start > 1_600_000_000, "times: {r:?}");
         }
     }
@@ -282,7 +339,10 @@ fn idle_enis_get_nodata_and_a_full_flows_map_gives_skipdata() {
     assert!(skipdata("da"), "no SKIPDATA for da");
     assert!(skipdata("dc"), "no SKIPDATA for dc (the replies)");
     let dummies = of(&all, &format!("if{DUMMY_IFINDEX}")).len();
-    assert_eq!(dummies, inserted as usize, "every dummy entry is one record");
+    assert_eq!(
+        dummies, inserted as usize,
+        "every dummy entry is one record"
+    );
     let log = agent.log();
     let drain = log
         .lines()
@@ -290,8 +350,18 @@ fn idle_enis_get_nodata_and_a_full_flows_map_gives_skipdata() {
         .unwrap_or_else(|| panic!("no drain of {inserted} flows logged:\n{log}"));
     eprintln!("drain of a full map: {drain}");
     let status = setup.json("status");
-    assert!(status["flows"]["flow_log"]["skipdata_records"].as_u64().unwrap_or(0) >= 2);
-    assert!(status["flows"]["flow_log"]["packets_skipped"].as_u64().unwrap_or(0) >= 2);
+    assert!(
+        status["flows"]["flow_log"]["skipdata_records"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    );
+    assert!(
+        status["flows"]["flow_log"]["packets_skipped"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2
+    );
     agent.signal("TERM").expect("SIGTERM");
     assert_eq!(agent.wait_exit(WAIT).expect("exit"), Some(0));
 }

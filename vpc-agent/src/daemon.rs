@@ -213,11 +213,9 @@ impl Agent {
         let dir = &self.opts.bpffs;
         let drained = pin::open_map(dir, names::FLOWS).and_then(|mut flows| {
             let mut skipped = pin::open_map(dir, names::FLOWS_SKIPPED)?;
-            flowlog::drain::drain(&mut flows, &mut skipped).map_err(|source| {
-                pin::PinError::Map {
-                    path: pin::map_path(dir, names::FLOWS),
-                    source,
-                }
+            flowlog::drain::drain(&mut flows, &mut skipped).map_err(|source| pin::PinError::Map {
+                path: pin::map_path(dir, names::FLOWS),
+                source,
             })
         });
         let drained = match drained {
@@ -248,12 +246,12 @@ impl Agent {
             let mut ct = pin::open_map(dir, names::CONNTRACK)?;
             let mut nat = pin::open_map(dir, names::NAT_PORTS)?;
             let timeouts = pin::open_map(dir, names::CT_TIMEOUTS)?;
-            sweep::sweep(&mut ct, &mut nat, &timeouts, flowlog::monotonic_ns()).map_err(
-                |source| pin::PinError::Map {
+            sweep::sweep(&mut ct, &mut nat, &timeouts, flowlog::monotonic_ns()).map_err(|source| {
+                pin::PinError::Map {
                     path: pin::map_path(dir, names::CONNTRACK),
                     source,
-                },
-            )
+                }
+            })
         })();
         match result {
             Ok(swept) if swept.removed > 0 => {

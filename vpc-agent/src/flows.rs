@@ -96,7 +96,15 @@ pub fn render(flows: &[LiveFlow]) -> String {
     let _ = writeln!(
         out,
         "{:<10} {:<5} {:<21} {:<21} {:>8} {:>10} {:>10} {:>10} {:<6} REASON / OUT",
-        "INTERFACE", "PROTO", "SOURCE", "DESTINATION", "PACKETS", "BYTES", "FIRST", "LAST", "ACTION"
+        "INTERFACE",
+        "PROTO",
+        "SOURCE",
+        "DESTINATION",
+        "PACKETS",
+        "BYTES",
+        "FIRST",
+        "LAST",
+        "ACTION"
     );
     for f in flows {
         let detail = match (&f.reason, &f.out_interface) {

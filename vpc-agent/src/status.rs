@@ -16,12 +16,12 @@ use aya::{
 use serde::Serialize;
 use vpc_common::{
     acl::AclTable,
+    conntrack::{CT_STAT_CREATED, CT_STAT_EXPIRED, CT_STAT_SWEPT, CtEntry, CtKey},
+    flow::{FLOW_ACCEPT, FlowKey, FlowStats},
     iface::{
         Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
         PublicTarget, SubnetInfo, VpcInfo,
     },
-    conntrack::{CT_STAT_CREATED, CT_STAT_EXPIRED, CT_STAT_SWEPT, CtEntry, CtKey},
-    flow::{FLOW_ACCEPT, FlowKey, FlowStats},
     nat::{NatKey, NatValue},
     route::{RouteKey, RouteValue},
     security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
@@ -242,9 +242,8 @@ fn conntrack_stats(
     };
     let map = pin::open_map(dir, names::CT_STATS)?;
     let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(&map).map_err(map_err)?;
-    let slot = |i| -> Result<u64, StatusError> {
-        Ok(stats.get(&i, 0).map_err(map_err)?.iter().sum())
-    };
+    let slot =
+        |i| -> Result<u64, StatusError> { Ok(stats.get(&i, 0).map_err(map_err)?.iter().sum()) };
     let created = slot(CT_STAT_CREATED)?;
     let expired = slot(CT_STAT_EXPIRED)?;
     // The kernel's own slot stays 0 (the agent counts its sweep), but is added if ever set.
@@ -288,8 +287,7 @@ fn flow_status(dir: &Path, agent: Option<&AgentRecord>) -> Result<FlowStatus, St
         source,
     })?;
     for (ifindex, n) in skipped {
-        out.live_skipped
-            .insert(interface_name(agent, ifindex), n);
+        out.live_skipped.insert(interface_name(agent, ifindex), n);
     }
     Ok(out)
 }
@@ -372,7 +370,10 @@ pub fn render(status: &Status) -> String {
         f.live_rejected_bytes
     );
     for (interface, n) in &f.live_skipped {
-        let _ = writeln!(out, "  not recorded (FLOWS full) on {interface}: {n} packets");
+        let _ = writeln!(
+            out,
+            "  not recorded (FLOWS full) on {interface}: {n} packets"
+        );
     }
     let l = &f.flow_log;
     let _ = writeln!(

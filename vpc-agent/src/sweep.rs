@@ -61,7 +61,11 @@ pub fn nat_key(key: &CtKey, entry: &CtEntry) -> NatKey {
         nat_ip: entry.nat_ip,
         remote_ip: key.dst,
         nat_port: entry.nat_port,
-        remote_port: if key.proto == PROTO_ICMP { 0 } else { key.dport },
+        remote_port: if key.proto == PROTO_ICMP {
+            0
+        } else {
+            key.dport
+        },
         proto: key.proto,
         _pad: [0; 3],
     }
@@ -147,26 +151,64 @@ mod tests {
         let defaults = CtTimeouts::default();
         let udp = key(PROTO_UDP);
         // UDP one way: 30 s; both ways: 180 s.
-        assert!(!expired(&defaults, &udp, &entry(CT_ONE_WAY, 100, 0), 130 * S));
-        assert!(expired(&defaults, &udp, &entry(CT_ONE_WAY, 100, 0), 131 * S));
-        assert!(!expired(&defaults, &udp, &entry(CT_BOTH_WAYS, 100, 0), 200 * S));
+        assert!(!expired(
+            &defaults,
+            &udp,
+            &entry(CT_ONE_WAY, 100, 0),
+            130 * S
+        ));
+        assert!(expired(
+            &defaults,
+            &udp,
+            &entry(CT_ONE_WAY, 100, 0),
+            131 * S
+        ));
+        assert!(!expired(
+            &defaults,
+            &udp,
+            &entry(CT_BOTH_WAYS, 100, 0),
+            200 * S
+        ));
         // Translated: the NAT timeout (350 s) whatever the state.
-        assert!(!expired(&defaults, &udp, &entry(CT_ONE_WAY, 100, 9), 400 * S));
-        assert!(expired(&defaults, &udp, &entry(CT_ONE_WAY, 100, 9), 451 * S));
+        assert!(!expired(
+            &defaults,
+            &udp,
+            &entry(CT_ONE_WAY, 100, 9),
+            400 * S
+        ));
+        assert!(expired(
+            &defaults,
+            &udp,
+            &entry(CT_ONE_WAY, 100, 9),
+            451 * S
+        ));
         // Configured values win over the defaults.
         let short = CtTimeouts {
             tcp_established: 60,
             ..CtTimeouts::default()
         };
         let tcp = key(6);
-        assert!(expired(&short, &tcp, &entry(CT_TCP_ESTABLISHED, 0, 0), 61 * S));
-        assert!(!expired(&defaults, &tcp, &entry(CT_TCP_ESTABLISHED, 0, 0), 61 * S));
+        assert!(expired(
+            &short,
+            &tcp,
+            &entry(CT_TCP_ESTABLISHED, 0, 0),
+            61 * S
+        ));
+        assert!(!expired(
+            &defaults,
+            &tcp,
+            &entry(CT_TCP_ESTABLISHED, 0, 0),
+            61 * S
+        ));
     }
 
     #[test]
     fn the_nat_reverse_key_uses_the_remote_end() {
         let k = nat_key(&key(PROTO_UDP), &entry(CT_ONE_WAY, 0, 9));
-        assert_eq!((k.nat_ip, k.remote_ip, k.nat_port, k.remote_port), (9, 2, 2000, 53));
+        assert_eq!(
+            (k.nat_ip, k.remote_ip, k.nat_port, k.remote_port),
+            (9, 2, 2000, 53)
+        );
         let icmp = nat_key(&key(PROTO_ICMP), &entry(CT_ONE_WAY, 0, 9));
         assert_eq!(icmp.remote_port, 0);
     }

@@ -35,8 +35,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use vpc_common::{
-    DropReason, ip_from_raw,
+    DropReason,
     flow::{FLOW_ACCEPT, FlowKey, FlowStats},
+    ip_from_raw,
 };
 
 use crate::config::{
@@ -212,7 +213,9 @@ impl Names {
     }
 
     fn is_uplink(&self, ifindex: u32) -> bool {
-        self.ifaces.get(&ifindex).is_some_and(|f| f.subnet.is_none())
+        self.ifaces
+            .get(&ifindex)
+            .is_some_and(|f| f.subnet.is_none())
     }
 
     /// Every subject that gets NODATA when it had no traffic: ENIs and uplinks.
@@ -254,7 +257,9 @@ impl Clock {
 
     /// Unix seconds of a monotonic timestamp.
     pub fn unix_secs(&self, mono_ns: u64) -> u64 {
-        self.unix_ns.saturating_sub(self.mono_ns.saturating_sub(mono_ns)) / 1_000_000_000
+        self.unix_ns
+            .saturating_sub(self.mono_ns.saturating_sub(mono_ns))
+            / 1_000_000_000
     }
 
     pub fn mono_ns(&self) -> u64 {
@@ -370,11 +375,12 @@ fn sides(names: &Names, key: &FlowKey, stats: &FlowStats) -> Vec<(Subject, Traff
         Some(1)
     };
     let mut out = Vec::new();
-    if !accepted && rejected_inbound(stats.reason) {
-        if let Some(eni) = names.eni_in_vpc(key.ifindex, dst) {
-            out.push((eni.clone(), traffic(src, dst, Direction::Ingress, None)));
-            return out;
-        }
+    if !accepted
+        && rejected_inbound(stats.reason)
+        && let Some(eni) = names.eni_in_vpc(key.ifindex, dst)
+    {
+        out.push((eni.clone(), traffic(src, dst, Direction::Ingress, None)));
+        return out;
     }
     match names.eni(key.ifindex, src) {
         Some(eni) => out.push((eni.clone(), traffic(src, dst, Direction::Egress, path))),
@@ -646,7 +652,13 @@ mod tests {
         let drained = Drained {
             flows: vec![
                 (
-                    key(4, [203, 0, 113, 50], [198, 51, 100, 10], PROTO_UDP, FLOW_ACCEPT),
+                    key(
+                        4,
+                        [203, 0, 113, 50],
+                        [198, 51, 100, 10],
+                        PROTO_UDP,
+                        FLOW_ACCEPT,
+                    ),
                     inbound,
                 ),
                 (
