@@ -55,13 +55,17 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        let topology = Topology::build(DEFINITION, None, false).expect("topology");
+        Self::with(DEFINITION)
+    }
+
+    fn with(definition: &str) -> Self {
+        let topology = Topology::build(definition, None, false).expect("topology");
         topology
             .router
             .ip(&["link", "set", "lo", "up"])
             .expect("router lo up");
         let scratch = Scratch::new().expect("scratch");
-        scratch.write("vpc.yaml", DEFINITION).expect("write");
+        scratch.write("vpc.yaml", definition).expect("write");
         Self {
             topology,
             bpffs: Bpffs::new().expect("bpffs"),
@@ -361,6 +365,30 @@ fn idle_enis_get_nodata_and_a_full_flows_map_gives_skipdata() {
             .as_u64()
             .unwrap_or(0)
             >= 2
+    );
+    agent.signal("TERM").expect("SIGTERM");
+    assert_eq!(agent.wait_exit(WAIT).expect("exit"), Some(0));
+}
+
+#[test]
+fn the_sweep_removes_expired_connections_and_counts_them() {
+    require_kernel!();
+    let definition = format!("{DEFINITION}connection_tracking:\n  icmp_timeout: 1\n");
+    let setup = Setup::with(&definition);
+    let mut agent = setup.start(600_000);
+    assert_eq!(ping(setup.host("da"), A, C, 1).expect("ping"), 1);
+    agent
+        .wait_for("conntrack sweep removed=1 ", 1, WAIT)
+        .expect("the expired echo connection is swept");
+    let status = setup.json("status");
+    assert_eq!(status["conntrack"]["swept"], 1, "{:#}", status["conntrack"]);
+    assert_eq!(status["conntrack"]["live"], 0);
+    assert_eq!(status["conntrack"]["evictions"], 0);
+    let metrics = http_get(&setup.topology.router, &format!("http://{METRICS}/metrics"))
+        .expect("metrics answer");
+    assert!(
+        metrics.contains("vpc_conntrack_total{event=\"swept\"} 1"),
+        "{metrics}"
     );
     agent.signal("TERM").expect("SIGTERM");
     assert_eq!(agent.wait_exit(WAIT).expect("exit"), Some(0));

@@ -335,7 +335,10 @@ impl Agent {
         );
         let names = Names::new(config, &resolved);
         let interfaces = names.interfaces();
-        self.flow_log.reconfigure(settings, names)?;
+        // The policy is applied by now: a flow log that cannot follow is reported, not fatal.
+        if let Err(e) = self.flow_log.reconfigure(settings, names) {
+            log::error!("{what}: flow log: {}", crate::error_chain(&e));
+        }
         if interfaces != self.record.interfaces {
             self.record.interfaces = interfaces;
             if what != "start" {
