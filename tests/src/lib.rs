@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod datapath;
+pub mod flowlog;
 pub mod netns;
 pub mod observe;
 pub mod packet;

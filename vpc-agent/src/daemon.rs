@@ -7,10 +7,15 @@
 //!   SIGHUP; an invalid file is reported and the running generation stays;
 //! - interfaces are **polled** every [`IFACE_POLL`]: one that disappeared and came back (new
 //!   ifindex) gets the policy recompiled and the programs re-attached;
+//! - every flow log aggregation interval the per-flow counters are **drained** and written as
+//!   flow log records ([`crate::flowlog`]); the last, partial interval is flushed on SIGTERM;
+//! - every [`SWEEP_INTERVAL`] expired connections are **swept** ([`crate::sweep`]);
+//! - with `--metrics ADDR`, a Prometheus endpoint answers on ADDR ([`crate::metrics`]);
 //! - SIGTERM / SIGINT stop the agent and leave the datapath enforcing (links and maps pinned).
 
 use std::{
     collections::BTreeMap,
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -20,11 +25,14 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     compile::CompileError,
-    config::{self, LoadError, ValidatedConfig},
+    config::{self, LoadError, ValidatedConfig, validated::FlowLogDestination},
     datapath::{Attached, Attachment, Datapath, DatapathError, programs_for},
+    ebpf::maps as names,
+    flowlog::{self, FlowLog, FlowLogError, Names, Settings},
     netconf::{self, Managed, NetconfError},
     pin::{self, AgentRecord, DirLock, PinError},
     reconcile::{self, Outcome, ReconcileError},
+    sweep::{self, SWEEP_INTERVAL},
 };
 
 /// How often the definition file is checked for changes.
@@ -38,6 +46,12 @@ pub struct RunOptions {
     pub config: PathBuf,
     pub bpffs: PathBuf,
     pub xdp_mode: XdpMode,
+    /// `--flow-log`: overrides the definition's `flow_logs.destination`.
+    pub flow_log: Option<FlowLogDestination>,
+    /// Test aid (`--flow-log-interval-ms`): overrides the aggregation interval.
+    pub flow_log_interval: Option<Duration>,
+    /// `--metrics ADDR`: serve Prometheus metrics there.
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +74,14 @@ pub enum DaemonError {
     MissingInterfaces(Vec<String>),
     #[error("cannot start the event loop")]
     Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    FlowLog(#[from] FlowLogError),
+    #[error("cannot serve metrics on {addr}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl DaemonError {
@@ -84,6 +106,9 @@ struct Agent {
     managed: Vec<Managed>,
     /// The file content of the running (or last rejected) definition.
     text: String,
+    flow_log: FlowLog,
+    /// What `status` reads back: rewritten when interfaces or counters change.
+    record: AgentRecord,
     _lock: DirLock,
 }
 
@@ -140,6 +165,15 @@ impl Agent {
             opts.bpffs.display(),
             if adopting { "reused" } else { "created" }
         );
+        let settings = Settings::resolve(&config, opts.flow_log.as_ref(), opts.flow_log_interval);
+        let flow_log = FlowLog::new(settings, Names::new(&config, &resolved))?;
+        let record = AgentRecord {
+            config: std::path::absolute(&opts.config).unwrap_or_else(|_| opts.config.clone()),
+            pid: std::process::id(),
+            xdp_mode: xdp_mode_name(opts.xdp_mode).to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..AgentRecord::default()
+        };
         let mut agent = Self {
             opts,
             datapath,
@@ -147,20 +181,93 @@ impl Agent {
             ifindexes: BTreeMap::new(),
             managed: Vec::new(),
             text,
+            flow_log,
+            record,
             _lock: lock,
         };
         agent.apply(&config, resolved, "start")?;
-        pin::write_record(
-            &agent.opts.bpffs,
-            &AgentRecord {
-                config: std::path::absolute(&agent.opts.config)
-                    .unwrap_or_else(|_| agent.opts.config.clone()),
-                pid: std::process::id(),
-                xdp_mode: xdp_mode_name(agent.opts.xdp_mode).to_owned(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
+        pin::write_record(&agent.opts.bpffs, &agent.record)?;
+        let s = &agent.flow_log.settings;
+        log::info!(
+            "flow log interval={:?} destination={} fields={}",
+            s.interval,
+            match &s.destination {
+                None => "none (drained, not written)".to_owned(),
+                Some(FlowLogDestination::Stdout) => "stdout".to_owned(),
+                Some(FlowLogDestination::File(p)) => format!("file:{}", p.display()),
             },
-        )?;
+            s.fields.len()
+        );
         Ok(agent)
+    }
+
+    /// Rewrites the agent record (a failure is logged: it only affects `status`).
+    fn save_record(&self) {
+        if let Err(e) = pin::write_record(&self.opts.bpffs, &self.record) {
+            log::warn!("cannot update the agent record: {}", crate::error_chain(&e));
+        }
+    }
+
+    /// Ends a flow log interval: drains the counters and writes the records.
+    fn drain_flows(&mut self) {
+        let dir = &self.opts.bpffs;
+        let drained = pin::open_map(dir, names::FLOWS).and_then(|mut flows| {
+            let mut skipped = pin::open_map(dir, names::FLOWS_SKIPPED)?;
+            flowlog::drain::drain(&mut flows, &mut skipped).map_err(|source| pin::PinError::Map {
+                path: pin::map_path(dir, names::FLOWS),
+                source,
+            })
+        });
+        let drained = match drained {
+            Ok(d) => d,
+            Err(e) => {
+                log::error!("flow log: cannot drain: {}", crate::error_chain(&e));
+                return;
+            }
+        };
+        match self.flow_log.emit(&drained) {
+            Ok(records) => log::info!(
+                "flow log: interval ended records={records} flows={} skipped_packets={} \
+                 drain_us={}",
+                drained.flows.len(),
+                drained.skipped.values().sum::<u64>() + drained.errors,
+                drained.elapsed.as_micros()
+            ),
+            Err(e) => log::error!("flow log: {}", crate::error_chain(&e)),
+        }
+        self.record.flow_log = self.flow_log.counters.clone();
+        self.save_record();
+    }
+
+    /// Removes expired connections (and their NAT ports).
+    fn sweep(&mut self) {
+        let dir = &self.opts.bpffs;
+        let result = (|| {
+            let mut ct = pin::open_map(dir, names::CONNTRACK)?;
+            let mut nat = pin::open_map(dir, names::NAT_PORTS)?;
+            let timeouts = pin::open_map(dir, names::CT_TIMEOUTS)?;
+            sweep::sweep(&mut ct, &mut nat, &timeouts, flowlog::monotonic_ns()).map_err(|source| {
+                pin::PinError::Map {
+                    path: pin::map_path(dir, names::CONNTRACK),
+                    source,
+                }
+            })
+        })();
+        match result {
+            Ok(swept) if swept.removed > 0 => {
+                log::info!(
+                    "conntrack sweep removed={} nat_released={} scanned={} elapsed_us={}",
+                    swept.removed,
+                    swept.nat_released,
+                    swept.scanned,
+                    swept.elapsed.as_micros()
+                );
+                self.record.conntrack_swept += swept.removed;
+                self.save_record();
+            }
+            Ok(_) => {}
+            Err(e) => log::error!("conntrack sweep: {}", crate::error_chain(&e)),
+        }
     }
 
     /// Prepares the interfaces, reconciles the maps, then attaches where needed: the policy is
@@ -219,6 +326,23 @@ impl Agent {
                     xdp_mode_name(self.opts.xdp_mode)
                 );
                 self.attachments.push(attachment);
+            }
+        }
+        let settings = Settings::resolve(
+            config,
+            self.opts.flow_log.as_ref(),
+            self.opts.flow_log_interval,
+        );
+        let names = Names::new(config, &resolved);
+        let interfaces = names.interfaces();
+        // The policy is applied by now: a flow log that cannot follow is reported, not fatal.
+        if let Err(e) = self.flow_log.reconfigure(settings, names) {
+            log::error!("{what}: flow log: {}", crate::error_chain(&e));
+        }
+        if interfaces != self.record.interfaces {
+            self.record.interfaces = interfaces;
+            if what != "start" {
+                self.save_record();
             }
         }
         self.ifindexes = resolved;
@@ -317,6 +441,13 @@ fn resolve(config: &ValidatedConfig) -> Result<BTreeMap<String, u32>, DaemonErro
     }
 }
 
+/// A ticker whose first tick is one `period` from now.
+fn flow_ticker(period: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -327,7 +458,20 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Runtime)?;
         let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Runtime)?;
         let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Runtime)?;
+        let metrics = match opts.metrics {
+            Some(addr) => Some((
+                addr,
+                crate::metrics::bind(addr)
+                    .await
+                    .map_err(|source| DaemonError::Metrics { addr, source })?,
+            )),
+            None => None,
+        };
         let mut agent = Agent::start(opts)?;
+        if let Some((addr, listener)) = metrics {
+            log::info!("metrics listening addr={addr}");
+            tokio::spawn(crate::metrics::serve(listener, agent.opts.bpffs.clone()));
+        }
         log::info!(
             "running config={} bpffs={} (file polled every {:?}, interfaces every {:?})",
             agent.opts.config.display(),
@@ -337,6 +481,9 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         );
         let mut file_tick = tokio::time::interval(FILE_POLL);
         let mut iface_tick = tokio::time::interval(IFACE_POLL);
+        let mut sweep_tick = tokio::time::interval(SWEEP_INTERVAL);
+        let mut period = agent.flow_log.settings.interval;
+        let mut flow_tick = flow_ticker(period);
         loop {
             tokio::select! {
                 _ = hup.recv() => {
@@ -347,8 +494,17 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 _ = int.recv() => break,
                 _ = file_tick.tick() => agent.reload(false),
                 _ = iface_tick.tick() => agent.check_interfaces(),
+                _ = flow_tick.tick() => agent.drain_flows(),
+                _ = sweep_tick.tick() => agent.sweep(),
+            }
+            if agent.flow_log.settings.interval != period {
+                period = agent.flow_log.settings.interval;
+                log::info!("flow log interval={period:?}");
+                flow_tick = flow_ticker(period);
             }
         }
+        // The interval in progress is flushed.
+        agent.drain_flows();
         log::info!("stopping; the datapath stays attached and enforcing (pinned)");
         Ok(())
     })

@@ -7,11 +7,15 @@ pub mod daemon;
 pub mod datapath;
 pub mod ebpf;
 pub mod evaluator;
+pub mod flowlog;
+pub mod flows;
 pub mod maps;
+pub mod metrics;
 pub mod netconf;
 pub mod pin;
 pub mod reconcile;
 pub mod status;
+pub mod sweep;
 pub mod trace;
 
 /// The error and its sources, `: `-separated (e.g. why a file could not be read).

@@ -1,13 +1,19 @@
 //! `vpc-agent`: the command line (see shared/spec/cli.md). Exit status: 0 success, 1 user error,
 //! 2 environment error. Logs (`run`, `detach`) go to stderr through env_logger: level `info`
 //! unless `RUST_LOG` says otherwise, one `key=value` event per line.
-use std::{net::Ipv4Addr, path::PathBuf, process::ExitCode};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
 
 use aya::programs::XdpMode;
 use clap::{Parser, Subcommand, ValueEnum};
 use vpc_agent::{
     config, daemon, error_chain,
     evaluator::Packet,
+    flowlog, flows,
     pin::{self, DEFAULT_DIR},
     status, trace,
 };
@@ -51,9 +57,28 @@ enum Command {
         bpffs: PathBuf,
         #[arg(long, value_enum, default_value = "native")]
         xdp_mode: XdpModeArg,
+        /// Where flow log records go: stdout or file:PATH (default: the definition's
+        /// flow_logs.destination; without either, the counters are drained but not written).
+        #[arg(long, value_name = "stdout|file:PATH")]
+        flow_log: Option<String>,
+        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464); off by default.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<SocketAddr>,
+        /// Test aid: the flow log aggregation interval in milliseconds, instead of the
+        /// definition's 60 or 600 seconds.
+        #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+        flow_log_interval_ms: Option<u64>,
     },
     /// What is attached where, the configuration generation, map fill levels, drop counters.
     Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_DIR)]
+        bpffs: PathBuf,
+    },
+    /// The live per-flow counters of the current interval (5-tuple, interface, packets, bytes,
+    /// first/last seen, action, drop reason).
+    Flows {
         #[arg(long)]
         json: bool,
         #[arg(long, default_value = DEFAULT_DIR)]
@@ -133,7 +158,15 @@ fn execute(command: Command) -> Result<(), Failure> {
             config,
             bpffs,
             xdp_mode,
+            flow_log,
+            metrics,
+            flow_log_interval_ms,
         } => {
+            let flow_log = flow_log
+                .as_deref()
+                .map(flowlog::parse_destination)
+                .transpose()
+                .map_err(|e| user(error_chain(&e)))?;
             let opts = daemon::RunOptions {
                 config,
                 bpffs,
@@ -141,6 +174,9 @@ fn execute(command: Command) -> Result<(), Failure> {
                     XdpModeArg::Native => XdpMode::Driver,
                     XdpModeArg::Skb => XdpMode::Skb,
                 },
+                flow_log,
+                flow_log_interval: flow_log_interval_ms.map(Duration::from_millis),
+                metrics,
             };
             daemon::run(opts).map_err(|e| Failure {
                 code: e.exit_code(),
@@ -155,6 +191,16 @@ fn execute(command: Command) -> Result<(), Failure> {
                 println!("{text}");
             } else {
                 print!("{}", status::render(&status));
+            }
+        }
+        Command::Flows { json, bpffs } => {
+            let live = flows::collect(&bpffs).map_err(|e| env(error_chain(&e)))?;
+            if json {
+                let text = serde_json::to_string_pretty(&live)
+                    .map_err(|e| env(format!("cannot encode the flows: {e}")))?;
+                println!("{text}");
+            } else {
+                print!("{}", flows::render(&live));
             }
         }
         Command::Trace {

@@ -285,6 +285,16 @@ pub struct AgentRecord {
     /// `native` or `skb`.
     pub xdp_mode: String,
     pub version: String,
+    /// ifindex -> name of the managed interfaces (in the agent's network namespace), so that
+    /// `flows` can name them from anywhere.
+    #[serde(default)]
+    pub interfaces: std::collections::BTreeMap<u32, String>,
+    /// What the flow log wrote and skipped (updated every interval).
+    #[serde(default)]
+    pub flow_log: crate::flowlog::FlowLogCounters,
+    /// Connection-tracking entries removed by the agent's sweep (updated every sweep).
+    #[serde(default)]
+    pub conntrack_swept: u64,
 }
 
 fn open_pinned(path: &Path) -> Result<Map, PinError> {

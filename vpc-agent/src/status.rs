@@ -1,26 +1,35 @@
 //! `vpc-agent status`: read from the pinned objects only (works whether or not an agent runs):
 //! what is attached where, the generation and active slot, each map's fill level against its
-//! capacity, and the drop counters by reason.
+//! capacity, the drop counters by reason, connection-tracking counters and what the flow log
+//! wrote and skipped.
 
 use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
 use aya::{
     Pod,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, MapError, MapInfo},
+    maps::{
+        Array, DevMapHash, HashMap, LpmTrie, Map, MapData, MapError, MapInfo, PerCpuArray,
+        PerCpuHashMap,
+    },
     programs::links::{FdLink, PinnedLink},
 };
 use serde::Serialize;
 use vpc_common::{
     acl::AclTable,
+    conntrack::{CT_STAT_CREATED, CT_STAT_EXPIRED, CT_STAT_SWEPT, CtEntry, CtKey},
+    flow::{FLOW_ACCEPT, FlowKey, FlowStats},
     iface::{
         Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
         PublicTarget, SubnetInfo, VpcInfo,
     },
+    nat::{NatKey, NatValue},
     route::{RouteKey, RouteValue},
+    security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
 };
 
 use crate::{
     ebpf::maps as names,
+    flowlog::{FlowLogCounters, drain},
     pin::{self, AgentRecord, PinError},
 };
 
@@ -67,22 +76,64 @@ pub struct Status {
     pub maps: Vec<MapFill>,
     /// Drops by reason name (reasons never seen are absent).
     pub drops: BTreeMap<&'static str, u64>,
+    pub conntrack: ConntrackStats,
+    pub flows: FlowStatus,
 }
 
-fn count_keys<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
-    let hash: HashMap<&MapData, K, V> = HashMap::try_from(map)?;
+/// Connection tracking counters: `CT_STATS` (kernel, per CPU, summed) and the agent's sweep.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ConntrackStats {
+    pub created: u64,
+    /// Found expired by the datapath on lookup.
+    pub expired: u64,
+    /// Removed by the agent's sweep (counted by the agent, not in `CT_STATS`).
+    pub swept: u64,
+    pub live: u64,
+    /// Evicted by the LRU when full: created - expired - swept - live (never below 0).
+    pub evictions: u64,
+}
+
+/// Flow counters: the live (not yet drained) interval and the flow log's totals.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct FlowStatus {
+    pub live_flows: u64,
+    pub live_accepted_packets: u64,
+    pub live_accepted_bytes: u64,
+    pub live_rejected_packets: u64,
+    pub live_rejected_bytes: u64,
+    /// Packets not recorded since the last drain (FLOWS full), by interface.
+    pub live_skipped: BTreeMap<String, u64>,
+    /// What the running (or last) agent's flow log did.
+    pub flow_log: FlowLogCounters,
+}
+
+fn count<K>(keys: impl Iterator<Item = Result<K, MapError>>) -> Result<u32, MapError> {
     let mut n = 0;
-    for key in hash.keys() {
+    for key in keys {
         key?;
         n += 1;
     }
     Ok(n)
 }
 
+fn count_keys<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
+    count(HashMap::<&MapData, K, V>::try_from(map)?.keys())
+}
+
+fn count_percpu_keys<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
+    count(PerCpuHashMap::<&MapData, K, V>::try_from(map)?.keys())
+}
+
+fn count_trie_keys<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
+    count(LpmTrie::<&MapData, K, V>::try_from(map)?.keys())
+}
+
 /// Entries in use in a pinned map (arrays: non-empty slots).
 fn entries(name: &'static str, map: &Map) -> Result<u32, MapError> {
     Ok(match name {
-        names::CONFIG | names::DROP_COUNTERS => match map {
+        names::CONFIG | names::CT_TIMEOUTS | names::NAT_CONFIG => 1,
+        names::CT_STATS => vpc_common::conntrack::CT_STAT_SLOTS,
+        names::DROP_COUNTERS => match map {
             Map::PerCpuArray(_) => vpc_common::DropReason::ALL.len() as u32,
             _ => 1,
         },
@@ -94,15 +145,13 @@ fn entries(name: &'static str, map: &Map) -> Result<u32, MapError> {
         names::NAT_GATEWAYS => count_keys::<u32, NatGatewayInfo>(map)?,
         // FragKey (12 bytes) -> FragPorts (4 bytes), defined in vpc-ebpf.
         names::FRAGMENTS => count_keys::<[u8; 12], [u8; 4]>(map)?,
-        names::ROUTES => {
-            let trie: LpmTrie<&MapData, RouteKey, RouteValue> = LpmTrie::try_from(map)?;
-            let mut n = 0;
-            for key in trie.keys() {
-                key?;
-                n += 1;
-            }
-            n
-        }
+        names::CONNTRACK => count_keys::<CtKey, CtEntry>(map)?,
+        names::NAT_PORTS => count_keys::<NatKey, NatValue>(map)?,
+        names::FLOWS => count_percpu_keys::<FlowKey, FlowStats>(map)?,
+        names::FLOWS_SKIPPED => count_percpu_keys::<u32, u64>(map)?,
+        names::ROUTES => count_trie_keys::<RouteKey, RouteValue>(map)?,
+        names::SG_REMOTES => count_trie_keys::<SgRemoteKey, u32>(map)?,
+        names::SG_RULES => count_trie_keys::<SgRuleKey, SgRuleValue>(map)?,
         names::ACLS => {
             let array: Array<&MapData, AclTable> = Array::try_from(map)?;
             let empty = AclTable::default();
@@ -112,15 +161,7 @@ fn entries(name: &'static str, map: &Map) -> Result<u32, MapError> {
             }
             n
         }
-        names::DEVICES => {
-            let devices: DevMapHash<&MapData> = DevMapHash::try_from(map)?;
-            let mut n = 0;
-            for key in devices.keys() {
-                key?;
-                n += 1;
-            }
-            n
-        }
+        names::DEVICES => count(DevMapHash::<&MapData>::try_from(map)?.keys())?,
         _ => 0,
     })
 }
@@ -169,10 +210,13 @@ pub fn collect(dir: &Path) -> Result<Status, StatusError> {
         .into_iter()
         .map(|(reason, n)| (reason.name(), n))
         .collect();
+    let agent = pin::read_record(dir)?;
+    let conntrack = conntrack_stats(dir, &maps, agent.as_ref())?;
+    let flows = flow_status(dir, agent.as_ref())?;
     Ok(Status {
         bpffs: dir.display().to_string(),
         agent_running: pin::agent_running(dir),
-        agent: pin::read_record(dir)?,
+        agent,
         layout_version: config.layout_version,
         generation: config.generation,
         active_slot: config.active_slot,
@@ -182,7 +226,77 @@ pub fn collect(dir: &Path) -> Result<Status, StatusError> {
             .collect(),
         maps,
         drops,
+        conntrack,
+        flows,
     })
+}
+
+fn conntrack_stats(
+    dir: &Path,
+    maps: &[MapFill],
+    agent: Option<&AgentRecord>,
+) -> Result<ConntrackStats, StatusError> {
+    let map_err = |source| StatusError::Map {
+        name: names::CT_STATS,
+        source,
+    };
+    let map = pin::open_map(dir, names::CT_STATS)?;
+    let stats: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(&map).map_err(map_err)?;
+    let slot =
+        |i| -> Result<u64, StatusError> { Ok(stats.get(&i, 0).map_err(map_err)?.iter().sum()) };
+    let created = slot(CT_STAT_CREATED)?;
+    let expired = slot(CT_STAT_EXPIRED)?;
+    // The kernel's own slot stays 0 (the agent counts its sweep), but is added if ever set.
+    let swept = slot(CT_STAT_SWEPT)? + agent.map_or(0, |a| a.conntrack_swept);
+    let live = maps
+        .iter()
+        .find(|m| m.name == names::CONNTRACK)
+        .map_or(0, |m| u64::from(m.entries));
+    Ok(ConntrackStats {
+        created,
+        expired,
+        swept,
+        live,
+        evictions: created.saturating_sub(expired + swept + live),
+    })
+}
+
+fn flow_status(dir: &Path, agent: Option<&AgentRecord>) -> Result<FlowStatus, StatusError> {
+    let flows_err = |source| StatusError::Map {
+        name: names::FLOWS,
+        source,
+    };
+    let flows = drain::read(&pin::open_map(dir, names::FLOWS)?).map_err(flows_err)?;
+    let mut out = FlowStatus {
+        live_flows: flows.len() as u64,
+        flow_log: agent.map(|a| a.flow_log.clone()).unwrap_or_default(),
+        ..FlowStatus::default()
+    };
+    for (key, stats) in &flows {
+        if key.action == FLOW_ACCEPT {
+            out.live_accepted_packets += stats.packets;
+            out.live_accepted_bytes += stats.bytes;
+        } else {
+            out.live_rejected_packets += stats.packets;
+            out.live_rejected_bytes += stats.bytes;
+        }
+    }
+    let mut skipped_map = pin::open_map(dir, names::FLOWS_SKIPPED)?;
+    let skipped = drain::read_skipped(&mut skipped_map).map_err(|source| StatusError::Map {
+        name: names::FLOWS_SKIPPED,
+        source,
+    })?;
+    for (ifindex, n) in skipped {
+        out.live_skipped.insert(interface_name(agent, ifindex), n);
+    }
+    Ok(out)
+}
+
+/// The name the agent recorded for `ifindex`, else `ifN`.
+pub fn interface_name(agent: Option<&AgentRecord>, ifindex: u32) -> String {
+    agent
+        .and_then(|a| a.interfaces.get(&ifindex).cloned())
+        .unwrap_or_else(|| format!("if{ifindex}"))
 }
 
 /// The human-readable form.
@@ -239,5 +353,39 @@ pub fn render(status: &Status) -> String {
     for (reason, n) in &status.drops {
         let _ = writeln!(out, "  {reason:<24} {n}");
     }
+    let ct = &status.conntrack;
+    let _ = writeln!(
+        out,
+        "conntrack: created {} expired {} swept {} live {} evictions {}",
+        ct.created, ct.expired, ct.swept, ct.live, ct.evictions
+    );
+    let f = &status.flows;
+    let _ = writeln!(
+        out,
+        "flows (this interval): {} flows, accepted {} packets / {} bytes, rejected {} packets / {} bytes",
+        f.live_flows,
+        f.live_accepted_packets,
+        f.live_accepted_bytes,
+        f.live_rejected_packets,
+        f.live_rejected_bytes
+    );
+    for (interface, n) in &f.live_skipped {
+        let _ = writeln!(
+            out,
+            "  not recorded (FLOWS full) on {interface}: {n} packets"
+        );
+    }
+    let l = &f.flow_log;
+    let _ = writeln!(
+        out,
+        "flow log: {} records written ({} SKIPDATA), {} packets skipped, {} drains \
+         (last: {} flows in {} us)",
+        l.records_written,
+        l.skipdata_records,
+        l.packets_skipped,
+        l.drains,
+        l.last_drain_flows,
+        l.last_drain_micros
+    );
     out
 }

@@ -1,0 +1,154 @@
+//! Reading the kernel's per-flow counters: `FLOWS` (per-CPU hash) summed over CPUs, and the
+//! per-interface `FLOWS_SKIPPED` counts.
+//!
+//! Draining reads each entry and deletes it right after (per key). A packet the kernel counts
+//! between that read and that delete is lost (a window of one syscall); the kernel would need a
+//! generation bit in `FlowKey` (written from `CONFIG`) for a loss-free swap.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use aya::maps::{Map, MapData, MapError, PerCpuHashMap};
+use vpc_common::flow::{FlowKey, FlowStats};
+
+/// Sums one flow's per-CPU values: packets and bytes added, the earliest first and the latest
+/// last; the other fields come from a CPU that saw the flow (they are the same on every CPU).
+pub fn aggregate(per_cpu: &[FlowStats]) -> Option<FlowStats> {
+    let mut seen = per_cpu.iter().filter(|s| s.packets > 0);
+    let mut total = *seen.next()?;
+    for s in seen {
+        total.packets += s.packets;
+        total.bytes += s.bytes;
+        total.first_ns = total.first_ns.min(s.first_ns);
+        total.last_ns = total.last_ns.max(s.last_ns);
+        total.tcp_flags |= s.tcp_flags;
+    }
+    Some(total)
+}
+
+/// What one drain read.
+#[derive(Clone, Debug, Default)]
+pub struct Drained {
+    pub flows: Vec<(FlowKey, FlowStats)>,
+    /// Packets the kernel could not record, by ingress ifindex.
+    pub skipped: BTreeMap<u32, u64>,
+    /// Entries the drain could not read or delete (they make the interval SKIPDATA).
+    pub errors: u64,
+    pub elapsed: std::time::Duration,
+}
+
+fn flows_map(map: &Map) -> Result<PerCpuHashMap<&MapData, FlowKey, FlowStats>, MapError> {
+    PerCpuHashMap::try_from(map)
+}
+
+/// The live flows (nothing deleted), aggregated over CPUs, sorted by key.
+pub fn read(map: &Map) -> Result<Vec<(FlowKey, FlowStats)>, MapError> {
+    let flows = flows_map(map)?;
+    let mut out = Vec::new();
+    for key in flows.keys() {
+        let key = key?;
+        // The entry may be deleted between the key walk and this read: then it is gone.
+        if let Ok(values) = flows.get(&key, 0)
+            && let Some(total) = aggregate(&values)
+        {
+            out.push((key, total));
+        }
+    }
+    out.sort_by_key(|(k, _)| *k);
+    Ok(out)
+}
+
+/// Sums a per-CPU `u64` counter hash (FLOWS_SKIPPED), optionally deleting what it read.
+fn counters(map: &mut Map, delete: bool) -> Result<BTreeMap<u32, u64>, MapError> {
+    let mut hash: PerCpuHashMap<&mut MapData, u32, u64> = PerCpuHashMap::try_from(map)?;
+    let keys: Vec<u32> = hash.keys().collect::<Result<_, _>>()?;
+    let mut out = BTreeMap::new();
+    for key in keys {
+        let Ok(values) = hash.get(&key, 0) else {
+            continue;
+        };
+        let total: u64 = values.iter().sum();
+        if delete {
+            let _ = hash.remove(&key);
+        }
+        if total > 0 {
+            out.insert(key, total);
+        }
+    }
+    Ok(out)
+}
+
+/// The skipped-packet counts by ifindex, without deleting them.
+pub fn read_skipped(map: &mut Map) -> Result<BTreeMap<u32, u64>, MapError> {
+    counters(map, false)
+}
+
+/// Reads and deletes every `FLOWS` entry and every `FLOWS_SKIPPED` count.
+pub fn drain(flows: &mut Map, skipped: &mut Map) -> Result<Drained, MapError> {
+    let started = Instant::now();
+    let mut out = Drained::default();
+    let mut hash: PerCpuHashMap<&mut MapData, FlowKey, FlowStats> = PerCpuHashMap::try_from(flows)?;
+    // The keys first: deleting while walking with get_next_key would restart the walk.
+    let keys: Vec<FlowKey> = hash.keys().filter_map(Result::ok).collect();
+    for key in keys {
+        match hash.get(&key, 0) {
+            Ok(values) => {
+                if let Some(total) = aggregate(&values) {
+                    out.flows.push((key, total));
+                }
+                if hash.remove(&key).is_err() {
+                    out.errors += 1;
+                }
+            }
+            Err(MapError::KeyNotFound) => {}
+            Err(_) => out.errors += 1,
+        }
+    }
+    out.flows.sort_by_key(|(k, _)| *k);
+    out.skipped = counters(skipped, true)?;
+    out.elapsed = started.elapsed();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(packets: u64, bytes: u64, first_ns: u64, last_ns: u64, flags: u8) -> FlowStats {
+        FlowStats {
+            packets,
+            bytes,
+            first_ns,
+            last_ns,
+            out_ifindex: 7,
+            pkt_src: 1,
+            pkt_dst: 2,
+            tcp_flags: flags,
+            ..FlowStats::default()
+        }
+    }
+
+    #[test]
+    fn per_cpu_values_are_summed_with_min_first_and_max_last() {
+        let per_cpu = [
+            FlowStats::default(),
+            stats(3, 300, 50, 90, 0x02),
+            stats(2, 120, 40, 70, 0x10),
+            FlowStats::default(),
+            stats(1, 60, 60, 100, 0x01),
+        ];
+        let total = aggregate(&per_cpu).expect("seen");
+        assert_eq!(total.packets, 6);
+        assert_eq!(total.bytes, 480);
+        assert_eq!(total.first_ns, 40);
+        assert_eq!(total.last_ns, 100);
+        assert_eq!(total.tcp_flags, 0x13);
+        assert_eq!(total.out_ifindex, 7);
+    }
+
+    #[test]
+    fn idle_cpus_do_not_set_first_seen_to_zero() {
+        let per_cpu = [FlowStats::default(), stats(1, 60, 500, 500, 0)];
+        assert_eq!(aggregate(&per_cpu).map(|t| t.first_ns), Some(500));
+        assert_eq!(aggregate(&[FlowStats::default(); 4]), None);
+    }
+}

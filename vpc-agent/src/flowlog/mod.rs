@@ -1,0 +1,696 @@
+//! Flow logs: every aggregation interval the agent drains the kernel's per-flow counters
+//! ([`drain`]) and writes one record per flow and interface ([`format`]), like AWS VPC flow logs.
+//!
+//! **Who sees a flow.** The kernel counts each packet once, at the router interface it arrived
+//! on. The agent presents that as AWS does, per network interface (ENI), each seeing its own
+//! traffic. An instance's (or NAT gateway's) ENI is named `eni-VPC-NAME`; the internet gateway
+//! uplink is presented under its router interface name.
+//!
+//! - The **source side**: a packet from an instance arriving on its subnet interface is an
+//!   `egress` record of that instance's ENI (ACCEPT or REJECT). A packet arriving on the
+//!   uplink (or from an address that is no instance's) is an `ingress` record of the router
+//!   interface it arrived on.
+//! - The **destination side**, for accepted packets: an `ingress` record of the destination
+//!   instance's ENI, or an `egress` record of the uplink, with `srcaddr`/`dstaddr` as they are
+//!   on that interface (after translation) and `pkt-srcaddr`/`pkt-dstaddr` the original ones.
+//! - Packets rejected by the destination's inbound rules (network ACL inbound, security group
+//!   inbound) are an `ingress` REJECT record of the destination ENI only, as in AWS.
+//!
+//! ICMP has no ports: `srcport`/`dstport` are `-` (the kernel keys echo flows by identifier, so
+//! two pings in one interval are two records). NODATA: an ENI or uplink without a record in the
+//! interval. SKIPDATA: a router interface whose packets the kernel could not record (FLOWS full:
+//! `FLOWS_SKIPPED`), or entries the drain could not read (interface `-`).
+
+pub mod drain;
+pub mod format;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs::{File, OpenOptions},
+    io::{self, Write as _},
+    net::Ipv4Addr,
+    path::PathBuf,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+use vpc_common::{
+    DropReason,
+    flow::{FLOW_ACCEPT, FlowKey, FlowStats},
+    ip_from_raw,
+};
+
+use crate::config::{
+    ValidatedConfig,
+    validate::DEFAULT_FLOW_LOG_FIELDS,
+    validated::{DEFAULT_AGGREGATION_INTERVAL, FlowLogDestination, PROTO_TCP, PROTO_UDP},
+};
+pub use drain::Drained;
+pub use format::{Direction, LogStatus, Record, Traffic};
+
+/// `account-id` of every record (the agent has no account).
+pub const ACCOUNT_ID: &str = "-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlowLogError {
+    #[error("cannot open the flow log {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the flow log")]
+    Write(#[source] io::Error),
+    #[error("flow log destination must be 'stdout' or 'file:/absolute/path', got '{0}'")]
+    BadDestination(String),
+}
+
+/// Parses `stdout` | `file:PATH` (the `--flow-log` option).
+pub fn parse_destination(text: &str) -> Result<FlowLogDestination, FlowLogError> {
+    match text {
+        "stdout" => Ok(FlowLogDestination::Stdout),
+        _ => match text.strip_prefix("file:") {
+            Some(path) if !path.is_empty() => Ok(FlowLogDestination::File(PathBuf::from(path))),
+            _ => Err(FlowLogError::BadDestination(text.to_owned())),
+        },
+    }
+}
+
+/// Counters of what the flow log did, kept in the agent record for `status` and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowLogCounters {
+    /// Records written (OK, NODATA and SKIPDATA).
+    pub records_written: u64,
+    /// SKIPDATA records written.
+    pub skipdata_records: u64,
+    /// Packets the kernel could not record (FLOWS full) plus entries the drain could not read.
+    pub packets_skipped: u64,
+    /// Drained totals by action (kernel flow entries, counted once, at ingress).
+    pub accepted_packets: u64,
+    pub accepted_bytes: u64,
+    pub rejected_packets: u64,
+    pub rejected_bytes: u64,
+    pub drains: u64,
+    /// The last drain: entries and how long reading and deleting them took.
+    pub last_drain_flows: u64,
+    pub last_drain_micros: u64,
+}
+
+/// Who a record belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Subject {
+    interface_id: String,
+    vpc: Option<String>,
+    subnet: Option<String>,
+    instance: Option<String>,
+}
+
+/// A router interface.
+#[derive(Clone, Debug)]
+struct RouterIface {
+    name: String,
+    vpc: String,
+    /// `None` for an uplink.
+    subnet: Option<String>,
+}
+
+/// Names of interfaces and ENIs, from the running definition.
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    ifaces: BTreeMap<u32, RouterIface>,
+    /// (VPC, private address) -> ENI.
+    enis: BTreeMap<(String, Ipv4Addr), Subject>,
+}
+
+fn eni_name(vpc: &str, name: &str) -> String {
+    format!("eni-{vpc}-{name}")
+}
+
+impl Names {
+    /// From the definition and the ifindex of each interface it names.
+    pub fn new(config: &ValidatedConfig, ifindexes: &BTreeMap<String, u32>) -> Self {
+        let mut names = Self::default();
+        for vpc in &config.vpcs {
+            for subnet in &vpc.subnets {
+                if let Some(&ifindex) = ifindexes.get(&subnet.interface) {
+                    names.ifaces.insert(
+                        ifindex,
+                        RouterIface {
+                            name: subnet.interface.clone(),
+                            vpc: vpc.name.clone(),
+                            subnet: Some(subnet.name.clone()),
+                        },
+                    );
+                }
+            }
+            if let Some(igw) = &vpc.internet_gateway
+                && let Some(&ifindex) = ifindexes.get(&igw.interface)
+            {
+                names.ifaces.entry(ifindex).or_insert(RouterIface {
+                    name: igw.interface.clone(),
+                    vpc: vpc.name.clone(),
+                    subnet: None,
+                });
+            }
+            let instances = vpc
+                .instances
+                .iter()
+                .map(|i| (&i.name, i.subnet, i.private_ip, true));
+            let nats = vpc
+                .nat_gateways
+                .iter()
+                .map(|n| (&n.name, n.subnet, n.private_ip, false));
+            for (name, subnet, ip, instance) in instances.chain(nats) {
+                let subject = Subject {
+                    interface_id: eni_name(&vpc.name, name),
+                    vpc: Some(vpc.name.clone()),
+                    subnet: vpc.subnets.get(subnet).map(|s| s.name.clone()),
+                    instance: instance.then(|| name.clone()),
+                };
+                names.enis.insert((vpc.name.clone(), ip), subject);
+            }
+        }
+        names
+    }
+
+    /// ifindex -> interface name.
+    pub fn interfaces(&self) -> BTreeMap<u32, String> {
+        self.ifaces
+            .iter()
+            .map(|(i, f)| (*i, f.name.clone()))
+            .collect()
+    }
+
+    fn router_subject(&self, ifindex: u32) -> Subject {
+        match self.ifaces.get(&ifindex) {
+            Some(f) => Subject {
+                interface_id: f.name.clone(),
+                vpc: Some(f.vpc.clone()),
+                subnet: f.subnet.clone(),
+                instance: None,
+            },
+            None => Subject {
+                interface_id: format!("if{ifindex}"),
+                vpc: None,
+                subnet: None,
+                instance: None,
+            },
+        }
+    }
+
+    /// The ENI of `ip` behind subnet interface `ifindex`.
+    fn eni(&self, ifindex: u32, ip: Ipv4Addr) -> Option<&Subject> {
+        let iface = self.ifaces.get(&ifindex)?;
+        iface.subnet.as_ref()?;
+        let eni = self.enis.get(&(iface.vpc.clone(), ip))?;
+        (eni.subnet == iface.subnet).then_some(eni)
+    }
+
+    /// The ENI of `ip` anywhere in the VPC of interface `ifindex`.
+    fn eni_in_vpc(&self, ifindex: u32, ip: Ipv4Addr) -> Option<&Subject> {
+        let iface = self.ifaces.get(&ifindex)?;
+        self.enis.get(&(iface.vpc.clone(), ip))
+    }
+
+    fn is_uplink(&self, ifindex: u32) -> bool {
+        self.ifaces
+            .get(&ifindex)
+            .is_some_and(|f| f.subnet.is_none())
+    }
+
+    /// Every subject that gets NODATA when it had no traffic: ENIs and uplinks.
+    fn subjects(&self) -> BTreeSet<Subject> {
+        let uplinks = self
+            .ifaces
+            .iter()
+            .filter(|(_, f)| f.subnet.is_none())
+            .map(|(i, _)| self.router_subject(*i));
+        self.enis.values().cloned().chain(uplinks).collect()
+    }
+}
+
+/// Whether a drop reason is the destination's inbound rules (its ENI sees the REJECT).
+fn rejected_inbound(reason: u32) -> bool {
+    matches!(
+        DropReason::from_u32(reason),
+        Some(DropReason::AclInbound | DropReason::SecurityGroupInbound)
+    )
+}
+
+/// Converts `bpf_ktime_get_ns` values (CLOCK_MONOTONIC) to Unix seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    mono_ns: u64,
+    unix_ns: u64,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        let unix_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Self {
+            mono_ns: monotonic_ns(),
+            unix_ns,
+        }
+    }
+
+    /// Unix seconds of a monotonic timestamp.
+    pub fn unix_secs(&self, mono_ns: u64) -> u64 {
+        self.unix_ns
+            .saturating_sub(self.mono_ns.saturating_sub(mono_ns))
+            / 1_000_000_000
+    }
+
+    pub fn mono_ns(&self) -> u64 {
+        self.mono_ns
+    }
+
+    pub fn unix_now_secs(&self) -> u64 {
+        self.unix_ns / 1_000_000_000
+    }
+}
+
+/// CLOCK_MONOTONIC, the clock of `bpf_ktime_get_ns`, in ns.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn addr(raw: u32) -> Ipv4Addr {
+    Ipv4Addr::from(ip_from_raw(raw))
+}
+
+/// The records of one drained interval `[start, end]` (Unix seconds), sorted.
+pub fn records(
+    names: &Names,
+    drained: &Drained,
+    clock: &Clock,
+    start: u64,
+    end: u64,
+) -> Vec<Record> {
+    let mut out: Vec<(Subject, Traffic, u64, u64)> = Vec::new();
+    for (key, stats) in &drained.flows {
+        let first = clock.unix_secs(stats.first_ns);
+        let last = clock.unix_secs(stats.last_ns);
+        for (subject, traffic) in sides(names, key, stats) {
+            out.push((subject, traffic, first, last));
+        }
+    }
+    let mut seen: BTreeSet<Subject> = BTreeSet::new();
+    let mut records: Vec<Record> = out
+        .into_iter()
+        .map(|(subject, traffic, first, last)| {
+            seen.insert(subject.clone());
+            record(subject, Some(traffic), first, last, LogStatus::Ok)
+        })
+        .collect();
+    for subject in names.subjects().difference(&seen) {
+        records.push(record(subject.clone(), None, start, end, LogStatus::NoData));
+    }
+    for ifindex in drained.skipped.keys() {
+        let subject = names.router_subject(*ifindex);
+        records.push(record(subject, None, start, end, LogStatus::SkipData));
+    }
+    if drained.errors > 0 {
+        let subject = Subject {
+            interface_id: "-".into(),
+            vpc: None,
+            subnet: None,
+            instance: None,
+        };
+        records.push(record(subject, None, start, end, LogStatus::SkipData));
+    }
+    records
+}
+
+fn record(
+    subject: Subject,
+    traffic: Option<Traffic>,
+    start: u64,
+    end: u64,
+    status: LogStatus,
+) -> Record {
+    Record {
+        account_id: ACCOUNT_ID.to_owned(),
+        interface_id: subject.interface_id,
+        vpc_id: subject.vpc,
+        subnet_id: subject.subnet,
+        instance_id: subject.instance,
+        start,
+        end,
+        status,
+        traffic,
+    }
+}
+
+/// The records one kernel flow entry gives (see the module documentation).
+fn sides(names: &Names, key: &FlowKey, stats: &FlowStats) -> Vec<(Subject, Traffic)> {
+    let ports = matches!(key.proto, PROTO_TCP | PROTO_UDP);
+    let accepted = key.action == FLOW_ACCEPT;
+    let (src, dst) = (addr(key.src), addr(key.dst));
+    let traffic = |srcaddr, dstaddr, direction, path| Traffic {
+        srcaddr,
+        dstaddr,
+        srcport: ports.then_some(key.sport),
+        dstport: ports.then_some(key.dport),
+        protocol: key.proto,
+        packets: stats.packets,
+        bytes: stats.bytes,
+        accepted,
+        direction,
+        pkt_srcaddr: src,
+        pkt_dstaddr: dst,
+        tcp_flags: (key.proto == PROTO_TCP).then_some(stats.tcp_flags),
+        traffic_path: path,
+    };
+    let path = if accepted && names.is_uplink(stats.out_ifindex) {
+        Some(8)
+    } else {
+        Some(1)
+    };
+    let mut out = Vec::new();
+    if !accepted
+        && rejected_inbound(stats.reason)
+        && let Some(eni) = names.eni_in_vpc(key.ifindex, dst)
+    {
+        out.push((eni.clone(), traffic(src, dst, Direction::Ingress, None)));
+        return out;
+    }
+    match names.eni(key.ifindex, src) {
+        Some(eni) => out.push((eni.clone(), traffic(src, dst, Direction::Egress, path))),
+        None => out.push((
+            names.router_subject(key.ifindex),
+            traffic(src, dst, Direction::Ingress, None),
+        )),
+    }
+    if accepted && stats.out_ifindex != 0 {
+        let (psrc, pdst) = (addr(stats.pkt_src), addr(stats.pkt_dst));
+        if let Some(eni) = names.eni(stats.out_ifindex, pdst) {
+            out.push((eni.clone(), traffic(psrc, pdst, Direction::Ingress, None)));
+        } else if names.is_uplink(stats.out_ifindex) {
+            let subject = names.router_subject(stats.out_ifindex);
+            out.push((subject, traffic(psrc, pdst, Direction::Egress, Some(8))));
+        }
+    }
+    out
+}
+
+/// Where records go.
+enum Sink {
+    Stdout,
+    File(File),
+}
+
+/// The flow log settings in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub interval: Duration,
+    /// `None`: the definition has no flow logs and no `--flow-log` was given (the counters
+    /// are still drained, so that the map does not fill up).
+    pub destination: Option<FlowLogDestination>,
+    pub fields: Vec<String>,
+}
+
+impl Settings {
+    /// From the definition, overridden by `--flow-log` and the interval override.
+    pub fn resolve(
+        config: &ValidatedConfig,
+        destination: Option<&FlowLogDestination>,
+        interval_override: Option<Duration>,
+    ) -> Self {
+        let fl = config.flow_logs.as_ref();
+        let secs = fl.map_or(DEFAULT_AGGREGATION_INTERVAL, |f| f.aggregation_interval);
+        Self {
+            interval: interval_override.unwrap_or(Duration::from_secs(u64::from(secs))),
+            destination: destination
+                .cloned()
+                .or_else(|| fl.map(|f| f.destination.clone())),
+            fields: fl.map_or_else(
+                || DEFAULT_FLOW_LOG_FIELDS.map(str::to_owned).to_vec(),
+                |f| f.fields.clone(),
+            ),
+        }
+    }
+}
+
+/// The flow log writer of the daemon.
+pub struct FlowLog {
+    pub settings: Settings,
+    sink: Option<Sink>,
+    pub names: Names,
+    /// Unix seconds of the start of the current interval.
+    interval_start: u64,
+    pub counters: FlowLogCounters,
+}
+
+impl FlowLog {
+    pub fn new(settings: Settings, names: Names) -> Result<Self, FlowLogError> {
+        let sink = open(settings.destination.as_ref())?;
+        Ok(Self {
+            settings,
+            sink,
+            names,
+            interval_start: Clock::now().unix_now_secs(),
+            counters: FlowLogCounters::default(),
+        })
+    }
+
+    /// New settings (a reload): the destination is reopened when it changed.
+    pub fn reconfigure(&mut self, settings: Settings, names: Names) -> Result<(), FlowLogError> {
+        if settings.destination != self.settings.destination {
+            self.sink = open(settings.destination.as_ref())?;
+        }
+        self.settings = settings;
+        self.names = names;
+        Ok(())
+    }
+
+    /// Ends the interval: writes the records of what was drained.
+    pub fn emit(&mut self, drained: &Drained) -> Result<usize, FlowLogError> {
+        let clock = Clock::now();
+        let end = clock.unix_now_secs();
+        let records = records(&self.names, drained, &clock, self.interval_start, end);
+        self.interval_start = end;
+        let c = &mut self.counters;
+        c.drains += 1;
+        c.last_drain_flows = drained.flows.len() as u64;
+        c.last_drain_micros = drained.elapsed.as_micros() as u64;
+        c.packets_skipped += drained.skipped.values().sum::<u64>() + drained.errors;
+        for (key, stats) in &drained.flows {
+            if key.action == FLOW_ACCEPT {
+                c.accepted_packets += stats.packets;
+                c.accepted_bytes += stats.bytes;
+            } else {
+                c.rejected_packets += stats.packets;
+                c.rejected_bytes += stats.bytes;
+            }
+        }
+        let Some(sink) = self.sink.as_mut() else {
+            return Ok(0);
+        };
+        let mut text = String::new();
+        for r in &records {
+            text.push_str(&r.format(&self.settings.fields));
+            text.push('\n');
+        }
+        match sink {
+            Sink::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .map_err(FlowLogError::Write)?;
+            }
+            Sink::File(f) => f.write_all(text.as_bytes()).map_err(FlowLogError::Write)?,
+        }
+        c.records_written += records.len() as u64;
+        c.skipdata_records += records
+            .iter()
+            .filter(|r| r.status == LogStatus::SkipData)
+            .count() as u64;
+        Ok(records.len())
+    }
+}
+
+fn open(destination: Option<&FlowLogDestination>) -> Result<Option<Sink>, FlowLogError> {
+    Ok(match destination {
+        None => None,
+        Some(FlowLogDestination::Stdout) => Some(Sink::Stdout),
+        Some(FlowLogDestination::File(path)) => Some(Sink::File(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| FlowLogError::Open {
+                    path: path.clone(),
+                    source,
+                })?,
+        )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vpc_common::{DropReason, flow::FLOW_REJECT, ip_raw};
+
+    const YAML: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.30.0.0/16]
+    internet_gateway: { name: igw, interface: up }
+    subnets:
+      - { name: a, cidr: 10.30.1.0/24, interface: da }
+      - { name: b, cidr: 10.30.2.0/24, interface: db }
+    instances:
+      - { name: ha, subnet: a, private_ip: 10.30.1.10, public_ip: 198.51.100.10 }
+      - { name: hb, subnet: b, private_ip: 10.30.2.10 }
+";
+
+    fn names() -> Names {
+        let config = crate::config::load_str("t.yaml", YAML).expect("valid");
+        let ifindexes = [("da", 2), ("db", 3), ("up", 4)]
+            .map(|(n, i)| (n.to_owned(), i))
+            .into_iter()
+            .collect();
+        Names::new(&config, &ifindexes)
+    }
+
+    fn key(ifindex: u32, src: [u8; 4], dst: [u8; 4], proto: u8, action: u8) -> FlowKey {
+        FlowKey {
+            ifindex,
+            src: ip_raw(src),
+            dst: ip_raw(dst),
+            sport: 40000,
+            dport: 80,
+            proto,
+            action,
+            _pad: [0; 2],
+        }
+    }
+
+    fn lines(drained: &Drained) -> Vec<String> {
+        let clock = Clock {
+            mono_ns: 100_000_000_000,
+            unix_ns: 1_700_000_100_000_000_000,
+        };
+        let fields = [
+            "interface-id",
+            "srcaddr",
+            "dstaddr",
+            "srcport",
+            "packets",
+            "start",
+            "end",
+            "action",
+            "log-status",
+            "flow-direction",
+            "pkt-dstaddr",
+        ]
+        .map(str::to_owned);
+        records(&names(), drained, &clock, 1_700_000_000, 1_700_000_100)
+            .iter()
+            .map(|r| r.format(&fields))
+            .collect()
+    }
+
+    #[test]
+    fn an_accepted_flow_is_seen_by_both_enis_and_idle_ones_get_nodata() {
+        let stats = FlowStats {
+            packets: 3,
+            bytes: 180,
+            first_ns: 40_000_000_000,
+            last_ns: 42_500_000_000,
+            out_ifindex: 3,
+            pkt_src: ip_raw([10, 30, 1, 10]),
+            pkt_dst: ip_raw([10, 30, 2, 10]),
+            ..FlowStats::default()
+        };
+        let drained = Drained {
+            flows: vec![(
+                key(2, [10, 30, 1, 10], [10, 30, 2, 10], PROTO_TCP, FLOW_ACCEPT),
+                stats,
+            )],
+            ..Drained::default()
+        };
+        assert_eq!(
+            lines(&drained),
+            [
+                "eni-v-ha 10.30.1.10 10.30.2.10 40000 3 1700000040 1700000042 ACCEPT OK egress 10.30.2.10",
+                "eni-v-hb 10.30.1.10 10.30.2.10 40000 3 1700000040 1700000042 ACCEPT OK ingress 10.30.2.10",
+                "up - - - - 1700000000 1700000100 - NODATA - -",
+            ]
+        );
+    }
+
+    #[test]
+    fn translated_and_rejected_flows_and_skipdata() {
+        // From the internet to ha's public address: the uplink's ingress, ha's ENI sees the
+        // private destination.
+        let inbound = FlowStats {
+            packets: 1,
+            bytes: 60,
+            first_ns: 50_000_000_000,
+            last_ns: 50_000_000_000,
+            out_ifindex: 2,
+            pkt_src: ip_raw([203, 0, 113, 50]),
+            pkt_dst: ip_raw([10, 30, 1, 10]),
+            ..FlowStats::default()
+        };
+        let denied = FlowStats {
+            packets: 2,
+            bytes: 168,
+            first_ns: 60_000_000_000,
+            last_ns: 61_000_000_000,
+            reason: DropReason::AclInbound as u32,
+            ..FlowStats::default()
+        };
+        let drained = Drained {
+            flows: vec![
+                (
+                    key(
+                        4,
+                        [203, 0, 113, 50],
+                        [198, 51, 100, 10],
+                        PROTO_UDP,
+                        FLOW_ACCEPT,
+                    ),
+                    inbound,
+                ),
+                (
+                    key(2, [10, 30, 1, 10], [10, 30, 2, 10], 1, FLOW_REJECT),
+                    denied,
+                ),
+            ],
+            skipped: [(3, 17)].into_iter().collect(),
+            ..Drained::default()
+        };
+        assert_eq!(
+            lines(&drained),
+            [
+                "up 203.0.113.50 198.51.100.10 40000 1 1700000050 1700000050 ACCEPT OK ingress 198.51.100.10",
+                "eni-v-ha 203.0.113.50 10.30.1.10 40000 1 1700000050 1700000050 ACCEPT OK ingress 198.51.100.10",
+                "eni-v-hb 10.30.1.10 10.30.2.10 - 2 1700000060 1700000061 REJECT OK ingress 10.30.2.10",
+                "db - - - - 1700000000 1700000100 - SKIPDATA - -",
+            ]
+        );
+    }
+
+    #[test]
+    fn destinations_parse() {
+        assert_eq!(
+            parse_destination("stdout").ok(),
+            Some(FlowLogDestination::Stdout)
+        );
+        assert_eq!(
+            parse_destination("file:/tmp/f.log").ok(),
+            Some(FlowLogDestination::File("/tmp/f.log".into()))
+        );
+        assert!(parse_destination("syslog").is_err());
+        assert!(parse_destination("file:").is_err());
+    }
+}

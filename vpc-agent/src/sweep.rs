@@ -1,0 +1,215 @@
+//! The connection-tracking sweep: the datapath only notices an expired connection when a
+//! packet of it comes back, so the daemon periodically removes expired `CONNTRACK` entries
+//! (and, for translated ones, their `NAT_PORTS` reverse entry, releasing the port). Timeouts
+//! are the datapath's: `CT_TIMEOUTS[0]` (zero fields mean `DEFAULT_TIMEOUTS`), the NAT timeout
+//! in every state for translated entries, compared against CLOCK_MONOTONIC (`bpf_ktime_get_ns`).
+//!
+//! `CT_STATS` is per-CPU and written by the kernel, so the agent counts what it swept itself
+//! (reported in `status` and the metrics).
+//!
+//! Race: an entry is read, judged expired, read again and deleted only if its `last_seen_ns`
+//! did not move; a packet between that second read and the delete would lose its connection
+//! (the next packet of a TCP connection is then judged as a new one). The window is one syscall.
+
+use std::time::{Duration, Instant};
+
+use aya::maps::{Array, HashMap, Map, MapData, MapError};
+use vpc_common::{
+    conntrack::{
+        CT_BOTH_WAYS, CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV,
+        CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT, CtEntry, CtKey, CtTimeouts, DEFAULT_TIMEOUTS,
+    },
+    nat::{NatKey, NatValue},
+};
+
+use crate::config::validated::{PROTO_ICMP, PROTO_UDP};
+
+/// How often the daemon sweeps.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+fn secs(configured: u32, default: u32) -> u64 {
+    u64::from(if configured == 0 { default } else { configured }) * 1_000_000_000
+}
+
+/// The idle timeout (ns) of an entry, exactly as the datapath computes it.
+pub fn timeout_ns(t: &CtTimeouts, proto: u8, entry: &CtEntry) -> u64 {
+    let d = DEFAULT_TIMEOUTS;
+    if entry.nat_ip != 0 {
+        return secs(t.nat, d.nat);
+    }
+    match entry.state {
+        CT_TCP_ESTABLISHED => secs(t.tcp_established, d.tcp_established),
+        CT_TCP_SYN_SENT | CT_TCP_SYN_RECV => secs(t.tcp_transitory, d.tcp_transitory),
+        CT_TCP_FIN_WAIT | CT_TCP_TIME_WAIT | CT_TCP_CLOSED => secs(t.tcp_closing, d.tcp_closing),
+        state => match (proto, state) {
+            (PROTO_UDP, CT_BOTH_WAYS) => secs(t.udp_stream, d.udp_stream),
+            (PROTO_UDP, _) => secs(t.udp, d.udp),
+            (PROTO_ICMP, _) => secs(t.icmp, d.icmp),
+            _ => secs(t.other, d.other),
+        },
+    }
+}
+
+/// Whether an entry is expired at monotonic time `now` (the datapath's `live`, negated).
+pub fn expired(t: &CtTimeouts, key: &CtKey, entry: &CtEntry, now: u64) -> bool {
+    now.wrapping_sub(entry.last_seen_ns) > timeout_ns(t, key.proto, entry)
+}
+
+/// The `NAT_PORTS` key of a translated connection.
+pub fn nat_key(key: &CtKey, entry: &CtEntry) -> NatKey {
+    NatKey {
+        nat_ip: entry.nat_ip,
+        remote_ip: key.dst,
+        nat_port: entry.nat_port,
+        remote_port: if key.proto == PROTO_ICMP {
+            0
+        } else {
+            key.dport
+        },
+        proto: key.proto,
+        _pad: [0; 3],
+    }
+}
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub scanned: u64,
+    pub removed: u64,
+    pub nat_released: u64,
+    pub elapsed: Duration,
+}
+
+/// Removes the expired entries of `conntrack` (and their `nat_ports` entries).
+pub fn sweep(
+    conntrack: &mut Map,
+    nat_ports: &mut Map,
+    timeouts: &Map,
+    now: u64,
+) -> Result<Swept, MapError> {
+    let started = Instant::now();
+    let t: Array<&MapData, CtTimeouts> = Array::try_from(timeouts)?;
+    let t = t.get(&0, 0)?;
+    let mut ct: HashMap<&mut MapData, CtKey, CtEntry> = HashMap::try_from(conntrack)?;
+    let mut nat: HashMap<&mut MapData, NatKey, NatValue> = HashMap::try_from(nat_ports)?;
+    let mut out = Swept::default();
+    let keys: Vec<CtKey> = ct.keys().filter_map(Result::ok).collect();
+    for key in keys {
+        out.scanned += 1;
+        let Ok(entry) = ct.get(&key, 0) else {
+            continue;
+        };
+        if !expired(&t, &key, &entry, now) {
+            continue;
+        }
+        // Read again just before deleting: a packet may have refreshed it meanwhile.
+        match ct.get(&key, 0) {
+            Ok(again) if again.last_seen_ns == entry.last_seen_ns => {}
+            _ => continue,
+        }
+        if ct.remove(&key).is_ok() {
+            out.removed += 1;
+            if entry.nat_ip != 0 && nat.remove(&nat_key(&key, &entry)).is_ok() {
+                out.nat_released += 1;
+            }
+        }
+    }
+    out.elapsed = started.elapsed();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vpc_common::conntrack::CT_ONE_WAY;
+
+    const S: u64 = 1_000_000_000;
+
+    fn entry(state: u8, last_seen_s: u64, nat_ip: u32) -> CtEntry {
+        CtEntry {
+            last_seen_ns: last_seen_s * S,
+            state,
+            nat_ip,
+            nat_port: 2000,
+            ..CtEntry::default()
+        }
+    }
+
+    fn key(proto: u8) -> CtKey {
+        CtKey {
+            src: 1,
+            dst: 2,
+            sport: 3,
+            dport: 53,
+            proto,
+            _pad: [0; 3],
+        }
+    }
+
+    #[test]
+    fn timeouts_follow_the_datapath() {
+        let defaults = CtTimeouts::default();
+        let udp = key(PROTO_UDP);
+        // UDP one way: 30 s; both ways: 180 s.
+        assert!(!expired(
+            &defaults,
+            &udp,
+            &entry(CT_ONE_WAY, 100, 0),
+            130 * S
+        ));
+        assert!(expired(
+            &defaults,
+            &udp,
+            &entry(CT_ONE_WAY, 100, 0),
+            131 * S
+        ));
+        assert!(!expired(
+            &defaults,
+            &udp,
+            &entry(CT_BOTH_WAYS, 100, 0),
+            200 * S
+        ));
+        // Translated: the NAT timeout (350 s) whatever the state.
+        assert!(!expired(
+            &defaults,
+            &udp,
+            &entry(CT_ONE_WAY, 100, 9),
+            400 * S
+        ));
+        assert!(expired(
+            &defaults,
+            &udp,
+            &entry(CT_ONE_WAY, 100, 9),
+            451 * S
+        ));
+        // Configured values win over the defaults.
+        let short = CtTimeouts {
+            tcp_established: 60,
+            ..CtTimeouts::default()
+        };
+        let tcp = key(6);
+        assert!(expired(
+            &short,
+            &tcp,
+            &entry(CT_TCP_ESTABLISHED, 0, 0),
+            61 * S
+        ));
+        assert!(!expired(
+            &defaults,
+            &tcp,
+            &entry(CT_TCP_ESTABLISHED, 0, 0),
+            61 * S
+        ));
+    }
+
+    #[test]
+    fn the_nat_reverse_key_uses_the_remote_end() {
+        let k = nat_key(&key(PROTO_UDP), &entry(CT_ONE_WAY, 0, 9));
+        assert_eq!(
+            (k.nat_ip, k.remote_ip, k.nat_port, k.remote_port),
+            (9, 2, 2000, 53)
+        );
+        let icmp = nat_key(&key(PROTO_ICMP), &entry(CT_ONE_WAY, 0, 9));
+        assert_eq!(icmp.remote_port, 0);
+    }
+}
