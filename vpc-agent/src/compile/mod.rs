@@ -514,7 +514,6 @@ mod tests {
     }
 
     #[test]
-    #[test]
     fn connection_tracking_timeouts_are_compiled_with_defaults_filled_in() {
         let c = compiled(0);
         assert_eq!(c.ct_timeouts, vpc_common::conntrack::DEFAULT_TIMEOUTS);
