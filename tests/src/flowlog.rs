@@ -23,8 +23,15 @@ pub fn records(path: &Path) -> Vec<Vec<String>> {
 pub const DUMMY_IFINDEX: u32 = 999_999;
 
 /// Inserts dummy flows into the pinned `FLOWS` map of `bpffs` until it refuses one (full) or
-/// `limit` were inserted. Returns (inserted, seconds taken).
+/// `limit` were inserted, stamped with the generation the kernel records into now (so the next
+/// drain takes them). Returns (inserted, seconds taken).
 pub fn fill_flows(bpffs: &Path, limit: u32) -> Result<(u32, f64)> {
+    let gen_path = bpffs.join("FLOWS_GEN");
+    let gen_data =
+        MapData::from_pin(&gen_path).with_context(|| format!("open {}", gen_path.display()))?;
+    let generation: aya::maps::Array<MapData, u32> =
+        aya::maps::Array::try_from(aya::maps::Map::Array(gen_data))?;
+    let generation = (generation.get(&0, 0)? & 1) as u8;
     let path = bpffs.join("FLOWS");
     let data = MapData::from_pin(&path).with_context(|| format!("open {}", path.display()))?;
     let mut map: PerCpuHashMap<MapData, FlowKey, FlowStats> =
@@ -42,7 +49,8 @@ pub fn fill_flows(bpffs: &Path, limit: u32) -> Result<(u32, f64)> {
             dport: 9,
             proto: 17,
             action: FLOW_ACCEPT,
-            _pad: [0; 2],
+            generation,
+            _pad: 0,
         };
         let one = FlowStats {
             packets: 1,

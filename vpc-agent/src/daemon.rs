@@ -213,9 +213,12 @@ impl Agent {
         let dir = &self.opts.bpffs;
         let drained = pin::open_map(dir, names::FLOWS).and_then(|mut flows| {
             let mut skipped = pin::open_map(dir, names::FLOWS_SKIPPED)?;
-            flowlog::drain::drain(&mut flows, &mut skipped).map_err(|source| pin::PinError::Map {
-                path: pin::map_path(dir, names::FLOWS),
-                source,
+            let mut generation = pin::open_map(dir, names::FLOWS_GEN)?;
+            flowlog::drain::drain(&mut flows, &mut skipped, &mut generation).map_err(|source| {
+                pin::PinError::Map {
+                    path: pin::map_path(dir, names::FLOWS),
+                    source,
+                }
             })
         });
         let drained = match drained {

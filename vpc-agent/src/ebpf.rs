@@ -39,9 +39,10 @@ pub mod maps {
     pub const NAT_CONFIG: &str = "NAT_CONFIG";
     pub const FLOWS: &str = "FLOWS";
     pub const FLOWS_SKIPPED: &str = "FLOWS_SKIPPED";
+    pub const FLOWS_GEN: &str = "FLOWS_GEN";
 
     /// Every map the agent pins (policy, counters and datapath state).
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 22] = [
         CONFIG,
         IFACES,
         SUBNETS,
@@ -63,5 +64,6 @@ pub mod maps {
         NAT_CONFIG,
         FLOWS,
         FLOWS_SKIPPED,
+        FLOWS_GEN,
     ];
 }

@@ -1,8 +1,13 @@
 //! Per-flow counters for flow logs. The datapath counts every IPv4 packet it decides on, at
 //! the interface it arrived on, in `FLOWS` (a per-CPU hash: one lookup, then increments through
 //! the pointer, no atomics). The agent drains the map each aggregation interval. When the map
-//! is full a packet's flow cannot be recorded: it is counted in `FLOWS_SKIPPED[ifindex]` and
-//! the agent reports SKIPDATA for that interface, as AWS does.
+//! is full a packet's flow cannot be recorded: it is counted in `FLOWS_SKIPPED` and the agent
+//! reports SKIPDATA for that interface, as AWS does.
+//!
+//! Draining loses nothing: the kernel stamps every key with the current generation
+//! (`FLOWS_GEN[0]`, 0 or 1). The agent flips the generation, waits for programs still running
+//! with the old one, then reads and deletes only the old generation's entries, which the kernel
+//! no longer touches. `FLOWS_SKIPPED` is keyed by `ifindex | generation << 31` likewise.
 
 use crate::{assert_size, pod};
 
@@ -26,7 +31,9 @@ pub struct FlowKey {
     pub proto: u8,
     /// `FLOW_ACCEPT` or `FLOW_REJECT`.
     pub action: u8,
-    pub _pad: [u8; 2],
+    /// The drain generation (`FLOWS_GEN[0]` when the entry was created), 0 or 1.
+    pub generation: u8,
+    pub _pad: u8,
 }
 assert_size!(FlowKey, 20);
 
@@ -50,6 +57,15 @@ pub struct FlowStats {
     pub _pad: [u8; 7],
 }
 assert_size!(FlowStats, 56);
+
+/// The generation bit of a `FLOWS_SKIPPED` key (the rest is the ifindex).
+pub const SKIPPED_GENERATION_BIT: u32 = 1 << 31;
+
+/// The `FLOWS_SKIPPED` key of an interface in a generation.
+#[inline]
+pub const fn skipped_key(ifindex: u32, generation: u32) -> u32 {
+    ifindex | (generation << 31)
+}
 
 /// Capacity of `FLOWS`.
 pub const FLOWS_ENTRIES: u32 = 65536;

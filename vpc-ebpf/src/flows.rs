@@ -3,12 +3,12 @@
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
 use vpc_common::{
     DropReason,
-    flow::{FLOW_ACCEPT, FLOW_REJECT, FlowKey, FlowStats},
+    flow::{FLOW_ACCEPT, FLOW_REJECT, FlowKey, FlowStats, skipped_key},
 };
 
 use crate::{
     decide::Forward,
-    maps::{FLOWS, FLOWS_SKIPPED},
+    maps::{FLOWS, FLOWS_GEN, FLOWS_SKIPPED},
     packet::Flow,
 };
 
@@ -21,6 +21,7 @@ pub enum Outcome<'a> {
 /// Counts one packet of `flow` (`bytes` long) that arrived on `ifindex`.
 #[inline(always)]
 pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
+    let generation = FLOWS_GEN.get(0).copied().unwrap_or(0) & 1;
     let key = FlowKey {
         ifindex,
         src: flow.src,
@@ -32,7 +33,8 @@ pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
             Outcome::Accepted(_) => FLOW_ACCEPT,
             Outcome::Rejected(_) => FLOW_REJECT,
         },
-        _pad: [0; 2],
+        generation: generation as u8,
+        _pad: 0,
     };
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -62,13 +64,13 @@ pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
             if FLOWS.insert(key, fresh, u64::from(BPF_NOEXIST)).is_err()
                 && FLOWS.get_ptr_mut(key).is_none()
             {
-                skipped(ifindex);
+                skipped(skipped_key(ifindex, generation));
                 return;
             }
             match FLOWS.get_ptr_mut(key) {
                 Some(p) => p,
                 None => {
-                    skipped(ifindex);
+                    skipped(skipped_key(ifindex, generation));
                     return;
                 }
             }
@@ -83,12 +85,12 @@ pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
 }
 
 #[inline(always)]
-fn skipped(ifindex: u32) {
-    match FLOWS_SKIPPED.get_ptr_mut(ifindex) {
+fn skipped(key: u32) {
+    match FLOWS_SKIPPED.get_ptr_mut(key) {
         // SAFETY: per-CPU value.
         Some(c) => unsafe { *c += 1 },
         None => {
-            let _ = FLOWS_SKIPPED.insert(ifindex, 1u64, 0);
+            let _ = FLOWS_SKIPPED.insert(key, 1u64, 0);
         }
     }
 }

@@ -121,7 +121,12 @@ pub static NAT_CONFIG: Array<NatConfig, 1> = Array::new();
 pub static FLOWS: PerCpuHashMap<FlowKey, FlowStats, { FLOWS_ENTRIES as usize }> =
     PerCpuHashMap::new();
 
-/// ifindex -> packets whose flow could not be recorded (FLOWS full): SKIPDATA.
+/// `FLOWS_GEN[0]`: the generation new flow records get (the agent flips it to drain).
+#[btf_map]
+pub static FLOWS_GEN: Array<u32, 1> = Array::new();
+
+/// skipped_key(ifindex, generation) -> packets whose flow could not be recorded (FLOWS full):
+/// SKIPDATA.
 #[btf_map]
 pub static FLOWS_SKIPPED: PerCpuHashMap<u32, u64, { two_generations(capacity::IFACES) as usize }> =
     PerCpuHashMap::new();

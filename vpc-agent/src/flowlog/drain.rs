@@ -1,14 +1,18 @@
 //! Reading the kernel's per-flow counters: `FLOWS` (per-CPU hash) summed over CPUs, and the
 //! per-interface `FLOWS_SKIPPED` counts.
 //!
-//! Draining reads each entry and deletes it right after (per key). A packet the kernel counts
-//! between that read and that delete is lost (a window of one syscall); the kernel would need a
-//! generation bit in `FlowKey` (written from `CONFIG`) for a loss-free swap.
+//! Draining loses nothing: the kernel stamps new entries with the generation in `FLOWS_GEN`.
+//! The drain flips it, waits for programs that may still run with the old one (they take
+//! microseconds; we wait [`SETTLE`]), then reads and deletes the old generation's entries,
+//! which the kernel no longer writes.
 
 use std::{collections::BTreeMap, time::Instant};
 
-use aya::maps::{Map, MapData, MapError, PerCpuHashMap};
-use vpc_common::flow::{FlowKey, FlowStats};
+use aya::maps::{Array, Map, MapData, MapError, PerCpuHashMap};
+use vpc_common::flow::{FlowKey, FlowStats, SKIPPED_GENERATION_BIT};
+
+/// How long a drain waits after flipping the generation before reading the old one.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Sums one flow's per-CPU values: packets and bytes added, the earliest first and the latest
 /// last; the other fields come from a CPU that saw the flow (they are the same on every CPU).
@@ -57,38 +61,62 @@ pub fn read(map: &Map) -> Result<Vec<(FlowKey, FlowStats)>, MapError> {
     Ok(out)
 }
 
-/// Sums a per-CPU `u64` counter hash (FLOWS_SKIPPED), optionally deleting what it read.
-fn counters(map: &mut Map, delete: bool) -> Result<BTreeMap<u32, u64>, MapError> {
+/// Sums a per-CPU `u64` counter hash (FLOWS_SKIPPED) by ifindex; with `drain`, only the keys
+/// of that generation are read, and they are deleted.
+fn counters(map: &mut Map, drain: Option<u32>) -> Result<BTreeMap<u32, u64>, MapError> {
     let mut hash: PerCpuHashMap<&mut MapData, u32, u64> = PerCpuHashMap::try_from(map)?;
     let keys: Vec<u32> = hash.keys().collect::<Result<_, _>>()?;
     let mut out = BTreeMap::new();
     for key in keys {
+        let generation = u32::from(key & SKIPPED_GENERATION_BIT != 0);
+        if drain.is_some_and(|g| g != generation) {
+            continue;
+        }
         let Ok(values) = hash.get(&key, 0) else {
             continue;
         };
         let total: u64 = values.iter().sum();
-        if delete {
+        if drain.is_some() {
             let _ = hash.remove(&key);
         }
         if total > 0 {
-            out.insert(key, total);
+            *out.entry(key & !SKIPPED_GENERATION_BIT).or_default() += total;
         }
     }
     Ok(out)
 }
 
-/// The skipped-packet counts by ifindex, without deleting them.
+/// The skipped-packet counts by ifindex (both generations), without deleting them.
 pub fn read_skipped(map: &mut Map) -> Result<BTreeMap<u32, u64>, MapError> {
-    counters(map, false)
+    counters(map, None)
 }
 
-/// Reads and deletes every `FLOWS` entry and every `FLOWS_SKIPPED` count.
-pub fn drain(flows: &mut Map, skipped: &mut Map) -> Result<Drained, MapError> {
+/// Makes the kernel record into the other generation; returns the one it used until now.
+fn flip(generation: &mut Map) -> Result<u32, MapError> {
+    let mut array: Array<&mut MapData, u32> = Array::try_from(generation)?;
+    let old = array.get(&0, 0)? & 1;
+    array.set(0, old ^ 1, 0)?;
+    Ok(old)
+}
+
+/// Flips the generation, then reads and deletes every `FLOWS` entry and `FLOWS_SKIPPED` count
+/// of the previous one.
+pub fn drain(
+    flows: &mut Map,
+    skipped: &mut Map,
+    generation: &mut Map,
+) -> Result<Drained, MapError> {
     let started = Instant::now();
     let mut out = Drained::default();
+    let old = flip(generation)?;
+    std::thread::sleep(SETTLE);
     let mut hash: PerCpuHashMap<&mut MapData, FlowKey, FlowStats> = PerCpuHashMap::try_from(flows)?;
     // The keys first: deleting while walking with get_next_key would restart the walk.
-    let keys: Vec<FlowKey> = hash.keys().filter_map(Result::ok).collect();
+    let keys: Vec<FlowKey> = hash
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| u32::from(k.generation) == old)
+        .collect();
     for key in keys {
         match hash.get(&key, 0) {
             Ok(values) => {
@@ -104,7 +132,7 @@ pub fn drain(flows: &mut Map, skipped: &mut Map) -> Result<Drained, MapError> {
         }
     }
     out.flows.sort_by_key(|(k, _)| *k);
-    out.skipped = counters(skipped, true)?;
+    out.skipped = counters(skipped, Some(old))?;
     out.elapsed = started.elapsed();
     Ok(out)
 }

@@ -569,7 +569,8 @@ mod tests {
             dport: 80,
             proto,
             action,
-            _pad: [0; 2],
+            generation: 0,
+            _pad: 0,
         }
     }
 
