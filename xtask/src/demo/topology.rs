@@ -9,7 +9,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{Context as _, Result, anyhow};
-use vpc_agent::config::{ValidatedConfig, VpcDef, load_str};
+use vpc_agent::config::{ValidatedConfig, load_str, validated::VpcDef};
 use vpc_tests::{
     agent::{Agent, Bpffs, Scratch},
     bridge::{Switch, ipv4_only, wire_offloads},
