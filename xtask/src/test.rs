@@ -62,6 +62,17 @@ pub fn run(opts: &Options) -> Result<()> {
                 .args(["--", "-D", "warnings"]),
         )?;
         step(
+            "clippy (xtask without the demo feature: the demo's first stage)",
+            cargo().current_dir(&root).args([
+                "clippy",
+                "--package",
+                "xtask",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+        step(
             "clippy (eBPF)",
             Command::new("rustup")
                 .current_dir(&root)

@@ -45,9 +45,11 @@ fn print_commands(vpc: &Vpc) {
     let dir = vpc.bpffs.arg();
     let internet = vpc.internet.name();
     println!("\nthe VPC is still running (--keep). Things to try:");
-    println!("  # a web server on web-1, then fetch it from the internet on the public IP");
     println!(
-        "  ip netns exec {} socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello from web-1, you are $SOCAT_PEERADDR' &",
+        "  # an HTTPS-port server on web-1 (group web allows 443 from anywhere), then reach it from the internet on the public IP"
+    );
+    println!(
+        "  ip netns exec {} socat TCP-LISTEN:443,fork,reuseaddr SYSTEM:'echo hello from web-1, you are $SOCAT_PEERADDR' &",
         ns("web-1")
     );
     let public = vpc
@@ -56,7 +58,7 @@ fn print_commands(vpc: &Vpc) {
         .iter()
         .find_map(|i| i.public_ip)
         .map_or("?".to_owned(), |ip| ip.to_string());
-    println!("  ip netns exec {internet} socat - TCP:{public}:80,bind={INTERNET_CLIENT_IP}");
+    println!("  ip netns exec {internet} socat - TCP:{public}:443,bind={INTERNET_CLIENT_IP}");
     println!("  ip netns exec {} ping -c 3 {INTERNET_IP}", ns("jumpbox"));
     println!("  {agent} status --bpffs {dir}");
     let ip = |name: &str| vpc.host(name).map_or("?", |h| h.ip.as_str());

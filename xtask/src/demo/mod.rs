@@ -23,7 +23,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 /// The demo's definition: the guide's two-tier VPC plus one network ACL rule (see the file).
-pub const DEFAULT_FILE: &str = "examples/public-private-nat-demo.yaml";
+#[cfg(feature = "demo")]
+const DEFAULT_FILE: &str = "examples/public-private-nat-demo.yaml";
 #[cfg(feature = "demo")]
 const DEFAULT_YAML: &str = include_str!("../../../examples/public-private-nat-demo.yaml");
 
@@ -73,14 +74,29 @@ pub fn run(opts: &Options) -> Result<()> {
     use anyhow::Context as _;
 
     require_root()?;
-    crate::build(false).context("building the agent")?;
     let root = crate::test::workspace_root();
+    eprintln!("building vpc-agent and the demo (quiet; several minutes the first time)");
+    crate::run(crate::cargo().current_dir(&root).args([
+        "build",
+        "--quiet",
+        "--package",
+        "vpc-agent",
+    ]))
+    .context("building the agent")?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let err = crate::cargo()
         .current_dir(&root)
-        .args(["run", "--quiet", "--package", "xtask", "--features", "demo", "--"])
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--features",
+            "demo",
+            "--",
+        ])
         .args(args(opts))
         .env("VPC_AGENT_BIN", target.join("debug").join("vpc-agent"))
         .exec();
@@ -116,7 +132,9 @@ pub fn run(opts: &Options) -> Result<()> {
     story::introduce(&name, &yaml, show);
     let vpc = topology::Vpc::build(&name, &yaml, opts.config.as_deref(), show)?;
     let outcome = story::tell(&vpc, show);
-    story::conclude(&vpc, show, started.elapsed());
+    if interrupt::check().is_ok() {
+        story::conclude(&vpc, show, started.elapsed());
+    }
     if opts.keep {
         keep::leave_running(vpc)?;
     } else {

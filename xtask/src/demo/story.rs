@@ -33,9 +33,7 @@ impl Show {
 }
 
 /// The words of the definition worth showing: addresses, rules, routes.
-const KEY_WORDS: &[&str] = &[
-    "cidr", "_ip:", "target:", "source:", "deny", "interface:",
-];
+const KEY_WORDS: &[&str] = &["cidr", "_ip:", "target:", "source:", "deny", "interface:"];
 
 /// Prints the definition's name and, in the story, its key lines with their numbers.
 pub fn introduce(name: &str, yaml: &str, show: Show) {
@@ -214,13 +212,24 @@ fn internet_to_private(vpc: &Vpc, c: &mut Checks) -> Result<()> {
     let _ssh = Server::tcp(jumpbox.ns, &jumpbox.ip, 22)?;
     let home = vpc.home();
     c.refused(vpc, &home, &jumpbox.ip, 22, DropReason::UplinkUnsolicited)?;
-    c.refused(vpc, &home, &vpc.elastic_ip()?, 22, DropReason::NatUnsolicited)
+    c.refused(
+        vpc,
+        &home,
+        &vpc.elastic_ip()?,
+        22,
+        DropReason::NatUnsolicited,
+    )
 }
 
 fn web_public(vpc: &Vpc, c: &mut Checks) -> Result<()> {
     let web = vpc.end("web-1")?;
     let _http = Server::tcp(web.ns, &web.ip, 80)?;
-    c.answered(&vpc.internet_server(), &vpc.public_ip("web-1")?, 80, INTERNET_IP)
+    c.answered(
+        &vpc.internet_server(),
+        &vpc.public_ip("web-1")?,
+        80,
+        INTERNET_IP,
+    )
 }
 
 fn ssh_from_home(vpc: &Vpc, c: &mut Checks) -> Result<()> {
@@ -277,9 +286,7 @@ fn explain(vpc: &Vpc, from: &str, to: &str, dport: u16) -> Result<()> {
         "--dport",
         &dport.to_string(),
     ])?;
-    println!(
-        "      $ vpc-agent trace --from {from} --to {to} --proto tcp --dport {dport}"
-    );
+    println!("      $ vpc-agent trace --from {from} --to {to} --proto tcp --dport {dport}");
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         println!("        {line}");
     }

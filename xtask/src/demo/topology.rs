@@ -103,8 +103,12 @@ fn build_subnet(
     let subnet = &vpc.subnets[index];
     let len = subnet.cidr.prefix_len();
     let gateway = subnet.router_ip().to_string();
-    let mut switch = Switch::new(&format!("demo-sw-{}-", subnet.name), router, &subnet.interface)
-        .with_context(|| format!("switch of subnet {}", subnet.name))?;
+    let mut switch = Switch::new(
+        &format!("demo-sw-{}-", subnet.name),
+        router,
+        &subnet.interface,
+    )
+    .with_context(|| format!("switch of subnet {}", subnet.name))?;
     router.ip(&[
         "addr",
         "add",
@@ -128,7 +132,14 @@ fn build_subnet(
         .nat_gateways
         .iter()
         .filter(|n| n.subnet == index)
-        .map(|n| (n.name.as_str(), n.private_ip, Some(n.elastic_ip), "NAT gateway"));
+        .map(|n| {
+            (
+                n.name.as_str(),
+                n.private_ip,
+                Some(n.elastic_ip),
+                "NAT gateway",
+            )
+        });
     let mut hosts = Vec::new();
     for (name, ip, public, kind) in instances.chain(nat_gateways) {
         let host = switch
