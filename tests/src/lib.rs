@@ -5,6 +5,7 @@
 //! message, except under `CI=true`, where they fail (a kernel test never passes by skipping).
 
 pub mod agent;
+pub mod bridge;
 pub mod datapath;
 pub mod flowlog;
 pub mod netns;

@@ -2,6 +2,7 @@
 //! address they saw it come from (`peer=A.B.C.D`), and bounded clients.
 
 use std::{
+    os::unix::process::CommandExt as _,
     process::{Child, Command, Stdio},
     thread::sleep,
     time::Duration,
@@ -12,6 +13,10 @@ use anyhow::{Context as _, Result};
 use crate::netns::NetNs;
 
 /// A server process inside a namespace, killed on drop. It lives at most 30 s.
+///
+/// `ip netns exec` becomes `timeout`, which forks socat: the server runs in its own process
+/// group, and drop kills the whole group (killing `timeout` alone would orphan socat, which
+/// would then outlive its time limit and keep the deleted namespace alive).
 pub struct Server {
     child: Child,
 }
@@ -30,6 +35,7 @@ impl Server {
             .arg(action)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .context("spawn socat server")?;
         let server = Self { child };
@@ -65,6 +71,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if let Ok(pgid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill has no memory-safety preconditions; -pgid names the server's group.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,5 +1,6 @@
 //! `cargo xtask <task>`: the project's tasks. Every task that needs the eBPF toolchain or the
 //! Debian tools runs `setup` first, so a fresh machine needs nothing but this repository.
+mod demo;
 mod setup;
 mod test;
 
@@ -26,6 +27,9 @@ enum Task {
     },
     /// Run every test: unit, BPF_PROG_TEST_RUN, namespace integration, clippy, rustfmt.
     Test(test::Options),
+    /// The main job: the AWS two-tier VPC (public and private subnets, NAT) on this machine,
+    /// enforced by vpc-agent, with real traffic told step by step.
+    Demo(demo::Options),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,9 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(),
         Task::Build { release } => setup::run().and_then(|()| build(release)),
         Task::Test(opts) => setup::run().and_then(|()| test::run(&opts)),
+        // The second stage (built with the `demo` feature) runs after the first one's setup.
+        Task::Demo(opts) if cfg!(feature = "demo") => demo::run(&opts),
+        Task::Demo(opts) => setup::run().and_then(|()| demo::run(&opts)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every check CI runs, in order of cost: rustfmt, clippy (userspace, then
 //! the eBPF crate for its BPF target), then `cargo test` over the workspace (unit tests,
-//! BPF_PROG_TEST_RUN tables and network-namespace tests in `tests/`).
+//! BPF_PROG_TEST_RUN tables and network-namespace tests in `tests/`), then the demo in its
+//! check mode (`cargo xtask demo --check`: every step's outcome as the story says).
 use std::{path::PathBuf, process::Command, time::Instant};
 
 use anyhow::{Context as _, Result};
@@ -13,11 +14,26 @@ pub struct Options {
     filter: Option<String>,
 }
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
+}
+
+/// `cargo xtask demo --check`, which needs root: skipped without it, except under `CI=true`.
+fn demo_check(root: &std::path::Path) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    let root_user = unsafe { libc::geteuid() } == 0;
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if !root_user && !ci {
+        eprintln!("==> demo --check: SKIPPED (not running as root)");
+        return Ok(());
+    }
+    step(
+        "demo --check",
+        cargo().current_dir(root).args(["xtask", "demo", "--check"]),
+    )
 }
 
 fn step(name: &str, cmd: &mut Command) -> Result<()> {
@@ -42,7 +58,19 @@ pub fn run(opts: &Options) -> Result<()> {
             "clippy (userspace)",
             cargo()
                 .current_dir(&root)
-                .args(["clippy", "--all-targets", "--", "-D", "warnings"]),
+                .args(["clippy", "--all-targets", "--features", "xtask/demo"])
+                .args(["--", "-D", "warnings"]),
+        )?;
+        step(
+            "clippy (xtask without the demo feature: the demo's first stage)",
+            cargo().current_dir(&root).args([
+                "clippy",
+                "--package",
+                "xtask",
+                "--",
+                "-D",
+                "warnings",
+            ]),
         )?;
         step(
             "clippy (eBPF)",
@@ -61,6 +89,9 @@ pub fn run(opts: &Options) -> Result<()> {
         test.arg("--").arg(filter);
     }
     step("cargo test", &mut test)?;
+    if opts.filter.as_deref().is_none_or(|f| "demo".contains(f)) {
+        demo_check(&root)?;
+    }
     eprintln!(
         "all checks passed in {:.1} s",
         total.elapsed().as_secs_f64()

@@ -1,0 +1,205 @@
+//! The demo's machines, built from the definition: a router namespace running `vpc-agent run`,
+//! per subnet a switch namespace (a Linux bridge on the router's subnet interface) with one
+//! namespace per host (each instance and each NAT gateway's interface), and an internet
+//! namespace behind the uplink (the internet gateway) holding an internet server
+//! (192.0.2.100, also the router's upstream) and a home-network client (203.0.113.50).
+//!
+//! Dropping a [`Vpc`] stops the agent, detaches the pinned datapath and removes every namespace.
+
+use std::{collections::BTreeMap, path::Path};
+
+use anyhow::{Context as _, Result, anyhow};
+use vpc_agent::config::{ValidatedConfig, load_str, validated::VpcDef};
+use vpc_tests::{
+    agent::{Agent, Bpffs, Scratch},
+    bridge::{Switch, ipv4_only, wire_offloads},
+    netns::{Host, NetNs, veth},
+    topology::{INTERNET_CLIENT_IP, INTERNET_IP, UPLINK_ROUTER_IP},
+};
+
+use super::{interrupt, story::Show};
+
+/// The running demo. Fields drop in order: the agent first, then the pinned datapath, then
+/// the namespaces, the router's last.
+pub struct Vpc {
+    pub agent: Agent,
+    pub bpffs: Bpffs,
+    /// Hosts by instance or NAT gateway name.
+    pub hosts: BTreeMap<String, Host>,
+    pub switches: Vec<Switch>,
+    pub internet: NetNs,
+    pub router: NetNs,
+    pub config: ValidatedConfig,
+    /// The definition the agent runs on (the user's file, or a copy of the embedded one).
+    pub config_file: std::path::PathBuf,
+    pub scratch: Scratch,
+}
+
+impl Vpc {
+    /// Builds the namespaces for `yaml`, then starts the agent on it and waits until it runs.
+    /// `file` is the user's definition file, if any (the agent reads that one).
+    pub fn build(name: &str, yaml: &str, file: Option<&Path>, show: Show) -> Result<Self> {
+        let config = load_str(name, yaml).map_err(|d| anyhow!("invalid definition:\n{d}"))?;
+        let vpc = config.vpcs.first().context("the definition has no VPC")?;
+        let router = ipv4_only("demo-router-")?;
+        router.sysctl("net.ipv4.conf.all.forwarding=1")?;
+        let mut switches = Vec::new();
+        let mut hosts = BTreeMap::new();
+        for subnet in 0..vpc.subnets.len() {
+            interrupt::check()?;
+            let (switch, subnet_hosts) = build_subnet(&router, vpc, subnet, show)?;
+            switches.push(switch);
+            hosts.extend(subnet_hosts);
+        }
+        let internet = build_internet(&router, vpc, show)?;
+        let scratch = Scratch::new()?;
+        let config_file = match file {
+            Some(path) => std::path::absolute(path)?,
+            None => scratch.write("vpc.yaml", yaml)?,
+        };
+        let bpffs = Bpffs::new()?;
+        let agent = start_agent(&router, &config_file, &bpffs, &scratch, show)?;
+        Ok(Self {
+            agent,
+            bpffs,
+            hosts,
+            switches,
+            internet,
+            router,
+            config,
+            config_file,
+            scratch,
+        })
+    }
+
+    /// The only VPC of the definition.
+    pub fn def(&self) -> &VpcDef {
+        &self.config.vpcs[0]
+    }
+
+    /// The host named `name` (an instance or a NAT gateway).
+    pub fn host(&self, name: &str) -> Result<&Host> {
+        self.hosts.get(name).with_context(|| {
+            format!("the story needs a host named {name:?}, which the definition does not have")
+        })
+    }
+
+    /// Every namespace, for `--keep` and `--down`.
+    pub fn namespaces(&self) -> Vec<&str> {
+        let mut all = vec![self.router.name(), self.internet.name()];
+        all.extend(self.switches.iter().map(|s| s.ns.name()));
+        all.extend(self.hosts.values().map(|h| h.ns.name()));
+        all
+    }
+}
+
+/// Subnet `index`: its switch wired to the router and a host per address registered there.
+fn build_subnet(
+    router: &NetNs,
+    vpc: &VpcDef,
+    index: usize,
+    show: Show,
+) -> Result<(Switch, Vec<(String, Host)>)> {
+    let subnet = &vpc.subnets[index];
+    let len = subnet.cidr.prefix_len();
+    let gateway = subnet.router_ip().to_string();
+    let mut switch = Switch::new(
+        &format!("demo-sw-{}-", subnet.name),
+        router,
+        &subnet.interface,
+    )
+    .with_context(|| format!("switch of subnet {}", subnet.name))?;
+    router.ip(&[
+        "addr",
+        "add",
+        &format!("{gateway}/{len}"),
+        "dev",
+        &subnet.interface,
+    ])?;
+    show.line(&format!(
+        "subnet {} {} on router port {} (switch {})",
+        subnet.name,
+        subnet.cidr,
+        subnet.interface,
+        switch.ns.name()
+    ));
+    let instances = vpc
+        .instances
+        .iter()
+        .filter(|i| i.subnet == index)
+        .map(|i| (i.name.as_str(), i.private_ip, i.public_ip, "instance"));
+    let nat_gateways = vpc
+        .nat_gateways
+        .iter()
+        .filter(|n| n.subnet == index)
+        .map(|n| {
+            (
+                n.name.as_str(),
+                n.private_ip,
+                Some(n.elastic_ip),
+                "NAT gateway",
+            )
+        });
+    let mut hosts = Vec::new();
+    for (name, ip, public, kind) in instances.chain(nat_gateways) {
+        let host = switch
+            .host(&format!("demo-{name}-"), &format!("{ip}/{len}"), &gateway)
+            .with_context(|| format!("host {name}"))?;
+        let public = public.map_or(String::new(), |p| format!(", public {p}"));
+        show.line(&format!(
+            "  {kind} {name} {ip}{public} (namespace {})",
+            host.ns.name()
+        ));
+        hosts.push((name.to_owned(), host));
+    }
+    Ok((switch, hosts))
+}
+
+/// The internet namespace on the uplink: the router's upstream and internet server
+/// (192.0.2.100) and the home network's client (203.0.113.50).
+fn build_internet(router: &NetNs, vpc: &VpcDef, show: Show) -> Result<NetNs> {
+    let igw = vpc
+        .internet_gateway
+        .as_ref()
+        .context("the story needs an internet gateway")?;
+    let internet = ipv4_only("demo-internet-")?;
+    veth(router, &igw.interface, &internet, "eth0")?;
+    wire_offloads(router, &igw.interface)?;
+    wire_offloads(&internet, "eth0")?;
+    let uplink = format!("{UPLINK_ROUTER_IP}/24");
+    router.ip(&["addr", "add", &uplink, "dev", &igw.interface])?;
+    router.ip(&["route", "add", "default", "via", INTERNET_IP])?;
+    let server = format!("{INTERNET_IP}/24");
+    internet.ip(&["addr", "add", &server, "dev", "eth0"])?;
+    let home = format!("{INTERNET_CLIENT_IP}/32");
+    internet.ip(&["addr", "add", &home, "dev", "lo"])?;
+    internet.ip(&["route", "add", "default", "via", UPLINK_ROUTER_IP])?;
+    show.line(&format!(
+        "internet on router port {} ({UPLINK_ROUTER_IP}): server {INTERNET_IP}, home client {INTERNET_CLIENT_IP} (namespace {})",
+        igw.interface,
+        internet.name()
+    ));
+    Ok(internet)
+}
+
+fn start_agent(
+    router: &NetNs,
+    config: &Path,
+    bpffs: &Bpffs,
+    scratch: &Scratch,
+    show: Show,
+) -> Result<Agent> {
+    interrupt::check()?;
+    let log = scratch.dir.join("agent.log");
+    let mut agent = Agent::spawn(router, config, bpffs, log.clone(), &[])?;
+    let took = agent.wait_running().context("vpc-agent did not start")?;
+    show.line(&format!(
+        "router {}: vpc-agent run --config {} --bpffs {} (running after {:.1} s, log {})",
+        router.name(),
+        config.display(),
+        bpffs.arg(),
+        took.as_secs_f64(),
+        log.display()
+    ));
+    Ok(agent)
+}
