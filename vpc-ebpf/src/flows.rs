@@ -41,32 +41,9 @@ pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
     let stats = match FLOWS.get_ptr_mut(key) {
         Some(p) => p,
         None => {
-            let mut fresh = FlowStats {
-                first_ns: now,
-                ..FlowStats::default()
-            };
-            match outcome {
-                Outcome::Accepted(fwd) => {
-                    fresh.out_ifindex = fwd.ifindex;
-                    fresh.pkt_src = if fwd.new_src != 0 {
-                        fwd.new_src
-                    } else {
-                        flow.src
-                    };
-                    fresh.pkt_dst = if fwd.new_dst != 0 {
-                        fwd.new_dst
-                    } else {
-                        flow.dst
-                    };
-                }
-                Outcome::Rejected(reason) => fresh.reason = reason as u32,
-            }
-            if FLOWS.insert(key, fresh, u64::from(BPF_NOEXIST)).is_err()
-                && FLOWS.get_ptr_mut(key).is_none()
-            {
-                skipped(skipped_key(ifindex, generation));
-                return;
-            }
+            // Per-CPU: the insert fills this CPU's slot; the others start zeroed and are
+            // initialised by their first packet below.
+            let _ = FLOWS.insert(key, FlowStats::default(), u64::from(BPF_NOEXIST));
             match FLOWS.get_ptr_mut(key) {
                 Some(p) => p,
                 None => {
@@ -78,6 +55,18 @@ pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
     };
     // SAFETY: per-CPU value of this CPU, valid for the program's duration.
     let s = unsafe { &mut *stats };
+    if s.packets == 0 {
+        // This CPU's first packet of the flow.
+        s.first_ns = now;
+        match outcome {
+            Outcome::Accepted(fwd) => {
+                s.out_ifindex = fwd.ifindex;
+                s.pkt_src = if fwd.new_src != 0 { fwd.new_src } else { flow.src };
+                s.pkt_dst = if fwd.new_dst != 0 { fwd.new_dst } else { flow.dst };
+            }
+            Outcome::Rejected(reason) => s.reason = reason as u32,
+        }
+    }
     s.packets += 1;
     s.bytes += bytes;
     s.last_ns = now;

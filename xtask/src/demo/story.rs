@@ -331,11 +331,25 @@ pub fn conclude(vpc: &Vpc, show: Show, elapsed: Duration) {
             }
             Err(e) => println!("    cannot run vpc-agent status: {e:#}"),
         }
-        // FLOW LOGS: when `vpc-agent flows` / `run --flow-log` land (another branch), show the
-        // flow records of the story here: `vpc-agent flows --bpffs DIR`.
-        println!("  flow records: not in this build yet (`vpc-agent flows` is on its way)");
+        println!(
+            "  $ vpc-agent flows --bpffs {dir}   (this interval's flows: what the flow log will write)"
+        );
+        match cli(&["flows", "--bpffs", dir]) {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                let lines: Vec<&str> = text.lines().collect();
+                for line in lines.iter().take(30) {
+                    println!("    {line}");
+                }
+                if lines.len() > 30 {
+                    println!("    ... ({} more)", lines.len() - 30);
+                }
+            }
+            Err(e) => println!("    cannot run vpc-agent flows: {e:#}"),
+        }
         println!("  the same with bpftool:");
         println!("    bpftool map dump pinned {dir}/DROP_COUNTERS");
+        println!("    bpftool map dump pinned {dir}/FLOWS");
         println!("    ip netns exec {} bpftool net", vpc.router.name());
     }
     println!("demo ran in {:.1} s", elapsed.as_secs_f64());
