@@ -61,8 +61,16 @@ pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
         match outcome {
             Outcome::Accepted(fwd) => {
                 s.out_ifindex = fwd.ifindex;
-                s.pkt_src = if fwd.new_src != 0 { fwd.new_src } else { flow.src };
-                s.pkt_dst = if fwd.new_dst != 0 { fwd.new_dst } else { flow.dst };
+                s.pkt_src = if fwd.new_src != 0 {
+                    fwd.new_src
+                } else {
+                    flow.src
+                };
+                s.pkt_dst = if fwd.new_dst != 0 {
+                    fwd.new_dst
+                } else {
+                    flow.dst
+                };
             }
             Outcome::Rejected(reason) => s.reason = reason as u32,
         }
