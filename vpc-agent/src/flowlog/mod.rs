@@ -16,8 +16,8 @@
 //! - Packets rejected by the destination's inbound rules (network ACL inbound, security group
 //!   inbound) are an `ingress` REJECT record of the destination ENI only, as in AWS.
 //!
-//! ICMP has no ports: `srcport`/`dstport` are `-` (the kernel keys echo flows by identifier, so
-//! two pings in one interval are two records). NODATA: an ENI or uplink without a record in the
+//! ICMP and other protocols without ports have `srcport`/`dstport` 0, as AWS writes them (the
+//! kernel keys echo flows by identifier, so two pings in one interval are two records). NODATA: an ENI or uplink without a record in the
 //! interval. SKIPDATA: a router interface whose packets the kernel could not record (FLOWS full:
 //! `FLOWS_SKIPPED`), or entries the drain could not read (interface `-`).
 
@@ -357,8 +357,8 @@ fn sides(names: &Names, key: &FlowKey, stats: &FlowStats) -> Vec<(Subject, Traff
     let traffic = |srcaddr, dstaddr, direction, path| Traffic {
         srcaddr,
         dstaddr,
-        srcport: ports.then_some(key.sport),
-        dstport: ports.then_some(key.dport),
+        srcport: Some(if ports { key.sport } else { 0 }),
+        dstport: Some(if ports { key.dport } else { 0 }),
         protocol: key.proto,
         packets: stats.packets,
         bytes: stats.bytes,
@@ -675,7 +675,7 @@ mod tests {
             [
                 "up 203.0.113.50 198.51.100.10 40000 1 1700000050 1700000050 ACCEPT OK ingress 198.51.100.10",
                 "eni-v-ha 203.0.113.50 10.30.1.10 40000 1 1700000050 1700000050 ACCEPT OK ingress 198.51.100.10",
-                "eni-v-hb 10.30.1.10 10.30.2.10 - 2 1700000060 1700000061 REJECT OK ingress 10.30.2.10",
+                "eni-v-hb 10.30.1.10 10.30.2.10 0 2 1700000060 1700000061 REJECT OK ingress 10.30.2.10",
                 "db - - - - 1700000000 1700000100 - SKIPDATA - -",
             ]
         );
