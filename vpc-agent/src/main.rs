@@ -110,8 +110,6 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DIR)]
         bpffs: PathBuf,
     },
-    /// Print the size of the embedded eBPF object.
-    Info,
 }
 
 /// A failure with its exit status (1 user error, 2 environment error).
@@ -260,13 +258,6 @@ fn execute(command: Command) -> Result<(), Failure> {
                 bpffs.display(),
                 removed.links,
                 removed.maps
-            );
-        }
-        Command::Info => {
-            println!(
-                "vpc-agent {}: embedded eBPF object {} bytes",
-                env!("CARGO_PKG_VERSION"),
-                vpc_agent::ebpf::OBJECT.len()
             );
         }
     }
