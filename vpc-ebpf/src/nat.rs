@@ -136,8 +136,9 @@ pub fn allocate(
         start: random,
         port: 0,
     };
+    // The preferred port, then every port of the range once from the random start.
     let probes = if size < NAT_MAX_PROBES {
-        size
+        size + 1
     } else {
         NAT_MAX_PROBES
     };
