@@ -1,5 +1,7 @@
 //! `cargo xtask <task>`: the project's tasks. Every task that needs the eBPF toolchain or the
 //! Debian tools runs `setup` first, so a fresh machine needs nothing but this repository.
+#[cfg(feature = "bench")]
+mod bench;
 mod setup;
 mod test;
 
@@ -26,6 +28,20 @@ enum Task {
     },
     /// Run every test: unit, BPF_PROG_TEST_RUN, namespace integration, clippy, rustfmt.
     Test(test::Options),
+    /// Benchmarks (root): per-packet cost against the floor, end to end against nftables;
+    /// writes BENCHMARKS.md. Not part of the tests.
+    Bench {
+        /// Only the smallest and the largest tables, shorter end-to-end runs.
+        #[arg(long)]
+        quick: bool,
+        /// Skip the end-to-end comparison with nftables.
+        #[arg(long)]
+        no_e2e: bool,
+    },
+    /// The benchmark itself, built with the `bench` feature (run by `bench` after setup).
+    #[cfg(feature = "bench")]
+    #[command(hide = true)]
+    BenchRun(bench::Options),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +50,9 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(),
         Task::Build { release } => setup::run().and_then(|()| build(release)),
         Task::Test(opts) => setup::run().and_then(|()| test::run(&opts)),
+        Task::Bench { quick, no_e2e } => setup::run().and_then(|()| bench_run(quick, no_e2e)),
+        #[cfg(feature = "bench")]
+        Task::BenchRun(opts) => bench::run(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,6 +61,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the benchmark: this xtask again, built with the `bench` feature (it links the agent).
+fn bench_run(quick: bool, no_e2e: bool) -> anyhow::Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "--package", "xtask", "--features", "bench"])
+        .args(["--", "bench-run"]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    if no_e2e {
+        cmd.arg("--no-e2e");
+    }
+    run(&mut cmd)
 }
 
 fn build(release: bool) -> anyhow::Result<()> {

@@ -42,7 +42,8 @@ pub fn run(opts: &Options) -> Result<()> {
             "clippy (userspace)",
             cargo()
                 .current_dir(&root)
-                .args(["clippy", "--all-targets", "--", "-D", "warnings"]),
+                .args(["clippy", "--all-targets", "--features", "xtask/bench"])
+                .args(["--", "-D", "warnings"]),
         )?;
         step(
             "clippy (eBPF)",
