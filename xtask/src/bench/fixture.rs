@@ -12,6 +12,13 @@
 //!   has, beside the two rules that allow the traffic (tcp 1-19999, udp).
 use std::fmt::Write as _;
 
+use anyhow::{Context as _, Result};
+use vpc_agent::compile::{Compiled, RoutePrefix};
+use vpc_common::{
+    ip_raw,
+    route::{ROUTE_TABLE_BITS, RouteKey},
+};
+
 /// Table sizes of one benchmark configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sizes {
@@ -60,15 +67,49 @@ vpcs:
       - { name: priv, cidr: 10.0.1.0/24, interface: priv0, route_table: private, network_acl: priv-acl }
 ";
 
+/// Routes written in the YAML at most: the YAML parser's node budget refuses 100k routes, so
+/// the rest are added to the compiled definition by [`add_routes`].
+const YAML_ROUTES_MAX: usize = 10;
+
+/// The `k`th filler route: a /28 of 100.64.0.0/10 (2^18 of them).
+fn filler_route(k: usize) -> [u8; 4] {
+    ((100u32 << 24) | (64 << 16) | ((k as u32) << 4)).to_be_bytes()
+}
+
+/// Adds the filler routes beyond [`YAML_ROUTES_MAX`] to `compiled`, like the YAML ones
+/// (same table, same blackhole target).
+pub fn add_routes(compiled: &mut Compiled, routes: usize) -> Result<()> {
+    let fillers = routes.saturating_sub(1);
+    let first = YAML_ROUTES_MAX - 1;
+    if fillers <= first {
+        return Ok(());
+    }
+    let (table, value) = compiled
+        .routes
+        .iter()
+        .find(|(p, _)| p.key.addr == ip_raw(filler_route(0)))
+        .map(|(p, v)| (p.key.table, *v))
+        .context("the first filler route is not in the compiled definition")?;
+    for k in first..fillers {
+        let prefix = RoutePrefix {
+            prefix_len: ROUTE_TABLE_BITS + 28,
+            key: RouteKey {
+                table,
+                addr: ip_raw(filler_route(k)),
+            },
+        };
+        compiled.routes.insert(prefix, value);
+    }
+    Ok(())
+}
+
 fn route_tables(y: &mut String, routes: usize) {
     y.push_str("    route_tables:\n      - name: main\n      - name: private\n");
     y.push_str("        routes:\n          - { destination: 0.0.0.0/0, target: nat }\n");
     y.push_str("      - name: public\n        routes:\n");
     y.push_str("          - { destination: 0.0.0.0/0, target: igw }\n");
-    for k in 0..routes.saturating_sub(1) {
-        // 100.64.0.0/10 holds 2^18 /28s.
-        let base = (100u32 << 24) | (64 << 16) | ((k as u32) << 4);
-        let [a, b, c, d] = base.to_be_bytes();
+    for k in 0..routes.min(YAML_ROUTES_MAX).saturating_sub(1) {
+        let [a, b, c, d] = filler_route(k);
         let _ = writeln!(
             y,
             "          - {{ destination: {a}.{b}.{c}.{d}/28, target: blackhole }}"

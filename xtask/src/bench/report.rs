@@ -201,6 +201,12 @@ impl Report<'_> {
         for p in Path::ALL {
             let method = if p.is_new_flow() {
                 format!("{NEW_DISTINCT} distinct 5-tuples, each run once (repeat 1)")
+            } else if p.is_warm_single() {
+                format!(
+                    "{NEW_DISTINCT} distinct 5-tuples, each run once unmeasured (creating the \
+                     state), then once measured (repeat 1: the kernel repeats on the rewritten \
+                     buffer, so a translated packet cannot be repeated)"
+                )
             } else {
                 format!(
                     "{STEADY_DISTINCT} distinct 5-tuples, each with repeat {STEADY_REPEAT}"
@@ -315,8 +321,12 @@ those the run creates (and NAT_PORTS at 2^20), so the LRU never evicts; `BPF_PRO
 called from inside the router namespace with the ingress ifindex set. Pre-filled connections are
 established TCP entries from 172.16.0.0/12 that no benchmark packet belongs to. The kernel reports
 the average duration of a call's repeats in whole ns; the per-packet figure is the median over
-the distinct packets. New-flow samples are single runs: each carries the timer overhead of a call
-(the floor at repeat 1 minus the floor at repeat 256, column *timer overhead*), and the floor they
+the distinct packets. Repeated packets start with TTL 255: the kernel repeats on the same
+buffer, so each run sees the previous run's output (TTL one lower, MACs already rewritten).
+Both programs are also attached (native XDP) to a spare veth pair: otherwise every test run
+puts its program into the kernel's XDP dispatcher and takes it out (an RCU grace period, ~16 ms
+a call). Single-run samples are single runs: each carries the timer overhead of a call
+(the floor at repeat 1 minus the floor at repeat 200, column *timer overhead*), and the floor they
 are compared with was measured the same way (*floor, repeat 1*). The FLOWS map (65,536 flows)
 fills during the new-flow runs, so later new flows take the SKIPDATA path, as they would between
 two drains by the agent.
