@@ -66,8 +66,15 @@ fn main() -> ExitCode {
 /// Runs the benchmark: this xtask again, built with the `bench` feature (it links the agent).
 fn bench_run(quick: bool, no_e2e: bool) -> anyhow::Result<()> {
     let mut cmd = cargo();
-    cmd.args(["run", "--quiet", "--package", "xtask", "--features", "bench"])
-        .args(["--", "bench-run"]);
+    cmd.args([
+        "run",
+        "--quiet",
+        "--package",
+        "xtask",
+        "--features",
+        "bench",
+    ])
+    .args(["--", "bench-run"]);
     if quick {
         cmd.arg("--quick");
     }

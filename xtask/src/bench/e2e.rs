@@ -137,7 +137,16 @@ struct Server(Child);
 impl Server {
     fn start(ns: &NetNs) -> Result<Self> {
         let child = Command::new("ip")
-            .args(["netns", "exec", ns.name(), "timeout", "60", "iperf3", "-s", "-1"])
+            .args([
+                "netns",
+                "exec",
+                ns.name(),
+                "timeout",
+                "60",
+                "iperf3",
+                "-s",
+                "-1",
+            ])
             .args(["-B", DB[0]])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -167,7 +176,9 @@ fn iperf(server_ns: &NetNs, client: &NetNs, args: &[&str], seconds: u32) -> Resu
     let _server = Server::start(server_ns)?;
     let limit = (seconds + 15).to_string();
     let secs = seconds.to_string();
-    let mut all = vec!["timeout", &limit, "iperf3", "-J", "-c", DB[0], "-B", WEB[0], "-t", &secs];
+    let mut all = vec![
+        "timeout", &limit, "iperf3", "-J", "-c", DB[0], "-B", WEB[0], "-t", &secs,
+    ];
     all.extend_from_slice(args);
     let out = client.exec_status(all[0], &all[1..])?;
     let json: Value = serde_json::from_slice(&out.stdout).context("iperf3 JSON")?;

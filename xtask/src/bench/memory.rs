@@ -43,7 +43,7 @@ pub fn default_maps() -> Result<Vec<MapMemory>> {
         .collect::<Result<Vec<_>>>()?;
     // Internal maps (.rodata, .bss) are not the datapath's tables.
     maps.retain(|m| !m.name.contains('.'));
-    maps.sort_by(|a, b| b.memlock.cmp(&a.memlock));
+    maps.sort_by_key(|m| std::cmp::Reverse(m.memlock));
     Ok(maps)
 }
 
@@ -61,5 +61,6 @@ fn bpftool(args: &[&str]) -> Result<Value> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    serde_json::from_slice(&out.stdout).with_context(|| format!("bpftool {} output", args.join(" ")))
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("bpftool {} output", args.join(" ")))
 }

@@ -127,7 +127,10 @@ pub fn run(opts: &Options) -> Result<()> {
     let memory = memory::default_maps().context("map memory")?;
     let mut configs = Vec::new();
     for sizes in configurations(opts.quick) {
-        eprintln!("bench: per-packet cost at {sizes:?} ({:.0} s)", started.elapsed().as_secs_f64());
+        eprintln!(
+            "bench: per-packet cost at {sizes:?} ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
         configs.push(testrun::measure_config(sizes)?);
     }
     let e2e = if opts.no_e2e {

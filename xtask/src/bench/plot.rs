@@ -106,7 +106,12 @@ fn series(configs: &[ConfigCost], dimension: Dimension) -> Vec<Series> {
     let at = |value: usize| {
         configs.iter().find(|c| {
             Dimension::ALL.iter().all(|d| {
-                d.of(&c.sizes) == if *d == dimension { value } else { d.of(&SMALLEST) }
+                d.of(&c.sizes)
+                    == if *d == dimension {
+                        value
+                    } else {
+                        d.of(&SMALLEST)
+                    }
             })
         })
     };
@@ -126,7 +131,11 @@ fn series(configs: &[ConfigCost], dimension: Dimension) -> Vec<Series> {
         values: dimension
             .values()
             .iter()
-            .map(|v| at(*v).and_then(|c| c.get(Path::TrackedFlow)).map(|x| x.floor_ns))
+            .map(|v| {
+                at(*v)
+                    .and_then(|c| c.get(Path::TrackedFlow))
+                    .map(|x| x.floor_ns)
+            })
             .collect(),
     });
     out
@@ -159,10 +168,20 @@ pub fn scaling(configs: &[ConfigCost], path: &FsPath) -> Result<()> {
 }
 
 fn panel(canvas: &mut Canvas, (ox, oy): (i64, i64), d: Dimension, series: &[Series], top: f64) {
-    let (left, right, upper, lower) = (ox + 70, ox + PANEL_W as i64 - 30, oy + 40, oy + PANEL_H as i64 - 50);
+    let (left, right, upper, lower) = (
+        ox + 70,
+        ox + PANEL_W as i64 - 30,
+        oy + 40,
+        oy + PANEL_H as i64 - 50,
+    );
     let grey = [200, 200, 200];
     let black = [0, 0, 0];
-    canvas.text(ox + 70, oy + 14, &format!("cost against {}", d.name()), black);
+    canvas.text(
+        ox + 70,
+        oy + 14,
+        &format!("cost against {}", d.name()),
+        black,
+    );
     let y_of = |v: f64| lower - ((v / top) * (lower - upper) as f64) as i64;
     for tick in 0..=4 {
         let v = top * f64::from(tick) / 4.0;

@@ -40,7 +40,10 @@ impl Report<'_> {
             self.elapsed.as_secs_f64()
         )?;
         md.push_str(NOISE);
-        writeln!(md, "\n## Targets\n\n| target | met | numbers |\n| --- | --- | --- |")?;
+        writeln!(
+            md,
+            "\n## Targets\n\n| target | met | numbers |\n| --- | --- | --- |"
+        )?;
         for t in self.targets() {
             let met = match t.met {
                 Some(true) => "**met**",
@@ -208,9 +211,7 @@ impl Report<'_> {
                      buffer, so a translated packet cannot be repeated)"
                 )
             } else {
-                format!(
-                    "{STEADY_DISTINCT} distinct 5-tuples, each with repeat {STEADY_REPEAT}"
-                )
+                format!("{STEADY_DISTINCT} distinct 5-tuples, each with repeat {STEADY_REPEAT}")
             };
             writeln!(md, "- **{}**: {}; {method}.", p.name(), p.description())?;
         }

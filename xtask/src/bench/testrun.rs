@@ -74,13 +74,27 @@ impl Path {
     /// What a packet of the path is, as the report says it.
     pub fn description(self) -> &'static str {
         match self {
-            Path::LocalForward => "UDP web -> db (pub0 -> priv0), one-way tracked after the first run",
-            Path::AclDeny => "TCP SYN internet -> a public IP (up0): falls through every inbound rule of the ACL",
-            Path::SgNewFlow => "TCP SYN web -> db: both instances' groups evaluated, connection created",
-            Path::TrackedFlow => "TCP ACK web -> db of an established connection (handshake run before)",
-            Path::NatNewFlow => "UDP app -> internet through the NAT gateway: port allocated, connection created",
-            Path::NatEstablished => "UDP app -> internet through the NAT gateway, translation existing",
-            Path::InternetGateway => "UDP web -> internet, source rewritten to its public IP, tracked",
+            Path::LocalForward => {
+                "UDP web -> db (pub0 -> priv0), one-way tracked after the first run"
+            }
+            Path::AclDeny => {
+                "TCP SYN internet -> a public IP (up0): falls through every inbound rule of the ACL"
+            }
+            Path::SgNewFlow => {
+                "TCP SYN web -> db: both instances' groups evaluated, connection created"
+            }
+            Path::TrackedFlow => {
+                "TCP ACK web -> db of an established connection (handshake run before)"
+            }
+            Path::NatNewFlow => {
+                "UDP app -> internet through the NAT gateway: port allocated, connection created"
+            }
+            Path::NatEstablished => {
+                "UDP app -> internet through the NAT gateway, translation existing"
+            }
+            Path::InternetGateway => {
+                "UDP web -> internet, source rewritten to its public IP, tracked"
+            }
         }
     }
 
@@ -157,7 +171,10 @@ impl Path {
         let dport = 9000 + spread;
         vec![
             ("pub0", Packet::tcp(WEB[i], DB[i], sport, dport, TCP_SYN)),
-            ("priv0", Packet::tcp(DB[i], WEB[i], dport, sport, TCP_SYN | TCP_ACK)),
+            (
+                "priv0",
+                Packet::tcp(DB[i], WEB[i], dport, sport, TCP_SYN | TCP_ACK),
+            ),
         ]
     }
 }
@@ -237,7 +254,11 @@ pub fn measure_config(sizes: Sizes) -> Result<ConfigCost> {
             cost.ratio(),
             started.elapsed().as_secs_f64(),
             if cost.unexpected > 0 {
-                format!("  {} unexpected verdicts, drops {:?}", cost.unexpected, grown(&before, &drops(&ebpf)?))
+                format!(
+                    "  {} unexpected verdicts, drops {:?}",
+                    cost.unexpected,
+                    grown(&before, &drops(&ebpf)?)
+                )
             } else {
                 String::new()
             }
@@ -305,7 +326,9 @@ type Drops = std::collections::BTreeMap<vpc_common::DropReason, u64>;
 
 /// Drops per reason so far.
 fn drops(ebpf: &Ebpf) -> Result<Drops> {
-    let map = ebpf.map(maps::DROP_COUNTERS).context("DROP_COUNTERS missing")?;
+    let map = ebpf
+        .map(maps::DROP_COUNTERS)
+        .context("DROP_COUNTERS missing")?;
     Ok(vpc_agent::datapath::drop_counters(map)?)
 }
 
@@ -390,12 +413,23 @@ fn measure_path(topo: &Topology, progs: &Progs<'_>, path: Path) -> Result<PathCo
         let out = run_xdp_repeat(progs.path, &frame, Some(ifindex), repeat)?;
         if out.verdict != path.expected() {
             if unexpected == 0 {
-                eprintln!("bench:   {}: verdict {:?}, expected {:?}", path.name(), out.verdict, path.expected());
+                eprintln!(
+                    "bench:   {}: verdict {:?}, expected {:?}",
+                    path.name(),
+                    out.verdict,
+                    path.expected()
+                );
             }
             unexpected += 1;
         }
         costs.push(ns(out.duration));
-        floors.push(ns(run_xdp_repeat(progs.floor, &frame, Some(ifindex), repeat)?.duration));
+        floors.push(ns(run_xdp_repeat(
+            progs.floor,
+            &frame,
+            Some(ifindex),
+            repeat,
+        )?
+        .duration));
     }
     Ok(PathCost {
         path,
@@ -413,7 +447,9 @@ fn timer_overhead(topo: &Topology, progs: &Progs<'_>) -> Result<f64> {
     let (mut single, mut repeated) = (Vec::new(), Vec::new());
     for k in 0..STEADY_DISTINCT {
         let frame = Path::LocalForward.packet(k).build();
-        single.push(ns(run_xdp_repeat(progs.floor, &frame, Some(ifindex), 1)?.duration));
+        single.push(ns(
+            run_xdp_repeat(progs.floor, &frame, Some(ifindex), 1)?.duration
+        ));
         repeated.push(ns(run_xdp_repeat(
             progs.floor,
             &frame,
@@ -436,7 +472,7 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
+    if values.len().is_multiple_of(2) {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]
