@@ -1,5 +1,7 @@
 //! `cargo xtask <task>`: the project's tasks. Every task that needs the eBPF toolchain or the
 //! Debian tools runs `setup` first, so a fresh machine needs nothing but this repository.
+#[cfg(feature = "bench")]
+mod bench;
 mod demo;
 mod setup;
 mod test;
@@ -30,6 +32,20 @@ enum Task {
     /// The main job: the AWS two-tier VPC (public and private subnets, NAT) on this machine,
     /// enforced by vpc-agent, with real traffic told step by step.
     Demo(demo::Options),
+    /// Benchmarks (root): per-packet cost against the floor, end to end against nftables;
+    /// writes BENCHMARKS.md. Not part of the tests.
+    Bench {
+        /// Only the smallest and the largest tables, shorter end-to-end runs.
+        #[arg(long)]
+        quick: bool,
+        /// Skip the end-to-end comparison with nftables.
+        #[arg(long)]
+        no_e2e: bool,
+    },
+    /// The benchmark itself, built with the `bench` feature (run by `bench` after setup).
+    #[cfg(feature = "bench")]
+    #[command(hide = true)]
+    BenchRun(bench::Options),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +57,9 @@ fn main() -> ExitCode {
         // The second stage (built with the `demo` feature) runs after the first one's setup.
         Task::Demo(opts) if cfg!(feature = "demo") => demo::run(&opts),
         Task::Demo(opts) => setup::run().and_then(|()| demo::run(&opts)),
+        Task::Bench { quick, no_e2e } => setup::run().and_then(|()| bench_run(quick, no_e2e)),
+        #[cfg(feature = "bench")]
+        Task::BenchRun(opts) => bench::run(&opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,4 +93,25 @@ pub fn run(cmd: &mut std::process::Command) -> anyhow::Result<()> {
         anyhow::bail!("{cmd:?} failed ({status})");
     }
     Ok(())
+}
+
+/// Runs the benchmark: this xtask again, built with the `bench` feature (it links the agent).
+fn bench_run(quick: bool, no_e2e: bool) -> anyhow::Result<()> {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "--package",
+        "xtask",
+        "--features",
+        "bench",
+    ])
+    .args(["--", "bench-run"]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    if no_e2e {
+        cmd.arg("--no-e2e");
+    }
+    run(&mut cmd)
 }

@@ -58,11 +58,16 @@ pub fn run(opts: &Options) -> Result<()> {
             "clippy (userspace)",
             cargo()
                 .current_dir(&root)
-                .args(["clippy", "--all-targets", "--features", "xtask/demo"])
+                .args([
+                    "clippy",
+                    "--all-targets",
+                    "--features",
+                    "xtask/demo,xtask/bench",
+                ])
                 .args(["--", "-D", "warnings"]),
         )?;
         step(
-            "clippy (xtask without the demo feature: the demo's first stage)",
+            "clippy (xtask without features: the first stage of demo and bench)",
             cargo().current_dir(&root).args([
                 "clippy",
                 "--package",
