@@ -483,3 +483,123 @@ fn the_guides_lesson_stateful_groups_and_stateless_acls() {
         "{sg:?}"
     );
 }
+
+#[test]
+fn tracked_connections_take_the_fast_path_until_the_policy_changes() {
+    require_kernel!();
+    use vpc_agent::{compile::compile, config::load_str};
+    use vpc_tests::topology::{if_index, mac};
+    let mut topo = topology(FIXTURE);
+    let key = ct_key(WEB, APP, 40000, 8080, 6);
+    use DropReason::*;
+    run_steps(
+        &mut topo,
+        key,
+        vec![
+            step(
+                "SYN",
+                "pub0",
+                Packet::tcp(WEB, APP, 40000, 8080, TCP_SYN),
+                Ok(()),
+                Some(CT_TCP_SYN_SENT),
+            ),
+            step(
+                "SYN+ACK",
+                "priv0",
+                Packet::tcp(APP, WEB, 8080, 40000, TCP_SYN | TCP_ACK),
+                Ok(()),
+                Some(CT_TCP_SYN_RECV),
+            ),
+            step(
+                "ACK (from the cache)",
+                "pub0",
+                Packet::tcp(WEB, APP, 40000, 8080, TCP_ACK),
+                Ok(()),
+                Some(CT_TCP_ESTABLISHED),
+            ),
+        ],
+    );
+    let entry = ct_entry(&mut topo, &key).expect("connection");
+    let (pub0, priv0) = (topo.port_named("pub0"), topo.port_named("priv0"));
+    assert_eq!(entry.original.generation, 1, "cached under generation 1");
+    assert_eq!(
+        (entry.original.ingress, entry.original.out_ifindex),
+        (pub0.ifindex, priv0.ifindex)
+    );
+    assert_eq!(
+        entry.original.dmac,
+        mac(priv0.index, true),
+        "next hop: the app's MAC"
+    );
+    assert_eq!(
+        entry.reply.out_ifindex, pub0.ifindex,
+        "the reply direction too"
+    );
+
+    // New policy generations: one that still allows the flow (decided again, cached anew),
+    // then one that denies it, which must take effect at the next packet.
+    let yaml = FIXTURE.replace(
+        "      - { name: priv, cidr: 10.0.1.0/24, interface: priv0 }",
+        "      - { name: priv, cidr: 10.0.1.0/24, interface: priv0, network_acl: no-icmp-out }",
+    );
+    assert_ne!(yaml, FIXTURE);
+    let config = load_str("v2.yaml", &yaml).expect("valid");
+    let compiled = {
+        let _inside = topo.router.enter().unwrap();
+        compile(&config, 1, &|n: &str| if_index(n)).expect("compile")
+    };
+    topo.datapath
+        .apply(&compiled, 2)
+        .expect("apply generation 2");
+    run_steps(
+        &mut topo,
+        key,
+        vec![
+            step(
+                "data after a policy change that still allows it (the no-icmp-out ACL)",
+                "pub0",
+                Packet::tcp(WEB, APP, 40000, 8080, TCP_ACK | TCP_PSH),
+                Ok(()),
+                Some(CT_TCP_ESTABLISHED),
+            ),
+            step(
+                "the app's answer",
+                "priv0",
+                Packet::tcp(APP, WEB, 8080, 40000, TCP_ACK),
+                Ok(()),
+                Some(CT_TCP_ESTABLISHED),
+            ),
+        ],
+    );
+    assert_eq!(
+        ct_entry(&mut topo, &key).unwrap().original.generation,
+        2,
+        "re-decided under generation 2"
+    );
+    let yaml = FIXTURE.replace(
+        "      - { name: priv, cidr: 10.0.1.0/24, interface: priv0 }",
+        "      - { name: priv, cidr: 10.0.1.0/24, interface: priv0, network_acl: closed }",
+    ).replace(
+        "    security_groups:\n",
+        "      - name: closed\n        inbound: []\n        outbound: []\n    security_groups:\n",
+    );
+    let config = load_str("v3.yaml", &yaml).expect("valid");
+    let compiled = {
+        let _inside = topo.router.enter().unwrap();
+        compile(&config, 0, &|n: &str| if_index(n)).expect("compile")
+    };
+    topo.datapath
+        .apply(&compiled, 3)
+        .expect("apply generation 3");
+    run_steps(
+        &mut topo,
+        key,
+        vec![step(
+            "a closed ACL drops the tracked connection at once",
+            "pub0",
+            Packet::tcp(WEB, APP, 40000, 8080, TCP_ACK),
+            Err(AclInbound),
+            Some(CT_TCP_ESTABLISHED),
+        )],
+    );
+}

@@ -58,8 +58,41 @@ pub struct CtEntry {
     pub nat_ip: u32,
     pub nat_port: u16,
     pub _pad2: [u8; 6],
+    /// The forwarding decision of each direction, cached for the fast path.
+    pub original: CtPath,
+    pub reply: CtPath,
 }
-assert_size!(CtEntry, 32);
+assert_size!(CtEntry, 112);
+
+/// A cached forwarding decision for one direction of a connection (the fast path).
+///
+/// Network ACL verdicts, routes, source checks and translations depend only on a direction's
+/// 5-tuple, and security groups are not evaluated for tracked packets, so while the policy
+/// generation is unchanged the decision of the first packet holds for the next ones. The next
+/// hop's MACs come from `bpf_fib_lookup` and are trusted for [`CT_PATH_TTL_S`] seconds, then
+/// looked up again. `generation == 0` means nothing is cached.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtPath {
+    /// Low 32 bits of the policy generation (`GlobalConfig::generation`) it was decided under.
+    pub generation: u32,
+    /// The interface the direction's packets arrive on.
+    pub ingress: u32,
+    pub out_ifindex: u32,
+    /// Rewrites (0 = unchanged), as in the datapath's `Forward`.
+    pub new_src: u32,
+    pub new_dst: u32,
+    pub new_sport: u16,
+    pub new_dport: u16,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    /// `bpf_ktime_get_ns() >> 30` (about seconds) when the MACs were looked up.
+    pub stamp: u32,
+}
+assert_size!(CtPath, 40);
+
+/// How long (in `stamp` units, about seconds) a cached next hop is trusted.
+pub const CT_PATH_TTL_S: u32 = 2;
 
 /// Idle timeouts in seconds (`CT_TIMEOUTS[0]`); a zero field means the AWS default below.
 #[repr(C)]
@@ -104,4 +137,4 @@ pub const CT_STAT_SLOTS: u32 = 3;
 /// Default capacity of `CONNTRACK` (the agent may set another at load time).
 pub const CONNTRACK_ENTRIES: u32 = 262_144;
 
-pod!(CtKey, CtEntry, CtTimeouts);
+pod!(CtKey, CtEntry, CtPath, CtTimeouts);

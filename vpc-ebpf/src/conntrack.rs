@@ -15,15 +15,15 @@ use aya_ebpf::helpers::bpf_ktime_get_ns;
 use vpc_common::{
     DropReason,
     conntrack::{
-        CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_ONE_WAY, CT_STAT_CREATED, CT_STAT_EXPIRED,
-        CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV, CT_TCP_SYN_SENT,
-        CT_TCP_TIME_WAIT, CtEntry, CtKey, CtTimeouts, DEFAULT_TIMEOUTS,
+        CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_ONE_WAY, CT_PATH_TTL_S, CT_STAT_CREATED,
+        CT_STAT_EXPIRED, CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV,
+        CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT, CtEntry, CtKey, CtPath, CtTimeouts, DEFAULT_TIMEOUTS,
     },
 };
 
 use crate::{
     decide::Forward,
-    maps::{CONNTRACK, CT_STATS, CT_TIMEOUTS},
+    maps::{CONFIG, CONNTRACK, CT_STATS, CT_TIMEOUTS},
     nat,
     packet::{Flow, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
 };
@@ -245,6 +245,73 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
             Ok(())
         }
     }
+}
+
+/// Remembers the forwarding decision of `flow`'s direction in its connection (the fast path,
+/// see `vpc_common::conntrack::CtPath`). Nothing happens when the connection is not there.
+#[inline(always)]
+pub fn remember(flow: &Flow, fwd: &Forward, ingress: u32, smac: &[u8; 6], dmac: &[u8; 6]) {
+    let reversed = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
+    let (reply, entry) = match CONNTRACK.get_ptr_mut(reversed) {
+        Some(e) => (true, e),
+        None => {
+            let original = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+            match CONNTRACK.get_ptr_mut(original) {
+                Some(e) => (false, e),
+                None => return,
+            }
+        }
+    };
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let path = CtPath {
+        generation: generation(),
+        ingress,
+        out_ifindex: fwd.ifindex,
+        new_src: fwd.new_src,
+        new_dst: fwd.new_dst,
+        new_sport: fwd.new_sport,
+        new_dport: fwd.new_dport,
+        smac: *smac,
+        dmac: *dmac,
+        stamp: (now >> 30) as u32,
+    };
+    // SAFETY: points into a CONNTRACK value; a concurrent writer can only store the same
+    // decision (one policy generation), so a torn read is at worst a stale MAC for 2 s.
+    let e = unsafe { &mut *entry };
+    if reply {
+        e.reply = path;
+    } else {
+        e.original = path;
+    }
+}
+
+/// The cached decision for `flow`'s direction of its live connection, if it is still valid:
+/// same policy generation, same ingress interface, next hop looked up at most
+/// `CT_PATH_TTL_S` ago. The connection is returned too (to be committed).
+#[inline(always)]
+pub fn cached(flow: &Flow, ingress: u32) -> Option<(Track, CtPath)> {
+    let track = lookup(flow).ok()?;
+    let Track::Tracked { reply, entry } = track else {
+        return None;
+    };
+    // SAFETY: points into a CONNTRACK value for the program's duration.
+    let e = unsafe { &*entry };
+    let path = if reply { e.reply } else { e.original };
+    // SAFETY: no preconditions.
+    let now = (unsafe { bpf_ktime_get_ns() } >> 30) as u32;
+    let valid = path.generation != 0
+        && path.generation == generation()
+        && path.ingress == ingress
+        && now.wrapping_sub(path.stamp) <= CT_PATH_TTL_S;
+    valid.then_some((track, path))
+}
+
+/// The policy generation's low 32 bits (never 0 once a policy is applied: generations start
+/// at 1, so 0 marks an empty cache).
+#[inline(always)]
+fn generation() -> u32 {
+    CONFIG.get(0).map_or(0, |c| c.generation as u32)
 }
 
 /// The TCP state after a packet with `tcp` flags from the originator (`reply` false) or the

@@ -64,6 +64,23 @@ pub struct Forward {
 }
 
 impl Forward {
+    /// A decision taken from the connection's cache (no NAT port to allocate: it is in the
+    /// cached rewrite).
+    #[inline(always)]
+    pub fn cached(path: &vpc_common::conntrack::CtPath) -> Self {
+        Self {
+            ifindex: path.out_ifindex,
+            new_src: path.new_src,
+            new_dst: path.new_dst,
+            new_sport: path.new_sport,
+            new_dport: path.new_dport,
+            nat_gateway: 0,
+            vpc_id: 0,
+            inner_src: 0,
+            inner_sport: 0,
+        }
+    }
+
     /// Out of `ifindex`, with an optional address rewrite.
     #[inline(always)]
     fn to(ifindex: u32, new_src: u32, new_dst: u32) -> Self {

@@ -23,7 +23,7 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vpc_common::{DropReason, MARK_APPROVED};
 
 use crate::{
-    csum,
+    conntrack, csum,
     decide::Forward,
     maps::DEVICES,
     nat,
@@ -63,7 +63,10 @@ fn addresses(flow: &Flow, fwd: &Forward) -> (u32, u32) {
 
 /// XDP: forward `flow` as `fwd` says. Returns the XDP action.
 #[inline(always)]
-pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward) -> Result<u32, DropReason> {
+///
+/// With `cache`, the decision and the next hop are remembered in the packet's connection for
+/// the fast path (`crate::fastpath`).
+pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<u32, DropReason> {
     if flow.ttl <= 1 {
         return Err(DropReason::TtlExceeded);
     }
@@ -102,17 +105,55 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward) -> Result<u32, DropReas
     {
         nat::rewrite_inner(ctx, flow, inner, fwd.inner_src, fwd.inner_sport)?;
     }
+    if cache {
+        conntrack::remember(
+            flow,
+            fwd,
+            ctx.ingress_ifindex() as u32,
+            &params.smac,
+            &params.dmac,
+        );
+    }
+    xdp_send(ctx, flow, fwd, (src, dst), &params.smac, &params.dmac)
+}
+
+/// XDP: rewrites the packet as `fwd` says (final addresses `(src, dst)`) with the next hop's
+/// MACs and redirects it.
+#[inline(always)]
+pub fn xdp_send(
+    ctx: &XdpContext,
+    flow: &Flow,
+    fwd: &Forward,
+    (src, dst): (u32, u32),
+    smac: &[u8; 6],
+    dmac: &[u8; 6],
+) -> Result<u32, DropReason> {
     xdp_rewrite(ctx, flow, fwd, src, dst)?;
     let eth: *mut EthHdr = ptr_at(ctx, 0)?;
     // SAFETY: bounds-checked by ptr_at; plain bytes.
     unsafe {
-        (*eth).dst_addr = params.dmac;
-        (*eth).src_addr = params.smac;
+        (*eth).dst_addr = *dmac;
+        (*eth).src_addr = *smac;
     }
     // A device missing from DEVICES (agent race) falls back to the kernel path (TC).
     Ok(DEVICES
         .redirect(fwd.ifindex, u64::from(xdp_action::XDP_PASS))
         .unwrap_or(xdp_action::XDP_PASS))
+}
+
+/// XDP, fast path: sends a packet whose decision and next hop were cached.
+#[inline(always)]
+pub fn xdp_cached(
+    ctx: &XdpContext,
+    flow: &Flow,
+    fwd: &Forward,
+    smac: &[u8; 6],
+    dmac: &[u8; 6],
+) -> Result<u32, DropReason> {
+    if flow.ttl <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    xdp_send(ctx, flow, fwd, addresses(flow, fwd), smac, dmac)
 }
 
 /// Where the checksum covering ports / the echo identifier sits, and whether it covers the

@@ -12,6 +12,7 @@ mod conntrack;
 mod csum;
 mod decide;
 mod drop;
+mod fastpath;
 mod flows;
 mod forward;
 mod maps;
@@ -56,6 +57,23 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
         return Ok(xdp_action::XDP_PASS);
     };
     let bytes = (ctx.data_end() - ctx.data()) as u64;
+    let subnet = iface.kind == IFACE_SUBNET;
+    if subnet && let Some(hit) = fastpath::lookup(&flow, ingress) {
+        let hit = match hit {
+            Ok(hit) => hit,
+            Err(reason) => {
+                flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
+                return Err(reason);
+            }
+        };
+        let fwd = hit.fwd;
+        let action = forward::xdp_cached(ctx, &flow, &fwd, &hit.smac, &hit.dmac);
+        match action {
+            Ok(_) => flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd)),
+            Err(reason) => flows::record(ingress, &flow, bytes, Outcome::Rejected(reason)),
+        }
+        return action;
+    }
     let fwd = match decide(slot, &iface, &mut flow) {
         Ok(Decision::Forward(fwd)) => fwd,
         Ok(Decision::Unmanaged | Decision::ToHost) => return Ok(xdp_action::XDP_PASS),
@@ -64,7 +82,8 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
             return Err(reason);
         }
     };
-    let action = forward::xdp(ctx, &flow, &fwd);
+    let cache = subnet && flow.inner.is_none() && flow.frag != packet::Frag::Later;
+    let action = forward::xdp(ctx, &flow, &fwd, cache);
     match action {
         // Handed to the kernel path: the TC program decides again and records the flow.
         Ok(xdp_action::XDP_PASS) => {}
