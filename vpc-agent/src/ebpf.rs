@@ -40,9 +40,10 @@ pub mod maps {
     pub const FLOWS: &str = "FLOWS";
     pub const FLOWS_SKIPPED: &str = "FLOWS_SKIPPED";
     pub const FLOWS_GEN: &str = "FLOWS_GEN";
+    pub const CT_SCRATCH: &str = "CT_SCRATCH";
 
     /// Every map the agent pins (policy, counters and datapath state).
-    pub const ALL: [&str; 22] = [
+    pub const ALL: [&str; 23] = [
         CONFIG,
         IFACES,
         SUBNETS,
@@ -65,5 +66,6 @@ pub mod maps {
         FLOWS,
         FLOWS_SKIPPED,
         FLOWS_GEN,
+        CT_SCRATCH,
     ];
 }

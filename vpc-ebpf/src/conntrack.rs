@@ -23,7 +23,7 @@ use vpc_common::{
 
 use crate::{
     decide::Forward,
-    maps::{CONFIG, CONNTRACK, CT_STATS, CT_TIMEOUTS},
+    maps::{CONFIG, CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS},
     nat,
     packet::{Flow, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
 };
@@ -204,7 +204,12 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
             } else {
                 CT_ONE_WAY
             };
-            let mut entry = CtEntry {
+            // The new entry is built in a per-CPU scratch slot: at 112 bytes it would not fit
+            // the program's 512-byte stack next to everything else.
+            let scratch = CT_SCRATCH.get_ptr_mut(0).ok_or(DropReason::ConntrackFull)?;
+            // SAFETY: this CPU's scratch slot, used only here for the program's duration.
+            let entry = unsafe { &mut *scratch };
+            *entry = CtEntry {
                 created_ns: now,
                 last_seen_ns: now,
                 state,
@@ -217,8 +222,10 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
                 fwd.new_sport = port;
             }
             let k = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+            // By reference: a value would be copied onto the stack again.
+            let value: &CtEntry = entry;
             CONNTRACK
-                .insert(k, entry, 0)
+                .insert(k, value, 0)
                 .map_err(|_| DropReason::ConntrackFull)?;
             count(CT_STAT_CREATED);
             Ok(())

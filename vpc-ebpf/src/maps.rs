@@ -98,6 +98,10 @@ pub static SG_RULES: LpmTrie<
 pub static CONNTRACK: LruHashMap<CtKey, CtEntry, { CONNTRACK_ENTRIES as usize }> =
     LruHashMap::new();
 
+/// Per-CPU scratch space for building a new CONNTRACK entry (too big for the stack).
+#[btf_map]
+pub static CT_SCRATCH: PerCpuArray<CtEntry, 1> = PerCpuArray::new();
+
 /// Idle timeouts in seconds; zero fields mean the AWS defaults.
 #[btf_map]
 pub static CT_TIMEOUTS: Array<CtTimeouts, 1> = Array::new();
