@@ -22,27 +22,7 @@ const WAIT: Duration = Duration::from_secs(15);
 /// Subnets a, b, c (interfaces da, db, dc); b's ACL denies ICMP inbound. `extra` more
 /// instances in subnet c (10.30.3.100+i): a policy change that leaves the test flows alone.
 fn definition(extra: u8) -> String {
-    let mut yaml = String::from(
-        "vpcs:
-  - name: v
-    cidr_blocks: [10.30.0.0/16]
-    subnets:
-      - { name: a, cidr: 10.30.1.0/24, interface: da }
-      - { name: b, cidr: 10.30.2.0/24, interface: db, network_acl: no-icmp-in }
-      - { name: c, cidr: 10.30.3.0/24, interface: dc }
-    network_acls:
-      - name: no-icmp-in
-        inbound:
-          - { rule: 100, protocol: icmp, cidr: 0.0.0.0/0, action: deny }
-          - { rule: 200, protocol: all, cidr: 0.0.0.0/0, action: allow }
-        outbound:
-          - { rule: 100, protocol: all, cidr: 0.0.0.0/0, action: allow }
-    instances:
-      - { name: ha, subnet: a, private_ip: 10.30.1.10 }
-      - { name: hb, subnet: b, private_ip: 10.30.2.10 }
-      - { name: hc, subnet: c, private_ip: 10.30.3.10 }
-",
-    );
+    let mut yaml = String::from(include_str!("../fixtures/three-subnets.yaml"));
     for i in 0..extra {
         yaml.push_str(&format!(
             "      - {{ name: x{i}, subnet: c, private_ip: 10.30.3.{} }}\n",

@@ -484,11 +484,22 @@ fn the_guides_lesson_stateful_groups_and_stateless_acls() {
     );
 }
 
+/// Applies `yaml` as policy generation `generation` (into the inactive slot, then active).
+fn apply(topo: &mut Topology, yaml: &str, generation: u64) {
+    use vpc_agent::{compile::compile, config::load_str};
+    let config = load_str("next.yaml", yaml).expect("valid");
+    let slot = (generation % 2) as u32;
+    let compiled = {
+        let _inside = topo.router.enter().unwrap();
+        compile(&config, slot, &|n: &str| vpc_tests::topology::if_index(n)).expect("compile")
+    };
+    topo.datapath.apply(&compiled, generation).expect("apply");
+}
+
 #[test]
 fn tracked_connections_take_the_fast_path_until_the_policy_changes() {
     require_kernel!();
-    use vpc_agent::{compile::compile, config::load_str};
-    use vpc_tests::topology::{if_index, mac};
+    use vpc_tests::topology::mac;
     let mut topo = topology(FIXTURE);
     let key = ct_key(WEB, APP, 40000, 8080, 6);
     use DropReason::*;
@@ -543,14 +554,7 @@ fn tracked_connections_take_the_fast_path_until_the_policy_changes() {
         "      - { name: priv, cidr: 10.0.1.0/24, interface: priv0, network_acl: no-icmp-out }",
     );
     assert_ne!(yaml, FIXTURE);
-    let config = load_str("v2.yaml", &yaml).expect("valid");
-    let compiled = {
-        let _inside = topo.router.enter().unwrap();
-        compile(&config, 1, &|n: &str| if_index(n)).expect("compile")
-    };
-    topo.datapath
-        .apply(&compiled, 2)
-        .expect("apply generation 2");
+    apply(&mut topo, &yaml, 2);
     run_steps(
         &mut topo,
         key,
@@ -583,14 +587,7 @@ fn tracked_connections_take_the_fast_path_until_the_policy_changes() {
         "    security_groups:\n",
         "      - name: closed\n        inbound: []\n        outbound: []\n    security_groups:\n",
     );
-    let config = load_str("v3.yaml", &yaml).expect("valid");
-    let compiled = {
-        let _inside = topo.router.enter().unwrap();
-        compile(&config, 0, &|n: &str| if_index(n)).expect("compile")
-    };
-    topo.datapath
-        .apply(&compiled, 3)
-        .expect("apply generation 3");
+    apply(&mut topo, &yaml, 3);
     run_steps(
         &mut topo,
         key,

@@ -23,29 +23,14 @@ const C: &str = "10.30.3.10";
 const WAIT: Duration = Duration::from_secs(20);
 const METRICS: &str = "127.0.0.1:9464";
 
-const DEFINITION: &str = "vpcs:
-  - name: v
-    cidr_blocks: [10.30.0.0/16]
-    subnets:
-      - { name: a, cidr: 10.30.1.0/24, interface: da }
-      - { name: b, cidr: 10.30.2.0/24, interface: db, network_acl: no-icmp-in }
-      - { name: c, cidr: 10.30.3.0/24, interface: dc }
-    network_acls:
-      - name: no-icmp-in
-        inbound:
-          - { rule: 100, protocol: icmp, cidr: 0.0.0.0/0, action: deny }
-          - { rule: 200, protocol: all, cidr: 0.0.0.0/0, action: allow }
-        outbound:
-          - { rule: 100, protocol: all, cidr: 0.0.0.0/0, action: allow }
-    instances:
-      - { name: ha, subnet: a, private_ip: 10.30.1.10 }
-      - { name: hb, subnet: b, private_ip: 10.30.2.10 }
-      - { name: hc, subnet: c, private_ip: 10.30.3.10 }
-flow_logs:
+const DEFINITION: &str = concat!(
+    include_str!("../fixtures/three-subnets.yaml"),
+    "flow_logs:
   aggregation_interval: 60
   destination: stdout
   format: '${version} ${account-id} ${interface-id} ${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} ${action} ${log-status} ${flow-direction} ${instance-id}'
-";
+"
+);
 
 struct Setup {
     topology: Topology,
