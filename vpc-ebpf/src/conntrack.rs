@@ -11,7 +11,6 @@
 //! SYN+RST, no flags, FIN without ACK). A SYN after RST or after both FINs starts a new
 //! connection (rules are evaluated again); a repeated SYN during the handshake is allowed.
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
 use vpc_common::{
     DropReason,
     conntrack::{
@@ -22,6 +21,7 @@ use vpc_common::{
 };
 
 use crate::{
+    clock,
     decide::Forward,
     maps::{CONFIG, CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS},
     nat,
@@ -133,8 +133,7 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
     if flow.proto == PROTO_TCP && nonsense(flow.tcp_flags) {
         return Err(DropReason::InvalidTcpFlags);
     }
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now();
     let mut found = None;
     if may_reply {
         let k = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
@@ -194,8 +193,7 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
 /// packet of it gets the port in `fwd.new_sport`.
 #[inline(always)]
 pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropReason> {
-    // SAFETY: bpf_ktime_get_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now();
     match track {
         Track::Untracked => Ok(()),
         Track::New => {
@@ -269,8 +267,7 @@ pub fn remember(flow: &Flow, fwd: &Forward, ingress: u32, smac: &[u8; 6], dmac: 
             }
         }
     };
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now();
     let path = CtPath {
         generation: generation(),
         ingress,
@@ -305,8 +302,7 @@ pub fn cached(flow: &Flow, ingress: u32) -> Option<(Track, CtPath)> {
     // SAFETY: points into a CONNTRACK value for the program's duration.
     let e = unsafe { &*entry };
     let path = if reply { e.reply } else { e.original };
-    // SAFETY: no preconditions.
-    let now = (unsafe { bpf_ktime_get_ns() } >> 30) as u32;
+    let now = (clock::now() >> 30) as u32;
     let valid = path.generation != 0
         && path.generation == generation()
         && path.ingress == ingress

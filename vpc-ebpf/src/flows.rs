@@ -1,12 +1,13 @@
 //! Per-flow counters (layouts and the agent's side: `vpc_common::flow`).
 
-use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns};
+use aya_ebpf::bindings::BPF_NOEXIST;
 use vpc_common::{
     DropReason,
     flow::{FLOW_ACCEPT, FLOW_REJECT, FlowKey, FlowStats, skipped_key},
 };
 
 use crate::{
+    clock,
     decide::Forward,
     maps::{FLOWS, FLOWS_GEN, FLOWS_SKIPPED},
     packet::Flow,
@@ -36,8 +37,7 @@ pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
         generation: generation as u8,
         _pad: 0,
     };
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now();
     let stats = match FLOWS.get_ptr_mut(key) {
         Some(p) => p,
         None => {

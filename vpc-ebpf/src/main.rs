@@ -8,6 +8,7 @@
 #![no_main]
 
 mod acl;
+mod clock;
 mod conntrack;
 mod csum;
 mod decide;
@@ -53,6 +54,7 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
     let Some((slot, iface)) = interface(ingress) else {
         return Ok(xdp_action::XDP_PASS);
     };
+    clock::start();
     let Frame::Ipv4(mut flow) = parse(ctx)? else {
         return Ok(xdp_action::XDP_PASS);
     };
@@ -132,6 +134,7 @@ fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     let Some((slot, iface)) = interface(ingress) else {
         return Ok(TC_ACT_OK);
     };
+    clock::start();
     let _ = ctx.pull_data(128.min(ctx.len()));
     let Frame::Ipv4(mut flow) = parse(ctx)? else {
         return Ok(TC_ACT_OK);

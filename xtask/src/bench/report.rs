@@ -328,7 +328,7 @@ Both programs are also attached (native XDP) to a spare veth pair: otherwise eve
 puts its program into the kernel's XDP dispatcher and takes it out (an RCU grace period, ~16 ms
 a call). Single-run samples are single runs: each carries the timer overhead of a call
 (the floor at repeat 1 minus the floor at repeat 200, column *timer overhead*), and the floor they
-are compared with was measured the same way (*floor, repeat 1*). The FLOWS map (65,536 flows)
+are compared with was measured the same way (*floor, repeat 1*). Before each path the FLOWS map is emptied, as the agent's drain does; the FLOWS map (65,536 flows)
 fills during the new-flow runs, so later new flows take the SKIPDATA path, as they would between
 two drains by the agent.
 ";
