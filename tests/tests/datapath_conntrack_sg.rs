@@ -402,6 +402,15 @@ fn idle_timeouts_expire_connections() {
             Some(CT_TCP_SYN_SENT),
         )],
     );
+    // Each expired connection is counted once (the fast path's lookup is reused, not repeated).
+    let map = topo.datapath.ebpf_mut().map("CT_STATS").expect("CT_STATS");
+    let stats: aya::maps::PerCpuArray<_, u64> = aya::maps::PerCpuArray::try_from(map).unwrap();
+    let expired: u64 = stats
+        .get(&vpc_common::conntrack::CT_STAT_EXPIRED, 0)
+        .unwrap()
+        .iter()
+        .sum();
+    assert_eq!(expired, 2, "the UDP and the TCP connection, once each");
 }
 
 /// `Icmp: InEchos` of a namespace (echo requests its stack received).

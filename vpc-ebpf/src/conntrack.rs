@@ -290,13 +290,12 @@ pub fn remember(flow: &Flow, fwd: &Forward, ingress: u32, smac: &[u8; 6], dmac: 
     }
 }
 
-/// The cached decision for `flow`'s direction of its live connection, if it is still valid:
-/// same policy generation, same ingress interface, next hop looked up at most
-/// `CT_PATH_TTL_S` ago. The connection is returned too (to be committed).
+/// The cached decision for the packet's direction of its live connection (`track`, from
+/// [`lookup`]), if it is still valid: same policy generation, same ingress interface, next hop
+/// looked up at most `CT_PATH_TTL_S` ago.
 #[inline(always)]
-pub fn cached(flow: &Flow, ingress: u32) -> Option<(Track, CtPath)> {
-    let track = lookup(flow).ok()?;
-    let Track::Tracked { reply, entry } = track else {
+pub fn cached(track: &Track, ingress: u32) -> Option<CtPath> {
+    let Track::Tracked { reply, entry } = *track else {
         return None;
     };
     // SAFETY: points into a CONNTRACK value for the program's duration.
@@ -307,7 +306,7 @@ pub fn cached(flow: &Flow, ingress: u32) -> Option<(Track, CtPath)> {
         && path.generation == generation()
         && path.ingress == ingress
         && now.wrapping_sub(path.stamp) <= CT_PATH_TTL_S;
-    valid.then_some((track, path))
+    valid.then_some(path)
 }
 
 /// The policy generation's low 32 bits (never 0 once a policy is applied: generations start

@@ -131,10 +131,18 @@ pub fn interface(ingress: u32) -> Option<(u32, IfaceInfo)> {
 
 /// Runs the pipeline for a packet that arrived on managed interface `iface`.
 #[inline(always)]
-pub fn decide(slot: u32, iface: &IfaceInfo, flow: &mut Flow) -> Result<Decision, DropReason> {
+///
+/// `known` is the packet's connection lookup when the caller already did it (the fast path's
+/// miss); it must be for this very `flow`.
+pub fn decide(
+    slot: u32,
+    iface: &IfaceInfo,
+    flow: &mut Flow,
+    known: Option<Result<Track, DropReason>>,
+) -> Result<Decision, DropReason> {
     classify_fragment(flow)?;
     match iface.kind {
-        IFACE_SUBNET => from_subnet(iface, flow),
+        IFACE_SUBNET => from_subnet(iface, flow, known),
         IFACE_UPLINK => from_uplink(slot, iface, flow),
         _ => Ok(Decision::Unmanaged),
     }
@@ -192,7 +200,11 @@ fn for_router(dst: u32, s: &SubnetInfo) -> bool {
 }
 
 #[inline(always)]
-fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
+fn from_subnet(
+    iface: &IfaceInfo,
+    flow: &Flow,
+    known: Option<Result<Track, DropReason>>,
+) -> Result<Decision, DropReason> {
     let s = subnet(iface.subnet_id)?;
     if for_router(flow.dst, &s) {
         return Ok(Decision::ToHost);
@@ -202,7 +214,10 @@ fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
     if src.subnet_id != iface.subnet_id {
         return Err(DropReason::Spoofed);
     }
-    let track = conntrack::lookup(flow)?;
+    let track = match known {
+        Some(track) => track?,
+        None => conntrack::lookup(flow)?,
+    };
     if !track.established()
         && src.kind == ENDPOINT_INSTANCE
         && !security_group::allows(iface.vpc_id, src.sg_set, ACL_OUTBOUND, flow, flow.dst)

@@ -11,7 +11,7 @@
 use vpc_common::DropReason;
 
 use crate::{
-    conntrack,
+    conntrack::{self, Track},
     decide::Forward,
     packet::{Flow, Frag},
 };
@@ -23,16 +23,33 @@ pub struct Hit {
     pub dmac: [u8; 6],
 }
 
-/// What to send for a packet whose decision was cached, with the connection committed
-/// (TCP state advanced, last seen updated). `None`: take the full pipeline.
+/// What the fast path found.
+pub enum Probe {
+    /// The decision was cached: what to send, with the connection committed (TCP state
+    /// advanced, last seen updated), or why the packet is dropped.
+    Hit(Result<Hit, DropReason>),
+    /// Take the full pipeline, with the connection lookup already done (`None`: not looked
+    /// up), so that it is neither repeated nor counted twice (expiry).
+    Miss(Option<Result<Track, DropReason>>),
+}
+
+/// Looks for a cached decision for `flow`, arrived on `ingress`.
 #[inline(always)]
-pub fn lookup(flow: &Flow, ingress: u32) -> Option<Result<Hit, DropReason>> {
+pub fn probe(flow: &Flow, ingress: u32) -> Probe {
     if flow.inner.is_some() || flow.frag == Frag::Later {
-        return None;
+        return Probe::Miss(None);
     }
-    let (track, path) = conntrack::cached(flow, ingress)?;
+    let track = conntrack::lookup(flow);
+    let Some(path) = track
+        .as_ref()
+        .ok()
+        .and_then(|t| conntrack::cached(t, ingress))
+    else {
+        return Probe::Miss(Some(track));
+    };
     let mut fwd = Forward::cached(&path);
-    Some(conntrack::commit(flow, track, &mut fwd).map(|()| Hit {
+    let committed = track.and_then(|t| conntrack::commit(flow, t, &mut fwd));
+    Probe::Hit(committed.map(|()| Hit {
         fwd,
         smac: path.smac,
         dmac: path.dmac,

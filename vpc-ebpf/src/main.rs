@@ -31,6 +31,7 @@ use vpc_common::{DropReason, MARK_APPROVED, iface::IFACE_SUBNET};
 
 use crate::{
     decide::{Decision, decide, interface},
+    fastpath::Probe,
     flows::Outcome,
     maps::{SUBNETS, copied},
     packet::{Frame, parse},
@@ -60,23 +61,14 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
     };
     let bytes = (ctx.data_end() - ctx.data()) as u64;
     let subnet = iface.kind == IFACE_SUBNET;
-    if subnet && let Some(hit) = fastpath::lookup(&flow, ingress) {
-        let hit = match hit {
-            Ok(hit) => hit,
-            Err(reason) => {
-                flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
-                return Err(reason);
-            }
-        };
-        let fwd = hit.fwd;
-        let action = forward::xdp_cached(ctx, &flow, &fwd, &hit.smac, &hit.dmac);
-        match action {
-            Ok(_) => flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd)),
-            Err(reason) => flows::record(ingress, &flow, bytes, Outcome::Rejected(reason)),
+    let mut known = None;
+    if subnet {
+        match fastpath::probe(&flow, ingress) {
+            Probe::Hit(hit) => return send_cached(ctx, ingress, &flow, bytes, hit),
+            Probe::Miss(track) => known = track,
         }
-        return action;
     }
-    let fwd = match decide(slot, &iface, &mut flow) {
+    let fwd = match decide(slot, &iface, &mut flow, known) {
         Ok(Decision::Forward(fwd)) => fwd,
         Ok(Decision::Unmanaged | Decision::ToHost) => return Ok(xdp_action::XDP_PASS),
         Err(reason) => {
@@ -112,6 +104,30 @@ pub fn vpc_floor(ctx: XdpContext) -> u32 {
     }
 }
 
+/// XDP fast path: sends a packet whose decision was cached, and counts its flow.
+#[inline(always)]
+fn send_cached(
+    ctx: &XdpContext,
+    ingress: u32,
+    flow: &packet::Flow,
+    bytes: u64,
+    hit: Result<fastpath::Hit, DropReason>,
+) -> Result<u32, DropReason> {
+    let hit = match hit {
+        Ok(hit) => hit,
+        Err(reason) => {
+            flows::record(ingress, flow, bytes, Outcome::Rejected(reason));
+            return Err(reason);
+        }
+    };
+    let action = forward::xdp_cached(ctx, flow, &hit.fwd, &hit.smac, &hit.dmac);
+    match action {
+        Ok(_) => flows::record(ingress, flow, bytes, Outcome::Accepted(&hit.fwd)),
+        Err(reason) => flows::record(ingress, flow, bytes, Outcome::Rejected(reason)),
+    }
+    action
+}
+
 /// TC ingress program on every VPC interface: the same pipeline for packets XDP handed to the
 /// kernel (unknown neighbour) or that arrive where XDP is not attached.
 #[classifier]
@@ -140,7 +156,7 @@ fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
         return Ok(TC_ACT_OK);
     };
     let bytes = u64::from(ctx.len());
-    let fwd = match decide(slot, &iface, &mut flow) {
+    let fwd = match decide(slot, &iface, &mut flow, None) {
         Ok(Decision::Forward(fwd)) => fwd,
         Ok(Decision::Unmanaged | Decision::ToHost) => return Ok(TC_ACT_OK),
         Err(reason) => {
