@@ -20,15 +20,17 @@ use std::{
     time::Duration,
 };
 
-use aya::programs::XdpMode;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     compile::CompileError,
     config::{self, LoadError, ValidatedConfig, validated::FlowLogDestination},
-    datapath::{Attached, Attachment, Datapath, DatapathError, programs_for},
-    ebpf::maps as names,
+    compile::{Compiled, Links as _},
+    datapath::{AttachMode, Attached, Attachment, Datapath, DatapathError, programs_for},
+    ebpf::{maps as names, programs},
     flowlog::{self, FlowLog, FlowLogError, Names, Settings},
+    guard::{self, GuardError},
+    links::SystemLinks,
     netconf::{self, Managed, NetconfError},
     pin::{self, AgentRecord, DirLock, PinError},
     reconcile::{self, Outcome, ReconcileError},
@@ -45,7 +47,7 @@ pub const IFACE_POLL: Duration = Duration::from_secs(1);
 pub struct RunOptions {
     pub config: PathBuf,
     pub bpffs: PathBuf,
-    pub xdp_mode: XdpMode,
+    pub xdp_mode: AttachMode,
     /// `--flow-log`: overrides the definition's `flow_logs.destination`.
     pub flow_log: Option<FlowLogDestination>,
     /// Test aid (`--flow-log-interval-ms`): overrides the aggregation interval.
@@ -72,6 +74,8 @@ pub enum DaemonError {
     },
     #[error("interfaces named by the definition are missing: {}", .0.join(", "))]
     MissingInterfaces(Vec<String>),
+    #[error(transparent)]
+    Guard(#[from] GuardError),
     #[error("cannot start the event loop")]
     Runtime(#[source] std::io::Error),
     #[error(transparent)]
@@ -112,13 +116,6 @@ struct Agent {
     _lock: DirLock,
 }
 
-fn xdp_mode_name(mode: XdpMode) -> &'static str {
-    if mode == XdpMode::Skb {
-        "skb"
-    } else {
-        "native"
-    }
-}
 
 fn read_text(path: &Path) -> Result<String, LoadError> {
     std::fs::read_to_string(path).map_err(|source| LoadError::Read {
@@ -156,6 +153,14 @@ impl Agent {
         let config = load_text(&opts.config, &text)?;
         // Interfaces first: nothing is created in the kernel for a definition that cannot run.
         let resolved = resolve(&config)?;
+        if opts.xdp_mode == AttachMode::Native {
+            for name in resolved.keys() {
+                if SystemLinks.link(name).is_some_and(|l| l.virtual_device) {
+                    let interface = name.clone();
+                    return Err(DatapathError::NativeOnVirtual { interface }.into());
+                }
+            }
+        }
         pin::ensure_bpffs(&opts.bpffs)?;
         let lock = pin::lock(&opts.bpffs)?;
         let adopting = pin::map_path(&opts.bpffs, crate::ebpf::maps::CONFIG).exists();
@@ -170,7 +175,7 @@ impl Agent {
         let record = AgentRecord {
             config: std::path::absolute(&opts.config).unwrap_or_else(|_| opts.config.clone()),
             pid: std::process::id(),
-            xdp_mode: xdp_mode_name(opts.xdp_mode).to_owned(),
+            xdp_mode: opts.xdp_mode.name().to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             ..AgentRecord::default()
         };
@@ -282,14 +287,21 @@ impl Agent {
         what: &str,
     ) -> Result<Outcome, DaemonError> {
         let managed = netconf::managed_interfaces(config);
+        // The fail-closed guard first: from now on the kernel never forwards for these
+        // interfaces, whatever happens to the agent or its programs.
+        let subnet_side: Vec<&str> = managed
+            .iter()
+            .filter(|m| m.kind == vpc_common::iface::IFACE_SUBNET)
+            .map(|m| m.name.as_str())
+            .collect();
+        guard::install(&self.opts.bpffs, &subnet_side)?;
         for iface in &managed {
             netconf::prepare(iface).map_err(|source| DaemonError::Netconf {
                 interface: iface.name.clone(),
                 source,
             })?;
         }
-        let lookup = |name: &str| resolved.get(name).copied();
-        let (outcome, _) = reconcile::reconcile(&mut self.datapath, config, &lookup)?;
+        let (outcome, compiled) = reconcile::reconcile(&mut self.datapath, config, &SystemLinks)?;
         log_outcome(&outcome, what);
         // Links of interfaces the definition no longer names: unpinned (detached).
         let gone: Vec<String> = self
@@ -303,7 +315,11 @@ impl Agent {
         }
         for iface in &managed {
             let changed = self.ifindexes.get(&iface.name) != resolved.get(&iface.name);
-            for &program in programs_for(iface.kind) {
+            let xdp = self.xdp_mode(&compiled, iface, resolved.get(&iface.name).copied())?;
+            if xdp.is_none() {
+                self.detach_program(&iface.name, programs::XDP);
+            }
+            for &program in programs_for(iface.kind, xdp.is_some()) {
                 let have = self
                     .attachments
                     .iter()
@@ -317,7 +333,7 @@ impl Agent {
                     &self.opts.bpffs,
                     &iface.name,
                     program,
-                    self.opts.xdp_mode,
+                    xdp.unwrap_or(aya::programs::XdpMode::Skb),
                 )?;
                 log::info!(
                     "{} program={program} interface={} xdp_mode={}",
@@ -326,7 +342,11 @@ impl Agent {
                         Attached::Adopted => "adopted pinned link",
                     },
                     iface.name,
-                    xdp_mode_name(self.opts.xdp_mode)
+                    match xdp {
+                        None => "none (TC path: virtual device)",
+                        Some(aya::programs::XdpMode::Skb) => "skb",
+                        Some(_) => "native",
+                    }
                 );
                 self.attachments.push(attachment);
             }
@@ -351,6 +371,35 @@ impl Agent {
         self.ifindexes = resolved;
         self.managed = managed;
         Ok(outcome)
+    }
+
+    /// Where XDP runs on `iface` (ifindex `ifindex` in `compiled`), per `--xdp-mode`.
+    fn xdp_mode(
+        &self,
+        compiled: &Compiled,
+        iface: &Managed,
+        ifindex: Option<u32>,
+    ) -> Result<Option<aya::programs::XdpMode>, DaemonError> {
+        let key = vpc_common::iface::IfaceKey {
+            ifindex: ifindex.unwrap_or(0),
+            slot: compiled.slot,
+        };
+        let info = compiled.ifaces.get(&key).copied().unwrap_or_default();
+        Ok(self.opts.xdp_mode.xdp_for(&iface.name, &info)?)
+    }
+
+    /// Unpins (detaches) `program`'s link on interface `name`, if there is one.
+    fn detach_program(&mut self, name: &str, program: &str) {
+        self.attachments
+            .retain(|a| !(a.interface == name && a.program == program));
+        for (interface, pinned, path) in pin::pinned_links(&self.opts.bpffs) {
+            if interface == name && pinned == program {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => log::info!("detached program={program} interface={interface}"),
+                    Err(e) => log::warn!("cannot unpin {}: {e}", path.display()),
+                }
+            }
+        }
     }
 
     fn detach_interface(&mut self, name: &str) {

@@ -15,7 +15,7 @@ use aya::{
 };
 use vpc_common::{
     DropReason,
-    iface::{IFACE_SUBNET, IfaceKey},
+    iface::{IFACE_F_VIRTUAL, IFACE_SUBNET, IfaceInfo, IfaceKey},
 };
 
 use crate::{
@@ -63,6 +63,13 @@ pub enum DatapathError {
         #[source]
         source: LinkError,
     },
+    #[error(
+        "interface {interface} is a virtual device (veth/tap): native XDP cannot be correct there \
+         (its frames may carry partial checksums from the hosts' offload, and XDP_REDIRECT into a \
+         veth needs NAPI on its peer); use --xdp-mode auto (the default: the TC path on virtual \
+         devices) or skb"
+    )]
+    NativeOnVirtual { interface: String },
     #[error("cannot pin the link of {name} on {interface} at {}", path.display())]
     PinLink {
         name: &'static str,
@@ -91,12 +98,50 @@ pub struct Attachment {
     _link: PinnedLink,
 }
 
-/// The programs an interface of a given kind carries.
-pub fn programs_for(kind: u8) -> &'static [&'static str] {
-    if kind == IFACE_SUBNET {
-        &[programs::XDP, programs::TC_INGRESS, programs::TC_EGRESS]
-    } else {
-        &[programs::XDP, programs::TC_INGRESS]
+/// `--xdp-mode`: where the XDP program runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native XDP on devices whose frames arrive with complete checksums (NICs); on virtual
+    /// devices (veth, tap) the TC program alone, since their frames may carry partial
+    /// checksums and GSO aggregates that only the skb knows about.
+    #[default]
+    Auto,
+    /// Native XDP everywhere; refused on a virtual device (it cannot be correct there).
+    Native,
+    /// Generic (skb) XDP everywhere; on virtual devices it leaves every packet to TC.
+    Skb,
+}
+
+impl AttachMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Native => "native",
+            Self::Skb => "skb",
+        }
+    }
+
+    /// The XDP mode for an interface (`None`: no XDP, the TC program does everything).
+    pub fn xdp_for(self, interface: &str, info: &IfaceInfo) -> Result<Option<XdpMode>, DatapathError> {
+        let virtual_device = info.flags & IFACE_F_VIRTUAL != 0;
+        match self {
+            Self::Auto if virtual_device => Ok(None),
+            Self::Auto | Self::Native if !virtual_device => Ok(Some(XdpMode::Driver)),
+            Self::Native => Err(DatapathError::NativeOnVirtual {
+                interface: interface.to_owned(),
+            }),
+            _ => Ok(Some(XdpMode::Skb)),
+        }
+    }
+}
+
+/// The programs an interface of a given kind carries (`xdp`: whether XDP runs there).
+pub fn programs_for(kind: u8, xdp: bool) -> &'static [&'static str] {
+    match (kind == IFACE_SUBNET, xdp) {
+        (true, true) => &[programs::XDP, programs::TC_INGRESS, programs::TC_EGRESS],
+        (true, false) => &[programs::TC_INGRESS, programs::TC_EGRESS],
+        (false, true) => &[programs::XDP, programs::TC_INGRESS],
+        (false, false) => &[programs::TC_INGRESS],
     }
 }
 
@@ -193,18 +238,20 @@ impl Datapath {
     }
 
     /// Attaches the programs to every interface of `compiled` (in the calling thread's network
-    /// namespace): XDP in `mode` and TC ingress everywhere, the TC egress guard on subnet
-    /// interfaces. `ifname` maps an ifindex back to its name.
+    /// namespace): XDP as `mode` decides for the interface and TC ingress everywhere, the TC
+    /// egress guard on subnet interfaces. `ifname` maps an ifindex back to its name.
     pub fn attach_all(
         &mut self,
         compiled: &Compiled,
-        mode: XdpMode,
+        mode: AttachMode,
         ifname: &dyn Fn(u32) -> Option<String>,
     ) -> Result<(), DatapathError> {
-        let ifaces: Vec<(IfaceKey, u8)> =
-            compiled.ifaces.iter().map(|(k, v)| (*k, v.kind)).collect();
-        for (key, kind) in ifaces {
+        let ifaces: Vec<(IfaceKey, IfaceInfo)> =
+            compiled.ifaces.iter().map(|(k, v)| (*k, *v)).collect();
+        for (key, info) in ifaces {
+            let kind = info.kind;
             let interface = ifname(key.ifindex).unwrap_or_else(|| key.ifindex.to_string());
+            let xdp = mode.xdp_for(&interface, &info)?;
             let attach_err = |name| {
                 let interface = interface.clone();
                 move |source| DatapathError::Attach {
@@ -213,9 +260,11 @@ impl Datapath {
                     source,
                 }
             };
-            self.xdp_mut()
-                .attach(&interface, mode)
-                .map_err(attach_err(programs::XDP))?;
+            if let Some(xdp) = xdp {
+                self.xdp_mut()
+                    .attach(&interface, xdp)
+                    .map_err(attach_err(programs::XDP))?;
+            }
             self.tc_mut(programs::TC_INGRESS)
                 .attach(&interface, TcAttachType::Ingress)
                 .map_err(attach_err(programs::TC_INGRESS))?;

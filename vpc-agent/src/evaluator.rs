@@ -15,7 +15,9 @@ use vpc_common::DropReason;
 
 use crate::config::{
     ValidatedConfig,
-    validated::{AclRuleDef, InstanceDef, NatGatewayDef, RouteTarget, SgPeer, VpcDef},
+    validated::{
+        AclRuleDef, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, SgPeer, VpcDef,
+    },
 };
 
 /// The packet as the datapath classifies it.
@@ -34,9 +36,11 @@ pub struct Packet {
 /// Where the packet enters the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ingress<'a> {
-    /// A router interface by name (a subnet's interface or an internet gateway's uplink).
+    /// A router interface by name (an instance's port, a subnet's shared segment or an
+    /// internet gateway's uplink).
     Interface(&'a str),
-    /// A subnet by VPC and subnet name (its interface).
+    /// A subnet by VPC and subnet name: the port of the instance the packet comes from, or
+    /// the subnet's shared segment.
     Subnet { vpc: &'a str, subnet: &'a str },
 }
 
@@ -119,6 +123,9 @@ pub enum Hop {
         rule: Option<usize>,
         allowed: bool,
     },
+    /// Anti-spoofing on the uplink: the source is (not) one no internet host has (a VPC
+    /// block, the router's own addresses, a martian).
+    UplinkSourceCheck { passed: bool },
     /// The packet belongs to a tracked connection: `instance`'s security groups are skipped.
     TrackedConnection {
         instance: String,
@@ -135,7 +142,7 @@ pub struct Trace {
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EvalError {
-    #[error("no subnet or internet gateway uses interface '{0}'")]
+    #[error("no instance, subnet or internet gateway uses interface '{0}'")]
     UnknownInterface(String),
     #[error("VPC '{vpc}' has no subnet '{subnet}'")]
     UnknownSubnet { vpc: String, subnet: String },
@@ -179,7 +186,12 @@ pub struct Evaluator<'a> {
 
 /// Where an ingress interface leads.
 enum Entry {
-    Subnet { vpc: usize, subnet: usize },
+    /// Subnet `subnet` of VPC `vpc`: the port of instance `port`, or the shared segment.
+    Subnet {
+        vpc: usize,
+        subnet: usize,
+        port: Option<usize>,
+    },
     Uplink,
 }
 
@@ -195,8 +207,10 @@ impl<'a> Evaluator<'a> {
             tracked: self.policy.tracked(packet),
             hops: Vec::new(),
         };
-        let verdict = match self.entry(ingress)? {
-            Entry::Subnet { vpc, subnet } => run.entering_from_subnet(vpc, subnet, packet),
+        let verdict = match self.entry(ingress, packet)? {
+            Entry::Subnet { vpc, subnet, port } => {
+                run.entering_from_subnet(vpc, subnet, port, packet)
+            }
             Entry::Uplink => run.entering_from_uplink(packet),
         };
         Ok(Trace {
@@ -205,7 +219,7 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    fn entry(&self, ingress: Ingress<'_>) -> Result<Entry, EvalError> {
+    fn entry(&self, ingress: Ingress<'_>, p: &Packet) -> Result<Entry, EvalError> {
         let vpcs = &self.config.vpcs;
         match ingress {
             Ingress::Subnet { vpc, subnet } => vpcs
@@ -214,26 +228,35 @@ impl<'a> Evaluator<'a> {
                 .filter(|(_, v)| v.name == vpc)
                 .find_map(|(v, def)| {
                     let s = def.subnets.iter().position(|s| s.name == subnet)?;
-                    Some(Entry::Subnet { vpc: v, subnet: s })
+                    let port = def.instances.iter().position(|i| {
+                        i.subnet == s && i.private_ip == p.src && i.interface.is_some()
+                    });
+                    Some(Entry::Subnet {
+                        vpc: v,
+                        subnet: s,
+                        port,
+                    })
                 })
                 .ok_or_else(|| EvalError::UnknownSubnet {
                     vpc: vpc.to_owned(),
                     subnet: subnet.to_owned(),
                 }),
             Ingress::Interface(name) => {
-                for (v, def) in vpcs.iter().enumerate() {
-                    if let Some(s) = def.subnets.iter().position(|s| s.interface == name) {
-                        return Ok(Entry::Subnet { vpc: v, subnet: s });
-                    }
-                    if def
-                        .internet_gateway
-                        .as_ref()
-                        .is_some_and(|i| i.interface == name)
-                    {
-                        return Ok(Entry::Uplink);
-                    }
+                let role = self.config.interfaces().into_iter().find(|(n, _)| *n == name);
+                match role.map(|(_, role)| role) {
+                    Some(InterfaceRole::Port { vpc, instance }) => Ok(Entry::Subnet {
+                        vpc,
+                        subnet: vpcs[vpc].instances[instance].subnet,
+                        port: Some(instance),
+                    }),
+                    Some(InterfaceRole::Segment { vpc, subnet }) => Ok(Entry::Subnet {
+                        vpc,
+                        subnet,
+                        port: None,
+                    }),
+                    Some(InterfaceRole::Uplink { .. }) => Ok(Entry::Uplink),
+                    None => Err(EvalError::UnknownInterface(name.to_owned())),
                 }
-                Err(EvalError::UnknownInterface(name.to_owned()))
             }
         }
     }
@@ -354,20 +377,36 @@ fn lookup<'a>(vpc: &'a VpcDef, table: usize, dst: Ipv4Addr) -> Lookup<'a> {
 }
 
 impl Run<'_> {
-    fn entering_from_subnet(&mut self, v: usize, s: usize, p: &Packet) -> Verdict {
+    /// A packet from subnet `s` of VPC `v`, arriving on instance `port`'s own port or (`None`)
+    /// on the subnet's shared segment.
+    fn entering_from_subnet(
+        &mut self,
+        v: usize,
+        s: usize,
+        port: Option<usize>,
+        p: &Packet,
+    ) -> Verdict {
         let vpc = &self.config.vpcs[v];
         let subnet = &vpc.subnets[s];
-        if for_router(subnet, p.dst) {
-            return Verdict::ToHost;
-        }
-        let source = Endpoint::find(vpc, p.src).filter(|e| e.subnet() == s);
+        // A port accepts only its instance's address; a shared segment only instances of the
+        // subnet without a port of their own (a NAT gateway's address is the router's).
+        let source = match port {
+            Some(i) => Some(&vpc.instances[i]).filter(|i| i.private_ip == p.src),
+            None => vpc
+                .instances
+                .iter()
+                .find(|i| i.private_ip == p.src && i.subnet == s && i.interface.is_none()),
+        };
         self.hops.push(Hop::SourceCheck {
             subnet: subnet.name.clone(),
             passed: source.is_some(),
         });
-        let Some(source) = source else {
+        let Some(source) = source.map(Endpoint::Instance) else {
             return Verdict::Drop(DropReason::Spoofed);
         };
+        if for_router(subnet, p.dst) {
+            return Verdict::ToHost;
+        }
         if !self.security_groups(v, source, Direction::Outbound, p) {
             return Verdict::Drop(DropReason::SecurityGroupOutbound);
         }
@@ -494,6 +533,14 @@ impl Run<'_> {
         let Some(endpoint) = endpoint else {
             return Verdict::Drop(DropReason::UnknownDestination);
         };
+        // The instance's own port, else the subnet's shared segment.
+        let interface = match endpoint {
+            Endpoint::Instance(i) => i.interface.as_ref(),
+            Endpoint::NatGateway(_) => None,
+        };
+        let Some(interface) = interface.or(subnet.interface.as_ref()).cloned() else {
+            return Verdict::Drop(DropReason::UnknownDestination);
+        };
         if from == Some(d) {
             self.hops.push(Hop::SameSubnet {
                 subnet: subnet.name.clone(),
@@ -505,7 +552,7 @@ impl Run<'_> {
             return Verdict::Drop(DropReason::SecurityGroupInbound);
         }
         Verdict::Deliver {
-            interface: subnet.interface.clone(),
+            interface,
             src: p.src,
             dst: p.dst,
         }
@@ -638,6 +685,18 @@ impl Run<'_> {
     /// From the internet: to an instance's public IP (1:1), or a NAT gateway's elastic IP
     /// (replies only, through [`StatefulPolicy::nat_reply`]).
     fn entering_from_uplink(&mut self, p: &Packet) -> Verdict {
+        let spoofed = crate::compile::routes::MARTIANS
+            .iter()
+            .any(|m| m.contains(&p.src))
+            || self.config.vpcs.iter().any(|vpc| {
+                vpc.cidr_blocks.iter().any(|b| b.contains(&p.src))
+                    || vpc.instances.iter().any(|i| i.public_ip == Some(p.src))
+                    || vpc.nat_gateways.iter().any(|n| n.elastic_ip == p.src)
+            });
+        self.hops.push(Hop::UplinkSourceCheck { passed: !spoofed });
+        if spoofed {
+            return Verdict::Drop(DropReason::UplinkSpoofed);
+        }
         for (v, vpc) in self.config.vpcs.iter().enumerate() {
             if let Some(inst) = vpc.instances.iter().find(|i| i.public_ip == Some(p.dst)) {
                 self.hops.push(Hop::DestinationNat {

@@ -9,6 +9,8 @@ pub mod ebpf;
 pub mod evaluator;
 pub mod flowlog;
 pub mod flows;
+pub mod guard;
+pub mod links;
 pub mod maps;
 pub mod metrics;
 pub mod netconf;

@@ -8,10 +8,11 @@ use std::{
     time::Duration,
 };
 
-use aya::programs::XdpMode;
 use clap::{Parser, Subcommand, ValueEnum};
 use vpc_agent::{
-    config, daemon, error_chain,
+    config, daemon,
+    datapath::AttachMode,
+    error_chain,
     evaluator::Packet,
     flowlog, flows,
     pin::{self, DEFAULT_DIR},
@@ -27,7 +28,9 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum XdpModeArg {
-    /// Driver (native) XDP.
+    /// Native XDP on NICs, the TC path alone on virtual devices (veth, tap).
+    Auto,
+    /// Driver (native) XDP everywhere (refused on virtual devices).
     Native,
     /// Generic XDP, for drivers without native support.
     Skb,
@@ -55,7 +58,7 @@ enum Command {
         /// Directory on bpffs for the pinned programs, links and maps.
         #[arg(long, default_value = DEFAULT_DIR)]
         bpffs: PathBuf,
-        #[arg(long, value_enum, default_value = "native")]
+        #[arg(long, value_enum, default_value = "auto")]
         xdp_mode: XdpModeArg,
         /// Where flow log records go: stdout or file:PATH (default: the definition's
         /// flow_logs.destination; without either, the counters are drained but not written).
@@ -169,8 +172,9 @@ fn execute(command: Command) -> Result<(), Failure> {
                 config,
                 bpffs,
                 xdp_mode: match xdp_mode {
-                    XdpModeArg::Native => XdpMode::Driver,
-                    XdpModeArg::Skb => XdpMode::Skb,
+                    XdpModeArg::Auto => AttachMode::Auto,
+                    XdpModeArg::Native => AttachMode::Native,
+                    XdpModeArg::Skb => AttachMode::Skb,
                 },
                 flow_log,
                 flow_log_interval: flow_log_interval_ms.map(Duration::from_millis),
@@ -247,6 +251,13 @@ fn execute(command: Command) -> Result<(), Failure> {
             print!("{text}");
         }
         Command::Detach { bpffs } => {
+            let guard = vpc_agent::guard::remove(&bpffs).map_err(|e| env(error_chain(&e)))?;
+            if guard {
+                log::info!(
+                    "removed the fail-closed guard table=inet {}",
+                    vpc_agent::guard::table_name(&bpffs)
+                );
+            }
             if !bpffs.exists() {
                 log::info!("nothing to detach bpffs={}", bpffs.display());
                 return Ok(());

@@ -250,8 +250,7 @@ fn sync_devices(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<Sync
     let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
     let mut map: DevMapHash<_> = DevMapHash::try_from(map).map_err(map_err(name))?;
     let mut stats = SyncStats::default();
-    for key in compiled.ifaces.keys() {
-        let ifindex = key.ifindex;
+    for ifindex in compiled.redirect_targets() {
         if map.get(ifindex, 0).is_err() {
             if mode == Mode::Write {
                 map.insert(ifindex, ifindex, None, 0)
@@ -339,7 +338,7 @@ pub fn prune_devices(ebpf: &mut Ebpf, compiled: &Compiled) -> Result<usize, Maps
     let name = names::DEVICES;
     let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
     let mut map: DevMapHash<_> = DevMapHash::try_from(map).map_err(map_err(name))?;
-    let wanted: Vec<u32> = compiled.ifaces.keys().map(|k| k.ifindex).collect();
+    let wanted: Vec<u32> = compiled.redirect_targets().collect();
     let have: Vec<u32> = map
         .keys()
         .collect::<Result<_, _>>()

@@ -1,11 +1,12 @@
 //! What the router's own network configuration must provide for the datapath: each subnet
-//! interface carries the router's `.1` address (the spec: the router owns it), and IPv4
+//! interface carries the router's `.1` address (the spec: the router owns it), each instance
+//! port the route to its instance, and IPv4
 //! forwarding is enabled on every managed interface (`bpf_fib_lookup` refuses to forward
 //! otherwise). Done with `ip` (iproute2) and `/proc/sys`, in the agent's network namespace.
 
 use std::{io, path::PathBuf, process::Command};
 
-use crate::config::ValidatedConfig;
+use crate::config::{ValidatedConfig, validated::InterfaceRole};
 use vpc_common::iface::{IFACE_SUBNET, IFACE_UPLINK};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,38 +32,44 @@ pub enum NetconfError {
 pub struct Managed {
     pub name: String,
     pub kind: u8,
-    /// `a.b.c.1/len` for a subnet interface.
+    /// The router's address on it: `a.b.c.1/len` on a shared segment, `a.b.c.1/32` on an
+    /// instance port (the instance reaches it like on any subnet: ARP is answered by the
+    /// datapath).
     pub router_address: Option<String>,
+    /// On an instance port: the route to the instance (`a.b.c.d/32`, with the router's
+    /// address as the source), so that the kernel's FIB and the router's own packets use the
+    /// port.
+    pub instance_route: Option<(String, String)>,
 }
 
-/// The interfaces of `config`, each once (subnet ports first, then uplinks).
+/// The interfaces of `config`, each once (subnet interfaces first, then uplinks).
 pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
-    let mut out: Vec<Managed> = Vec::new();
-    for vpc in &config.vpcs {
-        for subnet in &vpc.subnets {
-            out.push(Managed {
-                name: subnet.interface.clone(),
-                kind: IFACE_SUBNET,
-                router_address: Some(format!(
-                    "{}/{}",
-                    subnet.router_ip(),
-                    subnet.cidr.prefix_len()
-                )),
-            });
-        }
-    }
-    for vpc in &config.vpcs {
-        if let Some(igw) = &vpc.internet_gateway
-            && !out.iter().any(|m| m.name == igw.interface)
-        {
-            out.push(Managed {
-                name: igw.interface.clone(),
-                kind: IFACE_UPLINK,
-                router_address: None,
-            });
-        }
-    }
-    out
+    config
+        .interfaces()
+        .into_iter()
+        .map(|(name, role)| {
+            let (kind, router_address, instance_route) = match role {
+                InterfaceRole::Segment { vpc, subnet } => {
+                    let s = &config.vpcs[vpc].subnets[subnet];
+                    let address = format!("{}/{}", s.router_ip(), s.cidr.prefix_len());
+                    (IFACE_SUBNET, Some(address), None)
+                }
+                InterfaceRole::Port { vpc, instance } => {
+                    let inst = &config.vpcs[vpc].instances[instance];
+                    let router = config.vpcs[vpc].subnets[inst.subnet].router_ip();
+                    let route = (format!("{}/32", inst.private_ip), router.to_string());
+                    (IFACE_SUBNET, Some(format!("{router}/32")), Some(route))
+                }
+                InterfaceRole::Uplink { .. } => (IFACE_UPLINK, None, None),
+            };
+            Managed {
+                name: name.to_owned(),
+                kind,
+                router_address,
+                instance_route,
+            }
+        })
+        .collect()
 }
 
 /// The interface index of `name` in this network namespace.
@@ -105,6 +112,15 @@ pub fn prepare(iface: &Managed) -> Result<(), NetconfError> {
                 iface.name
             );
         }
+    }
+    if let Some((dest, src)) = &iface.instance_route {
+        ip(&[
+            "route", "replace", dest, "dev", &iface.name, "scope", "link", "src", src,
+        ])?;
+        log::debug!(
+            "instance route interface={} destination={dest}",
+            iface.name
+        );
     }
     let path = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{}/forwarding", iface.name));
     let on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1");

@@ -71,7 +71,7 @@ fn applied_before(running: &GlobalConfig) -> bool {
 pub fn reconcile(
     datapath: &mut Datapath,
     config: &ValidatedConfig,
-    ifindex: &dyn Fn(&str) -> Option<u32>,
+    ifindex: &dyn compile::Links,
 ) -> Result<(Outcome, Compiled), ReconcileError> {
     let ebpf = datapath.ebpf_mut();
     let running = maps::read_config(ebpf)?;

@@ -8,16 +8,23 @@ use crate::{
     evaluator::{self, Direction, EvalError, Hop, Ingress, Packet, RouteHopTarget, Verdict},
 };
 
-/// Where a packet from `src` enters when `--ingress` is not given: the interface of the subnet
-/// holding `src`, else (a packet from outside) the first internet gateway's uplink.
+/// Where a packet from `src` enters when `--ingress` is not given: the port of the instance
+/// with that address, else the shared segment of the subnet holding it, else (a packet from
+/// outside) the first internet gateway's uplink.
 pub fn default_ingress(config: &ValidatedConfig, src: Ipv4Addr) -> Option<String> {
-    let subnet = config
-        .vpcs
-        .iter()
-        .flat_map(|v| &v.subnets)
-        .find(|s| s.cidr.contains(&src))
-        .map(|s| s.interface.clone());
-    subnet.or_else(|| {
+    let port = config.vpcs.iter().enumerate().find_map(|(v, vpc)| {
+        let i = vpc.instances.iter().position(|i| i.private_ip == src)?;
+        config.instance_interface(v, i).map(str::to_owned)
+    });
+    let subnet = || {
+        config
+            .vpcs
+            .iter()
+            .flat_map(|v| &v.subnets)
+            .find(|s| s.cidr.contains(&src))
+            .and_then(|s| s.interface.clone())
+    };
+    port.or_else(subnet).or_else(|| {
         config
             .vpcs
             .iter()
@@ -63,6 +70,10 @@ fn describe(hop: &Hop) -> String {
         Hop::SourceCheck { subnet, passed } => {
             format!("source check in subnet {subnet}: {}", pass(*passed))
         }
+        Hop::UplinkSourceCheck { passed } => format!(
+            "anti-spoofing on the uplink (no VPC, router or martian source): {}",
+            pass(*passed)
+        ),
         Hop::Acl {
             acl,
             subnet,

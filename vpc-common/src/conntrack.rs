@@ -41,6 +41,16 @@ pub const CT_BOTH_WAYS: u8 = 8;
 pub const CT_FIN_ORIGINAL: u8 = 1 << 0;
 /// `flags`: a FIN was seen from the responder.
 pub const CT_FIN_REPLY: u8 = 1 << 1;
+/// `flags`: `ack_max[0]` holds an acknowledgment the originator sent.
+pub const CT_ACK_ORIGINAL: u8 = 1 << 2;
+/// `flags`: `ack_max[1]` holds an acknowledgment the responder sent.
+pub const CT_ACK_REPLY: u8 = 1 << 3;
+/// `flags`: the responder has sent a packet (`seq_end[1]` is valid).
+pub const CT_SEEN_REPLY: u8 = 1 << 4;
+
+/// Slack (bytes) around the window in which a RST or FIN is believed: segments of one
+/// connection handled on two CPUs at once may be seen slightly out of order.
+pub const CT_WINDOW_SLACK: u32 = 65_536;
 
 /// `CONNTRACK` value.
 #[repr(C)]
@@ -57,12 +67,21 @@ pub struct CtEntry {
     /// Translation applied to the original direction (Datapath III): 0 = none.
     pub nat_ip: u32,
     pub nat_port: u16,
-    pub _pad2: [u8; 6],
+    pub _pad2: [u8; 2],
+    /// TCP, per direction (0: the originator's, 1: the responder's), host order: the end of
+    /// what it sent (sequence number + payload + SYN + FIN, the highest seen) and the highest
+    /// acknowledgment it sent (valid once `CT_ACK_*` is set). A RST or FIN from one side is
+    /// believed only with a sequence number between what the other side acknowledged and
+    /// what this side sent (`CT_WINDOW_SLACK` either way): the receiver's window, as
+    /// nf_conntrack checks it, without needing the window scale.
+    pub seq_end: [u32; 2],
+    pub ack_max: [u32; 2],
+    pub _pad3: u32,
     /// The forwarding decision of each direction, cached for the fast path.
     pub original: CtPath,
     pub reply: CtPath,
 }
-assert_size!(CtEntry, 112);
+assert_size!(CtEntry, 128);
 
 /// A cached forwarding decision for one direction of a connection (the fast path).
 ///

@@ -11,7 +11,9 @@ pub enum DropReason {
     Fragment = 2,
     /// An 802.1Q/802.1ad tagged frame on a VPC interface (VLANs are not part of the model).
     VlanTagged = 3,
-    /// Source/destination check: the source is not a registered address of the subnet.
+    /// Source/destination check: on an instance port, a source (IP, or ARP sender) other than
+    /// the instance's address; on a shared segment, a source that is not a registered
+    /// instance of the subnet (a NAT gateway's address is the router's, never a host's).
     Spoofed = 4,
     /// No route matched the destination.
     NoRoute = 5,
@@ -51,14 +53,21 @@ pub enum DropReason {
     /// The kernel's FIB has no usable route/neighbour path for a forwarded packet, or it
     /// disagrees with the VPC route's interface.
     FibFailed = 22,
+    /// A packet on the uplink whose source no internet host may have: an address inside a VPC
+    /// block, one of the router's own (subnet, uplink, public and elastic) addresses, or a
+    /// martian (0/8, 127/8, 169.254/16, 224/4, 240/4).
+    UplinkSpoofed = 23,
+    /// A TCP RST or FIN whose sequence number lies outside the receiver's window: it would
+    /// close (or start closing) a connection it does not belong to.
+    TcpOutOfWindow = 24,
 }
 
 impl DropReason {
     /// Number of slots in `DROP_COUNTERS` (the largest value + 1; slot 0 is unused).
-    pub const COUNT: u32 = 23;
+    pub const COUNT: u32 = 25;
 
     /// Every reason, in numeric order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 24] = [
         Self::Malformed,
         Self::Fragment,
         Self::VlanTagged,
@@ -81,6 +90,8 @@ impl DropReason {
         Self::BadTarget,
         Self::Unapproved,
         Self::FibFailed,
+        Self::UplinkSpoofed,
+        Self::TcpOutOfWindow,
     ];
 
     /// A stable, snake_case name for logs, metrics and the CLI.
@@ -108,6 +119,8 @@ impl DropReason {
             Self::BadTarget => "bad_target",
             Self::Unapproved => "unapproved",
             Self::FibFailed => "fib_failed",
+            Self::UplinkSpoofed => "uplink_spoofed",
+            Self::TcpOutOfWindow => "tcp_out_of_window",
         }
     }
 

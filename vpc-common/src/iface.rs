@@ -43,26 +43,56 @@ pub struct IfaceKey {
 }
 assert_size!(IfaceKey, 8);
 
+/// `IfaceInfo::flags`: a virtual device (veth, tap, ...). Frames here may carry partial
+/// checksums (the hosts' checksum offload) and GSO aggregates that only the skb knows about,
+/// so XDP leaves every packet of such an interface to the TC program.
+pub const IFACE_F_VIRTUAL: u8 = 1 << 0;
+
 /// `IFACES` value: what an interface is.
+///
+/// A subnet interface is either an instance's own port (`instance_ip != 0`: the instance's
+/// ENI, the router its only L2 peer, answering ARP for the whole subnet) or a shared segment
+/// (`instance_ip == 0`: hosts of the subnet reach each other without the router).
+///
+/// ```text
+///  0      1      2                      8             12            16            20     24
+/// +------+------+----------------------+-------------+-------------+-------------+------+
+/// | kind | flags| mac (the port's own) | vpc_id      | subnet_id   | instance_ip | pad  |
+/// +------+------+----------------------+-------------+-------------+-------------+------+
+/// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfaceInfo {
     /// [`IFACE_SUBNET`] or [`IFACE_UPLINK`].
     pub kind: u8,
-    pub _pad: [u8; 3],
+    /// `IFACE_F_*` bits.
+    pub flags: u8,
+    /// The router interface's own MAC address (source of the ARP answers on a port).
+    pub mac: [u8; 6],
     /// The VPC of the subnet (for an uplink: the VPC whose internet gateway it is).
     pub vpc_id: u32,
     /// The subnet (0 for an uplink).
     pub subnet_id: u32,
-    pub _pad2: u32,
+    /// On an instance port: the instance's private address (network order), the only source
+    /// the port accepts. 0 for a shared segment and for an uplink.
+    pub instance_ip: u32,
+    pub _pad: u32,
 }
-assert_size!(IfaceInfo, 16);
+assert_size!(IfaceInfo, 24);
+
+impl IfaceInfo {
+    /// An instance's own port (as opposed to a shared segment or an uplink).
+    #[inline(always)]
+    pub const fn is_port(&self) -> bool {
+        self.kind == IFACE_SUBNET && self.instance_ip != 0
+    }
+}
 
 /// `SUBNETS` value, keyed by `subnet_id` (u32).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SubnetInfo {
-    /// The router interface the subnet's hosts are attached to.
+    /// The subnet's shared segment (hosts without their own port); 0: none.
     pub ifindex: u32,
     pub vpc_id: u32,
     /// Route table id (key prefix in `ROUTES`).
@@ -120,8 +150,11 @@ pub struct Endpoint {
     /// The instance's set of security groups (`SG_RULES` key): instances with the same groups
     /// share one set and its entries. 0 for NAT gateways (no security groups).
     pub sg_set: u32,
+    /// The instance's own port (ifindex) that traffic to it leaves by; 0: its subnet's
+    /// shared segment (`SubnetInfo::ifindex`).
+    pub ifindex: u32,
 }
-assert_size!(Endpoint, 20);
+assert_size!(Endpoint, 24);
 
 /// `PUBLIC_IPS` key: a public (elastic) address the router answers for on the uplink.
 #[repr(C)]

@@ -21,6 +21,15 @@ use crate::{assert_size, pod};
 /// Bits of the key before the address (the table id).
 pub const ROUTE_TABLE_BITS: u32 = 32;
 
+/// The table of sources no packet arriving on an uplink may have (anti-spoofing): every VPC
+/// block, the router's own addresses (subnet routers, uplinks, public and elastic IPs) and the
+/// martian ranges. One per generation slot: `slot_id(slot, 0)`, an id no route table gets
+/// (those count from 1). Values are [`TARGET_BLACKHOLE`].
+#[inline]
+pub const fn uplink_spoof_table(slot: u32) -> u32 {
+    crate::iface::slot_id(slot, 0)
+}
+
 /// LPM trie key data (see the module docs).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

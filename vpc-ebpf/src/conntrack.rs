@@ -10,11 +10,15 @@
 //! (`invalid_tcp_flags`), as are flag combinations that make no sense at all (SYN+FIN,
 //! SYN+RST, no flags, FIN without ACK). A SYN after RST or after both FINs starts a new
 //! connection (rules are evaluated again); a repeated SYN during the handshake is allowed.
+//! A RST or FIN changes a connection only when its sequence number lies in the receiver's
+//! window (see `CtEntry::seq_end`); otherwise it is dropped (`tcp_out_of_window`), so a
+//! blind attacker cannot close or start closing a connection.
 
 use vpc_common::{
     DropReason,
     conntrack::{
-        CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_ONE_WAY, CT_PATH_TTL_S, CT_STAT_CREATED,
+        CT_ACK_ORIGINAL, CT_ACK_REPLY, CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY,
+        CT_ONE_WAY, CT_SEEN_REPLY, CT_WINDOW_SLACK, CT_PATH_TTL_S, CT_STAT_CREATED,
         CT_STAT_EXPIRED, CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV,
         CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT, CtEntry, CtKey, CtPath, CtTimeouts, DEFAULT_TIMEOUTS,
     },
@@ -202,7 +206,7 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
             } else {
                 CT_ONE_WAY
             };
-            // The new entry is built in a per-CPU scratch slot: at 112 bytes it would not fit
+            // The new entry is built in a per-CPU scratch slot: at 128 bytes it would not fit
             // the program's 512-byte stack next to everything else.
             let scratch = CT_SCRATCH.get_ptr_mut(0).ok_or(DropReason::ConntrackFull)?;
             // SAFETY: this CPU's scratch slot, used only here for the program's duration.
@@ -213,6 +217,9 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
                 state,
                 ..CtEntry::default()
             };
+            if flow.proto == PROTO_TCP {
+                entry.seq_end[0] = flow.tcp_seq.wrapping_add(flow.tcp_len);
+            }
             if fwd.nat_gateway != 0 {
                 let port = nat::allocate(fwd.new_src, fwd.nat_gateway, fwd.vpc_id, flow)?;
                 entry.nat_ip = fwd.new_src;
@@ -241,6 +248,7 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
                 fwd.new_sport = e.nat_port;
             }
             if flow.proto == PROTO_TCP {
+                tcp_window(e, flow, reply)?;
                 let (state, flags) = tcp_next(e.state, e.flags, flow.tcp_flags, reply);
                 e.state = state;
                 e.flags = flags;
@@ -314,6 +322,58 @@ pub fn cached(track: &Track, ingress: u32) -> Option<CtPath> {
 #[inline(always)]
 fn generation() -> u32 {
     CONFIG.get(0).map_or(0, |c| c.generation as u32)
+}
+
+/// `a` comes after `b` in sequence space (or is `b`).
+#[inline(always)]
+fn not_before(a: u32, b: u32) -> bool {
+    a.wrapping_sub(b) as i32 >= 0
+}
+
+/// Checks a TCP segment against its connection's windows and records how far each side has
+/// sent and acknowledged. A RST or FIN is believed only if its sequence number lies between
+/// what the receiver acknowledged and what the sender sent (with `CT_WINDOW_SLACK`); in
+/// SYN_SENT the responder has sent nothing, so its RST must acknowledge the SYN exactly.
+#[inline(always)]
+fn tcp_window(e: &mut CtEntry, flow: &Flow, reply: bool) -> Result<(), DropReason> {
+    let (me, other) = if reply { (1, 0) } else { (0, 1) };
+    let (my_ack, other_ack) = if reply {
+        (CT_ACK_REPLY, CT_ACK_ORIGINAL)
+    } else {
+        (CT_ACK_ORIGINAL, CT_ACK_REPLY)
+    };
+    let sent_before = !reply || e.flags & CT_SEEN_REPLY != 0;
+    if flow.tcp_flags & (RST | FIN) != 0 {
+        let believed = if sent_before {
+            let end = e.seq_end[me];
+            let low = if e.flags & other_ack != 0 {
+                e.ack_max[other]
+            } else {
+                end
+            };
+            not_before(flow.tcp_seq, low.wrapping_sub(CT_WINDOW_SLACK))
+                && not_before(end.wrapping_add(CT_WINDOW_SLACK), flow.tcp_seq)
+        } else {
+            // The responder's first packet: only a RST (with ACK) refusing the SYN.
+            flow.tcp_flags & (RST | ACK) == RST | ACK && flow.tcp_ack == e.seq_end[other]
+        };
+        if !believed {
+            return Err(DropReason::TcpOutOfWindow);
+        }
+    }
+    let end = flow.tcp_seq.wrapping_add(flow.tcp_len);
+    if !sent_before || not_before(end, e.seq_end[me]) {
+        e.seq_end[me] = end;
+    }
+    if reply {
+        e.flags |= CT_SEEN_REPLY;
+    }
+    if flow.tcp_flags & ACK != 0 && (e.flags & my_ack == 0 || not_before(flow.tcp_ack, e.ack_max[me]))
+    {
+        e.ack_max[me] = flow.tcp_ack;
+        e.flags |= my_ack;
+    }
+    Ok(())
 }
 
 /// The TCP state after a packet with `tcp` flags from the originator (`reply` false) or the

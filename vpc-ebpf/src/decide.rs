@@ -1,7 +1,8 @@
 //! The policy pipeline (shared by XDP and TC): what happens to a parsed IPv4 packet that arrived
 //! on interface `ingress`, following shared/spec/datapath.md:
 //!
-//! from a subnet S: source check -> connection tracking -> security groups of the source
+//! from a subnet S (an instance's own port, or a shared segment): source check (also for
+//!   packets to the router itself) -> connection tracking -> security groups of the source
 //!   instance outbound (new connections) -> network ACL of S outbound -> route table of S (LPM) ->
 //!   local: network ACL of the destination subnet inbound -> security groups of the
 //!   destination instance inbound (new connections) -> deliver
@@ -10,7 +11,7 @@
 //!   NAT gateway N in subnet P: network ACL of P inbound -> P's route table (internet
 //!   gateway) -> network ACL of P outbound -> source translated to N's elastic IP and a port
 //!   blackhole / no route: drop
-//! from the uplink: to an instance's public IP -> 1:1 destination translation -> connection
+//! from the uplink: anti-spoofing (no VPC, router or martian source) -> to an instance's public IP -> 1:1 destination translation -> connection
 //!   tracking -> ACL inbound of its subnet -> security groups inbound -> deliver; to a NAT gateway's elastic IP: replies only (Datapath III); to
 //!   any other VPC address: drop; anything else is the router's own traffic (kernel).
 //!
@@ -22,8 +23,8 @@ use vpc_common::{
     acl::{ACL_INBOUND, ACL_OUTBOUND},
     conntrack::CtKey,
     iface::{
-        ENDPOINT_INSTANCE, Endpoint, EndpointKey, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey,
-        PublicKey, PublicTarget, SubnetInfo,
+        ENDPOINT_INSTANCE, Endpoint, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey, PublicKey,
+        PublicTarget, SubnetInfo,
     },
     route::{
         TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
@@ -34,12 +35,12 @@ use crate::{
     acl,
     conntrack::{self, Track},
     maps::{
-        CONFIG, CONNTRACK, ENDPOINTS, FRAGMENTS, FragKey, FragPorts, IFACES, NAT_GATEWAYS,
-        PUBLIC_IPS, SUBNETS, VPCS, copied,
+        CONFIG, CONNTRACK, FRAGMENTS, FragKey, FragPorts, IFACES, NAT_GATEWAYS, PUBLIC_IPS, VPCS,
+        copied, endpoint,
     },
     nat,
     packet::{Flow, Frag, Inner, PROTO_ICMP},
-    route, security_group,
+    route, security_group, source_check,
 };
 
 /// Where a packet goes and how its addresses change.
@@ -183,12 +184,7 @@ fn classify_fragment(flow: &mut Flow) -> Result<(), DropReason> {
 
 #[inline(always)]
 fn subnet(id: u32) -> Result<SubnetInfo, DropReason> {
-    copied(&SUBNETS, id).ok_or(DropReason::BadTarget)
-}
-
-#[inline(always)]
-fn endpoint(vpc_id: u32, ip: u32) -> Option<Endpoint> {
-    copied(&ENDPOINTS, EndpointKey { vpc_id, ip })
+    crate::maps::subnet(id).ok_or(DropReason::BadTarget)
 }
 
 /// Addresses the router takes for itself: limited broadcast, multicast, the subnet's broadcast
@@ -206,13 +202,9 @@ fn from_subnet(
     known: Option<Result<Track, DropReason>>,
 ) -> Result<Decision, DropReason> {
     let s = subnet(iface.subnet_id)?;
+    let src = source_check::from_subnet(iface, flow)?;
     if for_router(flow.dst, &s) {
         return Ok(Decision::ToHost);
-    }
-    // Source/destination check: only registered addresses of this subnet may send.
-    let src = endpoint(iface.vpc_id, flow.src).ok_or(DropReason::Spoofed)?;
-    if src.subnet_id != iface.subnet_id {
-        return Err(DropReason::Spoofed);
     }
     let track = match known {
         Some(track) => track?,
@@ -299,6 +291,11 @@ fn deliver(
         return Err(DropReason::UnknownDestination);
     }
     let d = subnet(to)?;
+    // The instance's own port, else the subnet's shared segment.
+    let out = if ep.ifindex != 0 { ep.ifindex } else { d.ifindex };
+    if out == 0 {
+        return Err(DropReason::UnknownDestination);
+    }
     if to != from && !acl::allows(d.acl_id, ACL_INBOUND, flow, flow.src) {
         return Err(DropReason::AclInbound);
     }
@@ -308,7 +305,7 @@ fn deliver(
     {
         return Err(DropReason::SecurityGroupInbound);
     }
-    Ok(Decision::Forward(Forward::to(d.ifindex, 0, new_dst)))
+    Ok(Decision::Forward(Forward::to(out, 0, new_dst)))
 }
 
 /// Out through NAT gateway `id` (in subnet P): P's ACL inbound, P's route table (to the
@@ -453,6 +450,7 @@ fn nat_reply(flow: &Flow) -> Result<Decision, DropReason> {
 
 #[inline(always)]
 fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
+    source_check::from_uplink(slot, flow)?;
     let target = copied(&PUBLIC_IPS, PublicKey { ip: flow.dst, slot });
     let Some(target) = target else {
         // Not an address the VPC answers for: the router's own traffic, unless it is aimed at

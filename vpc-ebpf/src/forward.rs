@@ -128,6 +128,13 @@ pub fn xdp_send(
     smac: &[u8; 6],
     dmac: &[u8; 6],
 ) -> Result<u32, DropReason> {
+    // Only devices that take XDP_REDIRECT are in DEVICES (the agent leaves out virtual ones:
+    // a veth delivers redirected frames only if its peer runs NAPI). Anything else goes to
+    // the TC program unmodified, which decides again and hands it to the kernel's neighbour
+    // code.
+    if DEVICES.get(fwd.ifindex).is_none() {
+        return Ok(xdp_action::XDP_PASS);
+    }
     xdp_rewrite(ctx, flow, fwd, src, dst)?;
     let eth: *mut EthHdr = ptr_at(ctx, 0)?;
     // SAFETY: bounds-checked by ptr_at; plain bytes.
@@ -135,10 +142,10 @@ pub fn xdp_send(
         (*eth).dst_addr = *dmac;
         (*eth).src_addr = *smac;
     }
-    // A device missing from DEVICES (agent race) falls back to the kernel path (TC).
-    Ok(DEVICES
-        .redirect(fwd.ifindex, u64::from(xdp_action::XDP_PASS))
-        .unwrap_or(xdp_action::XDP_PASS))
+    // The device left DEVICES since the check (agent race): the frame is already rewritten.
+    DEVICES
+        .redirect(fwd.ifindex, 0)
+        .map_err(|_| DropReason::FibFailed)
 }
 
 /// XDP, fast path: sends a packet whose decision and next hop were cached.

@@ -8,6 +8,7 @@
 #![no_main]
 
 mod acl;
+mod arp;
 mod clock;
 mod conntrack;
 mod csum;
@@ -21,21 +22,38 @@ mod nat;
 mod packet;
 mod route;
 mod security_group;
+mod source_check;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    helpers::bpf_redirect,
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use vpc_common::{DropReason, MARK_APPROVED, iface::IFACE_SUBNET};
+use vpc_common::{
+    DropReason, MARK_APPROVED,
+    iface::{IFACE_F_VIRTUAL, IFACE_SUBNET, IfaceInfo},
+};
 
 use crate::{
+    arp::ArpAction,
     decide::{Decision, decide, interface},
     fastpath::Probe,
     flows::Outcome,
     maps::{SUBNETS, copied},
-    packet::{Frame, parse},
+    packet::{Arp, Frame, PacketCtx, parse},
 };
+
+/// ARP on a managed interface: instance ports answer it themselves (`crate::arp`), every
+/// other interface leaves it to the kernel.
+#[inline(always)]
+fn arp(ctx: &impl PacketCtx, iface: &IfaceInfo, arp: &Arp) -> Result<ArpAction, DropReason> {
+    if !iface.is_port() {
+        return Ok(ArpAction::ToKernel);
+    }
+    let s = maps::subnet(iface.subnet_id).ok_or(DropReason::BadTarget)?;
+    arp::on_port(ctx, iface, &s, arp)
+}
 
 /// XDP ingress program on every VPC interface.
 #[xdp]
@@ -55,9 +73,21 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
     let Some((slot, iface)) = interface(ingress) else {
         return Ok(xdp_action::XDP_PASS);
     };
-    clock::start();
-    let Frame::Ipv4(mut flow) = parse(ctx)? else {
+    // A virtual device's frames may carry partial checksums and GSO aggregates, which only
+    // the skb knows about: the TC program handles all of them.
+    if iface.flags & IFACE_F_VIRTUAL != 0 {
         return Ok(xdp_action::XDP_PASS);
+    }
+    clock::start();
+    let mut flow = match parse(ctx)? {
+        Frame::Ipv4(flow) => flow,
+        Frame::Arp(a) => {
+            return Ok(match arp(ctx, &iface, &a)? {
+                ArpAction::Answered => xdp_action::XDP_TX,
+                ArpAction::ToKernel => xdp_action::XDP_PASS,
+            });
+        }
+        Frame::Other => return Ok(xdp_action::XDP_PASS),
     };
     let bytes = (ctx.data_end() - ctx.data()) as u64;
     let subnet = iface.kind == IFACE_SUBNET;
@@ -99,7 +129,7 @@ pub fn vpc_floor(ctx: XdpContext) -> u32 {
                 u64::from(xdp_action::XDP_PASS),
             )
             .unwrap_or(xdp_action::XDP_PASS),
-        Ok(Frame::Other) => xdp_action::XDP_PASS,
+        Ok(Frame::Arp(_) | Frame::Other) => xdp_action::XDP_PASS,
         Err(_) => xdp_action::XDP_DROP,
     }
 }
@@ -152,8 +182,16 @@ fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     };
     clock::start();
     let _ = ctx.pull_data(128.min(ctx.len()));
-    let Frame::Ipv4(mut flow) = parse(ctx)? else {
-        return Ok(TC_ACT_OK);
+    let mut flow = match parse(ctx)? {
+        Frame::Ipv4(flow) => flow,
+        Frame::Arp(a) => {
+            return match arp(ctx, &iface, &a)? {
+                // SAFETY: redirecting the skb being processed to its own device's egress.
+                ArpAction::Answered => Ok(unsafe { bpf_redirect(ingress, 0) } as i32),
+                ArpAction::ToKernel => Ok(TC_ACT_OK),
+            };
+        }
+        Frame::Other => return Ok(TC_ACT_OK),
     };
     let bytes = u64::from(ctx.len());
     let fwd = match decide(slot, &iface, &mut flow, None) {

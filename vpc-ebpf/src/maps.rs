@@ -158,6 +158,18 @@ pub struct FragPorts {
 #[btf_map]
 pub static FRAGMENTS: LruHashMap<FragKey, FragPorts, 8192> = LruHashMap::new();
 
+/// The registered endpoint at `ip` in VPC `vpc_id`.
+#[inline(always)]
+pub fn endpoint(vpc_id: u32, ip: u32) -> Option<Endpoint> {
+    copied(&ENDPOINTS, EndpointKey { vpc_id, ip })
+}
+
+/// Subnet `id`.
+#[inline(always)]
+pub fn subnet(id: u32) -> Option<SubnetInfo> {
+    copied(&SUBNETS, id)
+}
+
 /// Copies a value out of a hash map.
 #[inline(always)]
 pub fn copied<K, V: Copy, const N: usize, const F: usize>(

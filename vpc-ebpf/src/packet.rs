@@ -3,8 +3,10 @@
 //!
 //! Policy on odd packets (all counted under a [`DropReason`]):
 //! - 802.1Q / 802.1ad tagged frames are dropped (`vlan_tagged`): VLANs are not part of the model.
-//! - IPv6 is dropped (`not_ipv4`); other non-IP frames (ARP, LLDP) go to the kernel, which does not
-//!   forward them.
+//! - IPv6 is dropped (`not_ipv4`); ARP is parsed (instance ports answer it themselves, see
+//!   `crate::arp`); other non-IP frames (LLDP) go to the kernel, which does not forward them.
+//! - The IP total length is checked against the whole packet (`PacketCtx::len`: an skb's
+//!   paged data counts, a GSO aggregate is one packet).
 //! - IPv4 options are allowed (the header length is honoured).
 //! - A first fragment is classified like any packet; later fragments carry no ports and are
 //!   classified by the ports of their first fragment when it was seen (`fragment` otherwise).
@@ -20,8 +22,12 @@ use vpc_common::DropReason;
 
 /// Anything with packet bounds: XDP frames and TC socket buffers (linear part).
 pub trait PacketCtx {
+    /// Start and end of the directly accessible (linear) bytes.
     fn data(&self) -> usize;
     fn data_end(&self) -> usize;
+    /// The whole packet's length: for an skb with paged data (a GSO/GRO aggregate) more than
+    /// the linear part.
+    fn len(&self) -> usize;
 }
 
 impl PacketCtx for XdpContext {
@@ -33,6 +39,10 @@ impl PacketCtx for XdpContext {
     fn data_end(&self) -> usize {
         XdpContext::data_end(self)
     }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        XdpContext::data_end(self) - XdpContext::data(self)
+    }
 }
 
 impl PacketCtx for TcContext {
@@ -43,6 +53,10 @@ impl PacketCtx for TcContext {
     #[inline(always)]
     fn data_end(&self) -> usize {
         TcContext::data_end(self)
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        TcContext::len(self) as usize
     }
 }
 
@@ -89,6 +103,11 @@ pub struct Flow {
     pub ttl: u8,
     /// TCP flags (0 for other protocols).
     pub tcp_flags: u8,
+    /// TCP (host order): sequence and acknowledgment numbers, and the sequence space the
+    /// segment takes (payload + SYN + FIN). 0 for other protocols.
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
+    pub tcp_len: u32,
     pub icmp_type: u8,
     pub icmp_code: u8,
     pub frag: Frag,
@@ -127,14 +146,74 @@ pub const ICMP_TIME_EXCEEDED: u8 = 11;
 pub enum Frame {
     /// IPv4, parsed.
     Ipv4(Flow),
-    /// Not IP: handed to the kernel (ARP and friends).
+    /// An Ethernet/IPv4 ARP packet.
+    Arp(Arp),
+    /// Not IP: handed to the kernel (LLDP and friends).
     Other,
+}
+
+/// An ARP packet (Ethernet hardware, IPv4 protocol addresses).
+#[derive(Clone, Copy)]
+pub struct Arp {
+    /// 1: request, 2: reply.
+    pub op: u16,
+    pub sender_ip: u32,
+    pub target_ip: u32,
+}
+
+pub const ARP_REQUEST: u16 = 1;
+pub const ARP_REPLY: u16 = 2;
+/// Offset of the ARP header and its layout (Ethernet/IPv4: 28 bytes).
+pub const ARP_OFF: usize = ETH_LEN;
+
+/// The Ethernet/IPv4 ARP header.
+#[repr(C)]
+pub struct ArpHdr {
+    pub htype: [u8; 2],
+    pub ptype: [u8; 2],
+    pub hlen: u8,
+    pub plen: u8,
+    pub op: [u8; 2],
+    pub sha: [u8; 6],
+    pub spa: [u8; 4],
+    pub tha: [u8; 6],
+    pub tpa: [u8; 4],
+}
+
+#[inline(always)]
+fn parse_arp(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
+    let arp: *mut ArpHdr = ptr_at(ctx, ARP_OFF)?;
+    // SAFETY: bounds-checked by `ptr_at`; plain bytes.
+    let arp = unsafe { &*arp };
+    if u16::from_be_bytes(arp.htype) != 1
+        || u16::from_be_bytes(arp.ptype) != 0x0800
+        || arp.hlen != 6
+        || arp.plen != 4
+    {
+        return Ok(Frame::Other);
+    }
+    Ok(Frame::Arp(Arp {
+        op: u16::from_be_bytes(arp.op),
+        sender_ip: u32::from_ne_bytes(arp.spa),
+        target_ip: u32::from_ne_bytes(arp.tpa),
+    }))
 }
 
 #[repr(C)]
 struct L4Ports {
     sport: [u8; 2],
     dport: [u8; 2],
+}
+
+/// The fixed part of the TCP header up to the flags.
+#[repr(C)]
+struct TcpHead {
+    sport: [u8; 2],
+    dport: [u8; 2],
+    seq: [u8; 4],
+    ack: [u8; 4],
+    doff: u8,
+    flags: u8,
 }
 
 #[repr(C)]
@@ -202,6 +281,9 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
     {
         return Err(DropReason::VlanTagged);
     }
+    if ether_type == EtherType::Arp as u16 {
+        return parse_arp(ctx);
+    }
     if ether_type != EtherType::Ipv4 as u16 {
         return Ok(Frame::Other);
     }
@@ -217,7 +299,7 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
     if ihl < size_of::<Ipv4Hdr>() || (ip_len as usize) < ihl {
         return Err(DropReason::Malformed);
     }
-    if ctx.data() + ETH_LEN + ip_len as usize > ctx.data_end() {
+    if ETH_LEN + ip_len as usize > ctx.len() {
         return Err(DropReason::Malformed);
     }
     let frag_offset = ip.frag_offset();
@@ -236,6 +318,9 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
         proto: ip.proto,
         ttl: ip.ttl,
         tcp_flags: 0,
+        tcp_seq: 0,
+        tcp_ack: 0,
+        tcp_len: 0,
         icmp_type: 0,
         icmp_code: 0,
         frag,
@@ -253,18 +338,20 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
     let l4 = flow.l4_off;
     match flow.proto {
         PROTO_TCP => {
-            // Ports (4 bytes) then seq, ack, data offset, flags at byte 13.
-            let ports: *mut L4Ports = ptr_at(ctx, l4)?;
-            let flags: *mut u8 = ptr_at(ctx, l4 + 13)?;
-            let doff: *mut u8 = ptr_at(ctx, l4 + 12)?;
-            // SAFETY: all three were bounds-checked by `ptr_at`.
-            let (ports, flags, doff) = unsafe { (&*ports, *flags, *doff) };
-            if ((doff >> 4) as usize) * 4 < 20 {
+            let tcp: *mut TcpHead = ptr_at(ctx, l4)?;
+            // SAFETY: bounds-checked by `ptr_at`; plain bytes.
+            let tcp = unsafe { &*tcp };
+            let header = ((tcp.doff >> 4) as u32) * 4;
+            if header < 20 {
                 return Err(DropReason::Malformed);
             }
-            flow.sport = u16::from_be_bytes(ports.sport);
-            flow.dport = u16::from_be_bytes(ports.dport);
-            flow.tcp_flags = flags;
+            flow.sport = u16::from_be_bytes(tcp.sport);
+            flow.dport = u16::from_be_bytes(tcp.dport);
+            flow.tcp_flags = tcp.flags;
+            flow.tcp_seq = u32::from_be_bytes(tcp.seq);
+            flow.tcp_ack = u32::from_be_bytes(tcp.ack);
+            let payload = (ip_len as u32).saturating_sub(ihl as u32 + header);
+            flow.tcp_len = payload + u32::from(tcp.flags & 0x01) + u32::from((tcp.flags >> 1) & 1);
         }
         PROTO_UDP => {
             let ports: *mut L4Ports = ptr_at(ctx, l4)?;

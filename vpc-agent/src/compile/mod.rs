@@ -27,6 +27,7 @@ use vpc_common::{
 
 pub use ids::{Ids, NameTable, ObjectKind, QualifiedName};
 pub use routes::RoutePrefix;
+pub use topology::{Link, Links};
 pub use security_groups::{SgRemotePrefix, SgRulePrefix};
 
 use crate::config::ValidatedConfig;
@@ -54,6 +55,17 @@ pub struct Compiled {
     pub nat_config: vpc_common::nat::NatConfig,
     pub names: NameTable,
     pub ids: Ids,
+}
+
+impl Compiled {
+    /// The interfaces XDP may redirect to (`DEVICES`): all but virtual devices, into which a
+    /// redirected frame is delivered only when the peer runs NAPI (XDP hands those to TC).
+    pub fn redirect_targets(&self) -> impl Iterator<Item = u32> + '_ {
+        self.ifaces
+            .iter()
+            .filter(|(_, info)| info.flags & vpc_common::iface::IFACE_F_VIRTUAL == 0)
+            .map(|(key, _)| key.ifindex)
+    }
 }
 
 /// A map that would need more entries than one generation has.
@@ -98,11 +110,12 @@ pub(crate) fn net_raw(net: Ipv4Net) -> (u32, u32) {
     (ip_raw(net.network().octets()), mask_raw(net.prefix_len()))
 }
 
-/// Compiles `config` into generation `slot`; `ifindex` resolves interface names.
+/// Compiles `config` into generation `slot`; `links` resolves interface names (an
+/// ifindex-only `Fn(&str) -> Option<u32>` will do).
 pub fn compile(
     config: &ValidatedConfig,
     slot: u32,
-    ifindex: &dyn Fn(&str) -> Option<u32>,
+    links: &dyn Links,
 ) -> Result<Compiled, CompileError> {
     if slot > 1 {
         return Err(CompileError::InvalidSlot { slot });
@@ -120,9 +133,16 @@ pub fn compile(
         ..Default::default()
     };
     let mut ifaces = topology::Interfaces {
-        resolve: ifindex,
+        resolve: links,
         missing: Vec::new(),
     };
+    let uplink_addresses: Vec<std::net::Ipv4Addr> = config
+        .vpcs
+        .iter()
+        .filter_map(|v| v.internet_gateway.as_ref())
+        .flat_map(|igw| links.addresses(&igw.interface))
+        .collect();
+    routes::uplink_spoof_routes(config, slot, &uplink_addresses, &mut out.routes);
     let mut acl_overflow = Vec::new();
     for (v, vpc) in config.vpcs.iter().enumerate() {
         let igw_ifindex = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;

@@ -1,16 +1,52 @@
 //! `ROUTES` entries: every table of a VPC holds the VPC's local routes (one per subnet, one
 //! per CIDR block) plus its own routes; each VPC also has a local-only table.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use ipnet::Ipv4Net;
 use vpc_common::route::{
     ROUTE_TABLE_BITS, RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY,
-    TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
+    TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING, uplink_spoof_table,
 };
 
 use super::{ids::Ids, net_raw};
-use crate::config::validated::{RouteTarget, VpcDef};
+use crate::config::{
+    ValidatedConfig,
+    validated::{RouteTarget, VpcDef},
+};
+
+/// Source ranges no host on the internet has (RFC 6890: "this network", loopback,
+/// link-local, multicast, reserved).
+pub const MARTIANS: [Ipv4Net; 5] = [
+    Ipv4Net::new_assert(Ipv4Addr::new(0, 0, 0, 0), 8),
+    Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8),
+    Ipv4Net::new_assert(Ipv4Addr::new(169, 254, 0, 0), 16),
+    Ipv4Net::new_assert(Ipv4Addr::new(224, 0, 0, 0), 4),
+    Ipv4Net::new_assert(Ipv4Addr::new(240, 0, 0, 0), 4),
+];
+
+/// The anti-spoofing table of generation `slot` (`uplink_spoof_table`): every VPC block,
+/// the router's own addresses (`uplink_addresses`, public and elastic IPs; the subnet routers
+/// are inside the blocks) and the martians.
+pub fn uplink_spoof_routes(
+    config: &ValidatedConfig,
+    slot: u32,
+    uplink_addresses: &[Ipv4Addr],
+    out: &mut BTreeMap<RoutePrefix, RouteValue>,
+) {
+    let table = uplink_spoof_table(slot);
+    let host = |ip: Ipv4Addr| Ipv4Net::new_assert(ip, 32);
+    let mut nets: Vec<Ipv4Net> = MARTIANS.to_vec();
+    for vpc in &config.vpcs {
+        nets.extend(&vpc.cidr_blocks);
+        nets.extend(vpc.instances.iter().filter_map(|i| i.public_ip).map(host));
+        nets.extend(vpc.nat_gateways.iter().map(|n| host(n.elastic_ip)));
+    }
+    nets.extend(uplink_addresses.iter().copied().map(host));
+    for net in nets {
+        out.insert(RoutePrefix::new(table, net), value(TARGET_BLACKHOLE, 0));
+    }
+}
 
 /// An LPM trie key: `prefix_len` counts the table id's 32 bits first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -3,8 +3,9 @@
 
 use vpc_common::{
     iface::{
-        ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, EndpointKey, IFACE_SUBNET, IFACE_UPLINK,
-        IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget, SubnetInfo, VpcInfo,
+        ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, EndpointKey, IFACE_F_VIRTUAL,
+        IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget,
+        SubnetInfo, VpcInfo,
     },
     ip_raw,
 };
@@ -12,18 +13,64 @@ use vpc_common::{
 use super::{CompileError, Compiled, ids::Ids, net_raw};
 use crate::config::validated::VpcDef;
 
-/// Resolves interface names to ifindexes, collecting the names that do not resolve.
+/// What the machine says about a router interface.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: u32,
+    /// Its own MAC address (the source of the ARP answers on an instance port).
+    pub mac: [u8; 6],
+    /// A virtual device (veth, tap, ...): `IFACE_F_VIRTUAL`.
+    pub virtual_device: bool,
+}
+
+/// Resolves interface names. Any `Fn(&str) -> Option<u32>` (ifindex only) is one.
+pub trait Links {
+    fn link(&self, name: &str) -> Option<Link>;
+
+    /// The interface's own IPv4 addresses (the uplink's are never valid internet sources).
+    fn addresses(&self, _name: &str) -> Vec<std::net::Ipv4Addr> {
+        Vec::new()
+    }
+}
+
+impl<F: Fn(&str) -> Option<u32>> Links for F {
+    fn link(&self, name: &str) -> Option<Link> {
+        self(name).map(|ifindex| Link {
+            ifindex,
+            ..Link::default()
+        })
+    }
+}
+
+/// Resolves interface names to links, collecting the names that do not resolve.
 pub struct Interfaces<'a> {
-    pub resolve: &'a dyn Fn(&str) -> Option<u32>,
+    pub resolve: &'a dyn Links,
     pub missing: Vec<String>,
 }
 
 impl Interfaces<'_> {
-    fn get(&mut self, name: &str) -> u32 {
-        (self.resolve)(name).unwrap_or_else(|| {
+    fn get(&mut self, name: &str) -> Link {
+        self.resolve.link(name).unwrap_or_else(|| {
             self.missing.push(name.to_owned());
-            0
+            Link::default()
         })
+    }
+}
+
+/// The `IFACES` value of an interface of `kind` resolved to `link`.
+fn iface_info(kind: u8, link: &Link, vpc_id: u32, subnet_id: u32, instance_ip: u32) -> IfaceInfo {
+    IfaceInfo {
+        kind,
+        flags: if link.virtual_device {
+            IFACE_F_VIRTUAL
+        } else {
+            0
+        },
+        mac: link.mac,
+        vpc_id,
+        subnet_id,
+        instance_ip,
+        _pad: 0,
     }
 }
 
@@ -58,14 +105,10 @@ pub fn vpc_topology(
     let vpc_id = ids.vpc[v];
     let igw_ifindex = match &vpc.internet_gateway {
         Some(igw) => {
-            let ifindex = ifaces.get(&igw.interface);
-            let info = IfaceInfo {
-                kind: IFACE_UPLINK,
-                vpc_id,
-                ..Default::default()
-            };
-            add_iface(out, ifindex, info, &igw.interface)?;
-            ifindex
+            let link = ifaces.get(&igw.interface);
+            let info = iface_info(IFACE_UPLINK, &link, vpc_id, 0, 0);
+            add_iface(out, link.ifindex, info, &igw.interface)?;
+            link.ifindex
         }
         None => 0,
     };
@@ -75,7 +118,8 @@ pub fn vpc_topology(
     };
     out.vpcs.insert(vpc_id, vpc_info);
     subnets(vpc, v, ids, ifaces, out)?;
-    endpoints(vpc, v, ids, out);
+    let ports = instance_ports(vpc, v, ids, ifaces, out)?;
+    endpoints(vpc, v, ids, &ports, out);
     Ok(igw_ifindex)
 }
 
@@ -89,14 +133,15 @@ fn subnets(
     let vpc_id = ids.vpc[v];
     for (s, subnet) in vpc.subnets.iter().enumerate() {
         let subnet_id = ids.subnet[v][s];
-        let ifindex = ifaces.get(&subnet.interface);
-        let info = IfaceInfo {
-            kind: IFACE_SUBNET,
-            vpc_id,
-            subnet_id,
-            ..Default::default()
+        let ifindex = match &subnet.interface {
+            Some(name) => {
+                let link = ifaces.get(name);
+                let info = iface_info(IFACE_SUBNET, &link, vpc_id, subnet_id, 0);
+                add_iface(out, link.ifindex, info, name)?;
+                link.ifindex
+            }
+            None => 0,
         };
-        add_iface(out, ifindex, info, &subnet.interface)?;
         let (cidr, mask) = net_raw(subnet.cidr);
         let info = SubnetInfo {
             ifindex,
@@ -113,7 +158,31 @@ fn subnets(
     Ok(())
 }
 
-fn endpoints(vpc: &VpcDef, v: usize, ids: &Ids, out: &mut Compiled) {
+/// The instances' own ports (ENIs): each bound to its instance's address. Returns each
+/// instance's port ifindex (0: none, it sits on its subnet's shared segment).
+fn instance_ports(
+    vpc: &VpcDef,
+    v: usize,
+    ids: &Ids,
+    ifaces: &mut Interfaces<'_>,
+    out: &mut Compiled,
+) -> Result<Vec<u32>, CompileError> {
+    let mut ports = Vec::with_capacity(vpc.instances.len());
+    for inst in &vpc.instances {
+        let Some(name) = &inst.interface else {
+            ports.push(0);
+            continue;
+        };
+        let link = ifaces.get(name);
+        let ip = ip_raw(inst.private_ip.octets());
+        let info = iface_info(IFACE_SUBNET, &link, ids.vpc[v], ids.subnet[v][inst.subnet], ip);
+        add_iface(out, link.ifindex, info, name)?;
+        ports.push(link.ifindex);
+    }
+    Ok(ports)
+}
+
+fn endpoints(vpc: &VpcDef, v: usize, ids: &Ids, ports: &[u32], out: &mut Compiled) {
     let vpc_id = ids.vpc[v];
     let slot = out.slot;
     for (i, inst) in vpc.instances.iter().enumerate() {
@@ -126,6 +195,7 @@ fn endpoints(vpc: &VpcDef, v: usize, ids: &Ids, out: &mut Compiled) {
             id,
             public_ip,
             sg_set: ids.sg_set[v][i],
+            ifindex: ports[i],
             ..Default::default()
         };
         out.endpoints.insert(EndpointKey { vpc_id, ip }, endpoint);

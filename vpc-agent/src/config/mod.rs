@@ -41,18 +41,20 @@ pub fn check_file(path: &Path) -> Result<String, LoadError> {
     let config = load_file(path)?;
     let file = path.display().to_string();
     check_capacity(&file, &config)?;
-    Ok(format!("{file}: valid: {}", config.summary()))
+    let mut out: Vec<String> = config
+        .warnings
+        .iter()
+        .map(|w| format!("{file}:{w}"))
+        .collect();
+    out.push(format!("{file}: valid: {}", config.summary()));
+    Ok(out.join("\n"))
 }
 
 /// Compiles with stand-in ifindexes (1, 2, ... by interface name) and turns a failure into
 /// diagnostics at the top of the file (capacity is a property of the whole definition).
 pub fn check_capacity(file: &str, config: &ValidatedConfig) -> Result<(), Diagnostics> {
-    let mut names: Vec<&str> = Vec::new();
-    for vpc in &config.vpcs {
-        names.extend(vpc.subnets.iter().map(|s| s.interface.as_str()));
-        names.extend(vpc.internet_gateway.iter().map(|i| i.interface.as_str()));
-    }
-    let stand_in: BTreeMap<&str, u32> = names.into_iter().zip(1..).collect();
+    let names = config.interfaces().into_iter().map(|(name, _)| name);
+    let stand_in: BTreeMap<&str, u32> = names.zip(1..).collect();
     let ifindex = |name: &str| stand_in.get(name).copied();
     let messages = match compile::compile(config, 0, &ifindex) {
         Ok(_) => return Ok(()),

@@ -139,7 +139,9 @@ pub struct NatGateway {
 pub struct Subnet {
     pub name: Loc<String>,
     pub cidr: Loc<String>,
-    pub interface: Loc<String>,
+    /// A shared L2 segment for the subnet's hosts without a port of their own.
+    #[serde(default)]
+    pub interface: Option<Loc<String>>,
     #[serde(default)]
     pub route_table: Option<Loc<String>>,
     #[serde(default)]
@@ -257,6 +259,9 @@ pub struct SgOutbound {
 pub struct Instance {
     pub name: Loc<String>,
     pub subnet: Loc<String>,
+    /// The instance's own router port (its ENI).
+    #[serde(default)]
+    pub interface: Option<Loc<String>>,
     pub private_ip: Loc<String>,
     #[serde(default)]
     pub public_ip: Option<Loc<String>>,

@@ -86,6 +86,57 @@ pub fn validate(file: &ConfigFile) -> Result<ValidatedConfig, Vec<Diagnostic>> {
     Err(v.diags)
 }
 
+/// A shared segment lets its hosts reach each other without the router, so nothing between
+/// them is enforced: a warning for each segment where some instance's groups would not allow
+/// everything from another instance on it.
+fn shared_segment_warnings(model: &model::Vpc, vpc: &VpcDef, v: usize) -> Vec<Diagnostic> {
+    // A protocol no rule names: only rules allowing all traffic match it.
+    const ANY_TRAFFIC: u8 = 253;
+    let allows_all_from = |to: &InstanceDef, from: &InstanceDef| {
+        to.security_groups.iter().any(|&g| {
+            vpc.security_groups[g].inbound.iter().any(|r| {
+                r.traffic.matches(ANY_TRAFFIC, 0, 0, 0)
+                    && match &r.peer {
+                        SgPeer::Cidr(net) => net.contains(&from.private_ip),
+                        SgPeer::Group(g) => from.security_groups.contains(g),
+                    }
+            })
+        })
+    };
+    let mut out = Vec::new();
+    for (s, subnet) in vpc.subnets.iter().enumerate() {
+        let Some(interface) = model.subnets[s].value.interface.as_ref() else {
+            continue;
+        };
+        let on_segment: Vec<&InstanceDef> = vpc
+            .instances
+            .iter()
+            .filter(|i| i.subnet == s && i.interface.is_none())
+            .collect();
+        let unenforced = on_segment.iter().find_map(|to| {
+            on_segment
+                .iter()
+                .find(|from| from.name != to.name && !allows_all_from(to, from))
+                .map(|from| (*from, *to))
+        });
+        if let Some((from, to)) = unenforced {
+            let msg = format!(
+                "warning: subnet '{}' is a shared segment: its hosts reach each other without the \
+                 router, so security groups between them are not enforced (instance '{}' \
+                 would not allow everything from '{}'); give each instance its own `interface` \
+                 to enforce them",
+                subnet.name, to.name, from.name
+            );
+            out.push(Diagnostic::new(
+                interface.pos,
+                format!("vpcs[{v}].subnets[{s}].interface"),
+                msg,
+            ));
+        }
+    }
+    out
+}
+
 /// Facts about every VPC, gathered before any VPC is checked (references cross VPCs).
 #[derive(Default)]
 struct Globals {
@@ -139,8 +190,17 @@ impl Validator {
             Some(f) => Some(self.flow_logs(&f.value, "flow_logs")?),
             None => None,
         };
+        let vpcs: Vec<VpcDef> = vpcs.into_iter().collect::<Option<_>>()?;
+        let warnings = file
+            .vpcs
+            .iter()
+            .zip(&vpcs)
+            .enumerate()
+            .flat_map(|(i, (model, vpc))| shared_segment_warnings(&model.value, vpc, i))
+            .collect();
         Some(ValidatedConfig {
-            vpcs: vpcs.into_iter().collect::<Option<_>>()?,
+            vpcs,
+            warnings,
             flow_logs,
             connection_tracking: connection_tracking?,
             nat_port_range: nat_port_range?,
@@ -394,8 +454,10 @@ impl Validator {
                 }
                 nets.push((net, &subnet.name.value));
             }
-            let owner = format!("subnet '{}' of VPC '{}'", subnet.name.value, refs.vpc);
-            self.interface(&subnet.interface, &format!("{spath}.interface"), owner);
+            if let Some(interface) = &subnet.interface {
+                let owner = format!("subnet '{}' of VPC '{}'", subnet.name.value, refs.vpc);
+                self.interface(interface, &format!("{spath}.interface"), owner);
+            }
             let table_ref = Ref {
                 names: refs.tables,
                 default: refs.main_table,
@@ -422,7 +484,7 @@ impl Validator {
             let def = cidr.map(|cidr| SubnetDef {
                 name: subnet.name.value.clone(),
                 cidr,
-                interface: subnet.interface.value.clone(),
+                interface: subnet.interface.as_ref().map(|i| i.value.clone()),
                 route_table: table.unwrap_or_default(),
                 network_acl: acl.unwrap_or_default(),
             });
@@ -644,10 +706,26 @@ impl Validator {
                 None => None,
             };
             let sgs = self.instance_groups(inst, &ipath, scope.name, groups, default_sg);
+            match (&inst.interface, subnet) {
+                (Some(interface), _) => {
+                    let owner = format!("{owner} of VPC '{}'", scope.name);
+                    self.interface(interface, &format!("{ipath}.interface"), owner);
+                }
+                (None, Some((_, Some(s)))) if s.interface.is_none() => {
+                    let msg = format!(
+                        "instance '{}' needs an interface of its own (its router port): subnet \
+                         '{}' has no shared segment (interface)",
+                        inst.name.value, s.name
+                    );
+                    self.err(inst.name.pos, format!("{ipath}.interface"), msg);
+                }
+                _ => {}
+            }
             out.push(resolve(|| {
                 Some(InstanceDef {
                     name: inst.name.value.clone(),
                     subnet: subnet?.0,
+                    interface: inst.interface.as_ref().map(|i| i.value.clone()),
                     private_ip: private_ip?,
                     public_ip: public_ip.map(|p| p.ok_or(())).transpose().ok()?,
                     security_groups: sgs?,

@@ -23,6 +23,9 @@ pub const DEFAULT_AGGREGATION_INTERVAL: u32 = 600;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatedConfig {
     pub vpcs: Vec<VpcDef>,
+    /// What is valid but probably not what the author meant (printed by `validate` and at
+    /// load, `FILE:LINE:COL: PATH: warning: ...`).
+    pub warnings: Vec<super::Diagnostic>,
     pub flow_logs: Option<FlowLogConfig>,
     /// Idle timeouts, every field set (AWS defaults for what the file omits).
     pub connection_tracking: CtTimeouts,
@@ -72,7 +75,9 @@ pub struct NatGatewayDef {
 pub struct SubnetDef {
     pub name: String,
     pub cidr: Ipv4Net,
-    pub interface: String,
+    /// The shared segment of the subnet's hosts without a port of their own (`None`: every
+    /// instance of the subnet has its own port).
+    pub interface: Option<String>,
     /// Index in the VPC's `route_tables` (the main table if the file names none).
     pub route_table: usize,
     /// Index in the VPC's `network_acls` (`default` if the file names none).
@@ -247,6 +252,9 @@ pub struct InstanceDef {
     pub name: String,
     /// Index in the VPC's `subnets`.
     pub subnet: usize,
+    /// The instance's own router port (its ENI); `None`: it sits on its subnet's shared
+    /// segment.
+    pub interface: Option<String>,
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
     /// Indices in the VPC's `security_groups` (`default` if the file names none).
@@ -275,7 +283,54 @@ pub enum FlowLogDestination {
     File(std::path::PathBuf),
 }
 
+/// What a router interface of the definition is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterfaceRole {
+    /// Instance `instance` of VPC `vpc` has it as its own port (ENI).
+    Port { vpc: usize, instance: usize },
+    /// The shared segment of subnet `subnet` of VPC `vpc`.
+    Segment { vpc: usize, subnet: usize },
+    /// The internet gateway's uplink of VPC `vpc`.
+    Uplink { vpc: usize },
+}
+
 impl ValidatedConfig {
+    /// Every router interface the definition names, each once (validation keeps names
+    /// unique): instance ports and shared segments in file order, then the uplinks.
+    pub fn interfaces(&self) -> Vec<(&str, InterfaceRole)> {
+        let mut out = Vec::new();
+        for (v, vpc) in self.vpcs.iter().enumerate() {
+            for (s, subnet) in vpc.subnets.iter().enumerate() {
+                if let Some(name) = &subnet.interface {
+                    out.push((name.as_str(), InterfaceRole::Segment { vpc: v, subnet: s }));
+                }
+                for (i, inst) in vpc.instances.iter().enumerate() {
+                    if inst.subnet == s
+                        && let Some(name) = &inst.interface
+                    {
+                        out.push((name.as_str(), InterfaceRole::Port { vpc: v, instance: i }));
+                    }
+                }
+            }
+        }
+        for (v, vpc) in self.vpcs.iter().enumerate() {
+            if let Some(igw) = &vpc.internet_gateway {
+                out.push((igw.interface.as_str(), InterfaceRole::Uplink { vpc: v }));
+            }
+        }
+        out
+    }
+
+    /// The interface traffic to instance `i` of VPC `v` leaves by: its own port, else its
+    /// subnet's shared segment.
+    pub fn instance_interface(&self, v: usize, i: usize) -> Option<&str> {
+        let vpc = &self.vpcs[v];
+        let inst = &vpc.instances[i];
+        inst.interface
+            .as_deref()
+            .or(vpc.subnets[inst.subnet].interface.as_deref())
+    }
+
     /// Counts for a one-line summary.
     pub fn summary(&self) -> String {
         let sum = |f: fn(&VpcDef) -> usize| self.vpcs.iter().map(f).sum::<usize>();

@@ -43,7 +43,9 @@ use vpc_common::{
 use crate::config::{
     ValidatedConfig,
     validate::DEFAULT_FLOW_LOG_FIELDS,
-    validated::{DEFAULT_AGGREGATION_INTERVAL, FlowLogDestination, PROTO_TCP, PROTO_UDP},
+    validated::{
+        DEFAULT_AGGREGATION_INTERVAL, FlowLogDestination, InterfaceRole, PROTO_TCP, PROTO_UDP,
+    },
 };
 pub use drain::Drained;
 pub use format::{Direction, LogStatus, Record, Traffic};
@@ -130,28 +132,25 @@ impl Names {
     /// From the definition and the ifindex of each interface it names.
     pub fn new(config: &ValidatedConfig, ifindexes: &BTreeMap<String, u32>) -> Self {
         let mut names = Self::default();
-        for vpc in &config.vpcs {
-            for subnet in &vpc.subnets {
-                if let Some(&ifindex) = ifindexes.get(&subnet.interface) {
-                    names.ifaces.insert(
-                        ifindex,
-                        RouterIface {
-                            name: subnet.interface.clone(),
-                            vpc: vpc.name.clone(),
-                            subnet: Some(subnet.name.clone()),
-                        },
-                    );
+        for (name, role) in config.interfaces() {
+            let Some(&ifindex) = ifindexes.get(name) else {
+                continue;
+            };
+            let (v, subnet) = match role {
+                InterfaceRole::Port { vpc, instance } => {
+                    (vpc, Some(config.vpcs[vpc].instances[instance].subnet))
                 }
-            }
-            if let Some(igw) = &vpc.internet_gateway
-                && let Some(&ifindex) = ifindexes.get(&igw.interface)
-            {
-                names.ifaces.entry(ifindex).or_insert(RouterIface {
-                    name: igw.interface.clone(),
-                    vpc: vpc.name.clone(),
-                    subnet: None,
-                });
-            }
+                InterfaceRole::Segment { vpc, subnet } => (vpc, Some(subnet)),
+                InterfaceRole::Uplink { vpc } => (vpc, None),
+            };
+            let vpc = &config.vpcs[v];
+            names.ifaces.entry(ifindex).or_insert(RouterIface {
+                name: name.to_owned(),
+                vpc: vpc.name.clone(),
+                subnet: subnet.map(|s| vpc.subnets[s].name.clone()),
+            });
+        }
+        for vpc in &config.vpcs {
             let instances = vpc
                 .instances
                 .iter()

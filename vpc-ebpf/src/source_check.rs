@@ -1,0 +1,50 @@
+//! Source checks: who may send what, before any other policy.
+//!
+//! - **Instance port** (the instance's ENI): the source must be the instance's own address;
+//!   the port is bound to it (AWS's source/destination check).
+//! - **Shared segment**: the source must be an instance of the subnet that has no port of its
+//!   own. A NAT gateway's private address is the router's, never a host's, so it is never a
+//!   valid source on the wire.
+//! - **Uplink** (anti-spoofing): no internet host has an address inside a VPC block, one of the
+//!   router's own addresses or a martian one (`vpc_common::route::uplink_spoof_table`);
+//!   such packets are dropped before anything else, since an instance would otherwise answer
+//!   them into the VPC.
+//!
+//! Packets to the router itself pass the same checks as forwarded ones.
+
+use vpc_common::{
+    DropReason,
+    iface::{ENDPOINT_INSTANCE, Endpoint, IfaceInfo},
+    route::uplink_spoof_table,
+};
+
+use crate::{maps::endpoint, packet::Flow, route};
+
+/// The source endpoint of a packet that arrived on subnet interface `iface`.
+#[inline(always)]
+pub fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Endpoint, DropReason> {
+    let port = iface.is_port();
+    if port && flow.src != iface.instance_ip {
+        return Err(DropReason::Spoofed);
+    }
+    let src = endpoint(iface.vpc_id, flow.src).ok_or(DropReason::Spoofed)?;
+    let attached_here = if port {
+        src.ifindex != 0
+    } else {
+        // On the shared segment: an instance with a port of its own never sends from here.
+        src.ifindex == 0
+    };
+    if src.subnet_id != iface.subnet_id || src.kind != ENDPOINT_INSTANCE || !attached_here {
+        return Err(DropReason::Spoofed);
+    }
+    Ok(src)
+}
+
+/// Anti-spoofing for a packet that arrived on an uplink (generation `slot`).
+#[inline(always)]
+pub fn from_uplink(slot: u32, flow: &Flow) -> Result<(), DropReason> {
+    match route::lookup(uplink_spoof_table(slot), flow.src) {
+        Some(_) => Err(DropReason::UplinkSpoofed),
+        None => Ok(()),
+    }
+}
