@@ -2,8 +2,7 @@
 //! interface, and one namespace per host plugged into the bridge. Everything is removed on drop
 //! (the namespaces own their interfaces).
 //!
-//! Offloads follow [`crate::topology`]: full checksums on the wire (XDP sees no offload state)
-//! and NAPI (GRO) on every veth end that an XDP_REDIRECT may target or that feeds the bridge.
+//! Hosts stay at Linux defaults (checksum offload on: the datapath takes the TC path on veth).
 //! IPv6 is off in every namespace made here, so that router solicitations and neighbour
 //! discovery do not show up in the datapath's drop counters (the model is IPv4 only).
 
@@ -22,12 +21,6 @@ pub fn ipv4_only(prefix: &str) -> Result<NetNs> {
     Ok(ns)
 }
 
-/// `ethtool -K IF tx off gro on` inside `ns`.
-pub fn wire_offloads(ns: &NetNs, ifname: &str) -> Result<()> {
-    ns.exec("ethtool", &["-K", ifname, "tx", "off", "gro", "on"])
-        .map(drop)
-}
-
 /// A Linux bridge in its own namespace, plugged into one router interface.
 pub struct Switch {
     pub ns: NetNs,
@@ -41,14 +34,12 @@ impl Switch {
         ns.ip(&["link", "add", BRIDGE, "type", "bridge"])?;
         ns.ip(&["link", "set", BRIDGE, "up"])?;
         veth(router, router_if, &ns, "up0")?;
-        wire_offloads(router, router_if)?;
         let switch = Self { ns, ports: 0 };
         switch.plug("up0")?;
         Ok(switch)
     }
 
     fn plug(&self, port: &str) -> Result<()> {
-        wire_offloads(&self.ns, port)?;
         self.ns.ip(&["link", "set", port, "master", BRIDGE])?;
         Ok(())
     }
@@ -61,7 +52,6 @@ impl Switch {
         let port = format!("p{}", self.ports);
         veth(&self.ns, &port, &ns, "eth0")?;
         self.plug(&port)?;
-        wire_offloads(&ns, "eth0")?;
         ns.ip(&["addr", "add", addr, "dev", "eth0"])?;
         ns.ip(&["route", "add", "default", "via", gateway])?;
         let ip = addr.split('/').next().unwrap_or(addr).to_string();

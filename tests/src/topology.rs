@@ -1,7 +1,9 @@
 //! A whole VPC on one machine (or several, peered), built from a definition: a router namespace
-//! with one veth per subnet interface and one for the first VPC's uplink, a namespace per subnet holding every address
-//! registered there (its instances and NAT gateways), and an "internet" namespace behind the
-//! uplink. Everything is removed on drop.
+//! with one veth per router interface (an instance's own port, a subnet's shared segment, the
+//! first VPC's uplink), behind each a namespace: an instance's own host on its port, every
+//! address of the segment's instances on a segment, and an "internet" namespace behind the
+//! uplink. Hosts stay at Linux defaults (checksum offload on, GRO and TSO as the kernel sets
+//! them). Everything is removed on drop.
 //!
 //! Addresses and MACs are deterministic: router port `i` has MAC `02:00:00:00:i:fe`, the host
 //! end `02:00:00:00:i:01`. The uplink is 192.0.2.1/24 on the router and 192.0.2.100/24 in
@@ -11,10 +13,12 @@
 use std::{collections::BTreeMap, ffi::CString, net::Ipv4Addr};
 
 use anyhow::{Context as _, Result};
-use aya::programs::XdpMode;
 use vpc_agent::{
-    compile::{Compiled, compile},
-    config::{ValidatedConfig, load_str},
+    compile::{Compiled, Link, Links, compile},
+    config::{ValidatedConfig, load_str, validated::InterfaceRole},
+    datapath::AttachMode,
+    links::SystemLinks,
+    netconf,
 };
 
 use crate::{
@@ -63,10 +67,12 @@ pub struct Topology {
 
 impl Topology {
     /// Builds the namespaces for `yaml` (one VPC with an internet gateway), loads the datapath
-    /// in the router namespace and applies the definition. Programs are attached when `mode`
-    /// is given (BPF_PROG_TEST_RUN needs no attachment). With `static_neighbours`, the router
-    /// knows every host's MAC in advance (deterministic `bpf_fib_lookup`).
-    pub fn build(yaml: &str, mode: Option<XdpMode>, static_neighbours: bool) -> Result<Self> {
+    /// in the router namespace and applies the definition. Programs are attached as `mode`
+    /// says when it is given; without, the topology is for BPF_PROG_TEST_RUN and its
+    /// interfaces are compiled as NICs would be (XDP takes every decision itself). With
+    /// `static_neighbours`, the router knows every host's MAC in advance (deterministic
+    /// `bpf_fib_lookup`).
+    pub fn build(yaml: &str, mode: Option<AttachMode>, static_neighbours: bool) -> Result<Self> {
         let config = load_str("fixture.yaml", yaml).map_err(|d| {
             anyhow::anyhow!(
                 "fixture invalid:\n{}",
@@ -78,52 +84,50 @@ impl Topology {
         router.sysctl("net.ipv4.conf.default.forwarding=1")?;
         let mut ports = BTreeMap::new();
         let mut index = 0u8;
-        for (s, subnet, vpc) in config.vpcs.iter().flat_map(|vpc| {
-            vpc.subnets
-                .iter()
-                .enumerate()
-                .map(move |(s, n)| (s, n, vpc))
-        }) {
+        let vpc = config.vpcs.first().context("fixture has no VPC")?;
+        let uplink = vpc.internet_gateway.as_ref().map(|i| i.interface.clone());
+        for (ifname, role) in config.interfaces() {
             index += 1;
-            let mut addrs: Vec<Ipv4Addr> = vpc
-                .instances
-                .iter()
-                .filter(|i| i.subnet == s)
-                .map(|i| i.private_ip)
-                .collect();
-            addrs.extend(
-                vpc.nat_gateways
-                    .iter()
-                    .filter(|n| n.subnet == s)
-                    .map(|n| n.private_ip),
-            );
-            let gateway = subnet.router_ip();
-            let router_addr = format!("{gateway}/{}", subnet.cidr.prefix_len());
-            let port = Self::port(&router, index, &subnet.interface, &router_addr, "s")?;
+            let (addrs, gateway, prefix_len, host_prefix) = match role {
+                InterfaceRole::Uplink { .. } => continue,
+                InterfaceRole::Segment { vpc, subnet } => {
+                    let v = &config.vpcs[vpc];
+                    let s = &v.subnets[subnet];
+                    let addrs: Vec<Ipv4Addr> = v
+                        .instances
+                        .iter()
+                        .filter(|i| i.subnet == subnet && i.interface.is_none())
+                        .map(|i| i.private_ip)
+                        .collect();
+                    (addrs, s.router_ip(), s.cidr.prefix_len(), "s")
+                }
+                InterfaceRole::Port { vpc, instance } => {
+                    let v = &config.vpcs[vpc];
+                    let inst = &v.instances[instance];
+                    let s = &v.subnets[inst.subnet];
+                    (vec![inst.private_ip], s.router_ip(), s.cidr.prefix_len(), "h")
+                }
+            };
+            let port = Self::port(&router, index, ifname, host_prefix)?;
             for a in &addrs {
-                port.ns.ip(&[
-                    "addr",
-                    "add",
-                    &format!("{a}/{}", subnet.cidr.prefix_len()),
-                    "dev",
-                    "eth0",
-                ])?;
+                let addr = format!("{a}/{prefix_len}");
+                port.ns.ip(&["addr", "add", &addr, "dev", "eth0"])?;
             }
             port.ns
                 .ip(&["route", "add", "default", "via", &gateway.to_string()])?;
-            ports.insert(subnet.interface.clone(), Port { addrs, ..port });
+            ports.insert(ifname.to_owned(), Port { addrs, ..port });
         }
         // The internet namespace sits behind the first VPC's internet gateway.
-        let vpc = config.vpcs.first().context("fixture has no VPC")?;
-        if let Some(igw) = &vpc.internet_gateway {
+        if let Some(uplink) = &uplink {
             index += 1;
-            let port = Self::port(
-                &router,
-                index,
-                &igw.interface,
+            let port = Self::port(&router, index, uplink, "i")?;
+            router.ip(&[
+                "addr",
+                "add",
                 &format!("{UPLINK_ROUTER_IP}/24"),
-                "i",
-            )?;
+                "dev",
+                uplink,
+            ])?;
             port.ns
                 .ip(&["addr", "add", &format!("{INTERNET_IP}/24"), "dev", "eth0"])?;
             port.ns.ip(&[
@@ -137,17 +141,31 @@ impl Topology {
                 .ip(&["route", "add", "default", "via", UPLINK_ROUTER_IP])?;
             router.ip(&["route", "add", "default", "via", INTERNET_IP])?;
             let addrs = vec![INTERNET_IP.parse()?, INTERNET_CLIENT_IP.parse()?];
-            ports.insert(igw.interface.clone(), Port { addrs, ..port });
+            ports.insert(uplink.clone(), Port { addrs, ..port });
         }
+
+        let (compiled, datapath) = {
+            let _inside = router.enter()?;
+            // The agent's own preparation: router addresses, routes to instance ports.
+            for iface in netconf::managed_interfaces(&config) {
+                netconf::prepare(&iface).map_err(|e| anyhow::anyhow!("netconf: {e}"))?;
+            }
+            let compiled = match mode {
+                Some(_) => compile(&config, 0, &SystemLinks),
+                None => compile(&config, 0, &AsNics),
+            }
+            .map_err(|e| anyhow::anyhow!("compile: {e}"))?;
+            let mut datapath = Datapath::load()?;
+            datapath.apply(&compiled, 1)?;
+            if let Some(mode) = mode {
+                datapath.attach_all(&compiled, mode, &|i| if_name(i))?;
+            }
+            (compiled, datapath)
+        };
         if static_neighbours {
             for port in ports.values() {
                 let lladdr = mac_str(mac(port.index, true));
-                let neighbours: Vec<String> = if port.ifname
-                    == vpc
-                        .internet_gateway
-                        .as_ref()
-                        .map_or("", |i| i.interface.as_str())
-                {
+                let neighbours: Vec<String> = if Some(&port.ifname) == uplink.as_ref() {
                     vec![INTERNET_IP.to_string()]
                 } else {
                     port.addrs.iter().map(ToString::to_string).collect()
@@ -167,18 +185,6 @@ impl Topology {
                 }
             }
         }
-
-        let (compiled, datapath) = {
-            let _inside = router.enter()?;
-            let compiled = compile(&config, 0, &|name: &str| if_index(name))
-                .map_err(|e| anyhow::anyhow!("compile: {e}"))?;
-            let mut datapath = Datapath::load()?;
-            datapath.apply(&compiled, 1)?;
-            if let Some(mode) = mode {
-                datapath.attach_all(&compiled, mode, &|i| if_name(i))?;
-            }
-            (compiled, datapath)
-        };
         Ok(Self {
             router,
             ports,
@@ -188,14 +194,8 @@ impl Topology {
         })
     }
 
-    /// A router port `ifname` (address `router_addr`) wired to a new namespace's `eth0`.
-    fn port(
-        router: &NetNs,
-        index: u8,
-        ifname: &str,
-        router_addr: &str,
-        prefix: &str,
-    ) -> Result<Port> {
+    /// A router port `ifname` wired to a new namespace's `eth0` (both ends at Linux defaults).
+    fn port(router: &NetNs, index: u8, ifname: &str, prefix: &str) -> Result<Port> {
         let ns = NetNs::new(prefix)?;
         veth(router, ifname, &ns, "eth0")?;
         router.ip(&[
@@ -206,11 +206,6 @@ impl Topology {
             &mac_str(mac(index, false)),
         ])?;
         ns.ip(&["link", "set", "eth0", "address", &mac_str(mac(index, true))])?;
-        router.ip(&["addr", "add", router_addr, "dev", ifname])?;
-        // Full checksums on the wire (XDP sees no offload state), and NAPI on the receiving
-        // end so that XDP_REDIRECT into this veth is delivered.
-        ns.exec("ethtool", &["-K", "eth0", "tx", "off", "gro", "on"])?;
-        router.exec("ethtool", &["-K", ifname, "tx", "off", "gro", "on"])?;
         let ifindex = router.ifindex(ifname)?;
         Ok(Port {
             index,
@@ -231,6 +226,23 @@ impl Topology {
         self.ports
             .get(ifname)
             .unwrap_or_else(|| panic!("no port {ifname}"))
+    }
+}
+
+/// The router's interfaces as a NIC-only router would have them (for BPF_PROG_TEST_RUN):
+/// real ifindexes and MACs, no virtual devices, so XDP takes every decision itself.
+struct AsNics;
+
+impl Links for AsNics {
+    fn link(&self, name: &str) -> Option<Link> {
+        SystemLinks.link(name).map(|l| Link {
+            virtual_device: false,
+            ..l
+        })
+    }
+
+    fn addresses(&self, name: &str) -> Vec<Ipv4Addr> {
+        SystemLinks.addresses(name)
     }
 }
 

@@ -10,7 +10,8 @@
 
 use std::{thread::sleep, time::Duration};
 
-use aya::{maps::HashMap, programs::XdpMode};
+use aya::maps::HashMap;
+use vpc_agent::datapath::AttachMode;
 use vpc_common::{
     DropReason,
     conntrack::{
@@ -428,7 +429,7 @@ fn in_echos(ns: &vpc_tests::netns::NetNs) -> u64 {
 fn the_guides_lesson_stateful_groups_and_stateless_acls() {
     require_kernel!();
     use vpc_tests::traffic::{Server, ping, retry, tcp_request, udp_request};
-    let topo = Topology::build(FIXTURE, Some(XdpMode::Driver), false).expect("topology");
+    let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
     let internet = &topo.port_named("up0").ns;
     let public = &topo.port_named("pub0").ns;
     let private = &topo.port_named("priv0").ns;

@@ -4,7 +4,8 @@
 
 use std::net::Ipv4Addr;
 
-use aya::{maps::HashMap, programs::XdpMode};
+use aya::maps::HashMap;
+use vpc_agent::datapath::AttachMode;
 use vpc_common::{
     DropReason,
     nat::{NatKey, NatValue},
@@ -218,7 +219,7 @@ fn nat_port_exhaustion_drops_new_connections_per_destination() {
 fn traffic_through_the_nat_gateway_and_the_internet_gateway() {
     require_kernel!();
     use vpc_tests::traffic::{Server, ping, retry, tcp_request, udp_request};
-    let topo = Topology::build(FIXTURE, Some(XdpMode::Driver), false).expect("topology");
+    let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
     let internet = &topo.port_named("up0").ns;
     let public = &topo.port_named("pub0").ns;
     let private = &topo.port_named("priv0").ns;

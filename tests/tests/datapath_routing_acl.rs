@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use aya::programs::XdpMode;
+use vpc_agent::datapath::AttachMode;
 use vpc_agent::evaluator::{self, Ingress, Verdict as Expected};
 use vpc_common::DropReason;
 use vpc_tests::{
@@ -432,7 +432,7 @@ fn kernel_agrees_with_the_reference_evaluator_on_random_packets() {
 }
 
 /// Real traffic in a topology attached in `mode`.
-fn traffic_through_the_router(mode: XdpMode) {
+fn traffic_through_the_router(mode: AttachMode) {
     use vpc_tests::traffic::{Server, ping, retry, tcp_request, udp_request};
     let topo = Topology::build(FIXTURE, Some(mode), false).expect("topology");
     let public = &topo.port_named("pub0").ns;
@@ -517,13 +517,13 @@ fn traffic_through_the_router(mode: XdpMode) {
 #[test]
 fn traffic_native_xdp() {
     require_kernel!();
-    traffic_through_the_router(XdpMode::Driver);
+    traffic_through_the_router(AttachMode::Auto);
 }
 
 #[test]
 fn traffic_generic_xdp() {
     require_kernel!();
-    traffic_through_the_router(XdpMode::Skb);
+    traffic_through_the_router(AttachMode::Skb);
 }
 
 #[test]
@@ -533,7 +533,7 @@ fn the_kernel_never_forwards_into_a_subnet_unchecked() {
         netns::{NetNs, veth},
         traffic::{Server, udp_request},
     };
-    let topo = Topology::build(FIXTURE, Some(XdpMode::Driver), false).expect("topology");
+    let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
     // An interface the agent does not manage, whose traffic the kernel routes by itself.
     let outsider = NetNs::new("o").unwrap();
     veth(&topo.router, "mgmt0", &outsider, "eth0").unwrap();

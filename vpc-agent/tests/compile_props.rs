@@ -19,13 +19,13 @@ use vpc_common::{
         acl_index,
     },
     iface::{
-        ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, EndpointKey, IFACE_SUBNET, IfaceKey,
-        PublicKey,
+        ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, EndpointKey, IFACE_SUBNET, IfaceInfo,
+        IfaceKey, PublicKey,
     },
     ip_raw, mask_raw,
     route::{
         RouteValue, TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY,
-        TARGET_PEERING,
+        TARGET_PEERING, uplink_spoof_table,
     },
     security_group::{SG_ANY_PROTO, SG_REMOTE_FIXED_BITS, SG_RULE_FIXED_BITS},
 };
@@ -296,6 +296,10 @@ fn yaml(specs: &[VpcSpec]) -> String {
                 y,
                 "      - {{ name: i{i}, subnet: s{s}, private_ip: 10.{v}.{s}.{host}"
             );
+            // Every other instance on a port of its own (its ENI), the rest on the segment.
+            if host % 2 == 0 {
+                let _ = write!(y, ", interface: p{v}-{i}");
+            }
             if *pub_ip && spec.igw {
                 public += 1;
                 let _ = write!(y, ", public_ip: {}", ip4((198 << 24) | (51 << 16) | public));
@@ -435,12 +439,11 @@ fn address_pool(config: &ValidatedConfig, random: u32) -> Vec<Ipv4Addr> {
 }
 
 fn interfaces(config: &ValidatedConfig) -> Vec<String> {
-    let mut names = Vec::new();
-    for vpc in &config.vpcs {
-        names.extend(vpc.subnets.iter().map(|s| s.interface.clone()));
-        names.extend(vpc.internet_gateway.iter().map(|i| i.interface.clone()));
-    }
-    names
+    config
+        .interfaces()
+        .into_iter()
+        .map(|(name, _)| name.to_owned())
+        .collect()
 }
 
 // ----- An interpreter of the compiled entries -----
@@ -548,14 +551,29 @@ impl Sim<'_> {
         };
         let iface = self.c.ifaces[&key];
         if iface.kind == IFACE_SUBNET {
-            self.entering_from_subnet(iface.subnet_id, p)
+            self.entering_from_subnet(&iface, p)
         } else {
             self.entering_from_uplink(p)
         }
     }
 
-    fn entering_from_subnet(&self, sid: u32, p: &Packet) -> SimVerdict {
+    fn entering_from_subnet(&self, iface: &IfaceInfo, p: &Packet) -> SimVerdict {
+        let sid = iface.subnet_id;
         let s = self.c.subnets[&sid];
+        let key = EndpointKey {
+            vpc_id: s.vpc_id,
+            ip: raw(p.src),
+        };
+        // A port takes only its instance's address, a segment only instances without a port.
+        let source = self.c.endpoints.get(&key).filter(|e| {
+            e.subnet_id == sid
+                && e.kind == ENDPOINT_INSTANCE
+                && (!iface.is_port() || raw(p.src) == iface.instance_ip)
+                && (iface.is_port() == (e.ifindex != 0))
+        });
+        let Some(ep) = source else {
+            return SimVerdict::Drop(DropReason::Spoofed);
+        };
         let dst = raw(p.dst);
         if dst == s.router_ip
             || p.dst.is_broadcast()
@@ -564,13 +582,6 @@ impl Sim<'_> {
         {
             return SimVerdict::ToHost;
         }
-        let key = EndpointKey {
-            vpc_id: s.vpc_id,
-            ip: raw(p.src),
-        };
-        let Some(ep) = self.c.endpoints.get(&key).filter(|e| e.subnet_id == sid) else {
-            return SimVerdict::Drop(DropReason::Spoofed);
-        };
         if !self.sg_allows(s.vpc_id, ep, ACL_OUTBOUND, p) {
             return SimVerdict::Drop(DropReason::SecurityGroupOutbound);
         }
@@ -616,6 +627,10 @@ impl Sim<'_> {
             return SimVerdict::Drop(DropReason::UnknownDestination);
         };
         let d = self.c.subnets[&did];
+        let out = if ep.ifindex != 0 { ep.ifindex } else { d.ifindex };
+        if out == 0 {
+            return SimVerdict::Drop(DropReason::UnknownDestination);
+        }
         if from != Some(did) && !self.acl_allows(d.acl_id, ACL_INBOUND, p.src, p) {
             return SimVerdict::Drop(DropReason::AclInbound);
         }
@@ -623,7 +638,7 @@ impl Sim<'_> {
             return SimVerdict::Drop(DropReason::SecurityGroupInbound);
         }
         SimVerdict::Deliver {
-            ifindex: d.ifindex,
+            ifindex: out,
             src: p.src,
             dst: p.dst,
         }
@@ -651,6 +666,9 @@ impl Sim<'_> {
     }
 
     fn entering_from_uplink(&self, p: &Packet) -> SimVerdict {
+        if self.lpm(uplink_spoof_table(self.c.slot), p.src).is_some() {
+            return SimVerdict::Drop(DropReason::UplinkSpoofed);
+        }
         let key = PublicKey {
             ip: raw(p.dst),
             slot: self.c.slot,
@@ -674,21 +692,9 @@ impl Sim<'_> {
             vpc_id: target.vpc_id,
             ip: target.private_ip,
         };
-        let ep = self.c.endpoints[&ep_key];
-        let d = self.c.subnets[&ep.subnet_id];
-        if !self.acl_allows(d.acl_id, ACL_INBOUND, p.src, p) {
-            return SimVerdict::Drop(DropReason::AclInbound);
-        }
         let dst = Ipv4Addr::from(target.private_ip.to_ne_bytes());
-        let inside = Packet { dst, ..*p };
-        if !self.sg_allows(target.vpc_id, &ep, ACL_INBOUND, &inside) {
-            return SimVerdict::Drop(DropReason::SecurityGroupInbound);
-        }
-        SimVerdict::Deliver {
-            ifindex: d.ifindex,
-            src: p.src,
-            dst,
-        }
+        let ep = self.c.endpoints[&ep_key];
+        self.local(target.vpc_id, ep.subnet_id, None, &Packet { dst, ..*p })
     }
 }
 
@@ -797,10 +803,13 @@ proptest! {
             .config
             .vpcs
             .iter()
-            .flat_map(|v| {
-                v.instances
-                    .iter()
-                    .map(|i| (i.private_ip, v.subnets[i.subnet].interface.clone()))
+            .enumerate()
+            .flat_map(|(v, vpc)| {
+                let config = &case.config;
+                vpc.instances.iter().enumerate().map(move |(i, inst)| {
+                    let interface = config.instance_interface(v, i).unwrap_or_default();
+                    (inst.private_ip, interface.to_owned())
+                })
             })
             .collect();
         prop_assume!(!sources.is_empty());

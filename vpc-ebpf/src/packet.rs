@@ -67,6 +67,11 @@ impl PacketCtx for TcContext {
 pub fn ptr_at<T>(ctx: &impl PacketCtx, offset: usize) -> Result<*mut T, DropReason> {
     let start = ctx.data();
     let end = ctx.data_end();
+    // No header lies this far in; the bound also tells the verifier that `start + offset`
+    // stays a packet pointer whatever it knows of `offset`.
+    if offset > MAX_HEADER_OFFSET {
+        return Err(DropReason::Malformed);
+    }
     if start + offset + size_of::<T>() > end {
         return Err(DropReason::Malformed);
     }
@@ -74,6 +79,10 @@ pub fn ptr_at<T>(ctx: &impl PacketCtx, offset: usize) -> Result<*mut T, DropReas
 }
 
 pub const ETH_LEN: usize = size_of::<EthHdr>();
+
+/// The furthest offset a header is read at (an ICMP error's quoted L4 header sits at most
+/// 14 + 60 + 8 + 60 bytes in).
+const MAX_HEADER_OFFSET: usize = 512;
 
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;

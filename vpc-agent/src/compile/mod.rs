@@ -367,7 +367,35 @@ mod tests {
         expected.extend(local(2));
         expected.extend([entry(2, "0.0.0.0/0", TARGET_NAT_GATEWAY, 1)]);
         expected.extend(local(3));
-        assert_eq!(c.routes, expected);
+        let spoof_table = vpc_common::route::uplink_spoof_table(0);
+        let (spoof, routes): (BTreeMap<_, _>, BTreeMap<_, _>) = c
+            .routes
+            .clone()
+            .into_iter()
+            .partition(|(k, _)| k.key.table == spoof_table);
+        assert_eq!(routes, expected);
+        // Anti-spoofing: the VPC block, the public and elastic IPs, the martians.
+        let mut want: Vec<&str> = vec![
+            "10.0.0.0/16",
+            "198.51.100.20/32",
+            "198.51.100.10/32",
+            "0.0.0.0/8",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "224.0.0.0/4",
+            "240.0.0.0/4",
+        ];
+        want.sort_unstable();
+        let mut have: Vec<String> = spoof
+            .iter()
+            .map(|(k, v)| {
+                assert_eq!(v.target, vpc_common::route::TARGET_BLACKHOLE);
+                let addr = std::net::Ipv4Addr::from(vpc_common::ip_from_raw(k.key.addr));
+                format!("{addr}/{}", k.prefix_len - 32)
+            })
+            .collect();
+        have.sort_unstable();
+        assert_eq!(have, want);
         let first = c.routes.keys().next().expect("entry");
         assert_eq!(first.prefix_len, 32);
     }
@@ -417,7 +445,7 @@ mod tests {
     #[test]
     fn missing_interfaces_and_bad_slots_are_errors() {
         let config = load_str("t.yaml", YAML).expect("valid");
-        let err = compile(&config, 0, &|n| ifindex(n).filter(|_| n != "up")).expect_err("missing");
+        let err = compile(&config, 0, &|n: &str| ifindex(n).filter(|_| n != "up")).expect_err("missing");
         assert_eq!(
             err,
             CompileError::UnknownInterfaces {
@@ -426,7 +454,7 @@ mod tests {
         );
         let err = compile(&config, 2, &ifindex).expect_err("slot");
         assert_eq!(err, CompileError::InvalidSlot { slot: 2 });
-        let err = compile(&config, 0, &|_| Some(9)).expect_err("shared ifindex");
+        let err = compile(&config, 0, &|_: &str| Some(9)).expect_err("shared ifindex");
         assert!(matches!(
             err,
             CompileError::SharedIfindex { ifindex: 9, .. }

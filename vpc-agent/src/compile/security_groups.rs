@@ -421,7 +421,7 @@ mod tests {
 
     fn small(slot: u32) -> Compiled {
         let config = load_str("t.yaml", SMALL).expect("valid");
-        compile(&config, slot, &|_| Some(7)).expect("compiles")
+        compile(&config, slot, &|_: &str| Some(7)).expect("compiles")
     }
 
     #[test]
@@ -513,7 +513,7 @@ mod tests {
 ";
         let config = load_str("t.yaml", yaml).expect("valid");
         let names = ["up", "s0"];
-        let c = compile(&config, 0, &|n| {
+        let c = compile(&config, 0, &|n: &str| {
             names.iter().position(|x| *x == n).map(|i| i as u32 + 1)
         })
         .expect("compiles");
