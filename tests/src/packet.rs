@@ -55,6 +55,9 @@ pub struct Packet {
     /// (more fragments, fragment offset in 8-byte units)
     pub frag: (bool, u16),
     pub l4: L4,
+    /// TCP sequence and acknowledgment numbers.
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
     pub payload: Vec<u8>,
 }
 
@@ -71,6 +74,8 @@ impl Packet {
             options: Vec::new(),
             frag: (false, 0),
             l4,
+            tcp_seq: 1000,
+            tcp_ack: 0,
             payload: b"payload!".to_vec(),
         }
     }
@@ -141,6 +146,13 @@ impl Packet {
         self
     }
 
+    /// TCP: these sequence and acknowledgment numbers (default 1000 and 0).
+    pub fn seq_ack(mut self, seq: u32, ack: u32) -> Self {
+        self.tcp_seq = seq;
+        self.tcp_ack = ack;
+        self
+    }
+
     fn proto(&self) -> u8 {
         match self.l4 {
             L4::Tcp { .. } => 6,
@@ -160,7 +172,8 @@ impl Packet {
                 let mut h = vec![0u8; 20];
                 h[0..2].copy_from_slice(&sport.to_be_bytes());
                 h[2..4].copy_from_slice(&dport.to_be_bytes());
-                h[4..8].copy_from_slice(&1000u32.to_be_bytes());
+                h[4..8].copy_from_slice(&self.tcp_seq.to_be_bytes());
+                h[8..12].copy_from_slice(&self.tcp_ack.to_be_bytes());
                 h[12] = 5 << 4;
                 h[13] = flags;
                 h[14..16].copy_from_slice(&64240u16.to_be_bytes());

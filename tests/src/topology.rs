@@ -105,7 +105,12 @@ impl Topology {
                     let v = &config.vpcs[vpc];
                     let inst = &v.instances[instance];
                     let s = &v.subnets[inst.subnet];
-                    (vec![inst.private_ip], s.router_ip(), s.cidr.prefix_len(), "h")
+                    (
+                        vec![inst.private_ip],
+                        s.router_ip(),
+                        s.cidr.prefix_len(),
+                        "h",
+                    )
                 }
             };
             let port = Self::port(&router, index, ifname, host_prefix)?;

@@ -210,9 +210,16 @@ fn tcp_connection_lifecycle() {
                 Some(CT_TCP_SYN_SENT),
             ),
             step(
-                "RST from the responder",
+                "RST from the responder that does not acknowledge the SYN: not believed",
                 "priv0",
-                tcp(APP, WEB, 8080, 40000, TCP_RST | TCP_ACK),
+                tcp(APP, WEB, 8080, 40000, TCP_RST | TCP_ACK).seq_ack(0, 5000),
+                Err(TcpOutOfWindow),
+                Some(CT_TCP_SYN_SENT),
+            ),
+            step(
+                "RST from the responder acknowledging the SYN (1000 + 8 bytes + SYN)",
+                "priv0",
+                tcp(APP, WEB, 8080, 40000, TCP_RST | TCP_ACK).seq_ack(0, 1009),
                 Ok(()),
                 Some(CT_TCP_CLOSED),
             ),

@@ -4,7 +4,8 @@
 //! - A table of BPF_PROG_TEST_RUN cases (input packet -> verdict, output bytes, drop counter),
 //!   each also checked against the reference evaluator.
 //! - Random packets: the kernel and the reference evaluator must agree on every one.
-//! - Real traffic through namespaces (ping, TCP, UDP) in native and generic XDP mode, checked
+//! - Real traffic through namespaces (ping, TCP, UDP) in the default mode (the TC path on veth)
+//!   and generic XDP mode, hosts at Linux defaults, checked
 //!   from both ends, with an ACL allow and deny.
 
 use std::collections::BTreeMap;
@@ -415,7 +416,13 @@ fn kernel_agrees_with_the_reference_evaluator_on_random_packets() {
             _ => Packet::icmp_echo(src, dst, sport, 1),
         };
         let (seen, _) = run(&topo, ingress, &packet);
-        let expected = reference(&topo, ingress, &packet);
+        let expected = if ingress == "up0" && src == "192.0.2.1" {
+            // The router's own uplink address as a source from the internet: the definition
+            // does not know it, the datapath learns it from the interface (anti-spoofing).
+            Seen::Dropped(DropReason::UplinkSpoofed)
+        } else {
+            reference(&topo, ingress, &packet)
+        };
         assert_eq!(seen, expected, "packet #{i} on {ingress}: {packet:?}");
         let key = match &seen {
             Seen::Forwarded { interface, .. } => format!("forwarded:{interface}"),
@@ -515,7 +522,7 @@ fn traffic_through_the_router(mode: AttachMode) {
 }
 
 #[test]
-fn traffic_native_xdp() {
+fn traffic_default_mode_tc_on_veth() {
     require_kernel!();
     traffic_through_the_router(AttachMode::Auto);
 }

@@ -24,8 +24,8 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     compile::CompileError,
-    config::{self, LoadError, ValidatedConfig, validated::FlowLogDestination},
     compile::{Compiled, Links as _},
+    config::{self, LoadError, ValidatedConfig, validated::FlowLogDestination},
     datapath::{AttachMode, Attached, Attachment, Datapath, DatapathError, programs_for},
     ebpf::{maps as names, programs},
     flowlog::{self, FlowLog, FlowLogError, Names, Settings},
@@ -115,7 +115,6 @@ struct Agent {
     record: AgentRecord,
     _lock: DirLock,
 }
-
 
 fn read_text(path: &Path) -> Result<String, LoadError> {
     std::fs::read_to_string(path).map_err(|source| LoadError::Read {

@@ -122,7 +122,11 @@ impl AttachMode {
     }
 
     /// The XDP mode for an interface (`None`: no XDP, the TC program does everything).
-    pub fn xdp_for(self, interface: &str, info: &IfaceInfo) -> Result<Option<XdpMode>, DatapathError> {
+    pub fn xdp_for(
+        self,
+        interface: &str,
+        info: &IfaceInfo,
+    ) -> Result<Option<XdpMode>, DatapathError> {
         let virtual_device = info.flags & IFACE_F_VIRTUAL != 0;
         match self {
             Self::Auto if virtual_device => Ok(None),

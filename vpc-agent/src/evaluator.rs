@@ -242,7 +242,11 @@ impl<'a> Evaluator<'a> {
                     subnet: subnet.to_owned(),
                 }),
             Ingress::Interface(name) => {
-                let role = self.config.interfaces().into_iter().find(|(n, _)| *n == name);
+                let role = self
+                    .config
+                    .interfaces()
+                    .into_iter()
+                    .find(|(n, _)| *n == name);
                 match role.map(|(_, role)| role) {
                     Some(InterfaceRole::Port { vpc, instance }) => Ok(Entry::Subnet {
                         vpc,

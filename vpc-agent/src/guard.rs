@@ -21,9 +21,7 @@ use std::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
-    #[error(
-        "cannot run nft (nftables), which the fail-closed guard needs: install nftables"
-    )]
+    #[error("cannot run nft (nftables), which the fail-closed guard needs: install nftables")]
     Spawn(#[source] std::io::Error),
     #[error("nft refused the fail-closed guard: {0}")]
     Nft(String),

@@ -115,12 +115,17 @@ pub fn prepare(iface: &Managed) -> Result<(), NetconfError> {
     }
     if let Some((dest, src)) = &iface.instance_route {
         ip(&[
-            "route", "replace", dest, "dev", &iface.name, "scope", "link", "src", src,
+            "route",
+            "replace",
+            dest,
+            "dev",
+            &iface.name,
+            "scope",
+            "link",
+            "src",
+            src,
         ])?;
-        log::debug!(
-            "instance route interface={} destination={dest}",
-            iface.name
-        );
+        log::debug!("instance route interface={} destination={dest}", iface.name);
     }
     let path = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{}/forwarding", iface.name));
     let on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1");

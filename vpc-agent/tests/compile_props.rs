@@ -627,7 +627,11 @@ impl Sim<'_> {
             return SimVerdict::Drop(DropReason::UnknownDestination);
         };
         let d = self.c.subnets[&did];
-        let out = if ep.ifindex != 0 { ep.ifindex } else { d.ifindex };
+        let out = if ep.ifindex != 0 {
+            ep.ifindex
+        } else {
+            d.ifindex
+        };
         if out == 0 {
             return SimVerdict::Drop(DropReason::UnknownDestination);
         }

@@ -17,10 +17,10 @@
 use vpc_common::{
     DropReason,
     conntrack::{
-        CT_ACK_ORIGINAL, CT_ACK_REPLY, CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY,
-        CT_ONE_WAY, CT_SEEN_REPLY, CT_WINDOW_SLACK, CT_PATH_TTL_S, CT_STAT_CREATED,
-        CT_STAT_EXPIRED, CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV,
-        CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT, CtEntry, CtKey, CtPath, CtTimeouts, DEFAULT_TIMEOUTS,
+        CT_ACK_ORIGINAL, CT_ACK_REPLY, CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_ONE_WAY,
+        CT_PATH_TTL_S, CT_SEEN_REPLY, CT_STAT_CREATED, CT_STAT_EXPIRED, CT_TCP_CLOSED,
+        CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV, CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT,
+        CT_WINDOW_SLACK, CtEntry, CtKey, CtPath, CtTimeouts, DEFAULT_TIMEOUTS,
     },
 };
 
@@ -368,7 +368,8 @@ fn tcp_window(e: &mut CtEntry, flow: &Flow, reply: bool) -> Result<(), DropReaso
     if reply {
         e.flags |= CT_SEEN_REPLY;
     }
-    if flow.tcp_flags & ACK != 0 && (e.flags & my_ack == 0 || not_before(flow.tcp_ack, e.ack_max[me]))
+    if flow.tcp_flags & ACK != 0
+        && (e.flags & my_ack == 0 || not_before(flow.tcp_ack, e.ack_max[me]))
     {
         e.ack_max[me] = flow.tcp_ack;
         e.flags |= my_ack;
@@ -379,14 +380,15 @@ fn tcp_window(e: &mut CtEntry, flow: &Flow, reply: bool) -> Result<(), DropReaso
 /// The TCP state after a packet with `tcp` flags from the originator (`reply` false) or the
 /// responder.
 #[inline(always)]
-fn tcp_next(state: u8, fins: u8, tcp: u8, reply: bool) -> (u8, u8) {
+fn tcp_next(state: u8, flags: u8, tcp: u8, reply: bool) -> (u8, u8) {
     if tcp & RST != 0 {
-        return (CT_TCP_CLOSED, fins);
+        return (CT_TCP_CLOSED, flags);
     }
-    let mut fins = fins;
+    let mut flags = flags;
     if tcp & FIN != 0 {
-        fins |= if reply { CT_FIN_REPLY } else { CT_FIN_ORIGINAL };
+        flags |= if reply { CT_FIN_REPLY } else { CT_FIN_ORIGINAL };
     }
+    let fins = flags & (CT_FIN_ORIGINAL | CT_FIN_REPLY);
     let state = match state {
         CT_TCP_SYN_SENT if reply && tcp & (SYN | ACK) == SYN | ACK => CT_TCP_SYN_RECV,
         CT_TCP_SYN_RECV if !reply && tcp & (SYN | ACK) == ACK => CT_TCP_ESTABLISHED,
@@ -396,5 +398,5 @@ fn tcp_next(state: u8, fins: u8, tcp: u8, reply: bool) -> (u8, u8) {
         CT_TCP_ESTABLISHED if fins != 0 => CT_TCP_FIN_WAIT,
         s => s,
     };
-    (state, fins)
+    (state, flags)
 }

@@ -292,7 +292,11 @@ fn deliver(
     }
     let d = subnet(to)?;
     // The instance's own port, else the subnet's shared segment.
-    let out = if ep.ifindex != 0 { ep.ifindex } else { d.ifindex };
+    let out = if ep.ifindex != 0 {
+        ep.ifindex
+    } else {
+        d.ifindex
+    };
     if out == 0 {
         return Err(DropReason::UnknownDestination);
     }

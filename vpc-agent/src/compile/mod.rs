@@ -27,8 +27,8 @@ use vpc_common::{
 
 pub use ids::{Ids, NameTable, ObjectKind, QualifiedName};
 pub use routes::RoutePrefix;
-pub use topology::{Link, Links};
 pub use security_groups::{SgRemotePrefix, SgRulePrefix};
+pub use topology::{Link, Links};
 
 use crate::config::ValidatedConfig;
 
@@ -445,7 +445,8 @@ mod tests {
     #[test]
     fn missing_interfaces_and_bad_slots_are_errors() {
         let config = load_str("t.yaml", YAML).expect("valid");
-        let err = compile(&config, 0, &|n: &str| ifindex(n).filter(|_| n != "up")).expect_err("missing");
+        let err =
+            compile(&config, 0, &|n: &str| ifindex(n).filter(|_| n != "up")).expect_err("missing");
         assert_eq!(
             err,
             CompileError::UnknownInterfaces {

@@ -175,7 +175,13 @@ fn instance_ports(
         };
         let link = ifaces.get(name);
         let ip = ip_raw(inst.private_ip.octets());
-        let info = iface_info(IFACE_SUBNET, &link, ids.vpc[v], ids.subnet[v][inst.subnet], ip);
+        let info = iface_info(
+            IFACE_SUBNET,
+            &link,
+            ids.vpc[v],
+            ids.subnet[v][inst.subnet],
+            ip,
+        );
         add_iface(out, link.ifindex, info, name)?;
         ports.push(link.ifindex);
     }

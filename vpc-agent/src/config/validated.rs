@@ -308,7 +308,13 @@ impl ValidatedConfig {
                     if inst.subnet == s
                         && let Some(name) = &inst.interface
                     {
-                        out.push((name.as_str(), InterfaceRole::Port { vpc: v, instance: i }));
+                        out.push((
+                            name.as_str(),
+                            InterfaceRole::Port {
+                                vpc: v,
+                                instance: i,
+                            },
+                        ));
                     }
                 }
             }
