@@ -61,6 +61,26 @@ pub struct Packet {
     pub payload: Vec<u8>,
 }
 
+/// An Ethernet/IPv4 ARP frame: `op` 1 (request) or 2 (reply) from `sha`/`spa` about `tpa`
+/// (broadcast for a request).
+pub fn arp(op: u16, sha: [u8; 6], spa: &str, tpa: &str) -> Vec<u8> {
+    let ip = |s: &str| s.parse::<Ipv4Addr>().expect("address").octets();
+    let mut f = Vec::with_capacity(42);
+    f.extend_from_slice(&if op == 1 {
+        [0xff; 6]
+    } else {
+        [0x02, 0, 0, 0, 0, 0xfe]
+    });
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4]);
+    f.extend_from_slice(&op.to_be_bytes());
+    f.extend_from_slice(&sha);
+    f.extend_from_slice(&ip(spa));
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&ip(tpa));
+    f
+}
+
 impl Packet {
     fn new(src: &str, dst: &str, l4: L4) -> Self {
         Self {
