@@ -1,8 +1,9 @@
 //! The demo's machines, built from the definition: a router namespace running `vpc-agent run`,
-//! per subnet a switch namespace (a Linux bridge on the router's subnet interface) with one
-//! namespace per host (each instance and each NAT gateway's interface), and an internet
+//! one namespace per instance on its own router port (its ENI), for a subnet with a shared
+//! segment a switch namespace (a Linux bridge) holding its other instances, and an internet
 //! namespace behind the uplink (the internet gateway) holding an internet server
-//! (192.0.2.100, also the router's upstream) and a home-network client (203.0.113.50).
+//! (192.0.2.100, also the router's upstream) and a home-network client (203.0.113.50). Every
+//! host stays at Linux defaults (checksum offload on).
 //!
 //! Dropping a [`Vpc`] stops the agent, detaches the pinned datapath and removes every namespace.
 
@@ -12,7 +13,7 @@ use anyhow::{Context as _, Result, anyhow};
 use vpc_agent::config::{ValidatedConfig, load_str, validated::VpcDef};
 use vpc_tests::{
     agent::{Agent, Bpffs, Scratch},
-    bridge::{Switch, ipv4_only, wire_offloads},
+    bridge::{Switch, ipv4_only},
     netns::{Host, NetNs, veth},
     topology::{INTERNET_CLIENT_IP, INTERNET_IP, UPLINK_ROUTER_IP},
 };
@@ -24,7 +25,7 @@ use super::{interrupt, story::Show};
 pub struct Vpc {
     pub agent: Agent,
     pub bpffs: Bpffs,
-    /// Hosts by instance or NAT gateway name.
+    /// Hosts by instance name.
     pub hosts: BTreeMap<String, Host>,
     pub switches: Vec<Switch>,
     pub internet: NetNs,
@@ -48,7 +49,7 @@ impl Vpc {
         for subnet in 0..vpc.subnets.len() {
             interrupt::check()?;
             let (switch, subnet_hosts) = build_subnet(&router, vpc, subnet, show)?;
-            switches.push(switch);
+            switches.extend(switch);
             hosts.extend(subnet_hosts);
         }
         let internet = build_internet(&router, vpc, show)?;
@@ -93,64 +94,60 @@ impl Vpc {
     }
 }
 
-/// Subnet `index`: its switch wired to the router and a host per address registered there.
+/// Subnet `index`: a host per instance, on its own router port or on the subnet's switch.
 fn build_subnet(
     router: &NetNs,
     vpc: &VpcDef,
     index: usize,
     show: Show,
-) -> Result<(Switch, Vec<(String, Host)>)> {
+) -> Result<(Option<Switch>, Vec<(String, Host)>)> {
     let subnet = &vpc.subnets[index];
     let len = subnet.cidr.prefix_len();
     let gateway = subnet.router_ip().to_string();
-    let mut switch = Switch::new(
-        &format!("demo-sw-{}-", subnet.name),
-        router,
-        &subnet.interface,
-    )
-    .with_context(|| format!("switch of subnet {}", subnet.name))?;
-    router.ip(&[
-        "addr",
-        "add",
-        &format!("{gateway}/{len}"),
-        "dev",
-        &subnet.interface,
-    ])?;
-    show.line(&format!(
-        "subnet {} {} on router port {} (switch {})",
-        subnet.name,
-        subnet.cidr,
-        subnet.interface,
-        switch.ns.name()
-    ));
-    let instances = vpc
-        .instances
-        .iter()
-        .filter(|i| i.subnet == index)
-        .map(|i| (i.name.as_str(), i.private_ip, i.public_ip, "instance"));
-    let nat_gateways = vpc
-        .nat_gateways
-        .iter()
-        .filter(|n| n.subnet == index)
-        .map(|n| {
-            (
-                n.name.as_str(),
-                n.private_ip,
-                Some(n.elastic_ip),
-                "NAT gateway",
-            )
-        });
+    let mut switch = match &subnet.interface {
+        Some(interface) => {
+            let switch = Switch::new(&format!("demo-sw-{}-", subnet.name), router, interface)
+                .with_context(|| format!("switch of subnet {}", subnet.name))?;
+            show.line(&format!(
+                "subnet {} {}: shared segment on router port {interface} (switch {})",
+                subnet.name,
+                subnet.cidr,
+                switch.ns.name()
+            ));
+            Some(switch)
+        }
+        None => {
+            show.line(&format!("subnet {} {}", subnet.name, subnet.cidr));
+            None
+        }
+    };
     let mut hosts = Vec::new();
-    for (name, ip, public, kind) in instances.chain(nat_gateways) {
-        let host = switch
-            .host(&format!("demo-{name}-"), &format!("{ip}/{len}"), &gateway)
-            .with_context(|| format!("host {name}"))?;
-        let public = public.map_or(String::new(), |p| format!(", public {p}"));
+    for inst in vpc.instances.iter().filter(|i| i.subnet == index) {
+        let (name, ip) = (inst.name.as_str(), inst.private_ip);
+        let prefix = format!("demo-{name}-");
+        let addr = format!("{ip}/{len}");
+        let (host, port) = match (&inst.interface, switch.as_mut()) {
+            (Some(port), _) => (
+                Host::new(&prefix, router, port, &addr, &gateway)?,
+                port.clone(),
+            ),
+            (None, Some(switch)) => (switch.host(&prefix, &addr, &gateway)?, "the segment".into()),
+            (None, None) => anyhow::bail!("instance {name} has no interface"),
+        };
+        let public = inst
+            .public_ip
+            .map_or(String::new(), |p| format!(", public {p}"));
         show.line(&format!(
-            "  {kind} {name} {ip}{public} (namespace {})",
+            "  instance {name} {ip}{public} on {port} (namespace {})",
             host.ns.name()
         ));
         hosts.push((name.to_owned(), host));
+    }
+    for nat in vpc.nat_gateways.iter().filter(|n| n.subnet == index) {
+        show.line(&format!(
+            "  NAT gateway {} {} -> elastic {} (in the router itself)",
+            nat.name, nat.private_ip, nat.elastic_ip
+        ));
     }
     Ok((switch, hosts))
 }
@@ -164,8 +161,6 @@ fn build_internet(router: &NetNs, vpc: &VpcDef, show: Show) -> Result<NetNs> {
         .context("the story needs an internet gateway")?;
     let internet = ipv4_only("demo-internet-")?;
     veth(router, &igw.interface, &internet, "eth0")?;
-    wire_offloads(router, &igw.interface)?;
-    wire_offloads(&internet, "eth0")?;
     let uplink = format!("{UPLINK_ROUTER_IP}/24");
     router.ip(&["addr", "add", &uplink, "dev", &igw.interface])?;
     router.ip(&["route", "add", "default", "via", INTERNET_IP])?;
