@@ -9,6 +9,7 @@ pub mod ebpf;
 pub mod evaluator;
 pub mod flowlog;
 pub mod flows;
+pub mod import;
 pub mod maps;
 pub mod metrics;
 pub mod netconf;
