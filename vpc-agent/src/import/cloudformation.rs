@@ -103,6 +103,9 @@ const NETWORK_KEYS: [&str; 7] = [
     "NetworkConfiguration",
 ];
 
+/// Properties never reported: labels for people.
+const SILENT: [&str; 3] = ["Tags", "Description", "GroupDescription"];
+
 /// Reads a template (YAML or JSON) and imports it.
 pub fn import(file: &str, text: &str, options: &Options) -> Result<Imported, ImportError> {
     let doc = if node::looks_like_json(text) {
@@ -328,7 +331,8 @@ impl<'n> Props<'n> {
             return;
         };
         for (key, _) in entries {
-            if self.used.contains(key) {
+            // Tags (the Name tag is read for names) and descriptions: nothing to report.
+            if self.used.contains(key) || SILENT.contains(&key.as_str()) {
                 continue;
             }
             let line = self.line(key);
@@ -379,6 +383,7 @@ impl<'a> Reader<'a> {
             kind: "template".to_owned(),
             line,
             name_tag: None,
+            file: None,
         }
     }
 
@@ -392,6 +397,7 @@ impl<'a> Reader<'a> {
             kind: kind.clone(),
             line: res.line,
             name_tag,
+            file: None,
         };
         if kind.is_empty() {
             self.report.add(&origin, 0, Severity::NotImported, "a resource without Type");

@@ -125,13 +125,10 @@ impl Reader {
     fn origin(&self, id: &str, kind: &str, line: u32, name_tag: Option<String>) -> Origin {
         Origin {
             id: id.to_owned(),
-            kind: if self.several {
-                format!("{kind}, {}", self.file)
-            } else {
-                kind.to_owned()
-            },
+            kind: kind.to_owned(),
             line,
             name_tag,
+            file: self.several.then(|| self.file.clone()),
         }
     }
 

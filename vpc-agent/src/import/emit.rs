@@ -210,10 +210,13 @@ impl Emitter<'_> {
             self.uplinks += 1;
             p
         } else {
-            let stem: String = format!("sub-{}", slug(name).to_ascii_lowercase())
+            let stem: String = slug(name)
+                .to_ascii_lowercase()
                 .chars()
+                .filter(char::is_ascii_alphanumeric)
                 .take(IFNAME_MAX)
                 .collect();
+            let stem = if stem.is_empty() { "subnet".to_owned() } else { stem };
             let mut p = stem.clone();
             let mut n = 1;
             while self.ports.contains(&p) {
@@ -239,6 +242,7 @@ impl Emitter<'_> {
             kind: "command line".to_owned(),
             line: 0,
             name_tag: None,
+            file: None,
         };
         let unused: Vec<(String, String)> = self
             .options

@@ -10,6 +10,8 @@ pub struct Origin {
     pub line: u32,
     /// The `Name` tag, if any.
     pub name_tag: Option<String>,
+    /// The file it is in, when the input is several files.
+    pub file: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]

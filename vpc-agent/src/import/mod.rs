@@ -56,6 +56,8 @@ pub struct Note {
     pub kind: String,
     pub severity: Severity,
     pub message: String,
+    /// The file, when the input is several files (else the report's source).
+    pub file: Option<String>,
 }
 
 /// Every note of one import, in input order.
@@ -87,6 +89,7 @@ impl Report {
             kind: origin.kind.clone(),
             severity,
             message: message.into(),
+            file: origin.file.clone(),
         });
     }
 
@@ -98,13 +101,13 @@ impl Report {
     /// `SOURCE:LINE: ID (TYPE): severity: message`, one per note, sorted by line.
     pub fn lines(&self) -> Vec<String> {
         let mut notes: Vec<&Note> = self.notes.iter().collect();
-        notes.sort_by_key(|n| n.line);
+        notes.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         notes
             .into_iter()
             .map(|n| {
                 format!(
                     "{}:{}: {} ({}): {}: {}",
-                    self.source,
+                    n.file.as_deref().unwrap_or(&self.source),
                     n.line,
                     n.resource,
                     n.kind,

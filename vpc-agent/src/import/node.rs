@@ -198,9 +198,10 @@ pub fn looks_like_json(text: &str) -> bool {
     matches!(text.trim_start().chars().next(), Some('{' | '['))
 }
 
-/// The positions of the quoted keys (`"Name":`) of a JSON text, in document order: serde_json
-/// keeps object keys in order here (`preserve_order` is off, so keys come back sorted); the
-/// line of a key is found by searching forward from its parent's position.
+/// The positions of the quoted keys (`"Name":`) of a JSON text, in document order. serde_json
+/// returns an object's keys sorted (no `preserve_order`), so the line of a key is found by
+/// searching forward from its object's position: exact for the keys the report names (logical
+/// IDs, list items), approximate for a key repeated inside an earlier sibling.
 struct KeyLines {
     /// (byte offset, line) of every `"` that starts a key.
     starts: Vec<(usize, u32)>,
@@ -271,15 +272,20 @@ fn from_json(value: &serde_json::Value, line: u32, lines: &KeyLines, cursor: &mu
         ),
         serde_json::Value::Object(map) => {
             let start = *cursor;
+            let mut end = start;
             let mut entries = Vec::new();
             for (key, v) in map {
                 // Keys come back sorted, not in document order: search each from the object's
-                // start, then continue inside it.
+                // start, then continue inside it; the next sibling starts after the furthest.
                 let (offset, key_line) = lines.find(key, start).unwrap_or((start, line));
                 *cursor = offset + 1;
                 entries.push((key.clone(), from_json(v, key_line, lines, cursor)));
+                end = end.max(*cursor);
             }
-            Value::Map(entries)
+            *cursor = end;
+            // The object's line: its first key's.
+            let first = entries.iter().map(|(_, n)| n.line).min().unwrap_or(line);
+            return Node::new(Value::Map(entries), first);
         }
     };
     Node::new(value, line)
