@@ -307,14 +307,15 @@ fn execute(command: Command) -> Result<(), Failure> {
 fn run_import(from: ImportFrom) -> Result<(), Failure> {
     let options = |common: &ImportArgs, parameters: &[String]| -> Result<_, import::ImportError> {
         let map = |option: &str, arg: &Option<String>| {
-            arg.as_deref()
-                .map_or(Ok(import::NameMap::default()), |a| import::NameMap::parse(option, a))
+            arg.as_deref().map_or(Ok(import::NameMap::default()), |a| {
+                import::NameMap::parse(option, a)
+            })
         };
         let mut parsed = std::collections::BTreeMap::new();
         for p in parameters {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| import::ImportError::Parameter(format!("{p}: expected NAME=VALUE")))?;
+            let (k, v) = p.split_once('=').ok_or_else(|| {
+                import::ImportError::Parameter(format!("{p}: expected NAME=VALUE"))
+            })?;
             parsed.insert(k.to_owned(), v.to_owned());
         }
         Ok(import::Options {
@@ -324,7 +325,11 @@ fn run_import(from: ImportFrom) -> Result<(), Failure> {
         })
     };
     let (result, output) = match &from {
-        ImportFrom::Cloudformation { template, common, parameters } => (
+        ImportFrom::Cloudformation {
+            template,
+            common,
+            parameters,
+        } => (
             options(common, parameters).and_then(|o| import::cloudformation_file(template, &o)),
             &common.output,
         ),
@@ -337,9 +342,8 @@ fn run_import(from: ImportFrom) -> Result<(), Failure> {
         Ok(imported) => {
             eprint!("{}", imported.report);
             match output {
-                Some(path) => std::fs::write(path, &imported.yaml).map_err(|e| {
-                    user(format!("{}: cannot write: {e}", path.display()))
-                })?,
+                Some(path) => std::fs::write(path, &imported.yaml)
+                    .map_err(|e| user(format!("{}: cannot write: {e}", path.display())))?,
                 None => print!("{}", imported.yaml),
             }
             Ok(())

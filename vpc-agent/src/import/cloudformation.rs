@@ -67,21 +67,54 @@ const PHASES: [&[&str]; 3] = [
 
 /// Types the format has no counterpart for (yet).
 const UNSUPPORTED: [(&str, &str); 12] = [
-    ("AWS::EC2::VPNGateway", "VPN gateways are not part of the format yet"),
-    ("AWS::EC2::VPNGatewayRoutePropagation", "VPN gateways are not part of the format yet"),
-    ("AWS::EC2::VPNConnection", "VPN gateways are not part of the format yet"),
-    ("AWS::EC2::VPNConnectionRoute", "VPN gateways are not part of the format yet"),
-    ("AWS::EC2::CustomerGateway", "VPN gateways are not part of the format yet"),
+    (
+        "AWS::EC2::VPNGateway",
+        "VPN gateways are not part of the format yet",
+    ),
+    (
+        "AWS::EC2::VPNGatewayRoutePropagation",
+        "VPN gateways are not part of the format yet",
+    ),
+    (
+        "AWS::EC2::VPNConnection",
+        "VPN gateways are not part of the format yet",
+    ),
+    (
+        "AWS::EC2::VPNConnectionRoute",
+        "VPN gateways are not part of the format yet",
+    ),
+    (
+        "AWS::EC2::CustomerGateway",
+        "VPN gateways are not part of the format yet",
+    ),
     (
         "AWS::EC2::EgressOnlyInternetGateway",
         "egress-only internet gateways carry IPv6, which the format does not have yet",
     ),
-    ("AWS::EC2::VPCEndpoint", "VPC endpoints are not part of the format yet"),
-    ("AWS::EC2::PrefixList", "prefix lists are not part of the format yet"),
-    ("AWS::EC2::TransitGateway", "transit gateways are not part of the format"),
-    ("AWS::EC2::TransitGatewayAttachment", "transit gateways are not part of the format"),
-    ("AWS::EC2::TransitGatewayVpcAttachment", "transit gateways are not part of the format"),
-    ("AWS::EC2::CarrierGateway", "carrier gateways are not part of the format"),
+    (
+        "AWS::EC2::VPCEndpoint",
+        "VPC endpoints are not part of the format yet",
+    ),
+    (
+        "AWS::EC2::PrefixList",
+        "prefix lists are not part of the format yet",
+    ),
+    (
+        "AWS::EC2::TransitGateway",
+        "transit gateways are not part of the format",
+    ),
+    (
+        "AWS::EC2::TransitGatewayAttachment",
+        "transit gateways are not part of the format",
+    ),
+    (
+        "AWS::EC2::TransitGatewayVpcAttachment",
+        "transit gateways are not part of the format",
+    ),
+    (
+        "AWS::EC2::CarrierGateway",
+        "carrier gateways are not part of the format",
+    ),
 ];
 
 /// Types without meaning for the router.
@@ -156,7 +189,11 @@ pub fn import(file: &str, text: &str, options: &Options) -> Result<Imported, Imp
         .entries()
         .iter()
         .map(|(id, n)| {
-            let kind = n.get("Type").and_then(Node::as_str).unwrap_or("").to_owned();
+            let kind = n
+                .get("Type")
+                .and_then(Node::as_str)
+                .unwrap_or("")
+                .to_owned();
             (id.clone(), (kind, n.get("Properties")))
         })
         .collect();
@@ -169,7 +206,8 @@ pub fn import(file: &str, text: &str, options: &Options) -> Result<Imported, Imp
         instance_primary: BTreeMap::new(),
     };
     if doc.get("Transform").is_some() {
-        let origin = reader.template_origin("Transform", doc.get("Transform").map_or(0, |n| n.line));
+        let origin =
+            reader.template_origin("Transform", doc.get("Transform").map_or(0, |n| n.line));
         reader.report.add(
             &origin,
             0,
@@ -180,7 +218,12 @@ pub fn import(file: &str, text: &str, options: &Options) -> Result<Imported, Imp
     // Template order (JSON objects come back sorted: their lines restore it).
     let mut ordered: Vec<&(String, Node)> = resources.entries().iter().collect();
     ordered.sort_by_key(|(_, n)| n.line);
-    let phase_of = |kind: &str| PHASES.iter().position(|p| p.contains(&kind)).unwrap_or(PHASES.len());
+    let phase_of = |kind: &str| {
+        PHASES
+            .iter()
+            .position(|p| p.contains(&kind))
+            .unwrap_or(PHASES.len())
+    };
     for phase in 0..=PHASES.len() {
         for (id, res) in &ordered {
             let kind = res.get("Type").and_then(Node::as_str).unwrap_or("");
@@ -190,7 +233,13 @@ pub fn import(file: &str, text: &str, options: &Options) -> Result<Imported, Imp
         }
     }
     reader.launch_addresses();
-    super::finish(&reader.inv, options, reader.report, "vpc-agent import cloudformation", false)
+    super::finish(
+        &reader.inv,
+        options,
+        reader.report,
+        "vpc-agent import cloudformation",
+        false,
+    )
 }
 
 /// The properties of one resource (or of one nested object): values read mark the key used,
@@ -301,7 +350,11 @@ impl<'n> Props<'n> {
         let Some(v) = self.val(key) else {
             return Vec::new();
         };
-        let raw = self.node.and_then(|n| n.get(key)).map(Node::items).unwrap_or_default();
+        let raw = self
+            .node
+            .and_then(|n| n.get(key))
+            .map(Node::items)
+            .unwrap_or_default();
         let items = v.list();
         items
             .iter()
@@ -388,7 +441,11 @@ impl<'a> Reader<'a> {
     }
 
     fn resource(&mut self, id: &str, res: &'a Node) {
-        let kind = res.get("Type").and_then(Node::as_str).unwrap_or("").to_owned();
+        let kind = res
+            .get("Type")
+            .and_then(Node::as_str)
+            .unwrap_or("")
+            .to_owned();
         let props_node = res.get("Properties");
         let props_val = props_node.map_or(Val::Map(Vec::new()), |n| self.ctx.eval(n));
         let name_tag = name_tag(&props_val);
@@ -400,7 +457,8 @@ impl<'a> Reader<'a> {
             file: None,
         };
         if kind.is_empty() {
-            self.report.add(&origin, 0, Severity::NotImported, "a resource without Type");
+            self.report
+                .add(&origin, 0, Severity::NotImported, "a resource without Type");
             return;
         }
         for (key, n) in res.entries() {
@@ -420,7 +478,8 @@ impl<'a> Reader<'a> {
                 }
                 Err(why) => {
                     let msg = format!("condition {name} cannot be decided ({why}): left out");
-                    self.report.add(&origin, cond.line, Severity::NotImported, msg);
+                    self.report
+                        .add(&origin, cond.line, Severity::NotImported, msg);
                     return;
                 }
             }
@@ -479,9 +538,15 @@ impl<'a> Reader<'a> {
         let (severity, msg) = if let Some((_, why)) = UNSUPPORTED.iter().find(|(k, _)| *k == kind) {
             (Severity::NotImported, (*why).to_owned())
         } else if NO_MEANING.contains(&kind) {
-            (Severity::Ignored, "has no meaning for the router".to_owned())
+            (
+                Severity::Ignored,
+                "has no meaning for the router".to_owned(),
+            )
         } else if kind.starts_with("AWS::EC2::") {
-            (Severity::NotImported, "this resource type is not imported".to_owned())
+            (
+                Severity::NotImported,
+                "this resource type is not imported".to_owned(),
+            )
         } else if NETWORK_KEYS.iter().any(|k| p.val.get(k).is_some()) {
             (
                 Severity::NotImported,
@@ -504,7 +569,12 @@ impl<'a> Reader<'a> {
             let msg = "no CidrBlock the importer can compute (IPAM pools are not supported): the VPC is left out";
             self.report.add(&p.origin, 0, Severity::NotImported, msg);
         }
-        &["EnableDnsSupport", "EnableDnsHostnames", "InstanceTenancy", "Tags"]
+        &[
+            "EnableDnsSupport",
+            "EnableDnsHostnames",
+            "InstanceTenancy",
+            "Tags",
+        ]
     }
 
     fn vpc_cidr_block(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
@@ -516,9 +586,16 @@ impl<'a> Reader<'a> {
                 None => self.missing(&p.origin.clone(), "VpcId", &vpc, "VPC"),
             }
         } else if p.val.get("CidrBlock").is_none() {
-            let msg = "only IPv4 CIDR blocks are imported (IPv6 blocks are not part of the format yet)";
+            let msg =
+                "only IPv4 CIDR blocks are imported (IPv6 blocks are not part of the format yet)";
             self.report.add(&p.origin, 0, Severity::NotImported, msg);
-            for k in ["AmazonProvidedIpv6CidrBlock", "Ipv6CidrBlock", "Ipv6Pool", "Ipv6IpamPoolId", "Ipv6NetmaskLength"] {
+            for k in [
+                "AmazonProvidedIpv6CidrBlock",
+                "Ipv6CidrBlock",
+                "Ipv6Pool",
+                "Ipv6IpamPoolId",
+                "Ipv6NetmaskLength",
+            ] {
                 p.used.insert(k.to_owned());
             }
         }
@@ -527,14 +604,17 @@ impl<'a> Reader<'a> {
 
     /// Reports a reference to something the inventory does not have.
     fn missing(&mut self, origin: &Origin, key: &str, id: &str, what: &str) {
-        let msg = format!("{key} '{id}' is no {what} of the template (or it was left out): not imported");
+        let msg =
+            format!("{key} '{id}' is no {what} of the template (or it was left out): not imported");
         self.report.add(origin, 0, Severity::NotImported, msg);
     }
 
     fn subnet(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
         let vpc = p.target("VpcId", &mut self.report);
         let cidr = p.text("CidrBlock", &mut self.report);
-        let map_public_ip = p.bool("MapPublicIpOnLaunch", &mut self.report).unwrap_or(false);
+        let map_public_ip = p
+            .bool("MapPublicIpOnLaunch", &mut self.report)
+            .unwrap_or(false);
         match (vpc, cidr) {
             (Some(vpc), Some(cidr)) => self.inv.subnets.push(Subnet {
                 origin: p.origin.clone(),
@@ -547,7 +627,14 @@ impl<'a> Reader<'a> {
                 self.report.add(&p.origin, 0, Severity::NotImported, msg);
             }
         }
-        &["AvailabilityZone", "AvailabilityZoneId", "Tags", "PrivateDnsNameOptionsOnLaunch", "EnableDns64", "EnableLniAtDeviceIndex"]
+        &[
+            "AvailabilityZone",
+            "AvailabilityZoneId",
+            "Tags",
+            "PrivateDnsNameOptionsOnLaunch",
+            "EnableDns64",
+            "EnableLniAtDeviceIndex",
+        ]
     }
 
     fn route_table(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
@@ -586,7 +673,10 @@ impl<'a> Reader<'a> {
             ("NetworkInterfaceId", "a network interface"),
             ("TransitGatewayId", "a transit gateway"),
             ("VpcEndpointId", "a VPC endpoint"),
-            ("EgressOnlyInternetGatewayId", "an egress-only internet gateway"),
+            (
+                "EgressOnlyInternetGatewayId",
+                "an egress-only internet gateway",
+            ),
             ("CarrierGatewayId", "a carrier gateway"),
             ("LocalGatewayId", "a local gateway"),
             ("CoreNetworkArn", "a core network"),
@@ -625,7 +715,12 @@ impl<'a> Reader<'a> {
                 return &[];
             }
         };
-        match self.inv.route_tables.iter_mut().find(|t| t.origin.id == table) {
+        match self
+            .inv
+            .route_tables
+            .iter_mut()
+            .find(|t| t.origin.id == table)
+        {
             Some(t) => t.routes.push(Route {
                 origin: p.origin.clone(),
                 destination,
@@ -644,7 +739,12 @@ impl<'a> Reader<'a> {
             self.report.add(&p.origin, 0, Severity::NotImported, msg);
         }
         if let (Some(subnet), Some(table)) = (subnet, table) {
-            match self.inv.route_tables.iter_mut().find(|t| t.origin.id == table) {
+            match self
+                .inv
+                .route_tables
+                .iter_mut()
+                .find(|t| t.origin.id == table)
+            {
                 Some(t) => t.subnets.push(subnet),
                 None => self.missing(&p.origin.clone(), "RouteTableId", &table, "route table"),
             }
@@ -659,9 +759,19 @@ impl<'a> Reader<'a> {
             self.report.add(&p.origin, 0, Severity::NotImported, msg);
         }
         if let (Some(vpc), Some(igw)) = (vpc, p.target("InternetGatewayId", &mut self.report)) {
-            match self.inv.internet_gateways.iter_mut().find(|g| g.origin.id == igw) {
+            match self
+                .inv
+                .internet_gateways
+                .iter_mut()
+                .find(|g| g.origin.id == igw)
+            {
                 Some(g) => g.vpcs.push(vpc),
-                None => self.missing(&p.origin.clone(), "InternetGatewayId", &igw, "internet gateway"),
+                None => self.missing(
+                    &p.origin.clone(),
+                    "InternetGatewayId",
+                    &igw,
+                    "internet gateway",
+                ),
             }
         }
         &[]
@@ -674,7 +784,12 @@ impl<'a> Reader<'a> {
         let allocation = p.target("AllocationId", &mut self.report);
         if connectivity.as_deref() == Some("private") {
             let msg = "private NAT gateways (no elastic IP) are not part of the format: left out";
-            self.report.add(&p.origin, p.line("ConnectivityType"), Severity::NotImported, msg);
+            self.report.add(
+                &p.origin,
+                p.line("ConnectivityType"),
+                Severity::NotImported,
+                msg,
+            );
             return &["Tags"];
         }
         let Some(subnet) = subnet else {
@@ -694,16 +809,25 @@ impl<'a> Reader<'a> {
     fn eip(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
         let associated = p.target("InstanceId", &mut self.report);
         let address = p.text("Address", &mut self.report);
-        if p.text("Domain", &mut self.report).is_some_and(|d| d != "vpc") {
+        if p.text("Domain", &mut self.report)
+            .is_some_and(|d| d != "vpc")
+        {
             let msg = "Domain standard (EC2-Classic) is treated as vpc";
-            self.report.add(&p.origin, p.line("Domain"), Severity::Ignored, msg);
+            self.report
+                .add(&p.origin, p.line("Domain"), Severity::Ignored, msg);
         }
         self.inv.elastic_ips.push(ElasticIp {
             origin: p.origin.clone(),
             address,
             associated,
         });
-        &["Tags", "PublicIpv4Pool", "NetworkBorderGroup", "TransferAddress", "IpamPoolId"]
+        &[
+            "Tags",
+            "PublicIpv4Pool",
+            "NetworkBorderGroup",
+            "TransferAddress",
+            "IpamPoolId",
+        ]
     }
 
     fn eip_association(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
@@ -715,13 +839,20 @@ impl<'a> Reader<'a> {
             .or_else(|| p.target("InstanceId", &mut self.report));
         if p.val("PrivateIpAddress").is_some() {
             let msg = "the elastic IP goes to the interface's primary address (secondary addresses are not part of the format)";
-            self.report.add(&p.origin, p.line("PrivateIpAddress"), Severity::Assumed, msg);
+            self.report.add(
+                &p.origin,
+                p.line("PrivateIpAddress"),
+                Severity::Assumed,
+                msg,
+            );
         }
         match (eip, to) {
-            (Some(eip), Some(to)) => match self.inv.elastic_ips.iter_mut().find(|e| e.origin.id == eip) {
-                Some(e) => e.associated = Some(to),
-                None => self.missing(&p.origin.clone(), "AllocationId", &eip, "elastic IP"),
-            },
+            (Some(eip), Some(to)) => {
+                match self.inv.elastic_ips.iter_mut().find(|e| e.origin.id == eip) {
+                    Some(e) => e.associated = Some(to),
+                    None => self.missing(&p.origin.clone(), "AllocationId", &eip, "elastic IP"),
+                }
+            }
             _ => {
                 let msg = "the association needs an elastic IP and an instance or interface";
                 self.report.add(&p.origin, 0, Severity::NotImported, msg);
@@ -739,16 +870,27 @@ impl<'a> Reader<'a> {
         let cidr = p.text("CidrBlock", &mut self.report);
         if p.val("Ipv6CidrBlock").is_some() {
             let msg = "IPv6 rules are not part of the format yet: not imported";
-            self.report.add(&p.origin, p.line("Ipv6CidrBlock"), Severity::NotImported, msg);
+            self.report.add(
+                &p.origin,
+                p.line("Ipv6CidrBlock"),
+                Severity::NotImported,
+                msg,
+            );
             return &[];
         }
         let ports = p.object("PortRange").map(|mut r| {
-            let range = (r.int("From", &mut self.report), r.int("To", &mut self.report));
+            let range = (
+                r.int("From", &mut self.report),
+                r.int("To", &mut self.report),
+            );
             r.finish(&mut self.report, &[]);
             range
         });
         let icmp = p.object("Icmp").map(|mut r| {
-            let v = (r.int("Type", &mut self.report), r.int("Code", &mut self.report));
+            let v = (
+                r.int("Type", &mut self.report),
+                r.int("Code", &mut self.report),
+            );
             r.finish(&mut self.report, &[]);
             v
         });
@@ -777,10 +919,20 @@ impl<'a> Reader<'a> {
         };
         if acl.ends_with(".DefaultNetworkAcl") {
             let msg = "entries of the VPC's default network ACL are not imported (the default ACL stays allow-all)";
-            self.report.add(&p.origin, p.line("NetworkAclId"), Severity::NotImported, msg);
+            self.report.add(
+                &p.origin,
+                p.line("NetworkAclId"),
+                Severity::NotImported,
+                msg,
+            );
             return &[];
         }
-        match self.inv.network_acls.iter_mut().find(|a| a.origin.id == acl) {
+        match self
+            .inv
+            .network_acls
+            .iter_mut()
+            .find(|a| a.origin.id == acl)
+        {
             Some(a) => a.entries.push(entry),
             None => self.missing(&p.origin.clone(), "NetworkAclId", &acl, "network ACL"),
         }
@@ -795,7 +947,12 @@ impl<'a> Reader<'a> {
                 // Association with the default ACL: what an unassociated subnet has.
                 return &[];
             }
-            match self.inv.network_acls.iter_mut().find(|a| a.origin.id == acl) {
+            match self
+                .inv
+                .network_acls
+                .iter_mut()
+                .find(|a| a.origin.id == acl)
+            {
                 Some(a) => a.subnets.push(subnet),
                 None => self.missing(&p.origin.clone(), "NetworkAclId", &acl, "network ACL"),
             }
@@ -809,7 +966,10 @@ impl<'a> Reader<'a> {
         let mut inbound = Vec::new();
         for mut r in p.objects("SecurityGroupIngress") {
             inbound.extend(self.group_rule(&mut r, false));
-            r.finish(&mut self.report, &["Description", "SourceSecurityGroupOwnerId"]);
+            r.finish(
+                &mut self.report,
+                &["Description", "SourceSecurityGroupOwnerId"],
+            );
         }
         let mut outbound = Vec::new();
         let egress_given = p.val.get("SecurityGroupEgress").is_some();
@@ -818,7 +978,8 @@ impl<'a> Reader<'a> {
             r.finish(&mut self.report, &["Description"]);
         }
         let Some(vpc) = vpc else {
-            let msg = "a security group without VpcId belongs to the account's default VPC: left out";
+            let msg =
+                "a security group without VpcId belongs to the account's default VPC: left out";
             self.report.add(&p.origin, 0, Severity::NotImported, msg);
             return &["GroupDescription", "Tags"];
         };
@@ -838,9 +999,19 @@ impl<'a> Reader<'a> {
         let from_port = r.int("FromPort", &mut self.report);
         let to_port = r.int("ToPort", &mut self.report);
         let (cidr_key, group_key, list_key, v6_key) = if egress {
-            ("CidrIp", "DestinationSecurityGroupId", "DestinationPrefixListId", "CidrIpv6")
+            (
+                "CidrIp",
+                "DestinationSecurityGroupId",
+                "DestinationPrefixListId",
+                "CidrIpv6",
+            )
         } else {
-            ("CidrIp", "SourceSecurityGroupId", "SourcePrefixListId", "CidrIpv6")
+            (
+                "CidrIp",
+                "SourceSecurityGroupId",
+                "SourcePrefixListId",
+                "CidrIpv6",
+            )
         };
         let cidr = r.text(cidr_key, &mut self.report);
         let group = r.target(group_key, &mut self.report);
@@ -851,41 +1022,51 @@ impl<'a> Reader<'a> {
         };
         if r.val(v6_key).is_some() {
             let msg = "IPv6 rules are not part of the format yet: the rule is not imported";
-            self.report.add(&r.origin, r.line(v6_key), Severity::NotImported, msg);
+            self.report
+                .add(&r.origin, r.line(v6_key), Severity::NotImported, msg);
             return None;
         }
         if r.val(list_key).is_some() {
-            let msg = "rules with prefix lists are not part of the format yet: the rule is not imported";
-            self.report.add(&r.origin, r.line(list_key), Severity::NotImported, msg);
+            let msg =
+                "rules with prefix lists are not part of the format yet: the rule is not imported";
+            self.report
+                .add(&r.origin, r.line(list_key), Severity::NotImported, msg);
             return None;
         }
         let peer = match (cidr, group, group_name) {
             (Some(c), None, None) => SgPeer::Cidr(c),
             (None, Some(g), None) => SgPeer::Group(g),
             (None, None, Some(name)) => {
-                let found = self
-                    .inv
-                    .security_groups
-                    .iter()
-                    .find(|g| g.group_name.as_deref() == Some(name.as_str()) || g.origin.id == name);
+                let found = self.inv.security_groups.iter().find(|g| {
+                    g.group_name.as_deref() == Some(name.as_str()) || g.origin.id == name
+                });
                 match found {
                     Some(g) => SgPeer::Group(g.origin.id.clone()),
                     None => {
-                        let msg = format!("SourceSecurityGroupName '{name}' is no group of the template: the rule is not imported");
-                        self.report.add(&r.origin, r.line("SourceSecurityGroupName"), Severity::NotImported, msg);
+                        let msg = format!(
+                            "SourceSecurityGroupName '{name}' is no group of the template: the rule is not imported"
+                        );
+                        self.report.add(
+                            &r.origin,
+                            r.line("SourceSecurityGroupName"),
+                            Severity::NotImported,
+                            msg,
+                        );
                         return None;
                     }
                 }
             }
             _ => {
-                let msg = "a rule needs exactly one of a CIDR block or a security group: not imported";
+                let msg =
+                    "a rule needs exactly one of a CIDR block or a security group: not imported";
                 self.report.add(&r.origin, 0, Severity::NotImported, msg);
                 return None;
             }
         };
         let Some(protocol) = protocol.as_deref().and_then(protocol_number) else {
             let msg = "the rule needs an IpProtocol (tcp, udp, icmp, -1 or a number): not imported";
-            self.report.add(&r.origin, r.line("IpProtocol"), Severity::NotImported, msg);
+            self.report
+                .add(&r.origin, r.line("IpProtocol"), Severity::NotImported, msg);
             return None;
         };
         Some(SgRule {
@@ -916,10 +1097,16 @@ impl<'a> Reader<'a> {
         };
         if group.ends_with(".DefaultSecurityGroup") {
             let msg = "rules added to the VPC's default security group are not imported (it keeps AWS's default rules)";
-            self.report.add(&p.origin, p.line("GroupId"), Severity::NotImported, msg);
+            self.report
+                .add(&p.origin, p.line("GroupId"), Severity::NotImported, msg);
             return &["Description", "SourceSecurityGroupOwnerId"];
         }
-        match self.inv.security_groups.iter_mut().find(|g| g.origin.id == group) {
+        match self
+            .inv
+            .security_groups
+            .iter_mut()
+            .find(|g| g.origin.id == group)
+        {
             Some(g) if egress => g.outbound.get_or_insert_with(Vec::new).push(rule),
             Some(g) => g.inbound.push(rule),
             None => self.missing(&p.origin.clone(), "GroupId", &group, "security group"),
@@ -934,32 +1121,42 @@ impl<'a> Reader<'a> {
         groups.extend(p.targets("SecurityGroups", &mut self.report));
         if p.bool("SourceDestCheck", &mut self.report) == Some(false) {
             let msg = "SourceDestCheck false (a NAT instance) is not part of the format yet: the instance keeps the source/destination check";
-            self.report.add(&p.origin, p.line("SourceDestCheck"), Severity::NotImported, msg);
+            self.report.add(
+                &p.origin,
+                p.line("SourceDestCheck"),
+                Severity::NotImported,
+                msg,
+            );
         }
         for key in ["Ipv6Addresses", "Ipv6AddressCount"] {
             if p.val(key).is_some() {
                 let msg = format!("{key}: IPv6 is not part of the format yet");
-                self.report.add(&p.origin, p.line(key), Severity::NotImported, msg);
+                self.report
+                    .add(&p.origin, p.line(key), Severity::NotImported, msg);
             }
         }
         let id = p.origin.id.clone();
         let enis = p.objects("NetworkInterfaces");
         if enis.is_empty() {
             let Some(subnet) = subnet else {
-                let msg = "an instance without SubnetId runs in the account's default VPC: left out";
+                let msg =
+                    "an instance without SubnetId runs in the account's default VPC: left out";
                 self.report.add(&p.origin, 0, Severity::NotImported, msg);
                 return INSTANCE_IGNORED;
             };
-            self.push_interface(Interface {
-                origin: p.origin.clone(),
-                instance: id,
-                eni: None,
-                primary: true,
-                subnet,
-                private_ip,
-                public_ip: PublicIp::None,
-                groups,
-            }, None);
+            self.push_interface(
+                Interface {
+                    origin: p.origin.clone(),
+                    instance: id,
+                    eni: None,
+                    primary: true,
+                    subnet,
+                    private_ip,
+                    public_ip: PublicIp::None,
+                    groups,
+                },
+                None,
+            );
             return INSTANCE_IGNORED;
         }
         for mut e in enis {
@@ -979,7 +1176,12 @@ impl<'a> Reader<'a> {
                             self.instance_primary.insert(id.clone(), n);
                         }
                     }
-                    None => self.missing(&e.origin.clone(), "NetworkInterfaceId", &existing, "network interface"),
+                    None => self.missing(
+                        &e.origin.clone(),
+                        "NetworkInterfaceId",
+                        &existing,
+                        "network interface",
+                    ),
                 }
                 e.finish(&mut self.report, &["DeleteOnTermination", "Description"]);
                 continue;
@@ -1006,7 +1208,11 @@ impl<'a> Reader<'a> {
 
     /// The properties an interface has inline (an instance's `NetworkInterfaces` item) or as a
     /// resource: the interface, and `AssociatePublicIpAddress` if given.
-    fn interface_props(&mut self, e: &mut Props<'_>, instance: &str) -> (Option<Interface>, Option<bool>) {
+    fn interface_props(
+        &mut self,
+        e: &mut Props<'_>,
+        instance: &str,
+    ) -> (Option<Interface>, Option<bool>) {
         let subnet = e.target("SubnetId", &mut self.report);
         let mut private_ip = e.text("PrivateIpAddress", &mut self.report);
         let groups = e.targets("GroupSet", &mut self.report);
@@ -1022,15 +1228,29 @@ impl<'a> Reader<'a> {
             }
             a.finish(&mut self.report, &[]);
         }
-        for key in ["SecondaryPrivateIpAddressCount", "Ipv6Addresses", "Ipv6AddressCount", "Ipv4Prefixes", "Ipv4PrefixCount", "Ipv6Prefixes", "Ipv6PrefixCount"] {
+        for key in [
+            "SecondaryPrivateIpAddressCount",
+            "Ipv6Addresses",
+            "Ipv6AddressCount",
+            "Ipv4Prefixes",
+            "Ipv4PrefixCount",
+            "Ipv6Prefixes",
+            "Ipv6PrefixCount",
+        ] {
             if e.val(key).is_some() {
                 let msg = format!("{key} is not part of the format: not imported");
-                self.report.add(&e.origin, e.line(key), Severity::NotImported, msg);
+                self.report
+                    .add(&e.origin, e.line(key), Severity::NotImported, msg);
             }
         }
         if e.bool("SourceDestCheck", &mut self.report) == Some(false) {
             let msg = "SourceDestCheck false is not part of the format yet: the interface keeps the check";
-            self.report.add(&e.origin, e.line("SourceDestCheck"), Severity::NotImported, msg);
+            self.report.add(
+                &e.origin,
+                e.line("SourceDestCheck"),
+                Severity::NotImported,
+                msg,
+            );
         }
         let Some(subnet) = subnet else {
             let msg = "the interface needs a SubnetId: left out";
@@ -1072,7 +1292,13 @@ impl<'a> Reader<'a> {
             // Standalone until an instance or attachment claims it; it is its own host.
             self.inv.interfaces.push(i);
         }
-        &["Description", "Tags", "InterfaceType", "ConnectionTrackingSpecification", "EnablePrimaryIpv6"]
+        &[
+            "Description",
+            "Tags",
+            "InterfaceType",
+            "ConnectionTrackingSpecification",
+            "EnablePrimaryIpv6",
+        ]
     }
 
     fn interface_attachment(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
@@ -1080,12 +1306,22 @@ impl<'a> Reader<'a> {
         let eni = p.target("NetworkInterfaceId", &mut self.report);
         let index = p.int("DeviceIndex", &mut self.report).unwrap_or(1);
         if let (Some(instance), Some(eni)) = (instance, eni) {
-            match self.inv.interfaces.iter_mut().find(|i| i.eni.as_deref() == Some(eni.as_str())) {
+            match self
+                .inv
+                .interfaces
+                .iter_mut()
+                .find(|i| i.eni.as_deref() == Some(eni.as_str()))
+            {
                 Some(i) => {
                     i.instance = instance;
                     i.primary = index == 0;
                 }
-                None => self.missing(&p.origin.clone(), "NetworkInterfaceId", &eni, "network interface"),
+                None => self.missing(
+                    &p.origin.clone(),
+                    "NetworkInterfaceId",
+                    &eni,
+                    "network interface",
+                ),
             }
         }
         &["DeleteOnTermination", "EnaSrdSpecification"]
@@ -1096,8 +1332,10 @@ impl<'a> Reader<'a> {
         let peer = p.target("PeerVpcId", &mut self.report);
         for key in ["PeerOwnerId", "PeerRegion", "PeerRoleArn"] {
             if p.val(key).is_some() {
-                let msg = format!("{key}: a peer in another account or region is outside this import");
-                self.report.add(&p.origin, p.line(key), Severity::Ignored, msg);
+                let msg =
+                    format!("{key}: a peer in another account or region is outside this import");
+                self.report
+                    .add(&p.origin, p.line(key), Severity::Ignored, msg);
             }
         }
         let Some(vpc) = vpc else {
@@ -1111,7 +1349,8 @@ impl<'a> Reader<'a> {
                 "the peer VPC {} is not in the template: the connection cannot be expressed, and routes to it are not imported",
                 peer.as_deref().unwrap_or("?")
             );
-            self.report.add(&p.origin, p.line("PeerVpcId"), Severity::NotImported, msg);
+            self.report
+                .add(&p.origin, p.line("PeerVpcId"), Severity::NotImported, msg);
         }
         self.inv.peerings.push(Peering {
             origin: p.origin.clone(),
@@ -1127,22 +1366,38 @@ impl<'a> Reader<'a> {
         if let Some(traffic) = p.text("TrafficType", &mut self.report)
             && traffic != "ALL"
         {
-            let msg = format!("TrafficType {traffic}: the agent logs accepted and rejected traffic (ALL)");
-            self.report.add(&p.origin, p.line("TrafficType"), Severity::NotImported, msg);
+            let msg = format!(
+                "TrafficType {traffic}: the agent logs accepted and rejected traffic (ALL)"
+            );
+            self.report
+                .add(&p.origin, p.line("TrafficType"), Severity::NotImported, msg);
         }
         let scope = p.text("ResourceType", &mut self.report);
-        let resource = p.text("ResourceId", &mut self.report).or_else(|| p.target("ResourceId", &mut self.report));
+        let resource = p
+            .text("ResourceId", &mut self.report)
+            .or_else(|| p.target("ResourceId", &mut self.report));
         if let Some(scope) = scope {
             let msg = format!(
                 "scope {scope} {}: the agent logs every interface it manages",
                 resource.unwrap_or_default()
             );
-            self.report.add(&p.origin, p.line("ResourceType"), Severity::Assumed, msg);
+            self.report
+                .add(&p.origin, p.line("ResourceType"), Severity::Assumed, msg);
         }
-        for key in ["LogDestinationType", "LogDestination", "LogGroupName", "DeliverLogsPermissionArn", "DeliverCrossAccountRole", "DestinationOptions"] {
+        for key in [
+            "LogDestinationType",
+            "LogDestination",
+            "LogGroupName",
+            "DeliverLogsPermissionArn",
+            "DeliverCrossAccountRole",
+            "DestinationOptions",
+        ] {
             if p.val(key).is_some() {
-                let msg = format!("{key}: records go to stdout (choose with `vpc-agent run --flow-log` or flow_logs.destination)");
-                self.report.add(&p.origin, p.line(key), Severity::Assumed, msg);
+                let msg = format!(
+                    "{key}: records go to stdout (choose with `vpc-agent run --flow-log` or flow_logs.destination)"
+                );
+                self.report
+                    .add(&p.origin, p.line(key), Severity::Assumed, msg);
             }
         }
         self.inv.flow_logs.push(FlowLog {
@@ -1201,7 +1456,9 @@ const INSTANCE_IGNORED: &[&str] = &[
 
 /// The `Name` tag of a resource's properties.
 fn name_tag(props: &Val) -> Option<String> {
-    props.get("Tags")?.list().iter().find_map(|t| {
-        (t.get("Key")?.text()? == "Name").then(|| t.get("Value")?.text())?
-    })
+    props
+        .get("Tags")?
+        .list()
+        .iter()
+        .find_map(|t| (t.get("Key")?.text()? == "Name").then(|| t.get("Value")?.text())?)
 }

@@ -33,7 +33,11 @@ const SECTIONS: [(&str, &str); 10] = [
 ];
 
 /// Imports `docs` (file name, text); `source` names the input in the report.
-pub fn import(source: &str, docs: &[(String, String)], options: &Options) -> Result<Imported, ImportError> {
+pub fn import(
+    source: &str,
+    docs: &[(String, String)],
+    options: &Options,
+) -> Result<Imported, ImportError> {
     let mut r = Reader {
         report: Report::new(source),
         inv: Inventory::default(),
@@ -48,7 +52,8 @@ pub fn import(source: &str, docs: &[(String, String)], options: &Options) -> Res
         if !matches!(doc.value, Value::Map(_)) {
             return Err(ImportError::Input {
                 file: file.clone(),
-                reason: "expected the JSON object an `aws ec2 describe-*` command prints".to_owned(),
+                reason: "expected the JSON object an `aws ec2 describe-*` command prints"
+                    .to_owned(),
             });
         }
         r.file.clone_from(file);
@@ -57,7 +62,12 @@ pub fn import(source: &str, docs: &[(String, String)], options: &Options) -> Res
             let Some((_, command)) = SECTIONS.iter().find(|(k, _)| k == key) else {
                 if key != "NextToken" {
                     let o = r.origin(key, "describe output", value.line, None);
-                    r.report.add(&o, 0, Severity::Ignored, "not the output of a describe command the importer reads");
+                    r.report.add(
+                        &o,
+                        0,
+                        Severity::Ignored,
+                        "not the output of a describe command the importer reads",
+                    );
                 }
                 continue;
             };
@@ -155,7 +165,9 @@ impl Reader {
             }
             return;
         }
-        let id = text(n, id_key).or_else(|| text(n, "PublicIp")).unwrap_or_default();
+        let id = text(n, id_key)
+            .or_else(|| text(n, "PublicIp"))
+            .unwrap_or_default();
         let o = self.origin(&id, command, n.line, name_tag(n));
         if id.is_empty() {
             let msg = format!("an entry without {id_key}: not imported");
@@ -177,7 +189,9 @@ impl Reader {
             "InternetGateways" => self.inv.internet_gateways.push(InternetGateway {
                 vpcs: items(n, "Attachments")
                     .iter()
-                    .filter(|a| text(a, "State").is_none_or(|s| s == "available" || s == "attached"))
+                    .filter(|a| {
+                        text(a, "State").is_none_or(|s| s == "available" || s == "attached")
+                    })
                     .filter_map(|a| text(a, "VpcId"))
                     .collect(),
                 origin: o,
@@ -191,7 +205,10 @@ impl Reader {
         let v6 = items(n, "Ipv6CidrBlockAssociationSet");
         if !v6.is_empty() {
             let blocks: Vec<String> = v6.iter().filter_map(|b| text(b, "Ipv6CidrBlock")).collect();
-            let msg = format!("IPv6 blocks ({}) are not part of the format yet: not imported", blocks.join(", "));
+            let msg = format!(
+                "IPv6 blocks ({}) are not part of the format yet: not imported",
+                blocks.join(", ")
+            );
             self.note(o, v6[0].line, Severity::NotImported, msg);
         }
     }
@@ -208,13 +225,21 @@ impl Reader {
             }
         }
         self.ipv6_sets(&o, n);
-        self.inv.vpcs.push(Vpc { origin: o, cidr_blocks: blocks });
+        self.inv.vpcs.push(Vpc {
+            origin: o,
+            cidr_blocks: blocks,
+        });
     }
 
     fn subnet(&mut self, o: Origin, n: &Node) {
         self.ipv6_sets(&o, n);
         let (Some(vpc), Some(cidr)) = (text(n, "VpcId"), text(n, "CidrBlock")) else {
-            self.note(&o, 0, Severity::NotImported, "a subnet needs VpcId and CidrBlock: not imported");
+            self.note(
+                &o,
+                0,
+                Severity::NotImported,
+                "a subnet needs VpcId and CidrBlock: not imported",
+            );
             return;
         };
         self.inv.subnets.push(Subnet {
@@ -237,7 +262,12 @@ impl Reader {
                 subnets.push(s);
             }
             if text(a, "GatewayId").is_some() {
-                self.note(&o, a.line, Severity::NotImported, "gateway route tables (edge associations) are not part of the format");
+                self.note(
+                    &o,
+                    a.line,
+                    Severity::NotImported,
+                    "gateway route tables (edge associations) are not part of the format",
+                );
             }
         }
         let vgws = items(n, "PropagatingVgws");
@@ -247,12 +277,19 @@ impl Reader {
         }
         let mut routes = Vec::new();
         for r in items(n, "Routes") {
-            let ro = Origin { line: r.line, ..o.clone() };
+            let ro = Origin {
+                line: r.line,
+                ..o.clone()
+            };
             if text(r, "Origin").as_deref() == Some("EnableVgwRoutePropagation") {
                 continue; // Reported with PropagatingVgws.
             }
             let Some(destination) = text(r, "DestinationCidrBlock") else {
-                let what = if r.get("DestinationIpv6CidrBlock").is_some() { "IPv6 routes" } else { "routes to prefix lists" };
+                let what = if r.get("DestinationIpv6CidrBlock").is_some() {
+                    "IPv6 routes"
+                } else {
+                    "routes to prefix lists"
+                };
                 let msg = format!("{what} are not part of the format yet: not imported");
                 self.note(&ro, 0, Severity::NotImported, msg);
                 continue;
@@ -274,7 +311,10 @@ impl Reader {
                     ("InstanceId", "an instance (NAT instance)"),
                     ("NetworkInterfaceId", "a network interface"),
                     ("TransitGatewayId", "a transit gateway"),
-                    ("EgressOnlyInternetGatewayId", "an egress-only internet gateway"),
+                    (
+                        "EgressOnlyInternetGatewayId",
+                        "an egress-only internet gateway",
+                    ),
                     ("CarrierGatewayId", "a carrier gateway"),
                     ("LocalGatewayId", "a local gateway"),
                     ("CoreNetworkArn", "a core network"),
@@ -285,31 +325,55 @@ impl Reader {
                     .unwrap_or_else(|| "an unknown target".to_owned());
                 RouteTo::Unsupported(what)
             };
-            routes.push(Route { origin: ro, destination, target });
+            routes.push(Route {
+                origin: ro,
+                destination,
+                target,
+            });
         }
-        self.inv.route_tables.push(RouteTable { origin: o, vpc, main, routes, subnets });
+        self.inv.route_tables.push(RouteTable {
+            origin: o,
+            vpc,
+            main,
+            routes,
+            subnets,
+        });
     }
 
     fn network_acl(&mut self, o: Origin, n: &Node) {
         let Some(vpc) = text(n, "VpcId") else { return };
         let mut entries = Vec::new();
         for e in items(n, "Entries") {
-            let eo = Origin { line: e.line, ..o.clone() };
+            let eo = Origin {
+                line: e.line,
+                ..o.clone()
+            };
             let rule = int(e, "RuleNumber").unwrap_or(0);
             let Some(cidr) = text(e, "CidrBlock") else {
                 // IPv6 entries: AWS's own `*` rule for IPv6 (32768) is what dropping IPv6 does.
                 if rule != 32768 {
-                    let msg = format!("rule {rule}: IPv6 rules are not part of the format yet: not imported");
+                    let msg = format!(
+                        "rule {rule}: IPv6 rules are not part of the format yet: not imported"
+                    );
                     self.note(&eo, 0, Severity::NotImported, msg);
                 }
                 continue;
             };
             let Some(protocol) = text(e, "Protocol").as_deref().and_then(protocol_number) else {
-                self.note(&eo, 0, Severity::NotImported, "an entry without a protocol: not imported");
+                self.note(
+                    &eo,
+                    0,
+                    Severity::NotImported,
+                    "an entry without a protocol: not imported",
+                );
                 continue;
             };
-            let range = e.get("PortRange").map(|p| (int(p, "From").unwrap_or(0), int(p, "To").unwrap_or(65535)));
-            let icmp = e.get("IcmpTypeCode").map(|p| (int(p, "Type").unwrap_or(-1), int(p, "Code").unwrap_or(-1)));
+            let range = e
+                .get("PortRange")
+                .map(|p| (int(p, "From").unwrap_or(0), int(p, "To").unwrap_or(65535)));
+            let icmp = e
+                .get("IcmpTypeCode")
+                .map(|p| (int(p, "Type").unwrap_or(-1), int(p, "Code").unwrap_or(-1)));
             entries.push(AclEntry {
                 origin: eo,
                 egress: flag(e, "Egress").unwrap_or(false),
@@ -321,7 +385,10 @@ impl Reader {
                 allow: text(e, "RuleAction").as_deref() == Some("allow"),
             });
         }
-        let subnets = items(n, "Associations").iter().filter_map(|a| text(a, "SubnetId")).collect();
+        let subnets = items(n, "Associations")
+            .iter()
+            .filter_map(|a| text(a, "SubnetId"))
+            .collect();
         self.inv.network_acls.push(NetworkAcl {
             default: flag(n, "IsDefault").unwrap_or(false),
             origin: o,
@@ -334,27 +401,50 @@ impl Reader {
     fn permissions(&mut self, o: &Origin, n: &Node, key: &str) -> Vec<SgRule> {
         let mut rules = Vec::new();
         for p in items(n, key) {
-            let po = Origin { line: p.line, ..o.clone() };
+            let po = Origin {
+                line: p.line,
+                ..o.clone()
+            };
             let Some(protocol) = text(p, "IpProtocol").as_deref().and_then(protocol_number) else {
-                self.note(&po, 0, Severity::NotImported, "a permission without IpProtocol: not imported");
+                self.note(
+                    &po,
+                    0,
+                    Severity::NotImported,
+                    "a permission without IpProtocol: not imported",
+                );
                 continue;
             };
             let from_port = int(p, "FromPort");
             let to_port = int(p, "ToPort");
-            let mut peers: Vec<SgPeer> = items(p, "IpRanges").iter().filter_map(|r| text(r, "CidrIp")).map(SgPeer::Cidr).collect();
+            let mut peers: Vec<SgPeer> = items(p, "IpRanges")
+                .iter()
+                .filter_map(|r| text(r, "CidrIp"))
+                .map(SgPeer::Cidr)
+                .collect();
             for pair in items(p, "UserIdGroupPairs") {
                 if let Some(g) = text(pair, "GroupId") {
                     peers.push(SgPeer::Group(g));
                 }
             }
-            for (list, what) in [("Ipv6Ranges", "IPv6 ranges"), ("PrefixListIds", "prefix lists")] {
+            for (list, what) in [
+                ("Ipv6Ranges", "IPv6 ranges"),
+                ("PrefixListIds", "prefix lists"),
+            ] {
                 if !items(p, list).is_empty() {
-                    let msg = format!("{what} are not part of the format yet: those peers are not imported");
+                    let msg = format!(
+                        "{what} are not part of the format yet: those peers are not imported"
+                    );
                     self.note(&po, 0, Severity::NotImported, msg);
                 }
             }
             for peer in peers {
-                rules.push(SgRule { origin: po.clone(), protocol, from_port, to_port, peer });
+                rules.push(SgRule {
+                    origin: po.clone(),
+                    protocol,
+                    from_port,
+                    to_port,
+                    peer,
+                });
             }
         }
         rules
@@ -363,7 +453,9 @@ impl Reader {
     fn security_group(&mut self, o: Origin, n: &Node) {
         let Some(vpc) = text(n, "VpcId") else { return };
         let inbound = self.permissions(&o, n, "IpPermissions");
-        let outbound = n.get("IpPermissionsEgress").map(|_| self.permissions(&o, n, "IpPermissionsEgress"));
+        let outbound = n
+            .get("IpPermissionsEgress")
+            .map(|_| self.permissions(&o, n, "IpPermissionsEgress"));
         self.inv.security_groups.push(SecurityGroup {
             group_name: text(n, "GroupName"),
             origin: o,
@@ -377,21 +469,38 @@ impl Reader {
         if let Some(state) = text(n, "State")
             && matches!(state.as_str(), "deleted" | "deleting" | "failed")
         {
-            self.note(&o, 0, Severity::Ignored, format!("state {state}: not imported"));
+            self.note(
+                &o,
+                0,
+                Severity::Ignored,
+                format!("state {state}: not imported"),
+            );
             return;
         }
         if text(n, "ConnectivityType").as_deref() == Some("private") {
-            self.note(&o, 0, Severity::NotImported, "private NAT gateways (no elastic IP) are not part of the format");
+            self.note(
+                &o,
+                0,
+                Severity::NotImported,
+                "private NAT gateways (no elastic IP) are not part of the format",
+            );
             return;
         }
-        let Some(subnet) = text(n, "SubnetId") else { return };
+        let Some(subnet) = text(n, "SubnetId") else {
+            return;
+        };
         let addresses = items(n, "NatGatewayAddresses");
         let primary = addresses
             .iter()
             .find(|a| flag(a, "IsPrimary") == Some(true))
             .or_else(|| addresses.first());
         if addresses.len() > 1 {
-            self.note(&o, 0, Severity::NotImported, "secondary addresses of the NAT gateway are not part of the format");
+            self.note(
+                &o,
+                0,
+                Severity::NotImported,
+                "secondary addresses of the NAT gateway are not part of the format",
+            );
         }
         self.inv.nat_gateways.push(NatGateway {
             private_ip: primary.and_then(|a| text(a, "PrivateIp")),
@@ -409,18 +518,31 @@ impl Reader {
         if let Some(state) = n.get("State").and_then(|s| text(s, "Name"))
             && matches!(state.as_str(), "terminated" | "shutting-down")
         {
-            self.note(&o, 0, Severity::Ignored, format!("state {state}: not imported"));
+            self.note(
+                &o,
+                0,
+                Severity::Ignored,
+                format!("state {state}: not imported"),
+            );
             return;
         }
         if flag(n, "SourceDestCheck") == Some(false) {
             let msg = "SourceDestCheck false (a NAT instance) is not part of the format yet: the instance keeps the check";
             self.note(&o, 0, Severity::NotImported, msg);
         }
-        let groups: Vec<String> = items(n, "SecurityGroups").iter().filter_map(|g| text(g, "GroupId")).collect();
+        let groups: Vec<String> = items(n, "SecurityGroups")
+            .iter()
+            .filter_map(|g| text(g, "GroupId"))
+            .collect();
         let enis = items(n, "NetworkInterfaces");
         if enis.is_empty() {
             let Some(subnet) = text(n, "SubnetId") else {
-                self.note(&o, 0, Severity::NotImported, "an instance without a subnet: not imported");
+                self.note(
+                    &o,
+                    0,
+                    Severity::NotImported,
+                    "an instance without a subnet: not imported",
+                );
                 return;
             };
             let public_ip = text(n, "PublicIpAddress").map_or(PublicIp::None, PublicIp::Address);
@@ -437,36 +559,59 @@ impl Reader {
             return;
         }
         for e in enis {
-            let index = e.get("Attachment").and_then(|a| int(a, "DeviceIndex")).unwrap_or(0);
+            let index = e
+                .get("Attachment")
+                .and_then(|a| int(a, "DeviceIndex"))
+                .unwrap_or(0);
             let eni = text(e, "NetworkInterfaceId");
             let mut eo = o.clone();
             if index != 0 {
                 eo.id = eni.clone().unwrap_or_else(|| format!("{id}.eth{index}"));
                 eo.line = e.line;
             }
-            let Some(subnet) = text(e, "SubnetId").or_else(|| text(n, "SubnetId")) else { continue };
-            let secondary = items(e, "PrivateIpAddresses").iter().filter(|a| flag(a, "Primary") == Some(false)).count();
+            let Some(subnet) = text(e, "SubnetId").or_else(|| text(n, "SubnetId")) else {
+                continue;
+            };
+            let secondary = items(e, "PrivateIpAddresses")
+                .iter()
+                .filter(|a| flag(a, "Primary") == Some(false))
+                .count();
             if secondary > 0 {
-                let msg = format!("{secondary} secondary private address(es) are not part of the format: not imported");
+                let msg = format!(
+                    "{secondary} secondary private address(es) are not part of the format: not imported"
+                );
                 self.note(&eo, e.line, Severity::NotImported, msg);
             }
             if !items(e, "Ipv6Addresses").is_empty() {
-                self.note(&eo, e.line, Severity::NotImported, "IPv6 addresses are not part of the format yet");
+                self.note(
+                    &eo,
+                    e.line,
+                    Severity::NotImported,
+                    "IPv6 addresses are not part of the format yet",
+                );
             }
             let public = e
                 .get("Association")
                 .and_then(|a| text(a, "PublicIp"))
                 .or_else(|| (index == 0).then(|| text(n, "PublicIpAddress")).flatten());
-            let eni_groups: Vec<String> = items(e, "Groups").iter().filter_map(|g| text(g, "GroupId")).collect();
+            let eni_groups: Vec<String> = items(e, "Groups")
+                .iter()
+                .filter_map(|g| text(g, "GroupId"))
+                .collect();
             self.inv.interfaces.push(Interface {
                 origin: eo,
                 instance: id.clone(),
                 eni,
                 primary: index == 0,
                 subnet,
-                private_ip: text(e, "PrivateIpAddress").or_else(|| (index == 0).then(|| text(n, "PrivateIpAddress")).flatten()),
+                private_ip: text(e, "PrivateIpAddress")
+                    .or_else(|| (index == 0).then(|| text(n, "PrivateIpAddress")).flatten()),
                 public_ip: public.map_or(PublicIp::None, PublicIp::Address),
-                groups: if eni_groups.is_empty() && index == 0 { groups.clone() } else { eni_groups },
+                groups: if eni_groups.is_empty() && index == 0 {
+                    groups.clone()
+                } else {
+                    eni_groups
+                },
             });
         }
     }
@@ -475,12 +620,21 @@ impl Reader {
         if let Some(code) = n.get("Status").and_then(|s| text(s, "Code"))
             && code != "active"
         {
-            self.note(&o, 0, Severity::Ignored, format!("status {code}: not imported"));
+            self.note(
+                &o,
+                0,
+                Severity::Ignored,
+                format!("status {code}: not imported"),
+            );
             return;
         }
         let requester = n.get("RequesterVpcInfo").and_then(|i| text(i, "VpcId"));
         let accepter = n.get("AccepterVpcInfo").and_then(|i| text(i, "VpcId"));
         let Some(vpc) = requester else { return };
-        self.inv.peerings.push(Peering { origin: o, vpc, peer_vpc: accepter });
+        self.inv.peerings.push(Peering {
+            origin: o,
+            vpc,
+            peer_vpc: accepter,
+        });
     }
 }

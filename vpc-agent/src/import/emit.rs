@@ -24,7 +24,10 @@ const IFNAME_MAX: usize = 15;
 
 /// Where allocated public addresses come from (documentation ranges, RFC 5737), in order.
 const PUBLIC_POOLS: [(Ipv4Addr, Ipv4Addr); 2] = [
-    (Ipv4Addr::new(198, 51, 100, 10), Ipv4Addr::new(198, 51, 100, 254)),
+    (
+        Ipv4Addr::new(198, 51, 100, 10),
+        Ipv4Addr::new(198, 51, 100, 254),
+    ),
     (Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(192, 0, 2, 254)),
 ];
 
@@ -216,7 +219,11 @@ impl Emitter<'_> {
                 .filter(char::is_ascii_alphanumeric)
                 .take(IFNAME_MAX)
                 .collect();
-            let stem = if stem.is_empty() { "subnet".to_owned() } else { stem };
+            let stem = if stem.is_empty() {
+                "subnet".to_owned()
+            } else {
+                stem
+            };
             let mut p = stem.clone();
             let mut n = 1;
             while self.ports.contains(&p) {
@@ -347,11 +354,17 @@ impl Emitter<'_> {
         for s in inv.subnets.iter().filter(|s| s.vpc == id) {
             match s.cidr.parse::<Ipv4Net>() {
                 Ok(net) => {
-                    subnets.insert(s.origin.id.clone(), subnet_names.take(&self.base(&s.origin)));
+                    subnets.insert(
+                        s.origin.id.clone(),
+                        subnet_names.take(&self.base(&s.origin)),
+                    );
                     subnet_cidrs.insert(s.origin.id.clone(), net);
                 }
                 Err(_) => {
-                    let msg = format!("CIDR block '{}' is not IPv4: the subnet is left out", s.cidr);
+                    let msg = format!(
+                        "CIDR block '{}' is not IPv4: the subnet is left out",
+                        s.cidr
+                    );
                     self.note(&s.origin, Severity::NotImported, msg);
                 }
             }
@@ -362,7 +375,11 @@ impl Emitter<'_> {
             .iter()
             .filter(|t| t.vpc == id)
             .map(|t| {
-                let n = if t.main { "main".to_owned() } else { table_names.take(&self.base(&t.origin)) };
+                let n = if t.main {
+                    "main".to_owned()
+                } else {
+                    table_names.take(&self.base(&t.origin))
+                };
                 (t.origin.id.clone(), n)
             })
             .collect();
@@ -372,7 +389,11 @@ impl Emitter<'_> {
             .iter()
             .filter(|a| a.vpc == id)
             .map(|a| {
-                let n = if a.default { "default".to_owned() } else { acl_names.take(&self.base(&a.origin)) };
+                let n = if a.default {
+                    "default".to_owned()
+                } else {
+                    acl_names.take(&self.base(&a.origin))
+                };
                 (a.origin.id.clone(), n)
             })
             .collect();
@@ -396,15 +417,26 @@ impl Emitter<'_> {
             .iter()
             .filter(|g| g.vpcs.iter().any(|v| v == id))
             .collect();
-        let igw = attached.first().map(|g| (g.origin.id.clone(), targets.take(&self.base(&g.origin))));
+        let igw = attached
+            .first()
+            .map(|g| (g.origin.id.clone(), targets.take(&self.base(&g.origin))));
         for extra in attached.iter().skip(1) {
-            let msg = format!("a VPC has one internet gateway: {} already is VPC {name}'s", attached[0].origin.id);
+            let msg = format!(
+                "a VPC has one internet gateway: {} already is VPC {name}'s",
+                attached[0].origin.id
+            );
             self.note(&extra.origin, Severity::NotImported, msg);
         }
         let mut nats = BTreeMap::new();
-        for n in inv.nat_gateways.iter().filter(|n| subnets.contains_key(&n.subnet)) {
+        for n in inv
+            .nat_gateways
+            .iter()
+            .filter(|n| subnets.contains_key(&n.subnet))
+        {
             if igw.is_none() {
-                let msg = format!("VPC {name} has no internet gateway for the NAT gateway's elastic IP: left out");
+                let msg = format!(
+                    "VPC {name} has no internet gateway for the NAT gateway's elastic IP: left out"
+                );
                 self.note(&n.origin, Severity::NotImported, msg);
                 continue;
             }
@@ -414,7 +446,12 @@ impl Emitter<'_> {
             .peerings
             .iter()
             .filter(|p| p.vpc == id || p.peer_vpc.as_deref() == Some(id))
-            .filter_map(|p| Some((p.origin.id.clone(), peering_names.get(&p.origin.id)?.clone())))
+            .filter_map(|p| {
+                Some((
+                    p.origin.id.clone(),
+                    peering_names.get(&p.origin.id)?.clone(),
+                ))
+            })
             .collect();
         Scope {
             name,
@@ -430,13 +467,22 @@ impl Emitter<'_> {
         }
     }
 
-    fn vpc(&mut self, out: &mut String, vpc: &super::inventory::Vpc, s: &Scope, peers: &[(String, String)]) {
+    fn vpc(
+        &mut self,
+        out: &mut String,
+        vpc: &super::inventory::Vpc,
+        s: &Scope,
+        peers: &[(String, String)],
+    ) {
         let inv = self.inv;
         let _ = writeln!(out, "  - name: {}   # {}", q(&s.name), where_(&vpc.origin));
         let blocks: Vec<String> = s.blocks.iter().map(ToString::to_string).collect();
         let _ = writeln!(out, "    cidr_blocks: [{}]", blocks.join(", "));
         if let Some((igw_id, igw_name)) = &s.igw {
-            let igw = inv.internet_gateways.iter().find(|g| &g.origin.id == igw_id);
+            let igw = inv
+                .internet_gateways
+                .iter()
+                .find(|g| &g.origin.id == igw_id);
             if let Some(igw) = igw {
                 let port = self.port(&igw.origin, igw_name, true);
                 let _ = writeln!(out, "    internet_gateway:   # {}", where_(&igw.origin));
@@ -446,10 +492,26 @@ impl Emitter<'_> {
         }
         // Addresses: what is given first, then allocation in what is left.
         let mut private_used: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
-        let nat_list: Vec<_> = inv.nat_gateways.iter().filter(|n| s.nats.contains_key(&n.origin.id)).collect();
-        let iface_list: Vec<&Interface> = inv.interfaces.iter().filter(|i| s.subnets.contains_key(&i.subnet)).collect();
-        for i in inv.interfaces.iter().filter(|i| !s.subnets.contains_key(&i.subnet)) {
-            if inv.subnets.iter().any(|sub| sub.origin.id == i.subnet && sub.vpc == vpc.origin.id) {
+        let nat_list: Vec<_> = inv
+            .nat_gateways
+            .iter()
+            .filter(|n| s.nats.contains_key(&n.origin.id))
+            .collect();
+        let iface_list: Vec<&Interface> = inv
+            .interfaces
+            .iter()
+            .filter(|i| s.subnets.contains_key(&i.subnet))
+            .collect();
+        for i in inv
+            .interfaces
+            .iter()
+            .filter(|i| !s.subnets.contains_key(&i.subnet))
+        {
+            if inv
+                .subnets
+                .iter()
+                .any(|sub| sub.origin.id == i.subnet && sub.vpc == vpc.origin.id)
+            {
                 let msg = format!("its subnet {} was left out: not imported", i.subnet);
                 self.note(&i.origin, Severity::NotImported, msg);
             }
@@ -472,7 +534,11 @@ impl Emitter<'_> {
             record(&mut private_used, &i.subnet, given.as_deref());
             iface_private.push(given);
         }
-        let mut alloc = |me: &mut Self, o: &Origin, subnet: &str, given: Option<String>| -> Option<String> {
+        let mut alloc = |me: &mut Self,
+                         o: &Origin,
+                         subnet: &str,
+                         given: Option<String>|
+         -> Option<String> {
             if given.is_some() {
                 return given;
             }
@@ -480,7 +546,9 @@ impl Emitter<'_> {
             let used = private_used.entry(subnet.to_owned()).or_default();
             let first = u32::from(net.network()) + 4;
             let last = u32::from(net.broadcast()).saturating_sub(1);
-            let ip = (first..=last).map(Ipv4Addr::from).find(|ip| !used.contains(ip));
+            let ip = (first..=last)
+                .map(Ipv4Addr::from)
+                .find(|ip| !used.contains(ip));
             match ip {
                 Some(ip) => {
                     used.insert(ip);
@@ -492,7 +560,11 @@ impl Emitter<'_> {
                     Some(ip.to_string())
                 }
                 None => {
-                    me.note(o, Severity::NotImported, format!("subnet {net} has no free address left: not imported"));
+                    me.note(
+                        o,
+                        Severity::NotImported,
+                        format!("subnet {net} has no free address left: not imported"),
+                    );
                     None
                 }
             }
@@ -514,14 +586,16 @@ impl Emitter<'_> {
             let Some(private) = private else { continue };
             let elastic = match &n.elastic_ip {
                 NatAddress::Address(a) => Some(a.clone()),
-                NatAddress::Allocation(eip) => match inv.elastic_ips.iter().find(|e| &e.origin.id == eip) {
-                    Some(e) => self.elastic_address(e),
-                    None => {
-                        let msg = format!("AllocationId {eip} is no elastic IP of the input");
-                        self.note(&n.origin, Severity::NotImported, msg);
-                        None
+                NatAddress::Allocation(eip) => {
+                    match inv.elastic_ips.iter().find(|e| &e.origin.id == eip) {
+                        Some(e) => self.elastic_address(e),
+                        None => {
+                            let msg = format!("AllocationId {eip} is no elastic IP of the input");
+                            self.note(&n.origin, Severity::NotImported, msg);
+                            None
+                        }
                     }
-                },
+                }
                 NatAddress::Unknown => None,
             };
             let elastic = elastic.or_else(|| {
@@ -531,12 +605,18 @@ impl Emitter<'_> {
             });
             let elastic = match elastic {
                 Some(e) => e,
-                None => match self.allocate_public(&n.origin, &format!("{}{PUBLIC_SUFFIX}", n.origin.id)) {
+                None => match self
+                    .allocate_public(&n.origin, &format!("{}{PUBLIC_SUFFIX}", n.origin.id))
+                {
                     Some(ip) => ip.to_string(),
                     None => continue,
                 },
             };
-            nat_lines.push(format!("      - name: {}   # {}", q(&name), where_(&n.origin)));
+            nat_lines.push(format!(
+                "      - name: {}   # {}",
+                q(&name),
+                where_(&n.origin)
+            ));
             nat_lines.push(format!("        subnet: {}", q(&s.subnets[&n.subnet])));
             nat_lines.push(format!("        private_ip: {}", q(&private)));
             nat_lines.push(format!("        elastic_ip: {}", q(&elastic)));
@@ -567,7 +647,10 @@ impl Emitter<'_> {
                 if s.igw.is_some() {
                     let _ = writeln!(out, "        public_ip: {}", q(&public));
                 } else {
-                    let msg = format!("public IP {public} dropped: VPC {} has no internet gateway to map it", s.name);
+                    let msg = format!(
+                        "public IP {public} dropped: VPC {} has no internet gateway to map it",
+                        s.name
+                    );
                     self.note(&i.origin, Severity::NotImported, msg);
                 }
             }
@@ -577,7 +660,8 @@ impl Emitter<'_> {
                     Some(n) if !groups.contains(n) => groups.push(n.clone()),
                     Some(_) => {}
                     None => {
-                        let msg = format!("security group {g} is not in VPC {}: not applied", s.name);
+                        let msg =
+                            format!("security group {g} is not in VPC {}: not applied", s.name);
                         self.note(&i.origin, Severity::NotImported, msg);
                     }
                 }
@@ -586,14 +670,20 @@ impl Emitter<'_> {
                 let list: Vec<String> = groups.iter().map(|g| q(g)).collect();
                 let _ = writeln!(out, "        security_groups: [{}]", list.join(", "));
             } else if !i.groups.is_empty() {
-                let msg = "none of its security groups could be applied: it gets the VPC's default group";
+                let msg =
+                    "none of its security groups could be applied: it gets the VPC's default group";
                 self.note(&i.origin, Severity::NotImported, msg);
             }
         }
         if !peers.is_empty() {
             out.push_str("    peering_connections:\n");
             for (name, peer) in peers {
-                let _ = writeln!(out, "      - {{ name: {}, peer_vpc: {} }}", q(name), q(peer));
+                let _ = writeln!(
+                    out,
+                    "      - {{ name: {}, peer_vpc: {} }}",
+                    q(name),
+                    q(peer)
+                );
             }
         }
     }
@@ -629,7 +719,10 @@ impl Emitter<'_> {
         let address = self
             .lookup(false, &keys)
             .or_else(|| e.address.clone())
-            .or_else(|| self.allocate_public(&e.origin, &e.origin.id).map(|a| a.to_string()))?;
+            .or_else(|| {
+                self.allocate_public(&e.origin, &e.origin.id)
+                    .map(|a| a.to_string())
+            })?;
         self.eips.insert(e.origin.id.clone(), address.clone());
         Some(address)
     }
@@ -638,9 +731,9 @@ impl Emitter<'_> {
     /// at launch (given, or allocated).
     fn public_ip(&mut self, i: &Interface, name: &str) -> Option<String> {
         let eip = self.inv.elastic_ips.iter().find(|e| {
-            e.associated.as_deref().is_some_and(|a| {
-                i.eni.as_deref() == Some(a) || (i.primary && a == i.instance)
-            })
+            e.associated
+                .as_deref()
+                .is_some_and(|a| i.eni.as_deref() == Some(a) || (i.primary && a == i.instance))
         });
         if let Some(e) = eip {
             return self.elastic_address(e);
@@ -663,11 +756,21 @@ impl Emitter<'_> {
             .entries
             .values()
             .filter_map(|v| v.parse().ok())
-            .chain(self.inv.elastic_ips.iter().filter_map(|e| e.address.as_deref()?.parse().ok()))
-            .chain(self.inv.interfaces.iter().filter_map(|i| match &i.public_ip {
-                PublicIp::Address(a) => a.parse().ok(),
-                _ => None,
-            }))
+            .chain(
+                self.inv
+                    .elastic_ips
+                    .iter()
+                    .filter_map(|e| e.address.as_deref()?.parse().ok()),
+            )
+            .chain(
+                self.inv
+                    .interfaces
+                    .iter()
+                    .filter_map(|i| match &i.public_ip {
+                        PublicIp::Address(a) => a.parse().ok(),
+                        _ => None,
+                    }),
+            )
             .collect();
         let ip = PUBLIC_POOLS.iter().find_map(|(a, b)| {
             (u32::from(*a)..=u32::from(*b))
@@ -684,7 +787,11 @@ impl Emitter<'_> {
                 Some(ip)
             }
             None => {
-                self.note(o, Severity::NotImported, "no public address left to allocate");
+                self.note(
+                    o,
+                    Severity::NotImported,
+                    "no public address left to allocate",
+                );
                 None
             }
         }
@@ -692,7 +799,11 @@ impl Emitter<'_> {
 
     fn subnets(&mut self, out: &mut String, vpc: &super::inventory::Vpc, s: &Scope) {
         let inv = self.inv;
-        let list: Vec<_> = inv.subnets.iter().filter(|x| s.subnets.contains_key(&x.origin.id)).collect();
+        let list: Vec<_> = inv
+            .subnets
+            .iter()
+            .filter(|x| s.subnets.contains_key(&x.origin.id))
+            .collect();
         if list.is_empty() {
             return;
         }
@@ -700,10 +811,19 @@ impl Emitter<'_> {
         for sub in list {
             let name = s.subnets[&sub.origin.id].clone();
             let port = self.port(&sub.origin, &name, false);
-            let _ = writeln!(out, "      - name: {}   # {}", q(&name), where_(&sub.origin));
+            let _ = writeln!(
+                out,
+                "      - name: {}   # {}",
+                q(&name),
+                where_(&sub.origin)
+            );
             let _ = writeln!(out, "        cidr: {}", s.subnet_cidrs[&sub.origin.id]);
             let _ = writeln!(out, "        interface: {}", q(&port));
-            let tables: Vec<_> = inv.route_tables.iter().filter(|t| t.subnets.contains(&sub.origin.id)).collect();
+            let tables: Vec<_> = inv
+                .route_tables
+                .iter()
+                .filter(|t| t.subnets.contains(&sub.origin.id))
+                .collect();
             if let Some(t) = tables.first() {
                 match s.tables.get(&t.origin.id) {
                     Some(n) if n == "main" => {}
@@ -711,16 +831,26 @@ impl Emitter<'_> {
                         let _ = writeln!(out, "        route_table: {}", q(n));
                     }
                     None => {
-                        let msg = format!("route table {} is not in VPC {}: the subnet uses the main table", t.origin.id, s.name);
+                        let msg = format!(
+                            "route table {} is not in VPC {}: the subnet uses the main table",
+                            t.origin.id, s.name
+                        );
                         self.note(&sub.origin, Severity::NotImported, msg);
                     }
                 }
             }
             for extra in tables.iter().skip(1) {
-                let msg = format!("a subnet has one route table: the association with {} is not imported", extra.origin.id);
+                let msg = format!(
+                    "a subnet has one route table: the association with {} is not imported",
+                    extra.origin.id
+                );
                 self.note(&sub.origin, Severity::NotImported, msg);
             }
-            let acls: Vec<_> = inv.network_acls.iter().filter(|a| a.subnets.contains(&sub.origin.id)).collect();
+            let acls: Vec<_> = inv
+                .network_acls
+                .iter()
+                .filter(|a| a.subnets.contains(&sub.origin.id))
+                .collect();
             if let Some(a) = acls.first() {
                 match s.acls.get(&a.origin.id) {
                     Some(n) if n == "default" => {}
@@ -728,13 +858,19 @@ impl Emitter<'_> {
                         let _ = writeln!(out, "        network_acl: {}", q(n));
                     }
                     None => {
-                        let msg = format!("network ACL {} is not in VPC {}: the subnet uses the default ACL", a.origin.id, s.name);
+                        let msg = format!(
+                            "network ACL {} is not in VPC {}: the subnet uses the default ACL",
+                            a.origin.id, s.name
+                        );
                         self.note(&sub.origin, Severity::NotImported, msg);
                     }
                 }
             }
             for extra in acls.iter().skip(1) {
-                let msg = format!("a subnet has one network ACL: the association with {} is not imported", extra.origin.id);
+                let msg = format!(
+                    "a subnet has one network ACL: the association with {} is not imported",
+                    extra.origin.id
+                );
                 self.note(&sub.origin, Severity::NotImported, msg);
             }
         }
@@ -743,7 +879,11 @@ impl Emitter<'_> {
 
     fn route_tables(&mut self, out: &mut String, vpc: &super::inventory::Vpc, s: &Scope) {
         let inv = self.inv;
-        let list: Vec<_> = inv.route_tables.iter().filter(|t| t.vpc == vpc.origin.id).collect();
+        let list: Vec<_> = inv
+            .route_tables
+            .iter()
+            .filter(|t| t.vpc == vpc.origin.id)
+            .collect();
         if list.is_empty() {
             return;
         }
@@ -755,13 +895,18 @@ impl Emitter<'_> {
             let mut lines = Vec::new();
             for r in &t.routes {
                 let Ok(dest) = r.destination.parse::<Ipv4Net>() else {
-                    let msg = format!("destination '{}' is not an IPv4 CIDR block: the route is not imported", r.destination);
+                    let msg = format!(
+                        "destination '{}' is not an IPv4 CIDR block: the route is not imported",
+                        r.destination
+                    );
                     self.note(&r.origin, Severity::NotImported, msg);
                     continue;
                 };
                 if let Some(block) = s.blocks.iter().find(|b| b.contains(&dest)) {
                     if *block != dest {
-                        let msg = format!("destination {dest} is inside the VPC block {block}: routes more specific than the local route are not part of the format");
+                        let msg = format!(
+                            "destination {dest} is inside the VPC block {block}: routes more specific than the local route are not part of the format"
+                        );
                         self.note(&r.origin, Severity::NotImported, msg);
                     }
                     continue;
@@ -802,7 +947,10 @@ impl Emitter<'_> {
                     self.note(&r.origin, Severity::NotImported, msg);
                     continue;
                 }
-                lines.push(format!("          - {{ destination: {dest}, target: {} }}", q(&target)));
+                lines.push(format!(
+                    "          - {{ destination: {dest}, target: {} }}",
+                    q(&target)
+                ));
             }
             if !lines.is_empty() {
                 out.push_str("        routes:\n");
@@ -816,17 +964,30 @@ impl Emitter<'_> {
 
     fn network_acls(&mut self, out: &mut String, vpc: &super::inventory::Vpc, s: &Scope) {
         let inv = self.inv;
-        let list: Vec<_> = inv.network_acls.iter().filter(|a| a.vpc == vpc.origin.id).collect();
+        let list: Vec<_> = inv
+            .network_acls
+            .iter()
+            .filter(|a| a.vpc == vpc.origin.id)
+            .collect();
         if list.is_empty() {
             return;
         }
         out.push_str("    network_acls:\n");
         for a in list {
-            let _ = writeln!(out, "      - name: {}   # {}", q(&s.acls[&a.origin.id]), where_(&a.origin));
+            let _ = writeln!(
+                out,
+                "      - name: {}   # {}",
+                q(&s.acls[&a.origin.id]),
+                where_(&a.origin)
+            );
             for (egress, key) in [(false, "inbound"), (true, "outbound")] {
-                let mut entries: Vec<&AclEntry> = a.entries.iter().filter(|e| e.egress == egress).collect();
+                let mut entries: Vec<&AclEntry> =
+                    a.entries.iter().filter(|e| e.egress == egress).collect();
                 entries.sort_by_key(|e| e.rule);
-                let lines: Vec<String> = entries.into_iter().filter_map(|e| self.acl_entry(e)).collect();
+                let lines: Vec<String> = entries
+                    .into_iter()
+                    .filter_map(|e| self.acl_entry(e))
+                    .collect();
                 if lines.is_empty() {
                     let _ = writeln!(out, "        {key}: []");
                 } else {
@@ -850,24 +1011,41 @@ impl Emitter<'_> {
             return None;
         }
         if e.cidr.contains(':') {
-            let msg = format!("rule {}: IPv6 ({}) is not part of the format yet: not imported", e.rule, e.cidr);
+            let msg = format!(
+                "rule {}: IPv6 ({}) is not part of the format yet: not imported",
+                e.rule, e.cidr
+            );
             self.note(&e.origin, Severity::NotImported, msg);
             return None;
         }
         let traffic = self.traffic(&e.origin, e.protocol, e.ports, e.icmp)?;
         let action = if e.allow { "allow" } else { "deny" };
-        Some(format!("{{ rule: {}, {traffic}, cidr: {}, action: {action} }}", e.rule, q(&e.cidr)))
+        Some(format!(
+            "{{ rule: {}, {traffic}, cidr: {}, action: {action} }}",
+            e.rule,
+            q(&e.cidr)
+        ))
     }
 
     /// `protocol: P[, ports: X][, icmp: {...}]`; `None` (reported) for IPv6-only protocols.
-    fn traffic(&mut self, o: &Origin, protocol: i64, ports: Option<(i64, i64)>, icmp: Option<(i64, i64)>) -> Option<String> {
+    fn traffic(
+        &mut self,
+        o: &Origin,
+        protocol: i64,
+        ports: Option<(i64, i64)>,
+        icmp: Option<(i64, i64)>,
+    ) -> Option<String> {
         let name = match protocol {
             -1 => "all".to_owned(),
             6 => "tcp".to_owned(),
             17 => "udp".to_owned(),
             1 => "icmp".to_owned(),
             58 => {
-                self.note(o, Severity::NotImported, "ICMPv6 rules are not part of the format yet: not imported");
+                self.note(
+                    o,
+                    Severity::NotImported,
+                    "ICMPv6 rules are not part of the format yet: not imported",
+                );
                 return None;
             }
             n => n.to_string(),
@@ -908,14 +1086,27 @@ impl Emitter<'_> {
 
     fn security_groups(&mut self, out: &mut String, vpc: &super::inventory::Vpc, s: &Scope) {
         let inv = self.inv;
-        let list: Vec<_> = inv.security_groups.iter().filter(|g| g.vpc == vpc.origin.id).collect();
+        let list: Vec<_> = inv
+            .security_groups
+            .iter()
+            .filter(|g| g.vpc == vpc.origin.id)
+            .collect();
         if list.is_empty() {
             return;
         }
         out.push_str("    security_groups:\n");
         for g in list {
-            let _ = writeln!(out, "      - name: {}   # {}", q(&s.groups[&g.origin.id]), where_(&g.origin));
-            let inbound: Vec<String> = g.inbound.iter().filter_map(|r| self.sg_rule(r, "source", s)).collect();
+            let _ = writeln!(
+                out,
+                "      - name: {}   # {}",
+                q(&s.groups[&g.origin.id]),
+                where_(&g.origin)
+            );
+            let inbound: Vec<String> = g
+                .inbound
+                .iter()
+                .filter_map(|r| self.sg_rule(r, "source", s))
+                .collect();
             if inbound.is_empty() {
                 out.push_str("        inbound: []\n");
             } else {
@@ -925,7 +1116,10 @@ impl Emitter<'_> {
                 }
             }
             if let Some(rules) = &g.outbound {
-                let outbound: Vec<String> = rules.iter().filter_map(|r| self.sg_rule(r, "destination", s)).collect();
+                let outbound: Vec<String> = rules
+                    .iter()
+                    .filter_map(|r| self.sg_rule(r, "destination", s))
+                    .collect();
                 if outbound.is_empty() {
                     out.push_str("        outbound: []\n");
                 } else {
@@ -941,7 +1135,8 @@ impl Emitter<'_> {
     fn sg_rule(&mut self, r: &SgRule, side: &str, s: &Scope) -> Option<String> {
         let peer = match &r.peer {
             SgPeer::Cidr(c) if c.contains(':') => {
-                let msg = format!("IPv6 ({c}) is not part of the format yet: the rule is not imported");
+                let msg =
+                    format!("IPv6 ({c}) is not part of the format yet: the rule is not imported");
                 self.note(&r.origin, Severity::NotImported, msg);
                 return None;
             }
@@ -949,7 +1144,10 @@ impl Emitter<'_> {
             SgPeer::Group(g) => match s.groups.get(g) {
                 Some(n) => q(&format!("sg:{n}")),
                 None => {
-                    let msg = format!("security group {g} is not in VPC {}: the rule is not imported", s.name);
+                    let msg = format!(
+                        "security group {g} is not in VPC {}: the rule is not imported",
+                        s.name
+                    );
                     self.note(&r.origin, Severity::NotImported, msg);
                     return None;
                 }
@@ -970,7 +1168,10 @@ impl Emitter<'_> {
             return;
         };
         for extra in self.inv.flow_logs.iter().skip(1) {
-            let msg = format!("the agent has one flow log configuration: {}'s is used", first.origin.id);
+            let msg = format!(
+                "the agent has one flow log configuration: {}'s is used",
+                first.origin.id
+            );
             self.note(&extra.origin, Severity::NotImported, msg);
         }
         let interval = match first.interval {
@@ -989,13 +1190,19 @@ impl Emitter<'_> {
                     .split_whitespace()
                     .filter(|t| {
                         let name = t.strip_prefix("${").and_then(|t| t.strip_suffix('}'));
-                        !name.is_some_and(|n| DEFAULT_FLOW_LOG_FIELDS.contains(&n) || EXTRA_FLOW_LOG_FIELDS.contains(&n))
+                        !name.is_some_and(|n| {
+                            DEFAULT_FLOW_LOG_FIELDS.contains(&n)
+                                || EXTRA_FLOW_LOG_FIELDS.contains(&n)
+                        })
                     })
                     .collect();
                 if unknown.is_empty() && !f.trim().is_empty() {
                     f.clone()
                 } else {
-                    let msg = format!("LogFormat has fields the agent does not write ({}): the default format is used", unknown.join(" "));
+                    let msg = format!(
+                        "LogFormat has fields the agent does not write ({}): the default format is used",
+                        unknown.join(" ")
+                    );
                     self.note(&first.origin, Severity::NotImported, msg);
                     "default".to_owned()
                 }

@@ -218,7 +218,9 @@ impl<'a> Context<'a> {
         {
             let mut depth = self.depth.borrow_mut();
             if *depth >= MAX_DEPTH {
-                return Val::Unresolved("the template's references nest too deeply (a cycle?)".to_owned());
+                return Val::Unresolved(
+                    "the template's references nest too deeply (a cycle?)".to_owned(),
+                );
             }
             *depth += 1;
         }
@@ -347,7 +349,11 @@ impl<'a> Context<'a> {
         let (id, att) = match self.eval(arg) {
             Val::Str(s) => match s.split_once('.') {
                 Some((a, b)) => (a.to_owned(), b.to_owned()),
-                None => return Val::Unresolved(format!("Fn::GetAtt '{s}': expected RESOURCE.ATTRIBUTE")),
+                None => {
+                    return Val::Unresolved(format!(
+                        "Fn::GetAtt '{s}': expected RESOURCE.ATTRIBUTE"
+                    ));
+                }
             },
             Val::List(items) => match items.as_slice() {
                 [a, b] => match (a.text(), b.text()) {
@@ -385,7 +391,11 @@ impl<'a> Context<'a> {
         let (template, vars) = match &arg.value {
             Value::Seq(items) => match items.as_slice() {
                 [t, vars] => (self.eval(t), Some(vars)),
-                _ => return Val::Unresolved("Fn::Sub takes a string or [string, variables]".to_owned()),
+                _ => {
+                    return Val::Unresolved(
+                        "Fn::Sub takes a string or [string, variables]".to_owned(),
+                    );
+                }
             },
             _ => (self.eval(arg), None),
         };
@@ -411,13 +421,20 @@ impl<'a> Context<'a> {
             let value = match vars.and_then(|v| v.get(var)) {
                 Some(node) => self.eval(node),
                 None => match var.split_once('.') {
-                    Some((id, att)) if !self.parameters.contains_key(var) => self.attribute(id, att),
+                    Some((id, att)) if !self.parameters.contains_key(var) => {
+                        self.attribute(id, att)
+                    }
                     _ => self.ref_name(var),
                 },
             };
             match value.text() {
                 Some(t) => out.push_str(&t),
-                None => return Val::Unresolved(format!("Fn::Sub ${{{var}}}: {}", value.why_not("text"))),
+                None => {
+                    return Val::Unresolved(format!(
+                        "Fn::Sub ${{{var}}}: {}",
+                        value.why_not("text")
+                    ));
+                }
             }
         }
         out.push_str(rest);
@@ -434,7 +451,9 @@ impl<'a> Context<'a> {
                 for item in items {
                     match item.text() {
                         Some(t) => parts.push(t),
-                        None => return Val::Unresolved(format!("Fn::Join: {}", item.why_not("text"))),
+                        None => {
+                            return Val::Unresolved(format!("Fn::Join: {}", item.why_not("text")));
+                        }
                     }
                 }
                 Val::Str(parts.join(&delim))
@@ -500,9 +519,11 @@ impl<'a> Context<'a> {
     fn split(&self, arg: &Node) -> Val {
         match self.args(arg).as_slice() {
             [delim, s] => match (delim.text(), s.text()) {
-                (Some(d), Some(s)) if !d.is_empty() => {
-                    Val::List(s.split(d.as_str()).map(|p| Val::Str(p.to_owned())).collect())
-                }
+                (Some(d), Some(s)) if !d.is_empty() => Val::List(
+                    s.split(d.as_str())
+                        .map(|p| Val::Str(p.to_owned()))
+                        .collect(),
+                ),
                 _ => Val::Unresolved("Fn::Split needs a delimiter and a string".to_owned()),
             },
             _ => Val::Unresolved("Fn::Split takes [delimiter, string]".to_owned()),
@@ -522,14 +543,18 @@ impl<'a> Context<'a> {
             .and_then(|m| m.get(second))
         {
             Some(node) => self.eval(node),
-            None => Val::Unresolved(format!("Fn::FindInMap: no {map}.{top}.{second} in Mappings")),
+            None => Val::Unresolved(format!(
+                "Fn::FindInMap: no {map}.{top}.{second} in Mappings"
+            )),
         }
     }
 
     fn if_(&self, arg: &Node) -> Val {
         let items = arg.items();
         let [cond, yes, no] = items else {
-            return Val::Unresolved("Fn::If takes [condition, value if true, value if false]".to_owned());
+            return Val::Unresolved(
+                "Fn::If takes [condition, value if true, value if false]".to_owned(),
+            );
         };
         let Some(name) = self.eval(cond).text() else {
             return Val::Unresolved("Fn::If needs a condition's name".to_owned());
@@ -589,7 +614,10 @@ pub fn cidr_split(block: &str, count: i64, bits: i64) -> Result<Vec<Ipv4Net>, St
         .take(count)
         .collect();
     if nets.len() < count {
-        return Err(format!("{net} holds only {} blocks of /{prefix}", nets.len()));
+        return Err(format!(
+            "{net} holds only {} blocks of /{prefix}",
+            nets.len()
+        ));
     }
     Ok(nets)
 }
@@ -597,7 +625,10 @@ pub fn cidr_split(block: &str, count: i64, bits: i64) -> Result<Vec<Ipv4Net>, St
 /// Evaluates a template parameter's value from its declaration and the `--parameter` given:
 /// lists (`List<...>`, `CommaDelimitedList`) are split on commas.
 pub fn parameter_value(declaration: &Node, given: Option<&str>) -> Val {
-    let kind = declaration.get("Type").and_then(Node::as_str).unwrap_or("String");
+    let kind = declaration
+        .get("Type")
+        .and_then(Node::as_str)
+        .unwrap_or("String");
     let text = match given {
         Some(g) => Some(g.to_owned()),
         None => match declaration.get("Default").map(|d| &d.value) {
@@ -616,10 +647,16 @@ pub fn parameter_value(declaration: &Node, given: Option<&str>) -> Val {
         },
     };
     let Some(text) = text else {
-        return Val::Unresolved("the parameter has no Default: give it with --parameter NAME=VALUE".to_owned());
+        return Val::Unresolved(
+            "the parameter has no Default: give it with --parameter NAME=VALUE".to_owned(),
+        );
     };
     if kind.starts_with("List<") || kind == "CommaDelimitedList" {
-        Val::List(text.split(',').map(|s| Val::Str(s.trim().to_owned())).collect())
+        Val::List(
+            text.split(',')
+                .map(|s| Val::Str(s.trim().to_owned()))
+                .collect(),
+        )
     } else {
         Val::Str(text)
     }
@@ -652,7 +689,11 @@ mod tests {
                 r.entries()
                     .iter()
                     .map(|(id, n)| {
-                        let kind = n.get("Type").and_then(Node::as_str).unwrap_or("").to_owned();
+                        let kind = n
+                            .get("Type")
+                            .and_then(Node::as_str)
+                            .unwrap_or("")
+                            .to_owned();
                         (id.clone(), (kind, n.get("Properties")))
                     })
                     .collect()
@@ -710,8 +751,14 @@ Resources:
             ("{ Ref: AWS::NoValue }", Val::NoValue),
             ("!GetAtt VPC.CidrBlock", s("10.192.0.0/16")),
             ("{ 'Fn::GetAtt': [Sub1, CidrBlock] }", s("10.192.1.0/24")),
-            ("!GetAtt VPC.DefaultSecurityGroup", Val::Att("VPC".into(), "DefaultSecurityGroup".into())),
-            ("!Sub '${Env}-vpc ${!Literal} ${AWS::Region}'", s("prod-vpc ${Literal} us-east-1")),
+            (
+                "!GetAtt VPC.DefaultSecurityGroup",
+                Val::Att("VPC".into(), "DefaultSecurityGroup".into()),
+            ),
+            (
+                "!Sub '${Env}-vpc ${!Literal} ${AWS::Region}'",
+                s("prod-vpc ${Literal} us-east-1"),
+            ),
             ("!Sub ['${A}/${Env}', { A: x }]", s("x/prod")),
             ("!Join ['-', [a, !Ref Env, 3]]", s("a-prod-3")),
             ("!Select [0, !GetAZs '']", s("us-east-1a")),
@@ -737,7 +784,10 @@ Resources:
             ("!Ref NoDefault", "--parameter"),
             ("!Ref Nothing", "no parameter or resource"),
             ("!ImportValue shared-vpc", "another stack"),
-            ("!Select [9, !Cidr [10.0.0.0/16, 3, 8]]", "out of a list of 3"),
+            (
+                "!Select [9, !Cidr [10.0.0.0/16, 3, 8]]",
+                "out of a list of 3",
+            ),
             ("!Cidr [10.0.0.0/28, 4, 8]", "cidrBits"),
             ("!Sub '${VPC}-x'", "known only in AWS"),
             ("!If [Missing, a, b]", "no condition 'Missing'"),

@@ -72,7 +72,8 @@ impl Node {
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let spanned = serde_saphyr::Spanned::<serde_saphyr::Tagged<Value>>::deserialize(deserializer)?;
+        let spanned =
+            serde_saphyr::Spanned::<serde_saphyr::Tagged<Value>>::deserialize(deserializer)?;
         let serde_saphyr::Tagged(value, tag) = spanned.value;
         Ok(Self {
             value,
@@ -176,6 +177,8 @@ fn yaml_options() -> serde_saphyr::Options {
             max_alias_expansions_per_anchor: 1_000,
             max_replay_stack_depth: 16,
         },
+        // YAML 1.2 booleans: `yes`/`no`/`on` stay text, as in parameter values.
+        strict_booleans: true,
         with_snippet: false,
     }
 }
@@ -267,7 +270,14 @@ fn from_json(value: &serde_json::Value, line: u32, lines: &KeyLines, cursor: &mu
         serde_json::Value::Array(items) => Value::Seq(
             items
                 .iter()
-                .map(|v| from_json(v, line, lines, cursor))
+                .map(|v| {
+                    let mut item = from_json(v, line, lines, cursor);
+                    // An object in a list has no key of its own: its line is its first key's.
+                    if let Value::Map(entries) = &item.value {
+                        item.line = entries.iter().map(|(_, n)| n.line).min().unwrap_or(line);
+                    }
+                    item
+                })
                 .collect(),
         ),
         serde_json::Value::Object(map) => {
@@ -283,9 +293,7 @@ fn from_json(value: &serde_json::Value, line: u32, lines: &KeyLines, cursor: &mu
                 end = end.max(*cursor);
             }
             *cursor = end;
-            // The object's line: its first key's.
-            let first = entries.iter().map(|(_, n)| n.line).min().unwrap_or(line);
-            return Node::new(Value::Map(entries), first);
+            Value::Map(entries)
         }
     };
     Node::new(value, line)
