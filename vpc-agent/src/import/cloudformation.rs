@@ -149,7 +149,7 @@ pub fn import(file: &str, text: &str, options: &Options) -> Result<Imported, Imp
     } else {
         node::parse_yaml(text).map_err(|source| ImportError::Yaml {
             file: file.to_owned(),
-            source,
+            source: Box::new(source),
         })?
     };
     let Some(resources) = doc.get("Resources").filter(|r| !r.entries().is_empty()) else {

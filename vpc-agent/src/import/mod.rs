@@ -147,7 +147,7 @@ impl NameMap {
                 serde_saphyr::from_str(&text).map_err(|source| ImportError::MapFile {
                     option: option.to_owned(),
                     path: path.to_owned(),
-                    source,
+                    source: Box::new(source),
                 })?;
             return Ok(Self { entries: map });
         }
@@ -207,7 +207,7 @@ pub enum ImportError {
     Yaml {
         file: String,
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     #[error("{file}: not valid JSON")]
     Json {
@@ -226,7 +226,7 @@ pub enum ImportError {
         option: String,
         path: PathBuf,
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// The output would not pass `vpc-agent validate` (the report says what was left out).
     #[error("the imported definition does not validate ({} notes in the report)", report.notes.len())]
