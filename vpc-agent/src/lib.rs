@@ -10,6 +10,7 @@ pub mod evaluator;
 pub mod flowlog;
 pub mod flows;
 pub mod guard;
+pub mod import;
 pub mod links;
 pub mod maps;
 pub mod metrics;

@@ -14,7 +14,7 @@ use vpc_agent::{
     datapath::AttachMode,
     error_chain,
     evaluator::Packet,
-    flowlog, flows,
+    flowlog, flows, import,
     pin::{self, DEFAULT_DIR},
     status, trace,
 };
@@ -108,11 +108,48 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DIR)]
         bpffs: PathBuf,
     },
+    /// Carry a VPC over from AWS: a CloudFormation template or `aws ec2 describe-*` output.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Remove every program, link and pinned map the agent created.
     Detach {
         #[arg(long, default_value = DEFAULT_DIR)]
         bpffs: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// A CloudFormation template (YAML or JSON).
+    Cloudformation {
+        template: PathBuf,
+        #[command(flatten)]
+        common: ImportArgs,
+        /// A template parameter (repeatable); others take their Default.
+        #[arg(long = "parameter", value_name = "NAME=VALUE")]
+        parameters: Vec<String>,
+    },
+    /// The JSON of `aws ec2 describe-*` commands: one file, or a directory of *.json.
+    Describe {
+        path: PathBuf,
+        #[command(flatten)]
+        common: ImportArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// Router interfaces of subnets and internet gateways: ID=IFNAME,... or a YAML mapping file.
+    #[arg(long, value_name = "MAP")]
+    interfaces: Option<String>,
+    /// Addresses AWS assigns at launch: ID=IP,... (ID.public=IP for a public one) or a YAML file.
+    #[arg(long, value_name = "MAP")]
+    addresses: Option<String>,
+    /// Where to write the definition (default: stdout); the report goes to stderr.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 /// A failure with its exit status (1 user error, 2 environment error).
@@ -250,6 +287,7 @@ fn execute(command: Command) -> Result<(), Failure> {
                 .map_err(|e| user(error_chain(&e)))?;
             print!("{text}");
         }
+        Command::Import { from } => run_import(from)?,
         Command::Detach { bpffs } => {
             let guard = vpc_agent::guard::remove(&bpffs).map_err(|e| env(error_chain(&e)))?;
             if guard {
@@ -273,4 +311,63 @@ fn execute(command: Command) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `vpc-agent import`: the definition to --output (or stdout), the report to stderr; exit 1
+/// when the input cannot be read or the result would not validate.
+fn run_import(from: ImportFrom) -> Result<(), Failure> {
+    let options = |common: &ImportArgs, parameters: &[String]| -> Result<_, import::ImportError> {
+        let map = |option: &str, arg: &Option<String>| {
+            arg.as_deref().map_or(Ok(import::NameMap::default()), |a| {
+                import::NameMap::parse(option, a)
+            })
+        };
+        let mut parsed = std::collections::BTreeMap::new();
+        for p in parameters {
+            let (k, v) = p.split_once('=').ok_or_else(|| {
+                import::ImportError::Parameter(format!("{p}: expected NAME=VALUE"))
+            })?;
+            parsed.insert(k.to_owned(), v.to_owned());
+        }
+        Ok(import::Options {
+            interfaces: map("--interfaces", &common.interfaces)?,
+            addresses: map("--addresses", &common.addresses)?,
+            parameters: parsed,
+        })
+    };
+    let (result, output) = match &from {
+        ImportFrom::Cloudformation {
+            template,
+            common,
+            parameters,
+        } => (
+            options(common, parameters).and_then(|o| import::cloudformation_file(template, &o)),
+            &common.output,
+        ),
+        ImportFrom::Describe { path, common } => (
+            options(common, &[]).and_then(|o| import::describe_path(path, &o)),
+            &common.output,
+        ),
+    };
+    match result {
+        Ok(imported) => {
+            eprint!("{}", imported.report);
+            match output {
+                Some(path) => std::fs::write(path, &imported.yaml)
+                    .map_err(|e| user(format!("{}: cannot write: {e}", path.display())))?,
+                None => print!("{}", imported.yaml),
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(report) = e.report() {
+                eprint!("{report}");
+            }
+            let mut message = error_chain(&e);
+            if let import::ImportError::Invalid { diagnostics, .. } = &e {
+                message = format!("{e}:\n{diagnostics}");
+            }
+            Err(user(message))
+        }
+    }
 }

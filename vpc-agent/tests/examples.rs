@@ -117,9 +117,22 @@ fn tcp(src: &str, dst: &str, dport: u16) -> Packet {
     }
 }
 
-fn verdict(config: &ValidatedConfig, interface: &str, p: Packet) -> Verdict {
-    evaluate(config, Ingress::Interface(interface), &p)
-        .expect("known interface")
+/// The verdict for `p` entering on `from`: the uplink by name, or `sub-pub0` / `sub-priv0`
+/// for the public / private subnet (the port of the instance sending it).
+fn verdict(config: &ValidatedConfig, from: &str, p: Packet) -> Verdict {
+    let ingress = match from {
+        "sub-pub0" => Ingress::Subnet {
+            vpc: "demo",
+            subnet: "public",
+        },
+        "sub-priv0" => Ingress::Subnet {
+            vpc: "demo",
+            subnet: "private",
+        },
+        interface => Ingress::Interface(interface),
+    };
+    evaluate(config, ingress, &p)
+        .expect("known ingress")
         .verdict
 }
 
@@ -141,7 +154,7 @@ fn web_server_reaches_the_internet_with_its_public_ip() {
 fn private_hosts_reach_the_internet_through_the_nat_gateway() {
     let trace = evaluate(
         &demo(),
-        Ingress::Interface("sub-priv0"),
+        Ingress::Interface("eni-db1"),
         &tcp("10.0.1.20", "192.0.2.7", 443),
     )
     .expect("trace");
@@ -159,7 +172,7 @@ fn private_hosts_reach_the_internet_through_the_nat_gateway() {
 #[test]
 fn internet_reaches_the_web_server_through_its_public_ip() {
     let v = verdict(&demo(), "uplink0", tcp("203.0.113.5", "198.51.100.20", 22));
-    assert_eq!(v, deliver("sub-pub0", "203.0.113.5", "10.0.0.10"));
+    assert_eq!(v, deliver("eni-web1", "203.0.113.5", "10.0.0.10"));
 }
 
 #[test]
@@ -180,7 +193,7 @@ fn uplink_traffic_not_aimed_at_the_vpc_is_the_routers_own() {
 fn subnets_reach_each_other_and_spoofing_is_dropped() {
     let config = demo();
     let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.1.20", 5432));
-    assert_eq!(v, deliver("sub-priv0", "10.0.0.10", "10.0.1.20"));
+    assert_eq!(v, deliver("eni-db1", "10.0.0.10", "10.0.1.20"));
     let v = verdict(&config, "sub-pub0", tcp("10.0.0.11", "10.0.1.20", 5432));
     assert_eq!(v, Verdict::Drop(DropReason::Spoofed));
     let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.1.99", 5432));
@@ -195,16 +208,16 @@ fn the_demo_security_groups_filter_new_connections() {
     let sg_in = Verdict::Drop(DropReason::SecurityGroupInbound);
     // The web server admits HTTPS from anywhere, SSH only from home.
     let v = verdict(&config, "uplink0", tcp("192.0.2.7", "198.51.100.20", 443));
-    assert_eq!(v, deliver("sub-pub0", "192.0.2.7", "10.0.0.10"));
+    assert_eq!(v, deliver("eni-web1", "192.0.2.7", "10.0.0.10"));
     let v = verdict(&config, "uplink0", tcp("192.0.2.7", "198.51.100.20", 22));
     assert_eq!(v, sg_in);
     // SSH: the web tier reaches the jumpbox (sg:web), only the jumpbox reaches the database.
     let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.1.10", 22));
-    assert_eq!(v, deliver("sub-priv0", "10.0.0.10", "10.0.1.10"));
+    assert_eq!(v, deliver("eni-jumpbox", "10.0.0.10", "10.0.1.10"));
     let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.1.20", 22));
     assert_eq!(v, sg_in);
     let v = verdict(&config, "sub-priv0", tcp("10.0.1.10", "10.0.1.20", 22));
-    assert_eq!(v, deliver("sub-priv0", "10.0.1.10", "10.0.1.20"));
+    assert_eq!(v, deliver("eni-db1", "10.0.1.10", "10.0.1.20"));
     // Ping (echo request) to the database from inside the VPC, nothing else by ICMP.
     let ping = |code| Packet {
         proto: 1,
@@ -214,7 +227,7 @@ fn the_demo_security_groups_filter_new_connections() {
     };
     assert_eq!(
         verdict(&config, "sub-pub0", ping(0)),
-        deliver("sub-priv0", "10.0.0.10", "10.0.1.20")
+        deliver("eni-db1", "10.0.0.10", "10.0.1.20")
     );
     assert_eq!(verdict(&config, "sub-pub0", ping(1)), sg_in);
 }
@@ -234,11 +247,11 @@ fn recommended_acls_are_enforced() {
     assert_eq!(trace.verdict, Verdict::Drop(DropReason::AclInbound));
     // From home it passes (rule 120).
     let v = verdict(&config, "uplink0", tcp("203.0.113.9", "198.51.100.20", 22));
-    assert_eq!(v, deliver("sub-pub0", "203.0.113.9", "10.0.0.10"));
+    assert_eq!(v, deliver("eni-web1", "203.0.113.9", "10.0.0.10"));
     // The database is reachable from the web server; SMTP (no rule below the ephemeral
     // range) is not.
     let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.1.20", 5432));
-    assert_eq!(v, deliver("sub-priv0", "10.0.0.10", "10.0.1.20"));
+    assert_eq!(v, deliver("eni-db1", "10.0.0.10", "10.0.1.20"));
     let v = verdict(&config, "sub-pub0", tcp("10.0.0.10", "10.0.1.20", 25));
     assert_eq!(v, Verdict::Drop(DropReason::AclOutbound));
 }

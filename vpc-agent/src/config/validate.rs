@@ -49,7 +49,7 @@ pub const DEFAULT_FLOW_LOG_FIELDS: [&str; 14] = [
     "log-status",
 ];
 /// Further AWS flow log fields (v3-v5) a custom format may use.
-const EXTRA_FLOW_LOG_FIELDS: [&str; 15] = [
+pub const EXTRA_FLOW_LOG_FIELDS: [&str; 15] = [
     "vpc-id",
     "subnet-id",
     "instance-id",

@@ -1,0 +1,201 @@
+//! What both importers produce: the VPC in AWS's terms (IDs, associations, rule entries), before
+//! it is named, addressed and written in the project's format by [`super::emit`]. IDs are
+//! logical IDs for a template and AWS IDs (`vpc-...`) for describe output.
+
+/// Where something came from: its ID, AWS type and line (0 when unknown).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub id: String,
+    pub kind: String,
+    pub line: u32,
+    /// The `Name` tag, if any.
+    pub name_tag: Option<String>,
+    /// The file it is in, when the input is several files.
+    pub file: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    pub vpcs: Vec<Vpc>,
+    pub subnets: Vec<Subnet>,
+    pub route_tables: Vec<RouteTable>,
+    pub internet_gateways: Vec<InternetGateway>,
+    pub nat_gateways: Vec<NatGateway>,
+    pub elastic_ips: Vec<ElasticIp>,
+    pub network_acls: Vec<NetworkAcl>,
+    pub security_groups: Vec<SecurityGroup>,
+    pub interfaces: Vec<Interface>,
+    pub peerings: Vec<Peering>,
+    pub flow_logs: Vec<FlowLog>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Vpc {
+    pub origin: Origin,
+    /// Primary first.
+    pub cidr_blocks: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Subnet {
+    pub origin: Origin,
+    pub vpc: String,
+    pub cidr: String,
+    /// Instances launched here get a public IP unless they say otherwise.
+    pub map_public_ip: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct RouteTable {
+    pub origin: Origin,
+    pub vpc: String,
+    /// The VPC's main route table (describe output; a template cannot define it).
+    pub main: bool,
+    pub routes: Vec<Route>,
+    /// IDs of the subnets explicitly associated.
+    pub subnets: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The `AWS::EC2::Route` resource, or the table for describe output.
+    pub origin: Origin,
+    pub destination: String,
+    pub target: RouteTo,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouteTo {
+    /// `GatewayId`: an internet gateway (or, unsupported, a VPN gateway).
+    Gateway(String),
+    NatGateway(String),
+    Peering(String),
+    Blackhole,
+    /// A target the format cannot express: what it is.
+    Unsupported(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct InternetGateway {
+    pub origin: Origin,
+    /// IDs of the VPCs it is attached to.
+    pub vpcs: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NatGateway {
+    pub origin: Origin,
+    pub subnet: String,
+    pub private_ip: Option<String>,
+    pub elastic_ip: NatAddress,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NatAddress {
+    /// The address itself (describe output).
+    Address(String),
+    /// An elastic IP by ID (`AllocationId: !GetAtt EIP.AllocationId`).
+    Allocation(String),
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub struct ElasticIp {
+    pub origin: Origin,
+    pub address: Option<String>,
+    /// The instance or network interface it is associated with.
+    pub associated: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NetworkAcl {
+    pub origin: Origin,
+    pub vpc: String,
+    /// The VPC's default network ACL (describe output).
+    pub default: bool,
+    pub entries: Vec<AclEntry>,
+    pub subnets: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AclEntry {
+    pub origin: Origin,
+    pub egress: bool,
+    pub rule: i64,
+    /// IP protocol number, -1 = all.
+    pub protocol: i64,
+    pub ports: Option<(i64, i64)>,
+    /// (type, code), -1 = any.
+    pub icmp: Option<(i64, i64)>,
+    pub cidr: String,
+    pub allow: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct SecurityGroup {
+    pub origin: Origin,
+    pub vpc: String,
+    /// AWS's `GroupName` (for `SourceSecurityGroupName` and the `default` group).
+    pub group_name: Option<String>,
+    pub inbound: Vec<SgRule>,
+    /// `None`: no egress rule given, AWS's default allow-all applies.
+    pub outbound: Option<Vec<SgRule>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SgRule {
+    pub origin: Origin,
+    /// IP protocol number, -1 = all.
+    pub protocol: i64,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub peer: SgPeer,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SgPeer {
+    Cidr(String),
+    /// A group by ID.
+    Group(String),
+}
+
+/// A network interface: what the format calls an instance (one address, its groups).
+#[derive(Clone, Debug)]
+pub struct Interface {
+    pub origin: Origin,
+    /// The instance it belongs to (its own ID for a standalone interface).
+    pub instance: String,
+    /// The interface's own ID when it has one (`eni-...`, a NetworkInterface resource).
+    pub eni: Option<String>,
+    /// The instance's primary interface (device 0).
+    pub primary: bool,
+    pub subnet: String,
+    pub private_ip: Option<String>,
+    pub public_ip: PublicIp,
+    /// Security group IDs; empty: the VPC's default group.
+    pub groups: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublicIp {
+    None,
+    /// AWS assigns one at launch (`AssociatePublicIpAddress`, the subnet's
+    /// `MapPublicIpOnLaunch`).
+    Launch,
+    Address(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Peering {
+    pub origin: Origin,
+    pub vpc: String,
+    /// `None`: the peer is not part of the import (another account, region or stack).
+    pub peer_vpc: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FlowLog {
+    pub origin: Origin,
+    pub interval: Option<i64>,
+    pub format: Option<String>,
+}

@@ -1,0 +1,833 @@
+//! `vpc-agent import`: the AWS user guide's scenarios written as CloudFormation templates, a
+//! template shaped like AWS's public sample VPC templates (public and private subnets in two
+//! zones, a NAT gateway per zone) and describe-* JSON shaped like the AWS CLI reference's
+//! examples. Each import must validate, and the reference evaluator (`vpc-agent trace`) must
+//! give the verdicts the AWS documentation states for the scenario.
+
+use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, process::Command};
+
+use vpc_agent::{
+    config::{self, ValidatedConfig},
+    evaluator::{Ingress, Packet, Verdict, evaluate},
+    import::{self, ImportError, NameMap, Options, Severity},
+};
+use vpc_common::DropReason;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/import")
+        .join(name)
+}
+
+fn options(interfaces: &str, addresses: &str) -> Options {
+    let map = |opt, arg: &str| {
+        if arg.is_empty() {
+            NameMap::default()
+        } else {
+            NameMap::parse(opt, arg).expect("map parses")
+        }
+    };
+    Options {
+        interfaces: map("--interfaces", interfaces),
+        addresses: map("--addresses", addresses),
+        parameters: BTreeMap::new(),
+    }
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().expect("address")
+}
+
+/// Where a traced packet enters: a subnet by name, or the VPC's uplink.
+enum From {
+    Subnet(&'static str),
+    Uplink,
+}
+
+/// What the documentation says happens.
+enum Expect {
+    /// Delivered with these addresses (after translation); `None` for "the elastic IP of NAT
+    /// gateway X" (the importer allocates it: read it from the result).
+    Deliver(Option<&'static str>, &'static str),
+    DeliverViaNat(&'static str, &'static str),
+    Drop(DropReason),
+}
+
+struct Case {
+    what: &'static str,
+    from: From,
+    src: &'static str,
+    dst: &'static str,
+    proto: u8,
+    dport: u16,
+    expect: Expect,
+}
+
+fn tcp(
+    what: &'static str,
+    from: From,
+    src: &'static str,
+    dst: &'static str,
+    dport: u16,
+    expect: Expect,
+) -> Case {
+    Case {
+        what,
+        from,
+        src,
+        dst,
+        proto: 6,
+        dport,
+        expect,
+    }
+}
+
+fn check(config: &ValidatedConfig, cases: &[Case]) {
+    let vpc = &config.vpcs[0];
+    for c in cases {
+        let packet = Packet {
+            src: ip(c.src),
+            dst: ip(c.dst),
+            proto: c.proto,
+            sport: 40000,
+            dport: c.dport,
+            icmp_type: if c.proto == 1 { 8 } else { 0 },
+            icmp_code: 0,
+        };
+        let uplink = vpc
+            .internet_gateway
+            .as_ref()
+            .map(|i| i.interface.clone())
+            .unwrap_or_default();
+        let ingress = match c.from {
+            From::Subnet(subnet) => Ingress::Subnet {
+                vpc: &vpc.name,
+                subnet,
+            },
+            From::Uplink => Ingress::Interface(&uplink),
+        };
+        let trace = evaluate(config, ingress, &packet).expect("evaluates");
+        match (&c.expect, &trace.verdict) {
+            (Expect::Deliver(src, dst), Verdict::Deliver { src: s, dst: d, .. }) => {
+                assert_eq!(*s, ip(src.unwrap_or(c.src)), "{}: source", c.what);
+                assert_eq!(*d, ip(dst), "{}: destination", c.what);
+            }
+            (Expect::DeliverViaNat(nat, dst), Verdict::Deliver { src: s, dst: d, .. }) => {
+                let nat = vpc
+                    .nat_gateways
+                    .iter()
+                    .find(|n| n.name == *nat)
+                    .expect("NAT gateway");
+                assert_eq!(*s, nat.elastic_ip, "{}: translated by {}", c.what, nat.name);
+                assert_eq!(*d, ip(dst), "{}: destination", c.what);
+            }
+            (Expect::Drop(reason), Verdict::Drop(got)) => assert_eq!(got, reason, "{}", c.what),
+            (_, other) => panic!("{}: got {other:?}; hops {:#?}", c.what, trace.hops),
+        }
+    }
+}
+
+fn load(yaml: &str) -> ValidatedConfig {
+    config::load_str("(imported)", yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+}
+
+#[test]
+fn single_public_subnet_template_gives_the_guide_verdicts() {
+    let opts = options(
+        "PublicSubnet=sub-pub0,InternetGateway=uplink0",
+        "WebServer=10.0.0.10,WebServer.public=198.51.100.20",
+    );
+    let imported =
+        import::cloudformation_file(&fixture("single-public-subnet.yaml"), &opts).expect("imports");
+    let config = load(&imported.yaml);
+    // What was given is used, and nothing had to be assumed.
+    assert_eq!(
+        imported.report.count(Severity::Assumed),
+        0,
+        "{}",
+        imported.report
+    );
+    assert_eq!(
+        imported.report.count(Severity::NotImported),
+        0,
+        "{}",
+        imported.report
+    );
+    let vpc = &config.vpcs[0];
+    assert_eq!(vpc.subnets[0].interface.as_deref(), Some("sub-pub0"));
+    assert_eq!(vpc.instances[0].public_ip, Some(ip("198.51.100.20")));
+    use Expect::*;
+    use From::*;
+    check(
+        &config,
+        &[
+            tcp(
+                "HTTP from the internet",
+                Uplink,
+                "192.0.2.100",
+                "198.51.100.20",
+                80,
+                Deliver(None, "10.0.0.10"),
+            ),
+            tcp(
+                "HTTPS from the internet",
+                Uplink,
+                "192.0.2.100",
+                "198.51.100.20",
+                443,
+                Deliver(None, "10.0.0.10"),
+            ),
+            tcp(
+                "SSH from the home network",
+                Uplink,
+                "203.0.113.50",
+                "198.51.100.20",
+                22,
+                Deliver(None, "10.0.0.10"),
+            ),
+            tcp(
+                "SSH from elsewhere",
+                Uplink,
+                "192.0.2.100",
+                "198.51.100.20",
+                22,
+                Drop(DropReason::SecurityGroupInbound),
+            ),
+            tcp(
+                "the web server to the internet",
+                Subnet("PublicSubnet"),
+                "10.0.0.10",
+                "192.0.2.100",
+                443,
+                Deliver(Some("198.51.100.20"), "192.0.2.100"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn public_private_nat_template_gives_the_guide_verdicts() {
+    let opts = options("", "NatEIP=198.51.100.10,WebServerEIP=198.51.100.20");
+    let imported =
+        import::cloudformation_file(&fixture("public-private-nat.yaml"), &opts).expect("imports");
+    let config = load(&imported.yaml);
+    let vpc = &config.vpcs[0];
+    assert_eq!(vpc.nat_gateways[0].elastic_ip, ip("198.51.100.10"));
+    // The NAT gateway's private address is AWS's to choose: allocated, and reported.
+    let nat_private = vpc.nat_gateways[0].private_ip;
+    assert!(
+        vpc.subnets[vpc.nat_gateways[0].subnet]
+            .cidr
+            .contains(&nat_private)
+    );
+    assert!(
+        imported
+            .report
+            .notes
+            .iter()
+            .any(|n| n.resource == "NatGateway"
+                && n.severity == Severity::Assumed
+                && n.message.contains(&nat_private.to_string()))
+    );
+    use Expect::*;
+    use From::*;
+    check(
+        &config,
+        &[
+            tcp(
+                "the database server updates through the NAT gateway",
+                Subnet("PrivateSubnet"),
+                "10.0.1.20",
+                "192.0.2.100",
+                443,
+                DeliverViaNat("NatGateway", "192.0.2.100"),
+            ),
+            tcp(
+                "the database server may not use SMTP",
+                Subnet("PrivateSubnet"),
+                "10.0.1.20",
+                "192.0.2.100",
+                25,
+                Drop(DropReason::SecurityGroupOutbound),
+            ),
+            tcp(
+                "the internet cannot reach the private subnet",
+                Uplink,
+                "192.0.2.100",
+                "10.0.1.20",
+                22,
+                Drop(DropReason::UplinkUnsolicited),
+            ),
+            tcp(
+                "web to database (MySQL)",
+                Subnet("PublicSubnet"),
+                "10.0.0.10",
+                "10.0.1.20",
+                3306,
+                Deliver(None, "10.0.1.20"),
+            ),
+            tcp(
+                "web to database on another port",
+                Subnet("PublicSubnet"),
+                "10.0.0.10",
+                "10.0.1.20",
+                5432,
+                Drop(DropReason::SecurityGroupOutbound),
+            ),
+            tcp(
+                "SSH to the web server from home",
+                Uplink,
+                "203.0.113.50",
+                "198.51.100.20",
+                22,
+                Deliver(None, "10.0.0.10"),
+            ),
+            tcp(
+                "SSH to the web server from elsewhere: the ACL",
+                Uplink,
+                "192.0.2.100",
+                "198.51.100.20",
+                22,
+                Drop(DropReason::AclInbound),
+            ),
+            tcp(
+                "HTTP to the web server",
+                Uplink,
+                "192.0.2.100",
+                "198.51.100.20",
+                80,
+                Deliver(None, "10.0.0.10"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn sample_two_zone_template_sends_each_private_subnet_through_its_own_nat_gateway() {
+    let imported =
+        import::cloudformation_file(&fixture("sample-vpc-two-az-nat.yaml"), &Options::default())
+            .expect("imports");
+    let config = load(&imported.yaml);
+    let vpc = &config.vpcs[0];
+    assert_eq!(vpc.subnets.len(), 4);
+    assert_eq!(vpc.nat_gateways.len(), 2);
+    let app = |name: &str| {
+        vpc.instances
+            .iter()
+            .find(|i| i.name == name)
+            .expect("instance")
+            .private_ip
+            .to_string()
+    };
+    let (app1, app2) = (app("AppServer1"), app("AppServer2"));
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let (app1, app2) = (leak(app1), leak(app2));
+    // Every router interface and launch-time address was invented, and the report says so.
+    let assumed = imported.report.count(Severity::Assumed);
+    assert_eq!(assumed, 5 + 2 + 2 + 2, "{}", imported.report);
+    assert_eq!(
+        imported.report.count(Severity::NotImported),
+        0,
+        "{}",
+        imported.report
+    );
+    use Expect::*;
+    use From::*;
+    check(
+        &config,
+        &[
+            tcp(
+                "zone 1 goes out through NAT gateway 1",
+                Subnet("PrivateSubnet1"),
+                app1,
+                "192.0.2.100",
+                443,
+                DeliverViaNat("NatGateway1", "192.0.2.100"),
+            ),
+            tcp(
+                "zone 2 goes out through NAT gateway 2",
+                Subnet("PrivateSubnet2"),
+                app2,
+                "192.0.2.100",
+                443,
+                DeliverViaNat("NatGateway2", "192.0.2.100"),
+            ),
+            tcp(
+                "no ingress: one app server to the other",
+                Subnet("PrivateSubnet1"),
+                app1,
+                app2,
+                22,
+                Drop(DropReason::SecurityGroupInbound),
+            ),
+            tcp(
+                "nothing reaches them from the internet",
+                Uplink,
+                "192.0.2.100",
+                app1,
+                443,
+                Drop(DropReason::UplinkUnsolicited),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn describe_output_gives_the_same_verdicts_with_the_real_addresses() {
+    let imported =
+        import::describe_path(&fixture("describe"), &Options::default()).expect("imports");
+    let config = load(&imported.yaml);
+    let vpc = &config.vpcs[0];
+    assert_eq!(vpc.name, "prod", "named by the Name tag");
+    // Only router interfaces are invented: every address is in the output.
+    assert!(
+        imported
+            .report
+            .notes
+            .iter()
+            .filter(|n| n.severity == Severity::Assumed)
+            .all(|n| n.message.contains("router interface"))
+    );
+    // IPv6 (VPC block, default ACL rule 101, default group egress ::/0, the ::/0 route) is
+    // reported, each with its file and line; the terminated instance too.
+    for (resource, text) in [
+        ("vpc-0e9801d129EXAMPLE", "IPv6 blocks"),
+        ("acl-0ea1f54ca7EXAMPLE", "rule 101"),
+        ("sg-0a0b0c0d0eEXAMPLE", "IPv6 ranges"),
+        ("rtb-0a1b2c3d4eEXAMPLE", "IPv6 routes"),
+        ("i-0a9b8c7d6e5f40321", "terminated"),
+    ] {
+        let note = imported
+            .report
+            .notes
+            .iter()
+            .find(|n| n.resource == resource && n.message.contains(text));
+        let note = note
+            .unwrap_or_else(|| panic!("no note on {resource} about {text}:\n{}", imported.report));
+        assert!(note.line > 1 && note.file.is_some(), "{note:?}");
+    }
+    use Expect::*;
+    use From::*;
+    let web = "10.0.0.157";
+    check(
+        &config,
+        &[
+            tcp(
+                "HTTP to web-1's public IP",
+                Uplink,
+                "198.51.100.100",
+                "34.253.223.13",
+                80,
+                Deliver(None, web),
+            ),
+            tcp(
+                "db-1 out through the NAT gateway",
+                Subnet("private-subnet"),
+                "10.0.1.20",
+                "198.51.100.100",
+                443,
+                Deliver(Some("54.85.121.213"), "198.51.100.100"),
+            ),
+            tcp(
+                "the blackhole route of the main table",
+                Subnet("private-subnet"),
+                "10.0.1.20",
+                "192.0.2.10",
+                443,
+                Drop(DropReason::Blackhole),
+            ),
+            tcp(
+                "web-1 to db-1 (MySQL)",
+                Subnet("public-subnet"),
+                web,
+                "10.0.1.20",
+                3306,
+                Deliver(None, "10.0.1.20"),
+            ),
+            tcp(
+                "SSH from web-1 to db-1: the ACL allows it, the db group does not",
+                Subnet("public-subnet"),
+                web,
+                "10.0.1.20",
+                22,
+                Drop(DropReason::SecurityGroupInbound),
+            ),
+            tcp(
+                "SMTP from web-1 to db-1: the private ACL",
+                Subnet("public-subnet"),
+                web,
+                "10.0.1.20",
+                25,
+                Drop(DropReason::AclInbound),
+            ),
+            Case {
+                what: "ping from web-1 to db-1",
+                from: Subnet("public-subnet"),
+                src: web,
+                dst: "10.0.1.20",
+                proto: 1,
+                dport: 0,
+                expect: Deliver(None, "10.0.1.20"),
+            },
+        ],
+    );
+}
+
+#[test]
+fn what_cannot_be_expressed_is_reported_with_its_line() {
+    // Each case: a resource added to a minimal VPC, and what the report must say about it.
+    let base = "Resources:\n  VPC:\n    Type: AWS::EC2::VPC\n    Properties: { CidrBlock: 10.0.0.0/16 }\n  Sub:\n    Type: AWS::EC2::Subnet\n    Properties: { VpcId: !Ref VPC, CidrBlock: 10.0.0.0/24 }\n  RT:\n    Type: AWS::EC2::RouteTable\n    Properties: { VpcId: !Ref VPC }\n";
+    let cases: &[(&str, &str, Severity, &str)] = &[
+        (
+            "  X:\n    Type: AWS::EC2::VPNGateway\n    Properties: { Type: ipsec.1 }\n",
+            "X",
+            Severity::NotImported,
+            "VPN gateways",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::EgressOnlyInternetGateway\n    Properties: { VpcId: !Ref VPC }\n",
+            "X",
+            Severity::NotImported,
+            "IPv6",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationCidrBlock: 0.0.0.0/0, InstanceId: i-1 }\n",
+            "X",
+            Severity::NotImported,
+            "NAT instance",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationIpv6CidrBlock: '::/0', GatewayId: igw-1 }\n",
+            "X",
+            Severity::NotImported,
+            "IPv6 routes",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationCidrBlock: 0.0.0.0/0, GatewayId: vgw-1 }\n",
+            "X",
+            Severity::NotImported,
+            "not an internet gateway",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, CidrIpv6: '::/0' }\n",
+            "X",
+            Severity::NotImported,
+            "IPv6 rules",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, SourcePrefixListId: pl-1 }\n",
+            "X",
+            Severity::NotImported,
+            "prefix lists",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::Instance\n    Properties: { SubnetId: !Ref Sub, PrivateIpAddress: 10.0.0.10, SourceDestCheck: false }\n",
+            "X",
+            Severity::NotImported,
+            "SourceDestCheck",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::Instance\n    Properties: { SubnetId: !Ref Sub, PrivateIpAddress: 10.0.0.10, Frobnicate: 1 }\n",
+            "X",
+            Severity::NotImported,
+            "property Frobnicate",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::Subnet\n    Properties: { VpcId: !Ref VPC, CidrBlock: !ImportValue other }\n",
+            "X",
+            Severity::NotImported,
+            "another stack",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::NatGateway\n    Properties: { SubnetId: !Ref Sub, ConnectivityType: private }\n",
+            "X",
+            Severity::NotImported,
+            "private NAT",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::NatGateway\n    Properties: { SubnetId: !Ref Sub }\n",
+            "X",
+            Severity::NotImported,
+            "no internet gateway",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::VPCPeeringConnection\n    Properties: { VpcId: !Ref VPC, PeerVpcId: vpc-0123 }\n",
+            "X",
+            Severity::NotImported,
+            "not in the template",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::TransitGateway\n",
+            "X",
+            Severity::NotImported,
+            "transit gateways",
+        ),
+        (
+            "  X:\n    Type: AWS::AutoScaling::AutoScalingGroup\n    Properties: { VPCZoneIdentifier: [!Ref Sub], MinSize: 1, MaxSize: 2 }\n",
+            "X",
+            Severity::NotImported,
+            "network interfaces",
+        ),
+        (
+            "  X:\n    Type: AWS::S3::Bucket\n",
+            "X",
+            Severity::Ignored,
+            "not a VPC network resource",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::FlowLog\n    Properties: { ResourceId: !Ref VPC, ResourceType: VPC, TrafficType: REJECT }\n",
+            "X",
+            Severity::NotImported,
+            "TrafficType REJECT",
+        ),
+    ];
+    for (extra, resource, severity, text) in cases {
+        let template = format!("{base}{extra}");
+        let line = u32::try_from(base.lines().count() + 1).expect("line");
+        let imported = import::cloudformation::import("t.yaml", &template, &Options::default())
+            .unwrap_or_else(|e| panic!("{extra}: {e}"));
+        load(&imported.yaml);
+        let found = imported.report.notes.iter().find(|n| {
+            n.resource == *resource && n.severity == *severity && n.message.contains(text)
+        });
+        let note = found.unwrap_or_else(|| {
+            panic!(
+                "{extra}: no {severity:?} note with '{text}':\n{}",
+                imported.report
+            )
+        });
+        assert!(
+            note.line >= line,
+            "{extra}: line {} before the resource (line {line})",
+            note.line
+        );
+    }
+}
+
+#[test]
+fn conditions_and_parameters_decide_what_is_created() {
+    let template = "Parameters:\n  WithPublic: { Type: String, Default: 'no' }\nConditions:\n  Public: !Equals [!Ref WithPublic, 'yes']\nResources:\n  VPC:\n    Type: AWS::EC2::VPC\n    Properties: { CidrBlock: 10.0.0.0/16 }\n  Extra:\n    Type: AWS::EC2::Subnet\n    Condition: Public\n    Properties: { VpcId: !Ref VPC, CidrBlock: 10.0.9.0/24 }\n";
+    for (given, subnets) in [(None, 0), (Some("yes"), 1)] {
+        let mut opts = Options::default();
+        if let Some(v) = given {
+            opts.parameters
+                .insert("WithPublic".to_owned(), v.to_owned());
+        }
+        let imported = import::cloudformation::import("t.yaml", template, &opts).expect("imports");
+        assert_eq!(
+            load(&imported.yaml).vpcs[0].subnets.len(),
+            subnets,
+            "WithPublic={given:?}"
+        );
+        let skipped = imported
+            .report
+            .notes
+            .iter()
+            .any(|n| n.resource == "Extra" && n.message.contains("condition Public is false"));
+        assert_eq!(skipped, subnets == 0);
+    }
+    let mut opts = Options::default();
+    opts.parameters.insert("Typo".to_owned(), "x".to_owned());
+    let err =
+        import::cloudformation::import("t.yaml", template, &opts).expect_err("unknown parameter");
+    assert!(matches!(err, ImportError::Parameter(_)), "{err}");
+}
+
+#[test]
+fn a_json_template_imports_with_the_lines_of_its_resources() {
+    let template = r#"{
+  "Resources": {
+    "Vpc": { "Type": "AWS::EC2::VPC", "Properties": { "CidrBlock": "10.1.0.0/16" } },
+    "Zeta": {
+      "Type": "AWS::EC2::Subnet",
+      "Properties": { "VpcId": { "Ref": "Vpc" }, "CidrBlock": { "Fn::Select": [0, { "Fn::Cidr": [{ "Fn::GetAtt": ["Vpc", "CidrBlock"] }, 2, 8] }] } }
+    },
+    "Alpha": {
+      "Type": "AWS::EC2::VPNGateway",
+      "Properties": { "Type": "ipsec.1" }
+    }
+  }
+}"#;
+    let imported =
+        import::cloudformation::import("t.json", template, &Options::default()).expect("imports");
+    let config = load(&imported.yaml);
+    assert_eq!(config.vpcs[0].subnets[0].cidr.to_string(), "10.1.0.0/24");
+    let line_of = |id: &str| {
+        imported
+            .report
+            .notes
+            .iter()
+            .find(|n| n.resource == id)
+            .map(|n| n.line)
+    };
+    assert_eq!(line_of("Alpha"), Some(8));
+    assert_eq!(line_of("Zeta"), Some(4), "{}", imported.report);
+}
+
+#[test]
+fn an_import_that_would_not_validate_is_an_error_that_says_why() {
+    // Overlapping subnets: AWS refuses them too, and so must the import.
+    let template = "Resources:\n  VPC:\n    Type: AWS::EC2::VPC\n    Properties: { CidrBlock: 10.0.0.0/16 }\n  A:\n    Type: AWS::EC2::Subnet\n    Properties: { VpcId: !Ref VPC, CidrBlock: 10.0.0.0/24 }\n  B:\n    Type: AWS::EC2::Subnet\n    Properties: { VpcId: !Ref VPC, CidrBlock: 10.0.0.128/25 }\n";
+    match import::cloudformation::import("t.yaml", template, &Options::default()) {
+        Err(ImportError::Invalid { diagnostics, .. }) => {
+            assert!(
+                diagnostics.to_string().contains("overlaps"),
+                "{diagnostics}"
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let no_vpc = "Resources:\n  B:\n    Type: AWS::S3::Bucket\n";
+    assert!(matches!(
+        import::cloudformation::import("t.yaml", no_vpc, &Options::default()),
+        Err(ImportError::NoVpc { .. })
+    ));
+}
+
+#[test]
+fn placeholder_interfaces_are_linux_names_and_unique() {
+    let template = "Resources:\n  VPC:\n    Type: AWS::EC2::VPC\n    Properties: { CidrBlock: 10.0.0.0/16 }\n  AVeryLongSubnetLogicalIdNumberOne:\n    Type: AWS::EC2::Subnet\n    Properties: { VpcId: !Ref VPC, CidrBlock: 10.0.0.0/24 }\n  AVeryLongSubnetLogicalIdNumberTwo:\n    Type: AWS::EC2::Subnet\n    Properties: { VpcId: !Ref VPC, CidrBlock: 10.0.1.0/24 }\n";
+    let imported =
+        import::cloudformation::import("t.yaml", template, &Options::default()).expect("imports");
+    let config = load(&imported.yaml);
+    let names: Vec<&str> = config.vpcs[0]
+        .subnets
+        .iter()
+        .filter_map(|s| s.interface.as_deref())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.len() <= 15 && !n.is_empty()),
+        "{names:?}"
+    );
+    assert_ne!(names[0], names[1]);
+    assert_eq!(
+        imported.report.count(Severity::Assumed),
+        2,
+        "{}",
+        imported.report
+    );
+}
+
+#[test]
+fn name_maps_parse_inline_and_from_a_file_and_unused_keys_are_reported() {
+    let inline = NameMap::parse("--interfaces", "A=eth1, B=eth2").expect("parses");
+    assert_eq!(inline.entries.get("B").map(String::as_str), Some("eth2"));
+    for bad in ["A", "A=", "A=x,A=y"] {
+        assert!(NameMap::parse("--interfaces", bad).is_err(), "{bad}");
+    }
+    let dir = std::env::temp_dir().join(format!("vpc-import-map-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("ifaces.yaml");
+    std::fs::write(&file, "PublicSubnet: sub-pub0\nNoSuchThing: eth9\n").expect("write");
+    let opts = Options {
+        interfaces: NameMap::parse("--interfaces", file.to_str().expect("utf-8"))
+            .expect("file parses"),
+        ..Options::default()
+    };
+    let imported =
+        import::cloudformation_file(&fixture("single-public-subnet.yaml"), &opts).expect("imports");
+    assert_eq!(
+        load(&imported.yaml).vpcs[0].subnets[0].interface.as_deref(),
+        Some("sub-pub0")
+    );
+    assert!(
+        imported
+            .report
+            .notes
+            .iter()
+            .any(|n| n.resource == "--interfaces" && n.message.contains("NoSuchThing"))
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn vpc_agent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vpc-agent"))
+}
+
+#[test]
+fn the_command_writes_a_file_that_validate_and_trace_accept() {
+    let dir = std::env::temp_dir().join(format!("vpc-import-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out_file = dir.join("vpc.yaml");
+    let out = vpc_agent()
+        .args(["import", "cloudformation"])
+        .arg(fixture("single-public-subnet.yaml"))
+        .args([
+            "--interfaces",
+            "PublicSubnet=sub-pub0",
+            "--addresses",
+            "WebServer=10.0.0.10",
+            "--parameter",
+            "HomeNetwork=192.0.2.0/24",
+            "-o",
+        ])
+        .arg(&out_file)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        report.contains(
+            "InternetGateway (AWS::EC2::InternetGateway): assumed: router interface 'uplink0'"
+        ),
+        "{report}"
+    );
+    let validate = vpc_agent()
+        .arg("validate")
+        .arg(&out_file)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        validate.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    // The parameter took effect: SSH is now allowed from 192.0.2.0/24.
+    let trace = vpc_agent()
+        .arg("trace")
+        .arg("--config")
+        .arg(&out_file)
+        .args([
+            "--from",
+            "192.0.2.7",
+            "--to",
+            "198.51.100.10",
+            "--proto",
+            "tcp",
+            "--dport",
+            "22",
+        ])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&trace.stdout);
+    assert!(
+        text.contains("verdict: DELIVER"),
+        "{text}{}",
+        String::from_utf8_lossy(&trace.stderr)
+    );
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "Resources:\n  VPC:\n    Type: AWS::EC2::VPC\n    Properties: { CidrBlock: 10.0.0.0/8 }\n",
+    )
+    .expect("write");
+    let out = vpc_agent()
+        .args(["import", "cloudformation"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not validate") && stderr.contains("cidr_blocks"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
