@@ -136,6 +136,70 @@ rejects!(
     ),
     "10:50: vpcs[1].subnets[0].interface: interface 'sub0' is already used by subnet 'a' of VPC 'prod'"
 );
+// ----- Instance ports (ENIs) -----
+
+rejects!(
+    instance_ports_are_unique_interfaces,
+    concat!(
+        base!(),
+        "    instances:\n",
+        "      - { name: i1, subnet: a, interface: eni1, private_ip: 10.0.0.10 }\n",
+        "      - { name: i2, subnet: a, interface: eni1, private_ip: 10.0.0.11 }\n",
+        "      - { name: i3, subnet: a, interface: sub0, private_ip: 10.0.0.12 }\n"
+    ),
+    "9:43: vpcs[0].instances[1].interface: interface 'eni1' is already used by instance 'i1' of VPC 'prod'",
+    "10:43: vpcs[0].instances[2].interface: interface 'sub0' is already used by subnet 'a' of VPC 'prod'"
+);
+rejects!(
+    an_instance_without_a_port_needs_a_shared_segment,
+    concat!(
+        base!(),
+        "      - { name: b, cidr: 10.0.1.0/24 }\n",
+        "    instances:\n",
+        "      - { name: i1, subnet: b, private_ip: 10.0.1.10 }\n",
+        "      - { name: i2, subnet: b, interface: eni2, private_ip: 10.0.1.11 }\n"
+    ),
+    "9:17: vpcs[0].instances[0].interface: instance 'i1' needs an interface of its own (its router port): subnet 'b' has no shared segment (interface)"
+);
+
+/// The warnings of a valid file.
+fn warnings(yaml: &str) -> Vec<String> {
+    let config = load_str("t.yaml", yaml).expect("valid");
+    config.warnings.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn a_shared_segment_whose_groups_would_forbid_is_a_warning() {
+    let segment = concat!(
+        base!(),
+        "    security_groups:\n",
+        "      - { name: web, inbound: [{ protocol: tcp, ports: 443, source: 0.0.0.0/0 }] }\n",
+        "    instances:\n",
+        "      - { name: w1, subnet: a, private_ip: 10.0.0.10, security_groups: [web] }\n",
+        "      - { name: w2, subnet: a, private_ip: 10.0.0.11, security_groups: [web] }\n"
+    );
+    assert_eq!(
+        warnings(segment),
+        ["6:50: vpcs[0].subnets[0].interface: warning: subnet 'a' is a shared segment: its hosts \
+          reach each other without the router, so security groups between them are not enforced \
+          (instance 'w1' would not allow everything from 'w2'); give each instance its own \
+          `interface` to enforce them"]
+    );
+    // Members of the default group allow each other everything: nothing to warn about; nor
+    // with the instances on ports of their own.
+    let members = concat!(
+        base!(),
+        "    instances:\n",
+        "      - { name: w1, subnet: a, private_ip: 10.0.0.10 }\n",
+        "      - { name: w2, subnet: a, private_ip: 10.0.0.11 }\n"
+    );
+    assert_eq!(warnings(members), Vec::<String>::new());
+    let ports = segment
+        .replace("private_ip: 10.0.0.10", "interface: e1, private_ip: 10.0.0.10")
+        .replace("private_ip: 10.0.0.11", "interface: e2, private_ip: 10.0.0.11");
+    assert_eq!(warnings(&ports), Vec::<String>::new());
+}
+
 rejects!(
     subnet_route_table_exists,
     concat!(
