@@ -626,3 +626,33 @@ fn fail_closed_when_the_agent_dies_with_its_pins_lost() {
     assert!(!gone.status.success(), "detach removed the guard");
     let _ = cli(&["detach", "--bpffs", bpffs.arg()]);
 }
+
+#[test]
+fn virtual_devices_take_the_tc_path_and_native_xdp_is_refused_on_them() {
+    require_kernel!();
+    // Compiled from the machine (veth ports are virtual): XDP leaves every packet to TC,
+    // unmodified, and redirects into no veth (DEVICES holds none).
+    let topo = Topology::build(FIXTURE, Some(AttachMode::Skb), true).expect("topology");
+    let packet = Packet::tcp(APP, DB1, 40000, 5432, TCP_SYN);
+    let (seen, _) = run(&topo, "eapp1", &packet);
+    assert_eq!(seen, Seen::Passed, "XDP hands virtual devices' frames to TC");
+    let (tc, _) = run_tc_ingress(&topo, "eapp1", &packet);
+    assert!(matches!(tc, Seen::Forwarded { .. }), "TC decides: {tc:?}");
+    assert_eq!(topo.compiled.redirect_targets().count(), 0);
+
+    // `--xdp-mode native` on a veth: refused at start, with the reason, exit status 2.
+    let scratch = Scratch::new().unwrap();
+    let config = scratch.write("vpc.yaml", FIXTURE).unwrap();
+    let bpffs = Bpffs::new().unwrap();
+    let bare = Topology::build(FIXTURE, None, false).expect("topology");
+    let log = scratch.dir.join("native.log");
+    let mut agent =
+        Agent::spawn(&bare.router, &config, &bpffs, log, &["--xdp-mode", "native"]).unwrap();
+    assert_eq!(agent.wait_exit(Duration::from_secs(20)).unwrap(), Some(2));
+    let text = agent.log();
+    assert!(
+        text.contains("is a virtual device (veth/tap): native XDP cannot be correct there"),
+        "{text}"
+    );
+    assert!(!bpffs.path.exists(), "nothing was created: {}", bpffs.path.display());
+}
