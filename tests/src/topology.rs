@@ -271,3 +271,17 @@ pub fn if_name(index: u32) -> Option<String> {
     let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
     Some(name.to_string_lossy().into_owned())
 }
+
+/// (assured, unassured) connection entries in the topology's datapath.
+pub fn conntrack_counts(topo: &Topology) -> (usize, usize) {
+    let count = |name: &str| {
+        topo.datapath
+            .ebpf()
+            .map(name)
+            .and_then(|m| {
+                aya::maps::HashMap::<_, vpc_common::conntrack::CtKey, vpc_common::conntrack::CtEntry>::try_from(m).ok()
+            })
+            .map_or(0, |m| m.keys().count())
+    };
+    (count("CONNTRACK"), count("CT_UNASSURED"))
+}

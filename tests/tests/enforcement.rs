@@ -635,7 +635,11 @@ fn virtual_devices_take_the_tc_path_and_native_xdp_is_refused_on_them() {
     let topo = Topology::build(FIXTURE, Some(AttachMode::Skb), true).expect("topology");
     let packet = Packet::tcp(APP, DB1, 40000, 5432, TCP_SYN);
     let (seen, _) = run(&topo, "eapp1", &packet);
-    assert_eq!(seen, Seen::Passed, "XDP hands virtual devices' frames to TC");
+    assert_eq!(
+        seen,
+        Seen::Passed,
+        "XDP hands virtual devices' frames to TC"
+    );
     let (tc, _) = run_tc_ingress(&topo, "eapp1", &packet);
     assert!(matches!(tc, Seen::Forwarded { .. }), "TC decides: {tc:?}");
     assert_eq!(topo.compiled.redirect_targets().count(), 0);
@@ -646,13 +650,23 @@ fn virtual_devices_take_the_tc_path_and_native_xdp_is_refused_on_them() {
     let bpffs = Bpffs::new().unwrap();
     let bare = Topology::build(FIXTURE, None, false).expect("topology");
     let log = scratch.dir.join("native.log");
-    let mut agent =
-        Agent::spawn(&bare.router, &config, &bpffs, log, &["--xdp-mode", "native"]).unwrap();
+    let mut agent = Agent::spawn(
+        &bare.router,
+        &config,
+        &bpffs,
+        log,
+        &["--xdp-mode", "native"],
+    )
+    .unwrap();
     assert_eq!(agent.wait_exit(Duration::from_secs(20)).unwrap(), Some(2));
     let text = agent.log();
     assert!(
         text.contains("is a virtual device (veth/tap): native XDP cannot be correct there"),
         "{text}"
     );
-    assert!(!bpffs.path.exists(), "nothing was created: {}", bpffs.path.display());
+    assert!(
+        !bpffs.path.exists(),
+        "nothing was created: {}",
+        bpffs.path.display()
+    );
 }

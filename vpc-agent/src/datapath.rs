@@ -228,6 +228,11 @@ impl Datapath {
     }
 
     /// The underlying object, for map access by name.
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+
+    /// The underlying object, for map access by name.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }

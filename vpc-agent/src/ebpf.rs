@@ -33,6 +33,7 @@ pub mod maps {
     pub const SG_REMOTES: &str = "SG_REMOTES";
     pub const SG_RULES: &str = "SG_RULES";
     pub const CONNTRACK: &str = "CONNTRACK";
+    pub const CT_UNASSURED: &str = "CT_UNASSURED";
     pub const CT_TIMEOUTS: &str = "CT_TIMEOUTS";
     pub const CT_STATS: &str = "CT_STATS";
     pub const NAT_PORTS: &str = "NAT_PORTS";
@@ -43,7 +44,7 @@ pub mod maps {
     pub const CT_SCRATCH: &str = "CT_SCRATCH";
 
     /// Every map the agent pins (policy, counters and datapath state).
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 24] = [
         CONFIG,
         IFACES,
         SUBNETS,
@@ -59,6 +60,7 @@ pub mod maps {
         SG_REMOTES,
         SG_RULES,
         CONNTRACK,
+        CT_UNASSURED,
         CT_TIMEOUTS,
         CT_STATS,
         NAT_PORTS,

@@ -82,10 +82,12 @@ pub fn render(s: &Status) -> String {
         &mut out,
         "vpc_conntrack_total",
         "counter",
-        "Connection tracking entries created, expired (datapath), swept (agent), evicted (LRU).",
+        "Connection tracking entries created, assured (handshake completed or answered), \
+         expired (datapath), swept (agent), evicted (LRU).",
     );
     for (event, n) in [
         ("created", ct.created),
+        ("assured", ct.assured),
         ("expired", ct.expired),
         ("swept", ct.swept),
         ("evicted", ct.evictions),

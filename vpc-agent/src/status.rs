@@ -16,7 +16,7 @@ use aya::{
 use serde::Serialize;
 use vpc_common::{
     acl::AclTable,
-    conntrack::{CT_STAT_CREATED, CT_STAT_EXPIRED, CT_STAT_SWEPT, CtEntry, CtKey},
+    conntrack::{CT_STAT_ASSURED, CT_STAT_CREATED, CT_STAT_EXPIRED, CT_STAT_SWEPT, CtEntry, CtKey},
     flow::{FLOW_ACCEPT, FlowKey, FlowStats},
     iface::{
         Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
@@ -88,8 +88,15 @@ pub struct ConntrackStats {
     pub expired: u64,
     /// Removed by the agent's sweep (counted by the agent, not in `CT_STATS`).
     pub swept: u64,
+    /// Live entries in both tables (assured ones in `CONNTRACK`, new ones in `CT_UNASSURED`).
     pub live: u64,
-    /// Evicted by the LRU when full: created - expired - swept - live (never below 0).
+    /// Of `live`, not yet assured (a handshake in progress, no answer yet).
+    pub unassured: u64,
+    /// Connections that became assured (moved to `CONNTRACK`).
+    pub assured: u64,
+    /// Evicted by the LRUs when full: created - expired - swept - live (never below 0). Under
+    /// a flood of new connections these are unassured ones: established connections live
+    /// apart, in `CONNTRACK`.
     pub evictions: u64,
 }
 
@@ -145,7 +152,7 @@ fn entries(name: &'static str, map: &Map) -> Result<u32, MapError> {
         names::NAT_GATEWAYS => count_keys::<u32, NatGatewayInfo>(map)?,
         // FragKey (12 bytes) -> FragPorts (4 bytes), defined in vpc-ebpf.
         names::FRAGMENTS => count_keys::<[u8; 12], [u8; 4]>(map)?,
-        names::CONNTRACK => count_keys::<CtKey, CtEntry>(map)?,
+        names::CONNTRACK | names::CT_UNASSURED => count_keys::<CtKey, CtEntry>(map)?,
         names::NAT_PORTS => count_keys::<NatKey, NatValue>(map)?,
         names::FLOWS => count_percpu_keys::<FlowKey, FlowStats>(map)?,
         names::FLOWS_SKIPPED => count_percpu_keys::<u32, u64>(map)?,
@@ -248,15 +255,20 @@ fn conntrack_stats(
     let expired = slot(CT_STAT_EXPIRED)?;
     // The kernel's own slot stays 0 (the agent counts its sweep), but is added if ever set.
     let swept = slot(CT_STAT_SWEPT)? + agent.map_or(0, |a| a.conntrack_swept);
-    let live = maps
-        .iter()
-        .find(|m| m.name == names::CONNTRACK)
-        .map_or(0, |m| u64::from(m.entries));
+    let fill = |name| {
+        maps.iter()
+            .find(|m| m.name == name)
+            .map_or(0, |m| u64::from(m.entries))
+    };
+    let unassured = fill(names::CT_UNASSURED);
+    let live = fill(names::CONNTRACK) + unassured;
     Ok(ConntrackStats {
         created,
         expired,
         swept,
         live,
+        unassured,
+        assured: slot(CT_STAT_ASSURED)?,
         evictions: created.saturating_sub(expired + swept + live),
     })
 }
@@ -356,8 +368,8 @@ pub fn render(status: &Status) -> String {
     let ct = &status.conntrack;
     let _ = writeln!(
         out,
-        "conntrack: created {} expired {} swept {} live {} evictions {}",
-        ct.created, ct.expired, ct.swept, ct.live, ct.evictions
+        "conntrack: created {} assured {} expired {} swept {} live {} (unassured {}) evictions {}",
+        ct.created, ct.assured, ct.expired, ct.swept, ct.live, ct.unassured, ct.evictions
     );
     let f = &status.flows;
     let _ = writeln!(

@@ -1,7 +1,9 @@
-//! Connection tracking: one entry per connection in `CONNTRACK` (an LRU hash), keyed by the
-//! connection's original direction as seen inside the VPC (private addresses, before any
-//! translation). A packet is looked up as a reply first (reversed tuple), then as the original
-//! direction. For ICMP echo both ports are the identifier.
+//! Connection tracking: one entry per connection, keyed by the connection's original direction
+//! as seen inside the VPC (private addresses, before any translation), in `CT_UNASSURED` while
+//! it is new (a TCP handshake in progress, UDP or ICMP not yet answered) and in `CONNTRACK`
+//! once assured (both LRU hashes). A packet is looked up in `CONNTRACK` as a reply first
+//! (reversed tuple), then as the original direction, then likewise in `CT_UNASSURED`. For ICMP
+//! echo both ports are the identifier.
 
 use crate::{assert_size, pod};
 
@@ -150,10 +152,19 @@ pub const CT_STAT_CREATED: u32 = 0;
 pub const CT_STAT_EXPIRED: u32 = 1;
 /// Entries removed by the userspace sweep.
 pub const CT_STAT_SWEPT: u32 = 2;
+/// Connections that became assured and moved from `CT_UNASSURED` to `CONNTRACK`.
+pub const CT_STAT_ASSURED: u32 = 3;
 /// Number of `CT_STATS` slots.
-pub const CT_STAT_SLOTS: u32 = 3;
+pub const CT_STAT_SLOTS: u32 = 4;
 
 /// Default capacity of `CONNTRACK` (the agent may set another at load time).
 pub const CONNTRACK_ENTRIES: u32 = 262_144;
+
+/// Capacity of `CT_UNASSURED`: connections not yet assured (a TCP handshake not completed, UDP
+/// or ICMP not yet answered) live there, apart from `CONNTRACK`, so that a flood of them (a
+/// SYN flood from random sources) evicts only its own kind, never an established connection
+/// (the analogue of nf_conntrack's early drop of unassured entries). A connection moves to
+/// `CONNTRACK` when it becomes assured.
+pub const CT_UNASSURED_ENTRIES: u32 = 65_536;
 
 pod!(CtKey, CtEntry, CtPath, CtTimeouts);

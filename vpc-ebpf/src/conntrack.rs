@@ -18,16 +18,16 @@ use vpc_common::{
     DropReason,
     conntrack::{
         CT_ACK_ORIGINAL, CT_ACK_REPLY, CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_ONE_WAY,
-        CT_PATH_TTL_S, CT_SEEN_REPLY, CT_STAT_CREATED, CT_STAT_EXPIRED, CT_TCP_CLOSED,
-        CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV, CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT,
-        CT_WINDOW_SLACK, CtEntry, CtKey, CtPath, CtTimeouts, DEFAULT_TIMEOUTS,
+        CT_PATH_TTL_S, CT_SEEN_REPLY, CT_STAT_ASSURED, CT_STAT_CREATED, CT_STAT_EXPIRED,
+        CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV, CT_TCP_SYN_SENT,
+        CT_TCP_TIME_WAIT, CT_WINDOW_SLACK, CtEntry, CtKey, CtPath, CtTimeouts, DEFAULT_TIMEOUTS,
     },
 };
 
 use crate::{
     clock,
     decide::Forward,
-    maps::{CONFIG, CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS},
+    maps::{CONFIG, CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS, CT_UNASSURED},
     nat,
     packet::{Flow, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
 };
@@ -44,8 +44,13 @@ pub enum Track {
     Untracked,
     /// No live connection: rules decide, and a forwarded packet creates one.
     New,
-    /// Part of a live connection, in its original direction or as a reply.
-    Tracked { reply: bool, entry: *mut CtEntry },
+    /// Part of a live connection, in its original direction or as a reply; `assured`: the
+    /// entry is in `CONNTRACK` (else in `CT_UNASSURED`).
+    Tracked {
+        reply: bool,
+        entry: *mut CtEntry,
+        assured: bool,
+    },
 }
 
 impl Track {
@@ -138,33 +143,29 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
         return Err(DropReason::InvalidTcpFlags);
     }
     let now = clock::now();
-    let mut found = None;
-    if may_reply {
-        let k = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
-        if let Some(e) = CONNTRACK.get_ptr_mut(k) {
-            found = Some((true, e));
-        }
-    }
-    if found.is_none() && may_original {
-        let k = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
-        if let Some(e) = CONNTRACK.get_ptr_mut(k) {
-            found = Some((false, e));
-        }
-    }
+    let reversed = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
+    let original = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+    let found = find(&reversed, &original, may_reply, may_original);
     let track = match found {
-        Some((reply, entry)) if live(entry, flow.proto, now) => {
+        Some((reply, entry, assured)) if live(entry, flow.proto, now) => {
             // SAFETY: points into a CONNTRACK value.
             let state = unsafe { (*entry).state };
             let restart = flow.proto == PROTO_TCP
                 && flow.tcp_flags & (SYN | ACK) == SYN
                 && (state == CT_TCP_CLOSED || state == CT_TCP_TIME_WAIT);
             if restart {
+                // The closed connection goes; the new one starts unassured.
+                remove(if reply { &reversed } else { &original }, assured);
                 Track::New
             } else {
-                Track::Tracked { reply, entry }
+                Track::Tracked {
+                    reply,
+                    entry,
+                    assured,
+                }
             }
         }
-        Some((reply, entry)) => {
+        Some((reply, entry, assured)) => {
             count(CT_STAT_EXPIRED);
             // SAFETY: points into a CONNTRACK value.
             let e = unsafe { &*entry };
@@ -178,6 +179,7 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
                 };
                 nat::release(e.nat_ip, e.nat_port, remote, port, flow.proto);
             }
+            remove(if reply { &reversed } else { &original }, assured);
             Track::New
         }
         None => Track::New,
@@ -190,6 +192,60 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
         return Err(DropReason::InvalidTcpFlags);
     }
     Ok(track)
+}
+
+/// The entry of a connection, assured ones first: as a reply (`reversed`) or in the original
+/// direction. Returns (is a reply, the entry, is assured).
+#[inline(always)]
+fn find(
+    reversed: &CtKey,
+    original: &CtKey,
+    may_reply: bool,
+    may_original: bool,
+) -> Option<(bool, *mut CtEntry, bool)> {
+    if may_reply && let Some(e) = CONNTRACK.get_ptr_mut(*reversed) {
+        return Some((true, e, true));
+    }
+    if may_original && let Some(e) = CONNTRACK.get_ptr_mut(*original) {
+        return Some((false, e, true));
+    }
+    if may_reply && let Some(e) = CT_UNASSURED.get_ptr_mut(*reversed) {
+        return Some((true, e, false));
+    }
+    if may_original && let Some(e) = CT_UNASSURED.get_ptr_mut(*original) {
+        return Some((false, e, false));
+    }
+    None
+}
+
+/// The live-or-not entry of the connection whose original direction is `original` (for ICMP
+/// errors about it).
+#[inline(always)]
+pub fn entry(original: &CtKey) -> Option<*mut CtEntry> {
+    find(original, original, false, true).map(|(_, e, _)| e)
+}
+
+#[inline(always)]
+fn remove(k: &CtKey, assured: bool) {
+    let _ = if assured {
+        CONNTRACK.remove(k)
+    } else {
+        CT_UNASSURED.remove(k)
+    };
+}
+
+/// Whether a connection in `state` is assured: a completed TCP handshake, or UDP / ICMP seen
+/// both ways.
+#[inline(always)]
+fn assured(proto: u8, state: u8) -> bool {
+    if proto == PROTO_TCP {
+        matches!(
+            state,
+            CT_TCP_ESTABLISHED | CT_TCP_FIN_WAIT | CT_TCP_TIME_WAIT
+        )
+    } else {
+        state == CT_BOTH_WAYS
+    }
 }
 
 /// Records a forwarded packet: creates the connection or advances its state. For a connection
@@ -229,13 +285,26 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
             let k = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
             // By reference: a value would be copied onto the stack again.
             let value: &CtEntry = entry;
-            CONNTRACK
-                .insert(k, value, 0)
-                .map_err(|_| DropReason::ConntrackFull)?;
+            if CT_UNASSURED.insert(k, value, 0).is_err() {
+                if entry.nat_ip != 0 {
+                    nat::release(
+                        entry.nat_ip,
+                        entry.nat_port,
+                        flow.dst,
+                        flow.dport,
+                        flow.proto,
+                    );
+                }
+                return Err(DropReason::ConntrackFull);
+            }
             count(CT_STAT_CREATED);
             Ok(())
         }
-        Track::Tracked { reply, entry } => {
+        Track::Tracked {
+            reply,
+            entry,
+            assured: was_assured,
+        } => {
             // SAFETY: points into a CONNTRACK value; concurrent updates from other CPUs can
             // only make the state or timestamp slightly stale.
             let e = unsafe { &mut *entry };
@@ -254,6 +323,20 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
                 e.flags = flags;
             } else if reply {
                 e.state = CT_BOTH_WAYS;
+            }
+            if !was_assured && assured(flow.proto, e.state) {
+                // Promoted: from now on no flood of new connections can evict it.
+                let original = if reply {
+                    key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto)
+                } else {
+                    key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto)
+                };
+                let value: &CtEntry = e;
+                CONNTRACK
+                    .insert(original, value, 0)
+                    .map_err(|_| DropReason::ConntrackFull)?;
+                let _ = CT_UNASSURED.remove(original);
+                count(CT_STAT_ASSURED);
             }
             Ok(())
         }
@@ -303,7 +386,7 @@ pub fn remember(flow: &Flow, fwd: &Forward, ingress: u32, smac: &[u8; 6], dmac: 
 /// looked up at most `CT_PATH_TTL_S` ago.
 #[inline(always)]
 pub fn cached(track: &Track, ingress: u32) -> Option<CtPath> {
-    let Track::Tracked { reply, entry } = *track else {
+    let Track::Tracked { reply, entry, .. } = *track else {
         return None;
     };
     // SAFETY: points into a CONNTRACK value for the program's duration.

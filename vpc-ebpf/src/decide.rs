@@ -35,8 +35,8 @@ use crate::{
     acl,
     conntrack::{self, Track},
     maps::{
-        CONFIG, CONNTRACK, FRAGMENTS, FragKey, FragPorts, IFACES, NAT_GATEWAYS, PUBLIC_IPS, VPCS,
-        copied, endpoint,
+        CONFIG, FRAGMENTS, FragKey, FragPorts, IFACES, NAT_GATEWAYS, PUBLIC_IPS, VPCS, copied,
+        endpoint,
     },
     nat,
     packet::{Flow, Frag, Inner, PROTO_ICMP},
@@ -387,7 +387,7 @@ fn related_icmp_error(
         proto: inner.proto,
         _pad: [0; 3],
     };
-    let entry = CONNTRACK.get_ptr_mut(original).ok_or(unsolicited)?;
+    let entry = conntrack::entry(&original).ok_or(unsolicited)?;
     let mut inside = *flow;
     inside.dst = inside_ip;
     let from = match via {
@@ -403,7 +403,13 @@ fn related_icmp_error(
         None => 0,
     };
     let ep = endpoint(vpc_id, inside_ip).ok_or(unsolicited)?;
-    let track = Track::Tracked { reply: true, entry };
+    // Related to a tracked connection: no security group decides it (`assured` only says
+    // which map holds the entry, and this packet changes nothing in it).
+    let track = Track::Tracked {
+        reply: true,
+        entry,
+        assured: true,
+    };
     let mut decision = deliver(vpc_id, from, ep.subnet_id, &inside, inside_ip, &track)?;
     if let Decision::Forward(ref mut fwd) = decision {
         fwd.inner_src = inside_ip;

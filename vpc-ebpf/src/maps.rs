@@ -9,7 +9,9 @@ use aya_ebpf::{
 use vpc_common::{
     acl::{ACLS_ENTRIES, AclTable},
     capacity::{self, two_generations},
-    conntrack::{CONNTRACK_ENTRIES, CT_STAT_SLOTS, CtEntry, CtKey, CtTimeouts},
+    conntrack::{
+        CONNTRACK_ENTRIES, CT_STAT_SLOTS, CT_UNASSURED_ENTRIES, CtEntry, CtKey, CtTimeouts,
+    },
     flow::{FLOWS_ENTRIES, FlowKey, FlowStats},
     iface::{
         Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
@@ -96,6 +98,12 @@ pub static SG_RULES: LpmTrie<
 /// full the least recently used entry is evicted (the agent counts evictions from CT_STATS).
 #[btf_map]
 pub static CONNTRACK: LruHashMap<CtKey, CtEntry, { CONNTRACK_ENTRIES as usize }> =
+    LruHashMap::new();
+
+/// Connections not yet assured (see `vpc_common::conntrack::CT_UNASSURED_ENTRIES`): a flood of
+/// new connections evicts only these.
+#[btf_map]
+pub static CT_UNASSURED: LruHashMap<CtKey, CtEntry, { CT_UNASSURED_ENTRIES as usize }> =
     LruHashMap::new();
 
 /// Per-CPU scratch space for building a new CONNTRACK entry (too big for the stack).

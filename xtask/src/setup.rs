@@ -28,6 +28,7 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("iputils-ping", "ping"),
     ("netcat-openbsd", "nc"),
     ("socat", "socat"),
+    ("hping3", "hping3"),
 ];
 
 pub fn run() -> Result<()> {
