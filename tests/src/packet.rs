@@ -54,6 +54,8 @@ pub struct Packet {
     pub options: Vec<u8>,
     /// (more fragments, fragment offset in 8-byte units)
     pub frag: (bool, u16),
+    /// The don't-fragment flag.
+    pub df: bool,
     pub l4: L4,
     /// TCP sequence and acknowledgment numbers.
     pub tcp_seq: u32,
@@ -93,6 +95,7 @@ impl Packet {
             ip_id: 0x1234,
             options: Vec::new(),
             frag: (false, 0),
+            df: false,
             l4,
             tcp_seq: 1000,
             tcp_ack: 0,
@@ -152,6 +155,12 @@ impl Packet {
 
     pub fn fragment(mut self, more: bool, offset_units: u16) -> Self {
         self.frag = (more, offset_units);
+        self
+    }
+
+    /// Sets the don't-fragment flag.
+    pub fn dont_fragment(mut self) -> Self {
+        self.df = true;
         self
     }
 
@@ -277,7 +286,7 @@ impl Packet {
         ip[0] = 0x40 | (ihl / 4) as u8;
         ip[2..4].copy_from_slice(&((ihl + l4.len()) as u16).to_be_bytes());
         ip[4..6].copy_from_slice(&self.ip_id.to_be_bytes());
-        let frags = (u16::from(self.frag.0) << 13) | self.frag.1;
+        let frags = (u16::from(self.df) << 14) | (u16::from(self.frag.0) << 13) | self.frag.1;
         ip[6..8].copy_from_slice(&frags.to_be_bytes());
         ip[8] = self.ttl;
         ip[9] = self.proto();

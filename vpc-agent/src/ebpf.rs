@@ -42,9 +42,11 @@ pub mod maps {
     pub const FLOWS_SKIPPED: &str = "FLOWS_SKIPPED";
     pub const FLOWS_GEN: &str = "FLOWS_GEN";
     pub const CT_SCRATCH: &str = "CT_SCRATCH";
+    /// Per-CPU counters of the ICMP errors the router sent (`vpc_common::icmp`).
+    pub const ICMP_STATS: &str = "ICMP_STATS";
 
     /// Every map the agent pins (policy, counters and datapath state).
-    pub const ALL: [&str; 24] = [
+    pub const ALL: [&str; 25] = [
         CONFIG,
         IFACES,
         SUBNETS,
@@ -69,5 +71,6 @@ pub mod maps {
         FLOWS_SKIPPED,
         FLOWS_GEN,
         CT_SCRATCH,
+        ICMP_STATS,
     ];
 }

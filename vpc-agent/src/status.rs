@@ -140,6 +140,7 @@ fn entries(name: &'static str, map: &Map) -> Result<u32, MapError> {
     Ok(match name {
         names::CONFIG | names::CT_TIMEOUTS | names::NAT_CONFIG => 1,
         names::CT_STATS => vpc_common::conntrack::CT_STAT_SLOTS,
+        names::ICMP_STATS => vpc_common::icmp::ICMP_STAT_SLOTS,
         names::DROP_COUNTERS => match map {
             Map::PerCpuArray(_) => vpc_common::DropReason::ALL.len() as u32,
             _ => 1,

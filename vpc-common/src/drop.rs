@@ -37,7 +37,7 @@ pub enum DropReason {
     UplinkUnsolicited = 14,
     /// The destination is inside a VPC block but no instance has that address.
     UnknownDestination = 15,
-    /// TTL would reach zero on forwarding.
+    /// TTL would reach zero on forwarding: the sender gets ICMP time exceeded (rate-limited).
     TtlExceeded = 16,
     /// TCP flags that make no sense for the tracked state (or at all).
     InvalidTcpFlags = 17,
@@ -60,14 +60,22 @@ pub enum DropReason {
     /// A TCP RST or FIN whose sequence number lies outside the receiver's window: it would
     /// close (or start closing) a connection it does not belong to.
     TcpOutOfWindow = 24,
+    /// Larger than the next hop's MTU: with DF set the sender gets ICMP fragmentation needed
+    /// (PMTUD); without, the router does not fragment.
+    TooBig = 25,
+    /// A NAT gateway carries TCP, UDP and ICMP only (AWS), and of fragments only UDP ones.
+    NatProtocol = 26,
+    /// A unicast frame addressed to another MAC than the router interface's own (it was
+    /// meant for another host of a shared segment).
+    NotForRouter = 27,
 }
 
 impl DropReason {
     /// Number of slots in `DROP_COUNTERS` (the largest value + 1; slot 0 is unused).
-    pub const COUNT: u32 = 25;
+    pub const COUNT: u32 = 28;
 
     /// Every reason, in numeric order.
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 27] = [
         Self::Malformed,
         Self::Fragment,
         Self::VlanTagged,
@@ -92,6 +100,9 @@ impl DropReason {
         Self::FibFailed,
         Self::UplinkSpoofed,
         Self::TcpOutOfWindow,
+        Self::TooBig,
+        Self::NatProtocol,
+        Self::NotForRouter,
     ];
 
     /// A stable, snake_case name for logs, metrics and the CLI.
@@ -121,6 +132,9 @@ impl DropReason {
             Self::FibFailed => "fib_failed",
             Self::UplinkSpoofed => "uplink_spoofed",
             Self::TcpOutOfWindow => "tcp_out_of_window",
+            Self::TooBig => "too_big",
+            Self::NatProtocol => "nat_protocol",
+            Self::NotForRouter => "not_for_router",
         }
     }
 

@@ -55,10 +55,10 @@ pub const IFACE_F_VIRTUAL: u8 = 1 << 0;
 /// (`instance_ip == 0`: hosts of the subnet reach each other without the router).
 ///
 /// ```text
-///  0      1      2                      8             12            16            20     24
-/// +------+------+----------------------+-------------+-------------+-------------+------+
-/// | kind | flags| mac (the port's own) | vpc_id      | subnet_id   | instance_ip | pad  |
-/// +------+------+----------------------+-------------+-------------+-------------+------+
+///  0      1      2                      8             12            16            20          24
+/// +------+------+----------------------+-------------+-------------+-------------+-----------+
+/// | kind | flags| mac (the port's own) | vpc_id      | subnet_id   | instance_ip | router_ip |
+/// +------+------+----------------------+-------------+-------------+-------------+-----------+
 /// ```
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -76,7 +76,10 @@ pub struct IfaceInfo {
     /// On an instance port: the instance's private address (network order), the only source
     /// the port accepts. 0 for a shared segment and for an uplink.
     pub instance_ip: u32,
-    pub _pad: u32,
+    /// The router's own address on this interface (network order), the source of the ICMP
+    /// errors it sends there: the subnet's `.1`, or the uplink's first address. 0: none
+    /// (no ICMP errors are sent on it).
+    pub router_ip: u32,
 }
 assert_size!(IfaceInfo, 24);
 

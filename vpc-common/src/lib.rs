@@ -16,6 +16,7 @@ pub mod capacity;
 pub mod conntrack;
 pub mod drop;
 pub mod flow;
+pub mod icmp;
 pub mod iface;
 pub mod nat;
 pub mod route;

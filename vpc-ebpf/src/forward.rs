@@ -13,10 +13,12 @@ use core::mem::{self, size_of};
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{
-        BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, BPF_FIB_LKUP_RET_NO_NEIGH,
-        BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_REDIRECT, bpf_fib_lookup as FibParams, xdp_action,
+        BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, BPF_FIB_LKUP_RET_FRAG_NEEDED,
+        BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_REDIRECT,
+        bpf_check_mtu_flags::BPF_MTU_CHK_SEGS, bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS,
+        bpf_fib_lookup as FibParams, xdp_action,
     },
-    helpers::{bpf_fib_lookup, bpf_redirect_neigh},
+    helpers::{bpf_check_mtu, bpf_fib_lookup, bpf_redirect_neigh},
     programs::{TcContext, XdpContext},
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
@@ -25,6 +27,7 @@ use vpc_common::{DropReason, MARK_APPROVED};
 use crate::{
     conntrack, csum,
     decide::Forward,
+    icmp::IcmpError,
     maps::DEVICES,
     nat,
     packet::{
@@ -44,6 +47,31 @@ const IP_CSUM: usize = ETH_LEN + 10;
 const IP_SRC: usize = ETH_LEN + 12;
 const IP_DST: usize = ETH_LEN + 16;
 const IP_TTL: usize = ETH_LEN + 8;
+
+/// Why a packet is not forwarded: a drop, or a drop the sender hears about from the router
+/// (ICMP time exceeded / fragmentation needed, `crate::icmp`).
+#[derive(Clone, Copy)]
+pub enum Refusal {
+    Drop(DropReason),
+    Icmp(IcmpError),
+}
+
+impl From<DropReason> for Refusal {
+    fn from(reason: DropReason) -> Self {
+        Self::Drop(reason)
+    }
+}
+
+/// A packet with DF set that does not fit the next hop: the sender learns the MTU; without DF
+/// the router does not fragment (it drops, counted).
+#[inline(always)]
+fn too_big(flow: &Flow, mtu: u16) -> Refusal {
+    if flow.df {
+        Refusal::Icmp(IcmpError::frag_needed(mtu))
+    } else {
+        Refusal::Drop(DropReason::TooBig)
+    }
+}
 
 /// Final addresses after translation.
 #[inline(always)]
@@ -66,9 +94,9 @@ fn addresses(flow: &Flow, fwd: &Forward) -> (u32, u32) {
 ///
 /// With `cache`, the decision and the next hop are remembered in the packet's connection for
 /// the fast path (`crate::fastpath`).
-pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<u32, DropReason> {
+pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<u32, Refusal> {
     if flow.ttl <= 1 {
-        return Err(DropReason::TtlExceeded);
+        return Err(Refusal::Icmp(IcmpError::time_exceeded()));
     }
     let (src, dst) = addresses(flow, fwd);
     // SAFETY: all-zero is a valid bpf_fib_lookup (plain integers and unions of them).
@@ -95,10 +123,14 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<
         // Unknown neighbour: the TC ingress program decides again and lets the kernel
         // resolve it (bpf_redirect_neigh). The packet is still unmodified.
         BPF_FIB_LKUP_RET_NO_NEIGH => return Ok(xdp_action::XDP_PASS),
-        _ => return Err(DropReason::FibFailed),
+        // SAFETY: the helper wrote the next hop's MTU into the union for this answer.
+        BPF_FIB_LKUP_RET_FRAG_NEEDED => {
+            return Err(too_big(flow, unsafe { params.__bindgen_anon_1.mtu_result }));
+        }
+        _ => return Err(DropReason::FibFailed.into()),
     }
     if params.ifindex != fwd.ifindex {
-        return Err(DropReason::FibFailed);
+        return Err(DropReason::FibFailed.into());
     }
     if let Some(inner) = &flow.inner
         && fwd.inner_src != 0
@@ -114,7 +146,14 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<
             &params.dmac,
         );
     }
-    xdp_send(ctx, flow, fwd, (src, dst), &params.smac, &params.dmac)
+    Ok(xdp_send(
+        ctx,
+        flow,
+        fwd,
+        (src, dst),
+        &params.smac,
+        &params.dmac,
+    )?)
 }
 
 /// XDP: rewrites the packet as `fwd` says (final addresses `(src, dst)`) with the next hop's
@@ -156,11 +195,11 @@ pub fn xdp_cached(
     fwd: &Forward,
     smac: &[u8; 6],
     dmac: &[u8; 6],
-) -> Result<u32, DropReason> {
+) -> Result<u32, Refusal> {
     if flow.ttl <= 1 {
-        return Err(DropReason::TtlExceeded);
+        return Err(Refusal::Icmp(IcmpError::time_exceeded()));
     }
-    xdp_send(ctx, flow, fwd, addresses(flow, fwd), smac, dmac)
+    Ok(xdp_send(ctx, flow, fwd, addresses(flow, fwd), smac, dmac)?)
 }
 
 /// Where the checksum covering ports / the echo identifier sits, and whether it covers the
@@ -288,9 +327,18 @@ fn xdp_rewrite(
 
 /// TC: forward `flow` as `fwd` says. Returns the TC action.
 #[inline(always)]
-pub fn tc(ctx: &TcContext, flow: &Flow, fwd: &Forward) -> Result<i32, DropReason> {
+pub fn tc(ctx: &TcContext, flow: &Flow, fwd: &Forward) -> Result<i32, Refusal> {
     if flow.ttl <= 1 {
-        return Err(DropReason::TtlExceeded);
+        return Err(Refusal::Icmp(IcmpError::time_exceeded()));
+    }
+    // The next hop's MTU, for a GSO aggregate against each of its segments (`SEGS`); 0 in:
+    // the skb's own length.
+    let mut mtu: u32 = 0;
+    let segs = u64::from(BPF_MTU_CHK_SEGS);
+    // SAFETY: the skb being processed; `mtu` is a valid out-pointer.
+    let rc = unsafe { bpf_check_mtu(ctx.as_ptr(), fwd.ifindex, &raw mut mtu, 0, segs) };
+    if rc as u32 != BPF_MTU_CHK_RET_SUCCESS {
+        return Err(too_big(flow, mtu.min(u32::from(u16::MAX)) as u16));
     }
     let (src, dst) = addresses(flow, fwd);
     if let Some(inner) = &flow.inner
@@ -352,7 +400,7 @@ pub fn tc(ctx: &TcContext, flow: &Flow, fwd: &Forward) -> Result<i32, DropReason
     // SAFETY: a NULL neighbour description asks the kernel to find the next hop itself.
     let rc = unsafe { bpf_redirect_neigh(fwd.ifindex, core::ptr::null_mut(), 0, 0) };
     if rc as i32 != TC_ACT_REDIRECT {
-        return Err(DropReason::FibFailed);
+        return Err(DropReason::FibFailed.into());
     }
     Ok(TC_ACT_REDIRECT)
 }

@@ -17,6 +17,7 @@ mod drop;
 mod fastpath;
 mod flows;
 mod forward;
+mod icmp;
 mod maps;
 mod nat;
 mod packet;
@@ -40,6 +41,7 @@ use crate::{
     decide::{Decision, decide, interface},
     fastpath::Probe,
     flows::Outcome,
+    forward::Refusal,
     maps::{SUBNETS, copied},
     packet::{Arp, Frame, PacketCtx, parse},
 };
@@ -94,7 +96,7 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
     let mut known = None;
     if subnet {
         match fastpath::probe(&flow, ingress) {
-            Probe::Hit(hit) => return send_cached(ctx, ingress, &flow, bytes, hit),
+            Probe::Hit(hit) => return send_cached(ctx, ingress, &iface, &flow, bytes, hit),
             Probe::Miss(track) => known = track,
         }
     }
@@ -107,14 +109,39 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
         }
     };
     let cache = subnet && flow.inner.is_none() && flow.frag != packet::Frag::Later;
-    let action = forward::xdp(ctx, &flow, &fwd, cache);
-    match action {
+    match forward::xdp(ctx, &flow, &fwd, cache) {
         // Handed to the kernel path: the TC program decides again and records the flow.
-        Ok(xdp_action::XDP_PASS) => {}
-        Ok(_) => flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd)),
-        Err(reason) => flows::record(ingress, &flow, bytes, Outcome::Rejected(reason)),
+        Ok(xdp_action::XDP_PASS) => Ok(xdp_action::XDP_PASS),
+        Ok(action) => {
+            flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd));
+            Ok(action)
+        }
+        Err(refusal) => refused_xdp(ctx, ingress, &iface, &flow, bytes, refusal),
     }
-    action
+}
+
+/// XDP: a packet that is not forwarded: counted and dropped, or answered with an ICMP error.
+#[inline(always)]
+fn refused_xdp(
+    ctx: &XdpContext,
+    ingress: u32,
+    iface: &IfaceInfo,
+    flow: &packet::Flow,
+    bytes: u64,
+    refusal: Refusal,
+) -> Result<u32, DropReason> {
+    let reason = match refusal {
+        Refusal::Drop(reason) => reason,
+        Refusal::Icmp(e) => icmp::reason(&e),
+    };
+    flows::record(ingress, flow, bytes, Outcome::Rejected(reason));
+    match refusal {
+        Refusal::Drop(_) => Err(reason),
+        Refusal::Icmp(e) => {
+            drop::count_drop(reason);
+            Ok(icmp::xdp(ctx, flow, iface.router_ip, &e).unwrap_or(xdp_action::XDP_DROP))
+        }
+    }
 }
 
 /// The benchmark floor: parses Ethernet and IPv4 like the datapath, then redirects through the
@@ -139,6 +166,7 @@ pub fn vpc_floor(ctx: XdpContext) -> u32 {
 fn send_cached(
     ctx: &XdpContext,
     ingress: u32,
+    iface: &IfaceInfo,
     flow: &packet::Flow,
     bytes: u64,
     hit: Result<fastpath::Hit, DropReason>,
@@ -150,12 +178,13 @@ fn send_cached(
             return Err(reason);
         }
     };
-    let action = forward::xdp_cached(ctx, flow, &hit.fwd, &hit.smac, &hit.dmac);
-    match action {
-        Ok(_) => flows::record(ingress, flow, bytes, Outcome::Accepted(&hit.fwd)),
-        Err(reason) => flows::record(ingress, flow, bytes, Outcome::Rejected(reason)),
+    match forward::xdp_cached(ctx, flow, &hit.fwd, &hit.smac, &hit.dmac) {
+        Ok(action) => {
+            flows::record(ingress, flow, bytes, Outcome::Accepted(&hit.fwd));
+            Ok(action)
+        }
+        Err(refusal) => refused_xdp(ctx, ingress, iface, flow, bytes, refusal),
     }
-    action
 }
 
 /// TC ingress program on every VPC interface: the same pipeline for packets XDP handed to the
@@ -202,12 +231,26 @@ fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
             return Err(reason);
         }
     };
-    let action = forward::tc(ctx, &flow, &fwd);
-    match action {
-        Ok(_) => flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd)),
-        Err(reason) => flows::record(ingress, &flow, bytes, Outcome::Rejected(reason)),
+    match forward::tc(ctx, &flow, &fwd) {
+        Ok(action) => {
+            flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd));
+            Ok(action)
+        }
+        Err(refusal) => {
+            let reason = match refusal {
+                Refusal::Drop(reason) => reason,
+                Refusal::Icmp(e) => icmp::reason(&e),
+            };
+            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
+            match refusal {
+                Refusal::Drop(_) => Err(reason),
+                Refusal::Icmp(e) => {
+                    drop::count_drop(reason);
+                    Ok(icmp::tc(ctx, &flow, iface.router_ip, ingress, &e).unwrap_or(TC_ACT_SHOT))
+                }
+            }
+        }
     }
-    action
 }
 
 /// TC egress guard on subnet interfaces: only packets the datapath approved (marked by the TC

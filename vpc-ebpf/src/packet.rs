@@ -120,6 +120,8 @@ pub struct Flow {
     pub icmp_type: u8,
     pub icmp_code: u8,
     pub frag: Frag,
+    /// Don't fragment: a packet too big for the next hop gets ICMP fragmentation needed.
+    pub df: bool,
     /// Source/destination ports in host order; for ICMP echo both are the identifier, for other
     /// ICMP messages and other protocols 0.
     pub sport: u16,
@@ -333,6 +335,7 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
         icmp_type: 0,
         icmp_code: 0,
         frag,
+        df: ip.frag_flags() & 0x2 != 0,
         sport: 0,
         dport: 0,
         ip_id: ip.id(),

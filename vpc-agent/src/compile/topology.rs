@@ -58,7 +58,13 @@ impl Interfaces<'_> {
 }
 
 /// The `IFACES` value of an interface of `kind` resolved to `link`.
-fn iface_info(kind: u8, link: &Link, vpc_id: u32, subnet_id: u32, instance_ip: u32) -> IfaceInfo {
+fn iface_info(
+    kind: u8,
+    link: &Link,
+    (vpc_id, subnet_id): (u32, u32),
+    instance_ip: u32,
+    router_ip: u32,
+) -> IfaceInfo {
     IfaceInfo {
         kind,
         flags: if link.virtual_device {
@@ -70,7 +76,7 @@ fn iface_info(kind: u8, link: &Link, vpc_id: u32, subnet_id: u32, instance_ip: u
         vpc_id,
         subnet_id,
         instance_ip,
-        _pad: 0,
+        router_ip,
     }
 }
 
@@ -106,7 +112,13 @@ pub fn vpc_topology(
     let igw_ifindex = match &vpc.internet_gateway {
         Some(igw) => {
             let link = ifaces.get(&igw.interface);
-            let info = iface_info(IFACE_UPLINK, &link, vpc_id, 0, 0);
+            // The uplink's first address: the source of the ICMP errors sent there.
+            let own = ifaces
+                .resolve
+                .addresses(&igw.interface)
+                .first()
+                .map_or(0, |a| ip_raw(a.octets()));
+            let info = iface_info(IFACE_UPLINK, &link, (vpc_id, 0), 0, own);
             add_iface(out, link.ifindex, info, &igw.interface)?;
             link.ifindex
         }
@@ -136,7 +148,8 @@ fn subnets(
         let ifindex = match &subnet.interface {
             Some(name) => {
                 let link = ifaces.get(name);
-                let info = iface_info(IFACE_SUBNET, &link, vpc_id, subnet_id, 0);
+                let router = ip_raw(subnet.router_ip().octets());
+                let info = iface_info(IFACE_SUBNET, &link, (vpc_id, subnet_id), 0, router);
                 add_iface(out, link.ifindex, info, name)?;
                 link.ifindex
             }
@@ -175,13 +188,9 @@ fn instance_ports(
         };
         let link = ifaces.get(name);
         let ip = ip_raw(inst.private_ip.octets());
-        let info = iface_info(
-            IFACE_SUBNET,
-            &link,
-            ids.vpc[v],
-            ids.subnet[v][inst.subnet],
-            ip,
-        );
+        let router = ip_raw(vpc.subnets[inst.subnet].router_ip().octets());
+        let ids = (ids.vpc[v], ids.subnet[v][inst.subnet]);
+        let info = iface_info(IFACE_SUBNET, &link, ids, ip, router);
         add_iface(out, link.ifindex, info, name)?;
         ports.push(link.ifindex);
     }

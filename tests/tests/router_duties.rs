@@ -1,0 +1,239 @@
+//! The router's own duties: ICMP time exceeded (traceroute shows the hop) and fragmentation
+//! needed (path MTU discovery), from the router's address on the ingress side, rate-limited.
+//!
+//! - BPF_PROG_TEST_RUN, XDP and TC: the exact error bytes (addresses, quoted header, MTU,
+//!   checksums), no error about an ICMP error, the per-CPU rate limit.
+//! - Namespaces, hosts at Linux defaults: `ping -t 1` shows the router; with a 1400-byte
+//!   uplink a 2 MB upload completes from a private instance through the NAT gateway and from
+//!   a public instance through the internet gateway (PMTUD, no MSS clamping).
+
+use std::net::Ipv4Addr;
+
+use aya::maps::PerCpuArray;
+use vpc_agent::datapath::AttachMode;
+use vpc_common::{
+    DropReason,
+    icmp::{ICMP_BURST, ICMP_STAT_RATE_LIMITED, ICMP_STAT_TIME_EXCEEDED},
+};
+use vpc_tests::{
+    packet::{Packet, TCP_SYN, verify_checksums},
+    require_kernel,
+    testrun::{TcVerdict, Verdict, run_tc, run_xdp},
+    topology::{INTERNET_CLIENT_IP, Topology, mac},
+    traffic::Server,
+};
+
+const FIXTURE: &str = include_str!("../fixtures/instance-ports.yaml");
+const WEB: &str = "10.0.0.10";
+const APP: &str = "10.0.1.20";
+const WEB_PUBLIC: &str = "198.51.100.20";
+const INET: &str = INTERNET_CLIENT_IP;
+
+/// The error the router must send about `frame` (as received on the port with router MAC
+/// index `port`) from `router`: type, code, MTU.
+fn expected_error(frame: &[u8], router: &str, ty: u8, code: u8, mtu: u16) -> Vec<u8> {
+    let mut out = Vec::with_capacity(70);
+    out.extend_from_slice(&frame[6..12]);
+    out.extend_from_slice(&frame[0..6]);
+    out.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0];
+    ip.extend_from_slice(&router.parse::<Ipv4Addr>().unwrap().octets());
+    ip.extend_from_slice(&frame[26..30]);
+    let c = vpc_tests::packet::checksum(&[&ip]);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    out.extend_from_slice(&ip);
+    let mut icmp = vec![ty, code, 0, 0, 0, 0];
+    icmp.extend_from_slice(&mtu.to_be_bytes());
+    icmp.extend_from_slice(&frame[14..42]);
+    let c = vpc_tests::packet::checksum(&[&icmp]);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    out.extend_from_slice(&icmp);
+    out
+}
+
+fn icmp_stat(topo: &Topology, slot: u32) -> u64 {
+    let map = topo.datapath.ebpf().map("ICMP_STATS").expect("ICMP_STATS");
+    let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(map).unwrap();
+    stats.get(&slot, 0).unwrap().iter().sum()
+}
+
+#[test]
+fn test_run_time_exceeded_and_fragmentation_needed() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    let xdp = |ingress: &str, frame: &[u8]| {
+        let port = topo.port_named(ingress);
+        let _inside = topo.router.enter().unwrap();
+        run_xdp(topo.datapath.xdp(), frame, Some(port.ifindex)).unwrap()
+    };
+    let tc = |ingress: &str, frame: &[u8]| {
+        let port = topo.port_named(ingress);
+        let prog = topo.datapath.tc(vpc_agent::ebpf::programs::TC_INGRESS);
+        let _inside = topo.router.enter().unwrap();
+        run_tc(prog, frame, port.ifindex).unwrap()
+    };
+    let eweb = topo.port_named("eweb1").index;
+    let up = topo.port_named("up0").index;
+    // TTL 1 from an instance towards the internet: time exceeded from the subnet's router.
+    let frame = Packet::udp(WEB, INET, 33434, 33434)
+        .ttl(1)
+        .macs(mac(eweb, true), mac(eweb, false))
+        .build();
+    let want = expected_error(&frame, "10.0.0.1", 11, 0, 0);
+    let out = xdp("eweb1", &frame);
+    assert_eq!(
+        out.verdict,
+        Verdict::Tx,
+        "XDP sends the error back out of the port"
+    );
+    assert_eq!(out.output, want, "XDP: exact time-exceeded bytes");
+    verify_checksums(&out.output).unwrap();
+    let out = tc("eweb1", &frame);
+    assert_eq!(out.verdict, TcVerdict::Redirect);
+    assert_eq!(out.output, want, "TC: exact time-exceeded bytes");
+    // From the internet to a public IP: from the router's uplink address.
+    let frame = Packet::tcp(INET, WEB_PUBLIC, 50000, 443, TCP_SYN)
+        .ttl(1)
+        .macs(mac(up, true), mac(up, false))
+        .build();
+    let out = xdp("up0", &frame);
+    assert_eq!(out.verdict, Verdict::Tx);
+    assert_eq!(out.output, expected_error(&frame, "192.0.2.1", 11, 0, 0));
+    // Never about an ICMP error.
+    let about = Packet::udp(INET, WEB, 1, 2);
+    let error = Packet::icmp_error(WEB, INET, 3, 3, &about).ttl(1).build();
+    let out = xdp("eweb1", &error);
+    assert_eq!(out.verdict, Verdict::Drop, "no error about an error");
+
+    // A 1500-byte DF packet towards a 1400-byte uplink: fragmentation needed with MTU 1400.
+    topo.router
+        .ip(&["link", "set", "up0", "mtu", "1400"])
+        .unwrap();
+    let big = Packet::udp(WEB, INET, 40000, 80)
+        .payload(&[7; 1472])
+        .dont_fragment()
+        .macs(mac(eweb, true), mac(eweb, false))
+        .build();
+    assert_eq!(big.len(), 1514);
+    let want = expected_error(&big, "10.0.0.1", 3, 4, 1400);
+    let out = xdp("eweb1", &big);
+    assert_eq!(
+        out.verdict,
+        Verdict::Tx,
+        "{:?}",
+        topo.datapath.drop_counters()
+    );
+    assert_eq!(
+        out.output, want,
+        "XDP: exact fragmentation-needed bytes, MTU 1400"
+    );
+    let out = tc("eweb1", &big);
+    assert_eq!(out.verdict, TcVerdict::Redirect);
+    assert_eq!(
+        out.output, want,
+        "TC: exact fragmentation-needed bytes, MTU 1400"
+    );
+    // Without DF the router does not fragment: dropped, counted, no error.
+    let before = topo.datapath.drop_counters().unwrap();
+    let no_df = Packet::udp(WEB, INET, 40000, 80)
+        .payload(&[7; 1472])
+        .build();
+    assert_eq!(xdp("eweb1", &no_df).verdict, Verdict::Drop);
+    let after = topo.datapath.drop_counters().unwrap();
+    let grew = |r| after.get(&r).copied().unwrap_or(0) - before.get(&r).copied().unwrap_or(0);
+    assert_eq!(grew(DropReason::TooBig), 1);
+    // A packet that fits passes.
+    let fits = Packet::udp(WEB, INET, 40000, 80)
+        .payload(&[7; 1300])
+        .dont_fragment()
+        .build();
+    assert_eq!(xdp("eweb1", &fits).verdict, Verdict::Redirect);
+}
+
+#[test]
+fn test_run_icmp_errors_are_rate_limited() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    let port = topo.port_named("eweb1");
+    let frame = Packet::udp(WEB, INET, 33434, 33434).ttl(1).build();
+    let before = icmp_stat(&topo, ICMP_STAT_TIME_EXCEEDED);
+    let mut sent = 0u64;
+    {
+        let _inside = topo.router.enter().unwrap();
+        for _ in 0..(ICMP_BURST + 30) {
+            let out = run_xdp(topo.datapath.xdp(), &frame, Some(port.ifindex)).unwrap();
+            sent += u64::from(out.verdict == Verdict::Tx);
+        }
+    }
+    // The burst, plus at most the few tokens refilled while the loop ran (1 per ms).
+    assert!((ICMP_BURST..ICMP_BURST + 10).contains(&sent), "sent {sent}");
+    assert_eq!(icmp_stat(&topo, ICMP_STAT_TIME_EXCEEDED) - before, sent);
+    assert!(icmp_stat(&topo, ICMP_STAT_RATE_LIMITED) >= ICMP_BURST + 30 - sent);
+    let drops = topo.datapath.drop_counters().unwrap();
+    assert_eq!(
+        drops.get(&DropReason::TtlExceeded),
+        Some(&(ICMP_BURST + 30))
+    );
+}
+
+#[test]
+fn ping_ttl_1_shows_the_router_and_pmtud_works_through_a_1400_byte_uplink() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
+    let host = |ifname: &str| &topo.port_named(ifname).ns;
+    let inet = &topo.port_named("up0").ns;
+    let out = host("eweb1")
+        .exec_status("ping", &["-n", "-c", "1", "-W", "2", "-t", "1", INET])
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("From 10.0.0.1") && text.contains("Time to live exceeded"),
+        "ping -t 1 names the router: {text}"
+    );
+    // The uplink has MTU 1400 on the router, where the path narrows; both endpoints have
+    // 1500, so their MSS says nothing of the narrow link: only PMTUD can find it.
+    topo.router
+        .ip(&["link", "set", "up0", "mtu", "1400"])
+        .unwrap();
+    let out = host("eweb1")
+        .exec_status(
+            "ping",
+            &["-n", "-c", "2", "-W", "2", "-M", "do", "-s", "1472", INET],
+        )
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("mtu = 1400"),
+        "a DF ping learns the MTU: {text}"
+    );
+    let sink = Server::spawn_raw(
+        inet,
+        &format!("TCP-LISTEN:9000,bind={INET},reuseaddr,fork"),
+        "SYSTEM:wc -c",
+        &["-ltnH", "sport", "=", ":9000"],
+    )
+    .unwrap();
+    for (ifname, src, via) in [
+        ("eapp1", APP, "the NAT gateway"),
+        ("eweb1", WEB, "the internet gateway"),
+    ] {
+        let out = host(ifname)
+            .exec_status(
+                "sh",
+                &["-c", &format!("head -c 2000000 /dev/zero | timeout 20 socat -t 5 - TCP:{INET}:9000,bind={src}")],
+            )
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "2000000",
+            "2 MB upload through {via} over a 1400-byte uplink"
+        );
+    }
+    drop(sink);
+    let drops = topo.datapath.drop_counters().unwrap();
+    assert!(
+        drops.get(&DropReason::TooBig).copied().unwrap_or(0) > 0,
+        "PMTUD was exercised: {drops:?}"
+    );
+    assert_eq!(drops.get(&DropReason::FibFailed), None, "{drops:?}");
+}

@@ -1,0 +1,261 @@
+//! ICMP errors from the router itself: time exceeded (a packet that would leave with TTL 0)
+//! and fragmentation needed (DF set, larger than the next hop's MTU), so that traceroute shows
+//! the hop and path MTU discovery works through the router.
+//!
+//! The packet that caused the error is turned into the error in place and sent back out of
+//! the interface it came in by (XDP_TX, or a TC redirect to the ingress device):
+//!
+//! ```text
+//!  0     14                34          42                        70
+//! +-----+-------------------+-----------+-------------------------+
+//! | eth | IPv4 (20, from the | ICMP (8)  | the packet's IPv4 header |
+//! |     | router's address)  |           | (20) + 8 bytes after it  |
+//! +-----+-------------------+-----------+-------------------------+
+//! ```
+//!
+//! Never about an ICMP error, a later fragment or a packet with IP options (whose quoted
+//! header would not fit this layout); at most `ICMP_RATE_PER_SEC` per CPU with bursts of
+//! `ICMP_BURST`; sent and rate-limited errors are counted in `ICMP_STATS`.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    btf_maps::PerCpuArray,
+    helpers::{bpf_redirect, bpf_skb_change_tail, bpf_xdp_adjust_tail},
+    macros::btf_map,
+    programs::{TcContext, XdpContext},
+};
+use vpc_common::{
+    DropReason,
+    icmp::{
+        ICMP_BURST, ICMP_RATE_PER_SEC, ICMP_STAT_FRAG_NEEDED, ICMP_STAT_RATE_LIMITED,
+        ICMP_STAT_SLOTS, ICMP_STAT_TIME_EXCEEDED, IcmpBucket,
+    },
+};
+
+use crate::{
+    clock,
+    packet::{ETH_LEN, Flow, Frag, PROTO_ICMP, ptr_at},
+};
+
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
+pub const ICMP_DEST_UNREACH: u8 = 3;
+/// Destination unreachable, code 4: fragmentation needed and DF set.
+pub const ICMP_FRAG_NEEDED: u8 = 4;
+
+/// The error's frame length (see the module docs).
+pub const ERROR_LEN: usize = 70;
+const QUOTED_LEN: usize = 28;
+
+/// Per-CPU token bucket.
+#[btf_map]
+static ICMP_BUCKET: PerCpuArray<IcmpBucket, 1> = PerCpuArray::new();
+
+/// Per-CPU counters (`vpc_common::icmp::ICMP_STAT_*`).
+#[btf_map]
+pub static ICMP_STATS: PerCpuArray<u64, { ICMP_STAT_SLOTS as usize }> = PerCpuArray::new();
+
+/// Per-CPU scratch space the error is built in (too big for the stack next to the rest).
+#[btf_map]
+static ICMP_SCRATCH: PerCpuArray<[u8; ERROR_LEN], 1> = PerCpuArray::new();
+
+/// An error to send about the packet being processed.
+#[derive(Clone, Copy)]
+pub struct IcmpError {
+    pub ty: u8,
+    pub code: u8,
+    /// Next-hop MTU (fragmentation needed only).
+    pub mtu: u16,
+}
+
+impl IcmpError {
+    pub const fn time_exceeded() -> Self {
+        Self {
+            ty: ICMP_TIME_EXCEEDED,
+            code: 0,
+            mtu: 0,
+        }
+    }
+
+    pub const fn frag_needed(mtu: u16) -> Self {
+        Self {
+            ty: ICMP_DEST_UNREACH,
+            code: ICMP_FRAG_NEEDED,
+            mtu,
+        }
+    }
+
+    fn stat(&self) -> u32 {
+        if self.ty == ICMP_TIME_EXCEEDED {
+            ICMP_STAT_TIME_EXCEEDED
+        } else {
+            ICMP_STAT_FRAG_NEEDED
+        }
+    }
+}
+
+#[inline(always)]
+fn count(slot: u32) {
+    if let Some(c) = ICMP_STATS.get_ptr_mut(slot) {
+        // SAFETY: per-CPU slot.
+        unsafe { *c += 1 };
+    }
+}
+
+/// Takes a token from this CPU's bucket.
+#[inline(always)]
+fn allowed() -> bool {
+    const COST: u64 = 1_000_000_000 / ICMP_RATE_PER_SEC;
+    let Some(bucket) = ICMP_BUCKET.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's slot, used only here for the program's duration.
+    let b = unsafe { &mut *bucket };
+    let now = clock::now();
+    let credit = (b.credit_ns + now.saturating_sub(b.last_ns)).min(ICMP_BURST * COST);
+    b.last_ns = now;
+    if credit < COST {
+        b.credit_ns = credit;
+        count(ICMP_STAT_RATE_LIMITED);
+        return false;
+    }
+    b.credit_ns = credit - COST;
+    true
+}
+
+/// One's complement sum of 16-bit words (network order pairs), folded.
+#[inline(always)]
+fn sum(bytes: &[u8], mut acc: u32) -> u32 {
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        acc += u32::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
+        i += 2;
+    }
+    acc
+}
+
+#[inline(always)]
+fn fold(mut acc: u32) -> u16 {
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    !(acc as u16)
+}
+
+/// Whether an error may be sent about `flow` at all (RFC 1812 4.3.2.7).
+#[inline(always)]
+fn about_this(flow: &Flow, router_ip: u32) -> bool {
+    let ihl = flow.l4_off - ETH_LEN;
+    let icmp_error = flow.proto == PROTO_ICMP && flow.inner.is_some();
+    router_ip != 0 && ihl == 20 && flow.frag != Frag::Later && !icmp_error
+}
+
+/// Builds the error in the scratch buffer from the frame's first `ETH_LEN + 28` bytes
+/// (`head`); returns it.
+#[inline(always)]
+fn build(
+    head: &[u8; ETH_LEN + QUOTED_LEN],
+    router_ip: u32,
+    e: &IcmpError,
+) -> Option<*mut [u8; ERROR_LEN]> {
+    let out = ICMP_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch slot, used only here for the program's duration.
+    let f = unsafe { &mut *out };
+    // Ethernet: back to where the packet came from, from the address it was sent to.
+    f[0..6].copy_from_slice(&head[6..12]);
+    f[6..12].copy_from_slice(&head[0..6]);
+    f[12..14].copy_from_slice(&head[12..14]);
+    // IPv4: 20 bytes, from the router, to the packet's source.
+    let ip = &mut f[ETH_LEN..ETH_LEN + 20];
+    ip.copy_from_slice(&[
+        0x45,
+        0,
+        0,
+        (20 + 8 + QUOTED_LEN) as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        PROTO_ICMP,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]);
+    ip[12..16].copy_from_slice(&router_ip.to_ne_bytes());
+    ip[16..20].copy_from_slice(&head[ETH_LEN + 12..ETH_LEN + 16]);
+    let check = fold(sum(ip, 0));
+    ip[10..12].copy_from_slice(&check.to_be_bytes());
+    // ICMP: type, code, checksum, then unused (and the MTU for fragmentation needed).
+    let icmp_off = ETH_LEN + 20;
+    f[icmp_off..icmp_off + 8].copy_from_slice(&[e.ty, e.code, 0, 0, 0, 0, 0, 0]);
+    f[icmp_off + 6..icmp_off + 8].copy_from_slice(&e.mtu.to_be_bytes());
+    f[icmp_off + 8..].copy_from_slice(&head[ETH_LEN..]);
+    let check = fold(sum(&f[icmp_off..], 0));
+    f[icmp_off + 2..icmp_off + 4].copy_from_slice(&check.to_be_bytes());
+    Some(out)
+}
+
+/// XDP: turns the packet into error `e` from `router_ip` and returns `XDP_TX`, or `None`
+/// when no error is sent (then the caller drops the packet).
+#[inline(always)]
+pub fn xdp(ctx: &XdpContext, flow: &Flow, router_ip: u32, e: &IcmpError) -> Option<u32> {
+    if !about_this(flow, router_ip) || !allowed() {
+        return None;
+    }
+    let head: *mut [u8; ETH_LEN + QUOTED_LEN] = ptr_at(ctx, 0).ok()?;
+    // SAFETY: bounds-checked by `ptr_at`; copied out before the frame changes.
+    let head = unsafe { *head };
+    let built = build(&head, router_ip, e)?;
+    let delta = ERROR_LEN as i32 - (ctx.data_end() - ctx.data()) as i32;
+    // SAFETY: the frame being processed; the helper checks the new size.
+    if unsafe { bpf_xdp_adjust_tail(ctx.as_ptr().cast(), delta) } != 0 {
+        return None;
+    }
+    let frame: *mut [u8; ERROR_LEN] = ptr_at(ctx, 0).ok()?;
+    // SAFETY: both are `ERROR_LEN` bytes: the frame (bounds-checked) and the scratch slot.
+    unsafe { *frame = *built };
+    count(e.stat());
+    Some(aya_ebpf::bindings::xdp_action::XDP_TX)
+}
+
+/// TC: turns the skb into error `e` from `router_ip` and redirects it out of `ingress`, or
+/// `None` when no error is sent.
+#[inline(always)]
+pub fn tc(
+    ctx: &TcContext,
+    flow: &Flow,
+    router_ip: u32,
+    ingress: u32,
+    e: &IcmpError,
+) -> Option<i32> {
+    if !about_this(flow, router_ip) || !allowed() {
+        return None;
+    }
+    let head: [u8; ETH_LEN + QUOTED_LEN] = ctx.load(0).ok()?;
+    let built = build(&head, router_ip, e)?;
+    // SAFETY: the skb being processed; the helper checks the new length.
+    if unsafe { bpf_skb_change_tail(ctx.skb.skb.cast(), ERROR_LEN as u32, 0) } != 0 {
+        return None;
+    }
+    // SAFETY: the scratch slot holds `ERROR_LEN` initialised bytes.
+    ctx.store(0, unsafe { &*built }, 0).ok()?;
+    ctx.set_mark(0);
+    count(e.stat());
+    // SAFETY: redirecting the skb being processed to its own device's egress.
+    Some(unsafe { bpf_redirect(ingress, 0) } as i32)
+}
+
+/// The drop reason that goes with error `e`.
+pub fn reason(e: &IcmpError) -> DropReason {
+    if e.ty == ICMP_TIME_EXCEEDED {
+        DropReason::TtlExceeded
+    } else {
+        DropReason::TooBig
+    }
+}
