@@ -29,7 +29,7 @@ pub enum Seen {
 /// Runs `packet` through the XDP program as if it arrived on `ingress`; returns what happened
 /// and the output frame.
 pub fn run(topo: &Topology, ingress: &str, packet: &Packet) -> (Seen, Vec<u8>) {
-    let frame = packet.build();
+    let frame = topo.frame(ingress, packet);
     let port = topo.port_named(ingress);
     let before = topo.datapath.drop_counters().expect("counters");
     let out = {
@@ -42,7 +42,8 @@ pub fn run(topo: &Topology, ingress: &str, packet: &Packet) -> (Seen, Vec<u8>) {
         .filter(|r| after.get(r).copied().unwrap_or(0) > before.get(r).copied().unwrap_or(0))
         .collect();
     let seen = match out.verdict {
-        Verdict::Drop => {
+        // Tx: dropped, and the sender told so by the router (ICMP time exceeded / too big).
+        Verdict::Drop | Verdict::Tx => {
             assert_eq!(grown.len(), 1, "exactly one drop reason counted: {grown:?}");
             Seen::Dropped(grown[0])
         }
@@ -89,7 +90,7 @@ fn grown(topo: &Topology, before: &std::collections::BTreeMap<DropReason, u64>) 
 /// not visible here: `Forwarded.interface` is empty, the addresses are the rewritten ones, and
 /// the packet carries the approval mark for the egress guard.
 pub fn run_tc_ingress(topo: &Topology, ingress: &str, packet: &Packet) -> (Seen, Vec<u8>) {
-    let frame = packet.build();
+    let frame = topo.frame(ingress, packet);
     let port = topo.port_named(ingress);
     let before = topo.datapath.drop_counters().expect("counters");
     let prog = topo.datapath.tc(vpc_agent::ebpf::programs::TC_INGRESS);
@@ -99,6 +100,8 @@ pub fn run_tc_ingress(topo: &Topology, ingress: &str, packet: &Packet) -> (Seen,
     };
     let grown = grown(topo, &before);
     let seen = match out.verdict {
+        // An ICMP error sent back out of the ingress (a redirect with a drop counted).
+        TcVerdict::Redirect if grown.len() == 1 => Seen::Dropped(grown[0]),
         TcVerdict::Shot => {
             assert_eq!(grown.len(), 1, "exactly one drop reason counted: {grown:?}");
             Seen::Dropped(grown[0])

@@ -84,10 +84,14 @@ pub fn arp(op: u16, sha: [u8; 6], spa: &str, tpa: &str) -> Vec<u8> {
 }
 
 impl Packet {
+    /// The destination MAC of a packet that sets none ([`crate::topology::Topology::frame`]
+    /// addresses such packets to the router port they are sent on).
+    pub const DEFAULT_DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
     fn new(src: &str, dst: &str, l4: L4) -> Self {
         Self {
             src_mac: [0x02, 0, 0, 0, 0, 0x01],
-            dst_mac: [0x02, 0, 0, 0, 0, 0x02],
+            dst_mac: Self::DEFAULT_DST_MAC,
             vlan: None,
             src: src.parse().expect("source address"),
             dst: dst.parse().expect("destination address"),

@@ -226,6 +226,18 @@ impl Topology {
         self.ports.values().find(|p| p.addrs.contains(&addr))
     }
 
+    /// `packet`'s frame as a host behind router port `ingress` sends it: from the host end's
+    /// MAC to the router port's (unless the packet sets its own MACs).
+    pub fn frame(&self, ingress: &str, packet: &crate::packet::Packet) -> Vec<u8> {
+        let port = self.port_named(ingress);
+        let mut p = packet.clone();
+        if p.dst_mac == crate::packet::Packet::DEFAULT_DST_MAC {
+            p.src_mac = mac(port.index, true);
+            p.dst_mac = mac(port.index, false);
+        }
+        p.build()
+    }
+
     /// The port by router interface name.
     pub fn port_named(&self, ifname: &str) -> &Port {
         self.ports
@@ -284,4 +296,21 @@ pub fn conntrack_counts(topo: &Topology) -> (usize, usize) {
             .map_or(0, |m| m.keys().count())
     };
     (count("CONNTRACK"), count("CT_UNASSURED"))
+}
+
+/// The connection entry of `key` (its original direction), assured or not.
+pub fn ct_entry(
+    topo: &Topology,
+    key: &vpc_common::conntrack::CtKey,
+) -> Option<vpc_common::conntrack::CtEntry> {
+    ["CONNTRACK", "CT_UNASSURED"].into_iter().find_map(|name| {
+        let map = topo.datapath.ebpf().map(name)?;
+        let ct = aya::maps::HashMap::<
+            _,
+            vpc_common::conntrack::CtKey,
+            vpc_common::conntrack::CtEntry,
+        >::try_from(map)
+        .ok()?;
+        ct.get(key, 0).ok()
+    })
 }

@@ -139,7 +139,7 @@ fn test_run_a_syn_flood_evicts_no_established_connection() {
                 },
                 ..p
             };
-            let out = run_xdp(topo.datapath.xdp(), &p.build(), Some(up0)).unwrap();
+            let out = run_xdp(topo.datapath.xdp(), &topo.frame("up0", &p), Some(up0)).unwrap();
             redirected += u32::from(out.verdict == Verdict::Redirect);
         }
     }

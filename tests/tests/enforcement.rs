@@ -10,7 +10,6 @@
 
 use std::time::Duration;
 
-use aya::maps::HashMap;
 use vpc_agent::{
     datapath::AttachMode,
     evaluator::{self, Ingress, Verdict as Expected},
@@ -325,9 +324,7 @@ fn test_run_arp_on_instance_ports() {
 }
 
 fn ct_entry(topo: &mut Topology, key: &CtKey) -> Option<CtEntry> {
-    let map = topo.datapath.ebpf_mut().map_mut("CONNTRACK").unwrap();
-    let ct: HashMap<_, CtKey, CtEntry> = HashMap::try_from(map).unwrap();
-    ct.get(key, 0).ok()
+    vpc_tests::topology::ct_entry(topo, key)
 }
 
 #[test]

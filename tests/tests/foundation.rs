@@ -24,9 +24,12 @@ struct Case {
     dropped: Option<DropReason>,
 }
 
-fn cases() -> Vec<Case> {
+fn cases(topo: &Topology) -> Vec<Case> {
     // To the router's own address: well-formed, for the host.
-    let tcp = Packet::tcp("10.0.0.10", "10.0.0.1", 40000, 22, TCP_SYN).build();
+    let tcp = topo.frame(
+        "pub0",
+        &Packet::tcp("10.0.0.10", "10.0.0.1", 40000, 22, TCP_SYN),
+    );
     let mut ipv6 = tcp.clone();
     ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     let mut arp = tcp.clone();
@@ -111,7 +114,7 @@ fn xdp_program_verdicts_for_crafted_packets() {
         .expect("datapath loads, passes the verifier, takes the definition");
     let dp = &topo.datapath;
     let managed = topo.port_named("pub0").ifindex;
-    for case in cases() {
+    for case in cases(&topo) {
         let before = dp.drop_counters().expect("drop counters");
         let out = {
             let _inside = topo.router.enter().expect("enter router namespace");

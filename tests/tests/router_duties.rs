@@ -101,7 +101,7 @@ fn test_run_time_exceeded_and_fragmentation_needed() {
     assert_eq!(out.output, expected_error(&frame, "192.0.2.1", 11, 0, 0));
     // Never about an ICMP error.
     let about = Packet::udp(INET, WEB, 1, 2);
-    let error = Packet::icmp_error(WEB, INET, 3, 3, &about).ttl(1).build();
+    let error = topo.frame("eweb1", &Packet::icmp_error(WEB, INET, 3, 3, &about).ttl(1));
     let out = xdp("eweb1", &error);
     assert_eq!(out.verdict, Verdict::Drop, "no error about an error");
 
@@ -135,18 +135,21 @@ fn test_run_time_exceeded_and_fragmentation_needed() {
     );
     // Without DF the router does not fragment: dropped, counted, no error.
     let before = topo.datapath.drop_counters().unwrap();
-    let no_df = Packet::udp(WEB, INET, 40000, 80)
-        .payload(&[7; 1472])
-        .build();
+    let no_df = topo.frame(
+        "eweb1",
+        &Packet::udp(WEB, INET, 40000, 80).payload(&[7; 1472]),
+    );
     assert_eq!(xdp("eweb1", &no_df).verdict, Verdict::Drop);
     let after = topo.datapath.drop_counters().unwrap();
     let grew = |r| after.get(&r).copied().unwrap_or(0) - before.get(&r).copied().unwrap_or(0);
     assert_eq!(grew(DropReason::TooBig), 1);
     // A packet that fits passes.
-    let fits = Packet::udp(WEB, INET, 40000, 80)
-        .payload(&[7; 1300])
-        .dont_fragment()
-        .build();
+    let fits = topo.frame(
+        "eweb1",
+        &Packet::udp(WEB, INET, 40000, 80)
+            .payload(&[7; 1300])
+            .dont_fragment(),
+    );
     assert_eq!(xdp("eweb1", &fits).verdict, Verdict::Redirect);
 }
 
@@ -155,7 +158,7 @@ fn test_run_icmp_errors_are_rate_limited() {
     require_kernel!();
     let topo = Topology::build(FIXTURE, None, true).expect("topology");
     let port = topo.port_named("eweb1");
-    let frame = Packet::udp(WEB, INET, 33434, 33434).ttl(1).build();
+    let frame = topo.frame("eweb1", &Packet::udp(WEB, INET, 33434, 33434).ttl(1));
     let before = icmp_stat(&topo, ICMP_STAT_TIME_EXCEEDED);
     let mut sent = 0u64;
     {

@@ -348,15 +348,9 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
 #[inline(always)]
 pub fn remember(flow: &Flow, fwd: &Forward, ingress: u32, smac: &[u8; 6], dmac: &[u8; 6]) {
     let reversed = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
-    let (reply, entry) = match CONNTRACK.get_ptr_mut(reversed) {
-        Some(e) => (true, e),
-        None => {
-            let original = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
-            match CONNTRACK.get_ptr_mut(original) {
-                Some(e) => (false, e),
-                None => return,
-            }
-        }
+    let original = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+    let Some((reply, entry, _)) = find(&reversed, &original, true, true) else {
+        return;
     };
     let now = clock::now();
     let path = CtPath {

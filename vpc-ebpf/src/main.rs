@@ -91,6 +91,7 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
         }
         Frame::Other => return Ok(xdp_action::XDP_PASS),
     };
+    packet::addressed_to(ctx, &iface.mac)?;
     let bytes = (ctx.data_end() - ctx.data()) as u64;
     let subnet = iface.kind == IFACE_SUBNET;
     let mut known = None;
@@ -222,6 +223,7 @@ fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
         }
         Frame::Other => return Ok(TC_ACT_OK),
     };
+    packet::addressed_to(ctx, &iface.mac)?;
     let bytes = u64::from(ctx.len());
     let fwd = match decide(slot, &iface, &mut flow, None) {
         Ok(Decision::Forward(fwd)) => fwd,

@@ -277,6 +277,21 @@ fn parse_inner(ctx: &impl PacketCtx, off: usize) -> Result<Inner, DropReason> {
     Ok(inner)
 }
 
+/// A unicast frame must be addressed to the router interface's own MAC (`mac`; all zero:
+/// not known, no check): a frame for another host of a shared segment is not the router's
+/// to forward (`not_for_router`). Broadcast and multicast frames are the router's too.
+#[inline(always)]
+pub fn addressed_to(ctx: &impl PacketCtx, mac: &[u8; 6]) -> Result<(), DropReason> {
+    let eth: *mut EthHdr = ptr_at(ctx, 0)?;
+    // SAFETY: bounds-checked by `ptr_at`; plain bytes.
+    let dst = unsafe { (*eth).dst_addr };
+    if *mac == [0; 6] || dst == *mac || dst[0] & 1 != 0 {
+        Ok(())
+    } else {
+        Err(DropReason::NotForRouter)
+    }
+}
+
 /// Parses the frame. Errors are drop reasons.
 #[inline(always)]
 pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {

@@ -432,9 +432,9 @@ fn measure_path(topo: &Topology, progs: &Progs<'_>, path: Path) -> Result<PathCo
     for k in 0..path.distinct() {
         for (ingress, packet) in path.setup(k) {
             let setup_if = topo.port_named(ingress).ifindex;
-            run_xdp_repeat(progs.path, &packet.build(), Some(setup_if), 1)?;
+            run_xdp_repeat(progs.path, &topo.frame(ingress, &packet), Some(setup_if), 1)?;
         }
-        let frame = path.packet(k).build();
+        let frame = topo.frame(path.ingress(), &path.packet(k));
         let out = run_xdp_repeat(progs.path, &frame, Some(ifindex), repeat)?;
         if out.verdict != path.expected() {
             if unexpected == 0 {
@@ -471,7 +471,7 @@ fn timer_overhead(topo: &Topology, progs: &Progs<'_>) -> Result<f64> {
     let ifindex = topo.port_named("pub0").ifindex;
     let (mut single, mut repeated) = (Vec::new(), Vec::new());
     for k in 0..STEADY_DISTINCT {
-        let frame = Path::LocalForward.packet(k).build();
+        let frame = topo.frame("pub0", &Path::LocalForward.packet(k));
         single.push(ns(
             run_xdp_repeat(progs.floor, &frame, Some(ifindex), 1)?.duration
         ));
