@@ -16,7 +16,6 @@ use aya::maps::{Array, HashMap};
 use vpc_common::{
     DropReason,
     conntrack::{CT_TCP_ESTABLISHED, CtEntry, CtKey, CtTimeouts},
-    ip_raw,
 };
 use vpc_tests::{
     packet::{Packet, TCP_ACK},
@@ -31,15 +30,7 @@ const APP: &str = "10.0.1.10";
 const S: u64 = 1_000_000_000;
 
 fn ct_key(src: &str, dst: &str, sport: u16, dport: u16) -> CtKey {
-    let ip = |s: &str| ip_raw(s.parse::<std::net::Ipv4Addr>().unwrap().octets());
-    CtKey {
-        src: ip(src),
-        dst: ip(dst),
-        sport,
-        dport,
-        proto: 6,
-        _pad: [0; 3],
-    }
+    vpc_tests::testrun::ct_key(src, dst, sport, dport, 6)
 }
 
 fn established(last_seen_ns: u64) -> CtEntry {
