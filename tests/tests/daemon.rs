@@ -8,9 +8,8 @@
 
 use std::time::Duration;
 
-use aya::programs::{SchedClassifier, TcAttachType};
 use vpc_tests::{
-    agent::{Agent, Bpffs, PingStream, Scratch, cli},
+    agent::{Agent, Bpffs, PingStream, Scratch, cli, programs_on},
     require_kernel,
     topology::Topology,
 };
@@ -86,21 +85,7 @@ impl Setup {
 
     /// (XDP programs, tcx ingress programs, tcx egress programs) on router interface `ifname`.
     fn programs_on(&self, ifname: &str) -> (usize, usize, usize) {
-        let link = self
-            .topology
-            .router
-            .ip(&["-d", "link", "show", "dev", ifname])
-            .expect("ip link");
-        let xdp = String::from_utf8_lossy(&link.stdout)
-            .matches("prog/xdp id")
-            .count();
-        let _inside = self.topology.router.enter().expect("enter router");
-        let tcx = |side| {
-            SchedClassifier::query_tcx(ifname, side)
-                .map(|(_, programs)| programs.len())
-                .unwrap_or(0)
-        };
-        (xdp, tcx(TcAttachType::Ingress), tcx(TcAttachType::Egress))
+        programs_on(&self.topology.router, ifname)
     }
 }
 

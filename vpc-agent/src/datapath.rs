@@ -260,6 +260,13 @@ impl Datapath {
             std::fs::create_dir_all(parent).map_err(pin_err)?;
         }
         match PinnedLink::from_pin(&path) {
+            Ok(_) if !Self::pinned_on(&path, interface) => {
+                log::warn!(
+                    "pinned link is on another device, replacing it interface={interface} \
+                     program={program}"
+                );
+                std::fs::remove_file(&path).map_err(pin_err)?;
+            }
             Ok(pinned) => {
                 let fd: FdLink = pinned.into();
                 match self.update_link(interface, program, fd) {
@@ -308,6 +315,17 @@ impl Datapath {
             how: Attached::New,
             _link: link,
         })
+    }
+
+    /// Whether the link pinned at `path` is attached to the device now named `interface` (a
+    /// renamed device keeps its links; the pin's name does not follow it).
+    fn pinned_on(path: &Path, interface: &str) -> bool {
+        let now = crate::netconf::ifindex(interface);
+        match crate::pin::pinned_link_ifindex(path) {
+            Ok(Some(ifindex)) => Some(ifindex) == now,
+            // Not a device link, or unreadable: the link update decides.
+            Ok(None) | Err(_) => true,
+        }
     }
 
     /// Points an existing link at this agent's `program` (bpf_link_update).
