@@ -297,3 +297,39 @@ fn an_interface_that_comes_back_is_reattached() {
     let stream = PingStream::start(setup.host("da"), C, 20, "0.01").expect("ping");
     assert_eq!(stream.finish().expect("ping").1, 20, "the new dc forwards");
 }
+
+#[test]
+fn a_restart_with_a_definition_that_drops_an_interface_detaches_it() {
+    require_kernel!();
+    let mut setup = Setup::new();
+    let mut agent = setup.start();
+    assert_eq!(setup.programs_on("dc"), (1, 1, 1));
+    agent.signal("TERM").expect("SIGTERM");
+    assert_eq!(agent.wait_exit(WAIT).expect("exit"), Some(0));
+    // Subnet c (interface dc) and its instance removed.
+    let without_c: String = definition(0)
+        .lines()
+        .filter(|l| !l.contains("subnet: c") && !l.contains("name: c,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    setup.scratch.write("vpc.yaml", &without_c).expect("write");
+    let again = setup.start();
+    let log = again.log();
+    assert_eq!(
+        log.matches("detached program=").count(),
+        3,
+        "dc's three links unpinned: {log}"
+    );
+    assert_eq!(setup.programs_on("dc"), (0, 0, 0), "dc is left alone");
+    for ifname in ["da", "db"] {
+        assert_eq!(
+            setup.programs_on(ifname),
+            (1, 1, 1),
+            "{ifname} still enforced"
+        );
+    }
+    assert_eq!(setup.status()["attached"].as_array().map(Vec::len), Some(6));
+    // da -> db is still denied (b's ACL).
+    let stream = PingStream::start(setup.host("da"), B, 20, "0.01").expect("ping");
+    assert_eq!(stream.finish().expect("ping").1, 0, "deny still enforced");
+}

@@ -291,16 +291,7 @@ impl Agent {
         let lookup = |name: &str| resolved.get(name).copied();
         let (outcome, _) = reconcile::reconcile(&mut self.datapath, config, &lookup)?;
         log_outcome(&outcome, what);
-        // Links of interfaces the definition no longer names: unpinned (detached).
-        let gone: Vec<String> = self
-            .managed
-            .iter()
-            .filter(|old| !managed.iter().any(|m| m.name == old.name))
-            .map(|old| old.name.clone())
-            .collect();
-        for name in &gone {
-            self.detach_interface(name);
-        }
+        self.detach_unmanaged(&managed);
         for iface in &managed {
             let changed = self.ifindexes.get(&iface.name) != resolved.get(&iface.name);
             for &program in programs_for(iface.kind) {
@@ -353,14 +344,24 @@ impl Agent {
         Ok(outcome)
     }
 
-    fn detach_interface(&mut self, name: &str) {
-        self.attachments.retain(|a| a.interface != name);
+    /// Unpins (detaches) every pinned link the definition does not call for: interfaces it no
+    /// longer names, and programs an interface's kind does not carry. The pins are the truth,
+    /// not this agent's memory: a restart with a definition that dropped an interface finds
+    /// the previous agent's links there.
+    fn detach_unmanaged(&mut self, managed: &[Managed]) {
+        let wanted = |interface: &str, program: &str| {
+            managed
+                .iter()
+                .any(|m| m.name == interface && programs_for(m.kind).contains(&program))
+        };
+        self.attachments.retain(|a| wanted(&a.interface, a.program));
         for (interface, program, path) in pin::pinned_links(&self.opts.bpffs) {
-            if interface == name {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => log::info!("detached program={program} interface={interface}"),
-                    Err(e) => log::warn!("cannot unpin {}: {e}", path.display()),
-                }
+            if wanted(&interface, &program) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => log::info!("detached program={program} interface={interface}"),
+                Err(e) => log::warn!("cannot unpin {}: {e}", path.display()),
             }
         }
     }
