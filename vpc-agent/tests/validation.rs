@@ -765,3 +765,60 @@ fn nat_port_range_is_validated_and_defaults_to_aws() {
         ]
     );
 }
+
+// ----- Blank values (issue 14.5): a key with no value is an error, never "any" -----
+
+#[test]
+fn blank_values_are_errors_not_wildcards() {
+    let sg = |rule: &str| {
+        format!(
+            "{}    security_groups:\n      - name: web\n        inbound:\n          - {rule}\n",
+            base!()
+        )
+    };
+    // `ports:` blank would allow every port.
+    let blank_ports = sg("protocol: tcp\n            ports:\n            source: 0.0.0.0/0");
+    let e = errors(&blank_ports);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:11:18: vpcs[0].security_groups[0].inbound[0].ports: ")
+            && e[0].contains("blank"),
+        "{e:?}"
+    );
+    // `network_acl:` blank would mean the allow-all default ACL.
+    let blank_acl = base!().replace("interface: sub0 }", "interface: sub0, network_acl: }");
+    let e = errors(&blank_acl);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:6:67: vpcs[0].subnets[0].network_acl: ") && e[0].contains("blank"),
+        "{e:?}"
+    );
+    // `security_groups:` blank would mean the default group (while `[]` is refused).
+    let blank_groups = format!(
+        "{}    instances:\n      - name: i\n        subnet: a\n        private_ip: 10.0.0.10\n        security_groups:\n",
+        base!()
+    );
+    let e = errors(&blank_groups);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:11:24: vpcs[0].instances[0].security_groups: ")
+            && e[0].contains("blank"),
+        "{e:?}"
+    );
+    // Likewise an ACL rule's ports, a group's `outbound:` (blank would allow everything out),
+    // and `~`/`null` written out.
+    for yaml in [
+        format!(
+            "{}    network_acls:\n      - name: n\n        inbound:\n          - {{ rule: 100, protocol: tcp, ports: ~, cidr: 0.0.0.0/0, action: allow }}\n",
+            base!()
+        ),
+        format!(
+            "{}    security_groups:\n      - name: web\n        outbound:\n",
+            base!()
+        ),
+        base!().replace("interface: sub0 }", "interface: sub0, route_table: null }"),
+    ] {
+        let e = errors(&yaml);
+        assert!(e.len() == 1 && e[0].contains("blank"), "{yaml}\n{e:?}");
+    }
+}
