@@ -104,12 +104,32 @@ struct Agent {
     /// Interfaces of the running generation and the ifindex it was compiled with.
     ifindexes: BTreeMap<String, u32>,
     managed: Vec<Managed>,
-    /// The file content of the running (or last rejected) definition.
-    text: String,
+    /// The file content of the running definition.
+    running: String,
+    /// The file's content when it is not the running definition, and what became of it.
+    seen: Option<Seen>,
+    /// The last error reading the file (reported once, not at every poll).
+    read_error: Option<String>,
     flow_log: FlowLog,
     /// What `status` reads back: rewritten when interfaces or counters change.
     record: AgentRecord,
     _lock: DirLock,
+}
+
+/// A definition read from the file that is not (yet) the running one.
+struct Seen {
+    text: String,
+    state: Candidate,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Candidate {
+    /// Read once: applied if the next poll reads the same (a file being written is not).
+    Settling,
+    /// Invalid or failed to apply: reported, not tried again until the file changes or SIGHUP.
+    Rejected,
+    /// Valid, but names interfaces that do not exist yet: applied when they all appear.
+    MissingInterfaces(Vec<String>),
 }
 
 fn xdp_mode_name(mode: XdpMode) -> &'static str {
@@ -118,13 +138,6 @@ fn xdp_mode_name(mode: XdpMode) -> &'static str {
     } else {
         "native"
     }
-}
-
-fn read_text(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })
 }
 
 fn load_text(path: &Path, text: &str) -> Result<ValidatedConfig, LoadError> {
@@ -152,7 +165,7 @@ fn log_outcome(outcome: &Outcome, what: &str) {
 
 impl Agent {
     fn start(opts: RunOptions) -> Result<Self, DaemonError> {
-        let text = read_text(&opts.config)?;
+        let text = config::read_file(&opts.config)?;
         let config = load_text(&opts.config, &text)?;
         // Interfaces first: nothing is created in the kernel for a definition that cannot run.
         let resolved = resolve(&config)?;
@@ -180,7 +193,9 @@ impl Agent {
             attachments: Vec::new(),
             ifindexes: BTreeMap::new(),
             managed: Vec::new(),
-            text,
+            running: text,
+            seen: None,
+            read_error: None,
             flow_log,
             record,
             _lock: lock,
@@ -366,50 +381,132 @@ impl Agent {
         }
     }
 
-    /// Reloads the definition: `force` on SIGHUP, otherwise only when the content changed.
-    fn reload(&mut self, force: bool) {
-        let text = match read_text(&self.opts.config) {
-            Ok(text) => text,
-            Err(e) => {
-                log::error!(
-                    "reload: {}; the running policy stays",
-                    crate::error_chain(&e)
-                );
-                return;
+    /// Reads the definition file; an error is logged once (until the file reads again).
+    fn read_file(&mut self) -> Option<String> {
+        match config::read_file(&self.opts.config) {
+            Ok(text) => {
+                self.read_error = None;
+                Some(text)
             }
-        };
-        if !force && text == self.text {
-            return;
-        }
-        self.text = text;
-        let config = match load_text(&self.opts.config, &self.text) {
-            Ok(config) => config,
-            Err(LoadError::Invalid(d)) => {
-                for line in d.lines() {
-                    log::error!("reload: {line}");
+            Err(e) => {
+                let message = crate::error_chain(&e);
+                if self.read_error.as_ref() != Some(&message) {
+                    log::error!("reload: {message}; the running policy stays");
+                    self.read_error = Some(message);
                 }
-                log::error!("reload: invalid definition rejected; the running policy stays");
-                return;
+                None
             }
-            Err(e) => {
-                log::error!(
-                    "reload: {}; the running policy stays",
-                    crate::error_chain(&e)
-                );
-                return;
-            }
-        };
-        let result = resolve(&config).and_then(|resolved| self.apply(&config, resolved, "reload"));
-        if let Err(e) = result {
-            log::error!(
-                "reload: {}; the running policy stays",
-                crate::error_chain(&e)
-            );
         }
     }
 
-    /// Re-applies when a managed interface came back with another ifindex.
+    /// The file poll: a changed definition is applied once two consecutive polls read the same
+    /// content (a file being written, or written in several steps, is not applied half-way).
+    fn poll_file(&mut self) {
+        let Some(text) = self.read_file() else {
+            return;
+        };
+        if text == self.running {
+            self.seen = None;
+            return;
+        }
+        match &self.seen {
+            Some(seen) if seen.text == text => {
+                if seen.state == Candidate::Settling {
+                    self.try_apply(text, "reload");
+                }
+            }
+            _ => {
+                log::info!(
+                    "reload: the definition changed; applying it if it still reads the same in \
+                     {FILE_POLL:?}"
+                );
+                self.seen = Some(Seen {
+                    text,
+                    state: Candidate::Settling,
+                });
+            }
+        }
+    }
+
+    /// SIGHUP: applies what the file holds now (the running definition again if unchanged).
+    fn hangup(&mut self) {
+        if let Some(text) = self.read_file() {
+            self.try_apply(text, "reload");
+        }
+    }
+
+    /// Applies the definition `text`; a failure keeps the running policy and is remembered.
+    fn try_apply(&mut self, text: String, what: &str) {
+        match self.apply_text(&text, what) {
+            Ok(()) => {
+                self.running = text;
+                self.seen = None;
+            }
+            Err(state) => {
+                if text != self.running {
+                    self.seen = Some(Seen { text, state });
+                }
+            }
+        }
+    }
+
+    fn apply_text(&mut self, text: &str, what: &str) -> Result<(), Candidate> {
+        let config = match load_text(&self.opts.config, text) {
+            Ok(config) => config,
+            Err(LoadError::Invalid(d)) => {
+                for line in d.lines() {
+                    log::error!("{what}: {line}");
+                }
+                log::error!("{what}: invalid definition rejected; the running policy stays");
+                return Err(Candidate::Rejected);
+            }
+            Err(e) => {
+                log::error!(
+                    "{what}: {}; the running policy stays",
+                    crate::error_chain(&e)
+                );
+                return Err(Candidate::Rejected);
+            }
+        };
+        let result = resolve(&config).and_then(|resolved| self.apply(&config, resolved, what));
+        match result {
+            Ok(_) => Ok(()),
+            Err(DaemonError::MissingInterfaces(missing)) => {
+                log::warn!(
+                    "{what}: interfaces named by the definition are missing: {}; the running \
+                     policy stays, the definition is applied when they appear",
+                    missing.join(", ")
+                );
+                Err(Candidate::MissingInterfaces(missing))
+            }
+            Err(e) => {
+                log::error!(
+                    "{what}: {}; the running policy stays",
+                    crate::error_chain(&e)
+                );
+                Err(Candidate::Rejected)
+            }
+        }
+    }
+
+    /// Re-applies when a managed interface came back with another ifindex (the running
+    /// definition: the file is not read again), and applies a waiting definition once every
+    /// interface it names exists.
     fn check_interfaces(&mut self) {
+        if let Some(Seen {
+            text,
+            state: Candidate::MissingInterfaces(missing),
+        }) = &self.seen
+            && missing.iter().all(|name| netconf::ifindex(name).is_some())
+        {
+            log::info!(
+                "interfaces appeared: {}; applying the waiting definition",
+                missing.join(", ")
+            );
+            let text = text.clone();
+            self.try_apply(text, "interfaces");
+            return;
+        }
         let mut changed = false;
         for name in self.ifindexes.keys() {
             let now = netconf::ifindex(name);
@@ -422,7 +519,8 @@ impl Agent {
             return;
         }
         log::warn!("a managed interface came back with a new ifindex; re-applying");
-        self.reload(true);
+        let running = self.running.clone();
+        let _ = self.apply_text(&running, "interfaces");
     }
 }
 
@@ -492,11 +590,11 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             tokio::select! {
                 _ = hup.recv() => {
                     log::info!("SIGHUP: reloading");
-                    agent.reload(true);
+                    agent.hangup();
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = file_tick.tick() => agent.reload(false),
+                _ = file_tick.tick() => agent.poll_file(),
                 _ = iface_tick.tick() => agent.check_interfaces(),
                 _ = flow_tick.tick() => agent.drain_flows(),
                 _ = sweep_tick.tick() => agent.sweep(),
