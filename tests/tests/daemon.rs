@@ -88,6 +88,14 @@ impl Setup {
         serde_json::from_slice(&out.stdout).expect("status JSON")
     }
 
+    /// 20 pings da -> C all answered (allowed), 20 da -> B none (b's ACL denies ICMP in).
+    fn assert_enforcing(&self, when: &str) {
+        let stream = PingStream::start(self.host("da"), C, 20, "0.01").expect("ping");
+        assert_eq!(stream.finish().expect("ping").1, 20, "allowed {when}");
+        let stream = PingStream::start(self.host("da"), B, 20, "0.01").expect("ping");
+        assert_eq!(stream.finish().expect("ping").1, 0, "denied {when}");
+    }
+
     /// (XDP programs, tcx ingress programs, tcx egress programs) on router interface `ifname`.
     fn programs_on(&self, ifname: &str) -> (usize, usize, usize) {
         programs_on(&self.topology.router, ifname)
@@ -137,14 +145,7 @@ fn reloads_under_traffic_lose_no_packet_and_the_same_file_writes_nothing() {
     // SIGTERM: the agent exits 0 and the datapath keeps enforcing.
     agent.signal("TERM").expect("SIGTERM");
     assert_eq!(agent.wait_exit(WAIT).expect("exit"), Some(0));
-    let stream = PingStream::start(setup.host("da"), C, 20, "0.01").expect("ping");
-    assert_eq!(
-        stream.finish().expect("ping").1,
-        20,
-        "allowed after SIGTERM"
-    );
-    let stream = PingStream::start(setup.host("da"), B, 20, "0.01").expect("ping");
-    assert_eq!(stream.finish().expect("ping").1, 0, "denied after SIGTERM");
+    setup.assert_enforcing("after SIGTERM");
 
     // A restart on the same file writes nothing.
     let mut again = setup.start();
@@ -560,4 +561,40 @@ fn a_definition_filling_routes_loads_within_the_stated_memory() {
     );
     let stream = PingStream::start(setup.host("da"), C, 10, "0.01").expect("ping");
     assert_eq!(stream.finish().expect("ping").1, 10, "policy enforced");
+}
+
+#[test]
+fn an_agent_refused_from_another_directory_leaves_nothing_behind() {
+    require_kernel!();
+    let mut setup = Setup::new();
+    let _agent = setup.start();
+    // A second agent on the same interfaces from another bpffs directory: the interfaces
+    // already carry the first agent's programs, so it is refused (exit 2).
+    let other = Bpffs::new().expect("bpffs dir");
+    let log = setup.scratch.dir.join("other.log");
+    let mut second =
+        Agent::spawn(&setup.topology.router, &setup.config(), &other, log, &[]).expect("spawn");
+    assert_eq!(
+        second.wait_exit(WAIT).expect("refused"),
+        Some(2),
+        "{}",
+        second.log()
+    );
+    let left: Vec<_> = std::fs::read_dir(&other.path)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty() && !other.path.exists(),
+        "nothing pinned is left in {}: {left:?}\n{}",
+        other.path.display(),
+        second.log()
+    );
+    for ifname in ["da", "db", "dc"] {
+        assert_eq!(
+            setup.programs_on(ifname),
+            (1, 1, 1),
+            "{ifname}: the first agent's programs"
+        );
+    }
+    setup.assert_enforcing("with the first agent");
 }

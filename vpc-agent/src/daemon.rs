@@ -17,6 +17,7 @@ use std::{
     collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
+    rc::Rc,
     time::Duration,
 };
 
@@ -113,7 +114,8 @@ struct Agent {
     flow_log: FlowLog,
     /// What `status` reads back: rewritten when interfaces or counters change.
     record: AgentRecord,
-    _lock: DirLock,
+    /// Shared with [`Agent::start`], which cleans up under the lock when starting fails.
+    _lock: Rc<DirLock>,
 }
 
 /// A definition read from the file that is not (yet) the running one.
@@ -170,16 +172,45 @@ impl Agent {
         // Interfaces first: nothing is created in the kernel for a definition that cannot run.
         let resolved = resolve(&config)?;
         pin::ensure_bpffs(&opts.bpffs)?;
-        let lock = pin::lock(&opts.bpffs)?;
+        let lock = Rc::new(pin::lock(&opts.bpffs)?);
         let adopting = pin::map_path(&opts.bpffs, crate::ebpf::maps::CONFIG).exists();
+        let dir = opts.bpffs.clone();
+        let started = Self::start_locked(opts, text, &config, resolved, Rc::clone(&lock), adopting);
+        if started.is_err() && !adopting {
+            // Nothing of ours may outlive a refused start (another agent on the same
+            // interfaces from another directory, a verifier failure, ...): the maps and links
+            // this agent created are removed with its directory. Adopted ones stay.
+            match pin::remove_all(&dir) {
+                Ok(removed) => log::info!(
+                    "start failed: removed what this agent created bpffs={} maps={} links={}",
+                    dir.display(),
+                    removed.maps,
+                    removed.links
+                ),
+                Err(e) => log::warn!("start failed, cannot clean up: {}", crate::error_chain(&e)),
+            }
+        }
+        drop(lock);
+        started
+    }
+
+    /// The rest of [`Agent::start`], with the directory locked.
+    fn start_locked(
+        opts: RunOptions,
+        text: String,
+        config: &ValidatedConfig,
+        resolved: BTreeMap<String, u32>,
+        lock: Rc<DirLock>,
+        adopting: bool,
+    ) -> Result<Self, DaemonError> {
         let datapath = Datapath::open_pinned(&opts.bpffs)?;
         log::info!(
             "datapath loaded bpffs={} pinned_maps={}",
             opts.bpffs.display(),
             if adopting { "reused" } else { "created" }
         );
-        let settings = Settings::resolve(&config, opts.flow_log.as_ref(), opts.flow_log_interval);
-        let flow_log = FlowLog::new(settings, Names::new(&config, &resolved))?;
+        let settings = Settings::resolve(config, opts.flow_log.as_ref(), opts.flow_log_interval);
+        let flow_log = FlowLog::new(settings, Names::new(config, &resolved))?;
         let record = AgentRecord {
             config: std::path::absolute(&opts.config).unwrap_or_else(|_| opts.config.clone()),
             pid: std::process::id(),
@@ -200,7 +231,7 @@ impl Agent {
             record,
             _lock: lock,
         };
-        agent.apply(&config, resolved, "start")?;
+        agent.apply(config, resolved, "start")?;
         pin::write_record(&agent.opts.bpffs, &agent.record)?;
         let s = &agent.flow_log.settings;
         log::info!(

@@ -822,3 +822,65 @@ fn blank_values_are_errors_not_wildcards() {
         assert!(e.len() == 1 && e[0].contains("blank"), "{yaml}\n{e:?}");
     }
 }
+
+// ----- Addresses that are not host addresses, public addresses inside a VPC (issue 14.9) -----
+
+rejects!(
+    a_public_ip_must_not_be_another_instances_private_ip,
+    concat!(
+        base!(),
+        "    instances:\n",
+        "      - { name: i1, subnet: a, private_ip: 10.0.0.10 }\n",
+        "      - { name: i2, subnet: a, private_ip: 10.0.0.11, public_ip: 10.0.0.10 }\n"
+    ),
+    "9:66: vpcs[0].instances[1].public_ip: public address 10.0.0.10 is inside VPC 'prod' (10.0.0.0/16): a public address must not be one of a VPC's own addresses"
+);
+rejects!(
+    an_elastic_ip_must_not_be_inside_another_vpc,
+    concat!(
+        base!(),
+        "    nat_gateways:\n",
+        "      - { name: n, subnet: a, private_ip: 10.0.0.5, elastic_ip: 10.9.0.5 }\n",
+        "  - { name: other, cidr_blocks: [10.9.0.0/16] }\n"
+    ),
+    "8:65: vpcs[0].nat_gateways[0].elastic_ip: public address 10.9.0.5 is inside VPC 'other' (10.9.0.0/16): a public address must not be one of a VPC's own addresses"
+);
+
+#[test]
+fn host_addresses_must_be_unicast() {
+    for (ip, why) in [
+        ("0.0.0.0", "in 0.0.0.0/8 (\"this network\")"),
+        ("127.0.0.1", "a loopback address (127.0.0.0/8)"),
+        ("224.0.0.1", "a multicast address (224.0.0.0/4)"),
+        ("239.255.255.250", "a multicast address (224.0.0.0/4)"),
+        ("255.255.255.255", "the broadcast address"),
+        ("240.0.0.1", "reserved (240.0.0.0/4)"),
+    ] {
+        let yaml = format!(
+            "{}    instances:\n      - {{ name: i, subnet: a, private_ip: 10.0.0.10, public_ip: '{ip}' }}\n",
+            base!()
+        );
+        assert_eq!(
+            errors(&yaml),
+            vec![format!(
+                "t.yaml:8:65: vpcs[0].instances[0].public_ip: address {ip} is {why}, not a host address"
+            )],
+            "{ip}"
+        );
+    }
+    // A VPC whose block is loopback or multicast would give its instances such addresses.
+    for (block, why) in [
+        ("127.0.0.0/16", "a loopback address (127.0.0.0/8)"),
+        ("224.1.0.0/16", "a multicast address (224.0.0.0/4)"),
+        ("0.0.0.0/16", "in 0.0.0.0/8 (\"this network\")"),
+    ] {
+        let yaml = format!("vpcs:\n  - {{ name: x, cidr_blocks: ['{block}'] }}\n");
+        assert_eq!(
+            errors(&yaml),
+            vec![format!(
+                "t.yaml:2:30: vpcs[0].cidr_blocks[0]: a VPC CIDR block must hold unicast addresses: {block} is {why}"
+            )],
+            "{block}"
+        );
+    }
+}
