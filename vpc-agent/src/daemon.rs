@@ -3,10 +3,13 @@
 //! *before* attaching (so there is never an allow-all window), attaches through pinned links,
 //! and then stays in the foreground:
 //!
-//! - the definition file is **polled** every [`FILE_POLL`] (content compared) and reloaded on
-//!   SIGHUP; an invalid file is reported and the running generation stays;
+//! - the definition file is **polled** every [`FILE_POLL`] (content compared; a change is
+//!   applied once two consecutive polls read the same) and reloaded on SIGHUP; an invalid file
+//!   is reported and the running generation stays; one naming interfaces that do not exist yet
+//!   waits for them;
 //! - interfaces are **polled** every [`IFACE_POLL`]: one that disappeared and came back (new
-//!   ifindex) gets the policy recompiled and the programs re-attached;
+//!   ifindex, also a new device under a renamed one's name) gets the running definition
+//!   recompiled and the programs re-attached;
 //! - every flow log aggregation interval the per-flow counters are **drained** and written as
 //!   flow log records ([`crate::flowlog`]); the last, partial interval is flushed on SIGTERM;
 //! - every [`SWEEP_INTERVAL`] expired connections are **swept** ([`crate::sweep`]);
