@@ -245,3 +245,25 @@ impl PingStream {
         }
     }
 }
+
+/// (XDP programs, tcx ingress programs, tcx egress programs) on interface `ifname` of `ns`.
+pub fn programs_on(ns: &NetNs, ifname: &str) -> (usize, usize, usize) {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    let xdp = ns
+        .ip(&["-d", "link", "show", "dev", ifname])
+        .map(|link| {
+            String::from_utf8_lossy(&link.stdout)
+                .matches("prog/xdp id")
+                .count()
+        })
+        .unwrap_or(0);
+    let Ok(_inside) = ns.enter() else {
+        return (xdp, 0, 0);
+    };
+    let tcx = |side| {
+        SchedClassifier::query_tcx(ifname, side)
+            .map(|(_, programs)| programs.len())
+            .unwrap_or(0)
+    };
+    (xdp, tcx(TcAttachType::Ingress), tcx(TcAttachType::Egress))
+}

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod bridge;
 pub mod datapath;
 pub mod flowlog;
+pub mod ifchange;
 pub mod netns;
 pub mod observe;
 pub mod packet;

@@ -152,3 +152,28 @@ pub fn run_tc(prog: &SchedClassifier, packet: &[u8], ifindex: u32) -> Result<TcO
         mark,
     })
 }
+
+/// The CONNTRACK key of a connection's original direction (addresses dotted).
+pub fn ct_key(
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+) -> vpc_common::conntrack::CtKey {
+    let ip = |s: &str| {
+        vpc_common::ip_raw(
+            s.parse::<std::net::Ipv4Addr>()
+                .expect("an address")
+                .octets(),
+        )
+    };
+    vpc_common::conntrack::CtKey {
+        src: ip(src),
+        dst: ip(dst),
+        sport,
+        dport,
+        proto,
+        _pad: [0; 3],
+    }
+}

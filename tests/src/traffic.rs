@@ -2,10 +2,12 @@
 //! address they saw it come from (`peer=A.B.C.D`), and bounded clients.
 
 use std::{
+    io::{BufRead as _, BufReader, Write as _},
     os::unix::process::CommandExt as _,
-    process::{Child, Command, Stdio},
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::mpsc,
     thread::sleep,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
@@ -50,6 +52,16 @@ impl Server {
         anyhow::bail!("server {ss:?} did not start in {}", ns.name())
     }
 
+    /// A TCP echo server on `ip:port` (one connection: for [`EchoSession`]).
+    pub fn tcp_echo(ns: &NetNs, ip: &str, port: u16) -> Result<Self> {
+        Self::spawn_raw(
+            ns,
+            &format!("TCP-LISTEN:{port},bind={ip},reuseaddr"),
+            "PIPE",
+            &["-ltnH", "sport", "=", &format!(":{port}")],
+        )
+    }
+
     /// A TCP server on `ip:port`.
     pub fn tcp(ns: &NetNs, ip: &str, port: u16) -> Result<Self> {
         Self::spawn(
@@ -69,14 +81,136 @@ impl Server {
     }
 }
 
+/// Kills `child`'s whole process group (it was spawned as a group leader) and reaps it.
+fn kill_group(child: &mut Child) {
+    if let Ok(pgid) = i32::try_from(child.id()) {
+        // SAFETY: kill has no memory-safety preconditions; -pgid names the child's group.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Ok(pgid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill has no memory-safety preconditions; -pgid names the server's group.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        kill_group(&mut self.child);
+    }
+}
+
+/// A long-lived TCP session from `src` (in `ns`) to an echo server (`Server::spawn_raw` with
+/// `PIPE`): `socat - TCP:DST:PORT` living at most `limit_s` seconds, in its own process group
+/// (killed on drop); lines are written to it and the echoes read back with their arrival time.
+pub struct EchoSession {
+    child: Child,
+    input: ChildStdin,
+    echoes: mpsc::Receiver<(String, Instant)>,
+}
+
+/// What [`EchoSession::stream`] saw.
+#[derive(Debug)]
+pub struct EchoReport {
+    pub sent: u32,
+    /// When each echo arrived, in order.
+    pub arrivals: Vec<Instant>,
+}
+
+impl EchoReport {
+    /// The longest time without an echo between `from` and the last echo (the outage).
+    pub fn longest_gap(&self, from: Instant) -> Duration {
+        let mut last = from;
+        let mut gap = Duration::ZERO;
+        for &t in self.arrivals.iter().filter(|t| **t >= from) {
+            gap = gap.max(t - last);
+            last = t;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        gap
+    }
+}
+
+impl EchoSession {
+    pub fn connect(ns: &NetNs, src: &str, dst: &str, port: u16, limit_s: u32) -> Result<Self> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns.name(), "timeout", &limit_s.to_string()])
+            .args(["socat", "-", &format!("TCP:{dst}:{port},bind={src}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .context("spawn socat client")?;
+        let input = child.stdin.take().context("client stdin")?;
+        let output = child.stdout.take().context("client stdout")?;
+        let (tx, echoes) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
+                if tx.send((line, Instant::now())).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            child,
+            input,
+            echoes,
+        })
+    }
+
+    /// Writes `line` and waits (at most `timeout`) for its echo.
+    pub fn echo(&mut self, line: &str, timeout: Duration) -> Option<String> {
+        writeln!(self.input, "{line}").ok()?;
+        self.input.flush().ok()?;
+        self.echoes.recv_timeout(timeout).ok().map(|(l, _)| l)
+    }
+
+    /// Writes a numbered line every `period` for `duration` (then waits up to `drain` for the
+    /// last echoes), in a thread: the caller changes the world meanwhile.
+    pub fn stream(
+        mut self,
+        period: Duration,
+        duration: Duration,
+        drain: Duration,
+    ) -> std::thread::JoinHandle<EchoReport> {
+        std::thread::spawn(move || {
+            let end = Instant::now() + duration;
+            let mut report = EchoReport {
+                sent: 0,
+                arrivals: Vec::new(),
+            };
+            while Instant::now() < end {
+                if writeln!(self.input, "line {}", report.sent).is_ok() {
+                    let _ = self.input.flush();
+                    report.sent += 1;
+                }
+                let next = Instant::now() + period;
+                while let Some(left) = next.checked_duration_since(Instant::now()) {
+                    match self.echoes.recv_timeout(left) {
+                        Ok((_, at)) => report.arrivals.push(at),
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            sleep(left);
+                            break;
+                        }
+                    }
+                }
+            }
+            let deadline = Instant::now() + drain;
+            while report.arrivals.len() < report.sent as usize {
+                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                match self.echoes.recv_timeout(left) {
+                    Ok((_, at)) => report.arrivals.push(at),
+                    Err(_) => break,
+                }
+            }
+            report
+        })
+    }
+}
+
+impl Drop for EchoSession {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
     }
 }
 

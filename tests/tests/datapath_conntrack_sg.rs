@@ -17,12 +17,11 @@ use vpc_common::{
         CT_BOTH_WAYS, CT_ONE_WAY, CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT,
         CT_TCP_SYN_RECV, CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT, CtEntry, CtKey,
     },
-    ip_raw,
 };
 use vpc_tests::{
     packet::{Packet, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN},
     require_kernel,
-    testrun::{Verdict, run_xdp},
+    testrun::{Verdict, ct_key, run_xdp},
     topology::{INTERNET_CLIENT_IP, Topology},
 };
 
@@ -55,18 +54,6 @@ fn step(
         packet,
         expect,
         state,
-    }
-}
-
-fn ct_key(src: &str, dst: &str, sport: u16, dport: u16, proto: u8) -> CtKey {
-    let ip = |s: &str| ip_raw(s.parse::<std::net::Ipv4Addr>().unwrap().octets());
-    CtKey {
-        src: ip(src),
-        dst: ip(dst),
-        sport,
-        dport,
-        proto,
-        _pad: [0; 3],
     }
 }
 

@@ -2,18 +2,13 @@
 //! gateway carries on across kill -9 of the agent and a restart (the new agent re-adopts the
 //! maps instead of starting empty).
 
-use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    process::{Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+use std::time::Duration;
 
 use vpc_tests::{
     agent::{Agent, Bpffs, Scratch},
     require_kernel,
     topology::{INTERNET_CLIENT_IP, Topology},
-    traffic::Server,
+    traffic::{EchoSession, Server},
 };
 
 const FIXTURE: &str = include_str!("../fixtures/nat.yaml");
@@ -35,45 +30,11 @@ fn a_nat_session_survives_an_agent_restart() {
 
     // An echo server on the internet; the jumpbox holds one TCP session to it.
     let internet = &topo.port_named("up0").ns;
-    let _echo = Server::spawn_raw(
-        internet,
-        &format!("TCP-LISTEN:7000,bind={INTERNET_CLIENT_IP},reuseaddr"),
-        "PIPE",
-        &["-ltnH", "sport", "=", ":7000"],
-    )
-    .expect("echo server");
+    let _echo = Server::tcp_echo(internet, INTERNET_CLIENT_IP, 7000).expect("echo server");
     let private = &topo.port_named("priv0").ns;
-    let mut client = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            private.name(),
-            "timeout",
-            "30",
-            "socat",
-            "-",
-        ])
-        .arg(format!("TCP:{INTERNET_CLIENT_IP}:7000,bind=10.0.1.10"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("client");
-    let mut input = client.stdin.take().expect("stdin");
-    let output = client.stdout.take().expect("stdout");
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(output).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut echo = |text: &str| {
-        writeln!(input, "{text}").expect("write");
-        input.flush().expect("flush");
-        received.recv_timeout(Duration::from_secs(5)).ok()
-    };
+    let mut session =
+        EchoSession::connect(private, "10.0.1.10", INTERNET_CLIENT_IP, 7000, 30).expect("client");
+    let mut echo = |text: &str| session.echo(text, Duration::from_secs(5));
     assert_eq!(
         echo("before").as_deref(),
         Some("before"),
@@ -98,6 +59,4 @@ fn a_nat_session_survives_an_agent_restart() {
         "same session after the restart"
     );
     restarted.signal("TERM").expect("stop");
-    let _ = client.kill();
-    let _ = client.wait();
 }

@@ -3,10 +3,13 @@
 //! *before* attaching (so there is never an allow-all window), attaches through pinned links,
 //! and then stays in the foreground:
 //!
-//! - the definition file is **polled** every [`FILE_POLL`] (content compared) and reloaded on
-//!   SIGHUP; an invalid file is reported and the running generation stays;
+//! - the definition file is **polled** every [`FILE_POLL`] (content compared; a change is
+//!   applied once two consecutive polls read the same) and reloaded on SIGHUP; an invalid file
+//!   is reported and the running generation stays; one naming interfaces that do not exist yet
+//!   waits for them;
 //! - interfaces are **polled** every [`IFACE_POLL`]: one that disappeared and came back (new
-//!   ifindex) gets the policy recompiled and the programs re-attached;
+//!   ifindex, also a new device under a renamed one's name) gets the running definition
+//!   recompiled and the programs re-attached;
 //! - every flow log aggregation interval the per-flow counters are **drained** and written as
 //!   flow log records ([`crate::flowlog`]); the last, partial interval is flushed on SIGTERM;
 //! - every [`SWEEP_INTERVAL`] expired connections are **swept** ([`crate::sweep`]);
@@ -17,6 +20,7 @@ use std::{
     collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
+    rc::Rc,
     time::Duration,
 };
 
@@ -108,19 +112,33 @@ struct Agent {
     /// Interfaces of the running generation and the ifindex it was compiled with.
     ifindexes: BTreeMap<String, u32>,
     managed: Vec<Managed>,
-    /// The file content of the running (or last rejected) definition.
-    text: String,
+    /// The file content of the running definition.
+    running: String,
+    /// The file's content when it is not the running definition, and what became of it.
+    seen: Option<Seen>,
+    /// The last error reading the file (reported once, not at every poll).
+    read_error: Option<String>,
     flow_log: FlowLog,
     /// What `status` reads back: rewritten when interfaces or counters change.
     record: AgentRecord,
-    _lock: DirLock,
+    /// Shared with [`Agent::start`], which cleans up under the lock when starting fails.
+    _lock: Rc<DirLock>,
 }
 
-fn read_text(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })
+/// A definition read from the file that is not (yet) the running one.
+struct Seen {
+    text: String,
+    state: Candidate,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Candidate {
+    /// Read once: applied if the next poll reads the same (a file being written is not).
+    Settling,
+    /// Invalid or failed to apply: reported, not tried again until the file changes or SIGHUP.
+    Rejected,
+    /// Valid, but names interfaces that do not exist yet: applied when they all appear.
+    MissingInterfaces(Vec<String>),
 }
 
 fn load_text(path: &Path, text: &str) -> Result<ValidatedConfig, LoadError> {
@@ -148,7 +166,7 @@ fn log_outcome(outcome: &Outcome, what: &str) {
 
 impl Agent {
     fn start(opts: RunOptions) -> Result<Self, DaemonError> {
-        let text = read_text(&opts.config)?;
+        let text = config::read_file(&opts.config)?;
         let config = load_text(&opts.config, &text)?;
         // Interfaces first: nothing is created in the kernel for a definition that cannot run.
         let resolved = resolve(&config)?;
@@ -161,16 +179,45 @@ impl Agent {
             }
         }
         pin::ensure_bpffs(&opts.bpffs)?;
-        let lock = pin::lock(&opts.bpffs)?;
+        let lock = Rc::new(pin::lock(&opts.bpffs)?);
         let adopting = pin::map_path(&opts.bpffs, crate::ebpf::maps::CONFIG).exists();
+        let dir = opts.bpffs.clone();
+        let started = Self::start_locked(opts, text, &config, resolved, Rc::clone(&lock), adopting);
+        if started.is_err() && !adopting {
+            // Nothing of ours may outlive a refused start (another agent on the same
+            // interfaces from another directory, a verifier failure, ...): the maps and links
+            // this agent created are removed with its directory. Adopted ones stay.
+            match pin::remove_all(&dir) {
+                Ok(removed) => log::info!(
+                    "start failed: removed what this agent created bpffs={} maps={} links={}",
+                    dir.display(),
+                    removed.maps,
+                    removed.links
+                ),
+                Err(e) => log::warn!("start failed, cannot clean up: {}", crate::error_chain(&e)),
+            }
+        }
+        drop(lock);
+        started
+    }
+
+    /// The rest of [`Agent::start`], with the directory locked.
+    fn start_locked(
+        opts: RunOptions,
+        text: String,
+        config: &ValidatedConfig,
+        resolved: BTreeMap<String, u32>,
+        lock: Rc<DirLock>,
+        adopting: bool,
+    ) -> Result<Self, DaemonError> {
         let datapath = Datapath::open_pinned(&opts.bpffs)?;
         log::info!(
             "datapath loaded bpffs={} pinned_maps={}",
             opts.bpffs.display(),
             if adopting { "reused" } else { "created" }
         );
-        let settings = Settings::resolve(&config, opts.flow_log.as_ref(), opts.flow_log_interval);
-        let flow_log = FlowLog::new(settings, Names::new(&config, &resolved))?;
+        let settings = Settings::resolve(config, opts.flow_log.as_ref(), opts.flow_log_interval);
+        let flow_log = FlowLog::new(settings, Names::new(config, &resolved))?;
         let record = AgentRecord {
             config: std::path::absolute(&opts.config).unwrap_or_else(|_| opts.config.clone()),
             pid: std::process::id(),
@@ -184,12 +231,14 @@ impl Agent {
             attachments: Vec::new(),
             ifindexes: BTreeMap::new(),
             managed: Vec::new(),
-            text,
+            running: text,
+            seen: None,
+            read_error: None,
             flow_log,
             record,
             _lock: lock,
         };
-        agent.apply(&config, resolved, "start")?;
+        agent.apply(config, resolved, "start")?;
         pin::write_record(&agent.opts.bpffs, &agent.record)?;
         let s = &agent.flow_log.settings;
         log::info!(
@@ -249,16 +298,26 @@ impl Agent {
     /// Removes expired connections (and their NAT ports).
     fn sweep(&mut self) {
         let dir = &self.opts.bpffs;
+        // Both tables: unassured connections (a half-open NAT connection holds a port too).
         let result = (|| {
-            let mut ct = pin::open_map(dir, names::CONNTRACK)?;
             let mut nat = pin::open_map(dir, names::NAT_PORTS)?;
             let timeouts = pin::open_map(dir, names::CT_TIMEOUTS)?;
-            sweep::sweep(&mut ct, &mut nat, &timeouts, flowlog::monotonic_ns()).map_err(|source| {
-                pin::PinError::Map {
-                    path: pin::map_path(dir, names::CONNTRACK),
-                    source,
-                }
-            })
+            let mut total = sweep::Swept::default();
+            for table in [names::CONNTRACK, names::CT_UNASSURED] {
+                let mut ct = pin::open_map(dir, table)?;
+                let now = flowlog::monotonic_ns();
+                let swept = sweep::sweep(&mut ct, &mut nat, &timeouts, now).map_err(|source| {
+                    pin::PinError::Map {
+                        path: pin::map_path(dir, table),
+                        source,
+                    }
+                })?;
+                total.scanned += swept.scanned;
+                total.removed += swept.removed;
+                total.nat_released += swept.nat_released;
+                total.elapsed += swept.elapsed;
+            }
+            Ok::<_, pin::PinError>(total)
         })();
         match result {
             Ok(swept) if swept.removed > 0 => {
@@ -302,16 +361,7 @@ impl Agent {
         }
         let (outcome, compiled) = reconcile::reconcile(&mut self.datapath, config, &SystemLinks)?;
         log_outcome(&outcome, what);
-        // Links of interfaces the definition no longer names: unpinned (detached).
-        let gone: Vec<String> = self
-            .managed
-            .iter()
-            .filter(|old| !managed.iter().any(|m| m.name == old.name))
-            .map(|old| old.name.clone())
-            .collect();
-        for name in &gone {
-            self.detach_interface(name);
-        }
+        self.detach_unmanaged(&managed);
         for iface in &managed {
             let changed = self.ifindexes.get(&iface.name) != resolved.get(&iface.name);
             let xdp = self.xdp_mode(&compiled, iface, resolved.get(&iface.name).copied())?;
@@ -401,62 +451,154 @@ impl Agent {
         }
     }
 
-    fn detach_interface(&mut self, name: &str) {
-        self.attachments.retain(|a| a.interface != name);
+    /// Unpins (detaches) every pinned link the definition does not call for: interfaces it no
+    /// longer names, and programs an interface's kind does not carry. The pins are the truth,
+    /// not this agent's memory: a restart with a definition that dropped an interface finds
+    /// the previous agent's links there.
+    fn detach_unmanaged(&mut self, managed: &[Managed]) {
+        let wanted = |interface: &str, program: &str| {
+            managed
+                .iter()
+                .any(|m| m.name == interface && programs_for(m.kind, true).contains(&program))
+        };
+        self.attachments.retain(|a| wanted(&a.interface, a.program));
         for (interface, program, path) in pin::pinned_links(&self.opts.bpffs) {
-            if interface == name {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => log::info!("detached program={program} interface={interface}"),
-                    Err(e) => log::warn!("cannot unpin {}: {e}", path.display()),
+            if wanted(&interface, &program) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => log::info!("detached program={program} interface={interface}"),
+                Err(e) => log::warn!("cannot unpin {}: {e}", path.display()),
+            }
+        }
+    }
+
+    /// Reads the definition file; an error is logged once (until the file reads again).
+    fn read_file(&mut self) -> Option<String> {
+        match config::read_file(&self.opts.config) {
+            Ok(text) => {
+                self.read_error = None;
+                Some(text)
+            }
+            Err(e) => {
+                let message = crate::error_chain(&e);
+                if self.read_error.as_ref() != Some(&message) {
+                    log::error!("reload: {message}; the running policy stays");
+                    self.read_error = Some(message);
+                }
+                None
+            }
+        }
+    }
+
+    /// The file poll: a changed definition is applied once two consecutive polls read the same
+    /// content (a file being written, or written in several steps, is not applied half-way).
+    fn poll_file(&mut self) {
+        let Some(text) = self.read_file() else {
+            return;
+        };
+        if text == self.running {
+            self.seen = None;
+            return;
+        }
+        match &self.seen {
+            Some(seen) if seen.text == text => {
+                if seen.state == Candidate::Settling {
+                    self.try_apply(text, "reload");
+                }
+            }
+            _ => {
+                log::info!(
+                    "reload: the definition changed; applying it if it still reads the same in \
+                     {FILE_POLL:?}"
+                );
+                self.seen = Some(Seen {
+                    text,
+                    state: Candidate::Settling,
+                });
+            }
+        }
+    }
+
+    /// SIGHUP: applies what the file holds now (the running definition again if unchanged).
+    fn hangup(&mut self) {
+        if let Some(text) = self.read_file() {
+            self.try_apply(text, "reload");
+        }
+    }
+
+    /// Applies the definition `text`; a failure keeps the running policy and is remembered.
+    fn try_apply(&mut self, text: String, what: &str) {
+        match self.apply_text(&text, what) {
+            Ok(()) => {
+                self.running = text;
+                self.seen = None;
+            }
+            Err(state) => {
+                if text != self.running {
+                    self.seen = Some(Seen { text, state });
                 }
             }
         }
     }
 
-    /// Reloads the definition: `force` on SIGHUP, otherwise only when the content changed.
-    fn reload(&mut self, force: bool) {
-        let text = match read_text(&self.opts.config) {
-            Ok(text) => text,
-            Err(e) => {
-                log::error!(
-                    "reload: {}; the running policy stays",
-                    crate::error_chain(&e)
-                );
-                return;
-            }
-        };
-        if !force && text == self.text {
-            return;
-        }
-        self.text = text;
-        let config = match load_text(&self.opts.config, &self.text) {
+    fn apply_text(&mut self, text: &str, what: &str) -> Result<(), Candidate> {
+        let config = match load_text(&self.opts.config, text) {
             Ok(config) => config,
             Err(LoadError::Invalid(d)) => {
                 for line in d.lines() {
-                    log::error!("reload: {line}");
+                    log::error!("{what}: {line}");
                 }
-                log::error!("reload: invalid definition rejected; the running policy stays");
-                return;
+                log::error!("{what}: invalid definition rejected; the running policy stays");
+                return Err(Candidate::Rejected);
             }
             Err(e) => {
                 log::error!(
-                    "reload: {}; the running policy stays",
+                    "{what}: {}; the running policy stays",
                     crate::error_chain(&e)
                 );
-                return;
+                return Err(Candidate::Rejected);
             }
         };
-        let result = resolve(&config).and_then(|resolved| self.apply(&config, resolved, "reload"));
-        if let Err(e) = result {
-            log::error!(
-                "reload: {}; the running policy stays",
-                crate::error_chain(&e)
-            );
+        let result = resolve(&config).and_then(|resolved| self.apply(&config, resolved, what));
+        match result {
+            Ok(_) => Ok(()),
+            Err(DaemonError::MissingInterfaces(missing)) => {
+                log::warn!(
+                    "{what}: interfaces named by the definition are missing: {}; the running \
+                     policy stays, the definition is applied when they appear",
+                    missing.join(", ")
+                );
+                Err(Candidate::MissingInterfaces(missing))
+            }
+            Err(e) => {
+                log::error!(
+                    "{what}: {}; the running policy stays",
+                    crate::error_chain(&e)
+                );
+                Err(Candidate::Rejected)
+            }
         }
     }
 
-    /// Re-applies when a managed interface came back with another ifindex.
+    /// Re-applies when a managed interface came back with another ifindex (the running
+    /// definition: the file is not read again), and applies a waiting definition once every
+    /// interface it names exists.
     fn check_interfaces(&mut self) {
+        if let Some(Seen {
+            text,
+            state: Candidate::MissingInterfaces(missing),
+        }) = &self.seen
+            && missing.iter().all(|name| netconf::ifindex(name).is_some())
+        {
+            log::info!(
+                "interfaces appeared: {}; applying the waiting definition",
+                missing.join(", ")
+            );
+            let text = text.clone();
+            self.try_apply(text, "interfaces");
+            return;
+        }
         let mut changed = false;
         for name in self.ifindexes.keys() {
             let now = netconf::ifindex(name);
@@ -469,7 +611,8 @@ impl Agent {
             return;
         }
         log::warn!("a managed interface came back with a new ifindex; re-applying");
-        self.reload(true);
+        let running = self.running.clone();
+        let _ = self.apply_text(&running, "interfaces");
     }
 }
 
@@ -539,11 +682,11 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             tokio::select! {
                 _ = hup.recv() => {
                     log::info!("SIGHUP: reloading");
-                    agent.reload(true);
+                    agent.hangup();
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = file_tick.tick() => agent.reload(false),
+                _ = file_tick.tick() => agent.poll_file(),
                 _ = iface_tick.tick() => agent.check_interfaces(),
                 _ = flow_tick.tick() => agent.drain_flows(),
                 _ = sweep_tick.tick() => agent.sweep(),

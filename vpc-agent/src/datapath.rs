@@ -70,6 +70,11 @@ pub enum DatapathError {
          devices) or skb"
     )]
     NativeOnVirtual { interface: String },
+    #[error(
+        "interface {interface} already carries another vpc-agent's programs (an agent with \
+         another --bpffs directory): one agent per interface"
+    )]
+    ForeignPrograms { interface: String },
     #[error("cannot pin the link of {name} on {interface} at {}", path.display())]
     PinLink {
         name: &'static str,
@@ -318,6 +323,13 @@ impl Datapath {
             std::fs::create_dir_all(parent).map_err(pin_err)?;
         }
         match PinnedLink::from_pin(&path) {
+            Ok(_) if !Self::pinned_on(&path, interface) => {
+                log::warn!(
+                    "pinned link is on another device, replacing it interface={interface} \
+                     program={program}"
+                );
+                std::fs::remove_file(&path).map_err(pin_err)?;
+            }
             Ok(pinned) => {
                 let fd: FdLink = pinned.into();
                 match self.update_link(interface, program, fd) {
@@ -343,6 +355,20 @@ impl Datapath {
             Err(LinkError::SyscallError(e)) if e.io_error.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(pin_err(io::Error::other(e))),
         }
+        if program != programs::XDP {
+            // tcx lets several programs share a hook: refuse to stack on another agent's.
+            let side = if program == programs::TC_EGRESS {
+                TcAttachType::Egress
+            } else {
+                TcAttachType::Ingress
+            };
+            let (_, present) = SchedClassifier::query_tcx(interface, side).map_err(attach_err)?;
+            if present.iter().any(|p| p.name_as_str() == Some(program)) {
+                return Err(DatapathError::ForeignPrograms {
+                    interface: interface.to_owned(),
+                });
+            }
+        }
         let fd: FdLink = if program == programs::XDP {
             let xdp = self.xdp_mut();
             let id = xdp.attach(interface, mode).map_err(attach_err)?;
@@ -366,6 +392,17 @@ impl Datapath {
             how: Attached::New,
             _link: link,
         })
+    }
+
+    /// Whether the link pinned at `path` is attached to the device now named `interface` (a
+    /// renamed device keeps its links; the pin's name does not follow it).
+    fn pinned_on(path: &Path, interface: &str) -> bool {
+        let now = crate::netconf::ifindex(interface);
+        match crate::pin::pinned_link_ifindex(path) {
+            Ok(Some(ifindex)) => Some(ifindex) == now,
+            // Not a device link, or unreadable: the link update decides.
+            Ok(None) | Err(_) => true,
+        }
     }
 
     /// Points an existing link at this agent's `program` (bpf_link_update).

@@ -11,8 +11,13 @@
 //! (bpffs holds no regular files, but directories can be locked).
 
 use std::{
+    ffi::CString,
     fs::{self, File},
-    io,
+    io, mem,
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+        unix::ffi::OsStrExt as _,
+    },
     path::{Path, PathBuf},
 };
 
@@ -192,6 +197,55 @@ pub fn pinned_links(dir: &Path) -> Vec<(String, String, PathBuf)> {
         .collect();
     out.sort();
     out
+}
+
+/// `bpf(cmd, attr)`: the raw syscall's result (-1 with errno on failure).
+fn sys_bpf(cmd: aya_obj::generated::bpf_cmd, attr: &mut aya_obj::generated::bpf_attr) -> i64 {
+    // SAFETY: `attr` is a valid, writable bpf_attr of the size passed; the commands used here
+    // read only the pointers the caller stored in it, which outlive the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            std::ptr::from_mut(attr),
+            mem::size_of::<aya_obj::generated::bpf_attr>(),
+        )
+    }
+}
+
+/// The ifindex of the device a pinned XDP or tcx link is attached to (0 once that device is
+/// gone), `None` for other kinds of link. A link follows its device, not its name: after a
+/// rename the pin `links/priv0@...` may point at the device now called something else.
+pub fn pinned_link_ifindex(path: &Path) -> io::Result<Option<u32>> {
+    use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type};
+    let name = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: all-zero is a valid bpf_attr (integers and unions of them).
+    let mut attr: bpf_attr = unsafe { mem::zeroed() };
+    attr.__bindgen_anon_4.pathname = name.as_ptr() as u64;
+    let fd = sys_bpf(bpf_cmd::BPF_OBJ_GET, &mut attr);
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(io::Error::other)?;
+    // SAFETY: BPF_OBJ_GET returned a new descriptor, owned from here on.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid bpf_link_info and bpf_attr.
+    let (mut info, mut attr): (bpf_link_info, bpf_attr) = unsafe { mem::zeroed() };
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info = std::ptr::from_mut(&mut info) as u64;
+    attr.info.info_len = mem::size_of::<bpf_link_info>() as u32;
+    if sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the union member read is the one of the link type the kernel reported.
+    let ifindex = unsafe {
+        match info.type_ {
+            t if t == bpf_link_type::BPF_LINK_TYPE_XDP as u32 => info.__bindgen_anon_1.xdp.ifindex,
+            t if t == bpf_link_type::BPF_LINK_TYPE_TCX as u32 => info.__bindgen_anon_1.tcx.ifindex,
+            _ => return Ok(None),
+        }
+    };
+    Ok(Some(ifindex))
 }
 
 /// Refuses pinned maps whose type, key size, value size or capacity differ from the maps of the

@@ -50,9 +50,11 @@ pub fn timeout_ns(t: &CtTimeouts, proto: u8, entry: &CtEntry) -> u64 {
     }
 }
 
-/// Whether an entry is expired at monotonic time `now` (the datapath's `live`, negated).
+/// Whether an entry is expired at monotonic time `now` (the datapath's `live`, negated). An
+/// entry seen after `now` (a packet during the sweep, which reads the clock once before its
+/// scan) is not: its idle time is zero, never a wrapped-around huge one.
 pub fn expired(t: &CtTimeouts, key: &CtKey, entry: &CtEntry, now: u64) -> bool {
-    now.wrapping_sub(entry.last_seen_ns) > timeout_ns(t, key.proto, entry)
+    now.saturating_sub(entry.last_seen_ns) > timeout_ns(t, key.proto, entry)
 }
 
 /// The `NAT_PORTS` key of a translated connection.
@@ -200,6 +202,19 @@ mod tests {
             &entry(CT_TCP_ESTABLISHED, 0, 0),
             61 * S
         ));
+    }
+
+    #[test]
+    fn an_entry_seen_after_the_sweeps_clock_read_is_not_expired() {
+        let defaults = CtTimeouts::default();
+        // A packet refreshed the entry 1 ns, 1 s after the sweep read `now`.
+        for ahead in [1, S] {
+            let mut e = entry(CT_TCP_ESTABLISHED, 100, 0);
+            e.last_seen_ns += ahead;
+            assert!(!expired(&defaults, &key(6), &e, 100 * S));
+            e.nat_ip = 9;
+            assert!(!expired(&defaults, &key(PROTO_UDP), &e, 100 * S));
+        }
     }
 
     #[test]

@@ -837,3 +837,122 @@ fn nat_port_range_is_validated_and_defaults_to_aws() {
         ]
     );
 }
+
+// ----- Blank values (issue 14.5): a key with no value is an error, never "any" -----
+
+#[test]
+fn blank_values_are_errors_not_wildcards() {
+    let sg = |rule: &str| {
+        format!(
+            "{}    security_groups:\n      - name: web\n        inbound:\n          - {rule}\n",
+            base!()
+        )
+    };
+    // `ports:` blank would allow every port.
+    let blank_ports = sg("protocol: tcp\n            ports:\n            source: 0.0.0.0/0");
+    let e = errors(&blank_ports);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:11:18: vpcs[0].security_groups[0].inbound[0].ports: ")
+            && e[0].contains("blank"),
+        "{e:?}"
+    );
+    // `network_acl:` blank would mean the allow-all default ACL.
+    let blank_acl = base!().replace("interface: sub0 }", "interface: sub0, network_acl: }");
+    let e = errors(&blank_acl);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:6:67: vpcs[0].subnets[0].network_acl: ") && e[0].contains("blank"),
+        "{e:?}"
+    );
+    // `security_groups:` blank would mean the default group (while `[]` is refused).
+    let blank_groups = format!(
+        "{}    instances:\n      - name: i\n        subnet: a\n        private_ip: 10.0.0.10\n        security_groups:\n",
+        base!()
+    );
+    let e = errors(&blank_groups);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("t.yaml:11:24: vpcs[0].instances[0].security_groups: ")
+            && e[0].contains("blank"),
+        "{e:?}"
+    );
+    // Likewise an ACL rule's ports, a group's `outbound:` (blank would allow everything out),
+    // and `~`/`null` written out.
+    for yaml in [
+        format!(
+            "{}    network_acls:\n      - name: n\n        inbound:\n          - {{ rule: 100, protocol: tcp, ports: ~, cidr: 0.0.0.0/0, action: allow }}\n",
+            base!()
+        ),
+        format!(
+            "{}    security_groups:\n      - name: web\n        outbound:\n",
+            base!()
+        ),
+        base!().replace("interface: sub0 }", "interface: sub0, route_table: null }"),
+    ] {
+        let e = errors(&yaml);
+        assert!(e.len() == 1 && e[0].contains("blank"), "{yaml}\n{e:?}");
+    }
+}
+
+// ----- Addresses that are not host addresses, public addresses inside a VPC (issue 14.9) -----
+
+rejects!(
+    a_public_ip_must_not_be_another_instances_private_ip,
+    concat!(
+        base!(),
+        "    instances:\n",
+        "      - { name: i1, subnet: a, private_ip: 10.0.0.10 }\n",
+        "      - { name: i2, subnet: a, private_ip: 10.0.0.11, public_ip: 10.0.0.10 }\n"
+    ),
+    "9:66: vpcs[0].instances[1].public_ip: public address 10.0.0.10 is inside VPC 'prod' (10.0.0.0/16): a public address must not be one of a VPC's own addresses"
+);
+rejects!(
+    an_elastic_ip_must_not_be_inside_another_vpc,
+    concat!(
+        base!(),
+        "    nat_gateways:\n",
+        "      - { name: n, subnet: a, private_ip: 10.0.0.5, elastic_ip: 10.9.0.5 }\n",
+        "  - { name: other, cidr_blocks: [10.9.0.0/16] }\n"
+    ),
+    "8:65: vpcs[0].nat_gateways[0].elastic_ip: public address 10.9.0.5 is inside VPC 'other' (10.9.0.0/16): a public address must not be one of a VPC's own addresses"
+);
+
+#[test]
+fn host_addresses_must_be_unicast() {
+    for (ip, why) in [
+        ("0.0.0.0", "in 0.0.0.0/8 (\"this network\")"),
+        ("127.0.0.1", "a loopback address (127.0.0.0/8)"),
+        ("224.0.0.1", "a multicast address (224.0.0.0/4)"),
+        ("239.255.255.250", "a multicast address (224.0.0.0/4)"),
+        ("255.255.255.255", "the broadcast address"),
+        ("240.0.0.1", "reserved (240.0.0.0/4)"),
+    ] {
+        let yaml = format!(
+            "{}    instances:\n      - {{ name: i, subnet: a, private_ip: 10.0.0.10, public_ip: '{ip}' }}\n",
+            base!()
+        );
+        assert_eq!(
+            errors(&yaml),
+            vec![format!(
+                "t.yaml:8:65: vpcs[0].instances[0].public_ip: address {ip} is {why}, not a host address"
+            )],
+            "{ip}"
+        );
+    }
+    // A VPC whose block is loopback or multicast would give its instances such addresses.
+    for (block, why) in [
+        ("127.0.0.0/16", "a loopback address (127.0.0.0/8)"),
+        ("224.1.0.0/16", "a multicast address (224.0.0.0/4)"),
+        ("0.0.0.0/16", "in 0.0.0.0/8 (\"this network\")"),
+    ] {
+        let yaml = format!("vpcs:\n  - {{ name: x, cidr_blocks: ['{block}'] }}\n");
+        assert_eq!(
+            errors(&yaml),
+            vec![format!(
+                "t.yaml:2:30: vpcs[0].cidr_blocks[0]: a VPC CIDR block must hold unicast addresses: {block} is {why}"
+            )],
+            "{block}"
+        );
+    }
+}

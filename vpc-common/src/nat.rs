@@ -30,9 +30,10 @@ pub struct NatValue {
     pub inside_ip: u32,
     pub inside_port: u16,
     pub _pad: u16,
-    /// NAT gateway id (`NAT_GATEWAYS` key).
+    /// NAT gateway id (`NAT_GATEWAYS` key) when the connection started (its generation's slot:
+    /// replies use the running generation's gateway, found by elastic IP).
     pub nat_gateway: u32,
-    /// The VPC of the inside endpoint.
+    /// The VPC of the inside endpoint (likewise).
     pub vpc_id: u32,
 }
 assert_size!(NatValue, 16);

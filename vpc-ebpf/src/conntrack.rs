@@ -122,7 +122,9 @@ fn nonsense(flags: u8) -> bool {
 fn live(entry: *mut CtEntry, proto: u8, now: u64) -> bool {
     // SAFETY: `entry` points into a CONNTRACK value for the program's duration.
     let e = unsafe { &*entry };
-    now.wrapping_sub(e.last_seen_ns) <= timeout_ns(proto, e.state, e.nat_ip != 0)
+    // Another CPU may have stamped the entry after this packet's clock read: idle time zero,
+    // not a wrapped-around huge one.
+    now.saturating_sub(e.last_seen_ns) <= timeout_ns(proto, e.state, e.nat_ip != 0)
 }
 
 /// Finds the connection of `flow` (addresses as inside the VPC). Errors are TCP packets that

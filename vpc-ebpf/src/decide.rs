@@ -366,11 +366,12 @@ fn related_icmp_error(
             ..*flow
         };
         let t = nat::reverse(&quoted).ok_or(unsolicited)?;
-        let gw = copied(&NAT_GATEWAYS, t.nat_gateway).ok_or(unsolicited)?;
+        // The running generation's gateway (see `nat_reply`).
+        let gw = copied(&NAT_GATEWAYS, target.id).ok_or(unsolicited)?;
         (
             t.inside_ip,
             t.inside_port,
-            t.vpc_id,
+            target.vpc_id,
             Some((gw.subnet_id, subnet(gw.subnet_id)?)),
         )
     };
@@ -418,13 +419,17 @@ fn related_icmp_error(
     Ok(decision)
 }
 
-/// A reply arriving at a NAT gateway's elastic IP: back through P's ACL inbound, the reverse
-/// translation, P's ACL outbound, then into the inside endpoint's subnet. Only packets of a
-/// live translated connection pass.
+/// A reply arriving at a NAT gateway's elastic IP (`target`, of the running generation): back
+/// through P's ACL inbound, the reverse translation, P's ACL outbound, then into the inside
+/// endpoint's subnet. Only packets of a live translated connection pass. The gateway and VPC
+/// are the running generation's (`target`), not the ids NAT_PORTS recorded when the connection
+/// started: those name the other slot after a reload, whose subnets may be stale (an interface
+/// re-created since has a new ifindex) or another generation's altogether.
 #[inline(always)]
-fn nat_reply(flow: &Flow) -> Result<Decision, DropReason> {
+fn nat_reply(target: &PublicTarget, flow: &Flow) -> Result<Decision, DropReason> {
     let t = nat::reverse(flow).ok_or(DropReason::NatUnsolicited)?;
-    let nat = copied(&NAT_GATEWAYS, t.nat_gateway).ok_or(DropReason::NatUnsolicited)?;
+    let vpc_id = target.vpc_id;
+    let nat = copied(&NAT_GATEWAYS, target.id).ok_or(DropReason::NatUnsolicited)?;
     let p = subnet(nat.subnet_id)?;
     if !acl::allows(p.acl_id, ACL_INBOUND, flow, flow.src) {
         return Err(DropReason::AclInbound);
@@ -442,9 +447,9 @@ fn nat_reply(flow: &Flow) -> Result<Decision, DropReason> {
     if !matches!(track, Track::Tracked { reply: true, .. }) {
         return Err(DropReason::NatUnsolicited);
     }
-    let ep = endpoint(t.vpc_id, t.inside_ip).ok_or(DropReason::NatUnsolicited)?;
+    let ep = endpoint(vpc_id, t.inside_ip).ok_or(DropReason::NatUnsolicited)?;
     let mut decision = deliver(
-        t.vpc_id,
+        vpc_id,
         nat.subnet_id,
         ep.subnet_id,
         &inside,
@@ -477,7 +482,7 @@ fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, Dr
         return related_icmp_error(&target, flow, &inner);
     }
     if target.kind != ENDPOINT_INSTANCE {
-        return nat_reply(flow);
+        return nat_reply(&target, flow);
     }
     let ep = endpoint(target.vpc_id, target.private_ip).ok_or(DropReason::UnknownDestination)?;
     // Tracked and checked as the instance sees it: destination translated.

@@ -78,6 +78,10 @@ pub enum LoadError {
         #[source]
         source: io::Error,
     },
+    #[error("{}: not a regular file ({kind}); a definition is read from a regular file", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error("{}: larger than {limit} bytes", path.display())]
+    TooLarge { path: PathBuf, limit: u64 },
     /// The file was read but is not a valid definition (syntax, structure, semantics or
     /// capacity); every problem is listed.
     #[error(transparent)]
@@ -89,7 +93,7 @@ impl LoadError {
     pub fn diagnostics(&self) -> Option<&Diagnostics> {
         match self {
             Self::Invalid(d) => Some(d),
-            Self::Read { .. } => None,
+            Self::Read { .. } | Self::NotAFile { .. } | Self::TooLarge { .. } => None,
         }
     }
 }

@@ -56,6 +56,22 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Loc<T> {
     }
 }
 
+/// An optional key: absent is `None`; present, it needs a value. A blank one (`ports:` with
+/// nothing after it, `~`, `null`) is an error: read as absent it would widen a rule (any port,
+/// the allow-all default ACL, the default security group).
+fn not_blank<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(de::Error::custom(
+            "a blank value is not allowed: give a value or leave the key out",
+        )),
+    }
+}
+
 /// A scalar kept as text whether YAML typed it as a number or a string (`ports: 80` and
 /// `ports: 1024-65535`, `protocol: 6` and `protocol: tcp`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,10 +104,10 @@ impl<'de> Deserialize<'de> for Text {
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub vpcs: Vec<Loc<Vpc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub flow_logs: Option<Loc<FlowLogs>>,
     /// An addition to shared/spec/vpc-config.md: connection tracking idle timeouts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub connection_tracking: Option<Loc<ConnectionTracking>>,
 }
 
@@ -100,7 +116,7 @@ pub struct ConfigFile {
 pub struct Vpc {
     pub name: Loc<String>,
     pub cidr_blocks: Loc<Vec<Loc<String>>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub internet_gateway: Option<Loc<InternetGateway>>,
     #[serde(default)]
     pub nat_gateways: Vec<Loc<NatGateway>>,
@@ -140,11 +156,11 @@ pub struct Subnet {
     pub name: Loc<String>,
     pub cidr: Loc<String>,
     /// A shared L2 segment for the subnet's hosts without a port of their own.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub interface: Option<Loc<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub route_table: Option<Loc<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub network_acl: Option<Loc<String>>,
 }
 
@@ -203,9 +219,9 @@ traffic_spec!(AclRule, SgInbound, SgOutbound);
 pub struct AclRule {
     pub rule: Loc<i64>,
     pub protocol: Loc<Text>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub ports: Option<Loc<Text>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub icmp: Option<Loc<Icmp>>,
     pub cidr: Loc<String>,
     pub action: Loc<Action>,
@@ -215,9 +231,9 @@ pub struct AclRule {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Icmp {
-    #[serde(default, rename = "type")]
+    #[serde(default, rename = "type", deserialize_with = "not_blank")]
     pub icmp_type: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub code: Option<Loc<i64>>,
 }
 
@@ -228,7 +244,7 @@ pub struct SecurityGroup {
     #[serde(default)]
     pub inbound: Vec<Loc<SgInbound>>,
     /// `None` (omitted) allows all outbound traffic, as for a new AWS group.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub outbound: Option<Vec<Loc<SgOutbound>>>,
 }
 
@@ -236,9 +252,9 @@ pub struct SecurityGroup {
 #[serde(deny_unknown_fields)]
 pub struct SgInbound {
     pub protocol: Loc<Text>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub ports: Option<Loc<Text>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub icmp: Option<Loc<Icmp>>,
     pub source: Loc<String>,
 }
@@ -247,9 +263,9 @@ pub struct SgInbound {
 #[serde(deny_unknown_fields)]
 pub struct SgOutbound {
     pub protocol: Loc<Text>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub ports: Option<Loc<Text>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub icmp: Option<Loc<Icmp>>,
     pub destination: Loc<String>,
 }
@@ -260,12 +276,12 @@ pub struct Instance {
     pub name: Loc<String>,
     pub subnet: Loc<String>,
     /// The instance's own router port (its ENI).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub interface: Option<Loc<String>>,
     pub private_ip: Loc<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub public_ip: Option<Loc<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub security_groups: Option<Loc<Vec<Loc<String>>>>,
 }
 
@@ -279,11 +295,11 @@ pub struct PeeringConnection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowLogs {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub aggregation_interval: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub destination: Option<Loc<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub format: Option<Loc<String>>,
 }
 
@@ -292,22 +308,22 @@ pub struct FlowLogs {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionTracking {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub tcp_established_timeout: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub tcp_transitory_timeout: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub tcp_closing_timeout: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub udp_timeout: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub udp_stream_timeout: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub icmp_timeout: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub other_timeout: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub nat_idle_timeout: Option<Loc<i64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_blank")]
     pub nat_port_range: Option<Loc<Text>>,
 }

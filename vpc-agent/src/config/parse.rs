@@ -19,8 +19,21 @@ const MAX_REPLAYED_EVENTS: usize = 10_000;
 const MAX_EXPANSIONS_PER_ANCHOR: usize = 1_000;
 const MAX_REPLAY_DEPTH: usize = 16;
 
+/// Size limits of the document, in proportion to the largest file read
+/// ([`super::MAX_FILE_BYTES`]) rather than the parser's defaults (250,000 nodes: about 50,000
+/// routes, while one generation holds 131,072). A node takes at least a few bytes of text, so
+/// these only matter for files that fit the byte limit.
+const MAX_NODES: usize = 4 << 20;
+const MAX_EVENTS: usize = 8 << 20;
+const MAX_SCALAR_BYTES: usize = super::MAX_FILE_BYTES as usize;
+
 fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: MAX_NODES,
+            max_events: MAX_EVENTS,
+            max_total_scalar_bytes: MAX_SCALAR_BYTES,
+        },
         duplicate_keys: DuplicateKeyPolicy::Error,
         merge_keys: MergeKeyPolicy::Error,
         alias_limits: serde_saphyr::alias_limits! {
@@ -85,6 +98,17 @@ fn innermost(err: &YamlError) -> &YamlError {
     }
 }
 
+/// What a budget breach exceeded, in words.
+fn budget_breach(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Nodes { nodes } => format!("{nodes} nodes"),
+        B::Events { events } => format!("{events} parser events"),
+        B::ScalarBytes { total_scalar_bytes } => format!("{total_scalar_bytes} bytes of scalars"),
+        other => format!("{other:?}"),
+    }
+}
+
 fn to_diagnostic(err: &YamlError, path: String) -> Diagnostic {
     let inner = innermost(err);
     let pos = err
@@ -96,6 +120,11 @@ fn to_diagnostic(err: &YamlError, path: String) -> Diagnostic {
         YamlError::InvalidScalar { ty, .. } if ty.starts_with(['i', 'u']) => {
             Cow::Owned(format!("expected an integer ({ty})"))
         }
+        YamlError::Budget { breach, .. } => Cow::Owned(format!(
+            "the document is too large for a definition ({}; at most {MAX_NODES} nodes, \
+             {MAX_EVENTS} parser events, {MAX_SCALAR_BYTES} bytes of scalars)",
+            budget_breach(breach)
+        )),
         _ => serde_saphyr::DefaultMessageFormatter.format_message(inner),
     };
     // The message may quote the file's text: keep control characters out of the report.

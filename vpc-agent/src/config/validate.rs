@@ -141,6 +141,9 @@ fn shared_segment_warnings(model: &model::Vpc, vpc: &VpcDef, v: usize) -> Vec<Di
 #[derive(Default)]
 struct Globals {
     vpc_index: HashMap<String, usize>,
+    /// Every VPC CIDR block that parses, with its VPC's name (public addresses must be
+    /// outside all of them).
+    vpc_blocks: Vec<(Ipv4Net, String)>,
     /// Internet gateway name -> VPC name.
     igws: HashMap<String, String>,
     /// NAT gateway name -> VPC names.
@@ -155,6 +158,24 @@ struct Validator {
     interfaces: HashMap<String, String>,
     /// Public/elastic address -> what uses it (unique across the file).
     public_ips: HashMap<Ipv4Addr, String>,
+}
+
+/// Why `ip` is not a unicast host address, if it is not: "this network" (0.0.0.0/8),
+/// loopback, multicast, reserved (240.0.0.0/4) or the broadcast address.
+fn not_unicast(ip: Ipv4Addr) -> Option<&'static str> {
+    if ip.octets()[0] == 0 {
+        Some("in 0.0.0.0/8 (\"this network\")")
+    } else if ip.is_loopback() {
+        Some("a loopback address (127.0.0.0/8)")
+    } else if ip.is_multicast() {
+        Some("a multicast address (224.0.0.0/4)")
+    } else if ip.is_broadcast() {
+        Some("the broadcast address")
+    } else if ip.octets()[0] >= 240 {
+        Some("reserved (240.0.0.0/4)")
+    } else {
+        None
+    }
 }
 
 /// What a name in one namespace refers to: its index and where it was first defined.
@@ -212,6 +233,11 @@ impl Validator {
         for (i, vpc) in file.vpcs.iter().enumerate() {
             let vpc = &vpc.value;
             let vpc_name = &vpc.name.value;
+            for block in &vpc.cidr_blocks.value {
+                if let Ok(net) = block.value.parse::<Ipv4Net>() {
+                    self.globals.vpc_blocks.push((net, vpc_name.clone()));
+                }
+            }
             if names.get(vpc_name).is_some_and(|(idx, _)| *idx == i) {
                 self.globals.vpc_index.insert(vpc_name.clone(), i);
             }
@@ -406,6 +432,11 @@ impl Validator {
     /// A VPC or subnet block: a CIDR of /16 to /28.
     fn block_cidr(&mut self, v: &Loc<String>, path: &str, what: &str) -> Option<Ipv4Net> {
         let net = self.cidr(v, path)?;
+        if let Some(why) = not_unicast(net.network()) {
+            let msg = format!("{what} must hold unicast addresses: {net} is {why}");
+            self.err(v.pos, path, msg);
+            return None;
+        }
         if !BLOCK_PREFIX.contains(&net.prefix_len()) {
             let msg = format!(
                 "{what} must be between /16 and /28, got /{}",
@@ -417,13 +448,19 @@ impl Validator {
         Some(net)
     }
 
+    /// A host address: parses, and is unicast.
     fn ip(&mut self, v: &Loc<String>, path: &str) -> Option<Ipv4Addr> {
-        let parsed = v.value.parse::<Ipv4Addr>();
-        if parsed.is_err() {
+        let Ok(ip) = v.value.parse::<Ipv4Addr>() else {
             let msg = format!("invalid IPv4 address '{}'", v.value);
             self.err(v.pos, path, msg);
+            return None;
+        };
+        if let Some(why) = not_unicast(ip) {
+            let msg = format!("address {ip} is {why}, not a host address");
+            self.err(v.pos, path, msg);
+            return None;
         }
-        parsed.ok()
+        Some(ip)
     }
 
     fn subnets(
@@ -604,6 +641,19 @@ impl Validator {
         owner: String,
     ) -> Option<Ipv4Addr> {
         let ip = self.ip(v, path)?;
+        if let Some((net, vpc)) = self
+            .globals
+            .vpc_blocks
+            .iter()
+            .find(|(n, _)| n.contains(&ip))
+        {
+            let msg = format!(
+                "public address {ip} is inside VPC '{vpc}' ({net}): a public address must not be \
+                 one of a VPC's own addresses"
+            );
+            self.err(v.pos, path, msg);
+            return None;
+        }
         if !scope.has_igw {
             let msg = format!(
                 "a public address needs an internet gateway, and VPC '{}' has none",
