@@ -119,6 +119,11 @@ impl Packet {
         )
     }
 
+    /// Any other protocol number (payload only).
+    pub fn raw(src: &str, dst: &str, proto: u8) -> Self {
+        Self::new(src, dst, L4::Raw { proto })
+    }
+
     pub fn udp(src: &str, dst: &str, sport: u16, dport: u16) -> Self {
         Self::new(src, dst, L4::Udp { sport, dport })
     }

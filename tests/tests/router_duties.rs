@@ -240,3 +240,91 @@ fn ping_ttl_1_shows_the_router_and_pmtud_works_through_a_1400_byte_uplink() {
     );
     assert_eq!(drops.get(&DropReason::FibFailed), None, "{drops:?}");
 }
+
+#[test]
+fn test_run_fragments_nat_limits_link_local_and_errors_about_inbound_connections() {
+    require_kernel!();
+    use vpc_tests::observe::{Seen, run};
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    // Link-local never leaves by the uplink: it is the router's own.
+    let meta = Packet::tcp("10.0.0.10", "169.254.169.254", 40000, 80, TCP_SYN);
+    assert_eq!(run(&topo, "eweb1", &meta).0, Seen::Passed);
+
+    // NAT gateway: TCP, UDP, ICMP only; of fragments only UDP.
+    let gre = Packet::raw(APP, INET, 47);
+    assert_eq!(
+        run(&topo, "eapp1", &gre).0,
+        Seen::Dropped(DropReason::NatProtocol)
+    );
+    let frag_tcp = Packet::tcp(APP, INET, 40000, 80, TCP_SYN).fragment(true, 0);
+    assert_eq!(
+        run(&topo, "eapp1", &frag_tcp).0,
+        Seen::Dropped(DropReason::NatProtocol)
+    );
+    let first = Packet::udp(APP, INET, 40000, 53)
+        .fragment(true, 0)
+        .payload(&[1; 32]);
+    assert!(matches!(
+        run(&topo, "eapp1", &first).0,
+        Seen::Forwarded { .. }
+    ));
+    let later = Packet::udp(APP, INET, 40000, 53)
+        .fragment(false, 5)
+        .payload(&[2; 16]);
+    let (seen, out) = run(&topo, "eapp1", &later);
+    assert_eq!(
+        seen,
+        vpc_tests::observe::Seen::Forwarded {
+            interface: "up0".into(),
+            src: "198.51.100.10".parse().unwrap(),
+            dst: INET.parse().unwrap(),
+        },
+        "the later fragment follows its first, translated"
+    );
+    // (A later fragment has no UDP header: only the IP header checksum applies.)
+    assert_eq!(
+        vpc_tests::packet::checksum(&[&out[14..34]]),
+        0,
+        "IP header checksum"
+    );
+
+    // A later TCP fragment of a tracked connection follows it (no header: no flags to judge);
+    // without a connection (its first fragment was not forwarded) it is dropped.
+    let first = Packet::tcp(INET, WEB_PUBLIC, 50000, 443, TCP_SYN).fragment(true, 0);
+    assert!(matches!(
+        run(&topo, "up0", &first).0,
+        Seen::Forwarded { .. }
+    ));
+    let later = Packet::tcp(INET, WEB_PUBLIC, 50000, 443, TCP_SYN).fragment(false, 4);
+    let (seen, _) = run(&topo, "up0", &later);
+    assert!(
+        matches!(seen, Seen::Forwarded { .. }),
+        "later fragment: {seen:?}"
+    );
+    let mut stray = Packet::tcp(INET, WEB_PUBLIC, 50001, 443, TCP_SYN).fragment(false, 4);
+    stray.ip_id = 0x4321;
+    assert_eq!(
+        run(&topo, "up0", &stray).0,
+        Seen::Dropped(DropReason::Fragment)
+    );
+
+    // Fragmentation needed from the internet about web's replies on that inbound connection
+    // (quoting public-ip:443 -> client) reaches web: PMTUD for servers behind the gateway.
+    let reply = Packet::tcp(
+        WEB_PUBLIC,
+        INET,
+        443,
+        50000,
+        TCP_SYN | vpc_tests::packet::TCP_ACK,
+    );
+    let too_big = Packet::icmp_error("192.0.2.100", WEB_PUBLIC, 3, 4, &reply);
+    let (seen, _) = run(&topo, "up0", &too_big);
+    assert_eq!(
+        seen,
+        vpc_tests::observe::Seen::Forwarded {
+            interface: "eweb1".into(),
+            src: "192.0.2.100".parse().unwrap(),
+            dst: WEB.parse().unwrap(),
+        }
+    );
+}

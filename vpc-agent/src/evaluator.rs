@@ -629,6 +629,10 @@ impl Run<'_> {
     /// Through NAT gateway `nat` (in subnet P): P's ACL inbound, source NAT, P's route table
     /// (which must lead to the internet gateway), P's ACL outbound, out of the uplink.
     fn nat_gateway(&mut self, v: usize, nat: &NatGatewayDef, p: &Packet) -> Verdict {
+        use crate::config::validated::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+        if ![PROTO_TCP, PROTO_UDP, PROTO_ICMP].contains(&p.proto) {
+            return Verdict::Drop(DropReason::NatProtocol);
+        }
         let vpc = &self.config.vpcs[v];
         let subnet = &vpc.subnets[nat.subnet];
         if !self.acl(v, nat.subnet, Direction::Inbound, p) {
@@ -751,12 +755,13 @@ impl Run<'_> {
 }
 
 /// Addresses the router takes for itself on a subnet interface: its own address, the limited
-/// and the subnet broadcast, multicast.
+/// and the subnet broadcast, multicast, link-local.
 fn for_router(subnet: &crate::config::validated::SubnetDef, dst: Ipv4Addr) -> bool {
     dst == subnet.router_ip()
         || dst == Ipv4Addr::BROADCAST
         || dst.is_multicast()
         || dst == subnet.cidr.broadcast()
+        || dst.is_link_local()
 }
 
 #[cfg(test)]

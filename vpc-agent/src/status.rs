@@ -77,7 +77,20 @@ pub struct Status {
     /// Drops by reason name (reasons never seen are absent).
     pub drops: BTreeMap<&'static str, u64>,
     pub conntrack: ConntrackStats,
+    /// NAT gateways: the ports they translate to, and so the connections one elastic IP may
+    /// have to one destination (AWS: 55,000).
+    pub nat: NatStatus,
+    /// ICMP errors the router sent (time exceeded, fragmentation needed) and did not send
+    /// (rate limit).
+    pub icmp_errors: BTreeMap<&'static str, u64>,
     pub flows: FlowStatus,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct NatStatus {
+    pub port_min: u16,
+    pub port_max: u16,
+    pub connections_per_destination: u32,
 }
 
 /// Connection tracking counters: `CT_STATS` (kernel, per CPU, summed) and the agent's sweep.
@@ -221,6 +234,8 @@ pub fn collect(dir: &Path) -> Result<Status, StatusError> {
     let agent = pin::read_record(dir)?;
     let conntrack = conntrack_stats(dir, &maps, agent.as_ref())?;
     let flows = flow_status(dir, agent.as_ref())?;
+    let nat = nat_status(dir)?;
+    let icmp_errors = icmp_errors(dir)?;
     Ok(Status {
         bpffs: dir.display().to_string(),
         agent_running: pin::agent_running(dir),
@@ -235,8 +250,50 @@ pub fn collect(dir: &Path) -> Result<Status, StatusError> {
         maps,
         drops,
         conntrack,
+        nat,
+        icmp_errors,
         flows,
     })
+}
+
+fn nat_status(dir: &Path) -> Result<NatStatus, StatusError> {
+    let name = names::NAT_CONFIG;
+    let map = pin::open_map(dir, name)?;
+    let config: Array<&MapData, vpc_common::nat::NatConfig> =
+        Array::try_from(&map).map_err(|source| StatusError::Map { name, source })?;
+    let c = config
+        .get(&0, 0)
+        .map_err(|source| StatusError::Map { name, source })?;
+    Ok(NatStatus {
+        port_min: c.port_min,
+        port_max: c.port_max,
+        connections_per_destination: (u32::from(c.port_max) + 1)
+            .saturating_sub(u32::from(c.port_min)),
+    })
+}
+
+fn icmp_errors(dir: &Path) -> Result<BTreeMap<&'static str, u64>, StatusError> {
+    use vpc_common::icmp::{
+        ICMP_STAT_FRAG_NEEDED, ICMP_STAT_RATE_LIMITED, ICMP_STAT_TIME_EXCEEDED,
+    };
+    let name = names::ICMP_STATS;
+    let map = pin::open_map(dir, name)?;
+    let stats: PerCpuArray<&MapData, u64> =
+        PerCpuArray::try_from(&map).map_err(|source| StatusError::Map { name, source })?;
+    let mut out = BTreeMap::new();
+    for (label, slot) in [
+        ("time_exceeded", ICMP_STAT_TIME_EXCEEDED),
+        ("fragmentation_needed", ICMP_STAT_FRAG_NEEDED),
+        ("rate_limited", ICMP_STAT_RATE_LIMITED),
+    ] {
+        let n: u64 = stats
+            .get(&slot, 0)
+            .map_err(|source| StatusError::Map { name, source })?
+            .iter()
+            .sum();
+        out.insert(label, n);
+    }
+    Ok(out)
 }
 
 fn conntrack_stats(
@@ -372,6 +429,18 @@ pub fn render(status: &Status) -> String {
         "conntrack: created {} assured {} expired {} swept {} live {} (unassured {}) evictions {}",
         ct.created, ct.assured, ct.expired, ct.swept, ct.live, ct.unassured, ct.evictions
     );
+    let n = &status.nat;
+    let _ = writeln!(
+        out,
+        "nat: ports {}-{}: up to {} connections per destination",
+        n.port_min, n.port_max, n.connections_per_destination
+    );
+    let icmp: Vec<String> = status
+        .icmp_errors
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let _ = writeln!(out, "icmp errors sent: {}", icmp.join(" "));
     let f = &status.flows;
     let _ = writeln!(
         out,

@@ -579,6 +579,7 @@ impl Sim<'_> {
             || p.dst.is_broadcast()
             || p.dst.is_multicast()
             || dst == s.cidr | !s.mask
+            || p.dst.is_link_local()
         {
             return SimVerdict::ToHost;
         }
@@ -649,6 +650,9 @@ impl Sim<'_> {
     }
 
     fn nat(&self, id: u32, p: &Packet) -> SimVerdict {
+        if ![1, 6, 17].contains(&p.proto) {
+            return SimVerdict::Drop(DropReason::NatProtocol);
+        }
         let nat = self.c.nat_gateways[&id];
         let ps = self.c.subnets[&nat.subnet_id];
         if !self.acl_allows(ps.acl_id, ACL_INBOUND, p.src, p) {

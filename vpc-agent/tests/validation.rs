@@ -594,7 +594,24 @@ rejects!(
         "    peering_connections: [{ name: pcx, peer_vpc: shared }]\n",
         "  - { name: shared, cidr_blocks: [10.0.0.0/20] }\n"
     ),
-    "7:50: vpcs[0].peering_connections[0].peer_vpc: peered VPCs must not overlap: 10.0.0.0/16 of VPC 'prod' overlaps 10.0.0.0/20 of VPC 'shared'"
+    "8:35: vpcs[1].cidr_blocks[0]: CIDR block 10.0.0.0/20 overlaps 10.0.0.0/16 of VPC 'prod' (line 3): VPCs on one router must not overlap"
+);
+rejects!(
+    vpcs_on_one_router_do_not_overlap,
+    concat!(
+        base!(),
+        "  - { name: dev, cidr_blocks: [10.1.0.0/16, 10.0.128.0/17] }\n"
+    ),
+    "7:45: vpcs[1].cidr_blocks[1]: CIDR block 10.0.128.0/17 overlaps 10.0.0.0/16 of VPC 'prod' (line 3): VPCs on one router must not overlap"
+);
+
+rejects!(
+    nat_connections_per_destination_in_range,
+    concat!(
+        base!(),
+        "connection_tracking: { nat_connections_per_destination: 0 }\n"
+    ),
+    "7:57: connection_tracking.nat_connections_per_destination: must be between 1 and 65535, got 0"
 );
 
 // ----- Flow logs -----

@@ -29,7 +29,7 @@ use crate::{
     decide::Forward,
     maps::{CONFIG, CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS, CT_UNASSURED},
     nat,
-    packet::{Flow, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+    packet::{Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
 };
 
 const FIN: u8 = 0x01;
@@ -141,7 +141,10 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
     if !may_reply && !may_original {
         return Ok(Track::Untracked);
     }
-    if flow.proto == PROTO_TCP && nonsense(flow.tcp_flags) {
+    // A later fragment has no transport header: it follows its first fragment, which found
+    // or created the connection (no connection: the first fragment was not forwarded).
+    let later = flow.frag == Frag::Later;
+    if flow.proto == PROTO_TCP && !later && nonsense(flow.tcp_flags) {
         return Err(DropReason::InvalidTcpFlags);
     }
     let now = clock::now();
@@ -186,6 +189,11 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
         }
         None => Track::New,
     };
+    if let Track::New = track
+        && later
+    {
+        return Err(DropReason::Fragment);
+    }
     if let Track::New = track
         && flow.proto == PROTO_TCP
         && flow.tcp_flags & (SYN | ACK | RST | FIN) != SYN
@@ -318,7 +326,7 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
                 }
                 fwd.new_sport = e.nat_port;
             }
-            if flow.proto == PROTO_TCP {
+            if flow.proto == PROTO_TCP && flow.frag != Frag::Later {
                 tcp_window(e, flow, reply)?;
                 let (state, flags) = tcp_next(e.state, e.flags, flow.tcp_flags, reply);
                 e.state = state;

@@ -39,7 +39,7 @@ use crate::{
         endpoint,
     },
     nat,
-    packet::{Flow, Frag, Inner, PROTO_ICMP},
+    packet::{Flow, Frag, Inner, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
     route, security_group, source_check,
 };
 
@@ -187,12 +187,17 @@ fn subnet(id: u32) -> Result<SubnetInfo, DropReason> {
     crate::maps::subnet(id).ok_or(DropReason::BadTarget)
 }
 
-/// Addresses the router takes for itself: limited broadcast, multicast, the subnet's broadcast
-/// and the router's own address in the subnet.
+/// Addresses the router takes for itself: limited broadcast, multicast, the subnet's broadcast,
+/// the router's own address in the subnet, and link-local (169.254/16: never translated or
+/// sent out of the uplink; a metadata service would answer on the router).
 #[inline(always)]
 fn for_router(dst: u32, s: &SubnetInfo) -> bool {
-    let first_octet = dst.to_ne_bytes()[0];
-    dst == s.router_ip || dst == u32::MAX || (first_octet & 0xf0) == 0xe0 || dst == s.cidr | !s.mask
+    let [a, b, ..] = dst.to_ne_bytes();
+    dst == s.router_ip
+        || dst == u32::MAX
+        || (a & 0xf0) == 0xe0
+        || dst == s.cidr | !s.mask
+        || (a == 169 && b == 254)
 }
 
 #[inline(always)]
@@ -316,6 +321,11 @@ fn deliver(
 /// internet gateway), P's ACL outbound; the source becomes the elastic IP.
 #[inline(always)]
 fn through_nat_gateway(vpc_id: u32, id: u32, flow: &Flow) -> Result<Decision, DropReason> {
+    // AWS: TCP, UDP and ICMP only, and of fragments only UDP ones.
+    let carried = matches!(flow.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP);
+    if !carried || (flow.frag != Frag::None && flow.proto != PROTO_UDP) {
+        return Err(DropReason::NatProtocol);
+    }
     let nat = copied(&NAT_GATEWAYS, id).ok_or(DropReason::BadTarget)?;
     let p = subnet(nat.subnet_id)?;
     if !acl::allows(p.acl_id, ACL_INBOUND, flow, flow.src) {
@@ -388,7 +398,24 @@ fn related_icmp_error(
         proto: inner.proto,
         _pad: [0; 3],
     };
-    let entry = conntrack::entry(&original).ok_or(unsolicited)?;
+    // The quoted packet left by a connection the inside endpoint opened, or (a public
+    // instance's server) one the remote end opened: its reply direction.
+    let inbound = CtKey {
+        src: original.dst,
+        dst: original.src,
+        sport: original.dport,
+        dport: original.sport,
+        ..original
+    };
+    let entry = conntrack::entry(&original)
+        .or_else(|| {
+            if target.kind == ENDPOINT_INSTANCE {
+                conntrack::entry(&inbound)
+            } else {
+                None
+            }
+        })
+        .ok_or(unsolicited)?;
     let mut inside = *flow;
     inside.dst = inside_ip;
     let from = match via {

@@ -125,8 +125,8 @@ pub fn compile(
         slot,
         ct_timeouts: config.connection_tracking,
         nat_config: vpc_common::nat::NatConfig {
-            port_min: config.nat_port_range.0,
-            port_max: config.nat_port_range.1,
+            port_min: config.nat_ports().0,
+            port_max: config.nat_ports().1,
             _pad: 0,
         },
         names: NameTable::build(config, &ids),
@@ -560,6 +560,21 @@ mod tests {
             );
         }
         yaml
+    }
+
+    #[test]
+    fn nat_ports_hold_55000_connections_per_destination_by_default() {
+        let c = compiled(0);
+        assert_eq!(
+            (c.nat_config.port_min, c.nat_config.port_max),
+            (1024, 56023)
+        );
+        let yaml = format!(
+            "{YAML}connection_tracking: {{ nat_port_range: 2000-2999, nat_connections_per_destination: 100 }}\n"
+        );
+        let config = load_str("t.yaml", &yaml).expect("valid");
+        let c = compile(&config, 0, &ifindex).expect("compiles");
+        assert_eq!((c.nat_config.port_min, c.nat_config.port_max), (2000, 2099));
     }
 
     #[test]

@@ -326,4 +326,8 @@ pub struct ConnectionTracking {
     pub nat_idle_timeout: Option<Loc<i64>>,
     #[serde(default, deserialize_with = "not_blank")]
     pub nat_port_range: Option<Loc<Text>>,
+    /// At most this many connections from one elastic IP to one destination (IP, port,
+    /// protocol); AWS: 55,000.
+    #[serde(default, deserialize_with = "not_blank")]
+    pub nat_connections_per_destination: Option<Loc<i64>>,
 }

@@ -194,7 +194,7 @@ impl Validator {
             .enumerate()
             .map(|(i, vpc)| self.vpc(&vpc.value, &format!("vpcs[{i}]")))
             .collect();
-        self.check_peering_overlaps(file, &vpcs);
+        self.check_vpc_overlaps(file);
         let connection_tracking = match &file.connection_tracking {
             Some(ct) => self.connection_tracking(&ct.value, "connection_tracking"),
             None => Some(DEFAULT_TIMEOUTS),
@@ -206,6 +206,20 @@ impl Validator {
         {
             Some(range) => self.port_range(range, "connection_tracking.nat_port_range"),
             None => Some(DEFAULT_NAT_PORT_RANGE),
+        };
+        let per_destination = match file
+            .connection_tracking
+            .as_ref()
+            .and_then(|ct| ct.value.nat_connections_per_destination.as_ref())
+        {
+            Some(n) if (1..=65535).contains(&n.value) => Some(n.value as u32),
+            Some(n) => {
+                let msg = format!("must be between 1 and 65535, got {}", n.value);
+                let path = "connection_tracking.nat_connections_per_destination";
+                self.err(n.pos, path, msg);
+                None
+            }
+            None => Some(DEFAULT_NAT_CONNECTIONS_PER_DESTINATION),
         };
         let flow_logs = match &file.flow_logs {
             Some(f) => Some(self.flow_logs(&f.value, "flow_logs")?),
@@ -225,6 +239,7 @@ impl Validator {
             flow_logs,
             connection_tracking: connection_tracking?,
             nat_port_range: nat_port_range?,
+            nat_connections_per_destination: per_destination?,
         })
     }
 
@@ -1301,32 +1316,27 @@ impl Validator {
     }
 
     /// Peered VPCs must not overlap (AWS), else a destination would be ambiguous.
-    fn check_peering_overlaps(&mut self, file: &ConfigFile, vpcs: &[Option<VpcDef>]) {
-        for (i, (vpc, def)) in file.vpcs.iter().zip(vpcs).enumerate() {
-            let Some(def) = def else { continue };
-            for (j, pcx) in def.peering_connections.iter().enumerate() {
-                let Some(Some(peer)) = vpcs.get(pcx.peer_vpc) else {
+    /// VPCs on one router share its routing table: no two may overlap (peered or not). Each
+    /// clash is reported at the later VPC's block, naming the other VPC and its line.
+    fn check_vpc_overlaps(&mut self, file: &ConfigFile) {
+        let mut seen: Vec<(Ipv4Net, &str, u32)> = Vec::new();
+        for (i, vpc) in file.vpcs.iter().enumerate() {
+            let vpc = &vpc.value;
+            let mut mine = Vec::new();
+            for (k, block) in vpc.cidr_blocks.value.iter().enumerate() {
+                let Ok(net) = block.value.parse::<Ipv4Net>() else {
                     continue;
                 };
-                let clash = def.cidr_blocks.iter().find_map(|a| {
-                    peer.cidr_blocks
-                        .iter()
-                        .find(|b| overlaps(a, b))
-                        .map(|b| (a, b))
-                });
-                if let Some((a, b)) = clash {
-                    let node = &vpc.value.peering_connections[j].value.peer_vpc;
+                if let Some((other, name, line)) = seen.iter().find(|(o, ..)| overlaps(o, &net)) {
                     let msg = format!(
-                        "peered VPCs must not overlap: {a} of VPC '{}' overlaps {b} of VPC '{}'",
-                        def.name, peer.name
+                        "CIDR block {net} overlaps {other} of VPC '{name}' (line {line}): VPCs on \
+                         one router must not overlap"
                     );
-                    self.err(
-                        node.pos,
-                        format!("vpcs[{i}].peering_connections[{j}].peer_vpc"),
-                        msg,
-                    );
+                    self.err(block.pos, format!("vpcs[{i}].cidr_blocks[{k}]"), msg);
                 }
+                mine.push((net, vpc.name.value.as_str(), block.pos.line));
             }
+            seen.extend(mine);
         }
     }
 

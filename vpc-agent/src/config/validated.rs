@@ -31,10 +31,24 @@ pub struct ValidatedConfig {
     pub connection_tracking: CtTimeouts,
     /// Ports NAT gateways translate to (inclusive).
     pub nat_port_range: (u16, u16),
+    /// Connections one elastic IP may have to one destination (IP, port, protocol).
+    pub nat_connections_per_destination: u32,
+}
+
+impl ValidatedConfig {
+    /// The NAT ports actually used: the first `nat_connections_per_destination` of the range
+    /// (a translation is unique per destination, so this bounds its connections).
+    pub fn nat_ports(&self) -> (u16, u16) {
+        let (lo, hi) = self.nat_port_range;
+        let last = u32::from(lo) + self.nat_connections_per_destination - 1;
+        (lo, hi.min(u16::try_from(last).unwrap_or(u16::MAX)))
+    }
 }
 
 /// AWS's NAT gateway port range.
 pub const DEFAULT_NAT_PORT_RANGE: (u16, u16) = (1024, 65535);
+/// AWS: "up to 55,000 simultaneous connections to each unique destination".
+pub const DEFAULT_NAT_CONNECTIONS_PER_DESTINATION: u32 = 55_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VpcDef {
