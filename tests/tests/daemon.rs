@@ -109,7 +109,7 @@ fn reloads_under_traffic_lose_no_packet_and_the_same_file_writes_nothing() {
     require_kernel!();
     let mut setup = Setup::new();
     let mut agent = setup.start();
-    assert!(agent.log().contains("start: applied generation=1"));
+    assert!(agent.log().contains("msg=\"start: applied\" generation=1"));
 
     // 400 echo requests over ~4 s while the policy is switched 4 times.
     let stream = PingStream::start(setup.host("da"), C, 400, "0.01").expect("ping");
@@ -120,7 +120,11 @@ fn reloads_under_traffic_lose_no_packet_and_the_same_file_writes_nothing() {
             .write("vpc.yaml", &definition(n))
             .expect("rewrite");
         agent
-            .wait_for(&format!("reload: applied generation={}", 1 + n), 1, WAIT)
+            .wait_for(
+                &format!("msg=\"reload: applied\" generation={}", 1 + n),
+                1,
+                WAIT,
+            )
             .expect("reload applied");
     }
     // The same content again, by SIGHUP: nothing written, not even a flip.
@@ -302,7 +306,7 @@ fn an_interface_that_comes_back_is_reattached() {
     host.ip(&["route", "add", "default", "via", "10.30.3.1"])
         .expect("route");
     agent
-        .wait_for("applied generation=2", 1, WAIT)
+        .wait_for("applied\" generation=2", 1, WAIT)
         .expect("re-applied");
     agent
         .wait_for("attached program=vpc_tc_egress interface=dc", 2, WAIT)

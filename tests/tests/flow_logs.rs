@@ -363,7 +363,7 @@ fn the_sweep_removes_expired_connections_and_counts_them() {
     let mut agent = setup.start(600_000);
     assert_eq!(ping(setup.host("da"), A, C, 1).expect("ping"), 1);
     agent
-        .wait_for("conntrack sweep removed=1 ", 1, WAIT)
+        .wait_for("msg=\"conntrack sweep\" removed=1 ", 1, WAIT)
         .expect("the expired echo connection is swept");
     let status = setup.json("status");
     assert_eq!(status["conntrack"]["swept"], 1, "{:#}", status["conntrack"]);

@@ -233,13 +233,22 @@ impl Agent {
             }
         };
         match self.flow_log.emit(&drained) {
-            Ok(records) => log::info!(
-                "flow log: interval ended records={records} flows={} skipped_packets={} \
-                 drain_us={}",
-                drained.flows.len(),
-                drained.skipped.values().sum::<u64>() + drained.errors,
-                drained.elapsed.as_micros()
-            ),
+            Ok(records) => {
+                let skipped = drained.skipped.values().sum::<u64>() + drained.errors;
+                // Packets the kernel could not record (FLOWS full) are data lost: a warning.
+                let level = if skipped > 0 {
+                    log::Level::Warn
+                } else {
+                    log::Level::Info
+                };
+                log::log!(
+                    level,
+                    "flow log: interval ended records={records} flows={} skipped_packets={skipped} \
+                     drain_us={}",
+                    drained.flows.len(),
+                    drained.elapsed.as_micros()
+                );
+            }
             Err(e) => log::error!("flow log: {}", crate::error_chain(&e)),
         }
         self.record.flow_log = self.flow_log.counters.clone();

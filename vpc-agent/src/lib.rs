@@ -12,6 +12,8 @@ pub mod flows;
 pub mod guard;
 pub mod import;
 pub mod links;
+pub mod listing;
+pub mod logging;
 pub mod maps;
 pub mod metrics;
 pub mod netconf;

@@ -180,10 +180,12 @@ fn a_shared_segment_whose_groups_would_forbid_is_a_warning() {
     );
     assert_eq!(
         warnings(segment),
-        ["6:50: vpcs[0].subnets[0].interface: warning: subnet 'a' is a shared segment: its hosts \
+        [
+            "6:50: vpcs[0].subnets[0].interface: warning: subnet 'a' is a shared segment: its hosts \
           reach each other without the router, so security groups between them are not enforced \
           (instance 'w1' would not allow everything from 'w2'); give each instance its own \
-          `interface` to enforce them"]
+          `interface` to enforce them"
+        ]
     );
     // Members of the default group allow each other everything: nothing to warn about; nor
     // with the instances on ports of their own.
@@ -195,8 +197,14 @@ fn a_shared_segment_whose_groups_would_forbid_is_a_warning() {
     );
     assert_eq!(warnings(members), Vec::<String>::new());
     let ports = segment
-        .replace("private_ip: 10.0.0.10", "interface: e1, private_ip: 10.0.0.10")
-        .replace("private_ip: 10.0.0.11", "interface: e2, private_ip: 10.0.0.11");
+        .replace(
+            "private_ip: 10.0.0.10",
+            "interface: e1, private_ip: 10.0.0.10",
+        )
+        .replace(
+            "private_ip: 10.0.0.11",
+            "interface: e2, private_ip: 10.0.0.11",
+        );
     assert_eq!(warnings(&ports), Vec::<String>::new());
 }
 

@@ -14,8 +14,8 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use aya::programs::XdpMode;
 use serde_json::Value;
+use vpc_agent::datapath::AttachMode;
 use vpc_tests::{netns::NetNs, topology::Topology};
 
 use super::{
@@ -45,9 +45,9 @@ pub struct E2e {
 pub fn run(quick: bool) -> Result<E2e> {
     let (runs, seconds) = if quick { (1, 2) } else { (5, 5) };
     let definition = yaml(&SMALLEST);
-    eprintln!("bench: end to end, agent datapath (native XDP)");
+    eprintln!("bench: end to end, agent datapath (auto: TC path on veths)");
     let xdp = {
-        let topo = Topology::build(&definition, Some(XdpMode::Driver), true)?;
+        let topo = Topology::build(&definition, Some(AttachMode::Auto), true)?;
         measure(&topo, runs, seconds)?
     };
     eprintln!("bench: end to end, Linux router with nftables");

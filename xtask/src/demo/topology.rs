@@ -94,13 +94,11 @@ impl Vpc {
     }
 }
 
+/// A subnet's switch (if its instances share a segment) and its hosts by instance name.
+type SubnetHosts = (Option<Switch>, Vec<(String, Host)>);
+
 /// Subnet `index`: a host per instance, on its own router port or on the subnet's switch.
-fn build_subnet(
-    router: &NetNs,
-    vpc: &VpcDef,
-    index: usize,
-    show: Show,
-) -> Result<(Option<Switch>, Vec<(String, Host)>)> {
+fn build_subnet(router: &NetNs, vpc: &VpcDef, index: usize, show: Show) -> Result<SubnetHosts> {
     let subnet = &vpc.subnets[index];
     let len = subnet.cidr.prefix_len();
     let gateway = subnet.router_ip().to_string();
