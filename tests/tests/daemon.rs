@@ -131,7 +131,7 @@ fn reloads_under_traffic_lose_no_packet_and_the_same_file_writes_nothing() {
     agent.signal("HUP").expect("SIGHUP");
     agent
         .wait_for(
-            "reload: definition unchanged, nothing written generation=5",
+            "msg=\"reload: definition unchanged, nothing written\" generation=5",
             1,
             WAIT,
         )
@@ -165,7 +165,7 @@ fn reloads_under_traffic_lose_no_packet_and_the_same_file_writes_nothing() {
     assert!(
         again
             .log()
-            .contains("start: definition unchanged, nothing written generation=5"),
+            .contains("msg=\"start: definition unchanged, nothing written\" generation=5"),
         "{}",
         again.log()
     );

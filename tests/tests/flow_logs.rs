@@ -2,11 +2,18 @@
 //! (ACCEPT seen by both ENIs, REJECT by the destination's inbound ACL), the partial interval
 //! flushed on SIGTERM, NODATA for idle ENIs every interval, SKIPDATA when FLOWS is full, and the
 //! observability around it: `flows --json`, `status --json` fill levels, `bpftool` field names,
-//! the metrics endpoint.
+//! the metrics endpoint. Operations around the agent: systemd readiness (READY=1 only once the
+//! programs are attached, RELOADING=1 ... READY=1 around reloads, STATUS= with the generation),
+//! SIGHUP reopening the flow log file logrotate moved away, the decoded listings of the pinned
+//! maps (`conntrack`, `routes`, `nat`), and `detach` of a directory that is its own bpffs mount.
 //!
 //! Subnets a, b, c (interfaces da, db, dc); b's ACL denies ICMP inbound.
 
-use std::time::Duration;
+use std::{
+    os::unix::net::UnixDatagram,
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use vpc_tests::{
     agent::{Agent, Bpffs, Scratch, cli},
@@ -62,11 +69,18 @@ impl Setup {
         self.scratch.dir.join("flows.log")
     }
 
-    /// The agent with the flow log in a file and the given interval (ms).
+    /// The agent with the flow log in a file and the given interval (ms), running.
     fn start(&self, interval_ms: u64) -> Agent {
+        let mut agent = self.spawn(interval_ms, &[]);
+        agent.wait_running().expect("agent runs");
+        agent
+    }
+
+    /// [`Setup::start`] with more environment variables, not waited for.
+    fn spawn(&self, interval_ms: u64, env: &[(&str, &str)]) -> Agent {
         let dest = format!("file:{}", self.log_path().display());
         let interval = interval_ms.to_string();
-        let mut agent = Agent::spawn(
+        Agent::spawn_with_env(
             &self.topology.router,
             &self.scratch.dir.join("vpc.yaml"),
             &self.bpffs,
@@ -79,10 +93,9 @@ impl Setup {
                 "--metrics",
                 METRICS,
             ],
+            env,
         )
-        .expect("spawn agent");
-        agent.wait_running().expect("agent runs");
-        agent
+        .expect("spawn agent")
     }
 
     fn host(&self, ifname: &str) -> &vpc_tests::netns::NetNs {
@@ -377,4 +390,156 @@ fn the_sweep_removes_expired_connections_and_counts_them() {
     );
     agent.signal("TERM").expect("SIGTERM");
     assert_eq!(agent.wait_exit(WAIT).expect("exit"), Some(0));
+}
+
+/// The next notification datagram (bounded wait).
+fn next(socket: &UnixDatagram) -> String {
+    let mut buf = [0u8; 4096];
+    let n = socket
+        .recv(&mut buf)
+        .expect("a notification within the timeout");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn readiness_follows_attach_and_reloads_notify_around_them() {
+    require_kernel!();
+    let setup = Setup::new();
+    let path = setup.scratch.dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).expect("bind");
+    socket.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut agent = setup.spawn(60_000, &[("NOTIFY_SOCKET", path.to_str().expect("utf-8"))]);
+    assert_eq!(next(&socket), "READY=1\nSTATUS=running generation=1");
+    // Ready means attached: every interface has its programs by now (no wait).
+    let status = setup.json("status");
+    assert_eq!(status["attached"].as_array().map(Vec::len), Some(6));
+
+    // An invalid file (noticed by polling), then SIGHUP: each reload is announced, rejected,
+    // and the status says so.
+    setup.scratch.write("vpc.yaml", "vpcs: [").expect("write");
+    for n in 0..2 {
+        if n == 1 {
+            agent.signal("HUP").expect("HUP");
+        }
+        let reloading = next(&socket);
+        assert!(
+            reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+            "{reloading}"
+        );
+        assert_eq!(
+            next(&socket),
+            "READY=1\nSTATUS=running generation=1; the last reload was rejected (see the log)"
+        );
+    }
+    // A changed valid file (noticed by polling): generation 2.
+    let changed = DEFINITION.replace("10.30.3.10 }", "10.30.3.11 }");
+    setup.scratch.write("vpc.yaml", &changed).expect("write");
+    assert!(next(&socket).starts_with("RELOADING=1\n"));
+    assert_eq!(next(&socket), "READY=1\nSTATUS=running generation=2");
+    agent.signal("TERM").expect("TERM");
+    assert_eq!(next(&socket), "STOPPING=1");
+    assert_eq!(agent.wait_exit(WAIT).expect("exit"), Some(0));
+}
+
+#[test]
+fn listings_decode_conntrack_routes_and_nat() {
+    require_kernel!();
+    let setup = Setup::new();
+    let _agent = setup.start(60_000);
+    let ha = &setup.topology.ports["da"].ns;
+    let ping = ha
+        .exec("ping", &["-n", "-c", "1", "-W", "2", "10.30.3.10"])
+        .expect("ping");
+    assert!(ping.status.success(), "ha reaches hc");
+    let conntrack = setup.json("conntrack");
+    let entry = conntrack
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["src"] == "10.30.1.10" && c["dst"] == "10.30.3.10")
+        .unwrap_or_else(|| panic!("the ping's connection in {conntrack:#}"));
+    assert_eq!(entry["protocol"], "icmp");
+    assert_eq!(entry["state"], "BOTH_WAYS");
+    assert_eq!(entry["nat"], serde_json::Value::Null);
+    let expires = entry["expires_in_secs"].as_u64().expect("expiry");
+    assert!(
+        (25..=30).contains(&expires),
+        "ICMP idle timeout 30 s: {expires}"
+    );
+
+    let routes = setup.json("routes");
+    let active: Vec<_> = routes
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|r| r["active"] == true)
+        .collect();
+    for destination in [
+        "10.30.0.0/16",
+        "10.30.1.0/24",
+        "10.30.2.0/24",
+        "10.30.3.0/24",
+    ] {
+        assert!(
+            active
+                .iter()
+                .any(|r| r["destination"] == destination && r["target"] == "local"),
+            "{destination} local in {routes:#}"
+        );
+    }
+    // No NAT gateway here: an empty list, not an error.
+    assert_eq!(setup.json("nat"), serde_json::json!([]));
+    let text = cli(&["conntrack", "--bpffs", setup.bpffs.arg()]).expect("conntrack");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.starts_with("PROTO"), "{text}");
+    assert!(text.contains("10.30.1.10:"), "{text}");
+}
+
+/// Waits until `path` holds a line for which `f` is true.
+fn wait_line(path: &Path, f: impl Fn(&str) -> bool) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.lines().any(&f)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn sighup_reopens_a_file_flow_log_moved_away() {
+    require_kernel!();
+    let setup = Setup::new();
+    let log = setup.log_path();
+    let agent = setup.start(200);
+    assert!(wait_line(&log, |l| l.contains("NODATA")), "records written");
+    let rotated = setup.scratch.dir.join("flows.log.1");
+    std::fs::rename(&log, &rotated).expect("rotate");
+    agent.signal("HUP").expect("HUP");
+    assert!(
+        wait_line(&log, |l| l.contains("NODATA")),
+        "a new file after SIGHUP"
+    );
+    // The old file is closed: it does not grow any more.
+    let size = std::fs::metadata(&rotated).expect("rotated").len();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(std::fs::metadata(&rotated).expect("rotated").len(), size);
+    let text = std::fs::read_to_string(&rotated).expect("read");
+    assert!(text.ends_with('\n'), "whole records only");
+}
+
+#[test]
+fn detach_of_its_own_bpffs_mount_unmounts_it_and_succeeds() {
+    require_kernel!();
+    let dir = std::env::temp_dir().join(vpc_tests::netns::unique_name("vpc-own-bpffs-"));
+    vpc_agent::pin::ensure_bpffs(&dir).expect("mount bpffs on the directory");
+    let out = cli(&["detach", "--bpffs", dir.to_str().expect("utf-8")]).expect("detach");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if dir.exists() {
+        let _ = vpc_tests::netns::sh("umount", &[dir.to_str().unwrap_or_default()]);
+        let _ = std::fs::remove_dir(&dir);
+    }
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("msg=\"unmounted bpffs\""), "{stderr}");
 }

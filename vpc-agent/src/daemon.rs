@@ -32,6 +32,7 @@ use crate::{
     guard::{self, GuardError},
     links::SystemLinks,
     netconf::{self, Managed, NetconfError},
+    notify,
     pin::{self, AgentRecord, DirLock, PinError},
     reconcile::{self, Outcome, ReconcileError},
     sweep::{self, SWEEP_INTERVAL},
@@ -113,6 +114,9 @@ struct Agent {
     flow_log: FlowLog,
     /// What `status` reads back: rewritten when interfaces or counters change.
     record: AgentRecord,
+    /// The running generation and whether the last reload was rejected (systemd `STATUS=`).
+    generation: u64,
+    last_reload_rejected: bool,
     _lock: DirLock,
 }
 
@@ -187,6 +191,8 @@ impl Agent {
             text,
             flow_log,
             record,
+            generation: 0,
+            last_reload_rejected: false,
             _lock: lock,
         };
         agent.apply(&config, resolved, "start")?;
@@ -311,6 +317,7 @@ impl Agent {
         }
         let (outcome, compiled) = reconcile::reconcile(&mut self.datapath, config, &SystemLinks)?;
         log_outcome(&outcome, what);
+        self.generation = outcome.generation();
         // Links of interfaces the definition no longer names: unpinned (detached).
         let gone: Vec<String> = self
             .managed
@@ -422,21 +429,43 @@ impl Agent {
         }
     }
 
+    /// The `STATUS=` line systemd shows.
+    fn status_line(&self) -> String {
+        format!(
+            "running generation={}{}",
+            self.generation,
+            if self.last_reload_rejected {
+                "; the last reload was rejected (see the log)"
+            } else {
+                ""
+            }
+        )
+    }
+
     /// Reloads the definition: `force` on SIGHUP, otherwise only when the content changed.
+    /// The service manager sees `RELOADING=1` until the reload is over (applied or rejected).
     fn reload(&mut self, force: bool) {
-        let text = match read_text(&self.opts.config) {
+        let text = read_text(&self.opts.config);
+        if !force && text.as_ref().is_ok_and(|t| *t == self.text) {
+            return;
+        }
+        notify::send(&notify::reloading());
+        self.last_reload_rejected = !self.reload_text(text);
+        notify::send(&notify::ready(&self.status_line()));
+    }
+
+    /// Applies `text`; `false` when it was rejected (the running policy stays).
+    fn reload_text(&mut self, text: Result<String, LoadError>) -> bool {
+        let text = match text {
             Ok(text) => text,
             Err(e) => {
                 log::error!(
                     "reload: {}; the running policy stays",
                     crate::error_chain(&e)
                 );
-                return;
+                return false;
             }
         };
-        if !force && text == self.text {
-            return;
-        }
         self.text = text;
         let config = match load_text(&self.opts.config, &self.text) {
             Ok(config) => config,
@@ -445,23 +474,24 @@ impl Agent {
                     log::error!("reload: {line}");
                 }
                 log::error!("reload: invalid definition rejected; the running policy stays");
-                return;
+                return false;
             }
             Err(e) => {
                 log::error!(
                     "reload: {}; the running policy stays",
                     crate::error_chain(&e)
                 );
-                return;
+                return false;
             }
         };
         let result = resolve(&config).and_then(|resolved| self.apply(&config, resolved, "reload"));
-        if let Err(e) = result {
+        if let Err(e) = &result {
             log::error!(
                 "reload: {}; the running policy stays",
-                crate::error_chain(&e)
+                crate::error_chain(e)
             );
         }
+        result.is_ok()
     }
 
     /// Re-applies when a managed interface came back with another ifindex.
@@ -539,6 +569,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             FILE_POLL,
             IFACE_POLL
         );
+        // Attached and reconciled: systemd (Type=notify) may start what depends on us.
+        notify::send(&notify::ready(&agent.status_line()));
         let mut file_tick = tokio::time::interval(FILE_POLL);
         let mut iface_tick = tokio::time::interval(IFACE_POLL);
         let mut sweep_tick = tokio::time::interval(SWEEP_INTERVAL);
@@ -547,7 +579,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    log::info!("SIGHUP: reloading");
+                    log::info!("SIGHUP: reopening the flow log file and reloading");
+                    if let Err(e) = agent.flow_log.reopen() {
+                        log::error!("flow log: {}", crate::error_chain(&e));
+                    }
                     agent.reload(true);
                 }
                 _ = term.recv() => break,
@@ -563,6 +598,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 flow_tick = flow_ticker(period);
             }
         }
+        notify::send("STOPPING=1");
         // The interval in progress is flushed.
         agent.drain_flows();
         log::info!("stopping; the datapath stays attached and enforcing (pinned)");

@@ -17,6 +17,7 @@ pub mod logging;
 pub mod maps;
 pub mod metrics;
 pub mod netconf;
+pub mod notify;
 pub mod pin;
 pub mod reconcile;
 pub mod status;

@@ -104,6 +104,11 @@ pub fn render(s: &Status) -> String {
             l.skipdata_records,
         ),
         (
+            "vpc_flow_log_records_lost_total",
+            "Flow log records that could not be written (disk full, destination gone).",
+            l.records_lost,
+        ),
+        (
             "vpc_flow_log_packets_skipped_total",
             "Packets whose flow the datapath could not record (FLOWS full).",
             l.packets_skipped + f.live_skipped.values().sum::<u64>(),
@@ -175,4 +180,77 @@ async fn answer(mut stream: TcpStream, bpffs: &std::path::Path) -> std::io::Resu
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{
+        io::Write as _,
+        process::{Command, Stdio},
+    };
+
+    fn sample() -> Status {
+        Status {
+            bpffs: "/sys/fs/bpf/vpc".into(),
+            agent_running: true,
+            agent: None,
+            layout_version: 1,
+            generation: 7,
+            active_slot: 1,
+            attached: Vec::new(),
+            maps: vec![status::MapFill {
+                name: "CONNTRACK",
+                entries: 3,
+                capacity: 262_144,
+            }],
+            drops: [("security_group_inbound", 5)].into_iter().collect(),
+            conntrack: status::ConntrackStats {
+                created: 9,
+                live: 3,
+                ..Default::default()
+            },
+            flows: status::FlowStatus {
+                live_skipped: [("da".to_owned(), 2)].into_iter().collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// `promtool check metrics` (Debian's prometheus package; `cargo xtask setup` installs it)
+    /// accepts the exposition, lint rules included. Without promtool the test is skipped,
+    /// except under CI=true, where it fails.
+    #[test]
+    fn promtool_accepts_the_exposition() {
+        let text = render(&sample());
+        assert!(text.contains("vpc_config_generation 7\n"));
+        assert!(text.contains("vpc_flow_log_records_lost_total 0\n"));
+        let child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("skipped: promtool: {e}");
+                return;
+            }
+            Err(e) => panic!("promtool is needed (cargo xtask setup): {e}"),
+        };
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("promtool");
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "promtool: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

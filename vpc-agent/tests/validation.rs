@@ -837,3 +837,25 @@ fn nat_port_range_is_validated_and_defaults_to_aws() {
         ]
     );
 }
+
+// A syntax error inside a flow collection is reported where the collection opened.
+rejects!(
+    an_unclosed_flow_sequence_is_reported_where_it_opened,
+    concat!(
+        base!(),
+        "    route_tables:\n      - name: rt\n        routes: [\n          { destination: 0.0.0.0/0, target: igw }\n    instances: []\n"
+    ),
+    "9:17: vpcs[0].route_tables[0].routes: unclosed '[' (the parser stopped at 11:14: illegal \
+     placement of ':' indicator)"
+);
+
+// A bracket in a quoted string or a comment closes nothing.
+rejects!(
+    brackets_in_quotes_and_comments_close_nothing,
+    concat!(
+        base!(),
+        "    route_tables:\n      - name: \"rt]\"\n        routes: [ # ] not this one\n          { destination: '0.0.0.0/0', target: \"i]gw\" }\n    instances: []\n"
+    ),
+    "9:17: vpcs[0].route_tables[0].routes: unclosed '[' (the parser stopped at 11:14: illegal \
+     placement of ':' indicator)"
+);

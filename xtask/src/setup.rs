@@ -28,6 +28,12 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("iputils-ping", "ping"),
     ("netcat-openbsd", "nc"),
     ("socat", "socat"),
+    // promtool: the metrics exposition test.
+    ("prometheus", "promtool"),
+    // nfcapd/nfdump: the IPFIX export test.
+    ("nfdump", "nfdump"),
+    // systemd-analyze: the unit file test.
+    ("systemd", "systemd-analyze"),
 ];
 
 pub fn run() -> Result<()> {

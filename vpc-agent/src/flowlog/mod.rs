@@ -27,7 +27,7 @@ pub mod format;
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs::{File, OpenOptions},
-    io::{self, Write as _},
+    io,
     net::Ipv4Addr,
     path::PathBuf,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -61,8 +61,12 @@ pub enum FlowLogError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot write the flow log")]
-    Write(#[source] io::Error),
+    #[error("cannot write the flow log ({lost} records lost)")]
+    Lost {
+        lost: usize,
+        #[source]
+        source: io::Error,
+    },
     #[error("flow log destination must be 'stdout' or 'file:/absolute/path', got '{0}'")]
     BadDestination(String),
 }
@@ -85,6 +89,10 @@ pub struct FlowLogCounters {
     pub records_written: u64,
     /// SKIPDATA records written.
     pub skipdata_records: u64,
+    /// Records that could not be written (disk full, destination gone): none is written in
+    /// part.
+    #[serde(default)]
+    pub records_lost: u64,
     /// Packets the kernel could not record (FLOWS full) plus entries the drain could not read.
     pub packets_skipped: u64,
     /// Drained totals by action (kernel flow entries, counted once, at ingress).
@@ -460,6 +468,14 @@ impl FlowLog {
         })
     }
 
+    /// Reopens a file destination (SIGHUP: logrotate moved the file away).
+    pub fn reopen(&mut self) -> Result<(), FlowLogError> {
+        if matches!(self.sink, Some(Sink::File(_))) {
+            self.sink = open(self.settings.destination.as_ref())?;
+        }
+        Ok(())
+    }
+
     /// New settings (a reload): the destination is reopened when it changed.
     pub fn reconfigure(&mut self, settings: Settings, names: Names) -> Result<(), FlowLogError> {
         if settings.destination != self.settings.destination {
@@ -493,27 +509,101 @@ impl FlowLog {
         let Some(sink) = self.sink.as_mut() else {
             return Ok(0);
         };
-        let mut text = String::new();
-        for r in &records {
-            text.push_str(&r.format(&self.settings.fields));
-            text.push('\n');
-        }
-        match sink {
-            Sink::Stdout => {
-                let mut out = io::stdout().lock();
-                out.write_all(text.as_bytes())
-                    .and_then(|()| out.flush())
-                    .map_err(FlowLogError::Write)?;
-            }
-            Sink::File(f) => f.write_all(text.as_bytes()).map_err(FlowLogError::Write)?,
-        }
-        c.records_written += records.len() as u64;
-        c.skipdata_records += records
+        let lines: Vec<String> = records
+            .iter()
+            .map(|r| r.format(&self.settings.fields) + "\n")
+            .collect();
+        let written = match sink {
+            Sink::Stdout => write_whole(&mut StdoutSink(io::stdout().lock()), &lines),
+            Sink::File(f) => write_whole(f, &lines),
+        };
+        let (written, failure) = match written {
+            Ok(n) => (n, None),
+            Err((n, e)) => (n, Some(e)),
+        };
+        c.records_written += written as u64;
+        c.records_lost += (records.len() - written) as u64;
+        c.skipdata_records += records[..written]
             .iter()
             .filter(|r| r.status == LogStatus::SkipData)
             .count() as u64;
-        Ok(records.len())
+        match failure {
+            None => Ok(written),
+            Some(source) => Err(FlowLogError::Lost {
+                lost: records.len() - written,
+                source,
+            }),
+        }
     }
+}
+
+/// A destination that can take back a partly written chunk.
+trait RecordSink: io::Write {
+    /// Where the next write lands.
+    fn position(&mut self) -> io::Result<u64>;
+    /// Drops everything written after `position` (a no-op where that cannot be done).
+    fn cut(&mut self, position: u64) -> io::Result<()>;
+}
+
+impl RecordSink for File {
+    fn position(&mut self) -> io::Result<u64> {
+        // Append mode: writes land at the end.
+        Ok(self.metadata()?.len())
+    }
+
+    fn cut(&mut self, position: u64) -> io::Result<()> {
+        self.set_len(position)
+    }
+}
+
+struct StdoutSink<'a>(io::StdoutLock<'a>);
+
+impl io::Write for StdoutSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl RecordSink for StdoutSink<'_> {
+    fn position(&mut self) -> io::Result<u64> {
+        Ok(0)
+    }
+
+    fn cut(&mut self, _: u64) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Largest chunk of whole records written at once.
+const CHUNK: usize = 64 * 1024;
+
+/// Writes `lines` (each a whole record with its newline) in chunks of whole records; when a
+/// chunk fails (ENOSPC, EFBIG, ...) the part of it that was written is cut off again, so that
+/// the destination never holds half a record. Returns how many records are in the
+/// destination, with the error if not all are.
+fn write_whole(sink: &mut dyn RecordSink, lines: &[String]) -> Result<usize, (usize, io::Error)> {
+    let mut done = 0;
+    while done < lines.len() {
+        let mut end = done;
+        let mut chunk = String::new();
+        while end < lines.len() && (end == done || chunk.len() + lines[end].len() <= CHUNK) {
+            chunk.push_str(&lines[end]);
+            end += 1;
+        }
+        let start = sink.position().map_err(|e| (done, e))?;
+        if let Err(e) = sink.write_all(chunk.as_bytes()).and_then(|()| sink.flush()) {
+            if let Err(cut) = sink.cut(start) {
+                log::error!("flow log: cannot cut off a partly written chunk: {cut}");
+            }
+            return Err((done, e));
+        }
+        done = end;
+    }
+    Ok(done)
 }
 
 fn open(destination: Option<&FlowLogDestination>) -> Result<Option<Sink>, FlowLogError> {
@@ -678,6 +768,61 @@ mod tests {
                 "db - - - - 1700000000 1700000100 - SKIPDATA - -",
             ]
         );
+    }
+
+    /// A file that takes `room` more bytes, then fails like a full disk.
+    struct Full {
+        data: Vec<u8>,
+        room: usize,
+    }
+
+    impl io::Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            let n = buf.len().min(self.room);
+            self.data.extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl RecordSink for Full {
+        fn position(&mut self) -> io::Result<u64> {
+            Ok(self.data.len() as u64)
+        }
+
+        fn cut(&mut self, position: u64) -> io::Result<()> {
+            self.data.truncate(position as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_disk_keeps_whole_records_and_counts_the_lost_ones() {
+        // 3000 records of 40 bytes: two full chunks (1638 records each would exceed 3000),
+        // the disk fills in the middle of the second chunk.
+        let lines: Vec<String> = (0..3000).map(|i| format!("{i:039}\n")).collect();
+        let mut sink = Full {
+            data: Vec::new(),
+            room: CHUNK + 1000,
+        };
+        let (written, e) = write_whole(&mut sink, &lines).expect_err("disk full");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(written, CHUNK / 40);
+        assert_eq!(sink.data.len(), written * 40, "no partial chunk stays");
+        assert!(sink.data.ends_with(b"\n"));
+        let mut sink = Full {
+            data: Vec::new(),
+            room: usize::MAX,
+        };
+        assert_eq!(write_whole(&mut sink, &lines).ok(), Some(3000));
+        assert_eq!(sink.data.len(), 3000 * 40);
     }
 
     #[test]
