@@ -262,7 +262,9 @@ fn known_traffic_gives_exact_records_flushed_on_sigterm() {
     assert_eq!(
         icmp(of(&all, "eni-v-ha")),
         // The rejected a -> b pings are hb's (its inbound ACL), as in AWS.
+        // ha's own rules let its pings to hb out (ACCEPT egress); hb's ACL rejects them.
         [
+            row("eni-v-ha 10.30.1.10 10.30.2.10 1 2 ACCEPT OK egress ha"),
             row("eni-v-ha 10.30.1.10 10.30.3.10 1 3 ACCEPT OK egress ha"),
             row("eni-v-ha 10.30.3.10 10.30.1.10 1 3 ACCEPT OK ingress ha"),
         ],
@@ -284,11 +286,15 @@ fn known_traffic_gives_exact_records_flushed_on_sigterm() {
         "records of hc:\n{all:?}"
     );
     for r in &all {
-        assert_eq!(r[0], "2", "version: {r:?}");
+        // instance-id is a v3 field, flow-direction a v5 one: the highest is the version.
+        assert_eq!(r[0], "5", "version: {r:?}");
         assert_eq!(r[1], "-", "account-id: {r:?}");
         if r[13] == "OK" {
             // ICMP has no ports: 0 as in AWS; start <= end, both Unix seconds of now-ish.
             assert_eq!((r[5].as_str(), r[6].as_str()), ("0", "0"));
+            // bytes: the IP packets (20 + 8 + ping's 56), no Ethernet header.
+            let packets: u64 = r[8].parse().expect("packets");
+            assert_eq!(r[9], (packets * 84).to_string(), "bytes: {r:?}");
             let (start, end): (u64, u64) =
                 (r[10].parse().expect("start"), r[11].parse().expect("end"));
             assert!(start <= end && start > 1_600_000_000, "times: {r:?}");

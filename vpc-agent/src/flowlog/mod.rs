@@ -14,7 +14,17 @@
 //!   instance's ENI, or an `egress` record of the uplink, with `srcaddr`/`dstaddr` as they are
 //!   on that interface (after translation) and `pkt-srcaddr`/`pkt-dstaddr` the original ones.
 //! - Packets rejected by the destination's inbound rules (network ACL inbound, security group
-//!   inbound) are an `ingress` REJECT record of the destination ENI only, as in AWS.
+//!   inbound) are an `ingress` REJECT record of the destination ENI (addressed with its private
+//!   address, also when the packet came from the internet to its public one), and an `egress`
+//!   ACCEPT record of the source ENI (its own rules let the packet out), as in AWS.
+//! - Only security group and network ACL drops are REJECT records; other drops (no route,
+//!   spoofed, malformed, ...) are counted by reason (`status`, metrics, `flows`), not logged.
+//! - Traffic through a **NAT gateway** is also seen by the gateway's ENI, as in AWS's example:
+//!   `ingress` from the instance (to the gateway's private address, `pkt-dstaddr` the internet
+//!   host) and `egress` from its private address to the internet host; the replies `ingress`
+//!   from the internet host to its private address and `egress` to the instance.
+//! - `bytes` is the IP packet (no Ethernet header); `tcp-flags` ORs FIN 1, SYN 2, RST 4 and ACK
+//!   only with SYN (SYN-ACK 18), as AWS does; `version` is the highest among the format's fields.
 //!
 //! ICMP and other protocols without ports have `srcport`/`dstport` 0, as AWS writes them (the
 //! kernel keys echo flows by identifier, so two pings in one interval are two records). NODATA: an ENI or uplink without a record in the
@@ -130,6 +140,10 @@ pub struct Names {
     ifaces: BTreeMap<u32, RouterIface>,
     /// (VPC, private address) -> ENI.
     enis: BTreeMap<(String, Ipv4Addr), Subject>,
+    /// (VPC, public address) -> the private address of the instance that has it.
+    public: BTreeMap<(String, Ipv4Addr), Ipv4Addr>,
+    /// (VPC, elastic IP) -> the NAT gateway's private address.
+    nat_gateways: BTreeMap<(String, Ipv4Addr), Ipv4Addr>,
 }
 
 fn eni_name(vpc: &str, name: &str) -> String {
@@ -159,6 +173,18 @@ impl Names {
             });
         }
         for vpc in &config.vpcs {
+            for i in &vpc.instances {
+                if let Some(public) = i.public_ip {
+                    names
+                        .public
+                        .insert((vpc.name.clone(), public), i.private_ip);
+                }
+            }
+            for n in &vpc.nat_gateways {
+                names
+                    .nat_gateways
+                    .insert((vpc.name.clone(), n.elastic_ip), n.private_ip);
+            }
             let instances = vpc
                 .instances
                 .iter()
@@ -213,10 +239,24 @@ impl Names {
         (eni.subnet == iface.subnet).then_some(eni)
     }
 
-    /// The ENI of `ip` anywhere in the VPC of interface `ifindex`.
-    fn eni_in_vpc(&self, ifindex: u32, ip: Ipv4Addr) -> Option<&Subject> {
+    /// The ENI a packet to `dst` (private or public) arriving on `ifindex` is for, with the
+    /// private address it has there.
+    fn destination_eni(&self, ifindex: u32, dst: Ipv4Addr) -> Option<(&Subject, Ipv4Addr)> {
         let iface = self.ifaces.get(&ifindex)?;
-        self.enis.get(&(iface.vpc.clone(), ip))
+        let private = self
+            .public
+            .get(&(iface.vpc.clone(), dst))
+            .copied()
+            .unwrap_or(dst);
+        Some((self.enis.get(&(iface.vpc.clone(), private))?, private))
+    }
+
+    /// The ENI and private address of the NAT gateway with elastic IP `eip` in the VPC of
+    /// `ifindex`.
+    fn nat_gateway(&self, ifindex: u32, eip: Ipv4Addr) -> Option<(&Subject, Ipv4Addr)> {
+        let iface = self.ifaces.get(&ifindex)?;
+        let private = *self.nat_gateways.get(&(iface.vpc.clone(), eip))?;
+        Some((self.enis.get(&(iface.vpc.clone(), private))?, private))
     }
 
     fn is_uplink(&self, ifindex: u32) -> bool {
@@ -242,6 +282,17 @@ fn rejected_inbound(reason: u32) -> bool {
         DropReason::from_u32(reason),
         Some(DropReason::AclInbound | DropReason::SecurityGroupInbound)
     )
+}
+
+/// Whether a drop is a security group's or network ACL's: the only REJECT flow logs record
+/// (AWS: "not permitted by the security groups or network ACLs"). Other drops (no route,
+/// spoofed, malformed, ...) are in the drop counters and `vpc-agent flows`, not flow logs.
+fn rejected_by_rules(reason: u32) -> bool {
+    rejected_inbound(reason)
+        || matches!(
+            DropReason::from_u32(reason),
+            Some(DropReason::AclOutbound | DropReason::SecurityGroupOutbound)
+        )
 }
 
 /// Converts `bpf_ktime_get_ns` values (CLOCK_MONOTONIC) to Unix seconds.
@@ -361,6 +412,10 @@ fn sides(names: &Names, key: &FlowKey, stats: &FlowStats) -> Vec<(Subject, Traff
     let ports = matches!(key.proto, PROTO_TCP | PROTO_UDP);
     let accepted = key.action == FLOW_ACCEPT;
     let (src, dst) = (addr(key.src), addr(key.dst));
+    let mut out = Vec::new();
+    if !accepted && !rejected_by_rules(stats.reason) {
+        return out;
+    }
     let traffic = |srcaddr, dstaddr, direction, path| Traffic {
         srcaddr,
         dstaddr,
@@ -381,29 +436,74 @@ fn sides(names: &Names, key: &FlowKey, stats: &FlowStats) -> Vec<(Subject, Traff
     } else {
         Some(1)
     };
-    let mut out = Vec::new();
-    if !accepted
-        && rejected_inbound(stats.reason)
-        && let Some(eni) = names.eni_in_vpc(key.ifindex, dst)
-    {
-        out.push((eni.clone(), traffic(src, dst, Direction::Ingress, None)));
-        return out;
-    }
-    match names.eni(key.ifindex, src) {
+    // The source side: the sending ENI's egress, or the router interface's ingress.
+    let source = names.eni(key.ifindex, src);
+    match source {
+        Some(eni) if !accepted && rejected_inbound(stats.reason) => {
+            // The sender's own rules let it out: its ENI records ACCEPT, as in AWS.
+            let allowed = Traffic {
+                accepted: true,
+                ..traffic(src, dst, Direction::Egress, path)
+            };
+            out.push((eni.clone(), allowed));
+        }
         Some(eni) => out.push((eni.clone(), traffic(src, dst, Direction::Egress, path))),
         None => out.push((
             names.router_subject(key.ifindex),
             traffic(src, dst, Direction::Ingress, None),
         )),
     }
-    if accepted && stats.out_ifindex != 0 {
-        let (psrc, pdst) = (addr(stats.pkt_src), addr(stats.pkt_dst));
-        if let Some(eni) = names.eni(stats.out_ifindex, pdst) {
-            out.push((eni.clone(), traffic(psrc, pdst, Direction::Ingress, None)));
-        } else if names.is_uplink(stats.out_ifindex) {
-            let subject = names.router_subject(stats.out_ifindex);
-            out.push((subject, traffic(psrc, pdst, Direction::Egress, Some(8))));
+    if !accepted {
+        // The destination's inbound rules rejected it: its ENI records the REJECT, with its
+        // private address (traffic from the internet is addressed to the public one).
+        if rejected_inbound(stats.reason)
+            && let Some((eni, private)) = names.destination_eni(key.ifindex, dst)
+        {
+            out.push((eni.clone(), traffic(src, private, Direction::Ingress, None)));
         }
+        return out;
+    }
+    if stats.out_ifindex == 0 {
+        return out;
+    }
+    let (psrc, pdst) = (addr(stats.pkt_src), addr(stats.pkt_dst));
+    // Through a NAT gateway (AWS "traffic through a NAT gateway"): its ENI sees the packet
+    // come in and go out, once towards the internet, once back towards the instance.
+    let outbound_nat = (psrc != src)
+        .then(|| names.nat_gateway(key.ifindex, psrc))
+        .flatten();
+    let inbound_nat = (pdst != dst)
+        .then(|| names.nat_gateway(key.ifindex, dst))
+        .flatten();
+    if let Some((nat, private)) = outbound_nat {
+        let ingress = Traffic {
+            pkt_dstaddr: dst,
+            ..traffic(src, private, Direction::Ingress, None)
+        };
+        let egress = Traffic {
+            pkt_srcaddr: private,
+            ..traffic(private, dst, Direction::Egress, Some(8))
+        };
+        out.push((nat.clone(), ingress));
+        out.push((nat.clone(), egress));
+    }
+    if let Some((nat, private)) = inbound_nat {
+        let ingress = Traffic {
+            pkt_dstaddr: private,
+            ..traffic(src, private, Direction::Ingress, None)
+        };
+        let egress = Traffic {
+            pkt_dstaddr: pdst,
+            ..traffic(private, pdst, Direction::Egress, Some(1))
+        };
+        out.push((nat.clone(), ingress));
+        out.push((nat.clone(), egress));
+    }
+    if let Some(eni) = names.eni(stats.out_ifindex, pdst) {
+        out.push((eni.clone(), traffic(psrc, pdst, Direction::Ingress, None)));
+    } else if names.is_uplink(stats.out_ifindex) {
+        let subject = names.router_subject(stats.out_ifindex);
+        out.push((subject, traffic(psrc, pdst, Direction::Egress, Some(8))));
     }
     out
 }
@@ -635,6 +735,8 @@ mod tests {
     subnets:
       - { name: a, cidr: 10.30.1.0/24, interface: da }
       - { name: b, cidr: 10.30.2.0/24, interface: db }
+    nat_gateways:
+      - { name: nat, subnet: a, private_ip: 10.30.1.5, elastic_ip: 198.51.100.5 }
     instances:
       - { name: ha, subnet: a, private_ip: 10.30.1.10, public_ip: 198.51.100.10 }
       - { name: hb, subnet: b, private_ip: 10.30.2.10 }
@@ -712,6 +814,7 @@ mod tests {
             [
                 "eni-v-ha 10.30.1.10 10.30.2.10 40000 3 1700000040 1700000042 ACCEPT OK egress 10.30.2.10",
                 "eni-v-hb 10.30.1.10 10.30.2.10 40000 3 1700000040 1700000042 ACCEPT OK ingress 10.30.2.10",
+                "eni-v-nat - - - - 1700000000 1700000100 - NODATA - -",
                 "up - - - - 1700000000 1700000100 - NODATA - -",
             ]
         );
@@ -764,8 +867,118 @@ mod tests {
             [
                 "up 203.0.113.50 198.51.100.10 40000 1 1700000050 1700000050 ACCEPT OK ingress 198.51.100.10",
                 "eni-v-ha 203.0.113.50 10.30.1.10 40000 1 1700000050 1700000050 ACCEPT OK ingress 198.51.100.10",
+                // The sender's rules let it out (ACCEPT egress), hb's ACL rejects it.
+                "eni-v-ha 10.30.1.10 10.30.2.10 0 2 1700000060 1700000061 ACCEPT OK egress 10.30.2.10",
                 "eni-v-hb 10.30.1.10 10.30.2.10 0 2 1700000060 1700000061 REJECT OK ingress 10.30.2.10",
+                "eni-v-nat - - - - 1700000000 1700000100 - NODATA - -",
                 "db - - - - 1700000000 1700000100 - SKIPDATA - -",
+            ]
+        );
+    }
+
+    fn stats(packets: u64, reason: Option<DropReason>, out: u32, pkt: [[u8; 4]; 2]) -> FlowStats {
+        FlowStats {
+            packets,
+            bytes: packets * 60,
+            first_ns: 50_000_000_000,
+            last_ns: 50_000_000_000,
+            out_ifindex: out,
+            pkt_src: ip_raw(pkt[0]),
+            pkt_dst: ip_raw(pkt[1]),
+            reason: reason.map_or(0, |r| r as u32),
+            ..FlowStats::default()
+        }
+    }
+
+    #[test]
+    fn rejected_internet_traffic_is_on_the_instance_eni_and_other_drops_are_not_logged() {
+        let drained = Drained {
+            flows: vec![
+                (
+                    key(
+                        4,
+                        [203, 0, 113, 50],
+                        [198, 51, 100, 10],
+                        PROTO_TCP,
+                        FLOW_REJECT,
+                    ),
+                    stats(2, Some(DropReason::SecurityGroupInbound), 0, [[0; 4]; 2]),
+                ),
+                (
+                    key(2, [10, 30, 1, 10], [10, 99, 0, 1], PROTO_TCP, FLOW_REJECT),
+                    stats(5, Some(DropReason::NoRoute), 0, [[0; 4]; 2]),
+                ),
+            ],
+            ..Drained::default()
+        };
+        assert_eq!(
+            lines(&drained),
+            [
+                "up 203.0.113.50 198.51.100.10 40000 2 1700000050 1700000050 REJECT OK ingress 198.51.100.10",
+                "eni-v-ha 203.0.113.50 10.30.1.10 40000 2 1700000050 1700000050 REJECT OK ingress 198.51.100.10",
+                "eni-v-hb - - - - 1700000000 1700000100 - NODATA - -",
+                "eni-v-nat - - - - 1700000000 1700000100 - NODATA - -",
+            ]
+        );
+    }
+
+    #[test]
+    fn traffic_through_a_nat_gateway_is_on_its_eni_both_ways() {
+        let fields = [
+            "interface-id",
+            "srcaddr",
+            "dstaddr",
+            "pkt-srcaddr",
+            "pkt-dstaddr",
+            "flow-direction",
+        ]
+        .map(str::to_owned);
+        let clock = Clock {
+            mono_ns: 100_000_000_000,
+            unix_ns: 1_700_000_100_000_000_000,
+        };
+        let drained = Drained {
+            flows: vec![
+                // hb -> the internet, translated to the gateway's elastic IP.
+                (
+                    key(3, [10, 30, 2, 10], [203, 0, 113, 5], PROTO_TCP, FLOW_ACCEPT),
+                    stats(1, None, 4, [[198, 51, 100, 5], [203, 0, 113, 5]]),
+                ),
+                // The reply, to the elastic IP, translated back to hb.
+                (
+                    FlowKey {
+                        sport: 80,
+                        dport: 40000,
+                        ..key(
+                            4,
+                            [203, 0, 113, 5],
+                            [198, 51, 100, 5],
+                            PROTO_TCP,
+                            FLOW_ACCEPT,
+                        )
+                    },
+                    stats(1, None, 3, [[203, 0, 113, 5], [10, 30, 2, 10]]),
+                ),
+            ],
+            ..Drained::default()
+        };
+        let lines: Vec<String> = records(&names(), &drained, &clock, 1_700_000_000, 1_700_000_100)
+            .iter()
+            .filter(|r| r.status == LogStatus::Ok)
+            .map(|r| r.format(&fields))
+            .collect();
+        // As AWS's "traffic through a NAT gateway" example (the uplink's own records too).
+        assert_eq!(
+            lines,
+            [
+                "eni-v-hb 10.30.2.10 203.0.113.5 10.30.2.10 203.0.113.5 egress",
+                "eni-v-nat 10.30.2.10 10.30.1.5 10.30.2.10 203.0.113.5 ingress",
+                "eni-v-nat 10.30.1.5 203.0.113.5 10.30.1.5 203.0.113.5 egress",
+                "up 198.51.100.5 203.0.113.5 10.30.2.10 203.0.113.5 egress",
+                "up 203.0.113.5 198.51.100.5 203.0.113.5 198.51.100.5 ingress",
+                "eni-v-nat 203.0.113.5 10.30.1.5 203.0.113.5 10.30.1.5 ingress",
+                "eni-v-nat 10.30.1.5 10.30.2.10 203.0.113.5 10.30.2.10 egress",
+                "eni-v-hb 203.0.113.5 10.30.2.10 203.0.113.5 198.51.100.5 ingress",
             ]
         );
     }
