@@ -198,16 +198,15 @@ impl Agent {
         agent.apply(&config, resolved, "start")?;
         pin::write_record(&agent.opts.bpffs, &agent.record)?;
         let s = &agent.flow_log.settings;
-        log::info!(
-            "flow log interval={:?} destination={} fields={}",
-            s.interval,
-            match &s.destination {
-                None => "none (drained, not written)".to_owned(),
-                Some(FlowLogDestination::Stdout) => "stdout".to_owned(),
-                Some(FlowLogDestination::File(p)) => format!("file:{}", p.display()),
-            },
-            s.fields.len()
-        );
+        if s.logs.is_empty() {
+            log::info!(
+                "flow log interval={:?} destination=none (drained, not written)",
+                s.interval
+            );
+        }
+        for log in &s.logs {
+            log::info!("flow log interval={:?} {}", s.interval, log.describe());
+        }
         Ok(agent)
     }
 

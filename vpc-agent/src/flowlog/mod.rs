@@ -33,6 +33,7 @@
 
 pub mod drain;
 pub mod format;
+pub mod ipfix;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -54,7 +55,8 @@ use crate::config::{
     ValidatedConfig,
     validate::DEFAULT_FLOW_LOG_FIELDS,
     validated::{
-        DEFAULT_AGGREGATION_INTERVAL, FlowLogDestination, InterfaceRole, PROTO_TCP, PROTO_UDP,
+        DEFAULT_AGGREGATION_INTERVAL, FlowLogDestination, FlowLogScope, InterfaceRole, PROTO_TCP,
+        PROTO_UDP, TrafficType,
     },
 };
 pub use drain::Drained;
@@ -71,24 +73,39 @@ pub enum FlowLogError {
         #[source]
         source: io::Error,
     },
-    #[error("cannot write the flow log ({lost} records lost)")]
+    #[error("cannot write the flow log {destination} ({lost} records lost)")]
     Lost {
+        destination: String,
         lost: usize,
         #[source]
         source: io::Error,
     },
-    #[error("flow log destination must be 'stdout' or 'file:/absolute/path', got '{0}'")]
+    #[error("cannot reach the IPFIX collector {destination}")]
+    Collector {
+        destination: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "flow log destination must be 'stdout', 'file:/absolute/path' or 'ipfix:HOST:PORT', \
+         got '{0}'"
+    )]
     BadDestination(String),
 }
 
 /// Parses `stdout` | `file:PATH` (the `--flow-log` option).
 pub fn parse_destination(text: &str) -> Result<FlowLogDestination, FlowLogError> {
-    match text {
-        "stdout" => Ok(FlowLogDestination::Stdout),
-        _ => match text.strip_prefix("file:") {
-            Some(path) if !path.is_empty() => Ok(FlowLogDestination::File(PathBuf::from(path))),
-            _ => Err(FlowLogError::BadDestination(text.to_owned())),
-        },
+    let bad = || FlowLogError::BadDestination(text.to_owned());
+    if text == "stdout" {
+        return Ok(FlowLogDestination::Stdout);
+    }
+    if let Some(target) = text.strip_prefix("ipfix:") {
+        let (host, port) = crate::config::validate::parse_host_port(target).ok_or_else(bad)?;
+        return Ok(FlowLogDestination::Ipfix { host, port });
+    }
+    match text.strip_prefix("file:") {
+        Some(path) if !path.is_empty() => Ok(FlowLogDestination::File(PathBuf::from(path))),
+        _ => Err(bad()),
     }
 }
 
@@ -313,11 +330,20 @@ impl Clock {
         }
     }
 
-    /// Unix seconds of a monotonic timestamp.
-    pub fn unix_secs(&self, mono_ns: u64) -> u64 {
+    /// Unix nanoseconds of a monotonic timestamp.
+    fn unix_ns(&self, mono_ns: u64) -> u64 {
         self.unix_ns
             .saturating_sub(self.mono_ns.saturating_sub(mono_ns))
-            / 1_000_000_000
+    }
+
+    /// Unix seconds of a monotonic timestamp.
+    pub fn unix_secs(&self, mono_ns: u64) -> u64 {
+        self.unix_ns(mono_ns) / 1_000_000_000
+    }
+
+    /// Unix milliseconds of a monotonic timestamp.
+    pub fn unix_ms(&self, mono_ns: u64) -> u64 {
+        self.unix_ns(mono_ns) / 1_000_000
     }
 
     pub fn mono_ns(&self) -> u64 {
@@ -512,36 +538,115 @@ fn sides(names: &Names, key: &FlowKey, stats: &FlowStats) -> Vec<(Subject, Traff
 enum Sink {
     Stdout,
     File(File),
+    Ipfix(ipfix::Exporter),
+}
+
+/// One flow log: where, in which format, which traffic of which resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSettings {
+    pub destination: FlowLogDestination,
+    pub fields: Vec<String>,
+    pub traffic_type: TrafficType,
+    pub scope: FlowLogScope,
+}
+
+impl LogSettings {
+    /// Whether `record` belongs in this log (NODATA/SKIPDATA: of every traffic type).
+    pub fn covers(&self, record: &Record) -> bool {
+        let traffic = match (self.traffic_type, &record.traffic) {
+            (TrafficType::All, _) | (_, None) => true,
+            (TrafficType::Accept, Some(t)) => t.accepted,
+            (TrafficType::Reject, Some(t)) => !t.accepted,
+        };
+        let is = |want: &Option<String>, have: &Option<String>| {
+            want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+        };
+        let s = &self.scope;
+        traffic
+            && is(&s.vpc, &record.vpc_id)
+            && is(&s.subnet, &record.subnet_id)
+            && is(&s.instance, &record.instance_id)
+    }
+
+    /// Whether a kernel flow entry belongs in this log's IPFIX export (by traffic type).
+    fn covers_flow(&self, key: &FlowKey) -> bool {
+        match self.traffic_type {
+            TrafficType::All => true,
+            TrafficType::Accept => key.action == FLOW_ACCEPT,
+            TrafficType::Reject => key.action != FLOW_ACCEPT,
+        }
+    }
+
+    /// `destination=... traffic_type=... scope=... fields=N`, for the log.
+    pub fn describe(&self) -> String {
+        let s = &self.scope;
+        let scope = match (&s.vpc, &s.subnet, &s.instance) {
+            (_, Some(subnet), _) => format!("subnet:{subnet}"),
+            (_, _, Some(instance)) => format!("instance:{instance}"),
+            (Some(vpc), _, _) => format!("vpc:{vpc}"),
+            _ => "all".to_owned(),
+        };
+        format!(
+            "destination={} traffic_type={:?} scope={scope} fields={}",
+            describe_destination(&self.destination),
+            self.traffic_type,
+            self.fields.len()
+        )
+    }
+}
+
+/// `stdout`, `file:PATH`, `ipfix:HOST:PORT`.
+pub fn describe_destination(d: &FlowLogDestination) -> String {
+    match d {
+        FlowLogDestination::Stdout => "stdout".to_owned(),
+        FlowLogDestination::File(p) => format!("file:{}", p.display()),
+        FlowLogDestination::Ipfix { host, port } => format!("ipfix:{host}:{port}"),
+    }
 }
 
 /// The flow log settings in force.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub interval: Duration,
-    /// `None`: the definition has no flow logs and no `--flow-log` was given (the counters
+    /// Empty: the definition has no flow logs and no `--flow-log` was given (the counters
     /// are still drained, so that the map does not fill up).
-    pub destination: Option<FlowLogDestination>,
-    pub fields: Vec<String>,
+    pub logs: Vec<LogSettings>,
 }
 
 impl Settings {
-    /// From the definition, overridden by `--flow-log` and the interval override.
+    /// From the definition; `--flow-log` replaces its logs by one of everything (in the
+    /// first log's format), the interval override its interval.
     pub fn resolve(
         config: &ValidatedConfig,
         destination: Option<&FlowLogDestination>,
         interval_override: Option<Duration>,
     ) -> Self {
-        let fl = config.flow_logs.as_ref();
-        let secs = fl.map_or(DEFAULT_AGGREGATION_INTERVAL, |f| f.aggregation_interval);
+        let first = config.flow_logs.first();
+        let secs = first.map_or(DEFAULT_AGGREGATION_INTERVAL, |f| f.aggregation_interval);
+        let logs = match destination {
+            Some(d) => vec![LogSettings {
+                destination: d.clone(),
+                fields: first.map_or_else(
+                    || DEFAULT_FLOW_LOG_FIELDS.map(str::to_owned).to_vec(),
+                    |f| f.fields.clone(),
+                ),
+                traffic_type: TrafficType::All,
+                scope: FlowLogScope::default(),
+            }],
+            None => config
+                .flow_logs
+                .iter()
+                .map(|f| LogSettings {
+                    destination: f.destination.clone(),
+                    fields: f.fields.clone(),
+                    traffic_type: f.traffic_type,
+                    scope: f.scope.clone(),
+                })
+                .collect(),
+        };
         Self {
             interval: interval_override.unwrap_or(Duration::from_secs(u64::from(secs))),
-            destination: destination
-                .cloned()
-                .or_else(|| fl.map(|f| f.destination.clone())),
-            fields: fl.map_or_else(
-                || DEFAULT_FLOW_LOG_FIELDS.map(str::to_owned).to_vec(),
-                |f| f.fields.clone(),
-            ),
+            logs,
         }
     }
 }
@@ -549,7 +654,8 @@ impl Settings {
 /// The flow log writer of the daemon.
 pub struct FlowLog {
     pub settings: Settings,
-    sink: Option<Sink>,
+    /// One per log of `settings`.
+    sinks: Vec<Sink>,
     pub names: Names,
     /// Unix seconds of the start of the current interval.
     interval_start: u64,
@@ -558,35 +664,65 @@ pub struct FlowLog {
 
 impl FlowLog {
     pub fn new(settings: Settings, names: Names) -> Result<Self, FlowLogError> {
-        let sink = open(settings.destination.as_ref())?;
+        let sinks = settings
+            .logs
+            .iter()
+            .map(|l| open(&l.destination))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             settings,
-            sink,
+            sinks,
             names,
             interval_start: Clock::now().unix_now_secs(),
             counters: FlowLogCounters::default(),
         })
     }
 
-    /// Reopens a file destination (SIGHUP: logrotate moved the file away).
+    /// Reopens the file destinations (SIGHUP: logrotate moved the files away).
     pub fn reopen(&mut self) -> Result<(), FlowLogError> {
-        if matches!(self.sink, Some(Sink::File(_))) {
-            self.sink = open(self.settings.destination.as_ref())?;
+        for (sink, log) in self.sinks.iter_mut().zip(&self.settings.logs) {
+            if matches!(sink, Sink::File(_)) {
+                *sink = open(&log.destination)?;
+            }
         }
         Ok(())
     }
 
-    /// New settings (a reload): the destination is reopened when it changed.
+    /// New settings (a reload): a destination that stays keeps its sink, others are opened
+    /// first (if one cannot be, nothing changes).
     pub fn reconfigure(&mut self, settings: Settings, names: Names) -> Result<(), FlowLogError> {
-        if settings.destination != self.settings.destination {
-            self.sink = open(settings.destination.as_ref())?;
+        let mut claimed = vec![false; self.sinks.len()];
+        let mut plan: Vec<Result<usize, Sink>> = Vec::with_capacity(settings.logs.len());
+        for log in &settings.logs {
+            let keep = self
+                .settings
+                .logs
+                .iter()
+                .enumerate()
+                .position(|(i, old)| !claimed[i] && old.destination == log.destination);
+            match keep {
+                Some(i) => {
+                    claimed[i] = true;
+                    plan.push(Ok(i));
+                }
+                None => plan.push(Err(open(&log.destination)?)),
+            }
         }
+        let mut old: Vec<Option<Sink>> = self.sinks.drain(..).map(Some).collect();
+        self.sinks = plan
+            .into_iter()
+            .filter_map(|p| match p {
+                Ok(i) => old[i].take(),
+                Err(sink) => Some(sink),
+            })
+            .collect();
         self.settings = settings;
         self.names = names;
         Ok(())
     }
 
-    /// Ends the interval: writes the records of what was drained.
+    /// Ends the interval: writes the records of what was drained to every log. Returns the
+    /// records written; the first failure (with how many records were lost) is an error.
     pub fn emit(&mut self, drained: &Drained) -> Result<usize, FlowLogError> {
         let clock = Clock::now();
         let end = clock.unix_now_secs();
@@ -606,33 +742,53 @@ impl FlowLog {
                 c.rejected_bytes += stats.bytes;
             }
         }
-        let Some(sink) = self.sink.as_mut() else {
-            return Ok(0);
-        };
-        let lines: Vec<String> = records
-            .iter()
-            .map(|r| r.format(&self.settings.fields) + "\n")
-            .collect();
-        let written = match sink {
-            Sink::Stdout => write_whole(&mut StdoutSink(io::stdout().lock()), &lines),
-            Sink::File(f) => write_whole(f, &lines),
-        };
-        let (written, failure) = match written {
-            Ok(n) => (n, None),
-            Err((n, e)) => (n, Some(e)),
-        };
-        c.records_written += written as u64;
-        c.records_lost += (records.len() - written) as u64;
-        c.skipdata_records += records[..written]
-            .iter()
-            .filter(|r| r.status == LogStatus::SkipData)
-            .count() as u64;
+        let mut total = 0;
+        let mut failure = None;
+        for (sink, log) in self.sinks.iter_mut().zip(&self.settings.logs) {
+            let (written, lost, error) = match sink {
+                Sink::Ipfix(exporter) => exporter.export(
+                    drained
+                        .flows
+                        .iter()
+                        .filter(|(k, _)| log.covers_flow(k))
+                        .map(|(k, s)| (k, s)),
+                    &clock,
+                ),
+                Sink::Stdout | Sink::File(_) => {
+                    let mine: Vec<&Record> = records.iter().filter(|r| log.covers(r)).collect();
+                    let lines: Vec<String> =
+                        mine.iter().map(|r| r.format(&log.fields) + "\n").collect();
+                    let result = match sink {
+                        Sink::File(f) => write_whole(f, &lines),
+                        _ => write_whole(&mut StdoutSink(io::stdout().lock()), &lines),
+                    };
+                    let (written, error) = match result {
+                        Ok(n) => (n, None),
+                        Err((n, e)) => (n, Some(e)),
+                    };
+                    c.skipdata_records += mine[..written]
+                        .iter()
+                        .filter(|r| r.status == LogStatus::SkipData)
+                        .count() as u64;
+                    (written, lines.len() - written, error)
+                }
+            };
+            total += written;
+            c.records_written += written as u64;
+            c.records_lost += lost as u64;
+            if let Some(source) = error
+                && failure.is_none()
+            {
+                failure = Some(FlowLogError::Lost {
+                    destination: describe_destination(&log.destination),
+                    lost,
+                    source,
+                });
+            }
+        }
         match failure {
-            None => Ok(written),
-            Some(source) => Err(FlowLogError::Lost {
-                lost: records.len() - written,
-                source,
-            }),
+            None => Ok(total),
+            Some(e) => Err(e),
         }
     }
 }
@@ -706,11 +862,10 @@ fn write_whole(sink: &mut dyn RecordSink, lines: &[String]) -> Result<usize, (us
     Ok(done)
 }
 
-fn open(destination: Option<&FlowLogDestination>) -> Result<Option<Sink>, FlowLogError> {
+fn open(destination: &FlowLogDestination) -> Result<Sink, FlowLogError> {
     Ok(match destination {
-        None => None,
-        Some(FlowLogDestination::Stdout) => Some(Sink::Stdout),
-        Some(FlowLogDestination::File(path)) => Some(Sink::File(
+        FlowLogDestination::Stdout => Sink::Stdout,
+        FlowLogDestination::File(path) => Sink::File(
             OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -719,7 +874,15 @@ fn open(destination: Option<&FlowLogDestination>) -> Result<Option<Sink>, FlowLo
                     path: path.clone(),
                     source,
                 })?,
-        )),
+        ),
+        FlowLogDestination::Ipfix { host, port } => {
+            Sink::Ipfix(ipfix::Exporter::new(host, *port).map_err(|source| {
+                FlowLogError::Collector {
+                    destination: describe_destination(destination),
+                    source,
+                }
+            })?)
+        }
     })
 }
 
@@ -1039,6 +1202,73 @@ mod tests {
     }
 
     #[test]
+    fn logs_take_their_traffic_type_and_scope() {
+        let accepted = stats(3, None, 3, [[10, 30, 1, 10], [10, 30, 2, 10]]);
+        let drained = Drained {
+            flows: vec![
+                (
+                    key(2, [10, 30, 1, 10], [10, 30, 2, 10], PROTO_TCP, FLOW_ACCEPT),
+                    accepted,
+                ),
+                (
+                    key(2, [10, 30, 1, 10], [10, 30, 2, 10], PROTO_UDP, FLOW_REJECT),
+                    stats(1, Some(DropReason::SecurityGroupInbound), 0, [[0; 4]; 2]),
+                ),
+            ],
+            ..Drained::default()
+        };
+        let clock = Clock {
+            mono_ns: 100_000_000_000,
+            unix_ns: 1_700_000_100_000_000_000,
+        };
+        let all = records(&names(), &drained, &clock, 1_700_000_000, 1_700_000_100);
+        let log = |traffic_type, scope| LogSettings {
+            destination: FlowLogDestination::Stdout,
+            fields: ["interface-id", "protocol", "action", "log-status"]
+                .map(str::to_owned)
+                .to_vec(),
+            traffic_type,
+            scope,
+        };
+        let lines = |l: &LogSettings| -> Vec<String> {
+            all.iter()
+                .filter(|r| l.covers(r))
+                .map(|r| r.format(&l.fields))
+                .collect()
+        };
+        let subnet_b = FlowLogScope {
+            vpc: Some("v".into()),
+            subnet: Some("b".into()),
+            instance: None,
+        };
+        assert_eq!(
+            lines(&log(TrafficType::Reject, FlowLogScope::default())),
+            [
+                "eni-v-hb 17 REJECT OK",
+                "eni-v-nat - - NODATA",
+                "up - - NODATA"
+            ]
+        );
+        assert_eq!(
+            lines(&log(TrafficType::Accept, subnet_b.clone())),
+            ["eni-v-hb 6 ACCEPT OK"]
+        );
+        assert_eq!(
+            lines(&log(TrafficType::All, subnet_b)),
+            ["eni-v-hb 6 ACCEPT OK", "eni-v-hb 17 REJECT OK"]
+        );
+        let ha = FlowLogScope {
+            vpc: Some("v".into()),
+            subnet: None,
+            instance: Some("ha".into()),
+        };
+        assert_eq!(
+            lines(&log(TrafficType::All, ha)),
+            ["eni-v-ha 6 ACCEPT OK", "eni-v-ha 17 ACCEPT OK"]
+        );
+    }
+
+    #[test]
     fn destinations_parse() {
         assert_eq!(
             parse_destination("stdout").ok(),
@@ -1049,6 +1279,15 @@ mod tests {
             Some(FlowLogDestination::File("/tmp/f.log".into()))
         );
         assert!(parse_destination("syslog").is_err());
+        assert_eq!(
+            parse_destination("ipfix:127.0.0.1:4739").ok(),
+            Some(FlowLogDestination::Ipfix {
+                host: "127.0.0.1".into(),
+                port: 4739
+            })
+        );
+        assert!(parse_destination("ipfix:127.0.0.1").is_err());
+        assert!(parse_destination("ipfix:host:0").is_err());
         assert!(parse_destination("file:").is_err());
     }
 }
