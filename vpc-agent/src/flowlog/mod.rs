@@ -891,19 +891,8 @@ mod tests {
     use super::*;
     use vpc_common::{DropReason, flow::FLOW_REJECT, ip_raw};
 
-    const YAML: &str = "vpcs:
-  - name: v
-    cidr_blocks: [10.30.0.0/16]
-    internet_gateway: { name: igw, interface: up }
-    subnets:
-      - { name: a, cidr: 10.30.1.0/24, interface: da }
-      - { name: b, cidr: 10.30.2.0/24, interface: db }
-    nat_gateways:
-      - { name: nat, subnet: a, private_ip: 10.30.1.5, elastic_ip: 198.51.100.5 }
-    instances:
-      - { name: ha, subnet: a, private_ip: 10.30.1.10, public_ip: 198.51.100.10 }
-      - { name: hb, subnet: b, private_ip: 10.30.2.10 }
-";
+    /// Subnets a, b, an uplink, a NAT gateway, instances ha (with a public address) and hb.
+    const YAML: &str = include_str!("../../tests/fixtures/flowlog.yaml");
 
     fn names() -> Names {
         let config = crate::config::load_str("t.yaml", YAML).expect("valid");
