@@ -123,6 +123,18 @@ impl Agent {
         log: PathBuf,
         extra: &[&str],
     ) -> Result<Self> {
+        Self::spawn_with_env(router, config, bpffs, log, extra, &[])
+    }
+
+    /// [`Agent::spawn`] with more environment variables (`NOTIFY_SOCKET`, ...).
+    pub fn spawn_with_env(
+        router: &NetNs,
+        config: &Path,
+        bpffs: &Bpffs,
+        log: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let file = fs::File::create(&log)?;
         let child = Command::new("nsenter")
             .arg(format!("--net=/var/run/netns/{}", router.name()))
@@ -133,6 +145,7 @@ impl Agent {
             .args(["--bpffs", bpffs.arg()])
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

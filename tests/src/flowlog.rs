@@ -76,3 +76,69 @@ pub fn http_get(ns: &NetNs, url: &str) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// An IPFIX collector: Debian's `nfcapd` listening on `127.0.0.1:PORT` inside a namespace,
+/// writing into `dir`; [`Collector::finish`] stops it and reads the flows back with `nfdump`.
+/// Killed on drop if still running.
+pub struct Collector {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Collector {
+    pub fn start(ns: &NetNs, port: u16, dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir)?;
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.name(), "nfcapd", "-b", "127.0.0.1"])
+            .args(["-p", &port.to_string(), "-t", "3600", "-w"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start nfcapd (cargo xtask setup installs nfdump)")?;
+        // nfcapd binds within a few milliseconds; wait for its socket (bounded).
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let needle = format!("127.0.0.1:{port}");
+        while Instant::now() < deadline {
+            let ss = ns.exec("ss", &["-Hlun", "src", &needle])?;
+            if !ss.stdout.is_empty() {
+                return Ok(Self {
+                    child,
+                    dir: dir.to_owned(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        bail!("nfcapd did not listen on {needle}")
+    }
+
+    /// Stops nfcapd (SIGTERM: it closes its file) and returns `nfdump`'s lines in `format`
+    /// (`nfdump -o 'fmt:FORMAT'`), without headers or summary.
+    pub fn finish(mut self, format: &str) -> Result<Vec<String>> {
+        crate::netns::sh("kill", &["-TERM", &self.child.id().to_string()])?;
+        self.child.wait()?;
+        let out = std::process::Command::new("nfdump")
+            .arg("-R")
+            .arg(&self.dir)
+            .args(["-q", "-N", "-o", &format!("fmt:{format}")])
+            .output()
+            .context("cannot run nfdump")?;
+        if !out.status.success() {
+            bail!("nfdump: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

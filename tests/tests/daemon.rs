@@ -106,7 +106,7 @@ fn reloads_under_traffic_lose_no_packet_and_the_same_file_writes_nothing() {
     require_kernel!();
     let mut setup = Setup::new();
     let mut agent = setup.start();
-    assert!(agent.log().contains("start: applied generation=1"));
+    assert!(agent.log().contains("msg=\"start: applied\" generation=1"));
 
     // 400 echo requests over ~4 s while the policy is switched 4 times.
     let stream = PingStream::start(setup.host("da"), C, 400, "0.01").expect("ping");
@@ -117,14 +117,18 @@ fn reloads_under_traffic_lose_no_packet_and_the_same_file_writes_nothing() {
             .write("vpc.yaml", &definition(n))
             .expect("rewrite");
         agent
-            .wait_for(&format!("reload: applied generation={}", 1 + n), 1, WAIT)
+            .wait_for(
+                &format!("msg=\"reload: applied\" generation={}", 1 + n),
+                1,
+                WAIT,
+            )
             .expect("reload applied");
     }
     // The same content again, by SIGHUP: nothing written, not even a flip.
     agent.signal("HUP").expect("SIGHUP");
     agent
         .wait_for(
-            "reload: definition unchanged, nothing written generation=5",
+            "msg=\"reload: definition unchanged, nothing written\" generation=5",
             1,
             WAIT,
         )
@@ -151,7 +155,7 @@ fn reloads_under_traffic_lose_no_packet_and_the_same_file_writes_nothing() {
     assert!(
         again
             .log()
-            .contains("start: definition unchanged, nothing written generation=5"),
+            .contains("msg=\"start: definition unchanged, nothing written\" generation=5"),
         "{}",
         again.log()
     );
@@ -213,7 +217,7 @@ fn kill_9_and_restart_keep_enforcing_and_adopt_the_pinned_links() {
     assert!(log.contains("start: definition unchanged"), "{log}");
     // veth ports in the default mode: the TC path alone (no XDP).
     assert_eq!(log.matches("adopted pinned link").count(), 6, "{log}");
-    assert!(!log.contains("] attached program"), "no new link: {log}");
+    assert!(!log.contains("msg=attached program"), "no new link: {log}");
     for ifname in ["da", "db", "dc"] {
         assert_eq!(
             setup.programs_on(ifname),
@@ -292,7 +296,7 @@ fn an_interface_that_comes_back_is_reattached() {
     host.ip(&["route", "add", "default", "via", "10.30.3.1"])
         .expect("route");
     agent
-        .wait_for("applied generation=2", 1, WAIT)
+        .wait_for("applied\" generation=2", 1, WAIT)
         .expect("re-applied");
     agent
         .wait_for("attached program=vpc_tc_egress interface=dc", 2, WAIT)
@@ -382,7 +386,7 @@ fn a_half_written_file_is_not_applied() {
     file.write_all(tail.as_bytes()).expect("append the rest");
     drop(file);
     agent
-        .wait_for("reload: applied generation=", 1, WAIT)
+        .wait_for("msg=\"reload: applied\" generation=", 1, WAIT)
         .expect("applied");
     std::thread::sleep(Duration::from_millis(1200));
     let (sent, received) = stream.finish().expect("ping summary");
@@ -442,7 +446,7 @@ fn a_reload_naming_a_missing_interface_is_applied_when_it_appears() {
         "dd enforced after {enforced:?}"
     );
     assert!(
-        agent.log().contains("applied generation=2"),
+        agent.log().contains("applied\" generation=2"),
         "{}",
         agent.log()
     );

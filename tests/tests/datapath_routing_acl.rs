@@ -343,9 +343,10 @@ fn test_run_fragments_follow_their_first_fragment() {
         run(&topo, "pub0", &denied_first).0,
         Seen::Dropped(DropReason::AclInbound)
     );
+    // The denied first fragment created no connection: the later one has none to follow.
     assert_eq!(
         run(&topo, "pub0", &denied_later).0,
-        Seen::Dropped(DropReason::AclInbound),
+        Seen::Dropped(DropReason::Fragment),
         "follows the denied first"
     );
     assert_eq!(

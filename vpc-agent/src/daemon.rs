@@ -36,6 +36,7 @@ use crate::{
     guard::{self, GuardError},
     links::SystemLinks,
     netconf::{self, Managed, NetconfError},
+    notify,
     pin::{self, AgentRecord, DirLock, PinError},
     reconcile::{self, Outcome, ReconcileError},
     sweep::{self, SWEEP_INTERVAL},
@@ -123,6 +124,9 @@ struct Agent {
     record: AgentRecord,
     /// Shared with [`Agent::start`], which cleans up under the lock when starting fails.
     _lock: Rc<DirLock>,
+    /// The running generation and whether the last reload was rejected (systemd `STATUS=`).
+    generation: u64,
+    last_reload_rejected: bool,
 }
 
 /// A definition read from the file that is not (yet) the running one.
@@ -236,21 +240,22 @@ impl Agent {
             read_error: None,
             flow_log,
             record,
+            generation: 0,
+            last_reload_rejected: false,
             _lock: lock,
         };
         agent.apply(config, resolved, "start")?;
         pin::write_record(&agent.opts.bpffs, &agent.record)?;
         let s = &agent.flow_log.settings;
-        log::info!(
-            "flow log interval={:?} destination={} fields={}",
-            s.interval,
-            match &s.destination {
-                None => "none (drained, not written)".to_owned(),
-                Some(FlowLogDestination::Stdout) => "stdout".to_owned(),
-                Some(FlowLogDestination::File(p)) => format!("file:{}", p.display()),
-            },
-            s.fields.len()
-        );
+        if s.logs.is_empty() {
+            log::info!(
+                "flow log interval={:?} destination=none (drained, not written)",
+                s.interval
+            );
+        }
+        for log in &s.logs {
+            log::info!("flow log interval={:?} {}", s.interval, log.describe());
+        }
         Ok(agent)
     }
 
@@ -282,13 +287,22 @@ impl Agent {
             }
         };
         match self.flow_log.emit(&drained) {
-            Ok(records) => log::info!(
-                "flow log: interval ended records={records} flows={} skipped_packets={} \
-                 drain_us={}",
-                drained.flows.len(),
-                drained.skipped.values().sum::<u64>() + drained.errors,
-                drained.elapsed.as_micros()
-            ),
+            Ok(records) => {
+                let skipped = drained.skipped.values().sum::<u64>() + drained.errors;
+                // Packets the kernel could not record (FLOWS full) are data lost: a warning.
+                let level = if skipped > 0 {
+                    log::Level::Warn
+                } else {
+                    log::Level::Info
+                };
+                log::log!(
+                    level,
+                    "flow log: interval ended records={records} flows={} skipped_packets={skipped} \
+                     drain_us={}",
+                    drained.flows.len(),
+                    drained.elapsed.as_micros()
+                );
+            }
             Err(e) => log::error!("flow log: {}", crate::error_chain(&e)),
         }
         self.record.flow_log = self.flow_log.counters.clone();
@@ -361,6 +375,7 @@ impl Agent {
         }
         let (outcome, compiled) = reconcile::reconcile(&mut self.datapath, config, &SystemLinks)?;
         log_outcome(&outcome, what);
+        self.generation = outcome.generation();
         self.detach_unmanaged(&managed);
         for iface in &managed {
             let changed = self.ifindexes.get(&iface.name) != resolved.get(&iface.name);
@@ -528,8 +543,12 @@ impl Agent {
     }
 
     /// Applies the definition `text`; a failure keeps the running policy and is remembered.
+    /// The service manager sees `RELOADING=1` until it is over (applied or rejected).
     fn try_apply(&mut self, text: String, what: &str) {
-        match self.apply_text(&text, what) {
+        notify::send(&notify::reloading());
+        let result = self.apply_text(&text, what);
+        self.last_reload_rejected = result.is_err();
+        match result {
             Ok(()) => {
                 self.running = text;
                 self.seen = None;
@@ -540,6 +559,20 @@ impl Agent {
                 }
             }
         }
+        notify::send(&notify::ready(&self.status_line()));
+    }
+
+    /// The `STATUS=` line systemd shows.
+    fn status_line(&self) -> String {
+        format!(
+            "running generation={}{}",
+            self.generation,
+            if self.last_reload_rejected {
+                "; the last reload was rejected (see the log)"
+            } else {
+                ""
+            }
+        )
     }
 
     fn apply_text(&mut self, text: &str, what: &str) -> Result<(), Candidate> {
@@ -673,6 +706,8 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
             FILE_POLL,
             IFACE_POLL
         );
+        // Attached and reconciled: systemd (Type=notify) may start what depends on us.
+        notify::send(&notify::ready(&agent.status_line()));
         let mut file_tick = tokio::time::interval(FILE_POLL);
         let mut iface_tick = tokio::time::interval(IFACE_POLL);
         let mut sweep_tick = tokio::time::interval(SWEEP_INTERVAL);
@@ -681,7 +716,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    log::info!("SIGHUP: reloading");
+                    log::info!("SIGHUP: reopening the flow log file and reloading");
+                    if let Err(e) = agent.flow_log.reopen() {
+                        log::error!("flow log: {}", crate::error_chain(&e));
+                    }
                     agent.hangup();
                 }
                 _ = term.recv() => break,
@@ -697,6 +735,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 flow_tick = flow_ticker(period);
             }
         }
+        notify::send("STOPPING=1");
         // The interval in progress is flushed.
         agent.drain_flows();
         log::info!("stopping; the datapath stays attached and enforcing (pinned)");

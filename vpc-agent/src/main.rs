@@ -1,6 +1,7 @@
 //! `vpc-agent`: the command line (see shared/spec/cli.md). Exit status: 0 success, 1 user error,
-//! 2 environment error. Logs (`run`, `detach`) go to stderr through env_logger: level `info`
-//! unless `RUST_LOG` says otherwise, one `key=value` event per line.
+//! 2 environment error. Logs (`run`, `detach`) go to stderr in logfmt (`level=... msg=...`),
+//! with syslog priorities under journald ([`vpc_agent::logging`]): level `info` unless
+//! `RUST_LOG` says otherwise.
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
@@ -14,7 +15,7 @@ use vpc_agent::{
     datapath::AttachMode,
     error_chain,
     evaluator::Packet,
-    flowlog, flows, import,
+    flowlog, flows, import, listing,
     pin::{self, DEFAULT_DIR},
     status, trace,
 };
@@ -113,6 +114,27 @@ enum Command {
         #[command(subcommand)]
         from: ImportFrom,
     },
+    /// The pinned connection-tracking entries: 5-tuple, state, translation, expiry in seconds.
+    Conntrack {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_DIR)]
+        bpffs: PathBuf,
+    },
+    /// The pinned NAT gateway translations: inside, translated and remote address and port.
+    Nat {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_DIR)]
+        bpffs: PathBuf,
+    },
+    /// The pinned route entries of both generation slots: table, destination, target.
+    Routes {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = DEFAULT_DIR)]
+        bpffs: PathBuf,
+    },
     /// Remove every program, link and pinned map the agent created.
     Detach {
         #[arg(long, default_value = DEFAULT_DIR)]
@@ -173,10 +195,20 @@ fn env(message: impl Into<String>) -> Failure {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
-    let cli = Cli::parse();
+    vpc_agent::logging::init();
+    // cli.md: a bad argument is a user error (1); clap's own status would be 2, which the unit
+    // treats as an environment error and restarts on. --help and --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -222,25 +254,16 @@ fn execute(command: Command) -> Result<(), Failure> {
                 message: error_chain(&e),
             })?;
         }
-        Command::Status { json, bpffs } => {
-            let status = status::collect(&bpffs).map_err(|e| env(error_chain(&e)))?;
-            if json {
-                let text = serde_json::to_string_pretty(&status)
-                    .map_err(|e| env(format!("cannot encode the status: {e}")))?;
-                println!("{text}");
-            } else {
-                print!("{}", status::render(&status));
-            }
+        Command::Status { json, bpffs } => show(json, status::collect(&bpffs), status::render)?,
+        Command::Flows { json, bpffs } => show(json, flows::collect(&bpffs), |f| flows::render(f))?,
+        Command::Conntrack { json, bpffs } => show(json, listing::conntrack(&bpffs), |c| {
+            listing::render_conntrack(c)
+        })?,
+        Command::Nat { json, bpffs } => {
+            show(json, listing::nat(&bpffs), |n| listing::render_nat(n))?
         }
-        Command::Flows { json, bpffs } => {
-            let live = flows::collect(&bpffs).map_err(|e| env(error_chain(&e)))?;
-            if json {
-                let text = serde_json::to_string_pretty(&live)
-                    .map_err(|e| env(format!("cannot encode the flows: {e}")))?;
-                println!("{text}");
-            } else {
-                print!("{}", flows::render(&live));
-            }
+        Command::Routes { json, bpffs } => {
+            show(json, listing::routes(&bpffs), |r| listing::render_routes(r))?
         }
         Command::Trace {
             config,
@@ -309,6 +332,24 @@ fn execute(command: Command) -> Result<(), Failure> {
                 removed.maps
             );
         }
+    }
+    Ok(())
+}
+
+/// Prints what a reading subcommand collected from the pinned maps, as JSON or as text; a
+/// failure to read is an environment error.
+fn show<T: serde::Serialize>(
+    json: bool,
+    collected: Result<T, status::StatusError>,
+    render: impl Fn(&T) -> String,
+) -> Result<(), Failure> {
+    let value = collected.map_err(|e| env(error_chain(&e)))?;
+    if json {
+        let text = serde_json::to_string_pretty(&value)
+            .map_err(|e| env(format!("cannot encode the output: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&value));
     }
     Ok(())
 }

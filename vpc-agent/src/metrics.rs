@@ -106,6 +106,11 @@ pub fn render(s: &Status) -> String {
             l.skipdata_records,
         ),
         (
+            "vpc_flow_log_records_lost_total",
+            "Flow log records that could not be written (disk full, destination gone).",
+            l.records_lost,
+        ),
+        (
             "vpc_flow_log_packets_skipped_total",
             "Packets whose flow the datapath could not record (FLOWS full).",
             l.packets_skipped + f.live_skipped.values().sum::<u64>(),

@@ -53,6 +53,12 @@ pub enum PinError {
         #[source]
         source: nix::Error,
     },
+    #[error("cannot unmount bpffs from {}", path.display())]
+    Unmount {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
     #[error("{}", path.display())]
     Io {
         path: PathBuf,
@@ -458,7 +464,28 @@ pub fn remove_all(dir: &Path) -> Result<Removed, PinError> {
         }
     }
     if dir.exists() {
+        // A directory that is its own bpffs mount (ensure_bpffs mounted it) is unmounted first:
+        // removing a mount point fails with EBUSY.
+        if is_mount_point(dir) {
+            nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH).map_err(|source| {
+                PinError::Unmount {
+                    path: dir.to_owned(),
+                    source,
+                }
+            })?;
+            log::info!("unmounted bpffs path={}", dir.display());
+        }
         fs::remove_dir(dir).map_err(io_err(dir))?;
     }
     Ok(removed)
+}
+
+/// Whether `dir` is a mount point (another device than its parent).
+fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    match (fs::metadata(dir), fs::metadata(parent)) {
+        (Ok(d), Ok(p)) => d.dev() != p.dev(),
+        _ => false,
+    }
 }

@@ -460,10 +460,11 @@ pub fn render(status: &Status) -> String {
     let l = &f.flow_log;
     let _ = writeln!(
         out,
-        "flow log: {} records written ({} SKIPDATA), {} packets skipped, {} drains \
-         (last: {} flows in {} us)",
+        "flow log: {} records written ({} SKIPDATA), {} records lost, {} packets skipped, \
+         {} drains (last: {} flows in {} us)",
         l.records_written,
         l.skipdata_records,
+        l.records_lost,
         l.packets_skipped,
         l.drains,
         l.last_drain_flows,

@@ -624,7 +624,8 @@ rejects!(
 rejects!(
     flow_log_destination_known,
     concat!(base!(), "flow_logs: { destination: syslog }\n"),
-    "7:27: flow_logs.destination: destination must be 'stdout' or 'file:/path', got 'syslog'"
+    "7:27: flow_logs.destination: destination must be 'stdout', 'file:/path' or \
+     'ipfix:HOST:PORT', got 'syslog'"
 );
 rejects!(
     flow_log_file_absolute,
@@ -972,4 +973,99 @@ fn host_addresses_must_be_unicast() {
             "{block}"
         );
     }
+}
+
+// A syntax error inside a flow collection is reported where the collection opened.
+rejects!(
+    an_unclosed_flow_sequence_is_reported_where_it_opened,
+    concat!(
+        base!(),
+        "    route_tables:\n      - name: rt\n        routes: [\n          { destination: 0.0.0.0/0, target: igw }\n    instances: []\n"
+    ),
+    "9:17: vpcs[0].route_tables[0].routes: unclosed '[' (the parser stopped at 11:14: illegal \
+     placement of ':' indicator)"
+);
+
+// A bracket in a quoted string or a comment closes nothing.
+rejects!(
+    brackets_in_quotes_and_comments_close_nothing,
+    concat!(
+        base!(),
+        "    route_tables:\n      - name: \"rt]\"\n        routes: [ # ] not this one\n          { destination: '0.0.0.0/0', target: \"i]gw\" }\n    instances: []\n"
+    ),
+    "9:17: vpcs[0].route_tables[0].routes: unclosed '[' (the parser stopped at 11:14: illegal \
+     placement of ':' indicator)"
+);
+
+rejects!(
+    flow_log_lists_check_each_log,
+    concat!(
+        base!(),
+        "flow_logs:\n",
+        "  - { destination: 'ipfix:collector', traffic_type: REJECT }\n",
+        "  - { traffic_type: DENY, scope: { subnet: nope } }\n",
+        "  - { aggregation_interval: 600, scope: { vpc: prod, subnet: a, instance: x } }\n",
+    ),
+    "8:20: flow_logs[0].destination: an IPFIX collector is ipfix:HOST:PORT, got 'ipfix:collector'",
+    "9:21: flow_logs[1].traffic_type: traffic_type must be ACCEPT, REJECT or ALL, got 'DENY'",
+    "9:44: flow_logs[1].scope.subnet: no subnet 'nope'",
+    "10:75: flow_logs[2].scope.instance: a scope is a VPC, a subnet or an instance, not both",
+);
+
+rejects!(
+    flow_logs_share_one_interval,
+    concat!(
+        base!(),
+        "flow_logs:\n",
+        "  - { destination: stdout }\n",
+        "  - { destination: 'file:/var/log/f.log', scope: { vpc: prod } }\n",
+        "  - { destination: 'ipfix:127.0.0.1:4739', aggregation_interval: 60 }\n",
+    ),
+    // The AWS default is 600 seconds.
+    "10:66: flow_logs[2].aggregation_interval: every flow log must have the same \
+     aggregation_interval (the counters are drained once for all)",
+);
+
+#[test]
+fn flow_logs_resolve_traffic_type_scope_and_ipfix() {
+    use vpc_agent::config::validated::{FlowLogDestination, FlowLogScope, TrafficType};
+    let yaml = concat!(
+        base!(),
+        "    instances:\n",
+        "      - { name: web, subnet: a, private_ip: 10.0.0.10 }\n",
+        "flow_logs:\n",
+        "  - { destination: 'ipfix:[::1]:4739', traffic_type: ACCEPT }\n",
+        "  - { traffic_type: REJECT, scope: { instance: web } }\n",
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let [ipfix, rejects] = config.flow_logs.as_slice() else {
+        panic!("two logs: {:?}", config.flow_logs);
+    };
+    assert_eq!(
+        ipfix.destination,
+        FlowLogDestination::Ipfix {
+            host: "::1".into(),
+            port: 4739
+        }
+    );
+    assert_eq!(ipfix.traffic_type, TrafficType::Accept);
+    assert_eq!(ipfix.scope, FlowLogScope::default());
+    assert_eq!(rejects.destination, FlowLogDestination::Stdout);
+    assert_eq!(rejects.traffic_type, TrafficType::Reject);
+    assert_eq!(
+        rejects.scope,
+        FlowLogScope {
+            vpc: Some("prod".into()),
+            subnet: None,
+            instance: Some("web".into()),
+        }
+    );
+    // One mapping is still one log of everything.
+    let one = load_str(
+        "t.yaml",
+        concat!(base!(), "flow_logs: { destination: stdout }\n"),
+    )
+    .expect("valid");
+    assert_eq!(one.flow_logs.len(), 1);
+    assert_eq!(one.flow_logs[0].traffic_type, TrafficType::All);
 }

@@ -42,6 +42,7 @@ assert_size!(FlowKey, 20);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {
     pub packets: u64,
+    /// IP packet bytes (the IP total length: AWS does not count the Ethernet header).
     pub bytes: u64,
     /// `bpf_ktime_get_ns` of the first and last packet.
     pub first_ns: u64,
@@ -52,11 +53,32 @@ pub struct FlowStats {
     pub pkt_dst: u32,
     /// The drop reason of rejected packets (`DropReason` as u32), 0 when accepted.
     pub reason: u32,
-    /// OR of the TCP flags seen.
+    /// OR of the TCP flags seen, as AWS reports them ([`aws_tcp_flags`]).
     pub tcp_flags: u8,
     pub _pad: [u8; 7],
 }
 assert_size!(FlowStats, 56);
+
+/// TCP header flag bits.
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
+
+/// The part of a segment's flags a flow log's `tcp-flags` ORs in, as AWS does: FIN, SYN and
+/// RST, and ACK only together with SYN (SYN-ACK = 18); PSH, URG, ECE, CWR never.
+#[inline(always)]
+pub const fn aws_tcp_flags(flags: u8) -> u8 {
+    let ack = if flags & TCP_SYN != 0 {
+        flags & TCP_ACK
+    } else {
+        0
+    };
+    (flags & (TCP_FIN | TCP_SYN | TCP_RST)) | ack
+}
+
+/// Length of the Ethernet header the frame length includes and flow logs do not count.
+pub const ETH_HLEN: u64 = 14;
 
 /// The generation bit of a `FLOWS_SKIPPED` key (the rest is the ifindex).
 pub const SKIPPED_GENERATION_BIT: u32 = 1 << 31;
@@ -71,3 +93,30 @@ pub const fn skipped_key(ifindex: u32, generation: u32) -> u32 {
 pub const FLOWS_ENTRIES: u32 = 65536;
 
 pod!(FlowKey, FlowStats);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PSH: u8 = 0x08;
+
+    /// A connection's segments, ORed as the datapath does.
+    fn or(segments: &[u8]) -> u8 {
+        segments.iter().fold(0, |acc, &f| acc | aws_tcp_flags(f))
+    }
+
+    #[test]
+    fn tcp_flags_are_ored_as_aws_reports_them() {
+        // The client side: SYN, then ACKs and data, then FIN: SYN 2 + FIN 1, no ACK.
+        assert_eq!(or(&[TCP_SYN, TCP_ACK, TCP_ACK | PSH, TCP_FIN | TCP_ACK]), 3);
+        // The server side: SYN-ACK 18, then data and FIN: 19.
+        assert_eq!(
+            or(&[TCP_SYN | TCP_ACK, TCP_ACK | PSH, TCP_FIN | TCP_ACK]),
+            19
+        );
+        // A refused connection's answer: RST 4 (with ACK: still 4).
+        assert_eq!(or(&[TCP_RST | TCP_ACK]), 4);
+        // Established traffic only: 0.
+        assert_eq!(or(&[TCP_ACK, TCP_ACK | PSH]), 0);
+    }
+}

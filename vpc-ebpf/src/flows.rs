@@ -3,7 +3,7 @@
 use aya_ebpf::bindings::BPF_NOEXIST;
 use vpc_common::{
     DropReason,
-    flow::{FLOW_ACCEPT, FLOW_REJECT, FlowKey, FlowStats, skipped_key},
+    flow::{ETH_HLEN, FLOW_ACCEPT, FLOW_REJECT, FlowKey, FlowStats, aws_tcp_flags, skipped_key},
 };
 
 use crate::{
@@ -19,7 +19,9 @@ pub enum Outcome<'a> {
     Rejected(DropReason),
 }
 
-/// Counts one packet of `flow` (`bytes` long) that arrived on `ifindex`.
+/// Counts one packet of `flow` (a frame `bytes` long) that arrived on `ifindex`. Flow logs
+/// count the IP packet, as AWS does: the IP total length, or the frame without its Ethernet
+/// header where the header says 0 (a GSO packet larger than 64 KiB).
 #[inline(always)]
 pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
     let generation = FLOWS_GEN.get(0).copied().unwrap_or(0) & 1;
@@ -76,9 +78,13 @@ pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
         }
     }
     s.packets += 1;
-    s.bytes += bytes;
+    s.bytes += if flow.ip_len != 0 {
+        u64::from(flow.ip_len)
+    } else {
+        bytes.saturating_sub(ETH_HLEN)
+    };
     s.last_ns = now;
-    s.tcp_flags |= flow.tcp_flags;
+    s.tcp_flags |= aws_tcp_flags(flow.tcp_flags);
 }
 
 #[inline(always)]

@@ -29,6 +29,12 @@ const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("netcat-openbsd", "nc"),
     ("socat", "socat"),
     ("hping3", "hping3"),
+    // promtool: the metrics exposition test.
+    ("prometheus", "promtool"),
+    // nfcapd/nfdump: the IPFIX export test.
+    ("nfdump", "nfdump"),
+    // systemd-analyze: the unit file test.
+    ("systemd", "systemd-analyze"),
 ];
 
 pub fn run() -> Result<()> {

@@ -105,7 +105,7 @@ impl<'de> Deserialize<'de> for Text {
 pub struct ConfigFile {
     pub vpcs: Vec<Loc<Vpc>>,
     #[serde(default, deserialize_with = "not_blank")]
-    pub flow_logs: Option<Loc<FlowLogs>>,
+    pub flow_logs: Option<Loc<FlowLogList>>,
     /// An addition to shared/spec/vpc-config.md: connection tracking idle timeouts.
     #[serde(default, deserialize_with = "not_blank")]
     pub connection_tracking: Option<Loc<ConnectionTracking>>,
@@ -301,6 +301,61 @@ pub struct FlowLogs {
     pub destination: Option<Loc<String>>,
     #[serde(default, deserialize_with = "not_blank")]
     pub format: Option<Loc<String>>,
+    /// `ACCEPT`, `REJECT` or `ALL` (default).
+    #[serde(default)]
+    pub traffic_type: Option<Loc<String>>,
+    /// What the log covers (default: everything).
+    #[serde(default)]
+    pub scope: Option<Loc<FlowLogScope>>,
+}
+
+/// A flow log's resource, as AWS creates them per VPC, subnet or network interface:
+/// `{ vpc: NAME }`, `{ subnet: NAME }`, `{ instance: NAME }` (`vpc` too where names repeat).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowLogScope {
+    #[serde(default)]
+    pub vpc: Option<Loc<String>>,
+    #[serde(default)]
+    pub subnet: Option<Loc<String>>,
+    #[serde(default)]
+    pub instance: Option<Loc<String>>,
+}
+
+/// `flow_logs:`: one log (a mapping) or several (a list of them). `list` tells which was
+/// written (it decides the paths of diagnostics).
+#[derive(Clone, Debug)]
+pub struct FlowLogList {
+    pub logs: Vec<Loc<FlowLogs>>,
+    pub list: bool,
+}
+
+impl<'de> Deserialize<'de> for FlowLogList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = FlowLogList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a flow log (a mapping) or a list of them")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<FlowLogList, A::Error> {
+                let log = FlowLogs::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                // The mapping's position is the `flow_logs` node's (filled in by validation).
+                Ok(FlowLogList {
+                    logs: vec![Loc::new(log, Pos::new(0, 0))],
+                    list: false,
+                })
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<FlowLogList, A::Error> {
+                let mut logs = Vec::new();
+                while let Some(log) = seq.next_element::<Loc<FlowLogs>>()? {
+                    logs.push(log);
+                }
+                Ok(FlowLogList { logs, list: true })
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 /// `connection_tracking:` idle timeouts in seconds (an omitted field keeps the AWS default) and

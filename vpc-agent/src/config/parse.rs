@@ -56,7 +56,7 @@ pub fn parse_str(text: &str) -> Result<ConfigFile, Diagnostic> {
             e.into_inner()
         })
     })
-    .map_err(|e| to_diagnostic(&e, path))
+    .map_err(|e| to_diagnostic(&e, path, text))
 }
 
 /// Keys `Spanned` (behind [`super::model::Loc`]) uses internally: not part of the user's path.
@@ -109,14 +109,45 @@ fn budget_breach(breach: &serde_saphyr::budget::BudgetBreach) -> String {
     }
 }
 
-fn to_diagnostic(err: &YamlError, path: String) -> Diagnostic {
+/// The innermost flow collection (`[` or `{`) still open at `end`: where a syntax error
+/// inside it began. Quotes and comments are skipped; block scalars are not recognised (a
+/// bracket in one may be reported, with the parser's own message and position kept).
+fn unclosed_flow(text: &str, end: Pos) -> Option<(char, Pos)> {
+    let mut open: Vec<(char, Pos)> = Vec::new();
+    let mut quote: Option<char> = None;
+    for (l, line) in text.lines().enumerate() {
+        let l = u32::try_from(l + 1).unwrap_or(u32::MAX);
+        let mut prev = ' ';
+        for (c, ch) in line.chars().enumerate() {
+            let here = Pos::new(l, u32::try_from(c + 1).unwrap_or(u32::MAX));
+            if (here.line, here.column) >= (end.line, end.column) {
+                return open.pop();
+            }
+            match (quote, ch) {
+                (Some('\''), '\'') | (Some('"'), '"') if prev != '\\' => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(ch),
+                (None, '#') if prev.is_whitespace() => break,
+                (None, '[' | '{') => open.push((ch, here)),
+                (None, ']' | '}') => {
+                    open.pop();
+                }
+                _ => {}
+            }
+            prev = ch;
+        }
+    }
+    open.pop()
+}
+
+fn to_diagnostic(err: &YamlError, path: String, text: &str) -> Diagnostic {
     let inner = innermost(err);
-    let pos = err
+    let mut pos = err
         .location()
         .or_else(|| inner.location())
         .map(|l| Pos::from_location(&l))
         .unwrap_or(Pos::new(1, 1));
-    let message = match inner {
+    let mut message = match inner {
         YamlError::InvalidScalar { ty, .. } if ty.starts_with(['i', 'u']) => {
             Cow::Owned(format!("expected an integer ({ty})"))
         }
@@ -127,6 +158,22 @@ fn to_diagnostic(err: &YamlError, path: String) -> Diagnostic {
         )),
         _ => serde_saphyr::DefaultMessageFormatter.format_message(inner),
     };
+    // A syntax error inside a flow collection is reported where the collection opened: that
+    // is where the user left it unclosed, not where the parser gave up.
+    let syntax = matches!(
+        inner,
+        YamlError::ExternalMessage { source, .. }
+            if matches!(**source, serde_saphyr::ExternalMessageSource::Parser(_))
+    ) || matches!(inner, YamlError::Eof { .. });
+    if syntax
+        && let Some((bracket, opened)) = unclosed_flow(text, pos)
+        && opened.line < pos.line
+    {
+        message = Cow::Owned(format!(
+            "unclosed '{bracket}' (the parser stopped at {pos}: {message})"
+        ));
+        pos = opened;
+    }
     // The message may quote the file's text: keep control characters out of the report.
     let message: String = message
         .chars()

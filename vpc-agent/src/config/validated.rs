@@ -26,7 +26,8 @@ pub struct ValidatedConfig {
     /// What is valid but probably not what the author meant (printed by `validate` and at
     /// load, `FILE:LINE:COL: PATH: warning: ...`).
     pub warnings: Vec<super::Diagnostic>,
-    pub flow_logs: Option<FlowLogConfig>,
+    /// Every flow log of the file (none: counters drained, nothing written).
+    pub flow_logs: Vec<FlowLogConfig>,
     /// Idle timeouts, every field set (AWS defaults for what the file omits).
     pub connection_tracking: CtTimeouts,
     /// Ports NAT gateways translate to (inclusive).
@@ -284,17 +285,42 @@ pub struct PeeringDef {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowLogConfig {
-    /// 60 or 600 seconds.
+    /// 60 or 600 seconds (the same for every log: the counters are drained once).
     pub aggregation_interval: u32,
     pub destination: FlowLogDestination,
     /// The record's fields in order (AWS names, e.g. `srcaddr`).
     pub fields: Vec<String>,
+    pub traffic_type: TrafficType,
+    pub scope: FlowLogScope,
+}
+
+/// AWS's `TrafficType` of a flow log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrafficType {
+    Accept,
+    Reject,
+    #[default]
+    All,
+}
+
+/// What a flow log covers (validated names); all `None`: everything. A subnet or instance
+/// scope has its VPC filled in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowLogScope {
+    pub vpc: Option<String>,
+    pub subnet: Option<String>,
+    pub instance: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FlowLogDestination {
     Stdout,
     File(std::path::PathBuf),
+    /// IPFIX (RFC 7011) over UDP to `host:port`.
+    Ipfix {
+        host: String,
+        port: u16,
+    },
 }
 
 /// What a router interface of the definition is.

@@ -81,19 +81,40 @@ pub struct Record {
     pub traffic: Option<Traffic>,
 }
 
-/// The flow log version this agent writes.
+/// The flow log version of the default format.
 pub const VERSION: u8 = 2;
+
+/// The flow log version that introduced field `name` (AWS user guide, "Available fields").
+pub fn field_version(name: &str) -> u8 {
+    match name {
+        "vpc-id" | "subnet-id" | "instance-id" | "tcp-flags" | "type" | "pkt-srcaddr"
+        | "pkt-dstaddr" => 3,
+        "region" | "az-id" | "sublocation-type" | "sublocation-id" => 4,
+        "pkt-src-aws-service" | "pkt-dst-aws-service" | "flow-direction" | "traffic-path" => 5,
+        _ => VERSION,
+    }
+}
+
+/// A format's `version`: as AWS writes it, the highest version among its fields.
+pub fn format_version(fields: &[String]) -> u8 {
+    fields
+        .iter()
+        .map(|f| field_version(f))
+        .max()
+        .unwrap_or(VERSION)
+}
 
 /// `-`, the value of a field that does not apply.
 const NONE: &str = "-";
 
 impl Record {
-    /// The value of the AWS field `name` (`-` when it does not apply or is unknown).
-    pub fn field(&self, name: &str) -> String {
+    /// The value of the AWS field `name` (`-` when it does not apply or is unknown) in a
+    /// format of flow log version `version`.
+    pub fn field(&self, name: &str, version: u8) -> String {
         let t = self.traffic.as_ref();
         let opt = |v: Option<String>| v.unwrap_or_else(|| NONE.to_owned());
         match name {
-            "version" => VERSION.to_string(),
+            "version" => version.to_string(),
             "account-id" => self.account_id.clone(),
             "interface-id" => self.interface_id.clone(),
             "srcaddr" => opt(t.map(|t| t.srcaddr.to_string())),
@@ -123,12 +144,13 @@ impl Record {
 
     /// The record as one line (no newline) with `fields` in order, space-separated.
     pub fn format(&self, fields: &[String]) -> String {
+        let version = format_version(fields);
         let mut line = String::new();
         for (i, name) in fields.iter().enumerate() {
             if i > 0 {
                 line.push(' ');
             }
-            let _ = write!(line, "{}", self.field(name));
+            let _ = write!(line, "{}", self.field(name, version));
         }
         line
     }
@@ -202,6 +224,26 @@ mod tests {
             nodata.format(&default_fields()),
             "2 - eni-web - - - - - - - 1700000000 1700000059 - NODATA"
         );
+    }
+
+    #[test]
+    fn the_version_is_the_highest_among_the_fields() {
+        let fields = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(format_version(&default_fields()), 2);
+        assert_eq!(
+            format_version(&fields(&["version", "srcaddr", "vpc-id"])),
+            3
+        );
+        assert_eq!(
+            format_version(&fields(&["version", "az-id", "tcp-flags"])),
+            4
+        );
+        assert_eq!(
+            format_version(&fields(&["traffic-path", "version", "type"])),
+            5
+        );
+        let line = tcp_record().format(&fields(&["version", "instance-id", "flow-direction"]));
+        assert_eq!(line, "5 web egress");
     }
 
     #[test]

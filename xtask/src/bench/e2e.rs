@@ -45,7 +45,7 @@ pub struct E2e {
 pub fn run(quick: bool) -> Result<E2e> {
     let (runs, seconds) = if quick { (1, 2) } else { (5, 5) };
     let definition = yaml(&SMALLEST);
-    eprintln!("bench: end to end, agent datapath (native XDP)");
+    eprintln!("bench: end to end, agent datapath (auto: TC path on veths)");
     let xdp = {
         let topo = Topology::build(&definition, Some(AttachMode::Auto), true)?;
         measure(&topo, runs, seconds)?

@@ -1,0 +1,234 @@
+//! The command line as shared/spec/cli.md fixes it: exit status 0 success, 1 user error (bad
+//! file, bad argument), 2 environment error (nothing pinned, interface missing), for every
+//! subcommand on each error class it can hit without a kernel; and the log line format (logfmt,
+//! `<N>` syslog priorities when stderr is the journal stream).
+
+use std::{
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vpc-agent")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env_remove("JOURNAL_STREAM")
+        .output()
+        .expect("run vpc-agent")
+}
+
+fn code(args: &[&str]) -> i32 {
+    let out = run(args);
+    out.status
+        .code()
+        .unwrap_or_else(|| panic!("{args:?} killed"))
+}
+
+/// A fresh scratch directory under the target dir (no temp dir races between tests).
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch");
+    dir
+}
+
+/// `trace` of a ping from 10.30.1.1 to 10.30.1.2, with `option VALUE` (--config or --bpffs).
+fn trace_ping<'a>(option: &'a str, value: &'a str) -> [&'a str; 9] {
+    [
+        "trace",
+        option,
+        value,
+        "--from",
+        "10.30.1.1",
+        "--to",
+        "10.30.1.2",
+        "--proto",
+        "icmp",
+    ]
+}
+
+const VALID: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.30.0.0/16]
+    subnets:
+      - { name: a, cidr: 10.30.1.0/24, interface: vt-no-such-if0 }
+";
+
+#[test]
+fn bad_arguments_are_user_errors_on_every_subcommand() {
+    for args in [
+        &["--bogus"][..],
+        &[],
+        &["no-such-command"],
+        &["validate"],
+        &["validate", "--bogus", "f"],
+        &["run"],
+        &["run", "--config", "f", "--xdp-mode", "fast"],
+        &["run", "--config", "f", "--metrics", "not-an-address"],
+        &["status", "--bogus"],
+        &["flows", "--json=3"],
+        &["trace", "--from", "10.0.0.1"],
+        &["trace", "--from", "x", "--to", "10.0.0.2", "--proto", "tcp"],
+        &["detach", "--bogus"],
+        &["conntrack", "--bogus"],
+        &["nat", "--bogus"],
+        &["routes", "--bogus"],
+        &["import", "cloudformation"],
+    ] {
+        assert_eq!(code(args), 1, "vpc-agent {args:?}");
+    }
+}
+
+#[test]
+fn help_and_version_succeed() {
+    assert_eq!(code(&["--help"]), 0);
+    assert_eq!(code(&["--version"]), 0);
+    assert_eq!(code(&["status", "--help"]), 0);
+}
+
+#[test]
+fn bad_files_are_user_errors() {
+    let dir = scratch("files");
+    let missing = dir.join("missing.yaml");
+    let invalid = dir.join("invalid.yaml");
+    std::fs::write(&invalid, "vpcs: [ {name: v\n").expect("write");
+    for file in [&missing, &invalid] {
+        let f = file.to_str().expect("utf-8");
+        assert_eq!(code(&["validate", f]), 1, "validate {f}");
+        assert_eq!(
+            code(&["run", "--config", f, "--bpffs", "/tmp/x"]),
+            1,
+            "run {f}"
+        );
+        let trace = trace_ping("--config", f);
+        assert_eq!(code(&trace), 1, "trace {f}");
+        assert_eq!(code(&["import", "cloudformation", f]), 1, "import {f}");
+        assert_eq!(code(&["import", "describe", f]), 1, "import describe {f}");
+    }
+    assert_eq!(
+        code(&["run", "--config", "f", "--flow-log", "syslog"]),
+        1,
+        "a bad --flow-log destination"
+    );
+}
+
+#[test]
+fn environment_errors_exit_2() {
+    let dir = scratch("env");
+    let config = dir.join("vpc.yaml");
+    std::fs::write(&config, VALID).expect("write");
+    let config = config.to_str().expect("utf-8");
+    let nothing = dir.join("not-pinned");
+    let nothing = nothing.to_str().expect("utf-8");
+    // The definition is valid; its interface does not exist.
+    let out = run(&["run", "--config", config, "--bpffs", nothing]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vt-no-such-if0"));
+    for command in ["status", "flows", "conntrack", "nat", "routes"] {
+        for json in [false, true] {
+            let mut args = vec![command, "--bpffs", nothing];
+            if json {
+                args.push("--json");
+            }
+            let out = run(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("nothing is pinned"),
+                "{args:?}: {out:?}"
+            );
+        }
+    }
+    // trace without --config reads the agent record: none there is a user error (no file).
+    let trace = trace_ping("--bpffs", nothing);
+    assert_eq!(code(&trace), 1);
+}
+
+#[test]
+fn validate_and_trace_succeed_on_a_valid_file() {
+    let dir = scratch("ok");
+    let config = dir.join("vpc.yaml");
+    std::fs::write(&config, VALID).expect("write");
+    let config = config.to_str().expect("utf-8");
+    assert_eq!(code(&["validate", config]), 0);
+    let trace = trace_ping("--config", config);
+    assert_eq!(code(&trace), 0);
+}
+
+/// `detach` of a directory where nothing was ever pinned logs one info line; its exact bytes.
+fn detach_log(dir: &Path, journal: bool) -> (i32, String) {
+    let log = dir.join("stderr");
+    let file = std::fs::File::create(&log).expect("log file");
+    let meta = file.metadata().expect("stat");
+    let mut cmd = Command::new(bin());
+    cmd.args(["detach", "--bpffs"])
+        .arg(dir.join("never"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(file);
+    if journal {
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    } else {
+        cmd.env_remove("JOURNAL_STREAM");
+    }
+    let status = cmd.status().expect("run");
+    (
+        status.code().expect("exit code"),
+        std::fs::read_to_string(&log).expect("read log"),
+    )
+}
+
+#[test]
+fn log_lines_carry_a_syslog_priority_on_the_journal_stream() {
+    let dir = scratch("journal");
+    let (code, text) = detach_log(&dir, true);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "<6>level=info msg=\"nothing to detach\" bpffs={}\n",
+            dir.join("never").display()
+        )
+    );
+}
+
+#[test]
+fn log_lines_are_logfmt_with_a_timestamp_elsewhere() {
+    let dir = scratch("logfmt");
+    let (code, text) = detach_log(&dir, false);
+    assert_eq!(code, 0, "{text}");
+    let line = text.strip_suffix('\n').expect("one line");
+    let (ts, rest) = line
+        .strip_prefix("ts=")
+        .and_then(|l| l.split_once(' '))
+        .expect("ts= first");
+    // RFC 3339, UTC, milliseconds: 2026-12-01T23:15:40.123Z
+    assert_eq!(ts.len(), 24, "{ts}");
+    assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+    assert_eq!(
+        rest,
+        format!(
+            "level=info msg=\"nothing to detach\" bpffs={}",
+            dir.join("never").display()
+        )
+    );
+    // A JOURNAL_STREAM naming another file (stderr redirected away from journald) is ignored.
+    let log = dir.join("stderr");
+    let other = std::fs::metadata(bin()).expect("stat");
+    let out = Command::new(bin())
+        .args(["detach", "--bpffs"])
+        .arg(dir.join("never"))
+        .env("JOURNAL_STREAM", format!("{}:{}", other.dev(), other.ino()))
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .status()
+        .expect("run");
+    assert!(out.success());
+    assert!(
+        std::fs::read_to_string(&log)
+            .expect("read")
+            .starts_with("ts=")
+    );
+}
