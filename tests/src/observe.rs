@@ -140,3 +140,42 @@ pub fn ports(frame: &[u8]) -> (u16, u16) {
         (at(l4), at(l4 + 2))
     }
 }
+
+/// What the reference evaluator says about `p` entering on `ingress`, as a [`Seen`].
+pub fn reference(topo: &Topology, ingress: &str, p: &Packet) -> Seen {
+    let (proto, sport, dport, icmp_type, icmp_code) = match p.l4 {
+        crate::packet::L4::Tcp { sport, dport, .. } => (6, sport, dport, 0, 0),
+        crate::packet::L4::Udp { sport, dport } => (17, sport, dport, 0, 0),
+        crate::packet::L4::Icmp { ty, code, id, .. } => (1, id, id, ty, code),
+        crate::packet::L4::IcmpError { ty, code, .. } => (1, 0, 0, ty, code),
+        crate::packet::L4::Raw { proto } => (proto, 0, 0, 0, 0),
+    };
+    let packet = vpc_agent::evaluator::Packet {
+        src: p.src,
+        dst: p.dst,
+        proto,
+        sport,
+        dport,
+        icmp_type,
+        icmp_code,
+    };
+    let trace = vpc_agent::evaluator::evaluate(
+        &topo.config,
+        vpc_agent::evaluator::Ingress::Interface(ingress),
+        &packet,
+    )
+    .expect("evaluator");
+    match trace.verdict {
+        vpc_agent::evaluator::Verdict::Deliver {
+            interface,
+            src,
+            dst,
+        } => Seen::Forwarded {
+            interface,
+            src,
+            dst,
+        },
+        vpc_agent::evaluator::Verdict::Drop(reason) => Seen::Dropped(reason),
+        vpc_agent::evaluator::Verdict::ToHost => Seen::Passed,
+    }
+}

@@ -11,51 +11,15 @@
 use std::collections::BTreeMap;
 
 use vpc_agent::datapath::AttachMode;
-use vpc_agent::evaluator::{self, Ingress, Verdict as Expected};
 use vpc_common::DropReason;
 use vpc_tests::{
-    observe::{Seen, run, run_tc_ingress},
-    packet::{L4, Packet, TCP_ACK, TCP_SYN, verify_checksums},
+    observe::{Seen, reference, run, run_tc_ingress},
+    packet::{Packet, TCP_ACK, TCP_SYN, verify_checksums},
     require_kernel,
     topology::{INTERNET_CLIENT_IP, Topology, mac},
 };
 
 const FIXTURE: &str = include_str!("../fixtures/two-subnets.yaml");
-
-/// What the reference evaluator says about the same packet.
-fn reference(topo: &Topology, ingress: &str, p: &Packet) -> Seen {
-    let (proto, sport, dport, icmp_type, icmp_code) = match p.l4 {
-        L4::Tcp { sport, dport, .. } => (6, sport, dport, 0, 0),
-        L4::Udp { sport, dport } => (17, sport, dport, 0, 0),
-        L4::Icmp { ty, code, id, .. } => (1, id, id, ty, code),
-        L4::IcmpError { ty, code, .. } => (1, 0, 0, ty, code),
-        L4::Raw { proto } => (proto, 0, 0, 0, 0),
-    };
-    let packet = evaluator::Packet {
-        src: p.src,
-        dst: p.dst,
-        proto,
-        sport,
-        dport,
-        icmp_type,
-        icmp_code,
-    };
-    let trace =
-        evaluator::evaluate(&topo.config, Ingress::Interface(ingress), &packet).expect("evaluator");
-    match trace.verdict {
-        Expected::Deliver {
-            interface,
-            src,
-            dst,
-        } => Seen::Forwarded {
-            interface,
-            src,
-            dst,
-        },
-        Expected::Drop(reason) => Seen::Dropped(reason),
-        Expected::ToHost => Seen::Passed,
-    }
-}
 
 fn fwd(interface: &str, src: &str, dst: &str) -> Seen {
     Seen::Forwarded {

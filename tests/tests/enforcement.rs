@@ -10,10 +10,7 @@
 
 use std::time::Duration;
 
-use vpc_agent::{
-    datapath::AttachMode,
-    evaluator::{self, Ingress, Verdict as Expected},
-};
+use vpc_agent::datapath::AttachMode;
 use vpc_common::{
     DropReason,
     conntrack::{CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CtEntry, CtKey},
@@ -21,8 +18,8 @@ use vpc_common::{
 };
 use vpc_tests::{
     agent::{Agent, Bpffs, Scratch, cli},
-    observe::{Seen, run, run_tc_ingress},
-    packet::{L4, Packet, TCP_ACK, TCP_RST, TCP_SYN, arp},
+    observe::{Seen, reference, run, run_tc_ingress},
+    packet::{Packet, TCP_ACK, TCP_RST, TCP_SYN, arp},
     require_kernel,
     testrun::{Verdict, run_xdp},
     topology::{INTERNET_CLIENT_IP, Topology, mac},
@@ -37,39 +34,6 @@ const DB2: &str = "10.0.1.11";
 const M1: &str = "10.0.1.30";
 const M2: &str = "10.0.1.31";
 const WEB_PUBLIC: &str = "198.51.100.20";
-
-fn reference(topo: &Topology, ingress: &str, p: &Packet) -> Seen {
-    let (proto, sport, dport, icmp_type) = match p.l4 {
-        L4::Tcp { sport, dport, .. } => (6, sport, dport, 0),
-        L4::Udp { sport, dport } => (17, sport, dport, 0),
-        L4::Icmp { ty, id, .. } => (1, id, id, ty),
-        _ => unreachable!("not in these cases"),
-    };
-    let packet = evaluator::Packet {
-        src: p.src,
-        dst: p.dst,
-        proto,
-        sport,
-        dport,
-        icmp_type,
-        icmp_code: 0,
-    };
-    let trace =
-        evaluator::evaluate(&topo.config, Ingress::Interface(ingress), &packet).expect("evaluate");
-    match trace.verdict {
-        Expected::Deliver {
-            interface,
-            src,
-            dst,
-        } => Seen::Forwarded {
-            interface,
-            src,
-            dst,
-        },
-        Expected::Drop(r) => Seen::Dropped(r),
-        Expected::ToHost => Seen::Passed,
-    }
-}
 
 fn fwd(interface: &str, src: &str, dst: &str) -> Seen {
     Seen::Forwarded {
