@@ -328,3 +328,134 @@ fn test_run_fragments_nat_limits_link_local_and_errors_about_inbound_connections
         }
     );
 }
+
+#[test]
+fn test_run_a_segment_on_an_expired_nat_connection_gets_a_reset() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    let port = topo.port_named("eapp1");
+    // An ACK (with 8 bytes of data) from the private instance to the internet, no connection.
+    let segment = Packet::tcp(APP, INET, 40000, 80, vpc_tests::packet::TCP_ACK).seq_ack(5000, 9000);
+    let frame = topo.frame("eapp1", &segment);
+    let out = {
+        let _inside = topo.router.enter().unwrap();
+        run_xdp(topo.datapath.xdp(), &frame, Some(port.ifindex)).unwrap()
+    };
+    assert_eq!(out.verdict, Verdict::Tx, "answered back out of the port");
+    // To a segment with ACK: a RST with sequence number = its acknowledgment, no ACK flag.
+    let mut want = Packet::tcp(INET, APP, 80, 40000, vpc_tests::packet::TCP_RST)
+        .seq_ack(9000, 0)
+        .macs(mac(port.index, false), mac(port.index, true))
+        .payload(&[])
+        .dont_fragment();
+    want.ip_id = 0;
+    let mut want = want.build();
+    // The builder's window field is its default; a RST advertises none.
+    want[48..50].copy_from_slice(&[0, 0]);
+    want[50..52].copy_from_slice(&[0, 0]);
+    let c = vpc_tests::packet::checksum(&[&want[26..34], &[0, 6, 0, 20], &want[34..54]]);
+    want[50..52].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(out.output, want, "exact RST bytes");
+    verify_checksums(&out.output).unwrap();
+    let drops = topo.datapath.drop_counters().unwrap();
+    assert_eq!(drops.get(&DropReason::NatExpired), Some(&1));
+    // Inside the VPC (no NAT gateway on the way) the same segment is just dropped.
+    let inside = Packet::tcp(APP, "10.0.1.10", 40000, 5432, vpc_tests::packet::TCP_ACK);
+    let (seen, _) = vpc_tests::observe::run(&topo, "eapp1", &inside);
+    assert_eq!(
+        seen,
+        vpc_tests::observe::Seen::Dropped(DropReason::InvalidTcpFlags)
+    );
+}
+
+#[test]
+fn nat_idle_timeout_ends_in_a_reset_and_fragmented_udp_arrives_whole() {
+    require_kernel!();
+    let yaml = format!("{FIXTURE}connection_tracking: {{ nat_idle_timeout: 2 }}\n");
+    let topo = Topology::build(&yaml, Some(AttachMode::Auto), false).expect("topology");
+    let app = &topo.port_named("eapp1").ns;
+    let inet = &topo.port_named("up0").ns;
+    // UDP larger than the MTU: fragmented by the sender, whole at the server (via the NAT).
+    let sink = Server::spawn_raw(
+        inet,
+        &format!("UDP-RECVFROM:5353,bind={INET},fork"),
+        "SYSTEM:wc -c",
+        &["-lunH", "sport", "=", ":5353"],
+    )
+    .unwrap();
+    let out = app
+        .exec_status(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "head -c 4000 /dev/zero | timeout 5 socat -T2 - UDP:{INET}:5353,bind={APP}"
+                ),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "4000",
+        "4000-byte datagram, 3 fragments"
+    );
+    drop(sink);
+    // A TCP session idle longer than the NAT timeout: the next segment gets a RST.
+    let echo = Server::spawn_raw(
+        inet,
+        &format!("TCP-LISTEN:8080,bind={INET},reuseaddr,fork"),
+        "PIPE",
+        &["-ltnH", "sport", "=", ":8080"],
+    )
+    .unwrap();
+    // What the client's interface sees (bounded: 8 s).
+    let dump = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            app.name(),
+            "timeout",
+            "8",
+            "tcpdump",
+            "-i",
+            "eth0",
+            "-nn",
+            "-l",
+        ])
+        .args(["tcp", "port", "8080"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = app
+        .exec_status(
+            "sh",
+            &["-c", &format!("(echo one; sleep 3.5; echo two; sleep 1) | timeout 10 socat - TCP:{INET}:8080,bind={APP} 2>&1; echo exit=$?")],
+        )
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dump = String::from_utf8_lossy(&dump.wait_with_output().unwrap().stdout).into_owned();
+    drop(echo);
+    assert!(text.contains("one"), "the session worked before: {text}");
+    assert!(!text.contains("two"), "nothing after the timeout: {text}");
+    let reset = dump
+        .lines()
+        .any(|l| l.contains(&format!("{INET}.8080 > {APP}.")) && l.contains("Flags [R]"));
+    assert!(
+        reset,
+        "the client saw a RST from the server's address:\n{dump}"
+    );
+    let sockets = app
+        .exec("ss", &["-tnH", "dst", &format!("{INET}:8080")])
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&sockets.stdout).contains("ESTAB"),
+        "the client's connection is gone (reset)"
+    );
+    let drops = topo.datapath.drop_counters().unwrap();
+    assert!(
+        drops.get(&DropReason::NatExpired).copied().unwrap_or(0) >= 1,
+        "{drops:?}"
+    );
+}

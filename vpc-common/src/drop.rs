@@ -68,14 +68,17 @@ pub enum DropReason {
     /// A unicast frame addressed to another MAC than the router interface's own (it was
     /// meant for another host of a shared segment).
     NotForRouter = 27,
+    /// A TCP packet from inside on a NAT gateway connection that no longer exists (it timed
+    /// out): the sender gets a RST, as from an AWS NAT gateway.
+    NatExpired = 28,
 }
 
 impl DropReason {
     /// Number of slots in `DROP_COUNTERS` (the largest value + 1; slot 0 is unused).
-    pub const COUNT: u32 = 28;
+    pub const COUNT: u32 = 29;
 
     /// Every reason, in numeric order.
-    pub const ALL: [DropReason; 27] = [
+    pub const ALL: [DropReason; 28] = [
         Self::Malformed,
         Self::Fragment,
         Self::VlanTagged,
@@ -103,6 +106,7 @@ impl DropReason {
         Self::TooBig,
         Self::NatProtocol,
         Self::NotForRouter,
+        Self::NatExpired,
     ];
 
     /// A stable, snake_case name for logs, metrics and the CLI.
@@ -135,6 +139,7 @@ impl DropReason {
             Self::TooBig => "too_big",
             Self::NatProtocol => "nat_protocol",
             Self::NotForRouter => "not_for_router",
+            Self::NatExpired => "nat_expired",
         }
     }
 

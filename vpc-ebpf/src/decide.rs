@@ -107,6 +107,8 @@ pub enum Decision {
     ToHost,
     /// Forward as described.
     Forward(Forward),
+    /// Answer the sender with a TCP RST (a NAT gateway connection that timed out).
+    Reset,
 }
 
 /// The active generation slot.
@@ -212,8 +214,12 @@ fn from_subnet(
         return Ok(Decision::ToHost);
     }
     let track = match known {
-        Some(track) => track?,
-        None => conntrack::lookup(flow)?,
+        Some(track) => track,
+        None => conntrack::lookup(flow),
+    };
+    let track = match track {
+        Err(DropReason::InvalidTcpFlags) if nat_expired(&s, flow) => return Ok(Decision::Reset),
+        other => other?,
     };
     if !track.established()
         && src.kind == ENDPOINT_INSTANCE
@@ -226,6 +232,16 @@ fn from_subnet(
         conntrack::commit(flow, track, fwd)?;
     }
     Ok(decision)
+}
+
+/// A TCP segment (no SYN, no RST) without a connection, routed to a NAT gateway: it belongs
+/// to a translated connection that timed out (AWS answers those with a RST).
+#[inline(always)]
+fn nat_expired(s: &SubnetInfo, flow: &Flow) -> bool {
+    flow.proto == PROTO_TCP
+        && flow.frag == Frag::None
+        && flow.tcp_flags & 0x06 == 0
+        && route::lookup(s.route_table, flow.dst).is_some_and(|r| r.target == TARGET_NAT_GATEWAY)
 }
 
 #[inline(always)]

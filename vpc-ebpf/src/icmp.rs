@@ -251,6 +251,84 @@ pub fn tc(
     Some(unsafe { bpf_redirect(ingress, 0) } as i32)
 }
 
+/// Builds, in the scratch buffer, a TCP RST answering the segment `flow` (RFC 793: to a
+/// segment with ACK, sequence number = its acknowledgment; else sequence 0, acknowledging
+/// it): 54 bytes, Ethernet back to the sender.
+#[inline(always)]
+fn build_reset(eth: &[u8; ETH_LEN], flow: &Flow) -> Option<*mut [u8; ERROR_LEN]> {
+    let out = ICMP_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: this CPU's scratch slot, used only here for the program's duration.
+    let f = unsafe { &mut *out };
+    f[0..6].copy_from_slice(&eth[6..12]);
+    f[6..12].copy_from_slice(&eth[0..6]);
+    f[12..14].copy_from_slice(&eth[12..14]);
+    let ip = &mut f[ETH_LEN..ETH_LEN + 20];
+    ip.copy_from_slice(&[
+        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    ip[12..16].copy_from_slice(&flow.dst.to_ne_bytes());
+    ip[16..20].copy_from_slice(&flow.src.to_ne_bytes());
+    let check = fold(sum(ip, 0));
+    ip[10..12].copy_from_slice(&check.to_be_bytes());
+    let acked = flow.tcp_flags & 0x10 != 0;
+    let (seq, ack, flags) = if acked {
+        (flow.tcp_ack, 0, 0x04)
+    } else {
+        (0, flow.tcp_seq.wrapping_add(flow.tcp_len), 0x14)
+    };
+    let tcp_off = ETH_LEN + 20;
+    let tcp = &mut f[tcp_off..tcp_off + 20];
+    tcp[0..2].copy_from_slice(&flow.dport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&flow.sport.to_be_bytes());
+    tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+    tcp[8..12].copy_from_slice(&ack.to_be_bytes());
+    tcp[12..20].copy_from_slice(&[5 << 4, flags, 0, 0, 0, 0, 0, 0]);
+    // The pseudo header: addresses, protocol, TCP length.
+    let mut acc = sum(&flow.dst.to_ne_bytes(), 0);
+    acc = sum(&flow.src.to_ne_bytes(), acc) + 6 + 20;
+    let check = fold(sum(tcp, acc));
+    tcp[16..18].copy_from_slice(&check.to_be_bytes());
+    Some(out)
+}
+
+/// The length of a RST built by [`build_reset`].
+const RESET_LEN: usize = ETH_LEN + 40;
+
+/// XDP: turns the segment into a RST to its sender (`XDP_TX`).
+#[inline(always)]
+pub fn xdp_reset(ctx: &XdpContext, flow: &Flow) -> Option<u32> {
+    let eth: *mut [u8; ETH_LEN] = ptr_at(ctx, 0).ok()?;
+    // SAFETY: bounds-checked by `ptr_at`; copied out before the frame changes.
+    let built = build_reset(unsafe { &*eth }, flow)?;
+    let delta = RESET_LEN as i32 - (ctx.data_end() - ctx.data()) as i32;
+    // SAFETY: the frame being processed; the helper checks the new size.
+    if unsafe { bpf_xdp_adjust_tail(ctx.as_ptr().cast(), delta) } != 0 {
+        return None;
+    }
+    let frame: *mut [u8; RESET_LEN] = ptr_at(ctx, 0).ok()?;
+    // SAFETY: the frame is `RESET_LEN` bytes (bounds-checked); the scratch slot is longer.
+    unsafe { *frame = *built.cast::<[u8; RESET_LEN]>() };
+    Some(aya_ebpf::bindings::xdp_action::XDP_TX)
+}
+
+/// TC: turns the skb into a RST to its sender, redirected out of `ingress`.
+#[inline(always)]
+pub fn tc_reset(ctx: &TcContext, flow: &Flow, ingress: u32) -> Option<i32> {
+    let eth: [u8; ETH_LEN] = ctx.load(0).ok()?;
+    let built = build_reset(&eth, flow)?;
+    // SAFETY: the skb being processed; the helper checks the new length.
+    if unsafe { bpf_skb_change_tail(ctx.skb.skb.cast(), RESET_LEN as u32, 0) } != 0 {
+        return None;
+    }
+    // SAFETY: the scratch slot holds at least `RESET_LEN` initialised bytes.
+    ctx.store(0, unsafe { &*built.cast::<[u8; RESET_LEN]>() }, 0)
+        .ok()?;
+    // From the remote address, not the router's: approved for the port's egress guard.
+    ctx.set_mark(vpc_common::MARK_APPROVED);
+    // SAFETY: redirecting the skb being processed to its own device's egress.
+    Some(unsafe { bpf_redirect(ingress, 0) } as i32)
+}
+
 /// The drop reason that goes with error `e`.
 pub fn reason(e: &IcmpError) -> DropReason {
     if e.ty == ICMP_TIME_EXCEEDED {

@@ -104,6 +104,12 @@ fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
     let fwd = match decide(slot, &iface, &mut flow, known) {
         Ok(Decision::Forward(fwd)) => fwd,
         Ok(Decision::Unmanaged | Decision::ToHost) => return Ok(xdp_action::XDP_PASS),
+        Ok(Decision::Reset) => {
+            let reason = DropReason::NatExpired;
+            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
+            drop::count_drop(reason);
+            return Ok(icmp::xdp_reset(ctx, &flow).unwrap_or(xdp_action::XDP_DROP));
+        }
         Err(reason) => {
             flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
             return Err(reason);
@@ -228,6 +234,12 @@ fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     let fwd = match decide(slot, &iface, &mut flow, None) {
         Ok(Decision::Forward(fwd)) => fwd,
         Ok(Decision::Unmanaged | Decision::ToHost) => return Ok(TC_ACT_OK),
+        Ok(Decision::Reset) => {
+            let reason = DropReason::NatExpired;
+            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
+            drop::count_drop(reason);
+            return Ok(icmp::tc_reset(ctx, &flow, ingress).unwrap_or(TC_ACT_SHOT));
+        }
         Err(reason) => {
             flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
             return Err(reason);
