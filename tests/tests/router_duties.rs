@@ -459,3 +459,73 @@ fn nat_idle_timeout_ends_in_a_reset_and_fragmented_udp_arrives_whole() {
         "{drops:?}"
     );
 }
+
+#[test]
+fn test_run_errors_from_inside_about_translated_packets_quote_them_as_sent() {
+    require_kernel!();
+    use vpc_tests::observe::{Seen, ports, run};
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap().octets();
+    // web got a UDP packet from the internet through its public IP (translated 1:1) and
+    // answers port unreachable: the quoted destination must be the public IP again.
+    let received = Packet::udp(INET, WEB, 5000, 9999);
+    let error = Packet::icmp_error(WEB, INET, 3, 3, &received);
+    let (seen, out) = run(&topo, "eweb1", &error);
+    assert_eq!(
+        seen,
+        Seen::Forwarded {
+            interface: "up0".into(),
+            src: WEB_PUBLIC.parse().unwrap(),
+            dst: INET.parse().unwrap(),
+        }
+    );
+    assert_eq!(
+        out[42 + 16..42 + 20],
+        ip(WEB_PUBLIC),
+        "quoted destination: the public IP"
+    );
+    assert_eq!(out[42 + 12..42 + 16], ip(INET), "quoted source unchanged");
+    assert_eq!(
+        vpc_tests::packet::checksum(&[&out[42..62]]),
+        0,
+        "quoted IP checksum"
+    );
+    verify_checksums(&out).unwrap();
+
+    // app's DNS query went out through the NAT gateway; the answer came back translated, and
+    // app answers port unreachable: the quoted destination is the elastic IP and NAT port.
+    let (_, q) = run(&topo, "eapp1", &Packet::udp(APP, INET, 40000, 53));
+    let nat_port = ports(&q).0;
+    let answer = Packet::udp(INET, "198.51.100.10", 53, nat_port);
+    assert!(matches!(
+        run(&topo, "up0", &answer).0,
+        Seen::Forwarded { .. }
+    ));
+    let received = Packet::udp(INET, APP, 53, 40000);
+    let error = Packet::icmp_error(APP, INET, 3, 3, &received);
+    let (seen, out) = run(&topo, "eapp1", &error);
+    assert_eq!(
+        seen,
+        Seen::Forwarded {
+            interface: "up0".into(),
+            src: "198.51.100.10".parse().unwrap(),
+            dst: INET.parse().unwrap(),
+        }
+    );
+    assert_eq!(
+        out[42 + 16..42 + 20],
+        ip("198.51.100.10"),
+        "quoted destination: the elastic IP"
+    );
+    assert_eq!(
+        out[62 + 2..62 + 4],
+        nat_port.to_be_bytes(),
+        "quoted destination port: the NAT port"
+    );
+    assert_eq!(
+        vpc_tests::packet::checksum(&[&out[42..62]]),
+        0,
+        "quoted IP checksum"
+    );
+    verify_checksums(&out).unwrap();
+}

@@ -62,6 +62,9 @@ pub struct Forward {
     /// its quoted header must show.
     pub inner_src: u32,
     pub inner_sport: u16,
+    /// Whether `inner_src`/`inner_sport` replace the quoted *destination* instead (an error
+    /// from inside about a packet that came in translated).
+    pub inner_dst: bool,
 }
 
 impl Forward {
@@ -79,6 +82,7 @@ impl Forward {
             vpc_id: 0,
             inner_src: 0,
             inner_sport: 0,
+            inner_dst: false,
         }
     }
 
@@ -95,6 +99,7 @@ impl Forward {
             vpc_id: 0,
             inner_src: 0,
             inner_sport: 0,
+            inner_dst: false,
         }
     }
 }
@@ -229,9 +234,47 @@ fn from_subnet(
     }
     let mut decision = route_from_subnet(iface, &s, &src, flow, &track)?;
     if let Decision::Forward(ref mut fwd) = decision {
+        if let Some(inner) = flow.inner {
+            outbound_error(flow, &inner, fwd);
+        }
         conntrack::commit(flow, track, fwd)?;
     }
     Ok(decision)
+}
+
+/// An ICMP error from inside about a packet that reached it translated (through the internet
+/// gateway's 1:1 mapping, or as a reply through a NAT gateway) leaves with its quoted
+/// destination translated back, as the remote end sent it: else it could not match it.
+#[inline(always)]
+fn outbound_error(flow: &Flow, inner: &Inner, fwd: &mut Forward) {
+    if inner.dst != flow.src || fwd.new_src == 0 {
+        return;
+    }
+    if fwd.nat_gateway == 0 {
+        // 1:1: the quoted destination was the instance's public IP.
+        fwd.inner_src = fwd.new_src;
+        fwd.inner_sport = inner.dport;
+        fwd.inner_dst = true;
+        return;
+    }
+    // Through a NAT gateway: the quoted packet was a reply of a translated connection.
+    let original = CtKey {
+        src: inner.dst,
+        dst: inner.src,
+        sport: inner.dport,
+        dport: inner.sport,
+        proto: inner.proto,
+        _pad: [0; 3],
+    };
+    if let Some(entry) = conntrack::entry(&original) {
+        // SAFETY: points into a CONNTRACK value; copied at once.
+        let (ip, port) = unsafe { ((*entry).nat_ip, (*entry).nat_port) };
+        if ip != 0 {
+            fwd.inner_src = ip;
+            fwd.inner_sport = port;
+            fwd.inner_dst = true;
+        }
+    }
 }
 
 /// A TCP segment (no SYN, no RST) without a connection, routed to a NAT gateway: it belongs

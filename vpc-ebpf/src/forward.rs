@@ -135,7 +135,7 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<
     if let Some(inner) = &flow.inner
         && fwd.inner_src != 0
     {
-        nat::rewrite_inner(ctx, flow, inner, fwd.inner_src, fwd.inner_sport)?;
+        nat::rewrite_inner(ctx, flow, inner, fwd)?;
     }
     if cache {
         conntrack::remember(
@@ -345,7 +345,7 @@ pub fn tc(ctx: &TcContext, flow: &Flow, fwd: &Forward) -> Result<i32, Refusal> {
         && fwd.inner_src != 0
     {
         // ICMP errors come with complete checksums: direct writes are fine here too.
-        nat::rewrite_inner(ctx, flow, inner, fwd.inner_src, fwd.inner_sport)?;
+        nat::rewrite_inner(ctx, flow, inner, fwd)?;
     }
     let l4_csum = if flow.frag == Frag::Later {
         None

@@ -185,15 +185,22 @@ pub fn rewrite_inner(
     ctx: &impl PacketCtx,
     flow: &Flow,
     inner: &Inner,
-    new_src: u32,
-    new_sport: u16,
+    fwd: &crate::decide::Forward,
 ) -> Result<(), DropReason> {
+    // The quoted source (an error about a packet we sent), or destination (`inner_dst`: an
+    // error from inside about a packet that came in translated).
+    let (new_src, new_sport) = (fwd.inner_src, fwd.inner_sport);
+    let (addr_off, port_off, old_sport) = if fwd.inner_dst {
+        (16, 2, inner.dport)
+    } else {
+        (12, 0, inner.sport)
+    };
     let icmp_csum: *mut [u8; 2] = ptr_at(ctx, flow.l4_off + 2)?;
     // SAFETY: bounds-checked by ptr_at.
     let mut outer = u16::from_ne_bytes(unsafe { *icmp_csum });
 
-    // Quoted source address and the quoted IP header checksum.
-    let src: *mut [u8; 4] = ptr_at(ctx, inner.ip_off + 12)?;
+    // Quoted address and the quoted IP header checksum.
+    let src: *mut [u8; 4] = ptr_at(ctx, inner.ip_off + addr_off)?;
     let ip_csum: *mut [u8; 2] = ptr_at(ctx, inner.ip_off + 10)?;
     // SAFETY: both bounds-checked by ptr_at.
     let (old_src, old_ip_csum) =
@@ -210,10 +217,10 @@ pub fn rewrite_inner(
     // Quoted port / identifier and the quoted L4 checksum (pseudo header for TCP and UDP).
     let (port_at, csum_at, pseudo) = match inner.proto {
         PROTO_ICMP => (inner.l4_off + 4, inner.l4_off + 2, false),
-        PROTO_UDP => (inner.l4_off, inner.l4_off + 6, true),
-        _ => (inner.l4_off, inner.l4_off + 16, true),
+        PROTO_UDP => (inner.l4_off + port_off, inner.l4_off + 6, true),
+        _ => (inner.l4_off + port_off, inner.l4_off + 16, true),
     };
-    let old_port = inner.sport.to_be();
+    let old_port = old_sport.to_be();
     let new_port = new_sport.to_be();
     if let Ok(l4_csum) = ptr_at::<[u8; 2]>(ctx, csum_at) {
         // SAFETY: bounds-checked by ptr_at.
