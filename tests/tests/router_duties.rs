@@ -529,3 +529,69 @@ fn test_run_errors_from_inside_about_translated_packets_quote_them_as_sent() {
     );
     verify_checksums(&out).unwrap();
 }
+
+/// The IPv4 header checksum of a frame recomputed after an edit.
+fn fix_ip_checksum(frame: &mut [u8]) {
+    frame[24..26].copy_from_slice(&[0, 0]);
+    let c = vpc_tests::packet::checksum(&[&frame[14..34]]);
+    frame[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+#[test]
+fn test_run_header_sanity() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    let port = topo.port_named("eapp1");
+    let dropped_for = |frame: &[u8], tc: bool| {
+        let before = topo.datapath.drop_counters().unwrap();
+        let dropped = {
+            let _inside = topo.router.enter().unwrap();
+            if tc {
+                let prog = topo.datapath.tc(vpc_agent::ebpf::programs::TC_INGRESS);
+                run_tc(prog, frame, port.ifindex).unwrap().verdict == TcVerdict::Shot
+            } else {
+                run_xdp(topo.datapath.xdp(), frame, Some(port.ifindex))
+                    .unwrap()
+                    .verdict
+                    == Verdict::Drop
+            }
+        };
+        let after = topo.datapath.drop_counters().unwrap();
+        let grown: Vec<DropReason> = DropReason::ALL
+            .into_iter()
+            .filter(|r| after.get(r) > before.get(r))
+            .collect();
+        (dropped, grown)
+    };
+    let syn = Packet::tcp(APP, "10.0.1.10", 40000, 5432, TCP_SYN);
+    // The IP total length ends inside the TCP header; the Ethernet padding after it looks like
+    // the rest of one.
+    let mut cut = topo.frame("eapp1", &syn);
+    cut[16..18].copy_from_slice(&30u16.to_be_bytes());
+    fix_ip_checksum(&mut cut);
+    for tc in [false, true] {
+        assert_eq!(
+            dropped_for(&cut, tc),
+            (true, vec![DropReason::Malformed]),
+            "tc {tc}"
+        );
+    }
+    // A tiny first fragment (RFC 1858): too short for the TCP header.
+    let mut tiny = topo.frame("eapp1", &syn.clone().fragment(true, 0));
+    tiny[16..18].copy_from_slice(&28u16.to_be_bytes());
+    fix_ip_checksum(&mut tiny);
+    for tc in [false, true] {
+        assert_eq!(
+            dropped_for(&tiny, tc),
+            (true, vec![DropReason::Fragment]),
+            "tc {tc}"
+        );
+    }
+    // A bad IPv4 header checksum (the TC path checks it).
+    let mut bad = topo.frame("eapp1", &syn);
+    bad[24] ^= 0x55;
+    assert_eq!(dropped_for(&bad, true), (true, vec![DropReason::Malformed]));
+    // The same packets intact pass the checks.
+    let good = topo.frame("eapp1", &syn);
+    assert_eq!(dropped_for(&good, true).0, false);
+}

@@ -230,6 +230,9 @@ fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
         Frame::Other => return Ok(TC_ACT_OK),
     };
     packet::addressed_to(ctx, &iface.mac)?;
+    if !packet::header_checksum_ok(ctx)? {
+        return Err(DropReason::Malformed);
+    }
     let bytes = u64::from(ctx.len());
     let fwd = match decide(slot, &iface, &mut flow, None) {
         Ok(Decision::Forward(fwd)) => fwd,
