@@ -471,6 +471,7 @@ fn listings_decode_conntrack_routes_and_nat() {
         .unwrap_or_else(|| panic!("the ping's connection in {conntrack:#}"));
     assert_eq!(entry["protocol"], "icmp");
     assert_eq!(entry["state"], "BOTH_WAYS");
+    assert_eq!(entry["assured"], true, "answered: moved to CONNTRACK");
     assert_eq!(entry["nat"], serde_json::Value::Null);
     let expires = entry["expires_in_secs"].as_u64().expect("expiry");
     assert!(

@@ -79,6 +79,9 @@ pub struct Connection {
     pub dst: Ipv4Addr,
     pub dport: u16,
     pub state: &'static str,
+    /// Whether the connection is assured (in CONNTRACK) or still new (in CT_UNASSURED: a
+    /// handshake in progress, no answer yet).
+    pub assured: bool,
     /// The translated source (NAT gateway address and port), if translated.
     pub nat: Option<(Ipv4Addr, u16)>,
     pub age_secs: u64,
@@ -98,6 +101,7 @@ pub fn connection(t: &CtTimeouts, key: &CtKey, entry: &CtEntry, now: u64) -> Con
         dst: addr(key.dst),
         dport: key.dport,
         state: state_name(entry.state),
+        assured: true,
         nat: (entry.nat_ip != 0).then(|| (addr(entry.nat_ip), entry.nat_port)),
         age_secs: now.saturating_sub(entry.created_ns) / 1_000_000_000,
         idle_secs: idle / 1_000_000_000,
@@ -187,6 +191,20 @@ pub fn conntrack(dir: &Path) -> Result<Vec<Connection>, StatusError> {
         .filter_map(Result::ok)
         .map(|(k, e)| (k, connection(&t, &k, &e, now)))
         .collect();
+    // New connections (a flood of half-open ones included) live apart until assured.
+    let new_map = pin::open_map(dir, names::CT_UNASSURED)?;
+    let new: HashMap<&MapData, CtKey, CtEntry> =
+        HashMap::try_from(&new_map).map_err(map_err(names::CT_UNASSURED))?;
+    out.extend(new.iter().filter_map(Result::ok).map(|(k, e)| {
+        let c = connection(&t, &k, &e, now);
+        (
+            k,
+            Connection {
+                assured: false,
+                ..c
+            },
+        )
+    }));
     out.sort_by_key(|(k, _)| *k);
     Ok(out.into_iter().map(|(_, c)| c).collect())
 }
@@ -271,7 +289,11 @@ pub fn render_conntrack(rows: &[Connection]) -> String {
                     c.protocol.clone(),
                     format!("{}:{}", c.src, c.sport),
                     format!("{}:{}", c.dst, c.dport),
-                    c.state.to_owned(),
+                    if c.assured {
+                        c.state.to_owned()
+                    } else {
+                        format!("{} (unassured)", c.state)
+                    },
                     c.nat
                         .map_or("-".into(), |(ip, port)| format!("{ip}:{port}")),
                     format!("{}s", c.age_secs),
