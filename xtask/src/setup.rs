@@ -21,7 +21,6 @@ pub const NIGHTLY: &str = "nightly";
 const DEBIAN_TOOLS: &[(&str, &str)] = &[
     ("iproute2", "ip"),
     ("bpftool", "bpftool"),
-    ("ethtool", "ethtool"),
     ("tcpdump", "tcpdump"),
     ("nftables", "nft"),
     ("iperf3", "iperf3"),
