@@ -90,6 +90,12 @@ fn nft(script: &str) -> Result<(), GuardError> {
 
 /// Installs (or replaces) the guard of `dir` for `interfaces`.
 pub fn install(dir: &Path, interfaces: &[&str]) -> Result<(), GuardError> {
+    // A name is quoted into the nft script: one that could end the quotes is refused.
+    if let Some(name) = interfaces.iter().find(|n| n.contains(['"', '\\', '\n'])) {
+        return Err(GuardError::Nft(format!(
+            "interface name {name:?} cannot be written into an nftables set"
+        )));
+    }
     nft(&ruleset(dir, interfaces))
 }
 
@@ -127,5 +133,15 @@ mod tests {
         // Replaced whole: created if absent, deleted, created again, in one transaction.
         assert!(rules.starts_with(&format!("table inet {} {{}}\ndelete table", table_name(a))));
         assert!(!ruleset(a, &[]).contains("elements"));
+    }
+
+    #[test]
+    fn a_name_that_would_break_the_quotes_is_refused_before_nft_runs() {
+        let err = install(Path::new("/x"), &["ok0", "bad\"; flush ruleset; \""]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot be written into an nftables set"),
+            "{err}"
+        );
     }
 }
