@@ -185,18 +185,7 @@ pub fn import(file: &str, text: &str, options: &Options) -> Result<Imported, Imp
         .get("Conditions")
         .map(|c| c.entries().iter().map(|(k, n)| (k.clone(), n)).collect())
         .unwrap_or_default();
-    let table: BTreeMap<String, (String, Option<&Node>)> = resources
-        .entries()
-        .iter()
-        .map(|(id, n)| {
-            let kind = n
-                .get("Type")
-                .and_then(Node::as_str)
-                .unwrap_or("")
-                .to_owned();
-            (id.clone(), (kind, n.get("Properties")))
-        })
-        .collect();
+    let table = super::intrinsics::resource_table(resources);
     let ctx = Context::new(parameters, doc.get("Mappings"), conditions, table);
     let mut reader = Reader {
         ctx,
@@ -275,51 +264,39 @@ impl<'n> Props<'n> {
         }
     }
 
+    /// A property converted by `get`; a value it does not take (`what` it should be) is
+    /// reported.
+    fn typed<T>(
+        &mut self,
+        key: &str,
+        report: &mut Report,
+        what: &str,
+        get: impl Fn(&Val) -> Option<T>,
+    ) -> Option<T> {
+        let v = self.val(key)?;
+        get(&v).or_else(|| {
+            let msg = format!("{key}: {}", v.why_not(what));
+            report.add(&self.origin, self.line(key), Severity::NotImported, msg);
+            None
+        })
+    }
+
     /// A text property; a value that is not text is reported.
     fn text(&mut self, key: &str, report: &mut Report) -> Option<String> {
-        let v = self.val(key)?;
-        match v.text() {
-            Some(t) => Some(t),
-            None => {
-                let msg = format!("{key}: {}", v.why_not("text"));
-                report.add(&self.origin, self.line(key), Severity::NotImported, msg);
-                None
-            }
-        }
+        self.typed(key, report, "text", Val::text)
     }
 
     fn int(&mut self, key: &str, report: &mut Report) -> Option<i64> {
-        let v = self.val(key)?;
-        match v.int() {
-            Some(i) => Some(i),
-            None => {
-                let msg = format!("{key}: {}", v.why_not("a number"));
-                report.add(&self.origin, self.line(key), Severity::NotImported, msg);
-                None
-            }
-        }
+        self.typed(key, report, "a number", Val::int)
     }
 
     fn bool(&mut self, key: &str, report: &mut Report) -> Option<bool> {
-        let v = self.val(key)?;
-        match v.bool() {
-            Some(b) => Some(b),
-            None => {
-                let msg = format!("{key}: {}", v.why_not("true or false"));
-                report.add(&self.origin, self.line(key), Severity::NotImported, msg);
-                None
-            }
-        }
+        self.typed(key, report, "true or false", Val::bool)
     }
 
     /// A reference to another resource (`!Ref X`, `!GetAtt X.Id`) or an ID written out.
     fn target(&mut self, key: &str, report: &mut Report) -> Option<String> {
-        let v = self.val(key)?;
-        target_of(&v).or_else(|| {
-            let msg = format!("{key}: {}", v.why_not("a resource"));
-            report.add(&self.origin, self.line(key), Severity::NotImported, msg);
-            None
-        })
+        self.typed(key, report, "a resource", target_of)
     }
 
     /// A list of references.

@@ -676,6 +676,22 @@ pub fn ipv4(v: &Val) -> Option<Ipv4Addr> {
     v.text()?.parse().ok()
 }
 
+/// A template's resources by logical ID: (type, properties).
+pub fn resource_table(resources: &Node) -> BTreeMap<String, (String, Option<&Node>)> {
+    resources
+        .entries()
+        .iter()
+        .map(|(id, n)| {
+            let kind = n
+                .get("Type")
+                .and_then(Node::as_str)
+                .unwrap_or("")
+                .to_owned();
+            (id.clone(), (kind, n.get("Properties")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,22 +699,7 @@ mod tests {
 
     fn eval_in(template: &str, expr: &str) -> Val {
         let doc = parse_yaml(template).expect("template parses");
-        let resources = doc
-            .get("Resources")
-            .map(|r| {
-                r.entries()
-                    .iter()
-                    .map(|(id, n)| {
-                        let kind = n
-                            .get("Type")
-                            .and_then(Node::as_str)
-                            .unwrap_or("")
-                            .to_owned();
-                        (id.clone(), (kind, n.get("Properties")))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let resources = doc.get("Resources").map(resource_table).unwrap_or_default();
         let parameters = doc
             .get("Parameters")
             .map(|p| {
