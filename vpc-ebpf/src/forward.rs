@@ -132,6 +132,15 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<
     if params.ifindex != fwd.ifindex {
         return Err(DropReason::FibFailed.into());
     }
+    // Only devices that take XDP_REDIRECT are in DEVICES (the agent leaves out virtual ones:
+    // a veth delivers redirected frames only if its peer runs NAPI). Anything else goes to
+    // the TC program unmodified, which decides again and hands it to the kernel's neighbour
+    // code. Checked here, before anything is rewritten or cached: a cached path names a
+    // device of its own policy generation, which a switch-over invalidates before the agent
+    // prunes DEVICES, so the fast path need not look again.
+    if DEVICES.get(fwd.ifindex).is_none() {
+        return Ok(xdp_action::XDP_PASS);
+    }
     if let Some(inner) = &flow.inner
         && fwd.inner_src != 0
     {
@@ -167,13 +176,6 @@ pub fn xdp_send(
     smac: &[u8; 6],
     dmac: &[u8; 6],
 ) -> Result<u32, DropReason> {
-    // Only devices that take XDP_REDIRECT are in DEVICES (the agent leaves out virtual ones:
-    // a veth delivers redirected frames only if its peer runs NAPI). Anything else goes to
-    // the TC program unmodified, which decides again and hands it to the kernel's neighbour
-    // code.
-    if DEVICES.get(fwd.ifindex).is_none() {
-        return Ok(xdp_action::XDP_PASS);
-    }
     xdp_rewrite(ctx, flow, fwd, src, dst)?;
     let eth: *mut EthHdr = ptr_at(ctx, 0)?;
     // SAFETY: bounds-checked by ptr_at; plain bytes.

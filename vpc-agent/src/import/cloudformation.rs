@@ -904,16 +904,27 @@ impl<'a> Reader<'a> {
             );
             return &[];
         }
-        match self
-            .inv
-            .network_acls
-            .iter_mut()
-            .find(|a| a.origin.id == acl)
-        {
-            Some(a) => a.entries.push(entry),
-            None => self.missing(&p.origin.clone(), "NetworkAclId", &acl, "network ACL"),
+        if let Some(a) = self.network_acl(p, &acl) {
+            a.entries.push(entry);
         }
         &[]
+    }
+
+    /// The template's network ACL `acl` (named by `p`'s `NetworkAclId`); reported if absent.
+    fn network_acl(
+        &mut self,
+        p: &Props<'_>,
+        acl: &str,
+    ) -> Option<&mut super::inventory::NetworkAcl> {
+        let found = self
+            .inv
+            .network_acls
+            .iter()
+            .position(|a| a.origin.id == acl);
+        if found.is_none() {
+            self.missing(&p.origin.clone(), "NetworkAclId", acl, "network ACL");
+        }
+        found.map(|i| &mut self.inv.network_acls[i])
     }
 
     fn acl_association(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
@@ -924,14 +935,8 @@ impl<'a> Reader<'a> {
                 // Association with the default ACL: what an unassociated subnet has.
                 return &[];
             }
-            match self
-                .inv
-                .network_acls
-                .iter_mut()
-                .find(|a| a.origin.id == acl)
-            {
-                Some(a) => a.subnets.push(subnet),
-                None => self.missing(&p.origin.clone(), "NetworkAclId", &acl, "network ACL"),
+            if let Some(a) = self.network_acl(p, &acl) {
+                a.subnets.push(subnet);
             }
         }
         &[]
