@@ -6,8 +6,8 @@ use anyhow::Result;
 
 use super::{
     LARGEST, SMALLEST,
-    e2e::E2e,
-    memory::MapMemory,
+    e2e::{E2e, FLOWS},
+    memory::{MapMemory, PerConnection},
     testrun::{ConfigCost, NEW_DISTINCT, Path, STEADY_DISTINCT, STEADY_REPEAT},
 };
 
@@ -16,6 +16,8 @@ pub struct Report<'a> {
     pub configs: &'a [ConfigCost],
     pub e2e: Option<&'a E2e>,
     pub memory: &'a [MapMemory],
+    /// Linux's `nf_conntrack` object size (bytes), the baseline of the connection state.
+    pub linux_conntrack: Option<u64>,
     pub image: &'a str,
     pub elapsed: Duration,
 }
@@ -121,24 +123,60 @@ impl Report<'_> {
                 }),
             },
         ];
-        targets.push(match self.e2e {
-            Some(e) => Target {
-                what: "end to end: at least 3x the packets per second of the nftables router",
-                met: Some(e.xdp.pps >= 3.0 * e.nft.pps),
+        targets.extend(self.e2e_targets());
+        targets
+    }
+
+    /// The targets the end-to-end part measures (also replaced alone by `--e2e-only`).
+    fn e2e_targets(&self) -> Vec<Target> {
+        let skipped = || "skipped (--no-e2e)".to_string();
+        let pps = self.e2e.and_then(|e| e.at(64));
+        let tcp = self.e2e.map(|e| e.tcp);
+        let conn = PerConnection::of(self.memory);
+        vec![
+            Target {
+                what: E2E_TARGETS[0],
+                met: pps.map(|s| s.datapath.pps >= 3.0 * s.nftables.pps),
+                numbers: pps.map_or_else(skipped, |s| {
+                    format!(
+                        "x{:.2} ({:.2} vs {:.2} Mpps); router CPU per packet x{:.2} ({:.0} vs {:.0} ns)",
+                        s.datapath.pps / s.nftables.pps,
+                        s.datapath.pps / 1e6,
+                        s.nftables.pps / 1e6,
+                        s.nftables.router_ns / s.datapath.router_ns,
+                        s.datapath.router_ns,
+                        s.nftables.router_ns
+                    )
+                }),
+            },
+            Target {
+                what: E2E_TARGETS[1],
+                met: tcp.map(|t| t.datapath_bps >= t.nftables_bps),
+                numbers: tcp.map_or_else(skipped, |t| {
+                    format!(
+                        "x{:.2} ({:.2} vs {:.2} Gbit/s)",
+                        t.datapath_bps / t.nftables_bps,
+                        t.datapath_bps / 1e9,
+                        t.nftables_bps / 1e9
+                    )
+                }),
+            },
+            Target {
+                what: E2E_TARGETS[2],
+                met: (!self.memory.is_empty()).then_some(conn.total() <= 128.0),
                 numbers: format!(
-                    "{:.0} vs {:.0} pps: x{:.2}",
-                    e.xdp.pps,
-                    e.nft.pps,
-                    e.xdp.pps / e.nft.pps
+                    "{:.0} B (CONNTRACK {:.0} + NAT_PORTS {:.0} + FLOWS {:.0}){}",
+                    conn.total(),
+                    conn.conntrack,
+                    conn.nat_ports,
+                    conn.flows,
+                    self.linux_conntrack.map_or(String::new(), |l| format!(
+                        "; x{:.2} Linux's nf_conntrack object ({l} B)",
+                        conn.total() / l as f64
+                    ))
                 ),
             },
-            None => Target {
-                what: "end to end: at least 3x the packets per second of the nftables router",
-                met: None,
-                numbers: "skipped (--no-e2e)".into(),
-            },
-        });
-        targets
+        ]
     }
 
     fn costs(&self, path: Path) -> Vec<&super::testrun::PathCost> {
@@ -227,31 +265,131 @@ impl Report<'_> {
         };
         writeln!(
             md,
-            "Medians of {} runs of {} s each; web0 (pub0) -> db0 (priv0), smallest tables.\n",
-            e.runs, e.seconds
+            "### Packets per second (in-kernel generator, XDP sink)\n\n\
+             web0 (pub0) -> db0 (priv0), UDP over {FLOWS} flows, smallest tables; medians of {} \
+             runs of {:.1} s each, both routers in turn at each size. *Router CPU per packet*: \
+             the CPU time of the router's CPU (CPU {}: pub0's NAPI thread and that CPU's \
+             ksoftirqd) divided by the packets the sink counted, the router's work and the \
+             sink's; the generator runs on CPU {}.\n",
+            e.runs,
+            e.window.as_secs_f64(),
+            e.router_cpu,
+            e.generator_cpu
         )?;
         writeln!(
             md,
-            "| router | UDP 64 B packets/s received | TCP throughput |\n| --- | --- | --- |"
+            "| frame | datapath (native XDP) | Linux + nftables | ratio | router CPU per packet, datapath | Linux + nftables | ratio |\n\
+             | --- | --- | --- | --- | --- | --- | --- |"
         )?;
-        for (name, t) in [
-            ("agent datapath (native XDP)", e.xdp),
-            ("Linux + nftables", e.nft),
-        ] {
+        for s in &e.sizes {
             writeln!(
                 md,
-                "| {name} | {:.0} | {:.2} Gbit/s |",
-                t.pps,
-                t.tcp_bps / 1e9
+                "| {} B | {:.0} pps | {:.0} pps | **x{:.2}** | {:.0} ns | {:.0} ns | x{:.2} |",
+                s.size,
+                s.datapath.pps,
+                s.nftables.pps,
+                s.datapath.pps / s.nftables.pps,
+                s.datapath.router_ns,
+                s.nftables.router_ns,
+                s.nftables.router_ns / s.datapath.router_ns
             )?;
         }
         writeln!(
             md,
-            "| ratio | x{:.2} | x{:.2} |\n",
-            e.xdp.pps / e.nft.pps,
-            e.xdp.tcp_bps / e.nft.tcp_bps
+            "\n### Which CPU did what\n\n\
+             *busy*: the thread's CPU time over the window (from its `schedstat`); *program*: \
+             the router's XDP program per run from the kernel's BPF statistics (`vpc_xdp`; \
+             for Linux the pass-through); *generator's share*: the generator's CPU time per \
+             packet delivered over the generator's and the router's.\n\n\
+             | frame | router | CPU {g}: generator | frames offered | CPU {r}: router + sink | sink on CPU {r} | program | generator's share |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- |",
+            g = e.generator_cpu,
+            r = e.router_cpu
         )?;
+        for s in &e.sizes {
+            for (name, l) in [("datapath", &s.datapath), ("Linux + nftables", &s.nftables)] {
+                writeln!(
+                    md,
+                    "| {} B | {name} | {:.0}% busy, {:.0} ns/frame | {:.0} pps | {:.0}% busy, {:.0} ns/packet | {:.0}% | {:.0} ns | {:.0}% |",
+                    s.size,
+                    l.generator_busy * 100.0,
+                    l.generator_ns,
+                    l.offered_pps,
+                    l.router_busy * 100.0,
+                    l.router_ns,
+                    l.sink_on_router_cpu * 100.0,
+                    l.program_ns,
+                    l.generator_share() * 100.0
+                )?;
+            }
+        }
+        let t = e.tcp;
+        writeln!(
+            md,
+            "\n### TCP throughput (iperf3)\n\n\
+             One stream web0 -> db0, medians of {} runs of {} s, the routers in turn.\n\n\
+             | router | TCP throughput |\n| --- | --- |\n\
+             | datapath (TC, as the agent attaches itself to veths) | {:.2} Gbit/s |\n\
+             | Linux + nftables | {:.2} Gbit/s |\n\
+             | ratio | **x{:.2}** |\n",
+            t.runs,
+            t.seconds,
+            t.datapath_bps / 1e9,
+            t.nftables_bps / 1e9,
+            t.datapath_bps / t.nftables_bps
+        )?;
+        self.distance(md, e)?;
         md.push_str(E2E_METHOD);
+        Ok(())
+    }
+
+    /// For each end-to-end target not met: how far, from the run's own figures.
+    fn distance(&self, md: &mut String, e: &E2e) -> Result<()> {
+        writeln!(md, "### Distance to the targets\n")?;
+        if let Some(s) = e.at(64) {
+            let ratio = s.datapath.pps / s.nftables.pps;
+            let d = &s.datapath;
+            if ratio >= 3.0 {
+                writeln!(md, "- 64 B packets per second: met (x{ratio:.2}).")?;
+            } else {
+                writeln!(
+                    md,
+                    "- 64 B packets per second: x{ratio:.2} of the x3 asked. The router's CPU \
+                     was {:.0}% busy for the datapath ({:.0}% for Linux); per packet it spent \
+                     {:.0} ns, of which `vpc_xdp` itself {:.0} ns ({:.0}%): the rest is the \
+                     veth's receive, the redirect and the sink. x3 needs at most {:.0} ns per \
+                     packet on that CPU.",
+                    d.router_busy * 100.0,
+                    s.nftables.router_busy * 100.0,
+                    d.router_ns,
+                    d.program_ns,
+                    d.program_ns / d.router_ns * 100.0,
+                    s.nftables.router_ns / 3.0
+                )?;
+            }
+        }
+        let t = e.tcp;
+        let ratio = t.datapath_bps / t.nftables_bps;
+        if ratio >= 1.0 {
+            writeln!(md, "- TCP throughput: met (x{ratio:.2}).")?;
+        } else {
+            writeln!(
+                md,
+                "- TCP throughput: x{ratio:.2}, {:.0}% below Linux + nftables.",
+                (1.0 - ratio) * 100.0
+            )?;
+        }
+        let conn = PerConnection::of(self.memory);
+        if conn.total() > 128.0 {
+            writeln!(
+                md,
+                "- Connection state: {:.0} B per connection, {:.0} B over the 128 B asked \
+                 (see *Map memory* below).",
+                conn.total(),
+                conn.total() - 128.0
+            )?;
+        }
+        md.push('\n');
         Ok(())
     }
 
@@ -275,6 +413,23 @@ impl Report<'_> {
             )?;
         }
         writeln!(md, "| **total** | | | **{:.1} MiB** |", mib(total))?;
+        let c = PerConnection::of(self.memory);
+        writeln!(
+            md,
+            "\nPer tracked connection, all in: one entry of the connection table (the larger \
+             of CONNTRACK's and CT_UNASSURED's per-entry memlock: a connection lives in one of \
+             them) {:.0} B + one NAT_PORTS entry {:.0} B + one FLOWS entry (per CPU) {:.0} B = \
+             **{:.0} B**{}.",
+            c.conntrack,
+            c.nat_ports,
+            c.flows,
+            c.total(),
+            self.linux_conntrack.map_or(String::new(), |l| format!(
+                " (Linux on this kernel: a `nf_conntrack` slab object is {l} B before its \
+                 hash-table slot and extensions; ratio x{:.2})",
+                c.total() / l as f64
+            ))
+        )?;
         Ok(())
     }
 }
@@ -334,12 +489,151 @@ two drains by the agent.
 ";
 
 const E2E_METHOD: &str = "\
-Same generated VPC in both cases. The agent's router has the datapath attached in native XDP mode
-on every router port (and its TC programs); the Linux router has no programs attached, IPv4
-forwarding on and an nftables ruleset that enforces the same policy for this traffic: a forward
-chain with `ct state established,related accept`, `ct state invalid drop` and accept rules per
-subnet pair and protocol (policy drop), SNAT for the NAT gateway and the public IPs and DNAT to the
-instances. The generators (iperf3, each run under `timeout`) share the 2 cores with the router's
-softirq work, so the end-to-end ratio understates the datapath's own advantage: a veth pair
-delivers in the sender's context, and the sender's and the receiver's copies dominate.
+### Method
+
+Both routers are the same generated VPC (`cargo xtask bench` builds it in network namespaces:
+a router namespace, a namespace per subnet behind a veth each), both built before the first run
+and measured in turn. The datapath's router has the agent's programs on every port, XDP in
+native mode (the topology is compiled as a router with NICs: XDP decides everything and
+redirects through its device map; the generator's frames carry complete checksums, as a NIC's
+do). The Linux router has IPv4 forwarding and an nftables ruleset enforcing the same policy for
+this traffic: a forward chain with `ct state established,related accept`, `ct state invalid
+drop` and accept rules per subnet pair and protocol (policy drop), SNAT for the NAT gateway and
+the public IPs and DNAT to the instances; its ingress (pub0) runs a pass-through XDP program
+(`bench_pass`), without which a veth refuses frames sent with XDP.
+
+**Generator.** `bench_gen` (crate `bench-ebpf`) is run by `BPF_PROG_TEST_RUN` with
+`BPF_F_TEST_XDP_LIVE_FRAMES` from a thread pinned to the generator's CPU inside web0's
+namespace, `ingress_ifindex` set to web0's interface, calls of 262,144 frames in batches of 64
+until the run ends: the kernel runs it on frames of its own page pool and transmits what it
+returns (XDP_TX) out of web0's interface, i.e. to the router's pub0. The frame (UDP web0 ->
+db0, UDP checksum 0) comes from the benchmark's packet builder; the program writes its headers
+over every frame (the router and the sink rewrite a frame in place before its page comes back
+to the pool) and varies the source port over the flows. The program is also attached to a
+spare veth pair, which keeps it in the kernel's XDP dispatcher.
+**Router CPU.** pub0's NAPI runs in a kernel thread of its own (`threaded` set in sysfs on the
+router's end) pinned to the router's CPU, so the router's receive, its forwarding and the
+delivery to db0 (in that CPU's softirq) happen there and not on the generator's CPU.
+**Sink.** `bench_sink`, native XDP on db0's interface, counts packets and bytes per CPU and
+drops them. A run: the generator starts, after 0.2 s the counters (sink, generator, the
+threads' `schedstat` CPU time, the programs' BPF run-time statistics, enabled with
+`BPF_ENABLE_STATS` for the benchmark only) are read, again after the window; then the
+generator stops. Frame sizes are Ethernet header to the end of the payload, without FCS.
+
+**TCP.** iperf3 (each run under `timeout`), one stream web0 -> db0, on two fresh topologies
+without the benchmark's programs: the datapath attached as the agent attaches itself to veths
+(TC on every port: a local stack's frames carry partial checksums and GSO aggregates), and the
+Linux router with the nftables ruleset.
+
+To repeat only this part: `cargo xtask bench --e2e-only` (about a minute; it replaces this
+section, the end-to-end targets and the map memory in BENCHMARKS.md and keeps the rest).
 ";
+
+/// The end-to-end targets' statements (the rows `--e2e-only` replaces).
+const E2E_TARGETS: [&str; 3] = [
+    "end to end: 64 B packets per second at least 3x Linux + nftables (same policy)",
+    "end to end: TCP throughput not below Linux + nftables",
+    "connection state: at most 128 B of map memory per tracked connection, all in",
+];
+
+/// `generated` (a whole report of an `--e2e-only` run) spliced into `existing`: the end-to-end
+/// targets' rows, the end-to-end section and the map memory from `generated`, everything else
+/// (the per-packet part) from `existing`. Without an existing report, `generated` as it is.
+pub fn splice_e2e(existing: &str, generated: &str) -> String {
+    if !existing.contains("\n## ") {
+        return generated.to_string();
+    }
+    let new = sections(generated);
+    let owned = |title: &str| title.starts_with("## End to end") || title.starts_with("## Map memory");
+    let mut out = String::new();
+    for (title, body) in sections(existing) {
+        if owned(title) {
+            continue;
+        }
+        if title.starts_with("## Targets") {
+            let mine = |l: &&str| E2E_TARGETS.iter().any(|t| l.starts_with(&format!("| {t} |")));
+            let fresh: Vec<&str> = new
+                .iter()
+                .find(|(t, _)| t.starts_with("## Targets"))
+                .map(|(_, b)| b.lines().filter(mine).collect())
+                .unwrap_or_default();
+            let mut lines: Vec<&str> = body.lines().filter(|l| !mine(l)).collect();
+            // The table ends at its last row; the fresh rows go after it.
+            let end = lines.iter().rposition(|l| l.starts_with('|')).map_or(lines.len(), |i| i + 1);
+            lines.splice(end..end, fresh);
+            out.push_str(&lines.join("\n"));
+            out.push('\n');
+        } else {
+            out.push_str(body);
+        }
+    }
+    for (title, body) in &new {
+        if owned(title) {
+            out.push_str(body);
+        }
+    }
+    out
+}
+
+/// A Markdown document cut at its `## ` headings: (heading line, text from it to the next).
+/// The text before the first heading has an empty title.
+fn sections(doc: &str) -> Vec<(&str, &str)> {
+    let mut starts: Vec<usize> = doc
+        .match_indices("\n## ")
+        .map(|(i, _)| i + 1)
+        .collect();
+    starts.insert(0, 0);
+    starts.dedup();
+    let mut out = Vec::new();
+    for (k, &start) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(doc.len());
+        let body = &doc[start..end];
+        let title = if body.starts_with("## ") {
+            body.lines().next().unwrap_or("")
+        } else {
+            ""
+        };
+        out.push((title, body));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: &str = "# Benchmarks\n\nold run\n\n## Targets\n\n| target | met | numbers |\n| --- | --- | --- |\n\
+        | tracked flow | **met** | 1 |\n\
+        | end to end: TCP throughput not below Linux + nftables | **not met** | old |\n\n\
+        ## Per-packet cost\n\nper-packet figures\n\n## End to end (router namespace, veth)\n\nold e2e\n\n\
+        ## Map memory at default sizes\n\nold memory\n";
+    const NEW: &str = "# Benchmarks\n\nnew run\n\n## Targets\n\n| target | met | numbers |\n| --- | --- | --- |\n\
+        | tracked flow | not measured | - |\n\
+        | end to end: TCP throughput not below Linux + nftables | **met** | new |\n\
+        | connection state: at most 128 B of map memory per tracked connection, all in | **not met** | 300 B |\n\n\
+        ## Per-packet cost\n\nnothing\n\n## End to end (router namespace, veth)\n\nnew e2e\n\n\
+        ## Map memory at default sizes\n\nnew memory\n";
+
+    #[test]
+    fn an_e2e_only_run_replaces_its_parts_and_keeps_the_per_packet_ones() {
+        let out = splice_e2e(OLD, NEW);
+        assert!(out.contains("old run"));
+        assert!(out.contains("per-packet figures"));
+        assert!(!out.contains("nothing"));
+        assert!(out.contains("| tracked flow | **met** | 1 |"));
+        assert!(!out.contains("| tracked flow | not measured"));
+        assert!(out.contains("| end to end: TCP throughput not below Linux + nftables | **met** | new |"));
+        assert!(!out.contains("| **not met** | old |"));
+        assert!(out.contains("| connection state: at most 128 B"));
+        assert!(out.contains("new e2e") && !out.contains("old e2e"));
+        assert!(out.contains("new memory") && !out.contains("old memory"));
+        // The fresh rows stay inside the table, before the next section.
+        let table_end = out.find("## Per-packet").unwrap();
+        assert!(out.find("| connection state").unwrap() < table_end);
+    }
+
+    #[test]
+    fn without_a_previous_report_the_new_one_is_written_whole() {
+        assert_eq!(splice_e2e("", NEW), NEW);
+    }
+}
