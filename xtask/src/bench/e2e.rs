@@ -3,12 +3,15 @@
 //! the gateways), same topology, same traffic, measured interleaved:
 //!
 //! - packets per second, web0 -> db0 (pub0 -> priv0), at several frame sizes: the in-kernel
-//!   generator (`live`) transmits crafted UDP frames out of web0's interface from one CPU;
-//!   the router's ingress (pub0) runs its NAPI in a thread of its own on the other CPU, where
-//!   the router's work and the sink's (db0's interface, counting and dropping) happen. The
-//!   agent's router has its datapath in native XDP on every port (the frames carry complete
-//!   checksums, as a NIC's do); the Linux router a pass-through XDP program on pub0 (so that
-//!   the veth takes XDP frames at all) and the kernel's forwarding and nftables;
+//!   generator (`live`) transmits crafted UDP frames out of web0's interface from a thread
+//!   pinned to one CPU; the veths deliver in the sender's softirq, so that CPU does the
+//!   generator's work, the router's and the sink's (db0's interface, counting and dropping),
+//!   one after the other and nothing else. The generator alone (its frames straight into a
+//!   sink, no router) is measured the same way in the same runs: its cost is subtracted to
+//!   give the router's. The agent's router has its datapath in native XDP on every port (the
+//!   frames carry complete checksums, as a NIC's do); the Linux router a pass-through XDP
+//!   program on pub0 (a veth takes frames sent with XDP only then) and the kernel's forwarding
+//!   and nftables;
 //! - TCP throughput: iperf3, one stream, web0 -> db0, the agent as it attaches itself to veths
 //!   (TC: their frames carry partial checksums and GSO aggregates), no XDP program anywhere on
 //!   the Linux router.
@@ -16,7 +19,6 @@
 //! Everything runs inside the test namespaces with private addresses, bounded (the generator
 //! in time, iperf3 under `timeout`); the namespaces go away with the topology (also on failure).
 use std::{
-    collections::BTreeSet,
     process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -48,6 +50,8 @@ pub const FRAME_SIZES: [usize; 3] = [64, 512, 1500];
 pub const FLOWS: u32 = 64;
 /// Time the generator runs before a measurement window opens.
 const WARMUP: Duration = Duration::from_millis(200);
+/// The CPU the generator's thread (and so everything) runs on.
+pub const CPU: usize = 0;
 
 /// The two routers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,43 +62,65 @@ pub enum Router {
     Nftables,
 }
 
-/// Medians of one router's runs at one frame size.
+/// Where the generator's frames go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// web0's interface: through the router to db0's sink.
+    Router,
+    /// The sender namespace's spare pair: straight into a sink (the generator alone).
+    Loopback,
+}
+
+/// Medians of one set of runs (one router, or the generator alone, at one frame size).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Live {
     /// Packets per second counted by the sink.
     pub pps: f64,
     /// Frames per second the generator transmitted.
     pub offered_pps: f64,
-    /// CPU time of the router's CPU (its NAPI thread and that CPU's ksoftirqd) per packet
-    /// received: the router's work and the sink's.
-    pub router_ns: f64,
-    /// Fraction of the window the router's CPU spent on it.
-    pub router_busy: f64,
-    /// CPU time of the generator's thread per frame generated.
-    pub generator_ns: f64,
-    /// Fraction of the window the generator's thread ran.
-    pub generator_busy: f64,
+    /// CPU time (the generator's thread and its CPU's ksoftirqd) per packet the sink counted:
+    /// the generator's, the router's and the sink's work.
+    pub cpu_ns: f64,
+    /// Fraction of the window that CPU time took (the share of the CPU the run got).
+    pub busy: f64,
     /// Run time of the router's XDP program per run (`vpc_xdp`, or the pass-through), from the
-    /// kernel's BPF statistics.
+    /// kernel's BPF statistics (a separate run: 0 when they are off, and without a router).
     pub program_ns: f64,
-    /// Share of the packets the sink counted on the router's CPU.
-    pub sink_on_router_cpu: f64,
+    /// Share of the packets the sink counted on the generator's CPU.
+    pub sink_on_cpu: f64,
 }
 
 impl Live {
-    /// The generator's share of the CPU time spent per packet delivered.
-    pub fn generator_share(&self) -> f64 {
-        let generator = self.generator_ns * self.offered_pps / self.pps.max(1.0);
-        generator / (generator + self.router_ns).max(f64::MIN_POSITIVE)
+    /// Packets a second one CPU delivers at this cost.
+    pub fn pps_per_cpu(&self) -> f64 {
+        1e9 / self.cpu_ns.max(f64::MIN_POSITIVE)
     }
 }
 
-/// One frame size, both routers.
+/// One frame size: both routers and the generator alone.
 #[derive(Clone, Copy, Debug)]
 pub struct SizeResult {
     pub size: usize,
     pub datapath: Live,
     pub nftables: Live,
+    pub generator: Live,
+}
+
+impl SizeResult {
+    /// The router's own CPU time per packet: the run's minus the generator's alone.
+    pub fn router_ns(&self, router: Router) -> f64 {
+        let l = match router {
+            Router::Datapath => &self.datapath,
+            Router::Nftables => &self.nftables,
+        };
+        (l.cpu_ns - self.generator.cpu_ns).max(1.0)
+    }
+
+    /// The generator's share of the CPU time spent per packet through `router`.
+    pub fn generator_share(&self, router: Router) -> f64 {
+        let total = self.router_ns(router) + self.generator.cpu_ns;
+        self.generator.cpu_ns / total
+    }
 }
 
 /// TCP goodput medians, bits per second.
@@ -113,8 +139,6 @@ pub struct E2e {
     pub tcp: Tcp,
     pub runs: usize,
     pub window: Duration,
-    pub generator_cpu: usize,
-    pub router_cpu: usize,
 }
 
 impl E2e {
@@ -129,47 +153,56 @@ pub fn run(quick: bool) -> Result<E2e> {
     } else {
         (5, Duration::from_millis(1000), 3, 3)
     };
-    let cpus = cpu_count();
-    let (generator_cpu, router_cpu) = (0, 1 % cpus);
     let definition = yaml(&SMALLEST);
-    // BPF run-time statistics (the router program's ns per packet), while this fd is open.
-    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
     eprintln!("bench: end to end, live frames: building both routers");
     let sizes = {
         let mut rigs = [
-            Rig::build(&definition, Router::Datapath, router_cpu)?,
-            Rig::build(&definition, Router::Nftables, router_cpu)?,
+            Rig::build(&definition, Router::Datapath)?,
+            Rig::build(&definition, Router::Nftables)?,
         ];
-        let mut samples: Vec<[Vec<Live>; 2]> = FRAME_SIZES.iter().map(|_| Default::default()).collect();
+        // Per size: datapath, nftables, generator alone.
+        let mut samples: Vec<[Vec<Live>; 3]> =
+            FRAME_SIZES.iter().map(|_| Default::default()).collect();
         for run in 0..runs {
             for (i, size) in FRAME_SIZES.iter().enumerate() {
-                // Alternate which router goes first, so that neither always follows the other.
-                let order = if run % 2 == 0 { [0, 1] } else { [1, 0] };
-                for k in order {
-                    let rig = &mut rigs[k];
+                // Rotate the order, so that no set always follows another.
+                for k in (0..3).map(|j| (j + run) % 3) {
+                    let (rig, via) = match k {
+                        0 | 1 => (&mut rigs[k], Via::Router),
+                        _ => (&mut rigs[0], Via::Loopback),
+                    };
                     let s = rig
-                        .sample(*size, window, generator_cpu)
-                        .with_context(|| format!("{:?} at {size} B", rig.router))?;
+                        .sample(*size, window, via)
+                        .with_context(|| format!("{:?} via {via:?} at {size} B", rig.router))?;
                     samples[i][k].push(s);
                 }
+                let [d, n, g] = &samples[i];
                 eprintln!(
-                    "bench:   run {run} {size:>4} B: datapath {:>9.0} pps ({:.0} ns/packet), nftables {:>9.0} pps ({:.0} ns/packet)",
-                    samples[i][0][run].pps,
-                    samples[i][0][run].router_ns,
-                    samples[i][1][run].pps,
-                    samples[i][1][run].router_ns
+                    "bench:   run {run} {size:>4} B: datapath {:>8.0} pps {:>5.0} ns, nftables {:>8.0} pps {:>5.0} ns, generator alone {:>8.0} pps {:>5.0} ns",
+                    d[run].pps, d[run].cpu_ns, n[run].pps, n[run].cpu_ns, g[run].pps, g[run].cpu_ns
                 );
             }
         }
-        FRAME_SIZES
+        let mut sizes: Vec<SizeResult> = FRAME_SIZES
             .iter()
             .zip(samples)
-            .map(|(size, [d, n])| SizeResult {
+            .map(|(size, [d, n, g])| SizeResult {
                 size: *size,
                 datapath: medians(&d),
                 nftables: medians(&n),
+                generator: medians(&g),
             })
-            .collect()
+            .collect();
+        // The programs' own run time, from one more run of each router with the kernel's BPF
+        // statistics on (they cost every program run two clock reads: kept out of the runs
+        // above).
+        let _stats =
+            aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
+        for s in &mut sizes {
+            s.datapath.program_ns = rigs[0].sample(s.size, window, Via::Router)?.program_ns;
+            s.nftables.program_ns = rigs[1].sample(s.size, window, Via::Router)?.program_ns;
+        }
+        sizes
     };
     let tcp = tcp(&definition, tcp_runs, tcp_seconds)?;
     Ok(E2e {
@@ -177,8 +210,6 @@ pub fn run(quick: bool) -> Result<E2e> {
         tcp,
         runs,
         window,
-        generator_cpu,
-        router_cpu,
     })
 }
 
@@ -187,15 +218,13 @@ struct Rig {
     router: Router,
     topo: Topology,
     programs: Programs,
-    /// The NAPI thread of the router's ingress (pub0).
-    napi_pid: u32,
-    router_cpu: usize,
-    /// web0's interface, in its namespace.
+    /// web0's interface and the spare pair's generator end, in web0's namespace.
     sender_ifindex: u32,
+    loopback_ifindex: u32,
 }
 
 impl Rig {
-    fn build(definition: &str, router: Router, router_cpu: usize) -> Result<Self> {
+    fn build(definition: &str, router: Router) -> Result<Self> {
         let mut topo = Topology::build(definition, None, true).context("topology")?;
         let mut programs = Programs::load()?;
         match router {
@@ -218,18 +247,15 @@ impl Rig {
         let sender = &topo.port_of(WEB[0].parse()?).context("web0's port")?.ns;
         let receiver = &topo.port_of(DB[0].parse()?).context("db0's port")?.ns;
         programs.attach_sink(receiver, "eth0")?;
-        programs.keep_generator_in_dispatcher(sender)?;
+        programs.loopback_pair(sender)?;
         let sender_ifindex = sender.ifindex("eth0")?;
-        let napi_pid = threaded_napi(&topo.router, "pub0")?;
-        pin(napi_pid, router_cpu)?;
-        favour(napi_pid)?;
+        let loopback_ifindex = sender.ifindex("gen0")?;
         Ok(Self {
             router,
             topo,
             programs,
-            napi_pid,
-            router_cpu,
             sender_ifindex,
+            loopback_ifindex,
         })
     }
 
@@ -240,15 +266,19 @@ impl Rig {
         live::udp_frame(self.topo.frame("pub0", &packet), size)
     }
 
-    /// One run: the generator on `generator_cpu` for the warm-up and the window.
-    fn sample(&mut self, size: usize, window: Duration, generator_cpu: usize) -> Result<Live> {
+    /// One run: the generator on [`CPU`] for the warm-up and the window.
+    fn sample(&mut self, size: usize, window: Duration, via: Via) -> Result<Live> {
         let frame = self.frame(size)?;
         self.programs.set_template(&frame, FLOWS)?;
+        let ifindex = match via {
+            Via::Router => self.sender_ifindex,
+            Via::Loopback => self.loopback_ifindex,
+        };
         let this = &*self;
-        this.run_generator(&frame, window, generator_cpu)
+        this.run_generator(&frame, ifindex, window, via)
     }
 
-    fn run_generator(&self, frame: &[u8], window: Duration, generator_cpu: usize) -> Result<Live> {
+    fn run_generator(&self, frame: &[u8], ifindex: u32, window: Duration, via: Via) -> Result<Live> {
         let sender = &self
             .topo
             .port_of(WEB[0].parse()?)
@@ -258,43 +288,44 @@ impl Rig {
         let (tid_tx, tid_rx) = mpsc::channel();
         std::thread::scope(|scope| {
             let generator = scope.spawn(move || -> Result<u64> {
-                pin(0, generator_cpu)?;
-                favour(0)?;
+                pin(CPU)?;
                 let _inside = sender.enter()?;
                 // SAFETY: gettid has no preconditions.
                 let _ = tid_tx.send(unsafe { libc::gettid() } as u32);
-                self.programs.generate(frame, self.sender_ifindex, stop)
+                self.programs.generate(frame, ifindex, stop)
             });
             let measured = (|| {
                 let tid = tid_rx.recv().context("the generator thread did not start")?;
                 sleep(WARMUP);
-                let before = self.snapshot(tid)?;
+                let before = self.snapshot(tid, via)?;
                 sleep(window);
-                let after = self.snapshot(tid)?;
+                let after = self.snapshot(tid, via)?;
                 Ok::<_, anyhow::Error>((before, after))
             })();
             stop.store(true, Ordering::Relaxed);
-            let generated = generator.join().map_err(|_| anyhow::anyhow!("generator panicked"))?;
+            let generated = generator
+                .join()
+                .map_err(|_| anyhow::anyhow!("generator panicked"))?;
             generated.context("generator")?;
             let (before, after) = measured?;
-            Ok(after.since(&before, self.router_cpu))
+            Ok(after.since(&before))
         })
     }
 
-    fn snapshot(&self, generator_tid: u32) -> Result<Snapshot> {
-        let program = match self.router {
-            Router::Datapath => self.topo.datapath.xdp().info()?,
-            Router::Nftables => self.programs.program(Which::Pass)?.info()?,
+    fn snapshot(&self, generator_tid: u32, via: Via) -> Result<Snapshot> {
+        let program = match (via, self.router) {
+            (Via::Loopback, _) => None,
+            (Via::Router, Router::Datapath) => Some(self.topo.datapath.xdp().info()?),
+            (Via::Router, Router::Nftables) => Some(self.programs.program(Which::Pass)?.info()?),
         };
         Ok(Snapshot {
             at: Instant::now(),
             received: self.programs.received()?,
             generated: self.programs.generated()?.iter().sum(),
-            generator_ns: run_ns(&format!("/proc/self/task/{generator_tid}/schedstat"))?,
-            router_ns: run_ns(&format!("/proc/{}/schedstat", self.napi_pid))?
-                + ksoftirqd_ns(self.router_cpu)?,
-            program_ns: program.run_time().as_nanos() as u64,
-            program_runs: program.run_count(),
+            cpu_ns: run_ns(&format!("/proc/self/task/{generator_tid}/schedstat"))?
+                + ksoftirqd_ns(CPU)?,
+            program_ns: program.as_ref().map_or(0, |p| p.run_time().as_nanos() as u64),
+            program_runs: program.as_ref().map_or(0, |p| p.run_count()),
         })
     }
 }
@@ -302,16 +333,16 @@ impl Rig {
 /// What the counters said at one moment.
 struct Snapshot {
     at: Instant,
+    /// The sink's (packets, bytes) per CPU.
     received: Vec<(u64, u64)>,
     generated: u64,
-    generator_ns: u64,
-    router_ns: u64,
+    cpu_ns: u64,
     program_ns: u64,
     program_runs: u64,
 }
 
 impl Snapshot {
-    fn since(&self, before: &Snapshot, router_cpu: usize) -> Live {
+    fn since(&self, before: &Snapshot) -> Live {
         let secs = (self.at - before.at).as_secs_f64();
         let per_cpu: Vec<u64> = self
             .received
@@ -321,19 +352,15 @@ impl Snapshot {
             .collect();
         let received: u64 = per_cpu.iter().sum();
         let generated = self.generated - before.generated;
-        let router = (self.router_ns - before.router_ns) as f64;
-        let generator = (self.generator_ns - before.generator_ns) as f64;
+        let cpu = (self.cpu_ns - before.cpu_ns) as f64;
         let runs = self.program_runs - before.program_runs;
         Live {
             pps: received as f64 / secs,
             offered_pps: generated as f64 / secs,
-            router_ns: router / received.max(1) as f64,
-            router_busy: router / (secs * 1e9),
-            generator_ns: generator / generated.max(1) as f64,
-            generator_busy: generator / (secs * 1e9),
+            cpu_ns: cpu / received.max(1) as f64,
+            busy: cpu / (secs * 1e9),
             program_ns: (self.program_ns - before.program_ns) as f64 / runs.max(1) as f64,
-            sink_on_router_cpu: per_cpu.get(router_cpu).copied().unwrap_or(0) as f64
-                / received.max(1) as f64,
+            sink_on_cpu: per_cpu.get(CPU).copied().unwrap_or(0) as f64 / received.max(1) as f64,
         }
     }
 }
@@ -344,88 +371,28 @@ fn medians(samples: &[Live]) -> Live {
     Live {
         pps: m(|s| s.pps),
         offered_pps: m(|s| s.offered_pps),
-        router_ns: m(|s| s.router_ns),
-        router_busy: m(|s| s.router_busy),
-        generator_ns: m(|s| s.generator_ns),
-        generator_busy: m(|s| s.generator_busy),
+        cpu_ns: m(|s| s.cpu_ns),
+        busy: m(|s| s.busy),
         program_ns: m(|s| s.program_ns),
-        sink_on_router_cpu: m(|s| s.sink_on_router_cpu),
+        sink_on_cpu: m(|s| s.sink_on_cpu),
     }
 }
 
-/// Moves `ifname`'s NAPI (in `router`) into a kernel thread of its own and returns its pid:
-/// then the router's receive work runs where that thread is pinned, not in the softirq of the
-/// CPU that sent the frames (the generator's).
-fn threaded_napi(router: &NetNs, ifname: &str) -> Result<u32> {
-    let prefix = format!("napi/{ifname}-");
-    let before = threads_named(&prefix)?;
-    router
-        .exec(
-            "sh",
-            &["-c", &format!("echo 1 > /sys/class/net/{ifname}/threaded")],
-        )
-        .with_context(|| format!("threaded NAPI on {ifname}"))?;
-    let new: Vec<u32> = threads_named(&prefix)?
-        .difference(&before)
-        .copied()
-        .collect();
-    match new.as_slice() {
-        [pid] => Ok(*pid),
-        other => bail!("expected one new NAPI thread for {ifname}, found {other:?}"),
-    }
-}
-
-/// Pids of the processes whose name starts with `prefix`.
-fn threads_named(prefix: &str) -> Result<BTreeSet<u32>> {
-    let mut pids = BTreeSet::new();
-    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
-        let entry = entry?;
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if comm.starts_with(prefix) {
-            pids.insert(pid);
-        }
-    }
-    Ok(pids)
-}
-
-/// Pins the thread `pid` (0: the calling thread) to `cpu`.
-fn pin(pid: u32, cpu: usize) -> Result<()> {
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: usize) -> Result<()> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is below the number of CPUs, within the set's capacity.
+    // SAFETY: `cpu` is within the set's capacity (CPU_SETSIZE).
     unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed.
-    let rc = unsafe {
-        libc::sched_setaffinity(pid as libc::pid_t, size_of::<libc::cpu_set_t>(), &set)
-    };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
     if rc != 0 {
         bail!(
-            "sched_setaffinity({pid}, cpu {cpu}): {}",
+            "sched_setaffinity(cpu {cpu}): {}",
             std::io::Error::last_os_error()
         );
     }
     Ok(())
-}
-
-/// Gives the thread `pid` (0: the calling thread) the highest nice priority: the CPUs are
-/// shared with other work, which then gets a few percent of them for the short runs instead of
-/// an even share (the figures would measure the scheduler otherwise). Not a real-time class:
-/// nothing else is starved.
-fn favour(pid: u32) -> Result<()> {
-    // SAFETY: setpriority has no memory preconditions; on Linux PRIO_PROCESS with a thread id
-    // sets that thread's nice value.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, -20) };
-    if rc != 0 {
-        bail!("setpriority({pid}, -20): {}", std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn cpu_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A thread's CPU time so far (ns), from its `schedstat`.
@@ -438,12 +405,17 @@ fn parse_schedstat(text: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-/// The CPU time of `ksoftirqd/cpu`: softirq work the kernel deferred on that CPU.
+/// The CPU time of `ksoftirqd/cpu` (softirq work the kernel deferred from the generator's
+/// thread to it).
 fn ksoftirqd_ns(cpu: usize) -> Result<u64> {
     let name = format!("ksoftirqd/{cpu}\n");
-    let pids = threads_named(&name)?;
-    let pid = pids.first().context("no ksoftirqd thread")?;
-    run_ns(&format!("/proc/{pid}/schedstat"))
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let path = entry?.path();
+        if std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c == name) {
+            return run_ns(&path.join("schedstat").to_string_lossy());
+        }
+    }
+    bail!("no ksoftirqd/{cpu} thread")
 }
 
 /// TCP: the agent as it attaches itself to veths (TC) and the Linux router without programs,
@@ -609,30 +581,42 @@ mod tests {
             at: t0,
             received: vec![(100, 6400), (0, 0)],
             generated: 1000,
-            generator_ns: 0,
-            router_ns: 1_000,
+            cpu_ns: 1_000,
             program_ns: 0,
             program_runs: 0,
         };
         let after = Snapshot {
             at: t0 + Duration::from_secs(2),
-            received: vec![(100, 6400), (2_000_100, 128_006_400)],
+            received: vec![(1_500_100, 96_006_400), (500_000, 32_000_000)],
             generated: 4_001_000,
-            generator_ns: 1_000_000_000,
-            router_ns: 2_000_001_000,
+            cpu_ns: 1_000_001_000,
             program_ns: 60_000_000,
             program_runs: 2_000_000,
         };
-        let live = after.since(&before, 1);
+        let live = after.since(&before);
         assert_eq!(live.pps, 1_000_000.0);
         assert_eq!(live.offered_pps, 2_000_000.0);
-        assert_eq!(live.router_ns, 1000.0);
-        assert_eq!(live.router_busy, 1.0);
-        assert_eq!(live.generator_ns, 250.0);
-        assert_eq!(live.generator_busy, 0.5);
+        assert_eq!(live.cpu_ns, 500.0);
+        assert_eq!(live.busy, 0.5);
         assert_eq!(live.program_ns, 30.0);
-        assert_eq!(live.sink_on_router_cpu, 1.0);
-        // Per packet delivered: 500 ns of generator (two frames sent a packet), 1000 of router.
-        assert!((live.generator_share() - 1.0 / 3.0).abs() < 1e-9);
+        assert_eq!(live.sink_on_cpu, 0.75);
+        assert_eq!(live.pps_per_cpu(), 2_000_000.0);
+    }
+
+    #[test]
+    fn the_router_costs_what_the_generator_alone_does_not() {
+        let at = |cpu_ns| Live {
+            cpu_ns,
+            ..Live::default()
+        };
+        let s = SizeResult {
+            size: 64,
+            datapath: at(700.0),
+            nftables: at(2300.0),
+            generator: at(300.0),
+        };
+        assert_eq!(s.router_ns(Router::Datapath), 400.0);
+        assert_eq!(s.router_ns(Router::Nftables), 2000.0);
+        assert!((s.generator_share(Router::Datapath) - 300.0 / 700.0).abs() < 1e-12);
     }
 }

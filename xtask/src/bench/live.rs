@@ -53,14 +53,17 @@ impl Programs {
         self.attach(PASS, ns, ifname)
     }
 
-    /// Attaches the generator to a spare veth pair in `ns` that carries no traffic: a test run
-    /// of a program that is not attached anywhere puts it into the kernel's XDP dispatcher and
-    /// takes it out again (an RCU grace period, milliseconds) on every call.
-    pub fn keep_generator_in_dispatcher(&mut self, ns: &NetNs) -> Result<()> {
+    /// A veth pair `gen0`/`gen1` in `ns`, the generator attached to `gen0` and the sink to
+    /// `gen1`: frames generated on `gen0` reach the sink without a router (the generator's own
+    /// cost). Attached, the generator also stays in the kernel's XDP dispatcher: the test run of
+    /// a program attached nowhere puts it in and takes it out again on every call (an RCU grace
+    /// period, milliseconds).
+    pub fn loopback_pair(&mut self, ns: &NetNs) -> Result<()> {
         ns.ip(&["link", "add", "gen0", "type", "veth", "peer", "name", "gen1"])?;
         ns.ip(&["link", "set", "gen0", "up"])?;
         ns.ip(&["link", "set", "gen1", "up"])?;
-        self.attach(GEN, ns, "gen0")
+        self.attach(GEN, ns, "gen0")?;
+        self.attach(SINK, ns, "gen1")
     }
 
     fn attach(&mut self, name: &str, ns: &NetNs, ifname: &str) -> Result<()> {
