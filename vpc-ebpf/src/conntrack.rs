@@ -20,8 +20,9 @@ use vpc_common::{
         CT_ACK_ORIGINAL, CT_ACK_REPLY, CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_ONE_WAY,
         CT_PATH_TTL_S, CT_SEEN_REPLY, CT_STAT_ASSURED, CT_STAT_CREATED, CT_STAT_EXPIRED,
         CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV, CT_TCP_SYN_SENT,
-        CT_TCP_TIME_WAIT, CT_WINDOW_SLACK, CtEntry, CtKey, CtPath, CtTimeouts, DEFAULT_TIMEOUTS,
+        CT_TCP_TIME_WAIT, CT_WINDOW_SLACK, CtEntry, CtKey, CtPath, CtTimeouts,
     },
+    nat::NatKey,
 };
 
 use crate::{
@@ -29,7 +30,7 @@ use crate::{
     decide::Forward,
     maps::{CONFIG, CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS, CT_UNASSURED},
     nat,
-    packet::{Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+    packet::{Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP},
 };
 
 const FIN: u8 = 0x01;
@@ -61,16 +62,10 @@ impl Track {
     }
 }
 
+/// The key of `flow`'s own direction.
 #[inline(always)]
-fn key(src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> CtKey {
-    CtKey {
-        src,
-        dst,
-        sport,
-        dport,
-        proto,
-        _pad: [0; 3],
-    }
+pub fn key_of(flow: &Flow) -> CtKey {
+    CtKey::new(flow.src, flow.dst, flow.sport, flow.dport, flow.proto)
 }
 
 #[inline(always)]
@@ -78,33 +73,6 @@ fn count(slot: u32) {
     if let Some(c) = CT_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot.
         unsafe { *c += 1 };
-    }
-}
-
-#[inline(always)]
-fn secs(configured: u32, default: u32) -> u64 {
-    u64::from(if configured == 0 { default } else { configured }) * 1_000_000_000
-}
-
-/// Idle timeout of an entry in `state` for `proto`, in ns. Connections through a NAT gateway
-/// have the NAT idle timeout in every state.
-#[inline(always)]
-fn timeout_ns(proto: u8, state: u8, natted: bool) -> u64 {
-    let t = CT_TIMEOUTS.get(0).copied().unwrap_or(CtTimeouts::default());
-    let d = DEFAULT_TIMEOUTS;
-    if natted {
-        return secs(t.nat, d.nat);
-    }
-    match state {
-        CT_TCP_ESTABLISHED => secs(t.tcp_established, d.tcp_established),
-        CT_TCP_SYN_SENT | CT_TCP_SYN_RECV => secs(t.tcp_transitory, d.tcp_transitory),
-        CT_TCP_FIN_WAIT | CT_TCP_TIME_WAIT | CT_TCP_CLOSED => secs(t.tcp_closing, d.tcp_closing),
-        _ => match (proto, state) {
-            (PROTO_UDP, CT_BOTH_WAYS) => secs(t.udp_stream, d.udp_stream),
-            (PROTO_UDP, _) => secs(t.udp, d.udp),
-            (PROTO_ICMP, _) => secs(t.icmp, d.icmp),
-            _ => secs(t.other, d.other),
-        },
     }
 }
 
@@ -118,13 +86,13 @@ fn nonsense(flags: u8) -> bool {
         || (f & (FIN | ACK)) == FIN
 }
 
+/// Whether the entry is live now (the timeouts rule is `CtTimeouts::idle_ns`, shared with the
+/// agent's sweep).
 #[inline(always)]
 fn live(entry: *mut CtEntry, proto: u8, now: u64) -> bool {
+    let t = CT_TIMEOUTS.get(0).copied().unwrap_or(CtTimeouts::default());
     // SAFETY: `entry` points into a CONNTRACK value for the program's duration.
-    let e = unsafe { &*entry };
-    // Another CPU may have stamped the entry after this packet's clock read: idle time zero,
-    // not a wrapped-around huge one.
-    now.saturating_sub(e.last_seen_ns) <= timeout_ns(proto, e.state, e.nat_ip != 0)
+    unsafe { &*entry }.live(&t, proto, now)
 }
 
 /// Finds the connection of `flow` (addresses as inside the VPC). Errors are TCP packets that
@@ -148,8 +116,8 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
         return Err(DropReason::InvalidTcpFlags);
     }
     let now = clock::now();
-    let reversed = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
-    let original = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+    let original = key_of(flow);
+    let reversed = original.reversed();
     let found = find(&reversed, &original, may_reply, may_original);
     let track = match found {
         Some((reply, entry, assured)) if live(entry, flow.proto, now) => {
@@ -174,17 +142,11 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
             count(CT_STAT_EXPIRED);
             // SAFETY: points into a CONNTRACK value.
             let e = unsafe { &*entry };
+            let connection = if reply { &reversed } else { &original };
             if e.nat_ip != 0 {
-                // The original direction went to the packet's destination, or (a reply) came
-                // from its source.
-                let (remote, port) = if reply {
-                    (flow.src, flow.sport)
-                } else {
-                    (flow.dst, flow.dport)
-                };
-                nat::release(e.nat_ip, e.nat_port, remote, port, flow.proto);
+                nat::release(&NatKey::of_connection(connection, e.nat_ip, e.nat_port));
             }
-            remove(if reply { &reversed } else { &original }, assured);
+            remove(connection, assured);
             Track::New
         }
         None => Track::New,
@@ -292,18 +254,12 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
                 entry.nat_port = port;
                 fwd.new_sport = port;
             }
-            let k = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+            let k = key_of(flow);
             // By reference: a value would be copied onto the stack again.
             let value: &CtEntry = entry;
             if CT_UNASSURED.insert(k, value, 0).is_err() {
                 if entry.nat_ip != 0 {
-                    nat::release(
-                        entry.nat_ip,
-                        entry.nat_port,
-                        flow.dst,
-                        flow.dport,
-                        flow.proto,
-                    );
+                    nat::release(&NatKey::of_connection(&k, entry.nat_ip, entry.nat_port));
                 }
                 return Err(DropReason::ConntrackFull);
             }
@@ -337,9 +293,9 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
             if !was_assured && assured(flow.proto, e.state) {
                 // Promoted: from now on no flood of new connections can evict it.
                 let original = if reply {
-                    key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto)
+                    key_of(flow).reversed()
                 } else {
-                    key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto)
+                    key_of(flow)
                 };
                 let value: &CtEntry = e;
                 CONNTRACK
@@ -357,8 +313,8 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
 /// see `vpc_common::conntrack::CtPath`). Nothing happens when the connection is not there.
 #[inline(always)]
 pub fn remember(flow: &Flow, fwd: &Forward, ingress: u32, smac: &[u8; 6], dmac: &[u8; 6]) {
-    let reversed = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
-    let original = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+    let original = key_of(flow);
+    let reversed = original.reversed();
     let Some((reply, entry, _)) = find(&reversed, &original, true, true) else {
         return;
     };

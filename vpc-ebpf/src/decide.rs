@@ -258,14 +258,7 @@ fn outbound_error(flow: &Flow, inner: &Inner, fwd: &mut Forward) {
         return;
     }
     // Through a NAT gateway: the quoted packet was a reply of a translated connection.
-    let original = CtKey {
-        src: inner.dst,
-        dst: inner.src,
-        sport: inner.dport,
-        dport: inner.sport,
-        proto: inner.proto,
-        _pad: [0; 3],
-    };
+    let original = CtKey::new(inner.dst, inner.src, inner.dport, inner.sport, inner.proto);
     if let Some(entry) = conntrack::entry(&original) {
         // SAFETY: points into a CONNTRACK value; copied at once.
         let (ip, port) = unsafe { ((*entry).nat_ip, (*entry).nat_port) };
@@ -444,28 +437,16 @@ fn related_icmp_error(
             Some((gw.subnet_id, subnet(gw.subnet_id)?)),
         )
     };
-    let original = CtKey {
-        src: inside_ip,
-        dst: inner.dst,
-        sport: inside_port,
-        // ICMP echo: both "ports" are the (inside) identifier.
-        dport: if inner.proto == PROTO_ICMP {
-            inside_port
-        } else {
-            inner.dport
-        },
-        proto: inner.proto,
-        _pad: [0; 3],
+    // ICMP echo: both "ports" are the (inside) identifier.
+    let dport = if inner.proto == PROTO_ICMP {
+        inside_port
+    } else {
+        inner.dport
     };
+    let original = CtKey::new(inside_ip, inner.dst, inside_port, dport, inner.proto);
     // The quoted packet left by a connection the inside endpoint opened, or (a public
     // instance's server) one the remote end opened: its reply direction.
-    let inbound = CtKey {
-        src: original.dst,
-        dst: original.src,
-        sport: original.dport,
-        dport: original.sport,
-        ..original
-    };
+    let inbound = original.reversed();
     let entry = conntrack::entry(&original)
         .or_else(|| {
             if target.kind == ENDPOINT_INSTANCE {

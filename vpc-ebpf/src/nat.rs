@@ -29,40 +29,18 @@ use crate::{
     packet::{Flow, Inner, PROTO_ICMP, PROTO_UDP, PacketCtx, ptr_at},
 };
 
-/// The remote port as NAT_PORTS keys it (0 for ICMP, whose "port" is the identifier).
-#[inline(always)]
-pub fn remote_port(proto: u8, port: u16) -> u16 {
-    if proto == PROTO_ICMP { 0 } else { port }
-}
-
 /// The inside endpoint of a packet arriving at `flow.dst` (an elastic IP), if it belongs to a
 /// translated connection.
 #[inline(always)]
 pub fn reverse(flow: &Flow) -> Option<NatValue> {
-    let key = NatKey {
-        nat_ip: flow.dst,
-        remote_ip: flow.src,
-        nat_port: flow.dport,
-        remote_port: remote_port(flow.proto, flow.sport),
-        proto: flow.proto,
-        _pad: [0; 3],
-    };
+    let key = NatKey::new(flow.dst, flow.dport, flow.src, flow.sport, flow.proto);
     // SAFETY: copied out at once.
     unsafe { NAT_PORTS.get(key) }.copied()
 }
 
-/// Forgets the translation of an expired connection whose original direction went to
-/// `remote_ip:remote_port`.
+/// Forgets a translation (`NatKey::of_connection` of an expired or never-created connection).
 #[inline(always)]
-pub fn release(nat_ip: u32, nat_port: u16, remote_ip: u32, remote_port_: u16, proto: u8) {
-    let key = NatKey {
-        nat_ip,
-        remote_ip,
-        nat_port,
-        remote_port: remote_port(proto, remote_port_),
-        proto,
-        _pad: [0; 3],
-    };
+pub fn release(key: &NatKey) {
     let _ = NAT_PORTS.remove(key);
 }
 
@@ -115,14 +93,7 @@ pub fn allocate(
         random
     };
     let mut search = Search {
-        key: NatKey {
-            nat_ip,
-            remote_ip: flow.dst,
-            nat_port: 0,
-            remote_port: remote_port(flow.proto, flow.dport),
-            proto: flow.proto,
-            _pad: [0; 3],
-        },
+        key: NatKey::new(nat_ip, 0, flow.dst, flow.dport, flow.proto),
         value: NatValue {
             inside_ip: flow.src,
             inside_port: inside,

@@ -84,12 +84,7 @@ pub const ETH_LEN: usize = size_of::<EthHdr>();
 /// 14 + 60 + 8 + 60 bytes in).
 const MAX_HEADER_OFFSET: usize = 512;
 
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_UDP: u8 = 17;
-
-pub const ICMP_ECHO_REPLY: u8 = 0;
-pub const ICMP_ECHO_REQUEST: u8 = 8;
+pub use vpc_common::proto::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// Fragment position of the packet.
 #[derive(Clone, Copy, PartialEq, Eq)]
