@@ -26,7 +26,6 @@ use crate::{
     flowlog::monotonic_ns,
     pin,
     status::StatusError,
-    sweep,
 };
 
 fn addr(raw: u32) -> Ipv4Addr {
@@ -93,7 +92,7 @@ pub struct Connection {
 /// Decodes a CONNTRACK entry at monotonic time `now`.
 pub fn connection(t: &CtTimeouts, key: &CtKey, entry: &CtEntry, now: u64) -> Connection {
     let idle = now.saturating_sub(entry.last_seen_ns);
-    let timeout = sweep::timeout_ns(t, key.proto, entry);
+    let timeout = t.idle_ns(key.proto, entry.state, entry.nat_ip != 0);
     Connection {
         protocol: proto_name(key.proto),
         src: addr(key.src),
