@@ -23,7 +23,7 @@ const SINK: &str = "bench_sink";
 const PASS: &str = "bench_pass";
 
 /// Frames the kernel runs per call (each call sets up and tears down its page pool).
-pub const CALL_FRAMES: u32 = 1 << 18;
+pub const CALL_FRAMES: u32 = 1 << 16;
 /// Frames per batch of a call (xdp-trafficgen's default): transmitted together, in one flush.
 const BATCH: u32 = 64;
 

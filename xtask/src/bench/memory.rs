@@ -12,6 +12,8 @@ pub struct MapMemory {
     pub kind: String,
     pub max_entries: u64,
     pub memlock: u64,
+    pub key_size: u64,
+    pub value_size: u64,
 }
 
 /// Loads the datapath as the agent does (default sizes) and reads every map its programs use.
@@ -38,6 +40,8 @@ pub fn default_maps() -> Result<Vec<MapMemory>> {
                 kind: m["type"].as_str().unwrap_or("?").to_string(),
                 max_entries: m["max_entries"].as_u64().unwrap_or(0),
                 memlock: m["bytes_memlock"].as_u64().unwrap_or(0),
+                key_size: m["bytes_key"].as_u64().unwrap_or(0),
+                value_size: m["bytes_value"].as_u64().unwrap_or(0),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -122,6 +126,8 @@ mod tests {
             kind: "hash".into(),
             max_entries,
             memlock,
+            key_size: 16,
+            value_size: 128,
         }
     }
 

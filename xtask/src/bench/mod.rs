@@ -165,7 +165,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut text = report.markdown()?;
     if opts.e2e_only {
         let existing = std::fs::read_to_string(&path).unwrap_or_default();
-        text = report::splice_e2e(&existing, &text);
+        text = report::splice_e2e(&existing, &text, &report::e2e_only_note(started.elapsed()));
     }
     std::fs::write(&path, text).context("writing BENCHMARKS.md")?;
     println!("{}", report.summary());

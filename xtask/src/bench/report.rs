@@ -7,6 +7,7 @@ use anyhow::Result;
 use super::{
     LARGEST, SMALLEST,
     e2e::{CPU, E2e, FLOWS, Router},
+    live,
     memory::{MapMemory, PerConnection},
     testrun::{ConfigCost, NEW_DISTINCT, Path, STEADY_DISTINCT, STEADY_REPEAT},
 };
@@ -308,8 +309,10 @@ impl Report<'_> {
              the sink counted; *CPU got*: that time over the window; *program*: the router's \
              XDP program per run from the kernel's BPF statistics, in one more run of each \
              router (`vpc_xdp`; for Linux the pass-through, which does nothing: its figure is \
-             what the statistics themselves cost a run, included in `vpc_xdp`'s); *generator's \
-             share*: the generator's cost alone over the whole cost per packet.\n\n\
+             what the statistics themselves add inside a run, and they add as much again \
+             around it, so the column is an upper bound: the per-packet section measures the \
+             program itself); *generator's share*: the generator's cost alone over the whole \
+             cost per packet.\n\n\
              | frame | run | CPU per packet | CPU got | frames generated/s | packets received/s | sink on CPU {CPU} | program | generator's share |\n\
              | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             other = 1 - CPU.min(1),
@@ -354,7 +357,7 @@ impl Report<'_> {
             t.datapath_bps / t.nftables_bps
         )?;
         self.distance(md, e)?;
-        md.push_str(E2E_METHOD);
+        md.push_str(&E2E_METHOD.replace("{CALL_FRAMES}", &live::CALL_FRAMES.to_string()));
         Ok(())
     }
 
@@ -364,20 +367,18 @@ impl Report<'_> {
         if let Some(s) = e.at(64) {
             let ratio = router_ratio(s);
             let d = s.router_ns(Router::Datapath);
-            let program = (s.datapath.program_ns - s.nftables.program_ns).max(0.0);
             if ratio >= 3.0 {
                 writeln!(md, "- 64 B packets per second: met (router alone x{ratio:.2}).")?;
             } else {
                 writeln!(
                     md,
                     "- 64 B packets per second: router alone x{ratio:.2} of the x3 asked. The \
-                     datapath's router spends {d:.0} ns a packet, of which `vpc_xdp` itself \
-                     about {:.0} ns ({:.0}%, its run time with BPF statistics less the \
-                     statistics' own cost); the rest is the veth's receive of the frame, the \
-                     redirect into priv0 and the delivery to db0's interface. x3 needs at most \
-                     {:.0} ns.",
-                    program,
-                    program / d * 100.0,
+                     datapath's router spends {d:.0} ns a packet: `vpc_xdp` (its run time \
+                     with BPF statistics on, which inflate it: {:.0} ns, the pass-through \
+                     {:.0} ns), the veth's receive of the frame, the redirect into priv0 and \
+                     the delivery to db0's interface. x3 needs at most {:.0} ns.",
+                    s.datapath.program_ns,
+                    s.nftables.program_ns,
                     s.router_ns(Router::Nftables) / 3.0
                 )?;
             }
@@ -395,12 +396,32 @@ impl Report<'_> {
         }
         let conn = PerConnection::of(self.memory);
         if conn.total() > 128.0 {
+            let parts: Vec<String> = ["CONNTRACK", "CT_UNASSURED", "NAT_PORTS", "FLOWS"]
+                .iter()
+                .filter_map(|name| self.memory.iter().find(|m| m.name == *name))
+                .map(|m| {
+                    format!(
+                        "{} {:.0} B an entry for a {} B key and a {} B value{}",
+                        m.name,
+                        m.memlock as f64 / m.max_entries.max(1) as f64,
+                        m.key_size,
+                        m.value_size,
+                        if m.kind.starts_with("percpu") {
+                            " per CPU"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect();
             writeln!(
                 md,
-                "- Connection state: {:.0} B per connection, {:.0} B over the 128 B asked \
-                 (see *Map memory* below).",
+                "- Connection state: {:.0} B per connection, {:.0} B over the 128 B asked: {}; \
+                 the rest of each entry is the kernel's own (hash element, LRU node, per-CPU \
+                 pointers).",
                 conn.total(),
-                conn.total() - 128.0
+                conn.total() - 128.0,
+                parts.join(", ")
             )?;
         }
         md.push('\n');
@@ -518,7 +539,7 @@ the public IPs and DNAT to the instances; its ingress (pub0) runs a pass-through
 
 **Generator.** `bench_gen` (crate `bench-ebpf`) is run by `BPF_PROG_TEST_RUN` with
 `BPF_F_TEST_XDP_LIVE_FRAMES` from a thread pinned to one CPU inside web0's namespace,
-`ingress_ifindex` set to web0's interface, in calls of 262,144 frames (batches of 64) until
+`ingress_ifindex` set to web0's interface, in calls of {CALL_FRAMES} frames (batches of 64) until
 the run ends: the kernel runs the program on frames of its own page pool and transmits what it
 returns (XDP_TX) out of web0's interface, to the router's pub0. The frame (UDP web0 -> db0,
 UDP checksum 0) comes from the benchmark's packet builder; the program writes its headers over
@@ -562,10 +583,27 @@ const E2E_TARGETS: [&str; 3] = [
     "connection state: at most 128 B of map memory per tracked connection, all in",
 ];
 
+/// How the note of an `--e2e-only` run starts (see [`e2e_only_note`]).
+const E2E_NOTE_PREFIX: &str = "> **End to end re-measured.**";
+
+/// The note an `--e2e-only` run leaves at the top of the report.
+pub fn e2e_only_note(elapsed: Duration) -> String {
+    format!(
+        "{E2E_NOTE_PREFIX} The end-to-end part, its targets and the map memory are from \
+         `cargo xtask bench --e2e-only` on {} ({:.0} s); the per-packet part is from the run \
+         above.",
+        command("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        elapsed.as_secs_f64()
+    )
+}
+
+/// How the rows of the end-to-end targets start (also those of earlier reports).
+const E2E_ROW_PREFIXES: [&str; 2] = ["| end to end", "| connection state"];
+
 /// `generated` (a whole report of an `--e2e-only` run) spliced into `existing`: the end-to-end
 /// targets' rows, the end-to-end section and the map memory from `generated`, everything else
 /// (the per-packet part) from `existing`. Without an existing report, `generated` as it is.
-pub fn splice_e2e(existing: &str, generated: &str) -> String {
+pub fn splice_e2e(existing: &str, generated: &str, note: &str) -> String {
     if !existing.contains("\n## ") {
         return generated.to_string();
     }
@@ -576,8 +614,20 @@ pub fn splice_e2e(existing: &str, generated: &str) -> String {
         if owned(title) {
             continue;
         }
-        if title.starts_with("## Targets") {
-            let mine = |l: &&str| E2E_TARGETS.iter().any(|t| l.starts_with(&format!("| {t} |")));
+        if title.is_empty() {
+            // The preamble, with this run's note instead of an earlier one.
+            let kept: Vec<&str> = body
+                .trim_end()
+                .lines()
+                .filter(|l| !l.starts_with(E2E_NOTE_PREFIX))
+                .collect();
+            out.push_str(kept.join("\n").trim_end());
+            out.push_str("\n\n");
+            out.push_str(note);
+            out.push_str("\n\n");
+        } else if title.starts_with("## Targets") {
+            // Rows of this part's targets, under their present or earlier statements.
+            let mine = |l: &&str| E2E_ROW_PREFIXES.iter().any(|p| l.starts_with(p));
             let fresh: Vec<&str> = new
                 .iter()
                 .find(|(t, _)| t.starts_with("## Targets"))
@@ -630,7 +680,8 @@ mod tests {
 
     const OLD: &str = "# Benchmarks\n\nold run\n\n## Targets\n\n| target | met | numbers |\n| --- | --- | --- |\n\
         | tracked flow | **met** | 1 |\n\
-        | end to end: TCP throughput not below Linux + nftables | **not met** | old |\n\n\
+        | end to end: TCP throughput not below Linux + nftables | **not met** | old |\n\
+        | end to end: an earlier statement | **not met** | older |\n\n\
         ## Per-packet cost\n\nper-packet figures\n\n## End to end (router namespace, veth)\n\nold e2e\n\n\
         ## Map memory at default sizes\n\nold memory\n";
     const NEW: &str = "# Benchmarks\n\nnew run\n\n## Targets\n\n| target | met | numbers |\n| --- | --- | --- |\n\
@@ -642,7 +693,11 @@ mod tests {
 
     #[test]
     fn an_e2e_only_run_replaces_its_parts_and_keeps_the_per_packet_ones() {
-        let out = splice_e2e(OLD, NEW);
+        let out = splice_e2e(OLD, NEW, "> **End to end re-measured.** now");
+        assert!(out.contains("> **End to end re-measured.** now\n"));
+        // A second run replaces the note instead of adding one.
+        let again = splice_e2e(&out, NEW, "> **End to end re-measured.** later");
+        assert!(!again.contains("now") && again.contains("later"));
         assert!(out.contains("old run"));
         assert!(out.contains("per-packet figures"));
         assert!(!out.contains("nothing"));
@@ -650,6 +705,7 @@ mod tests {
         assert!(!out.contains("| tracked flow | not measured"));
         assert!(out.contains("| end to end: TCP throughput not below Linux + nftables | **met** | new |"));
         assert!(!out.contains("| **not met** | old |"));
+        assert!(!out.contains("an earlier statement"));
         assert!(out.contains("| connection state: at most 128 B"));
         assert!(out.contains("new e2e") && !out.contains("old e2e"));
         assert!(out.contains("new memory") && !out.contains("old memory"));
@@ -660,6 +716,6 @@ mod tests {
 
     #[test]
     fn without_a_previous_report_the_new_one_is_written_whole() {
-        assert_eq!(splice_e2e("", NEW), NEW);
+        assert_eq!(splice_e2e("", NEW, "note"), NEW);
     }
 }
