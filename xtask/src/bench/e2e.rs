@@ -278,7 +278,13 @@ impl Rig {
         this.run_generator(&frame, ifindex, window, via)
     }
 
-    fn run_generator(&self, frame: &[u8], ifindex: u32, window: Duration, via: Via) -> Result<Live> {
+    fn run_generator(
+        &self,
+        frame: &[u8],
+        ifindex: u32,
+        window: Duration,
+        via: Via,
+    ) -> Result<Live> {
         let sender = &self
             .topo
             .port_of(WEB[0].parse()?)
@@ -295,7 +301,9 @@ impl Rig {
                 self.programs.generate(frame, ifindex, stop)
             });
             let measured = (|| {
-                let tid = tid_rx.recv().context("the generator thread did not start")?;
+                let tid = tid_rx
+                    .recv()
+                    .context("the generator thread did not start")?;
                 sleep(WARMUP);
                 let before = self.snapshot(tid, via)?;
                 sleep(window);
@@ -324,7 +332,9 @@ impl Rig {
             generated: self.programs.generated()?.iter().sum(),
             cpu_ns: run_ns(&format!("/proc/self/task/{generator_tid}/schedstat"))?
                 + ksoftirqd_ns(CPU)?,
-            program_ns: program.as_ref().map_or(0, |p| p.run_time().as_nanos() as u64),
+            program_ns: program
+                .as_ref()
+                .map_or(0, |p| p.run_time().as_nanos() as u64),
             program_runs: program.as_ref().map_or(0, |p| p.run_count()),
         })
     }

@@ -59,7 +59,9 @@ impl Programs {
     /// a program attached nowhere puts it in and takes it out again on every call (an RCU grace
     /// period, milliseconds).
     pub fn loopback_pair(&mut self, ns: &NetNs) -> Result<()> {
-        ns.ip(&["link", "add", "gen0", "type", "veth", "peer", "name", "gen1"])?;
+        ns.ip(&[
+            "link", "add", "gen0", "type", "veth", "peer", "name", "gen1",
+        ])?;
         ns.ip(&["link", "set", "gen0", "up"])?;
         ns.ip(&["link", "set", "gen1", "up"])?;
         self.attach(GEN, ns, "gen0")?;
@@ -102,11 +104,8 @@ impl Programs {
 
     /// Packets and bytes received by the sink so far, per CPU.
     pub fn received(&self) -> Result<Vec<(u64, u64)>> {
-        let map: PerCpuArray<_, u64> = PerCpuArray::try_from(
-            self.ebpf
-                .map("SINK_COUNTERS")
-                .context("SINK_COUNTERS")?,
-        )?;
+        let map: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map("SINK_COUNTERS").context("SINK_COUNTERS")?)?;
         let packets = map.get(&SINK_PACKETS, 0)?;
         let bytes = map.get(&SINK_BYTES, 0)?;
         Ok(packets.iter().copied().zip(bytes.iter().copied()).collect())
@@ -205,9 +204,18 @@ mod tests {
             let frame = udp_frame(built, size).unwrap();
             assert_eq!(frame.len(), size);
             // IPv4 total length and UDP length cover the frame after the Ethernet header.
-            assert_eq!(usize::from(u16::from_be_bytes([frame[16], frame[17]])), size - 14);
-            assert_eq!(usize::from(u16::from_be_bytes([frame[38], frame[39]])), size - 34);
-            assert_eq!(&frame[UDP_SPORT_OFFSET..UDP_SPORT_OFFSET + 2], &4000u16.to_be_bytes());
+            assert_eq!(
+                usize::from(u16::from_be_bytes([frame[16], frame[17]])),
+                size - 14
+            );
+            assert_eq!(
+                usize::from(u16::from_be_bytes([frame[38], frame[39]])),
+                size - 34
+            );
+            assert_eq!(
+                &frame[UDP_SPORT_OFFSET..UDP_SPORT_OFFSET + 2],
+                &4000u16.to_be_bytes()
+            );
             assert_eq!(&frame[40..42], &[0, 0], "UDP checksum must be none");
             // The IPv4 header checksum is still right (only the UDP checksum was cleared).
             let ip = &frame[14..34];

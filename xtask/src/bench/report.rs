@@ -303,7 +303,7 @@ impl Report<'_> {
         writeln!(
             md,
             "\n### Which CPU did what\n\n\
-             CPU {CPU} did everything below, CPU {other} nothing of ours. *CPU per packet*: the \
+             CPU {CPU} did everything below, the other CPUs nothing of ours. *CPU per packet*: the \
              generator thread's CPU time (its `schedstat`, with softirq work done in its context \
              on this kernel, without IRQ time accounting) plus that CPU's ksoftirqd, per packet \
              the sink counted; *CPU got*: that time over the window; *program*: the router's \
@@ -315,12 +315,19 @@ impl Report<'_> {
              cost per packet.\n\n\
              | frame | run | CPU per packet | CPU got | frames generated/s | packets received/s | sink on CPU {CPU} | program | generator's share |\n\
              | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-            other = 1 - CPU.min(1),
         )?;
         for s in &e.sizes {
             for (name, l, share) in [
-                ("datapath", &s.datapath, Some(s.generator_share(Router::Datapath))),
-                ("Linux + nftables", &s.nftables, Some(s.generator_share(Router::Nftables))),
+                (
+                    "datapath",
+                    &s.datapath,
+                    Some(s.generator_share(Router::Datapath)),
+                ),
+                (
+                    "Linux + nftables",
+                    &s.nftables,
+                    Some(s.generator_share(Router::Nftables)),
+                ),
                 ("generator alone", &s.generator, None),
             ] {
                 writeln!(
@@ -368,7 +375,10 @@ impl Report<'_> {
             let ratio = router_ratio(s);
             let d = s.router_ns(Router::Datapath);
             if ratio >= 3.0 {
-                writeln!(md, "- 64 B packets per second: met (router alone x{ratio:.2}).")?;
+                writeln!(
+                    md,
+                    "- 64 B packets per second: met (router alone x{ratio:.2})."
+                )?;
             } else {
                 writeln!(
                     md,
@@ -608,7 +618,8 @@ pub fn splice_e2e(existing: &str, generated: &str, note: &str) -> String {
         return generated.to_string();
     }
     let new = sections(generated);
-    let owned = |title: &str| title.starts_with("## End to end") || title.starts_with("## Map memory");
+    let owned =
+        |title: &str| title.starts_with("## End to end") || title.starts_with("## Map memory");
     let mut out = String::new();
     for (title, body) in sections(existing) {
         if owned(title) {
@@ -635,7 +646,10 @@ pub fn splice_e2e(existing: &str, generated: &str, note: &str) -> String {
                 .unwrap_or_default();
             let mut lines: Vec<&str> = body.lines().filter(|l| !mine(l)).collect();
             // The table ends at its last row; the fresh rows go after it.
-            let end = lines.iter().rposition(|l| l.starts_with('|')).map_or(lines.len(), |i| i + 1);
+            let end = lines
+                .iter()
+                .rposition(|l| l.starts_with('|'))
+                .map_or(lines.len(), |i| i + 1);
             lines.splice(end..end, fresh);
             out.push_str(&lines.join("\n"));
             out.push('\n');
@@ -654,10 +668,7 @@ pub fn splice_e2e(existing: &str, generated: &str, note: &str) -> String {
 /// A Markdown document cut at its `## ` headings: (heading line, text from it to the next).
 /// The text before the first heading has an empty title.
 fn sections(doc: &str) -> Vec<(&str, &str)> {
-    let mut starts: Vec<usize> = doc
-        .match_indices("\n## ")
-        .map(|(i, _)| i + 1)
-        .collect();
+    let mut starts: Vec<usize> = doc.match_indices("\n## ").map(|(i, _)| i + 1).collect();
     starts.insert(0, 0);
     starts.dedup();
     let mut out = Vec::new();
@@ -703,7 +714,11 @@ mod tests {
         assert!(!out.contains("nothing"));
         assert!(out.contains("| tracked flow | **met** | 1 |"));
         assert!(!out.contains("| tracked flow | not measured"));
-        assert!(out.contains("| end to end: TCP throughput not below Linux + nftables | **met** | new |"));
+        assert!(
+            out.contains(
+                "| end to end: TCP throughput not below Linux + nftables | **met** | new |"
+            )
+        );
         assert!(!out.contains("| **not met** | old |"));
         assert!(!out.contains("an earlier statement"));
         assert!(out.contains("| connection state: at most 128 B"));
