@@ -104,6 +104,11 @@ pub struct SizeResult {
     pub datapath: Live,
     pub nftables: Live,
     pub generator: Live,
+    /// Median over the runs of each run's ratio (the sets of a run were measured next to each
+    /// other): the Linux router's own cost over the datapath's, ...
+    pub router_ratio: f64,
+    /// ... and the packets a second the datapath delivered over Linux's.
+    pub delivered_ratio: f64,
 }
 
 impl SizeResult {
@@ -113,7 +118,7 @@ impl SizeResult {
             Router::Datapath => &self.datapath,
             Router::Nftables => &self.nftables,
         };
-        (l.cpu_ns - self.generator.cpu_ns).max(1.0)
+        own(l, &self.generator)
     }
 
     /// The generator's share of the CPU time spent per packet through `router`.
@@ -128,6 +133,8 @@ impl SizeResult {
 pub struct Tcp {
     pub datapath_bps: f64,
     pub nftables_bps: f64,
+    /// Median over the runs of each run's ratio (the two routers measured next to each other).
+    pub ratio: f64,
     pub runs: usize,
     pub seconds: u32,
 }
@@ -191,6 +198,8 @@ pub fn run(quick: bool) -> Result<E2e> {
                 datapath: medians(&d),
                 nftables: medians(&n),
                 generator: medians(&g),
+                router_ratio: paired(&d, &n, |d, n, g| own(n, g) / own(d, g), &g),
+                delivered_ratio: paired(&d, &n, |d, n, _| d.pps / n.pps, &g),
             })
             .collect();
         // The programs' own run time, from one more run of each router with the kernel's BPF
@@ -375,6 +384,22 @@ impl Snapshot {
     }
 }
 
+/// The router's own CPU time per packet: a run's minus the generator's alone.
+fn own(router: &Live, generator: &Live) -> f64 {
+    (router.cpu_ns - generator.cpu_ns).max(1.0)
+}
+
+/// The median over the runs of `f(datapath, nftables, generator)` of each run.
+fn paired(d: &[Live], n: &[Live], f: fn(&Live, &Live, &Live) -> f64, g: &[Live]) -> f64 {
+    let mut ratios: Vec<f64> = d
+        .iter()
+        .zip(n)
+        .zip(g)
+        .map(|((d, n), g)| f(d, n, g))
+        .collect();
+    median(&mut ratios)
+}
+
 /// Medians of every figure over the runs.
 fn medians(samples: &[Live]) -> Live {
     let m = |f: fn(&Live) -> f64| median(&mut samples.iter().map(f).collect::<Vec<_>>());
@@ -445,7 +470,9 @@ fn tcp(definition: &str, runs: usize, seconds: u32) -> Result<Tcp> {
             n[run] / 1e9
         );
     }
+    let mut ratios: Vec<f64> = d.iter().zip(&n).map(|(d, n)| d / n).collect();
     Ok(Tcp {
+        ratio: median(&mut ratios),
         datapath_bps: median(&mut d),
         nftables_bps: median(&mut n),
         runs,
@@ -624,9 +651,26 @@ mod tests {
             datapath: at(700.0),
             nftables: at(2300.0),
             generator: at(300.0),
+            router_ratio: 0.0,
+            delivered_ratio: 0.0,
         };
         assert_eq!(s.router_ns(Router::Datapath), 400.0);
         assert_eq!(s.router_ns(Router::Nftables), 2000.0);
         assert!((s.generator_share(Router::Datapath) - 300.0 / 700.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ratios_pair_the_runs_measured_together() {
+        let at = |cpu_ns, pps| Live {
+            cpu_ns,
+            pps,
+            ..Live::default()
+        };
+        // Router alone per run x5, x2, x3; delivered x3, x2, x2.
+        let d = [at(300.0, 3.0), at(1100.0, 1.0), at(600.0, 2.0)];
+        let n = [at(1100.0, 1.0), at(2100.0, 0.5), at(1600.0, 1.0)];
+        let g = [at(100.0, 9.0), at(100.0, 9.0), at(100.0, 9.0)];
+        assert_eq!(paired(&d, &n, |d, n, g| own(n, g) / own(d, g), &g), 3.0);
+        assert_eq!(paired(&d, &n, |d, n, _| d.pps / n.pps, &g), 2.0);
     }
 }
