@@ -30,7 +30,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
-use vpc_agent::datapath::AttachMode;
+use vpc_agent::{datapath::AttachMode, ebpf::programs};
 use vpc_tests::{
     netns::NetNs,
     packet::Packet,
@@ -135,8 +135,24 @@ pub struct Tcp {
     pub nftables_bps: f64,
     /// Median over the runs of each run's ratio (the two routers measured next to each other).
     pub ratio: f64,
+    /// The datapath's TC programs during its runs (BPF statistics): ingress, egress guard.
+    pub programs: [ProgramLoad; 2],
     pub runs: usize,
     pub seconds: u32,
+}
+
+/// What one program did over a TCP run: runs a second and run time per run (medians).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProgramLoad {
+    pub runs_per_sec: f64,
+    pub ns_per_run: f64,
+}
+
+impl ProgramLoad {
+    /// The fraction of one CPU the program took.
+    pub fn cpu(&self) -> f64 {
+        self.runs_per_sec * self.ns_per_run / 1e9
+    }
 }
 
 /// Everything end to end, and how it was run.
@@ -460,9 +476,29 @@ fn tcp(definition: &str, runs: usize, seconds: u32) -> Result<Tcp> {
     let datapath = Topology::build(definition, Some(AttachMode::Auto), true)?;
     let nftables = Topology::build(definition, None, true)?;
     install_nftables(&nftables.router)?;
+    // The TC programs' run time (a clock read or two per GSO aggregate: nothing measurable).
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
+    let tc = [programs::TC_INGRESS, programs::TC_EGRESS];
+    let read = |topo: &Topology| -> Result<Vec<(u64, u64)>> {
+        tc.iter()
+            .map(|name| {
+                let info = topo.datapath.tc(name).info()?;
+                Ok((info.run_count(), info.run_time().as_nanos() as u64))
+            })
+            .collect()
+    };
     let (mut d, mut n) = (Vec::new(), Vec::new());
+    let mut loads: [Vec<ProgramLoad>; 2] = Default::default();
     for run in 0..runs {
+        let (before, at) = (read(&datapath)?, Instant::now());
         d.push(tcp_once(&datapath, seconds)?);
+        let (after, secs) = (read(&datapath)?, at.elapsed().as_secs_f64());
+        for (k, ((r0, t0), (r1, t1))) in before.iter().zip(&after).enumerate() {
+            loads[k].push(ProgramLoad {
+                runs_per_sec: (r1 - r0) as f64 / secs,
+                ns_per_run: (t1 - t0) as f64 / (r1 - r0).max(1) as f64,
+            });
+        }
         n.push(tcp_once(&nftables, seconds)?);
         eprintln!(
             "bench:   run {run}: datapath {:.2} Gbit/s, nftables {:.2} Gbit/s",
@@ -471,7 +507,12 @@ fn tcp(definition: &str, runs: usize, seconds: u32) -> Result<Tcp> {
         );
     }
     let mut ratios: Vec<f64> = d.iter().zip(&n).map(|(d, n)| d / n).collect();
+    let load = |l: &[ProgramLoad]| ProgramLoad {
+        runs_per_sec: median(&mut l.iter().map(|p| p.runs_per_sec).collect::<Vec<_>>()),
+        ns_per_run: median(&mut l.iter().map(|p| p.ns_per_run).collect::<Vec<_>>()),
+    };
     Ok(Tcp {
+        programs: [load(&loads[0]), load(&loads[1])],
         ratio: median(&mut ratios),
         datapath_bps: median(&mut d),
         nftables_bps: median(&mut n),
