@@ -372,8 +372,8 @@ impl Report<'_> {
             "The datapath's TC programs during its runs (BPF statistics, medians): ingress \
              (everything, then `bpf_redirect_neigh`) {:.0} runs/s at {:.0} ns a run, the \
              egress guard {:.0} runs/s at {:.0} ns a run, both directions (data and ACKs): \
-             {:.1}% of a CPU together; {:.0} bytes of TCP payload a second per ingress run \
-             (GSO aggregates).\n",
+             {:.1}% of a CPU together; {:.0} bytes of TCP forwarded per ingress run on \
+             average (GSO aggregates).\n",
             ingress.runs_per_sec,
             ingress.ns_per_run,
             egress.runs_per_sec,
