@@ -9,8 +9,9 @@
 //! - `bench_pass`, on the Linux router's ingress: passes every frame to the kernel (a veth
 //!   takes frames sent with XDP only when it runs an XDP program, as the datapath's router
 //!   interfaces do).
-#![no_std]
-#![no_main]
+// Built for the host too (`cargo build --workspace`): there it is an empty program.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -99,11 +100,14 @@ pub fn bench_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-#[cfg(not(test))]
+#[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
 
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
