@@ -104,11 +104,29 @@ pub struct SizeResult {
     pub datapath: Live,
     pub nftables: Live,
     pub generator: Live,
-    /// Median over the runs of each run's ratio (the sets of a run were measured next to each
-    /// other): the Linux router's own cost over the datapath's, ...
-    pub router_ratio: f64,
+    /// Each run's ratio (the sets of a run were measured next to each other): the Linux
+    /// router's own cost over the datapath's, ...
+    pub router_ratio: Ratios,
     /// ... and the packets a second the datapath delivered over Linux's.
-    pub delivered_ratio: f64,
+    pub delivered_ratio: Ratios,
+}
+
+/// A ratio measured once a run: its median and its range over the runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Ratios {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Ratios {
+    pub fn of(mut values: Vec<f64>) -> Self {
+        Self {
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            median: median(&mut values),
+        }
+    }
 }
 
 impl SizeResult {
@@ -133,8 +151,8 @@ impl SizeResult {
 pub struct Tcp {
     pub datapath_bps: f64,
     pub nftables_bps: f64,
-    /// Median over the runs of each run's ratio (the two routers measured next to each other).
-    pub ratio: f64,
+    /// Each run's ratio (the two routers measured next to each other), over the runs.
+    pub ratio: Ratios,
     /// The datapath's TC programs during its runs (BPF statistics): ingress, egress guard.
     pub programs: [ProgramLoad; 2],
     pub runs: usize,
@@ -405,15 +423,15 @@ fn own(router: &Live, generator: &Live) -> f64 {
     (router.cpu_ns - generator.cpu_ns).max(1.0)
 }
 
-/// The median over the runs of `f(datapath, nftables, generator)` of each run.
-fn paired(d: &[Live], n: &[Live], f: fn(&Live, &Live, &Live) -> f64, g: &[Live]) -> f64 {
-    let mut ratios: Vec<f64> = d
-        .iter()
-        .zip(n)
-        .zip(g)
-        .map(|((d, n), g)| f(d, n, g))
-        .collect();
-    median(&mut ratios)
+/// `f(datapath, nftables, generator)` of each run, over the runs.
+fn paired(d: &[Live], n: &[Live], f: fn(&Live, &Live, &Live) -> f64, g: &[Live]) -> Ratios {
+    Ratios::of(
+        d.iter()
+            .zip(n)
+            .zip(g)
+            .map(|((d, n), g)| f(d, n, g))
+            .collect(),
+    )
 }
 
 /// Medians of every figure over the runs.
@@ -506,14 +524,14 @@ fn tcp(definition: &str, runs: usize, seconds: u32) -> Result<Tcp> {
             n[run] / 1e9
         );
     }
-    let mut ratios: Vec<f64> = d.iter().zip(&n).map(|(d, n)| d / n).collect();
+    let ratios: Vec<f64> = d.iter().zip(&n).map(|(d, n)| d / n).collect();
     let load = |l: &[ProgramLoad]| ProgramLoad {
         runs_per_sec: median(&mut l.iter().map(|p| p.runs_per_sec).collect::<Vec<_>>()),
         ns_per_run: median(&mut l.iter().map(|p| p.ns_per_run).collect::<Vec<_>>()),
     };
     Ok(Tcp {
         programs: [load(&loads[0]), load(&loads[1])],
-        ratio: median(&mut ratios),
+        ratio: Ratios::of(ratios),
         datapath_bps: median(&mut d),
         nftables_bps: median(&mut n),
         runs,
@@ -692,8 +710,8 @@ mod tests {
             datapath: at(700.0),
             nftables: at(2300.0),
             generator: at(300.0),
-            router_ratio: 0.0,
-            delivered_ratio: 0.0,
+            router_ratio: Ratios::default(),
+            delivered_ratio: Ratios::default(),
         };
         assert_eq!(s.router_ns(Router::Datapath), 400.0);
         assert_eq!(s.router_ns(Router::Nftables), 2000.0);
@@ -711,7 +729,8 @@ mod tests {
         let d = [at(300.0, 3.0), at(1100.0, 1.0), at(600.0, 2.0)];
         let n = [at(1100.0, 1.0), at(2100.0, 0.5), at(1600.0, 1.0)];
         let g = [at(100.0, 9.0), at(100.0, 9.0), at(100.0, 9.0)];
-        assert_eq!(paired(&d, &n, |d, n, g| own(n, g) / own(d, g), &g), 3.0);
-        assert_eq!(paired(&d, &n, |d, n, _| d.pps / n.pps, &g), 2.0);
+        let router = paired(&d, &n, |d, n, g| own(n, g) / own(d, g), &g);
+        assert_eq!((router.median, router.min, router.max), (3.0, 2.0, 5.0));
+        assert_eq!(paired(&d, &n, |d, n, _| d.pps / n.pps, &g).median, 2.0);
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::{
     LARGEST, SMALLEST,
-    e2e::{CPU, E2e, FLOWS, Router},
+    e2e::{CPU, E2e, FLOWS, Ratios, Router},
     live,
     memory::{MapMemory, PerConnection},
     testrun::{ConfigCost, NEW_DISTINCT, Path, STEADY_DISTINCT, STEADY_REPEAT},
@@ -141,12 +141,12 @@ impl Report<'_> {
                 met: pps.map(|s| router_ratio(s) >= 3.0),
                 numbers: pps.map_or_else(skipped, |s| {
                     format!(
-                        "router alone x{:.2} ({:.0} vs {:.0} ns a packet); delivered, generator on \
+                        "router alone {} ({:.0} vs {:.0} ns a packet); delivered, generator on \
                          the same CPU, x{:.2} ({:.2} vs {:.2} Mpps)",
-                        router_ratio(s),
+                        spread(&s.router_ratio),
                         s.router_ns(Router::Datapath),
                         s.router_ns(Router::Nftables),
-                        s.delivered_ratio,
+                        s.delivered_ratio.median,
                         s.datapath.pps / 1e6,
                         s.nftables.pps / 1e6
                     )
@@ -154,11 +154,11 @@ impl Report<'_> {
             },
             Target {
                 what: E2E_TARGETS[1],
-                met: tcp.map(|t| t.ratio >= 1.0),
+                met: tcp.map(|t| t.ratio.median >= 1.0),
                 numbers: tcp.map_or_else(skipped, |t| {
                     format!(
-                        "x{:.2} ({:.2} vs {:.2} Gbit/s)",
-                        t.ratio,
+                        "{} ({:.2} vs {:.2} Gbit/s)",
+                        spread(&t.ratio),
                         t.datapath_bps / 1e9,
                         t.nftables_bps / 1e9
                     )
@@ -271,8 +271,9 @@ impl Report<'_> {
             "### Packets per second (in-kernel generator, XDP sink)\n\n\
              web0 (pub0) -> db0 (priv0), UDP over {FLOWS} flows, smallest tables; medians of {} \
              runs of {:.1} s each, the two routers and the generator alone in turn at each \
-             size; the ratios in bold are the medians of each run's ratio (a run's sets were \
-             measured one after the other, under the same load). Everything runs on CPU {CPU}: the generator's thread, and in its softirq the \
+             size; a ratio is the median of each run's ratio (a run's sets were measured one \
+             after the other, under the same load), in brackets its range over the runs. \
+             Everything runs on CPU {CPU}: the generator's thread, and in its softirq the \
              router and the sink. *Router alone*: the CPU time per packet delivered minus the \
              generator's alone (its frames straight into a sink), measured the same way in the \
              same runs; *packets/s*: counted by the sink over the window (the CPU is shared \
@@ -289,14 +290,14 @@ impl Report<'_> {
             let (d, n) = (&s.datapath, &s.nftables);
             writeln!(
                 md,
-                "| {} B | {:.0} ns | {:.0} ns | **x{:.2}** | {:.0} | {:.0} | x{:.2} | {:.0} | {:.0} | x{:.2} |",
+                "| {} B | {:.0} ns | {:.0} ns | **{}** | {:.0} | {:.0} | {} | {:.0} | {:.0} | x{:.2} |",
                 s.size,
                 s.router_ns(Router::Datapath),
                 s.router_ns(Router::Nftables),
-                router_ratio(s),
+                spread(&s.router_ratio),
                 d.pps,
                 n.pps,
-                s.delivered_ratio,
+                spread(&s.delivered_ratio),
                 d.pps_per_cpu(),
                 n.pps_per_cpu(),
                 d.pps_per_cpu() / n.pps_per_cpu()
@@ -355,16 +356,16 @@ impl Report<'_> {
             md,
             "\n### TCP throughput (iperf3)\n\n\
              One stream web0 -> db0, medians of {} runs of {} s, the routers in turn; the \
-             ratio is the median of each run's ratio.\n\n\
+             ratio is the median of each run's ratio, in brackets its range.\n\n\
              | router | TCP throughput |\n| --- | --- |\n\
              | datapath (TC, as the agent attaches itself to veths) | {:.2} Gbit/s |\n\
              | Linux + nftables | {:.2} Gbit/s |\n\
-             | ratio | **x{:.2}** |\n",
+             | ratio | **{}** |\n",
             t.runs,
             t.seconds,
             t.datapath_bps / 1e9,
             t.nftables_bps / 1e9,
-            t.ratio
+            spread(&t.ratio)
         )?;
         let [ingress, egress] = t.programs;
         writeln!(
@@ -412,7 +413,7 @@ impl Report<'_> {
             }
         }
         let t = e.tcp;
-        let ratio = t.ratio;
+        let ratio = t.ratio.median;
         if ratio >= 1.0 {
             writeln!(md, "- TCP throughput: met (x{ratio:.2}).")?;
         } else {
@@ -603,9 +604,19 @@ To repeat only this part: `cargo xtask bench --e2e-only` (under two minutes; it 
 section, the end-to-end targets and the map memory in BENCHMARKS.md and keeps the rest).
 ";
 
-/// How many times less CPU a packet costs the datapath's router than the Linux router's.
+/// How many times less CPU a packet costs the datapath's router than the Linux router's
+/// (the median of the runs).
 fn router_ratio(s: &super::e2e::SizeResult) -> f64 {
-    s.router_ratio
+    s.router_ratio.median
+}
+
+/// `x1.23 (x1.10-x1.40)`: a ratio's median and, measured more than once, its range.
+fn spread(r: &Ratios) -> String {
+    if r.min < r.max {
+        format!("x{:.2} (x{:.2}-x{:.2})", r.median, r.min, r.max)
+    } else {
+        format!("x{:.2}", r.median)
+    }
 }
 
 /// The end-to-end targets' statements (the rows `--e2e-only` replaces).
