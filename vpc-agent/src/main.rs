@@ -13,11 +13,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use vpc_agent::{
     config, daemon,
     datapath::AttachMode,
+    datapath::pin::{self, DEFAULT_DIR},
     error_chain,
     evaluator::Packet,
-    flowlog, flows, import, listing,
-    pin::{self, DEFAULT_DIR},
-    status, trace,
+    flowlog, import,
+    inspect::status,
+    inspect::{flows, listing, trace},
 };
 
 #[derive(Parser)]
@@ -312,11 +313,12 @@ fn execute(command: Command) -> Result<(), Failure> {
         }
         Command::Import { from } => run_import(from)?,
         Command::Detach { bpffs } => {
-            let guard = vpc_agent::guard::remove(&bpffs).map_err(|e| env(error_chain(&e)))?;
+            let guard =
+                vpc_agent::daemon::guard::remove(&bpffs).map_err(|e| env(error_chain(&e)))?;
             if guard {
                 log::info!(
                     "removed the fail-closed guard table=inet {}",
-                    vpc_agent::guard::table_name(&bpffs)
+                    vpc_agent::daemon::guard::table_name(&bpffs)
                 );
             }
             if !bpffs.exists() {

@@ -21,8 +21,8 @@ use vpc_agent::{
         validate::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS},
     },
     flowlog::{Clock, Drained, Names, monotonic_ns, records},
-    metrics,
-    status::{ConntrackStats, FlowStatus, MapFill, Status},
+    inspect::metrics,
+    inspect::status::{ConntrackStats, FlowStatus, MapFill, Status},
 };
 use vpc_common::{
     DropReason,

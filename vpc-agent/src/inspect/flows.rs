@@ -7,10 +7,10 @@ use serde::Serialize;
 use vpc_common::{DropReason, flow::FLOW_ACCEPT, ip_from_raw};
 
 use crate::{
-    ebpf::maps as names,
+    datapath::object::maps as names,
+    datapath::pin,
     flowlog::{Clock, drain},
-    pin,
-    status::{StatusError, interface_name},
+    inspect::status::{StatusError, interface_name},
 };
 
 /// One live flow (one direction, at the interface it arrives on, by action).

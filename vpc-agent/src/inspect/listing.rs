@@ -22,11 +22,11 @@ use vpc_common::{
 
 use crate::{
     config::validated::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
-    ebpf::maps as names,
+    daemon::sweep,
+    datapath::object::maps as names,
+    datapath::pin,
     flowlog::monotonic_ns,
-    pin,
-    status::StatusError,
-    sweep,
+    inspect::status::StatusError,
 };
 
 fn addr(raw: u32) -> Ipv4Addr {

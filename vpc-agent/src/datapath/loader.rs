@@ -20,8 +20,8 @@ use vpc_common::{
 
 use crate::{
     compile::Compiled,
-    ebpf::{OBJECT, maps, programs},
-    maps::{MapsError, SyncStats},
+    datapath::object::{OBJECT, maps, programs},
+    datapath::sync::{MapsError, SyncStats},
 };
 
 /// Errors of loading, attaching or reading the datapath.
@@ -55,7 +55,7 @@ pub enum DatapathError {
     #[error(transparent)]
     Maps(#[from] MapsError),
     #[error(transparent)]
-    Pin(#[from] crate::pin::PinError),
+    Pin(#[from] crate::datapath::pin::PinError),
     #[error("link of {name} on {interface}")]
     Link {
         name: &'static str,
@@ -169,13 +169,16 @@ impl Datapath {
     /// (with their contents: policy, counters, state) after a compatibility check, missing ones
     /// are created and pinned.
     pub fn open_pinned(dir: &Path) -> Result<Self, DatapathError> {
-        crate::pin::check_compatible(dir)?;
+        crate::datapath::pin::check_compatible(dir)?;
         let mut loader = EbpfLoader::new();
         for name in maps::ALL {
-            loader.map_pin_path(name, crate::pin::map_path(dir, name));
+            loader.map_pin_path(name, crate::datapath::pin::map_path(dir, name));
         }
         let datapath = Self::load_with(loader)?;
-        crate::pin::check_layout(dir, &crate::maps::read_config(&datapath.ebpf)?)?;
+        crate::datapath::pin::check_layout(
+            dir,
+            &crate::datapath::sync::read_config(&datapath.ebpf)?,
+        )?;
         Ok(datapath)
     }
 
@@ -248,7 +251,11 @@ impl Datapath {
         compiled: &Compiled,
         generation: u64,
     ) -> Result<SyncStats, DatapathError> {
-        Ok(crate::maps::apply(&mut self.ebpf, compiled, generation)?)
+        Ok(crate::datapath::sync::apply(
+            &mut self.ebpf,
+            compiled,
+            generation,
+        )?)
     }
 
     /// Attaches the programs to every interface of `compiled` (in the calling thread's network
@@ -302,7 +309,7 @@ impl Datapath {
         program: &'static str,
         mode: XdpMode,
     ) -> Result<Attachment, DatapathError> {
-        let path = crate::pin::link_path(dir, interface, program);
+        let path = crate::datapath::pin::link_path(dir, interface, program);
         let attach_err = |source| DatapathError::Attach {
             name: program,
             interface: interface.to_owned(),
@@ -397,8 +404,8 @@ impl Datapath {
     /// Whether the link pinned at `path` is attached to the device now named `interface` (a
     /// renamed device keeps its links; the pin's name does not follow it).
     fn pinned_on(path: &Path, interface: &str) -> bool {
-        let now = crate::netconf::ifindex(interface);
-        match crate::pin::pinned_link_ifindex(path) {
+        let now = crate::daemon::netconf::ifindex(interface);
+        match crate::datapath::pin::pinned_link_ifindex(path) {
             Ok(Some(ifindex)) => Some(ifindex) == now,
             // Not a device link, or unreadable: the link update decides.
             Ok(None) | Err(_) => true,

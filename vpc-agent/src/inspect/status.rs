@@ -28,9 +28,9 @@ use vpc_common::{
 };
 
 use crate::{
-    ebpf::maps as names,
+    datapath::object::maps as names,
+    datapath::pin::{self, AgentRecord, PinError},
     flowlog::{FlowLogCounters, drain},
-    pin::{self, AgentRecord, PinError},
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -32,7 +32,7 @@ use nix::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::ebpf::{OBJECT, maps as names};
+use crate::datapath::object::{OBJECT, maps as names};
 
 /// Default bpffs directory.
 pub const DEFAULT_DIR: &str = "/sys/fs/bpf/vpc";

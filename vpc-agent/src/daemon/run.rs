@@ -1,4 +1,4 @@
-//! `vpc-agent run`: the daemon. It loads the datapath with its maps pinned under the bpffs
+//! The run loop of the daemon: it loads the datapath with its maps pinned under the bpffs
 //! directory (adopting what a previous agent left there), reconciles the maps to the definition
 //! *before* attaching (so there is never an allow-all window), attaches through pinned links,
 //! and then stays in the foreground:
@@ -12,8 +12,8 @@
 //!   recompiled and the programs re-attached;
 //! - every flow log aggregation interval the per-flow counters are **drained** and written as
 //!   flow log records ([`crate::flowlog`]); the last, partial interval is flushed on SIGTERM;
-//! - every [`SWEEP_INTERVAL`] expired connections are **swept** ([`crate::sweep`]);
-//! - with `--metrics ADDR`, a Prometheus endpoint answers on ADDR ([`crate::metrics`]);
+//! - every [`SWEEP_INTERVAL`] expired connections are **swept** ([`crate::daemon::sweep`]);
+//! - with `--metrics ADDR`, a Prometheus endpoint answers on ADDR ([`crate::inspect::metrics`]);
 //! - SIGTERM / SIGINT stop the agent and leave the datapath enforcing (links and maps pinned).
 
 use std::{
@@ -30,16 +30,16 @@ use crate::{
     compile::CompileError,
     compile::{Compiled, Links as _},
     config::{self, LoadError, ValidatedConfig, validated::FlowLogDestination},
+    daemon::guard::{self, GuardError},
+    daemon::netconf::{self, Managed, NetconfError},
+    daemon::notify,
+    daemon::reconcile::{self, Outcome, ReconcileError},
+    daemon::sweep::{self, SWEEP_INTERVAL},
+    datapath::object::{maps as names, programs},
+    datapath::pin::{self, AgentRecord, DirLock, PinError},
     datapath::{AttachMode, Attached, Attachment, Datapath, DatapathError, programs_for},
-    ebpf::{maps as names, programs},
     flowlog::{self, FlowLog, FlowLogError, Names, Settings},
-    guard::{self, GuardError},
     links::SystemLinks,
-    netconf::{self, Managed, NetconfError},
-    notify,
-    pin::{self, AgentRecord, DirLock, PinError},
-    reconcile::{self, Outcome, ReconcileError},
-    sweep::{self, SWEEP_INTERVAL},
 };
 
 /// How often the definition file is checked for changes.
@@ -184,7 +184,7 @@ impl Agent {
         }
         pin::ensure_bpffs(&opts.bpffs)?;
         let lock = Rc::new(pin::lock(&opts.bpffs)?);
-        let adopting = pin::map_path(&opts.bpffs, crate::ebpf::maps::CONFIG).exists();
+        let adopting = pin::map_path(&opts.bpffs, crate::datapath::object::maps::CONFIG).exists();
         let dir = opts.bpffs.clone();
         let started = Self::start_locked(opts, text, &config, resolved, Rc::clone(&lock), adopting);
         if started.is_err() && !adopting {
@@ -688,7 +688,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let metrics = match opts.metrics {
             Some(addr) => Some((
                 addr,
-                crate::metrics::bind(addr)
+                crate::inspect::metrics::bind(addr)
                     .await
                     .map_err(|source| DaemonError::Metrics { addr, source })?,
             )),
@@ -697,7 +697,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let mut agent = Agent::start(opts)?;
         if let Some((addr, listener)) = metrics {
             log::info!("metrics listening addr={addr}");
-            tokio::spawn(crate::metrics::serve(listener, agent.opts.bpffs.clone()));
+            tokio::spawn(crate::inspect::metrics::serve(
+                listener,
+                agent.opts.bpffs.clone(),
+            ));
         }
         log::info!(
             "running config={} bpffs={} (file polled every {:?}, interfaces every {:?})",
