@@ -5,7 +5,10 @@
 //! (reversed tuple), then as the original direction, then likewise in `CT_UNASSURED`. For ICMP
 //! echo both ports are the identifier.
 
-use crate::{assert_size, pod};
+use crate::{
+    assert_size, pod,
+    proto::{PROTO_ICMP, PROTO_UDP},
+};
 
 /// `CONNTRACK` key.
 #[repr(C)]
@@ -21,6 +24,28 @@ pub struct CtKey {
     pub _pad: [u8; 3],
 }
 assert_size!(CtKey, 16);
+
+impl CtKey {
+    /// The key of a connection whose original direction is `src:sport -> dst:dport`, padding
+    /// zeroed (a hash key must not carry stray bytes).
+    #[inline(always)]
+    pub const fn new(src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> Self {
+        Self {
+            src,
+            dst,
+            sport,
+            dport,
+            proto,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The same connection seen from the other end (what a reply's own tuple is).
+    #[inline(always)]
+    pub const fn reversed(&self) -> Self {
+        Self::new(self.dst, self.src, self.dport, self.sport, self.proto)
+    }
+}
 
 /// TCP: SYN seen from the originator.
 pub const CT_TCP_SYN_SENT: u8 = 1;
@@ -134,6 +159,51 @@ pub struct CtTimeouts {
 }
 assert_size!(CtTimeouts, 32);
 
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// A configured timeout (seconds; 0 means the default) in ns.
+#[inline(always)]
+const fn secs(configured: u32, default: u32) -> u64 {
+    (if configured == 0 { default } else { configured }) as u64 * NS_PER_S
+}
+
+impl CtTimeouts {
+    /// The idle timeout, in ns, of a connection of `proto` in `state`: the one rule the
+    /// datapath (on lookup) and the agent's sweep both apply. Connections through a NAT
+    /// gateway (`natted`) have the NAT idle timeout in every state.
+    #[inline(always)]
+    pub const fn idle_ns(&self, proto: u8, state: u8, natted: bool) -> u64 {
+        let d = DEFAULT_TIMEOUTS;
+        if natted {
+            return secs(self.nat, d.nat);
+        }
+        match state {
+            CT_TCP_ESTABLISHED => secs(self.tcp_established, d.tcp_established),
+            CT_TCP_SYN_SENT | CT_TCP_SYN_RECV => secs(self.tcp_transitory, d.tcp_transitory),
+            CT_TCP_FIN_WAIT | CT_TCP_TIME_WAIT | CT_TCP_CLOSED => {
+                secs(self.tcp_closing, d.tcp_closing)
+            }
+            _ => match (proto, state) {
+                (PROTO_UDP, CT_BOTH_WAYS) => secs(self.udp_stream, d.udp_stream),
+                (PROTO_UDP, _) => secs(self.udp, d.udp),
+                (PROTO_ICMP, _) => secs(self.icmp, d.icmp),
+                _ => secs(self.other, d.other),
+            },
+        }
+    }
+}
+
+impl CtEntry {
+    /// Whether the connection (of `proto`) is still live at monotonic time `now`
+    /// (`bpf_ktime_get_ns`). An entry stamped after `now` (another CPU's packet after this
+    /// clock read, or a packet during a sweep) has idle time zero, never a wrapped-around huge
+    /// one.
+    #[inline(always)]
+    pub const fn live(&self, t: &CtTimeouts, proto: u8, now: u64) -> bool {
+        now.saturating_sub(self.last_seen_ns) <= t.idle_ns(proto, self.state, self.nat_ip != 0)
+    }
+}
+
 /// AWS defaults (seconds).
 pub const DEFAULT_TIMEOUTS: CtTimeouts = CtTimeouts {
     tcp_established: 432_000,
@@ -168,3 +238,74 @@ pub const CONNTRACK_ENTRIES: u32 = 262_144;
 pub const CT_UNASSURED_ENTRIES: u32 = 65_536;
 
 pod!(CtKey, CtEntry, CtPath, CtTimeouts);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::PROTO_TCP;
+
+    const S: u64 = NS_PER_S;
+
+    fn entry(state: u8, last_seen_s: u64, nat_ip: u32) -> CtEntry {
+        CtEntry {
+            last_seen_ns: last_seen_s * S,
+            state,
+            nat_ip,
+            ..CtEntry::default()
+        }
+    }
+
+    #[test]
+    fn keys_zero_their_padding_and_reverse() {
+        let k = CtKey::new(1, 2, 3, 4, PROTO_TCP);
+        assert_eq!(k._pad, [0; 3]);
+        assert_eq!(k.reversed(), CtKey::new(2, 1, 4, 3, PROTO_TCP));
+        assert_eq!(k.reversed().reversed(), k);
+    }
+
+    #[test]
+    fn idle_timeouts_follow_state_protocol_and_translation() {
+        let d = CtTimeouts::default();
+        let cases = [
+            (PROTO_TCP, CT_TCP_SYN_SENT, false, 60),
+            (PROTO_TCP, CT_TCP_SYN_RECV, false, 60),
+            (PROTO_TCP, CT_TCP_ESTABLISHED, false, 432_000),
+            (PROTO_TCP, CT_TCP_FIN_WAIT, false, 60),
+            (PROTO_TCP, CT_TCP_TIME_WAIT, false, 60),
+            (PROTO_TCP, CT_TCP_CLOSED, false, 60),
+            (PROTO_UDP, CT_ONE_WAY, false, 30),
+            (PROTO_UDP, CT_BOTH_WAYS, false, 180),
+            (PROTO_ICMP, CT_ONE_WAY, false, 30),
+            (PROTO_ICMP, CT_BOTH_WAYS, false, 30),
+            (47, CT_ONE_WAY, false, 60),
+            (PROTO_TCP, CT_TCP_ESTABLISHED, true, 350),
+            (PROTO_UDP, CT_BOTH_WAYS, true, 350),
+        ];
+        for (proto, state, natted, s) in cases {
+            assert_eq!(
+                d.idle_ns(proto, state, natted),
+                s * S,
+                "{proto} {state} {natted}"
+            );
+        }
+        let short = CtTimeouts {
+            tcp_established: 60,
+            nat: 10,
+            ..CtTimeouts::default()
+        };
+        assert_eq!(short.idle_ns(PROTO_TCP, CT_TCP_ESTABLISHED, false), 60 * S);
+        assert_eq!(short.idle_ns(PROTO_TCP, CT_TCP_ESTABLISHED, true), 10 * S);
+        assert_eq!(short.idle_ns(PROTO_UDP, CT_ONE_WAY, false), 30 * S);
+    }
+
+    #[test]
+    fn liveness_is_idle_time_within_the_timeout() {
+        let d = CtTimeouts::default();
+        assert!(entry(CT_ONE_WAY, 100, 0).live(&d, PROTO_UDP, 130 * S));
+        assert!(!entry(CT_ONE_WAY, 100, 0).live(&d, PROTO_UDP, 130 * S + 1));
+        assert!(entry(CT_ONE_WAY, 100, 9).live(&d, PROTO_UDP, 450 * S));
+        assert!(!entry(CT_ONE_WAY, 100, 9).live(&d, PROTO_UDP, 451 * S));
+        // Stamped after the clock read: live, not wrapped around.
+        assert!(entry(CT_TCP_ESTABLISHED, 100, 0).live(&d, PROTO_TCP, 99 * S));
+    }
+}

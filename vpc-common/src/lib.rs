@@ -19,6 +19,7 @@ pub mod flow;
 pub mod icmp;
 pub mod iface;
 pub mod nat;
+pub mod proto;
 pub mod route;
 pub mod security_group;
 

@@ -6,7 +6,7 @@
 //!
 //! For ICMP echo the "port" is the identifier and `remote_port` is 0.
 
-use crate::{assert_size, pod};
+use crate::{assert_size, conntrack::CtKey, pod, proto::PROTO_ICMP};
 
 /// `NAT_PORTS` key: a translated connection as the internet sees it.
 #[repr(C)]
@@ -22,6 +22,59 @@ pub struct NatKey {
     pub _pad: [u8; 3],
 }
 assert_size!(NatKey, 16);
+
+/// The remote port as `NAT_PORTS` keys it: 0 for ICMP, whose "port" is the identifier.
+#[inline(always)]
+pub const fn remote_port(proto: u8, port: u16) -> u16 {
+    if proto == PROTO_ICMP { 0 } else { port }
+}
+
+impl NatKey {
+    /// The key of `nat_ip:nat_port` towards `remote_ip:remote_port` (padding zeroed, the remote
+    /// port as [`remote_port`] says).
+    #[inline(always)]
+    pub const fn new(
+        nat_ip: u32,
+        nat_port: u16,
+        remote_ip: u32,
+        remote_port_: u16,
+        proto: u8,
+    ) -> Self {
+        Self {
+            nat_ip,
+            remote_ip,
+            nat_port,
+            remote_port: remote_port(proto, remote_port_),
+            proto,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The reverse entry of a connection whose original direction is `ct` (inside -> remote)
+    /// and that is translated to `nat_ip:nat_port`.
+    #[inline(always)]
+    pub const fn of_connection(ct: &CtKey, nat_ip: u32, nat_port: u16) -> Self {
+        Self::new(nat_ip, nat_port, ct.dst, ct.dport, ct.proto)
+    }
+
+    /// The inside connection's key (original direction) of this translation, whose inside end
+    /// is `inside`. For ICMP echo both ports are the inside identifier.
+    #[inline(always)]
+    pub const fn connection(&self, inside: &NatValue) -> CtKey {
+        let dport = if self.proto == PROTO_ICMP {
+            inside.inside_port
+        } else {
+            self.remote_port
+        };
+        CtKey::new(
+            inside.inside_ip,
+            self.remote_ip,
+            inside.inside_port,
+            dport,
+            self.proto,
+        )
+    }
+}
 
 /// `NAT_PORTS` value: the inside endpoint behind a translated port.
 #[repr(C)]
@@ -60,3 +113,28 @@ pub const NAT_MAX_PROBES: u32 = 1024;
 pub const NAT_PORTS_ENTRIES: u32 = 262_144;
 
 pod!(NatKey, NatValue, NatConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::PROTO_UDP;
+
+    #[test]
+    fn a_connection_and_its_reverse_entry_map_both_ways() {
+        for (proto, dport) in [(PROTO_UDP, 53), (PROTO_ICMP, 7)] {
+            let ct = CtKey::new(10, 20, 7, dport, proto);
+            let k = NatKey::of_connection(&ct, 99, 2000);
+            assert_eq!(
+                (k.nat_ip, k.remote_ip, k.nat_port, k._pad),
+                (99, 20, 2000, [0; 3])
+            );
+            assert_eq!(k.remote_port, if proto == PROTO_ICMP { 0 } else { 53 });
+            let inside = NatValue {
+                inside_ip: 10,
+                inside_port: 7,
+                ..NatValue::default()
+            };
+            assert_eq!(k.connection(&inside), ct);
+        }
+    }
+}

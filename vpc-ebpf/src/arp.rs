@@ -20,7 +20,7 @@ use vpc_common::{
     iface::{IfaceInfo, SubnetInfo},
 };
 
-use crate::packet::{ARP_OFF, ARP_REPLY, ARP_REQUEST, Arp, ArpHdr, PacketCtx, ptr_at};
+use crate::packet::{ARP_OFF, ARP_REPLY, ARP_REQUEST, Arp, ArpHdr, PacketCtx, header_mut};
 
 /// What to do with an ARP packet that arrived on an instance port.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,10 +51,9 @@ pub fn on_port(
     {
         return Ok(ArpAction::ToKernel);
     }
-    let eth: *mut EthHdr = ptr_at(ctx, 0)?;
-    let hdr: *mut ArpHdr = ptr_at(ctx, ARP_OFF)?;
-    // SAFETY: both bounds-checked by `ptr_at`; plain bytes, and they do not overlap.
-    let (eth, hdr) = unsafe { (&mut *eth, &mut *hdr) };
+    // Two borrows of the packet that do not overlap.
+    let eth: &mut EthHdr = header_mut(ctx, 0)?;
+    let hdr: &mut ArpHdr = header_mut(ctx, ARP_OFF)?;
     eth.dst_addr = eth.src_addr;
     eth.src_addr = iface.mac;
     hdr.op = ARP_REPLY.to_be_bytes();

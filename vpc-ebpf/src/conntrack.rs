@@ -18,24 +18,45 @@ use vpc_common::{
     DropReason,
     conntrack::{
         CT_ACK_ORIGINAL, CT_ACK_REPLY, CT_BOTH_WAYS, CT_FIN_ORIGINAL, CT_FIN_REPLY, CT_ONE_WAY,
-        CT_PATH_TTL_S, CT_SEEN_REPLY, CT_STAT_ASSURED, CT_STAT_CREATED, CT_STAT_EXPIRED,
-        CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV, CT_TCP_SYN_SENT,
-        CT_TCP_TIME_WAIT, CT_WINDOW_SLACK, CtEntry, CtKey, CtPath, CtTimeouts, DEFAULT_TIMEOUTS,
+        CT_SEEN_REPLY, CT_STAT_ASSURED, CT_STAT_CREATED, CT_STAT_EXPIRED, CT_TCP_CLOSED,
+        CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV, CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT,
+        CT_WINDOW_SLACK, CtEntry, CtKey, CtTimeouts,
     },
+    nat::NatKey,
 };
 
 use crate::{
     clock,
-    decide::Forward,
-    maps::{CONFIG, CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS, CT_UNASSURED},
+    maps::{CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS, CT_UNASSURED},
     nat,
-    packet::{Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+    packet::{Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP},
+    verdict::Forward,
 };
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
+
+/// A connection's entry in `CONNTRACK` or `CT_UNASSURED`, as a lookup in this program run
+/// returned it: the one place the entry pointer is dereferenced.
+#[derive(Clone, Copy)]
+pub struct Conn(*mut CtEntry);
+
+impl Conn {
+    #[inline(always)]
+    pub fn get(&self) -> &CtEntry {
+        // SAFETY: a map value stays valid until the program returns (even if another CPU
+        // deletes it meanwhile); concurrent writers can only make its fields slightly stale.
+        unsafe { &*self.0 }
+    }
+
+    #[inline(always)]
+    pub fn get_mut(&mut self) -> &mut CtEntry {
+        // SAFETY: as in `get`; one program run holds one mutable view at a time.
+        unsafe { &mut *self.0 }
+    }
+}
 
 /// How a packet relates to the tracked connections.
 #[derive(Clone, Copy)]
@@ -48,7 +69,7 @@ pub enum Track {
     /// entry is in `CONNTRACK` (else in `CT_UNASSURED`).
     Tracked {
         reply: bool,
-        entry: *mut CtEntry,
+        entry: Conn,
         assured: bool,
     },
 }
@@ -61,16 +82,10 @@ impl Track {
     }
 }
 
+/// The key of `flow`'s own direction.
 #[inline(always)]
-fn key(src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> CtKey {
-    CtKey {
-        src,
-        dst,
-        sport,
-        dport,
-        proto,
-        _pad: [0; 3],
-    }
+pub fn key_of(flow: &Flow) -> CtKey {
+    CtKey::new(flow.src, flow.dst, flow.sport, flow.dport, flow.proto)
 }
 
 #[inline(always)]
@@ -78,33 +93,6 @@ fn count(slot: u32) {
     if let Some(c) = CT_STATS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot.
         unsafe { *c += 1 };
-    }
-}
-
-#[inline(always)]
-fn secs(configured: u32, default: u32) -> u64 {
-    u64::from(if configured == 0 { default } else { configured }) * 1_000_000_000
-}
-
-/// Idle timeout of an entry in `state` for `proto`, in ns. Connections through a NAT gateway
-/// have the NAT idle timeout in every state.
-#[inline(always)]
-fn timeout_ns(proto: u8, state: u8, natted: bool) -> u64 {
-    let t = CT_TIMEOUTS.get(0).copied().unwrap_or(CtTimeouts::default());
-    let d = DEFAULT_TIMEOUTS;
-    if natted {
-        return secs(t.nat, d.nat);
-    }
-    match state {
-        CT_TCP_ESTABLISHED => secs(t.tcp_established, d.tcp_established),
-        CT_TCP_SYN_SENT | CT_TCP_SYN_RECV => secs(t.tcp_transitory, d.tcp_transitory),
-        CT_TCP_FIN_WAIT | CT_TCP_TIME_WAIT | CT_TCP_CLOSED => secs(t.tcp_closing, d.tcp_closing),
-        _ => match (proto, state) {
-            (PROTO_UDP, CT_BOTH_WAYS) => secs(t.udp_stream, d.udp_stream),
-            (PROTO_UDP, _) => secs(t.udp, d.udp),
-            (PROTO_ICMP, _) => secs(t.icmp, d.icmp),
-            _ => secs(t.other, d.other),
-        },
     }
 }
 
@@ -118,13 +106,12 @@ fn nonsense(flags: u8) -> bool {
         || (f & (FIN | ACK)) == FIN
 }
 
+/// Whether the entry is live now (the timeouts rule is `CtTimeouts::idle_ns`, shared with the
+/// agent's sweep).
 #[inline(always)]
-fn live(entry: *mut CtEntry, proto: u8, now: u64) -> bool {
-    // SAFETY: `entry` points into a CONNTRACK value for the program's duration.
-    let e = unsafe { &*entry };
-    // Another CPU may have stamped the entry after this packet's clock read: idle time zero,
-    // not a wrapped-around huge one.
-    now.saturating_sub(e.last_seen_ns) <= timeout_ns(proto, e.state, e.nat_ip != 0)
+fn live(entry: Conn, proto: u8, now: u64) -> bool {
+    let t = CT_TIMEOUTS.get(0).copied().unwrap_or(CtTimeouts::default());
+    entry.get().live(&t, proto, now)
 }
 
 /// Finds the connection of `flow` (addresses as inside the VPC). Errors are TCP packets that
@@ -148,13 +135,12 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
         return Err(DropReason::InvalidTcpFlags);
     }
     let now = clock::now();
-    let reversed = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
-    let original = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+    let original = key_of(flow);
+    let reversed = original.reversed();
     let found = find(&reversed, &original, may_reply, may_original);
     let track = match found {
         Some((reply, entry, assured)) if live(entry, flow.proto, now) => {
-            // SAFETY: points into a CONNTRACK value.
-            let state = unsafe { (*entry).state };
+            let state = entry.get().state;
             let restart = flow.proto == PROTO_TCP
                 && flow.tcp_flags & (SYN | ACK) == SYN
                 && (state == CT_TCP_CLOSED || state == CT_TCP_TIME_WAIT);
@@ -172,19 +158,12 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
         }
         Some((reply, entry, assured)) => {
             count(CT_STAT_EXPIRED);
-            // SAFETY: points into a CONNTRACK value.
-            let e = unsafe { &*entry };
+            let e = entry.get();
+            let connection = if reply { &reversed } else { &original };
             if e.nat_ip != 0 {
-                // The original direction went to the packet's destination, or (a reply) came
-                // from its source.
-                let (remote, port) = if reply {
-                    (flow.src, flow.sport)
-                } else {
-                    (flow.dst, flow.dport)
-                };
-                nat::release(e.nat_ip, e.nat_port, remote, port, flow.proto);
+                nat::release(&NatKey::of_connection(connection, e.nat_ip, e.nat_port));
             }
-            remove(if reply { &reversed } else { &original }, assured);
+            remove(connection, assured);
             Track::New
         }
         None => Track::New,
@@ -212,26 +191,33 @@ fn find(
     original: &CtKey,
     may_reply: bool,
     may_original: bool,
-) -> Option<(bool, *mut CtEntry, bool)> {
+) -> Option<(bool, Conn, bool)> {
     if may_reply && let Some(e) = CONNTRACK.get_ptr_mut(*reversed) {
-        return Some((true, e, true));
+        return Some((true, Conn(e), true));
     }
     if may_original && let Some(e) = CONNTRACK.get_ptr_mut(*original) {
-        return Some((false, e, true));
+        return Some((false, Conn(e), true));
     }
     if may_reply && let Some(e) = CT_UNASSURED.get_ptr_mut(*reversed) {
-        return Some((true, e, false));
+        return Some((true, Conn(e), false));
     }
     if may_original && let Some(e) = CT_UNASSURED.get_ptr_mut(*original) {
-        return Some((false, e, false));
+        return Some((false, Conn(e), false));
     }
     None
+}
+
+/// The live-or-not entry of `flow`'s connection in either direction: (is a reply, the entry).
+#[inline(always)]
+pub fn of_flow(flow: &Flow) -> Option<(bool, Conn)> {
+    let original = key_of(flow);
+    find(&original.reversed(), &original, true, true).map(|(reply, e, _)| (reply, e))
 }
 
 /// The live-or-not entry of the connection whose original direction is `original` (for ICMP
 /// errors about it).
 #[inline(always)]
-pub fn entry(original: &CtKey) -> Option<*mut CtEntry> {
+pub fn entry(original: &CtKey) -> Option<Conn> {
     find(original, original, false, true).map(|(_, e, _)| e)
 }
 
@@ -292,18 +278,12 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
                 entry.nat_port = port;
                 fwd.new_sport = port;
             }
-            let k = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
+            let k = key_of(flow);
             // By reference: a value would be copied onto the stack again.
             let value: &CtEntry = entry;
             if CT_UNASSURED.insert(k, value, 0).is_err() {
                 if entry.nat_ip != 0 {
-                    nat::release(
-                        entry.nat_ip,
-                        entry.nat_port,
-                        flow.dst,
-                        flow.dport,
-                        flow.proto,
-                    );
+                    nat::release(&NatKey::of_connection(&k, entry.nat_ip, entry.nat_port));
                 }
                 return Err(DropReason::ConntrackFull);
             }
@@ -312,12 +292,10 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
         }
         Track::Tracked {
             reply,
-            entry,
+            mut entry,
             assured: was_assured,
         } => {
-            // SAFETY: points into a CONNTRACK value; concurrent updates from other CPUs can
-            // only make the state or timestamp slightly stale.
-            let e = unsafe { &mut *entry };
+            let e = entry.get_mut();
             e.last_seen_ns = now;
             if fwd.nat_gateway != 0 {
                 if e.nat_ip != fwd.new_src {
@@ -337,9 +315,9 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
             if !was_assured && assured(flow.proto, e.state) {
                 // Promoted: from now on no flood of new connections can evict it.
                 let original = if reply {
-                    key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto)
+                    key_of(flow).reversed()
                 } else {
-                    key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto)
+                    key_of(flow)
                 };
                 let value: &CtEntry = e;
                 CONNTRACK
@@ -351,64 +329,6 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
             Ok(())
         }
     }
-}
-
-/// Remembers the forwarding decision of `flow`'s direction in its connection (the fast path,
-/// see `vpc_common::conntrack::CtPath`). Nothing happens when the connection is not there.
-#[inline(always)]
-pub fn remember(flow: &Flow, fwd: &Forward, ingress: u32, smac: &[u8; 6], dmac: &[u8; 6]) {
-    let reversed = key(flow.dst, flow.src, flow.dport, flow.sport, flow.proto);
-    let original = key(flow.src, flow.dst, flow.sport, flow.dport, flow.proto);
-    let Some((reply, entry, _)) = find(&reversed, &original, true, true) else {
-        return;
-    };
-    let now = clock::now();
-    let path = CtPath {
-        generation: generation(),
-        ingress,
-        out_ifindex: fwd.ifindex,
-        new_src: fwd.new_src,
-        new_dst: fwd.new_dst,
-        new_sport: fwd.new_sport,
-        new_dport: fwd.new_dport,
-        smac: *smac,
-        dmac: *dmac,
-        stamp: (now >> 30) as u32,
-    };
-    // SAFETY: points into a CONNTRACK value; a concurrent writer can only store the same
-    // decision (one policy generation), so a torn read is at worst a stale MAC for 2 s.
-    let e = unsafe { &mut *entry };
-    if reply {
-        e.reply = path;
-    } else {
-        e.original = path;
-    }
-}
-
-/// The cached decision for the packet's direction of its live connection (`track`, from
-/// [`lookup`]), if it is still valid: same policy generation, same ingress interface, next hop
-/// looked up at most `CT_PATH_TTL_S` ago.
-#[inline(always)]
-pub fn cached(track: &Track, ingress: u32) -> Option<CtPath> {
-    let Track::Tracked { reply, entry, .. } = *track else {
-        return None;
-    };
-    // SAFETY: points into a CONNTRACK value for the program's duration.
-    let e = unsafe { &*entry };
-    let path = if reply { e.reply } else { e.original };
-    let now = (clock::now() >> 30) as u32;
-    let valid = path.generation != 0
-        && path.generation == generation()
-        && path.ingress == ingress
-        && now.wrapping_sub(path.stamp) <= CT_PATH_TTL_S;
-    valid.then_some(path)
-}
-
-/// The policy generation's low 32 bits (never 0 once a policy is applied: generations start
-/// at 1, so 0 marks an empty cache).
-#[inline(always)]
-fn generation() -> u32 {
-    CONFIG.get(0).map_or(0, |c| c.generation as u32)
 }
 
 /// `a` comes after `b` in sequence space (or is `b`).

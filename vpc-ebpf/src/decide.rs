@@ -23,7 +23,7 @@ use vpc_common::{
     acl::{ACL_INBOUND, ACL_OUTBOUND},
     conntrack::CtKey,
     iface::{
-        ENDPOINT_INSTANCE, Endpoint, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey, PublicKey,
+        ENDPOINT_INSTANCE, Endpoint, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, PublicKey,
         PublicTarget, SubnetInfo,
     },
     route::{
@@ -34,158 +34,30 @@ use vpc_common::{
 use crate::{
     acl,
     conntrack::{self, Track},
-    maps::{
-        CONFIG, FRAGMENTS, FragKey, FragPorts, IFACES, NAT_GATEWAYS, PUBLIC_IPS, VPCS, copied,
-        endpoint,
-    },
+    fragment,
+    maps::{NAT_GATEWAYS, PUBLIC_IPS, VPCS, copied, endpoint},
     nat,
     packet::{Flow, Frag, Inner, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
     route, security_group, source_check,
+    verdict::{Decision, Forward},
 };
 
-/// Where a packet goes and how its addresses change.
-#[derive(Clone, Copy)]
-pub struct Forward {
-    /// The interface the VPC's routing sends it out of.
-    pub ifindex: u32,
-    /// New source / destination address (network order); 0 = unchanged.
-    pub new_src: u32,
-    pub new_dst: u32,
-    /// New source / destination port (for ICMP echo: identifier); 0 = unchanged.
-    pub new_sport: u16,
-    pub new_dport: u16,
-    /// The NAT gateway translating the source (0: none); its port is chosen at commit.
-    pub nat_gateway: u32,
-    /// The VPC of the inside endpoint (for NAT translations).
-    pub vpc_id: u32,
-    /// For an ICMP error about a translated connection: the inside address (0: none) and port
-    /// its quoted header must show.
-    pub inner_src: u32,
-    pub inner_sport: u16,
-    /// Whether `inner_src`/`inner_sport` replace the quoted *destination* instead (an error
-    /// from inside about a packet that came in translated).
-    pub inner_dst: bool,
-}
-
-impl Forward {
-    /// A decision taken from the connection's cache (no NAT port to allocate: it is in the
-    /// cached rewrite).
-    #[inline(always)]
-    pub fn cached(path: &vpc_common::conntrack::CtPath) -> Self {
-        Self {
-            ifindex: path.out_ifindex,
-            new_src: path.new_src,
-            new_dst: path.new_dst,
-            new_sport: path.new_sport,
-            new_dport: path.new_dport,
-            nat_gateway: 0,
-            vpc_id: 0,
-            inner_src: 0,
-            inner_sport: 0,
-            inner_dst: false,
-        }
-    }
-
-    /// Out of `ifindex`, with an optional address rewrite.
-    #[inline(always)]
-    fn to(ifindex: u32, new_src: u32, new_dst: u32) -> Self {
-        Self {
-            ifindex,
-            new_src,
-            new_dst,
-            new_sport: 0,
-            new_dport: 0,
-            nat_gateway: 0,
-            vpc_id: 0,
-            inner_src: 0,
-            inner_sport: 0,
-            inner_dst: false,
-        }
-    }
-}
-
-/// The pipeline's answer for a packet that is not dropped.
-pub enum Decision {
-    /// The interface is not managed by the agent: the kernel's business.
-    Unmanaged,
-    /// For the router itself (its subnet address, broadcast, multicast, its own uplink traffic).
-    ToHost,
-    /// Forward as described.
-    Forward(Forward),
-    /// Answer the sender with a TCP RST (a NAT gateway connection that timed out).
-    Reset,
-}
-
-/// The active generation slot.
-#[inline(always)]
-fn active_slot() -> u32 {
-    CONFIG.get(0).map_or(0, |c| c.active_slot)
-}
-
-/// The managed interface `ingress` in the active generation, or `None` (not the agent's:
-/// everything on it is the kernel's business, even packets the parser would reject).
-#[inline(always)]
-pub fn interface(ingress: u32) -> Option<(u32, IfaceInfo)> {
-    let slot = active_slot();
-    copied(
-        &IFACES,
-        IfaceKey {
-            ifindex: ingress,
-            slot,
-        },
-    )
-    .map(|iface| (slot, iface))
-}
-
 /// Runs the pipeline for a packet that arrived on managed interface `iface`.
-#[inline(always)]
 ///
 /// `known` is the packet's connection lookup when the caller already did it (the fast path's
 /// miss); it must be for this very `flow`.
+#[inline(always)]
 pub fn decide(
     slot: u32,
     iface: &IfaceInfo,
     flow: &mut Flow,
     known: Option<Result<Track, DropReason>>,
 ) -> Result<Decision, DropReason> {
-    classify_fragment(flow)?;
+    fragment::classify(flow)?;
     match iface.kind {
         IFACE_SUBNET => from_subnet(iface, flow, known),
         IFACE_UPLINK => from_uplink(slot, iface, flow),
         _ => Ok(Decision::Unmanaged),
-    }
-}
-
-/// First fragments record their ports; later fragments take them (or are dropped).
-#[inline(always)]
-fn classify_fragment(flow: &mut Flow) -> Result<(), DropReason> {
-    let key = FragKey {
-        src: flow.src,
-        dst: flow.dst,
-        id: flow.ip_id,
-        proto: flow.proto,
-        _pad: 0,
-    };
-    match flow.frag {
-        Frag::None => Ok(()),
-        Frag::First => {
-            let ports = FragPorts {
-                sport: flow.sport,
-                dport: flow.dport,
-            };
-            // A full table only costs later fragments their classification (counted there).
-            let _ = FRAGMENTS.insert(key, ports, 0);
-            Ok(())
-        }
-        Frag::Later => {
-            // SAFETY: the value is copied out at once; a concurrent update can only change
-            // which (valid) ports we read.
-            let ports = unsafe { FRAGMENTS.get(key) }.copied();
-            let ports = ports.ok_or(DropReason::Fragment)?;
-            flow.sport = ports.sport;
-            flow.dport = ports.dport;
-            Ok(())
-        }
     }
 }
 
@@ -258,17 +130,9 @@ fn outbound_error(flow: &Flow, inner: &Inner, fwd: &mut Forward) {
         return;
     }
     // Through a NAT gateway: the quoted packet was a reply of a translated connection.
-    let original = CtKey {
-        src: inner.dst,
-        dst: inner.src,
-        sport: inner.dport,
-        dport: inner.sport,
-        proto: inner.proto,
-        _pad: [0; 3],
-    };
+    let original = CtKey::new(inner.dst, inner.src, inner.dport, inner.sport, inner.proto);
     if let Some(entry) = conntrack::entry(&original) {
-        // SAFETY: points into a CONNTRACK value; copied at once.
-        let (ip, port) = unsafe { ((*entry).nat_ip, (*entry).nat_port) };
+        let (ip, port) = (entry.get().nat_ip, entry.get().nat_port);
         if ip != 0 {
             fwd.inner_src = ip;
             fwd.inner_sport = port;
@@ -444,28 +308,16 @@ fn related_icmp_error(
             Some((gw.subnet_id, subnet(gw.subnet_id)?)),
         )
     };
-    let original = CtKey {
-        src: inside_ip,
-        dst: inner.dst,
-        sport: inside_port,
-        // ICMP echo: both "ports" are the (inside) identifier.
-        dport: if inner.proto == PROTO_ICMP {
-            inside_port
-        } else {
-            inner.dport
-        },
-        proto: inner.proto,
-        _pad: [0; 3],
+    // ICMP echo: both "ports" are the (inside) identifier.
+    let dport = if inner.proto == PROTO_ICMP {
+        inside_port
+    } else {
+        inner.dport
     };
+    let original = CtKey::new(inside_ip, inner.dst, inside_port, dport, inner.proto);
     // The quoted packet left by a connection the inside endpoint opened, or (a public
     // instance's server) one the remote end opened: its reply direction.
-    let inbound = CtKey {
-        src: original.dst,
-        dst: original.src,
-        sport: original.dport,
-        dport: original.sport,
-        ..original
-    };
+    let inbound = original.reversed();
     let entry = conntrack::entry(&original)
         .or_else(|| {
             if target.kind == ENDPOINT_INSTANCE {

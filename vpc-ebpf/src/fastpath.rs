@@ -8,12 +8,17 @@
 //! Only packets arriving on subnet interfaces use it: there the connection key is the packet's
 //! own 5-tuple. From the uplink the key needs the translation first (the full pipeline).
 
-use vpc_common::DropReason;
+use vpc_common::{
+    DropReason,
+    conntrack::{CT_PATH_TTL_S, CtPath},
+};
 
 use crate::{
+    clock,
     conntrack::{self, Track},
-    decide::Forward,
+    maps::CONFIG,
     packet::{Flow, Frag},
+    verdict::Forward,
 };
 
 /// A packet to send as cached: the decision and the next hop's MACs.
@@ -40,11 +45,7 @@ pub fn probe(flow: &Flow, ingress: u32) -> Probe {
         return Probe::Miss(None);
     }
     let track = conntrack::lookup(flow);
-    let Some(path) = track
-        .as_ref()
-        .ok()
-        .and_then(|t| conntrack::cached(t, ingress))
-    else {
+    let Some(path) = track.as_ref().ok().and_then(|t| cached(t, ingress)) else {
         return Probe::Miss(Some(track));
     };
     let mut fwd = Forward::cached(&path);
@@ -54,4 +55,59 @@ pub fn probe(flow: &Flow, ingress: u32) -> Probe {
         smac: path.smac,
         dmac: path.dmac,
     }))
+}
+
+/// Remembers the forwarding decision of `flow`'s direction in its connection (the fast path,
+/// see `vpc_common::conntrack::CtPath`). Nothing happens when the connection is not there.
+#[inline(always)]
+pub fn remember(flow: &Flow, fwd: &Forward, ingress: u32, smac: &[u8; 6], dmac: &[u8; 6]) {
+    let Some((reply, mut entry)) = conntrack::of_flow(flow) else {
+        return;
+    };
+    let now = clock::now();
+    let path = CtPath {
+        generation: generation(),
+        ingress,
+        out_ifindex: fwd.ifindex,
+        new_src: fwd.new_src,
+        new_dst: fwd.new_dst,
+        new_sport: fwd.new_sport,
+        new_dport: fwd.new_dport,
+        smac: *smac,
+        dmac: *dmac,
+        stamp: (now >> 30) as u32,
+    };
+    // A concurrent writer can only store the same decision (one policy generation), so a
+    // torn read is at worst a stale MAC for 2 s.
+    let e = entry.get_mut();
+    if reply {
+        e.reply = path;
+    } else {
+        e.original = path;
+    }
+}
+
+/// The cached decision for the packet's direction of its live connection (`track`, from
+/// [`lookup`]), if it is still valid: same policy generation, same ingress interface, next hop
+/// looked up at most `CT_PATH_TTL_S` ago.
+#[inline(always)]
+pub fn cached(track: &Track, ingress: u32) -> Option<CtPath> {
+    let Track::Tracked { reply, entry, .. } = *track else {
+        return None;
+    };
+    let e = entry.get();
+    let path = if reply { e.reply } else { e.original };
+    let now = (clock::now() >> 30) as u32;
+    let valid = path.generation != 0
+        && path.generation == generation()
+        && path.ingress == ingress
+        && now.wrapping_sub(path.stamp) <= CT_PATH_TTL_S;
+    valid.then_some(path)
+}
+
+/// The policy generation's low 32 bits (never 0 once a policy is applied: generations start
+/// at 1, so 0 marks an empty cache).
+#[inline(always)]
+fn generation() -> u32 {
+    CONFIG.get(0).map_or(0, |c| c.generation as u32)
 }

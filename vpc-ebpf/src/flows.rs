@@ -8,9 +8,9 @@ use vpc_common::{
 
 use crate::{
     clock,
-    decide::Forward,
     maps::{FLOWS, FLOWS_GEN, FLOWS_SKIPPED},
     packet::Flow,
+    verdict::Forward,
 };
 
 /// What happened to the packet, for its flow record.

@@ -25,15 +25,16 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vpc_common::{DropReason, MARK_APPROVED};
 
 use crate::{
-    conntrack, csum,
-    decide::Forward,
+    csum, fastpath,
     icmp::IcmpError,
     maps::DEVICES,
     nat,
     packet::{
         ETH_LEN, Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-        ptr_at,
+        header_mut,
     },
+    verdict::Forward,
+    verdict::Refusal,
 };
 
 const AF_INET: u8 = 2;
@@ -47,20 +48,6 @@ const IP_CSUM: usize = ETH_LEN + 10;
 const IP_SRC: usize = ETH_LEN + 12;
 const IP_DST: usize = ETH_LEN + 16;
 const IP_TTL: usize = ETH_LEN + 8;
-
-/// Why a packet is not forwarded: a drop, or a drop the sender hears about from the router
-/// (ICMP time exceeded / fragmentation needed, `crate::icmp`).
-#[derive(Clone, Copy)]
-pub enum Refusal {
-    Drop(DropReason),
-    Icmp(IcmpError),
-}
-
-impl From<DropReason> for Refusal {
-    fn from(reason: DropReason) -> Self {
-        Self::Drop(reason)
-    }
-}
 
 /// A packet with DF set that does not fit the next hop: the sender learns the MTU; without DF
 /// the router does not fragment (it drops, counted).
@@ -147,7 +134,7 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<
         nat::rewrite_inner(ctx, flow, inner, fwd)?;
     }
     if cache {
-        conntrack::remember(
+        fastpath::remember(
             flow,
             fwd,
             ctx.ingress_ifindex() as u32,
@@ -177,12 +164,9 @@ pub fn xdp_send(
     dmac: &[u8; 6],
 ) -> Result<u32, DropReason> {
     xdp_rewrite(ctx, flow, fwd, src, dst)?;
-    let eth: *mut EthHdr = ptr_at(ctx, 0)?;
-    // SAFETY: bounds-checked by ptr_at; plain bytes.
-    unsafe {
-        (*eth).dst_addr = *dmac;
-        (*eth).src_addr = *smac;
-    }
+    let eth: &mut EthHdr = header_mut(ctx, 0)?;
+    eth.dst_addr = *dmac;
+    eth.src_addr = *smac;
     // The device left DEVICES since the check (agent race): the frame is already rewritten.
     DEVICES
         .redirect(fwd.ifindex, 0)
@@ -267,20 +251,17 @@ fn xdp_rewrite(
     src: u32,
     dst: u32,
 ) -> Result<(), DropReason> {
-    let ip: *mut Ipv4Hdr = ptr_at(ctx, ETH_LEN)?;
-    // SAFETY: bounds-checked by ptr_at; Ipv4Hdr is plain bytes (alignment 1).
-    let ip = unsafe { &mut *ip };
+    let ip: &mut Ipv4Hdr = header_mut(ctx, ETH_LEN)?;
     let mut check = u16::from_ne_bytes(ip.check);
     let csum = l4_csum_at(flow);
-    let l4_check: Option<*mut [u8; 2]> = match csum {
-        Some((off, _, _)) => Some(ptr_at(ctx, off)?),
+    let mut l4_check: Option<&mut [u8; 2]> = match csum {
+        Some((off, _, _)) => Some(header_mut(ctx, off)?),
         None => None,
     };
     let (pseudo, zero_is_none) = csum.map_or((false, false), |(_, p, z)| (p, z));
     // The L4 checksum as loaded, and whether it must be left alone (UDP without checksum).
-    let mut l4 = match l4_check {
-        // SAFETY: bounds-checked by ptr_at above.
-        Some(p) => u16::from_ne_bytes(unsafe { *p }),
+    let mut l4 = match &l4_check {
+        Some(p) => u16::from_ne_bytes(**p),
         None => 0,
     };
     let skip_l4 = l4_check.is_none() || (zero_is_none && l4 == 0);
@@ -302,22 +283,20 @@ fn xdp_rewrite(
         if off == 0 || old == new {
             continue;
         }
-        let field: *mut [u8; 2] = ptr_at(ctx, off)?;
+        let field: &mut [u8; 2] = header_mut(ctx, off)?;
         let (old, new) = (old.to_be(), new.to_be());
         if !skip_l4 {
             l4 = csum::replace16(l4, old, new);
         }
-        // SAFETY: bounds-checked by ptr_at.
-        unsafe { *field = new.to_ne_bytes() };
+        *field = new.to_ne_bytes();
     }
-    if let Some(p) = l4_check
+    if let Some(p) = l4_check.as_mut()
         && !skip_l4
     {
         if zero_is_none && l4 == 0 {
             l4 = 0xffff;
         }
-        // SAFETY: bounds-checked by ptr_at above.
-        unsafe { *p = l4.to_ne_bytes() };
+        **p = l4.to_ne_bytes();
     }
     let old_word = u16::from_ne_bytes([ip.ttl, ip.proto]);
     ip.ttl -= 1;

@@ -34,7 +34,7 @@ use vpc_common::{
 
 use crate::{
     clock,
-    packet::{ETH_LEN, Flow, Frag, PROTO_ICMP, ptr_at},
+    packet::{ETH_LEN, Flow, Frag, PROTO_ICMP, header, header_mut},
 };
 
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
@@ -208,18 +208,17 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, router_ip: u32, e: &IcmpError) -> Opti
     if !about_this(flow, router_ip) || !allowed() {
         return None;
     }
-    let head: *mut [u8; ETH_LEN + QUOTED_LEN] = ptr_at(ctx, 0).ok()?;
-    // SAFETY: bounds-checked by `ptr_at`; copied out before the frame changes.
-    let head = unsafe { *head };
+    // Copied out before the frame changes.
+    let head: [u8; ETH_LEN + QUOTED_LEN] = *header(ctx, 0).ok()?;
     let built = build(&head, router_ip, e)?;
     let delta = ERROR_LEN as i32 - (ctx.data_end() - ctx.data()) as i32;
     // SAFETY: the frame being processed; the helper checks the new size.
     if unsafe { bpf_xdp_adjust_tail(ctx.as_ptr().cast(), delta) } != 0 {
         return None;
     }
-    let frame: *mut [u8; ERROR_LEN] = ptr_at(ctx, 0).ok()?;
-    // SAFETY: both are `ERROR_LEN` bytes: the frame (bounds-checked) and the scratch slot.
-    unsafe { *frame = *built };
+    let frame: &mut [u8; ERROR_LEN] = header_mut(ctx, 0).ok()?;
+    // SAFETY: the scratch slot holds `ERROR_LEN` initialised bytes.
+    *frame = unsafe { *built };
     count(e.stat());
     Some(aya_ebpf::bindings::xdp_action::XDP_TX)
 }
@@ -297,17 +296,17 @@ const RESET_LEN: usize = ETH_LEN + 40;
 /// XDP: turns the segment into a RST to its sender (`XDP_TX`).
 #[inline(always)]
 pub fn xdp_reset(ctx: &XdpContext, flow: &Flow) -> Option<u32> {
-    let eth: *mut [u8; ETH_LEN] = ptr_at(ctx, 0).ok()?;
-    // SAFETY: bounds-checked by `ptr_at`; copied out before the frame changes.
-    let built = build_reset(unsafe { &*eth }, flow)?;
+    // Copied out before the frame changes.
+    let eth: [u8; ETH_LEN] = *header(ctx, 0).ok()?;
+    let built = build_reset(&eth, flow)?;
     let delta = RESET_LEN as i32 - (ctx.data_end() - ctx.data()) as i32;
     // SAFETY: the frame being processed; the helper checks the new size.
     if unsafe { bpf_xdp_adjust_tail(ctx.as_ptr().cast(), delta) } != 0 {
         return None;
     }
-    let frame: *mut [u8; RESET_LEN] = ptr_at(ctx, 0).ok()?;
-    // SAFETY: the frame is `RESET_LEN` bytes (bounds-checked); the scratch slot is longer.
-    unsafe { *frame = *built.cast::<[u8; RESET_LEN]>() };
+    let frame: &mut [u8; RESET_LEN] = header_mut(ctx, 0).ok()?;
+    // SAFETY: the scratch slot holds at least `RESET_LEN` initialised bytes.
+    *frame = unsafe { *built.cast::<[u8; RESET_LEN]>() };
     Some(aya_ebpf::bindings::xdp_action::XDP_TX)
 }
 

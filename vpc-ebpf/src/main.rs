@@ -17,13 +17,16 @@ mod drop;
 mod fastpath;
 mod flows;
 mod forward;
+mod fragment;
 mod icmp;
+mod interface;
 mod maps;
 mod nat;
 mod packet;
 mod route;
 mod security_group;
 mod source_check;
+mod verdict;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
@@ -38,12 +41,13 @@ use vpc_common::{
 
 use crate::{
     arp::ArpAction,
-    decide::{Decision, decide, interface},
+    decide::decide,
     fastpath::Probe,
     flows::Outcome,
-    forward::Refusal,
+    interface::interface,
     maps::{SUBNETS, copied},
     packet::{Arp, Frame, PacketCtx, parse},
+    verdict::{Decision, Refusal},
 };
 
 /// ARP on a managed interface: instance ports answer it themselves (`crate::arp`), every

@@ -26,43 +26,21 @@ use vpc_common::{
 use crate::{
     csum,
     maps::{NAT_CONFIG, NAT_PORTS},
-    packet::{Flow, Inner, PROTO_ICMP, PROTO_UDP, PacketCtx, ptr_at},
+    packet::{Flow, Inner, PROTO_ICMP, PROTO_UDP, PacketCtx, header_mut},
 };
-
-/// The remote port as NAT_PORTS keys it (0 for ICMP, whose "port" is the identifier).
-#[inline(always)]
-pub fn remote_port(proto: u8, port: u16) -> u16 {
-    if proto == PROTO_ICMP { 0 } else { port }
-}
 
 /// The inside endpoint of a packet arriving at `flow.dst` (an elastic IP), if it belongs to a
 /// translated connection.
 #[inline(always)]
 pub fn reverse(flow: &Flow) -> Option<NatValue> {
-    let key = NatKey {
-        nat_ip: flow.dst,
-        remote_ip: flow.src,
-        nat_port: flow.dport,
-        remote_port: remote_port(flow.proto, flow.sport),
-        proto: flow.proto,
-        _pad: [0; 3],
-    };
+    let key = NatKey::new(flow.dst, flow.dport, flow.src, flow.sport, flow.proto);
     // SAFETY: copied out at once.
     unsafe { NAT_PORTS.get(key) }.copied()
 }
 
-/// Forgets the translation of an expired connection whose original direction went to
-/// `remote_ip:remote_port`.
+/// Forgets a translation (`NatKey::of_connection` of an expired or never-created connection).
 #[inline(always)]
-pub fn release(nat_ip: u32, nat_port: u16, remote_ip: u32, remote_port_: u16, proto: u8) {
-    let key = NatKey {
-        nat_ip,
-        remote_ip,
-        nat_port,
-        remote_port: remote_port(proto, remote_port_),
-        proto,
-        _pad: [0; 3],
-    };
+pub fn release(key: &NatKey) {
     let _ = NAT_PORTS.remove(key);
 }
 
@@ -115,14 +93,7 @@ pub fn allocate(
         random
     };
     let mut search = Search {
-        key: NatKey {
-            nat_ip,
-            remote_ip: flow.dst,
-            nat_port: 0,
-            remote_port: remote_port(flow.proto, flow.dport),
-            proto: flow.proto,
-            _pad: [0; 3],
-        },
+        key: NatKey::new(nat_ip, 0, flow.dst, flow.dport, flow.proto),
         value: NatValue {
             inside_ip: flow.src,
             inside_port: inside,
@@ -185,7 +156,7 @@ pub fn rewrite_inner(
     ctx: &impl PacketCtx,
     flow: &Flow,
     inner: &Inner,
-    fwd: &crate::decide::Forward,
+    fwd: &crate::verdict::Forward,
 ) -> Result<(), DropReason> {
     // The quoted source (an error about a packet we sent), or destination (`inner_dst`: an
     // error from inside about a packet that came in translated).
@@ -195,24 +166,19 @@ pub fn rewrite_inner(
     } else {
         (12, 0, inner.sport)
     };
-    let icmp_csum: *mut [u8; 2] = ptr_at(ctx, flow.l4_off + 2)?;
-    // SAFETY: bounds-checked by ptr_at.
-    let mut outer = u16::from_ne_bytes(unsafe { *icmp_csum });
+    // Borrows of distinct fields of the packet.
+    let icmp_csum: &mut [u8; 2] = header_mut(ctx, flow.l4_off + 2)?;
+    let mut outer = u16::from_ne_bytes(*icmp_csum);
 
     // Quoted address and the quoted IP header checksum.
-    let src: *mut [u8; 4] = ptr_at(ctx, inner.ip_off + addr_off)?;
-    let ip_csum: *mut [u8; 2] = ptr_at(ctx, inner.ip_off + 10)?;
-    // SAFETY: both bounds-checked by ptr_at.
-    let (old_src, old_ip_csum) =
-        unsafe { (u32::from_ne_bytes(*src), u16::from_ne_bytes(*ip_csum)) };
+    let src: &mut [u8; 4] = header_mut(ctx, inner.ip_off + addr_off)?;
+    let ip_csum: &mut [u8; 2] = header_mut(ctx, inner.ip_off + 10)?;
+    let (old_src, old_ip_csum) = (u32::from_ne_bytes(*src), u16::from_ne_bytes(*ip_csum));
     let new_ip_csum = csum::replace32(old_ip_csum, old_src, new_src);
     outer = csum::replace32(outer, old_src, new_src);
     outer = csum::replace16(outer, old_ip_csum, new_ip_csum);
-    // SAFETY: bounds-checked by ptr_at.
-    unsafe {
-        *src = new_src.to_ne_bytes();
-        *ip_csum = new_ip_csum.to_ne_bytes();
-    }
+    *src = new_src.to_ne_bytes();
+    *ip_csum = new_ip_csum.to_ne_bytes();
 
     // Quoted port / identifier and the quoted L4 checksum (pseudo header for TCP and UDP).
     let (port_at, csum_at, pseudo) = match inner.proto {
@@ -222,9 +188,8 @@ pub fn rewrite_inner(
     };
     let old_port = old_sport.to_be();
     let new_port = new_sport.to_be();
-    if let Ok(l4_csum) = ptr_at::<[u8; 2]>(ctx, csum_at) {
-        // SAFETY: bounds-checked by ptr_at.
-        let old = u16::from_ne_bytes(unsafe { *l4_csum });
+    if let Ok(l4_csum) = header_mut::<[u8; 2]>(ctx, csum_at) {
+        let old = u16::from_ne_bytes(*l4_csum);
         if !(inner.proto == PROTO_UDP && old == 0) {
             let mut new = old;
             if pseudo {
@@ -232,16 +197,12 @@ pub fn rewrite_inner(
             }
             new = csum::replace16(new, old_port, new_port);
             outer = csum::replace16(outer, old, new);
-            // SAFETY: bounds-checked by ptr_at.
-            unsafe { *l4_csum = new.to_ne_bytes() };
+            *l4_csum = new.to_ne_bytes();
         }
     }
-    let port: *mut [u8; 2] = ptr_at(ctx, port_at)?;
+    let port: &mut [u8; 2] = header_mut(ctx, port_at)?;
     outer = csum::replace16(outer, old_port, new_port);
-    // SAFETY: bounds-checked by ptr_at.
-    unsafe {
-        *port = new_port.to_ne_bytes();
-        *icmp_csum = outer.to_ne_bytes();
-    }
+    *port = new_port.to_ne_bytes();
+    *icmp_csum = outer.to_ne_bytes();
     Ok(())
 }

@@ -78,18 +78,56 @@ pub fn ptr_at<T>(ctx: &impl PacketCtx, offset: usize) -> Result<*mut T, DropReas
     Ok((start + offset) as *mut T)
 }
 
+/// Types that are nothing but bytes: alignment 1, no padding, every bit pattern valid (header
+/// layouts made of `u8` and `[u8; N]`), so a reference to one may point anywhere in a packet.
+///
+/// # Safety
+/// Implement only for such types.
+pub unsafe trait Plain {}
+
+// SAFETY: byte arrays are plain bytes.
+unsafe impl<const N: usize> Plain for [u8; N] {}
+// SAFETY: network-types' Ethernet and IPv4 headers are #[repr(C)] structs of u8 / [u8; N].
+unsafe impl Plain for EthHdr {}
+// SAFETY: as above.
+unsafe impl Plain for Ipv4Hdr {}
+// SAFETY: #[repr(C)] of u8 / [u8; N] fields (below).
+unsafe impl Plain for ArpHdr {}
+// SAFETY: as above.
+unsafe impl Plain for L4Ports {}
+// SAFETY: as above.
+unsafe impl Plain for TcpHead {}
+// SAFETY: as above.
+unsafe impl Plain for IcmpHead {}
+
+/// The header `T` at `offset`, borrowed from the packet: [`ptr_at`]'s bounds check, then a
+/// reference. Every read of packet memory goes through this or [`header_mut`].
+#[inline(always)]
+pub fn header<T: Plain>(ctx: &impl PacketCtx, offset: usize) -> Result<&T, DropReason> {
+    let p: *mut T = ptr_at(ctx, offset)?;
+    // SAFETY: `ptr_at` checked that the whole `T` lies inside the packet, which stays mapped
+    // for the program's run; `T: Plain` has alignment 1 and no invalid bit patterns.
+    Ok(unsafe { &*p })
+}
+
+/// Like [`header`], for writing. The packet is the program's to change; callers hold one such
+/// borrow at a time per field.
+#[inline(always)]
+#[allow(clippy::mut_from_ref)]
+pub fn header_mut<T: Plain>(ctx: &impl PacketCtx, offset: usize) -> Result<&mut T, DropReason> {
+    let p: *mut T = ptr_at(ctx, offset)?;
+    // SAFETY: as in `header`; the packet buffer is writable for XDP and for the linear part
+    // of a TC skb (after the parser's pull), and nothing else in the program aliases it.
+    Ok(unsafe { &mut *p })
+}
+
 pub const ETH_LEN: usize = size_of::<EthHdr>();
 
 /// The furthest offset a header is read at (an ICMP error's quoted L4 header sits at most
 /// 14 + 60 + 8 + 60 bytes in).
 const MAX_HEADER_OFFSET: usize = 512;
 
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_UDP: u8 = 17;
-
-pub const ICMP_ECHO_REPLY: u8 = 0;
-pub const ICMP_ECHO_REQUEST: u8 = 8;
+pub use vpc_common::proto::{ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// Fragment position of the packet.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -193,9 +231,7 @@ pub struct ArpHdr {
 
 #[inline(always)]
 fn parse_arp(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
-    let arp: *mut ArpHdr = ptr_at(ctx, ARP_OFF)?;
-    // SAFETY: bounds-checked by `ptr_at`; plain bytes.
-    let arp = unsafe { &*arp };
+    let arp: &ArpHdr = header(ctx, ARP_OFF)?;
     if u16::from_be_bytes(arp.htype) != 1
         || u16::from_be_bytes(arp.ptype) != 0x0800
         || arp.hlen != 6
@@ -240,9 +276,7 @@ struct IcmpHead {
 /// that follow (ports, or the echo identifier).
 #[inline(always)]
 fn parse_inner(ctx: &impl PacketCtx, off: usize) -> Result<Inner, DropReason> {
-    let ip: *mut Ipv4Hdr = ptr_at(ctx, off)?;
-    // SAFETY: bounds-checked by `ptr_at`; plain bytes.
-    let ip = unsafe { &*ip };
+    let ip: &Ipv4Hdr = header(ctx, off)?;
     let ihl = ip.ihl() as usize;
     if ip.version() != 4 || ihl < size_of::<Ipv4Hdr>() || ihl > 60 {
         return Err(DropReason::Malformed);
@@ -259,16 +293,13 @@ fn parse_inner(ctx: &impl PacketCtx, off: usize) -> Result<Inner, DropReason> {
     };
     match inner.proto {
         PROTO_TCP | PROTO_UDP => {
-            let ports: *mut L4Ports = ptr_at(ctx, l4_off)?;
-            // SAFETY: bounds-checked by `ptr_at`.
-            let ports = unsafe { &*ports };
+            let ports: &L4Ports = header(ctx, l4_off)?;
             inner.sport = u16::from_be_bytes(ports.sport);
             inner.dport = u16::from_be_bytes(ports.dport);
         }
         PROTO_ICMP => {
-            let icmp: *mut IcmpHead = ptr_at(ctx, l4_off)?;
-            // SAFETY: bounds-checked by `ptr_at`.
-            let id = u16::from_be_bytes(unsafe { (*icmp).id });
+            let icmp: &IcmpHead = header(ctx, l4_off)?;
+            let id = u16::from_be_bytes(icmp.id);
             inner.sport = id;
             inner.dport = id;
         }
@@ -283,9 +314,7 @@ fn parse_inner(ctx: &impl PacketCtx, off: usize) -> Result<Inner, DropReason> {
 /// checksum is forwarded (and dropped by the receiver's stack).
 #[inline(always)]
 pub fn header_checksum_ok(ctx: &impl PacketCtx) -> Result<bool, DropReason> {
-    let ip: *mut [u8; 20] = ptr_at(ctx, ETH_LEN)?;
-    // SAFETY: bounds-checked by `ptr_at`; plain bytes.
-    let fixed = unsafe { *ip };
+    let fixed: [u8; 20] = *header(ctx, ETH_LEN)?;
     if fixed[0] & 0x0f != 5 {
         return Ok(true);
     }
@@ -303,9 +332,7 @@ pub fn header_checksum_ok(ctx: &impl PacketCtx) -> Result<bool, DropReason> {
 /// to forward (`not_for_router`). Broadcast and multicast frames are the router's too.
 #[inline(always)]
 pub fn addressed_to(ctx: &impl PacketCtx, mac: &[u8; 6]) -> Result<(), DropReason> {
-    let eth: *mut EthHdr = ptr_at(ctx, 0)?;
-    // SAFETY: bounds-checked by `ptr_at`; plain bytes.
-    let dst = unsafe { (*eth).dst_addr };
+    let dst = header::<EthHdr>(ctx, 0)?.dst_addr;
     if *mac == [0; 6] || dst == *mac || dst[0] & 1 != 0 {
         Ok(())
     } else {
@@ -316,9 +343,7 @@ pub fn addressed_to(ctx: &impl PacketCtx, mac: &[u8; 6]) -> Result<(), DropReaso
 /// Parses the frame. Errors are drop reasons.
 #[inline(always)]
 pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
-    let eth: *mut EthHdr = ptr_at(ctx, 0)?;
-    // SAFETY: `ptr_at` checked that a whole EthHdr lies inside the packet.
-    let ether_type = unsafe { (*eth).ether_type };
+    let ether_type = header::<EthHdr>(ctx, 0)?.ether_type;
     if ether_type == EtherType::Ipv6 as u16 {
         return Err(DropReason::NotIpv4);
     }
@@ -335,9 +360,7 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
         return Ok(Frame::Other);
     }
 
-    let ip: *mut Ipv4Hdr = ptr_at(ctx, ETH_LEN)?;
-    // SAFETY: `ptr_at` checked that a whole Ipv4Hdr lies inside the packet; it is plain bytes.
-    let ip = unsafe { &*ip };
+    let ip: &Ipv4Hdr = header(ctx, ETH_LEN)?;
     if ip.version() != 4 {
         return Err(DropReason::Malformed);
     }
@@ -387,13 +410,13 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
     // header); a first fragment too short for it is a tiny-fragment attack (RFC 1858).
     // Compared on opaque copies: the compiler must not fold the lengths into the packet
     // pointers the verifier tracks.
-    let header = match flow.proto {
+    let l4_min = match flow.proto {
         PROTO_TCP => 20,
         PROTO_UDP | PROTO_ICMP => 8,
         _ => 0,
     };
     let (opaque_ihl, opaque_len) = core::hint::black_box((ihl, ip_len as usize));
-    if opaque_ihl + header > opaque_len {
+    if opaque_ihl + l4_min > opaque_len {
         return Err(if frag == Frag::First {
             DropReason::Fragment
         } else {
@@ -403,9 +426,7 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
     let l4 = flow.l4_off;
     match flow.proto {
         PROTO_TCP => {
-            let tcp: *mut TcpHead = ptr_at(ctx, l4)?;
-            // SAFETY: bounds-checked by `ptr_at`; plain bytes.
-            let tcp = unsafe { &*tcp };
+            let tcp: &TcpHead = header(ctx, l4)?;
             let header = ((tcp.doff >> 4) as u32) * 4;
             if header < 20 {
                 return Err(DropReason::Malformed);
@@ -419,17 +440,13 @@ pub fn parse(ctx: &impl PacketCtx) -> Result<Frame, DropReason> {
             flow.tcp_len = payload + u32::from(tcp.flags & 0x01) + u32::from((tcp.flags >> 1) & 1);
         }
         PROTO_UDP => {
-            let ports: *mut L4Ports = ptr_at(ctx, l4)?;
-            // SAFETY: bounds-checked by `ptr_at`; the 8-byte UDP header is checked below.
-            let ports = unsafe { &*ports };
-            let _len: *mut [u8; 4] = ptr_at(ctx, l4 + 4)?;
+            let ports: &L4Ports = header(ctx, l4)?;
+            let _len: &[u8; 4] = header(ctx, l4 + 4)?;
             flow.sport = u16::from_be_bytes(ports.sport);
             flow.dport = u16::from_be_bytes(ports.dport);
         }
         PROTO_ICMP => {
-            let icmp: *mut IcmpHead = ptr_at(ctx, l4)?;
-            // SAFETY: bounds-checked by `ptr_at`.
-            let icmp = unsafe { &*icmp };
+            let icmp: &IcmpHead = header(ctx, l4)?;
             flow.icmp_type = icmp.ty;
             flow.icmp_code = icmp.code;
             if icmp.ty == ICMP_ECHO_REQUEST || icmp.ty == ICMP_ECHO_REPLY {

@@ -15,62 +15,22 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{Array, HashMap, Map, MapData, MapError};
 use vpc_common::{
-    conntrack::{
-        CT_BOTH_WAYS, CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV,
-        CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT, CtEntry, CtKey, CtTimeouts, DEFAULT_TIMEOUTS,
-    },
+    conntrack::{CtEntry, CtKey, CtTimeouts},
     nat::{NatKey, NatValue},
 };
-
-use crate::config::validated::{PROTO_ICMP, PROTO_UDP};
 
 /// How often the daemon sweeps.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
-fn secs(configured: u32, default: u32) -> u64 {
-    u64::from(if configured == 0 { default } else { configured }) * 1_000_000_000
-}
-
-/// The idle timeout (ns) of an entry, exactly as the datapath computes it.
-pub fn timeout_ns(t: &CtTimeouts, proto: u8, entry: &CtEntry) -> u64 {
-    let d = DEFAULT_TIMEOUTS;
-    if entry.nat_ip != 0 {
-        return secs(t.nat, d.nat);
-    }
-    match entry.state {
-        CT_TCP_ESTABLISHED => secs(t.tcp_established, d.tcp_established),
-        CT_TCP_SYN_SENT | CT_TCP_SYN_RECV => secs(t.tcp_transitory, d.tcp_transitory),
-        CT_TCP_FIN_WAIT | CT_TCP_TIME_WAIT | CT_TCP_CLOSED => secs(t.tcp_closing, d.tcp_closing),
-        state => match (proto, state) {
-            (PROTO_UDP, CT_BOTH_WAYS) => secs(t.udp_stream, d.udp_stream),
-            (PROTO_UDP, _) => secs(t.udp, d.udp),
-            (PROTO_ICMP, _) => secs(t.icmp, d.icmp),
-            _ => secs(t.other, d.other),
-        },
-    }
-}
-
-/// Whether an entry is expired at monotonic time `now` (the datapath's `live`, negated). An
-/// entry seen after `now` (a packet during the sweep, which reads the clock once before its
-/// scan) is not: its idle time is zero, never a wrapped-around huge one.
+/// Whether an entry is expired at monotonic time `now`: the datapath's rule
+/// (`CtEntry::live`, shared through `vpc-common`), negated.
 pub fn expired(t: &CtTimeouts, key: &CtKey, entry: &CtEntry, now: u64) -> bool {
-    now.saturating_sub(entry.last_seen_ns) > timeout_ns(t, key.proto, entry)
+    !entry.live(t, key.proto, now)
 }
 
 /// The `NAT_PORTS` key of a translated connection.
 pub fn nat_key(key: &CtKey, entry: &CtEntry) -> NatKey {
-    NatKey {
-        nat_ip: entry.nat_ip,
-        remote_ip: key.dst,
-        nat_port: entry.nat_port,
-        remote_port: if key.proto == PROTO_ICMP {
-            0
-        } else {
-            key.dport
-        },
-        proto: key.proto,
-        _pad: [0; 3],
-    }
+    NatKey::of_connection(key, entry.nat_ip, entry.nat_port)
 }
 
 /// What one sweep did.
@@ -123,7 +83,10 @@ pub fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vpc_common::conntrack::CT_ONE_WAY;
+    use vpc_common::{
+        conntrack::{CT_BOTH_WAYS, CT_ONE_WAY, CT_TCP_ESTABLISHED},
+        proto::{PROTO_ICMP, PROTO_UDP},
+    };
 
     const S: u64 = 1_000_000_000;
 

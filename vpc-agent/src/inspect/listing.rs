@@ -22,7 +22,6 @@ use vpc_common::{
 
 use crate::{
     config::validated::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
-    daemon::sweep,
     datapath::object::maps as names,
     datapath::pin,
     flowlog::monotonic_ns,
@@ -93,7 +92,7 @@ pub struct Connection {
 /// Decodes a CONNTRACK entry at monotonic time `now`.
 pub fn connection(t: &CtTimeouts, key: &CtKey, entry: &CtEntry, now: u64) -> Connection {
     let idle = now.saturating_sub(entry.last_seen_ns);
-    let timeout = sweep::timeout_ns(t, key.proto, entry);
+    let timeout = t.idle_ns(key.proto, entry.state, entry.nat_ip != 0);
     Connection {
         protocol: proto_name(key.proto),
         src: addr(key.src),
