@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use vpc_agent::{config, error_chain};
+use vpc_agent::{compile::check, error_chain};
 
 use super::{Failure, user};
 
 pub(super) fn validate(file: &Path) -> Result<(), Failure> {
-    let summary = config::check_file(file).map_err(|e| user(error_chain(&e)))?;
+    let summary = check::check_file(file).map_err(|e| user(error_chain(&e)))?;
     println!("{summary}");
     Ok(())
 }

@@ -72,11 +72,6 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
         .collect()
 }
 
-/// The interface index of `name` in this network namespace.
-pub fn ifindex(name: &str) -> Option<u32> {
-    nix::net::if_::if_nametoindex(name).ok()
-}
-
 fn ip(args: &[&str]) -> Result<String, NetconfError> {
     let joined = args.join(" ");
     let out = Command::new("ip")

@@ -39,7 +39,7 @@ use crate::{
     datapath::pin::{self, AgentRecord, DirLock, PinError},
     datapath::{AttachMode, Attached, Attachment, Datapath, DatapathError, programs_for},
     flowlog::{self, FlowLog, FlowLogError, Names, Settings},
-    links::SystemLinks,
+    links::{self, SystemLinks},
 };
 
 /// How often the definition file is checked for changes.
@@ -622,7 +622,7 @@ impl Agent {
             text,
             state: Candidate::MissingInterfaces(missing),
         }) = &self.seen
-            && missing.iter().all(|name| netconf::ifindex(name).is_some())
+            && missing.iter().all(|name| links::ifindex(name).is_some())
         {
             log::info!(
                 "interfaces appeared: {}; applying the waiting definition",
@@ -634,7 +634,7 @@ impl Agent {
         }
         let mut changed = false;
         for name in self.ifindexes.keys() {
-            let now = netconf::ifindex(name);
+            let now = links::ifindex(name);
             if now.is_none() {
                 log::debug!("interface missing interface={name}");
             }
@@ -654,7 +654,7 @@ fn resolve(config: &ValidatedConfig) -> Result<BTreeMap<String, u32>, DaemonErro
     let mut found = BTreeMap::new();
     let mut missing = Vec::new();
     for iface in netconf::managed_interfaces(config) {
-        match netconf::ifindex(&iface.name) {
+        match links::ifindex(&iface.name) {
             Some(index) => {
                 found.insert(iface.name, index);
             }

@@ -404,7 +404,7 @@ impl Datapath {
     /// Whether the link pinned at `path` is attached to the device now named `interface` (a
     /// renamed device keeps its links; the pin's name does not follow it).
     fn pinned_on(path: &Path, interface: &str) -> bool {
-        let now = crate::daemon::netconf::ifindex(interface);
+        let now = crate::links::ifindex(interface);
         match crate::datapath::pin::pinned_link_ifindex(path) {
             Ok(Some(ifindex)) => Some(ifindex) == now,
             // Not a device link, or unreadable: the link update decides.

@@ -304,7 +304,8 @@ fn finish(
         return Err(ImportError::NoVpc { report });
     };
     const OUTPUT: &str = "(imported)";
-    let checked = config::load_str(OUTPUT, &yaml).and_then(|c| config::check_capacity(OUTPUT, &c));
+    let checked = config::load_str(OUTPUT, &yaml)
+        .and_then(|c| crate::compile::check::check_capacity(OUTPUT, &c));
     match checked {
         Ok(()) => Ok(Imported { yaml, report }),
         Err(diagnostics) => Err(ImportError::Invalid {
