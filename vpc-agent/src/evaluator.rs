@@ -629,7 +629,7 @@ impl Run<'_> {
     /// Through NAT gateway `nat` (in subnet P): P's ACL inbound, source NAT, P's route table
     /// (which must lead to the internet gateway), P's ACL outbound, out of the uplink.
     fn nat_gateway(&mut self, v: usize, nat: &NatGatewayDef, p: &Packet) -> Verdict {
-        use crate::config::validated::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+        use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
         if ![PROTO_TCP, PROTO_UDP, PROTO_ICMP].contains(&p.proto) {
             return Verdict::Drop(DropReason::NatProtocol);
         }

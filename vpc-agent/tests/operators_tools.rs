@@ -16,11 +16,12 @@ use std::{
 };
 
 use vpc_agent::{
-    config::{
-        load_str,
-        validate::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS},
+    config::load_str,
+    flowlog::{
+        Clock, Drained, Names,
+        format::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS},
+        monotonic_ns, records,
     },
-    flowlog::{Clock, Drained, Names, monotonic_ns, records},
     inspect::metrics,
     inspect::status::{ConntrackStats, FlowStatus, MapFill, Status},
 };

@@ -12,11 +12,14 @@ use std::{
 use ipnet::Ipv4Net;
 use vpc_common::{acl::MAX_ACL_RULES, conntrack::DEFAULT_TIMEOUTS};
 
+use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+
 use super::{
     error::Diagnostic,
     model::{self, ConfigFile, Loc, Pos, TrafficSpec},
     validated::*,
 };
+use crate::flowlog::format::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS};
 
 /// Prefix lengths AWS allows for VPC and subnet CIDR blocks.
 const BLOCK_PREFIX: RangeInclusive<u8> = 16..=28;
@@ -31,41 +34,6 @@ const TIMEOUTS: RangeInclusive<i64> = 1..=432_000;
 const TCP_ESTABLISHED_TIMEOUTS: RangeInclusive<i64> = 60..=432_000;
 /// Prefix of a security group reference in a rule's source/destination.
 const SG_REF: &str = "sg:";
-/// Fields of the AWS v2 default flow log record, in order.
-pub const DEFAULT_FLOW_LOG_FIELDS: [&str; 14] = [
-    "version",
-    "account-id",
-    "interface-id",
-    "srcaddr",
-    "dstaddr",
-    "srcport",
-    "dstport",
-    "protocol",
-    "packets",
-    "bytes",
-    "start",
-    "end",
-    "action",
-    "log-status",
-];
-/// Further AWS flow log fields (v3-v5) a custom format may use.
-pub const EXTRA_FLOW_LOG_FIELDS: [&str; 15] = [
-    "vpc-id",
-    "subnet-id",
-    "instance-id",
-    "tcp-flags",
-    "type",
-    "pkt-srcaddr",
-    "pkt-dstaddr",
-    "region",
-    "az-id",
-    "sublocation-type",
-    "sublocation-id",
-    "pkt-src-aws-service",
-    "pkt-dst-aws-service",
-    "flow-direction",
-    "traffic-path",
-];
 
 /// Checks a parsed file and resolves it. `Err` holds every problem, sorted by position.
 pub fn validate(file: &ConfigFile) -> Result<ValidatedConfig, Vec<Diagnostic>> {
@@ -1633,17 +1601,6 @@ impl Validator {
         }
         Some(fields)
     }
-}
-
-/// `HOST:PORT` (`[v6]:PORT` too) with a non-zero port.
-pub fn parse_host_port(text: &str) -> Option<(String, u16)> {
-    let (host, port) = text.rsplit_once(':')?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
-    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| (host.to_owned(), port))
 }
 
 /// What subnets may refer to.

@@ -10,6 +10,7 @@ use crate::{
     datapath::object::maps as names,
     datapath::pin,
     flowlog::{Clock, drain},
+    inspect::listing::proto_name,
     inspect::status::{StatusError, interface_name},
 };
 
@@ -79,15 +80,6 @@ pub fn collect(dir: &Path) -> Result<Vec<LiveFlow>, StatusError> {
             }
         })
         .collect())
-}
-
-fn proto_name(proto: u8) -> String {
-    match proto {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        n => n.to_string(),
-    }
 }
 
 /// The human-readable table.
