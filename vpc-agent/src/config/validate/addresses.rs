@@ -2,6 +2,22 @@
 
 use super::*;
 
+/// Where the definition places a NAT gateway or an instance: its subnet, private address and
+/// public address (with its key: `elastic_ip` or `public_ip`).
+struct Placement<'a> {
+    subnet: &'a Loc<String>,
+    private_ip: &'a Loc<String>,
+    public_ip: Option<(&'static str, &'a Loc<String>)>,
+}
+
+/// What [`Validator::addresses`] resolved (`None`: an error was recorded).
+struct Addresses<'s> {
+    subnet: Option<(usize, Option<&'s SubnetDef>)>,
+    private_ip: Option<Ipv4Addr>,
+    /// `Some(None)`: no public address given.
+    public_ip: Option<Option<Ipv4Addr>>,
+}
+
 impl Validator {
     /// A private address: inside its subnet, not reserved, not used twice in the VPC.
     pub(super) fn private_ip(
@@ -99,6 +115,40 @@ impl Validator {
         }
     }
 
+    /// The addresses a NAT gateway and an instance both have: the subnet they are in, their
+    /// private address there and, where the definition gives one, their public (elastic)
+    /// address. Every problem is recorded.
+    fn addresses<'s>(
+        &mut self,
+        path: &str,
+        owner: &str,
+        at: &Placement<'_>,
+        scope: &VpcScope<'s>,
+        used: &mut HashMap<Ipv4Addr, String>,
+    ) -> Addresses<'s> {
+        let subnet = self.subnet_ref(at.subnet, &format!("{path}.subnet"), scope);
+        let private_ip = self.private_ip(
+            at.private_ip,
+            &format!("{path}.private_ip"),
+            subnet.and_then(|s| s.1),
+            owner.to_owned(),
+            used,
+        );
+        let public_ip = match at.public_ip {
+            Some((key, ip)) => {
+                let public_owner = format!("{owner} of VPC '{}'", scope.name);
+                let path = format!("{path}.{key}");
+                self.public_ip(ip, &path, scope, public_owner).map(Some)
+            }
+            None => Some(None),
+        };
+        Addresses {
+            subnet,
+            private_ip,
+            public_ip,
+        }
+    }
+
     pub(super) fn nat_gateways(
         &mut self,
         vpc: &model::Vpc,
@@ -110,28 +160,19 @@ impl Validator {
         for (i, nat) in vpc.nat_gateways.iter().enumerate() {
             let nat = &nat.value;
             let npath = format!("{path}.nat_gateways[{i}]");
-            let subnet = self.subnet_ref(&nat.subnet, &format!("{npath}.subnet"), scope);
             let owner = format!("NAT gateway '{}'", nat.name.value);
-            let private_ip = self.private_ip(
-                &nat.private_ip,
-                &format!("{npath}.private_ip"),
-                subnet.and_then(|s| s.1),
-                owner.clone(),
-                used,
-            );
-            let public_owner = format!("{owner} of VPC '{}'", scope.name);
-            let elastic_ip = self.public_ip(
-                &nat.elastic_ip,
-                &format!("{npath}.elastic_ip"),
-                scope,
-                public_owner,
-            );
+            let at = Placement {
+                subnet: &nat.subnet,
+                private_ip: &nat.private_ip,
+                public_ip: Some(("elastic_ip", &nat.elastic_ip)),
+            };
+            let a = self.addresses(&npath, &owner, &at, scope, used);
             out.push(resolve(|| {
                 Some(NatGatewayDef {
                     name: nat.name.value.clone(),
-                    subnet: subnet?.0,
-                    private_ip: private_ip?,
-                    elastic_ip: elastic_ip?,
+                    subnet: a.subnet?.0,
+                    private_ip: a.private_ip?,
+                    elastic_ip: a.public_ip.flatten()?,
                 })
             }));
         }
@@ -151,22 +192,14 @@ impl Validator {
         for (i, inst) in vpc.instances.iter().enumerate() {
             let inst = &inst.value;
             let ipath = format!("{path}.instances[{i}]");
-            let subnet = self.subnet_ref(&inst.subnet, &format!("{ipath}.subnet"), scope);
             let owner = format!("instance '{}'", inst.name.value);
-            let private_ip = self.private_ip(
-                &inst.private_ip,
-                &format!("{ipath}.private_ip"),
-                subnet.and_then(|s| s.1),
-                owner.clone(),
-                used,
-            );
-            let public_ip = match &inst.public_ip {
-                Some(p) => {
-                    let public_owner = format!("{owner} of VPC '{}'", scope.name);
-                    Some(self.public_ip(p, &format!("{ipath}.public_ip"), scope, public_owner))
-                }
-                None => None,
+            let at = Placement {
+                subnet: &inst.subnet,
+                private_ip: &inst.private_ip,
+                public_ip: inst.public_ip.as_ref().map(|p| ("public_ip", p)),
             };
+            let a = self.addresses(&ipath, &owner, &at, scope, used);
+            let subnet = a.subnet;
             let sgs = self.instance_groups(inst, &ipath, scope.name, groups, default_sg);
             match (&inst.interface, subnet) {
                 (Some(interface), _) => {
@@ -188,8 +221,8 @@ impl Validator {
                     name: inst.name.value.clone(),
                     subnet: subnet?.0,
                     interface: inst.interface.as_ref().map(|i| i.value.clone()),
-                    private_ip: private_ip?,
-                    public_ip: public_ip.map(|p| p.ok_or(())).transpose().ok()?,
+                    private_ip: a.private_ip?,
+                    public_ip: a.public_ip?,
                     security_groups: sgs?,
                 })
             }));
