@@ -171,7 +171,7 @@ impl Datapath {
     pub fn open_pinned(dir: &Path) -> Result<Self, DatapathError> {
         crate::datapath::pin::check_compatible(dir)?;
         let mut loader = EbpfLoader::new();
-        for name in maps::ALL {
+        for name in maps::names() {
             loader.map_pin_path(name, crate::datapath::pin::map_path(dir, name));
         }
         let datapath = Self::load_with(loader)?;
