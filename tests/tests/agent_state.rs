@@ -57,6 +57,18 @@ fn a_record_of_500_interfaces_is_read_back_whole_by_status_flows_metrics_and_tra
     pin::ensure_bpffs(&bpffs.path).expect("bpffs directory");
     let _datapath = Datapath::open_pinned(&bpffs.path).expect("load and pin the maps");
 
+    // The record's map is pinned with BTF like the others (bpftool names its value's fields).
+    let shown = std::process::Command::new("bpftool")
+        .args(["-j", "map", "show", "pinned"])
+        .arg(bpffs.path.join("AGENT_STATE"))
+        .output()
+        .expect("bpftool");
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("bpftool JSON");
+    assert!(
+        shown["btf_id"].as_u64().is_some_and(|id| id > 0),
+        "AGENT_STATE carries BTF: {shown}"
+    );
+
     let big = record(&config, 500);
     let bytes = serde_json::to_vec(&big).expect("json").len();
     assert!(bytes > 4096, "the record is {bytes} bytes, more than 4 KiB");
