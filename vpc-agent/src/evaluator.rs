@@ -1,4 +1,4 @@
-//! Reference evaluator: what the datapath must do with a packet (shared/spec/datapath.md),
+//! Reference evaluator: what the datapath must do with a packet (docs/datapath.md),
 //! computed in plain Rust from the validated model, never from the compiled maps. It is the
 //! oracle the compiled entries (and later the kernel) are tested against, and the engine of
 //! `vpc-agent trace`: besides the verdict it records every hop.

@@ -13,7 +13,7 @@ use cli::{Cli, execute};
 
 fn main() -> ExitCode {
     vpc_agent::logging::init();
-    // cli.md: a bad argument is a user error (1); clap's own status would be 2, which the unit
+    // A bad argument is a user error (1, README "Exit status"); clap's own status would be 2, which the unit
     // treats as an environment error and restarts on. --help and --version exit 0.
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -1,4 +1,4 @@
-//! The VPC definition (shared/spec/vpc-config.md): the YAML model ([`model`]), loading with
+//! The VPC definition (docs/format.md): the YAML model ([`model`]), loading with
 //! locations ([`parse`]), the semantic rules ([`validate`]) and the resolved result
 //! ([`validated`]). [`load_file`] and [`load_str`] run them all.
 

@@ -1,5 +1,5 @@
 //! What the router's own network configuration must provide for the datapath: each subnet
-//! interface carries the router's `.1` address (the spec: the router owns it), each instance
+//! interface carries the router's `.1` address (the router owns it, as in AWS: docs/format.md), each instance
 //! port the route to its instance, and IPv4
 //! forwarding is enabled on every managed interface (`bpf_fib_lookup` refuses to forward
 //! otherwise). Done with `ip` (iproute2) and `/proc/sys`, in the agent's network namespace.

@@ -94,7 +94,8 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// Exit status per cli.md: 1 for a problem with the file, 2 for the environment.
+    /// Exit status (README, "Exit status"): 1 for a problem with the file, 2 for the
+    /// environment.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Load(_) => 1,

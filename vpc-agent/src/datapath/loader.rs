@@ -75,6 +75,22 @@ pub enum DatapathError {
          another --bpffs directory): one agent per interface"
     )]
     ForeignPrograms { interface: String },
+    #[error("cannot open the pinned link of {name} on {interface} at {}", path.display())]
+    OpenPinnedLink {
+        name: &'static str,
+        interface: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: LinkError,
+    },
+    #[error("cannot pin the link of {name} on {interface} at {}", path.display())]
+    PinLinkAt {
+        name: &'static str,
+        interface: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: aya::pin::PinError,
+    },
     #[error("cannot pin the link of {name} on {interface} at {}", path.display())]
     PinLink {
         name: &'static str,
@@ -321,6 +337,12 @@ impl Datapath {
             path: path.clone(),
             source,
         };
+        let open_err = |source| DatapathError::OpenPinnedLink {
+            name: program,
+            interface: interface.to_owned(),
+            path: path.clone(),
+            source,
+        };
         let link_err = |source| DatapathError::Link {
             name: program,
             interface: interface.to_owned(),
@@ -341,8 +363,7 @@ impl Datapath {
                 let fd: FdLink = pinned.into();
                 match self.update_link(interface, program, fd) {
                     Ok(()) => {
-                        let link = PinnedLink::from_pin(&path)
-                            .map_err(|e| pin_err(io::Error::other(e)))?;
+                        let link = PinnedLink::from_pin(&path).map_err(open_err)?;
                         return Ok(Attachment {
                             interface: interface.to_owned(),
                             program,
@@ -360,7 +381,7 @@ impl Datapath {
                 }
             }
             Err(LinkError::SyscallError(e)) if e.io_error.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(pin_err(io::Error::other(e))),
+            Err(e) => return Err(open_err(e)),
         }
         if program != programs::XDP {
             // tcx lets several programs share a hook: refuse to stack on another agent's.
@@ -392,7 +413,12 @@ impl Datapath {
             let link = tc.take_link(id).map_err(attach_err)?;
             FdLink::try_from(link).map_err(link_err)?
         };
-        let link = fd.pin(&path).map_err(|e| pin_err(io::Error::other(e)))?;
+        let link = fd.pin(&path).map_err(|source| DatapathError::PinLinkAt {
+            name: program,
+            interface: interface.to_owned(),
+            path: path.clone(),
+            source,
+        })?;
         Ok(Attachment {
             interface: interface.to_owned(),
             program,

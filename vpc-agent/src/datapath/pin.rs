@@ -66,6 +66,12 @@ pub enum PinError {
         #[source]
         source: io::Error,
     },
+    #[error("{} cannot be passed to the kernel (it contains a NUL byte)", path.display())]
+    PathNul {
+        path: PathBuf,
+        #[source]
+        source: std::ffi::NulError,
+    },
     #[error("{} is not on a bpffs", path.display())]
     NotBpffs { path: PathBuf },
     #[error(
@@ -234,17 +240,24 @@ fn sys_bpf(cmd: aya_obj::generated::bpf_cmd, attr: &mut aya_obj::generated::bpf_
 /// The ifindex of the device a pinned XDP or tcx link is attached to (0 once that device is
 /// gone), `None` for other kinds of link. A link follows its device, not its name: after a
 /// rename the pin `links/priv0@...` may point at the device now called something else.
-pub fn pinned_link_ifindex(path: &Path) -> io::Result<Option<u32>> {
+pub fn pinned_link_ifindex(path: &Path) -> Result<Option<u32>, PinError> {
     use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type};
-    let name = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let name = CString::new(path.as_os_str().as_bytes()).map_err(|source| PinError::PathNul {
+        path: path.to_owned(),
+        source,
+    })?;
+    let os_err = || PinError::Io {
+        path: path.to_owned(),
+        source: io::Error::last_os_error(),
+    };
     // SAFETY: all-zero is a valid bpf_attr (integers and unions of them).
     let mut attr: bpf_attr = unsafe { mem::zeroed() };
     attr.__bindgen_anon_4.pathname = name.as_ptr() as u64;
     let fd = sys_bpf(bpf_cmd::BPF_OBJ_GET, &mut attr);
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(io::Error::other)?;
+    // The syscall returns an int: a descriptor, or -1.
+    let Ok(fd @ 0..) = i32::try_from(fd) else {
+        return Err(os_err());
+    };
     // SAFETY: BPF_OBJ_GET returned a new descriptor, owned from here on.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: all-zero is a valid bpf_link_info and bpf_attr.
@@ -253,7 +266,7 @@ pub fn pinned_link_ifindex(path: &Path) -> io::Result<Option<u32>> {
     attr.info.info = std::ptr::from_mut(&mut info) as u64;
     attr.info.info_len = mem::size_of::<bpf_link_info>() as u32;
     if sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(os_err());
     }
     // SAFETY: the union member read is the one of the link type the kernel reported.
     let ifindex = unsafe {

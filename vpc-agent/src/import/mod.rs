@@ -1,6 +1,6 @@
 //! `vpc-agent import`: a VPC written down in AWS terms — a CloudFormation template
 //! ([`cloudformation`]) or the JSON of `aws ec2 describe-*` ([`describe`]) — carried over into
-//! a VPC definition (shared/spec/vpc-config.md).
+//! a VPC definition (docs/format.md).
 //!
 //! Both read into an [`inventory::Inventory`] (AWS's objects and associations); [`emit`] names,
 //! addresses and writes it. Whatever the format cannot express is a [`Note`] naming the

@@ -1,4 +1,4 @@
-//! Semantic rules of the format (shared/spec/vpc-config.md, AWS): addresses, references,
+//! Semantic rules of the format (docs/format.md, AWS): addresses, references,
 //! uniqueness, routes, rules. Every violation is recorded, none stops the check, so a user
 //! sees all problems of the file at once. AWS defaults are applied on the way.
 
