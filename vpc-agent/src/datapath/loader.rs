@@ -89,7 +89,7 @@ pub enum DatapathError {
         interface: String,
         path: std::path::PathBuf,
         #[source]
-        source: aya::pin::PinError,
+        source: Box<aya::pin::PinError>,
     },
     #[error("cannot pin the link of {name} on {interface} at {}", path.display())]
     PinLink {
@@ -417,7 +417,7 @@ impl Datapath {
             name: program,
             interface: interface.to_owned(),
             path: path.clone(),
-            source,
+            source: Box::new(source),
         })?;
         Ok(Attachment {
             interface: interface.to_owned(),
