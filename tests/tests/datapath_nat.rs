@@ -344,3 +344,64 @@ fn icmp_errors_about_translated_flows_are_translated_back() {
     );
     assert_eq!(seen, Seen::Dropped(DropReason::NatUnsolicited));
 }
+
+/// A translation whose connection is gone from both connection tables (the LRU evicted it, or
+/// its insert failed after the port was claimed) holds its port until the agent's sweep frees
+/// it: found orphaned on two sweeps in a row. A live connection's translation stays, and the
+/// freed port serves the next connection.
+#[test]
+fn the_sweep_frees_translations_whose_connection_is_gone() {
+    use std::collections::BTreeSet;
+    use vpc_common::conntrack::{CtEntry, CtKey};
+    require_kernel!();
+    let mut topo = Topology::build(FIXTURE, None, true).expect("topology");
+    for sport in [41000, 41001] {
+        let (seen, out) = run(
+            &topo,
+            "priv0",
+            &Packet::tcp(JUMPBOX, INET, sport, 80, TCP_SYN),
+        );
+        assert_eq!(seen, fwd("up0", ELASTIC, INET));
+        assert_eq!(ports(&out), (sport, 80), "inside port kept");
+    }
+    let ebpf = topo.datapath.ebpf_mut();
+    let conntrack = ebpf.take_map("CONNTRACK").unwrap();
+    let mut unassured = ebpf.take_map("CT_UNASSURED").unwrap();
+    let mut nat_ports = ebpf.take_map("NAT_PORTS").unwrap();
+    let translations = |m: &aya::maps::Map| -> Vec<u16> {
+        let m: HashMap<_, NatKey, NatValue> = HashMap::try_from(m).unwrap();
+        let mut ports: Vec<u16> = m.iter().map(|r| r.unwrap().0.nat_port).collect();
+        ports.sort();
+        ports
+    };
+    assert_eq!(translations(&nat_ports), [41000, 41001]);
+    // The first connection disappears without its translation (as an LRU eviction does).
+    {
+        let mut u: HashMap<_, CtKey, CtEntry> = HashMap::try_from(&mut unassured).unwrap();
+        let key = vpc_tests::testrun::ct_key(JUMPBOX, INET, 41000, 80, 6);
+        u.remove(&key)
+            .expect("the half-open connection was tracked");
+    }
+    let mut seen = BTreeSet::new();
+    let mut sweep = || {
+        vpc_agent::daemon::sweep::release_orphans(&mut nat_ports, &conntrack, &unassured, &mut seen)
+            .unwrap()
+    };
+    assert_eq!(sweep(), 0, "not freed on the first sighting");
+    assert_eq!(sweep(), 1, "freed on the second");
+    assert_eq!(sweep(), 0, "nothing else is an orphan");
+    assert_eq!(
+        translations(&nat_ports),
+        [41001],
+        "the live connection keeps its port"
+    );
+    // The port is free again: a new connection from the same inside port gets it.
+    let (seen, out) = run(
+        &topo,
+        "priv0",
+        &Packet::tcp(JUMPBOX, INET, 41000, 80, TCP_SYN),
+    );
+    assert_eq!(seen, fwd("up0", ELASTIC, INET));
+    assert_eq!(ports(&out), (41000, 80), "the freed port is used again");
+    assert_eq!(translations(&nat_ports), [41000, 41001]);
+}

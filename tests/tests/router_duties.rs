@@ -12,7 +12,8 @@ use std::net::Ipv4Addr;
 use aya::maps::PerCpuArray;
 use vpc_agent::datapath::AttachMode;
 use vpc_common::{
-    DropReason,
+    DropReason, Hook,
+    drop::DropStats,
     icmp::{ICMP_BURST, ICMP_STAT_RATE_LIMITED, ICMP_STAT_TIME_EXCEEDED},
 };
 use vpc_tests::{
@@ -546,6 +547,7 @@ fn test_run_header_sanity() {
     let port = topo.port_named("eapp1");
     let dropped_for = |frame: &[u8], tc: bool| {
         let before = topo.datapath.drop_counters().unwrap();
+        let stats_before = topo.datapath.drop_stats().unwrap();
         let dropped = {
             let _inside = topo.router.enter().unwrap();
             if tc {
@@ -565,6 +567,22 @@ fn test_run_header_sanity() {
             .into_iter()
             .filter(|r| after.get(r) > before.get(r))
             .collect();
+        // Each drop is counted once, under the program that dropped it, with its bytes.
+        let stats_after = topo.datapath.drop_stats().unwrap();
+        let hook = if tc { Hook::TcIngress } else { Hook::Xdp };
+        for r in &grown {
+            let get = |m: &std::collections::BTreeMap<_, DropStats>| {
+                m.get(&(*r, hook)).copied().unwrap_or_default()
+            };
+            let (b, a) = (get(&stats_before), get(&stats_after));
+            assert_eq!(
+                (a.packets - b.packets, a.bytes - b.bytes),
+                (1, frame.len() as u64),
+                "{} under {}",
+                r.name(),
+                hook.name()
+            );
+        }
         (dropped, grown)
     };
     let syn = Packet::tcp(APP, "10.0.1.10", 40000, 5432, TCP_SYN);

@@ -233,6 +233,12 @@ fn sample_status() -> Status {
             capacity: 262_144,
         }],
         drops: [("security_group_inbound", 5)].into_iter().collect(),
+        drops_by_hook: vec![vpc_agent::inspect::status::HookDrops {
+            reason: "security_group_inbound",
+            hook: "xdp",
+            packets: 5,
+            bytes: 420,
+        }],
         conntrack: ConntrackStats {
             created: 9,
             live: 3,

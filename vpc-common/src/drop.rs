@@ -1,5 +1,53 @@
-//! Drop reasons: every packet the datapath drops is counted under exactly one of these, in the
-//! per-CPU `DROP_COUNTERS` array (index = reason as u32).
+//! Drop reasons: every packet the datapath drops is counted under exactly one of these and the
+//! program (hook) that dropped it, packets and bytes, in the per-CPU `DROP_COUNTERS` array
+//! (index [`drop_slot`]`(reason, hook)`).
+
+use crate::{assert_size, pod};
+
+/// The program that dropped a packet: XDP ingress, TC ingress, or the TC egress guard.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hook {
+    Xdp = 0,
+    TcIngress = 1,
+    TcEgress = 2,
+}
+
+impl Hook {
+    /// Number of hooks.
+    pub const COUNT: u32 = 3;
+    /// Every hook, in numeric order.
+    pub const ALL: [Hook; 3] = [Hook::Xdp, Hook::TcIngress, Hook::TcEgress];
+
+    /// The name in `status`, metrics and flow listings.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Xdp => "xdp",
+            Self::TcIngress => "tc_ingress",
+            Self::TcEgress => "tc_egress",
+        }
+    }
+}
+
+/// `DROP_COUNTERS` value (per CPU): packets dropped, and their bytes (the frame as the hook saw
+/// it: an skb's whole length, a GSO aggregate as one packet).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropStats {
+    pub packets: u64,
+    pub bytes: u64,
+}
+assert_size!(DropStats, 16);
+pod!(DropStats);
+
+/// Slots of `DROP_COUNTERS`: one per (hook, reason), slot 0 of each hook unused.
+pub const DROP_SLOTS: u32 = DropReason::COUNT * Hook::COUNT;
+
+/// The `DROP_COUNTERS` index of `reason` dropped by `hook`.
+#[inline(always)]
+pub const fn drop_slot(reason: DropReason, hook: Hook) -> u32 {
+    hook as u32 * DropReason::COUNT + reason as u32
+}
 
 /// Why a packet was dropped. The numeric values are part of the map ABI (`DROP_COUNTERS` index).
 #[repr(u32)]
@@ -166,5 +214,18 @@ mod tests {
         assert_eq!(DropReason::COUNT as usize, DropReason::ALL.len() + 1);
         assert_eq!(DropReason::from_u32(0), None);
         assert_eq!(DropReason::from_u32(DropReason::COUNT), None);
+    }
+
+    #[test]
+    fn every_reason_and_hook_has_its_own_slot() {
+        let mut seen = [false; DROP_SLOTS as usize];
+        for hook in Hook::ALL {
+            assert_eq!(Hook::ALL[hook as usize], hook);
+            for reason in DropReason::ALL {
+                let slot = drop_slot(reason, hook) as usize;
+                assert!(slot < DROP_SLOTS as usize && !seen[slot]);
+                seen[slot] = true;
+            }
+        }
     }
 }

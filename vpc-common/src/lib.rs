@@ -24,11 +24,11 @@ pub mod proto;
 pub mod route;
 pub mod security_group;
 
-pub use drop::DropReason;
+pub use drop::{DropReason, Hook};
 
 /// Version of the map layouts in this crate. Pinned maps carry it (in the `CONFIG` map) so
 /// that an agent can refuse or migrate maps written by an incompatible version.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Compile-time size assertion: `assert_size!(Type, bytes)`.
 #[macro_export]

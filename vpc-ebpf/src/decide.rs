@@ -1,5 +1,5 @@
 //! The policy pipeline (shared by XDP and TC): what happens to a parsed IPv4 packet that arrived
-//! on interface `ingress`, following shared/spec/datapath.md:
+//! on interface `ingress`, as the README describes it ("How a packet is handled"):
 //!
 //! from a subnet S (an instance's own port, or a shared segment): source check (also for
 //!   packets to the router itself) -> connection tracking -> security groups of the source

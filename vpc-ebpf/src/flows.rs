@@ -10,20 +10,31 @@ use crate::{
     clock,
     maps::{FLOWS, FLOWS_GEN, FLOWS_SKIPPED},
     packet::Flow,
-    verdict::Forward,
+    verdict::{Forward, Verdict},
 };
 
 /// What happened to the packet, for its flow record.
-pub enum Outcome<'a> {
+enum Outcome<'a> {
     Accepted(&'a Forward),
     Rejected(DropReason),
+}
+
+/// The flow record of a decided packet (`verdict`): the one call per packet of both ingress
+/// programs. Packets returned as they are (to the kernel, ARP answers) are not recorded.
+#[inline(always)]
+pub fn account<A>(ifindex: u32, flow: &Flow, bytes: u64, verdict: &Verdict<A>, fwd: &Forward) {
+    match verdict {
+        Verdict::Return(_) => {}
+        Verdict::Sent(_) => record(ifindex, flow, bytes, Outcome::Accepted(fwd)),
+        Verdict::Refused { reason, .. } => record(ifindex, flow, bytes, Outcome::Rejected(*reason)),
+    }
 }
 
 /// Counts one packet of `flow` (a frame `bytes` long) that arrived on `ifindex`. Flow logs
 /// count the IP packet, as AWS does: the IP total length, or the frame without its Ethernet
 /// header where the header says 0 (a GSO packet larger than 64 KiB).
 #[inline(always)]
-pub fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
+fn record(ifindex: u32, flow: &Flow, bytes: u64, outcome: Outcome<'_>) {
     let generation = FLOWS_GEN.get(0).copied().unwrap_or(0) & 1;
     let key = FlowKey {
         ifindex,

@@ -2,8 +2,10 @@
 //! on the same interfaces enforces the same decisions for packets that take the kernel's path
 //! (ingress), and guards egress so the kernel never forwards a VPC packet unchecked.
 //!
-//! Entry points are thin: each calls a `try_*` function returning `Result<action, DropReason>`,
-//! and the single drop path ([`drop::count_drop`]) counts the reason.
+//! Entry points are thin: each calls a `try_*` function returning `Result<Verdict, DropReason>`
+//! and [`finish`] turns that into the program's action. Every packet is accounted once: its flow
+//! record where the pipeline ends (`flows::account`, from the [`Verdict`]), its drop in the one
+//! drop path ([`drop::count_drop`], by reason and hook, in `finish`).
 #![no_std]
 #![no_main]
 
@@ -35,7 +37,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use vpc_common::{
-    DropReason, MARK_APPROVED,
+    DropReason, Hook, MARK_APPROVED,
     iface::{IFACE_F_VIRTUAL, IFACE_SUBNET, IfaceInfo},
 };
 
@@ -43,11 +45,10 @@ use crate::{
     arp::ArpAction,
     decide::decide,
     fastpath::Probe,
-    flows::Outcome,
     interface::interface,
     maps::{SUBNETS, copied},
-    packet::{Arp, Frame, PacketCtx, parse},
-    verdict::{Decision, Refusal},
+    packet::{Arp, Flow, Frame, PacketCtx, parse},
+    verdict::{Decision, Forward, Refusal, Verdict},
 };
 
 /// ARP on a managed interface: instance ports answer it themselves (`crate::arp`), every
@@ -61,97 +62,125 @@ fn arp(ctx: &impl PacketCtx, iface: &IfaceInfo, arp: &Arp) -> Result<ArpAction, 
     arp::on_port(ctx, iface, &s, arp)
 }
 
+/// The program's action for a packet's verdict (or its early drop), counting drops: the one
+/// drop path of every program. `bytes`: the packet's length as the hook sees it.
+#[inline(always)]
+fn finish<A>(hook: Hook, bytes: u64, verdict: Result<Verdict<A>, DropReason>, drop: A) -> A {
+    let reason = match verdict {
+        Ok(Verdict::Return(action) | Verdict::Sent(action)) => return action,
+        Ok(Verdict::Refused { reason, answer }) => {
+            drop::count_drop(reason, hook, bytes);
+            return answer.unwrap_or(drop);
+        }
+        Err(reason) => reason,
+    };
+    drop::count_drop(reason, hook, bytes);
+    drop
+}
+
 /// XDP ingress program on every VPC interface.
 #[xdp]
 pub fn vpc_xdp(ctx: XdpContext) -> u32 {
-    match try_vpc_xdp(&ctx) {
-        Ok(action) => action,
-        Err(reason) => {
-            drop::count_drop(reason);
-            xdp_action::XDP_DROP
-        }
-    }
+    // Opaque: the compiler must not fold this length into the packet pointers the verifier
+    // tracks.
+    let bytes = core::hint::black_box(ctx.data_end() - ctx.data()) as u64;
+    finish(
+        Hook::Xdp,
+        bytes,
+        try_vpc_xdp(&ctx, bytes),
+        xdp_action::XDP_DROP,
+    )
 }
 
 #[inline(always)]
-fn try_vpc_xdp(ctx: &XdpContext) -> Result<u32, DropReason> {
+fn try_vpc_xdp(ctx: &XdpContext, bytes: u64) -> Result<Verdict<u32>, DropReason> {
     let ingress = ctx.ingress_ifindex() as u32;
     let Some((slot, iface)) = interface(ingress) else {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(Verdict::Return(xdp_action::XDP_PASS));
     };
     // A virtual device's frames may carry partial checksums and GSO aggregates, which only
     // the skb knows about: the TC program handles all of them.
     if iface.flags & IFACE_F_VIRTUAL != 0 {
-        return Ok(xdp_action::XDP_PASS);
+        return Ok(Verdict::Return(xdp_action::XDP_PASS));
     }
     clock::start();
     let mut flow = match parse(ctx)? {
         Frame::Ipv4(flow) => flow,
         Frame::Arp(a) => {
-            return Ok(match arp(ctx, &iface, &a)? {
+            return Ok(Verdict::Return(match arp(ctx, &iface, &a)? {
                 ArpAction::Answered => xdp_action::XDP_TX,
                 ArpAction::ToKernel => xdp_action::XDP_PASS,
-            });
+            }));
         }
-        Frame::Other => return Ok(xdp_action::XDP_PASS),
+        Frame::Other => return Ok(Verdict::Return(xdp_action::XDP_PASS)),
     };
     packet::addressed_to(ctx, &iface.mac)?;
-    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    let mut fwd = Forward::to(0, 0, 0);
+    let verdict = xdp_pipeline(ctx, slot, ingress, &iface, &mut flow, &mut fwd)
+        .unwrap_or_else(Verdict::dropped);
+    flows::account(ingress, &flow, bytes, &verdict, &fwd);
+    Ok(verdict)
+}
+
+/// XDP: the fast path for cached connections, else the policy pipeline, then forwarding as
+/// `fwd` (filled in here) says.
+#[inline(always)]
+fn xdp_pipeline(
+    ctx: &XdpContext,
+    slot: u32,
+    ingress: u32,
+    iface: &IfaceInfo,
+    flow: &mut Flow,
+    fwd: &mut Forward,
+) -> Result<Verdict<u32>, DropReason> {
     let subnet = iface.kind == IFACE_SUBNET;
     let mut known = None;
     if subnet {
-        match fastpath::probe(&flow, ingress) {
-            Probe::Hit(hit) => return send_cached(ctx, ingress, &iface, &flow, bytes, hit),
+        match fastpath::probe(flow, ingress) {
+            Probe::Hit(hit) => {
+                let hit = hit?;
+                *fwd = hit.fwd;
+                return Ok(
+                    match forward::xdp_cached(ctx, flow, fwd, &hit.smac, &hit.dmac) {
+                        Ok(action) => Verdict::Sent(action),
+                        Err(refusal) => xdp_refused(ctx, flow, iface, refusal),
+                    },
+                );
+            }
             Probe::Miss(track) => known = track,
         }
     }
-    let fwd = match decide(slot, &iface, &mut flow, known) {
-        Ok(Decision::Forward(fwd)) => fwd,
-        Ok(Decision::Unmanaged | Decision::ToHost) => return Ok(xdp_action::XDP_PASS),
-        Ok(Decision::Reset) => {
-            let reason = DropReason::NatExpired;
-            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
-            drop::count_drop(reason);
-            return Ok(icmp::xdp_reset(ctx, &flow).unwrap_or(xdp_action::XDP_DROP));
+    *fwd = match decide(slot, iface, flow, known)? {
+        Decision::Forward(fwd) => fwd,
+        Decision::Unmanaged | Decision::ToHost => {
+            return Ok(Verdict::Return(xdp_action::XDP_PASS));
         }
-        Err(reason) => {
-            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
-            return Err(reason);
+        Decision::Reset => {
+            return Ok(Verdict::Refused {
+                reason: DropReason::NatExpired,
+                answer: icmp::xdp_reset(ctx, flow),
+            });
         }
     };
     let cache = subnet && flow.inner.is_none() && flow.frag != packet::Frag::Later;
-    match forward::xdp(ctx, &flow, &fwd, cache) {
+    Ok(match forward::xdp(ctx, flow, fwd, cache) {
         // Handed to the kernel path: the TC program decides again and records the flow.
-        Ok(xdp_action::XDP_PASS) => Ok(xdp_action::XDP_PASS),
-        Ok(action) => {
-            flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd));
-            Ok(action)
-        }
-        Err(refusal) => refused_xdp(ctx, ingress, &iface, &flow, bytes, refusal),
-    }
+        Ok(xdp_action::XDP_PASS) => Verdict::Return(xdp_action::XDP_PASS),
+        Ok(action) => Verdict::Sent(action),
+        Err(refusal) => xdp_refused(ctx, flow, iface, refusal),
+    })
 }
 
-/// XDP: a packet that is not forwarded: counted and dropped, or answered with an ICMP error.
+/// XDP: a decided packet that is not forwarded: dropped, or answered with an ICMP error.
+/// (No closures here: an outlined closure would be a BPF subprogram without BTF.)
 #[inline(always)]
-fn refused_xdp(
-    ctx: &XdpContext,
-    ingress: u32,
-    iface: &IfaceInfo,
-    flow: &packet::Flow,
-    bytes: u64,
-    refusal: Refusal,
-) -> Result<u32, DropReason> {
-    let reason = match refusal {
-        Refusal::Drop(reason) => reason,
-        Refusal::Icmp(e) => icmp::reason(&e),
-    };
-    flows::record(ingress, flow, bytes, Outcome::Rejected(reason));
+fn xdp_refused(ctx: &XdpContext, flow: &Flow, iface: &IfaceInfo, refusal: Refusal) -> Verdict<u32> {
     match refusal {
-        Refusal::Drop(_) => Err(reason),
-        Refusal::Icmp(e) => {
-            drop::count_drop(reason);
-            Ok(icmp::xdp(ctx, flow, iface.router_ip, &e).unwrap_or(xdp_action::XDP_DROP))
-        }
+        Refusal::Drop(reason) => Verdict::dropped(reason),
+        Refusal::Icmp(e) => Verdict::Refused {
+            reason: icmp::reason(&e),
+            answer: icmp::xdp(ctx, flow, iface.router_ip, &e),
+        },
     }
 }
 
@@ -172,106 +201,80 @@ pub fn vpc_floor(ctx: XdpContext) -> u32 {
     }
 }
 
-/// XDP fast path: sends a packet whose decision was cached, and counts its flow.
-#[inline(always)]
-fn send_cached(
-    ctx: &XdpContext,
-    ingress: u32,
-    iface: &IfaceInfo,
-    flow: &packet::Flow,
-    bytes: u64,
-    hit: Result<fastpath::Hit, DropReason>,
-) -> Result<u32, DropReason> {
-    let hit = match hit {
-        Ok(hit) => hit,
-        Err(reason) => {
-            flows::record(ingress, flow, bytes, Outcome::Rejected(reason));
-            return Err(reason);
-        }
-    };
-    match forward::xdp_cached(ctx, flow, &hit.fwd, &hit.smac, &hit.dmac) {
-        Ok(action) => {
-            flows::record(ingress, flow, bytes, Outcome::Accepted(&hit.fwd));
-            Ok(action)
-        }
-        Err(refusal) => refused_xdp(ctx, ingress, iface, flow, bytes, refusal),
-    }
-}
-
 /// TC ingress program on every VPC interface: the same pipeline for packets XDP handed to the
 /// kernel (unknown neighbour) or that arrive where XDP is not attached.
 #[classifier]
 pub fn vpc_tc_ingress(ctx: TcContext) -> i32 {
-    match try_vpc_tc_ingress(&ctx) {
-        Ok(action) => action,
-        Err(reason) => {
-            drop::count_drop(reason);
-            TC_ACT_SHOT
-        }
-    }
+    let bytes = u64::from(ctx.len());
+    finish(
+        Hook::TcIngress,
+        bytes,
+        try_vpc_tc_ingress(&ctx, bytes),
+        TC_ACT_SHOT,
+    )
 }
 
 #[inline(always)]
-fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
-    // Headers must be in the linear part for direct access; a failure leaves them where they
-    // are and the parser reports a short packet.
+fn try_vpc_tc_ingress(ctx: &TcContext, bytes: u64) -> Result<Verdict<i32>, DropReason> {
     // SAFETY: reading the ingress ifindex of the skb being processed.
     let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
     let Some((slot, iface)) = interface(ingress) else {
-        return Ok(TC_ACT_OK);
+        return Ok(Verdict::Return(TC_ACT_OK));
     };
     clock::start();
+    // Headers must be in the linear part for direct access; a failure leaves them where they
+    // are and the parser reports a short packet.
     let _ = ctx.pull_data(128.min(ctx.len()));
     let mut flow = match parse(ctx)? {
         Frame::Ipv4(flow) => flow,
         Frame::Arp(a) => {
-            return match arp(ctx, &iface, &a)? {
+            return Ok(Verdict::Return(match arp(ctx, &iface, &a)? {
                 // SAFETY: redirecting the skb being processed to its own device's egress.
-                ArpAction::Answered => Ok(unsafe { bpf_redirect(ingress, 0) } as i32),
-                ArpAction::ToKernel => Ok(TC_ACT_OK),
-            };
+                ArpAction::Answered => (unsafe { bpf_redirect(ingress, 0) }) as i32,
+                ArpAction::ToKernel => TC_ACT_OK,
+            }));
         }
-        Frame::Other => return Ok(TC_ACT_OK),
+        Frame::Other => return Ok(Verdict::Return(TC_ACT_OK)),
     };
     packet::addressed_to(ctx, &iface.mac)?;
     if !packet::header_checksum_ok(ctx)? {
         return Err(DropReason::Malformed);
     }
-    let bytes = u64::from(ctx.len());
-    let fwd = match decide(slot, &iface, &mut flow, None) {
-        Ok(Decision::Forward(fwd)) => fwd,
-        Ok(Decision::Unmanaged | Decision::ToHost) => return Ok(TC_ACT_OK),
-        Ok(Decision::Reset) => {
-            let reason = DropReason::NatExpired;
-            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
-            drop::count_drop(reason);
-            return Ok(icmp::tc_reset(ctx, &flow, ingress).unwrap_or(TC_ACT_SHOT));
-        }
-        Err(reason) => {
-            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
-            return Err(reason);
+    let mut fwd = Forward::to(0, 0, 0);
+    let verdict = tc_pipeline(ctx, slot, ingress, &iface, &mut flow, &mut fwd)
+        .unwrap_or_else(Verdict::dropped);
+    flows::account(ingress, &flow, bytes, &verdict, &fwd);
+    Ok(verdict)
+}
+
+/// TC: the policy pipeline, then forwarding as `fwd` (filled in here) says.
+#[inline(always)]
+fn tc_pipeline(
+    ctx: &TcContext,
+    slot: u32,
+    ingress: u32,
+    iface: &IfaceInfo,
+    flow: &mut Flow,
+    fwd: &mut Forward,
+) -> Result<Verdict<i32>, DropReason> {
+    *fwd = match decide(slot, iface, flow, None)? {
+        Decision::Forward(fwd) => fwd,
+        Decision::Unmanaged | Decision::ToHost => return Ok(Verdict::Return(TC_ACT_OK)),
+        Decision::Reset => {
+            return Ok(Verdict::Refused {
+                reason: DropReason::NatExpired,
+                answer: icmp::tc_reset(ctx, flow, ingress),
+            });
         }
     };
-    match forward::tc(ctx, &flow, &fwd) {
-        Ok(action) => {
-            flows::record(ingress, &flow, bytes, Outcome::Accepted(&fwd));
-            Ok(action)
-        }
-        Err(refusal) => {
-            let reason = match refusal {
-                Refusal::Drop(reason) => reason,
-                Refusal::Icmp(e) => icmp::reason(&e),
-            };
-            flows::record(ingress, &flow, bytes, Outcome::Rejected(reason));
-            match refusal {
-                Refusal::Drop(_) => Err(reason),
-                Refusal::Icmp(e) => {
-                    drop::count_drop(reason);
-                    Ok(icmp::tc(ctx, &flow, iface.router_ip, ingress, &e).unwrap_or(TC_ACT_SHOT))
-                }
-            }
-        }
-    }
+    Ok(match forward::tc(ctx, flow, fwd) {
+        Ok(action) => Verdict::Sent(action),
+        Err(Refusal::Drop(reason)) => Verdict::dropped(reason),
+        Err(Refusal::Icmp(e)) => Verdict::Refused {
+            reason: icmp::reason(&e),
+            answer: icmp::tc(ctx, flow, iface.router_ip, ingress, &e),
+        },
+    })
 }
 
 /// TC egress guard on subnet interfaces: only packets the datapath approved (marked by the TC
@@ -279,36 +282,31 @@ fn try_vpc_tc_ingress(ctx: &TcContext) -> Result<i32, DropReason> {
 /// itself is dropped (`unapproved`). XDP-redirected frames do not pass through here.
 #[classifier]
 pub fn vpc_tc_egress(ctx: TcContext) -> i32 {
-    match try_vpc_tc_egress(&ctx) {
-        Ok(action) => action,
-        Err(reason) => {
-            drop::count_drop(reason);
-            TC_ACT_SHOT
-        }
-    }
+    let bytes = u64::from(ctx.len());
+    finish(Hook::TcEgress, bytes, try_vpc_tc_egress(&ctx), TC_ACT_SHOT)
 }
 
 #[inline(always)]
-fn try_vpc_tc_egress(ctx: &TcContext) -> Result<i32, DropReason> {
+fn try_vpc_tc_egress(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     // SAFETY: reading fields of the skb being processed.
     let (mark, ifindex) = unsafe { ((*ctx.skb.skb).mark, (*ctx.skb.skb).ifindex) };
     if mark == MARK_APPROVED {
         ctx.set_mark(0);
-        return Ok(TC_ACT_OK);
+        return Ok(Verdict::Return(TC_ACT_OK));
     }
     let Some((_, iface)) = interface(ifindex) else {
-        return Ok(TC_ACT_OK);
+        return Ok(Verdict::Return(TC_ACT_OK));
     };
     if iface.kind != IFACE_SUBNET {
-        return Ok(TC_ACT_OK);
+        return Ok(Verdict::Return(TC_ACT_OK));
     }
     let _ = ctx.pull_data(64.min(ctx.len()));
     // Only forwarded IPv4 is guarded: the router's own ARP and IPv6 leave as they are.
     let Ok(Frame::Ipv4(flow)) = parse(ctx) else {
-        return Ok(TC_ACT_OK);
+        return Ok(Verdict::Return(TC_ACT_OK));
     };
     match copied(&SUBNETS, iface.subnet_id) {
-        Some(s) if flow.src == s.router_ip => Ok(TC_ACT_OK),
+        Some(s) if flow.src == s.router_ip => Ok(Verdict::Return(TC_ACT_OK)),
         _ => Err(DropReason::Unapproved),
     }
 }

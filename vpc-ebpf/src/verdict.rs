@@ -78,6 +78,36 @@ pub enum Decision {
     Reset,
 }
 
+/// What a program does with a packet, and what gets accounted for it: the one exit of both
+/// ingress programs (`A`: the program's action type). The flow record is written from it
+/// (`flows::account`), the drop counter from it (`drop::count_drop`), once per packet. The
+/// forwarding decision of a sent packet stays in the caller's [`Forward`] (stack space: the
+/// XDP program has none to spare for a copy in every verdict).
+pub enum Verdict<A> {
+    /// Returned as is, nothing recorded: handed to the kernel (the router's own traffic, an
+    /// unmanaged interface, XDP leaving the decision to TC) or answered in place (ARP).
+    Return(A),
+    /// Forwarded as the caller's `Forward` says: an accepted flow record.
+    Sent(A),
+    /// Not forwarded: a rejected flow record and a drop counted for `reason`; `answer` is the
+    /// action of the reply sent in its place (an ICMP error, a RST), else the packet is dropped.
+    Refused {
+        reason: DropReason,
+        answer: Option<A>,
+    },
+}
+
+impl<A> Verdict<A> {
+    /// Dropped for `reason`, nothing sent.
+    #[inline(always)]
+    pub fn dropped(reason: DropReason) -> Self {
+        Self::Refused {
+            reason,
+            answer: None,
+        }
+    }
+}
+
 /// Why a packet is not forwarded: a drop, or a drop the sender hears about from the router
 /// (ICMP time exceeded / fragmentation needed, `crate::icmp`).
 #[derive(Clone, Copy)]

@@ -17,7 +17,7 @@
 //! - SIGTERM / SIGINT stop the agent and leave the datapath enforcing (links and maps pinned).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     path::{Path, PathBuf},
     rc::Rc,
@@ -25,6 +25,7 @@ use std::{
 };
 
 use tokio::signal::unix::{SignalKind, signal};
+use vpc_common::nat::NatKey;
 
 use crate::{
     compile::CompileError,
@@ -128,6 +129,8 @@ struct Agent {
     /// The running generation and whether the last reload was rejected (systemd `STATUS=`).
     generation: u64,
     last_reload_rejected: bool,
+    /// NAT translations found without a connection at the last sweep (freed if still so).
+    nat_orphans: BTreeSet<NatKey>,
 }
 
 /// A definition read from the file that is not (yet) the running one.
@@ -243,6 +246,7 @@ impl Agent {
             record,
             generation: 0,
             last_reload_rejected: false,
+            nat_orphans: BTreeSet::new(),
             _lock: lock,
         };
         agent.apply(config, resolved, "start")?;
@@ -332,10 +336,18 @@ impl Agent {
                 total.nat_released += swept.nat_released;
                 total.elapsed += swept.elapsed;
             }
+            let conntrack = pin::open_map(dir, names::CONNTRACK)?;
+            let unassured = pin::open_map(dir, names::CT_UNASSURED)?;
+            total.nat_released +=
+                sweep::release_orphans(&mut nat, &conntrack, &unassured, &mut self.nat_orphans)
+                    .map_err(|source| pin::PinError::Map {
+                        path: pin::map_path(dir, names::NAT_PORTS),
+                        source,
+                    })?;
             Ok::<_, pin::PinError>(total)
         })();
         match result {
-            Ok(swept) if swept.removed > 0 => {
+            Ok(swept) if swept.removed > 0 || swept.nat_released > 0 => {
                 log::info!(
                     "conntrack sweep removed={} nat_released={} scanned={} elapsed_us={}",
                     swept.removed,

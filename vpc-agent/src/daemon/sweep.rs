@@ -10,8 +10,16 @@
 //! Race: an entry is read, judged expired, read again and deleted only if its `last_seen_ns`
 //! did not move; a packet between that second read and the delete would lose its connection
 //! (the next packet of a TCP connection is then judged as a new one). The window is one syscall.
+//!
+//! Orphaned translations: a `NAT_PORTS` entry whose connection is in neither table (the LRU
+//! evicted the connection, or its insert failed after the port was claimed) would hold its port
+//! for ever. [`release_orphans`] frees those it found orphaned on two sweeps in a row: a
+//! connection being created (port claimed, entry not yet inserted) is never mistaken for one.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
 use aya::maps::{Array, HashMap, Map, MapData, MapError};
 use vpc_common::{
@@ -78,6 +86,41 @@ pub fn sweep(
     }
     out.elapsed = started.elapsed();
     Ok(out)
+}
+
+/// Frees the `NAT_PORTS` entries whose connection is in neither `conntrack` nor `unassured`
+/// (or is there with another translation) now and was already at the previous call, whose
+/// candidates `previous` holds (and is updated to this call's). Returns how many were freed.
+pub fn release_orphans(
+    nat_ports: &mut Map,
+    conntrack: &Map,
+    unassured: &Map,
+    previous: &mut BTreeSet<NatKey>,
+) -> Result<u64, MapError> {
+    let mut nat: HashMap<&mut MapData, NatKey, NatValue> = HashMap::try_from(nat_ports)?;
+    let tables: [HashMap<&MapData, CtKey, CtEntry>; 2] =
+        [HashMap::try_from(conntrack)?, HashMap::try_from(unassured)?];
+    let entries: Vec<(NatKey, NatValue)> = nat.iter().filter_map(Result::ok).collect();
+    let mut orphans = BTreeSet::new();
+    for (key, value) in entries {
+        let connection = key.connection(&value);
+        let owned = tables.iter().any(|t| {
+            t.get(&connection, 0)
+                .is_ok_and(|e| e.nat_ip == key.nat_ip && e.nat_port == key.nat_port)
+        });
+        if !owned {
+            orphans.insert(key);
+        }
+    }
+    let mut released = 0;
+    for key in orphans.intersection(previous) {
+        if nat.remove(key).is_ok() {
+            released += 1;
+        }
+    }
+    orphans.retain(|k| !previous.contains(k));
+    *previous = orphans;
+    Ok(released)
 }
 
 #[cfg(test)]

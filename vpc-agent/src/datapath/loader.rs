@@ -14,7 +14,8 @@ use aya::{
     },
 };
 use vpc_common::{
-    DropReason,
+    DropReason, Hook,
+    drop::{DropStats, drop_slot},
     iface::{IFACE_F_VIRTUAL, IFACE_SUBNET, IfaceInfo, IfaceKey},
 };
 
@@ -479,16 +480,45 @@ impl Datapath {
             .ok_or(DatapathError::MissingMap { name })?;
         drop_counters(map).map_err(|source| DatapathError::Map { name, source })
     }
+
+    /// Drops by (reason, hook), packets and bytes, summed over CPUs.
+    pub fn drop_stats(&self) -> Result<BTreeMap<(DropReason, Hook), DropStats>, DatapathError> {
+        let name = maps::DROP_COUNTERS;
+        let map = self
+            .ebpf
+            .map(name)
+            .ok_or(DatapathError::MissingMap { name })?;
+        drop_stats(map).map_err(|source| DatapathError::Map { name, source })
+    }
 }
 
-/// Drops per reason in a `DROP_COUNTERS` map, summed over CPUs (reasons never seen are absent).
+/// Dropped packets per reason in a `DROP_COUNTERS` map, summed over CPUs and hooks (reasons
+/// never seen are absent).
 pub fn drop_counters(map: &aya::maps::Map) -> Result<BTreeMap<DropReason, u64>, MapError> {
-    let counters: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
     let mut out = BTreeMap::new();
-    for reason in DropReason::ALL {
-        let total: u64 = counters.get(&(reason as u32), 0)?.iter().sum();
-        if total > 0 {
-            out.insert(reason, total);
+    for ((reason, _), stats) in drop_stats(map)? {
+        *out.entry(reason).or_insert(0) += stats.packets;
+    }
+    Ok(out)
+}
+
+/// Drops per (reason, hook) in a `DROP_COUNTERS` map, packets and bytes summed over CPUs
+/// (pairs never seen are absent).
+pub fn drop_stats(
+    map: &aya::maps::Map,
+) -> Result<BTreeMap<(DropReason, Hook), DropStats>, MapError> {
+    let counters: PerCpuArray<_, DropStats> = PerCpuArray::try_from(map)?;
+    let mut out = BTreeMap::new();
+    for hook in Hook::ALL {
+        for reason in DropReason::ALL {
+            let mut total = DropStats::default();
+            for cpu in counters.get(&drop_slot(reason, hook), 0)?.iter() {
+                total.packets += cpu.packets;
+                total.bytes += cpu.bytes;
+            }
+            if total.packets > 0 {
+                out.insert((reason, hook), total);
+            }
         }
     }
     Ok(out)

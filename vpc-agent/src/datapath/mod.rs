@@ -8,5 +8,6 @@ pub mod pin;
 pub mod sync;
 
 pub use loader::{
-    AttachMode, Attached, Attachment, Datapath, DatapathError, drop_counters, programs_for,
+    AttachMode, Attached, Attachment, Datapath, DatapathError, drop_counters, drop_stats,
+    programs_for,
 };

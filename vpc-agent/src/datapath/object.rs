@@ -50,7 +50,7 @@ pub mod maps {
     pub const ACLS: &str = "ACLS";
     pub const DEVICES: &str = "DEVICES";
     pub const FRAGMENTS: &str = "FRAGMENTS";
-    /// Per-CPU drop counters indexed by `DropReason`.
+    /// Per-CPU drop counters (packets, bytes) by reason and hook (`vpc_common::drop`).
     pub const DROP_COUNTERS: &str = "DROP_COUNTERS";
     pub const SG_REMOTES: &str = "SG_REMOTES";
     pub const SG_RULES: &str = "SG_RULES";
@@ -121,10 +121,8 @@ pub mod maps {
         spec(DEVICES, Entries::Read(devices)),
         // FragKey (12 bytes) -> FragPorts (4 bytes), defined in vpc-ebpf.
         spec(FRAGMENTS, Entries::Read(hash::<[u8; 12], [u8; 4]>)),
-        spec(
-            DROP_COUNTERS,
-            Entries::Slots(vpc_common::DropReason::ALL.len() as u32),
-        ),
+        // One slot per (reason, hook).
+        spec(DROP_COUNTERS, Entries::Slots(vpc_common::drop::DROP_SLOTS)),
         spec(SG_REMOTES, Entries::Read(trie::<SgRemoteKey, u32>)),
         spec(SG_RULES, Entries::Read(trie::<SgRuleKey, SgRuleValue>)),
         spec(CONNTRACK, Entries::Read(hash::<CtKey, CtEntry>)),

@@ -61,6 +61,32 @@ pub fn render(s: &Status) -> String {
     }
     metric(
         &mut out,
+        "vpc_drops_by_hook_total",
+        "counter",
+        "Dropped packets by reason and the program that dropped them (xdp, tc_ingress, tc_egress).",
+    );
+    for d in &s.drops_by_hook {
+        let _ = writeln!(
+            out,
+            "vpc_drops_by_hook_total{{reason=\"{}\",hook=\"{}\"}} {}",
+            d.reason, d.hook, d.packets
+        );
+    }
+    metric(
+        &mut out,
+        "vpc_drop_bytes_total",
+        "counter",
+        "Bytes of dropped packets by reason and program.",
+    );
+    for d in &s.drops_by_hook {
+        let _ = writeln!(
+            out,
+            "vpc_drop_bytes_total{{reason=\"{}\",hook=\"{}\"}} {}",
+            d.reason, d.hook, d.bytes
+        );
+    }
+    metric(
+        &mut out,
         "vpc_map_entries",
         "gauge",
         "Entries in use in each pinned map.",

@@ -45,6 +45,15 @@ pub struct LinkStatus {
     pub program_id: Option<u32>,
 }
 
+/// Drops of one reason by one program (hook): `xdp`, `tc_ingress` or `tc_egress`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct HookDrops {
+    pub reason: &'static str,
+    pub hook: &'static str,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
 /// A map's fill level.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct MapFill {
@@ -63,8 +72,10 @@ pub struct Status {
     pub active_slot: u32,
     pub attached: Vec<LinkStatus>,
     pub maps: Vec<MapFill>,
-    /// Drops by reason name (reasons never seen are absent).
+    /// Dropped packets by reason name, all hooks (reasons never seen are absent).
     pub drops: BTreeMap<&'static str, u64>,
+    /// Drops by reason and the program (hook) that dropped them, with bytes.
+    pub drops_by_hook: Vec<HookDrops>,
     pub conntrack: ConntrackStats,
     /// NAT gateways: the ports they translate to, and so the connections one elastic IP may
     /// have to one destination (AWS: 55,000).
@@ -156,11 +167,18 @@ pub fn collect(dir: &Path) -> Result<Status, StatusError> {
         });
     }
     let counters = pin::open_map(dir, names::DROP_COUNTERS)?;
-    let drops = crate::datapath::drop_counters(&counters)
-        .map_err(map_err(names::DROP_COUNTERS))?
-        .into_iter()
-        .map(|(reason, n)| (reason.name(), n))
-        .collect();
+    let stats = crate::datapath::drop_stats(&counters).map_err(map_err(names::DROP_COUNTERS))?;
+    let mut drops = BTreeMap::new();
+    let mut drops_by_hook = Vec::new();
+    for ((reason, hook), s) in stats {
+        *drops.entry(reason.name()).or_insert(0) += s.packets;
+        drops_by_hook.push(HookDrops {
+            reason: reason.name(),
+            hook: hook.name(),
+            packets: s.packets,
+            bytes: s.bytes,
+        });
+    }
     let agent = pin::read_record(dir)?;
     let conntrack = conntrack_stats(dir, &maps, agent.as_ref())?;
     let flows = flow_status(dir, agent.as_ref())?;
@@ -179,6 +197,7 @@ pub fn collect(dir: &Path) -> Result<Status, StatusError> {
             .collect(),
         maps,
         drops,
+        drops_by_hook,
         conntrack,
         nat,
         icmp_errors,
@@ -351,7 +370,13 @@ pub fn render(status: &Status) -> String {
         let _ = writeln!(out, "  none");
     }
     for (reason, n) in &status.drops {
-        let _ = writeln!(out, "  {reason:<24} {n}");
+        let hooks: Vec<String> = status
+            .drops_by_hook
+            .iter()
+            .filter(|d| d.reason == *reason)
+            .map(|d| format!("{} {} pkts {} B", d.hook, d.packets, d.bytes))
+            .collect();
+        let _ = writeln!(out, "  {reason:<24} {n}  ({})", hooks.join(", "));
     }
     let ct = &status.conntrack;
     let _ = writeln!(
