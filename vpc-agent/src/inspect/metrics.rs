@@ -1,6 +1,6 @@
 //! The optional Prometheus endpoint (`vpc-agent run --metrics ADDR`): plain HTTP/1.0, text
 //! exposition format 0.0.4, `GET /metrics` only. Every scrape reads the pinned maps (the same
-//! [`status::collect`] as `vpc-agent status`), so it shows what `status` shows.
+//! [`inspect::status::collect`] as `vpc-agent status`), so it shows what `status` shows.
 
 use std::{fmt::Write as _, net::SocketAddr, path::PathBuf};
 
@@ -10,7 +10,7 @@ use tokio::{
 };
 use vpc_common::DropReason;
 
-use crate::status::{self, Status};
+use crate::inspect::status::{self, Status};
 
 /// How much of a request is read (the request line and headers).
 const MAX_REQUEST: usize = 8192;
