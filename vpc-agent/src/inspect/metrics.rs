@@ -59,7 +59,7 @@ pub fn render(s: &Status) -> String {
         let n = s.drops.get(reason.name()).copied().unwrap_or(0);
         let _ = writeln!(out, "vpc_drops_total{{reason=\"{}\"}} {n}", reason.name());
     }
-    type Field = fn(&crate::status::HookDrops) -> u64;
+    type Field = fn(&crate::inspect::status::HookDrops) -> u64;
     let by_hook: [(&str, &str, Field); 2] = [
         (
             "vpc_drops_by_hook_total",
