@@ -53,7 +53,7 @@ impl Bpffs {
         static MOUNT: Once = Once::new();
         // Mount bpffs once, before agents race to do it.
         MOUNT.call_once(|| {
-            let _ = vpc_agent::pin::ensure_bpffs(Path::new("/sys/fs/bpf/vt-probe"));
+            let _ = vpc_agent::datapath::pin::ensure_bpffs(Path::new("/sys/fs/bpf/vt-probe"));
             let _ = fs::remove_dir("/sys/fs/bpf/vt-probe");
         });
         let path = PathBuf::from("/sys/fs/bpf").join(unique_name("vt"));

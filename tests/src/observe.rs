@@ -93,7 +93,9 @@ pub fn run_tc_ingress(topo: &Topology, ingress: &str, packet: &Packet) -> (Seen,
     let frame = topo.frame(ingress, packet);
     let port = topo.port_named(ingress);
     let before = topo.datapath.drop_counters().expect("counters");
-    let prog = topo.datapath.tc(vpc_agent::ebpf::programs::TC_INGRESS);
+    let prog = topo
+        .datapath
+        .tc(vpc_agent::datapath::object::programs::TC_INGRESS);
     let out = {
         let _inside = topo.router.enter().expect("enter router namespace");
         run_tc(prog, &frame, port.ifindex).expect("tc test run")

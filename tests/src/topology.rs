@@ -16,9 +16,9 @@ use anyhow::{Context as _, Result};
 use vpc_agent::{
     compile::{Compiled, Link, Links, compile},
     config::{ValidatedConfig, load_str, validated::InterfaceRole},
+    daemon::netconf,
     datapath::AttachMode,
     links::SystemLinks,
-    netconf,
 };
 
 use crate::{

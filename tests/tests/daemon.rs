@@ -263,7 +263,7 @@ fn a_second_agent_is_refused_and_detach_leaves_nothing() {
 fn incompatible_pinned_maps_are_refused() {
     require_kernel!();
     let setup = Setup::new();
-    vpc_agent::pin::ensure_bpffs(&setup.bpffs.path).expect("bpffs dir");
+    vpc_agent::datapath::pin::ensure_bpffs(&setup.bpffs.path).expect("bpffs dir");
     // A CONFIG map with another value size, as an older layout would have left it.
     let old: aya::maps::Array<aya::maps::MapData, [u8; 8]> =
         aya::maps::Array::create(1, 0).expect("create map");

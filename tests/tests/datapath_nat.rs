@@ -384,7 +384,7 @@ fn the_sweep_frees_translations_whose_connection_is_gone() {
     }
     let mut seen = BTreeSet::new();
     let mut sweep = || {
-        vpc_agent::sweep::release_orphans(&mut nat_ports, &conntrack, &unassured, &mut seen)
+        vpc_agent::daemon::sweep::release_orphans(&mut nat_ports, &conntrack, &unassured, &mut seen)
             .unwrap()
     };
     assert_eq!(sweep(), 0, "not freed on the first sighting");

@@ -278,7 +278,9 @@ fn test_run_arp_on_instance_ports() {
         assert_eq!(out.output, frame);
     }
     // The TC path answers the same requests (it redirects the reply back out of the port).
-    let prog = topo.datapath.tc(vpc_agent::ebpf::programs::TC_INGRESS);
+    let prog = topo
+        .datapath
+        .tc(vpc_agent::datapath::object::programs::TC_INGRESS);
     let out = {
         let _inside = topo.router.enter().unwrap();
         vpc_tests::testrun::run_tc(prog, &arp(1, host, DB1, DB2), port.ifindex).unwrap()
@@ -506,7 +508,7 @@ fn fail_closed_when_the_agent_dies_with_its_pins_lost() {
     )
     .unwrap();
     agent.wait_running().expect("agent runs");
-    let table = vpc_agent::guard::table_name(&bpffs.path);
+    let table = vpc_agent::daemon::guard::table_name(&bpffs.path);
     assert_eq!(
         guard_packets(&topo.router, &table),
         0,

@@ -545,7 +545,7 @@ fn sighup_reopens_a_file_flow_log_moved_away() {
 fn detach_of_its_own_bpffs_mount_unmounts_it_and_succeeds() {
     require_kernel!();
     let dir = std::env::temp_dir().join(vpc_tests::netns::unique_name("vpc-own-bpffs-"));
-    vpc_agent::pin::ensure_bpffs(&dir).expect("mount bpffs on the directory");
+    vpc_agent::datapath::pin::ensure_bpffs(&dir).expect("mount bpffs on the directory");
     let out = cli(&["detach", "--bpffs", dir.to_str().expect("utf-8")]).expect("detach");
     let stderr = String::from_utf8_lossy(&out.stderr);
     if dir.exists() {

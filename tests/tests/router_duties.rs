@@ -69,7 +69,9 @@ fn test_run_time_exceeded_and_fragmentation_needed() {
     };
     let tc = |ingress: &str, frame: &[u8]| {
         let port = topo.port_named(ingress);
-        let prog = topo.datapath.tc(vpc_agent::ebpf::programs::TC_INGRESS);
+        let prog = topo
+            .datapath
+            .tc(vpc_agent::datapath::object::programs::TC_INGRESS);
         let _inside = topo.router.enter().unwrap();
         run_tc(prog, frame, port.ifindex).unwrap()
     };
@@ -549,7 +551,9 @@ fn test_run_header_sanity() {
         let dropped = {
             let _inside = topo.router.enter().unwrap();
             if tc {
-                let prog = topo.datapath.tc(vpc_agent::ebpf::programs::TC_INGRESS);
+                let prog = topo
+                    .datapath
+                    .tc(vpc_agent::datapath::object::programs::TC_INGRESS);
                 run_tc(prog, frame, port.ifindex).unwrap().verdict == TcVerdict::Shot
             } else {
                 run_xdp(topo.datapath.xdp(), frame, Some(port.ifindex))

@@ -1,4 +1,4 @@
-//! Reference evaluator: what the datapath must do with a packet (shared/spec/datapath.md),
+//! Reference evaluator: what the datapath must do with a packet (docs/datapath.md),
 //! computed in plain Rust from the validated model, never from the compiled maps. It is the
 //! oracle the compiled entries (and later the kernel) are tested against, and the engine of
 //! `vpc-agent trace`: besides the verdict it records every hop.
@@ -629,7 +629,7 @@ impl Run<'_> {
     /// Through NAT gateway `nat` (in subnet P): P's ACL inbound, source NAT, P's route table
     /// (which must lead to the internet gateway), P's ACL outbound, out of the uplink.
     fn nat_gateway(&mut self, v: usize, nat: &NatGatewayDef, p: &Packet) -> Verdict {
-        use crate::config::validated::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+        use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
         if ![PROTO_TCP, PROTO_UDP, PROTO_ICMP].contains(&p.proto) {
             return Verdict::Drop(DropReason::NatProtocol);
         }

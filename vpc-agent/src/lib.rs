@@ -5,24 +5,12 @@ pub mod compile;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
-pub mod ebpf;
 pub mod evaluator;
 pub mod flowlog;
-pub mod flows;
-pub mod guard;
 pub mod import;
+pub mod inspect;
 pub mod links;
-pub mod listing;
 pub mod logging;
-pub mod maps;
-pub mod metrics;
-pub mod netconf;
-pub mod notify;
-pub mod pin;
-pub mod reconcile;
-pub mod status;
-pub mod sweep;
-pub mod trace;
 
 /// The error and its sources, `: `-separated (e.g. why a file could not be read).
 pub fn error_chain(err: &dyn std::error::Error) -> String {

@@ -11,12 +11,17 @@ use crate::compile::{Link, Links};
 /// and GSO aggregates that native XDP cannot see and XDP_REDIRECT would lose.
 const VIRTUAL_DRIVERS: [&str; 2] = ["veth", "tun"];
 
+/// The interface index of `name` in this network namespace.
+pub fn ifindex(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok()
+}
+
 /// The interfaces of the calling thread's network namespace.
 pub struct SystemLinks;
 
 impl Links for SystemLinks {
     fn link(&self, name: &str) -> Option<Link> {
-        let ifindex = nix::net::if_::if_nametoindex(name).ok()?;
+        let ifindex = ifindex(name)?;
         let mac = mac(name).unwrap_or_default();
         let virtual_device = driver(name).is_some_and(|d| VIRTUAL_DRIVERS.contains(&d.as_str()));
         Some(Link {

@@ -1,4 +1,4 @@
-//! The command line as shared/spec/cli.md fixes it: exit status 0 success, 1 user error (bad
+//! The command line as the README documents it ("Exit status"): exit status 0 success, 1 user error (bad
 //! file, bad argument), 2 environment error (nothing pinned, interface missing), for every
 //! subcommand on each error class it can hit without a kernel; and the log line format (logfmt,
 //! `<N>` syslog priorities when stderr is the journal stream).

@@ -5,7 +5,8 @@
 use std::{net::Ipv4Addr, path::PathBuf, process::Command};
 
 use vpc_agent::{
-    config::{ValidatedConfig, check_file, load_file},
+    compile::check::check_file,
+    config::{ValidatedConfig, load_file},
     evaluator::{Hop, Ingress, Packet, Verdict, evaluate},
 };
 use vpc_common::DropReason;
@@ -258,7 +259,7 @@ fn recommended_acls_are_enforced() {
 
 mod no_panics {
     use proptest::prelude::*;
-    use vpc_agent::config::{check_capacity, load_str};
+    use vpc_agent::{compile::check::check_capacity, config::load_str};
 
     const DEMO: &str = include_str!("../../examples/public-private-nat-recommended-acls.yaml");
 

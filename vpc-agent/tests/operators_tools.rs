@@ -16,13 +16,14 @@ use std::{
 };
 
 use vpc_agent::{
-    config::{
-        load_str,
-        validate::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS},
+    config::load_str,
+    flowlog::{
+        Clock, Drained, Names,
+        format::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS},
+        monotonic_ns, records,
     },
-    flowlog::{Clock, Drained, Names, monotonic_ns, records},
-    metrics,
-    status::{ConntrackStats, FlowStatus, MapFill, Status},
+    inspect::metrics,
+    inspect::status::{ConntrackStats, FlowStatus, MapFill, Status},
 };
 use vpc_common::{
     DropReason,
@@ -232,7 +233,7 @@ fn sample_status() -> Status {
             capacity: 262_144,
         }],
         drops: [("security_group_inbound", 5)].into_iter().collect(),
-        drops_by_hook: vec![vpc_agent::status::HookDrops {
+        drops_by_hook: vec![vpc_agent::inspect::status::HookDrops {
             reason: "security_group_inbound",
             hook: "xdp",
             packets: 5,

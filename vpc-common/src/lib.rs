@@ -12,6 +12,7 @@
 #![no_std]
 
 pub mod acl;
+pub mod agent_state;
 pub mod capacity;
 pub mod conntrack;
 pub mod drop;

@@ -8,6 +8,7 @@ use aya_ebpf::{
 };
 use vpc_common::{
     acl::{ACLS_ENTRIES, AclTable},
+    agent_state::{AGENT_STATE_CHUNKS, AgentStateChunk},
     capacity::{self, two_generations},
     conntrack::{
         CONNTRACK_ENTRIES, CT_STAT_SLOTS, CT_UNASSURED_ENTRIES, CtEntry, CtKey, CtTimeouts,
@@ -25,6 +26,10 @@ use vpc_common::{
 /// `CONFIG[0]`: active generation slot and layout version.
 #[btf_map]
 pub static CONFIG: Array<GlobalConfig, 1> = Array::new();
+
+/// The agent's record of itself (see `vpc_common::agent_state`); the programs never read it.
+#[btf_map]
+pub static AGENT_STATE: Array<AgentStateChunk, { AGENT_STATE_CHUNKS as usize }> = Array::new();
 
 /// (ifindex, slot) -> what the interface is.
 #[btf_map]

@@ -5,8 +5,10 @@ use vpc_common::acl::{
     MAX_ACL_RULES,
 };
 
+use vpc_common::proto::{PROTO_TCP, PROTO_UDP};
+
 use super::net_raw;
-use crate::config::validated::{AclRuleDef, PROTO_TCP, PROTO_UDP};
+use crate::config::validated::AclRuleDef;
 
 /// Encodes one rule (see vpc-common/src/acl.rs).
 pub fn encode_rule(rule: &AclRuleDef) -> AclRule {

@@ -4,6 +4,7 @@
 //! that does not fit is rejected before anything changes).
 
 pub mod acl;
+pub mod check;
 pub mod ids;
 pub mod routes;
 pub mod security_groups;

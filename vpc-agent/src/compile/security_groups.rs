@@ -16,15 +16,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::Ipv4Net;
 use vpc_common::{
     acl::{ACL_INBOUND, ACL_OUTBOUND},
+    proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
     security_group::{
         SG_ANY_PROTO, SG_REMOTE_FIXED_BITS, SG_RULE_FIXED_BITS, SgRemoteKey, SgRuleKey, SgRuleValue,
     },
 };
 
 use super::{ids::Ids, net_raw};
-use crate::config::validated::{
-    InstanceDef, PROTO_ICMP, PROTO_TCP, PROTO_UDP, SgPeer, SgRuleDef, TrafficMatch, VpcDef,
-};
+use crate::config::validated::{InstanceDef, SgPeer, SgRuleDef, TrafficMatch, VpcDef};
 
 /// The class of addresses that match no `SG_REMOTES` entry (and of `0.0.0.0/0`).
 pub const CLASS_NONE: u32 = 0;

@@ -1,4 +1,4 @@
-//! The YAML file as written (shared/spec/vpc-config.md): serde structs, every one with
+//! The YAML file as written (docs/format.md): serde structs, every one with
 //! `deny_unknown_fields` so that a typo is an error and never silently drops a rule.
 //!
 //! Values whose meaning is checked by [`super::validate`] (CIDRs, addresses, names, numbers)
@@ -106,7 +106,7 @@ pub struct ConfigFile {
     pub vpcs: Vec<Loc<Vpc>>,
     #[serde(default, deserialize_with = "not_blank")]
     pub flow_logs: Option<Loc<FlowLogList>>,
-    /// An addition to shared/spec/vpc-config.md: connection tracking idle timeouts.
+    /// Connection tracking idle timeouts (docs/format.md; AWS has no such key).
     #[serde(default, deserialize_with = "not_blank")]
     pub connection_tracking: Option<Loc<ConnectionTracking>>,
 }

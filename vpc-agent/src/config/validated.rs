@@ -6,11 +6,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 pub use vpc_common::conntrack::CtTimeouts;
-
-/// IP protocol numbers the rules give names to.
-pub const PROTO_ICMP: u8 = 1;
-pub const PROTO_TCP: u8 = 6;
-pub const PROTO_UDP: u8 = 17;
+use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 /// The name of the implicit and of the user-overridable defaults.
 pub const MAIN_TABLE: &str = "main";
@@ -397,4 +393,15 @@ impl ValidatedConfig {
         ]
         .join(", ")
     }
+}
+
+/// `HOST:PORT` (`[v6]:PORT` too) with a non-zero port.
+pub fn parse_host_port(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| (host.to_owned(), port))
 }

@@ -4,6 +4,42 @@
 
 use std::{fmt::Write as _, net::Ipv4Addr};
 
+/// Fields of the AWS v2 default flow log record, in order.
+pub const DEFAULT_FLOW_LOG_FIELDS: [&str; 14] = [
+    "version",
+    "account-id",
+    "interface-id",
+    "srcaddr",
+    "dstaddr",
+    "srcport",
+    "dstport",
+    "protocol",
+    "packets",
+    "bytes",
+    "start",
+    "end",
+    "action",
+    "log-status",
+];
+/// Further AWS flow log fields (v3-v5) a custom format may use.
+pub const EXTRA_FLOW_LOG_FIELDS: [&str; 15] = [
+    "vpc-id",
+    "subnet-id",
+    "instance-id",
+    "tcp-flags",
+    "type",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+    "region",
+    "az-id",
+    "sublocation-type",
+    "sublocation-id",
+    "pkt-src-aws-service",
+    "pkt-dst-aws-service",
+    "flow-direction",
+    "traffic-path",
+];
+
 /// AWS's `log-status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogStatus {
@@ -159,7 +195,6 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::validate::DEFAULT_FLOW_LOG_FIELDS;
 
     fn default_fields() -> Vec<String> {
         DEFAULT_FLOW_LOG_FIELDS.map(str::to_owned).to_vec()

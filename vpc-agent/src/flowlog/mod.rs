@@ -53,14 +53,13 @@ use vpc_common::{
 
 use crate::config::{
     ValidatedConfig,
-    validate::DEFAULT_FLOW_LOG_FIELDS,
     validated::{
-        DEFAULT_AGGREGATION_INTERVAL, FlowLogDestination, FlowLogScope, InterfaceRole, PROTO_TCP,
-        PROTO_UDP, TrafficType,
+        DEFAULT_AGGREGATION_INTERVAL, FlowLogDestination, FlowLogScope, InterfaceRole, TrafficType,
     },
 };
 pub use drain::Drained;
-pub use format::{Direction, LogStatus, Record, Traffic};
+pub use format::{DEFAULT_FLOW_LOG_FIELDS, Direction, LogStatus, Record, Traffic};
+use vpc_common::proto::{PROTO_TCP, PROTO_UDP};
 
 /// `account-id` of every record (the agent has no account).
 pub const ACCOUNT_ID: &str = "-";
@@ -100,7 +99,7 @@ pub fn parse_destination(text: &str) -> Result<FlowLogDestination, FlowLogError>
         return Ok(FlowLogDestination::Stdout);
     }
     if let Some(target) = text.strip_prefix("ipfix:") {
-        let (host, port) = crate::config::validate::parse_host_port(target).ok_or_else(bad)?;
+        let (host, port) = crate::config::validated::parse_host_port(target).ok_or_else(bad)?;
         return Ok(FlowLogDestination::Ipfix { host, port });
     }
     match text.strip_prefix("file:") {

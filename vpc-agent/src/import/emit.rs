@@ -17,7 +17,7 @@ use super::{
         AclEntry, Interface, Inventory, NatAddress, Origin, PublicIp, RouteTo, SgPeer, SgRule,
     },
 };
-use crate::config::validate::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS};
+use crate::flowlog::format::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS};
 
 /// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;

@@ -1,6 +1,6 @@
 //! `vpc-agent import`: a VPC written down in AWS terms — a CloudFormation template
 //! ([`cloudformation`]) or the JSON of `aws ec2 describe-*` ([`describe`]) — carried over into
-//! a VPC definition (shared/spec/vpc-config.md).
+//! a VPC definition (docs/format.md).
 //!
 //! Both read into an [`inventory::Inventory`] (AWS's objects and associations); [`emit`] names,
 //! addresses and writes it. Whatever the format cannot express is a [`Note`] naming the
@@ -304,7 +304,8 @@ fn finish(
         return Err(ImportError::NoVpc { report });
     };
     const OUTPUT: &str = "(imported)";
-    let checked = config::load_str(OUTPUT, &yaml).and_then(|c| config::check_capacity(OUTPUT, &c));
+    let checked = config::load_str(OUTPUT, &yaml)
+        .and_then(|c| crate::compile::check::check_capacity(OUTPUT, &c));
     match checked {
         Ok(()) => Ok(Imported { yaml, report }),
         Err(diagnostics) => Err(ImportError::Invalid {

@@ -18,7 +18,7 @@ use aya::{
 };
 use vpc_agent::{
     compile::Compiled,
-    ebpf::{OBJECT, maps, programs},
+    datapath::object::{OBJECT, maps, programs},
 };
 use vpc_common::{
     conntrack::{CT_TCP_ESTABLISHED, CtEntry, CtKey},
@@ -321,7 +321,7 @@ fn load(topo: &Topology, compiled: &Compiled, conntrack: u32) -> Result<Ebpf> {
             .try_into()?;
         prog.load().with_context(|| format!("loading {name}"))?;
     }
-    vpc_agent::maps::apply(&mut ebpf, compiled, 1).context("writing the definition")?;
+    vpc_agent::datapath::sync::apply(&mut ebpf, compiled, 1).context("writing the definition")?;
     keep_in_dispatcher(topo, &mut ebpf)?;
     Ok(ebpf)
 }

@@ -85,7 +85,8 @@ impl Vpc {
 
     /// The drop counter for `reason` (from the pinned map, as `vpc-agent status` reads it).
     fn drops(&self, reason: DropReason) -> Result<u64> {
-        let status = vpc_agent::status::collect(&self.bpffs.path).context("read drop counters")?;
+        let status =
+            vpc_agent::inspect::status::collect(&self.bpffs.path).context("read drop counters")?;
         Ok(status.drops.get(reason.name()).copied().unwrap_or(0))
     }
 

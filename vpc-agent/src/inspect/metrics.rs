@@ -1,6 +1,6 @@
 //! The optional Prometheus endpoint (`vpc-agent run --metrics ADDR`): plain HTTP/1.0, text
 //! exposition format 0.0.4, `GET /metrics` only. Every scrape reads the pinned maps (the same
-//! [`status::collect`] as `vpc-agent status`), so it shows what `status` shows.
+//! [`inspect::status::collect`] as `vpc-agent status`), so it shows what `status` shows.
 
 use std::{fmt::Write as _, net::SocketAddr, path::PathBuf};
 
@@ -10,7 +10,7 @@ use tokio::{
 };
 use vpc_common::DropReason;
 
-use crate::status::{self, Status};
+use crate::inspect::status::{self, Status};
 
 /// How much of a request is read (the request line and headers).
 const MAX_REQUEST: usize = 8192;
@@ -59,31 +59,30 @@ pub fn render(s: &Status) -> String {
         let n = s.drops.get(reason.name()).copied().unwrap_or(0);
         let _ = writeln!(out, "vpc_drops_total{{reason=\"{}\"}} {n}", reason.name());
     }
-    metric(
-        &mut out,
-        "vpc_drops_by_hook_total",
-        "counter",
-        "Dropped packets by reason and the program that dropped them (xdp, tc_ingress, tc_egress).",
-    );
-    for d in &s.drops_by_hook {
-        let _ = writeln!(
-            out,
-            "vpc_drops_by_hook_total{{reason=\"{}\",hook=\"{}\"}} {}",
-            d.reason, d.hook, d.packets
-        );
-    }
-    metric(
-        &mut out,
-        "vpc_drop_bytes_total",
-        "counter",
-        "Bytes of dropped packets by reason and program.",
-    );
-    for d in &s.drops_by_hook {
-        let _ = writeln!(
-            out,
-            "vpc_drop_bytes_total{{reason=\"{}\",hook=\"{}\"}} {}",
-            d.reason, d.hook, d.bytes
-        );
+    type Field = fn(&crate::inspect::status::HookDrops) -> u64;
+    let by_hook: [(&str, &str, Field); 2] = [
+        (
+            "vpc_drops_by_hook_total",
+            "Dropped packets by reason and the program that dropped them (xdp, tc_ingress, tc_egress).",
+            |d| d.packets,
+        ),
+        (
+            "vpc_drop_bytes_total",
+            "Bytes of dropped packets by reason and program.",
+            |d| d.bytes,
+        ),
+    ];
+    for (name, help, field) in by_hook {
+        metric(&mut out, name, "counter", help);
+        for d in &s.drops_by_hook {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{}\",hook=\"{}\"}} {}",
+                d.reason,
+                d.hook,
+                field(d)
+            );
+        }
     }
     metric(
         &mut out,

@@ -1,4 +1,4 @@
-//! `vpc-agent run`: the daemon. It loads the datapath with its maps pinned under the bpffs
+//! The run loop of the daemon: it loads the datapath with its maps pinned under the bpffs
 //! directory (adopting what a previous agent left there), reconciles the maps to the definition
 //! *before* attaching (so there is never an allow-all window), attaches through pinned links,
 //! and then stays in the foreground:
@@ -12,8 +12,8 @@
 //!   recompiled and the programs re-attached;
 //! - every flow log aggregation interval the per-flow counters are **drained** and written as
 //!   flow log records ([`crate::flowlog`]); the last, partial interval is flushed on SIGTERM;
-//! - every [`SWEEP_INTERVAL`] expired connections are **swept** ([`crate::sweep`]);
-//! - with `--metrics ADDR`, a Prometheus endpoint answers on ADDR ([`crate::metrics`]);
+//! - every [`SWEEP_INTERVAL`] expired connections are **swept** ([`crate::daemon::sweep`]);
+//! - with `--metrics ADDR`, a Prometheus endpoint answers on ADDR ([`crate::inspect::metrics`]);
 //! - SIGTERM / SIGINT stop the agent and leave the datapath enforcing (links and maps pinned).
 
 use std::{
@@ -31,16 +31,16 @@ use crate::{
     compile::CompileError,
     compile::{Compiled, Links as _},
     config::{self, LoadError, ValidatedConfig, validated::FlowLogDestination},
+    daemon::guard::{self, GuardError},
+    daemon::netconf::{self, Managed, NetconfError},
+    daemon::notify,
+    daemon::reconcile::{self, Outcome, ReconcileError},
+    daemon::sweep::{self, SWEEP_INTERVAL},
+    datapath::object::{maps as names, programs},
+    datapath::pin::{self, AgentRecord, DirLock, PinError},
     datapath::{AttachMode, Attached, Attachment, Datapath, DatapathError, programs_for},
-    ebpf::{maps as names, programs},
     flowlog::{self, FlowLog, FlowLogError, Names, Settings},
-    guard::{self, GuardError},
-    links::SystemLinks,
-    netconf::{self, Managed, NetconfError},
-    notify,
-    pin::{self, AgentRecord, DirLock, PinError},
-    reconcile::{self, Outcome, ReconcileError},
-    sweep::{self, SWEEP_INTERVAL},
+    links::{self, SystemLinks},
 };
 
 /// How often the definition file is checked for changes.
@@ -95,7 +95,8 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// Exit status per cli.md: 1 for a problem with the file, 2 for the environment.
+    /// Exit status (README, "Exit status"): 1 for a problem with the file, 2 for the
+    /// environment.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Load(_) => 1,
@@ -187,7 +188,7 @@ impl Agent {
         }
         pin::ensure_bpffs(&opts.bpffs)?;
         let lock = Rc::new(pin::lock(&opts.bpffs)?);
-        let adopting = pin::map_path(&opts.bpffs, crate::ebpf::maps::CONFIG).exists();
+        let adopting = pin::map_path(&opts.bpffs, crate::datapath::object::maps::CONFIG).exists();
         let dir = opts.bpffs.clone();
         let started = Self::start_locked(opts, text, &config, resolved, Rc::clone(&lock), adopting);
         if started.is_err() && !adopting {
@@ -634,7 +635,7 @@ impl Agent {
             text,
             state: Candidate::MissingInterfaces(missing),
         }) = &self.seen
-            && missing.iter().all(|name| netconf::ifindex(name).is_some())
+            && missing.iter().all(|name| links::ifindex(name).is_some())
         {
             log::info!(
                 "interfaces appeared: {}; applying the waiting definition",
@@ -646,7 +647,7 @@ impl Agent {
         }
         let mut changed = false;
         for name in self.ifindexes.keys() {
-            let now = netconf::ifindex(name);
+            let now = links::ifindex(name);
             if now.is_none() {
                 log::debug!("interface missing interface={name}");
             }
@@ -666,7 +667,7 @@ fn resolve(config: &ValidatedConfig) -> Result<BTreeMap<String, u32>, DaemonErro
     let mut found = BTreeMap::new();
     let mut missing = Vec::new();
     for iface in netconf::managed_interfaces(config) {
-        match netconf::ifindex(&iface.name) {
+        match links::ifindex(&iface.name) {
             Some(index) => {
                 found.insert(iface.name, index);
             }
@@ -700,7 +701,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let metrics = match opts.metrics {
             Some(addr) => Some((
                 addr,
-                crate::metrics::bind(addr)
+                crate::inspect::metrics::bind(addr)
                     .await
                     .map_err(|source| DaemonError::Metrics { addr, source })?,
             )),
@@ -709,7 +710,10 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let mut agent = Agent::start(opts)?;
         if let Some((addr, listener)) = metrics {
             log::info!("metrics listening addr={addr}");
-            tokio::spawn(crate::metrics::serve(listener, agent.opts.bpffs.clone()));
+            tokio::spawn(crate::inspect::metrics::serve(
+                listener,
+                agent.opts.bpffs.clone(),
+            ));
         }
         log::info!(
             "running config={} bpffs={} (file polled every {:?}, interfaces every {:?})",

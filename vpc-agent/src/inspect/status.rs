@@ -6,31 +6,20 @@
 use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
 use aya::{
-    Pod,
-    maps::{
-        Array, DevMapHash, HashMap, LpmTrie, Map, MapData, MapError, MapInfo, PerCpuArray,
-        PerCpuHashMap,
-    },
+    maps::{Array, MapData, MapError, MapInfo, PerCpuArray},
     programs::links::{FdLink, PinnedLink},
 };
 use serde::Serialize;
 use vpc_common::{
-    acl::AclTable,
-    conntrack::{CT_STAT_ASSURED, CT_STAT_CREATED, CT_STAT_EXPIRED, CT_STAT_SWEPT, CtEntry, CtKey},
-    flow::{FLOW_ACCEPT, FlowKey, FlowStats},
-    iface::{
-        Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
-        PublicTarget, SubnetInfo, VpcInfo,
-    },
-    nat::{NatKey, NatValue},
-    route::{RouteKey, RouteValue},
-    security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
+    conntrack::{CT_STAT_ASSURED, CT_STAT_CREATED, CT_STAT_EXPIRED, CT_STAT_SWEPT},
+    flow::FLOW_ACCEPT,
+    iface::GlobalConfig,
 };
 
 use crate::{
-    ebpf::maps as names,
+    datapath::object::maps as names,
+    datapath::pin::{self, AgentRecord, PinError},
     flowlog::{FlowLogCounters, drain},
-    pin::{self, AgentRecord, PinError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -138,66 +127,6 @@ pub struct FlowStatus {
     pub flow_log: FlowLogCounters,
 }
 
-fn count<K>(keys: impl Iterator<Item = Result<K, MapError>>) -> Result<u32, MapError> {
-    let mut n = 0;
-    for key in keys {
-        key?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-fn count_keys<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
-    count(HashMap::<&MapData, K, V>::try_from(map)?.keys())
-}
-
-fn count_percpu_keys<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
-    count(PerCpuHashMap::<&MapData, K, V>::try_from(map)?.keys())
-}
-
-fn count_trie_keys<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
-    count(LpmTrie::<&MapData, K, V>::try_from(map)?.keys())
-}
-
-/// Entries in use in a pinned map (arrays: non-empty slots).
-fn entries(name: &'static str, map: &Map) -> Result<u32, MapError> {
-    Ok(match name {
-        names::CONFIG | names::CT_TIMEOUTS | names::NAT_CONFIG => 1,
-        names::CT_STATS => vpc_common::conntrack::CT_STAT_SLOTS,
-        names::ICMP_STATS => vpc_common::icmp::ICMP_STAT_SLOTS,
-        names::DROP_COUNTERS => match map {
-            Map::PerCpuArray(_) => vpc_common::DropReason::ALL.len() as u32,
-            _ => 1,
-        },
-        names::IFACES => count_keys::<IfaceKey, IfaceInfo>(map)?,
-        names::SUBNETS => count_keys::<u32, SubnetInfo>(map)?,
-        names::VPCS => count_keys::<u32, VpcInfo>(map)?,
-        names::ENDPOINTS => count_keys::<EndpointKey, Endpoint>(map)?,
-        names::PUBLIC_IPS => count_keys::<PublicKey, PublicTarget>(map)?,
-        names::NAT_GATEWAYS => count_keys::<u32, NatGatewayInfo>(map)?,
-        // FragKey (12 bytes) -> FragPorts (4 bytes), defined in vpc-ebpf.
-        names::FRAGMENTS => count_keys::<[u8; 12], [u8; 4]>(map)?,
-        names::CONNTRACK | names::CT_UNASSURED => count_keys::<CtKey, CtEntry>(map)?,
-        names::NAT_PORTS => count_keys::<NatKey, NatValue>(map)?,
-        names::FLOWS => count_percpu_keys::<FlowKey, FlowStats>(map)?,
-        names::FLOWS_SKIPPED => count_percpu_keys::<u32, u64>(map)?,
-        names::ROUTES => count_trie_keys::<RouteKey, RouteValue>(map)?,
-        names::SG_REMOTES => count_trie_keys::<SgRemoteKey, u32>(map)?,
-        names::SG_RULES => count_trie_keys::<SgRuleKey, SgRuleValue>(map)?,
-        names::ACLS => {
-            let array: Array<&MapData, AclTable> = Array::try_from(map)?;
-            let empty = AclTable::default();
-            let mut n = 0;
-            for table in array.iter() {
-                n += u32::from(table? != empty);
-            }
-            n
-        }
-        names::DEVICES => count(DevMapHash::<&MapData>::try_from(map)?.keys())?,
-        _ => 0,
-    })
-}
-
 fn link_status(interface: String, program: String, path: &Path) -> LinkStatus {
     let info = PinnedLink::from_pin(path)
         .ok()
@@ -221,7 +150,8 @@ pub fn collect(dir: &Path) -> Result<Status, StatusError> {
         Array::try_from(&config_map).map_err(map_err(names::CONFIG))?;
     let config = config.get(&0, 0).map_err(map_err(names::CONFIG))?;
     let mut maps = Vec::new();
-    for name in names::ALL {
+    for spec in names::ALL {
+        let name = spec.name;
         let path = pin::map_path(dir, name);
         if !path.exists() {
             continue;
@@ -232,7 +162,7 @@ pub fn collect(dir: &Path) -> Result<Status, StatusError> {
             .max_entries();
         maps.push(MapFill {
             name,
-            entries: entries(name, &map).map_err(map_err(name))?,
+            entries: spec.count(&map).map_err(map_err(name))?,
             capacity,
         });
     }

@@ -14,6 +14,7 @@ use vpc_common::{
     iface::SLOT_SHIFT,
     ip_from_raw,
     nat::{NatKey, NatValue},
+    proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
     route::{
         RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL,
         TARGET_NAT_GATEWAY, TARGET_PEERING,
@@ -21,11 +22,8 @@ use vpc_common::{
 };
 
 use crate::{
-    config::validated::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
-    ebpf::maps as names,
-    flowlog::monotonic_ns,
-    pin,
-    status::StatusError,
+    datapath::object::maps as names, datapath::pin, flowlog::monotonic_ns,
+    inspect::status::StatusError,
 };
 
 fn addr(raw: u32) -> Ipv4Addr {

@@ -1,5 +1,5 @@
 //! What the router's own network configuration must provide for the datapath: each subnet
-//! interface carries the router's `.1` address (the spec: the router owns it), each instance
+//! interface carries the router's `.1` address (the router owns it, as in AWS: docs/format.md), each instance
 //! port the route to its instance, and IPv4
 //! forwarding is enabled on every managed interface (`bpf_fib_lookup` refuses to forward
 //! otherwise). Done with `ip` (iproute2) and `/proc/sys`, in the agent's network namespace.
@@ -70,11 +70,6 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
             }
         })
         .collect()
-}
-
-/// The interface index of `name` in this network namespace.
-pub fn ifindex(name: &str) -> Option<u32> {
-    nix::net::if_::if_nametoindex(name).ok()
 }
 
 fn ip(args: &[&str]) -> Result<String, NetconfError> {

@@ -21,8 +21,8 @@ use vpc_common::{
 
 use crate::{
     compile::Compiled,
-    ebpf::{OBJECT, maps, programs},
-    maps::{MapsError, SyncStats},
+    datapath::object::{OBJECT, maps, programs},
+    datapath::sync::{MapsError, SyncStats},
 };
 
 /// Errors of loading, attaching or reading the datapath.
@@ -56,7 +56,7 @@ pub enum DatapathError {
     #[error(transparent)]
     Maps(#[from] MapsError),
     #[error(transparent)]
-    Pin(#[from] crate::pin::PinError),
+    Pin(#[from] crate::datapath::pin::PinError),
     #[error("link of {name} on {interface}")]
     Link {
         name: &'static str,
@@ -76,6 +76,22 @@ pub enum DatapathError {
          another --bpffs directory): one agent per interface"
     )]
     ForeignPrograms { interface: String },
+    #[error("cannot open the pinned link of {name} on {interface} at {}", path.display())]
+    OpenPinnedLink {
+        name: &'static str,
+        interface: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: LinkError,
+    },
+    #[error("cannot pin the link of {name} on {interface} at {}", path.display())]
+    PinLinkAt {
+        name: &'static str,
+        interface: String,
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<aya::pin::PinError>,
+    },
     #[error("cannot pin the link of {name} on {interface} at {}", path.display())]
     PinLink {
         name: &'static str,
@@ -170,13 +186,16 @@ impl Datapath {
     /// (with their contents: policy, counters, state) after a compatibility check, missing ones
     /// are created and pinned.
     pub fn open_pinned(dir: &Path) -> Result<Self, DatapathError> {
-        crate::pin::check_compatible(dir)?;
+        crate::datapath::pin::check_compatible(dir)?;
         let mut loader = EbpfLoader::new();
-        for name in maps::ALL {
-            loader.map_pin_path(name, crate::pin::map_path(dir, name));
+        for name in maps::names() {
+            loader.map_pin_path(name, crate::datapath::pin::map_path(dir, name));
         }
         let datapath = Self::load_with(loader)?;
-        crate::pin::check_layout(dir, &crate::maps::read_config(&datapath.ebpf)?)?;
+        crate::datapath::pin::check_layout(
+            dir,
+            &crate::datapath::sync::read_config(&datapath.ebpf)?,
+        )?;
         Ok(datapath)
     }
 
@@ -249,7 +268,11 @@ impl Datapath {
         compiled: &Compiled,
         generation: u64,
     ) -> Result<SyncStats, DatapathError> {
-        Ok(crate::maps::apply(&mut self.ebpf, compiled, generation)?)
+        Ok(crate::datapath::sync::apply(
+            &mut self.ebpf,
+            compiled,
+            generation,
+        )?)
     }
 
     /// Attaches the programs to every interface of `compiled` (in the calling thread's network
@@ -303,13 +326,19 @@ impl Datapath {
         program: &'static str,
         mode: XdpMode,
     ) -> Result<Attachment, DatapathError> {
-        let path = crate::pin::link_path(dir, interface, program);
+        let path = crate::datapath::pin::link_path(dir, interface, program);
         let attach_err = |source| DatapathError::Attach {
             name: program,
             interface: interface.to_owned(),
             source,
         };
         let pin_err = |source| DatapathError::PinLink {
+            name: program,
+            interface: interface.to_owned(),
+            path: path.clone(),
+            source,
+        };
+        let open_err = |source| DatapathError::OpenPinnedLink {
             name: program,
             interface: interface.to_owned(),
             path: path.clone(),
@@ -335,8 +364,7 @@ impl Datapath {
                 let fd: FdLink = pinned.into();
                 match self.update_link(interface, program, fd) {
                     Ok(()) => {
-                        let link = PinnedLink::from_pin(&path)
-                            .map_err(|e| pin_err(io::Error::other(e)))?;
+                        let link = PinnedLink::from_pin(&path).map_err(open_err)?;
                         return Ok(Attachment {
                             interface: interface.to_owned(),
                             program,
@@ -354,7 +382,7 @@ impl Datapath {
                 }
             }
             Err(LinkError::SyscallError(e)) if e.io_error.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(pin_err(io::Error::other(e))),
+            Err(e) => return Err(open_err(e)),
         }
         if program != programs::XDP {
             // tcx lets several programs share a hook: refuse to stack on another agent's.
@@ -386,7 +414,12 @@ impl Datapath {
             let link = tc.take_link(id).map_err(attach_err)?;
             FdLink::try_from(link).map_err(link_err)?
         };
-        let link = fd.pin(&path).map_err(|e| pin_err(io::Error::other(e)))?;
+        let link = fd.pin(&path).map_err(|source| DatapathError::PinLinkAt {
+            name: program,
+            interface: interface.to_owned(),
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
         Ok(Attachment {
             interface: interface.to_owned(),
             program,
@@ -398,8 +431,8 @@ impl Datapath {
     /// Whether the link pinned at `path` is attached to the device now named `interface` (a
     /// renamed device keeps its links; the pin's name does not follow it).
     fn pinned_on(path: &Path, interface: &str) -> bool {
-        let now = crate::netconf::ifindex(interface);
-        match crate::pin::pinned_link_ifindex(path) {
+        let now = crate::links::ifindex(interface);
+        match crate::datapath::pin::pinned_link_ifindex(path) {
             Ok(Some(ifindex)) => Some(ifindex) == now,
             // Not a device link, or unreadable: the link update decides.
             Ok(None) | Err(_) => true,
@@ -441,21 +474,21 @@ impl Datapath {
     /// Drops per reason, summed over CPUs (reasons never seen are absent).
     pub fn drop_counters(&self) -> Result<BTreeMap<DropReason, u64>, DatapathError> {
         let name = maps::DROP_COUNTERS;
-        let map = self
-            .ebpf
-            .map(name)
-            .ok_or(DatapathError::MissingMap { name })?;
+        let map = self.map_named(name)?;
         drop_counters(map).map_err(|source| DatapathError::Map { name, source })
     }
 
     /// Drops by (reason, hook), packets and bytes, summed over CPUs.
     pub fn drop_stats(&self) -> Result<BTreeMap<(DropReason, Hook), DropStats>, DatapathError> {
         let name = maps::DROP_COUNTERS;
-        let map = self
-            .ebpf
-            .map(name)
-            .ok_or(DatapathError::MissingMap { name })?;
+        let map = self.map_named(name)?;
         drop_stats(map).map_err(|source| DatapathError::Map { name, source })
+    }
+
+    fn map_named(&self, name: &'static str) -> Result<&aya::maps::Map, DatapathError> {
+        self.ebpf
+            .map(name)
+            .ok_or(DatapathError::MissingMap { name })
     }
 }
 

@@ -16,7 +16,7 @@ use vpc_common::{
     security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
 };
 
-use crate::{compile::Compiled, ebpf::maps as names};
+use crate::{compile::Compiled, datapath::object::maps as names};
 
 /// Errors writing the maps.
 #[derive(Debug, thiserror::Error)]

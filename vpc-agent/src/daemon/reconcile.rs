@@ -13,7 +13,7 @@ use crate::{
     compile::{self, CompileError, Compiled},
     config::ValidatedConfig,
     datapath::Datapath,
-    maps::{self, MapsError, SyncStats},
+    datapath::sync::{self, MapsError, SyncStats},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +74,10 @@ pub fn reconcile(
     ifindex: &dyn compile::Links,
 ) -> Result<(Outcome, Compiled), ReconcileError> {
     let ebpf = datapath.ebpf_mut();
-    let running = maps::read_config(ebpf)?;
+    let running = sync::read_config(ebpf)?;
     if applied_before(&running) {
         let active = compile::compile(config, running.active_slot, ifindex)?;
-        if maps::diff(ebpf, &active)?.is_empty() {
+        if sync::diff(ebpf, &active)?.is_empty() {
             let outcome = Outcome::Unchanged {
                 generation: running.generation,
                 slot: running.active_slot,
@@ -88,8 +88,8 @@ pub fn reconcile(
     let slot = next_slot(&running);
     let next = compile::compile(config, slot, ifindex)?;
     let generation = running.generation + 1;
-    let stats = maps::apply(ebpf, &next, generation)?;
-    let devices_pruned = maps::prune_devices(ebpf, &next)?;
+    let stats = sync::apply(ebpf, &next, generation)?;
+    let devices_pruned = sync::prune_devices(ebpf, &next)?;
     let outcome = Outcome::Applied {
         generation,
         slot,

@@ -7,10 +7,11 @@ use serde::Serialize;
 use vpc_common::{DropReason, flow::FLOW_ACCEPT, ip_from_raw};
 
 use crate::{
-    ebpf::maps as names,
+    datapath::object::maps as names,
+    datapath::pin,
     flowlog::{Clock, drain},
-    pin,
-    status::{StatusError, interface_name},
+    inspect::listing::proto_name,
+    inspect::status::{StatusError, interface_name},
 };
 
 /// One live flow (one direction, at the interface it arrives on, by action).
@@ -79,15 +80,6 @@ pub fn collect(dir: &Path) -> Result<Vec<LiveFlow>, StatusError> {
             }
         })
         .collect())
-}
-
-fn proto_name(proto: u8) -> String {
-    match proto {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        n => n.to_string(),
-    }
 }
 
 /// The human-readable table.

@@ -2,8 +2,8 @@
 //! kernel lives there, so that the datapath outlives the agent and a new agent can adopt it.
 //!
 //! ```text
-//! DIR/<MAP>                 every map of the object (ebpf::maps::ALL), pinned by name
-//! DIR/AGENT_STATE           a one-entry array the agent creates: its record (config path, ...)
+//! DIR/<MAP>                 every map of the object (object::maps::ALL), pinned by name,
+//!                           AGENT_STATE among them: the agent's record (config path, ...)
 //! DIR/links/<if>@<program>  the XDP / tcx links, pinned (FdLink::pin)
 //! ```
 //!
@@ -32,16 +32,17 @@ use nix::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::ebpf::{OBJECT, maps as names};
+use vpc_common::agent_state::{AGENT_STATE_CHUNK_BYTES, AGENT_STATE_CHUNKS, AgentStateChunk};
+
+use crate::datapath::object::{OBJECT, maps as names};
 
 /// Default bpffs directory.
 pub const DEFAULT_DIR: &str = "/sys/fs/bpf/vpc";
 /// Where bpffs is normally mounted.
 const BPFFS_ROOT: &str = "/sys/fs/bpf";
-/// Name of the agent's own record map.
-pub const AGENT_STATE: &str = "AGENT_STATE";
-/// Size of the record (JSON, NUL-padded).
-const STATE_BYTES: usize = 4096;
+/// How often [`read_record`] reads again when it met entries of two writes (it read while the
+/// agent wrote) or a record that does not parse.
+const RECORD_READS: usize = 5;
 /// Sub-directory of the pinned links.
 const LINKS: &str = "links";
 
@@ -65,6 +66,12 @@ pub enum PinError {
         #[source]
         source: io::Error,
     },
+    #[error("{} cannot be passed to the kernel (it contains a NUL byte)", path.display())]
+    PathNul {
+        path: PathBuf,
+        #[source]
+        source: std::ffi::NulError,
+    },
     #[error("{} is not on a bpffs", path.display())]
     NotBpffs { path: PathBuf },
     #[error(
@@ -78,6 +85,8 @@ pub enum PinError {
         #[source]
         source: nix::Error,
     },
+    #[error("map {name} of the agent's map table is missing from the embedded eBPF object")]
+    NotInObject { name: &'static str },
     #[error("cannot parse the embedded eBPF object")]
     Object(#[source] aya_obj::ParseError),
     #[error(
@@ -96,6 +105,15 @@ pub enum PinError {
         path: PathBuf,
         #[source]
         source: MapError,
+    },
+    #[error(
+        "the agent record ({bytes} bytes) does not fit {} ({capacity} bytes)",
+        path.display()
+    )]
+    StateTooLarge {
+        path: PathBuf,
+        bytes: usize,
+        capacity: usize,
     },
     #[error("agent record in {} is unreadable", path.display())]
     State {
@@ -222,17 +240,24 @@ fn sys_bpf(cmd: aya_obj::generated::bpf_cmd, attr: &mut aya_obj::generated::bpf_
 /// The ifindex of the device a pinned XDP or tcx link is attached to (0 once that device is
 /// gone), `None` for other kinds of link. A link follows its device, not its name: after a
 /// rename the pin `links/priv0@...` may point at the device now called something else.
-pub fn pinned_link_ifindex(path: &Path) -> io::Result<Option<u32>> {
+pub fn pinned_link_ifindex(path: &Path) -> Result<Option<u32>, PinError> {
     use aya_obj::generated::{bpf_attr, bpf_cmd, bpf_link_info, bpf_link_type};
-    let name = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let name = CString::new(path.as_os_str().as_bytes()).map_err(|source| PinError::PathNul {
+        path: path.to_owned(),
+        source,
+    })?;
+    let os_err = || PinError::Io {
+        path: path.to_owned(),
+        source: io::Error::last_os_error(),
+    };
     // SAFETY: all-zero is a valid bpf_attr (integers and unions of them).
     let mut attr: bpf_attr = unsafe { mem::zeroed() };
     attr.__bindgen_anon_4.pathname = name.as_ptr() as u64;
     let fd = sys_bpf(bpf_cmd::BPF_OBJ_GET, &mut attr);
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(fd).map_err(io::Error::other)?;
+    // The syscall returns an int: a descriptor, or -1.
+    let Ok(fd @ 0..) = i32::try_from(fd) else {
+        return Err(os_err());
+    };
     // SAFETY: BPF_OBJ_GET returned a new descriptor, owned from here on.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: all-zero is a valid bpf_link_info and bpf_attr.
@@ -241,7 +266,7 @@ pub fn pinned_link_ifindex(path: &Path) -> io::Result<Option<u32>> {
     attr.info.info = std::ptr::from_mut(&mut info) as u64;
     attr.info.info_len = mem::size_of::<bpf_link_info>() as u32;
     if sys_bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr) < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(os_err());
     }
     // SAFETY: the union member read is the one of the link type the kernel reported.
     let ifindex = unsafe {
@@ -258,14 +283,15 @@ pub fn pinned_link_ifindex(path: &Path) -> io::Result<Option<u32>> {
 /// embedded object (they were created by an incompatible version). Missing pins are fine.
 pub fn check_compatible(dir: &Path) -> Result<(), PinError> {
     let object = aya_obj::Object::parse(OBJECT).map_err(PinError::Object)?;
-    for name in names::ALL {
+    for name in names::names() {
         let path = map_path(dir, name);
         if !path.exists() {
             continue;
         }
-        let Some(want) = object.maps.get(name) else {
-            continue;
-        };
+        let want = object
+            .maps
+            .get(name)
+            .ok_or(PinError::NotInObject { name })?;
         let info = MapInfo::from_pin(&path).map_err(|source| PinError::Map {
             path: path.clone(),
             source,
@@ -371,37 +397,71 @@ pub fn open_map(dir: &Path, name: &str) -> Result<Map, PinError> {
     open_pinned(&map_path(dir, name))
 }
 
-/// Writes the agent record (creating and pinning its map the first time).
+/// Writes the agent record into the pinned `AGENT_STATE` (pinned with the datapath's maps):
+/// JSON over consecutive entries, each with the record's length and this write's sequence
+/// number (see `vpc_common::agent_state`). A record too large for the map is an error, never
+/// cut short.
 pub fn write_record(dir: &Path, record: &AgentRecord) -> Result<(), PinError> {
-    let path = map_path(dir, AGENT_STATE);
+    let path = map_path(dir, names::AGENT_STATE);
     let map_err = |source| PinError::Map {
         path: path.clone(),
         source,
     };
-    let mut bytes = [0u8; STATE_BYTES];
     let json = serde_json::to_vec(record).map_err(|source| PinError::State {
         path: path.clone(),
         source,
     })?;
-    let len = json.len().min(STATE_BYTES);
-    bytes[..len].copy_from_slice(&json[..len]);
-    if path.exists() {
-        let map = open_pinned(&path)?;
-        let mut array: Array<MapData, [u8; STATE_BYTES]> = Array::try_from(map).map_err(map_err)?;
-        array.set(0, bytes, 0).map_err(map_err)
-    } else {
-        let mut array: Array<MapData, [u8; STATE_BYTES]> = Array::create(1, 0).map_err(map_err)?;
-        array.set(0, bytes, 0).map_err(map_err)?;
-        array.pin(&path).map_err(|e| PinError::Io {
+    let capacity = AGENT_STATE_CHUNKS as usize * AGENT_STATE_CHUNK_BYTES;
+    let len = u32::try_from(json.len())
+        .ok()
+        .filter(|_| json.len() <= capacity)
+        .ok_or_else(|| PinError::StateTooLarge {
             path: path.clone(),
-            source: io::Error::other(e),
-        })
+            bytes: json.len(),
+            capacity,
+        })?;
+    let mut map = open_pinned(&path)?;
+    let mut array: Array<&mut MapData, AgentStateChunk> =
+        Array::try_from(&mut map).map_err(map_err)?;
+    let seq = array.get(&0, 0).map_err(map_err)?.seq.wrapping_add(1);
+    for (index, part) in (0..).zip(json.chunks(AGENT_STATE_CHUNK_BYTES)) {
+        let mut chunk = AgentStateChunk {
+            len,
+            seq,
+            ..AgentStateChunk::default()
+        };
+        chunk.bytes[..part.len()].copy_from_slice(part);
+        array.set(index, chunk, 0).map_err(map_err)?;
     }
+    Ok(())
 }
 
-/// Reads the agent record, `None` when there is none.
+/// The record's bytes as `array` holds them, `None` when its entries belong to different
+/// writes (read while the agent wrote).
+fn record_bytes(array: &Array<&MapData, AgentStateChunk>) -> Result<Option<Vec<u8>>, MapError> {
+    let first = array.get(&0, 0)?;
+    let len = first.len as usize;
+    let mut bytes = Vec::with_capacity(len);
+    let mut index = 0;
+    while bytes.len() < len {
+        let chunk = if index == 0 {
+            first
+        } else {
+            array.get(&index, 0)?
+        };
+        if (chunk.len, chunk.seq) != (first.len, first.seq) {
+            return Ok(None);
+        }
+        let take = (len - bytes.len()).min(AGENT_STATE_CHUNK_BYTES);
+        bytes.extend_from_slice(&chunk.bytes[..take]);
+        index += 1;
+    }
+    Ok(Some(bytes))
+}
+
+/// Reads the agent record, `None` when there is none (no agent has written one).
 pub fn read_record(dir: &Path) -> Result<Option<AgentRecord>, PinError> {
-    let path = map_path(dir, AGENT_STATE);
+    let path = map_path(dir, names::AGENT_STATE);
     if !path.exists() {
         return Ok(None);
     }
@@ -410,12 +470,26 @@ pub fn read_record(dir: &Path) -> Result<Option<AgentRecord>, PinError> {
         path: path.clone(),
         source,
     };
-    let array: Array<&MapData, [u8; STATE_BYTES]> = Array::try_from(&map).map_err(map_err)?;
-    let bytes = array.get(&0, 0).map_err(map_err)?;
-    let len = bytes.iter().position(|b| *b == 0).unwrap_or(STATE_BYTES);
-    serde_json::from_slice(&bytes[..len])
-        .map(Some)
-        .map_err(|source| PinError::State { path, source })
+    let array: Array<&MapData, AgentStateChunk> = Array::try_from(&map).map_err(map_err)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let retry = attempt < RECORD_READS;
+        match record_bytes(&array).map_err(map_err)? {
+            Some(bytes) if bytes.is_empty() => return Ok(None),
+            Some(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(record) => return Ok(Some(record)),
+                Err(_) if retry => {}
+                Err(source) => return Err(PinError::State { path, source }),
+            },
+            None if retry => {}
+            None => {
+                let source = serde::de::Error::custom("the agent kept rewriting it");
+                return Err(PinError::State { path, source });
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// What [`remove_all`] removed.
@@ -456,7 +530,7 @@ pub fn remove_all(dir: &Path) -> Result<Removed, PinError> {
     if links.exists() {
         fs::remove_dir(&links).map_err(io_err(&links))?;
     }
-    for name in names::ALL.iter().copied().chain([AGENT_STATE]) {
+    for name in names::names() {
         let path = map_path(dir, name);
         if path.exists() {
             fs::remove_file(&path).map_err(io_err(&path))?;

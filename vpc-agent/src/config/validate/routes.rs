@@ -1,0 +1,174 @@
+//! Route tables: destinations and targets.
+
+use super::*;
+
+impl Validator {
+    /// Names a route may target: the internet gateway, NAT gateways and peering connections
+    /// share one namespace (a route names its target by name alone).
+    pub(super) fn target_names(&mut self, vpc: &model::Vpc, path: &str) -> Targets {
+        let mut targets = Targets::default();
+        let mut seen: HashMap<String, (String, u32)> = HashMap::new();
+        let mut add = |me: &mut Self, name: &Loc<String>, npath: String, kind: &str| {
+            if name.value == TARGET_LOCAL || name.value == TARGET_BLACKHOLE {
+                let msg = format!(
+                    "'{}' is reserved as a route target and cannot name a {kind}",
+                    name.value
+                );
+                me.err(name.pos, npath, msg);
+                return false;
+            }
+            if name.value.is_empty() {
+                me.err(name.pos, npath, format!("a {kind} name must not be empty"));
+                return false;
+            }
+            if let Some((other, line)) = seen.get(&name.value) {
+                let msg = format!(
+                    "duplicate route target name '{}': also the {other} at line {line}",
+                    name.value
+                );
+                me.err(name.pos, npath, msg);
+                return false;
+            }
+            seen.insert(name.value.clone(), (kind.to_owned(), name.pos.line));
+            true
+        };
+        if let Some(igw) = &vpc.internet_gateway {
+            let npath = format!("{path}.internet_gateway.name");
+            if add(self, &igw.value.name, npath, "internet gateway") {
+                targets.igw = Some(igw.value.name.value.clone());
+            }
+        }
+        for (i, nat) in vpc.nat_gateways.iter().enumerate() {
+            let npath = format!("{path}.nat_gateways[{i}].name");
+            if add(self, &nat.value.name, npath, "NAT gateway") {
+                targets.nats.insert(nat.value.name.value.clone(), i);
+            }
+        }
+        for (i, pcx) in vpc.peering_connections.iter().enumerate() {
+            let npath = format!("{path}.peering_connections[{i}].name");
+            if add(self, &pcx.value.name, npath, "peering connection") {
+                targets.peerings.insert(pcx.value.name.value.clone(), i);
+            }
+        }
+        targets
+    }
+
+    pub(super) fn route_tables(
+        &mut self,
+        vpc: &model::Vpc,
+        path: &str,
+        scope: &VpcScope<'_>,
+        targets: &Targets,
+    ) -> Option<Vec<RouteTableDef>> {
+        let mut out = Vec::new();
+        for (i, table) in vpc.route_tables.iter().enumerate() {
+            let table = &table.value;
+            let tpath = format!("{path}.route_tables[{i}]");
+            let mut seen: BTreeMap<Ipv4Net, u32> = BTreeMap::new();
+            let mut routes = Vec::new();
+            for (j, route) in table.routes.iter().enumerate() {
+                let rpath = format!("{tpath}.routes[{j}]");
+                let dest = self.route_destination(&route.value, &rpath, scope);
+                if let Some(d) = dest {
+                    if let Some(line) = seen.get(&d) {
+                        let msg = format!(
+                            "duplicate destination {d} in route table '{}' (also at line {line})",
+                            table.name.value
+                        );
+                        self.err(
+                            route.value.destination.pos,
+                            format!("{rpath}.destination"),
+                            msg,
+                        );
+                    } else {
+                        seen.insert(d, route.value.destination.pos.line);
+                    }
+                }
+                let target = self.route_target(
+                    &route.value.target,
+                    &format!("{rpath}.target"),
+                    scope,
+                    targets,
+                );
+                routes.push(dest.zip(target).map(|(destination, target)| RouteDef {
+                    destination,
+                    target,
+                }));
+            }
+            out.push(resolve(|| {
+                Some(RouteTableDef {
+                    name: table.name.value.clone(),
+                    implicit: false,
+                    routes: routes.into_iter().collect::<Option<_>>()?,
+                })
+            }));
+        }
+        out.into_iter().collect()
+    }
+
+    /// A route's destination may not be, or be inside, a VPC block: the local route covers it.
+    pub(super) fn route_destination(
+        &mut self,
+        route: &model::Route,
+        path: &str,
+        scope: &VpcScope<'_>,
+    ) -> Option<Ipv4Net> {
+        let dpath = format!("{path}.destination");
+        let dest = self.cidr(&route.destination, &dpath)?;
+        let pos = route.destination.pos;
+        if let Some(block) = scope.blocks.iter().find(|b| b.contains(&dest)) {
+            let msg = if *block == dest {
+                format!("destination {dest} is the VPC's local route and cannot be overridden")
+            } else {
+                format!(
+                    "destination {dest} is more specific than the local route {block}; no route may be inside a VPC CIDR block"
+                )
+            };
+            self.err(pos, dpath, msg);
+            return None;
+        }
+        Some(dest)
+    }
+
+    pub(super) fn route_target(
+        &mut self,
+        target: &Loc<String>,
+        path: &str,
+        scope: &VpcScope<'_>,
+        targets: &Targets,
+    ) -> Option<RouteTarget> {
+        let name = target.value.as_str();
+        if name == TARGET_BLACKHOLE {
+            return Some(RouteTarget::Blackhole);
+        }
+        if targets.igw.as_deref() == Some(name) {
+            return Some(RouteTarget::InternetGateway);
+        }
+        if let Some(i) = targets.nats.get(name) {
+            return Some(RouteTarget::NatGateway(*i));
+        }
+        if let Some(i) = targets.peerings.get(name) {
+            return Some(RouteTarget::Peering(*i));
+        }
+        let vpc = scope.name;
+        let msg = if name == TARGET_LOCAL {
+            "the local route is implicit for the VPC's CIDR blocks; 'local' cannot be a route's target"
+                .to_owned()
+        } else if let Some(other) = self.globals.igws.get(name) {
+            format!(
+                "internet gateway '{name}' belongs to VPC '{other}'; a route can only target the internet gateway of its own VPC '{vpc}'"
+            )
+        } else if let Some(others) = self.globals.nats.get(name) {
+            format!(
+                "NAT gateway '{name}' is in VPC '{}'; a route can only target a NAT gateway of its own VPC '{vpc}'",
+                others.join("', '")
+            )
+        } else {
+            format!(
+                "unknown route target '{name}': not an internet gateway, NAT gateway or peering connection of VPC '{vpc}', nor 'blackhole'"
+            )
+        };
+        self.err(target.pos, path, msg);
+        None
+    }
+}

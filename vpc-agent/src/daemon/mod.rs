@@ -1,0 +1,13 @@
+//! `vpc-agent run`: the daemon. The run loop (`run`) reconciles the maps to the definition
+//! (`reconcile`), prepares the router's own network configuration (`netconf`), keeps the
+//! fail-closed nftables guard (`guard`), sweeps expired connections (`sweep`) and tells systemd
+//! how it is doing (`notify`).
+
+pub mod guard;
+pub mod netconf;
+pub mod notify;
+pub mod reconcile;
+pub mod run;
+pub mod sweep;
+
+pub use run::{DaemonError, FILE_POLL, IFACE_POLL, RunOptions, run};

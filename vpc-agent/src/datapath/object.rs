@@ -1,0 +1,226 @@
+//! The compiled eBPF object, embedded at build time (see build.rs).
+
+/// The ELF object holding every program and map of `vpc-ebpf`, aligned for aya's parser.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vpc-ebpf"));
+
+/// Program names in the object.
+pub mod programs {
+    /// XDP ingress program attached to every VPC interface.
+    pub const XDP: &str = "vpc_xdp";
+    /// TC ingress program (kernel path) on every VPC interface.
+    pub const TC_INGRESS: &str = "vpc_tc_ingress";
+    /// TC egress guard on subnet interfaces.
+    pub const TC_EGRESS: &str = "vpc_tc_egress";
+    /// Benchmark floor (parse + redirect, no policy); never attached by the agent.
+    pub const FLOOR: &str = "vpc_floor";
+}
+
+/// The maps of the object: their names and [`ALL`](maps::ALL), the one table of them. Every map
+/// in the object is in the table (a test compares them), and everything that goes over every
+/// map (pinning, the compatibility check, `status`, `detach`) goes over the table.
+pub mod maps {
+    use aya::{
+        Pod,
+        maps::{Array, DevMapHash, HashMap, LpmTrie, Map, MapData, MapError, PerCpuHashMap},
+    };
+    use vpc_common::{
+        acl::AclTable,
+        conntrack::{CT_STAT_SLOTS, CtEntry, CtKey},
+        flow::{FlowKey, FlowStats},
+        icmp::ICMP_STAT_SLOTS,
+        iface::{
+            Endpoint, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget,
+            SubnetInfo, VpcInfo,
+        },
+        nat::{NatKey, NatValue},
+        route::{RouteKey, RouteValue},
+        security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
+    };
+
+    pub const CONFIG: &str = "CONFIG";
+    /// The agent's record of itself (`vpc_common::agent_state`), never read by the programs.
+    pub const AGENT_STATE: &str = "AGENT_STATE";
+    pub const IFACES: &str = "IFACES";
+    pub const SUBNETS: &str = "SUBNETS";
+    pub const VPCS: &str = "VPCS";
+    pub const ENDPOINTS: &str = "ENDPOINTS";
+    pub const PUBLIC_IPS: &str = "PUBLIC_IPS";
+    pub const NAT_GATEWAYS: &str = "NAT_GATEWAYS";
+    pub const ROUTES: &str = "ROUTES";
+    pub const ACLS: &str = "ACLS";
+    pub const DEVICES: &str = "DEVICES";
+    pub const FRAGMENTS: &str = "FRAGMENTS";
+    /// Per-CPU drop counters (packets, bytes) by reason and hook (`vpc_common::drop`).
+    pub const DROP_COUNTERS: &str = "DROP_COUNTERS";
+    pub const SG_REMOTES: &str = "SG_REMOTES";
+    pub const SG_RULES: &str = "SG_RULES";
+    pub const CONNTRACK: &str = "CONNTRACK";
+    pub const CT_UNASSURED: &str = "CT_UNASSURED";
+    pub const CT_TIMEOUTS: &str = "CT_TIMEOUTS";
+    pub const CT_STATS: &str = "CT_STATS";
+    pub const CT_SCRATCH: &str = "CT_SCRATCH";
+    pub const NAT_PORTS: &str = "NAT_PORTS";
+    pub const NAT_CONFIG: &str = "NAT_CONFIG";
+    pub const FLOWS: &str = "FLOWS";
+    pub const FLOWS_SKIPPED: &str = "FLOWS_SKIPPED";
+    pub const FLOWS_GEN: &str = "FLOWS_GEN";
+    /// Per-CPU counters of the ICMP errors the router sent (`vpc_common::icmp`).
+    pub const ICMP_STATS: &str = "ICMP_STATS";
+    /// Per-CPU token bucket of the router's ICMP errors.
+    pub const ICMP_BUCKET: &str = "ICMP_BUCKET";
+    pub const ICMP_SCRATCH: &str = "ICMP_SCRATCH";
+    /// Per-CPU cache of the clock (one `bpf_ktime_get_ns` per packet).
+    pub const NOW: &str = "NOW";
+
+    /// How `status` counts the entries in use of a map.
+    #[derive(Clone, Copy)]
+    pub enum Entries {
+        /// Every slot is in use (settings, counters by index): this many.
+        Slots(u32),
+        /// Scratch space or a per-CPU cache: nothing the agent could call an entry.
+        Scratch,
+        /// Counted by reading the map (keys of a hash map, trie or device map; non-empty
+        /// slots of an array).
+        Read(fn(&Map) -> Result<u32, MapError>),
+    }
+
+    /// One map of the object.
+    #[derive(Clone, Copy)]
+    pub struct MapSpec {
+        pub name: &'static str,
+        pub entries: Entries,
+    }
+
+    impl MapSpec {
+        /// Entries in use in `map` (this spec's map, opened from its pin).
+        pub fn count(&self, map: &Map) -> Result<u32, MapError> {
+            match self.entries {
+                Entries::Slots(n) => Ok(n),
+                Entries::Scratch => Ok(0),
+                Entries::Read(count) => count(map),
+            }
+        }
+    }
+
+    const fn spec(name: &'static str, entries: Entries) -> MapSpec {
+        MapSpec { name, entries }
+    }
+
+    /// Every map of the object, each pinned by name under the agent's bpffs directory.
+    pub const ALL: [MapSpec; 29] = [
+        spec(CONFIG, Entries::Slots(1)),
+        spec(AGENT_STATE, Entries::Read(agent_state_entries)),
+        spec(IFACES, Entries::Read(hash::<IfaceKey, IfaceInfo>)),
+        spec(SUBNETS, Entries::Read(hash::<u32, SubnetInfo>)),
+        spec(VPCS, Entries::Read(hash::<u32, VpcInfo>)),
+        spec(ENDPOINTS, Entries::Read(hash::<EndpointKey, Endpoint>)),
+        spec(PUBLIC_IPS, Entries::Read(hash::<PublicKey, PublicTarget>)),
+        spec(NAT_GATEWAYS, Entries::Read(hash::<u32, NatGatewayInfo>)),
+        spec(ROUTES, Entries::Read(trie::<RouteKey, RouteValue>)),
+        spec(ACLS, Entries::Read(acl_tables)),
+        spec(DEVICES, Entries::Read(devices)),
+        // FragKey (12 bytes) -> FragPorts (4 bytes), defined in vpc-ebpf.
+        spec(FRAGMENTS, Entries::Read(hash::<[u8; 12], [u8; 4]>)),
+        // One slot per (reason, hook).
+        spec(DROP_COUNTERS, Entries::Slots(vpc_common::drop::DROP_SLOTS)),
+        spec(SG_REMOTES, Entries::Read(trie::<SgRemoteKey, u32>)),
+        spec(SG_RULES, Entries::Read(trie::<SgRuleKey, SgRuleValue>)),
+        spec(CONNTRACK, Entries::Read(hash::<CtKey, CtEntry>)),
+        spec(CT_UNASSURED, Entries::Read(hash::<CtKey, CtEntry>)),
+        spec(CT_TIMEOUTS, Entries::Slots(1)),
+        spec(CT_STATS, Entries::Slots(CT_STAT_SLOTS)),
+        spec(CT_SCRATCH, Entries::Scratch),
+        spec(NAT_PORTS, Entries::Read(hash::<NatKey, NatValue>)),
+        spec(NAT_CONFIG, Entries::Slots(1)),
+        spec(FLOWS, Entries::Read(percpu_hash::<FlowKey, FlowStats>)),
+        spec(FLOWS_SKIPPED, Entries::Read(percpu_hash::<u32, u64>)),
+        spec(FLOWS_GEN, Entries::Slots(1)),
+        spec(ICMP_STATS, Entries::Slots(ICMP_STAT_SLOTS)),
+        spec(ICMP_BUCKET, Entries::Scratch),
+        spec(ICMP_SCRATCH, Entries::Scratch),
+        spec(NOW, Entries::Scratch),
+    ];
+
+    /// The names of [`ALL`], in its order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        ALL.iter().map(|spec| spec.name)
+    }
+
+    fn count<K>(keys: impl Iterator<Item = Result<K, MapError>>) -> Result<u32, MapError> {
+        let mut n = 0;
+        for key in keys {
+            key?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn hash<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
+        count(HashMap::<&MapData, K, V>::try_from(map)?.keys())
+    }
+
+    fn percpu_hash<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
+        count(PerCpuHashMap::<&MapData, K, V>::try_from(map)?.keys())
+    }
+
+    fn trie<K: Pod, V: Pod>(map: &Map) -> Result<u32, MapError> {
+        count(LpmTrie::<&MapData, K, V>::try_from(map)?.keys())
+    }
+
+    fn devices(map: &Map) -> Result<u32, MapError> {
+        count(DevMapHash::<&MapData>::try_from(map)?.keys())
+    }
+
+    /// Network ACL tables in use (not empty).
+    fn acl_tables(map: &Map) -> Result<u32, MapError> {
+        let array: Array<&MapData, AclTable> = Array::try_from(map)?;
+        let empty = AclTable::default();
+        let mut n = 0;
+        for table in array.iter() {
+            n += u32::from(table? != empty);
+        }
+        Ok(n)
+    }
+
+    /// Entries the agent record occupies.
+    fn agent_state_entries(map: &Map) -> Result<u32, MapError> {
+        use vpc_common::agent_state::{AGENT_STATE_CHUNK_BYTES, AgentStateChunk};
+        let array: Array<&MapData, AgentStateChunk> = Array::try_from(map)?;
+        let len = array.get(&0, 0)?.len as usize;
+        Ok(len.div_ceil(AGENT_STATE_CHUNK_BYTES) as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{OBJECT, maps};
+
+    /// The one table holds exactly the maps of the compiled object: a map added to the kernel
+    /// and not to the table (or the other way round) fails here.
+    #[test]
+    fn the_map_table_is_the_objects_maps() {
+        let object = aya_obj::Object::parse(OBJECT).expect("the embedded object parses");
+        let in_object: BTreeSet<&str> = object
+            .maps
+            .keys()
+            .map(String::as_str)
+            // Data sections (.rodata, .bss, .data) are maps to aya, not maps of ours.
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        let in_table: BTreeSet<&str> = maps::names().collect();
+        assert_eq!(
+            maps::ALL.len(),
+            in_table.len(),
+            "a map is twice in the table"
+        );
+        let missing: Vec<_> = in_object.difference(&in_table).collect();
+        let extra: Vec<_> = in_table.difference(&in_object).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "maps in the object but not in the table: {missing:?}; in the table but not in the \
+             object: {extra:?}"
+        );
+    }
+}

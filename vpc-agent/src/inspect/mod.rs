@@ -1,0 +1,8 @@
+//! Reading the pinned datapath back out, whether or not an agent runs: `status`, the live
+//! `flows`, the `conntrack`/`nat`/`routes` listings, the Prometheus `metrics` and `trace`.
+
+pub mod flows;
+pub mod listing;
+pub mod metrics;
+pub mod status;
+pub mod trace;
