@@ -30,7 +30,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
-use vpc_agent::{datapath::AttachMode, ebpf::programs};
+use vpc_agent::datapath::{AttachMode, object::programs};
 use vpc_tests::{
     netns::NetNs,
     packet::Packet,

@@ -3,7 +3,7 @@ use std::{collections::BTreeSet, process::Command};
 
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
-use vpc_agent::{datapath::Datapath, ebpf::programs};
+use vpc_agent::datapath::{Datapath, object::programs};
 
 /// One map of the datapath.
 #[derive(Clone, Debug)]
