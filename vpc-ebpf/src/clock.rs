@@ -6,11 +6,7 @@
 //! flow-log time in seconds, and the coarse read costs a memory load where the fine one reads
 //! the clock source.
 
-use aya_ebpf::{
-    btf_maps::PerCpuArray,
-    helpers::bpf_ktime_get_coarse_ns,
-    macros::btf_map,
-};
+use aya_ebpf::{btf_maps::PerCpuArray, helpers::bpf_ktime_get_coarse_ns, macros::btf_map};
 
 /// This CPU's packet time.
 #[btf_map]
