@@ -52,6 +52,36 @@ fn run_ok(args: &[&str]) -> String {
     stdout
 }
 
+/// `status`, `flows` and `trace` (its definition from the record) read the record of `bpffs`:
+/// status names `interfaces` interfaces. Returns the status.
+fn readers_work(bpffs: &Bpffs, interfaces: usize, from: &str, to: &str) -> Value {
+    let status: Value =
+        serde_json::from_str(&run_ok(&["status", "--json", "--bpffs", bpffs.arg()]))
+            .expect("status JSON");
+    let named = status["agent"]["interfaces"]
+        .as_object()
+        .map_or(0, serde_json::Map::len);
+    assert_eq!(named, interfaces, "status names every interface");
+    let flows: Value = serde_json::from_str(&run_ok(&["flows", "--json", "--bpffs", bpffs.arg()]))
+        .expect("flows JSON");
+    assert!(flows.is_array(), "flows lists the live table: {flows}");
+    let trace = run_ok(&[
+        "trace",
+        "--bpffs",
+        bpffs.arg(),
+        "--from",
+        from,
+        "--to",
+        to,
+        "--proto",
+        "tcp",
+        "--dport",
+        "22",
+    ]);
+    assert!(trace.contains(to), "trace explains the packet: {trace}");
+    status
+}
+
 #[test]
 fn a_record_of_500_interfaces_is_read_back_whole_by_status_flows_metrics_and_trace() {
     require_kernel!();
@@ -83,34 +113,9 @@ fn a_record_of_500_interfaces_is_read_back_whole_by_status_flows_metrics_and_tra
         "the record comes back whole"
     );
 
-    let status: Value =
-        serde_json::from_str(&run_ok(&["status", "--json", "--bpffs", bpffs.arg()]))
-            .expect("status JSON");
-    let named = status["agent"]["interfaces"]
-        .as_object()
-        .map_or(0, serde_json::Map::len);
-    assert_eq!(named, 500, "status shows the agent's 500 interfaces");
-    let flows: Value = serde_json::from_str(&run_ok(&["flows", "--json", "--bpffs", bpffs.arg()]))
-        .expect("flows JSON");
-    assert!(flows.is_array(), "flows lists the live table: {flows}");
     // Without --config, trace reads the definition path from the record.
-    let trace = run_ok(&[
-        "trace",
-        "--bpffs",
-        bpffs.arg(),
-        "--from",
-        "10.0.1.10",
-        "--to",
-        "203.0.113.50",
-        "--proto",
-        "tcp",
-        "--dport",
-        "443",
-    ]);
-    assert!(
-        trace.contains("10.0.1.10"),
-        "trace explains the packet: {trace}"
-    );
+    let status = readers_work(&bpffs, 500, "10.0.1.10", "203.0.113.50");
+    assert_eq!(status["agent_running"], Value::Bool(false), "{status}");
     let collected = status::collect(&bpffs.path).expect("status for the metrics");
     let text = metrics::render(&collected);
     let entries = bytes.div_ceil(AGENT_STATE_CHUNK_BYTES);
@@ -201,37 +206,8 @@ fn a_running_agent_with_250_instance_ports_writes_a_record_every_reader_reads() 
     let bytes = serde_json::to_vec(&record).expect("json").len();
     assert!(bytes > 4096, "the record is {bytes} bytes, more than 4 KiB");
 
-    let status: Value =
-        serde_json::from_str(&run_ok(&["status", "--json", "--bpffs", bpffs.arg()]))
-            .expect("status JSON");
+    let status = readers_work(&bpffs, PORTS as usize, "10.0.0.10", "10.0.0.11");
     assert_eq!(status["agent_running"], Value::Bool(true), "{status}");
-    assert_eq!(
-        status["agent"]["interfaces"]
-            .as_object()
-            .map_or(0, serde_json::Map::len),
-        PORTS as usize,
-        "status names every port"
-    );
-    let flows: Value = serde_json::from_str(&run_ok(&["flows", "--json", "--bpffs", bpffs.arg()]))
-        .expect("flows JSON");
-    assert!(flows.is_array(), "flows lists the live table: {flows}");
-    let trace = run_ok(&[
-        "trace",
-        "--bpffs",
-        bpffs.arg(),
-        "--from",
-        "10.0.0.10",
-        "--to",
-        "10.0.0.11",
-        "--proto",
-        "tcp",
-        "--dport",
-        "22",
-    ]);
-    assert!(
-        trace.contains("10.0.0.11"),
-        "trace explains the packet: {trace}"
-    );
     let metrics = http_get(&router, &format!("http://{METRICS}/metrics")).expect("metrics");
     assert!(
         metrics.contains("vpc_config_generation 1"),
