@@ -474,21 +474,21 @@ impl Datapath {
     /// Drops per reason, summed over CPUs (reasons never seen are absent).
     pub fn drop_counters(&self) -> Result<BTreeMap<DropReason, u64>, DatapathError> {
         let name = maps::DROP_COUNTERS;
-        let map = self
-            .ebpf
-            .map(name)
-            .ok_or(DatapathError::MissingMap { name })?;
+        let map = self.map_named(name)?;
         drop_counters(map).map_err(|source| DatapathError::Map { name, source })
     }
 
     /// Drops by (reason, hook), packets and bytes, summed over CPUs.
     pub fn drop_stats(&self) -> Result<BTreeMap<(DropReason, Hook), DropStats>, DatapathError> {
         let name = maps::DROP_COUNTERS;
-        let map = self
-            .ebpf
-            .map(name)
-            .ok_or(DatapathError::MissingMap { name })?;
+        let map = self.map_named(name)?;
         drop_stats(map).map_err(|source| DatapathError::Map { name, source })
+    }
+
+    fn map_named(&self, name: &'static str) -> Result<&aya::maps::Map, DatapathError> {
+        self.ebpf
+            .map(name)
+            .ok_or(DatapathError::MissingMap { name })
     }
 }
 

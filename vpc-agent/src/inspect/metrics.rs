@@ -59,31 +59,30 @@ pub fn render(s: &Status) -> String {
         let n = s.drops.get(reason.name()).copied().unwrap_or(0);
         let _ = writeln!(out, "vpc_drops_total{{reason=\"{}\"}} {n}", reason.name());
     }
-    metric(
-        &mut out,
-        "vpc_drops_by_hook_total",
-        "counter",
-        "Dropped packets by reason and the program that dropped them (xdp, tc_ingress, tc_egress).",
-    );
-    for d in &s.drops_by_hook {
-        let _ = writeln!(
-            out,
-            "vpc_drops_by_hook_total{{reason=\"{}\",hook=\"{}\"}} {}",
-            d.reason, d.hook, d.packets
-        );
-    }
-    metric(
-        &mut out,
-        "vpc_drop_bytes_total",
-        "counter",
-        "Bytes of dropped packets by reason and program.",
-    );
-    for d in &s.drops_by_hook {
-        let _ = writeln!(
-            out,
-            "vpc_drop_bytes_total{{reason=\"{}\",hook=\"{}\"}} {}",
-            d.reason, d.hook, d.bytes
-        );
+    type Field = fn(&crate::inspect::status::HookDrops) -> u64;
+    let by_hook: [(&str, &str, Field); 2] = [
+        (
+            "vpc_drops_by_hook_total",
+            "Dropped packets by reason and the program that dropped them (xdp, tc_ingress, tc_egress).",
+            |d| d.packets,
+        ),
+        (
+            "vpc_drop_bytes_total",
+            "Bytes of dropped packets by reason and program.",
+            |d| d.bytes,
+        ),
+    ];
+    for (name, help, field) in by_hook {
+        metric(&mut out, name, "counter", help);
+        for d in &s.drops_by_hook {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{}\",hook=\"{}\"}} {}",
+                d.reason,
+                d.hook,
+                field(d)
+            );
+        }
     }
     metric(
         &mut out,
