@@ -6,3 +6,6 @@ pub mod listing;
 pub mod metrics;
 pub mod status;
 pub mod trace;
+pub mod frame;
+pub mod kernel_trace;
+pub mod pcap;
