@@ -164,7 +164,10 @@ pub fn decode(f: &[u8]) -> Option<Decoded> {
     let l4 = &ip[ihl..end];
     let mut ok = fold(sum(&ip[..ihl], 0)) == 0;
     let (mut sport, mut dport, mut flags, mut ty, mut code) = (0, 0, 0, 0, 0);
-    let port = |o: usize| l4.get(o..o + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let port = |o: usize| {
+        l4.get(o..o + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
     if !later {
         match proto {
             PROTO_TCP | PROTO_UDP => {
@@ -250,7 +253,10 @@ mod tests {
             let f = build(&spec(proto));
             let d = decode(&f).expect("IPv4");
             assert!(d.checksums_valid, "proto {proto}");
-            assert_eq!((d.src, d.dst, d.ttl), (spec(proto).src, spec(proto).dst, 64));
+            assert_eq!(
+                (d.src, d.dst, d.ttl),
+                (spec(proto).src, spec(proto).dst, 64)
+            );
             assert_eq!(d.smac, "02:00:00:00:00:01");
         }
         let tcp = decode(&build(&spec(PROTO_TCP))).unwrap();

@@ -15,8 +15,9 @@ use std::{
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, MapError, PerCpuArray},
     programs::{
-        ProgramError, loaded_programs,
+        ProgramError,
         links::{FdLink, LinkError, PinnedLink},
+        loaded_programs,
     },
 };
 use ipnet::Ipv4Net;
@@ -573,6 +574,8 @@ pub fn deciding_rule(run: &KernelRun) -> Option<String> {
 pub struct Comparison {
     pub ingress: String,
     pub packet: Option<Decoded>,
+    /// The frame traced, hex.
+    pub input_hex: String,
     pub kernel: KernelSide,
     pub evaluator: Option<EvaluatorSide>,
     /// Why the two differ (`None`: they agree, or the evaluator was not asked).
@@ -629,12 +632,11 @@ impl<'a> Session<'a> {
         frame: &[u8],
         compare: bool,
     ) -> Result<Comparison, KernelTraceError> {
-        let ifindex = crate::links::ifindex(ingress).ok_or_else(|| {
-            KernelTraceError::NotAttached {
+        let ifindex =
+            crate::links::ifindex(ingress).ok_or_else(|| KernelTraceError::NotAttached {
                 interface: ingress.to_owned(),
                 path: pin::link_path(self.dir, ingress, programs::TC_INGRESS),
-            }
-        })?;
+            })?;
         let run = run(self.dir, ingress, ifindex, frame)?;
         let outcome = kernel_outcome(&run, &self.names);
         let packet = frame::decode(frame);
@@ -672,18 +674,23 @@ impl<'a> Session<'a> {
         Ok(Comparison {
             ingress: ingress.to_owned(),
             packet,
+            input_hex: hex(frame),
             kernel: KernelSide {
                 outcome,
                 action: run.buf.action,
                 rule: deciding_rule(&run),
                 steps: describe_steps(&run, &self.names, &self.routes),
                 output: frame::decode(&run.output),
-                output_hex: run.output.iter().map(|b| format!("{b:02x}")).collect(),
+                output_hex: hex(&run.output),
             },
             evaluator,
             disagreement,
         })
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The text of one traced packet, in the style of the evaluator's trace.
