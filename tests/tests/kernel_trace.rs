@@ -56,12 +56,7 @@ impl Setup {
     fn trace(&self, args: &[&str]) -> (i32, Value) {
         let mut all: Vec<&str> = vec!["trace", "--json", "--bpffs", self.bpffs.arg()];
         all.extend_from_slice(args);
-        let bin = agent_bin();
-        let out = self
-            .topology
-            .router
-            .exec(bin.to_str().expect("path"), &all)
-            .expect("run trace");
+        let out = in_router(&self.topology, &all);
         let code = out.status.code().unwrap_or(-1);
         let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
@@ -116,6 +111,17 @@ impl Setup {
         }
         panic!("trace {args:?} changed maps {last:?}");
     }
+}
+
+/// `vpc-agent ARGS` in the router's network namespace (nsenter, as the agent runs: `ip
+/// netns exec` would mount a /sys without the bpffs).
+fn in_router(topo: &Topology, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", topo.router.name()))
+        .arg(agent_bin())
+        .args(args)
+        .output()
+        .expect("run vpc-agent")
 }
 
 fn dump(path: &Path) -> String {
@@ -426,29 +432,25 @@ fn trace_gives_the_test_run_s_verdict_and_bytes_changes_no_map_and_replays_a_cap
     assert_eq!(json["kernel"]["output"]["dport"], 40001, "{json:#}");
     // --reply of a connection that does not exist is refused.
     let (exit, _) = {
-        let bin = agent_bin();
-        let out = topo
-            .router
-            .exec(
-                bin.to_str().unwrap(),
-                &[
-                    "trace",
-                    "--bpffs",
-                    setup.bpffs.arg(),
-                    "--from",
-                    "10.0.1.10",
-                    "--to",
-                    "192.0.2.100",
-                    "--proto",
-                    "udp",
-                    "--sport",
-                    "40002",
-                    "--dport",
-                    "5353",
-                    "--reply",
-                ],
-            )
-            .expect("trace");
+        let out = in_router(
+            topo,
+            &[
+                "trace",
+                "--bpffs",
+                setup.bpffs.arg(),
+                "--from",
+                "10.0.1.10",
+                "--to",
+                "192.0.2.100",
+                "--proto",
+                "udp",
+                "--sport",
+                "40002",
+                "--dport",
+                "5353",
+                "--reply",
+            ],
+        );
         (out.status.code(), ())
     };
     assert_eq!(exit, Some(1), "no such connection");
