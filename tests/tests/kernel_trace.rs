@@ -469,7 +469,7 @@ fn drops(setup: &Setup) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// tcpdump on the private subnet's interface while the jumpbox pings the internet (allowed,
+/// tcpdump (inbound: `-Q in`, the frames the program met) on the private subnet's interface while the jumpbox pings the internet (allowed,
 /// through NAT), sends NTP (denied by the NAT subnet's ACL out) and UDP to web (denied by its
 /// group); the replay's drops equal the live counters' growth, reason by reason.
 fn replay(setup: &Setup) {
@@ -484,6 +484,8 @@ fn replay(setup: &Setup) {
             "tcpdump",
             "-U",
             "-n",
+            "-Q",
+            "in",
             "-i",
             "priv0",
         ])

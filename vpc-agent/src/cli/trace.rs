@@ -210,6 +210,9 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
     }
 }
 
+/// Builds a frame's spec: (src, dst, sport, dport, TCP flags, ICMP type, ingress).
+type SpecFn<'a> = dyn Fn(Ipv4Addr, Ipv4Addr, u16, u16, u8, u8, &str) -> Spec + 'a;
+
 /// The return packet of the connection whose original packet was traced as `first`: from
 /// `to`, to the address and port the original left with (translated), entering where it left.
 fn reply_of(
@@ -218,7 +221,7 @@ fn reply_of(
     to: Ipv4Addr,
     proto: u8,
     flags: u8,
-    spec: &dyn Fn(Ipv4Addr, Ipv4Addr, u16, u16, u8, u8, &str) -> Spec,
+    spec: &SpecFn<'_>,
 ) -> Result<Comparison, Failure> {
     let tracked = first
         .kernel

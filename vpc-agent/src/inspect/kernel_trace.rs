@@ -119,7 +119,7 @@ pub fn attached_program(
         path: path.clone(),
         source,
     };
-    let link = FdLink::from(PinnedLink::from_pin(&path).map_err(|e| link_err(e.into()))?);
+    let link = FdLink::from(PinnedLink::from_pin(&path).map_err(link_err)?);
     let id = link.info().map_err(link_err)?.program_id();
     for info in loaded_programs() {
         let info = info?;
@@ -382,6 +382,11 @@ pub fn kernel_outcome(run: &KernelRun, names: &BTreeMap<u32, String>) -> Outcome
     }
 }
 
+/// An id of the policy generation without its slot bits (`SLOT_SHIFT`).
+fn id(raw: u32) -> u32 {
+    raw & ((1 << vpc_common::iface::SLOT_SHIFT) - 1)
+}
+
 fn direction(d: u16) -> &'static str {
     if u32::from(d) == ACL_INBOUND {
         "inbound"
@@ -484,15 +489,15 @@ fn describe(
             let prefix = route_prefix(routes, s.a, dst)
                 .map_or_else(|| "no match".to_owned(), |p| p.to_string());
             let target = match s.code {
-                TARGET_LOCAL => format!("local (subnet {})", s.b),
+                TARGET_LOCAL => format!("local (subnet {})", id(s.b)),
                 TARGET_INTERNET_GATEWAY => format!("internet gateway ({})", ifname(s.b, names)),
-                TARGET_NAT_GATEWAY => format!("NAT gateway {}", s.b),
-                TARGET_PEERING => format!("peering to VPC {}", s.b),
+                TARGET_NAT_GATEWAY => format!("NAT gateway {}", id(s.b)),
+                TARGET_PEERING => format!("peering to VPC {}", id(s.b)),
                 TARGET_BLACKHOLE => "blackhole".to_owned(),
                 ROUTE_NONE => "no route".to_owned(),
                 t => format!("target {t} ({})", s.b),
             };
-            format!("route table {} for {dst}: {prefix} -> {target}", s.a)
+            format!("route table {} for {dst}: {prefix} -> {target}", id(s.a))
         }
         STEP_TRANSLATE => {
             let what = if s.code == XLATE_SOURCE {
@@ -511,12 +516,12 @@ fn describe(
             0 => format!(
                 "destination {} registered in subnet {}: FAIL",
                 addr(s.c),
-                s.a
+                id(s.a)
             ),
             _ => format!(
                 "deliver {} in subnet {} out of {}",
                 addr(s.c),
-                s.a,
+                id(s.a),
                 ifname(s.b, names)
             ),
         },
@@ -530,7 +535,7 @@ fn describe(
         STEP_TO_HOST => format!("{} is the router's own: handed to the kernel", addr(s.a)),
         STEP_NAT_GATEWAY => format!(
             "NAT gateway {}: source {}:{} ({})",
-            s.a,
+            id(s.a),
             addr(s.b),
             if s.small == 0 {
                 "a port drawn from the range".to_owned()
