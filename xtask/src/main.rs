@@ -41,6 +41,10 @@ enum Task {
         /// Skip the end-to-end comparison with nftables.
         #[arg(long)]
         no_e2e: bool,
+        /// Only the end-to-end comparison (and the map memory), replacing those parts of
+        /// BENCHMARKS.md.
+        #[arg(long, conflicts_with = "no_e2e")]
+        e2e_only: bool,
     },
     /// The benchmark itself, built with the `bench` feature (run by `bench` after setup).
     #[cfg(feature = "bench")]
@@ -57,7 +61,11 @@ fn main() -> ExitCode {
         // The second stage (built with the `demo` feature) runs after the first one's setup.
         Task::Demo(opts) if cfg!(feature = "demo") => demo::run(&opts),
         Task::Demo(opts) => setup::run().and_then(|()| demo::run(&opts)),
-        Task::Bench { quick, no_e2e } => setup::run().and_then(|()| bench_run(quick, no_e2e)),
+        Task::Bench {
+            quick,
+            no_e2e,
+            e2e_only,
+        } => setup::run().and_then(|()| bench_run(quick, no_e2e, e2e_only)),
         #[cfg(feature = "bench")]
         Task::BenchRun(opts) => bench::run(&opts),
     };
@@ -96,7 +104,7 @@ pub fn run(cmd: &mut std::process::Command) -> anyhow::Result<()> {
 }
 
 /// Runs the benchmark: this xtask again, built with the `bench` feature (it links the agent).
-fn bench_run(quick: bool, no_e2e: bool) -> anyhow::Result<()> {
+fn bench_run(quick: bool, no_e2e: bool, e2e_only: bool) -> anyhow::Result<()> {
     let mut cmd = cargo();
     cmd.args([
         "run",
@@ -112,6 +120,9 @@ fn bench_run(quick: bool, no_e2e: bool) -> anyhow::Result<()> {
     }
     if no_e2e {
         cmd.arg("--no-e2e");
+    }
+    if e2e_only {
+        cmd.arg("--e2e-only");
     }
     run(&mut cmd)
 }

@@ -1,5 +1,5 @@
 //! `cargo xtask test`: every check CI runs, in order of cost: rustfmt, clippy (userspace, then
-//! the eBPF crate for its BPF target), then `cargo test` over the workspace (unit tests,
+//! the eBPF crates for their BPF target), then `cargo test` over the workspace (unit tests,
 //! BPF_PROG_TEST_RUN tables and network-namespace tests in `tests/`), then the demo in its
 //! check mode (`cargo xtask demo --check`: every step's outcome as the story says).
 use std::{path::PathBuf, process::Command, time::Instant};
@@ -82,6 +82,7 @@ pub fn run(opts: &Options) -> Result<()> {
             Command::new("rustup")
                 .current_dir(&root)
                 .args(["run", NIGHTLY, "cargo", "clippy", "--package", "vpc-ebpf"])
+                .args(["--package", "bench-ebpf"])
                 .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
                 .args(["--target-dir", "target/ebpf-clippy", "--", "-D", "warnings"])
                 .env_remove("RUSTC")

@@ -4,6 +4,7 @@
 //! `BENCHMARKS.md` with a plot of the scaling curves. Needs root; not part of the tests.
 mod e2e;
 mod fixture;
+mod live;
 mod memory;
 mod plot;
 mod report;
@@ -24,6 +25,10 @@ pub struct Options {
     /// Skip the end-to-end comparison with nftables.
     #[arg(long)]
     no_e2e: bool,
+    /// Only the end-to-end comparison (and the map memory): replaces those parts of
+    /// BENCHMARKS.md and keeps the per-packet ones.
+    #[arg(long, conflicts_with = "no_e2e")]
+    e2e_only: bool,
 }
 
 const SMALLEST: Sizes = Sizes {
@@ -126,7 +131,12 @@ pub fn run(opts: &Options) -> Result<()> {
     let started = Instant::now();
     let memory = memory::default_maps().context("map memory")?;
     let mut configs = Vec::new();
-    for sizes in configurations(opts.quick) {
+    let per_packet = if opts.e2e_only {
+        Vec::new()
+    } else {
+        configurations(opts.quick)
+    };
+    for sizes in per_packet {
         eprintln!(
             "bench: per-packet cost at {sizes:?} ({:.0} s)",
             started.elapsed().as_secs_f64()
@@ -140,16 +150,24 @@ pub fn run(opts: &Options) -> Result<()> {
     };
     let root = workspace_root();
     let image = "benchmarks-scaling.png";
-    plot::scaling(&configs, &root.join(image)).context("plot")?;
+    if !opts.e2e_only {
+        plot::scaling(&configs, &root.join(image)).context("plot")?;
+    }
     let report = report::Report {
         configs: &configs,
         e2e: e2e.as_ref(),
         memory: &memory,
+        linux_conntrack: memory::linux_conntrack_object(),
         image,
         elapsed: started.elapsed(),
     };
-    let text = report.markdown()?;
-    std::fs::write(root.join("BENCHMARKS.md"), text).context("writing BENCHMARKS.md")?;
+    let path = root.join("BENCHMARKS.md");
+    let mut text = report.markdown()?;
+    if opts.e2e_only {
+        let existing = std::fs::read_to_string(&path).unwrap_or_default();
+        text = report::splice_e2e(&existing, &text, &report::e2e_only_note(started.elapsed()));
+    }
+    std::fs::write(&path, text).context("writing BENCHMARKS.md")?;
     println!("{}", report.summary());
     Ok(())
 }

@@ -230,10 +230,41 @@ impl ConfigCost {
     }
 }
 
+/// The kernel repeats a run on its own output: a forwarded frame leaves addressed to the next
+/// hop's MAC, and the datapath drops a frame not addressed to the port it arrives on
+/// (`not_for_router`). The repeated paths forward from pub0 to the hosts behind priv0, so
+/// their static neighbours get pub0's router MAC: every repeat is addressed to the router, as
+/// a real packet is, and takes the path it measures.
+fn address_repeats_to_the_router(topo: &Topology) -> Result<()> {
+    let ingress = vpc_tests::topology::mac(topo.port_named("pub0").index, false);
+    let lladdr = ingress
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let out = topo.port_named("priv0");
+    for addr in &out.addrs {
+        let addr = addr.to_string();
+        topo.router.ip(&[
+            "neigh",
+            "replace",
+            &addr,
+            "lladdr",
+            &lladdr,
+            "dev",
+            &out.ifname,
+            "nud",
+            "permanent",
+        ])?;
+    }
+    Ok(())
+}
+
 /// Builds the topology for `sizes`, loads the datapath and the floor with room for the
 /// connections, pre-fills CONNTRACK and measures every path.
 pub fn measure_config(sizes: Sizes) -> Result<ConfigCost> {
     let topo = Topology::build(&yaml(&sizes), None, true).context("benchmark topology")?;
+    address_repeats_to_the_router(&topo)?;
     let mut compiled = topo.compiled.clone();
     super::fixture::add_routes(&mut compiled, sizes.routes)?;
     let mut ebpf = load(&topo, &compiled, conntrack_capacity(sizes.conntrack))?;
