@@ -392,6 +392,39 @@ fn trace_gives_the_test_run_s_verdict_and_bytes_changes_no_map_and_replays_a_cap
         }
     }
 
+    // The text form: the steps in the style of the evaluator's trace, both verdicts.
+    let text = in_router(
+        topo,
+        &[
+            "trace",
+            "--bpffs",
+            setup.bpffs.arg(),
+            "--from",
+            "10.0.1.10",
+            "--to",
+            "10.0.0.10",
+            "--proto",
+            "tcp",
+            "--dport",
+            "25",
+        ],
+    );
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    println!("{text}");
+    for needle in [
+        "source check of 10.0.1.10: pass",
+        "inbound (remote 10.0.1.10): denied by rule 90",
+        "verdict: DROP (acl_inbound)",
+        "evaluator (reference, from the definition):",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
+    assert_eq!(
+        text.matches("verdict: DROP (acl_inbound)").count(),
+        2,
+        "{text}"
+    );
+
     // --reply: a UDP datagram through the NAT gateway, then its return packet traced.
     let jumpbox = &topo.ports["priv0"].ns;
     jumpbox
