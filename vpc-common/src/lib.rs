@@ -23,6 +23,7 @@ pub mod nat;
 pub mod proto;
 pub mod route;
 pub mod security_group;
+pub mod trace;
 
 pub use drop::{DropReason, Hook};
 

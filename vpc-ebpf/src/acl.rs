@@ -10,9 +10,12 @@ use vpc_common::acl::{
 
 use aya_ebpf::{cty::c_void, helpers::bpf_loop};
 
+use vpc_common::trace::STEP_ACL;
+
 use crate::{
     maps::ACLS,
     packet::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+    trace::Mode,
 };
 
 /// State of one ACL scan, shared with the `bpf_loop` callback.
@@ -26,7 +29,9 @@ struct Scan {
     icmp_code: u8,
     /// 0 while no rule matched, then the matching rule's action.
     action: u8,
-    _pad: [u8; 2],
+    _pad: u8,
+    /// The matching rule's number (0: none matched), for traces.
+    rule: u16,
 }
 
 /// Whether the network ACL `acl_id` allows `flow` in `direction`; `remote` is the address the
@@ -35,7 +40,7 @@ struct Scan {
 /// The scan runs under `bpf_loop`, so the verifier checks one rule evaluation instead of
 /// unrolling `MAX_ACL_RULES` of them at every call site.
 #[inline(always)]
-pub fn allows(acl_id: u32, direction: u32, flow: &Flow, remote: u32) -> bool {
+pub fn allows<M: Mode>(mode: M, acl_id: u32, direction: u32, flow: &Flow, remote: u32) -> bool {
     let mut scan = Scan {
         index: acl_index(acl_id, direction),
         remote,
@@ -44,7 +49,8 @@ pub fn allows(acl_id: u32, direction: u32, flow: &Flow, remote: u32) -> bool {
         icmp_type: flow.icmp_type,
         icmp_code: flow.icmp_code,
         action: 0,
-        _pad: [0; 2],
+        _pad: 0,
+        rule: 0,
     };
     // SAFETY: the callback only touches `scan` through the pointer, for the call's duration.
     unsafe {
@@ -55,7 +61,16 @@ pub fn allows(acl_id: u32, direction: u32, flow: &Flow, remote: u32) -> bool {
             0,
         );
     }
-    scan.action == ACL_ALLOW
+    let allowed = scan.action == ACL_ALLOW;
+    mode.step(
+        STEP_ACL,
+        allowed as u8,
+        scan.rule,
+        acl_id,
+        direction,
+        remote,
+    );
+    allowed
 }
 
 /// One rule of the scan: returns 1 to stop (matched, or past the last rule), 0 to go on.
@@ -72,6 +87,7 @@ extern "C" fn acl_step(i: u64, ctx: *mut c_void) -> i64 {
     let rule = &table.rules[i];
     if matches(rule, scan) {
         scan.action = rule.action;
+        scan.rule = rule.rule_number;
         return 1;
     }
     0

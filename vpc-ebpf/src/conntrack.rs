@@ -23,6 +23,9 @@ use vpc_common::{
         CT_WINDOW_SLACK, CtEntry, CtKey, CtTimeouts,
     },
     nat::NatKey,
+    trace::{
+        CT_EXPIRED as TRACE_CT_EXPIRED, STEP_CONNTRACK, STEP_CONNTRACK_NEXT, STEP_NAT_GATEWAY,
+    },
 };
 
 use crate::{
@@ -30,6 +33,7 @@ use crate::{
     maps::{CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS, CT_UNASSURED},
     nat,
     packet::{Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP},
+    trace::Mode,
     verdict::Forward,
 };
 
@@ -115,9 +119,10 @@ fn live(entry: Conn, proto: u8, now: u64) -> bool {
 }
 
 /// Finds the connection of `flow` (addresses as inside the VPC). Errors are TCP packets that
-/// must be dropped whatever the rules say.
+/// must be dropped whatever the rules say. In trace mode an expired or closed entry is seen
+/// as absent but left in place (and its translation kept).
 #[inline(always)]
-pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
+pub fn lookup<M: Mode>(mode: M, flow: &Flow) -> Result<Track, DropReason> {
     let (may_reply, may_original) = match flow.proto {
         PROTO_ICMP => (
             flow.icmp_type == ICMP_ECHO_REPLY,
@@ -146,7 +151,9 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
                 && (state == CT_TCP_CLOSED || state == CT_TCP_TIME_WAIT);
             if restart {
                 // The closed connection goes; the new one starts unassured.
-                remove(if reply { &reversed } else { &original }, assured);
+                if !mode.tracing() {
+                    remove(if reply { &reversed } else { &original }, assured);
+                }
                 Track::New
             } else {
                 Track::Tracked {
@@ -155,6 +162,10 @@ pub fn lookup(flow: &Flow) -> Result<Track, DropReason> {
                     assured,
                 }
             }
+        }
+        Some(_) if mode.tracing() => {
+            mode.step(STEP_CONNTRACK, TRACE_CT_EXPIRED, 0, 0, 0, 0);
+            Track::New
         }
         Some((reply, entry, assured)) => {
             count(CT_STAT_EXPIRED);
@@ -248,10 +259,31 @@ fn assured(proto: u8, state: u8) -> bool {
 /// through a NAT gateway (`fwd.nat_gateway`), a new connection gets its port here and every
 /// packet of it gets the port in `fwd.new_sport`.
 #[inline(always)]
-pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropReason> {
+pub fn commit<M: Mode>(
+    mode: M,
+    flow: &Flow,
+    track: Track,
+    fwd: &mut Forward,
+) -> Result<(), DropReason> {
     let now = clock::now();
     match track {
         Track::Untracked => Ok(()),
+        Track::New if mode.tracing() => {
+            // What a live run would create, written nowhere: the state, and for a NAT
+            // gateway the port it would claim now.
+            let state = if flow.proto == PROTO_TCP {
+                CT_TCP_SYN_SENT
+            } else {
+                CT_ONE_WAY
+            };
+            mode.step(STEP_CONNTRACK_NEXT, 0, 0, u32::from(state), 0, 0);
+            if fwd.nat_gateway != 0 {
+                let port = nat::preview(fwd.new_src, flow);
+                mode.step(STEP_NAT_GATEWAY, 1, port, fwd.nat_gateway, fwd.new_src, 0);
+                fwd.new_sport = port;
+            }
+            Ok(())
+        }
         Track::New => {
             let state = if flow.proto == PROTO_TCP {
                 CT_TCP_SYN_SENT
@@ -295,7 +327,17 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
             mut entry,
             assured: was_assured,
         } => {
-            let e = entry.get_mut();
+            let e = if mode.tracing() {
+                // Trace mode advances a copy in this CPU's scratch slot: the entry stays as it
+                // is.
+                let scratch = CT_SCRATCH.get_ptr_mut(0).ok_or(DropReason::ConntrackFull)?;
+                // SAFETY: this CPU's scratch slot, used only here for the program's duration.
+                let copy = unsafe { &mut *scratch };
+                *copy = *entry.get();
+                copy
+            } else {
+                entry.get_mut()
+            };
             e.last_seen_ns = now;
             if fwd.nat_gateway != 0 {
                 if e.nat_ip != fwd.new_src {
@@ -303,6 +345,14 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
                     return Err(DropReason::BadTarget);
                 }
                 fwd.new_sport = e.nat_port;
+                mode.step(
+                    STEP_NAT_GATEWAY,
+                    0,
+                    e.nat_port,
+                    fwd.nat_gateway,
+                    e.nat_ip,
+                    0,
+                );
             }
             if flow.proto == PROTO_TCP && flow.frag != Frag::Later {
                 tcp_window(e, flow, reply)?;
@@ -311,6 +361,18 @@ pub fn commit(flow: &Flow, track: Track, fwd: &mut Forward) -> Result<(), DropRe
                 e.flags = flags;
             } else if reply {
                 e.state = CT_BOTH_WAYS;
+            }
+            if mode.tracing() {
+                let now_assured = was_assured || assured(flow.proto, e.state);
+                mode.step(
+                    STEP_CONNTRACK_NEXT,
+                    0,
+                    0,
+                    u32::from(e.state),
+                    now_assured as u32,
+                    0,
+                );
+                return Ok(());
             }
             if !was_assured && assured(flow.proto, e.state) {
                 // Promoted: from now on no flood of new connections can evict it.

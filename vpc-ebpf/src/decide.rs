@@ -29,6 +29,10 @@ use vpc_common::{
     route::{
         TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
     },
+    trace::{
+        STEP_DELIVER, STEP_SOURCE_CHECK, STEP_TO_HOST, STEP_TRANSLATE, STEP_UPLINK_SOURCE_CHECK,
+        XLATE_DESTINATION, XLATE_SOURCE,
+    },
 };
 
 use crate::{
@@ -39,6 +43,7 @@ use crate::{
     nat,
     packet::{Flow, Frag, Inner, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
     route, security_group, source_check,
+    trace::{self, Mode},
     verdict::{Decision, Forward},
 };
 
@@ -47,16 +52,17 @@ use crate::{
 /// `known` is the packet's connection lookup when the caller already did it (the fast path's
 /// miss); it must be for this very `flow`.
 #[inline(always)]
-pub fn decide(
+pub fn decide<M: Mode>(
+    mode: M,
     slot: u32,
     iface: &IfaceInfo,
     flow: &mut Flow,
     known: Option<Result<Track, DropReason>>,
 ) -> Result<Decision, DropReason> {
-    fragment::classify(flow)?;
+    fragment::classify(mode, flow)?;
     match iface.kind {
-        IFACE_SUBNET => from_subnet(iface, flow, known),
-        IFACE_UPLINK => from_uplink(slot, iface, flow),
+        IFACE_SUBNET => from_subnet(mode, iface, flow, known),
+        IFACE_UPLINK => from_uplink(mode, slot, iface, flow),
         _ => Ok(Decision::Unmanaged),
     }
 }
@@ -80,36 +86,48 @@ fn for_router(dst: u32, s: &SubnetInfo) -> bool {
 }
 
 #[inline(always)]
-fn from_subnet(
+fn from_subnet<M: Mode>(
+    mode: M,
     iface: &IfaceInfo,
     flow: &Flow,
     known: Option<Result<Track, DropReason>>,
 ) -> Result<Decision, DropReason> {
     let s = subnet(iface.subnet_id)?;
-    let src = source_check::from_subnet(iface, flow)?;
+    let src = source_check::from_subnet(iface, flow);
+    mode.step(STEP_SOURCE_CHECK, src.is_ok() as u8, 0, flow.src, 0, 0);
+    let src = src?;
     if for_router(flow.dst, &s) {
+        mode.step(STEP_TO_HOST, 0, 0, flow.dst, 0, 0);
         return Ok(Decision::ToHost);
     }
     let track = match known {
         Some(track) => track,
-        None => conntrack::lookup(flow),
+        None => conntrack::lookup(mode, flow),
     };
     let track = match track {
         Err(DropReason::InvalidTcpFlags) if nat_expired(&s, flow) => return Ok(Decision::Reset),
         other => other?,
     };
-    if !track.established()
-        && src.kind == ENDPOINT_INSTANCE
-        && !security_group::allows(iface.vpc_id, src.sg_set, ACL_OUTBOUND, flow, flow.dst)
+    trace::connection(mode, &track);
+    if src.kind == ENDPOINT_INSTANCE
+        && !security_group::checks(
+            mode,
+            &track,
+            iface.vpc_id,
+            src.sg_set,
+            ACL_OUTBOUND,
+            flow,
+            flow.dst,
+        )
     {
         return Err(DropReason::SecurityGroupOutbound);
     }
-    let mut decision = route_from_subnet(iface, &s, &src, flow, &track)?;
+    let mut decision = route_from_subnet(mode, iface, &s, &src, flow, &track)?;
     if let Decision::Forward(ref mut fwd) = decision {
         if let Some(inner) = flow.inner {
             outbound_error(flow, &inner, fwd);
         }
-        conntrack::commit(flow, track, fwd)?;
+        conntrack::commit(mode, flow, track, fwd)?;
     }
     Ok(decision)
 }
@@ -152,19 +170,21 @@ fn nat_expired(s: &SubnetInfo, flow: &Flow) -> bool {
 }
 
 #[inline(always)]
-fn route_from_subnet(
+fn route_from_subnet<M: Mode>(
+    mode: M,
     iface: &IfaceInfo,
     s: &SubnetInfo,
     src: &Endpoint,
     flow: &Flow,
     track: &Track,
 ) -> Result<Decision, DropReason> {
-    if !acl::allows(s.acl_id, ACL_OUTBOUND, flow, flow.dst) {
+    if !acl::allows(mode, s.acl_id, ACL_OUTBOUND, flow, flow.dst) {
         return Err(DropReason::AclOutbound);
     }
-    let route = route::lookup(s.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
+    let route = route::traced(mode, s.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
     match route.target {
         TARGET_LOCAL => deliver(
+            mode,
             iface.vpc_id,
             iface.subnet_id,
             route.target_id,
@@ -176,6 +196,7 @@ fn route_from_subnet(
             if src.public_ip == 0 {
                 return Err(DropReason::NoPublicAddress);
             }
+            mode.step(STEP_TRANSLATE, XLATE_SOURCE, 0, flow.src, src.public_ip, 0);
             Ok(Decision::Forward(Forward::to(
                 route.target_id,
                 src.public_ip,
@@ -185,14 +206,15 @@ fn route_from_subnet(
         TARGET_PEERING => {
             let peer_vpc = route.target_id;
             let peer = copied(&VPCS, peer_vpc).ok_or(DropReason::BadTarget)?;
-            let local = route::lookup(peer.local_table, flow.dst).ok_or(DropReason::NoRoute)?;
+            let local =
+                route::traced(mode, peer.local_table, flow.dst).ok_or(DropReason::NoRoute)?;
             if local.target != TARGET_LOCAL {
                 return Err(DropReason::NoRoute);
             }
-            deliver(peer_vpc, 0, local.target_id, flow, 0, track)
+            deliver(mode, peer_vpc, 0, local.target_id, flow, 0, track)
         }
         TARGET_BLACKHOLE => Err(DropReason::Blackhole),
-        TARGET_NAT_GATEWAY => through_nat_gateway(iface.vpc_id, route.target_id, flow),
+        TARGET_NAT_GATEWAY => through_nat_gateway(mode, iface.vpc_id, route.target_id, flow),
         _ => Err(DropReason::BadTarget),
     }
 }
@@ -202,7 +224,8 @@ fn route_from_subnet(
 /// within one subnet, as in AWS), and for a new connection to an instance one of its security
 /// groups. `new_dst` is a destination translation already decided.
 #[inline(always)]
-fn deliver(
+fn deliver<M: Mode>(
+    mode: M,
     vpc_id: u32,
     from: u32,
     to: u32,
@@ -211,10 +234,15 @@ fn deliver(
     track: &Track,
 ) -> Result<Decision, DropReason> {
     if to == 0 {
+        mode.step(STEP_DELIVER, 0, 0, to, 0, flow.dst);
         return Err(DropReason::UnknownDestination);
     }
     let dst = if new_dst != 0 { new_dst } else { flow.dst };
-    let ep = endpoint(vpc_id, dst).ok_or(DropReason::UnknownDestination)?;
+    let ep = endpoint(vpc_id, dst).ok_or(DropReason::UnknownDestination);
+    if mode.tracing() && !ep.is_ok_and(|ep| ep.subnet_id == to) {
+        mode.step(STEP_DELIVER, 0, 0, to, 0, dst);
+    }
+    let ep = ep?;
     if ep.subnet_id != to {
         return Err(DropReason::UnknownDestination);
     }
@@ -228,22 +256,27 @@ fn deliver(
     if out == 0 {
         return Err(DropReason::UnknownDestination);
     }
-    if to != from && !acl::allows(d.acl_id, ACL_INBOUND, flow, flow.src) {
+    if to != from && !acl::allows(mode, d.acl_id, ACL_INBOUND, flow, flow.src) {
         return Err(DropReason::AclInbound);
     }
-    if !track.established()
-        && ep.kind == ENDPOINT_INSTANCE
-        && !security_group::allows(vpc_id, ep.sg_set, ACL_INBOUND, flow, flow.src)
+    if ep.kind == ENDPOINT_INSTANCE
+        && !security_group::checks(mode, track, vpc_id, ep.sg_set, ACL_INBOUND, flow, flow.src)
     {
         return Err(DropReason::SecurityGroupInbound);
     }
+    mode.step(STEP_DELIVER, 2, 0, to, out, dst);
     Ok(Decision::Forward(Forward::to(out, 0, new_dst)))
 }
 
 /// Out through NAT gateway `id` (in subnet P): P's ACL inbound, P's route table (to the
 /// internet gateway), P's ACL outbound; the source becomes the elastic IP.
 #[inline(always)]
-fn through_nat_gateway(vpc_id: u32, id: u32, flow: &Flow) -> Result<Decision, DropReason> {
+fn through_nat_gateway<M: Mode>(
+    mode: M,
+    vpc_id: u32,
+    id: u32,
+    flow: &Flow,
+) -> Result<Decision, DropReason> {
     // AWS: TCP, UDP and ICMP only, and of fragments only UDP ones.
     let carried = matches!(flow.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP);
     if !carried || (flow.frag != Frag::None && flow.proto != PROTO_UDP) {
@@ -251,14 +284,14 @@ fn through_nat_gateway(vpc_id: u32, id: u32, flow: &Flow) -> Result<Decision, Dr
     }
     let nat = copied(&NAT_GATEWAYS, id).ok_or(DropReason::BadTarget)?;
     let p = subnet(nat.subnet_id)?;
-    if !acl::allows(p.acl_id, ACL_INBOUND, flow, flow.src) {
+    if !acl::allows(mode, p.acl_id, ACL_INBOUND, flow, flow.src) {
         return Err(DropReason::AclInbound);
     }
-    let out = route::lookup(p.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
+    let out = route::traced(mode, p.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
     if out.target != TARGET_INTERNET_GATEWAY {
         return Err(DropReason::NoRoute);
     }
-    if !acl::allows(p.acl_id, ACL_OUTBOUND, flow, flow.dst) {
+    if !acl::allows(mode, p.acl_id, ACL_OUTBOUND, flow, flow.dst) {
         return Err(DropReason::AclOutbound);
     }
     let mut fwd = Forward::to(out.target_id, nat.elastic_ip, 0);
@@ -273,7 +306,8 @@ fn through_nat_gateway(vpc_id: u32, id: u32, flow: &Flow) -> Result<Decision, Dr
 /// The same network ACLs apply as to the connection's replies; security groups do not (it is
 /// related to a tracked connection).
 #[inline(always)]
-fn related_icmp_error(
+fn related_icmp_error<M: Mode>(
+    mode: M,
     target: &PublicTarget,
     flow: &Flow,
     inner: &Inner,
@@ -331,10 +365,10 @@ fn related_icmp_error(
     inside.dst = inside_ip;
     let from = match via {
         Some((id, p)) => {
-            if !acl::allows(p.acl_id, ACL_INBOUND, flow, flow.src) {
+            if !acl::allows(mode, p.acl_id, ACL_INBOUND, flow, flow.src) {
                 return Err(DropReason::AclInbound);
             }
-            if !acl::allows(p.acl_id, ACL_OUTBOUND, &inside, inside_ip) {
+            if !acl::allows(mode, p.acl_id, ACL_OUTBOUND, &inside, inside_ip) {
                 return Err(DropReason::AclOutbound);
             }
             id
@@ -349,7 +383,16 @@ fn related_icmp_error(
         entry,
         assured: true,
     };
-    let mut decision = deliver(vpc_id, from, ep.subnet_id, &inside, inside_ip, &track)?;
+    trace::connection(mode, &track);
+    mode.step(
+        STEP_TRANSLATE,
+        XLATE_DESTINATION,
+        inside_port,
+        flow.dst,
+        inside_ip,
+        0,
+    );
+    let mut decision = deliver(mode, vpc_id, from, ep.subnet_id, &inside, inside_ip, &track)?;
     if let Decision::Forward(ref mut fwd) = decision {
         fwd.inner_src = inside_ip;
         fwd.inner_sport = inside_port;
@@ -364,29 +407,39 @@ fn related_icmp_error(
 /// started: those name the other slot after a reload, whose subnets may be stale (an interface
 /// re-created since has a new ifindex) or another generation's altogether.
 #[inline(always)]
-fn nat_reply(target: &PublicTarget, flow: &Flow) -> Result<Decision, DropReason> {
+fn nat_reply<M: Mode>(mode: M, target: &PublicTarget, flow: &Flow) -> Result<Decision, DropReason> {
     let t = nat::reverse(flow).ok_or(DropReason::NatUnsolicited)?;
     let vpc_id = target.vpc_id;
     let nat = copied(&NAT_GATEWAYS, target.id).ok_or(DropReason::NatUnsolicited)?;
     let p = subnet(nat.subnet_id)?;
-    if !acl::allows(p.acl_id, ACL_INBOUND, flow, flow.src) {
+    if !acl::allows(mode, p.acl_id, ACL_INBOUND, flow, flow.src) {
         return Err(DropReason::AclInbound);
     }
+    mode.step(
+        STEP_TRANSLATE,
+        XLATE_DESTINATION,
+        t.inside_port,
+        flow.dst,
+        t.inside_ip,
+        0,
+    );
     let mut inside = *flow;
     inside.dst = t.inside_ip;
     inside.dport = t.inside_port;
     if flow.proto == PROTO_ICMP {
         inside.sport = t.inside_port;
     }
-    if !acl::allows(p.acl_id, ACL_OUTBOUND, &inside, inside.dst) {
+    if !acl::allows(mode, p.acl_id, ACL_OUTBOUND, &inside, inside.dst) {
         return Err(DropReason::AclOutbound);
     }
-    let track = conntrack::lookup(&inside)?;
+    let track = conntrack::lookup(mode, &inside)?;
+    trace::connection(mode, &track);
     if !matches!(track, Track::Tracked { reply: true, .. }) {
         return Err(DropReason::NatUnsolicited);
     }
     let ep = endpoint(vpc_id, t.inside_ip).ok_or(DropReason::NatUnsolicited)?;
     let mut decision = deliver(
+        mode,
         vpc_id,
         nat.subnet_id,
         ep.subnet_id,
@@ -396,14 +449,28 @@ fn nat_reply(target: &PublicTarget, flow: &Flow) -> Result<Decision, DropReason>
     )?;
     if let Decision::Forward(ref mut fwd) = decision {
         fwd.new_dport = t.inside_port;
-        conntrack::commit(&inside, track, fwd)?;
+        conntrack::commit(mode, &inside, track, fwd)?;
     }
     Ok(decision)
 }
 
 #[inline(always)]
-fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, DropReason> {
-    source_check::from_uplink(slot, flow)?;
+fn from_uplink<M: Mode>(
+    mode: M,
+    slot: u32,
+    iface: &IfaceInfo,
+    flow: &Flow,
+) -> Result<Decision, DropReason> {
+    let checked = source_check::from_uplink(slot, flow);
+    mode.step(
+        STEP_UPLINK_SOURCE_CHECK,
+        checked.is_ok() as u8,
+        0,
+        flow.src,
+        0,
+        0,
+    );
+    checked?;
     let target = copied(&PUBLIC_IPS, PublicKey { ip: flow.dst, slot });
     let Some(target) = target else {
         // Not an address the VPC answers for: the router's own traffic, unless it is aimed at
@@ -414,20 +481,31 @@ fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, Dr
         {
             return Err(DropReason::UplinkUnsolicited);
         }
+        mode.step(STEP_TO_HOST, 0, 0, flow.dst, 0, 0);
         return Ok(Decision::ToHost);
     };
     if let Some(inner) = flow.inner {
-        return related_icmp_error(&target, flow, &inner);
+        return related_icmp_error(mode, &target, flow, &inner);
     }
     if target.kind != ENDPOINT_INSTANCE {
-        return nat_reply(&target, flow);
+        return nat_reply(mode, &target, flow);
     }
     let ep = endpoint(target.vpc_id, target.private_ip).ok_or(DropReason::UnknownDestination)?;
     // Tracked and checked as the instance sees it: destination translated.
     let mut inside = *flow;
     inside.dst = target.private_ip;
-    let track = conntrack::lookup(&inside)?;
+    mode.step(
+        STEP_TRANSLATE,
+        XLATE_DESTINATION,
+        0,
+        flow.dst,
+        target.private_ip,
+        0,
+    );
+    let track = conntrack::lookup(mode, &inside)?;
+    trace::connection(mode, &track);
     let mut decision = deliver(
+        mode,
         target.vpc_id,
         0,
         ep.subnet_id,
@@ -436,7 +514,7 @@ fn from_uplink(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Decision, Dr
         &track,
     )?;
     if let Decision::Forward(ref mut fwd) = decision {
-        conntrack::commit(&inside, track, fwd)?;
+        conntrack::commit(mode, &inside, track, fwd)?;
     }
     Ok(decision)
 }

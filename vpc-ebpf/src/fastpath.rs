@@ -18,6 +18,7 @@ use crate::{
     conntrack::{self, Track},
     maps::CONFIG,
     packet::{Flow, Frag},
+    trace::Live,
     verdict::Forward,
 };
 
@@ -44,12 +45,12 @@ pub fn probe(flow: &Flow, ingress: u32) -> Probe {
     if flow.inner.is_some() || flow.frag == Frag::Later {
         return Probe::Miss(None);
     }
-    let track = conntrack::lookup(flow);
+    let track = conntrack::lookup(Live, flow);
     let Some(path) = track.as_ref().ok().and_then(|t| cached(t, ingress)) else {
         return Probe::Miss(Some(track));
     };
     let mut fwd = Forward::cached(&path);
-    let committed = track.and_then(|t| conntrack::commit(flow, t, &mut fwd));
+    let committed = track.and_then(|t| conntrack::commit(Live, flow, t, &mut fwd));
     Probe::Hit(committed.map(|()| Hit {
         fwd,
         smac: path.smac,

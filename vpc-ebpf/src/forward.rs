@@ -33,9 +33,11 @@ use crate::{
         ETH_LEN, Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
         header_mut,
     },
+    trace::{self, Mode as _, Trace},
     verdict::Forward,
     verdict::Refusal,
 };
+use vpc_common::trace::STEP_NEXT_HOP;
 
 const AF_INET: u8 = 2;
 /// Offset of the checksum in the TCP / UDP header.
@@ -76,6 +78,41 @@ fn addresses(flow: &Flow, fwd: &Forward) -> (u32, u32) {
     (src, dst)
 }
 
+/// The FIB question for `flow` arrived on `ingress`, leaving with addresses `src` -> `dst`.
+#[inline(always)]
+fn fib_params(flow: &Flow, ingress: u32, src: u32, dst: u32) -> FibParams {
+    // SAFETY: all-zero is a valid bpf_fib_lookup (plain integers and unions of them).
+    let mut params: FibParams = unsafe { mem::zeroed() };
+    params.family = AF_INET;
+    params.l4_protocol = flow.proto;
+    params.sport = flow.sport.to_be();
+    params.dport = flow.dport.to_be();
+    params.__bindgen_anon_1.tot_len = flow.ip_len;
+    params.ifindex = ingress;
+    params.__bindgen_anon_3.ipv4_src = src;
+    params.__bindgen_anon_4.ipv4_dst = dst;
+    params
+}
+
+/// TC, trace mode: the next hop the FIB gives for the forwarded packet (the live run leaves
+/// it to `bpf_redirect_neigh`), recorded with its MACs.
+#[inline(always)]
+pub fn tc_next_hop(ctx: &TcContext, flow: &Flow, fwd: &Forward, ingress: u32) {
+    let (src, dst) = addresses(flow, fwd);
+    let mut params = fib_params(flow, ingress, src, dst);
+    // SAFETY: params is a valid, writable bpf_fib_lookup of the size passed.
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.as_ptr(),
+            &raw mut params,
+            size_of::<FibParams>() as i32,
+            0,
+        )
+    };
+    Trace.step(STEP_NEXT_HOP, rc as u8, 0, params.ifindex, fwd.ifindex, 0);
+    trace::macs(&params.smac, &params.dmac);
+}
+
 /// XDP: forward `flow` as `fwd` says. Returns the XDP action.
 #[inline(always)]
 ///
@@ -86,16 +123,7 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<
         return Err(Refusal::Icmp(IcmpError::time_exceeded()));
     }
     let (src, dst) = addresses(flow, fwd);
-    // SAFETY: all-zero is a valid bpf_fib_lookup (plain integers and unions of them).
-    let mut params: FibParams = unsafe { mem::zeroed() };
-    params.family = AF_INET;
-    params.l4_protocol = flow.proto;
-    params.sport = flow.sport.to_be();
-    params.dport = flow.dport.to_be();
-    params.__bindgen_anon_1.tot_len = flow.ip_len;
-    params.ifindex = ctx.ingress_ifindex() as u32;
-    params.__bindgen_anon_3.ipv4_src = src;
-    params.__bindgen_anon_4.ipv4_dst = dst;
+    let mut params = fib_params(flow, ctx.ingress_ifindex() as u32, src, dst);
     // SAFETY: params is a valid, writable bpf_fib_lookup of the size passed.
     let rc = unsafe {
         bpf_fib_lookup(

@@ -6,11 +6,12 @@ use vpc_common::DropReason;
 use crate::{
     maps::{FRAGMENTS, FragKey, FragPorts},
     packet::{Flow, Frag},
+    trace::Mode,
 };
 
 /// First fragments record their ports; later fragments take them (or are dropped).
 #[inline(always)]
-pub fn classify(flow: &mut Flow) -> Result<(), DropReason> {
+pub fn classify<M: Mode>(mode: M, flow: &mut Flow) -> Result<(), DropReason> {
     let key = FragKey {
         src: flow.src,
         dst: flow.dst,
@@ -26,7 +27,9 @@ pub fn classify(flow: &mut Flow) -> Result<(), DropReason> {
                 dport: flow.dport,
             };
             // A full table only costs later fragments their classification (counted there).
-            let _ = FRAGMENTS.insert(key, ports, 0);
+            if !mode.tracing() {
+                let _ = FRAGMENTS.insert(key, ports, 0);
+            }
             Ok(())
         }
         Frag::Later => {

@@ -35,6 +35,7 @@ use vpc_common::{
 use crate::{
     clock,
     packet::{ETH_LEN, Flow, Frag, PROTO_ICMP, header, header_mut},
+    trace::Mode,
 };
 
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
@@ -226,14 +227,17 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, router_ip: u32, e: &IcmpError) -> Opti
 /// TC: turns the skb into error `e` from `router_ip` and redirects it out of `ingress`, or
 /// `None` when no error is sent.
 #[inline(always)]
-pub fn tc(
+pub fn tc<M: Mode>(
+    mode: M,
     ctx: &TcContext,
     flow: &Flow,
     router_ip: u32,
     ingress: u32,
     e: &IcmpError,
 ) -> Option<i32> {
-    if !about_this(flow, router_ip) || !allowed() {
+    // Trace mode takes no token and counts nothing.
+    let tracing = mode.tracing();
+    if !about_this(flow, router_ip) || (!tracing && !allowed()) {
         return None;
     }
     let head: [u8; ETH_LEN + QUOTED_LEN] = ctx.load(0).ok()?;
@@ -245,7 +249,9 @@ pub fn tc(
     // SAFETY: the scratch slot holds `ERROR_LEN` initialised bytes.
     ctx.store(0, unsafe { &*built }, 0).ok()?;
     ctx.set_mark(0);
-    count(e.stat());
+    if !tracing {
+        count(e.stat());
+    }
     // SAFETY: redirecting the skb being processed to its own device's egress.
     Some(unsafe { bpf_redirect(ingress, 0) } as i32)
 }

@@ -28,6 +28,7 @@ mod packet;
 mod route;
 mod security_group;
 mod source_check;
+mod trace;
 mod verdict;
 
 use aya_ebpf::{
@@ -48,6 +49,7 @@ use crate::{
     interface::interface,
     maps::{SUBNETS, copied},
     packet::{Arp, Flow, Frame, PacketCtx, parse},
+    trace::{Live, Mode, Trace},
     verdict::{Decision, Forward, Refusal, Verdict},
 };
 
@@ -150,7 +152,7 @@ fn xdp_pipeline(
             Probe::Miss(track) => known = track,
         }
     }
-    *fwd = match decide(slot, iface, flow, known)? {
+    *fwd = match decide(Live, slot, iface, flow, known)? {
         Decision::Forward(fwd) => fwd,
         Decision::Unmanaged | Decision::ToHost => {
             return Ok(Verdict::Return(xdp_action::XDP_PASS));
@@ -203,19 +205,41 @@ pub fn vpc_floor(ctx: XdpContext) -> u32 {
 
 /// TC ingress program on every VPC interface: the same pipeline for packets XDP handed to the
 /// kernel (unknown neighbour) or that arrive where XDP is not attached.
+///
+/// A test run in trace mode (`crate::trace`: the magic in `cb[]`) goes on in [`vpc_tc_trace`]
+/// (a tail call); it never takes the live path, and is dropped if the hand-over fails.
 #[classifier]
 pub fn vpc_tc_ingress(ctx: TcContext) -> i32 {
+    if trace::requested(&ctx) {
+        trace::hand_over(&ctx);
+        return TC_ACT_SHOT;
+    }
     let bytes = u64::from(ctx.len());
     finish(
         Hook::TcIngress,
         bytes,
-        try_vpc_tc_ingress(&ctx, bytes),
+        try_vpc_tc_ingress(Live, &ctx, bytes),
         TC_ACT_SHOT,
     )
 }
 
+/// The TC ingress pipeline in trace mode, reached only from [`vpc_tc_ingress`] (never
+/// attached): records each step and the verdict in `TRACE`, writes no other state, and
+/// always drops (the verdict a live run would give is in the trace).
+#[classifier]
+pub fn vpc_tc_trace(ctx: TcContext) -> i32 {
+    trace::begin(&ctx);
+    let bytes = u64::from(ctx.len());
+    trace::end_verdict(&try_vpc_tc_ingress(Trace, &ctx, bytes), TC_ACT_SHOT);
+    TC_ACT_SHOT
+}
+
 #[inline(always)]
-fn try_vpc_tc_ingress(ctx: &TcContext, bytes: u64) -> Result<Verdict<i32>, DropReason> {
+fn try_vpc_tc_ingress<M: Mode>(
+    mode: M,
+    ctx: &TcContext,
+    bytes: u64,
+) -> Result<Verdict<i32>, DropReason> {
     // SAFETY: reading the ingress ifindex of the skb being processed.
     let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
     let Some((slot, iface)) = interface(ingress) else {
@@ -241,15 +265,18 @@ fn try_vpc_tc_ingress(ctx: &TcContext, bytes: u64) -> Result<Verdict<i32>, DropR
         return Err(DropReason::Malformed);
     }
     let mut fwd = Forward::to(0, 0, 0);
-    let verdict = tc_pipeline(ctx, slot, ingress, &iface, &mut flow, &mut fwd)
+    let verdict = tc_pipeline(mode, ctx, slot, ingress, &iface, &mut flow, &mut fwd)
         .unwrap_or_else(Verdict::dropped);
-    flows::account(ingress, &flow, bytes, &verdict, &fwd);
+    if !mode.tracing() {
+        flows::account(ingress, &flow, bytes, &verdict, &fwd);
+    }
     Ok(verdict)
 }
 
 /// TC: the policy pipeline, then forwarding as `fwd` (filled in here) says.
 #[inline(always)]
-fn tc_pipeline(
+fn tc_pipeline<M: Mode>(
+    mode: M,
     ctx: &TcContext,
     slot: u32,
     ingress: u32,
@@ -257,7 +284,7 @@ fn tc_pipeline(
     flow: &mut Flow,
     fwd: &mut Forward,
 ) -> Result<Verdict<i32>, DropReason> {
-    *fwd = match decide(slot, iface, flow, None)? {
+    *fwd = match decide(mode, slot, iface, flow, None)? {
         Decision::Forward(fwd) => fwd,
         Decision::Unmanaged | Decision::ToHost => return Ok(Verdict::Return(TC_ACT_OK)),
         Decision::Reset => {
@@ -268,11 +295,16 @@ fn tc_pipeline(
         }
     };
     Ok(match forward::tc(ctx, flow, fwd) {
-        Ok(action) => Verdict::Sent(action),
+        Ok(action) => {
+            if mode.tracing() {
+                forward::tc_next_hop(ctx, flow, fwd, ingress);
+            }
+            Verdict::Sent(action)
+        }
         Err(Refusal::Drop(reason)) => Verdict::dropped(reason),
         Err(Refusal::Icmp(e)) => Verdict::Refused {
             reason: icmp::reason(&e),
-            answer: icmp::tc(ctx, flow, iface.router_ip, ingress, &e),
+            answer: icmp::tc(mode, ctx, flow, iface.router_ip, ingress, &e),
         },
     })
 }

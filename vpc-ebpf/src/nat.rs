@@ -123,6 +123,34 @@ pub fn allocate(
     Ok(search.port as u16)
 }
 
+/// The port [`allocate`] would claim first for `flow` on `nat_ip`, claiming nothing (trace
+/// mode): the inside port when it is in the range and free for this destination; 0 when the
+/// port would be drawn at random.
+#[inline(always)]
+pub fn preview(nat_ip: u32, flow: &Flow) -> u16 {
+    let cfg = NAT_CONFIG.get(0).copied().unwrap_or_default();
+    let min = if cfg.port_min == 0 {
+        NAT_PORT_MIN
+    } else {
+        cfg.port_min
+    };
+    let max = if cfg.port_max == 0 {
+        NAT_PORT_MAX
+    } else {
+        cfg.port_max
+    };
+    let inside = flow.sport;
+    if inside < min || inside > max {
+        return 0;
+    }
+    let key = NatKey::new(nat_ip, inside, flow.dst, flow.dport, flow.proto);
+    // SAFETY: only whether the key is there is looked at.
+    if unsafe { NAT_PORTS.get(key) }.is_some() {
+        return 0;
+    }
+    inside
+}
+
 /// Tries port number `i` of the search: 1 stops (claimed), 0 goes on.
 extern "C" fn probe(i: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: `ctx` is the `Search` that `allocate` passed to bpf_loop.

@@ -7,15 +7,48 @@ use vpc_common::security_group::{
     SG_ANY_PROTO, SG_REMOTE_FIXED_BITS, SG_RULE_FIXED_BITS, SgRemoteKey, SgRuleKey,
 };
 
+use vpc_common::trace::{
+    SG_MATCH_ANY_PROTO, SG_MATCH_NONE, SG_MATCH_PROTO_PORT, STEP_SECURITY_GROUP,
+    STEP_SECURITY_GROUP_SKIPPED,
+};
+
 use crate::{
+    conntrack::Track,
     maps::{SG_REMOTES, SG_RULES},
     packet::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+    trace::Mode,
 };
+
+/// The security groups' say on a packet whose connection lookup gave `track`: a tracked
+/// connection skips them (as in AWS), a new one needs a rule ([`allows`]).
+#[inline(always)]
+pub fn checks<M: Mode>(
+    mode: M,
+    track: &Track,
+    vpc_id: u32,
+    endpoint: u32,
+    direction: u32,
+    flow: &Flow,
+    remote: u32,
+) -> bool {
+    if track.established() {
+        mode.step(STEP_SECURITY_GROUP_SKIPPED, 0, direction as u16, 0, 0, 0);
+        return true;
+    }
+    allows(mode, vpc_id, endpoint, direction, flow, remote)
+}
 
 /// Whether a rule of the security group set `endpoint` (an instance's, in `vpc_id`) allows `flow` in `direction`; `remote`
 /// is the peer address (the source inbound, the destination outbound).
 #[inline(always)]
-pub fn allows(vpc_id: u32, endpoint: u32, direction: u32, flow: &Flow, remote: u32) -> bool {
+pub fn allows<M: Mode>(
+    mode: M,
+    vpc_id: u32,
+    endpoint: u32,
+    direction: u32,
+    flow: &Flow,
+    remote: u32,
+) -> bool {
     let class = SG_REMOTES
         .get(&Key::new(
             SG_REMOTE_FIXED_BITS + 32,
@@ -38,15 +71,31 @@ pub fn allows(vpc_id: u32, endpoint: u32, direction: u32, flow: &Flow, remote: u
         proto: flow.proto,
         port_be: port.to_be(),
     };
-    if SG_RULES
+    let matched = if SG_RULES
         .get(&Key::new(SG_RULE_FIXED_BITS + 16, key))
         .is_some()
     {
-        return true;
-    }
-    key.proto = SG_ANY_PROTO;
-    key.port_be = 0;
-    SG_RULES
-        .get(&Key::new(SG_RULE_FIXED_BITS + 16, key))
-        .is_some()
+        SG_MATCH_PROTO_PORT
+    } else {
+        key.proto = SG_ANY_PROTO;
+        key.port_be = 0;
+        if SG_RULES
+            .get(&Key::new(SG_RULE_FIXED_BITS + 16, key))
+            .is_some()
+        {
+            SG_MATCH_ANY_PROTO
+        } else {
+            SG_MATCH_NONE
+        }
+    };
+    let allowed = matched != SG_MATCH_NONE;
+    mode.step(
+        STEP_SECURITY_GROUP,
+        allowed as u8,
+        direction as u16,
+        class,
+        matched,
+        endpoint,
+    );
+    allowed
 }

@@ -1,13 +1,25 @@
-//! `vpc-agent trace`: what the datapath would do with a packet (reference evaluator).
+//! `vpc-agent trace`: what the datapath does with a packet. With an agent running on
+//! --bpffs, the packet runs through the attached TC ingress program in trace mode (no side
+//! effect) and the reference evaluator judges it beside it (a disagreement exits 3);
+//! without one, the evaluator alone. `--reply`: the return packet of an existing connection;
+//! `--pcap`: every IPv4 packet of a capture through the program.
 
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
 
 use vpc_agent::{
-    config,
-    datapath::pin::{self, DEFAULT_DIR},
+    config::{self, ValidatedConfig},
+    datapath::{
+        object::programs,
+        pin::{self, DEFAULT_DIR},
+    },
     error_chain,
     evaluator::Packet,
-    inspect::trace,
+    inspect::{
+        frame::{self, ACK, SYN, Spec},
+        kernel_trace::{Comparison, Outcome, Session},
+        pcap, trace,
+    },
+    links,
 };
 
 use super::{Failure, Proto, env, user};
@@ -17,37 +29,44 @@ pub struct TraceArgs {
     /// The definition (default: the one the agent running on --bpffs uses).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    #[arg(long)]
-    pub from: Ipv4Addr,
-    #[arg(long)]
-    pub to: Ipv4Addr,
-    #[arg(long, value_enum)]
-    pub proto: Proto,
+    #[arg(long, required_unless_present = "pcap")]
+    pub from: Option<Ipv4Addr>,
+    #[arg(long, required_unless_present = "pcap")]
+    pub to: Option<Ipv4Addr>,
+    #[arg(long, value_enum, required_unless_present = "pcap")]
+    pub proto: Option<Proto>,
     #[arg(long, default_value_t = 0)]
     pub sport: u16,
     #[arg(long, default_value_t = 0)]
     pub dport: u16,
+    /// TCP flags, as tcpdump prints them: S, A, F, R, P (default: S; A with --reply).
+    #[arg(long)]
+    pub flags: Option<String>,
+    /// Trace the return packet of the existing connection --from -> --to (read-only).
+    #[arg(long)]
+    pub reply: bool,
+    /// Replay every IPv4 packet of a capture (pcap or pcapng) through the program.
+    #[arg(long, conflicts_with_all = ["from", "to", "proto", "reply"])]
+    pub pcap: Option<PathBuf>,
     /// The interface the packet enters on (default: the subnet of --from, else the uplink).
     #[arg(long)]
     pub ingress: Option<String>,
+    #[arg(long)]
+    pub json: bool,
     #[arg(long, default_value = DEFAULT_DIR)]
     pub bpffs: PathBuf,
 }
 
-pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
-    let TraceArgs {
-        config,
-        from,
-        to,
-        proto,
-        sport,
-        dport,
-        ingress,
-        bpffs,
-    } = args;
+/// Exit status of a kernel/evaluator disagreement (a bug to report).
+const DISAGREEMENT: u8 = 3;
+
+fn definition(
+    config: Option<PathBuf>,
+    bpffs: &std::path::Path,
+) -> Result<ValidatedConfig, Failure> {
     let path = match config {
         Some(path) => path,
-        None => pin::read_record(&bpffs)
+        None => pin::read_record(bpffs)
             .map_err(|e| env(error_chain(&e)))?
             .map(|r| r.config)
             .ok_or_else(|| {
@@ -57,26 +76,260 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
                 ))
             })?,
     };
-    let definition = config::load_file(&path).map_err(|e| user(error_chain(&e)))?;
+    config::load_file(&path).map_err(|e| user(error_chain(&e)))
+}
+
+/// The MAC the neighbour at `ip` has on `interface` (the router's ARP table), else a locally
+/// administered stand-in.
+fn neighbour_mac(ip: Ipv4Addr, interface: &str) -> [u8; 6] {
+    let table = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6 && f[0] == ip.to_string() && f[5] == interface).then(|| f[3].to_owned())
+        })
+        .find_map(|mac| {
+            let bytes: Vec<u8> = mac
+                .split(':')
+                .filter_map(|b| u8::from_str_radix(b, 16).ok())
+                .collect();
+            <[u8; 6]>::try_from(bytes).ok().filter(|m| *m != [0; 6])
+        })
+        .unwrap_or([0x02, 0, 0, 0, 0, 0x01])
+}
+
+/// Whether a TC ingress program of an agent is attached to `interface` on `bpffs`.
+fn attached(bpffs: &std::path::Path, interface: &str) -> bool {
+    pin::link_path(bpffs, interface, programs::TC_INGRESS).exists()
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\""))
+    );
+}
+
+pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
+    let definition = definition(args.config.clone(), &args.bpffs)?;
+    if let Some(path) = &args.pcap {
+        return replay(&args, &definition, path);
+    }
+    let (Some(from), Some(to), Some(proto)) = (args.from, args.to, args.proto) else {
+        return Err(user("--from, --to and --proto are needed"));
+    };
     let (proto, icmp_type) = match proto {
         Proto::Tcp => (6, 0),
         Proto::Udp => (17, 0),
         // An echo request: what a ping sends.
         Proto::Icmp => (1, 8),
     };
-    let packet = Packet {
-        src: from,
-        dst: to,
-        proto,
-        sport,
-        dport,
-        icmp_type,
-        icmp_code: 0,
+    let flags = match &args.flags {
+        Some(text) => frame::parse_flags(text).map_err(user)?,
+        None if args.reply => ACK,
+        None => SYN,
     };
-    let ingress = ingress
+    let ingress = args
+        .ingress
+        .clone()
         .or_else(|| trace::default_ingress(&definition, from))
         .ok_or_else(|| user("--ingress is needed: no subnet holds --from and no uplink"))?;
-    let text = trace::explain(&definition, &ingress, &packet).map_err(|e| user(error_chain(&e)))?;
-    print!("{text}");
+    if !attached(&args.bpffs, &ingress) {
+        if args.reply {
+            return Err(env(format!(
+                "--reply needs a running agent: no TC ingress program on {ingress} in {}",
+                args.bpffs.display()
+            )));
+        }
+        // No datapath: the reference evaluator alone, as it reads the definition.
+        let packet = Packet {
+            src: from,
+            dst: to,
+            proto,
+            sport: args.sport,
+            dport: args.dport,
+            icmp_type,
+            icmp_code: 0,
+        };
+        let text =
+            trace::explain(&definition, &ingress, &packet).map_err(|e| user(error_chain(&e)))?;
+        print!("{text}");
+        println!(
+            "(no datapath attached to {ingress} on {}: the reference evaluator only)",
+            args.bpffs.display()
+        );
+        return Ok(());
+    }
+    let session = Session::new(&args.bpffs, &definition).map_err(|e| env(error_chain(&e)))?;
+    let spec = |src, dst, sport, dport, flags, icmp_type, ingress: &str| {
+        let router = links::mac(ingress).unwrap_or_default();
+        Spec {
+            smac: neighbour_mac(src, ingress),
+            dmac: router,
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            tcp_flags: flags,
+            icmp_type,
+            ttl: 64,
+        }
+    };
+    let original_flags = if args.reply { ACK } else { flags };
+    let original = frame::build(&spec(
+        from,
+        to,
+        args.sport,
+        args.dport,
+        original_flags,
+        icmp_type,
+        &ingress,
+    ));
+    let first = session
+        .trace(&ingress, &original, !args.reply)
+        .map_err(|e| env(error_chain(&e)))?;
+    let result = if args.reply {
+        reply_of(&session, &first, to, proto, flags, &spec)?
+    } else {
+        first
+    };
+    if args.json {
+        print_json(&result);
+    } else {
+        print!("{}", vpc_agent::inspect::kernel_trace::render(&result));
+    }
+    match result.disagreement {
+        Some(d) => Err(Failure {
+            code: DISAGREEMENT,
+            message: format!("kernel and evaluator disagree: {d}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Builds a frame's spec: (src, dst, sport, dport, TCP flags, ICMP type, ingress).
+type SpecFn<'a> = dyn Fn(Ipv4Addr, Ipv4Addr, u16, u16, u8, u8, &str) -> Spec + 'a;
+
+/// The return packet of the connection whose original packet was traced as `first`: from
+/// `to`, to the address and port the original left with (translated), entering where it left.
+fn reply_of(
+    session: &Session<'_>,
+    first: &Comparison,
+    to: Ipv4Addr,
+    proto: u8,
+    flags: u8,
+    spec: &SpecFn<'_>,
+) -> Result<Comparison, Failure> {
+    let tracked = first
+        .kernel
+        .steps
+        .iter()
+        .any(|s| s.starts_with("connection tracking:") && s.contains(" of a connection in "));
+    let (Outcome::Deliver { interface, .. }, Some(out)) =
+        (&first.kernel.outcome, &first.kernel.output)
+    else {
+        return Err(user(format!(
+            "the original packet is not forwarded ({}): it has no return packet",
+            first.kernel.outcome.text()
+        )));
+    };
+    if !tracked {
+        return Err(user(
+            "no tracked connection for --from/--to/--sport/--dport: --reply traces the return \
+             packet of an existing connection",
+        ));
+    }
+    // ICMP: an echo reply (type 0), with the identifier the request left with.
+    let _ = proto;
+    let frame = frame::build(&spec(
+        to, out.src, out.dport, out.sport, flags, 0, interface,
+    ));
+    session
+        .trace(interface, &frame, true)
+        .map_err(|e| env(error_chain(&e)))
+}
+
+/// One line per IPv4 packet of the capture, then a summary.
+#[derive(serde::Serialize)]
+struct Replayed {
+    index: usize,
+    ingress: String,
+    #[serde(flatten)]
+    comparison: Comparison,
+}
+
+fn replay(
+    args: &TraceArgs,
+    definition: &ValidatedConfig,
+    path: &std::path::Path,
+) -> Result<(), Failure> {
+    let frames = pcap::read(path).map_err(|e| user(error_chain(&e)))?;
+    let session = Session::new(&args.bpffs, definition).map_err(|e| env(error_chain(&e)))?;
+    let mut rows = Vec::new();
+    let mut skipped = 0usize;
+    let mut summary: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, f) in frames.iter().enumerate() {
+        let Some(p) = frame::decode(f) else {
+            skipped += 1;
+            continue;
+        };
+        let Some(ingress) = args
+            .ingress
+            .clone()
+            .or_else(|| trace::default_ingress(definition, p.src))
+        else {
+            skipped += 1;
+            continue;
+        };
+        let c = session
+            .trace(&ingress, f, false)
+            .map_err(|e| env(error_chain(&e)))?;
+        let key = match &c.kernel.outcome {
+            Outcome::Deliver { .. } => "deliver".to_owned(),
+            Outcome::Drop { reason } => format!("drop {reason}"),
+            Outcome::ToHost => "to_router".to_owned(),
+        };
+        *summary.entry(key).or_default() += 1;
+        if !args.json {
+            println!(
+                "{:>5} {}:{} -> {}:{} {} on {}: {}{}",
+                i + 1,
+                p.src,
+                p.sport,
+                p.dst,
+                p.dport,
+                vpc_agent::inspect::listing::proto_name(p.proto),
+                ingress,
+                c.kernel.outcome.text(),
+                c.kernel
+                    .rule
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(" [{r}]"))
+            );
+        }
+        rows.push(Replayed {
+            index: i + 1,
+            ingress,
+            comparison: c,
+        });
+    }
+    if args.json {
+        print_json(&serde_json::json!({
+            "packets": rows,
+            "summary": summary,
+            "skipped": skipped,
+        }));
+    } else {
+        println!(
+            "summary: {} IPv4 packets replayed, {skipped} skipped (not IPv4 or no ingress)",
+            rows.len()
+        );
+        for (k, n) in &summary {
+            println!("  {k}: {n}");
+        }
+    }
     Ok(())
 }

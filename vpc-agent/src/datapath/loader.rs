@@ -209,7 +209,11 @@ impl Datapath {
             .map_err(|source| DatapathError::Program { name, source })?;
         xdp.load()
             .map_err(|source| DatapathError::Program { name, source })?;
-        for name in [programs::TC_INGRESS, programs::TC_EGRESS] {
+        for name in [
+            programs::TC_INGRESS,
+            programs::TC_EGRESS,
+            programs::TC_TRACE,
+        ] {
             let tc: &mut SchedClassifier = ebpf
                 .program_mut(name)
                 .ok_or(DatapathError::MissingProgram { name })?
@@ -218,7 +222,36 @@ impl Datapath {
             tc.load()
                 .map_err(|source| DatapathError::Program { name, source })?;
         }
-        Ok(Self { ebpf })
+        let mut datapath = Self { ebpf };
+        datapath.set_trace_program()?;
+        Ok(datapath)
+    }
+
+    /// Points `TRACE_PROG[0]` at this object's trace-mode program, so that trace runs of the
+    /// TC ingress program (`vpc-agent trace`) reach it.
+    fn set_trace_program(&mut self) -> Result<(), DatapathError> {
+        let name = programs::TC_TRACE;
+        let program_err = |source| DatapathError::Program { name, source };
+        let fd = self
+            .tc(name)
+            .fd()
+            .map_err(program_err)?
+            .try_clone()
+            .map_err(|e| program_err(ProgramError::IOError(e)))?;
+        let map_err = |source| DatapathError::Map {
+            name: maps::TRACE_PROG,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map_mut(maps::TRACE_PROG)
+            .ok_or(DatapathError::MissingMap {
+                name: maps::TRACE_PROG,
+            })?;
+        aya::maps::ProgramArray::try_from(map)
+            .map_err(map_err)?
+            .set(0, &fd, 0)
+            .map_err(map_err)
     }
 
     /// The XDP ingress program.

@@ -11,6 +11,9 @@ pub mod programs {
     pub const TC_INGRESS: &str = "vpc_tc_ingress";
     /// TC egress guard on subnet interfaces.
     pub const TC_EGRESS: &str = "vpc_tc_egress";
+    /// The TC ingress pipeline in trace mode (`vpc-agent trace`): reached from `TC_INGRESS`
+    /// through `TRACE_PROG` on a test run in trace mode; never attached.
+    pub const TC_TRACE: &str = "vpc_tc_trace";
     /// Benchmark floor (parse + redirect, no policy); never attached by the agent.
     pub const FLOOR: &str = "vpc_floor";
 }
@@ -71,6 +74,10 @@ pub mod maps {
     pub const ICMP_SCRATCH: &str = "ICMP_SCRATCH";
     /// Per-CPU cache of the clock (one `bpf_ktime_get_ns` per packet).
     pub const NOW: &str = "NOW";
+    /// Per-CPU trace of the TC ingress program's last trace-mode run (`vpc_common::trace`).
+    pub const TRACE: &str = "TRACE";
+    /// `TRACE_PROG[0]`: the trace-mode program the TC ingress program hands trace runs to.
+    pub const TRACE_PROG: &str = "TRACE_PROG";
 
     /// How `status` counts the entries in use of a map.
     #[derive(Clone, Copy)]
@@ -107,7 +114,7 @@ pub mod maps {
     }
 
     /// Every map of the object, each pinned by name under the agent's bpffs directory.
-    pub const ALL: [MapSpec; 29] = [
+    pub const ALL: [MapSpec; 31] = [
         spec(CONFIG, Entries::Slots(1)),
         spec(AGENT_STATE, Entries::Read(agent_state_entries)),
         spec(IFACES, Entries::Read(hash::<IfaceKey, IfaceInfo>)),
@@ -139,6 +146,8 @@ pub mod maps {
         spec(ICMP_BUCKET, Entries::Scratch),
         spec(ICMP_SCRATCH, Entries::Scratch),
         spec(NOW, Entries::Scratch),
+        spec(TRACE, Entries::Scratch),
+        spec(TRACE_PROG, Entries::Slots(1)),
     ];
 
     /// The names of [`ALL`], in its order.

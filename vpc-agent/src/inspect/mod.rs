@@ -2,7 +2,10 @@
 //! `flows`, the `conntrack`/`nat`/`routes` listings, the Prometheus `metrics` and `trace`.
 
 pub mod flows;
+pub mod frame;
+pub mod kernel_trace;
 pub mod listing;
 pub mod metrics;
+pub mod pcap;
 pub mod status;
 pub mod trace;

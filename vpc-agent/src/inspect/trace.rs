@@ -65,7 +65,7 @@ fn pass(ok: bool) -> &'static str {
     if ok { "pass" } else { "FAIL" }
 }
 
-fn describe(hop: &Hop) -> String {
+pub fn describe(hop: &Hop) -> String {
     match hop {
         Hop::SourceCheck { subnet, passed } => {
             format!("source check in subnet {subnet}: {}", pass(*passed))

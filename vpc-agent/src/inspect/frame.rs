@@ -1,0 +1,281 @@
+//! Ethernet/IPv4 frames for `trace`: the packet an instance would send (built), and what the
+//! datapath made of it (decoded, checksums verified).
+
+use std::net::Ipv4Addr;
+
+use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+
+const ETH: usize = 14;
+
+/// TCP flag bits.
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
+
+/// What to build.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub proto: u8,
+    /// TCP / UDP ports; for ICMP echo `sport` is the identifier.
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    /// ICMP type (8: echo request, 0: echo reply).
+    pub icmp_type: u8,
+    pub ttl: u8,
+}
+
+/// One's complement sum of `data` (16-bit big-endian words) added to `acc`.
+fn sum(data: &[u8], mut acc: u32) -> u32 {
+    for pair in data.chunks(2) {
+        let hi = u32::from(pair[0]) << 8;
+        acc += hi | pair.get(1).map_or(0, |&b| u32::from(b));
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    !(acc as u16)
+}
+
+fn pseudo(ip: &[u8], proto: u8, len: usize) -> u32 {
+    sum(&ip[12..20], u32::from(proto) + len as u32)
+}
+
+/// The frame: Ethernet, IPv4 (20 bytes, DF, `ttl`), then a TCP (20), UDP (8) or ICMP echo
+/// (8) header, with valid checksums.
+pub fn build(s: &Spec) -> Vec<u8> {
+    let l4: Vec<u8> = match s.proto {
+        PROTO_TCP => {
+            let mut t = vec![0u8; 20];
+            t[0..2].copy_from_slice(&s.sport.to_be_bytes());
+            t[2..4].copy_from_slice(&s.dport.to_be_bytes());
+            t[4..8].copy_from_slice(&1000u32.to_be_bytes());
+            if s.tcp_flags & ACK != 0 {
+                t[8..12].copy_from_slice(&2000u32.to_be_bytes());
+            }
+            t[12] = 5 << 4;
+            t[13] = s.tcp_flags;
+            t[14..16].copy_from_slice(&64240u16.to_be_bytes());
+            t
+        }
+        PROTO_UDP => {
+            let mut u = vec![0u8; 8];
+            u[0..2].copy_from_slice(&s.sport.to_be_bytes());
+            u[2..4].copy_from_slice(&s.dport.to_be_bytes());
+            u[4..6].copy_from_slice(&8u16.to_be_bytes());
+            u
+        }
+        _ => {
+            let mut i = vec![0u8; 8];
+            i[0] = s.icmp_type;
+            i[4..6].copy_from_slice(&s.sport.to_be_bytes());
+            i[6..8].copy_from_slice(&1u16.to_be_bytes());
+            i
+        }
+    };
+    let mut ip = vec![0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    ip[4..6].copy_from_slice(&1u16.to_be_bytes());
+    ip[6] = 0x40;
+    ip[8] = s.ttl;
+    ip[9] = s.proto;
+    ip[12..16].copy_from_slice(&s.src.octets());
+    ip[16..20].copy_from_slice(&s.dst.octets());
+    let c = fold(sum(&ip, 0));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut l4 = l4;
+    let at = match s.proto {
+        PROTO_TCP => 16,
+        PROTO_UDP => 6,
+        _ => 2,
+    };
+    let acc = if s.proto == PROTO_ICMP {
+        0
+    } else {
+        pseudo(&ip, s.proto, l4.len())
+    };
+    let mut c = fold(sum(&l4, acc));
+    if s.proto == PROTO_UDP && c == 0 {
+        c = 0xffff;
+    }
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    let mut frame = Vec::with_capacity(ETH + 20 + l4.len());
+    frame.extend_from_slice(&s.dmac);
+    frame.extend_from_slice(&s.smac);
+    frame.extend_from_slice(&0x0800u16.to_be_bytes());
+    frame.extend_from_slice(&ip);
+    frame.extend_from_slice(&l4);
+    frame
+}
+
+/// An IPv4 frame as read back.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Decoded {
+    pub smac: String,
+    pub dmac: String,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub ttl: u8,
+    /// TCP flags (0 otherwise); ICMP type and code.
+    pub tcp_flags: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// Whether the IP header checksum and the L4 checksum (when the whole segment is there
+    /// and the packet is not a later fragment) verify.
+    pub checksums_valid: bool,
+}
+
+pub fn mac_text(m: &[u8]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Decodes an Ethernet frame carrying IPv4 (`None` otherwise or when truncated).
+pub fn decode(f: &[u8]) -> Option<Decoded> {
+    if f.len() < ETH + 20 || f[12..14] != [0x08, 0x00] {
+        return None;
+    }
+    let ip = &f[ETH..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if ip[0] >> 4 != 4 || ihl < 20 || ip.len() < ihl {
+        return None;
+    }
+    let proto = ip[9];
+    let frag = u16::from_be_bytes([ip[6], ip[7]]);
+    let later = frag & 0x1fff != 0;
+    let end = total.clamp(ihl, ip.len());
+    let l4 = &ip[ihl..end];
+    let mut ok = fold(sum(&ip[..ihl], 0)) == 0;
+    let (mut sport, mut dport, mut flags, mut ty, mut code) = (0, 0, 0, 0, 0);
+    let port = |o: usize| {
+        l4.get(o..o + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    if !later {
+        match proto {
+            PROTO_TCP | PROTO_UDP => {
+                sport = port(0);
+                dport = port(2);
+                if proto == PROTO_TCP {
+                    flags = l4.get(13).copied().unwrap_or(0);
+                }
+                let udp_none = proto == PROTO_UDP && port(6) == 0;
+                let whole = total <= ip.len() && frag & 0x2000 == 0;
+                if whole && !udp_none {
+                    ok &= fold(sum(l4, pseudo(ip, proto, l4.len()))) == 0;
+                }
+            }
+            PROTO_ICMP => {
+                ty = l4.first().copied().unwrap_or(0);
+                code = l4.get(1).copied().unwrap_or(0);
+                sport = port(4);
+                dport = sport;
+                if total <= ip.len() {
+                    ok &= fold(sum(l4, 0)) == 0;
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(Decoded {
+        smac: mac_text(&f[6..12]),
+        dmac: mac_text(&f[0..6]),
+        src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+        proto,
+        sport,
+        dport,
+        ttl: ip[8],
+        tcp_flags: flags,
+        icmp_type: ty,
+        icmp_code: code,
+        checksums_valid: ok,
+    })
+}
+
+/// Parses `--flags`: letters S A F R P (as tcpdump prints them), `|` or `,` between them
+/// optional ("S", "SA", "A|P").
+pub fn parse_flags(text: &str) -> Result<u8, String> {
+    let mut flags = 0;
+    for c in text.chars() {
+        flags |= match c.to_ascii_uppercase() {
+            'S' => SYN,
+            'A' => ACK,
+            'F' => FIN,
+            'R' => RST,
+            'P' => PSH,
+            '|' | ',' | '.' => 0,
+            other => return Err(format!("unknown TCP flag '{other}' (S, A, F, R, P)")),
+        };
+    }
+    Ok(flags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(proto: u8) -> Spec {
+        Spec {
+            smac: [2, 0, 0, 0, 0, 1],
+            dmac: [2, 0, 0, 0, 0, 2],
+            src: Ipv4Addr::new(10, 0, 1, 10),
+            dst: Ipv4Addr::new(192, 0, 2, 100),
+            proto,
+            sport: 40000,
+            dport: 443,
+            tcp_flags: SYN,
+            icmp_type: 8,
+            ttl: 64,
+        }
+    }
+
+    #[test]
+    fn built_frames_decode_with_valid_checksums() {
+        for proto in [PROTO_TCP, PROTO_UDP, PROTO_ICMP] {
+            let f = build(&spec(proto));
+            let d = decode(&f).expect("IPv4");
+            assert!(d.checksums_valid, "proto {proto}");
+            assert_eq!(
+                (d.src, d.dst, d.ttl),
+                (spec(proto).src, spec(proto).dst, 64)
+            );
+            assert_eq!(d.smac, "02:00:00:00:00:01");
+        }
+        let tcp = decode(&build(&spec(PROTO_TCP))).unwrap();
+        assert_eq!((tcp.sport, tcp.dport, tcp.tcp_flags), (40000, 443, SYN));
+    }
+
+    #[test]
+    fn a_corrupted_checksum_is_seen() {
+        let mut f = build(&spec(PROTO_UDP));
+        let last = f.len() - 1;
+        f[last - 2] ^= 0xff;
+        assert!(!decode(&f).unwrap().checksums_valid);
+    }
+
+    #[test]
+    fn flags_parse_like_tcpdump_prints_them() {
+        assert_eq!(parse_flags("S"), Ok(SYN));
+        assert_eq!(parse_flags("S|A"), Ok(SYN | ACK));
+        assert_eq!(parse_flags("FA"), Ok(FIN | ACK));
+        assert!(parse_flags("X").is_err());
+    }
+}
