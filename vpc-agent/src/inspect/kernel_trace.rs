@@ -459,7 +459,7 @@ fn describe(
         },
         STEP_SECURITY_GROUP => format!(
             "security groups (set {}), {}: {} (remote class {})",
-            s.c,
+            id(s.c),
             direction(s.small),
             match s.b {
                 SG_MATCH_PROTO_PORT => "allowed by a rule for this protocol and port",
