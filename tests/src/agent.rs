@@ -42,6 +42,18 @@ pub fn cli(args: &[&str]) -> Result<Output> {
         .with_context(|| format!("cannot run {}", agent_bin().display()))
 }
 
+/// `vpc-agent ARGS` in network namespace `ns`, as the agent runs there (nsenter: the host's
+/// bpffs stays visible). What runs the attached programs (`trace`) needs the agent's
+/// interfaces, so it runs where they are.
+pub fn cli_in(ns: &crate::netns::NetNs, args: &[&str]) -> Result<Output> {
+    Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", ns.name()))
+        .arg(agent_bin())
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {} in {}", agent_bin().display(), ns.name()))
+}
+
 /// A unique bpffs directory `/sys/fs/bpf/vt<pid>x<n>`; on drop everything pinned there is
 /// detached and removed (`vpc-agent detach`, then a forced removal).
 pub struct Bpffs {

@@ -17,7 +17,7 @@ use vpc_agent::{
 };
 use vpc_common::agent_state::AGENT_STATE_CHUNK_BYTES;
 use vpc_tests::{
-    agent::{Agent, Bpffs, Scratch, cli},
+    agent::{Agent, Bpffs, Scratch, cli, cli_in},
     flowlog::http_get,
     netns::NetNs,
     require_kernel,
@@ -39,8 +39,13 @@ fn record(config: &std::path::Path, n: u32) -> AgentRecord {
     }
 }
 
-fn run_ok(args: &[&str]) -> String {
-    let out = cli(args).expect("run vpc-agent");
+/// `vpc-agent ARGS`, in `ns` when given (where a running agent's interfaces are).
+fn run_ok(ns: Option<&NetNs>, args: &[&str]) -> String {
+    let out = match ns {
+        Some(ns) => cli_in(ns, args),
+        None => cli(args),
+    }
+    .expect("run vpc-agent");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -54,30 +59,40 @@ fn run_ok(args: &[&str]) -> String {
 
 /// `status`, `flows` and `trace` (its definition from the record) read the record of `bpffs`:
 /// status names `interfaces` interfaces. Returns the status.
-fn readers_work(bpffs: &Bpffs, interfaces: usize, from: &str, to: &str) -> Value {
+fn readers_work(
+    ns: Option<&NetNs>,
+    bpffs: &Bpffs,
+    interfaces: usize,
+    from: &str,
+    to: &str,
+) -> Value {
     let status: Value =
-        serde_json::from_str(&run_ok(&["status", "--json", "--bpffs", bpffs.arg()]))
+        serde_json::from_str(&run_ok(ns, &["status", "--json", "--bpffs", bpffs.arg()]))
             .expect("status JSON");
     let named = status["agent"]["interfaces"]
         .as_object()
         .map_or(0, serde_json::Map::len);
     assert_eq!(named, interfaces, "status names every interface");
-    let flows: Value = serde_json::from_str(&run_ok(&["flows", "--json", "--bpffs", bpffs.arg()]))
-        .expect("flows JSON");
+    let flows: Value =
+        serde_json::from_str(&run_ok(ns, &["flows", "--json", "--bpffs", bpffs.arg()]))
+            .expect("flows JSON");
     assert!(flows.is_array(), "flows lists the live table: {flows}");
-    let trace = run_ok(&[
-        "trace",
-        "--bpffs",
-        bpffs.arg(),
-        "--from",
-        from,
-        "--to",
-        to,
-        "--proto",
-        "tcp",
-        "--dport",
-        "22",
-    ]);
+    let trace = run_ok(
+        ns,
+        &[
+            "trace",
+            "--bpffs",
+            bpffs.arg(),
+            "--from",
+            from,
+            "--to",
+            to,
+            "--proto",
+            "tcp",
+            "--dport",
+            "22",
+        ],
+    );
     assert!(trace.contains(to), "trace explains the packet: {trace}");
     status
 }
@@ -114,7 +129,7 @@ fn a_record_of_500_interfaces_is_read_back_whole_by_status_flows_metrics_and_tra
     );
 
     // Without --config, trace reads the definition path from the record.
-    let status = readers_work(&bpffs, 500, "10.0.1.10", "203.0.113.50");
+    let status = readers_work(None, &bpffs, 500, "10.0.1.10", "203.0.113.50");
     assert_eq!(status["agent_running"], Value::Bool(false), "{status}");
     let collected = status::collect(&bpffs.path).expect("status for the metrics");
     let text = metrics::render(&collected);
@@ -206,7 +221,13 @@ fn a_running_agent_with_250_instance_ports_writes_a_record_every_reader_reads() 
     let bytes = serde_json::to_vec(&record).expect("json").len();
     assert!(bytes > 4096, "the record is {bytes} bytes, more than 4 KiB");
 
-    let status = readers_work(&bpffs, PORTS as usize, "10.0.0.10", "10.0.0.11");
+    let status = readers_work(
+        Some(&router),
+        &bpffs,
+        PORTS as usize,
+        "10.0.0.10",
+        "10.0.0.11",
+    );
     assert_eq!(status["agent_running"], Value::Bool(true), "{status}");
     let metrics = http_get(&router, &format!("http://{METRICS}/metrics")).expect("metrics");
     assert!(

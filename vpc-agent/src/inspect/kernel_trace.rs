@@ -53,6 +53,11 @@ use crate::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelTraceError {
+    #[error(
+        "interface {interface} is not in this network namespace: run trace in the agent's \
+         (nsenter --net=/var/run/netns/NAME vpc-agent trace ...)"
+    )]
+    NotHere { interface: String },
     #[error("no TC ingress program is attached to {interface} (no pinned link {})", path.display())]
     NotAttached {
         interface: String,
@@ -637,11 +642,9 @@ impl<'a> Session<'a> {
         frame: &[u8],
         compare: bool,
     ) -> Result<Comparison, KernelTraceError> {
-        let ifindex =
-            crate::links::ifindex(ingress).ok_or_else(|| KernelTraceError::NotAttached {
-                interface: ingress.to_owned(),
-                path: pin::link_path(self.dir, ingress, programs::TC_INGRESS),
-            })?;
+        let ifindex = crate::links::ifindex(ingress).ok_or_else(|| KernelTraceError::NotHere {
+            interface: ingress.to_owned(),
+        })?;
         let run = run(self.dir, ingress, ifindex, frame)?;
         let outcome = kernel_outcome(&run, &self.names);
         let packet = frame::decode(frame);

@@ -450,6 +450,16 @@ fn monotonic_ns() -> Result<u64> {
     Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
+/// Writes a path's first frame to `target/bench/frames/` (the method section tells a reader
+/// how to run it with `bpftool prog run`).
+fn save_frame(path: Path, suffix: &str, frame: &[u8]) -> Result<()> {
+    let dir = super::workspace_root().join("target/bench/frames");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path.name().replace([' ', '/'], "-").replace(':', "");
+    let file = dir.join(format!("{name}{suffix}.bin"));
+    std::fs::write(&file, frame).with_context(|| format!("writing {}", file.display()))
+}
+
 struct Progs<'a> {
     path: &'a Xdp,
     floor: &'a Xdp,
@@ -463,9 +473,16 @@ fn measure_path(topo: &Topology, progs: &Progs<'_>, path: Path) -> Result<PathCo
     for k in 0..path.distinct() {
         for (ingress, packet) in path.setup(k) {
             let setup_if = topo.port_named(ingress).ifindex;
-            run_xdp_repeat(progs.path, &topo.frame(ingress, &packet), Some(setup_if), 1)?;
+            let frame = topo.frame(ingress, &packet);
+            if k == 0 {
+                save_frame(path, ".setup", &frame)?;
+            }
+            run_xdp_repeat(progs.path, &frame, Some(setup_if), 1)?;
         }
         let frame = topo.frame(path.ingress(), &path.packet(k));
+        if k == 0 {
+            save_frame(path, "", &frame)?;
+        }
         let out = run_xdp_repeat(progs.path, &frame, Some(ifindex), repeat)?;
         if out.verdict != path.expected() {
             if unexpected == 0 {
