@@ -163,6 +163,24 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
             icmp_type,
             icmp_code: 0,
         };
+        if args.json {
+            let t = vpc_agent::evaluator::evaluate(
+                &definition,
+                vpc_agent::evaluator::Ingress::Interface(&ingress),
+                &packet,
+            )
+            .map_err(|e| user(error_chain(&e)))?;
+            print_json(&serde_json::json!({
+                "ingress": ingress,
+                "kernel": null,
+                "note": format!("{why}: the reference evaluator only"),
+                "evaluator": {
+                    "outcome": Outcome::of_evaluator(&t.verdict),
+                    "hops": t.hops.iter().map(trace::describe).collect::<Vec<_>>(),
+                },
+            }));
+            return Ok(());
+        }
         let text =
             trace::explain(&definition, &ingress, &packet).map_err(|e| user(error_chain(&e)))?;
         print!("{text}");

@@ -323,7 +323,7 @@ impl Outcome {
         }
     }
 
-    fn of_evaluator(v: &evaluator::Verdict) -> Self {
+    pub fn of_evaluator(v: &evaluator::Verdict) -> Self {
         match v {
             evaluator::Verdict::Deliver {
                 interface,
