@@ -320,8 +320,14 @@ fn trace_gives_the_test_run_s_verdict_and_bytes_changes_no_map_and_replays_a_cap
     let prog = topo
         .datapath
         .tc(vpc_agent::datapath::object::programs::TC_INGRESS);
-    for (ingress, from, to, proto, dport, flags, expected, code) in ROWS {
+    for (row, (ingress, from, to, proto, dport, flags, expected, code)) in ROWS.iter().enumerate() {
+        let (ingress, from, to, proto, dport, flags, expected, code) = (
+            *ingress, *from, *to, *proto, *dport, *flags, *expected, *code,
+        );
         let dport_text = dport.to_string();
+        // A source port of its own: the plain test run below creates connections in the
+        // test's datapath, which no other row may meet.
+        let sport_text = (41000 + row).to_string();
         let mut args = vec![
             "--from",
             from,
@@ -330,7 +336,7 @@ fn trace_gives_the_test_run_s_verdict_and_bytes_changes_no_map_and_replays_a_cap
             "--proto",
             proto,
             "--sport",
-            "40000",
+            &sport_text,
             "--dport",
             &dport_text,
             "--ingress",

@@ -136,12 +136,22 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
         .clone()
         .or_else(|| trace::default_ingress(&definition, from))
         .ok_or_else(|| user("--ingress is needed: no subnet holds --from and no uplink"))?;
-    if !attached(&args.bpffs, &ingress) {
+    let kernel = if !attached(&args.bpffs, &ingress) {
+        Err(format!(
+            "no datapath attached to {ingress} on {}",
+            args.bpffs.display()
+        ))
+    } else if links::ifindex(&ingress).is_none() {
+        // The test run needs the interface in this network namespace.
+        Err(format!(
+            "{ingress} is not in this network namespace (run trace in the agent's)"
+        ))
+    } else {
+        Ok(())
+    };
+    if let Err(why) = kernel {
         if args.reply {
-            return Err(env(format!(
-                "--reply needs a running agent: no TC ingress program on {ingress} in {}",
-                args.bpffs.display()
-            )));
+            return Err(env(format!("--reply needs the running datapath: {why}")));
         }
         // No datapath: the reference evaluator alone, as it reads the definition.
         let packet = Packet {
@@ -153,13 +163,28 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
             icmp_type,
             icmp_code: 0,
         };
+        if args.json {
+            let t = vpc_agent::evaluator::evaluate(
+                &definition,
+                vpc_agent::evaluator::Ingress::Interface(&ingress),
+                &packet,
+            )
+            .map_err(|e| user(error_chain(&e)))?;
+            print_json(&serde_json::json!({
+                "ingress": ingress,
+                "kernel": null,
+                "note": format!("{why}: the reference evaluator only"),
+                "evaluator": {
+                    "outcome": Outcome::of_evaluator(&t.verdict),
+                    "hops": t.hops.iter().map(trace::describe).collect::<Vec<_>>(),
+                },
+            }));
+            return Ok(());
+        }
         let text =
             trace::explain(&definition, &ingress, &packet).map_err(|e| user(error_chain(&e)))?;
         print!("{text}");
-        println!(
-            "(no datapath attached to {ingress} on {}: the reference evaluator only)",
-            args.bpffs.display()
-        );
+        println!("({why}: the reference evaluator only)");
         return Ok(());
     }
     let session = Session::new(&args.bpffs, &definition).map_err(|e| env(error_chain(&e)))?;

@@ -323,7 +323,7 @@ impl Outcome {
         }
     }
 
-    fn of_evaluator(v: &evaluator::Verdict) -> Self {
+    pub fn of_evaluator(v: &evaluator::Verdict) -> Self {
         match v {
             evaluator::Verdict::Deliver {
                 interface,
@@ -464,7 +464,7 @@ fn describe(
         },
         STEP_SECURITY_GROUP => format!(
             "security groups (set {}), {}: {} (remote class {})",
-            s.c,
+            id(s.c),
             direction(s.small),
             match s.b {
                 SG_MATCH_PROTO_PORT => "allowed by a rule for this protocol and port",
