@@ -129,8 +129,12 @@ struct Agent {
     /// The running generation and whether the last reload was rejected (systemd `STATUS=`).
     generation: u64,
     last_reload_rejected: bool,
-    /// NAT translations found without a connection at the last sweep (freed if still so).
+    /// NAT translations found without a connection at the last orphan scan (freed if still
+    /// so at the next).
     nat_orphans: BTreeSet<NatKey>,
+    /// Sweeps since the daemon started: orphans are looked for every
+    /// [`sweep::ORPHAN_SCAN_EVERY`]th.
+    sweeps: u64,
 }
 
 /// A definition read from the file that is not (yet) the running one.
@@ -247,6 +251,7 @@ impl Agent {
             generation: 0,
             last_reload_rejected: false,
             nat_orphans: BTreeSet::new(),
+            sweeps: 0,
             _lock: lock,
         };
         agent.apply(config, resolved, "start")?;
@@ -336,14 +341,21 @@ impl Agent {
                 total.nat_released += swept.nat_released;
                 total.elapsed += swept.elapsed;
             }
-            let conntrack = pin::open_map(dir, names::CONNTRACK)?;
-            let unassured = pin::open_map(dir, names::CT_UNASSURED)?;
-            total.nat_released +=
-                sweep::release_orphans(&mut nat, &conntrack, &unassured, &mut self.nat_orphans)
-                    .map_err(|source| pin::PinError::Map {
-                        path: pin::map_path(dir, names::NAT_PORTS),
-                        source,
-                    })?;
+            // Orphans are rare (an evicted or never-inserted connection): a scan of every
+            // translation (two lookups each) once a minute, not at every sweep.
+            self.sweeps += 1;
+            if self.sweeps.is_multiple_of(sweep::ORPHAN_SCAN_EVERY) {
+                let conntrack = pin::open_map(dir, names::CONNTRACK)?;
+                let unassured = pin::open_map(dir, names::CT_UNASSURED)?;
+                let orphans = &mut self.nat_orphans;
+                total.nat_released += sweep::release_orphans(
+                    &mut nat, &conntrack, &unassured, orphans,
+                )
+                .map_err(|source| pin::PinError::Map {
+                    path: pin::map_path(dir, names::NAT_PORTS),
+                    source,
+                })?;
+            }
             Ok::<_, pin::PinError>(total)
         })();
         match result {

@@ -13,8 +13,9 @@
 //!
 //! Orphaned translations: a `NAT_PORTS` entry whose connection is in neither table (the LRU
 //! evicted the connection, or its insert failed after the port was claimed) would hold its port
-//! for ever. [`release_orphans`] frees those it found orphaned on two sweeps in a row: a
-//! connection being created (port claimed, entry not yet inserted) is never mistaken for one.
+//! for ever. [`release_orphans`] (every [`ORPHAN_SCAN_EVERY`]th sweep) frees those it found
+//! orphaned on two scans in a row: a connection being created (port claimed, entry not yet
+//! inserted) is never mistaken for one.
 
 use std::{
     collections::BTreeSet,
@@ -29,6 +30,10 @@ use vpc_common::{
 
 /// How often the daemon sweeps.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Every how many sweeps [`release_orphans`] runs (once a minute: an orphan is freed within
+/// two minutes of its connection's disappearance).
+pub const ORPHAN_SCAN_EVERY: u64 = 6;
 
 /// Whether an entry is expired at monotonic time `now`: the datapath's rule
 /// (`CtEntry::live`, shared through `vpc-common`), negated.
