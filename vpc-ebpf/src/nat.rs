@@ -59,14 +59,9 @@ struct Search {
     port: u32,
 }
 
-/// Claims a port on `nat_ip` for the inside endpoint of `flow` (going to flow.dst).
+/// The configured port range (inclusive; zero fields: the default 1024-65535).
 #[inline(always)]
-pub fn allocate(
-    nat_ip: u32,
-    nat_gateway: u32,
-    vpc_id: u32,
-    flow: &Flow,
-) -> Result<u16, DropReason> {
+fn port_range() -> (u16, u16) {
     let cfg = NAT_CONFIG.get(0).copied().unwrap_or_default();
     let min = if cfg.port_min == 0 {
         NAT_PORT_MIN
@@ -78,6 +73,18 @@ pub fn allocate(
     } else {
         cfg.port_max
     };
+    (min, max)
+}
+
+/// Claims a port on `nat_ip` for the inside endpoint of `flow` (going to flow.dst).
+#[inline(always)]
+pub fn allocate(
+    nat_ip: u32,
+    nat_gateway: u32,
+    vpc_id: u32,
+    flow: &Flow,
+) -> Result<u16, DropReason> {
+    let (min, max) = port_range();
     if max < min {
         return Err(DropReason::NatPortExhausted);
     }
@@ -128,17 +135,7 @@ pub fn allocate(
 /// port would be drawn at random.
 #[inline(always)]
 pub fn preview(nat_ip: u32, flow: &Flow) -> u16 {
-    let cfg = NAT_CONFIG.get(0).copied().unwrap_or_default();
-    let min = if cfg.port_min == 0 {
-        NAT_PORT_MIN
-    } else {
-        cfg.port_min
-    };
-    let max = if cfg.port_max == 0 {
-        NAT_PORT_MAX
-    } else {
-        cfg.port_max
-    };
+    let (min, max) = port_range();
     let inside = flow.sport;
     if inside < min || inside > max {
         return 0;
