@@ -119,14 +119,20 @@ pub enum DropReason {
     /// A TCP packet from inside on a NAT gateway connection that no longer exists (it timed
     /// out): the sender gets a RST, as from an AWS NAT gateway.
     NatExpired = 28,
+    /// A packet on a gateway interface (a VPN gateway's, a gateway endpoint's) whose source is
+    /// outside the networks behind that gateway (the VPN's routes, the endpoint's prefix list).
+    GatewaySpoofed = 29,
+    /// A packet from a gateway interface to anything but a private address inside the VPC:
+    /// a public or elastic IP, the internet, another gateway (a VPC is no transit network).
+    GatewayTransit = 30,
 }
 
 impl DropReason {
     /// Number of slots in `DROP_COUNTERS` (the largest value + 1; slot 0 is unused).
-    pub const COUNT: u32 = 29;
+    pub const COUNT: u32 = 31;
 
     /// Every reason, in numeric order.
-    pub const ALL: [DropReason; 28] = [
+    pub const ALL: [DropReason; 30] = [
         Self::Malformed,
         Self::Fragment,
         Self::VlanTagged,
@@ -155,6 +161,8 @@ impl DropReason {
         Self::NatProtocol,
         Self::NotForRouter,
         Self::NatExpired,
+        Self::GatewaySpoofed,
+        Self::GatewayTransit,
     ];
 
     /// A stable, snake_case name for logs, metrics and the CLI.
@@ -188,6 +196,8 @@ impl DropReason {
             Self::NatProtocol => "nat_protocol",
             Self::NotForRouter => "not_for_router",
             Self::NatExpired => "nat_expired",
+            Self::GatewaySpoofed => "gateway_spoofed",
+            Self::GatewayTransit => "gateway_transit",
         }
     }
 

@@ -33,6 +33,9 @@ assert_size!(GlobalConfig, 16);
 pub const IFACE_SUBNET: u8 = 1;
 /// The interface is an internet gateway uplink.
 pub const IFACE_UPLINK: u8 = 2;
+/// The interface leads to a gateway that carries packets untranslated: a VPN gateway's link
+/// towards the customer network, a gateway endpoint's link towards its service.
+pub const IFACE_GATEWAY: u8 = 3;
 
 /// `IFACES` key: an interface in one generation slot.
 #[repr(C)]
@@ -59,17 +62,24 @@ pub const IFACE_F_VIRTUAL: u8 = 1 << 0;
 /// +------+------+----------------------+-------------+-------------+-------------+-----------+
 /// | kind | flags| mac (the port's own) | vpc_id      | subnet_id   | instance_ip | router_ip |
 /// +------+------+----------------------+-------------+-------------+-------------+-----------+
+/// 24            28
+/// +-------------+
+/// | source_table|
+/// +-------------+
 /// ```
+///
+/// A gateway interface ([`IFACE_GATEWAY`]) names, in `source_table`, the `ROUTES` table of the
+/// networks behind the gateway: the only sources it accepts.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IfaceInfo {
-    /// [`IFACE_SUBNET`] or [`IFACE_UPLINK`].
+    /// [`IFACE_SUBNET`], [`IFACE_UPLINK`] or [`IFACE_GATEWAY`].
     pub kind: u8,
     /// `IFACE_F_*` bits.
     pub flags: u8,
     /// The router interface's own MAC address (source of the ARP answers on a port).
     pub mac: [u8; 6],
-    /// The VPC of the subnet (for an uplink: the VPC whose internet gateway it is).
+    /// The VPC of the subnet (for an uplink or a gateway: the VPC whose gateway it is).
     pub vpc_id: u32,
     /// The subnet (0 for an uplink).
     pub subnet_id: u32,
@@ -80,8 +90,10 @@ pub struct IfaceInfo {
     /// errors it sends there: the subnet's `.1`, or the uplink's first address. 0: none
     /// (no ICMP errors are sent on it).
     pub router_ip: u32,
+    /// On a gateway interface: the `ROUTES` table of the sources it accepts (0 elsewhere).
+    pub source_table: u32,
 }
-assert_size!(IfaceInfo, 24);
+assert_size!(IfaceInfo, 28);
 
 impl IfaceInfo {
     /// An instance's own port (as opposed to a shared segment or an uplink).

@@ -50,6 +50,9 @@ pub const TARGET_NAT_GATEWAY: u8 = 3;
 pub const TARGET_PEERING: u8 = 4;
 /// Drop.
 pub const TARGET_BLACKHOLE: u8 = 5;
+/// A gateway that carries packets untranslated, private source kept (a VPN gateway, a gateway
+/// endpoint): `target_id` is its interface's ifindex.
+pub const TARGET_GATEWAY: u8 = 6;
 
 /// `ROUTES` value.
 #[repr(C)]

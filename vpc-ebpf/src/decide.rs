@@ -10,7 +10,11 @@
 //!   peering: the peer VPC's local routes -> its subnet's ACL inbound -> deliver
 //!   NAT gateway N in subnet P: network ACL of P inbound -> P's route table (internet
 //!   gateway) -> network ACL of P outbound -> source translated to N's elastic IP and a port
+//!   gateway (VPN gateway, gateway endpoint): untranslated out of its link
 //!   blackhole / no route: drop
+//! from a gateway's link: only the networks behind it as sources -> only private VPC
+//!   addresses, untranslated -> connection tracking -> ACL inbound of the subnet -> security
+//!   groups inbound -> deliver
 //! from the uplink: anti-spoofing (no VPC, router or martian source) -> to an instance's public IP -> 1:1 destination translation -> connection
 //!   tracking -> ACL inbound of its subnet -> security groups inbound -> deliver; to a NAT gateway's elastic IP: replies only (Datapath III); to
 //!   any other VPC address: drop; anything else is the router's own traffic (kernel).
@@ -23,11 +27,12 @@ use vpc_common::{
     acl::{ACL_INBOUND, ACL_OUTBOUND},
     conntrack::CtKey,
     iface::{
-        ENDPOINT_INSTANCE, Endpoint, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, PublicKey,
-        PublicTarget, SubnetInfo,
+        ENDPOINT_INSTANCE, Endpoint, IFACE_GATEWAY, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo,
+        PublicKey, PublicTarget, SubnetInfo,
     },
     route::{
-        TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
+        TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INTERNET_GATEWAY, TARGET_LOCAL,
+        TARGET_NAT_GATEWAY, TARGET_PEERING,
     },
     trace::{
         STEP_DELIVER, STEP_SOURCE_CHECK, STEP_TO_HOST, STEP_TRANSLATE, STEP_UPLINK_SOURCE_CHECK,
@@ -47,22 +52,52 @@ use crate::{
     verdict::{Decision, Forward},
 };
 
-/// Runs the pipeline for a packet that arrived on managed interface `iface`.
+/// Which interfaces a program decides for: the XDP programs split them (each keeps only its
+/// branches, and so its own stack frame), the TC program takes all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Sides {
+    /// Subnet interfaces (instance ports, shared segments).
+    Inside,
+    /// Uplinks and gateways.
+    Outside,
+    Both,
+}
+
+impl Sides {
+    /// Whether a program for these sides decides packets of interface `kind`.
+    #[inline(always)]
+    pub fn takes(self, kind: u8) -> bool {
+        match self {
+            Self::Inside => kind == IFACE_SUBNET,
+            Self::Outside => kind == IFACE_UPLINK || kind == IFACE_GATEWAY,
+            Self::Both => true,
+        }
+    }
+}
+
+/// Runs the pipeline for a packet that arrived on managed interface `iface`, one of `sides`
+/// (a constant at every call site: the other side's code is not in the program).
 ///
 /// `known` is the packet's connection lookup when the caller already did it (the fast path's
 /// miss); it must be for this very `flow`.
 #[inline(always)]
 pub fn decide<M: Mode>(
     mode: M,
+    sides: Sides,
     slot: u32,
     iface: &IfaceInfo,
     flow: &mut Flow,
     known: Option<Result<Track, DropReason>>,
 ) -> Result<Decision, DropReason> {
+    if !sides.takes(iface.kind) {
+        // The caller hands other interfaces to their own program; never decided here.
+        return Err(DropReason::BadTarget);
+    }
     fragment::classify(mode, flow)?;
     match iface.kind {
         IFACE_SUBNET => from_subnet(mode, iface, flow, known),
         IFACE_UPLINK => from_uplink(mode, slot, iface, flow),
+        IFACE_GATEWAY => from_gateway(mode, slot, iface, flow),
         _ => Ok(Decision::Unmanaged),
     }
 }
@@ -214,6 +249,8 @@ fn route_from_subnet<M: Mode>(
             deliver(mode, peer_vpc, 0, local.target_id, flow, 0, track)
         }
         TARGET_BLACKHOLE => Err(DropReason::Blackhole),
+        // Untranslated, private source kept: the gateway's link.
+        TARGET_GATEWAY => Ok(Decision::Forward(Forward::to(route.target_id, 0, 0))),
         TARGET_NAT_GATEWAY => through_nat_gateway(mode, iface.vpc_id, route.target_id, flow),
         _ => Err(DropReason::BadTarget),
     }
@@ -515,6 +552,48 @@ fn from_uplink<M: Mode>(
     )?;
     if let Decision::Forward(ref mut fwd) = decision {
         conntrack::commit(mode, &inside, track, fwd)?;
+    }
+    Ok(decision)
+}
+
+/// A packet from a gateway that carries packets untranslated (a VPN gateway, a gateway
+/// endpoint): its source must be behind the gateway, and it reaches private VPC addresses
+/// only, as they are: never a public or elastic IP nor anything beyond the VPC (no transit).
+/// The router's own address on the link is the router's.
+#[inline(always)]
+fn from_gateway<M: Mode>(
+    mode: M,
+    slot: u32,
+    iface: &IfaceInfo,
+    flow: &Flow,
+) -> Result<Decision, DropReason> {
+    let checked = source_check::from_gateway(iface, flow);
+    mode.step(
+        STEP_UPLINK_SOURCE_CHECK,
+        checked.is_ok() as u8,
+        0,
+        flow.src,
+        0,
+        0,
+    );
+    checked?;
+    if copied(&PUBLIC_IPS, PublicKey { ip: flow.dst, slot }).is_some() {
+        return Err(DropReason::GatewayTransit);
+    }
+    let vpc = copied(&VPCS, iface.vpc_id).ok_or(DropReason::BadTarget)?;
+    if route::lookup(vpc.local_table, flow.dst).is_none() {
+        if flow.dst == iface.router_ip {
+            mode.step(STEP_TO_HOST, 0, 0, flow.dst, 0, 0);
+            return Ok(Decision::ToHost);
+        }
+        return Err(DropReason::GatewayTransit);
+    }
+    let ep = endpoint(iface.vpc_id, flow.dst).ok_or(DropReason::UnknownDestination)?;
+    let track = conntrack::lookup(mode, flow)?;
+    trace::connection(mode, &track);
+    let mut decision = deliver(mode, iface.vpc_id, 0, ep.subnet_id, flow, 0, &track)?;
+    if let Decision::Forward(ref mut fwd) = decision {
+        conntrack::commit(mode, flow, track, fwd)?;
     }
     Ok(decision)
 }

@@ -44,7 +44,7 @@ use vpc_common::{
 
 use crate::{
     arp::ArpAction,
-    decide::decide,
+    decide::{Sides, decide},
     fastpath::Probe,
     interface::interface,
     maps::{SUBNETS, copied},
@@ -81,21 +81,39 @@ fn finish<A>(hook: Hook, bytes: u64, verdict: Result<Verdict<A>, DropReason>, dr
 }
 
 /// XDP ingress program on every VPC interface.
+///
+/// Inlined into the entry point the macro generates: a separate frame would count against the
+/// 512-byte stack of the call chain (the entry, this, the ACL loop's callback).
 #[xdp]
+#[inline(always)]
 pub fn vpc_xdp(ctx: XdpContext) -> u32 {
+    xdp_program(&ctx, Sides::Inside)
+}
+
+/// The XDP program for packets from outside the VPC (uplinks, gateways): reached from
+/// [`vpc_xdp`] through `XDP_OUTSIDE` (a tail call), never attached.
+#[xdp]
+#[inline(always)]
+pub fn vpc_xdp_outside(ctx: XdpContext) -> u32 {
+    xdp_program(&ctx, Sides::Outside)
+}
+
+/// Either XDP program: the interfaces of `sides` (a constant).
+#[inline(always)]
+fn xdp_program(ctx: &XdpContext, sides: Sides) -> u32 {
     // Opaque: the compiler must not fold this length into the packet pointers the verifier
     // tracks.
     let bytes = core::hint::black_box(ctx.data_end() - ctx.data()) as u64;
     finish(
         Hook::Xdp,
         bytes,
-        try_vpc_xdp(&ctx, bytes),
+        try_vpc_xdp(ctx, sides, bytes),
         xdp_action::XDP_DROP,
     )
 }
 
 #[inline(always)]
-fn try_vpc_xdp(ctx: &XdpContext, bytes: u64) -> Result<Verdict<u32>, DropReason> {
+fn try_vpc_xdp(ctx: &XdpContext, sides: Sides, bytes: u64) -> Result<Verdict<u32>, DropReason> {
     let ingress = ctx.ingress_ifindex() as u32;
     let Some((slot, iface)) = interface(ingress) else {
         return Ok(Verdict::Return(xdp_action::XDP_PASS));
@@ -105,9 +123,19 @@ fn try_vpc_xdp(ctx: &XdpContext, bytes: u64) -> Result<Verdict<u32>, DropReason>
     if iface.flags & IFACE_F_VIRTUAL != 0 {
         return Ok(Verdict::Return(xdp_action::XDP_PASS));
     }
+    if sides == Sides::Inside && iface.kind != IFACE_SUBNET {
+        // SAFETY: a tail call into a program of the same type on the same context.
+        unsafe { maps::XDP_OUTSIDE.tail_call(ctx, 0) };
+        // Not set (the agent loads both): never decided by a program without that side.
+        return Err(DropReason::BadTarget);
+    }
     clock::start();
     let mut flow = match parse(ctx)? {
         Frame::Ipv4(flow) => flow,
+        // Outside the VPC, ARP is the kernel's (only instance ports answer it themselves).
+        Frame::Arp(_) if sides == Sides::Outside => {
+            return Ok(Verdict::Return(xdp_action::XDP_PASS));
+        }
         Frame::Arp(a) => {
             return Ok(Verdict::Return(match arp(ctx, &iface, &a)? {
                 ArpAction::Answered => xdp_action::XDP_TX,
@@ -118,7 +146,7 @@ fn try_vpc_xdp(ctx: &XdpContext, bytes: u64) -> Result<Verdict<u32>, DropReason>
     };
     packet::addressed_to(ctx, &iface.mac)?;
     let mut fwd = Forward::to(0, 0, 0);
-    let verdict = xdp_pipeline(ctx, slot, ingress, &iface, &mut flow, &mut fwd)
+    let verdict = xdp_pipeline(ctx, sides, slot, ingress, &iface, &mut flow, &mut fwd)
         .unwrap_or_else(Verdict::dropped);
     flows::account(ingress, &flow, bytes, &verdict, &fwd);
     Ok(verdict)
@@ -129,13 +157,15 @@ fn try_vpc_xdp(ctx: &XdpContext, bytes: u64) -> Result<Verdict<u32>, DropReason>
 #[inline(always)]
 fn xdp_pipeline(
     ctx: &XdpContext,
+    sides: Sides,
     slot: u32,
     ingress: u32,
     iface: &IfaceInfo,
     flow: &mut Flow,
     fwd: &mut Forward,
 ) -> Result<Verdict<u32>, DropReason> {
-    let subnet = iface.kind == IFACE_SUBNET;
+    // The inside program sees subnet interfaces only (it handed the others over).
+    let subnet = sides == Sides::Inside;
     let mut known = None;
     if subnet {
         match fastpath::probe(flow, ingress) {
@@ -152,7 +182,7 @@ fn xdp_pipeline(
             Probe::Miss(track) => known = track,
         }
     }
-    *fwd = match decide(Live, slot, iface, flow, known)? {
+    *fwd = match decide(Live, sides, slot, iface, flow, known)? {
         Decision::Forward(fwd) => fwd,
         Decision::Unmanaged | Decision::ToHost => {
             return Ok(Verdict::Return(xdp_action::XDP_PASS));
@@ -284,7 +314,7 @@ fn tc_pipeline<M: Mode>(
     flow: &mut Flow,
     fwd: &mut Forward,
 ) -> Result<Verdict<i32>, DropReason> {
-    *fwd = match decide(mode, slot, iface, flow, None)? {
+    *fwd = match decide(mode, Sides::Both, slot, iface, flow, None)? {
         Decision::Forward(fwd) => fwd,
         Decision::Unmanaged | Decision::ToHost => return Ok(Verdict::Return(TC_ACT_OK)),
         Decision::Reset => {

@@ -3,7 +3,9 @@
 //! their documentation.
 
 use aya_ebpf::{
-    btf_maps::{Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+    btf_maps::{
+        Array, DevMapHash, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray,
+    },
     macros::btf_map,
 };
 use vpc_common::{
@@ -170,6 +172,13 @@ pub struct FragPorts {
 /// Datagrams whose first fragment was seen: later fragments are classified with these ports.
 #[btf_map]
 pub static FRAGMENTS: LruHashMap<FragKey, FragPorts, 8192> = LruHashMap::new();
+
+/// `XDP_OUTSIDE[0]`: the XDP program for packets from outside the VPC (`vpc_xdp_outside`:
+/// uplinks and gateways), set by the agent when it loads the object. The attached program
+/// (`vpc_xdp`) handles subnet interfaces and hands every other packet over to it: each keeps
+/// its own stack frame within the verifier's 512 bytes.
+#[btf_map]
+pub static XDP_OUTSIDE: ProgramArray<1> = ProgramArray::new();
 
 /// The registered endpoint at `ip` in VPC `vpc_id`.
 #[inline(always)]

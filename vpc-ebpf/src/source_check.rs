@@ -10,6 +10,10 @@
 //!   such packets are dropped before anything else, since an instance would otherwise answer
 //!   them into the VPC.
 //!
+//! - **Gateway** (a VPN gateway's or gateway endpoint's link): the source must be inside the
+//!   networks behind the gateway (its `source_table`: the VPN's routes, the endpoint's prefix
+//!   list), which the agent keeps apart from every VPC block.
+//!
 //! Packets to the router itself pass the same checks as forwarded ones.
 
 use vpc_common::{
@@ -46,5 +50,14 @@ pub fn from_uplink(slot: u32, flow: &Flow) -> Result<(), DropReason> {
     match route::lookup(uplink_spoof_table(slot), flow.src) {
         Some(_) => Err(DropReason::UplinkSpoofed),
         None => Ok(()),
+    }
+}
+
+/// A packet that arrived on gateway interface `iface`: its source must be behind the gateway.
+#[inline(always)]
+pub fn from_gateway(iface: &IfaceInfo, flow: &Flow) -> Result<(), DropReason> {
+    match route::lookup(iface.source_table, flow.src) {
+        Some(_) => Ok(()),
+        None => Err(DropReason::GatewaySpoofed),
     }
 }

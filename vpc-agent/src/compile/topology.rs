@@ -77,6 +77,7 @@ fn iface_info(
         subnet_id,
         instance_ip,
         router_ip,
+        source_table: 0,
     }
 }
 

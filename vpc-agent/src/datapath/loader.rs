@@ -201,14 +201,15 @@ impl Datapath {
 
     fn load_with(mut loader: EbpfLoader<'_>) -> Result<Self, DatapathError> {
         let mut ebpf = loader.load(OBJECT)?;
-        let name = programs::XDP;
-        let xdp: &mut Xdp = ebpf
-            .program_mut(name)
-            .ok_or(DatapathError::MissingProgram { name })?
-            .try_into()
-            .map_err(|source| DatapathError::Program { name, source })?;
-        xdp.load()
-            .map_err(|source| DatapathError::Program { name, source })?;
+        for name in [programs::XDP, programs::XDP_OUTSIDE] {
+            let xdp: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(DatapathError::MissingProgram { name })?
+                .try_into()
+                .map_err(|source| DatapathError::Program { name, source })?;
+            xdp.load()
+                .map_err(|source| DatapathError::Program { name, source })?;
+        }
         for name in [
             programs::TC_INGRESS,
             programs::TC_EGRESS,
@@ -222,36 +223,8 @@ impl Datapath {
             tc.load()
                 .map_err(|source| DatapathError::Program { name, source })?;
         }
-        let mut datapath = Self { ebpf };
-        datapath.set_trace_program()?;
-        Ok(datapath)
-    }
-
-    /// Points `TRACE_PROG[0]` at this object's trace-mode program, so that trace runs of the
-    /// TC ingress program (`vpc-agent trace`) reach it.
-    fn set_trace_program(&mut self) -> Result<(), DatapathError> {
-        let name = programs::TC_TRACE;
-        let program_err = |source| DatapathError::Program { name, source };
-        let fd = self
-            .tc(name)
-            .fd()
-            .map_err(program_err)?
-            .try_clone()
-            .map_err(|e| program_err(ProgramError::IOError(e)))?;
-        let map_err = |source| DatapathError::Map {
-            name: maps::TRACE_PROG,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map_mut(maps::TRACE_PROG)
-            .ok_or(DatapathError::MissingMap {
-                name: maps::TRACE_PROG,
-            })?;
-        aya::maps::ProgramArray::try_from(map)
-            .map_err(map_err)?
-            .set(0, &fd, 0)
-            .map_err(map_err)
+        link_tail_calls(&mut ebpf)?;
+        Ok(Self { ebpf })
     }
 
     /// The XDP ingress program.
@@ -555,4 +528,44 @@ pub fn drop_stats(
         }
     }
     Ok(out)
+}
+
+/// Fills the program arrays of a loaded object (its programs loaded): trace runs of the TC
+/// ingress program reach the trace-mode program (`vpc-agent trace`), and the XDP program hands
+/// uplink and gateway packets to its outside half. Without them those packets are dropped.
+pub fn link_tail_calls(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
+    set_tail_call(ebpf, maps::TRACE_PROG, programs::TC_TRACE)?;
+    set_xdp_outside(ebpf)
+}
+
+/// The XDP half of [`link_tail_calls`] (for a loader that loads only the XDP programs).
+pub fn set_xdp_outside(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
+    set_tail_call(ebpf, maps::XDP_OUTSIDE, programs::XDP_OUTSIDE)
+}
+
+/// Points program array `map_name`'s slot 0 at program `name`.
+fn set_tail_call(
+    ebpf: &mut Ebpf,
+    map_name: &'static str,
+    name: &'static str,
+) -> Result<(), DatapathError> {
+    let program_err = |source| DatapathError::Program { name, source };
+    let fd = ebpf
+        .program(name)
+        .ok_or(DatapathError::MissingProgram { name })?
+        .fd()
+        .map_err(program_err)?
+        .try_clone()
+        .map_err(|e| program_err(ProgramError::IOError(e)))?;
+    let map_err = |source| DatapathError::Map {
+        name: map_name,
+        source,
+    };
+    let map = ebpf
+        .map_mut(map_name)
+        .ok_or(DatapathError::MissingMap { name: map_name })?;
+    aya::maps::ProgramArray::try_from(map)
+        .map_err(map_err)?
+        .set(0, &fd, 0)
+        .map_err(map_err)
 }

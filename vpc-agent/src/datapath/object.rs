@@ -5,8 +5,11 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 
 /// Program names in the object.
 pub mod programs {
-    /// XDP ingress program attached to every VPC interface.
+    /// XDP ingress program attached to every VPC interface (it decides for subnet interfaces).
     pub const XDP: &str = "vpc_xdp";
+    /// XDP program for packets from outside the VPC (uplinks, gateways): reached from `XDP`
+    /// through `XDP_OUTSIDE`; never attached.
+    pub const XDP_OUTSIDE: &str = "vpc_xdp_outside";
     /// TC ingress program (kernel path) on every VPC interface.
     pub const TC_INGRESS: &str = "vpc_tc_ingress";
     /// TC egress guard on subnet interfaces.
@@ -78,6 +81,8 @@ pub mod maps {
     pub const TRACE: &str = "TRACE";
     /// `TRACE_PROG[0]`: the trace-mode program the TC ingress program hands trace runs to.
     pub const TRACE_PROG: &str = "TRACE_PROG";
+    /// `XDP_OUTSIDE[0]`: the XDP program the attached one hands uplink and gateway packets to.
+    pub const XDP_OUTSIDE: &str = "XDP_OUTSIDE";
 
     /// How `status` counts the entries in use of a map.
     #[derive(Clone, Copy)]
@@ -114,7 +119,7 @@ pub mod maps {
     }
 
     /// Every map of the object, each pinned by name under the agent's bpffs directory.
-    pub const ALL: [MapSpec; 31] = [
+    pub const ALL: [MapSpec; 32] = [
         spec(CONFIG, Entries::Slots(1)),
         spec(AGENT_STATE, Entries::Read(agent_state_entries)),
         spec(IFACES, Entries::Read(hash::<IfaceKey, IfaceInfo>)),
@@ -148,6 +153,7 @@ pub mod maps {
         spec(NOW, Entries::Scratch),
         spec(TRACE, Entries::Scratch),
         spec(TRACE_PROG, Entries::Slots(1)),
+        spec(XDP_OUTSIDE, Entries::Slots(1)),
     ];
 
     /// The names of [`ALL`], in its order.

@@ -345,13 +345,15 @@ fn load(topo: &Topology, compiled: &Compiled, conntrack: u32) -> Result<Ebpf> {
         .map_max_entries(maps::NAT_PORTS, 1 << 20)
         .load(OBJECT)
         .context("loading the eBPF object")?;
-    for name in [programs::XDP, programs::FLOOR] {
+    for name in [programs::XDP, programs::XDP_OUTSIDE, programs::FLOOR] {
         let prog: &mut Xdp = ebpf
             .program_mut(name)
             .with_context(|| format!("program {name} missing"))?
             .try_into()?;
         prog.load().with_context(|| format!("loading {name}"))?;
     }
+    // The TC programs are not loaded here: only the XDP hand-over is linked.
+    vpc_agent::datapath::loader::set_xdp_outside(&mut ebpf).context("linking vpc_xdp_outside")?;
     vpc_agent::datapath::sync::apply(&mut ebpf, compiled, 1).context("writing the definition")?;
     keep_in_dispatcher(topo, &mut ebpf)?;
     Ok(ebpf)
