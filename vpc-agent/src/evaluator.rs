@@ -72,6 +72,8 @@ pub enum RouteHopTarget {
     },
     InternetGateway(String),
     NatGateway(String),
+    /// A gateway that carries packets untranslated (a VPN gateway), by name.
+    Gateway(String),
     Peering {
         connection: String,
         peer_vpc: String,
@@ -126,6 +128,8 @@ pub enum Hop {
     /// Anti-spoofing on the uplink: the source is (not) one no internet host has (a VPC
     /// block, the router's own addresses, a martian).
     UplinkSourceCheck { passed: bool },
+    /// On a gateway's link: the source is (not) inside the networks behind the gateway.
+    GatewaySourceCheck { gateway: String, passed: bool },
     /// The packet belongs to a tracked connection: `instance`'s security groups are skipped.
     TrackedConnection {
         instance: String,
@@ -193,6 +197,11 @@ enum Entry {
         port: Option<usize>,
     },
     Uplink,
+    /// The link of gateway `gateway` of VPC `vpc`.
+    Gateway {
+        vpc: usize,
+        gateway: usize,
+    },
 }
 
 impl<'a> Evaluator<'a> {
@@ -212,6 +221,7 @@ impl<'a> Evaluator<'a> {
                 run.entering_from_subnet(vpc, subnet, port, packet)
             }
             Entry::Uplink => run.entering_from_uplink(packet),
+            Entry::Gateway { vpc, gateway } => run.entering_from_gateway(vpc, gateway, packet),
         };
         Ok(Trace {
             hops: run.hops,
@@ -259,6 +269,9 @@ impl<'a> Evaluator<'a> {
                         port: None,
                     }),
                     Some(InterfaceRole::Uplink { .. }) => Ok(Entry::Uplink),
+                    Some(InterfaceRole::Gateway { vpc, gateway }) => {
+                        Ok(Entry::Gateway { vpc, gateway })
+                    }
                     None => Err(EvalError::UnknownInterface(name.to_owned())),
                 }
             }
@@ -619,10 +632,59 @@ impl Run<'_> {
                 self.route_hop(v, table, Some(dest), hop);
                 self.peering(pcx.peer_vpc, p)
             }
+            RouteTarget::Gateway(g) => {
+                let gateway = &vpc.gateways[*g];
+                let hop = RouteHopTarget::Gateway(gateway.name.clone());
+                self.route_hop(v, table, Some(dest), hop);
+                // Untranslated: the private source is kept.
+                Verdict::Deliver {
+                    interface: gateway.interface.clone(),
+                    src: p.src,
+                    dst: p.dst,
+                }
+            }
             RouteTarget::Blackhole => {
                 self.route_hop(v, table, Some(dest), RouteHopTarget::Blackhole);
                 Verdict::Drop(DropReason::Blackhole)
             }
+        }
+    }
+
+    /// From gateway `g` of VPC `v` (a VPN gateway): the source must be behind it; only
+    /// private addresses of the VPC are reachable, untranslated (no public or elastic IP,
+    /// nothing beyond the VPC: no transit). The router's own address on the link is not part
+    /// of the definition; a packet to it is counted as transit here.
+    fn entering_from_gateway(&mut self, v: usize, g: usize, p: &Packet) -> Verdict {
+        let vpc = &self.config.vpcs[v];
+        let gateway = &vpc.gateways[g];
+        let passed = gateway.networks.iter().any(|n| n.contains(&p.src));
+        self.hops.push(Hop::GatewaySourceCheck {
+            gateway: gateway.name.clone(),
+            passed,
+        });
+        if !passed {
+            return Verdict::Drop(DropReason::GatewaySpoofed);
+        }
+        let public = self.config.vpcs.iter().any(|vpc| {
+            vpc.instances.iter().any(|i| i.public_ip == Some(p.dst))
+                || vpc.nat_gateways.iter().any(|n| n.elastic_ip == p.dst)
+        });
+        let block = vpc.cidr_blocks.iter().find(|b| b.contains(&p.dst));
+        let (false, Some(block)) = (public, block) else {
+            return Verdict::Drop(DropReason::GatewayTransit);
+        };
+        let dest = vpc.subnets.iter().position(|d| d.cidr.contains(&p.dst));
+        self.hops.push(Hop::Route {
+            vpc: vpc.name.clone(),
+            table: crate::compile::ids::LOCAL_TABLE_NAME.to_owned(),
+            destination: Some(dest.map_or(*block, |d| vpc.subnets[d].cidr)),
+            target: RouteHopTarget::Local {
+                subnet: dest.map(|d| vpc.subnets[d].name.clone()),
+            },
+        });
+        match dest {
+            Some(d) => self.deliver(v, d, None, p),
+            None => Verdict::Drop(DropReason::UnknownDestination),
         }
     }
 

@@ -379,7 +379,7 @@ rejects!(
         base!(),
         "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: nat-z }] }]\n"
     ),
-    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, NAT gateway or peering connection of VPC 'prod', nor 'blackhole'"
+    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, VPN gateway, NAT gateway or peering connection of VPC 'prod', nor 'blackhole'"
 );
 rejects!(
     route_target_is_not_local,
@@ -648,7 +648,7 @@ rejects!(
 rejects!(
     unknown_keys_are_errors,
     concat!(base!(), "    subnet: []\n"),
-    "7:5: vpcs[0].subnet: unknown field `subnet`, expected one of name, cidr_blocks, internet_gateway, nat_gateways, subnets, route_tables, network_acls, security_groups, instances, peering_connections"
+    "7:5: vpcs[0].subnet: unknown field `subnet`, expected one of name, cidr_blocks, internet_gateway, vpn_gateway, nat_gateways, subnets, route_tables, network_acls, security_groups, instances, peering_connections"
 );
 rejects!(
     duplicate_keys_are_errors,
@@ -1068,4 +1068,94 @@ fn flow_logs_resolve_traffic_type_scope_and_ipfix() {
     .expect("valid");
     assert_eq!(one.flow_logs.len(), 1);
     assert_eq!(one.flow_logs[0].traffic_type, TrafficType::All);
+}
+
+// ----- VPN gateway -----
+
+rejects!(
+    vpn_gateway_routes_are_valid_unique_and_outside_every_vpc,
+    concat!(
+        base!(),
+        "    vpn_gateway:\n",
+        "      name: vgw\n",
+        "      interface: vpn0\n",
+        "      routes: [172.16.0.0/33, 172.16.0.0/16, 172.16.0.0/16, 10.0.8.0/24]\n",
+    ),
+    "10:16: vpcs[0].vpn_gateway.routes[0]: invalid CIDR '172.16.0.0/33': expected an IPv4 network such as 10.0.0.0/16",
+    "10:46: vpcs[0].vpn_gateway.routes[2]: duplicate VPN route 172.16.0.0/16 (also at line 10)",
+    "10:61: vpcs[0].vpn_gateway.routes[3]: VPN route 10.0.8.0/24 overlaps 10.0.0.0/16 of VPC 'prod': the customer network and the VPCs must not overlap (their addresses are kept across the VPN)"
+);
+rejects!(
+    vpn_gateway_needs_routes,
+    concat!(
+        base!(),
+        "    vpn_gateway: { name: vgw, interface: vpn0, routes: [] }\n"
+    ),
+    "7:56: vpcs[0].vpn_gateway.routes: a VPN gateway needs the customer network's prefixes in `routes`"
+);
+rejects!(
+    vpn_gateway_names_and_interfaces_are_unique,
+    concat!(
+        base!(),
+        "    vpn_gateway: { name: igw, interface: sub0, routes: [172.16.0.0/16] }\n"
+    ),
+    // Gateways are checked before subnets: the clash is reported on the subnet.
+    "6:50: vpcs[0].subnets[0].interface: interface 'sub0' is already used by VPN gateway 'igw' of VPC 'prod'",
+    "7:26: vpcs[0].vpn_gateway.name: duplicate route target name 'igw': also the internet gateway at line 4"
+);
+rejects!(
+    only_the_vpn_gateway_propagates,
+    concat!(
+        base!(),
+        "    route_tables:\n",
+        "      - { name: rt, propagate: [igw, vgw] }\n",
+        "  - name: dev\n",
+        "    cidr_blocks: [10.1.0.0/16]\n",
+        "    vpn_gateway: { name: vgw, interface: vpn0, routes: [172.16.0.0/16] }\n",
+        "    route_tables:\n",
+        "      - { name: rt, propagate: [vgw, vgw, igw] }\n",
+    ),
+    "8:33: vpcs[0].route_tables[0].propagate[0]: 'igw' cannot propagate routes: VPC 'prod' has no VPN gateway",
+    "8:38: vpcs[0].route_tables[0].propagate[1]: 'vgw' cannot propagate routes: VPC 'prod' has no VPN gateway",
+    "13:38: vpcs[1].route_tables[0].propagate[1]: VPN gateway 'vgw' is propagated twice",
+    "13:43: vpcs[1].route_tables[0].propagate[2]: unknown VPN gateway 'igw': only the VPC's VPN gateway 'vgw' propagates routes"
+);
+
+/// Propagated routes join the table; a static route for the same prefix wins over one.
+#[test]
+fn propagated_routes_yield_to_static_ones_for_the_same_prefix() {
+    use vpc_agent::config::validated::{GatewayKind, RouteTarget};
+    let yaml = concat!(
+        base!(),
+        "    vpn_gateway: { name: vgw, interface: vpn0, routes: [172.16.0.0/16, 172.17.0.0/16] }\n",
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        propagate: [vgw]\n",
+        "        routes: [{ destination: 172.16.0.0/16, target: blackhole }]\n",
+        "      - { name: plain, routes: [{ destination: 172.17.0.0/16, target: vgw }] }\n",
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let vpc = &config.vpcs[0];
+    assert_eq!(vpc.gateways.len(), 1);
+    assert_eq!(vpc.gateways[0].kind, GatewayKind::Vpn);
+    assert_eq!(vpc.gateways[0].interface, "vpn0");
+    let routes: Vec<_> = vpc.route_tables[0]
+        .routes
+        .iter()
+        .map(|r| (r.destination.to_string(), r.target.clone(), r.propagated))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("172.16.0.0/16".to_owned(), RouteTarget::Blackhole, false),
+            ("172.17.0.0/16".to_owned(), RouteTarget::Gateway(0), true),
+        ]
+    );
+    // Without `propagate` a table has only its own routes; a static route may name the gateway.
+    let plain = &vpc.route_tables[1].routes;
+    assert_eq!(plain.len(), 1);
+    assert_eq!(
+        (plain[0].target.clone(), plain[0].propagated),
+        (RouteTarget::Gateway(0), false)
+    );
 }

@@ -20,6 +20,9 @@ pub struct Ids {
     pub subnet: Vec<Vec<u32>>,
     pub route_table: Vec<Vec<u32>>,
     pub local_table: Vec<u32>,
+    /// Per VPC, per gateway: the `ROUTES` table of the sources its link accepts (the
+    /// networks behind it).
+    pub gateway_table: Vec<Vec<u32>>,
     pub acl: Vec<Vec<u32>>,
     pub nat_gateway: Vec<Vec<u32>>,
     pub instance: Vec<Vec<u32>>,
@@ -68,6 +71,7 @@ impl Ids {
             ids.subnet.push(subnets.take(vpc.subnets.len()));
             ids.route_table.push(tables.take(vpc.route_tables.len()));
             ids.local_table.extend(tables.take(1));
+            ids.gateway_table.push(tables.take(vpc.gateways.len()));
             ids.nat_gateway.push(nats.take(vpc.nat_gateways.len()));
             ids.instance.push(instances.take(vpc.instances.len()));
             let v = ids.vpc.len() - 1;

@@ -146,8 +146,8 @@ pub fn compile(
     routes::uplink_spoof_routes(config, slot, &uplink_addresses, &mut out.routes);
     let mut acl_overflow = Vec::new();
     for (v, vpc) in config.vpcs.iter().enumerate() {
-        let igw_ifindex = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;
-        routes::vpc_routes(vpc, v, &ids, igw_ifindex, &mut out.routes);
+        let links = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;
+        routes::vpc_routes(vpc, v, &ids, &links, &mut out.routes);
         security_groups::vpc_security_groups(vpc, v, &ids, &mut out.sg_remotes, &mut out.sg_rules);
         for (a, def) in vpc.network_acls.iter().enumerate() {
             let acl_id = ids.acl[v][a];

@@ -5,14 +5,14 @@ use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use ipnet::Ipv4Net;
 use vpc_common::route::{
-    ROUTE_TABLE_BITS, RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY,
-    TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING, uplink_spoof_table,
+    ROUTE_TABLE_BITS, RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_GATEWAY,
+    TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING, uplink_spoof_table,
 };
 
-use super::{ids::Ids, net_raw};
+use super::{ids::Ids, net_raw, topology::VpcLinks};
 use crate::config::{
     ValidatedConfig,
-    validated::{RouteTarget, VpcDef},
+    validated::{GatewayKind, RouteTarget, VpcDef},
 };
 
 /// Source ranges no host on the internet has (RFC 6890: "this network", loopback,
@@ -26,8 +26,8 @@ pub const MARTIANS: [Ipv4Net; 5] = [
 ];
 
 /// The anti-spoofing table of generation `slot` (`uplink_spoof_table`): every VPC block,
-/// the router's own addresses (`uplink_addresses`, public and elastic IPs; the subnet routers
-/// are inside the blocks) and the martians.
+/// every VPN gateway's customer network, the router's own addresses (`uplink_addresses`,
+/// public and elastic IPs; the subnet routers are inside the blocks) and the martians.
 pub fn uplink_spoof_routes(
     config: &ValidatedConfig,
     slot: u32,
@@ -39,6 +39,9 @@ pub fn uplink_spoof_routes(
     let mut nets: Vec<Ipv4Net> = MARTIANS.to_vec();
     for vpc in &config.vpcs {
         nets.extend(&vpc.cidr_blocks);
+        // The customer networks behind VPN gateways are private: only their link carries them.
+        let vpn = vpc.gateways.iter().filter(|g| g.kind == GatewayKind::Vpn);
+        nets.extend(vpn.flat_map(|g| &g.networks));
         nets.extend(vpc.instances.iter().filter_map(|i| i.public_ip).map(host));
         nets.extend(vpc.nat_gateways.iter().map(|n| host(n.elastic_ip)));
     }
@@ -94,12 +97,12 @@ fn local_routes(
     }
 }
 
-/// Every route entry of VPC `v`. `igw_ifindex` is the uplink's ifindex (0: none).
+/// Every route entry of VPC `v`, whose routes lead to `links`.
 pub fn vpc_routes(
     vpc: &VpcDef,
     v: usize,
     ids: &Ids,
-    igw_ifindex: u32,
+    links: &VpcLinks,
     out: &mut BTreeMap<RoutePrefix, RouteValue>,
 ) {
     let subnet_ids = &ids.subnet[v];
@@ -108,15 +111,37 @@ pub fn vpc_routes(
         local_routes(vpc, subnet_ids, *table_id, out);
         for route in &table.routes {
             let target = match &route.target {
-                RouteTarget::InternetGateway => value(TARGET_INTERNET_GATEWAY, igw_ifindex),
+                RouteTarget::InternetGateway => value(TARGET_INTERNET_GATEWAY, links.igw),
                 RouteTarget::NatGateway(n) => value(TARGET_NAT_GATEWAY, ids.nat_gateway[v][*n]),
                 RouteTarget::Peering(p) => {
                     let peer = vpc.peering_connections[*p].peer_vpc;
                     value(TARGET_PEERING, ids.vpc[peer])
                 }
+                RouteTarget::Gateway(g) => value(TARGET_GATEWAY, links.gateways[*g]),
                 RouteTarget::Blackhole => value(TARGET_BLACKHOLE, 0),
             };
             out.insert(RoutePrefix::new(*table_id, route.destination), target);
+        }
+    }
+    gateway_source_routes(vpc, v, ids, links, out);
+}
+
+/// Each gateway's source table (`IfaceInfo::source_table` of its link): the networks behind
+/// it, the only sources its link accepts.
+fn gateway_source_routes(
+    vpc: &VpcDef,
+    v: usize,
+    ids: &Ids,
+    links: &VpcLinks,
+    out: &mut BTreeMap<RoutePrefix, RouteValue>,
+) {
+    for (g, gateway) in vpc.gateways.iter().enumerate() {
+        let table = ids.gateway_table[v][g];
+        for net in &gateway.networks {
+            out.insert(
+                RoutePrefix::new(table, *net),
+                value(TARGET_GATEWAY, links.gateways[g]),
+            );
         }
     }
 }

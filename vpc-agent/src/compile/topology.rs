@@ -4,8 +4,8 @@
 use vpc_common::{
     iface::{
         ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, EndpointKey, IFACE_F_VIRTUAL,
-        IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget,
-        SubnetInfo, VpcInfo,
+        IFACE_GATEWAY, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
+        PublicTarget, SubnetInfo, VpcInfo,
     },
     ip_raw,
 };
@@ -101,14 +101,23 @@ fn add_iface(
     Ok(())
 }
 
-/// The topology entries of VPC `v`; returns the uplink's ifindex (0: no internet gateway).
+/// The ifindexes routes of a VPC lead to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VpcLinks {
+    /// The internet gateway's uplink (0: none).
+    pub igw: u32,
+    /// Each gateway's link, in `VpcDef::gateways` order.
+    pub gateways: Vec<u32>,
+}
+
+/// The topology entries of VPC `v`; returns the links its routes lead to.
 pub fn vpc_topology(
     vpc: &VpcDef,
     v: usize,
     ids: &Ids,
     ifaces: &mut Interfaces<'_>,
     out: &mut Compiled,
-) -> Result<u32, CompileError> {
+) -> Result<VpcLinks, CompileError> {
     let vpc_id = ids.vpc[v];
     let igw_ifindex = match &vpc.internet_gateway {
         Some(igw) => {
@@ -130,10 +139,40 @@ pub fn vpc_topology(
         local_table: ids.local_table[v],
     };
     out.vpcs.insert(vpc_id, vpc_info);
+    let gateways = gateway_links(vpc, v, ids, ifaces, out)?;
     subnets(vpc, v, ids, ifaces, out)?;
     let ports = instance_ports(vpc, v, ids, ifaces, out)?;
     endpoints(vpc, v, ids, &ports, out);
-    Ok(igw_ifindex)
+    Ok(VpcLinks {
+        igw: igw_ifindex,
+        gateways,
+    })
+}
+
+/// Each gateway's link: an `IFACES` entry naming the table of the sources it accepts
+/// (`routes::gateway_source_routes` fills it). The router's own address there is the
+/// link's first one (the only destination beyond the VPC a packet from it may have).
+fn gateway_links(
+    vpc: &VpcDef,
+    v: usize,
+    ids: &Ids,
+    ifaces: &mut Interfaces<'_>,
+    out: &mut Compiled,
+) -> Result<Vec<u32>, CompileError> {
+    let mut links = Vec::with_capacity(vpc.gateways.len());
+    for (g, gateway) in vpc.gateways.iter().enumerate() {
+        let link = ifaces.get(&gateway.interface);
+        let own = ifaces
+            .resolve
+            .addresses(&gateway.interface)
+            .first()
+            .map_or(0, |a| ip_raw(a.octets()));
+        let mut info = iface_info(IFACE_GATEWAY, &link, (ids.vpc[v], 0), 0, own);
+        info.source_table = ids.gateway_table[v][g];
+        add_iface(out, link.ifindex, info, &gateway.interface)?;
+        links.push(link.ifindex);
+    }
+    Ok(links)
 }
 
 fn subnets(

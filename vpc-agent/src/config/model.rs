@@ -118,6 +118,9 @@ pub struct Vpc {
     pub cidr_blocks: Loc<Vec<Loc<String>>>,
     #[serde(default, deserialize_with = "not_blank")]
     pub internet_gateway: Option<Loc<InternetGateway>>,
+    /// A virtual private gateway towards a customer network (docs/format.md, "VPN gateway").
+    #[serde(default, deserialize_with = "not_blank")]
+    pub vpn_gateway: Option<Loc<VpnGateway>>,
     #[serde(default)]
     pub nat_gateways: Vec<Loc<NatGateway>>,
     #[serde(default)]
@@ -139,6 +142,15 @@ pub struct Vpc {
 pub struct InternetGateway {
     pub name: Loc<String>,
     pub interface: Loc<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpnGateway {
+    pub name: Loc<String>,
+    pub interface: Loc<String>,
+    /// The customer network's prefixes (the VPN connection's static routes).
+    pub routes: Loc<Vec<Loc<String>>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -168,6 +180,9 @@ pub struct Subnet {
 #[serde(deny_unknown_fields)]
 pub struct RouteTable {
     pub name: Loc<String>,
+    /// Gateways whose routes the table takes as propagated routes (the VPN gateway).
+    #[serde(default)]
+    pub propagate: Vec<Loc<String>>,
     #[serde(default)]
     pub routes: Vec<Loc<Route>>,
 }

@@ -53,6 +53,8 @@ pub struct VpcDef {
     /// Primary first.
     pub cidr_blocks: Vec<Ipv4Net>,
     pub internet_gateway: Option<InternetGatewayDef>,
+    /// Gateways that carry packets untranslated: the VPN gateway (at most one, first).
+    pub gateways: Vec<GatewayDef>,
     pub nat_gateways: Vec<NatGatewayDef>,
     pub subnets: Vec<SubnetDef>,
     /// The file's tables, plus an implicit `main` at the end if the file has none.
@@ -71,6 +73,33 @@ pub struct InternetGatewayDef {
     pub name: String,
     /// The uplink interface.
     pub interface: String,
+}
+
+/// A gateway that carries packets untranslated, the private source kept: a VPN gateway (a
+/// virtual private gateway towards a customer network).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayDef {
+    pub name: String,
+    pub kind: GatewayKind,
+    /// The router interface towards what is behind the gateway.
+    pub interface: String,
+    /// The networks behind it: the only sources it may send from, the routes it propagates.
+    pub networks: Vec<Ipv4Net>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatewayKind {
+    /// A virtual private gateway (AWS Site-to-Site VPN).
+    Vpn,
+}
+
+impl GatewayKind {
+    /// How the definition and the CLI call it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Vpn => "VPN gateway",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,7 +143,8 @@ pub struct RouteTableDef {
     pub name: String,
     /// Not in the file: the implicit main table.
     pub implicit: bool,
-    /// The file's routes (the local routes are implicit and not listed here).
+    /// The file's routes, then the propagated ones a static route does not override (the
+    /// local routes are implicit and not listed here).
     pub routes: Vec<RouteDef>,
 }
 
@@ -122,6 +152,8 @@ pub struct RouteTableDef {
 pub struct RouteDef {
     pub destination: Ipv4Net,
     pub target: RouteTarget,
+    /// Propagated from a gateway (`propagate`), not written in the table.
+    pub propagated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,6 +164,8 @@ pub enum RouteTarget {
     NatGateway(usize),
     /// Index in the VPC's `peering_connections`.
     Peering(usize),
+    /// Index in the VPC's `gateways`.
+    Gateway(usize),
     Blackhole,
 }
 
@@ -328,11 +362,14 @@ pub enum InterfaceRole {
     Segment { vpc: usize, subnet: usize },
     /// The internet gateway's uplink of VPC `vpc`.
     Uplink { vpc: usize },
+    /// The link of gateway `gateway` (index in `gateways`) of VPC `vpc`.
+    Gateway { vpc: usize, gateway: usize },
 }
 
 impl ValidatedConfig {
     /// Every router interface the definition names, each once (validation keeps names
-    /// unique): instance ports and shared segments in file order, then the uplinks.
+    /// unique): instance ports and shared segments in file order, then each VPC's uplink and
+    /// gateway links.
     pub fn interfaces(&self) -> Vec<(&str, InterfaceRole)> {
         let mut out = Vec::new();
         for (v, vpc) in self.vpcs.iter().enumerate() {
@@ -358,6 +395,10 @@ impl ValidatedConfig {
         for (v, vpc) in self.vpcs.iter().enumerate() {
             if let Some(igw) = &vpc.internet_gateway {
                 out.push((igw.interface.as_str(), InterfaceRole::Uplink { vpc: v }));
+            }
+            for (g, gateway) in vpc.gateways.iter().enumerate() {
+                let role = InterfaceRole::Gateway { vpc: v, gateway: g };
+                out.push((gateway.interface.as_str(), role));
             }
         }
         out

@@ -7,7 +7,7 @@
 use std::{io, path::PathBuf, process::Command};
 
 use crate::config::{ValidatedConfig, validated::InterfaceRole};
-use vpc_common::iface::{IFACE_SUBNET, IFACE_UPLINK};
+use vpc_common::iface::{IFACE_GATEWAY, IFACE_SUBNET, IFACE_UPLINK};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetconfError {
@@ -27,7 +27,8 @@ pub enum NetconfError {
     },
 }
 
-/// An interface the definition names, with its kind (`IFACE_SUBNET` / `IFACE_UPLINK`).
+/// An interface the definition names, with its kind (`IFACE_SUBNET` / `IFACE_UPLINK` /
+/// `IFACE_GATEWAY`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Managed {
     pub name: String,
@@ -61,6 +62,7 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
                     (IFACE_SUBNET, Some(format!("{router}/32")), Some(route))
                 }
                 InterfaceRole::Uplink { .. } => (IFACE_UPLINK, None, None),
+                InterfaceRole::Gateway { .. } => (IFACE_GATEWAY, None, None),
             };
             Managed {
                 name: name.to_owned(),

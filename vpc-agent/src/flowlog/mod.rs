@@ -179,7 +179,7 @@ impl Names {
                     (vpc, Some(config.vpcs[vpc].instances[instance].subnet))
                 }
                 InterfaceRole::Segment { vpc, subnet } => (vpc, Some(subnet)),
-                InterfaceRole::Uplink { vpc } => (vpc, None),
+                InterfaceRole::Uplink { vpc } | InterfaceRole::Gateway { vpc, .. } => (vpc, None),
             };
             let vpc = &config.vpcs[v];
             names.ifaces.entry(ifindex).or_insert(RouterIface {

@@ -74,6 +74,10 @@ pub fn describe(hop: &Hop) -> String {
             "anti-spoofing on the uplink (no VPC, router or martian source): {}",
             pass(*passed)
         ),
+        Hop::GatewaySourceCheck { gateway, passed } => format!(
+            "source behind gateway {gateway} (its networks only): {}",
+            pass(*passed)
+        ),
         Hop::Acl {
             acl,
             subnet,
@@ -103,6 +107,7 @@ pub fn describe(hop: &Hop) -> String {
                 ),
                 RouteHopTarget::InternetGateway(name) => format!("internet gateway {name}"),
                 RouteHopTarget::NatGateway(name) => format!("NAT gateway {name}"),
+                RouteHopTarget::Gateway(name) => format!("gateway {name} (untranslated)"),
                 RouteHopTarget::Peering {
                     connection,
                     peer_vpc,

@@ -6,6 +6,7 @@ mod acl;
 mod addresses;
 mod conntrack;
 mod flow_logs;
+mod gateways;
 mod peering;
 mod routes;
 mod security_groups;
@@ -322,6 +323,7 @@ impl Validator {
         };
         // The uplink first: it comes first in the file, so a clash is reported on the subnet.
         let internet_gateway = self.internet_gateway(vpc, path);
+        let gateways = self.vpn_gateway(vpc, path);
         let subnets = self.subnets(vpc, path, &known_blocks, &refs);
         let resolved_subnets: Vec<Option<&SubnetDef>> =
             subnets.iter().map(|(def, _)| def.as_ref()).collect();
@@ -335,7 +337,7 @@ impl Validator {
         let mut addresses = HashMap::new();
         let nat_gateways = self.nat_gateways(vpc, path, &scope, &mut addresses);
         let instances = self.instances(vpc, path, &scope, &sg_names, default_sg, &mut addresses);
-        let route_tables = self.route_tables(vpc, path, &scope, &targets);
+        let route_tables = self.route_tables(vpc, path, &scope, &targets, gateways.as_deref());
         let network_acls = self.network_acls(vpc, path);
         let security_groups = self.security_groups(vpc, path, &sg_names);
         let peering_connections = self.peerings(vpc, path);
@@ -360,6 +362,7 @@ impl Validator {
             name: name.to_owned(),
             cidr_blocks: blocks.into_iter().collect::<Option<_>>()?,
             internet_gateway: internet_gateway?,
+            gateways: gateways?,
             nat_gateways: nat_gateways?,
             subnets: subnets
                 .into_iter()
@@ -405,6 +408,8 @@ struct VpcScope<'a> {
 #[derive(Default)]
 struct Targets {
     igw: Option<String>,
+    /// Index in the VPC's `gateways`.
+    gateways: HashMap<String, usize>,
     nats: HashMap<String, usize>,
     peerings: HashMap<String, usize>,
 }

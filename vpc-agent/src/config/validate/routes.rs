@@ -38,6 +38,12 @@ impl Validator {
                 targets.igw = Some(igw.value.name.value.clone());
             }
         }
+        if let Some(vgw) = &vpc.vpn_gateway {
+            let npath = format!("{path}.vpn_gateway.name");
+            if add(self, &vgw.value.name, npath, "VPN gateway") {
+                targets.gateways.insert(vgw.value.name.value.clone(), 0);
+            }
+        }
         for (i, nat) in vpc.nat_gateways.iter().enumerate() {
             let npath = format!("{path}.nat_gateways[{i}].name");
             if add(self, &nat.value.name, npath, "NAT gateway") {
@@ -59,11 +65,13 @@ impl Validator {
         path: &str,
         scope: &VpcScope<'_>,
         targets: &Targets,
+        gateways: Option<&[GatewayDef]>,
     ) -> Option<Vec<RouteTableDef>> {
         let mut out = Vec::new();
         for (i, table) in vpc.route_tables.iter().enumerate() {
             let table = &table.value;
             let tpath = format!("{path}.route_tables[{i}]");
+            let propagate = self.propagations(table, &tpath, vpc, targets);
             let mut seen: BTreeMap<Ipv4Net, u32> = BTreeMap::new();
             let mut routes = Vec::new();
             for (j, route) in table.routes.iter().enumerate() {
@@ -93,13 +101,15 @@ impl Validator {
                 routes.push(dest.zip(target).map(|(destination, target)| RouteDef {
                     destination,
                     target,
+                    propagated: false,
                 }));
             }
             out.push(resolve(|| {
+                let routes = routes.into_iter().collect::<Option<_>>()?;
                 Some(RouteTableDef {
                     name: table.name.value.clone(),
                     implicit: false,
-                    routes: routes.into_iter().collect::<Option<_>>()?,
+                    routes: gateways::with_propagated(routes, &propagate?, gateways?),
                 })
             }));
         }
@@ -150,6 +160,9 @@ impl Validator {
         if let Some(i) = targets.peerings.get(name) {
             return Some(RouteTarget::Peering(*i));
         }
+        if let Some(g) = targets.gateways.get(name) {
+            return Some(RouteTarget::Gateway(*g));
+        }
         let vpc = scope.name;
         let msg = if name == TARGET_LOCAL {
             "the local route is implicit for the VPC's CIDR blocks; 'local' cannot be a route's target"
@@ -165,7 +178,7 @@ impl Validator {
             )
         } else {
             format!(
-                "unknown route target '{name}': not an internet gateway, NAT gateway or peering connection of VPC '{vpc}', nor 'blackhole'"
+                "unknown route target '{name}': not an internet gateway, VPN gateway, NAT gateway or peering connection of VPC '{vpc}', nor 'blackhole'"
             )
         };
         self.err(target.pos, path, msg);
