@@ -15,9 +15,7 @@ use vpc_common::DropReason;
 
 use crate::config::{
     ValidatedConfig,
-    validated::{
-        AclRuleDef, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, SgPeer, VpcDef,
-    },
+    validated::{AclRuleDef, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, VpcDef},
 };
 
 /// The packet as the datapath classifies it.
@@ -345,23 +343,12 @@ pub fn security_group_match(
             Direction::Outbound => &group.outbound,
         };
         let found = rules.iter().position(|r| {
-            peer_contains(vpc, &r.peer, remote)
+            r.peer.contains(vpc, remote)
                 && r.traffic
                     .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
         });
         found.map(|r| (g, r))
     })
-}
-
-/// Whether `addr` is a rule's CIDR or a private address of a member of its group.
-fn peer_contains(vpc: &VpcDef, peer: &SgPeer, addr: Ipv4Addr) -> bool {
-    match peer {
-        SgPeer::Cidr(net) => net.contains(&addr),
-        SgPeer::Group(g) => vpc
-            .instances
-            .iter()
-            .any(|i| i.private_ip == addr && i.security_groups.contains(g)),
-    }
 }
 
 /// Longest prefix match in a table of VPC `vpc`. The local routes win whenever the

@@ -10,6 +10,10 @@
 //!
 //! `sg:NAME` rules are written for the /32 classes of NAME's members at the time of the
 //! compile; recompiling after instances change keeps them current.
+//!
+//! A `pl:NAME` rule is the union of one rule per CIDR of the list: every CIDR of a referenced
+//! list is a class boundary like a CIDR a rule names, and the rule is written for the classes
+//! inside any of them (each once).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,8 +74,8 @@ pub struct Classes {
 }
 
 impl Classes {
-    /// Every CIDR named by a rule of `vpc` (except /0) and the /32 of every member of a
-    /// referenced group.
+    /// Every CIDR named by a rule of `vpc` or in a prefix list a rule names (except /0), and
+    /// the /32 of every member of a referenced group.
     pub fn of_vpc(vpc: &VpcDef) -> Self {
         let mut nets = BTreeSet::new();
         let mut referenced = BTreeSet::new();
@@ -83,6 +87,10 @@ impl Classes {
                 SgPeer::Cidr(_) => {}
                 SgPeer::Group(g) => {
                     referenced.insert(g);
+                }
+                SgPeer::PrefixList(l) => {
+                    let cidrs = vpc.prefix_list(l).cidrs.iter();
+                    nets.extend(cidrs.filter(|net| net.prefix_len() > 0));
                 }
             }
         }
@@ -230,6 +238,11 @@ fn peer_classes(vpc: &VpcDef, classes: &Classes, peer: &SgPeer) -> Vec<u32> {
             .filter(|i| i.security_groups.contains(g))
             .map(|i| classes.host(i))
             .collect(),
+        SgPeer::PrefixList(l) => {
+            let cidrs = vpc.prefix_list(*l).cidrs.iter();
+            let union: BTreeSet<u32> = cidrs.flat_map(|net| classes.inside(*net)).collect();
+            union.into_iter().collect()
+        }
     }
 }
 
