@@ -532,4 +532,44 @@ mod tests {
         assert!(c.sg_rules.is_empty(), "{:?}", c.sg_rules);
         assert!(c.sg_remotes.is_empty(), "no member of default");
     }
+
+    #[test]
+    fn a_prefix_list_covers_the_union_of_its_cidrs_classes_each_once() {
+        let yaml = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    prefix_lists:
+      - { name: nested, cidrs: [192.168.0.0/16, 192.168.1.0/24] }
+      - { name: everything, cidrs: [0.0.0.0/0] }
+      - { name: unused, cidrs: [172.16.0.0/12] }
+    security_groups:
+      - name: g
+        inbound:
+          - { protocol: all, source: 192.168.1.128/25 }
+          - { protocol: all, source: pl:nested }
+        outbound:
+          - { protocol: all, destination: pl:everything }
+";
+        let config = load_str("t.yaml", yaml).expect("valid");
+        let vpc = &config.vpcs[0];
+        let classes = Classes::of_vpc(vpc);
+        // The referenced lists' CIDRs are class boundaries (not /0, nor an unused list's).
+        assert_eq!(
+            classes.iter().collect::<Vec<_>>(),
+            [
+                (net("192.168.0.0/16"), 1),
+                (net("192.168.1.0/24"), 2),
+                (net("192.168.1.128/25"), 3),
+            ]
+        );
+        let peer = |r: usize| &vpc.security_groups[0].inbound[r].peer;
+        assert_eq!(peer_classes(vpc, &classes, peer(0)), [3]);
+        // 192.168.0.0/16 covers 1, 2, 3 and 192.168.1.0/24 covers 2, 3: each once.
+        assert_eq!(peer_classes(vpc, &classes, peer(1)), [1, 2, 3]);
+        let everything = &vpc.security_groups[0].outbound[0].peer;
+        assert_eq!(
+            peer_classes(vpc, &classes, everything),
+            [CLASS_NONE, 1, 2, 3]
+        );
+    }
 }
