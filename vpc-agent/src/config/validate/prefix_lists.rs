@@ -31,8 +31,8 @@ impl Validator {
         let cpath = format!("{path}.cidrs");
         let entries = &list.cidrs;
         if entries.value.is_empty() {
-            let msg = "a prefix list needs at least one CIDR";
-            self.err(entries.pos, cpath.clone(), msg);
+            self.err(entries.pos, cpath, "a prefix list needs at least one CIDR");
+            return None;
         }
         let mut seen: HashMap<Ipv4Net, u32> = HashMap::new();
         let mut cidrs = Vec::new();
@@ -52,12 +52,9 @@ impl Validator {
             }
             cidrs.push(net);
         }
-        resolve(|| {
-            (!entries.value.is_empty()).then_some(())?;
-            Some(PrefixListDef {
-                name: list.name.value.clone(),
-                cidrs: cidrs.into_iter().collect::<Option<_>>()?,
-            })
+        Some(PrefixListDef {
+            name: list.name.value.clone(),
+            cidrs: cidrs.into_iter().collect::<Option<_>>()?,
         })
     }
 
