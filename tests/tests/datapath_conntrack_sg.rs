@@ -7,6 +7,7 @@
 //!   outbound rule; a stateless network ACL that denies them lets the request in and the reply
 //!   die (seen from both ends: the target answered, the pinger got nothing).
 //! - Real TCP and UDP sessions.
+//! - Prefix lists (`pl:NAME`) in rules both ways: kernel and reference evaluator agree.
 
 use std::{thread::sleep, time::Duration};
 
@@ -19,6 +20,7 @@ use vpc_common::{
     },
 };
 use vpc_tests::{
+    observe::{Seen, reference, run},
     packet::{Packet, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN},
     require_kernel,
     testrun::{Verdict, ct_key, run_xdp},
@@ -596,4 +598,90 @@ fn tracked_connections_take_the_fast_path_until_the_policy_changes() {
             Some(CT_TCP_ESTABLISHED),
         )],
     );
+}
+
+#[test]
+fn prefix_list_rules_allow_their_cidrs_only() {
+    require_kernel!();
+    // web: SSH in from the list `office` (the internet client's /26), and HTTPS out to the
+    // list `partners` (two CIDRs, one holding the internet namespace's address) besides its
+    // own outbound rules.
+    let yaml = FIXTURE
+        .replace(
+            "          - { protocol: icmp, source: 0.0.0.0/0 }\n",
+            "          - { protocol: icmp, source: 0.0.0.0/0 }\n          - { protocol: tcp, ports: 22, source: pl:office }\n",
+        )
+        .replace(
+            "          - { protocol: udp, ports: 5000, destination: 10.0.1.0/24 }\n",
+            "          - { protocol: udp, ports: 5000, destination: 10.0.1.0/24 }\n          - { protocol: tcp, ports: 443, destination: pl:partners }\n",
+        )
+        .replace(
+            "    instances:\n",
+            "    prefix_lists:\n      - { name: office, cidrs: [203.0.113.0/26] }\n      - { name: partners, cidrs: [192.0.2.64/26, 198.18.0.0/15] }\n    instances:\n",
+        );
+    assert_eq!(yaml.matches("pl:").count(), 2, "{yaml}");
+    let topo = topology(&yaml);
+    let out = |dst: &str| Packet::tcp(WEB, dst, 40100, 443, TCP_SYN);
+    let ssh_from = |src: &str| Packet::tcp(src, "198.51.100.20", 50100, 22, TCP_SYN);
+    let to_internet = |dst: &str| Seen::Forwarded {
+        interface: "up0".into(),
+        src: "198.51.100.20".parse().unwrap(),
+        dst: dst.parse().unwrap(),
+    };
+    let cases = [
+        (
+            "out to the first CIDR",
+            "pub0",
+            out("192.0.2.100"),
+            to_internet("192.0.2.100"),
+        ),
+        (
+            "out to the second CIDR",
+            "pub0",
+            out("198.19.255.1"),
+            to_internet("198.19.255.1"),
+        ),
+        (
+            "out just below the first CIDR",
+            "pub0",
+            out("192.0.2.63"),
+            Seen::Dropped(DropReason::SecurityGroupOutbound),
+        ),
+        (
+            "out outside the list",
+            "pub0",
+            out("8.8.8.8"),
+            Seen::Dropped(DropReason::SecurityGroupOutbound),
+        ),
+        (
+            "out to the list on another port",
+            "pub0",
+            Packet::tcp(WEB, "192.0.2.100", 40100, 80, TCP_SYN),
+            Seen::Dropped(DropReason::SecurityGroupOutbound),
+        ),
+        (
+            "SSH in from the list",
+            "up0",
+            ssh_from(INTERNET_CLIENT_IP),
+            Seen::Forwarded {
+                interface: "pub0".into(),
+                src: INTERNET_CLIENT_IP.parse().unwrap(),
+                dst: WEB.parse().unwrap(),
+            },
+        ),
+        (
+            "SSH in from outside the list",
+            "up0",
+            ssh_from("203.0.113.64"),
+            Seen::Dropped(DropReason::SecurityGroupInbound),
+        ),
+    ];
+    for (what, ingress, packet, expected) in cases {
+        assert_eq!(
+            reference(&topo, ingress, &packet),
+            expected,
+            "{what}: evaluator"
+        );
+        assert_eq!(run(&topo, ingress, &packet).0, expected, "{what}: kernel");
+    }
 }

@@ -15,9 +15,7 @@ use vpc_common::DropReason;
 
 use crate::config::{
     ValidatedConfig,
-    validated::{
-        AclRuleDef, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, SgPeer, VpcDef,
-    },
+    validated::{AclRuleDef, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, VpcDef},
 };
 
 /// The packet as the datapath classifies it.
@@ -358,23 +356,12 @@ pub fn security_group_match(
             Direction::Outbound => &group.outbound,
         };
         let found = rules.iter().position(|r| {
-            peer_contains(vpc, &r.peer, remote)
+            r.peer.contains(vpc, remote)
                 && r.traffic
                     .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
         });
         found.map(|r| (g, r))
     })
-}
-
-/// Whether `addr` is a rule's CIDR or a private address of a member of its group.
-fn peer_contains(vpc: &VpcDef, peer: &SgPeer, addr: Ipv4Addr) -> bool {
-    match peer {
-        SgPeer::Cidr(net) => net.contains(&addr),
-        SgPeer::Group(g) => vpc
-            .instances
-            .iter()
-            .any(|i| i.private_ip == addr && i.security_groups.contains(g)),
-    }
 }
 
 /// Longest prefix match in a table of VPC `vpc`. The local routes win whenever the
@@ -1035,5 +1022,55 @@ mod tests {
         );
         let t = trace(&Tracked, "up", &tcp("192.0.2.7", "198.51.100.20", 80));
         assert!(delivered(&t.verdict), "{t:?}");
+    }
+
+    /// web may reach the list `s3` on 443 only, and admit SSH only from the list `office`.
+    const PREFIX_LISTS: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    internet_gateway: { name: igw, interface: up }
+    subnets:
+      - { name: a, cidr: 10.0.0.0/24, interface: s0, route_table: pub }
+    route_tables:
+      - { name: pub, routes: [{ destination: 0.0.0.0/0, target: igw }] }
+    prefix_lists:
+      - { name: s3, cidrs: [192.0.2.0/26, 198.51.100.64/26] }
+      - { name: office, cidrs: [203.0.113.0/24] }
+    security_groups:
+      - name: web
+        inbound: [{ protocol: tcp, ports: 22, source: pl:office }]
+        outbound: [{ protocol: tcp, ports: 443, destination: pl:s3 }]
+    instances:
+      - { name: web, subnet: a, private_ip: 10.0.0.10, public_ip: 198.51.100.20, security_groups: [web] }
+";
+
+    #[test]
+    fn prefix_list_rules_match_any_cidr_of_the_list_and_nothing_else() {
+        let config = load_str("t.yaml", PREFIX_LISTS).expect("valid");
+        let verdict = |interface: &str, p: &Packet| {
+            Evaluator::new(&config, &Stateless)
+                .evaluate(Ingress::Interface(interface), p)
+                .expect("known interface")
+                .verdict
+        };
+        // Outbound: inside either CIDR of s3, on the rule's port.
+        for dst in ["192.0.2.1", "192.0.2.63", "198.51.100.64", "198.51.100.127"] {
+            let v = verdict("s0", &tcp("10.0.0.10", dst, 443));
+            assert!(delivered(&v), "{dst}: {v:?}");
+        }
+        // Just outside each CIDR, or another port.
+        for dst in [
+            "192.0.2.64",
+            "198.51.100.63",
+            "198.51.100.128",
+            "203.0.113.5",
+        ] {
+            assert_eq!(verdict("s0", &tcp("10.0.0.10", dst, 443)), SG_OUT, "{dst}");
+        }
+        assert_eq!(verdict("s0", &tcp("10.0.0.10", "192.0.2.1", 80)), SG_OUT);
+        // Inbound: SSH from office only.
+        let ssh = |src| verdict("up", &tcp(src, "198.51.100.20", 22));
+        assert!(delivered(&ssh("203.0.113.200")));
+        assert_eq!(ssh("192.0.2.1"), SG_IN);
     }
 }

@@ -42,11 +42,13 @@ struct RuleSpec {
 }
 
 /// A security group rule: the traffic and CIDR of `rule` (its `allow` unused), or the members
-/// of group `group` (modulo the group count + 1, the last being `default`).
+/// of group `group` (modulo the group count + 1, the last being `default`), or else prefix
+/// list `list` (modulo the list count; the CIDR if the VPC has none).
 #[derive(Clone, Debug)]
 struct SgRuleSpec {
     rule: RuleSpec,
     group: Option<usize>,
+    list: Option<usize>,
 }
 
 /// A security group: inbound rules, outbound rules (`None`: the key omitted).
@@ -68,6 +70,8 @@ struct VpcSpec {
     acls: Vec<(Vec<RuleSpec>, Vec<RuleSpec>)>,
     /// Index of a peer VPC (modulo the VPC count).
     peer: Option<usize>,
+    /// Prefix lists' CIDRs (host bits cleared and duplicates dropped when written).
+    prefix_lists: Vec<Vec<(u32, u8)>>,
 }
 
 const PROTOCOLS: [u8; 5] = [0, 6, 17, 1, 47];
@@ -102,8 +106,9 @@ fn sg_rule_strategy() -> impl Strategy<Value = SgRuleSpec> {
     (
         rule_strategy_with(&SG_PROTOCOLS, sg_cidr_strategy()),
         prop::option::of(0usize..4),
+        prop::option::of(0usize..3),
     )
-        .prop_map(|(rule, group)| SgRuleSpec { rule, group })
+        .prop_map(|(rule, group, list)| SgRuleSpec { rule, group, list })
 }
 
 fn group_strategy() -> impl Strategy<Value = GroupSpec> {
@@ -164,9 +169,21 @@ fn vpc_strategy() -> impl Strategy<Value = VpcSpec> {
         prop::option::of(0usize..3),
         prop::collection::vec(group_strategy(), 0..4),
         any::<bool>(),
+        prop::collection::vec(prop::collection::vec(sg_cidr_strategy(), 1..4), 0..3),
     )
         .prop_map(
-            |(igw, nat, subnets, instances, tables, acls, peer, groups, defines_default)| VpcSpec {
+            |(
+                igw,
+                nat,
+                subnets,
+                instances,
+                tables,
+                acls,
+                peer,
+                groups,
+                defines_default,
+                prefix_lists,
+            )| VpcSpec {
                 igw,
                 nat: nat && igw,
                 subnets,
@@ -176,6 +193,7 @@ fn vpc_strategy() -> impl Strategy<Value = VpcSpec> {
                 peer,
                 defines_default: defines_default && !groups.is_empty(),
                 groups,
+                prefix_lists,
             },
         )
 }
@@ -221,9 +239,11 @@ fn security_groups_yaml(spec: &VpcSpec, y: &mut String) {
             let Some(rules) = rules else { continue };
             let _ = writeln!(y, "        {dir}:");
             for rule in rules {
-                let peer = match rule.group {
-                    Some(g) => format!("sg:{}", group_name(spec, g)),
-                    None => cidr_yaml(rule.rule.cidr),
+                let lists = spec.prefix_lists.len();
+                let peer = match (rule.group, rule.list) {
+                    (Some(g), _) => format!("sg:{}", group_name(spec, g)),
+                    (None, Some(l)) if lists > 0 => format!("pl:l{}", l % lists),
+                    (None, _) => cidr_yaml(rule.rule.cidr),
                 };
                 let _ = writeln!(
                     y,
@@ -237,6 +257,19 @@ fn security_groups_yaml(spec: &VpcSpec, y: &mut String) {
         }
     }
     if spec.groups.is_empty() {
+        y.push_str("      []\n");
+    }
+}
+
+fn prefix_lists_yaml(spec: &VpcSpec, y: &mut String) {
+    y.push_str("    prefix_lists:\n");
+    for (l, cidrs) in spec.prefix_lists.iter().enumerate() {
+        let mut cidrs: Vec<String> = cidrs.iter().map(|c| cidr_yaml(*c)).collect();
+        cidrs.sort();
+        cidrs.dedup();
+        let _ = writeln!(y, "      - {{ name: l{l}, cidrs: [{}] }}", cidrs.join(", "));
+    }
+    if spec.prefix_lists.is_empty() {
         y.push_str("      []\n");
     }
 }
@@ -376,6 +409,7 @@ fn yaml(specs: &[VpcSpec]) -> String {
             y.push_str("      []\n");
         }
         security_groups_yaml(spec, &mut y);
+        prefix_lists_yaml(spec, &mut y);
     }
     y
 }

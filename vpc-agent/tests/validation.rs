@@ -569,6 +569,114 @@ rejects!(
     "7:46: vpcs[0].security_groups[1].name: duplicate security group name 'web' (first defined at line 7)"
 );
 
+// ----- Prefix lists -----
+
+/// `base!()` with prefix lists (line 7 on) and what follows them.
+macro_rules! lists {
+    ($($line:expr),* $(,)?) => {
+        concat!(
+            base!(),
+            "    prefix_lists:\n",
+            "      - { name: s3, cidrs: [192.0.2.0/26, 198.51.100.64/26] }\n",
+            $($line),*
+        )
+    };
+}
+
+#[test]
+fn prefix_lists_resolve_and_rules_name_them_both_ways() {
+    let config = load_str(
+        "t.yaml",
+        lists!(
+            "      - { name: office, cidrs: [203.0.113.0/24] }\n",
+            "    security_groups:\n",
+            "      - name: web\n",
+            "        inbound: [{ protocol: tcp, ports: 22, source: pl:office }]\n",
+            "        outbound: [{ protocol: tcp, ports: 443, destination: pl:s3 }]\n",
+        ),
+    )
+    .expect("valid");
+    let vpc = &config.vpcs[0];
+    let names: Vec<&str> = vpc.prefix_lists.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["s3", "office"]);
+    assert_eq!(
+        vpc.prefix_list(0).cidrs,
+        [
+            "192.0.2.0/26".parse::<ipnet::Ipv4Net>().expect("net"),
+            "198.51.100.64/26".parse().expect("net")
+        ]
+    );
+    assert_eq!(
+        vpc.security_groups[0].inbound[0].peer,
+        SgPeer::PrefixList(1)
+    );
+    assert_eq!(
+        vpc.security_groups[0].outbound[0].peer,
+        SgPeer::PrefixList(0)
+    );
+}
+
+rejects!(
+    prefix_list_names_are_unique,
+    lists!("      - { name: s3, cidrs: [203.0.113.0/24] }\n"),
+    "9:17: vpcs[0].prefix_lists[1].name: duplicate prefix list name 's3' (first defined at line 8)"
+);
+rejects!(
+    prefix_list_errors_are_all_reported_at_their_nodes,
+    lists!(
+        "      - { name: '', cidrs: [10.1.0.0/16] }\n",
+        "      - { name: empty, cidrs: [] }\n",
+        "      - { name: bad, cidrs: [10.1.0.0/33, 10.2.0.1/16] }\n",
+        "      - { name: twice, cidrs: [10.3.0.0/16, 10.4.0.0/16,\n",
+        "                               10.3.0.0/16] }\n",
+    ),
+    "9:17: vpcs[0].prefix_lists[1].name: a prefix list name must not be empty",
+    "10:31: vpcs[0].prefix_lists[2].cidrs: a prefix list needs at least one CIDR",
+    "11:30: vpcs[0].prefix_lists[3].cidrs[0]: invalid CIDR '10.1.0.0/33': expected an IPv4 network such as 10.0.0.0/16",
+    "11:43: vpcs[0].prefix_lists[3].cidrs[1]: CIDR 10.2.0.1/16 has host bits set (the network is 10.2.0.0/16)",
+    "13:32: vpcs[0].prefix_lists[4].cidrs[2]: duplicate CIDR 10.3.0.0/16 in prefix list 'twice' (also at line 12)",
+);
+rejects!(
+    prefix_list_keys_are_checked,
+    concat!(
+        base!(),
+        "    prefix_lists: [{ name: s3, cidr: 192.0.2.0/26 }]\n"
+    ),
+    "7:32: vpcs[0].prefix_lists[0].cidr: unknown field `cidr`, expected one of name, cidrs"
+);
+rejects!(
+    a_rule_names_a_prefix_list_of_its_vpc,
+    lists!(
+        "    security_groups:\n",
+        "      - name: web\n",
+        "        inbound: [{ protocol: tcp, ports: 22, source: pl:office }]\n",
+        "        outbound: [{ protocol: tcp, ports: 443, destination: pl:S3 }]\n",
+    ),
+    "11:55: vpcs[0].security_groups[0].inbound[0].source: unknown prefix list in VPC 'prod': 'office'",
+    "12:62: vpcs[0].security_groups[0].outbound[0].destination: unknown prefix list in VPC 'prod': 'S3'",
+);
+rejects!(
+    network_acls_cannot_reference_prefix_lists,
+    lists!(
+        "    network_acls:\n",
+        "      - name: n\n",
+        "        outbound: [{ rule: 1, protocol: all, cidr: pl:s3, action: allow }]\n",
+    ),
+    "11:52: vpcs[0].network_acls[0].outbound[0].cidr: network ACLs cannot reference prefix lists: give a CIDR instead of 'pl:s3'"
+);
+rejects!(
+    a_prefix_list_route_needs_a_gateway_endpoint,
+    lists!(
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: pl:s3, target: igw }\n",
+        "          - { destination: pl:nope, target: igw }\n",
+    ),
+    "12:28: vpcs[0].route_tables[0].routes[0].destination: a prefix-list destination needs a gateway endpoint target, and gateway endpoints are not supported yet: 'pl:s3' cannot be routed",
+    "13:28: vpcs[0].route_tables[0].routes[1].destination: unknown prefix list in VPC 'prod': 'nope'",
+);
+
 // ----- Peering -----
 
 rejects!(
@@ -648,7 +756,7 @@ rejects!(
 rejects!(
     unknown_keys_are_errors,
     concat!(base!(), "    subnet: []\n"),
-    "7:5: vpcs[0].subnet: unknown field `subnet`, expected one of name, cidr_blocks, internet_gateway, vpn_gateway, nat_gateways, subnets, route_tables, network_acls, security_groups, instances, peering_connections"
+    "7:5: vpcs[0].subnet: unknown field `subnet`, expected one of name, cidr_blocks, internet_gateway, vpn_gateway, nat_gateways, subnets, route_tables, network_acls, security_groups, instances, peering_connections, prefix_lists"
 );
 rejects!(
     duplicate_keys_are_errors,

@@ -10,6 +10,10 @@
 //!
 //! `sg:NAME` rules are written for the /32 classes of NAME's members at the time of the
 //! compile; recompiling after instances change keeps them current.
+//!
+//! A `pl:NAME` rule is the union of one rule per CIDR of the list: every CIDR of a referenced
+//! list is a class boundary like a CIDR a rule names, and the rule is written for the classes
+//! inside any of them (each once).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,8 +74,8 @@ pub struct Classes {
 }
 
 impl Classes {
-    /// Every CIDR named by a rule of `vpc` (except /0) and the /32 of every member of a
-    /// referenced group.
+    /// Every CIDR named by a rule of `vpc` or in a prefix list a rule names (except /0), and
+    /// the /32 of every member of a referenced group.
     pub fn of_vpc(vpc: &VpcDef) -> Self {
         let mut nets = BTreeSet::new();
         let mut referenced = BTreeSet::new();
@@ -83,6 +87,10 @@ impl Classes {
                 SgPeer::Cidr(_) => {}
                 SgPeer::Group(g) => {
                     referenced.insert(g);
+                }
+                SgPeer::PrefixList(l) => {
+                    let cidrs = vpc.prefix_list(l).cidrs.iter();
+                    nets.extend(cidrs.filter(|net| net.prefix_len() > 0));
                 }
             }
         }
@@ -230,6 +238,11 @@ fn peer_classes(vpc: &VpcDef, classes: &Classes, peer: &SgPeer) -> Vec<u32> {
             .filter(|i| i.security_groups.contains(g))
             .map(|i| classes.host(i))
             .collect(),
+        SgPeer::PrefixList(l) => {
+            let cidrs = vpc.prefix_list(*l).cidrs.iter();
+            let union: BTreeSet<u32> = cidrs.flat_map(|net| classes.inside(*net)).collect();
+            union.into_iter().collect()
+        }
     }
 }
 
@@ -518,5 +531,45 @@ mod tests {
         .expect("compiles");
         assert!(c.sg_rules.is_empty(), "{:?}", c.sg_rules);
         assert!(c.sg_remotes.is_empty(), "no member of default");
+    }
+
+    #[test]
+    fn a_prefix_list_covers_the_union_of_its_cidrs_classes_each_once() {
+        let yaml = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    prefix_lists:
+      - { name: nested, cidrs: [192.168.0.0/16, 192.168.1.0/24] }
+      - { name: everything, cidrs: [0.0.0.0/0] }
+      - { name: unused, cidrs: [172.16.0.0/12] }
+    security_groups:
+      - name: g
+        inbound:
+          - { protocol: all, source: 192.168.1.128/25 }
+          - { protocol: all, source: pl:nested }
+        outbound:
+          - { protocol: all, destination: pl:everything }
+";
+        let config = load_str("t.yaml", yaml).expect("valid");
+        let vpc = &config.vpcs[0];
+        let classes = Classes::of_vpc(vpc);
+        // The referenced lists' CIDRs are class boundaries (not /0, nor an unused list's).
+        assert_eq!(
+            classes.iter().collect::<Vec<_>>(),
+            [
+                (net("192.168.0.0/16"), 1),
+                (net("192.168.1.0/24"), 2),
+                (net("192.168.1.128/25"), 3),
+            ]
+        );
+        let peer = |r: usize| &vpc.security_groups[0].inbound[r].peer;
+        assert_eq!(peer_classes(vpc, &classes, peer(0)), [3]);
+        // 192.168.0.0/16 covers 1, 2, 3 and 192.168.1.0/24 covers 2, 3: each once.
+        assert_eq!(peer_classes(vpc, &classes, peer(1)), [1, 2, 3]);
+        let everything = &vpc.security_groups[0].outbound[0].peer;
+        assert_eq!(
+            peer_classes(vpc, &classes, everything),
+            [CLASS_NONE, 1, 2, 3]
+        );
     }
 }

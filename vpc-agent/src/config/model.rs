@@ -135,6 +135,10 @@ pub struct Vpc {
     pub instances: Vec<Loc<Instance>>,
     #[serde(default)]
     pub peering_connections: Vec<Loc<PeeringConnection>>,
+    /// Customer-managed prefix lists: named sets of CIDRs that security group rules name as
+    /// `pl:NAME`.
+    #[serde(default)]
+    pub prefix_lists: Vec<Loc<PrefixList>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -305,6 +309,13 @@ pub struct Instance {
 pub struct PeeringConnection {
     pub name: Loc<String>,
     pub peer_vpc: Loc<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixList {
+    pub name: Loc<String>,
+    pub cidrs: Loc<Vec<Loc<String>>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

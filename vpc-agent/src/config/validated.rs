@@ -66,6 +66,29 @@ pub struct VpcDef {
     pub security_groups: Vec<SecurityGroupDef>,
     pub instances: Vec<InstanceDef>,
     pub peering_connections: Vec<PeeringDef>,
+    /// The file's prefix lists (rules refer to them by index).
+    pub prefix_lists: Vec<PrefixListDef>,
+}
+
+impl VpcDef {
+    /// The prefix list a validated reference ([`SgPeer::PrefixList`]) names.
+    pub fn prefix_list(&self, index: usize) -> &PrefixListDef {
+        &self.prefix_lists[index]
+    }
+}
+
+/// A customer-managed prefix list: a named, non-empty set of distinct CIDRs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrefixListDef {
+    pub name: String,
+    pub cidrs: Vec<Ipv4Net>,
+}
+
+impl PrefixListDef {
+    /// Whether one of the list's CIDRs holds `addr`.
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        self.cidrs.iter().any(|net| net.contains(&addr))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -290,6 +313,23 @@ pub enum SgPeer {
     Cidr(Ipv4Net),
     /// Members of the group with this index in the VPC's `security_groups`.
     Group(usize),
+    /// Any CIDR of the prefix list with this index in the VPC's `prefix_lists`.
+    PrefixList(usize),
+}
+
+impl SgPeer {
+    /// Whether `addr` is inside the rule's CIDR, is the private address of a member of its
+    /// group, or is inside a CIDR of its prefix list (`vpc`: the rule's VPC).
+    pub fn contains(&self, vpc: &VpcDef, addr: Ipv4Addr) -> bool {
+        match self {
+            Self::Cidr(net) => net.contains(&addr),
+            Self::Group(g) => vpc
+                .instances
+                .iter()
+                .any(|i| i.private_ip == addr && i.security_groups.contains(g)),
+            Self::PrefixList(l) => vpc.prefix_list(*l).contains(addr),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -97,7 +97,7 @@ const UNSUPPORTED: [(&str, &str); 12] = [
     ),
     (
         "AWS::EC2::PrefixList",
-        "prefix lists are not part of the format yet",
+        "prefix lists are not imported yet (write them as `prefix_lists`)",
     ),
     (
         "AWS::EC2::TransitGateway",
@@ -1009,8 +1009,7 @@ impl<'a> Reader<'a> {
             return None;
         }
         if r.val(list_key).is_some() {
-            let msg =
-                "rules with prefix lists are not part of the format yet: the rule is not imported";
+            let msg = "prefix lists are not imported yet: the rule is not imported";
             self.report
                 .add(&r.origin, r.line(list_key), Severity::NotImported, msg);
             return None;

@@ -427,13 +427,11 @@ impl Reader {
                 }
             }
             for (list, what) in [
-                ("Ipv6Ranges", "IPv6 ranges"),
-                ("PrefixListIds", "prefix lists"),
+                ("Ipv6Ranges", "IPv6 ranges are not part of the format yet"),
+                ("PrefixListIds", "prefix lists are not imported yet"),
             ] {
                 if !items(p, list).is_empty() {
-                    let msg = format!(
-                        "{what} are not part of the format yet: those peers are not imported"
-                    );
+                    let msg = format!("{what}: those peers are not imported");
                     self.note(&po, 0, Severity::NotImported, msg);
                 }
             }

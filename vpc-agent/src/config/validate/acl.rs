@@ -48,7 +48,7 @@ impl Validator {
             let rpath = format!("{path}[{i}]");
             let number = self.rule_number(&rule.rule, &format!("{rpath}.rule"), &mut numbers);
             let traffic = self.traffic(rule, &rpath);
-            let cidr = self.cidr(&rule.cidr, &format!("{rpath}.cidr"));
+            let cidr = self.acl_cidr(&rule.cidr, &format!("{rpath}.cidr"));
             out.push(resolve(|| {
                 Some(AclRuleDef {
                     number: number?,
@@ -61,6 +61,19 @@ impl Validator {
         let mut out: Vec<AclRuleDef> = out.into_iter().collect::<Option<_>>()?;
         out.sort_by_key(|r| r.number);
         Some(out)
+    }
+
+    /// A rule's CIDR; a prefix list is refused by name (as AWS does), not as a bad CIDR.
+    fn acl_cidr(&mut self, cidr: &Loc<String>, path: &str) -> Option<Ipv4Net> {
+        if prefix_lists::prefix_list_name(&cidr.value).is_some() {
+            let msg = format!(
+                "network ACLs cannot reference prefix lists: give a CIDR instead of '{}'",
+                cidr.value
+            );
+            self.err(cidr.pos, path, msg);
+            return None;
+        }
+        self.cidr(cidr, path)
     }
 
     pub(super) fn rule_number(

@@ -8,6 +8,7 @@ mod conntrack;
 mod flow_logs;
 mod gateways;
 mod peering;
+mod prefix_lists;
 mod routes;
 mod security_groups;
 mod subnets;
@@ -45,6 +46,8 @@ const TIMEOUTS: RangeInclusive<i64> = 1..=432_000;
 const TCP_ESTABLISHED_TIMEOUTS: RangeInclusive<i64> = 60..=432_000;
 /// Prefix of a security group reference in a rule's source/destination.
 const SG_REF: &str = "sg:";
+/// Prefix of a prefix list reference (security group rules; routes to gateway endpoints).
+const PL_REF: &str = "pl:";
 
 /// Checks a parsed file and resolves it. `Err` holds every problem, sorted by position.
 pub fn validate(file: &ConfigFile) -> Result<ValidatedConfig, Vec<Diagnostic>> {
@@ -74,11 +77,7 @@ fn shared_segment_warnings(model: &model::Vpc, vpc: &VpcDef, v: usize) -> Vec<Di
     let allows_all_from = |to: &InstanceDef, from: &InstanceDef| {
         to.security_groups.iter().any(|&g| {
             vpc.security_groups[g].inbound.iter().any(|r| {
-                r.traffic.matches(ANY_TRAFFIC, 0, 0, 0)
-                    && match &r.peer {
-                        SgPeer::Cidr(net) => net.contains(&from.private_ip),
-                        SgPeer::Group(g) => from.security_groups.contains(g),
-                    }
+                r.traffic.matches(ANY_TRAFFIC, 0, 0, 0) && r.peer.contains(vpc, from.private_ip)
             })
         })
     };
@@ -302,6 +301,7 @@ impl Validator {
             &format!("{path}.instances"),
             "instance",
         );
+        let (list_names, prefix_lists) = self.prefix_lists(vpc, path);
 
         // Implicit defaults go after the file's own entries.
         let main_route_table = table_names
@@ -333,13 +333,14 @@ impl Validator {
             subnet_names: &subnet_names,
             subnets: &resolved_subnets,
             has_igw: vpc.internet_gateway.is_some(),
+            prefix_lists: &list_names,
         };
         let mut addresses = HashMap::new();
         let nat_gateways = self.nat_gateways(vpc, path, &scope, &mut addresses);
         let instances = self.instances(vpc, path, &scope, &sg_names, default_sg, &mut addresses);
         let route_tables = self.route_tables(vpc, path, &scope, &targets, gateways.as_deref());
         let network_acls = self.network_acls(vpc, path);
-        let security_groups = self.security_groups(vpc, path, &sg_names);
+        let security_groups = self.security_groups(vpc, path, &sg_names, &list_names);
         let peering_connections = self.peerings(vpc, path);
 
         let mut route_tables = route_tables?;
@@ -374,6 +375,7 @@ impl Validator {
             security_groups,
             instances: instances?,
             peering_connections: peering_connections?,
+            prefix_lists: prefix_lists?,
         })
     }
 }
@@ -402,6 +404,8 @@ struct VpcScope<'a> {
     subnet_names: &'a Names,
     subnets: &'a [Option<&'a SubnetDef>],
     has_igw: bool,
+    /// Prefix list name -> index in the VPC's `prefix_lists`.
+    prefix_lists: &'a Names,
 }
 
 /// Route target names of one VPC.

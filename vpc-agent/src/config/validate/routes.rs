@@ -2,6 +2,14 @@
 
 use super::*;
 
+/// A route's destination as written: a CIDR, or a prefix list (`pl:NAME`) by index in the
+/// VPC's `prefix_lists`. [`Validator::route_fits_target`] decides which targets each allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum RouteDestination {
+    Cidr(Ipv4Net),
+    PrefixList(usize),
+}
+
 impl Validator {
     /// Names a route may target: the internet gateway, NAT gateways and peering connections
     /// share one namespace (a route names its target by name alone).
@@ -72,15 +80,21 @@ impl Validator {
             let table = &table.value;
             let tpath = format!("{path}.route_tables[{i}]");
             let propagate = self.propagations(table, &tpath, vpc, targets);
-            let mut seen: BTreeMap<Ipv4Net, u32> = BTreeMap::new();
+            let mut seen: BTreeMap<RouteDestination, u32> = BTreeMap::new();
             let mut routes = Vec::new();
             for (j, route) in table.routes.iter().enumerate() {
                 let rpath = format!("{tpath}.routes[{j}]");
                 let dest = self.route_destination(&route.value, &rpath, scope);
                 if let Some(d) = dest {
                     if let Some(line) = seen.get(&d) {
+                        let shown = match d {
+                            RouteDestination::Cidr(net) => net.to_string(),
+                            RouteDestination::PrefixList(_) => {
+                                route.value.destination.value.clone()
+                            }
+                        };
                         let msg = format!(
-                            "duplicate destination {d} in route table '{}' (also at line {line})",
+                            "duplicate destination {shown} in route table '{}' (also at line {line})",
                             table.name.value
                         );
                         self.err(
@@ -98,11 +112,18 @@ impl Validator {
                     scope,
                     targets,
                 );
-                routes.push(dest.zip(target).map(|(destination, target)| RouteDef {
-                    destination,
-                    target,
-                    propagated: false,
-                }));
+                let destination = dest.and_then(|d| {
+                    self.route_fits_target(d, target.as_ref(), &route.value.destination, &rpath)
+                });
+                routes.push(
+                    destination
+                        .zip(target)
+                        .map(|(destination, target)| RouteDef {
+                            destination,
+                            target,
+                            propagated: false,
+                        }),
+                );
             }
             out.push(resolve(|| {
                 let routes = routes.into_iter().collect::<Option<_>>()?;
@@ -116,14 +137,26 @@ impl Validator {
         out.into_iter().collect()
     }
 
-    /// A route's destination may not be, or be inside, a VPC block: the local route covers it.
+    /// A route's destination: a prefix list of the VPC, or a CIDR that is not, and is not
+    /// inside, a VPC block (the local route covers those).
     pub(super) fn route_destination(
         &mut self,
         route: &model::Route,
         path: &str,
         scope: &VpcScope<'_>,
-    ) -> Option<Ipv4Net> {
+    ) -> Option<RouteDestination> {
         let dpath = format!("{path}.destination");
+        if let Some(name) = prefix_lists::prefix_list_name(&route.destination.value) {
+            return self
+                .prefix_list_ref(
+                    &route.destination,
+                    name,
+                    &dpath,
+                    scope.name,
+                    scope.prefix_lists,
+                )
+                .map(RouteDestination::PrefixList);
+        }
         let dest = self.cidr(&route.destination, &dpath)?;
         let pos = route.destination.pos;
         if let Some(block) = scope.blocks.iter().find(|b| b.contains(&dest)) {
@@ -137,7 +170,31 @@ impl Validator {
             self.err(pos, dpath, msg);
             return None;
         }
-        Some(dest)
+        Some(RouteDestination::Cidr(dest))
+    }
+
+    /// The one place a destination meets its target (`None`: the target did not resolve).
+    /// A prefix list is only a destination for a gateway endpoint, which the format does not
+    /// have yet: every `pl:NAME` route is refused.
+    fn route_fits_target(
+        &mut self,
+        dest: RouteDestination,
+        _target: Option<&RouteTarget>,
+        written: &Loc<String>,
+        path: &str,
+    ) -> Option<Ipv4Net> {
+        match dest {
+            RouteDestination::Cidr(net) => Some(net),
+            RouteDestination::PrefixList(_) => {
+                let msg = format!(
+                    "a prefix-list destination needs a gateway endpoint target, and gateway \
+                     endpoints are not supported yet: '{}' cannot be routed",
+                    written.value
+                );
+                self.err(written.pos, format!("{path}.destination"), msg);
+                None
+            }
+        }
     }
 
     pub(super) fn route_target(

@@ -1,4 +1,5 @@
-//! Security groups: their rules and the peers (addresses or other groups) they name.
+//! Security groups: their rules and the peers (addresses, other groups, prefix lists) they
+//! name.
 
 use super::*;
 
@@ -8,6 +9,7 @@ impl Validator {
         vpc: &model::Vpc,
         path: &str,
         groups: &Names,
+        lists: &Names,
     ) -> Option<Vec<SecurityGroupDef>> {
         let vpc_name = vpc.name.value.as_str();
         let default_sg = groups
@@ -30,7 +32,7 @@ impl Validator {
                         me.group_ref(&name, &ppath, vpc_name, groups, default_sg)
                             .map(SgPeer::Group)
                     }
-                    None => me.cidr(peer, &ppath).map(SgPeer::Cidr),
+                    None => me.address_peer(peer, &ppath, vpc_name, lists),
                 };
                 Some(SgRuleDef {
                     traffic: traffic?,
@@ -79,5 +81,21 @@ impl Validator {
             }));
         }
         out.into_iter().collect()
+    }
+
+    /// A peer that is not a group: a prefix list (`pl:NAME`) or a CIDR.
+    fn address_peer(
+        &mut self,
+        peer: &Loc<String>,
+        path: &str,
+        vpc: &str,
+        lists: &Names,
+    ) -> Option<SgPeer> {
+        match prefix_lists::prefix_list_name(&peer.value) {
+            Some(name) => self
+                .prefix_list_ref(peer, name, path, vpc, lists)
+                .map(SgPeer::PrefixList),
+            None => self.cidr(peer, path).map(SgPeer::Cidr),
+        }
     }
 }
