@@ -17,6 +17,7 @@ use crate::config::{
     ValidatedConfig,
     validated::{
         AclRuleDef, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, SgPeer, VpcDef,
+        group_members,
     },
 };
 
@@ -75,6 +76,8 @@ pub enum RouteHopTarget {
     Peering {
         connection: String,
         peer_vpc: String,
+        /// The peer VPC declares the connection too; if not, the route drops (blackhole).
+        accepted: bool,
     },
     Blackhole,
     /// No route matched.
@@ -329,23 +332,25 @@ pub fn first_match<'r>(
 }
 
 /// The first rule of `instance`'s security groups (in the instance's group order, then rule
-/// order) that allows the packet: (index in `vpc.security_groups`, rule index in the
-/// direction). `remote` is the source for inbound rules and the destination for outbound.
+/// order) that allows the packet: (index in the VPC's `security_groups`, rule index in the
+/// direction). `instance` is of VPC `v` of `vpcs`; `remote` is the source for inbound rules and
+/// the destination for outbound.
 pub fn security_group_match(
-    vpc: &VpcDef,
+    vpcs: &[VpcDef],
+    v: usize,
     instance: &InstanceDef,
     direction: Direction,
     remote: Ipv4Addr,
     p: &Packet,
 ) -> Option<(usize, usize)> {
     instance.security_groups.iter().find_map(|&g| {
-        let group = &vpc.security_groups[g];
+        let group = &vpcs[v].security_groups[g];
         let rules = match direction {
             Direction::Inbound => &group.inbound,
             Direction::Outbound => &group.outbound,
         };
         let found = rules.iter().position(|r| {
-            peer_contains(vpc, &r.peer, remote)
+            peer_contains(vpcs, v, &r.peer, remote)
                 && r.traffic
                     .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
         });
@@ -353,14 +358,14 @@ pub fn security_group_match(
     })
 }
 
-/// Whether `addr` is a rule's CIDR or a private address of a member of its group.
-fn peer_contains(vpc: &VpcDef, peer: &SgPeer, addr: Ipv4Addr) -> bool {
+/// Whether `addr` is a rule's CIDR or a private address of a member of its group (of VPC
+/// `v`, or of a peer VPC).
+fn peer_contains(vpcs: &[VpcDef], v: usize, peer: &SgPeer, addr: Ipv4Addr) -> bool {
     match peer {
         SgPeer::Cidr(net) => net.contains(&addr),
-        SgPeer::Group(g) => vpc
-            .instances
-            .iter()
-            .any(|i| i.private_ip == addr && i.security_groups.contains(g)),
+        SgPeer::Group(_) | SgPeer::PeerGroup { .. } => {
+            group_members(vpcs, v, peer).any(|i| i.private_ip == addr)
+        }
     }
 }
 
@@ -468,7 +473,7 @@ impl Run<'_> {
             Direction::Inbound => p.src,
             Direction::Outbound => p.dst,
         };
-        let found = security_group_match(vpc, instance, direction, remote, p);
+        let found = security_group_match(&self.config.vpcs, v, instance, direction, remote, p);
         self.hops.push(Hop::SecurityGroup {
             instance: instance.name.clone(),
             direction,
@@ -615,8 +620,13 @@ impl Run<'_> {
                 let hop = RouteHopTarget::Peering {
                     connection: pcx.name.clone(),
                     peer_vpc: peer.name.clone(),
+                    accepted: pcx.accepted,
                 };
                 self.route_hop(v, table, Some(dest), hop);
+                if !pcx.accepted {
+                    // Compiled as a blackhole route (compile/routes.rs): the same drop.
+                    return Verdict::Drop(DropReason::Blackhole);
+                }
                 self.peering(pcx.peer_vpc, p)
             }
             RouteTarget::Blackhole => {

@@ -209,7 +209,9 @@ fn cidr_yaml((addr, len): (u32, u8)) -> String {
     format!("{}/{len}", ip4(addr & u32::from_be(mask_raw(len))))
 }
 
-fn security_groups_yaml(spec: &VpcSpec, y: &mut String) {
+/// `peer`: the VPC (index and spec) this one is peered with over an accepted connection; some
+/// group references then name its groups (`sg:VPC/NAME`).
+fn security_groups_yaml(spec: &VpcSpec, peer: Option<(usize, &VpcSpec)>, y: &mut String) {
     y.push_str("    security_groups:\n");
     for (k, (inbound, outbound)) in spec.groups.iter().enumerate() {
         let _ = writeln!(y, "      - name: {}", group_name(spec, k));
@@ -221,9 +223,12 @@ fn security_groups_yaml(spec: &VpcSpec, y: &mut String) {
             let Some(rules) = rules else { continue };
             let _ = writeln!(y, "        {dir}:");
             for rule in rules {
-                let peer = match rule.group {
-                    Some(g) => format!("sg:{}", group_name(spec, g)),
-                    None => cidr_yaml(rule.rule.cidr),
+                let peer = match (rule.group, peer) {
+                    (Some(g), Some((p, peer))) if g % 2 == 1 => {
+                        format!("sg:vpc{p}/{}", group_name(peer, g))
+                    }
+                    (Some(g), _) => format!("sg:{}", group_name(spec, g)),
+                    (None, _) => cidr_yaml(rule.rule.cidr),
                 };
                 let _ = writeln!(
                     y,
@@ -245,6 +250,11 @@ fn ip4(raw: u32) -> Ipv4Addr {
     Ipv4Addr::from(raw)
 }
 
+/// The VPC VPC `v` declares a peering connection to, if any.
+fn peer_of(specs: &[VpcSpec], v: usize) -> Option<usize> {
+    specs[v].peer.map(|p| p % specs.len()).filter(|p| *p != v)
+}
+
 /// Writes a valid definition for these specs (dropping whatever would be invalid).
 fn yaml(specs: &[VpcSpec]) -> String {
     let mut y = String::from("vpcs:\n");
@@ -264,11 +274,13 @@ fn yaml(specs: &[VpcSpec]) -> String {
                 ip4((198 << 24) | (51 << 16) | public)
             );
         }
-        let peer = spec.peer.map(|p| p % specs.len()).filter(|p| *p != v);
-        if let Some(p) = peer {
+        let peer = peer_of(specs, v);
+        // Named by the pair: accepted when the peer names this VPC too, else one-sided.
+        let pcx = peer.map(|p| format!("pcx-{}-{}", v.min(p), v.max(p)));
+        if let (Some(p), Some(pcx)) = (peer, &pcx) {
             let _ = writeln!(
                 y,
-                "    peering_connections: [{{ name: pcx, peer_vpc: vpc{p} }}]"
+                "    peering_connections: [{{ name: {pcx}, peer_vpc: vpc{p} }}]"
             );
         }
         y.push_str("    subnets:\n");
@@ -322,7 +334,8 @@ fn yaml(specs: &[VpcSpec]) -> String {
             let mut seen = std::collections::BTreeSet::new();
             if let Some(p) = peer.filter(|_| t == 0) {
                 seen.insert(((10u32 << 24) | ((p as u32) << 16), 16u8));
-                lines.push(format!("{{ destination: 10.{p}.0.0/16, target: pcx }}"));
+                let pcx = pcx.as_deref().unwrap_or_default();
+                lines.push(format!("{{ destination: 10.{p}.0.0/16, target: {pcx} }}"));
             }
             for ((addr, len), choice) in routes {
                 let addr = addr & u32::from_be(mask_raw(*len));
@@ -333,7 +346,7 @@ fn yaml(specs: &[VpcSpec]) -> String {
                 let target = match choice {
                     0 if spec.igw => "igw",
                     1 if spec.nat => "nat",
-                    2 if peer.is_some() => "pcx",
+                    2 if peer.is_some() => pcx.as_deref().unwrap_or_default(),
                     _ => "blackhole",
                 };
                 lines.push(format!(
@@ -375,7 +388,8 @@ fn yaml(specs: &[VpcSpec]) -> String {
         if spec.acls.is_empty() {
             y.push_str("      []\n");
         }
-        security_groups_yaml(spec, &mut y);
+        let accepted = peer.filter(|&p| peer_of(specs, p) == Some(v));
+        security_groups_yaml(spec, accepted.map(|p| (p, &specs[p])), &mut y);
     }
     y
 }

@@ -9,7 +9,9 @@
 //! everything matches it, so its class is 0, the class of "nothing more specific".
 //!
 //! `sg:NAME` rules are written for the /32 classes of NAME's members at the time of the
-//! compile; recompiling after instances change keeps them current.
+//! compile; recompiling after instances change keeps them current. `sg:VPC/NAME` (a peer
+//! VPC's group) works the same way: its members' /32s become classes of this VPC, matched
+//! when they arrive (or are sent to) over the peering connection.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +25,9 @@ use vpc_common::{
 };
 
 use super::{ids::Ids, net_raw};
-use crate::config::validated::{InstanceDef, SgPeer, SgRuleDef, TrafficMatch, VpcDef};
+use crate::config::validated::{
+    InstanceDef, SgPeer, SgRuleDef, TrafficMatch, VpcDef, group_members,
+};
 
 /// The class of addresses that match no `SG_REMOTES` entry (and of `0.0.0.0/0`).
 pub const CLASS_NONE: u32 = 0;
@@ -70,25 +74,19 @@ pub struct Classes {
 }
 
 impl Classes {
-    /// Every CIDR named by a rule of `vpc` (except /0) and the /32 of every member of a
-    /// referenced group.
-    pub fn of_vpc(vpc: &VpcDef) -> Self {
+    /// Every CIDR named by a rule of VPC `v` (except /0) and the /32 of every member of a
+    /// referenced group (of this VPC, or of a peer VPC for `sg:VPC/NAME`).
+    pub fn of_vpc(vpcs: &[VpcDef], v: usize) -> Self {
         let mut nets = BTreeSet::new();
-        let mut referenced = BTreeSet::new();
-        for rule in vpc.security_groups.iter().flat_map(rules) {
+        for rule in vpcs[v].security_groups.iter().flat_map(rules) {
             match rule.peer {
                 SgPeer::Cidr(net) if net.prefix_len() > 0 => {
                     nets.insert(net);
                 }
                 SgPeer::Cidr(_) => {}
-                SgPeer::Group(g) => {
-                    referenced.insert(g);
+                SgPeer::Group(_) | SgPeer::PeerGroup { .. } => {
+                    nets.extend(group_members(vpcs, v, &rule.peer).map(host));
                 }
-            }
-        }
-        for inst in &vpc.instances {
-            if inst.security_groups.iter().any(|g| referenced.contains(g)) {
-                nets.insert(host(inst));
             }
         }
         Self {
@@ -177,16 +175,17 @@ pub fn traffic_blocks(t: &TrafficMatch) -> Vec<PortBlock> {
     }
 }
 
-/// Every entry of VPC `v`'s security groups.
+/// Every entry of the security groups of VPC `v` (of `vpcs`).
 pub fn vpc_security_groups(
-    vpc: &VpcDef,
+    vpcs: &[VpcDef],
     v: usize,
     ids: &Ids,
     remotes: &mut BTreeMap<SgRemotePrefix, u32>,
     rules_out: &mut BTreeMap<SgRulePrefix, SgRuleValue>,
 ) {
+    let vpc = &vpcs[v];
     let vpc_id = ids.vpc[v];
-    let classes = Classes::of_vpc(vpc);
+    let classes = Classes::of_vpc(vpcs, v);
     for (net, class) in classes.iter() {
         remotes.insert(SgRemotePrefix::new(vpc_id, net), class);
     }
@@ -207,7 +206,7 @@ pub fn vpc_security_groups(
                         direction: direction as u8,
                         value,
                     };
-                    for class in peer_classes(vpc, &classes, &rule.peer) {
+                    for class in peer_classes(vpcs, v, &classes, &rule.peer) {
                         for block in traffic_blocks(&rule.traffic) {
                             // Several rules may allow the same thing: the first one is named.
                             let (key, value) = at.entry(class, block);
@@ -220,14 +219,13 @@ pub fn vpc_security_groups(
     }
 }
 
-/// The classes a rule's source or destination covers.
-fn peer_classes(vpc: &VpcDef, classes: &Classes, peer: &SgPeer) -> Vec<u32> {
+/// The classes a rule's source or destination covers. A peer VPC's members are remotes of
+/// this VPC's groups like its own (VPC blocks never overlap, and only the peering delivers
+/// from a peer's addresses: the uplink drops them as spoofed).
+fn peer_classes(vpcs: &[VpcDef], v: usize, classes: &Classes, peer: &SgPeer) -> Vec<u32> {
     match peer {
         SgPeer::Cidr(net) => classes.inside(*net),
-        SgPeer::Group(g) => vpc
-            .instances
-            .iter()
-            .filter(|i| i.security_groups.contains(g))
+        SgPeer::Group(_) | SgPeer::PeerGroup { .. } => group_members(vpcs, v, peer)
             .map(|i| classes.host(i))
             .collect(),
     }
@@ -341,7 +339,7 @@ mod tests {
     #[test]
     fn a_cidr_covers_the_classes_inside_it_and_only_0_0_0_0_slash_0_covers_class_0() {
         let config = load_str("t.yaml", NESTED).expect("valid");
-        let classes = Classes::of_vpc(&config.vpcs[0]);
+        let classes = Classes::of_vpc(&config.vpcs, 0);
         // No entry for /0; the rest numbered in address order.
         assert_eq!(
             classes.iter().collect::<Vec<_>>(),

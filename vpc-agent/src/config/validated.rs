@@ -256,6 +256,40 @@ pub enum SgPeer {
     Cidr(Ipv4Net),
     /// Members of the group with this index in the VPC's `security_groups`.
     Group(usize),
+    /// `sg:VPC/NAME`: members of group `group` (index in that VPC's `security_groups`) of VPC
+    /// `vpc` (index in `ValidatedConfig::vpcs`), a peer over an accepted peering connection.
+    /// Its own variant, so that `Group` keeps meaning "a group of this VPC" everywhere.
+    PeerGroup {
+        vpc: usize,
+        group: usize,
+    },
+}
+
+impl SgPeer {
+    /// The (VPC, group) a group reference of a rule of VPC `own` names; `None` for a CIDR.
+    pub fn group_of(&self, own: usize) -> Option<(usize, usize)> {
+        match *self {
+            Self::Cidr(_) => None,
+            Self::Group(group) => Some((own, group)),
+            Self::PeerGroup { vpc, group } => Some((vpc, group)),
+        }
+    }
+}
+
+/// The instances a group reference of a rule of VPC `own` names (the members of the group,
+/// in its VPC); none for a CIDR.
+pub fn group_members<'a>(
+    vpcs: &'a [VpcDef],
+    own: usize,
+    peer: &SgPeer,
+) -> impl Iterator<Item = &'a InstanceDef> + 'a {
+    let (v, g) = peer.group_of(own).unzip();
+    v.into_iter().flat_map(move |v| {
+        vpcs[v]
+            .instances
+            .iter()
+            .filter(move |i| g.is_some_and(|g| i.security_groups.contains(&g)))
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -277,6 +311,10 @@ pub struct PeeringDef {
     pub name: String,
     /// Index in `ValidatedConfig::vpcs`.
     pub peer_vpc: usize,
+    /// The peer VPC declares the same connection (same name) towards this VPC. Only an
+    /// accepted connection carries packets: routes to an unaccepted one drop them
+    /// (`blackhole`, as AWS shows routes to a connection that is not active).
+    pub accepted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -106,7 +106,16 @@ pub fn describe(hop: &Hop) -> String {
                 RouteHopTarget::Peering {
                     connection,
                     peer_vpc,
+                    accepted: true,
                 } => format!("peering {connection} to VPC {peer_vpc}"),
+                RouteHopTarget::Peering {
+                    connection,
+                    peer_vpc,
+                    accepted: false,
+                } => format!(
+                    "peering {connection} to VPC {peer_vpc}, not accepted \
+                     (VPC {peer_vpc} does not declare it): blackhole"
+                ),
                 RouteHopTarget::Blackhole => "blackhole".to_owned(),
                 RouteHopTarget::NoRoute => "no route".to_owned(),
             }

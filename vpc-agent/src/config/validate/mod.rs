@@ -77,6 +77,8 @@ fn shared_segment_warnings(model: &model::Vpc, vpc: &VpcDef, v: usize) -> Vec<Di
                     && match &r.peer {
                         SgPeer::Cidr(net) => net.contains(&from.private_ip),
                         SgPeer::Group(g) => from.security_groups.contains(g),
+                        // The segment's hosts are of this VPC, never a peer's members.
+                        SgPeer::PeerGroup { .. } => false,
                     }
             })
         })
@@ -126,11 +128,28 @@ struct Globals {
     igws: HashMap<String, String>,
     /// NAT gateway name -> VPC names.
     nats: HashMap<String, Vec<String>>,
+    /// Every peering connection the file declares (to another VPC), in file order: whether
+    /// one is accepted depends on the peer VPC's declarations.
+    peerings: Vec<PeeringDecl>,
+    /// Per VPC (as `vpc_index`): security group name -> index, the implicit `default`
+    /// included (for `sg:VPC/NAME` references from peers).
+    groups: Vec<HashMap<String, usize>>,
+}
+
+/// One entry of a VPC's `peering_connections`.
+struct PeeringDecl {
+    vpc: String,
+    name: String,
+    peer: String,
+    /// Of the `peer_vpc` value.
+    pos: Pos,
 }
 
 #[derive(Default)]
 struct Validator {
     diags: Vec<Diagnostic>,
+    /// What is valid but probably not meant (`ValidatedConfig::warnings`).
+    warnings: Vec<Diagnostic>,
     globals: Globals,
     /// Interface name -> what uses it (interfaces are unique across subnets and uplinks).
     interfaces: HashMap<String, String>,
@@ -154,6 +173,18 @@ fn not_unicast(ip: Ipv4Addr) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// A VPC's security group names -> index (the first of duplicates), with the implicit
+/// `default` after the file's groups.
+fn group_names(vpc: &model::Vpc) -> HashMap<String, usize> {
+    let mut names = HashMap::new();
+    for (i, sg) in vpc.security_groups.iter().enumerate() {
+        names.entry(sg.value.name.value.clone()).or_insert(i);
+    }
+    let implicit = vpc.security_groups.len();
+    names.entry(DEFAULT_SG.to_owned()).or_insert(implicit);
+    names
 }
 
 /// What a name in one namespace refers to: its index and where it was first defined.
@@ -204,13 +235,15 @@ impl Validator {
             None => Vec::new(),
         };
         let vpcs: Vec<VpcDef> = vpcs.into_iter().collect::<Option<_>>()?;
-        let warnings = file
-            .vpcs
-            .iter()
-            .zip(&vpcs)
-            .enumerate()
-            .flat_map(|(i, (model, vpc))| shared_segment_warnings(&model.value, vpc, i))
-            .collect();
+        let mut warnings: Vec<Diagnostic> = std::mem::take(&mut self.warnings);
+        warnings.extend(
+            file.vpcs
+                .iter()
+                .zip(&vpcs)
+                .enumerate()
+                .flat_map(|(i, (model, vpc))| shared_segment_warnings(&model.value, vpc, i)),
+        );
+        warnings.sort_by_key(|w| w.pos);
         Some(ValidatedConfig {
             vpcs,
             warnings,
@@ -243,6 +276,18 @@ impl Validator {
                 let owners = self.globals.nats.entry(nat.value.name.value.clone());
                 owners.or_default().push(vpc_name.clone());
             }
+            self.globals.peerings.extend(
+                vpc.peering_connections
+                    .iter()
+                    .filter(|p| p.value.peer_vpc.value != *vpc_name)
+                    .map(|p| PeeringDecl {
+                        vpc: vpc_name.clone(),
+                        name: p.value.name.value.clone(),
+                        peer: p.value.peer_vpc.value.clone(),
+                        pos: p.value.peer_vpc.pos,
+                    }),
+            );
+            self.globals.groups.push(group_names(vpc));
         }
     }
 
