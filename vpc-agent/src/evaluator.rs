@@ -966,6 +966,77 @@ mod tests {
         }
     }
 
+    /// `app` routes `shared`'s block to pcx; `shared` declares pcx back only in `PEERED`.
+    const ONE_SIDED: &str = "vpcs:
+  - name: app
+    cidr_blocks: [10.0.0.0/16]
+    subnets: [{ name: a, cidr: 10.0.0.0/24, interface: s0 }]
+    route_tables: [{ name: main, routes: [{ destination: 10.1.0.0/16, target: pcx }] }]
+    peering_connections: [{ name: pcx, peer_vpc: shared }]
+    instances:
+      - { name: w, subnet: a, private_ip: 10.0.0.10 }
+      - { name: x, subnet: a, private_ip: 10.0.0.11, security_groups: [other] }
+    security_groups: [{ name: other, inbound: [] }]
+  - name: shared
+    cidr_blocks: [10.1.0.0/16]
+    subnets: [{ name: s, cidr: 10.1.0.0/24, interface: s1 }]
+    security_groups:
+      - { name: db, inbound: [{ protocol: tcp, ports: 5432, source: SOURCE }] }
+    instances:
+      - { name: db1, subnet: s, private_ip: 10.1.0.20, security_groups: [db] }
+";
+
+    fn peered(source: &str) -> ValidatedConfig {
+        let yaml = ONE_SIDED.replace("SOURCE", source).replace(
+            "    security_groups:\n      - { name: db",
+            "    peering_connections: [{ name: pcx, peer_vpc: app }]\n    security_groups:\n      - { name: db",
+        );
+        load_str("t.yaml", &yaml).expect("valid")
+    }
+
+    fn evaluate(config: &ValidatedConfig, p: &Packet) -> Trace {
+        Evaluator::new(config, &Stateless)
+            .evaluate(Ingress::Interface("s0"), p)
+            .expect("known interface")
+    }
+
+    #[test]
+    fn an_unaccepted_peering_drops_like_a_blackhole_route() {
+        let config =
+            load_str("t.yaml", &ONE_SIDED.replace("SOURCE", "10.0.0.0/16")).expect("valid");
+        let t = evaluate(&config, &tcp("10.0.0.10", "10.1.0.20", 5432));
+        assert_eq!(t.verdict, Verdict::Drop(DropReason::Blackhole));
+        let route = t.hops.iter().find_map(|h| match h {
+            Hop::Route { target, .. } => Some(target.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            route,
+            Some(RouteHopTarget::Peering {
+                connection: "pcx".into(),
+                peer_vpc: "shared".into(),
+                accepted: false,
+            })
+        );
+        // Accepted, the same packet is delivered in the peer.
+        let t = evaluate(&peered("10.0.0.0/16"), &tcp("10.0.0.10", "10.1.0.20", 5432));
+        assert!(delivered(&t.verdict), "{t:?}");
+    }
+
+    #[test]
+    fn a_peer_vpcs_group_admits_its_members_over_the_peering() {
+        // db admits app's default group: w is a member, x (group other) is not.
+        let config = peered("sg:app/default");
+        let t = evaluate(&config, &tcp("10.0.0.10", "10.1.0.20", 5432));
+        assert!(delivered(&t.verdict), "{t:?}");
+        assert_eq!(
+            sg_hops(&t).last().copied(),
+            Some(&sg_hop("db1", Direction::Inbound, Some("db"), Some(0)))
+        );
+        let t = evaluate(&config, &tcp("10.0.0.11", "10.1.0.20", 5432));
+        assert_eq!(t.verdict, SG_IN);
+    }
+
     #[test]
     fn tracked_connections_skip_security_groups() {
         let t = trace(&Tracked, "s1", &tcp("10.0.1.10", "10.0.0.12", 443));

@@ -498,6 +498,50 @@ mod tests {
         );
     }
 
+    /// `app`'s group `web` admits postgres from `shared`'s group `db` (`sg:shared/db`).
+    const PEERED: &str = "vpcs:
+  - name: app
+    cidr_blocks: [10.0.0.0/16]
+    subnets: [{ name: a, cidr: 10.0.0.0/24, interface: s0 }]
+    peering_connections: [{ name: pcx, peer_vpc: shared }]
+    security_groups:
+      - { name: web, inbound: [{ protocol: tcp, ports: 5432, source: sg:shared/db }] }
+    instances:
+      - { name: w, subnet: a, private_ip: 10.0.0.10, security_groups: [web] }
+  - name: shared
+    cidr_blocks: [10.1.0.0/16]
+    subnets: [{ name: s, cidr: 10.1.0.0/24, interface: s1 }]
+    peering_connections: [{ name: pcx, peer_vpc: app }]
+    security_groups: [{ name: db, inbound: [] }]
+    instances:
+      - { name: db1, subnet: s, private_ip: 10.1.0.20, security_groups: [db] }
+      - { name: other, subnet: s, private_ip: 10.1.0.21 }
+";
+
+    #[test]
+    fn a_peer_vpcs_group_is_the_classes_of_its_members_there() {
+        let config = load_str("t.yaml", PEERED).expect("valid");
+        // app's only remote is shared's db member; shared's are its default group's members.
+        let app = Classes::of_vpc(&config.vpcs, 0);
+        assert_eq!(app.iter().collect::<Vec<_>>(), [(net("10.1.0.20/32"), 1)]);
+        let rule = &config.vpcs[0].security_groups[0].inbound[0];
+        assert_eq!(peer_classes(&config.vpcs, 0, &app, &rule.peer), [1]);
+        let shared = Classes::of_vpc(&config.vpcs, 1);
+        assert_eq!(
+            shared.iter().collect::<Vec<_>>(),
+            [(net("10.1.0.21/32"), 1)]
+        );
+        // Written for app's VPC id: the datapath looks remotes up in the checking VPC.
+        let c =
+            compile(&config, 0, &|n: &str| Some(if n == "s0" { 7 } else { 8 })).expect("compiles");
+        let app_id = slot_id(0, 1);
+        assert_eq!(
+            c.sg_remotes
+                .get(&SgRemotePrefix::new(app_id, net("10.1.0.20/32"))),
+            Some(&1)
+        );
+    }
+
     #[test]
     fn nat_gateways_get_no_rules() {
         let yaml = "vpcs:
