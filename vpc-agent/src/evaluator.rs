@@ -966,7 +966,7 @@ mod tests {
         }
     }
 
-    /// `app` routes `shared`'s block to pcx; `shared` declares pcx back only in `PEERED`.
+    /// `app` routes `shared`'s block to pcx; `shared` declares pcx back only in `peered()`.
     const ONE_SIDED: &str = "vpcs:
   - name: app
     cidr_blocks: [10.0.0.0/16]

@@ -17,18 +17,19 @@ impl Validator {
                 out.push(None);
                 continue;
             }
-            if index.is_none() {
+            let Some(peer_vpc) = index else {
                 self.err(peer.pos, ppath, format!("unknown VPC '{}'", peer.value));
                 out.push(None);
                 continue;
-            }
+            };
             let name = &pcx.value.name.value;
             let clashes = self.peering_clashes(me, name, &peer.value);
             let accepted = self.globals.accepted(me, name, &peer.value);
-            for msg in &clashes {
-                self.err(peer.pos, ppath.clone(), msg.clone());
+            let clashed = !clashes.is_empty();
+            for msg in clashes {
+                self.err(peer.pos, ppath.clone(), msg);
             }
-            if clashes.is_empty() && !accepted {
+            if !clashed && !accepted {
                 let msg = format!(
                     "warning: peering connection '{name}' is not accepted: VPC '{}' declares no \
                      peering connection '{name}' with peer_vpc '{me}'; until it does, the \
@@ -38,7 +39,7 @@ impl Validator {
                 let dpath = format!("{path}.peering_connections[{i}]");
                 self.warnings.push(Diagnostic::new(pcx.pos, dpath, msg));
             }
-            out.push(index.map(|peer_vpc| PeeringDef {
+            out.push(Some(PeeringDef {
                 name: name.clone(),
                 peer_vpc,
                 accepted,
