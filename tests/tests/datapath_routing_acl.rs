@@ -593,7 +593,7 @@ fn peering_continues_in_the_peer_vpcs_routing() {
     require_kernel!();
     let topo = Topology::build(include_str!("../fixtures/peering.yaml"), None, true)
         .expect("two peered VPCs");
-    let (app, pg) = ("10.0.0.10", "10.1.0.20");
+    let (app, batch, pg) = ("10.0.0.10", "10.0.0.11", "10.1.0.20");
     use DropReason::*;
     let cases = [
         (
@@ -632,14 +632,70 @@ fn peering_continues_in_the_peer_vpcs_routing() {
             Packet::tcp(app, "10.1.5.5", 40004, 5432, TCP_SYN),
             Seen::Dropped(UnknownDestination),
         ),
+        (
+            "batch -> pg:5432: the ACL allows 10.0.0.0/16, but not a member of sg:app/default",
+            "app0",
+            Packet::tcp(batch, pg, 40005, 5432, TCP_SYN),
+            Seen::Dropped(SecurityGroupInbound),
+        ),
     ];
+    check_peering_cases(&topo, &cases);
+}
+
+/// The peering fixture with the accepter's side of pcx-1 gone: `shared` neither declares it
+/// nor routes to it (nor names app's group, which needs an accepted connection).
+fn one_sided_peering() -> String {
+    let mut yaml = include_str!("../fixtures/peering.yaml").to_owned();
+    for (from, to) in [
+        (
+            "    peering_connections:\n      - { name: pcx-1, peer_vpc: app }\n",
+            "",
+        ),
+        (
+            "{ destination: 10.0.0.0/16, target: pcx-1 }",
+            "{ destination: 10.0.0.0/16, target: blackhole }",
+        ),
+        ("source: sg:app/default", "source: 10.0.0.0/16"),
+    ] {
+        assert_eq!(yaml.matches(from).count(), 1, "fixture holds {from:?} once");
+        yaml = yaml.replace(from, to);
+    }
+    yaml
+}
+
+#[test]
+fn a_one_sided_peering_refuses_the_packet() {
+    require_kernel!();
+    let topo = Topology::build(&one_sided_peering(), None, true).expect("one-sided peering");
+    let warnings: Vec<String> = topo.config.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "the declaration without acceptance is a warning: {warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("peering connection 'pcx-1' is not accepted"),
+        "{warnings:?}"
+    );
+    let (app, pg) = ("10.0.0.10", "10.1.0.20");
+    let cases = [(
+        "app -> pg:5432: the route to the unaccepted pcx-1 is a blackhole",
+        "app0",
+        Packet::tcp(app, pg, 40000, 5432, TCP_SYN),
+        Seen::Dropped(DropReason::Blackhole),
+    )];
+    check_peering_cases(&topo, &cases);
+}
+
+/// Each case through the kernel, and (new connections and drops) through the evaluator.
+fn check_peering_cases(topo: &Topology, cases: &[(&str, &str, Packet, Seen)]) {
     for (what, ingress, packet, expect) in cases {
-        let (seen, out) = run(&topo, ingress, &packet);
-        assert_eq!(seen, expect, "{what}: kernel");
-        if ingress == "app0" || matches!(expect, Seen::Dropped(_)) {
+        let (seen, out) = run(topo, ingress, packet);
+        assert_eq!(&seen, expect, "{what}: kernel");
+        if *ingress == "app0" || matches!(expect, Seen::Dropped(_)) {
             // The evaluator is stateless: it can judge new connections, not replies.
             assert_eq!(
-                reference(&topo, ingress, &packet),
+                &reference(topo, ingress, packet),
                 expect,
                 "{what}: evaluator"
             );

@@ -75,6 +75,8 @@ pub enum RouteHopTarget {
     Peering {
         connection: String,
         peer_vpc: String,
+        /// The peer VPC declares the connection too; if not, the route drops (blackhole).
+        accepted: bool,
     },
     Blackhole,
     /// No route matched.
@@ -340,23 +342,25 @@ pub fn first_match<'r>(
 }
 
 /// The first rule of `instance`'s security groups (in the instance's group order, then rule
-/// order) that allows the packet: (index in `vpc.security_groups`, rule index in the
-/// direction). `remote` is the source for inbound rules and the destination for outbound.
+/// order) that allows the packet: (index in the VPC's `security_groups`, rule index in the
+/// direction). `instance` is of VPC `v` of `vpcs`; `remote` is the source for inbound rules and
+/// the destination for outbound.
 pub fn security_group_match(
-    vpc: &VpcDef,
+    vpcs: &[VpcDef],
+    v: usize,
     instance: &InstanceDef,
     direction: Direction,
     remote: Ipv4Addr,
     p: &Packet,
 ) -> Option<(usize, usize)> {
     instance.security_groups.iter().find_map(|&g| {
-        let group = &vpc.security_groups[g];
+        let group = &vpcs[v].security_groups[g];
         let rules = match direction {
             Direction::Inbound => &group.inbound,
             Direction::Outbound => &group.outbound,
         };
         let found = rules.iter().position(|r| {
-            r.peer.contains(vpc, remote)
+            r.peer.contains(vpcs, v, remote)
                 && r.traffic
                     .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
         });
@@ -468,7 +472,7 @@ impl Run<'_> {
             Direction::Inbound => p.src,
             Direction::Outbound => p.dst,
         };
-        let found = security_group_match(vpc, instance, direction, remote, p);
+        let found = security_group_match(&self.config.vpcs, v, instance, direction, remote, p);
         self.hops.push(Hop::SecurityGroup {
             instance: instance.name.clone(),
             direction,
@@ -615,8 +619,13 @@ impl Run<'_> {
                 let hop = RouteHopTarget::Peering {
                     connection: pcx.name.clone(),
                     peer_vpc: peer.name.clone(),
+                    accepted: pcx.accepted,
                 };
                 self.route_hop(v, table, Some(dest), hop);
+                if !pcx.accepted {
+                    // Compiled as a blackhole route (compile/routes.rs): the same drop.
+                    return Verdict::Drop(DropReason::Blackhole);
+                }
                 self.peering(pcx.peer_vpc, p)
             }
             RouteTarget::Gateway(g) => {
@@ -1003,6 +1012,77 @@ mod tests {
         fn tracked(&self, _packet: &Packet) -> bool {
             true
         }
+    }
+
+    /// `app` routes `shared`'s block to pcx; `shared` declares pcx back only in `peered()`.
+    const ONE_SIDED: &str = "vpcs:
+  - name: app
+    cidr_blocks: [10.0.0.0/16]
+    subnets: [{ name: a, cidr: 10.0.0.0/24, interface: s0 }]
+    route_tables: [{ name: main, routes: [{ destination: 10.1.0.0/16, target: pcx }] }]
+    peering_connections: [{ name: pcx, peer_vpc: shared }]
+    instances:
+      - { name: w, subnet: a, private_ip: 10.0.0.10 }
+      - { name: x, subnet: a, private_ip: 10.0.0.11, security_groups: [other] }
+    security_groups: [{ name: other, inbound: [] }]
+  - name: shared
+    cidr_blocks: [10.1.0.0/16]
+    subnets: [{ name: s, cidr: 10.1.0.0/24, interface: s1 }]
+    security_groups:
+      - { name: db, inbound: [{ protocol: tcp, ports: 5432, source: SOURCE }] }
+    instances:
+      - { name: db1, subnet: s, private_ip: 10.1.0.20, security_groups: [db] }
+";
+
+    fn peered(source: &str) -> ValidatedConfig {
+        let yaml = ONE_SIDED.replace("SOURCE", source).replace(
+            "    security_groups:\n      - { name: db",
+            "    peering_connections: [{ name: pcx, peer_vpc: app }]\n    security_groups:\n      - { name: db",
+        );
+        load_str("t.yaml", &yaml).expect("valid")
+    }
+
+    fn evaluate(config: &ValidatedConfig, p: &Packet) -> Trace {
+        Evaluator::new(config, &Stateless)
+            .evaluate(Ingress::Interface("s0"), p)
+            .expect("known interface")
+    }
+
+    #[test]
+    fn an_unaccepted_peering_drops_like_a_blackhole_route() {
+        let config =
+            load_str("t.yaml", &ONE_SIDED.replace("SOURCE", "10.0.0.0/16")).expect("valid");
+        let t = evaluate(&config, &tcp("10.0.0.10", "10.1.0.20", 5432));
+        assert_eq!(t.verdict, Verdict::Drop(DropReason::Blackhole));
+        let route = t.hops.iter().find_map(|h| match h {
+            Hop::Route { target, .. } => Some(target.clone()),
+            _ => None,
+        });
+        assert_eq!(
+            route,
+            Some(RouteHopTarget::Peering {
+                connection: "pcx".into(),
+                peer_vpc: "shared".into(),
+                accepted: false,
+            })
+        );
+        // Accepted, the same packet is delivered in the peer.
+        let t = evaluate(&peered("10.0.0.0/16"), &tcp("10.0.0.10", "10.1.0.20", 5432));
+        assert!(delivered(&t.verdict), "{t:?}");
+    }
+
+    #[test]
+    fn a_peer_vpcs_group_admits_its_members_over_the_peering() {
+        // db admits app's default group: w is a member, x (group other) is not.
+        let config = peered("sg:app/default");
+        let t = evaluate(&config, &tcp("10.0.0.10", "10.1.0.20", 5432));
+        assert!(delivered(&t.verdict), "{t:?}");
+        assert_eq!(
+            sg_hops(&t).last().copied(),
+            Some(&sg_hop("db1", Direction::Inbound, Some("db"), Some(0)))
+        );
+        let t = evaluate(&config, &tcp("10.0.0.11", "10.1.0.20", 5432));
+        assert_eq!(t.verdict, SG_IN);
     }
 
     #[test]

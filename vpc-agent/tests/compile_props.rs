@@ -227,7 +227,9 @@ fn cidr_yaml((addr, len): (u32, u8)) -> String {
     format!("{}/{len}", ip4(addr & u32::from_be(mask_raw(len))))
 }
 
-fn security_groups_yaml(spec: &VpcSpec, y: &mut String) {
+/// `peer`: the VPC (index and spec) this one is peered with over an accepted connection; some
+/// group references then name its groups (`sg:VPC/NAME`).
+fn security_groups_yaml(spec: &VpcSpec, peer: Option<(usize, &VpcSpec)>, y: &mut String) {
     y.push_str("    security_groups:\n");
     for (k, (inbound, outbound)) in spec.groups.iter().enumerate() {
         let _ = writeln!(y, "      - name: {}", group_name(spec, k));
@@ -240,10 +242,13 @@ fn security_groups_yaml(spec: &VpcSpec, y: &mut String) {
             let _ = writeln!(y, "        {dir}:");
             for rule in rules {
                 let lists = spec.prefix_lists.len();
-                let peer = match (rule.group, rule.list) {
-                    (Some(g), _) => format!("sg:{}", group_name(spec, g)),
-                    (None, Some(l)) if lists > 0 => format!("pl:l{}", l % lists),
-                    (None, _) => cidr_yaml(rule.rule.cidr),
+                let peer = match (rule.group, peer, rule.list) {
+                    (Some(g), Some((p, peer)), _) if g % 2 == 1 => {
+                        format!("sg:vpc{p}/{}", group_name(peer, g))
+                    }
+                    (Some(g), _, _) => format!("sg:{}", group_name(spec, g)),
+                    (None, _, Some(l)) if lists > 0 => format!("pl:l{}", l % lists),
+                    _ => cidr_yaml(rule.rule.cidr),
                 };
                 let _ = writeln!(
                     y,
@@ -278,6 +283,11 @@ fn ip4(raw: u32) -> Ipv4Addr {
     Ipv4Addr::from(raw)
 }
 
+/// The VPC VPC `v` declares a peering connection to, if any.
+fn peer_of(specs: &[VpcSpec], v: usize) -> Option<usize> {
+    specs[v].peer.map(|p| p % specs.len()).filter(|p| *p != v)
+}
+
 /// Writes a valid definition for these specs (dropping whatever would be invalid).
 fn yaml(specs: &[VpcSpec]) -> String {
     let mut y = String::from("vpcs:\n");
@@ -297,11 +307,13 @@ fn yaml(specs: &[VpcSpec]) -> String {
                 ip4((198 << 24) | (51 << 16) | public)
             );
         }
-        let peer = spec.peer.map(|p| p % specs.len()).filter(|p| *p != v);
-        if let Some(p) = peer {
+        let peer = peer_of(specs, v);
+        // Named by the pair: accepted when the peer names this VPC too, else one-sided.
+        let pcx = peer.map(|p| format!("pcx-{}-{}", v.min(p), v.max(p)));
+        if let (Some(p), Some(pcx)) = (peer, &pcx) {
             let _ = writeln!(
                 y,
-                "    peering_connections: [{{ name: pcx, peer_vpc: vpc{p} }}]"
+                "    peering_connections: [{{ name: {pcx}, peer_vpc: vpc{p} }}]"
             );
         }
         y.push_str("    subnets:\n");
@@ -355,7 +367,8 @@ fn yaml(specs: &[VpcSpec]) -> String {
             let mut seen = std::collections::BTreeSet::new();
             if let Some(p) = peer.filter(|_| t == 0) {
                 seen.insert(((10u32 << 24) | ((p as u32) << 16), 16u8));
-                lines.push(format!("{{ destination: 10.{p}.0.0/16, target: pcx }}"));
+                let pcx = pcx.as_deref().unwrap_or_default();
+                lines.push(format!("{{ destination: 10.{p}.0.0/16, target: {pcx} }}"));
             }
             for ((addr, len), choice) in routes {
                 let addr = addr & u32::from_be(mask_raw(*len));
@@ -366,7 +379,7 @@ fn yaml(specs: &[VpcSpec]) -> String {
                 let target = match choice {
                     0 if spec.igw => "igw",
                     1 if spec.nat => "nat",
-                    2 if peer.is_some() => "pcx",
+                    2 if peer.is_some() => pcx.as_deref().unwrap_or_default(),
                     _ => "blackhole",
                 };
                 lines.push(format!(
@@ -408,7 +421,8 @@ fn yaml(specs: &[VpcSpec]) -> String {
         if spec.acls.is_empty() {
             y.push_str("      []\n");
         }
-        security_groups_yaml(spec, &mut y);
+        let accepted = peer.filter(|&p| peer_of(specs, p) == Some(v));
+        security_groups_yaml(spec, accepted.map(|p| (p, &specs[p])), &mut y);
         prefix_lists_yaml(spec, &mut y);
     }
     y

@@ -831,3 +831,55 @@ fn the_command_writes_a_file_that_validate_and_trace_accept() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_group_of_a_peered_vpc_is_referenced_as_vpc_slash_name() {
+    let template = "Resources:
+  App:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.0.0.0/16 }
+  Shared:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.1.0.0/16 }
+  Pcx:
+    Type: AWS::EC2::VPCPeeringConnection
+    Properties: { VpcId: !Ref App, PeerVpcId: !Ref Shared }
+  Web:
+    Type: AWS::EC2::SecurityGroup
+    Properties: { GroupDescription: web, VpcId: !Ref App }
+  Db:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: db
+      VpcId: !Ref Shared
+      SecurityGroupIngress:
+        - { IpProtocol: tcp, FromPort: 5432, ToPort: 5432, SourceSecurityGroupId: !Ref Web }
+";
+    let imported =
+        import::cloudformation::import("t.yaml", template, &Options::default()).expect("imports");
+    assert!(
+        imported.yaml.contains("source: sg:App/Web }"),
+        "{}",
+        imported.yaml
+    );
+    let config = load(&imported.yaml);
+    let shared = &config.vpcs[1];
+    let db = shared.security_groups.iter().find(|g| g.name == "Db");
+    assert_eq!(
+        db.map(|g| &g.inbound[0].peer),
+        Some(&config::validated::SgPeer::PeerGroup { vpc: 0, group: 0 })
+    );
+    // Without the peering the reference cannot be expressed: reported, not imported.
+    let unpeered = template.replace("AWS::EC2::VPCPeeringConnection", "AWS::S3::Bucket");
+    let imported =
+        import::cloudformation::import("t.yaml", &unpeered, &Options::default()).expect("imports");
+    assert!(
+        imported
+            .report
+            .notes
+            .iter()
+            .any(|n| n.resource == "Db" && n.message.contains("nor in a VPC peered with it")),
+        "{}",
+        imported.report
+    );
+}

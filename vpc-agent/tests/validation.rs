@@ -695,6 +695,141 @@ rejects!(
     ),
     "7:50: vpcs[0].peering_connections[0].peer_vpc: a peering connection cannot connect VPC 'prod' to itself"
 );
+/// `base!()` declaring pcx-1 to VPC `shared` (line 7), `prod_groups` from line 8, then VPC
+/// `shared` (two lines): tests append `shared`'s own keys (4 spaces in).
+macro_rules! peered {
+    ($prod_groups:expr) => {
+        concat!(
+            base!(),
+            "    peering_connections: [{ name: pcx-1, peer_vpc: shared }]\n",
+            $prod_groups,
+            "  - name: shared\n",
+            "    cidr_blocks: [10.1.0.0/16]\n"
+        )
+    };
+}
+
+/// Two lines (8, 9) of `prod`: group `web`, admitting tcp/443 from `source`.
+macro_rules! web_from {
+    ($source:expr) => {
+        concat!(
+            "    security_groups:\n",
+            "      - { name: web, inbound: [{ protocol: tcp, ports: 443, source: ",
+            $source,
+            " }] }\n"
+        )
+    };
+}
+
+#[test]
+fn a_peering_is_accepted_when_both_vpcs_declare_it() {
+    let both = concat!(
+        peered!(""),
+        "    peering_connections: [{ name: pcx-1, peer_vpc: prod }]\n"
+    );
+    let config = load_str("t.yaml", both).expect("valid");
+    assert_eq!(config.warnings, []);
+    for (vpc, peer) in [(0, 1), (1, 0)] {
+        let pcx = &config.vpcs[vpc].peering_connections[0];
+        assert_eq!((pcx.peer_vpc, pcx.accepted), (peer, true));
+    }
+}
+
+#[test]
+fn a_one_sided_peering_is_a_warning_and_not_accepted() {
+    let one_sided = peered!("");
+    assert_eq!(
+        warnings(one_sided),
+        [
+            "7:27: vpcs[0].peering_connections[0]: warning: peering connection 'pcx-1' is not \
+             accepted: VPC 'shared' declares no peering connection 'pcx-1' with peer_vpc 'prod'; \
+             until it does, the connection carries nothing (routes to it drop packets as \
+             blackhole)"
+        ]
+    );
+    let config = load_str("t.yaml", one_sided).expect("valid");
+    assert!(!config.vpcs[0].peering_connections[0].accepted);
+    // The peer declaring another name does not accept it either.
+    let other_name = concat!(
+        peered!(""),
+        "    peering_connections: [{ name: pcx-2, peer_vpc: prod }]\n"
+    );
+    assert_eq!(warnings(other_name).len(), 2, "both sides are one-sided");
+}
+
+rejects!(
+    the_peer_declaring_the_connection_towards_a_third_vpc_is_an_error_at_both,
+    concat!(
+        peered!(""),
+        "    peering_connections: [{ name: pcx-1, peer_vpc: dev }]\n",
+        "  - { name: dev, cidr_blocks: [10.2.0.0/16] }\n"
+    ),
+    "7:52: vpcs[0].peering_connections[0].peer_vpc: VPC 'shared' declares peering connection 'pcx-1' with peer_vpc 'dev' (line 10), not 'prod': both sides must name each other",
+    "10:52: vpcs[1].peering_connections[0].peer_vpc: VPC 'prod' declares peering connection 'pcx-1' with peer_vpc 'shared' (line 7), but here it connects to 'dev': both sides must name each other"
+);
+
+#[test]
+fn a_peer_vpcs_group_resolves_over_an_accepted_peering() {
+    let yaml = concat!(
+        peered!(web_from!("sg:shared/db")),
+        "    peering_connections: [{ name: pcx-1, peer_vpc: prod }]\n",
+        "    security_groups: [{ name: other, inbound: [] }, { name: db, inbound: [] }]\n"
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    assert_eq!(
+        config.vpcs[0].security_groups[0].inbound[0].peer,
+        SgPeer::PeerGroup { vpc: 1, group: 1 }
+    );
+    // The peer's implicit default group is a group too.
+    let default = yaml.replace("sg:shared/db", "sg:shared/default");
+    let config = load_str("t.yaml", &default).expect("valid");
+    assert_eq!(
+        config.vpcs[0].security_groups[0].inbound[0].peer,
+        SgPeer::PeerGroup { vpc: 1, group: 2 }
+    );
+}
+
+rejects!(
+    a_peer_group_needs_an_accepted_peering,
+    peered!(web_from!("sg:shared/db")),
+    "9:69: vpcs[0].security_groups[0].inbound[0].source: 'sg:shared/db': peering connection 'pcx-1' with VPC 'shared' is not accepted (VPC 'shared' does not declare it towards 'prod'); a peer's groups are only visible over an accepted peering connection"
+);
+rejects!(
+    a_peer_group_needs_a_peering,
+    concat!(
+        base!(),
+        web_from!("sg:shared/db"),
+        "  - { name: shared, cidr_blocks: [10.1.0.0/16] }\n"
+    ),
+    "8:69: vpcs[0].security_groups[0].inbound[0].source: 'sg:shared/db': VPC 'prod' has no peering connection with VPC 'shared'; a peer's groups are only visible over an accepted peering connection"
+);
+rejects!(
+    a_peer_group_is_in_a_known_vpc,
+    concat!(base!(), web_from!("sg:nowhere/db")),
+    "8:69: vpcs[0].security_groups[0].inbound[0].source: 'sg:nowhere/db': unknown VPC 'nowhere'"
+);
+rejects!(
+    a_peer_group_exists_in_the_peer,
+    concat!(
+        peered!(web_from!("sg:shared/db")),
+        "    peering_connections: [{ name: pcx-1, peer_vpc: prod }]\n"
+    ),
+    "9:69: vpcs[0].security_groups[0].inbound[0].source: 'sg:shared/db': unknown security group in VPC 'shared': 'db'"
+);
+rejects!(
+    a_group_of_the_own_vpc_is_not_named_by_vpc,
+    concat!(base!(), web_from!("sg:prod/web")),
+    "8:69: vpcs[0].security_groups[0].inbound[0].source: 'sg:prod/web' names a group of this VPC: write 'sg:web'"
+);
+rejects!(
+    outbound_peer_groups_are_checked_too,
+    concat!(
+        base!(),
+        "    security_groups:\n",
+        "      - { name: web, inbound: [], outbound: [{ protocol: all, destination: sg:x/y }] }\n"
+    ),
+    "8:76: vpcs[0].security_groups[0].outbound[0].destination: 'sg:x/y': unknown VPC 'x'"
+);
 rejects!(
     peered_vpcs_do_not_overlap,
     concat!(

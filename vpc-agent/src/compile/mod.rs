@@ -148,7 +148,8 @@ pub fn compile(
     for (v, vpc) in config.vpcs.iter().enumerate() {
         let links = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;
         routes::vpc_routes(vpc, v, &ids, &links, &mut out.routes);
-        security_groups::vpc_security_groups(vpc, v, &ids, &mut out.sg_remotes, &mut out.sg_rules);
+        let (remotes, rules) = (&mut out.sg_remotes, &mut out.sg_rules);
+        security_groups::vpc_security_groups(&config.vpcs, v, &ids, remotes, rules);
         for (a, def) in vpc.network_acls.iter().enumerate() {
             let acl_id = ids.acl[v][a];
             for (dir, rules) in [(ACL_INBOUND, &def.inbound), (ACL_OUTBOUND, &def.outbound)] {

@@ -1,5 +1,6 @@
 //! `ROUTES` entries: every table of a VPC holds the VPC's local routes (one per subnet, one
-//! per CIDR block) plus its own routes; each VPC also has a local-only table.
+//! per CIDR block) plus its own routes; each VPC also has a local-only table. A route to a
+//! peering connection the peer VPC has not accepted (declared too) is a blackhole route.
 
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
@@ -114,8 +115,14 @@ pub fn vpc_routes(
                 RouteTarget::InternetGateway => value(TARGET_INTERNET_GATEWAY, links.igw),
                 RouteTarget::NatGateway(n) => value(TARGET_NAT_GATEWAY, ids.nat_gateway[v][*n]),
                 RouteTarget::Peering(p) => {
-                    let peer = vpc.peering_connections[*p].peer_vpc;
-                    value(TARGET_PEERING, ids.vpc[peer])
+                    let pcx = &vpc.peering_connections[*p];
+                    if pcx.accepted {
+                        value(TARGET_PEERING, ids.vpc[pcx.peer_vpc])
+                    } else {
+                        // Not accepted (the peer does not declare it): no path to the peer.
+                        // AWS shows such routes as blackhole too; the drop is `blackhole`.
+                        value(TARGET_BLACKHOLE, 0)
+                    }
                 }
                 RouteTarget::Gateway(g) => value(TARGET_GATEWAY, links.gateways[*g]),
                 RouteTarget::Blackhole => value(TARGET_BLACKHOLE, 0),

@@ -9,7 +9,9 @@
 //! everything matches it, so its class is 0, the class of "nothing more specific".
 //!
 //! `sg:NAME` rules are written for the /32 classes of NAME's members at the time of the
-//! compile; recompiling after instances change keeps them current.
+//! compile; recompiling after instances change keeps them current. `sg:VPC/NAME` (a peer
+//! VPC's group) works the same way: its members' /32s become classes of this VPC, matched
+//! when they arrive (or are sent to) over the peering connection.
 //!
 //! A `pl:NAME` rule is the union of one rule per CIDR of the list: every CIDR of a referenced
 //! list is a class boundary like a CIDR a rule names, and the rule is written for the classes
@@ -27,7 +29,9 @@ use vpc_common::{
 };
 
 use super::{ids::Ids, net_raw};
-use crate::config::validated::{InstanceDef, SgPeer, SgRuleDef, TrafficMatch, VpcDef};
+use crate::config::validated::{
+    InstanceDef, SgPeer, SgRuleDef, TrafficMatch, VpcDef, group_members,
+};
 
 /// The class of addresses that match no `SG_REMOTES` entry (and of `0.0.0.0/0`).
 pub const CLASS_NONE: u32 = 0;
@@ -74,29 +78,24 @@ pub struct Classes {
 }
 
 impl Classes {
-    /// Every CIDR named by a rule of `vpc` or in a prefix list a rule names (except /0), and
-    /// the /32 of every member of a referenced group.
-    pub fn of_vpc(vpc: &VpcDef) -> Self {
+    /// Every CIDR named by a rule of VPC `v` or in a prefix list a rule names (except /0), and
+    /// the /32 of every member of a referenced group (of this VPC, or of a peer VPC for
+    /// `sg:VPC/NAME`).
+    pub fn of_vpc(vpcs: &[VpcDef], v: usize) -> Self {
         let mut nets = BTreeSet::new();
-        let mut referenced = BTreeSet::new();
-        for rule in vpc.security_groups.iter().flat_map(rules) {
+        for rule in vpcs[v].security_groups.iter().flat_map(rules) {
             match rule.peer {
                 SgPeer::Cidr(net) if net.prefix_len() > 0 => {
                     nets.insert(net);
                 }
                 SgPeer::Cidr(_) => {}
-                SgPeer::Group(g) => {
-                    referenced.insert(g);
+                SgPeer::Group(_) | SgPeer::PeerGroup { .. } => {
+                    nets.extend(group_members(vpcs, v, &rule.peer).map(host));
                 }
                 SgPeer::PrefixList(l) => {
-                    let cidrs = vpc.prefix_list(l).cidrs.iter();
+                    let cidrs = vpcs[v].prefix_list(l).cidrs.iter();
                     nets.extend(cidrs.filter(|net| net.prefix_len() > 0));
                 }
-            }
-        }
-        for inst in &vpc.instances {
-            if inst.security_groups.iter().any(|g| referenced.contains(g)) {
-                nets.insert(host(inst));
             }
         }
         Self {
@@ -185,16 +184,17 @@ pub fn traffic_blocks(t: &TrafficMatch) -> Vec<PortBlock> {
     }
 }
 
-/// Every entry of VPC `v`'s security groups.
+/// Every entry of the security groups of VPC `v` (of `vpcs`).
 pub fn vpc_security_groups(
-    vpc: &VpcDef,
+    vpcs: &[VpcDef],
     v: usize,
     ids: &Ids,
     remotes: &mut BTreeMap<SgRemotePrefix, u32>,
     rules_out: &mut BTreeMap<SgRulePrefix, SgRuleValue>,
 ) {
+    let vpc = &vpcs[v];
     let vpc_id = ids.vpc[v];
-    let classes = Classes::of_vpc(vpc);
+    let classes = Classes::of_vpc(vpcs, v);
     for (net, class) in classes.iter() {
         remotes.insert(SgRemotePrefix::new(vpc_id, net), class);
     }
@@ -215,7 +215,7 @@ pub fn vpc_security_groups(
                         direction: direction as u8,
                         value,
                     };
-                    for class in peer_classes(vpc, &classes, &rule.peer) {
+                    for class in peer_classes(vpcs, v, &classes, &rule.peer) {
                         for block in traffic_blocks(&rule.traffic) {
                             // Several rules may allow the same thing: the first one is named.
                             let (key, value) = at.entry(class, block);
@@ -228,18 +228,17 @@ pub fn vpc_security_groups(
     }
 }
 
-/// The classes a rule's source or destination covers.
-fn peer_classes(vpc: &VpcDef, classes: &Classes, peer: &SgPeer) -> Vec<u32> {
+/// The classes a rule's source or destination covers. A peer VPC's members are remotes of
+/// this VPC's groups like its own (VPC blocks never overlap, and only the peering delivers
+/// from a peer's addresses: the uplink drops them as spoofed).
+fn peer_classes(vpcs: &[VpcDef], v: usize, classes: &Classes, peer: &SgPeer) -> Vec<u32> {
     match peer {
         SgPeer::Cidr(net) => classes.inside(*net),
-        SgPeer::Group(g) => vpc
-            .instances
-            .iter()
-            .filter(|i| i.security_groups.contains(g))
+        SgPeer::Group(_) | SgPeer::PeerGroup { .. } => group_members(vpcs, v, peer)
             .map(|i| classes.host(i))
             .collect(),
         SgPeer::PrefixList(l) => {
-            let cidrs = vpc.prefix_list(*l).cidrs.iter();
+            let cidrs = vpcs[v].prefix_list(*l).cidrs.iter();
             let union: BTreeSet<u32> = cidrs.flat_map(|net| classes.inside(*net)).collect();
             union.into_iter().collect()
         }
@@ -354,7 +353,7 @@ mod tests {
     #[test]
     fn a_cidr_covers_the_classes_inside_it_and_only_0_0_0_0_slash_0_covers_class_0() {
         let config = load_str("t.yaml", NESTED).expect("valid");
-        let classes = Classes::of_vpc(&config.vpcs[0]);
+        let classes = Classes::of_vpc(&config.vpcs, 0);
         // No entry for /0; the rest numbered in address order.
         assert_eq!(
             classes.iter().collect::<Vec<_>>(),
@@ -513,6 +512,50 @@ mod tests {
         );
     }
 
+    /// `app`'s group `web` admits postgres from `shared`'s group `db` (`sg:shared/db`).
+    const PEERED: &str = "vpcs:
+  - name: app
+    cidr_blocks: [10.0.0.0/16]
+    subnets: [{ name: a, cidr: 10.0.0.0/24, interface: s0 }]
+    peering_connections: [{ name: pcx, peer_vpc: shared }]
+    security_groups:
+      - { name: web, inbound: [{ protocol: tcp, ports: 5432, source: sg:shared/db }] }
+    instances:
+      - { name: w, subnet: a, private_ip: 10.0.0.10, security_groups: [web] }
+  - name: shared
+    cidr_blocks: [10.1.0.0/16]
+    subnets: [{ name: s, cidr: 10.1.0.0/24, interface: s1 }]
+    peering_connections: [{ name: pcx, peer_vpc: app }]
+    security_groups: [{ name: db, inbound: [] }]
+    instances:
+      - { name: db1, subnet: s, private_ip: 10.1.0.20, security_groups: [db] }
+      - { name: other, subnet: s, private_ip: 10.1.0.21 }
+";
+
+    #[test]
+    fn a_peer_vpcs_group_is_the_classes_of_its_members_there() {
+        let config = load_str("t.yaml", PEERED).expect("valid");
+        // app's only remote is shared's db member; shared's are its default group's members.
+        let app = Classes::of_vpc(&config.vpcs, 0);
+        assert_eq!(app.iter().collect::<Vec<_>>(), [(net("10.1.0.20/32"), 1)]);
+        let rule = &config.vpcs[0].security_groups[0].inbound[0];
+        assert_eq!(peer_classes(&config.vpcs, 0, &app, &rule.peer), [1]);
+        let shared = Classes::of_vpc(&config.vpcs, 1);
+        assert_eq!(
+            shared.iter().collect::<Vec<_>>(),
+            [(net("10.1.0.21/32"), 1)]
+        );
+        // Written for app's VPC id: the datapath looks remotes up in the checking VPC.
+        let c =
+            compile(&config, 0, &|n: &str| Some(if n == "s0" { 7 } else { 8 })).expect("compiles");
+        let app_id = slot_id(0, 1);
+        assert_eq!(
+            c.sg_remotes
+                .get(&SgRemotePrefix::new(app_id, net("10.1.0.20/32"))),
+            Some(&1)
+        );
+    }
+
     #[test]
     fn nat_gateways_get_no_rules() {
         let yaml = "vpcs:
@@ -552,7 +595,7 @@ mod tests {
 ";
         let config = load_str("t.yaml", yaml).expect("valid");
         let vpc = &config.vpcs[0];
-        let classes = Classes::of_vpc(vpc);
+        let classes = Classes::of_vpc(&config.vpcs, 0);
         // The referenced lists' CIDRs are class boundaries (not /0, nor an unused list's).
         assert_eq!(
             classes.iter().collect::<Vec<_>>(),
@@ -563,12 +606,12 @@ mod tests {
             ]
         );
         let peer = |r: usize| &vpc.security_groups[0].inbound[r].peer;
-        assert_eq!(peer_classes(vpc, &classes, peer(0)), [3]);
+        assert_eq!(peer_classes(&config.vpcs, 0, &classes, peer(0)), [3]);
         // 192.168.0.0/16 covers 1, 2, 3 and 192.168.1.0/24 covers 2, 3: each once.
-        assert_eq!(peer_classes(vpc, &classes, peer(1)), [1, 2, 3]);
+        assert_eq!(peer_classes(&config.vpcs, 0, &classes, peer(1)), [1, 2, 3]);
         let everything = &vpc.security_groups[0].outbound[0].peer;
         assert_eq!(
-            peer_classes(vpc, &classes, everything),
+            peer_classes(&config.vpcs, 0, &classes, everything),
             [CLASS_NONE, 1, 2, 3]
         );
     }

@@ -315,21 +315,54 @@ pub enum SgPeer {
     Group(usize),
     /// Any CIDR of the prefix list with this index in the VPC's `prefix_lists`.
     PrefixList(usize),
+    /// `sg:VPC/NAME`: members of group `group` (index in that VPC's `security_groups`) of VPC
+    /// `vpc` (index in `ValidatedConfig::vpcs`), a peer over an accepted peering connection.
+    /// Its own variant, so that `Group` keeps meaning "a group of this VPC" everywhere.
+    PeerGroup {
+        vpc: usize,
+        group: usize,
+    },
 }
 
 impl SgPeer {
-    /// Whether `addr` is inside the rule's CIDR, is the private address of a member of its
-    /// group, or is inside a CIDR of its prefix list (`vpc`: the rule's VPC).
-    pub fn contains(&self, vpc: &VpcDef, addr: Ipv4Addr) -> bool {
-        match self {
-            Self::Cidr(net) => net.contains(&addr),
-            Self::Group(g) => vpc
-                .instances
-                .iter()
-                .any(|i| i.private_ip == addr && i.security_groups.contains(g)),
-            Self::PrefixList(l) => vpc.prefix_list(*l).contains(addr),
+    /// The (VPC, group) a group reference of a rule of VPC `own` names; `None` for a CIDR or
+    /// a prefix list.
+    pub fn group_of(&self, own: usize) -> Option<(usize, usize)> {
+        match *self {
+            Self::Cidr(_) | Self::PrefixList(_) => None,
+            Self::Group(group) => Some((own, group)),
+            Self::PeerGroup { vpc, group } => Some((vpc, group)),
         }
     }
+
+    /// Whether `addr` is inside the rule's CIDR, is the private address of a member of its
+    /// group (of this VPC or a peer's), or is inside a CIDR of its prefix list (`own`: the
+    /// rule's VPC, index in `vpcs`).
+    pub fn contains(&self, vpcs: &[VpcDef], own: usize, addr: Ipv4Addr) -> bool {
+        match self {
+            Self::Cidr(net) => net.contains(&addr),
+            Self::PrefixList(l) => vpcs[own].prefix_list(*l).contains(addr),
+            Self::Group(_) | Self::PeerGroup { .. } => {
+                group_members(vpcs, own, self).any(|i| i.private_ip == addr)
+            }
+        }
+    }
+}
+
+/// The instances a group reference of a rule of VPC `own` names (the members of the group,
+/// in its VPC); none for a CIDR or a prefix list.
+pub fn group_members<'a>(
+    vpcs: &'a [VpcDef],
+    own: usize,
+    peer: &SgPeer,
+) -> impl Iterator<Item = &'a InstanceDef> + 'a {
+    let (v, g) = peer.group_of(own).unzip();
+    v.into_iter().flat_map(move |v| {
+        vpcs[v]
+            .instances
+            .iter()
+            .filter(move |i| g.is_some_and(|g| i.security_groups.contains(&g)))
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -351,6 +384,10 @@ pub struct PeeringDef {
     pub name: String,
     /// Index in `ValidatedConfig::vpcs`.
     pub peer_vpc: usize,
+    /// The peer VPC declares the same connection (same name) towards this VPC. Only an
+    /// accepted connection carries packets: routes to an unaccepted one drop them
+    /// (`blackhole`, as AWS shows routes to a connection that is not active).
+    pub accepted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

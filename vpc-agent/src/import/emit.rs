@@ -164,6 +164,9 @@ struct Scope {
     igw: Option<(String, String)>,
     nats: BTreeMap<String, String>,
     peerings: BTreeMap<String, String>,
+    /// Groups of the VPCs peered with this one (by an imported connection), by ID:
+    /// `VPC/NAME`, referenced as `sg:VPC/NAME`.
+    peer_groups: BTreeMap<String, String>,
 }
 
 impl Emitter<'_> {
@@ -294,6 +297,17 @@ impl Emitter<'_> {
         for v in &inv.vpcs {
             vpc_name_of.insert(&v.origin.id, vpc_names.take(&self.base(&v.origin)));
         }
+        // Every VPC's groups by ID as `VPC/NAME`, for references across a peering connection.
+        let group_home: BTreeMap<String, (&str, String)> = inv
+            .vpcs
+            .iter()
+            .flat_map(|v| {
+                let (id, vname) = (v.origin.id.as_str(), &vpc_name_of[v.origin.id.as_str()]);
+                self.group_names(id)
+                    .into_iter()
+                    .map(move |(g, n)| (g, (id, format!("{vname}/{n}"))))
+            })
+            .collect();
         let mut any = false;
         for vpc in &inv.vpcs {
             let name = vpc_name_of[vpc.origin.id.as_str()].clone();
@@ -313,7 +327,22 @@ impl Emitter<'_> {
                 continue;
             }
             any = true;
-            let scope = self.scope(vpc, name, blocks, &mut targets, &peering_names);
+            let mut scope = self.scope(vpc, name, blocks, &mut targets, &peering_names);
+            let peered: BTreeSet<&str> = inv
+                .peerings
+                .iter()
+                .filter(|p| peering_names.contains_key(&p.origin.id))
+                .filter_map(|p| match p.peer_vpc.as_deref()? {
+                    peer if p.vpc == vpc.origin.id => Some(peer),
+                    peer if peer == vpc.origin.id => Some(p.vpc.as_str()),
+                    _ => None,
+                })
+                .collect();
+            scope.peer_groups = group_home
+                .iter()
+                .filter(|(_, (home, _))| peered.contains(home))
+                .map(|(g, (_, name))| (g.clone(), name.clone()))
+                .collect();
             let peers: Vec<(String, String)> = inv
                 .peerings
                 .iter()
@@ -336,6 +365,27 @@ impl Emitter<'_> {
         }
         self.flow_logs(&mut out);
         Some(out)
+    }
+
+    /// The format's names of VPC `id`'s security groups, by group ID.
+    fn group_names(&self, id: &str) -> BTreeMap<String, String> {
+        let mut group_names = Names::reserved(&["default"]);
+        let mut groups: BTreeMap<String, String> = self
+            .inv
+            .security_groups
+            .iter()
+            .filter(|g| g.vpc == id)
+            .map(|g| {
+                let n = if g.group_name.as_deref() == Some("default") {
+                    "default".to_owned()
+                } else {
+                    group_names.take(&self.base(&g.origin))
+                };
+                (g.origin.id.clone(), n)
+            })
+            .collect();
+        groups.insert(format!("{id}.DefaultSecurityGroup"), "default".to_owned());
+        groups
     }
 
     fn scope(
@@ -397,21 +447,7 @@ impl Emitter<'_> {
                 (a.origin.id.clone(), n)
             })
             .collect();
-        let mut group_names = Names::reserved(&["default"]);
-        let mut groups: BTreeMap<String, String> = inv
-            .security_groups
-            .iter()
-            .filter(|g| g.vpc == id)
-            .map(|g| {
-                let n = if g.group_name.as_deref() == Some("default") {
-                    "default".to_owned()
-                } else {
-                    group_names.take(&self.base(&g.origin))
-                };
-                (g.origin.id.clone(), n)
-            })
-            .collect();
-        groups.insert(format!("{id}.DefaultSecurityGroup"), "default".to_owned());
+        let groups = self.group_names(id);
         let attached: Vec<_> = inv
             .internet_gateways
             .iter()
@@ -464,6 +500,7 @@ impl Emitter<'_> {
             igw,
             nats,
             peerings,
+            peer_groups: BTreeMap::new(),
         }
     }
 
@@ -1141,11 +1178,12 @@ impl Emitter<'_> {
                 return None;
             }
             SgPeer::Cidr(c) => q(c),
-            SgPeer::Group(g) => match s.groups.get(g) {
+            SgPeer::Group(g) => match s.groups.get(g).or_else(|| s.peer_groups.get(g)) {
                 Some(n) => q(&format!("sg:{n}")),
                 None => {
                     let msg = format!(
-                        "security group {g} is not in VPC {}: the rule is not imported",
+                        "security group {g} is neither in VPC {} nor in a VPC peered with it: \
+                         the rule is not imported",
                         s.name
                     );
                     self.note(&r.origin, Severity::NotImported, msg);

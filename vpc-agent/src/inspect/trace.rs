@@ -111,7 +111,16 @@ pub fn describe(hop: &Hop) -> String {
                 RouteHopTarget::Peering {
                     connection,
                     peer_vpc,
+                    accepted: true,
                 } => format!("peering {connection} to VPC {peer_vpc}"),
+                RouteHopTarget::Peering {
+                    connection,
+                    peer_vpc,
+                    accepted: false,
+                } => format!(
+                    "peering {connection} to VPC {peer_vpc}, not accepted \
+                     (VPC {peer_vpc} does not declare it): blackhole"
+                ),
                 RouteHopTarget::Blackhole => "blackhole".to_owned(),
                 RouteHopTarget::NoRoute => "no route".to_owned(),
             }
@@ -156,5 +165,33 @@ fn direction_name(d: Direction) -> &'static str {
     match d {
         Direction::Inbound => "inbound",
         Direction::Outbound => "outbound",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_to_an_unaccepted_peering_reads_as_a_blackhole() {
+        let hop = |accepted| Hop::Route {
+            vpc: "app".into(),
+            table: "main".into(),
+            destination: Some("10.1.0.0/16".parse().expect("net")),
+            target: RouteHopTarget::Peering {
+                connection: "pcx-1".into(),
+                peer_vpc: "shared".into(),
+                accepted,
+            },
+        };
+        assert_eq!(
+            describe(&hop(true)),
+            "route table main of VPC app: 10.1.0.0/16 -> peering pcx-1 to VPC shared"
+        );
+        assert_eq!(
+            describe(&hop(false)),
+            "route table main of VPC app: 10.1.0.0/16 -> peering pcx-1 to VPC shared, not \
+             accepted (VPC shared does not declare it): blackhole"
+        );
     }
 }

@@ -71,13 +71,14 @@ pub fn validate(file: &ConfigFile) -> Result<ValidatedConfig, Vec<Diagnostic>> {
 /// A shared segment lets its hosts reach each other without the router, so nothing between
 /// them is enforced: a warning for each segment where some instance's groups would not allow
 /// everything from another instance on it.
-fn shared_segment_warnings(model: &model::Vpc, vpc: &VpcDef, v: usize) -> Vec<Diagnostic> {
+fn shared_segment_warnings(model: &model::Vpc, vpcs: &[VpcDef], v: usize) -> Vec<Diagnostic> {
+    let vpc = &vpcs[v];
     // A protocol no rule names: only rules allowing all traffic match it.
     const ANY_TRAFFIC: u8 = 253;
     let allows_all_from = |to: &InstanceDef, from: &InstanceDef| {
         to.security_groups.iter().any(|&g| {
             vpc.security_groups[g].inbound.iter().any(|r| {
-                r.traffic.matches(ANY_TRAFFIC, 0, 0, 0) && r.peer.contains(vpc, from.private_ip)
+                r.traffic.matches(ANY_TRAFFIC, 0, 0, 0) && r.peer.contains(vpcs, v, from.private_ip)
             })
         })
     };
@@ -126,11 +127,28 @@ struct Globals {
     igws: HashMap<String, String>,
     /// NAT gateway name -> VPC names.
     nats: HashMap<String, Vec<String>>,
+    /// Every peering connection the file declares (to another VPC), in file order: whether
+    /// one is accepted depends on the peer VPC's declarations.
+    peerings: Vec<PeeringDecl>,
+    /// Per VPC (as `vpc_index`): security group name -> index, the implicit `default`
+    /// included (for `sg:VPC/NAME` references from peers).
+    groups: Vec<HashMap<String, usize>>,
+}
+
+/// One entry of a VPC's `peering_connections`.
+struct PeeringDecl {
+    vpc: String,
+    name: String,
+    peer: String,
+    /// Of the `peer_vpc` value.
+    pos: Pos,
 }
 
 #[derive(Default)]
 struct Validator {
     diags: Vec<Diagnostic>,
+    /// What is valid but probably not meant (`ValidatedConfig::warnings`).
+    warnings: Vec<Diagnostic>,
     globals: Globals,
     /// Interface name -> what uses it (interfaces are unique across subnets and uplinks).
     interfaces: HashMap<String, String>,
@@ -154,6 +172,18 @@ fn not_unicast(ip: Ipv4Addr) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// A VPC's security group names -> index (the first of duplicates), with the implicit
+/// `default` after the file's groups.
+fn group_names(vpc: &model::Vpc) -> HashMap<String, usize> {
+    let mut names = HashMap::new();
+    for (i, sg) in vpc.security_groups.iter().enumerate() {
+        names.entry(sg.value.name.value.clone()).or_insert(i);
+    }
+    let implicit = vpc.security_groups.len();
+    names.entry(DEFAULT_SG.to_owned()).or_insert(implicit);
+    names
 }
 
 /// What a name in one namespace refers to: its index and where it was first defined.
@@ -204,13 +234,15 @@ impl Validator {
             None => Vec::new(),
         };
         let vpcs: Vec<VpcDef> = vpcs.into_iter().collect::<Option<_>>()?;
-        let warnings = file
-            .vpcs
-            .iter()
-            .zip(&vpcs)
-            .enumerate()
-            .flat_map(|(i, (model, vpc))| shared_segment_warnings(&model.value, vpc, i))
-            .collect();
+        let mut warnings: Vec<Diagnostic> = std::mem::take(&mut self.warnings);
+        warnings.extend(
+            file.vpcs
+                .iter()
+                .zip(&vpcs)
+                .enumerate()
+                .flat_map(|(i, (model, _))| shared_segment_warnings(&model.value, &vpcs, i)),
+        );
+        warnings.sort_by_key(|w| w.pos);
         Some(ValidatedConfig {
             vpcs,
             warnings,
@@ -243,6 +275,18 @@ impl Validator {
                 let owners = self.globals.nats.entry(nat.value.name.value.clone());
                 owners.or_default().push(vpc_name.clone());
             }
+            self.globals.peerings.extend(
+                vpc.peering_connections
+                    .iter()
+                    .filter(|p| p.value.peer_vpc.value != *vpc_name)
+                    .map(|p| PeeringDecl {
+                        vpc: vpc_name.clone(),
+                        name: p.value.name.value.clone(),
+                        peer: p.value.peer_vpc.value.clone(),
+                        pos: p.value.peer_vpc.pos,
+                    }),
+            );
+            self.globals.groups.push(group_names(vpc));
         }
     }
 

@@ -1,4 +1,5 @@
-//! Peering connections, and VPCs that may not overlap.
+//! Peering connections (accepted only when both VPCs declare them, naming each other), group
+//! references across them (`sg:VPC/NAME`), and VPCs that may not overlap.
 
 use super::*;
 
@@ -16,15 +17,106 @@ impl Validator {
                 out.push(None);
                 continue;
             }
-            if index.is_none() {
+            let Some(peer_vpc) = index else {
                 self.err(peer.pos, ppath, format!("unknown VPC '{}'", peer.value));
+                out.push(None);
+                continue;
+            };
+            let name = &pcx.value.name.value;
+            let clashes = self.peering_clashes(me, name, &peer.value);
+            let accepted = self.globals.accepted(me, name, &peer.value);
+            let clashed = !clashes.is_empty();
+            for msg in clashes {
+                self.err(peer.pos, ppath.clone(), msg);
             }
-            out.push(index.map(|peer_vpc| PeeringDef {
-                name: pcx.value.name.value.clone(),
+            if !clashed && !accepted {
+                let msg = format!(
+                    "warning: peering connection '{name}' is not accepted: VPC '{}' declares no \
+                     peering connection '{name}' with peer_vpc '{me}'; until it does, the \
+                     connection carries nothing (routes to it drop packets as blackhole)",
+                    peer.value
+                );
+                let dpath = format!("{path}.peering_connections[{i}]");
+                self.warnings.push(Diagnostic::new(pcx.pos, dpath, msg));
+            }
+            out.push(Some(PeeringDef {
+                name: name.clone(),
                 peer_vpc,
+                accepted,
             }));
         }
         out.into_iter().collect()
+    }
+
+    /// Why VPC `me`'s connection `name` to `peer` contradicts another declaration of the same
+    /// name: the peer declares it towards a third VPC, or a third VPC declares it towards
+    /// `me` (each side of such a pair is reported at its own `peer_vpc`).
+    fn peering_clashes(&self, me: &str, name: &str, peer: &str) -> Vec<String> {
+        let same = self.globals.peerings.iter().filter(|d| d.name == name);
+        same.filter_map(|d| {
+            if d.vpc == peer && d.peer != me {
+                Some(format!(
+                    "VPC '{peer}' declares peering connection '{name}' with peer_vpc '{}' \
+                     (line {}), not '{me}': both sides must name each other",
+                    d.peer, d.pos.line
+                ))
+            } else if d.peer == me && d.vpc != peer {
+                Some(format!(
+                    "VPC '{}' declares peering connection '{name}' with peer_vpc '{me}' \
+                     (line {}), but here it connects to '{peer}': both sides must name each \
+                     other",
+                    d.vpc, d.pos.line
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
+    }
+
+    /// `sg:VPC/NAME` (the text after `sg:`): a group of VPC `VPC`, which must be a peer of
+    /// VPC `me` over an accepted peering connection.
+    pub(super) fn peer_group_ref(
+        &mut self,
+        reference: &Loc<String>,
+        path: &str,
+        me: &str,
+    ) -> Option<SgPeer> {
+        let (vpc, group) = reference.value.split_once('/')?;
+        let what = format!("'{SG_REF}{}'", reference.value);
+        let reason = if vpc == me {
+            Some(format!(
+                "{what} names a group of this VPC: write '{SG_REF}{group}'"
+            ))
+        } else if !self.globals.vpc_index.contains_key(vpc) {
+            Some(format!("{what}: unknown VPC '{vpc}'"))
+        } else if let Some(pcx) = self.globals.unaccepted(me, vpc) {
+            Some(format!(
+                "{what}: peering connection '{pcx}' with VPC '{vpc}' is not accepted (VPC \
+                 '{vpc}' does not declare it towards '{me}'); a peer's groups are only \
+                 visible over an accepted peering connection"
+            ))
+        } else if !self.globals.peered(me, vpc) {
+            Some(format!(
+                "{what}: VPC '{me}' has no peering connection with VPC '{vpc}'; a peer's \
+                 groups are only visible over an accepted peering connection"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.err(reference.pos, path, reason);
+            return None;
+        }
+        let v = self.globals.vpc_index[vpc];
+        match self.globals.groups[v].get(group) {
+            Some(&g) => Some(SgPeer::PeerGroup { vpc: v, group: g }),
+            None => {
+                let msg = format!("{what}: unknown security group in VPC '{vpc}': '{group}'");
+                self.err(reference.pos, path, msg);
+                None
+            }
+        }
     }
 
     /// Peered VPCs must not overlap (AWS), else a destination would be ambiguous.
@@ -50,5 +142,34 @@ impl Validator {
             }
             seen.extend(mine);
         }
+    }
+}
+
+impl Globals {
+    /// Whether `peer` declares connection `name` towards `me` (then `me`'s declaration of
+    /// `name` towards `peer` is accepted).
+    fn accepted(&self, me: &str, name: &str, peer: &str) -> bool {
+        self.peerings
+            .iter()
+            .any(|d| d.vpc == peer && d.name == name && d.peer == me)
+    }
+
+    /// Whether `me` and `peer` have an accepted peering connection.
+    fn peered(&self, me: &str, peer: &str) -> bool {
+        self.peerings
+            .iter()
+            .any(|d| d.vpc == me && d.peer == peer && self.accepted(me, &d.name, peer))
+    }
+
+    /// A connection `me` declares towards `peer` that `peer` does not, when there is no
+    /// accepted one between them.
+    fn unaccepted(&self, me: &str, peer: &str) -> Option<&str> {
+        if self.peered(me, peer) {
+            return None;
+        }
+        self.peerings
+            .iter()
+            .find(|d| d.vpc == me && d.peer == peer)
+            .map(|d| d.name.as_str())
     }
 }

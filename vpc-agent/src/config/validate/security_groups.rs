@@ -27,6 +27,10 @@ impl Validator {
                 let traffic = me.traffic(spec, &rpath);
                 let ppath = format!("{rpath}.{field}");
                 let peer = match peer.value.strip_prefix(SG_REF) {
+                    Some(name) if name.contains('/') => {
+                        let reference = Loc::new(name.to_owned(), peer.pos);
+                        me.peer_group_ref(&reference, &ppath, vpc_name)
+                    }
                     Some(name) => {
                         let name = Loc::new(name.to_owned(), peer.pos);
                         me.group_ref(&name, &ppath, vpc_name, groups, default_sg)
