@@ -9,6 +9,10 @@
 //! end `02:00:00:00:i:01`. The uplink is 192.0.2.1/24 on the router and 192.0.2.100/24 in
 //! the internet namespace, which also holds 203.0.113.50 ("a client on the internet") and is
 //! the router's default gateway.
+//!
+//! A gateway's link (a VPN gateway: "the office") is a /30, [`gateway_link`]: the router at
+//! `.1`, the far end at `.2`, which holds host 10 of each network behind the gateway
+//! ([`gateway_host`]); the router routes those networks via `.2`, as an operator would.
 
 use std::{collections::BTreeMap, ffi::CString, net::Ipv4Addr};
 
@@ -29,6 +33,20 @@ use crate::{
 pub const UPLINK_ROUTER_IP: &str = "192.0.2.1";
 pub const INTERNET_IP: &str = "192.0.2.100";
 pub const INTERNET_CLIENT_IP: &str = "203.0.113.50";
+
+/// The /30 of gateway link `g` (0-based, in `ValidatedConfig::interfaces` order): router `.1`,
+/// far end `.2`.
+pub fn gateway_link(g: u8) -> (Ipv4Addr, Ipv4Addr) {
+    (
+        Ipv4Addr::new(192, 168, 250, 4 * g + 1),
+        Ipv4Addr::new(192, 168, 250, 4 * g + 2),
+    )
+}
+
+/// The host behind a gateway in its network `net`: host 10.
+pub fn gateway_host(net: ipnet::Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()) + 10)
+}
 
 /// A MAC address of the topology.
 pub fn mac(port: u8, host: bool) -> [u8; 6] {
@@ -86,10 +104,20 @@ impl Topology {
         let mut index = 0u8;
         let vpc = config.vpcs.first().context("fixture has no VPC")?;
         let uplink = vpc.internet_gateway.as_ref().map(|i| i.interface.clone());
+        let mut gateway_links = 0u8;
+        let mut gateway_ports = Vec::new();
         for (ifname, role) in config.interfaces() {
             index += 1;
             let (addrs, gateway, prefix_len, host_prefix) = match role {
                 InterfaceRole::Uplink { .. } => continue,
+                InterfaceRole::Gateway { vpc, gateway } => {
+                    let g = &config.vpcs[vpc].gateways[gateway];
+                    let port = Self::gateway_port(&router, index, ifname, gateway_links, g)?;
+                    gateway_links += 1;
+                    gateway_ports.push(ifname.to_owned());
+                    ports.insert(ifname.to_owned(), port);
+                    continue;
+                }
                 InterfaceRole::Segment { vpc, subnet } => {
                     let v = &config.vpcs[vpc];
                     let s = &v.subnets[subnet];
@@ -172,6 +200,9 @@ impl Topology {
                 let lladdr = mac_str(mac(port.index, true));
                 let neighbours: Vec<String> = if Some(&port.ifname) == uplink.as_ref() {
                     vec![INTERNET_IP.to_string()]
+                } else if gateway_ports.contains(&port.ifname) {
+                    // A gateway link: its far end is the next hop of everything behind it.
+                    vec![port.addrs[0].to_string()]
                 } else {
                     port.addrs.iter().map(ToString::to_string).collect()
                 };
@@ -197,6 +228,33 @@ impl Topology {
             compiled,
             datapath,
         })
+    }
+
+    /// The link of gateway `g` (the `link`-th): the far end holds a host in each of its
+    /// networks, and the router routes them there.
+    fn gateway_port(
+        router: &NetNs,
+        index: u8,
+        ifname: &str,
+        link: u8,
+        g: &vpc_agent::config::validated::GatewayDef,
+    ) -> Result<Port> {
+        let port = Self::port(router, index, ifname, "g")?;
+        let (near, far) = gateway_link(link);
+        router.ip(&["addr", "add", &format!("{near}/30"), "dev", ifname])?;
+        port.ns
+            .ip(&["addr", "add", &format!("{far}/30"), "dev", "eth0"])?;
+        port.ns
+            .ip(&["route", "add", "default", "via", &near.to_string()])?;
+        let mut addrs = vec![far];
+        for net in &g.networks {
+            let host = gateway_host(*net);
+            port.ns
+                .ip(&["addr", "add", &format!("{host}/32"), "dev", "lo"])?;
+            router.ip(&["route", "add", &net.to_string(), "via", &far.to_string()])?;
+            addrs.push(host);
+        }
+        Ok(Port { addrs, ..port })
     }
 
     /// A router port `ifname` wired to a new namespace's `eth0` (both ends at Linux defaults).

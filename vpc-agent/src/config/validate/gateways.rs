@@ -79,7 +79,7 @@ impl Validator {
             let found = targets.gateways.get(&name.value).copied();
             match found {
                 Some(g) if vgw == Some(name.value.as_str()) => {
-                    if out.iter().any(|x: &Option<usize>| *x == Some(g)) {
+                    if out.contains(&Some(g)) {
                         let msg = format!("VPN gateway '{}' is propagated twice", name.value);
                         self.err(name.pos, ppath, msg);
                         out.push(None);
