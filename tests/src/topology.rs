@@ -12,7 +12,9 @@
 //!
 //! A gateway's link (a VPN gateway: "the office") is a /30, [`gateway_link`]: the router at
 //! `.1`, the far end at `.2`, which holds host 10 of each network behind the gateway
-//! ([`gateway_host`]); the router routes those networks via `.2`, as an operator would.
+//! ([`gateway_host`]); the router routes those networks via `.2`, as an operator would, and
+//! has a default route via `.2` with a high metric (1000 + link): the next hop out of that
+//! link for a VPC route `0.0.0.0/0 -> gateway`, which the router's own traffic never takes.
 
 use std::{collections::BTreeMap, ffi::CString, net::Ipv4Addr};
 
@@ -254,6 +256,11 @@ impl Topology {
             router.ip(&["route", "add", &net.to_string(), "via", &far.to_string()])?;
             addrs.push(host);
         }
+        let metric = (1000 + u32::from(link)).to_string();
+        let far = far.to_string();
+        router.ip(&[
+            "route", "add", "default", "via", &far, "dev", ifname, "metric", &metric,
+        ])?;
         Ok(Port { addrs, ..port })
     }
 

@@ -15,7 +15,9 @@ use vpc_common::DropReason;
 
 use crate::config::{
     ValidatedConfig,
-    validated::{AclRuleDef, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, VpcDef},
+    validated::{
+        AclRuleDef, GatewayKind, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, VpcDef,
+    },
 };
 
 /// The packet as the datapath classifies it.
@@ -756,6 +758,11 @@ impl Run<'_> {
             .any(|m| m.contains(&p.src))
             || self.config.vpcs.iter().any(|vpc| {
                 vpc.cidr_blocks.iter().any(|b| b.contains(&p.src))
+                    || vpc
+                        .gateways
+                        .iter()
+                        .filter(|g| g.kind == GatewayKind::Vpn)
+                        .any(|g| g.networks.iter().any(|n| n.contains(&p.src)))
                     || vpc.instances.iter().any(|i| i.public_ip == Some(p.src))
                     || vpc.nat_gateways.iter().any(|n| n.elastic_ip == p.src)
             });

@@ -1,6 +1,12 @@
 //! Forwarding: the kernel's FIB gives the next hop and MACs (`bpf_fib_lookup`), then the packet
 //! is rewritten (1:1 translation, TTL, checksums) and redirected.
 //!
+//! The VPC's route table chose the interface; the FIB is asked for the next hop *out of that
+//! interface* (an egress lookup, `BPF_FIB_LOOKUP_OUTPUT` with it as the output device), as
+//! `bpf_redirect_neigh` does on the TC path. So a VPC route may lead elsewhere than the
+//! router's own routing would (a subnet's `0.0.0.0/0` to a VPN gateway while the router's
+//! default route is its uplink); the router's routes only give the next hop on that link.
+//!
 //! - XDP: on a resolved neighbour, rewrite and `bpf_redirect_map(DEVICES)`; when the neighbour
 //!   is unknown the packet goes up *unmodified* (XDP_PASS) to the TC ingress program, which
 //!   decides again and uses `bpf_redirect_neigh` (the kernel resolves the neighbour). So the
@@ -14,9 +20,9 @@ use aya_ebpf::{
     EbpfContext as _,
     bindings::{
         BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, BPF_FIB_LKUP_RET_FRAG_NEEDED,
-        BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, TC_ACT_REDIRECT,
-        bpf_check_mtu_flags::BPF_MTU_CHK_SEGS, bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS,
-        bpf_fib_lookup as FibParams, xdp_action,
+        BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT,
+        TC_ACT_REDIRECT, bpf_check_mtu_flags::BPF_MTU_CHK_SEGS,
+        bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action,
     },
     helpers::{bpf_check_mtu, bpf_fib_lookup, bpf_redirect_neigh},
     programs::{TcContext, XdpContext},
@@ -40,6 +46,8 @@ use crate::{
 use vpc_common::trace::STEP_NEXT_HOP;
 
 const AF_INET: u8 = 2;
+/// `bpf_fib_lookup` flags: an egress lookup, out of `params.ifindex`.
+const FIB_EGRESS: u32 = BPF_FIB_LOOKUP_OUTPUT;
 /// Offset of the checksum in the TCP / UDP header.
 const TCP_CSUM: usize = 16;
 const UDP_CSUM: usize = 6;
@@ -78,9 +86,10 @@ fn addresses(flow: &Flow, fwd: &Forward) -> (u32, u32) {
     (src, dst)
 }
 
-/// The FIB question for `flow` arrived on `ingress`, leaving with addresses `src` -> `dst`.
+/// The FIB question for `flow` leaving by `egress` with addresses `src` -> `dst` (an egress
+/// lookup: `BPF_FIB_LOOKUP_OUTPUT`).
 #[inline(always)]
-fn fib_params(flow: &Flow, ingress: u32, src: u32, dst: u32) -> FibParams {
+fn fib_params(flow: &Flow, egress: u32, src: u32, dst: u32) -> FibParams {
     // SAFETY: all-zero is a valid bpf_fib_lookup (plain integers and unions of them).
     let mut params: FibParams = unsafe { mem::zeroed() };
     params.family = AF_INET;
@@ -88,7 +97,7 @@ fn fib_params(flow: &Flow, ingress: u32, src: u32, dst: u32) -> FibParams {
     params.sport = flow.sport.to_be();
     params.dport = flow.dport.to_be();
     params.__bindgen_anon_1.tot_len = flow.ip_len;
-    params.ifindex = ingress;
+    params.ifindex = egress;
     params.__bindgen_anon_3.ipv4_src = src;
     params.__bindgen_anon_4.ipv4_dst = dst;
     params
@@ -97,16 +106,16 @@ fn fib_params(flow: &Flow, ingress: u32, src: u32, dst: u32) -> FibParams {
 /// TC, trace mode: the next hop the FIB gives for the forwarded packet (the live run leaves
 /// it to `bpf_redirect_neigh`), recorded with its MACs.
 #[inline(always)]
-pub fn tc_next_hop(ctx: &TcContext, flow: &Flow, fwd: &Forward, ingress: u32) {
+pub fn tc_next_hop(ctx: &TcContext, flow: &Flow, fwd: &Forward) {
     let (src, dst) = addresses(flow, fwd);
-    let mut params = fib_params(flow, ingress, src, dst);
+    let mut params = fib_params(flow, fwd.ifindex, src, dst);
     // SAFETY: params is a valid, writable bpf_fib_lookup of the size passed.
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.as_ptr(),
             &raw mut params,
             size_of::<FibParams>() as i32,
-            0,
+            FIB_EGRESS,
         )
     };
     Trace.step(STEP_NEXT_HOP, rc as u8, 0, params.ifindex, fwd.ifindex, 0);
@@ -123,14 +132,14 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<
         return Err(Refusal::Icmp(IcmpError::time_exceeded()));
     }
     let (src, dst) = addresses(flow, fwd);
-    let mut params = fib_params(flow, ctx.ingress_ifindex() as u32, src, dst);
+    let mut params = fib_params(flow, fwd.ifindex, src, dst);
     // SAFETY: params is a valid, writable bpf_fib_lookup of the size passed.
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.as_ptr(),
             &raw mut params,
             size_of::<FibParams>() as i32,
-            0,
+            FIB_EGRESS,
         )
     };
     match rc as u32 {

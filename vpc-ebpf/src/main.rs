@@ -39,7 +39,7 @@ use aya_ebpf::{
 };
 use vpc_common::{
     DropReason, Hook, MARK_APPROVED,
-    iface::{IFACE_F_VIRTUAL, IFACE_SUBNET, IfaceInfo},
+    iface::{IFACE_F_VIRTUAL, IFACE_GATEWAY, IFACE_SUBNET, IfaceInfo},
 };
 
 use crate::{
@@ -327,7 +327,7 @@ fn tc_pipeline<M: Mode>(
     Ok(match forward::tc(ctx, flow, fwd) {
         Ok(action) => {
             if mode.tracing() {
-                forward::tc_next_hop(ctx, flow, fwd, ingress);
+                forward::tc_next_hop(ctx, flow, fwd);
             }
             Verdict::Sent(action)
         }
@@ -339,9 +339,10 @@ fn tc_pipeline<M: Mode>(
     })
 }
 
-/// TC egress guard on subnet interfaces: only packets the datapath approved (marked by the TC
-/// ingress program) and the router's own packets leave; anything the kernel forwarded by
-/// itself is dropped (`unapproved`). XDP-redirected frames do not pass through here.
+/// TC egress guard on subnet interfaces and gateway links: only packets the datapath approved
+/// (marked by the TC ingress program) and the router's own packets leave; anything the kernel
+/// forwarded by itself is dropped (`unapproved`): nothing reaches a subnet, or the network
+/// behind a VPN gateway, around the VPC's policy. XDP-redirected frames do not pass here.
 #[classifier]
 pub fn vpc_tc_egress(ctx: TcContext) -> i32 {
     let bytes = u64::from(ctx.len());
@@ -359,7 +360,7 @@ fn try_vpc_tc_egress(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     let Some((_, iface)) = interface(ifindex) else {
         return Ok(Verdict::Return(TC_ACT_OK));
     };
-    if iface.kind != IFACE_SUBNET {
+    if iface.kind != IFACE_SUBNET && iface.kind != IFACE_GATEWAY {
         return Ok(Verdict::Return(TC_ACT_OK));
     }
     let _ = ctx.pull_data(64.min(ctx.len()));
@@ -367,9 +368,16 @@ fn try_vpc_tc_egress(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     let Ok(Frame::Ipv4(flow)) = parse(ctx) else {
         return Ok(Verdict::Return(TC_ACT_OK));
     };
-    match copied(&SUBNETS, iface.subnet_id) {
-        Some(s) if flow.src == s.router_ip => Ok(Verdict::Return(TC_ACT_OK)),
-        _ => Err(DropReason::Unapproved),
+    // The router's own address there: its subnet address, or its address on a gateway's link.
+    let own = if iface.kind == IFACE_SUBNET {
+        copied(&SUBNETS, iface.subnet_id).map_or(0, |s| s.router_ip)
+    } else {
+        iface.router_ip
+    };
+    if own != 0 && flow.src == own {
+        Ok(Verdict::Return(TC_ACT_OK))
+    } else {
+        Err(DropReason::Unapproved)
     }
 }
 

@@ -48,7 +48,8 @@ pub struct TraceArgs {
     /// Replay every IPv4 packet of a capture (pcap or pcapng) through the program.
     #[arg(long, conflicts_with_all = ["from", "to", "proto", "reply"])]
     pub pcap: Option<PathBuf>,
-    /// The interface the packet enters on (default: the subnet of --from, else the uplink).
+    /// The interface the packet enters on (default: the subnet of --from, else the gateway whose
+    /// networks hold it, else the uplink).
     #[arg(long)]
     pub ingress: Option<String>,
     #[arg(long)]

@@ -3,7 +3,8 @@
 //! The datapath forwards every VPC packet itself (XDP redirect, or TC `bpf_redirect_neigh`),
 //! which bypasses the kernel's forwarding path and with it netfilter's `forward` hook. So an
 //! nftables table that drops every packet the *kernel* would forward from or into a subnet
-//! interface (an instance port or a shared segment) costs the datapath nothing while it runs,
+//! interface (an instance port or a shared segment) or a gateway's link (a VPN gateway's)
+//! costs the datapath nothing while it runs,
 //! and stops all VPC forwarding when it does not: after the agent died with its bpffs
 //! unmounted (the links close, the programs go), after pins were lost, between a detach and
 //! a restart. Only `vpc-agent detach` removes it. Uplinks are not in it: what the kernel

@@ -386,9 +386,10 @@ impl Agent {
         let managed = netconf::managed_interfaces(config);
         // The fail-closed guard first: from now on the kernel never forwards for these
         // interfaces, whatever happens to the agent or its programs.
+        // Subnet interfaces and gateway links (nothing reaches a VPN's network around the VPC).
         let subnet_side: Vec<&str> = managed
             .iter()
-            .filter(|m| m.kind == vpc_common::iface::IFACE_SUBNET)
+            .filter(|m| m.kind != vpc_common::iface::IFACE_UPLINK)
             .map(|m| m.name.as_str())
             .collect();
         guard::install(&self.opts.bpffs, &subnet_side)?;

@@ -16,7 +16,7 @@ use aya::{
 use vpc_common::{
     DropReason, Hook,
     drop::{DropStats, drop_slot},
-    iface::{IFACE_F_VIRTUAL, IFACE_SUBNET, IfaceInfo, IfaceKey},
+    iface::{IFACE_F_VIRTUAL, IFACE_UPLINK, IfaceInfo, IfaceKey},
 };
 
 use crate::{
@@ -161,9 +161,10 @@ impl AttachMode {
     }
 }
 
-/// The programs an interface of a given kind carries (`xdp`: whether XDP runs there).
+/// The programs an interface of a given kind carries (`xdp`: whether XDP runs there): the
+/// egress guard on every interface but an uplink (subnets and gateway links).
 pub fn programs_for(kind: u8, xdp: bool) -> &'static [&'static str] {
-    match (kind == IFACE_SUBNET, xdp) {
+    match (kind != IFACE_UPLINK, xdp) {
         (true, true) => &[programs::XDP, programs::TC_INGRESS, programs::TC_EGRESS],
         (true, false) => &[programs::TC_INGRESS, programs::TC_EGRESS],
         (false, true) => &[programs::XDP, programs::TC_INGRESS],
@@ -312,7 +313,7 @@ impl Datapath {
             self.tc_mut(programs::TC_INGRESS)
                 .attach(&interface, TcAttachType::Ingress)
                 .map_err(attach_err(programs::TC_INGRESS))?;
-            if kind == IFACE_SUBNET {
+            if programs_for(kind, false).contains(&programs::TC_EGRESS) {
                 self.tc_mut(programs::TC_EGRESS)
                     .attach(&interface, TcAttachType::Egress)
                     .map_err(attach_err(programs::TC_EGRESS))?;

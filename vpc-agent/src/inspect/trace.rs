@@ -9,8 +9,9 @@ use crate::{
 };
 
 /// Where a packet from `src` enters when `--ingress` is not given: the port of the instance
-/// with that address, else the shared segment of the subnet holding it, else (a packet from
-/// outside) the first internet gateway's uplink.
+/// with that address, else the shared segment of the subnet holding it, else the link of the
+/// gateway whose networks hold it (a host behind a VPN), else (a packet from the internet) the
+/// first internet gateway's uplink.
 pub fn default_ingress(config: &ValidatedConfig, src: Ipv4Addr) -> Option<String> {
     let port = config.vpcs.iter().enumerate().find_map(|(v, vpc)| {
         let i = vpc.instances.iter().position(|i| i.private_ip == src)?;
@@ -24,7 +25,15 @@ pub fn default_ingress(config: &ValidatedConfig, src: Ipv4Addr) -> Option<String
             .find(|s| s.cidr.contains(&src))
             .and_then(|s| s.interface.clone())
     };
-    port.or_else(subnet).or_else(|| {
+    let gateway = || {
+        config
+            .vpcs
+            .iter()
+            .flat_map(|v| &v.gateways)
+            .find(|g| g.networks.iter().any(|n| n.contains(&src)))
+            .map(|g| g.interface.clone())
+    };
+    port.or_else(subnet).or_else(gateway).or_else(|| {
         config
             .vpcs
             .iter()

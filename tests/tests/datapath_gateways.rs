@@ -1,0 +1,464 @@
+//! Datapath V: gateways that carry packets untranslated (the VPN gateway), on the AWS guide's
+//! scenarios 3 and 4 (`examples/vpn-public-private.yaml`, `examples/vpn-private-only.yaml`).
+//!
+//! - BPF_PROG_TEST_RUN tables (input packet -> verdict, exact output bytes, one drop reason),
+//!   each case also held to the reference evaluator, with hostile cases: sources spoofed from
+//!   the VPN side (outside its networks, a VPC address), the VPN side aiming at public and
+//!   elastic addresses and beyond the VPC, truncated frames on the gateway's link.
+//! - Real traffic through namespaces (ping, TCP, UDP) checked from both ends: the VPN-only
+//!   subnet reaches the office and not the internet; the public subnet reaches the internet and
+//!   not the office; the office reaches the VPN-only instances and nothing else; the kernel's
+//!   own forwarding never carries anything into the office.
+
+use vpc_agent::datapath::AttachMode;
+use vpc_common::DropReason;
+use vpc_tests::{
+    observe::{Seen, reference, run, run_tc_ingress},
+    packet::{Packet, TCP_ACK, TCP_SYN, verify_checksums},
+    require_kernel,
+    topology::{INTERNET_CLIENT_IP, INTERNET_IP, Topology, gateway_link, mac},
+};
+
+const SCENARIO_3: &str = include_str!("../../examples/vpn-public-private.yaml");
+const SCENARIO_4: &str = include_str!("../../examples/vpn-private-only.yaml");
+
+const WEB: &str = "10.0.0.10";
+const WEB_PUBLIC: &str = "198.51.100.20";
+const DB: &str = "10.0.1.10";
+const OFFICE: &str = "172.16.0.10";
+
+fn fwd(interface: &str, src: &str, dst: &str) -> Seen {
+    Seen::Forwarded {
+        interface: interface.into(),
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    ingress: &'static str,
+    packet: Packet,
+    expect: Seen,
+    /// Whether the reference evaluator models this case (it knows nothing of the router's
+    /// own addresses on a gateway's link).
+    in_evaluator: bool,
+}
+
+fn case(name: &'static str, ingress: &'static str, packet: Packet, expect: Seen) -> Case {
+    Case {
+        name,
+        ingress,
+        packet,
+        expect,
+        in_evaluator: true,
+    }
+}
+
+fn scenario_3_cases() -> Vec<Case> {
+    use DropReason::*;
+    let router_on_vpn = gateway_link(0).0.to_string();
+    vec![
+        case(
+            "VPN-only db -> office ssh: out of the VPN link, private source kept",
+            "eni-db1",
+            Packet::tcp(DB, OFFICE, 40000, 22, TCP_SYN),
+            fwd("vpn0", DB, OFFICE),
+        ),
+        case(
+            "office -> db ssh: the VPN-only ACL and db's group allow it",
+            "vpn0",
+            Packet::tcp(OFFICE, DB, 40001, 22, TCP_SYN),
+            fwd("eni-db1", OFFICE, DB),
+        ),
+        case(
+            "office -> db ping",
+            "vpn0",
+            Packet::icmp_echo(OFFICE, DB, 9, 1),
+            fwd("eni-db1", OFFICE, DB),
+        ),
+        case(
+            "office -> db telnet: the VPN-only ACL denies it",
+            "vpn0",
+            Packet::tcp(OFFICE, DB, 40002, 23, TCP_SYN),
+            Seen::Dropped(AclInbound),
+        ),
+        case(
+            "office -> db mssql: only the web servers may",
+            "vpn0",
+            Packet::tcp(OFFICE, DB, 40003, 1433, TCP_SYN),
+            Seen::Dropped(AclInbound),
+        ),
+        case(
+            "office -> web: the public subnet is not routed to the office",
+            "vpn0",
+            Packet::tcp(OFFICE, WEB, 40004, 22, TCP_SYN),
+            Seen::Dropped(AclInbound),
+        ),
+        case(
+            "VPN side, source outside the customer network",
+            "vpn0",
+            Packet::tcp("172.17.0.10", DB, 40005, 22, TCP_SYN),
+            Seen::Dropped(GatewaySpoofed),
+        ),
+        case(
+            "VPN side, source a VPC address (db's own)",
+            "vpn0",
+            Packet::tcp(DB, DB, 40006, 22, TCP_SYN),
+            Seen::Dropped(GatewaySpoofed),
+        ),
+        case(
+            "VPN side, source the internet client",
+            "vpn0",
+            Packet::tcp(INTERNET_CLIENT_IP, DB, 40007, 22, TCP_SYN),
+            Seen::Dropped(GatewaySpoofed),
+        ),
+        case(
+            "office -> web's public IP: nothing from the VPN reaches public addresses",
+            "vpn0",
+            Packet::tcp(OFFICE, WEB_PUBLIC, 40008, 443, TCP_SYN),
+            Seen::Dropped(GatewayTransit),
+        ),
+        case(
+            "office -> the internet through the VPC: no transit",
+            "vpn0",
+            Packet::tcp(OFFICE, INTERNET_IP, 40009, 443, TCP_SYN),
+            Seen::Dropped(GatewayTransit),
+        ),
+        case(
+            "office -> a VPC address without an instance",
+            "vpn0",
+            Packet::tcp(OFFICE, "10.0.1.99", 40010, 22, TCP_SYN),
+            Seen::Dropped(UnknownDestination),
+        ),
+        Case {
+            in_evaluator: false,
+            ..case(
+                "office -> the router's own address on the link: the router's",
+                "vpn0",
+                Packet::icmp_echo(OFFICE, &router_on_vpn, 3, 1),
+                Seen::Passed,
+            )
+        },
+        case(
+            "VPN-only db -> internet: its 0.0.0.0/0 leads to the VPN, not the uplink",
+            "eni-db1",
+            Packet::tcp(DB, INTERNET_IP, 40011, 443, TCP_SYN),
+            fwd("vpn0", DB, INTERNET_IP),
+        ),
+        case(
+            "VPN-only db -> internet dns: its ACL allows only HTTP(S) beyond the office",
+            "eni-db1",
+            Packet::udp(DB, INTERNET_CLIENT_IP, 40012, 53),
+            Seen::Dropped(AclOutbound),
+        ),
+        case(
+            "web -> internet https: 1:1 out of the uplink",
+            "eni-web1",
+            Packet::tcp(WEB, INTERNET_IP, 40013, 443, TCP_SYN),
+            fwd("uplink0", WEB_PUBLIC, INTERNET_IP),
+        ),
+        case(
+            "web -> office https: the public table sends it to the internet, translated",
+            "eni-web1",
+            Packet::tcp(WEB, OFFICE, 40014, 443, TCP_SYN),
+            fwd("uplink0", WEB_PUBLIC, OFFICE),
+        ),
+        case(
+            "internet -> the office's addresses on the uplink: spoofed (a private network)",
+            "uplink0",
+            Packet::tcp(OFFICE, WEB_PUBLIC, 40015, 443, TCP_SYN),
+            Seen::Dropped(UplinkSpoofed),
+        ),
+        case(
+            "db -> office reply leg of the office's ssh",
+            "eni-db1",
+            Packet::tcp(DB, OFFICE, 22, 40001, TCP_ACK),
+            fwd("vpn0", DB, OFFICE),
+        ),
+    ]
+}
+
+/// The frame the router must send for `p` forwarded as `seen`.
+fn expected_frame(topo: &Topology, p: &Packet, seen: &Seen) -> Vec<u8> {
+    let Seen::Forwarded {
+        interface,
+        src,
+        dst,
+    } = seen
+    else {
+        unreachable!()
+    };
+    let port = topo.port_named(interface);
+    let mut q = p
+        .clone()
+        .macs(mac(port.index, false), mac(port.index, true));
+    q.src = *src;
+    q.dst = *dst;
+    q.ttl -= 1;
+    q.build()
+}
+
+fn check(topo: &Topology, cases: &[Case]) {
+    for c in cases {
+        let (seen, output) = run(topo, c.ingress, &c.packet);
+        assert_eq!(seen, c.expect, "{}: kernel", c.name);
+        if c.in_evaluator {
+            assert_eq!(
+                reference(topo, c.ingress, &c.packet),
+                c.expect,
+                "{}: evaluator",
+                c.name
+            );
+        }
+        if let Seen::Forwarded { .. } = seen {
+            assert_eq!(
+                output,
+                expected_frame(topo, &c.packet, &seen),
+                "{}: output bytes",
+                c.name
+            );
+            verify_checksums(&output).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        }
+    }
+}
+
+#[test]
+fn test_run_scenario_3_vpn_gateway() {
+    require_kernel!();
+    let topo = Topology::build(SCENARIO_3, None, true).expect("topology");
+    check(&topo, &scenario_3_cases());
+}
+
+#[test]
+fn tc_ingress_takes_the_same_gateway_decisions_as_xdp() {
+    require_kernel!();
+    let xdp = Topology::build(SCENARIO_3, None, true).expect("topology");
+    let tc = Topology::build(SCENARIO_3, None, true).expect("topology");
+    for c in scenario_3_cases() {
+        let strip = |s: Seen| match s {
+            Seen::Forwarded { src, dst, .. } => Seen::Forwarded {
+                interface: String::new(),
+                src,
+                dst,
+            },
+            other => other,
+        };
+        let (expected, _) = run(&xdp, c.ingress, &c.packet);
+        let (seen, _) = run_tc_ingress(&tc, c.ingress, &c.packet);
+        assert_eq!(strip(seen), strip(expected), "{}: tc and xdp agree", c.name);
+    }
+}
+
+#[test]
+fn test_run_truncated_frames_on_the_gateway_link_are_malformed() {
+    require_kernel!();
+    let topo = Topology::build(SCENARIO_3, None, true).expect("topology");
+    let full = topo.frame("vpn0", &Packet::tcp(OFFICE, DB, 40020, 22, TCP_SYN));
+    let port = topo.port_named("vpn0");
+    // Inside the IPv4 header, and inside the TCP header (ports present, flags not).
+    for cut in [14 + 10, 14 + 19, 14 + 20 + 6] {
+        let before = topo.datapath.drop_counters().unwrap();
+        let out = {
+            let _inside = topo.router.enter().unwrap();
+            vpc_tests::testrun::run_xdp(topo.datapath.xdp(), &full[..cut], Some(port.ifindex))
+                .unwrap()
+        };
+        let after = topo.datapath.drop_counters().unwrap();
+        assert_eq!(
+            out.verdict,
+            vpc_tests::testrun::Verdict::Drop,
+            "cut at {cut}"
+        );
+        let grown = |r: DropReason| {
+            after.get(&r).copied().unwrap_or(0) - before.get(&r).copied().unwrap_or(0)
+        };
+        assert_eq!(grown(DropReason::Malformed), 1, "cut at {cut}: {after:?}");
+    }
+}
+
+#[test]
+fn test_run_scenario_4_private_subnet_and_vpn_only() {
+    require_kernel!();
+    use DropReason::*;
+    let topo = Topology::build(SCENARIO_4, None, true).expect("topology");
+    let (app1, app2) = ("10.0.0.10", "10.0.0.11");
+    let cases = vec![
+        case(
+            "app-1 -> office ssh: the propagated route",
+            "eni-app1",
+            Packet::tcp(app1, OFFICE, 40000, 22, TCP_SYN),
+            fwd("vpn0", app1, OFFICE),
+        ),
+        case(
+            "app-1 -> internet: the ACL allows only the office",
+            "eni-app1",
+            Packet::tcp(app1, INTERNET_IP, 40001, 443, TCP_SYN),
+            Seen::Dropped(AclOutbound),
+        ),
+        case(
+            "office -> app-2 ssh",
+            "vpn0",
+            Packet::tcp(OFFICE, app2, 40002, 22, TCP_SYN),
+            fwd("eni-app2", OFFICE, app2),
+        ),
+        case(
+            "office -> app-2 http: the ACL does not allow it",
+            "vpn0",
+            Packet::tcp(OFFICE, app2, 40003, 80, TCP_SYN),
+            Seen::Dropped(AclInbound),
+        ),
+        case(
+            "office -> app-1 udp: the ACL does not allow it",
+            "vpn0",
+            Packet::udp(OFFICE, app1, 40004, 53),
+            Seen::Dropped(AclInbound),
+        ),
+        case(
+            "VPN side, spoofed VPC source",
+            "vpn0",
+            Packet::tcp(app2, app1, 40005, 22, TCP_SYN),
+            Seen::Dropped(GatewaySpoofed),
+        ),
+    ];
+    check(&topo, &cases);
+}
+
+/// Real traffic in scenario 3, attached in `mode`.
+fn scenario_3_traffic(mode: AttachMode) {
+    use vpc_tests::traffic::{Server, ping, retry, tcp_request, udp_request};
+    let topo = Topology::build(SCENARIO_3, Some(mode), false).expect("topology");
+    let office = &topo.port_named("vpn0").ns;
+    let db = &topo.port_named("eni-db1").ns;
+    let web = &topo.port_named("eni-web1").ns;
+    let internet = &topo.port_named("uplink0").ns;
+
+    // The VPN-only subnet and the office, both ways, private addresses on both ends.
+    assert_eq!(ping(office, OFFICE, DB, 3).unwrap(), 3, "office pings db");
+    assert_eq!(ping(db, DB, OFFICE, 3).unwrap(), 3, "db pings the office");
+    let ssh = Server::tcp(db, DB, 22).unwrap();
+    assert_eq!(
+        retry(|| tcp_request(office, OFFICE, DB, 22)).as_deref(),
+        Some(format!("peer={OFFICE}").as_str()),
+        "ssh from the office reaches db untranslated, and its answer comes back"
+    );
+    let file_share = Server::tcp(office, OFFICE, 445).unwrap();
+    assert_eq!(
+        retry(|| tcp_request(db, DB, OFFICE, 445)).as_deref(),
+        Some(format!("peer={DB}").as_str()),
+        "db reaches a server in the office, which sees db's private address"
+    );
+    let dns = Server::udp(office, OFFICE, 53).unwrap();
+    assert_eq!(
+        retry(|| udp_request(db, DB, OFFICE, 53)).as_deref(),
+        Some(format!("peer={DB}").as_str()),
+        "udp from db to the office"
+    );
+    assert_eq!(
+        tcp_request(office, OFFICE, DB, 23).unwrap(),
+        None,
+        "telnet from the office is denied by the VPN-only ACL"
+    );
+    drop((ssh, file_share, dns));
+
+    // The VPN-only subnet does not reach the internet: its default route is the VPN.
+    let https = Server::tcp(internet, INTERNET_IP, 443).unwrap();
+    assert_eq!(
+        tcp_request(db, DB, INTERNET_IP, 443).unwrap(),
+        None,
+        "db cannot reach the internet"
+    );
+    // The public subnet does.
+    assert_eq!(
+        retry(|| tcp_request(web, WEB, INTERNET_IP, 443)).as_deref(),
+        Some(format!("peer={WEB_PUBLIC}").as_str()),
+        "web reaches the internet as its public IP"
+    );
+    drop(https);
+    // The public subnet does not reach the office: its table has no route to the VPN, and
+    // what the internet sends back towards the office is not the VPC's to forward.
+    let office_https = Server::tcp(office, OFFICE, 443).unwrap();
+    assert_eq!(
+        tcp_request(web, WEB, OFFICE, 443).unwrap(),
+        None,
+        "web does not reach the office"
+    );
+    drop(office_https);
+    // The office reaches nothing but the VPN-only instances.
+    let web_https = Server::tcp(web, WEB, 443).unwrap();
+    assert_eq!(
+        tcp_request(office, OFFICE, WEB_PUBLIC, 443).unwrap(),
+        None,
+        "the office does not reach web's public IP"
+    );
+    drop(web_https);
+    // The router's kernel would forward the internet's packets to the office by its own
+    // routes: the egress guard on the VPN link stops them.
+    let office_https = Server::tcp(office, OFFICE, 443).unwrap();
+    assert_eq!(
+        tcp_request(internet, INTERNET_CLIENT_IP, OFFICE, 443).unwrap(),
+        None,
+        "the internet does not reach the office through the router"
+    );
+    drop(office_https);
+
+    let drops = topo.datapath.drop_counters().unwrap();
+    for reason in [DropReason::AclInbound, DropReason::GatewayTransit] {
+        assert!(
+            drops.get(&reason).copied().unwrap_or(0) > 0,
+            "{} counted: {drops:?}",
+            reason.name()
+        );
+    }
+    assert!(
+        drops.get(&DropReason::Unapproved).copied().unwrap_or(0) > 0,
+        "the internet's packet towards the office, which the router's kernel forwarded, is \
+         stopped by the egress guard on the VPN link: {drops:?}"
+    );
+}
+
+#[test]
+fn scenario_3_traffic_default_mode() {
+    require_kernel!();
+    scenario_3_traffic(AttachMode::Auto);
+}
+
+#[test]
+fn scenario_3_traffic_generic_xdp() {
+    require_kernel!();
+    scenario_3_traffic(AttachMode::Skb);
+}
+
+#[test]
+fn scenario_4_traffic() {
+    require_kernel!();
+    use vpc_tests::traffic::{Server, ping, retry, tcp_request};
+    let topo = Topology::build(SCENARIO_4, Some(AttachMode::Auto), false).expect("topology");
+    let office = &topo.port_named("vpn0").ns;
+    let app1 = &topo.port_named("eni-app1").ns;
+    let app2 = &topo.port_named("eni-app2").ns;
+    assert_eq!(
+        ping(office, OFFICE, "10.0.0.10", 3).unwrap(),
+        3,
+        "office pings app-1"
+    );
+    assert_eq!(
+        ping(app2, "10.0.0.11", OFFICE, 3).unwrap(),
+        3,
+        "app-2 pings the office"
+    );
+    let ssh = Server::tcp(app2, "10.0.0.11", 22).unwrap();
+    assert_eq!(
+        retry(|| tcp_request(office, OFFICE, "10.0.0.11", 22)).as_deref(),
+        Some(format!("peer={OFFICE}").as_str()),
+        "ssh from the office reaches app-2"
+    );
+    drop(ssh);
+    let office_ssh = Server::tcp(office, OFFICE, 22).unwrap();
+    assert_eq!(
+        retry(|| tcp_request(app1, "10.0.0.10", OFFICE, 22)).as_deref(),
+        Some("peer=10.0.0.10"),
+        "app-1 reaches the office"
+    );
+    drop(office_ssh);
+}
