@@ -705,3 +705,53 @@ fn check_peering_cases(topo: &Topology, cases: &[(&str, &str, Packet, Seen)]) {
         }
     }
 }
+
+/// Real traffic between two VPCs: over the accepted peering both ways as their ACLs and groups
+/// say; with the accepter's side gone, nothing.
+#[test]
+fn traffic_over_a_peering_only_once_both_sides_declare_it() {
+    require_kernel!();
+    use vpc_tests::traffic::{Server, retry, tcp_request};
+    let (app, batch, pg) = ("10.0.0.10", "10.0.0.11", "10.1.0.20");
+    {
+        let yaml = include_str!("../fixtures/peering.yaml");
+        let topo = Topology::build(yaml, Some(AttachMode::Auto), false).expect("peered VPCs");
+        let (apps, shared) = (&topo.port_named("app0").ns, &topo.port_named("shr0").ns);
+        let server = Server::tcp(shared, pg, 5432).unwrap();
+        assert_eq!(
+            retry(|| tcp_request(apps, app, pg, 5432)).as_deref(),
+            Some("peer=10.0.0.10"),
+            "app reaches pg over pcx-1, untranslated, and pg's answer comes back"
+        );
+        assert_eq!(
+            tcp_request(apps, batch, pg, 5432).unwrap(),
+            None,
+            "batch-1 is not in sg:app/default"
+        );
+        drop(server);
+        let drops = topo.datapath.drop_counters().unwrap();
+        assert!(
+            drops
+                .get(&DropReason::SecurityGroupInbound)
+                .copied()
+                .unwrap_or(0)
+                > 0,
+            "{drops:?}"
+        );
+    }
+    let topo = Topology::build(&one_sided_peering(), Some(AttachMode::Auto), false)
+        .expect("one-sided peering");
+    let (apps, shared) = (&topo.port_named("app0").ns, &topo.port_named("shr0").ns);
+    let server = Server::tcp(shared, pg, 5432).unwrap();
+    assert_eq!(
+        tcp_request(apps, app, pg, 5432).unwrap(),
+        None,
+        "a peering only app declares carries nothing"
+    );
+    drop(server);
+    let drops = topo.datapath.drop_counters().unwrap();
+    assert!(
+        drops.get(&DropReason::Blackhole).copied().unwrap_or(0) > 0,
+        "refused at the route to the unaccepted connection: {drops:?}"
+    );
+}
