@@ -12,6 +12,7 @@ pub mod ifchange;
 pub mod netns;
 pub mod observe;
 pub mod packet;
+pub mod rng;
 pub mod testrun;
 pub mod topology;
 pub mod traffic;

@@ -462,3 +462,81 @@ fn scenario_4_traffic() {
     );
     drop(office_ssh);
 }
+
+/// Random packets on every interface of scenario 3 (the VPN's link included): the kernel and
+/// the reference evaluator agree on each.
+#[test]
+fn kernel_agrees_with_the_reference_evaluator_on_random_packets_with_a_vpn() {
+    require_kernel!();
+    use std::collections::BTreeMap;
+    use vpc_tests::rng::Rng;
+    let topo = Topology::build(SCENARIO_3, None, true).expect("topology");
+    let addrs = [
+        WEB,
+        DB,
+        "10.0.0.1",
+        "10.0.1.1",
+        "10.0.0.99",
+        "10.0.1.99",
+        "10.0.7.7",
+        WEB_PUBLIC,
+        "198.51.100.21",
+        OFFICE,
+        "172.16.9.9",
+        "172.17.0.10",
+        INTERNET_CLIENT_IP,
+        INTERNET_IP,
+        "8.8.8.8",
+    ];
+    let ports = [22u16, 23, 53, 80, 443, 445, 1433, 3389, 32768, 40000, 65535];
+    let ingresses = ["eni-web1", "eni-db1", "uplink0", "vpn0"];
+    let mut rng = Rng(0x5eed_4321_dcba_0003);
+    let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..800 {
+        let ingress = *rng.pick(&ingresses);
+        // Mostly sources that belong on the ingress, so that packets get past the source check.
+        let natives: &[&str] = match ingress {
+            "eni-web1" => &[WEB],
+            "eni-db1" => &[DB],
+            "vpn0" => &[OFFICE, "172.16.9.9"],
+            _ => &[INTERNET_CLIENT_IP, "8.8.8.8"],
+        };
+        let src = if rng.next().is_multiple_of(4) {
+            *rng.pick(&addrs)
+        } else {
+            *rng.pick(natives)
+        };
+        let dst = *rng.pick(&addrs);
+        let (sport, dport) = (*rng.pick(&ports), *rng.pick(&ports));
+        let packet = match rng.next() % 3 {
+            0 => Packet::tcp(src, dst, sport, dport, TCP_SYN),
+            1 => Packet::udp(src, dst, sport, dport),
+            _ => Packet::icmp_echo(src, dst, sport, 1),
+        };
+        let (seen, _) = run(&topo, ingress, &packet);
+        assert_eq!(
+            seen,
+            reference(&topo, ingress, &packet),
+            "packet #{i} on {ingress}: {packet:?}"
+        );
+        let key = match &seen {
+            Seen::Forwarded { interface, .. } => format!("forwarded:{interface}"),
+            Seen::Dropped(r) => format!("dropped:{}", r.name()),
+            Seen::Passed => "passed".into(),
+        };
+        *by_outcome.entry(key).or_default() += 1;
+    }
+    eprintln!("outcomes: {by_outcome:?}");
+    for outcome in [
+        "forwarded:vpn0",
+        "forwarded:eni-db1",
+        "forwarded:uplink0",
+        "dropped:gateway_spoofed",
+        "dropped:gateway_transit",
+    ] {
+        assert!(
+            by_outcome.contains_key(outcome),
+            "the random packets reach {outcome}: {by_outcome:?}"
+        );
+    }
+}

@@ -16,6 +16,7 @@ use vpc_tests::{
     observe::{Seen, reference, run, run_tc_ingress},
     packet::{Packet, TCP_ACK, TCP_SYN, verify_checksums},
     require_kernel,
+    rng::Rng,
     topology::{INTERNET_CLIENT_IP, Topology, mac},
 };
 
@@ -318,21 +319,6 @@ fn test_run_fragments_follow_their_first_fragment() {
         Seen::Dropped(DropReason::Fragment),
         "no first fragment seen"
     );
-}
-
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
 }
 
 #[test]
