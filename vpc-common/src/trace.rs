@@ -67,6 +67,8 @@ pub const STEP_NAT_GATEWAY: u8 = 12;
 /// The connection's state after this packet (what commit would write): a = state, b = 1
 /// assured after it.
 pub const STEP_CONNTRACK_NEXT: u8 = 13;
+/// Source check on a gateway's link (the networks behind it): `code` 1 = passed; `a` the source.
+pub const STEP_GATEWAY_SOURCE_CHECK: u8 = 14;
 
 /// `STEP_CONNTRACK` codes.
 pub const CT_UNTRACKED: u8 = 0;

@@ -35,8 +35,8 @@ use vpc_common::{
         TARGET_NAT_GATEWAY, TARGET_PEERING,
     },
     trace::{
-        STEP_DELIVER, STEP_SOURCE_CHECK, STEP_TO_HOST, STEP_TRANSLATE, STEP_UPLINK_SOURCE_CHECK,
-        XLATE_DESTINATION, XLATE_SOURCE,
+        STEP_DELIVER, STEP_GATEWAY_SOURCE_CHECK, STEP_SOURCE_CHECK, STEP_TO_HOST, STEP_TRANSLATE,
+        STEP_UPLINK_SOURCE_CHECK, XLATE_DESTINATION, XLATE_SOURCE,
     },
 };
 
@@ -569,7 +569,7 @@ fn from_gateway<M: Mode>(
 ) -> Result<Decision, DropReason> {
     let checked = source_check::from_gateway(iface, flow);
     mode.step(
-        STEP_UPLINK_SOURCE_CHECK,
+        STEP_GATEWAY_SOURCE_CHECK,
         checked.is_ok() as u8,
         0,
         flow.src,

@@ -28,7 +28,8 @@ use vpc_common::{
     ip_raw,
     nat::{NatKey, NatValue},
     route::{
-        TARGET_BLACKHOLE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
+        TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INTERNET_GATEWAY, TARGET_LOCAL,
+        TARGET_NAT_GATEWAY, TARGET_PEERING,
     },
     trace::*,
 };
@@ -445,6 +446,11 @@ fn describe(
             "anti-spoofing on the uplink (no VPC, router or martian source): {}",
             ok(s.code)
         ),
+        STEP_GATEWAY_SOURCE_CHECK => format!(
+            "source {} behind the gateway (its networks only): {}",
+            addr(s.a),
+            ok(s.code)
+        ),
         STEP_CONNTRACK => match s.code {
             CT_UNTRACKED => "connection tracking: not tracked (rules decide)".to_owned(),
             CT_NEW => "connection tracking: no connection (a new one)".to_owned(),
@@ -498,6 +504,7 @@ fn describe(
                 TARGET_INTERNET_GATEWAY => format!("internet gateway ({})", ifname(s.b, names)),
                 TARGET_NAT_GATEWAY => format!("NAT gateway {}", id(s.b)),
                 TARGET_PEERING => format!("peering to VPC {}", id(s.b)),
+                TARGET_GATEWAY => format!("gateway ({}), untranslated", ifname(s.b, names)),
                 TARGET_BLACKHOLE => "blackhole".to_owned(),
                 ROUTE_NONE => "no route".to_owned(),
                 t => format!("target {t} ({})", s.b),
