@@ -540,3 +540,84 @@ fn kernel_agrees_with_the_reference_evaluator_on_random_packets_with_a_vpn() {
         );
     }
 }
+
+/// The daemon on scenario 3: it attaches the TC programs (ingress and the egress guard) to the
+/// VPN's link, puts the link in the fail-closed guard, and the office and the VPN-only subnet
+/// reach each other; once the agent is gone with its pins, nothing crosses the router
+/// between the office and the VPC, nor from the internet to the office.
+#[test]
+fn the_daemon_attaches_and_guards_the_vpn_link() {
+    require_kernel!();
+    use std::time::Duration;
+    use vpc_tests::{
+        agent::{Agent, Bpffs, Scratch, programs_on},
+        traffic::{Server, ping, retry, tcp_request},
+    };
+    let topo = Topology::build(SCENARIO_3, None, false).expect("topology");
+    let scratch = Scratch::new().unwrap();
+    let config = scratch.write("vpc.yaml", SCENARIO_3).unwrap();
+    let bpffs = Bpffs::new().unwrap();
+    let office = &topo.port_named("vpn0").ns;
+    let db = &topo.port_named("eni-db1").ns;
+    let internet = &topo.port_named("uplink0").ns;
+    let mut agent = Agent::spawn(
+        &topo.router,
+        &config,
+        &bpffs,
+        scratch.dir.join("a.log"),
+        &[],
+    )
+    .unwrap();
+    agent.wait_running().expect("agent runs");
+    assert_eq!(
+        programs_on(&topo.router, "vpn0"),
+        (0, 1, 1),
+        "tcx ingress and the egress guard on the VPN link (a veth: no XDP)"
+    );
+    assert_eq!(
+        programs_on(&topo.router, "uplink0"),
+        (0, 1, 0),
+        "no egress guard on the uplink"
+    );
+    let table = vpc_agent::daemon::guard::table_name(&bpffs.path);
+    let guard = topo
+        .router
+        .exec("nft", &["list", "table", "inet", &table])
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&guard.stdout).contains("\"vpn0\""),
+        "the VPN link is in the fail-closed guard: {}",
+        String::from_utf8_lossy(&guard.stdout)
+    );
+    assert_eq!(ping(office, OFFICE, DB, 3).unwrap(), 3, "office pings db");
+    let ssh = Server::tcp(db, DB, 22).unwrap();
+    assert_eq!(
+        retry(|| tcp_request(office, OFFICE, DB, 22)).as_deref(),
+        Some(format!("peer={OFFICE}").as_str())
+    );
+    drop(ssh);
+
+    std::fs::remove_dir_all(bpffs.path.join("links")).expect("remove pinned links");
+    agent.kill9().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(ping(office, OFFICE, DB, 2).unwrap(), 0, "office -> db");
+    let office_https = Server::tcp(office, OFFICE, 443).unwrap();
+    assert_eq!(
+        tcp_request(internet, INTERNET_CLIENT_IP, OFFICE, 443).unwrap(),
+        None,
+        "internet -> office through the router"
+    );
+    drop(office_https);
+    let detach =
+        vpc_tests::agent::cli_in(&topo.router, &["detach", "--bpffs", bpffs.arg()]).unwrap();
+    assert!(
+        detach.status.success(),
+        "detach: {}",
+        String::from_utf8_lossy(&detach.stderr)
+    );
+    let gone = topo
+        .router
+        .exec_status("nft", &["list", "table", "inet", &table])
+        .unwrap();
+    assert!(!gone.status.success(), "detach removed the guard");
+}
