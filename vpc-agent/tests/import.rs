@@ -1,8 +1,9 @@
 //! `vpc-agent import`: the AWS user guide's scenarios written as CloudFormation templates, a
 //! template shaped like AWS's public sample VPC templates (public and private subnets in two
 //! zones, a NAT gateway per zone) and describe-* JSON shaped like the AWS CLI reference's
-//! examples. Each import must validate, and the reference evaluator (`vpc-agent trace`) must
-//! give the verdicts the AWS documentation states for the scenario.
+//! examples, and a VPN-only VPC with a prefix list as both. Each import must validate, and the
+//! reference evaluator (`vpc-agent trace`) must give the verdicts the AWS documentation states
+//! for the scenario.
 
 use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, process::Command};
 
