@@ -1081,7 +1081,8 @@ fn describe_output_with_a_vpn_gateway_and_prefix_lists_is_imported() {
         report_line(&lines, start, text);
     }
     // The entries of a list come from the file named after it: without it, the list and the
-    // rules naming it are reported, and the import still validates.
+    // rules naming it are reported, and the import still validates. An AWS-managed list's
+    // entries are taken when given, as of the output (reported as assumed).
     let copy = std::env::temp_dir().join(format!("vpc-import-vpn-{}", std::process::id()));
     std::fs::create_dir_all(&copy).expect("dir");
     for entry in std::fs::read_dir(&dir).expect("fixture") {
@@ -1091,10 +1092,25 @@ fn describe_output_with_a_vpn_gateway_and_prefix_lists_is_imported() {
             std::fs::copy(&entry, copy.join(name)).expect("copy");
         }
     }
+    std::fs::write(
+        copy.join("get-managed-prefix-list-entries-pl-63a5400a.json"),
+        r#"{ "Entries": [ { "Cidr": "52.216.0.0/15" }, { "Cidr": "3.5.0.0/19" } ] }"#,
+    )
+    .expect("write");
     let imported = import::describe_path(&copy, &Options::default()).expect("imports");
     let config = load(&imported.yaml);
-    assert!(config.vpcs[0].prefix_lists.is_empty());
+    let lists: Vec<&str> = config.vpcs[0]
+        .prefix_lists
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(lists, ["com.amazonaws.us-east-1.s3"]);
     let lines = imported.report.lines();
+    report_line(
+        &lines,
+        "pl-63a5400a (describe-managed-prefix-lists): assumed: ",
+        "an AWS-managed list: its entries as of this output",
+    );
     report_line(
         &lines,
         "pl-0a1b2c3d4e5f60789 (describe-managed-prefix-lists): not imported: ",
@@ -1187,5 +1203,75 @@ fn a_vpn_gateway_without_static_routes_or_a_vpc_is_left_out_and_reported() {
         &imported.report.lines(),
         "Spare (AWS::EC2::VPNGateway): not imported: ",
         "a VPC has one VPN gateway: VGW already is VPC VPC's",
+    );
+}
+
+#[test]
+fn a_prefix_list_named_by_two_vpcs_is_written_into_each_and_an_unused_one_is_reported() {
+    let template = "Resources:
+  A:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.0.0.0/16 }
+  B:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.1.0.0/16 }
+  Office:
+    Type: AWS::EC2::PrefixList
+    Properties:
+      PrefixListName: office
+      AddressFamily: IPv4
+      MaxEntries: 5
+      Entries: [{ Cidr: 203.0.113.0/24 }, { Cidr: 203.0.113.0/24 }, { Cidr: 198.51.100.7/24 }]
+  Unused:
+    Type: AWS::EC2::PrefixList
+    Properties: { PrefixListName: unused, AddressFamily: IPv4, MaxEntries: 1, Entries: [{ Cidr: 192.0.2.0/24 }] }
+  GroupA:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: a
+      VpcId: !Ref A
+      SecurityGroupIngress: [{ IpProtocol: tcp, FromPort: 22, ToPort: 22, SourcePrefixListId: !Ref Office }]
+  GroupB:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: b
+      VpcId: !Ref B
+      SecurityGroupIngress: [{ IpProtocol: tcp, FromPort: 22, ToPort: 22, SourcePrefixListId: !Ref Office }]
+";
+    let imported =
+        import::cloudformation::import("t.yaml", template, &Options::default()).expect("imports");
+    let config = load(&imported.yaml);
+    for vpc in &config.vpcs {
+        let lists: Vec<(&str, Vec<String>)> = vpc
+            .prefix_lists
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    l.cidrs.iter().map(ToString::to_string).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            lists,
+            [("Office", vec!["203.0.113.0/24".to_owned()])],
+            "VPC {}: the entry given twice is written once, the one with host bits not at all",
+            vpc.name
+        );
+        assert_eq!(
+            vpc.security_groups[0].inbound[0].peer,
+            config::validated::SgPeer::PrefixList(0)
+        );
+    }
+    let lines = imported.report.lines();
+    report_line(
+        &lines,
+        "t.yaml:14: Office (AWS::EC2::PrefixList): not imported: ",
+        "entry 198.51.100.7/24 has host bits set (the network is 198.51.100.0/24)",
+    );
+    report_line(
+        &lines,
+        "t.yaml:16: Unused (AWS::EC2::PrefixList): ignored: ",
+        "no imported security group rule names it",
     );
 }
