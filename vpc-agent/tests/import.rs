@@ -1,8 +1,9 @@
 //! `vpc-agent import`: the AWS user guide's scenarios written as CloudFormation templates, a
 //! template shaped like AWS's public sample VPC templates (public and private subnets in two
 //! zones, a NAT gateway per zone) and describe-* JSON shaped like the AWS CLI reference's
-//! examples. Each import must validate, and the reference evaluator (`vpc-agent trace`) must
-//! give the verdicts the AWS documentation states for the scenario.
+//! examples, and a VPN-only VPC with a prefix list as both. Each import must validate, and the
+//! reference evaluator (`vpc-agent trace`) must give the verdicts the AWS documentation states
+//! for the scenario.
 
 use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, process::Command};
 
@@ -482,7 +483,7 @@ fn what_cannot_be_expressed_is_reported_with_its_line() {
             "  X:\n    Type: AWS::EC2::VPNGateway\n    Properties: { Type: ipsec.1 }\n",
             "X",
             Severity::NotImported,
-            "VPN gateways",
+            "attached to no imported VPC",
         ),
         (
             "  X:\n    Type: AWS::EC2::EgressOnlyInternetGateway\n    Properties: { VpcId: !Ref VPC }\n",
@@ -506,7 +507,7 @@ fn what_cannot_be_expressed_is_reported_with_its_line() {
             "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationCidrBlock: 0.0.0.0/0, GatewayId: vgw-1 }\n",
             "X",
             Severity::NotImported,
-            "not an internet gateway",
+            "no internet or VPN gateway of the input",
         ),
         (
             "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, CidrIpv6: '::/0' }\n",
@@ -518,7 +519,7 @@ fn what_cannot_be_expressed_is_reported_with_its_line() {
             "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, SourcePrefixListId: pl-1 }\n",
             "X",
             Severity::NotImported,
-            "prefix lists",
+            "prefix list pl-1 is not in the input",
         ),
         (
             "  X:\n    Type: AWS::EC2::Instance\n    Properties: { SubnetId: !Ref Sub, PrivateIpAddress: 10.0.0.10, SourceDestCheck: false }\n",
@@ -881,5 +882,396 @@ fn a_group_of_a_peered_vpc_is_referenced_as_vpc_slash_name() {
             .any(|n| n.resource == "Db" && n.message.contains("nor in a VPC peered with it")),
         "{}",
         imported.report
+    );
+}
+
+/// What both VPN fixtures hold: a VPN gateway with the office connection's two static routes,
+/// the private table propagating it and sending everything else to it, and the partners'
+/// prefix list used by the app group inbound and outbound. Returns the VPN interface.
+fn check_vpn_and_prefix_list(config: &ValidatedConfig, names: [&str; 4]) -> String {
+    use config::validated::{GatewayKind, RouteTarget, SgPeer};
+    let [vgw, table, list, group] = names;
+    let vpc = &config.vpcs[0];
+    let [gw] = vpc.gateways.as_slice() else {
+        panic!("one gateway: {:?}", vpc.gateways);
+    };
+    assert_eq!((gw.name.as_str(), gw.kind), (vgw, GatewayKind::Vpn));
+    let nets: Vec<String> = gw.networks.iter().map(ToString::to_string).collect();
+    assert_eq!(nets, ["172.16.0.0/16", "192.168.10.0/24"]);
+    let table = vpc
+        .route_tables
+        .iter()
+        .find(|t| t.name == table)
+        .expect("table");
+    let routes: Vec<(String, &RouteTarget, bool)> = table
+        .routes
+        .iter()
+        .map(|r| (r.destination.to_string(), &r.target, r.propagated))
+        .collect();
+    let to_vgw = RouteTarget::Gateway(0);
+    assert_eq!(
+        routes,
+        [
+            ("0.0.0.0/0".to_owned(), &to_vgw, false),
+            ("172.16.0.0/16".to_owned(), &to_vgw, true),
+            ("192.168.10.0/24".to_owned(), &to_vgw, true),
+        ]
+    );
+    let [pl] = vpc.prefix_lists.as_slice() else {
+        panic!("one prefix list: {:?}", vpc.prefix_lists);
+    };
+    assert_eq!(pl.name, list);
+    let cidrs: Vec<String> = pl.cidrs.iter().map(ToString::to_string).collect();
+    assert_eq!(cidrs, ["192.0.2.0/26", "198.51.100.64/26"]);
+    let group = vpc
+        .security_groups
+        .iter()
+        .find(|g| g.name == group)
+        .expect("group");
+    assert_eq!(group.inbound[1].peer, SgPeer::PrefixList(0));
+    // Outbound: the partners' list only (the AWS-managed and IPv6 lists are left out).
+    let outbound: Vec<&SgPeer> = group.outbound.iter().map(|r| &r.peer).collect();
+    assert_eq!(outbound, [&SgPeer::PrefixList(0)]);
+    // The reference evaluator: SSH from the office over the VPN, HTTPS only from partners.
+    let iface = gw.interface.clone();
+    let verdict = |ingress: Ingress<'_>, src: &str, dst: &str, dport: u16| {
+        let packet = Packet {
+            src: ip(src),
+            dst: ip(dst),
+            proto: 6,
+            sport: 40000,
+            dport,
+            icmp_type: 0,
+            icmp_code: 0,
+        };
+        evaluate(config, ingress, &packet)
+            .expect("evaluates")
+            .verdict
+    };
+    let app = "10.0.1.10";
+    assert!(matches!(
+        verdict(Ingress::Interface(&iface), "172.16.0.5", app, 22),
+        Verdict::Deliver { .. }
+    ));
+    assert_eq!(
+        verdict(Ingress::Interface(&iface), "172.16.0.5", app, 443),
+        Verdict::Drop(DropReason::SecurityGroupInbound)
+    );
+    let subnet = Ingress::Subnet {
+        vpc: &vpc.name,
+        subnet: &vpc.subnets[0].name,
+    };
+    assert_eq!(
+        verdict(subnet, app, "192.0.2.10", 443),
+        Verdict::Deliver {
+            interface: iface.clone(),
+            src: ip(app),
+            dst: ip("192.0.2.10"),
+        },
+        "to a partner through the VPN (the default route)"
+    );
+    iface
+}
+
+/// The report's line for `resource` saying `text`, as `FILE:LINE: ID (TYPE): severity: ...`.
+fn report_line<'r>(lines: &'r [String], start: &str, text: &str) -> &'r str {
+    lines
+        .iter()
+        .find(|l| l.contains(start) && l.contains(text))
+        .unwrap_or_else(|| panic!("no line '{start}...{text}':\n{}", lines.join("\n")))
+}
+
+#[test]
+fn a_template_vpn_gateway_with_static_routes_and_a_prefix_list_are_imported() {
+    let path = fixture("vpn-prefix-list.yaml");
+    let imported =
+        import::cloudformation_file(&path, &options("VPNGateway=vpn-office", "")).expect("imports");
+    assert!(
+        imported.yaml.contains(
+            "    vpn_gateway:   # AWS::EC2::VPNGateway VPNGateway (line 19)\n      name: VPNGateway\n      interface: vpn-office\n      routes: [172.16.0.0/16, 192.168.10.0/24]\n"
+        ),
+        "{}",
+        imported.yaml
+    );
+    assert!(imported.yaml.contains("        propagate: [VPNGateway]\n"));
+    assert!(imported.yaml.contains("source: pl:PartnerList }"));
+    let config = load(&imported.yaml);
+    let iface = check_vpn_and_prefix_list(
+        &config,
+        ["VPNGateway", "PrivateRouteTable", "PartnerList", "AppGroup"],
+    );
+    assert_eq!(iface, "vpn-office");
+    let lines = imported.report.lines();
+    let file = path.display().to_string();
+    for (start, text) in [
+        (
+            ":41: BackupVPN (AWS::EC2::VPNConnection): not imported: ",
+            "dynamic routing (BGP)",
+        ),
+        (
+            ":58: ToS3 (AWS::EC2::Route): not imported: ",
+            "routes to prefix lists",
+        ),
+        (
+            ":73: PartnerV6List (AWS::EC2::PrefixList): not imported: ",
+            "AddressFamily IPv6",
+        ),
+        (
+            ":89: AppGroup (AWS::EC2::SecurityGroup): not imported: ",
+            "prefix list pl-63a5400a is not in the input",
+        ),
+        (
+            ":90: AppGroup (AWS::EC2::SecurityGroup): not imported: ",
+            "prefix list PartnerV6List could not be imported",
+        ),
+        (
+            ":25: OfficeGateway (AWS::EC2::CustomerGateway): ignored: ",
+            "far end of the VPN",
+        ),
+    ] {
+        let line = report_line(&lines, start, text);
+        assert!(line.starts_with(&file), "{line}");
+    }
+    // Without --interfaces the VPN gateway's link is a placeholder, and the report says so.
+    let imported = import::cloudformation_file(&path, &Options::default()).expect("imports");
+    let lines = imported.report.lines();
+    report_line(
+        &lines,
+        ":19: VPNGateway (AWS::EC2::VPNGateway): assumed: ",
+        "router interface 'vpn0' is a placeholder: give the real one with --interfaces VPNGateway=IFNAME",
+    );
+    assert_eq!(load(&imported.yaml).vpcs[0].gateways[0].interface, "vpn0");
+}
+
+#[test]
+fn describe_output_with_a_vpn_gateway_and_prefix_lists_is_imported() {
+    let dir = fixture("describe-vpn");
+    let imported =
+        import::describe_path(&dir, &options("office-vgw=vpn-office", "")).expect("imports");
+    let config = load(&imported.yaml);
+    let iface = check_vpn_and_prefix_list(
+        &config,
+        ["office-vgw", "main", "partners", "sg-0a1b2c3d4eEXAMPLE"],
+    );
+    assert_eq!(iface, "vpn-office");
+    assert!(imported.yaml.contains("        propagate: [office-vgw]\n"));
+    let lines = imported.report.lines();
+    for (start, text) in [
+        (
+            "vpn-connections.json:21: vpn-99887766ffeeddccb (describe-vpn-connections): not imported: ",
+            "dynamic routing (BGP)",
+        ),
+        (
+            "vpn-connections.json:15: vpn-1122334455aabbccd (describe-vpn-connections): ignored: ",
+            "static route 192.168.99.0/24 is deleted",
+        ),
+        (
+            "prefix-lists.json:15: pl-63a5400a (describe-managed-prefix-lists): not imported: ",
+            "an AWS-managed list: its entries are not in the input",
+        ),
+        (
+            "security-groups.json:24: sg-0a1b2c3d4eEXAMPLE (describe-security-groups): not imported: ",
+            "prefix list pl-63a5400a could not be imported",
+        ),
+        (
+            "route-tables.json:19: rtb-0b1c2d3e4fEXAMPLE (describe-route-tables): not imported: ",
+            "routes to prefix lists",
+        ),
+    ] {
+        report_line(&lines, start, text);
+    }
+    // The entries of a list come from the file named after it: without it, the list and the
+    // rules naming it are reported, and the import still validates. An AWS-managed list's
+    // entries are taken when given, as of the output (reported as assumed).
+    let copy = std::env::temp_dir().join(format!("vpc-import-vpn-{}", std::process::id()));
+    std::fs::create_dir_all(&copy).expect("dir");
+    for entry in std::fs::read_dir(&dir).expect("fixture") {
+        let entry = entry.expect("entry").path();
+        if !entry.ends_with("pl-0a1b2c3d4e5f60789.json") {
+            let name = entry.file_name().expect("name");
+            std::fs::copy(&entry, copy.join(name)).expect("copy");
+        }
+    }
+    std::fs::write(
+        copy.join("get-managed-prefix-list-entries-pl-63a5400a.json"),
+        r#"{ "Entries": [ { "Cidr": "52.216.0.0/15" }, { "Cidr": "3.5.0.0/19" } ] }"#,
+    )
+    .expect("write");
+    let imported = import::describe_path(&copy, &Options::default()).expect("imports");
+    let config = load(&imported.yaml);
+    let lists: Vec<&str> = config.vpcs[0]
+        .prefix_lists
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(lists, ["com.amazonaws.us-east-1.s3"]);
+    let lines = imported.report.lines();
+    report_line(
+        &lines,
+        "pl-63a5400a (describe-managed-prefix-lists): assumed: ",
+        "an AWS-managed list: its entries as of this output",
+    );
+    report_line(
+        &lines,
+        "pl-0a1b2c3d4e5f60789 (describe-managed-prefix-lists): not imported: ",
+        "its entries are not in the input (save `aws ec2 get-managed-prefix-list-entries --prefix-list-id pl-0a1b2c3d4e5f60789` as pl-0a1b2c3d4e5f60789.json)",
+    );
+    report_line(
+        &lines,
+        "vpn-gateways.json:4: vgw-0e1f2a3b4cEXAMPLE (describe-vpn-gateways): assumed: ",
+        "router interface 'vpn0' is a placeholder",
+    );
+    std::fs::remove_dir_all(&copy).ok();
+}
+
+#[test]
+fn a_vpn_gateway_without_static_routes_or_a_vpc_is_left_out_and_reported() {
+    let template = "Resources:
+  VPC:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.0.0.0/16 }
+  RT:
+    Type: AWS::EC2::RouteTable
+    Properties: { VpcId: !Ref VPC }
+  VGW:
+    Type: AWS::EC2::VPNGateway
+    Properties: { Type: ipsec.1 }
+  Attach:
+    Type: AWS::EC2::VPCGatewayAttachment
+    Properties: { VpcId: !Ref VPC, VpnGatewayId: !Ref VGW }
+  Bgp:
+    Type: AWS::EC2::VPNConnection
+    Properties: { Type: ipsec.1, CustomerGatewayId: cgw-1, VpnGatewayId: !Ref VGW }
+  Prop:
+    Type: AWS::EC2::VPNGatewayRoutePropagation
+    Properties: { RouteTableIds: [!Ref RT], VpnGatewayId: !Ref VGW }
+  ToVgw:
+    Type: AWS::EC2::Route
+    Properties: { RouteTableId: !Ref RT, DestinationCidrBlock: 172.16.0.0/16, GatewayId: !Ref VGW }
+  Spare:
+    Type: AWS::EC2::VPNGateway
+    Properties: { Type: ipsec.1 }
+  Overlap:
+    Type: AWS::EC2::VPNConnection
+    Properties: { Type: ipsec.1, StaticRoutesOnly: true, CustomerGatewayId: cgw-1, VpnGatewayId: !Ref VGW }
+  Inside:
+    Type: AWS::EC2::VPNConnectionRoute
+    Properties: { VpnConnectionId: !Ref Overlap, DestinationCidrBlock: 10.0.128.0/20 }
+";
+    let imported =
+        import::cloudformation::import("t.yaml", template, &Options::default()).expect("imports");
+    let config = load(&imported.yaml);
+    assert!(config.vpcs[0].gateways.is_empty(), "{}", imported.yaml);
+    assert!(!imported.yaml.contains("propagate"), "{}", imported.yaml);
+    let lines = imported.report.lines();
+    for (start, text) in [
+        (
+            "t.yaml:9: VGW (AWS::EC2::VPNGateway): not imported: ",
+            "no VPN connection gives it a static route",
+        ),
+        (
+            "t.yaml:15: Bgp (AWS::EC2::VPNConnection): not imported: ",
+            "dynamic routing (BGP)",
+        ),
+        (
+            "t.yaml:18: Prop (AWS::EC2::VPNGatewayRoutePropagation): not imported: ",
+            "VPN gateway VGW is not imported in VPC VPC: the route propagation into RT",
+        ),
+        (
+            "t.yaml:21: ToVgw (AWS::EC2::Route): not imported: ",
+            "VPN gateway VGW is not imported in VPC VPC",
+        ),
+        (
+            "t.yaml:24: Spare (AWS::EC2::VPNGateway): not imported: ",
+            "attached to no imported VPC",
+        ),
+        (
+            "t.yaml:30: Inside (AWS::EC2::VPNConnectionRoute): not imported: ",
+            "static route 10.0.128.0/20 overlaps the VPC block 10.0.0.0/16",
+        ),
+    ] {
+        report_line(&lines, start, text);
+    }
+    // A second gateway on the same VPC: the format has one.
+    let two = template.replace(
+        "  Overlap:",
+        "  Attach2:\n    Type: AWS::EC2::VPCGatewayAttachment\n    Properties: { VpcId: !Ref VPC, VpnGatewayId: !Ref Spare }\n  Overlap:",
+    );
+    let imported =
+        import::cloudformation::import("t.yaml", &two, &Options::default()).expect("imports");
+    report_line(
+        &imported.report.lines(),
+        "Spare (AWS::EC2::VPNGateway): not imported: ",
+        "a VPC has one VPN gateway: VGW already is VPC VPC's",
+    );
+}
+
+#[test]
+fn a_prefix_list_named_by_two_vpcs_is_written_into_each_and_an_unused_one_is_reported() {
+    let template = "Resources:
+  A:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.0.0.0/16 }
+  B:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.1.0.0/16 }
+  Office:
+    Type: AWS::EC2::PrefixList
+    Properties:
+      PrefixListName: office
+      AddressFamily: IPv4
+      MaxEntries: 5
+      Entries: [{ Cidr: 203.0.113.0/24 }, { Cidr: 203.0.113.0/24 }, { Cidr: 198.51.100.7/24 }]
+  Unused:
+    Type: AWS::EC2::PrefixList
+    Properties: { PrefixListName: unused, AddressFamily: IPv4, MaxEntries: 1, Entries: [{ Cidr: 192.0.2.0/24 }] }
+  GroupA:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: a
+      VpcId: !Ref A
+      SecurityGroupIngress: [{ IpProtocol: tcp, FromPort: 22, ToPort: 22, SourcePrefixListId: !Ref Office }]
+  GroupB:
+    Type: AWS::EC2::SecurityGroup
+    Properties:
+      GroupDescription: b
+      VpcId: !Ref B
+      SecurityGroupIngress: [{ IpProtocol: tcp, FromPort: 22, ToPort: 22, SourcePrefixListId: !Ref Office }]
+";
+    let imported =
+        import::cloudformation::import("t.yaml", template, &Options::default()).expect("imports");
+    let config = load(&imported.yaml);
+    for vpc in &config.vpcs {
+        let lists: Vec<(&str, Vec<String>)> = vpc
+            .prefix_lists
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    l.cidrs.iter().map(ToString::to_string).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            lists,
+            [("Office", vec!["203.0.113.0/24".to_owned()])],
+            "VPC {}: the entry given twice is written once, the one with host bits not at all",
+            vpc.name
+        );
+        assert_eq!(
+            vpc.security_groups[0].inbound[0].peer,
+            config::validated::SgPeer::PrefixList(0)
+        );
+    }
+    let lines = imported.report.lines();
+    report_line(
+        &lines,
+        "t.yaml:14: Office (AWS::EC2::PrefixList): not imported: ",
+        "entry 198.51.100.7/24 has host bits set (the network is 198.51.100.0/24)",
+    );
+    report_line(
+        &lines,
+        "t.yaml:16: Unused (AWS::EC2::PrefixList): ignored: ",
+        "no imported security group rule names it",
     );
 }

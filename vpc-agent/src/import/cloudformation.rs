@@ -12,9 +12,9 @@ use super::{
     ImportError, Imported, Options, Report, Severity,
     intrinsics::{self, Context, Val},
     inventory::{
-        AclEntry, ElasticIp, FlowLog, Interface, InternetGateway, Inventory, NatAddress,
-        NatGateway, NetworkAcl, Origin, Peering, PublicIp, Route, RouteTable, RouteTo,
-        SecurityGroup, SgPeer, SgRule, Subnet, Vpc,
+        AclEntry, CidrEntry, ElasticIp, FlowLog, Interface, InternetGateway, Inventory, NatAddress,
+        NatGateway, NetworkAcl, Origin, Peering, PrefixList, Propagation, PublicIp, Route,
+        RouteTable, RouteTo, SecurityGroup, SgPeer, SgRule, Subnet, Vpc, VpnConnection, VpnGateway,
     },
     node::{self, Node},
 };
@@ -42,6 +42,8 @@ const PHASES: [&[&str]; 3] = [
         "AWS::EC2::NetworkAcl",
         "AWS::EC2::SecurityGroup",
         "AWS::EC2::InternetGateway",
+        "AWS::EC2::VPNGateway",
+        "AWS::EC2::PrefixList",
         "AWS::EC2::EIP",
         "AWS::EC2::VPCPeeringConnection",
         "AWS::EC2::FlowLog",
@@ -50,6 +52,7 @@ const PHASES: [&[&str]; 3] = [
     &[
         "AWS::EC2::VPCCidrBlock",
         "AWS::EC2::VPCGatewayAttachment",
+        "AWS::EC2::VPNConnection",
         "AWS::EC2::NatGateway",
         "AWS::EC2::Instance",
     ],
@@ -62,31 +65,13 @@ const PHASES: [&[&str]; 3] = [
         "AWS::EC2::SecurityGroupEgress",
         "AWS::EC2::EIPAssociation",
         "AWS::EC2::NetworkInterfaceAttachment",
+        "AWS::EC2::VPNConnectionRoute",
+        "AWS::EC2::VPNGatewayRoutePropagation",
     ],
 ];
 
 /// Types the format has no counterpart for (yet).
-const UNSUPPORTED: [(&str, &str); 12] = [
-    (
-        "AWS::EC2::VPNGateway",
-        "VPN gateways are not part of the format yet",
-    ),
-    (
-        "AWS::EC2::VPNGatewayRoutePropagation",
-        "VPN gateways are not part of the format yet",
-    ),
-    (
-        "AWS::EC2::VPNConnection",
-        "VPN gateways are not part of the format yet",
-    ),
-    (
-        "AWS::EC2::VPNConnectionRoute",
-        "VPN gateways are not part of the format yet",
-    ),
-    (
-        "AWS::EC2::CustomerGateway",
-        "VPN gateways are not part of the format yet",
-    ),
+const UNSUPPORTED: [(&str, &str); 6] = [
     (
         "AWS::EC2::EgressOnlyInternetGateway",
         "egress-only internet gateways carry IPv6, which the format does not have yet",
@@ -94,10 +79,6 @@ const UNSUPPORTED: [(&str, &str); 12] = [
     (
         "AWS::EC2::VPCEndpoint",
         "VPC endpoints are not part of the format yet",
-    ),
-    (
-        "AWS::EC2::PrefixList",
-        "prefix lists are not imported yet (write them as `prefix_lists`)",
     ),
     (
         "AWS::EC2::TransitGateway",
@@ -477,6 +458,24 @@ impl<'a> Reader<'a> {
                 &["Tags"]
             }
             "AWS::EC2::VPCGatewayAttachment" => self.gateway_attachment(&mut p),
+            "AWS::EC2::VPNGateway" => {
+                if let Some(t) = p.text("Type", &mut self.report)
+                    && t != "ipsec.1"
+                {
+                    let msg = format!("Type {t}: the format's VPN gateway is AWS's ipsec.1");
+                    self.report
+                        .add(&origin, p.line("Type"), Severity::Assumed, msg);
+                }
+                self.inv.vpn_gateways.push(VpnGateway {
+                    origin: origin.clone(),
+                    vpcs: Vec::new(),
+                });
+                &["Tags", "AmazonSideAsn"]
+            }
+            "AWS::EC2::VPNConnection" => self.vpn_connection(&mut p),
+            "AWS::EC2::VPNConnectionRoute" => self.vpn_connection_route(&mut p),
+            "AWS::EC2::VPNGatewayRoutePropagation" => self.route_propagation(&mut p),
+            "AWS::EC2::PrefixList" => self.prefix_list(&mut p),
             "AWS::EC2::NatGateway" => self.nat_gateway(&mut p),
             "AWS::EC2::EIP" => self.eip(&mut p),
             "AWS::EC2::EIPAssociation" => self.eip_association(&mut p),
@@ -514,6 +513,12 @@ impl<'a> Reader<'a> {
     fn other_type(&mut self, origin: &Origin, kind: &str, p: &mut Props<'_>) {
         let (severity, msg) = if let Some((_, why)) = UNSUPPORTED.iter().find(|(k, _)| *k == kind) {
             (Severity::NotImported, (*why).to_owned())
+        } else if kind == "AWS::EC2::CustomerGateway" {
+            (
+                Severity::Ignored,
+                "the far end of the VPN: the tunnel to it is the VPN gateway's router interface, set up outside the format"
+                    .to_owned(),
+            )
         } else if NO_MEANING.contains(&kind) {
             (
                 Severity::Ignored,
@@ -622,6 +627,7 @@ impl<'a> Reader<'a> {
                 main: false,
                 routes: Vec::new(),
                 subnets: Vec::new(),
+                propagations: Vec::new(),
             });
         }
         &["Tags"]
@@ -731,9 +737,16 @@ impl<'a> Reader<'a> {
 
     fn gateway_attachment(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
         let vpc = p.target("VpcId", &mut self.report);
-        if p.val("VpnGatewayId").is_some() {
-            let msg = "VPN gateways are not part of the format yet: the attachment is not imported";
-            self.report.add(&p.origin, 0, Severity::NotImported, msg);
+        if let (Some(vpc), Some(vgw)) = (&vpc, p.target("VpnGatewayId", &mut self.report)) {
+            match self
+                .inv
+                .vpn_gateways
+                .iter_mut()
+                .find(|g| g.origin.id == vgw)
+            {
+                Some(g) => g.vpcs.push(vpc.clone()),
+                None => self.missing(&p.origin.clone(), "VpnGatewayId", &vgw, "VPN gateway"),
+            }
         }
         if let (Some(vpc), Some(igw)) = (vpc, p.target("InternetGatewayId", &mut self.report)) {
             match self
@@ -752,6 +765,117 @@ impl<'a> Reader<'a> {
             }
         }
         &[]
+    }
+
+    fn vpn_connection(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
+        let gateway = p.target("VpnGatewayId", &mut self.report);
+        // The far end: its own resource (AWS::EC2::CustomerGateway) is reported.
+        p.val("CustomerGatewayId");
+        let static_only = p
+            .bool("StaticRoutesOnly", &mut self.report)
+            .unwrap_or(false);
+        if let Some(tgw) = p.target("TransitGatewayId", &mut self.report) {
+            let msg = format!(
+                "a VPN connection on transit gateway {tgw}: transit gateways are not part of the format, not imported"
+            );
+            self.report.add(
+                &p.origin,
+                p.line("TransitGatewayId"),
+                Severity::NotImported,
+                msg,
+            );
+            return &["Tags", "Type"];
+        }
+        if gateway.is_none() {
+            let msg = "the VPN connection names no VpnGatewayId: not imported";
+            self.report.add(&p.origin, 0, Severity::NotImported, msg);
+        }
+        self.inv.vpn_connections.push(VpnConnection {
+            origin: p.origin.clone(),
+            gateway,
+            static_only,
+            routes: Vec::new(),
+        });
+        &["Tags", "Type"]
+    }
+
+    fn vpn_connection_route(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
+        let connection = p.target("VpnConnectionId", &mut self.report);
+        let cidr = p.text("DestinationCidrBlock", &mut self.report);
+        let (Some(connection), Some(cidr)) = (connection, cidr) else {
+            let msg = "the route needs a VpnConnectionId and a DestinationCidrBlock: not imported";
+            self.report.add(&p.origin, 0, Severity::NotImported, msg);
+            return &[];
+        };
+        match self
+            .inv
+            .vpn_connections
+            .iter_mut()
+            .find(|c| c.origin.id == connection)
+        {
+            Some(c) => c.routes.push(CidrEntry {
+                origin: p.origin.clone(),
+                cidr,
+            }),
+            None => self.missing(
+                &p.origin.clone(),
+                "VpnConnectionId",
+                &connection,
+                "VPN connection",
+            ),
+        }
+        &[]
+    }
+
+    fn route_propagation(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
+        let tables = p.targets("RouteTableIds", &mut self.report);
+        let Some(gateway) = p.target("VpnGatewayId", &mut self.report) else {
+            let msg = "the propagation names no VpnGatewayId: not imported";
+            self.report.add(&p.origin, 0, Severity::NotImported, msg);
+            return &[];
+        };
+        for table in tables {
+            match self
+                .inv
+                .route_tables
+                .iter_mut()
+                .find(|t| t.origin.id == table)
+            {
+                Some(t) => t.propagations.push(Propagation {
+                    origin: p.origin.clone(),
+                    gateway: gateway.clone(),
+                }),
+                None => self.missing(&p.origin.clone(), "RouteTableIds", &table, "route table"),
+            }
+        }
+        &[]
+    }
+
+    fn prefix_list(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
+        let family = p
+            .text("AddressFamily", &mut self.report)
+            .unwrap_or_else(|| "IPv4".to_owned());
+        let name = p.text("PrefixListName", &mut self.report);
+        let mut cidrs = Vec::new();
+        for mut e in p.objects("Entries") {
+            if let Some(cidr) = e.text("Cidr", &mut self.report) {
+                cidrs.push(CidrEntry {
+                    origin: e.origin.clone(),
+                    cidr,
+                });
+            }
+            e.finish(&mut self.report, &["Description"]);
+        }
+        let mut origin = p.origin.clone();
+        // The list's own name, unless a Name tag gives another.
+        origin.name_tag = origin.name_tag.or(name);
+        self.inv.prefix_lists.push(PrefixList {
+            origin,
+            family,
+            aws_managed: false,
+            cidrs: Some(cidrs),
+        });
+        &["Tags", "MaxEntries"]
     }
 
     fn nat_gateway(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
@@ -1008,16 +1132,12 @@ impl<'a> Reader<'a> {
                 .add(&r.origin, r.line(v6_key), Severity::NotImported, msg);
             return None;
         }
-        if r.val(list_key).is_some() {
-            let msg = "prefix lists are not imported yet: the rule is not imported";
-            self.report
-                .add(&r.origin, r.line(list_key), Severity::NotImported, msg);
-            return None;
-        }
-        let peer = match (cidr, group, group_name) {
-            (Some(c), None, None) => SgPeer::Cidr(c),
-            (None, Some(g), None) => SgPeer::Group(g),
-            (None, None, Some(name)) => {
+        let list = r.target(list_key, &mut self.report);
+        let peer = match (cidr, group, group_name, list) {
+            (Some(c), None, None, None) => SgPeer::Cidr(c),
+            (None, Some(g), None, None) => SgPeer::Group(g),
+            (None, None, None, Some(l)) => SgPeer::PrefixList(l),
+            (None, None, Some(name), None) => {
                 let found = self.inv.security_groups.iter().find(|g| {
                     g.group_name.as_deref() == Some(name.as_str()) || g.origin.id == name
                 });
@@ -1038,8 +1158,7 @@ impl<'a> Reader<'a> {
                 }
             }
             _ => {
-                let msg =
-                    "a rule needs exactly one of a CIDR block or a security group: not imported";
+                let msg = "a rule needs exactly one of a CIDR block, a security group or a prefix list: not imported";
                 self.report.add(&r.origin, 0, Severity::NotImported, msg);
                 return None;
             }

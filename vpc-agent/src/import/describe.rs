@@ -1,25 +1,29 @@
 //! `vpc-agent import describe`: the JSON of `aws ec2 describe-vpcs`, `describe-subnets`,
 //! `describe-route-tables`, `describe-network-acls`, `describe-security-groups`,
 //! `describe-instances`, `describe-nat-gateways`, `describe-addresses`,
-//! `describe-internet-gateways` (and `describe-vpc-peering-connections`), one file each or
-//! merged into one object, into an [`Inventory`]. Things are named by their `Name` tag, else
-//! their ID. Output fields that are state or bookkeeping (`OwnerId`, `State` of a live
-//! resource, ARNs) are not reported; what changes enforcement and the format lacks (IPv6,
-//! prefix lists, route propagation, secondary addresses, source/destination check) is.
+//! `describe-internet-gateways`, `describe-vpn-gateways`, `describe-vpn-connections`,
+//! `describe-managed-prefix-lists` (and `describe-vpc-peering-connections`), one file each or
+//! merged into one object, into an [`Inventory`]. A list's entries (`aws ec2
+//! get-managed-prefix-list-entries`, which does not name the list) come from a file named after
+//! the list's ID (`pl-0123456789abcdef0.json`), or as `Entries` added to the list's object.
+//! Things are named by their `Name` tag, else their ID. Output fields that are state or
+//! bookkeeping (`OwnerId`, `State` of a live resource, ARNs) are not reported; what changes
+//! enforcement and the format lacks (IPv6, routes to prefix lists, BGP, secondary addresses,
+//! source/destination check) is.
 
 use super::{
     ImportError, Imported, Options, Report, Severity,
     cloudformation::protocol_number,
     inventory::{
-        AclEntry, ElasticIp, Interface, InternetGateway, Inventory, NatAddress, NatGateway,
-        NetworkAcl, Origin, Peering, PublicIp, Route, RouteTable, RouteTo, SecurityGroup, SgPeer,
-        SgRule, Subnet, Vpc,
+        AclEntry, CidrEntry, ElasticIp, Interface, InternetGateway, Inventory, NatAddress,
+        NatGateway, NetworkAcl, Origin, Peering, PrefixList, Propagation, PublicIp, Route,
+        RouteTable, RouteTo, SecurityGroup, SgPeer, SgRule, Subnet, Vpc, VpnConnection, VpnGateway,
     },
     node::{self, Node, Value},
 };
 
 /// The top-level keys read, with the command that prints them.
-const SECTIONS: [(&str, &str); 10] = [
+const SECTIONS: [(&str, &str); 14] = [
     ("Vpcs", "describe-vpcs"),
     ("Subnets", "describe-subnets"),
     ("RouteTables", "describe-route-tables"),
@@ -30,7 +34,25 @@ const SECTIONS: [(&str, &str); 10] = [
     ("Addresses", "describe-addresses"),
     ("InternetGateways", "describe-internet-gateways"),
     ("VpcPeeringConnections", "describe-vpc-peering-connections"),
+    ("VpnGateways", "describe-vpn-gateways"),
+    ("VpnConnections", "describe-vpn-connections"),
+    ("PrefixLists", "describe-managed-prefix-lists"),
+    ("Entries", ENTRIES_COMMAND),
 ];
+
+/// The command whose output (`Entries`) is one prefix list's entries.
+const ENTRIES_COMMAND: &str = "get-managed-prefix-list-entries";
+
+/// The prefix list ID in a file name (`pl-0123.json`, `entries-pl-0123.json`).
+fn prefix_list_id_in(file: &str) -> Option<String> {
+    let stem = std::path::Path::new(file).file_stem()?.to_str()?;
+    let start = stem.find("pl-")?;
+    let id: String = stem[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    (id.len() > 3).then_some(id)
+}
 
 /// Imports `docs` (file name, text); `source` names the input in the report.
 pub fn import(
@@ -43,6 +65,7 @@ pub fn import(
         inv: Inventory::default(),
         file: String::new(),
         several: docs.len() > 1,
+        entries: Vec::new(),
     };
     for (file, text) in docs {
         let doc = node::parse_json(text).map_err(|source| ImportError::Json {
@@ -72,6 +95,10 @@ pub fn import(
                 continue;
             };
             known += 1;
+            if key == "Entries" {
+                r.entries_file(value);
+                continue;
+            }
             for item in value.items() {
                 r.item(key, command, item);
             }
@@ -86,6 +113,7 @@ pub fn import(
             });
         }
     }
+    r.attach_entries();
     super::finish(&r.inv, options, r.report, "vpc-agent import describe", true)
 }
 
@@ -129,6 +157,8 @@ struct Reader {
     inv: Inventory,
     file: String,
     several: bool,
+    /// Prefix list entries read from their own files: the list's ID, where, the CIDRs.
+    entries: Vec<(String, Origin, Vec<CidrEntry>)>,
 }
 
 impl Reader {
@@ -157,6 +187,9 @@ impl Reader {
             "Addresses" => "AllocationId",
             "InternetGateways" => "InternetGatewayId",
             "VpcPeeringConnections" => "VpcPeeringConnectionId",
+            "VpnGateways" => "VpnGatewayId",
+            "VpnConnections" => "VpnConnectionId",
+            "PrefixLists" => "PrefixListId",
             _ => "",
         };
         if section == "Reservations" {
@@ -197,6 +230,9 @@ impl Reader {
                 origin: o,
             }),
             "VpcPeeringConnections" => self.peering(o, n),
+            "VpnGateways" => self.vpn_gateway(o, n),
+            "VpnConnections" => self.vpn_connection(o, n),
+            "PrefixLists" => self.prefix_list(o, n),
             _ => {}
         }
     }
@@ -270,11 +306,18 @@ impl Reader {
                 );
             }
         }
-        let vgws = items(n, "PropagatingVgws");
-        if !vgws.is_empty() {
-            let msg = "route propagation from a VPN gateway is not part of the format yet: propagated routes are not imported";
-            self.note(&o, vgws[0].line, Severity::NotImported, msg);
-        }
+        let propagations = items(n, "PropagatingVgws")
+            .iter()
+            .filter_map(|v| {
+                Some(Propagation {
+                    gateway: text(v, "GatewayId")?,
+                    origin: Origin {
+                        line: v.line,
+                        ..o.clone()
+                    },
+                })
+            })
+            .collect();
         let mut routes = Vec::new();
         for r in items(n, "Routes") {
             let ro = Origin {
@@ -282,7 +325,7 @@ impl Reader {
                 ..o.clone()
             };
             if text(r, "Origin").as_deref() == Some("EnableVgwRoutePropagation") {
-                continue; // Reported with PropagatingVgws.
+                continue; // Propagated: `propagate` adds the VPN gateway's routes.
             }
             let Some(destination) = text(r, "DestinationCidrBlock") else {
                 let what = if r.get("DestinationIpv6CidrBlock").is_some() {
@@ -337,6 +380,7 @@ impl Reader {
             main,
             routes,
             subnets,
+            propagations,
         });
     }
 
@@ -426,14 +470,16 @@ impl Reader {
                     peers.push(SgPeer::Group(g));
                 }
             }
-            for (list, what) in [
-                ("Ipv6Ranges", "IPv6 ranges are not part of the format yet"),
-                ("PrefixListIds", "prefix lists are not imported yet"),
-            ] {
-                if !items(p, list).is_empty() {
-                    let msg = format!("{what}: those peers are not imported");
-                    self.note(&po, 0, Severity::NotImported, msg);
-                }
+            peers.extend(
+                items(p, "PrefixListIds")
+                    .iter()
+                    .filter_map(|l| text(l, "PrefixListId"))
+                    .map(SgPeer::PrefixList),
+            );
+            if !items(p, "Ipv6Ranges").is_empty() {
+                let msg =
+                    "IPv6 ranges are not part of the format yet: those peers are not imported";
+                self.note(&po, 0, Severity::NotImported, msg);
             }
             for peer in peers {
                 rules.push(SgRule {
@@ -464,15 +510,7 @@ impl Reader {
     }
 
     fn nat_gateway(&mut self, o: Origin, n: &Node) {
-        if let Some(state) = text(n, "State")
-            && matches!(state.as_str(), "deleted" | "deleting" | "failed")
-        {
-            self.note(
-                &o,
-                0,
-                Severity::Ignored,
-                format!("state {state}: not imported"),
-            );
+        if self.gone(&o, n) {
             return;
         }
         if text(n, "ConnectivityType").as_deref() == Some("private") {
@@ -634,5 +672,145 @@ impl Reader {
             vpc,
             peer_vpc: accepter,
         });
+    }
+
+    /// A state that means the resource is gone (or going): reported as ignored.
+    fn gone(&mut self, o: &Origin, n: &Node) -> bool {
+        let Some(state) = text(n, "State") else {
+            return false;
+        };
+        if !matches!(state.as_str(), "deleted" | "deleting" | "failed") {
+            return false;
+        }
+        self.note(
+            o,
+            0,
+            Severity::Ignored,
+            format!("state {state}: not imported"),
+        );
+        true
+    }
+
+    fn vpn_gateway(&mut self, o: Origin, n: &Node) {
+        if self.gone(&o, n) {
+            return;
+        }
+        let vpcs = items(n, "VpcAttachments")
+            .iter()
+            .filter(|a| text(a, "State").is_none_or(|s| s == "attached"))
+            .filter_map(|a| text(a, "VpcId"))
+            .collect();
+        self.inv.vpn_gateways.push(VpnGateway { origin: o, vpcs });
+    }
+
+    fn vpn_connection(&mut self, o: Origin, n: &Node) {
+        if self.gone(&o, n) {
+            return;
+        }
+        if let Some(tgw) = text(n, "TransitGatewayId") {
+            let msg = format!(
+                "a VPN connection on transit gateway {tgw}: transit gateways are not part of the format, not imported"
+            );
+            self.note(&o, 0, Severity::NotImported, msg);
+            return;
+        }
+        let mut routes = Vec::new();
+        for r in items(n, "Routes") {
+            let ro = Origin {
+                line: r.line,
+                ..o.clone()
+            };
+            let Some(cidr) = text(r, "DestinationCidrBlock") else {
+                continue;
+            };
+            match text(r, "State") {
+                Some(state) if state != "available" => {
+                    let msg = format!("static route {cidr} is {state}: not imported");
+                    self.note(&ro, 0, Severity::Ignored, msg);
+                }
+                _ => routes.push(CidrEntry { origin: ro, cidr }),
+            }
+        }
+        let gateway = text(n, "VpnGatewayId");
+        if gateway.is_none() {
+            let msg = "the VPN connection is on no VPN gateway: not imported";
+            self.note(&o, 0, Severity::NotImported, msg);
+        }
+        let static_only = n
+            .get("Options")
+            .and_then(|opts| flag(opts, "StaticRoutesOnly"))
+            .unwrap_or(false);
+        self.inv.vpn_connections.push(VpnConnection {
+            origin: o,
+            gateway,
+            static_only,
+            routes,
+        });
+    }
+
+    /// A list's CIDRs (`Entries` of get-managed-prefix-list-entries).
+    fn cidr_entries(&self, o: &Origin, entries: &Node) -> Vec<CidrEntry> {
+        entries
+            .items()
+            .iter()
+            .filter_map(|e| {
+                Some(CidrEntry {
+                    cidr: text(e, "Cidr")?,
+                    origin: Origin {
+                        line: e.line,
+                        ..o.clone()
+                    },
+                })
+            })
+            .collect()
+    }
+
+    fn prefix_list(&mut self, mut o: Origin, n: &Node) {
+        if self.gone(&o, n) {
+            return;
+        }
+        let name = text(n, "PrefixListName");
+        o.name_tag = o.name_tag.or_else(|| name.clone());
+        let cidrs = n.get("Entries").map(|e| self.cidr_entries(&o, e));
+        self.inv.prefix_lists.push(PrefixList {
+            family: text(n, "AddressFamily").unwrap_or_else(|| "IPv4".to_owned()),
+            aws_managed: text(n, "OwnerId").as_deref() == Some("AWS")
+                || name.is_some_and(|n| n.starts_with("com.amazonaws.")),
+            cidrs,
+            origin: o,
+        });
+    }
+
+    /// A file of get-managed-prefix-list-entries output: the list it belongs to is in its name.
+    fn entries_file(&mut self, value: &Node) {
+        let id = prefix_list_id_in(&self.file);
+        let o = self.origin(
+            id.as_deref().unwrap_or("Entries"),
+            ENTRIES_COMMAND,
+            value.line,
+            None,
+        );
+        let Some(id) = id else {
+            let msg = "prefix list entries without the list's ID: name the file after it (pl-0123456789abcdef0.json); not imported";
+            self.note(&o, 0, Severity::NotImported, msg);
+            return;
+        };
+        let cidrs = self.cidr_entries(&o, value);
+        self.entries.push((id, o, cidrs));
+    }
+
+    /// Gives each prefix list the entries read from its own file.
+    fn attach_entries(&mut self) {
+        for (id, o, cidrs) in std::mem::take(&mut self.entries) {
+            match self.inv.prefix_lists.iter_mut().find(|l| l.origin.id == id) {
+                Some(l) => l.cidrs.get_or_insert_with(Vec::new).extend(cidrs),
+                None => {
+                    let msg = format!(
+                        "entries of prefix list {id}, which no describe-managed-prefix-lists output holds: not imported"
+                    );
+                    self.note(&o, 0, Severity::NotImported, msg);
+                }
+            }
+        }
     }
 }

@@ -2,6 +2,9 @@
 //! output, made unique), router interfaces (`--interfaces`, else placeholders), addresses AWS
 //! assigns at launch (`--addresses`, else allocated deterministically), and every rule in the
 //! format's terms. What cannot be written goes to the report, with the resource's line.
+//!
+//! A VPN gateway is written with the static routes of its VPN connections; prefix lists are
+//! per VPC in the format, so a list goes into every VPC whose group rules name it.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -14,7 +17,8 @@ use ipnet::Ipv4Net;
 use super::{
     Options, Report, Severity,
     inventory::{
-        AclEntry, Interface, Inventory, NatAddress, Origin, PublicIp, RouteTo, SgPeer, SgRule,
+        AclEntry, CidrEntry, Interface, Inventory, NatAddress, Origin, PublicIp, RouteTo, SgPeer,
+        SgRule, VpnGateway,
     },
 };
 use crate::flowlog::format::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS};
@@ -51,9 +55,13 @@ pub fn emit(
         used_interface_keys: BTreeSet::new(),
         used_address_keys: BTreeSet::new(),
         ports: BTreeSet::new(),
-        uplinks: 0,
         public_used: BTreeSet::new(),
         eips: BTreeMap::new(),
+        all_blocks: Vec::new(),
+        lists: BTreeMap::new(),
+        lists_used: BTreeSet::new(),
+        vgws_emitted: BTreeSet::new(),
+        vgws_left: BTreeMap::new(),
     };
     let body = e.body()?;
     e.unused_keys();
@@ -84,11 +92,31 @@ struct Emitter<'a> {
     used_address_keys: BTreeSet<String>,
     /// Router interface names handed out.
     ports: BTreeSet<String>,
-    uplinks: usize,
     /// Public addresses given or allocated.
     public_used: BTreeSet<Ipv4Addr>,
     /// Elastic IP ID -> its address (given or allocated).
     eips: BTreeMap<String, String>,
+    /// Every VPC's IPv4 blocks (a VPN's networks may overlap none).
+    all_blocks: Vec<Ipv4Net>,
+    /// Prefix lists that can be written, by ID: their CIDRs.
+    lists: BTreeMap<String, Vec<Ipv4Net>>,
+    /// Prefix lists written into at least one VPC.
+    lists_used: BTreeSet<String>,
+    /// VPN gateways written.
+    vgws_emitted: BTreeSet<String>,
+    /// VPN gateways left out, by ID: why.
+    vgws_left: BTreeMap<String, String>,
+}
+
+/// What a router interface is for: its placeholder follows.
+#[derive(Clone, Copy)]
+enum PortKind {
+    /// A subnet's segment: named after the subnet.
+    Subnet,
+    /// An internet gateway's uplink: `uplinkN`.
+    Uplink,
+    /// A VPN gateway's link: `vpnN`.
+    Vpn,
 }
 
 /// Unique names within one scope.
@@ -152,6 +180,13 @@ fn where_(o: &Origin) -> String {
     }
 }
 
+/// The VPC's VPN gateway: its ID, name and the static routes of its connections.
+struct VpnScope {
+    id: String,
+    name: String,
+    routes: Vec<Ipv4Net>,
+}
+
 /// One VPC's resolved names.
 struct Scope {
     name: String,
@@ -162,6 +197,9 @@ struct Scope {
     acls: BTreeMap<String, String>,
     groups: BTreeMap<String, String>,
     igw: Option<(String, String)>,
+    vgw: Option<VpnScope>,
+    /// Prefix lists the VPC's group rules name: (ID, name), in order of first use.
+    prefix_lists: Vec<(String, String)>,
     nats: BTreeMap<String, String>,
     peerings: BTreeMap<String, String>,
     /// Groups of the VPCs peered with this one (by an imported connection), by ID:
@@ -201,20 +239,26 @@ impl Emitter<'_> {
         Some(value)
     }
 
-    /// The router port for a subnet (`uplink` false) or an internet gateway's uplink: from
-    /// `--interfaces` (by ID, `Name` tag or name), else a placeholder that the report names.
-    /// (Instances with their own port will be one more caller.)
-    fn port(&mut self, o: &Origin, name: &str, uplink: bool) -> String {
+    /// The router port for a subnet, an internet gateway's uplink or a VPN gateway's link:
+    /// from `--interfaces` (by ID, `Name` tag or name), else a placeholder that the report
+    /// names. (Instances with their own port will be one more caller.)
+    fn port(&mut self, o: &Origin, name: &str, kind: PortKind) -> String {
         let mut keys = vec![o.id.as_str(), name];
         keys.extend(o.name_tag.as_deref());
         if let Some(given) = self.lookup(true, &keys) {
             self.ports.insert(given.clone());
             return given;
         }
-        let placeholder = if uplink {
-            let p = format!("uplink{}", self.uplinks);
-            self.uplinks += 1;
-            p
+        let numbered = match kind {
+            PortKind::Uplink => Some("uplink"),
+            PortKind::Vpn => Some("vpn"),
+            PortKind::Subnet => None,
+        };
+        let placeholder = if let Some(stem) = numbered {
+            (0..)
+                .map(|n| format!("{stem}{n}"))
+                .find(|p| !self.ports.contains(p))
+                .unwrap_or_default()
         } else {
             let stem: String = slug(name)
                 .to_ascii_lowercase()
@@ -293,6 +337,13 @@ impl Emitter<'_> {
                 peering_names.insert(p.origin.id.clone(), name);
             }
         }
+        self.all_blocks = inv
+            .vpcs
+            .iter()
+            .flat_map(|v| &v.cidr_blocks)
+            .filter_map(|b| b.parse().ok())
+            .collect();
+        self.prefix_lists_usable();
         let mut vpc_name_of: BTreeMap<&str, String> = BTreeMap::new();
         for v in &inv.vpcs {
             vpc_name_of.insert(&v.origin.id, vpc_names.take(&self.base(&v.origin)));
@@ -360,6 +411,7 @@ impl Emitter<'_> {
                 .collect();
             self.vpc(&mut out, vpc, &scope, &peers);
         }
+        self.left_out_vpn_and_lists();
         if !any {
             return None;
         }
@@ -463,6 +515,8 @@ impl Emitter<'_> {
             );
             self.note(&extra.origin, Severity::NotImported, msg);
         }
+        let vgw = self.vpn_scope(id, &name, targets);
+        let prefix_lists = self.prefix_list_names(id);
         let mut nats = BTreeMap::new();
         for n in inv
             .nat_gateways
@@ -498,9 +552,209 @@ impl Emitter<'_> {
             acls,
             groups,
             igw,
+            vgw,
+            prefix_lists,
             nats,
             peerings,
             peer_groups: BTreeMap::new(),
+        }
+    }
+
+    /// The VPC's VPN gateway, if it has one with static routes (the others are left out, why
+    /// is kept for [`Self::left_out_vpn_and_lists`]).
+    fn vpn_scope(&mut self, vpc: &str, name: &str, targets: &mut Names) -> Option<VpnScope> {
+        let inv = self.inv;
+        let attached: Vec<&VpnGateway> = inv
+            .vpn_gateways
+            .iter()
+            .filter(|g| g.vpcs.iter().any(|v| v == vpc))
+            .collect();
+        let first = attached.first()?;
+        for extra in attached.iter().skip(1) {
+            let why = format!(
+                "a VPC has one VPN gateway: {} already is VPC {name}'s",
+                first.origin.id
+            );
+            self.vgws_left.insert(extra.origin.id.clone(), why);
+        }
+        let routes = self.vpn_routes(&first.origin.id);
+        if routes.is_empty() {
+            let why = "no VPN connection gives it a static route (the format's VPN gateway needs the customer network's prefixes): left out";
+            self.vgws_left
+                .insert(first.origin.id.clone(), why.to_owned());
+            return None;
+        }
+        self.vgws_emitted.insert(first.origin.id.clone());
+        Some(VpnScope {
+            id: first.origin.id.clone(),
+            name: targets.take(&self.base(&first.origin)),
+            routes,
+        })
+    }
+
+    /// The static routes of gateway `id`'s VPN connections, each once; BGP connections, and
+    /// routes that cannot be the customer network's, are reported.
+    fn vpn_routes(&mut self, id: &str) -> Vec<Ipv4Net> {
+        let mut routes: Vec<Ipv4Net> = Vec::new();
+        for c in self
+            .inv
+            .vpn_connections
+            .iter()
+            .filter(|c| c.gateway.as_deref() == Some(id))
+        {
+            if !c.static_only {
+                let msg = "dynamic routing (BGP): the prefixes the customer gateway advertises are not part of the format, only static routes are imported (write them into vpn_gateway.routes)";
+                self.note(&c.origin, Severity::NotImported, msg);
+            }
+            for r in &c.routes {
+                let Some(net) = self.ipv4_cidr(r, "static route") else {
+                    continue;
+                };
+                if let Some(block) = self
+                    .all_blocks
+                    .iter()
+                    .find(|b| b.contains(&net.network()) || net.contains(&b.network()))
+                {
+                    let msg = format!(
+                        "static route {net} overlaps the VPC block {block}: a VPN's networks may overlap no VPC, not imported"
+                    );
+                    self.note(&r.origin, Severity::NotImported, msg);
+                    continue;
+                }
+                if !routes.contains(&net) {
+                    routes.push(net);
+                }
+            }
+        }
+        routes
+    }
+
+    /// An IPv4 network (no host bits) or, reported as `what` that is not imported, `None`.
+    fn ipv4_cidr(&mut self, e: &CidrEntry, what: &str) -> Option<Ipv4Net> {
+        match e.cidr.parse::<Ipv4Net>() {
+            Ok(net) if net.trunc() == net => Some(net),
+            Ok(net) => {
+                let msg = format!(
+                    "{what} {net} has host bits set (the network is {}): not imported",
+                    net.trunc()
+                );
+                self.note(&e.origin, Severity::NotImported, msg);
+                None
+            }
+            Err(_) => {
+                let msg = format!(
+                    "{what} '{}' is not an IPv4 CIDR block (IPv6 is not part of the format yet): not imported",
+                    e.cidr
+                );
+                self.note(&e.origin, Severity::NotImported, msg);
+                None
+            }
+        }
+    }
+
+    /// The prefix lists that can be written (IPv4, entries in the input), by ID; the others
+    /// are reported once here, and rules naming them where they are.
+    fn prefix_lists_usable(&mut self) {
+        for l in &self.inv.prefix_lists {
+            let o = &l.origin;
+            if l.family != "IPv4" {
+                let msg = format!(
+                    "AddressFamily {}: IPv6 prefix lists are not part of the format yet, rules naming it are not imported",
+                    l.family
+                );
+                self.note(o, Severity::NotImported, msg);
+                continue;
+            }
+            let Some(entries) = &l.cidrs else {
+                let whose = if l.aws_managed {
+                    "an AWS-managed list: "
+                } else {
+                    ""
+                };
+                let msg = format!(
+                    "{whose}its entries are not in the input (save `aws ec2 get-managed-prefix-list-entries --prefix-list-id {}` as {}.json): rules naming it are not imported",
+                    o.id, o.id
+                );
+                self.note(o, Severity::NotImported, msg);
+                continue;
+            };
+            let mut cidrs: Vec<Ipv4Net> = Vec::new();
+            for e in entries {
+                if let Some(net) = self.ipv4_cidr(e, "entry")
+                    && !cidrs.contains(&net)
+                {
+                    cidrs.push(net);
+                }
+            }
+            if cidrs.is_empty() {
+                let msg = "the list has no IPv4 entry: rules naming it are not imported";
+                self.note(o, Severity::NotImported, msg);
+                continue;
+            }
+            if l.aws_managed {
+                let msg = "an AWS-managed list: its entries as of this output (AWS changes them; import again to follow)";
+                self.note(o, Severity::Assumed, msg);
+            }
+            self.lists.insert(o.id.clone(), cidrs);
+        }
+    }
+
+    /// The prefix lists VPC `id`'s group rules name (and that can be written): (ID, name).
+    fn prefix_list_names(&mut self, id: &str) -> Vec<(String, String)> {
+        let inv = self.inv;
+        let mut names = Names::default();
+        let mut out: Vec<(String, String)> = Vec::new();
+        let rules = inv
+            .security_groups
+            .iter()
+            .filter(|g| g.vpc == id)
+            .flat_map(|g| g.inbound.iter().chain(g.outbound.iter().flatten()));
+        for r in rules {
+            let SgPeer::PrefixList(list) = &r.peer else {
+                continue;
+            };
+            if !self.lists.contains_key(list) || out.iter().any(|(l, _)| l == list) {
+                continue;
+            }
+            let Some(l) = inv.prefix_lists.iter().find(|l| &l.origin.id == list) else {
+                continue;
+            };
+            self.lists_used.insert(list.clone());
+            out.push((list.clone(), names.take(&self.base(&l.origin))));
+        }
+        out
+    }
+
+    /// Reports the VPN gateways and connections not written, and prefix lists no VPC uses.
+    fn left_out_vpn_and_lists(&mut self) {
+        let inv = self.inv;
+        for g in &inv.vpn_gateways {
+            if self.vgws_emitted.contains(&g.origin.id) {
+                continue;
+            }
+            let why = self
+                .vgws_left
+                .remove(&g.origin.id)
+                .unwrap_or_else(|| "it is attached to no imported VPC: left out".to_owned());
+            self.note(&g.origin, Severity::NotImported, why);
+        }
+        for c in &inv.vpn_connections {
+            let Some(g) = &c.gateway else { continue };
+            if self.vgws_emitted.contains(g) {
+                continue;
+            }
+            let msg = if inv.vpn_gateways.iter().any(|x| &x.origin.id == g) {
+                format!("its VPN gateway {g} is not imported: the connection is not imported")
+            } else {
+                format!("VpnGatewayId {g} is no VPN gateway of the input: not imported")
+            };
+            self.note(&c.origin, Severity::NotImported, msg);
+        }
+        for l in &inv.prefix_lists {
+            if self.lists.contains_key(&l.origin.id) && !self.lists_used.contains(&l.origin.id) {
+                let msg = "no imported security group rule names it: not written (a VPC's prefix lists are those its rules use)";
+                self.note(&l.origin, Severity::Ignored, msg);
+            }
         }
     }
 
@@ -521,11 +775,21 @@ impl Emitter<'_> {
                 .iter()
                 .find(|g| &g.origin.id == igw_id);
             if let Some(igw) = igw {
-                let port = self.port(&igw.origin, igw_name, true);
+                let port = self.port(&igw.origin, igw_name, PortKind::Uplink);
                 let _ = writeln!(out, "    internet_gateway:   # {}", where_(&igw.origin));
                 let _ = writeln!(out, "      name: {}", q(igw_name));
                 let _ = writeln!(out, "      interface: {}", q(&port));
             }
+        }
+        if let Some(vgw) = &s.vgw
+            && let Some(g) = inv.vpn_gateways.iter().find(|g| g.origin.id == vgw.id)
+        {
+            let port = self.port(&g.origin, &vgw.name, PortKind::Vpn);
+            let routes: Vec<String> = vgw.routes.iter().map(ToString::to_string).collect();
+            let _ = writeln!(out, "    vpn_gateway:   # {}", where_(&g.origin));
+            let _ = writeln!(out, "      name: {}", q(&vgw.name));
+            let _ = writeln!(out, "      interface: {}", q(&port));
+            let _ = writeln!(out, "      routes: [{}]", routes.join(", "));
         }
         // Addresses: what is given first, then allocation in what is left.
         let mut private_used: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
@@ -669,6 +933,7 @@ impl Emitter<'_> {
         self.route_tables(out, vpc, s);
         self.network_acls(out, vpc, s);
         self.security_groups(out, vpc, s);
+        self.prefix_lists(out, s);
         // Instances (network interfaces).
         let mut wrote_header = false;
         for ((i, name), private) in iface_list.iter().zip(&iface_names).zip(iface_private) {
@@ -847,7 +1112,7 @@ impl Emitter<'_> {
         out.push_str("    subnets:\n");
         for sub in list {
             let name = s.subnets[&sub.origin.id].clone();
-            let port = self.port(&sub.origin, &name, false);
+            let port = self.port(&sub.origin, &name, PortKind::Subnet);
             let _ = writeln!(
                 out,
                 "      - name: {}   # {}",
@@ -928,6 +1193,27 @@ impl Emitter<'_> {
         for t in list {
             let name = &s.tables[&t.origin.id];
             let _ = writeln!(out, "      - name: {}   # {}", q(name), where_(&t.origin));
+            let mut propagate: Vec<String> = Vec::new();
+            for p in &t.propagations {
+                match &s.vgw {
+                    Some(v) if v.id == p.gateway => {
+                        if !propagate.contains(&v.name) {
+                            propagate.push(v.name.clone());
+                        }
+                    }
+                    _ => {
+                        let msg = format!(
+                            "VPN gateway {} is not imported in VPC {}: the route propagation into {name} is not imported",
+                            p.gateway, s.name
+                        );
+                        self.note(&p.origin, Severity::NotImported, msg);
+                    }
+                }
+            }
+            if !propagate.is_empty() {
+                let list: Vec<String> = propagate.iter().map(|n| q(n)).collect();
+                let _ = writeln!(out, "        propagate: [{}]", list.join(", "));
+            }
             let mut seen: BTreeSet<Ipv4Net> = BTreeSet::new();
             let mut lines = Vec::new();
             for r in &t.routes {
@@ -949,13 +1235,16 @@ impl Emitter<'_> {
                     continue;
                 }
                 let target = match &r.target {
-                    RouteTo::Gateway(g) => match &s.igw {
-                        Some((id, n)) if id == g => Some(n.clone()),
+                    RouteTo::Gateway(g) => match (&s.igw, &s.vgw) {
+                        (Some((id, n)), _) if id == g => Some(n.clone()),
+                        (_, Some(v)) if &v.id == g => Some(v.name.clone()),
                         _ => {
                             let what = if inv.internet_gateways.iter().any(|x| &x.origin.id == g) {
                                 format!("internet gateway {g} is not attached to VPC {}", s.name)
+                            } else if inv.vpn_gateways.iter().any(|x| &x.origin.id == g) {
+                                format!("VPN gateway {g} is not imported in VPC {}", s.name)
                             } else {
-                                format!("gateway {g} is not an internet gateway of the input (VPN gateways are not part of the format yet)")
+                                format!("gateway {g} is no internet or VPN gateway of the input")
                             };
                             self.note(&r.origin, Severity::NotImported, format!("{what}: the route to {dest} is not imported"));
                             None
@@ -1190,6 +1479,21 @@ impl Emitter<'_> {
                     return None;
                 }
             },
+            SgPeer::PrefixList(l) => match s.prefix_lists.iter().find(|(id, _)| id == l) {
+                Some((_, n)) => q(&format!("pl:{n}")),
+                None => {
+                    let msg = if self.inv.prefix_lists.iter().any(|x| &x.origin.id == l) {
+                        format!("prefix list {l} could not be imported: the rule is not imported")
+                    } else {
+                        format!(
+                            "prefix list {l} is not in the input (an AWS-managed list such as \
+                             com.amazonaws.REGION.s3 has no entries in a template): the rule is not imported"
+                        )
+                    };
+                    self.note(&r.origin, Severity::NotImported, msg);
+                    return None;
+                }
+            },
         };
         let ports = match (r.from_port, r.to_port) {
             (Some(a), Some(b)) => Some((a, b)),
@@ -1199,6 +1503,25 @@ impl Emitter<'_> {
         let icmp = if r.protocol == 1 { ports } else { None };
         let traffic = self.traffic(&r.origin, r.protocol, ports, icmp)?;
         Some(format!("{{ {traffic}, {side}: {peer} }}"))
+    }
+
+    fn prefix_lists(&self, out: &mut String, s: &Scope) {
+        if s.prefix_lists.is_empty() {
+            return;
+        }
+        out.push_str("    prefix_lists:\n");
+        for (id, name) in &s.prefix_lists {
+            let cidrs: Vec<String> = self.lists[id].iter().map(ToString::to_string).collect();
+            let origin = self.inv.prefix_lists.iter().find(|l| &l.origin.id == id);
+            let comment = origin.map(|l| format!("   # {}", where_(&l.origin)));
+            let _ = writeln!(
+                out,
+                "      - name: {}{}",
+                q(name),
+                comment.unwrap_or_default()
+            );
+            let _ = writeln!(out, "        cidrs: [{}]", cidrs.join(", "));
+        }
     }
 
     fn flow_logs(&mut self, out: &mut String) {

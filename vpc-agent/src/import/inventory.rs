@@ -27,6 +27,9 @@ pub struct Inventory {
     pub interfaces: Vec<Interface>,
     pub peerings: Vec<Peering>,
     pub flow_logs: Vec<FlowLog>,
+    pub vpn_gateways: Vec<VpnGateway>,
+    pub vpn_connections: Vec<VpnConnection>,
+    pub prefix_lists: Vec<PrefixList>,
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +57,16 @@ pub struct RouteTable {
     pub routes: Vec<Route>,
     /// IDs of the subnets explicitly associated.
     pub subnets: Vec<String>,
+    /// VPN gateways whose routes the table takes (route propagation).
+    pub propagations: Vec<Propagation>,
+}
+
+/// Route propagation from a VPN gateway into a table.
+#[derive(Clone, Debug)]
+pub struct Propagation {
+    /// The `AWS::EC2::VPNGatewayRoutePropagation` resource, or the table for describe output.
+    pub origin: Origin,
+    pub gateway: String,
 }
 
 #[derive(Clone, Debug)]
@@ -66,7 +79,7 @@ pub struct Route {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteTo {
-    /// `GatewayId`: an internet gateway (or, unsupported, a VPN gateway).
+    /// `GatewayId`: an internet gateway or a VPN gateway.
     Gateway(String),
     NatGateway(String),
     Peering(String),
@@ -157,6 +170,8 @@ pub enum SgPeer {
     Cidr(String),
     /// A group by ID.
     Group(String),
+    /// A prefix list by ID (`SourcePrefixListId`, `PrefixListIds`).
+    PrefixList(String),
 }
 
 /// A network interface: what the format calls an instance (one address, its groups).
@@ -198,4 +213,43 @@ pub struct FlowLog {
     pub origin: Origin,
     pub interval: Option<i64>,
     pub format: Option<String>,
+}
+
+/// A virtual private gateway.
+#[derive(Clone, Debug)]
+pub struct VpnGateway {
+    pub origin: Origin,
+    /// IDs of the VPCs it is attached to.
+    pub vpcs: Vec<String>,
+}
+
+/// A Site-to-Site VPN connection on a virtual private gateway.
+#[derive(Clone, Debug)]
+pub struct VpnConnection {
+    pub origin: Origin,
+    /// The VPN gateway's ID (`None`: not on one, e.g. on a transit gateway).
+    pub gateway: Option<String>,
+    /// Static routing; `false`: BGP, whose routes the customer gateway advertises.
+    pub static_only: bool,
+    /// Its static routes (`VPNConnectionRoute` resources, `Routes` of describe output).
+    pub routes: Vec<CidrEntry>,
+}
+
+/// A CIDR with where it is written (a static route, a prefix list entry).
+#[derive(Clone, Debug)]
+pub struct CidrEntry {
+    pub origin: Origin,
+    pub cidr: String,
+}
+
+/// A managed prefix list.
+#[derive(Clone, Debug)]
+pub struct PrefixList {
+    pub origin: Origin,
+    /// `IPv4` or `IPv6` (AWS's `AddressFamily`).
+    pub family: String,
+    /// Owned by AWS (`com.amazonaws.REGION.s3`): its entries change without the owner.
+    pub aws_managed: bool,
+    /// Its entries' CIDRs; `None`: the input does not hold them.
+    pub cidrs: Option<Vec<CidrEntry>>,
 }
