@@ -2,7 +2,9 @@
 //! - the nightly toolchain's `rust-src` (eBPF crate is built with `-Z build-std=core`);
 //! - `bpf-linker`, built against the nightly toolchain's own libLLVM (no LLVM download): a
 //!   permanent prefix holds `lib/libLLVM.so` symlinks to the sysroot's library;
-//! - the Debian tools the tests and the demo use.
+//! - the Debian tools the tests and the demo use;
+//! - the Python package the flow log format test reads records with (`flowlogs-reader`, AWS's
+//!   own reader of flow log records), for the `python3` on the PATH.
 //!
 //! Fast when everything is present: a few `rustc`/`dpkg` queries.
 use std::{
@@ -41,6 +43,54 @@ pub fn run() -> Result<()> {
     ensure_rust_src()?;
     ensure_bpf_linker()?;
     ensure_debian_tools()?;
+    ensure_python_packages()?;
+    Ok(())
+}
+
+/// Python packages the tests use: (package on PyPI, module it provides).
+const PYTHON_PACKAGES: &[(&str, &str)] = &[("flowlogs-reader", "flowlogs_reader")];
+
+/// Installs the missing [`PYTHON_PACKAGES`] with pip for the user (a system Python that is
+/// "externally managed", PEP 668, is told that a user install is what is meant).
+fn ensure_python_packages() -> Result<()> {
+    let imports = |module: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let missing: Vec<&str> = PYTHON_PACKAGES
+        .iter()
+        .filter(|(_, module)| !imports(module))
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("setup: installing Python packages: {}", missing.join(" "));
+    let pip = |extra: &[&str]| {
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--user",
+                "--no-warn-script-location",
+            ])
+            .env("PIP_ROOT_USER_ACTION", "ignore")
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+            .args(extra)
+            .args(&missing)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !pip(&[]) && !pip(&["--break-system-packages"]) {
+        bail!(
+            "could not install the Python packages {} (python3 -m pip install --user)",
+            missing.join(" ")
+        );
+    }
     Ok(())
 }
 
