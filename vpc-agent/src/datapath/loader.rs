@@ -208,7 +208,7 @@ impl Datapath {
                 .ok_or(DatapathError::MissingProgram { name })?
                 .try_into()
                 .map_err(|source| DatapathError::Program { name, source })?;
-            xdp.load()
+            load_retrying(|| xdp.load())
                 .map_err(|source| DatapathError::Program { name, source })?;
         }
         for name in [
@@ -221,7 +221,7 @@ impl Datapath {
                 .ok_or(DatapathError::MissingProgram { name })?
                 .try_into()
                 .map_err(|source| DatapathError::Program { name, source })?;
-            tc.load()
+            load_retrying(|| tc.load())
                 .map_err(|source| DatapathError::Program { name, source })?;
         }
         link_tail_calls(&mut ebpf)?;
@@ -569,4 +569,27 @@ fn set_tail_call(
         .map_err(map_err)?
         .set(0, &fd, 0)
         .map_err(map_err)
+}
+
+/// Times a program load is tried when the verifier was interrupted (as libbpf does).
+const LOAD_ATTEMPTS: u32 = 5;
+
+/// Runs `load` again when the kernel returned `EAGAIN`: the verifier gives up on a long
+/// program when a signal is pending for the loading thread (a child of the process exiting,
+/// say) and asks for the load to be repeated. Any other error is returned at once.
+pub fn load_retrying(
+    mut load: impl FnMut() -> Result<(), ProgramError>,
+) -> Result<(), ProgramError> {
+    let mut attempt = 1;
+    loop {
+        match load() {
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < LOAD_ATTEMPTS =>
+            {
+                log::debug!("program load interrupted (EAGAIN), attempt {attempt}: retrying");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }

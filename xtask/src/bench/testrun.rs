@@ -350,7 +350,8 @@ fn load(topo: &Topology, compiled: &Compiled, conntrack: u32) -> Result<Ebpf> {
             .program_mut(name)
             .with_context(|| format!("program {name} missing"))?
             .try_into()?;
-        prog.load().with_context(|| format!("loading {name}"))?;
+        vpc_agent::datapath::loader::load_retrying(|| prog.load())
+            .with_context(|| format!("loading {name}"))?;
     }
     // The TC programs are not loaded here: only the XDP hand-over is linked.
     vpc_agent::datapath::loader::set_xdp_outside(&mut ebpf).context("linking vpc_xdp_outside")?;
