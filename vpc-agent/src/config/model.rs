@@ -135,8 +135,8 @@ pub struct Vpc {
     pub instances: Vec<Loc<Instance>>,
     #[serde(default)]
     pub peering_connections: Vec<Loc<PeeringConnection>>,
-    /// Customer-managed prefix lists: named sets of CIDRs that security group rules name as
-    /// `pl:NAME`.
+    /// Customer-managed prefix lists: named sets of CIDRs that security group rules and
+    /// routes to gateway endpoints name as `pl:NAME`.
     #[serde(default)]
     pub prefix_lists: Vec<Loc<PrefixList>>,
     /// Gateway endpoints: a prefix list's services reached out of an interface, the private

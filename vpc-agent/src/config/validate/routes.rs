@@ -206,7 +206,7 @@ impl Validator {
         };
         let clash = prefixes
             .iter()
-            .find_map(|net| seen.get(net).map(|first| (*net, first.clone())));
+            .find_map(|net| seen.get(net).map(|first| (*net, *first)));
         if let Some((net, (first, line))) = clash {
             let list = |d: RouteDestination| match d {
                 RouteDestination::PrefixList(l) => scope
