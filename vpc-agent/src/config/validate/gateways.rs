@@ -1,5 +1,6 @@
-//! Gateways that carry packets untranslated: the VPN gateway (a virtual private gateway) and
-//! route tables' `propagate`.
+//! Gateways that carry packets untranslated: the VPN gateway (a virtual private gateway),
+//! route tables' `propagate`, and gateway endpoints (a prefix list's services; their `pl:`
+//! routes are checked in `routes.rs`).
 
 use super::*;
 
