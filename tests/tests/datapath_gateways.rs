@@ -41,7 +41,7 @@ struct Case {
     packet: Packet,
     expect: Seen,
     /// Whether the reference evaluator models this case (it knows nothing of the router's
-    /// own addresses on a gateway's link).
+    /// own addresses on a gateway's link, and `reference` holds no connection state).
     in_evaluator: bool,
 }
 
@@ -620,4 +620,206 @@ fn the_daemon_attaches_and_guards_the_vpn_link() {
         .exec_status("nft", &["list", "table", "inet", &table])
         .unwrap();
     assert!(!gone.status.success(), "detach removed the guard");
+}
+
+// ----- Gateway endpoints (`tests/fixtures/gateway-endpoint.yaml`) -----
+
+const ENDPOINT: &str = include_str!("../fixtures/gateway-endpoint.yaml");
+
+const APP: &str = "10.0.1.10";
+/// Hosts behind the endpoint, one in each CIDR of its prefix list (`gateway_host`).
+const S3_A: &str = "198.51.100.74";
+const S3_B: &str = "203.0.113.138";
+
+fn endpoint_cases() -> Vec<Case> {
+    use DropReason::*;
+    vec![
+        case(
+            "app -> s3 https: out of the endpoint's link, private source kept",
+            "eni-app1",
+            Packet::tcp(APP, S3_A, 41000, 443, TCP_SYN),
+            fwd("svc0", APP, S3_A),
+        ),
+        case(
+            "app -> the list's second CIDR",
+            "eni-app1",
+            Packet::tcp(APP, S3_B, 41001, 443, TCP_SYN),
+            fwd("svc0", APP, S3_B),
+        ),
+        case(
+            "app -> s3 ping: the group allows ICMP to the list",
+            "eni-app1",
+            Packet::icmp_echo(APP, S3_B, 7, 1),
+            fwd("svc0", APP, S3_B),
+        ),
+        case(
+            "app -> s3 http: the group allows only HTTPS to the list",
+            "eni-app1",
+            Packet::tcp(APP, S3_A, 41002, 80, TCP_SYN),
+            Seen::Dropped(SecurityGroupOutbound),
+        ),
+        case(
+            "app -> https outside the list: the group refuses it",
+            "eni-app1",
+            Packet::tcp(APP, INTERNET_IP, 41003, 443, TCP_SYN),
+            Seen::Dropped(SecurityGroupOutbound),
+        ),
+        case(
+            "app -> dns outside the list: the group allows it, the private table has no route",
+            "eni-app1",
+            Packet::udp(APP, INTERNET_IP, 41004, 53),
+            Seen::Dropped(NoRoute),
+        ),
+        case(
+            "app -> dns next to the list (198.51.100.20, web's public IP): no route",
+            "eni-app1",
+            Packet::udp(APP, WEB_PUBLIC, 41004, 53),
+            Seen::Dropped(NoRoute),
+        ),
+        case(
+            "app -> dns inside the list: the endpoint's route",
+            "eni-app1",
+            Packet::udp(APP, S3_B, 41004, 53),
+            fwd("svc0", APP, S3_B),
+        ),
+        Case {
+            // Stateless, the evaluator judges it as the next case: refused.
+            in_evaluator: false,
+            ..case(
+                "s3 -> app: the reply of app's https, tracked",
+                "svc0",
+                Packet::tcp(S3_A, APP, 443, 41000, TCP_SYN | TCP_ACK),
+                fwd("eni-app1", S3_A, APP),
+            )
+        },
+        Case {
+            in_evaluator: false,
+            ..case(
+                "s3 -> app: the answer to app's dns query, tracked",
+                "svc0",
+                Packet::udp(S3_B, APP, 53, 41004),
+                fwd("eni-app1", S3_B, APP),
+            )
+        },
+        case(
+            "s3 -> app: udp from port 53 that answers no query is judged by the groups: refused",
+            "svc0",
+            Packet::udp(S3_B, APP, 53, 41999),
+            Seen::Dropped(SecurityGroupInbound),
+        ),
+        case(
+            "s3 -> app ssh: a new connection the group allows from the list",
+            "svc0",
+            Packet::tcp(S3_B, APP, 41005, 22, TCP_SYN),
+            fwd("eni-app1", S3_B, APP),
+        ),
+        case(
+            "s3 -> app http: a new connection the group does not allow",
+            "svc0",
+            Packet::tcp(S3_B, APP, 41006, 80, TCP_SYN),
+            Seen::Dropped(SecurityGroupInbound),
+        ),
+        case(
+            "s3 -> web's private address: the groups judge it (web allows https from anywhere)",
+            "svc0",
+            Packet::tcp(S3_A, WEB, 41007, 443, TCP_SYN),
+            fwd("eni-web1", S3_A, WEB),
+        ),
+        case(
+            "endpoint side, source outside the list",
+            "svc0",
+            Packet::tcp("198.51.100.10", APP, 41008, 22, TCP_SYN),
+            Seen::Dropped(GatewaySpoofed),
+        ),
+        case(
+            "endpoint side, source a VPC address (app's own)",
+            "svc0",
+            Packet::tcp(APP, APP, 41009, 22, TCP_SYN),
+            Seen::Dropped(GatewaySpoofed),
+        ),
+        case(
+            "endpoint side, source the internet client",
+            "svc0",
+            Packet::tcp(INTERNET_CLIENT_IP, APP, 41010, 22, TCP_SYN),
+            Seen::Dropped(GatewaySpoofed),
+        ),
+        case(
+            "s3 -> web's public IP: nothing from an endpoint reaches public addresses",
+            "svc0",
+            Packet::tcp(S3_A, WEB_PUBLIC, 41011, 443, TCP_SYN),
+            Seen::Dropped(GatewayTransit),
+        ),
+        case(
+            "s3 -> the internet through the VPC: no transit",
+            "svc0",
+            Packet::tcp(S3_A, INTERNET_IP, 41012, 443, TCP_SYN),
+            Seen::Dropped(GatewayTransit),
+        ),
+        case(
+            "internet -> web from a list address: public service ranges are no spoofed source",
+            "uplink0",
+            Packet::tcp(S3_A, WEB_PUBLIC, 41013, 443, TCP_SYN),
+            fwd("eni-web1", S3_A, WEB),
+        ),
+        Case {
+            // Stateless, the evaluator finds no outbound rule for port 41005.
+            in_evaluator: false,
+            ..case(
+                "app -> s3: the reply leg of the ssh from s3, tracked",
+                "eni-app1",
+                Packet::tcp(APP, S3_B, 22, 41005, TCP_SYN | TCP_ACK),
+                fwd("svc0", APP, S3_B),
+            )
+        },
+    ]
+}
+
+#[test]
+fn test_run_gateway_endpoint() {
+    require_kernel!();
+    let topo = Topology::build(ENDPOINT, None, true).expect("topology");
+    check(&topo, &endpoint_cases());
+}
+
+/// Real traffic to the services behind the endpoint: they see the instance's private address.
+#[test]
+fn gateway_endpoint_traffic() {
+    require_kernel!();
+    use vpc_tests::traffic::{Server, ping, retry, tcp_request};
+    let topo = Topology::build(ENDPOINT, Some(AttachMode::Auto), false).expect("topology");
+    let services = &topo.port_named("svc0").ns;
+    let app = &topo.port_named("eni-app1").ns;
+    for s3 in [S3_A, S3_B] {
+        let https = Server::tcp(services, s3, 443).unwrap();
+        assert_eq!(
+            retry(|| tcp_request(app, APP, s3, 443)).as_deref(),
+            Some(format!("peer={APP}").as_str()),
+            "app reaches {s3} through the endpoint, untranslated, and the answer comes back"
+        );
+        drop(https);
+        assert_eq!(ping(app, APP, s3, 3).unwrap(), 3, "app pings {s3}");
+    }
+    let http = Server::tcp(services, S3_A, 80).unwrap();
+    assert_eq!(
+        tcp_request(app, APP, S3_A, 80).unwrap(),
+        None,
+        "the group allows only https to the list"
+    );
+    drop(http);
+    let ssh = Server::tcp(app, APP, 22).unwrap();
+    assert_eq!(
+        retry(|| tcp_request(services, S3_B, APP, 22)).as_deref(),
+        Some(format!("peer={S3_B}").as_str()),
+        "a list address reaches app's ssh, which its group allows from the list"
+    );
+    drop(ssh);
+    let drops = topo.datapath.drop_counters().unwrap();
+    assert!(
+        drops
+            .get(&DropReason::SecurityGroupOutbound)
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "the http attempt was refused by the group: {drops:?}"
+    );
 }

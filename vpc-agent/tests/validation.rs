@@ -379,7 +379,7 @@ rejects!(
         base!(),
         "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: nat-z }] }]\n"
     ),
-    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, VPN gateway, NAT gateway or peering connection of VPC 'prod', nor 'blackhole'"
+    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, VPN gateway, NAT gateway, peering connection or gateway endpoint of VPC 'prod', nor 'blackhole'"
 );
 rejects!(
     route_target_is_not_local,
@@ -673,8 +673,174 @@ rejects!(
         "          - { destination: pl:s3, target: igw }\n",
         "          - { destination: pl:nope, target: igw }\n",
     ),
-    "12:28: vpcs[0].route_tables[0].routes[0].destination: a prefix-list destination needs a gateway endpoint target, and gateway endpoints are not supported yet: 'pl:s3' cannot be routed",
+    "12:28: vpcs[0].route_tables[0].routes[0].destination: a prefix-list destination needs a gateway endpoint target: 'pl:s3' cannot be routed to 'igw'",
     "13:28: vpcs[0].route_tables[0].routes[1].destination: unknown prefix list in VPC 'prod': 'nope'",
+);
+
+// ----- Gateway endpoints -----
+
+/// `lists!()` with a second list `other` (line 9) and endpoint `s3-endpoint` (line 11);
+/// tests append from line 12 (`gateway_endpoints` entries first, 6 spaces in).
+macro_rules! endpoints {
+    ($($line:expr),* $(,)?) => {
+        lists!(
+            "      - { name: other, cidrs: [203.0.113.128/26] }\n",
+            "    gateway_endpoints:\n",
+            "      - { name: s3-endpoint, interface: svc0, prefix_list: s3 }\n",
+            $($line),*
+        )
+    };
+}
+
+#[test]
+fn a_prefix_list_route_expands_to_each_cidr_of_the_list() {
+    use vpc_agent::config::validated::{GatewayKind, RouteTarget};
+    let yaml = endpoints!(
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: 0.0.0.0/0, target: igw }\n",
+        "          - { destination: pl:s3, target: s3-endpoint }\n",
+        "          - { destination: 198.51.100.64/27, target: blackhole }\n",
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let vpc = &config.vpcs[0];
+    assert_eq!(vpc.gateways.len(), 1);
+    let ep = &vpc.gateways[0];
+    assert_eq!(
+        (ep.name.as_str(), ep.kind, ep.interface.as_str()),
+        (
+            "s3-endpoint",
+            GatewayKind::Endpoint { prefix_list: 0 },
+            "svc0"
+        )
+    );
+    assert_eq!(ep.networks, vpc.prefix_list(0).cidrs);
+    let routes: Vec<_> = vpc.route_tables[0]
+        .routes
+        .iter()
+        .map(|r| (r.destination.to_string(), r.target.clone()))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("0.0.0.0/0".to_owned(), RouteTarget::InternetGateway),
+            ("192.0.2.0/26".to_owned(), RouteTarget::Gateway(0)),
+            ("198.51.100.64/26".to_owned(), RouteTarget::Gateway(0)),
+            // A more specific CIDR route may sit inside the list's prefixes.
+            ("198.51.100.64/27".to_owned(), RouteTarget::Blackhole),
+        ]
+    );
+    assert!(config.interfaces().contains(&(
+        "svc0",
+        vpc_agent::config::validated::InterfaceRole::Gateway { vpc: 0, gateway: 0 }
+    )));
+}
+
+#[test]
+fn endpoints_come_after_the_vpn_gateway() {
+    use vpc_agent::config::validated::{GatewayKind, RouteTarget};
+    let yaml = endpoints!(
+        "    vpn_gateway: { name: vgw, interface: vpn0, routes: [172.16.0.0/16] }\n",
+        "    route_tables:\n",
+        "      - { name: rt, routes: [{ destination: pl:s3, target: s3-endpoint }] }\n",
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let vpc = &config.vpcs[0];
+    let kinds: Vec<GatewayKind> = vpc.gateways.iter().map(|g| g.kind).collect();
+    assert_eq!(
+        kinds,
+        [GatewayKind::Vpn, GatewayKind::Endpoint { prefix_list: 0 }]
+    );
+    assert!(
+        vpc.route_tables[0]
+            .routes
+            .iter()
+            .all(|r| r.target == RouteTarget::Gateway(1))
+    );
+}
+
+rejects!(
+    an_endpoint_names_a_prefix_list_of_its_vpc_and_a_free_interface,
+    endpoints!(
+        "      - { name: nope-endpoint, interface: sub0, prefix_list: nope }\n",
+        "      - { name: pl-endpoint, interface: svc1, prefix_list: pl:s3 }\n",
+    ),
+    "12:43: vpcs[0].gateway_endpoints[1].interface: interface 'sub0' is already used by subnet 'a' of VPC 'prod'",
+    "12:62: vpcs[0].gateway_endpoints[1].prefix_list: unknown prefix list in VPC 'prod': 'nope'",
+    "13:60: vpcs[0].gateway_endpoints[2].prefix_list: unknown prefix list in VPC 'prod': 'pl:s3'",
+);
+rejects!(
+    an_endpoint_list_stays_outside_every_vpc,
+    concat!(
+        base!(),
+        "    prefix_lists: [{ name: inside, cidrs: [10.0.8.0/24, 0.0.0.0/0, 192.0.2.0/26] }]\n",
+        "    gateway_endpoints: [{ name: e, interface: svc0, prefix_list: inside }]\n",
+    ),
+    "8:66: vpcs[0].gateway_endpoints[0].prefix_list: prefix list 'inside' holds 10.0.8.0/24, which overlaps 10.0.0.0/16 of VPC 'prod': a gateway endpoint's services must be outside every VPC (its interface may send from them)",
+    "8:66: vpcs[0].gateway_endpoints[0].prefix_list: prefix list 'inside' holds 0.0.0.0/0, which overlaps 10.0.0.0/16 of VPC 'prod': a gateway endpoint's services must be outside every VPC (its interface may send from them)",
+);
+rejects!(
+    an_endpoint_name_is_a_route_target_name,
+    endpoints!(
+        "      - { name: igw, interface: svc1, prefix_list: other }\n",
+        "      - { name: local, interface: svc2, prefix_list: other }\n",
+        "    peering_connections: [{ name: s3-endpoint, peer_vpc: prod }]\n",
+    ),
+    "11:17: vpcs[0].gateway_endpoints[0].name: duplicate route target name 's3-endpoint': also the peering connection at line 14",
+    "12:17: vpcs[0].gateway_endpoints[1].name: duplicate route target name 'igw': also the internet gateway at line 4",
+    "13:17: vpcs[0].gateway_endpoints[2].name: 'local' is reserved as a route target and cannot name a gateway endpoint",
+    "14:58: vpcs[0].peering_connections[0].peer_vpc: a peering connection cannot connect VPC 'prod' to itself",
+);
+rejects!(
+    an_endpoint_takes_only_its_own_prefix_list,
+    endpoints!(
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: pl:other, target: s3-endpoint }\n",
+        "          - { destination: 198.51.100.0/24, target: s3-endpoint }\n",
+        "          - { destination: pl:other, target: blackhole }\n",
+    ),
+    "15:28: vpcs[0].route_tables[0].routes[0].destination: gateway endpoint 's3-endpoint' serves prefix list 's3', not 'other'",
+    "16:28: vpcs[0].route_tables[0].routes[1].destination: gateway endpoint 's3-endpoint' carries only its prefix list: route pl:s3 to it, not 198.51.100.0/24",
+    "17:28: vpcs[0].route_tables[0].routes[2].destination: duplicate destination pl:other in route table 'rt' (also at line 15)",
+    "17:28: vpcs[0].route_tables[0].routes[2].destination: a prefix-list destination needs a gateway endpoint target: 'pl:other' cannot be routed to 'blackhole'",
+);
+rejects!(
+    a_prefix_list_route_and_a_cidr_route_do_not_hold_the_same_prefix,
+    endpoints!(
+        "      - { name: other-endpoint, interface: svc1, prefix_list: other }\n",
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: 198.51.100.64/26, target: igw }\n",
+        "          - { destination: pl:s3, target: s3-endpoint }\n",
+        "          - { destination: 203.0.113.128/26, target: blackhole }\n",
+        "          - { destination: pl:other, target: other-endpoint }\n",
+        "          - { destination: 192.0.2.0/26, target: igw }\n",
+    ),
+    "17:28: vpcs[0].route_tables[0].routes[1].destination: duplicate destination 198.51.100.64/26 (in pl:s3) in route table 'rt' (also at line 16)",
+    "19:28: vpcs[0].route_tables[0].routes[3].destination: duplicate destination 203.0.113.128/26 (in pl:other) in route table 'rt' (also at line 18)",
+);
+rejects!(
+    a_cidr_route_does_not_repeat_a_prefix_of_a_list_route,
+    endpoints!(
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: pl:s3, target: s3-endpoint }\n",
+        "          - { destination: 192.0.2.0/26, target: igw }\n",
+    ),
+    "16:28: vpcs[0].route_tables[0].routes[1].destination: duplicate destination 192.0.2.0/26 in route table 'rt' (also at line 15, in pl:s3)",
+);
+rejects!(
+    gateway_endpoint_keys_are_checked,
+    concat!(
+        base!(),
+        "    gateway_endpoints: [{ name: e, interface: svc0, prefix_lists: s3 }]\n",
+    ),
+    "7:53: vpcs[0].gateway_endpoints[0].prefix_lists: unknown field `prefix_lists`, expected one of name, interface, prefix_list",
 );
 
 // ----- Peering -----
@@ -891,7 +1057,7 @@ rejects!(
 rejects!(
     unknown_keys_are_errors,
     concat!(base!(), "    subnet: []\n"),
-    "7:5: vpcs[0].subnet: unknown field `subnet`, expected one of name, cidr_blocks, internet_gateway, vpn_gateway, nat_gateways, subnets, route_tables, network_acls, security_groups, instances, peering_connections, prefix_lists"
+    "7:5: vpcs[0].subnet: unknown field `subnet`, expected one of name, cidr_blocks, internet_gateway, vpn_gateway, nat_gateways, subnets, route_tables, network_acls, security_groups, instances, peering_connections, prefix_lists, gateway_endpoints"
 );
 rejects!(
     duplicate_keys_are_errors,

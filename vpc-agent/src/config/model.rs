@@ -135,10 +135,14 @@ pub struct Vpc {
     pub instances: Vec<Loc<Instance>>,
     #[serde(default)]
     pub peering_connections: Vec<Loc<PeeringConnection>>,
-    /// Customer-managed prefix lists: named sets of CIDRs that security group rules name as
-    /// `pl:NAME`.
+    /// Customer-managed prefix lists: named sets of CIDRs that security group rules and
+    /// routes to gateway endpoints name as `pl:NAME`.
     #[serde(default)]
     pub prefix_lists: Vec<Loc<PrefixList>>,
+    /// Gateway endpoints: a prefix list's services reached out of an interface, the private
+    /// source kept (routes `pl:NAME -> ENDPOINT`).
+    #[serde(default)]
+    pub gateway_endpoints: Vec<Loc<GatewayEndpoint>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -155,6 +159,15 @@ pub struct VpnGateway {
     pub interface: Loc<String>,
     /// The customer network's prefixes (the VPN connection's static routes).
     pub routes: Loc<Vec<Loc<String>>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayEndpoint {
+    pub name: Loc<String>,
+    pub interface: Loc<String>,
+    /// The prefix list of the services behind it (a name of the VPC's `prefix_lists`).
+    pub prefix_list: Loc<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -53,7 +53,8 @@ pub struct VpcDef {
     /// Primary first.
     pub cidr_blocks: Vec<Ipv4Net>,
     pub internet_gateway: Option<InternetGatewayDef>,
-    /// Gateways that carry packets untranslated: the VPN gateway (at most one, first).
+    /// Gateways that carry packets untranslated: the VPN gateway (at most one, first), then
+    /// the gateway endpoints in file order.
     pub gateways: Vec<GatewayDef>,
     pub nat_gateways: Vec<NatGatewayDef>,
     pub subnets: Vec<SubnetDef>,
@@ -99,14 +100,16 @@ pub struct InternetGatewayDef {
 }
 
 /// A gateway that carries packets untranslated, the private source kept: a VPN gateway (a
-/// virtual private gateway towards a customer network).
+/// virtual private gateway towards a customer network) or a gateway endpoint (a prefix
+/// list's services).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayDef {
     pub name: String,
     pub kind: GatewayKind,
     /// The router interface towards what is behind the gateway.
     pub interface: String,
-    /// The networks behind it: the only sources it may send from, the routes it propagates.
+    /// The networks behind it: the only sources it may send from, the routes it propagates
+    /// (a VPN gateway) or the prefix list's CIDRs (an endpoint).
     pub networks: Vec<Ipv4Net>,
 }
 
@@ -114,6 +117,9 @@ pub struct GatewayDef {
 pub enum GatewayKind {
     /// A virtual private gateway (AWS Site-to-Site VPN).
     Vpn,
+    /// A gateway endpoint for the services of prefix list `prefix_list` (index in the VPC's
+    /// `prefix_lists`); only that list's `pl:` routes lead to it.
+    Endpoint { prefix_list: usize },
 }
 
 impl GatewayKind {
@@ -121,6 +127,7 @@ impl GatewayKind {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Vpn => "VPN gateway",
+            Self::Endpoint { .. } => "gateway endpoint",
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Gateways that carry packets untranslated: the VPN gateway (a virtual private gateway) and
-//! route tables' `propagate`.
+//! Gateways that carry packets untranslated: the VPN gateway (a virtual private gateway),
+//! route tables' `propagate`, and gateway endpoints (a prefix list's services; their `pl:`
+//! routes are checked in `routes.rs`).
 
 use super::*;
 
@@ -127,4 +128,65 @@ pub(super) fn with_propagated(
         }
     }
     routes
+}
+
+impl Validator {
+    /// The VPC's gateway endpoints (after the VPN gateway in `gateways`): a unique interface
+    /// each, and a prefix list of the VPC whose CIDRs are outside every VPC (the endpoint's
+    /// link may send from them, so they must not cover any VPC address).
+    pub(super) fn gateway_endpoints(
+        &mut self,
+        vpc: &model::Vpc,
+        path: &str,
+        lists: &Names,
+        defs: Option<&[PrefixListDef]>,
+    ) -> Option<Vec<GatewayDef>> {
+        let mut out = Vec::new();
+        for (i, ep) in vpc.gateway_endpoints.iter().enumerate() {
+            let ep = &ep.value;
+            let epath = format!("{path}.gateway_endpoints[{i}]");
+            let owner = format!(
+                "gateway endpoint '{}' of VPC '{}'",
+                ep.name.value, vpc.name.value
+            );
+            self.interface(&ep.interface, &format!("{epath}.interface"), owner);
+            let lpath = format!("{epath}.prefix_list");
+            let list = &ep.prefix_list;
+            let index = self.prefix_list_ref(list, &list.value, &lpath, &vpc.name.value, lists);
+            let networks = index.zip(defs).map(|(l, defs)| defs[l].cidrs.clone());
+            if let Some(networks) = &networks {
+                for net in networks {
+                    let clashes = self
+                        .globals
+                        .vpc_blocks
+                        .iter()
+                        .filter(|(b, _)| overlaps(b, net));
+                    let msgs: Vec<String> = clashes
+                        .map(|(block, owner)| {
+                            format!(
+                                "prefix list '{}' holds {net}, which overlaps {block} of VPC \
+                                 '{owner}': a gateway endpoint's services must be outside every \
+                                 VPC (its interface may send from them)",
+                                list.value
+                            )
+                        })
+                        .collect();
+                    for msg in msgs {
+                        self.err(list.pos, lpath.clone(), msg);
+                    }
+                }
+            }
+            out.push(
+                index
+                    .zip(networks)
+                    .map(|(prefix_list, networks)| GatewayDef {
+                        name: ep.name.value.clone(),
+                        kind: GatewayKind::Endpoint { prefix_list },
+                        interface: ep.interface.value.clone(),
+                        networks,
+                    }),
+            );
+        }
+        out.into_iter().collect()
+    }
 }

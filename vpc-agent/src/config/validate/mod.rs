@@ -14,12 +14,7 @@ mod security_groups;
 mod subnets;
 mod traffic;
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    net::Ipv4Addr,
-    ops::RangeInclusive,
-    path::PathBuf,
-};
+use std::{collections::HashMap, net::Ipv4Addr, ops::RangeInclusive, path::PathBuf};
 
 use ipnet::Ipv4Net;
 use vpc_common::{acl::MAX_ACL_RULES, conntrack::DEFAULT_TIMEOUTS};
@@ -367,7 +362,7 @@ impl Validator {
         };
         // The uplink first: it comes first in the file, so a clash is reported on the subnet.
         let internet_gateway = self.internet_gateway(vpc, path);
-        let gateways = self.vpn_gateway(vpc, path);
+        let vpn_gateway = self.vpn_gateway(vpc, path);
         let subnets = self.subnets(vpc, path, &known_blocks, &refs);
         let resolved_subnets: Vec<Option<&SubnetDef>> =
             subnets.iter().map(|(def, _)| def.as_ref()).collect();
@@ -378,10 +373,17 @@ impl Validator {
             subnets: &resolved_subnets,
             has_igw: vpc.internet_gateway.is_some(),
             prefix_lists: &list_names,
+            prefix_list_defs: prefix_lists.as_deref(),
         };
         let mut addresses = HashMap::new();
         let nat_gateways = self.nat_gateways(vpc, path, &scope, &mut addresses);
         let instances = self.instances(vpc, path, &scope, &sg_names, default_sg, &mut addresses);
+        let endpoints = self.gateway_endpoints(vpc, path, &list_names, prefix_lists.as_deref());
+        let gateways = resolve(|| {
+            let mut gateways = vpn_gateway?;
+            gateways.extend(endpoints?);
+            Some(gateways)
+        });
         let route_tables = self.route_tables(vpc, path, &scope, &targets, gateways.as_deref());
         let network_acls = self.network_acls(vpc, path);
         let security_groups = self.security_groups(vpc, path, &sg_names, &list_names);
@@ -450,6 +452,8 @@ struct VpcScope<'a> {
     has_igw: bool,
     /// Prefix list name -> index in the VPC's `prefix_lists`.
     prefix_lists: &'a Names,
+    /// The VPC's prefix lists, if every one is valid.
+    prefix_list_defs: Option<&'a [PrefixListDef]>,
 }
 
 /// Route target names of one VPC.
@@ -458,6 +462,9 @@ struct Targets {
     igw: Option<String>,
     /// Index in the VPC's `gateways`.
     gateways: HashMap<String, usize>,
+    /// The gateway endpoints among `gateways` (by index there): the name of the prefix list
+    /// each serves, as written.
+    endpoint_lists: HashMap<usize, String>,
     nats: HashMap<String, usize>,
     peerings: HashMap<String, usize>,
 }

@@ -10,9 +10,22 @@ pub(super) enum RouteDestination {
     PrefixList(usize),
 }
 
+/// The prefixes a table already routes: by whom (the destination as resolved) and its line.
+type Seen = HashMap<Ipv4Net, (RouteDestination, u32)>;
+
+/// The prefixes a destination stands for: the CIDR, or every CIDR of the prefix list (`None`:
+/// some list is invalid, already reported).
+fn destination_prefixes(dest: RouteDestination, scope: &VpcScope<'_>) -> Option<Vec<Ipv4Net>> {
+    match dest {
+        RouteDestination::Cidr(net) => Some(vec![net]),
+        RouteDestination::PrefixList(l) => scope.prefix_list_defs.map(|defs| defs[l].cidrs.clone()),
+    }
+}
+
 impl Validator {
-    /// Names a route may target: the internet gateway, NAT gateways and peering connections
-    /// share one namespace (a route names its target by name alone).
+    /// Names a route may target: the internet gateway, the VPN gateway, NAT gateways, peering
+    /// connections and gateway endpoints share one namespace (a route names its target by
+    /// name alone).
     pub(super) fn target_names(&mut self, vpc: &model::Vpc, path: &str) -> Targets {
         let mut targets = Targets::default();
         let mut seen: HashMap<String, (String, u32)> = HashMap::new();
@@ -64,6 +77,17 @@ impl Validator {
                 targets.peerings.insert(pcx.value.name.value.clone(), i);
             }
         }
+        // Endpoints come after the VPN gateway in `gateways`.
+        let first_endpoint = usize::from(vpc.vpn_gateway.is_some());
+        for (i, ep) in vpc.gateway_endpoints.iter().enumerate() {
+            let npath = format!("{path}.gateway_endpoints[{i}].name");
+            if add(self, &ep.value.name, npath, "gateway endpoint") {
+                let g = first_endpoint + i;
+                targets.gateways.insert(ep.value.name.value.clone(), g);
+                let list = ep.value.prefix_list.value.clone();
+                targets.endpoint_lists.insert(g, list);
+            }
+        }
         targets
     }
 
@@ -80,31 +104,21 @@ impl Validator {
             let table = &table.value;
             let tpath = format!("{path}.route_tables[{i}]");
             let propagate = self.propagations(table, &tpath, vpc, targets);
-            let mut seen: BTreeMap<RouteDestination, u32> = BTreeMap::new();
+            let mut seen = Seen::new();
             let mut routes = Vec::new();
             for (j, route) in table.routes.iter().enumerate() {
                 let rpath = format!("{tpath}.routes[{j}]");
                 let dest = self.route_destination(&route.value, &rpath, scope);
+                let written = &route.value.destination;
                 if let Some(d) = dest {
-                    if let Some(line) = seen.get(&d) {
-                        let shown = match d {
-                            RouteDestination::Cidr(net) => net.to_string(),
-                            RouteDestination::PrefixList(_) => {
-                                route.value.destination.value.clone()
-                            }
-                        };
-                        let msg = format!(
-                            "duplicate destination {shown} in route table '{}' (also at line {line})",
-                            table.name.value
-                        );
-                        self.err(
-                            route.value.destination.pos,
-                            format!("{rpath}.destination"),
-                            msg,
-                        );
-                    } else {
-                        seen.insert(d, route.value.destination.pos.line);
-                    }
+                    self.unique_destination(
+                        &mut seen,
+                        d,
+                        written,
+                        &rpath,
+                        &table.name.value,
+                        scope,
+                    );
                 }
                 let target = self.route_target(
                     &route.value.target,
@@ -112,21 +126,23 @@ impl Validator {
                     scope,
                     targets,
                 );
-                let destination = dest.and_then(|d| {
-                    self.route_fits_target(d, target.as_ref(), &route.value.destination, &rpath)
+                let prefixes = dest.and_then(|d| {
+                    self.route_fits_target(d, target.as_ref(), &route.value, &rpath, scope, targets)
                 });
-                routes.push(
-                    destination
-                        .zip(target)
-                        .map(|(destination, target)| RouteDef {
+                routes.push(prefixes.zip(target).map(|(prefixes, target)| {
+                    prefixes
+                        .into_iter()
+                        .map(|destination| RouteDef {
                             destination,
-                            target,
+                            target: target.clone(),
                             propagated: false,
-                        }),
-                );
+                        })
+                        .collect::<Vec<_>>()
+                }));
             }
             out.push(resolve(|| {
-                let routes = routes.into_iter().collect::<Option<_>>()?;
+                let routes: Vec<Vec<RouteDef>> = routes.into_iter().collect::<Option<_>>()?;
+                let routes = routes.into_iter().flatten().collect();
                 Some(RouteTableDef {
                     name: table.name.value.clone(),
                     implicit: false,
@@ -173,28 +189,97 @@ impl Validator {
         Some(RouteDestination::Cidr(dest))
     }
 
-    /// The one place a destination meets its target (`None`: the target did not resolve).
-    /// A prefix list is only a destination for a gateway endpoint, which the format does not
-    /// have yet: every `pl:NAME` route is refused.
+    /// A table routes each prefix once: a route whose destination (a CIDR, or any CIDR of
+    /// its prefix list) a former route of the table already holds is a duplicate. A prefix
+    /// list and a CIDR route may overlap (the longest prefix wins), not hold the same prefix.
+    fn unique_destination(
+        &mut self,
+        seen: &mut Seen,
+        dest: RouteDestination,
+        written: &Loc<String>,
+        path: &str,
+        table: &str,
+        scope: &VpcScope<'_>,
+    ) {
+        let Some(prefixes) = destination_prefixes(dest, scope) else {
+            return;
+        };
+        let clash = prefixes
+            .iter()
+            .find_map(|net| seen.get(net).map(|first| (*net, *first)));
+        if let Some((net, (first, line))) = clash {
+            let list = |d: RouteDestination| match d {
+                RouteDestination::PrefixList(l) => scope
+                    .prefix_list_defs
+                    .map(|defs| defs[l].name.as_str())
+                    .map(|name| format!("{PL_REF}{name}")),
+                RouteDestination::Cidr(_) => None,
+            };
+            let msg = match (list(dest), list(first)) {
+                _ if dest == first => format!(
+                    "duplicate destination {} in route table '{table}' (also at line {line})",
+                    list(dest).unwrap_or_else(|| net.to_string())
+                ),
+                (mine, theirs) => format!(
+                    "duplicate destination {net}{} in route table '{table}' (also at line {line}{})",
+                    mine.map(|m| format!(" (in {m})")).unwrap_or_default(),
+                    theirs.map(|t| format!(", in {t}")).unwrap_or_default(),
+                ),
+            };
+            self.err(written.pos, format!("{path}.destination"), msg);
+            return;
+        }
+        for net in prefixes {
+            seen.insert(net, (dest, written.pos.line));
+        }
+    }
+
+    /// The one place a destination meets its target: the prefixes the route stands for
+    /// (`None`: refused, or the target did not resolve). A prefix list (`pl:NAME`) is the
+    /// destination of a gateway endpoint serving that very list, and only of one; it stands
+    /// for each CIDR of the list. A gateway endpoint carries nothing but its list.
     fn route_fits_target(
         &mut self,
         dest: RouteDestination,
-        _target: Option<&RouteTarget>,
-        written: &Loc<String>,
+        target: Option<&RouteTarget>,
+        route: &model::Route,
         path: &str,
-    ) -> Option<Ipv4Net> {
-        match dest {
-            RouteDestination::Cidr(net) => Some(net),
-            RouteDestination::PrefixList(_) => {
-                let msg = format!(
-                    "a prefix-list destination needs a gateway endpoint target, and gateway \
-                     endpoints are not supported yet: '{}' cannot be routed",
-                    written.value
-                );
-                self.err(written.pos, format!("{path}.destination"), msg);
-                None
+        scope: &VpcScope<'_>,
+        targets: &Targets,
+    ) -> Option<Vec<Ipv4Net>> {
+        let written = &route.destination;
+        let endpoint = match target {
+            Some(RouteTarget::Gateway(g)) => targets.endpoint_lists.get(g),
+            _ => None,
+        };
+        let target_name = &route.target.value;
+        let msg = match (dest, endpoint) {
+            (RouteDestination::Cidr(net), None) => return Some(vec![net]),
+            (RouteDestination::Cidr(net), Some(list)) => format!(
+                "gateway endpoint '{target_name}' carries only its prefix list: route \
+                 {PL_REF}{list} to it, not {net}"
+            ),
+            (RouteDestination::PrefixList(_), None) if target.is_none() => return None,
+            (RouteDestination::PrefixList(_), None) => format!(
+                "a prefix-list destination needs a gateway endpoint target: '{}' cannot be \
+                 routed to '{target_name}'",
+                written.value
+            ),
+            (RouteDestination::PrefixList(l), Some(list)) => {
+                let served = scope.prefix_lists.get(list).map(|(i, _)| *i);
+                match served {
+                    // The endpoint's own list is unknown: reported on the endpoint.
+                    None => return None,
+                    Some(s) if s == l => return destination_prefixes(dest, scope),
+                    Some(_) => format!(
+                        "gateway endpoint '{target_name}' serves prefix list '{list}', not '{}'",
+                        prefix_lists::prefix_list_name(&written.value).unwrap_or_default()
+                    ),
+                }
             }
-        }
+        };
+        self.err(written.pos, format!("{path}.destination"), msg);
+        None
     }
 
     pub(super) fn route_target(
@@ -235,7 +320,7 @@ impl Validator {
             )
         } else {
             format!(
-                "unknown route target '{name}': not an internet gateway, VPN gateway, NAT gateway or peering connection of VPC '{vpc}', nor 'blackhole'"
+                "unknown route target '{name}': not an internet gateway, VPN gateway, NAT gateway, peering connection or gateway endpoint of VPC '{vpc}', nor 'blackhole'"
             )
         };
         self.err(target.pos, path, msg);
