@@ -379,7 +379,7 @@ rejects!(
         base!(),
         "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: nat-z }] }]\n"
     ),
-    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, VPN gateway, NAT gateway or peering connection of VPC 'prod', nor 'blackhole'"
+    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, VPN gateway, NAT gateway, peering connection or NAT instance of VPC 'prod', nor 'blackhole'"
 );
 rejects!(
     route_target_is_not_local,
