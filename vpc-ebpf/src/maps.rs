@@ -196,7 +196,7 @@ pub fn endpoint(vpc_id: u32, ip: u32) -> Option<Endpoint> {
 #[inline(always)]
 pub fn endpoint_subnet(vpc_id: u32, ip: u32) -> u32 {
     // SAFETY: a read of one field of the map's value.
-    unsafe { ENDPOINTS.get(&EndpointKey { vpc_id, ip }) }.map_or(0, |ep| ep.subnet_id)
+    unsafe { ENDPOINTS.get(EndpointKey { vpc_id, ip }) }.map_or(0, |ep| ep.subnet_id)
 }
 
 /// Subnet `id`.
