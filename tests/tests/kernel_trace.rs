@@ -25,8 +25,14 @@ const FIXTURE: &str = include_str!("../fixtures/nat.yaml");
 /// Maps that a trace-mode run writes and that are no state: the trace buffer itself, the
 /// per-CPU packet clock (`NOW`, set by every run at its entry), and the per-CPU scratch slots
 /// (`CT_SCRATCH`: trace mode advances a copy of the connection there; `ICMP_SCRATCH`: where
-/// an ICMP error or RST is built).
-const NOT_STATE: [&str; 4] = ["TRACE", "NOW", "CT_SCRATCH", "ICMP_SCRATCH"];
+/// an ICMP error or RST is built; `NEIGH_SCRATCH`: the next hop handed to the redirect).
+const NOT_STATE: [&str; 5] = [
+    "TRACE",
+    "NOW",
+    "CT_SCRATCH",
+    "ICMP_SCRATCH",
+    "NEIGH_SCRATCH",
+];
 
 struct Setup {
     topology: Topology,

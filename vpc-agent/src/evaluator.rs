@@ -74,6 +74,8 @@ pub enum RouteHopTarget {
     NatGateway(String),
     /// A gateway that carries packets untranslated (a VPN gateway), by name.
     Gateway(String),
+    /// A NAT instance, by name: delivered to it unchanged (it translates itself).
+    Instance(String),
     Peering {
         connection: String,
         peer_vpc: String,
@@ -400,8 +402,14 @@ impl Run<'_> {
         let subnet = &vpc.subnets[s];
         // A port accepts only its instance's address; a shared segment only instances of the
         // subnet without a port of their own (a NAT gateway's address is the router's).
+        // With its source/destination check off (a NAT instance), a port also accepts the
+        // sources of internet hosts, as the instance's own packets (without its public IP).
+        let foreign = port.is_some_and(|i| {
+            let inst = &vpc.instances[i];
+            inst.private_ip != p.src && !inst.source_dest_check && !self.uplink_spoofed(p.src)
+        });
         let source = match port {
-            Some(i) => Some(&vpc.instances[i]).filter(|i| i.private_ip == p.src),
+            Some(i) => Some(&vpc.instances[i]).filter(|i| i.private_ip == p.src || foreign),
             None => vpc
                 .instances
                 .iter()
@@ -533,9 +541,22 @@ impl Run<'_> {
 
     /// Delivery to a registered address of subnet `d` (`from`: the ingress subnet, if any).
     fn deliver(&mut self, v: usize, d: usize, from: Option<usize>, p: &Packet) -> Verdict {
+        self.deliver_at(v, d, from, p.dst, p)
+    }
+
+    /// [`Self::deliver`] to the endpoint at `at`: the destination, or a NAT instance the
+    /// packet is routed to unchanged.
+    fn deliver_at(
+        &mut self,
+        v: usize,
+        d: usize,
+        from: Option<usize>,
+        at: Ipv4Addr,
+        p: &Packet,
+    ) -> Verdict {
         let vpc = &self.config.vpcs[v];
         let subnet = &vpc.subnets[d];
-        let endpoint = Endpoint::find(vpc, p.dst).filter(|e| e.subnet() == d);
+        let endpoint = Endpoint::find(vpc, at).filter(|e| e.subnet() == d);
         self.hops.push(Hop::DestinationCheck {
             subnet: subnet.name.clone(),
             passed: endpoint.is_some(),
@@ -588,7 +609,11 @@ impl Run<'_> {
                     Some(dest),
                     RouteHopTarget::InternetGateway(name.clone()),
                 );
-                let public = source.instance().and_then(|i| i.public_ip);
+                // The instance's own address only: never one a NAT instance sends for.
+                let public = source
+                    .instance()
+                    .filter(|i| i.private_ip == p.src)
+                    .and_then(|i| i.public_ip);
                 match (public, igw) {
                     (Some(public), Some(igw)) => {
                         self.hops.push(Hop::SourceNat {
@@ -640,6 +665,13 @@ impl Run<'_> {
                     src: p.src,
                     dst: p.dst,
                 }
+            }
+            RouteTarget::Instance(i) => {
+                let inst = &vpc.instances[*i];
+                let hop = RouteHopTarget::Instance(inst.name.clone());
+                self.route_hop(v, table, Some(dest), hop);
+                let from = source.instance().map(|s| s.subnet);
+                self.deliver_at(v, inst.subnet, from, inst.private_ip, p)
             }
             RouteTarget::Blackhole => {
                 self.route_hop(v, table, Some(dest), RouteHopTarget::Blackhole);
@@ -750,22 +782,29 @@ impl Run<'_> {
         }
     }
 
-    /// From the internet: to an instance's public IP (1:1), or a NAT gateway's elastic IP
-    /// (replies only, through [`StatefulPolicy::nat_reply`]).
-    fn entering_from_uplink(&mut self, p: &Packet) -> Verdict {
-        let spoofed = crate::compile::routes::MARTIANS
+    /// No internet host has `src`: a martian, an address inside a VPC block or a VPN
+    /// gateway's customer network, a public or elastic IP (the uplink's anti-spoofing; the
+    /// router's uplink addresses are not part of the definition).
+    fn uplink_spoofed(&self, src: Ipv4Addr) -> bool {
+        crate::compile::routes::MARTIANS
             .iter()
-            .any(|m| m.contains(&p.src))
+            .any(|m| m.contains(&src))
             || self.config.vpcs.iter().any(|vpc| {
-                vpc.cidr_blocks.iter().any(|b| b.contains(&p.src))
+                vpc.cidr_blocks.iter().any(|b| b.contains(&src))
                     || vpc
                         .gateways
                         .iter()
                         .filter(|g| g.kind == GatewayKind::Vpn)
-                        .any(|g| g.networks.iter().any(|n| n.contains(&p.src)))
-                    || vpc.instances.iter().any(|i| i.public_ip == Some(p.src))
-                    || vpc.nat_gateways.iter().any(|n| n.elastic_ip == p.src)
-            });
+                        .any(|g| g.networks.iter().any(|n| n.contains(&src)))
+                    || vpc.instances.iter().any(|i| i.public_ip == Some(src))
+                    || vpc.nat_gateways.iter().any(|n| n.elastic_ip == src)
+            })
+    }
+
+    /// From the internet: to an instance's public IP (1:1), or a NAT gateway's elastic IP
+    /// (replies only, through [`StatefulPolicy::nat_reply`]).
+    fn entering_from_uplink(&mut self, p: &Packet) -> Verdict {
+        let spoofed = self.uplink_spoofed(p.src);
         self.hops.push(Hop::UplinkSourceCheck { passed: !spoofed });
         if spoofed {
             return Verdict::Drop(DropReason::UplinkSpoofed);

@@ -379,7 +379,7 @@ rejects!(
         base!(),
         "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: nat-z }] }]\n"
     ),
-    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, VPN gateway, NAT gateway, peering connection or gateway endpoint of VPC 'prod', nor 'blackhole'"
+    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, VPN gateway, NAT gateway, peering connection, NAT instance or gateway endpoint of VPC 'prod', nor 'blackhole'"
 );
 rejects!(
     route_target_is_not_local,
@@ -1568,3 +1568,95 @@ fn propagated_routes_yield_to_static_ones_for_the_same_prefix() {
         (RouteTarget::Gateway(0), false)
     );
 }
+
+// NAT instances: `source_dest_check: false` and routes naming an instance.
+
+/// `base!()` with a second subnet `b` (line 7) and the NAT instance `natbox` in `a` (line 8),
+/// its check given by `$check` (a whole `, source_dest_check: ...` or nothing).
+macro_rules! with_natbox {
+    ($check:expr) => {
+        concat!(
+            base!(),
+            "      - { name: b, cidr: 10.0.1.0/24, interface: sub1 }\n",
+            "    instances: [{ name: natbox, subnet: a, interface: eni0, private_ip: 10.0.0.20",
+            $check,
+            " }]\n"
+        )
+    };
+}
+
+#[test]
+fn a_route_may_target_a_nat_instance() {
+    let yaml = concat!(
+        with_natbox!(", source_dest_check: false"),
+        "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: natbox }] }]\n"
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let vpc = &config.vpcs[0];
+    assert!(!vpc.instances[0].source_dest_check);
+    let rt = vpc.route_tables.iter().find(|t| t.name == "rt").unwrap();
+    assert_eq!(
+        rt.routes[0].target,
+        vpc_agent::config::validated::RouteTarget::Instance(0)
+    );
+}
+
+#[test]
+fn the_source_dest_check_is_on_by_default() {
+    let config = load_str("t.yaml", with_natbox!("")).expect("valid");
+    assert!(config.vpcs[0].instances[0].source_dest_check);
+    let config = load_str("t.yaml", with_natbox!(", source_dest_check: true")).expect("valid");
+    assert!(config.vpcs[0].instances[0].source_dest_check);
+}
+
+rejects!(
+    a_route_to_an_instance_needs_its_check_off,
+    concat!(
+        with_natbox!(""),
+        "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: natbox }] }]\n"
+    ),
+    "9:75: vpcs[0].route_tables[0].routes[0].target: instance 'natbox' has its source/destination check on (the default): a route can target an instance only as a NAT instance, with source_dest_check: false"
+);
+rejects!(
+    a_route_to_an_instance_with_the_check_on_explicitly_is_refused,
+    concat!(
+        with_natbox!(", source_dest_check: true"),
+        "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: natbox }] }]\n"
+    ),
+    "9:75: vpcs[0].route_tables[0].routes[0].target: instance 'natbox' has its source/destination check on (the default): a route can target an instance only as a NAT instance, with source_dest_check: false"
+);
+rejects!(
+    a_nat_instance_target_only_in_its_vpc,
+    concat!(
+        with_natbox!(", source_dest_check: false"),
+        "  - name: dev\n    cidr_blocks: [10.1.0.0/16]\n",
+        "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: natbox }] }]\n"
+    ),
+    "11:75: vpcs[1].route_tables[0].routes[0].target: instance 'natbox' is in VPC 'prod'; a route can only target an instance of its own VPC 'dev'"
+);
+rejects!(
+    an_instance_name_may_not_clash_with_another_route_target,
+    concat!(
+        base!(),
+        "    instances: [{ name: igw, subnet: a, interface: eni0, private_ip: 10.0.0.20 }]\n"
+    ),
+    "7:25: vpcs[0].instances[0].name: duplicate route target name 'igw': also the internet gateway at line 4"
+);
+rejects!(
+    the_check_is_off_only_on_an_instances_own_port,
+    concat!(
+        base!(),
+        "    instances: [{ name: natbox, subnet: a, private_ip: 10.0.0.20, source_dest_check: false }]\n"
+    ),
+    "7:86: vpcs[0].instances[0].source_dest_check: instance 'natbox' turns its source/destination check off but has no interface of its own: the check can only be off on an instance's own port (on a shared segment the router cannot tell which host sent a packet)"
+);
+rejects!(
+    the_check_is_a_boolean,
+    with_natbox!(", source_dest_check: off"),
+    "8:103: vpcs[0].instances[0].source_dest_check: invalid boolean (strict mode expects true/false)"
+);
+rejects!(
+    instance_keys_are_checked,
+    with_natbox!(", source_dest_checks: false"),
+    "8:84: vpcs[0].instances[0].source_dest_checks: unknown field `source_dest_checks`, expected one of name, subnet, interface, private_ip, public_ip, security_groups, source_dest_check"
+);

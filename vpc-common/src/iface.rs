@@ -50,6 +50,12 @@ assert_size!(IfaceKey, 8);
 /// checksums (the hosts' checksum offload) and GSO aggregates that only the skb knows about,
 /// so XDP leaves every packet of such an interface to the TC program.
 pub const IFACE_F_VIRTUAL: u8 = 1 << 0;
+/// `IfaceInfo::flags`, on an instance port: the instance's source/destination check is off
+/// (a NAT instance). Besides its own address the port accepts any source an internet host
+/// could have (none of the uplink's anti-spoofing table: no VPC, VPN, router, public or
+/// martian address), with the instance's own security groups; such packets are delivered
+/// inside the VPC only.
+pub const IFACE_F_NO_SOURCE_CHECK: u8 = 1 << 1;
 
 /// `IFACES` value: what an interface is.
 ///

@@ -53,6 +53,10 @@ pub const TARGET_BLACKHOLE: u8 = 5;
 /// A gateway that carries packets untranslated, private source kept (a VPN gateway, a gateway
 /// endpoint): `target_id` is its interface's ifindex.
 pub const TARGET_GATEWAY: u8 = 6;
+/// A NAT instance (an instance whose source/destination check is off): `target_id` is its
+/// private address (network order), its `ENDPOINTS` entry in the VPC. Delivered to its port
+/// unchanged (the instance translates itself).
+pub const TARGET_INSTANCE: u8 = 7;
 
 /// `ROUTES` value.
 #[repr(C)]

@@ -305,7 +305,7 @@ pub fn commit<M: Mode>(
                 entry.seq_end[0] = flow.tcp_seq.wrapping_add(flow.tcp_len);
             }
             if fwd.nat_gateway != 0 {
-                let port = nat::allocate(fwd.new_src, fwd.nat_gateway, fwd.vpc_id, flow)?;
+                let port = nat::allocate(fwd.new_src, fwd.nat_gateway, fwd.nat_vpc(), flow)?;
                 entry.nat_ip = fwd.new_src;
                 entry.nat_port = port;
                 fwd.new_sport = port;

@@ -11,6 +11,8 @@
 //!   NAT gateway N in subnet P: network ACL of P inbound -> P's route table (internet
 //!   gateway) -> network ACL of P outbound -> source translated to N's elastic IP and a port
 //!   gateway (VPN gateway, gateway endpoint): untranslated out of its link
+//!   NAT instance: network ACL of its subnet inbound -> its security groups inbound ->
+//!   delivered to its port unchanged (it translates itself)
 //!   blackhole / no route: drop
 //! from a gateway's link: only the networks behind it as sources -> only private VPC
 //!   addresses, untranslated -> connection tracking -> ACL inbound of the subnet -> security
@@ -31,7 +33,7 @@ use vpc_common::{
         PublicKey, PublicTarget, SubnetInfo,
     },
     route::{
-        TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INTERNET_GATEWAY, TARGET_LOCAL,
+        TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INSTANCE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL,
         TARGET_NAT_GATEWAY, TARGET_PEERING,
     },
     trace::{
@@ -44,7 +46,7 @@ use crate::{
     acl,
     conntrack::{self, Track},
     fragment,
-    maps::{NAT_GATEWAYS, PUBLIC_IPS, VPCS, copied, endpoint},
+    maps::{NAT_GATEWAYS, PUBLIC_IPS, VPCS, copied, endpoint, endpoint_subnet},
     nat,
     packet::{Flow, Frag, Inner, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
     route, security_group, source_check,
@@ -95,7 +97,7 @@ pub fn decide<M: Mode>(
     }
     fragment::classify(mode, flow)?;
     match iface.kind {
-        IFACE_SUBNET => from_subnet(mode, iface, flow, known),
+        IFACE_SUBNET => from_subnet(mode, slot, iface, flow, known),
         IFACE_UPLINK => from_uplink(mode, slot, iface, flow),
         IFACE_GATEWAY => from_gateway(mode, slot, iface, flow),
         _ => Ok(Decision::Unmanaged),
@@ -123,12 +125,13 @@ fn for_router(dst: u32, s: &SubnetInfo) -> bool {
 #[inline(always)]
 fn from_subnet<M: Mode>(
     mode: M,
+    slot: u32,
     iface: &IfaceInfo,
     flow: &Flow,
     known: Option<Result<Track, DropReason>>,
 ) -> Result<Decision, DropReason> {
     let s = subnet(iface.subnet_id)?;
-    let src = source_check::from_subnet(iface, flow);
+    let src = source_check::from_subnet(slot, iface, flow);
     mode.step(STEP_SOURCE_CHECK, src.is_ok() as u8, 0, flow.src, 0, 0);
     let src = src?;
     if for_router(flow.dst, &s) {
@@ -218,15 +221,24 @@ fn route_from_subnet<M: Mode>(
     }
     let route = route::traced(mode, s.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
     match route.target {
-        TARGET_LOCAL => deliver(
-            mode,
-            iface.vpc_id,
-            iface.subnet_id,
-            route.target_id,
-            flow,
-            0,
-            track,
-        ),
+        // One delivery for both (each inlined copy costs stack): a NAT instance gets the
+        // packet unchanged, its address only names the endpoint (and the neighbour).
+        TARGET_LOCAL | TARGET_INSTANCE => {
+            let instance = route.target == TARGET_INSTANCE;
+            let at = if instance { route.target_id } else { flow.dst };
+            let to = if instance {
+                endpoint_subnet(iface.vpc_id, at)
+            } else {
+                route.target_id
+            };
+            let mut decision =
+                deliver_at(mode, iface.vpc_id, iface.subnet_id, to, flow, at, 0, track)?;
+            if let Decision::Forward(ref mut fwd) = decision {
+                // The neighbour: the NAT instance (0 for a local delivery: the destination).
+                fwd.via = if instance { at } else { 0 };
+            }
+            Ok(decision)
+        }
         TARGET_INTERNET_GATEWAY => {
             if src.public_ip == 0 {
                 return Err(DropReason::NoPublicAddress);
@@ -270,11 +282,28 @@ fn deliver<M: Mode>(
     new_dst: u32,
     track: &Track,
 ) -> Result<Decision, DropReason> {
+    let dst = if new_dst != 0 { new_dst } else { flow.dst };
+    deliver_at(mode, vpc_id, from, to, flow, dst, new_dst, track)
+}
+
+/// [`deliver`] to the endpoint registered at `dst` (the packet's final destination, or a NAT
+/// instance the packet is routed to unchanged).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn deliver_at<M: Mode>(
+    mode: M,
+    vpc_id: u32,
+    from: u32,
+    to: u32,
+    flow: &Flow,
+    dst: u32,
+    new_dst: u32,
+    track: &Track,
+) -> Result<Decision, DropReason> {
     if to == 0 {
-        mode.step(STEP_DELIVER, 0, 0, to, 0, flow.dst);
+        mode.step(STEP_DELIVER, 0, 0, to, 0, dst);
         return Err(DropReason::UnknownDestination);
     }
-    let dst = if new_dst != 0 { new_dst } else { flow.dst };
     let ep = endpoint(vpc_id, dst).ok_or(DropReason::UnknownDestination);
     if mode.tracing() && !ep.is_ok_and(|ep| ep.subnet_id == to) {
         mode.step(STEP_DELIVER, 0, 0, to, 0, dst);
@@ -333,7 +362,7 @@ fn through_nat_gateway<M: Mode>(
     }
     let mut fwd = Forward::to(out.target_id, nat.elastic_ip, 0);
     fwd.nat_gateway = id;
-    fwd.vpc_id = vpc_id;
+    fwd.via = vpc_id;
     Ok(Decision::Forward(fwd))
 }
 

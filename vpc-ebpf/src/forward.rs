@@ -22,7 +22,8 @@ use aya_ebpf::{
         BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, BPF_FIB_LKUP_RET_FRAG_NEEDED,
         BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT,
         TC_ACT_REDIRECT, bpf_check_mtu_flags::BPF_MTU_CHK_SEGS,
-        bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS, bpf_fib_lookup as FibParams, xdp_action,
+        bpf_check_mtu_ret::BPF_MTU_CHK_RET_SUCCESS, bpf_fib_lookup as FibParams,
+        bpf_redir_neigh as RedirNeigh, xdp_action,
     },
     helpers::{bpf_check_mtu, bpf_fib_lookup, bpf_redirect_neigh},
     programs::{TcContext, XdpContext},
@@ -33,7 +34,7 @@ use vpc_common::{DropReason, MARK_APPROVED};
 use crate::{
     csum, fastpath,
     icmp::IcmpError,
-    maps::DEVICES,
+    maps::{DEVICES, NEIGH_SCRATCH},
     nat,
     packet::{
         ETH_LEN, Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
@@ -86,6 +87,17 @@ fn addresses(flow: &Flow, fwd: &Forward) -> (u32, u32) {
     (src, dst)
 }
 
+/// The address whose neighbour the packet goes to: a NAT instance it is routed to unchanged
+/// (`next_hop`), else its final destination (the FIB gives the next hop towards it).
+#[inline(always)]
+fn neighbour(fwd: &Forward, dst: u32) -> u32 {
+    if fwd.next_hop() != 0 {
+        fwd.next_hop()
+    } else {
+        dst
+    }
+}
+
 /// The FIB question for `flow` leaving by `egress` with addresses `src` -> `dst` (an egress
 /// lookup: `BPF_FIB_LOOKUP_OUTPUT`).
 #[inline(always)]
@@ -108,7 +120,7 @@ fn fib_params(flow: &Flow, egress: u32, src: u32, dst: u32) -> FibParams {
 #[inline(always)]
 pub fn tc_next_hop(ctx: &TcContext, flow: &Flow, fwd: &Forward) {
     let (src, dst) = addresses(flow, fwd);
-    let mut params = fib_params(flow, fwd.ifindex, src, dst);
+    let mut params = fib_params(flow, fwd.ifindex, src, neighbour(fwd, dst));
     // SAFETY: params is a valid, writable bpf_fib_lookup of the size passed.
     let rc = unsafe {
         bpf_fib_lookup(
@@ -132,7 +144,7 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, fwd: &Forward, cache: bool) -> Result<
         return Err(Refusal::Icmp(IcmpError::time_exceeded()));
     }
     let (src, dst) = addresses(flow, fwd);
-    let mut params = fib_params(flow, fwd.ifindex, src, dst);
+    let mut params = fib_params(flow, fwd.ifindex, src, neighbour(fwd, dst));
     // SAFETY: params is a valid, writable bpf_fib_lookup of the size passed.
     let rc = unsafe {
         bpf_fib_lookup(
@@ -415,8 +427,27 @@ pub fn tc(ctx: &TcContext, flow: &Flow, fwd: &Forward) -> Result<i32, Refusal> {
     ctx.store(IP_TTL, &(ttl - 1), 0)
         .map_err(|_| DropReason::Malformed)?;
     ctx.set_mark(MARK_APPROVED);
-    // SAFETY: a NULL neighbour description asks the kernel to find the next hop itself.
-    let rc = unsafe { bpf_redirect_neigh(fwd.ifindex, core::ptr::null_mut(), 0, 0) };
+    let rc = match (fwd.next_hop(), NEIGH_SCRATCH.get_ptr_mut(0)) {
+        (0, _) => {
+            // SAFETY: a NULL neighbour description asks the kernel to find the next hop.
+            unsafe { bpf_redirect_neigh(fwd.ifindex, core::ptr::null_mut(), 0, 0) }
+        }
+        (nh, Some(scratch)) => {
+            // Routed to a NAT instance unchanged: its address is the neighbour.
+            // SAFETY: this CPU's scratch entry, a `bpf_redir_neigh` in size and layout.
+            unsafe {
+                (*scratch)[0] = u32::from(AF_INET);
+                (*scratch)[1] = nh;
+                bpf_redirect_neigh(
+                    fwd.ifindex,
+                    scratch.cast::<RedirNeigh>(),
+                    size_of::<RedirNeigh>() as i32,
+                    0,
+                )
+            }
+        }
+        (_, None) => return Err(DropReason::FibFailed.into()),
+    };
     if rc as i32 != TC_ACT_REDIRECT {
         return Err(DropReason::FibFailed.into());
     }

@@ -117,6 +117,12 @@ pub static CT_UNASSURED: LruHashMap<CtKey, CtEntry, { CT_UNASSURED_ENTRIES as us
 #[btf_map]
 pub static CT_SCRATCH: PerCpuArray<CtEntry, 1> = PerCpuArray::new();
 
+/// Per-CPU scratch space for `bpf_redirect_neigh`'s next hop (a `struct bpf_redir_neigh`:
+/// family, then the IPv4 or IPv6 address), used when the neighbour is not the destination
+/// (a NAT instance): off the TC program's stack.
+#[btf_map]
+pub static NEIGH_SCRATCH: PerCpuArray<[u32; 5], 1> = PerCpuArray::new();
+
 /// Idle timeouts in seconds; zero fields mean the AWS defaults.
 #[btf_map]
 pub static CT_TIMEOUTS: Array<CtTimeouts, 1> = Array::new();
@@ -184,6 +190,13 @@ pub static XDP_OUTSIDE: ProgramArray<1> = ProgramArray::new();
 #[inline(always)]
 pub fn endpoint(vpc_id: u32, ip: u32) -> Option<Endpoint> {
     copied(&ENDPOINTS, EndpointKey { vpc_id, ip })
+}
+
+/// The subnet of the endpoint at `ip` in VPC `vpc_id` (0: none), read in place.
+#[inline(always)]
+pub fn endpoint_subnet(vpc_id: u32, ip: u32) -> u32 {
+    // SAFETY: a read of one field of the map's value.
+    unsafe { ENDPOINTS.get(EndpointKey { vpc_id, ip }) }.map_or(0, |ep| ep.subnet_id)
 }
 
 /// Subnet `id`.

@@ -1,7 +1,12 @@
 //! Source checks: who may send what, before any other policy.
 //!
 //! - **Instance port** (the instance's ENI): the source must be the instance's own address;
-//!   the port is bound to it (AWS's source/destination check).
+//!   the port is bound to it (AWS's source/destination check). With the check off (a NAT
+//!   instance, `IFACE_F_NO_SOURCE_CHECK`) it may also send for internet hosts (the replies
+//!   it un-translates), but never with an address of the uplink's anti-spoofing table (a VPC
+//!   or VPN address, the router's, a public IP, a martian): it cannot impersonate another
+//!   instance. Its packets are its own: the port's endpoint (security groups, flow records),
+//!   without its public IP (the internet gateway translates the instance's own address only).
 //! - **Shared segment**: the source must be an instance of the subnet that has no port of its
 //!   own. A NAT gateway's private address is the router's, never a host's, so it is never a
 //!   valid source on the wire.
@@ -18,20 +23,30 @@
 
 use vpc_common::{
     DropReason,
-    iface::{ENDPOINT_INSTANCE, Endpoint, IfaceInfo},
+    iface::{ENDPOINT_INSTANCE, Endpoint, IFACE_F_NO_SOURCE_CHECK, IfaceInfo},
     route::uplink_spoof_table,
 };
 
 use crate::{maps::endpoint, packet::Flow, route};
 
-/// The source endpoint of a packet that arrived on subnet interface `iface`.
+/// The source endpoint of a packet that arrived on subnet interface `iface` (generation
+/// `slot`).
 #[inline(always)]
-pub fn from_subnet(iface: &IfaceInfo, flow: &Flow) -> Result<Endpoint, DropReason> {
+pub fn from_subnet(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Endpoint, DropReason> {
     let port = iface.is_port();
+    let mut at = flow.src;
     if port && flow.src != iface.instance_ip {
-        return Err(DropReason::Spoofed);
+        if iface.flags & IFACE_F_NO_SOURCE_CHECK == 0 || from_uplink(slot, flow).is_err() {
+            return Err(DropReason::Spoofed);
+        }
+        // A NAT instance sending for an internet host: the packet is the instance's.
+        at = iface.instance_ip;
     }
-    let src = endpoint(iface.vpc_id, flow.src).ok_or(DropReason::Spoofed)?;
+    let mut src = endpoint(iface.vpc_id, at).ok_or(DropReason::Spoofed)?;
+    if at != flow.src {
+        // The internet gateway maps the instance's own address only, never one it sends for.
+        src.public_ip = 0;
+    }
     let attached_here = if port {
         src.ifindex != 0
     } else {

@@ -18,8 +18,11 @@ pub struct Forward {
     pub new_dport: u16,
     /// The NAT gateway translating the source (0: none); its port is chosen at commit.
     pub nat_gateway: u32,
-    /// The VPC of the inside endpoint (for NAT translations).
-    pub vpc_id: u32,
+    /// With `nat_gateway`: the VPC of the inside endpoint (see [`Self::nat_vpc`]). Without:
+    /// the neighbour when it is not the destination, a NAT instance the packet is routed to
+    /// unchanged (see [`Self::next_hop`]; 0: the destination). One field for both keeps the
+    /// XDP stack small; a packet never has both.
+    pub via: u32,
     /// For an ICMP error about a translated connection: the inside address (0: none) and port
     /// its quoted header must show.
     pub inner_src: u32,
@@ -41,11 +44,23 @@ impl Forward {
             new_sport: path.new_sport,
             new_dport: path.new_dport,
             nat_gateway: 0,
-            vpc_id: 0,
+            via: 0,
             inner_src: 0,
             inner_sport: 0,
             inner_dst: false,
         }
+    }
+
+    /// The VPC of the inside endpoint of a NAT gateway's translation.
+    #[inline(always)]
+    pub fn nat_vpc(&self) -> u32 {
+        if self.nat_gateway != 0 { self.via } else { 0 }
+    }
+
+    /// The neighbour to send to, when it is not the destination (0): a NAT instance.
+    #[inline(always)]
+    pub fn next_hop(&self) -> u32 {
+        if self.nat_gateway == 0 { self.via } else { 0 }
     }
 
     /// Out of `ifindex`, with an optional address rewrite.
@@ -58,7 +73,7 @@ impl Forward {
             new_sport: 0,
             new_dport: 0,
             nat_gateway: 0,
-            vpc_id: 0,
+            via: 0,
             inner_src: 0,
             inner_sport: 0,
             inner_dst: false,

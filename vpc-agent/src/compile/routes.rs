@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use ipnet::Ipv4Net;
 use vpc_common::route::{
-    ROUTE_TABLE_BITS, RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_GATEWAY,
+    ROUTE_TABLE_BITS, RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INSTANCE,
     TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING, uplink_spoof_table,
 };
 
@@ -15,6 +15,7 @@ use crate::config::{
     ValidatedConfig,
     validated::{GatewayKind, RouteTarget, VpcDef},
 };
+use vpc_common::ip_raw;
 
 /// Source ranges no host on the internet has (RFC 6890: "this network", loopback,
 /// link-local, multicast, reserved).
@@ -125,6 +126,10 @@ pub fn vpc_routes(
                     }
                 }
                 RouteTarget::Gateway(g) => value(TARGET_GATEWAY, links.gateways[*g]),
+                RouteTarget::Instance(i) => value(
+                    TARGET_INSTANCE,
+                    ip_raw(vpc.instances[*i].private_ip.octets()),
+                ),
                 RouteTarget::Blackhole => value(TARGET_BLACKHOLE, 0),
             };
             out.insert(RoutePrefix::new(*table_id, route.destination), target);

@@ -3,9 +3,9 @@
 
 use vpc_common::{
     iface::{
-        ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, EndpointKey, IFACE_F_VIRTUAL,
-        IFACE_GATEWAY, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
-        PublicTarget, SubnetInfo, VpcInfo,
+        ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, EndpointKey, IFACE_F_NO_SOURCE_CHECK,
+        IFACE_F_VIRTUAL, IFACE_GATEWAY, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey,
+        NatGatewayInfo, PublicKey, PublicTarget, SubnetInfo, VpcInfo,
     },
     ip_raw,
 };
@@ -230,7 +230,10 @@ fn instance_ports(
         let ip = ip_raw(inst.private_ip.octets());
         let router = ip_raw(vpc.subnets[inst.subnet].router_ip().octets());
         let ids = (ids.vpc[v], ids.subnet[v][inst.subnet]);
-        let info = iface_info(IFACE_SUBNET, &link, ids, ip, router);
+        let mut info = iface_info(IFACE_SUBNET, &link, ids, ip, router);
+        if !inst.source_dest_check {
+            info.flags |= IFACE_F_NO_SOURCE_CHECK;
+        }
         add_iface(out, link.ifindex, info, name)?;
         ports.push(link.ifindex);
     }

@@ -315,6 +315,10 @@ pub struct Instance {
     pub public_ip: Option<Loc<String>>,
     #[serde(default, deserialize_with = "not_blank")]
     pub security_groups: Option<Loc<Vec<Loc<String>>>>,
+    /// AWS's source/destination check (default on): `false` lets the instance send and
+    /// receive for other addresses (a NAT instance, which routes may target by name).
+    #[serde(default, deserialize_with = "not_blank")]
+    pub source_dest_check: Option<Loc<bool>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -196,6 +196,9 @@ pub enum RouteTarget {
     Peering(usize),
     /// Index in the VPC's `gateways`.
     Gateway(usize),
+    /// A NAT instance: index in the VPC's `instances` (its source/destination check is off).
+    /// Packets are delivered to its port unchanged; it translates them itself.
+    Instance(usize),
     Blackhole,
 }
 
@@ -384,6 +387,9 @@ pub struct InstanceDef {
     pub public_ip: Option<Ipv4Addr>,
     /// Indices in the VPC's `security_groups` (`default` if the file names none).
     pub security_groups: Vec<usize>,
+    /// AWS's source/destination check: on, the instance's port accepts only its own address
+    /// as source; off (a NAT instance), routes may target it and it may send for others.
+    pub source_dest_check: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -75,6 +75,8 @@ pub mod maps {
     /// Per-CPU token bucket of the router's ICMP errors.
     pub const ICMP_BUCKET: &str = "ICMP_BUCKET";
     pub const ICMP_SCRATCH: &str = "ICMP_SCRATCH";
+    /// Per-CPU next hop for `bpf_redirect_neigh` (a NAT instance's address).
+    pub const NEIGH_SCRATCH: &str = "NEIGH_SCRATCH";
     /// Per-CPU cache of the clock (one `bpf_ktime_get_ns` per packet).
     pub const NOW: &str = "NOW";
     /// Per-CPU trace of the TC ingress program's last trace-mode run (`vpc_common::trace`).
@@ -119,7 +121,7 @@ pub mod maps {
     }
 
     /// Every map of the object, each pinned by name under the agent's bpffs directory.
-    pub const ALL: [MapSpec; 32] = [
+    pub const ALL: [MapSpec; 33] = [
         spec(CONFIG, Entries::Slots(1)),
         spec(AGENT_STATE, Entries::Read(agent_state_entries)),
         spec(IFACES, Entries::Read(hash::<IfaceKey, IfaceInfo>)),
@@ -150,6 +152,7 @@ pub mod maps {
         spec(ICMP_STATS, Entries::Slots(ICMP_STAT_SLOTS)),
         spec(ICMP_BUCKET, Entries::Scratch),
         spec(ICMP_SCRATCH, Entries::Scratch),
+        spec(NEIGH_SCRATCH, Entries::Scratch),
         spec(NOW, Entries::Scratch),
         spec(TRACE, Entries::Scratch),
         spec(TRACE_PROG, Entries::Slots(1)),

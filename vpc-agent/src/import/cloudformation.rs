@@ -1220,7 +1220,7 @@ impl<'a> Reader<'a> {
         let mut groups = p.targets("SecurityGroupIds", &mut self.report);
         groups.extend(p.targets("SecurityGroups", &mut self.report));
         if p.bool("SourceDestCheck", &mut self.report) == Some(false) {
-            let msg = "SourceDestCheck false (a NAT instance) is not part of the format yet: the instance keeps the source/destination check";
+            let msg = "SourceDestCheck false (a NAT instance) is not imported yet: the instance keeps the source/destination check (add source_dest_check: false by hand)";
             self.report.add(
                 &p.origin,
                 p.line("SourceDestCheck"),

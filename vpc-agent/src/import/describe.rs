@@ -563,7 +563,7 @@ impl Reader {
             return;
         }
         if flag(n, "SourceDestCheck") == Some(false) {
-            let msg = "SourceDestCheck false (a NAT instance) is not part of the format yet: the instance keeps the check";
+            let msg = "SourceDestCheck false (a NAT instance) is not imported yet: the instance keeps the check (add source_dest_check: false by hand)";
             self.note(&o, 0, Severity::NotImported, msg);
         }
         let groups: Vec<String> = items(n, "SecurityGroups")

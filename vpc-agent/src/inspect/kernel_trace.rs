@@ -28,7 +28,7 @@ use vpc_common::{
     ip_raw,
     nat::{NatKey, NatValue},
     route::{
-        TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INTERNET_GATEWAY, TARGET_LOCAL,
+        TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INSTANCE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL,
         TARGET_NAT_GATEWAY, TARGET_PEERING,
     },
     trace::*,
@@ -504,7 +504,8 @@ fn describe(
                 TARGET_INTERNET_GATEWAY => format!("internet gateway ({})", ifname(s.b, names)),
                 TARGET_NAT_GATEWAY => format!("NAT gateway {}", id(s.b)),
                 TARGET_PEERING => format!("peering to VPC {}", id(s.b)),
-                TARGET_GATEWAY => format!("gateway ({}), untranslated", ifname(s.b, names)),
+                TARGET_GATEWAY => format!("gateway ({}, untranslated)", ifname(s.b, names)),
+                TARGET_INSTANCE => format!("NAT instance {} (unchanged)", addr(s.b)),
                 TARGET_BLACKHOLE => "blackhole".to_owned(),
                 ROUTE_NONE => "no route".to_owned(),
                 t => format!("target {t} ({})", s.b),

@@ -16,8 +16,8 @@ use vpc_common::{
     nat::{NatKey, NatValue},
     proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
     route::{
-        RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INTERNET_GATEWAY,
-        TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
+        RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INSTANCE,
+        TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
     },
 };
 
@@ -63,6 +63,7 @@ pub fn target_name(target: u8) -> &'static str {
         TARGET_NAT_GATEWAY => "nat_gateway",
         TARGET_PEERING => "peering",
         TARGET_GATEWAY => "gateway",
+        TARGET_INSTANCE => "instance",
         TARGET_BLACKHOLE => "blackhole",
         _ => "unknown",
     }

@@ -117,6 +117,9 @@ pub fn describe(hop: &Hop) -> String {
                 RouteHopTarget::InternetGateway(name) => format!("internet gateway {name}"),
                 RouteHopTarget::NatGateway(name) => format!("NAT gateway {name}"),
                 RouteHopTarget::Gateway(name) => format!("gateway {name} (untranslated)"),
+                RouteHopTarget::Instance(name) => {
+                    format!("NAT instance {name} (delivered unchanged)")
+                }
                 RouteHopTarget::Peering {
                     connection,
                     peer_vpc,

@@ -216,6 +216,18 @@ impl Validator {
                 }
                 _ => {}
             }
+            if let Some(check) = &inst.source_dest_check
+                && !check.value
+                && inst.interface.is_none()
+            {
+                let msg = format!(
+                    "instance '{}' turns its source/destination check off but has no interface \
+                     of its own: the check can only be off on an instance's own port (on a \
+                     shared segment the router cannot tell which host sent a packet)",
+                    inst.name.value
+                );
+                self.err(check.pos, format!("{ipath}.source_dest_check"), msg);
+            }
             out.push(resolve(|| {
                 Some(InstanceDef {
                     name: inst.name.value.clone(),
@@ -224,6 +236,7 @@ impl Validator {
                     private_ip: a.private_ip?,
                     public_ip: a.public_ip?,
                     security_groups: sgs?,
+                    source_dest_check: inst.source_dest_check.as_ref().is_none_or(|c| c.value),
                 })
             }));
         }

@@ -122,6 +122,8 @@ struct Globals {
     igws: HashMap<String, String>,
     /// NAT gateway name -> VPC names.
     nats: HashMap<String, Vec<String>>,
+    /// Instance name -> VPC names (a route may name a NAT instance of its own VPC only).
+    instances: HashMap<String, Vec<String>>,
     /// Every peering connection the file declares (to another VPC), in file order: whether
     /// one is accepted depends on the peer VPC's declarations.
     peerings: Vec<PeeringDecl>,
@@ -268,6 +270,10 @@ impl Validator {
             }
             for nat in &vpc.nat_gateways {
                 let owners = self.globals.nats.entry(nat.value.name.value.clone());
+                owners.or_default().push(vpc_name.clone());
+            }
+            for inst in &vpc.instances {
+                let owners = self.globals.instances.entry(inst.value.name.value.clone());
                 owners.or_default().push(vpc_name.clone());
             }
             self.globals.peerings.extend(
@@ -467,6 +473,9 @@ struct Targets {
     endpoint_lists: HashMap<usize, String>,
     nats: HashMap<String, usize>,
     peerings: HashMap<String, usize>,
+    /// Instances by name: index in the VPC's `instances`, and whether its source/destination
+    /// check is on (then no route may target it).
+    instances: HashMap<String, (usize, bool)>,
 }
 
 /// Builds a resolved item from parts that may have failed (each failure is already reported):

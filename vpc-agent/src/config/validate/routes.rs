@@ -24,15 +24,20 @@ fn destination_prefixes(dest: RouteDestination, scope: &VpcScope<'_>) -> Option<
 
 impl Validator {
     /// Names a route may target: the internet gateway, the VPN gateway, NAT gateways, peering
-    /// connections and gateway endpoints share one namespace (a route names its target by
-    /// name alone).
+    /// connections, instances (NAT instances) and gateway endpoints share one namespace (a
+    /// route names its target by name alone).
     pub(super) fn target_names(&mut self, vpc: &model::Vpc, path: &str) -> Targets {
         let mut targets = Targets::default();
         let mut seen: HashMap<String, (String, u32)> = HashMap::new();
         let mut add = |me: &mut Self, name: &Loc<String>, npath: String, kind: &str| {
             if name.value == TARGET_LOCAL || name.value == TARGET_BLACKHOLE {
+                let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
                 let msg = format!(
-                    "'{}' is reserved as a route target and cannot name a {kind}",
+                    "'{}' is reserved as a route target and cannot name {article} {kind}",
                     name.value
                 );
                 me.err(name.pos, npath, msg);
@@ -75,6 +80,20 @@ impl Validator {
             let npath = format!("{path}.peering_connections[{i}].name");
             if add(self, &pcx.value.name, npath, "peering connection") {
                 targets.peerings.insert(pcx.value.name.value.clone(), i);
+            }
+        }
+        for (i, inst) in vpc.instances.iter().enumerate() {
+            let inst = &inst.value;
+            // Empty and duplicate instance names are reported with the instances.
+            if inst.name.value.is_empty() || targets.instances.contains_key(&inst.name.value) {
+                continue;
+            }
+            let npath = format!("{path}.instances[{i}].name");
+            let check = inst.source_dest_check.as_ref().is_none_or(|c| c.value);
+            if add(self, &inst.name, npath, "instance") {
+                targets
+                    .instances
+                    .insert(inst.name.value.clone(), (i, check));
             }
         }
         // Endpoints come after the VPN gateway in `gateways`.
@@ -306,12 +325,30 @@ impl Validator {
             return Some(RouteTarget::Gateway(*g));
         }
         let vpc = scope.name;
+        if let Some(&(i, check)) = targets.instances.get(name) {
+            if !check {
+                return Some(RouteTarget::Instance(i));
+            }
+            // AWS: a NAT instance must have its source/destination check disabled, else the
+            // packets routed to it (not addressed to it) are dropped.
+            let msg = format!(
+                "instance '{name}' has its source/destination check on (the default): a route \
+                 can target an instance only as a NAT instance, with source_dest_check: false"
+            );
+            self.err(target.pos, path, msg);
+            return None;
+        }
         let msg = if name == TARGET_LOCAL {
             "the local route is implicit for the VPC's CIDR blocks; 'local' cannot be a route's target"
                 .to_owned()
         } else if let Some(other) = self.globals.igws.get(name) {
             format!(
                 "internet gateway '{name}' belongs to VPC '{other}'; a route can only target the internet gateway of its own VPC '{vpc}'"
+            )
+        } else if let Some(others) = self.globals.instances.get(name) {
+            format!(
+                "instance '{name}' is in VPC '{}'; a route can only target an instance of its own VPC '{vpc}'",
+                others.join("', '")
             )
         } else if let Some(others) = self.globals.nats.get(name) {
             format!(
@@ -320,7 +357,7 @@ impl Validator {
             )
         } else {
             format!(
-                "unknown route target '{name}': not an internet gateway, VPN gateway, NAT gateway, peering connection or gateway endpoint of VPC '{vpc}', nor 'blackhole'"
+                "unknown route target '{name}': not an internet gateway, VPN gateway, NAT gateway, peering connection, NAT instance or gateway endpoint of VPC '{vpc}', nor 'blackhole'"
             )
         };
         self.err(target.pos, path, msg);
