@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod bridge;
+pub mod cases;
 pub mod datapath;
 pub mod flowlog;
 pub mod ifchange;

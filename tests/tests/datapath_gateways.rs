@@ -13,10 +13,11 @@
 use vpc_agent::datapath::AttachMode;
 use vpc_common::DropReason;
 use vpc_tests::{
+    cases::{Case, case, check_cases, fwd},
     observe::{Seen, reference, run, run_tc_ingress},
-    packet::{Packet, TCP_ACK, TCP_SYN, verify_checksums},
+    packet::{Packet, TCP_ACK, TCP_SYN},
     require_kernel,
-    topology::{INTERNET_CLIENT_IP, INTERNET_IP, Topology, gateway_link, mac},
+    topology::{INTERNET_CLIENT_IP, INTERNET_IP, Topology, gateway_link},
 };
 
 const SCENARIO_3: &str = include_str!("../../examples/vpn-public-private.yaml");
@@ -26,34 +27,6 @@ const WEB: &str = "10.0.0.10";
 const WEB_PUBLIC: &str = "198.51.100.20";
 const DB: &str = "10.0.1.10";
 const OFFICE: &str = "172.16.0.10";
-
-fn fwd(interface: &str, src: &str, dst: &str) -> Seen {
-    Seen::Forwarded {
-        interface: interface.into(),
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-    }
-}
-
-struct Case {
-    name: &'static str,
-    ingress: &'static str,
-    packet: Packet,
-    expect: Seen,
-    /// Whether the reference evaluator models this case (it knows nothing of the router's
-    /// own addresses on a gateway's link, and `reference` holds no connection state).
-    in_evaluator: bool,
-}
-
-fn case(name: &'static str, ingress: &'static str, packet: Packet, expect: Seen) -> Case {
-    Case {
-        name,
-        ingress,
-        packet,
-        expect,
-        in_evaluator: true,
-    }
-}
 
 fn scenario_3_cases() -> Vec<Case> {
     use DropReason::*;
@@ -179,55 +152,11 @@ fn scenario_3_cases() -> Vec<Case> {
     ]
 }
 
-/// The frame the router must send for `p` forwarded as `seen`.
-fn expected_frame(topo: &Topology, p: &Packet, seen: &Seen) -> Vec<u8> {
-    let Seen::Forwarded {
-        interface,
-        src,
-        dst,
-    } = seen
-    else {
-        unreachable!()
-    };
-    let port = topo.port_named(interface);
-    let mut q = p
-        .clone()
-        .macs(mac(port.index, false), mac(port.index, true));
-    q.src = *src;
-    q.dst = *dst;
-    q.ttl -= 1;
-    q.build()
-}
-
-fn check(topo: &Topology, cases: &[Case]) {
-    for c in cases {
-        let (seen, output) = run(topo, c.ingress, &c.packet);
-        assert_eq!(seen, c.expect, "{}: kernel", c.name);
-        if c.in_evaluator {
-            assert_eq!(
-                reference(topo, c.ingress, &c.packet),
-                c.expect,
-                "{}: evaluator",
-                c.name
-            );
-        }
-        if let Seen::Forwarded { .. } = seen {
-            assert_eq!(
-                output,
-                expected_frame(topo, &c.packet, &seen),
-                "{}: output bytes",
-                c.name
-            );
-            verify_checksums(&output).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-        }
-    }
-}
-
 #[test]
 fn test_run_scenario_3_vpn_gateway() {
     require_kernel!();
     let topo = Topology::build(SCENARIO_3, None, true).expect("topology");
-    check(&topo, &scenario_3_cases());
+    check_cases(&topo, &scenario_3_cases());
 }
 
 #[test]
@@ -321,7 +250,7 @@ fn test_run_scenario_4_private_subnet_and_vpn_only() {
             Seen::Dropped(GatewaySpoofed),
         ),
     ];
-    check(&topo, &cases);
+    check_cases(&topo, &cases);
 }
 
 /// Real traffic in scenario 3, attached in `mode`.
@@ -778,7 +707,7 @@ fn endpoint_cases() -> Vec<Case> {
 fn test_run_gateway_endpoint() {
     require_kernel!();
     let topo = Topology::build(ENDPOINT, None, true).expect("topology");
-    check(&topo, &endpoint_cases());
+    check_cases(&topo, &endpoint_cases());
 }
 
 /// Real traffic to the services behind the endpoint: they see the instance's private address.

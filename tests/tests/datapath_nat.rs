@@ -11,6 +11,7 @@ use vpc_common::{
     nat::{NatKey, NatValue},
 };
 use vpc_tests::{
+    cases::fwd,
     observe::{Seen, ports, run},
     packet::{L4, Packet, TCP_ACK, TCP_SYN, verify_checksums},
     require_kernel,
@@ -22,14 +23,6 @@ const ELASTIC: &str = "198.51.100.10";
 const JUMPBOX: &str = "10.0.1.10";
 const DB: &str = "10.0.1.20";
 const INET: &str = INTERNET_CLIENT_IP;
-
-fn fwd(interface: &str, src: &str, dst: &str) -> Seen {
-    Seen::Forwarded {
-        interface: interface.into(),
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-    }
-}
 
 fn nat_entries(topo: &mut Topology) -> Vec<(NatKey, NatValue)> {
     let map = topo

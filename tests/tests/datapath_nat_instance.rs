@@ -14,10 +14,11 @@
 use vpc_agent::datapath::AttachMode;
 use vpc_common::DropReason;
 use vpc_tests::{
-    observe::{Seen, reference, run, run_tc_ingress},
-    packet::{Packet, TCP_ACK, TCP_SYN, verify_checksums},
+    cases::{Case, case, check_cases, fwd},
+    observe::{Seen, run, run_tc_ingress},
+    packet::{Packet, TCP_ACK, TCP_SYN},
     require_kernel,
-    topology::{INTERNET_CLIENT_IP, INTERNET_IP, Topology, UPLINK_ROUTER_IP, mac},
+    topology::{INTERNET_CLIENT_IP, INTERNET_IP, Topology, UPLINK_ROUTER_IP},
 };
 
 const FIXTURE: &str = include_str!("../fixtures/nat-instance.yaml");
@@ -28,34 +29,6 @@ const WEB: &str = "10.0.0.10";
 const WEB_PUBLIC: &str = "198.51.100.20";
 const APP: &str = "10.0.1.10";
 const DB: &str = "10.0.1.20";
-
-fn fwd(interface: &str, src: &str, dst: &str) -> Seen {
-    Seen::Forwarded {
-        interface: interface.into(),
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-    }
-}
-
-struct Case {
-    name: &'static str,
-    ingress: &'static str,
-    packet: Packet,
-    expect: Seen,
-    /// Whether the (stateless) reference evaluator models this case: not for the replies
-    /// of a tracked connection.
-    in_evaluator: bool,
-}
-
-fn case(name: &'static str, ingress: &'static str, packet: Packet, expect: Seen) -> Case {
-    Case {
-        name,
-        ingress,
-        packet,
-        expect,
-        in_evaluator: true,
-    }
-}
 
 /// In order: the tracked replies follow the packets that opened their connections.
 fn cases() -> Vec<Case> {
@@ -187,51 +160,11 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// The frame the router must send for `p` forwarded as `seen`.
-fn expected_frame(topo: &Topology, p: &Packet, seen: &Seen) -> Vec<u8> {
-    let Seen::Forwarded {
-        interface,
-        src,
-        dst,
-    } = seen
-    else {
-        unreachable!()
-    };
-    let port = topo.port_named(interface);
-    let mut q = p
-        .clone()
-        .macs(mac(port.index, false), mac(port.index, true));
-    q.src = *src;
-    q.dst = *dst;
-    q.ttl -= 1;
-    q.build()
-}
-
 #[test]
 fn test_run_nat_instance() {
     require_kernel!();
     let topo = Topology::build(FIXTURE, None, true).expect("topology");
-    for c in cases() {
-        let (seen, output) = run(&topo, c.ingress, &c.packet);
-        assert_eq!(seen, c.expect, "{}: kernel", c.name);
-        if c.in_evaluator {
-            assert_eq!(
-                reference(&topo, c.ingress, &c.packet),
-                c.expect,
-                "{}: evaluator",
-                c.name
-            );
-        }
-        if let Seen::Forwarded { .. } = seen {
-            assert_eq!(
-                output,
-                expected_frame(&topo, &c.packet, &seen),
-                "{}: output bytes",
-                c.name
-            );
-            verify_checksums(&output).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-        }
-    }
+    check_cases(&topo, &cases());
 }
 
 #[test]

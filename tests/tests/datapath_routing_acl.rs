@@ -13,41 +13,15 @@ use std::collections::BTreeMap;
 use vpc_agent::datapath::AttachMode;
 use vpc_common::DropReason;
 use vpc_tests::{
+    cases::{Case, case, check_cases, fwd},
     observe::{Seen, reference, run, run_tc_ingress},
     packet::{Packet, TCP_ACK, TCP_SYN, verify_checksums},
     require_kernel,
     rng::Rng,
-    topology::{INTERNET_CLIENT_IP, Topology, mac},
+    topology::{INTERNET_CLIENT_IP, Topology},
 };
 
 const FIXTURE: &str = include_str!("../fixtures/two-subnets.yaml");
-
-fn fwd(interface: &str, src: &str, dst: &str) -> Seen {
-    Seen::Forwarded {
-        interface: interface.into(),
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-    }
-}
-
-struct Case {
-    name: &'static str,
-    ingress: &'static str,
-    packet: Packet,
-    expect: Seen,
-    /// Whether the reference evaluator models this case (it has no fragments or TTL).
-    in_evaluator: bool,
-}
-
-fn case(name: &'static str, ingress: &'static str, packet: Packet, expect: Seen) -> Case {
-    Case {
-        name,
-        ingress,
-        packet,
-        expect,
-        in_evaluator: true,
-    }
-}
 
 fn cases() -> Vec<Case> {
     use DropReason::*;
@@ -194,51 +168,11 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// The frame the router must send for `p` forwarded as `seen`.
-fn expected_frame(topo: &Topology, p: &Packet, seen: &Seen) -> Vec<u8> {
-    let Seen::Forwarded {
-        interface,
-        src,
-        dst,
-    } = seen
-    else {
-        unreachable!()
-    };
-    let port = topo.port_named(interface);
-    let mut q = p
-        .clone()
-        .macs(mac(port.index, false), mac(port.index, true));
-    q.src = *src;
-    q.dst = *dst;
-    q.ttl -= 1;
-    q.build()
-}
-
 #[test]
 fn test_run_table_routing_acl_and_translation() {
     require_kernel!();
     let topo = Topology::build(FIXTURE, None, true).expect("topology");
-    for c in cases() {
-        let (seen, output) = run(&topo, c.ingress, &c.packet);
-        assert_eq!(seen, c.expect, "{}: kernel", c.name);
-        if c.in_evaluator {
-            assert_eq!(
-                reference(&topo, c.ingress, &c.packet),
-                c.expect,
-                "{}: evaluator",
-                c.name
-            );
-        }
-        if let Seen::Forwarded { .. } = seen {
-            assert_eq!(
-                output,
-                expected_frame(&topo, &c.packet, &seen),
-                "{}: output bytes",
-                c.name
-            );
-            verify_checksums(&output).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-        }
-    }
+    check_cases(&topo, &cases());
 }
 
 #[test]

@@ -18,6 +18,7 @@ use vpc_common::{
 };
 use vpc_tests::{
     agent::{Agent, Bpffs, Scratch, cli},
+    cases::fwd,
     observe::{Seen, reference, run, run_tc_ingress},
     packet::{Packet, TCP_ACK, TCP_RST, TCP_SYN, arp},
     require_kernel,
@@ -34,14 +35,6 @@ const DB2: &str = "10.0.1.11";
 const M1: &str = "10.0.1.30";
 const M2: &str = "10.0.1.31";
 const WEB_PUBLIC: &str = "198.51.100.20";
-
-fn fwd(interface: &str, src: &str, dst: &str) -> Seen {
-    Seen::Forwarded {
-        interface: interface.into(),
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-    }
-}
 
 #[test]
 fn test_run_instance_ports_and_anti_spoofing() {
