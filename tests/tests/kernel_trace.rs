@@ -398,10 +398,16 @@ fn trace_gives_the_test_run_s_verdict_and_bytes_changes_no_map_and_replays_a_cap
             run.output,
             "row {args:?}: the output bytes of the test run"
         );
-        match kernel["reason"].as_str() {
-            Some(reason) => assert_eq!(grown, vec![reason], "row {args:?}: drop reason"),
-            None => assert!(grown.is_empty(), "row {args:?}: no drop: {grown:?}"),
-        }
+        // The hosts are live while the test runs: at Linux defaults they send IPv6 (router
+        // solicitations, MLD, DAD), which the router drops as `not_ipv4` at any moment. That
+        // one reason may grow besides the frame's own; the frame here is always IPv4.
+        let expected_reasons: Vec<&str> = kernel["reason"].as_str().into_iter().collect();
+        let frame_reasons: Vec<&str> = grown
+            .iter()
+            .copied()
+            .filter(|r| *r != "not_ipv4" || expected_reasons.contains(r))
+            .collect();
+        assert_eq!(frame_reasons, expected_reasons, "row {args:?}: drop reason");
     }
 
     // The text form: the steps in the style of the evaluator's trace, both verdicts.

@@ -7,7 +7,7 @@
 //! record where the pipeline ends (`flows::account`, from the [`Verdict`]), its drop in the one
 //! drop path ([`drop::count_drop`], by reason and hook, in `finish`).
 #![no_std]
-#![no_main]
+#![cfg_attr(target_arch = "bpf", no_main)]
 
 mod acl;
 mod arp;
@@ -381,7 +381,12 @@ fn try_vpc_tc_egress(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     }
 }
 
-#[cfg(not(test))]
+/// Built for the host (`cargo build --workspace`, `cargo test`), the crate is a plain binary
+/// that does nothing: the programs are only meaningful for the BPF target.
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
+
+#[cfg(all(not(test), target_arch = "bpf"))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}

@@ -55,6 +55,15 @@ impl Interfaces<'_> {
             Link::default()
         })
     }
+
+    /// The router's own address on a link outside the VPC (an uplink, a gateway's link): the
+    /// interface's first address (network order), 0 when it has none.
+    fn first_address(&self, name: &str) -> u32 {
+        self.resolve
+            .addresses(name)
+            .first()
+            .map_or(0, |a| ip_raw(a.octets()))
+    }
 }
 
 /// The `IFACES` value of an interface of `kind` resolved to `link`.
@@ -123,11 +132,7 @@ pub fn vpc_topology(
         Some(igw) => {
             let link = ifaces.get(&igw.interface);
             // The uplink's first address: the source of the ICMP errors sent there.
-            let own = ifaces
-                .resolve
-                .addresses(&igw.interface)
-                .first()
-                .map_or(0, |a| ip_raw(a.octets()));
+            let own = ifaces.first_address(&igw.interface);
             let info = iface_info(IFACE_UPLINK, &link, (vpc_id, 0), 0, own);
             add_iface(out, link.ifindex, info, &igw.interface)?;
             link.ifindex
@@ -162,11 +167,7 @@ fn gateway_links(
     let mut links = Vec::with_capacity(vpc.gateways.len());
     for (g, gateway) in vpc.gateways.iter().enumerate() {
         let link = ifaces.get(&gateway.interface);
-        let own = ifaces
-            .resolve
-            .addresses(&gateway.interface)
-            .first()
-            .map_or(0, |a| ip_raw(a.octets()));
+        let own = ifaces.first_address(&gateway.interface);
         let mut info = iface_info(IFACE_GATEWAY, &link, (ids.vpc[v], 0), 0, own);
         info.source_table = ids.gateway_table[v][g];
         add_iface(out, link.ifindex, info, &gateway.interface)?;
