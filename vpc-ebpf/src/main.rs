@@ -129,6 +129,10 @@ fn try_vpc_xdp(ctx: &XdpContext, sides: Sides, bytes: u64) -> Result<Verdict<u32
         // Not set (the agent loads both): never decided by a program without that side.
         return Err(DropReason::BadTarget);
     }
+    // Outside the VPC, IPv6 is the router's own (`packet::is_ipv6`).
+    if sides == Sides::Outside && packet::is_ipv6(ctx)? {
+        return Ok(Verdict::Return(xdp_action::XDP_PASS));
+    }
     clock::start();
     let mut flow = match parse(ctx)? {
         Frame::Ipv4(flow) => flow,
@@ -279,6 +283,10 @@ fn try_vpc_tc_ingress<M: Mode>(
     // Headers must be in the linear part for direct access; a failure leaves them where they
     // are and the parser reports a short packet.
     let _ = ctx.pull_data(128.min(ctx.len()));
+    // Outside the VPC, IPv6 is the router's own (`packet::is_ipv6`); traces are of IPv4.
+    if !mode.tracing() && iface.kind != IFACE_SUBNET && packet::is_ipv6(ctx)? {
+        return Ok(Verdict::Return(TC_ACT_OK));
+    }
     let mut flow = match parse(ctx)? {
         Frame::Ipv4(flow) => flow,
         Frame::Arp(a) => {
@@ -364,7 +372,17 @@ fn try_vpc_tc_egress(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
         return Ok(Verdict::Return(TC_ACT_OK));
     }
     let _ = ctx.pull_data(64.min(ctx.len()));
-    // Only forwarded IPv4 is guarded: the router's own ARP and IPv6 leave as they are.
+    // Into a subnet only the router's own link-local IPv6 (neighbour discovery) leaves: the
+    // VPC forwards no IPv6, so anything else is the kernel forwarding around it. On a
+    // gateway's link the router's own IPv6 leaves as it is.
+    if packet::is_ipv6(ctx)? {
+        return if iface.kind != IFACE_SUBNET || packet::ipv6_link_local_source(ctx)? {
+            Ok(Verdict::Return(TC_ACT_OK))
+        } else {
+            Err(DropReason::Unapproved)
+        };
+    }
+    // The router's own ARP leaves as it is.
     let Ok(Frame::Ipv4(flow)) = parse(ctx) else {
         return Ok(Verdict::Return(TC_ACT_OK));
     };

@@ -3,7 +3,8 @@
 //!
 //! Policy on odd packets (all counted under a [`DropReason`]):
 //! - 802.1Q / 802.1ad tagged frames are dropped (`vlan_tagged`): VLANs are not part of the model.
-//! - IPv6 is dropped (`not_ipv4`); ARP is parsed (instance ports answer it themselves, see
+//! - IPv6 is dropped on subnet interfaces (`not_ipv4`) and left to the kernel on uplinks and
+//!   gateway links (the router's own); ARP is parsed (instance ports answer it themselves, see
 //!   `crate::arp`); other non-IP frames (LLDP) go to the kernel, which does not forward them.
 //! - The IP total length is checked against the whole packet (`PacketCtx::len`: an skb's
 //!   paged data counts, a GSO aggregate is one packet).
@@ -338,6 +339,27 @@ pub fn addressed_to(ctx: &impl PacketCtx, mac: &[u8; 6]) -> Result<(), DropReaso
     } else {
         Err(DropReason::NotForRouter)
     }
+}
+
+/// Offset of an IPv6 header's source address from the frame start.
+const IPV6_SRC_OFF: usize = ETH_LEN + 8;
+
+/// Whether an IPv6 frame's source address is link-local (`fe80::/10`): the router's own
+/// neighbour discovery and router advertisements on a link.
+#[inline(always)]
+pub fn ipv6_link_local_source(ctx: &impl PacketCtx) -> Result<bool, DropReason> {
+    let src: &[u8; 2] = header(ctx, IPV6_SRC_OFF)?;
+    Ok(src[0] == 0xfe && src[1] & 0xc0 == 0x80)
+}
+
+/// Whether the frame is IPv6, which the VPC datapath does not forward: [`parse`] drops it
+/// (`not_ipv4`: nothing reaches or leaves an instance unchecked). On an uplink or a gateway's
+/// link it is the router's own traffic, the kernel's, and the programs let it pass before
+/// parsing (the kernel never forwards it into a subnet: the egress guard and the fail-closed
+/// nftables guard stop that).
+#[inline(always)]
+pub fn is_ipv6(ctx: &impl PacketCtx) -> Result<bool, DropReason> {
+    Ok(header::<EthHdr>(ctx, 0)?.ether_type == EtherType::Ipv6 as u16)
 }
 
 /// Parses the frame. Errors are drop reasons.
