@@ -162,20 +162,26 @@ fn test_run_scenario_3_vpn_gateway() {
 #[test]
 fn tc_ingress_takes_the_same_gateway_decisions_as_xdp() {
     require_kernel!();
-    let xdp = Topology::build(SCENARIO_3, None, true).expect("topology");
-    let tc = Topology::build(SCENARIO_3, None, true).expect("topology");
-    for c in scenario_3_cases() {
-        let strip = |s: Seen| match s {
-            Seen::Forwarded { src, dst, .. } => Seen::Forwarded {
-                interface: String::new(),
-                src,
-                dst,
-            },
-            other => other,
-        };
-        let (expected, _) = run(&xdp, c.ingress, &c.packet);
-        let (seen, _) = run_tc_ingress(&tc, c.ingress, &c.packet);
-        assert_eq!(strip(seen), strip(expected), "{}: tc and xdp agree", c.name);
+    // The VPN gateway's cases and the gateway endpoint's: both kinds of gateway link.
+    for (fixture, cases) in [
+        (SCENARIO_3, scenario_3_cases()),
+        (ENDPOINT, endpoint_cases()),
+    ] {
+        let xdp = Topology::build(fixture, None, true).expect("topology");
+        let tc = Topology::build(fixture, None, true).expect("topology");
+        for c in cases {
+            let strip = |s: Seen| match s {
+                Seen::Forwarded { src, dst, .. } => Seen::Forwarded {
+                    interface: String::new(),
+                    src,
+                    dst,
+                },
+                other => other,
+            };
+            let (expected, _) = run(&xdp, c.ingress, &c.packet);
+            let (seen, _) = run_tc_ingress(&tc, c.ingress, &c.packet);
+            assert_eq!(strip(seen), strip(expected), "{}: tc and xdp agree", c.name);
+        }
     }
 }
 
