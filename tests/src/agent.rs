@@ -198,7 +198,9 @@ impl Agent {
 
     /// Waits until the agent runs (attached and reconciled).
     pub fn wait_running(&mut self) -> Result<Duration> {
-        self.wait_for("running config=", 1, Duration::from_secs(20))?;
+        // Verification of every program takes 5 s on a quiet machine and over 15 s under load:
+        // a generous bound (it only limits how long a broken start takes to report).
+        self.wait_for("running config=", 1, Duration::from_secs(60))?;
         Ok(self.started.elapsed())
     }
 
