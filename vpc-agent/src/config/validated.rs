@@ -2,9 +2,9 @@
 //! applied (main route table, `default` network ACL and security group). Only
 //! [`super::validate`] builds it, so holding one means the file passed every rule.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use vpc_common::conntrack::CtTimeouts;
 use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
@@ -53,6 +53,10 @@ pub struct VpcDef {
     /// Primary first.
     pub cidr_blocks: Vec<Ipv4Net>,
     pub internet_gateway: Option<InternetGatewayDef>,
+    /// The VPC's IPv6 block (a /56). IPv6 is validated but not forwarded yet.
+    pub ipv6_cidr_block: Option<Ipv6Net>,
+    /// The egress-only internet gateway (IPv6 only; not forwarded yet).
+    pub egress_only_internet_gateway: Option<InternetGatewayDef>,
     /// Gateways that carry packets untranslated: the VPN gateway (at most one, first), then
     /// the gateway endpoints in file order.
     pub gateways: Vec<GatewayDef>,
@@ -145,6 +149,8 @@ pub struct NatGatewayDef {
 pub struct SubnetDef {
     pub name: String,
     pub cidr: Ipv4Net,
+    /// A /64 inside the VPC's `ipv6_cidr_block`.
+    pub ipv6_cidr: Option<Ipv6Net>,
     /// The shared segment of the subnet's hosts without a port of their own (`None`: every
     /// instance of the subnet has its own port).
     pub interface: Option<String>,
@@ -165,6 +171,15 @@ impl SubnetDef {
     pub fn is_reserved(&self, ip: Ipv4Addr) -> bool {
         let offset = u32::from(ip).wrapping_sub(u32::from(self.cidr.network()));
         offset < 4 || ip == self.cidr.broadcast()
+    }
+
+    /// The same for IPv6: the first four addresses and the last of the subnet's /64 (`false`
+    /// without an IPv6 block).
+    pub fn is_reserved_v6(&self, ip: Ipv6Addr) -> bool {
+        self.ipv6_cidr.is_some_and(|net| {
+            let offset = u128::from(ip).wrapping_sub(u128::from(net.network()));
+            offset < 4 || ip == net.broadcast()
+        })
     }
 }
 
@@ -213,19 +228,24 @@ pub struct NetworkAclDef {
 }
 
 impl NetworkAclDef {
-    /// AWS's default network ACL: rule 100 allows everything both ways.
-    pub fn allow_all(name: &str) -> Self {
-        let rule = AclRuleDef {
-            number: 100,
+    /// AWS's default network ACL: rule 100 allows everything both ways, and in a VPC with an
+    /// IPv6 block rule 101 allows all IPv6 (`::/0`) too.
+    pub fn allow_all(name: &str, ipv6: bool) -> Self {
+        let rule = |number, cidr| AclRuleDef {
+            number,
             traffic: TrafficMatch::ANY,
-            cidr: Ipv4Net::default(),
+            cidr,
             allow: true,
         };
+        let mut rules = vec![rule(100, IpNet::V4(Ipv4Net::default()))];
+        if ipv6 {
+            rules.push(rule(101, IpNet::V6(Ipv6Net::default())));
+        }
         Self {
             name: name.to_owned(),
             implicit: true,
-            inbound: vec![rule.clone()],
-            outbound: vec![rule],
+            inbound: rules.clone(),
+            outbound: rules,
         }
     }
 }
@@ -235,8 +255,9 @@ pub struct AclRuleDef {
     /// 1-32766.
     pub number: u16,
     pub traffic: TrafficMatch,
-    /// Remote CIDR: the source for inbound rules, the destination for outbound rules.
-    pub cidr: Ipv4Net,
+    /// Remote CIDR: the source for inbound rules, the destination for outbound rules (IPv4
+    /// or IPv6; the datapath enforces the IPv4 ones only, it drops IPv6).
+    pub cidr: IpNet,
     pub allow: bool,
 }
 
@@ -287,8 +308,16 @@ pub struct SecurityGroupDef {
 }
 
 impl SecurityGroupDef {
-    /// AWS's default group: inbound from members of the group, outbound to everything.
-    pub fn aws_default(index: usize, name: &str) -> Self {
+    /// AWS's default group: inbound from members of the group, outbound to everything (all
+    /// IPv6 too in a VPC with an IPv6 block).
+    pub fn aws_default(index: usize, name: &str, ipv6: bool) -> Self {
+        let mut outbound = vec![SgRuleDef::allow_all()];
+        if ipv6 {
+            outbound.push(SgRuleDef {
+                traffic: TrafficMatch::ANY,
+                peer: SgPeer::Cidr(IpNet::V6(Ipv6Net::default())),
+            });
+        }
         Self {
             name: name.to_owned(),
             implicit: true,
@@ -296,7 +325,7 @@ impl SecurityGroupDef {
                 traffic: TrafficMatch::ANY,
                 peer: SgPeer::Group(index),
             }],
-            outbound: vec![SgRuleDef::allow_all()],
+            outbound,
         }
     }
 }
@@ -313,14 +342,15 @@ impl SgRuleDef {
     pub fn allow_all() -> Self {
         Self {
             traffic: TrafficMatch::ANY,
-            peer: SgPeer::Cidr(Ipv4Net::default()),
+            peer: SgPeer::Cidr(IpNet::V4(Ipv4Net::default())),
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SgPeer {
-    Cidr(Ipv4Net),
+    /// IPv4 or IPv6 (the datapath enforces the IPv4 ones only).
+    Cidr(IpNet),
     /// Members of the group with this index in the VPC's `security_groups`.
     Group(usize),
     /// Any CIDR of the prefix list with this index in the VPC's `prefix_lists`.
@@ -328,10 +358,7 @@ pub enum SgPeer {
     /// `sg:VPC/NAME`: members of group `group` (index in that VPC's `security_groups`) of VPC
     /// `vpc` (index in `ValidatedConfig::vpcs`), a peer over an accepted peering connection.
     /// Its own variant, so that `Group` keeps meaning "a group of this VPC" everywhere.
-    PeerGroup {
-        vpc: usize,
-        group: usize,
-    },
+    PeerGroup { vpc: usize, group: usize },
 }
 
 impl SgPeer {
@@ -350,7 +377,7 @@ impl SgPeer {
     /// rule's VPC, index in `vpcs`).
     pub fn contains(&self, vpcs: &[VpcDef], own: usize, addr: Ipv4Addr) -> bool {
         match self {
-            Self::Cidr(net) => net.contains(&addr),
+            Self::Cidr(net) => net.contains(&IpAddr::V4(addr)),
             Self::PrefixList(l) => vpcs[own].prefix_list(*l).contains(addr),
             Self::Group(_) | Self::PeerGroup { .. } => {
                 group_members(vpcs, own, self).any(|i| i.private_ip == addr)
@@ -385,6 +412,8 @@ pub struct InstanceDef {
     pub interface: Option<String>,
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
+    /// Inside the subnet's `ipv6_cidr` (validated, not forwarded yet).
+    pub ipv6_addresses: Vec<Ipv6Addr>,
     /// Indices in the VPC's `security_groups` (`default` if the file names none).
     pub security_groups: Vec<usize>,
     /// AWS's source/destination check: on, the instance's port accepts only its own address
