@@ -389,24 +389,40 @@ fn describe_output_gives_the_same_verdicts_with_the_real_addresses() {
             .filter(|n| n.severity == Severity::Assumed)
             .all(|n| n.message.contains("router interface"))
     );
-    // IPv6 (VPC block, default ACL rule 101, default group egress ::/0, the ::/0 route) is
-    // reported, each with its file and line; the terminated instance too.
-    for (resource, text) in [
-        ("vpc-0e9801d129EXAMPLE", "IPv6 blocks"),
-        ("acl-0ea1f54ca7EXAMPLE", "rule 101"),
-        ("sg-0a0b0c0d0eEXAMPLE", "IPv6 ranges"),
-        ("rtb-0a1b2c3d4eEXAMPLE", "IPv6 routes"),
-        ("i-0a9b8c7d6e5f40321", "terminated"),
-    ] {
-        let note = imported
-            .report
-            .notes
-            .iter()
-            .find(|n| n.resource == resource && n.message.contains(text));
-        let note = note
-            .unwrap_or_else(|| panic!("no note on {resource} about {text}:\n{}", imported.report));
-        assert!(note.line > 1 && note.file.is_some(), "{note:?}");
-    }
+    // IPv6 is imported: nothing is left out but the terminated instance (reported with its
+    // file and line).
+    assert_eq!(
+        imported.report.count(Severity::NotImported),
+        0,
+        "{}",
+        imported.report
+    );
+    assert_lines(
+        &imported.yaml,
+        &[
+            "    cidr_blocks: [10.0.0.0/16]\n    ipv6_cidr_block: 2001:db8:1234:1a00::/56\n",
+            "    egress_only_internet_gateway:   # describe-egress-only-internet-gateways eigw-015e0e244eEXAMPLE (line 4)\n      name: my-eigw\n      interface: uplink1\n",
+            "        cidr: 10.0.0.0/24\n        ipv6_cidr: 2001:db8:1234:1a00::/64\n",
+            "        cidr: 10.0.1.0/24\n        ipv6_cidr: 2001:db8:1234:1a01::/64\n",
+            "          - { destination: 0.0.0.0/0, target: nat-a }\n          - { destination: \"::/0\", target: my-eigw }\n",
+            "          - { destination: 0.0.0.0/0, target: my-igw }\n          - { destination: \"::/0\", target: my-igw }\n",
+            "          - { rule: 101, protocol: all, cidr: \"::/0\", action: allow }\n",
+            "          - { rule: 160, protocol: tcp, ports: 1024-65535, cidr: \"::/0\", action: allow }\n",
+            "          - { rule: 160, protocol: tcp, ports: 443, cidr: \"::/0\", action: allow }\n",
+            "          - { protocol: all, destination: \"::/0\" }\n",
+            "          - { protocol: tcp, ports: 443, source: \"::/0\" }\n",
+            "        public_ip: 34.253.223.13\n        ipv6_addresses: [2001:db8:1234:1a00::10]\n",
+        ],
+    );
+    // AWS's final IPv6 `*` rule (32768) is the implicit final deny, as 32767 is for IPv4.
+    assert!(!imported.yaml.contains("32768"), "{}", imported.yaml);
+    let note = imported
+        .report
+        .notes
+        .iter()
+        .find(|n| n.resource == "i-0a9b8c7d6e5f40321" && n.message.contains("terminated"))
+        .unwrap_or_else(|| panic!("no note on the terminated instance:\n{}", imported.report));
+    assert!(note.line > 1 && note.file.is_some(), "{note:?}");
     use Expect::*;
     use From::*;
     let web = "10.0.0.157";
@@ -486,10 +502,16 @@ fn what_cannot_be_expressed_is_reported_with_its_line() {
             "attached to no imported VPC",
         ),
         (
-            "  X:\n    Type: AWS::EC2::EgressOnlyInternetGateway\n    Properties: { VpcId: !Ref VPC }\n",
+            "  X:\n    Type: AWS::EC2::VPCCidrBlock\n    Properties: { VpcId: !Ref VPC, AmazonProvidedIpv6CidrBlock: true }\n",
             "X",
             Severity::NotImported,
-            "IPv6",
+            "the IPv6 block is assigned by AWS when the stack is created",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::Instance\n    Properties: { SubnetId: !Ref Sub, PrivateIpAddress: 10.0.0.10, Ipv6AddressCount: 1 }\n",
+            "X",
+            Severity::NotImported,
+            "Ipv6AddressCount: AWS assigns the addresses at launch",
         ),
         (
             "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationCidrBlock: 0.0.0.0/0, InstanceId: i-1 }\n",
@@ -498,10 +520,10 @@ fn what_cannot_be_expressed_is_reported_with_its_line() {
             "NAT instance",
         ),
         (
-            "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationIpv6CidrBlock: '::/0', GatewayId: igw-1 }\n",
+            "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationIpv6CidrBlock: '::/0', EgressOnlyInternetGatewayId: eigw-1 }\n",
             "X",
             Severity::NotImported,
-            "IPv6 routes",
+            "egress-only internet gateway eigw-1 is not attached to VPC VPC: the route to ::/0 is not imported",
         ),
         (
             "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationCidrBlock: 0.0.0.0/0, GatewayId: vgw-1 }\n",
@@ -510,10 +532,10 @@ fn what_cannot_be_expressed_is_reported_with_its_line() {
             "no internet or VPN gateway of the input",
         ),
         (
-            "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, CidrIpv6: '::/0' }\n",
+            "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, CidrIp: 0.0.0.0/0, CidrIpv6: '::/0' }\n",
             "X",
             Severity::NotImported,
-            "IPv6 rules",
+            "exactly one of a CIDR block",
         ),
         (
             "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, SourcePrefixListId: pl-1 }\n",
@@ -1274,4 +1296,103 @@ fn a_prefix_list_named_by_two_vpcs_is_written_into_each_and_an_unused_one_is_rep
         "t.yaml:16: Unused (AWS::EC2::PrefixList): ignored: ",
         "no imported security group rule names it",
     );
+}
+
+/// Every one of `expected` (consecutive lines) is in `yaml`.
+fn assert_lines(yaml: &str, expected: &[&str]) {
+    for lines in expected {
+        assert!(yaml.contains(lines), "missing:\n{lines}\nin:\n{yaml}");
+    }
+}
+
+#[test]
+fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
+    let imported =
+        import::cloudformation_file(&fixture("ipv6.yaml"), &Options::default()).expect("imports");
+    load(&imported.yaml);
+    // Nothing left out, and nothing IPv6 reported as not imported.
+    assert_eq!(
+        imported.report.count(Severity::NotImported),
+        0,
+        "{}",
+        imported.report
+    );
+    assert!(
+        imported
+            .report
+            .notes
+            .iter()
+            .all(|n| !n.message.contains("IPv6")),
+        "{}",
+        imported.report
+    );
+    assert_lines(
+        &imported.yaml,
+        &[
+            "    cidr_blocks: [10.0.0.0/16]\n    ipv6_cidr_block: 2001:db8:1234:1a00::/56\n    internet_gateway:",
+            // The egress-only gateway gets an uplink placeholder, as the internet gateway does.
+            "      name: IGW\n      interface: uplink0\n    egress_only_internet_gateway:   # AWS::EC2::EgressOnlyInternetGateway EIGW (line 20)\n      name: EIGW\n      interface: uplink1\n",
+            // Ipv6CidrBlock on the subnet, and an AWS::EC2::SubnetCidrBlock.
+            "        cidr: 10.0.0.0/24\n        ipv6_cidr: 2001:db8:1234:1a00::/64\n        interface: public\n",
+            "        cidr: 10.0.1.0/24\n        ipv6_cidr: 2001:db8:1234:1a01::/64\n        interface: private\n",
+            "          - { destination: 0.0.0.0/0, target: IGW }\n          - { destination: \"::/0\", target: IGW }\n",
+            "      - name: PrivateRT   # AWS::EC2::RouteTable PrivateRT (line 50)\n        routes:\n          - { destination: \"::/0\", target: EIGW }\n",
+            "        inbound:\n          - { rule: 100, protocol: tcp, ports: 1024-65535, cidr: \"::/0\", action: allow }\n        outbound:\n          - { rule: 100, protocol: tcp, ports: 443, cidr: \"::/0\", action: allow }\n",
+            "          - { protocol: tcp, ports: 443, source: \"::/0\" }\n          - { protocol: tcp, ports: 443, source: 0.0.0.0/0 }\n          - { protocol: tcp, ports: 22, source: 2001:db8:99::/64 }\n",
+            "        private_ip: 10.0.0.10\n        ipv6_addresses: [2001:db8:1234:1a00::10]\n        security_groups: [WebSG]\n",
+            "        private_ip: 10.0.1.10\n        ipv6_addresses: [2001:db8:1234:1a01::20]\n",
+        ],
+    );
+}
+
+#[test]
+fn ipv6_values_the_format_cannot_take_are_reported() {
+    // Each case: a replacement in the dual-stack template, and what the report must say.
+    let text = std::fs::read_to_string(fixture("ipv6.yaml")).expect("fixture");
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "Ipv6CidrBlock: 2001:db8:1234:1a00::/56",
+            "Ipv6CidrBlock: 2001:db8:1234:1a00::/64",
+            "VPCv6",
+            "IPv6 block 2001:db8:1234:1a00::/64 is not a /56: not imported",
+        ),
+        (
+            "Ipv6CidrBlock: 2001:db8:1234:1a01::/64",
+            "Ipv6CidrBlock: 2001:db8:1234:1b01::/64",
+            "PrivateV6",
+            "IPv6 block 2001:db8:1234:1b01::/64 is not inside VPC VPC's IPv6 block: not imported",
+        ),
+        (
+            "Ipv6Address: 2001:db8:1234:1a00::10",
+            "Ipv6Address: 2001:db8:1234:1a01::10",
+            "Web",
+            "IPv6 address 2001:db8:1234:1a01::10 is not in its subnet's IPv6 block 2001:db8:1234:1a00::/64: not imported",
+        ),
+        (
+            "DestinationIpv6CidrBlock: \"::/0\", EgressOnlyInternetGatewayId",
+            "DestinationCidrBlock: 0.0.0.0/0, EgressOnlyInternetGatewayId",
+            "PrivateDefaultV6",
+            "an egress-only internet gateway carries IPv6 only: the route to 0.0.0.0/0 is not imported",
+        ),
+    ];
+    for (from, to, resource, message) in cases {
+        assert!(text.contains(from), "{from}");
+        let template = text.replace(from, to);
+        let report = match import::cloudformation::import("t.yaml", &template, &Options::default())
+        {
+            Ok(i) => i.report,
+            Err(e) => e.report().cloned().unwrap_or_else(|| panic!("{to}: {e}")),
+        };
+        let note = report
+            .notes
+            .iter()
+            .find(|n| n.resource == *resource && n.message == *message)
+            .unwrap_or_else(|| panic!("{to}: no note '{message}' on {resource}:\n{report}"));
+        assert_eq!(note.severity, Severity::NotImported);
+        let line = text.lines().position(|l| l.contains(from)).expect("line") + 1;
+        assert!(
+            note.line as usize <= line && note.line > 1,
+            "{note:?} (the value is on line {line})"
+        );
+    }
 }

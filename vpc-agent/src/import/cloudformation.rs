@@ -373,6 +373,9 @@ pub fn protocol_number(text: &str) -> Option<i64> {
     }
 }
 
+/// A route target by its ID (`RouteTo::Gateway`, ...).
+type RouteKind = fn(String) -> RouteTo;
+
 struct Reader<'a> {
     ctx: Context<'a>,
     report: Report,
@@ -696,7 +699,7 @@ impl<'a> Reader<'a> {
             .text("DestinationCidrBlock", &mut self.report)
             .or_else(|| p.text("DestinationIpv6CidrBlock", &mut self.report));
         let mut targets = Vec::new();
-        let simple: [(&str, fn(String) -> RouteTo); 4] = [
+        let simple: [(&str, RouteKind); 4] = [
             ("GatewayId", RouteTo::Gateway),
             ("NatGatewayId", RouteTo::NatGateway),
             ("VpcPeeringConnectionId", RouteTo::Peering),

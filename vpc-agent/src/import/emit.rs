@@ -739,7 +739,7 @@ impl Emitter<'_> {
             }
             Err(_) => {
                 let msg = format!(
-                    "{what} '{}' is not an IPv4 CIDR block (IPv6 is not part of the format yet): not imported",
+                    "{what} '{}' is not an IPv4 CIDR block (IPv6 VPN routes and prefix list entries are not imported yet): not imported",
                     e.cidr
                 );
                 self.note(&e.origin, Severity::NotImported, msg);
