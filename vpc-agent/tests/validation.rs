@@ -1057,7 +1057,7 @@ rejects!(
 rejects!(
     unknown_keys_are_errors,
     concat!(base!(), "    subnet: []\n"),
-    "7:5: vpcs[0].subnet: unknown field `subnet`, expected one of name, cidr_blocks, internet_gateway, vpn_gateway, nat_gateways, subnets, route_tables, network_acls, security_groups, instances, peering_connections, prefix_lists, gateway_endpoints"
+    "7:5: vpcs[0].subnet: unknown field `subnet`, expected one of name, cidr_blocks, internet_gateway, ipv6_cidr_block, egress_only_internet_gateway, vpn_gateway, nat_gateways, subnets, route_tables, network_acls, security_groups, instances, peering_connections, prefix_lists, gateway_endpoints"
 );
 rejects!(
     duplicate_keys_are_errors,
@@ -1658,5 +1658,162 @@ rejects!(
 rejects!(
     instance_keys_are_checked,
     with_natbox!(", source_dest_checks: false"),
-    "8:84: vpcs[0].instances[0].source_dest_checks: unknown field `source_dest_checks`, expected one of name, subnet, interface, private_ip, public_ip, security_groups, source_dest_check"
+    "8:84: vpcs[0].instances[0].source_dest_checks: unknown field `source_dest_checks`, expected one of name, subnet, interface, private_ip, public_ip, ipv6_addresses, security_groups, source_dest_check"
+);
+
+// ----- IPv6 -----
+
+/// `base!()` with an IPv6 /56 (line 7), a subnet `b` with a /64 (line 9) and what follows.
+macro_rules! v6 {
+    ($($line:expr),* $(,)?) => {
+        concat!(
+            "vpcs:\n",
+            "  - name: prod\n",
+            "    cidr_blocks: [10.0.0.0/16]\n",
+            "    internet_gateway: { name: igw, interface: uplink0 }\n",
+            "    subnets:\n",
+            "      - { name: a, cidr: 10.0.0.0/24, interface: sub0 }\n",
+            "      - { name: b, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1234:1a01::/64, interface: sub1 }\n",
+            "    ipv6_cidr_block: 2001:db8:1234:1a00::/56\n",
+            $($line),*
+        )
+    };
+}
+
+#[test]
+fn ipv6_keys_resolve_and_warn_once() {
+    let yaml = v6!(
+        "    egress_only_internet_gateway: { name: eigw, interface: uplink0 }\n",
+        "    instances:\n",
+        "      - { name: w, subnet: b, interface: eni0, private_ip: 10.0.1.10, ipv6_addresses: [2001:db8:1234:1a01::10] }\n",
+        "  - name: other\n",
+        "    cidr_blocks: [10.1.0.0/16]\n",
+        "    ipv6_cidr_block: 2001:db8:1234:1b00::/56\n",
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let vpc = &config.vpcs[0];
+    assert_eq!(
+        vpc.ipv6_cidr_block,
+        Some("2001:db8:1234:1a00::/56".parse().unwrap())
+    );
+    assert_eq!(
+        vpc.egress_only_internet_gateway
+            .as_ref()
+            .map(|g| (g.name.as_str(), g.interface.as_str())),
+        Some(("eigw", "uplink0"))
+    );
+    assert_eq!(vpc.subnets[0].ipv6_cidr, None);
+    assert_eq!(
+        vpc.subnets[1].ipv6_cidr,
+        Some("2001:db8:1234:1a01::/64".parse().unwrap())
+    );
+    assert_eq!(
+        vpc.instances[0].ipv6_addresses,
+        ["2001:db8:1234:1a01::10"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()]
+    );
+    assert_eq!(
+        warnings(yaml),
+        [
+            "8:22: vpcs[0].ipv6_cidr_block: warning: IPv6 is validated but not forwarded yet: IPv6 \
+          packets on VPC interfaces are dropped (not_ipv4)"
+        ]
+    );
+    assert_eq!(warnings(base!()), Vec::<String>::new());
+}
+
+rejects!(
+    ipv6_vpc_block_is_a_56,
+    concat!(base!(), "    ipv6_cidr_block: 2001:db8:1234::/48\n"),
+    "7:22: vpcs[0].ipv6_cidr_block: a VPC IPv6 CIDR block must be a /56, got /48"
+);
+rejects!(
+    ipv6_vpc_block_parses,
+    concat!(base!(), "    ipv6_cidr_block: 10.0.0.0/16\n"),
+    "7:22: vpcs[0].ipv6_cidr_block: invalid IPv6 CIDR '10.0.0.0/16': expected an IPv6 network such as 2001:db8:1234:1a00::/56"
+);
+rejects!(
+    ipv6_vpc_block_has_no_host_bits,
+    concat!(base!(), "    ipv6_cidr_block: 2001:db8:1234:1a01::/56\n"),
+    "7:22: vpcs[0].ipv6_cidr_block: CIDR 2001:db8:1234:1a01::/56 has host bits set (the network is 2001:db8:1234:1a00::/56)"
+);
+rejects!(
+    ipv6_vpc_blocks_do_not_overlap,
+    v6!(
+        "  - { name: other, cidr_blocks: [10.1.0.0/16], ipv6_cidr_block: 2001:db8:1234:1a00::/56 }\n"
+    ),
+    "9:65: vpcs[1].ipv6_cidr_block: IPv6 CIDR block 2001:db8:1234:1a00::/56 overlaps 2001:db8:1234:1a00::/56 of VPC 'prod'"
+);
+rejects!(
+    ipv6_subnet_needs_the_vpc_block,
+    concat!(
+        base!(),
+        "      - { name: b, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1234:1a01::/64, interface: sub1 }\n"
+    ),
+    "7:50: vpcs[0].subnets[1].ipv6_cidr: subnet 2001:db8:1234:1a01::/64 needs an IPv6 block in its VPC, and VPC 'prod' has no ipv6_cidr_block"
+);
+rejects!(
+    ipv6_subnet_is_a_64_inside_the_vpc_block,
+    concat!(
+        "vpcs:\n",
+        "  - name: prod\n",
+        "    cidr_blocks: [10.0.0.0/16]\n",
+        "    ipv6_cidr_block: 2001:db8:1234:1a00::/56\n",
+        "    subnets:\n",
+        "      - { name: a, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1234:1b00::/64, interface: s0 }\n",
+        "      - { name: b, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1234:1a00::/60, interface: s1 }\n",
+        "      - { name: c, cidr: 10.0.2.0/24, ipv6_cidr: 2001:db8:1234:1a05::/64, interface: s2 }\n",
+        "      - { name: d, cidr: 10.0.3.0/24, ipv6_cidr: 2001:db8:1234:1a05::/64, interface: s3 }\n",
+    ),
+    "6:50: vpcs[0].subnets[0].ipv6_cidr: subnet 2001:db8:1234:1b00::/64 is not inside the IPv6 block 2001:db8:1234:1a00::/56 of VPC 'prod'",
+    "7:50: vpcs[0].subnets[1].ipv6_cidr: a subnet IPv6 CIDR block must be a /64, got /60",
+    "9:50: vpcs[0].subnets[3].ipv6_cidr: subnet 2001:db8:1234:1a05::/64 is already the IPv6 block of subnet 'c'"
+);
+rejects!(
+    ipv6_instance_addresses_fit_their_subnet,
+    v6!(
+        "    instances:\n",
+        "      - { name: i1, subnet: a, private_ip: 10.0.0.10, ipv6_addresses: [2001:db8:1234:1a01::10] }\n",
+        "      - { name: i2, subnet: b, private_ip: 10.0.1.10, ipv6_addresses: [2001:db8:1234:1a02::10, '2001:db8:1234:1a01::3', 'nope'] }\n",
+        "      - { name: i3, subnet: b, private_ip: 10.0.1.11, ipv6_addresses: ['2001:db8:1234:1a01:ffff:ffff:ffff:ffff', '2001:db8:1234:1a01::4'] }\n",
+        "      - { name: i4, subnet: b, private_ip: 10.0.1.12, ipv6_addresses: ['2001:db8:1234:1a01::4'] }\n",
+    ),
+    "10:72: vpcs[0].instances[0].ipv6_addresses[0]: address 2001:db8:1234:1a01::10 needs an IPv6 block in its subnet, and subnet 'a' has no ipv6_cidr",
+    "11:72: vpcs[0].instances[1].ipv6_addresses[0]: address 2001:db8:1234:1a02::10 is not inside subnet 'b' (2001:db8:1234:1a01::/64)",
+    "11:96: vpcs[0].instances[1].ipv6_addresses[1]: address 2001:db8:1234:1a01::3 is reserved in subnet 'b' (AWS reserves 2001:db8:1234:1a01:: to 2001:db8:1234:1a01::3 and 2001:db8:1234:1a01:ffff:ffff:ffff:ffff)",
+    "11:121: vpcs[0].instances[1].ipv6_addresses[2]: invalid IPv6 address 'nope'",
+    "12:72: vpcs[0].instances[2].ipv6_addresses[0]: address 2001:db8:1234:1a01:ffff:ffff:ffff:ffff is reserved in subnet 'b' (AWS reserves 2001:db8:1234:1a01:: to 2001:db8:1234:1a01::3 and 2001:db8:1234:1a01:ffff:ffff:ffff:ffff)",
+    "13:72: vpcs[0].instances[3].ipv6_addresses[0]: address 2001:db8:1234:1a01::4 is already used by instance 'i3'"
+);
+rejects!(
+    ipv6_an_invalid_subnet_block_is_reported_once,
+    concat!(
+        base!(),
+        "      - { name: b, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8::/60, interface: sub1 }\n",
+        "    ipv6_cidr_block: 2001:db8::/56\n",
+        "    instances:\n",
+        "      - { name: i, subnet: b, interface: eni0, private_ip: 10.0.1.10, ipv6_addresses: ['2001:db8::10'] }\n",
+    ),
+    "7:50: vpcs[0].subnets[1].ipv6_cidr: a subnet IPv6 CIDR block must be a /64, got /60"
+);
+rejects!(
+    egress_only_gateway_names_and_interfaces,
+    concat!(
+        base!(),
+        "    egress_only_internet_gateway: { name: igw, interface: sub0 }\n"
+    ),
+    // The uplink is registered first (as the internet gateway's): a clash is reported on the subnet.
+    "6:50: vpcs[0].subnets[0].interface: interface 'sub0' is already used by egress-only internet gateway 'igw' of VPC 'prod'",
+    "7:43: vpcs[0].egress_only_internet_gateway.name: duplicate route target name 'igw': also the internet gateway at line 4"
+);
+rejects!(
+    egress_only_gateway_carries_ipv6_only,
+    v6!(
+        "    egress_only_internet_gateway: { name: eigw, interface: uplink0 }\n",
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes: [{ destination: 0.0.0.0/0, target: eigw }]\n",
+    ),
+    "12:52: vpcs[0].route_tables[0].routes[0].target: the egress-only internet gateway carries IPv6 only: 'eigw' cannot be the target of an IPv4 destination"
 );

@@ -118,6 +118,12 @@ pub struct Vpc {
     pub cidr_blocks: Loc<Vec<Loc<String>>>,
     #[serde(default, deserialize_with = "not_blank")]
     pub internet_gateway: Option<Loc<InternetGateway>>,
+    /// The VPC's IPv6 block (a /56), optional.
+    #[serde(default, deserialize_with = "not_blank")]
+    pub ipv6_cidr_block: Option<Loc<String>>,
+    /// IPv6 out, replies only back in; its interface may be the internet gateway's uplink.
+    #[serde(default, deserialize_with = "not_blank")]
+    pub egress_only_internet_gateway: Option<Loc<InternetGateway>>,
     /// A virtual private gateway towards a customer network (docs/format.md, "VPN gateway").
     #[serde(default, deserialize_with = "not_blank")]
     pub vpn_gateway: Option<Loc<VpnGateway>>,
@@ -184,6 +190,9 @@ pub struct NatGateway {
 pub struct Subnet {
     pub name: Loc<String>,
     pub cidr: Loc<String>,
+    /// The subnet's IPv6 block (a /64 inside the VPC's `ipv6_cidr_block`), optional.
+    #[serde(default, deserialize_with = "not_blank")]
+    pub ipv6_cidr: Option<Loc<String>>,
     /// A shared L2 segment for the subnet's hosts without a port of their own.
     #[serde(default, deserialize_with = "not_blank")]
     pub interface: Option<Loc<String>>,
@@ -313,6 +322,9 @@ pub struct Instance {
     pub private_ip: Loc<String>,
     #[serde(default, deserialize_with = "not_blank")]
     pub public_ip: Option<Loc<String>>,
+    /// IPv6 addresses inside the subnet's `ipv6_cidr`.
+    #[serde(default)]
+    pub ipv6_addresses: Vec<Loc<String>>,
     #[serde(default, deserialize_with = "not_blank")]
     pub security_groups: Option<Loc<Vec<Loc<String>>>>,
     /// AWS's source/destination check (default on): `false` lets the instance send and

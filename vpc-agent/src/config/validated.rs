@@ -2,9 +2,9 @@
 //! applied (main route table, `default` network ACL and security group). Only
 //! [`super::validate`] builds it, so holding one means the file passed every rule.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 pub use vpc_common::conntrack::CtTimeouts;
 use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
@@ -53,6 +53,10 @@ pub struct VpcDef {
     /// Primary first.
     pub cidr_blocks: Vec<Ipv4Net>,
     pub internet_gateway: Option<InternetGatewayDef>,
+    /// The VPC's IPv6 block (a /56). IPv6 is validated but not forwarded yet.
+    pub ipv6_cidr_block: Option<Ipv6Net>,
+    /// The egress-only internet gateway (IPv6 only; not forwarded yet).
+    pub egress_only_internet_gateway: Option<InternetGatewayDef>,
     /// Gateways that carry packets untranslated: the VPN gateway (at most one, first), then
     /// the gateway endpoints in file order.
     pub gateways: Vec<GatewayDef>,
@@ -145,6 +149,8 @@ pub struct NatGatewayDef {
 pub struct SubnetDef {
     pub name: String,
     pub cidr: Ipv4Net,
+    /// A /64 inside the VPC's `ipv6_cidr_block`.
+    pub ipv6_cidr: Option<Ipv6Net>,
     /// The shared segment of the subnet's hosts without a port of their own (`None`: every
     /// instance of the subnet has its own port).
     pub interface: Option<String>,
@@ -165,6 +171,15 @@ impl SubnetDef {
     pub fn is_reserved(&self, ip: Ipv4Addr) -> bool {
         let offset = u32::from(ip).wrapping_sub(u32::from(self.cidr.network()));
         offset < 4 || ip == self.cidr.broadcast()
+    }
+
+    /// The same for IPv6: the first four addresses and the last of the subnet's /64 (`false`
+    /// without an IPv6 block).
+    pub fn is_reserved_v6(&self, ip: Ipv6Addr) -> bool {
+        self.ipv6_cidr.is_some_and(|net| {
+            let offset = u128::from(ip).wrapping_sub(u128::from(net.network()));
+            offset < 4 || ip == net.broadcast()
+        })
     }
 }
 
@@ -385,6 +400,8 @@ pub struct InstanceDef {
     pub interface: Option<String>,
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
+    /// Inside the subnet's `ipv6_cidr` (validated, not forwarded yet).
+    pub ipv6_addresses: Vec<Ipv6Addr>,
     /// Indices in the VPC's `security_groups` (`default` if the file names none).
     pub security_groups: Vec<usize>,
     /// AWS's source/destination check: on, the instance's port accepts only its own address

@@ -189,6 +189,7 @@ impl Validator {
         used: &mut HashMap<Ipv4Addr, String>,
     ) -> Option<Vec<InstanceDef>> {
         let mut out = Vec::new();
+        let mut used_v6 = HashMap::new();
         for (i, inst) in vpc.instances.iter().enumerate() {
             let inst = &inst.value;
             let ipath = format!("{path}.instances[{i}]");
@@ -200,6 +201,14 @@ impl Validator {
             };
             let a = self.addresses(&ipath, &owner, &at, scope, used);
             let subnet = a.subnet;
+            let written = subnet.is_some_and(|(s, _)| vpc.subnets[s].value.ipv6_cidr.is_some());
+            let ipv6 = self.instance_ipv6(
+                inst,
+                &ipath,
+                subnet.and_then(|s| s.1),
+                written,
+                &mut used_v6,
+            );
             let sgs = self.instance_groups(inst, &ipath, scope.name, groups, default_sg);
             match (&inst.interface, subnet) {
                 (Some(interface), _) => {
@@ -235,6 +244,7 @@ impl Validator {
                     interface: inst.interface.as_ref().map(|i| i.value.clone()),
                     private_ip: a.private_ip?,
                     public_ip: a.public_ip?,
+                    ipv6_addresses: ipv6?,
                     security_groups: sgs?,
                     source_dest_check: inst.source_dest_check.as_ref().is_none_or(|c| c.value),
                 })

@@ -7,6 +7,7 @@ mod addresses;
 mod conntrack;
 mod flow_logs;
 mod gateways;
+mod ipv6;
 mod peering;
 mod prefix_lists;
 mod routes;
@@ -118,6 +119,8 @@ struct Globals {
     /// Every VPC CIDR block that parses, with its VPC's name (public addresses must be
     /// outside all of them).
     vpc_blocks: Vec<(Ipv4Net, String)>,
+    /// Every VPC IPv6 block that parses: the VPC's index, the block, its name.
+    vpc_v6_blocks: Vec<(usize, ipnet::Ipv6Net, String)>,
     /// Internet gateway name -> VPC name.
     igws: HashMap<String, String>,
     /// NAT gateway name -> VPC names.
@@ -197,7 +200,7 @@ impl Validator {
             .vpcs
             .iter()
             .enumerate()
-            .map(|(i, vpc)| self.vpc(&vpc.value, &format!("vpcs[{i}]")))
+            .map(|(i, vpc)| self.vpc(&vpc.value, &format!("vpcs[{i}]"), i))
             .collect();
         self.check_vpc_overlaps(file);
         let connection_tracking = match &file.connection_tracking {
@@ -232,6 +235,7 @@ impl Validator {
         };
         let vpcs: Vec<VpcDef> = vpcs.into_iter().collect::<Option<_>>()?;
         let mut warnings: Vec<Diagnostic> = std::mem::take(&mut self.warnings);
+        warnings.extend(ipv6::ipv6_warning(file));
         warnings.extend(
             file.vpcs
                 .iter()
@@ -259,6 +263,13 @@ impl Validator {
                 if let Ok(net) = block.value.parse::<Ipv4Net>() {
                     self.globals.vpc_blocks.push((net, vpc_name.clone()));
                 }
+            }
+            if let Some(net) = vpc
+                .ipv6_cidr_block
+                .as_ref()
+                .and_then(|b| b.value.parse::<ipnet::Ipv6Net>().ok())
+            {
+                self.globals.vpc_v6_blocks.push((i, net, vpc_name.clone()));
             }
             if names.get(vpc_name).is_some_and(|(idx, _)| *idx == i) {
                 self.globals.vpc_index.insert(vpc_name.clone(), i);
@@ -316,9 +327,10 @@ impl Validator {
         seen
     }
 
-    fn vpc(&mut self, vpc: &model::Vpc, path: &str) -> Option<VpcDef> {
+    fn vpc(&mut self, vpc: &model::Vpc, path: &str, index: usize) -> Option<VpcDef> {
         let name = vpc.name.value.as_str();
         let blocks = self.vpc_blocks(vpc, path);
+        let ipv6_block = self.vpc_ipv6_block(vpc, path, index);
         let known_blocks: Vec<Ipv4Net> = blocks.iter().flatten().copied().collect();
         let targets = self.target_names(vpc, path);
         let subnet_names = self.unique_names(
@@ -365,9 +377,11 @@ impl Validator {
             main_table: main_route_table,
             acls: &acl_names,
             default_acl,
+            ipv6_block,
         };
         // The uplink first: it comes first in the file, so a clash is reported on the subnet.
         let internet_gateway = self.internet_gateway(vpc, path);
+        let egress_only_internet_gateway = self.egress_only_gateway(vpc, path);
         let vpn_gateway = self.vpn_gateway(vpc, path);
         let subnets = self.subnets(vpc, path, &known_blocks, &refs);
         let resolved_subnets: Vec<Option<&SubnetDef>> =
@@ -415,6 +429,12 @@ impl Validator {
             name: name.to_owned(),
             cidr_blocks: blocks.into_iter().collect::<Option<_>>()?,
             internet_gateway: internet_gateway?,
+            ipv6_cidr_block: match ipv6_block {
+                ipv6::V6Block::Absent => None,
+                ipv6::V6Block::Invalid => return None,
+                ipv6::V6Block::Block(net) => Some(net),
+            },
+            egress_only_internet_gateway,
             gateways: gateways?,
             nat_gateways: nat_gateways?,
             subnets: subnets
@@ -439,6 +459,7 @@ struct SubnetRefs<'a> {
     main_table: usize,
     acls: &'a Names,
     default_acl: usize,
+    ipv6_block: ipv6::V6Block,
 }
 
 /// A namespace a reference resolves in, with its default.
@@ -466,6 +487,8 @@ struct VpcScope<'a> {
 #[derive(Default)]
 struct Targets {
     igw: Option<String>,
+    /// The egress-only internet gateway (IPv6 only).
+    eigw: Option<String>,
     /// Index in the VPC's `gateways`.
     gateways: HashMap<String, usize>,
     /// The gateway endpoints among `gateways` (by index there): the name of the prefix list

@@ -64,6 +64,17 @@ impl Validator {
                 targets.igw = Some(igw.value.name.value.clone());
             }
         }
+        if let Some(eigw) = &vpc.egress_only_internet_gateway {
+            let npath = format!("{path}.egress_only_internet_gateway.name");
+            if add(
+                self,
+                &eigw.value.name,
+                npath,
+                "egress-only internet gateway",
+            ) {
+                targets.eigw = Some(eigw.value.name.value.clone());
+            }
+        }
         if let Some(vgw) = &vpc.vpn_gateway {
             let npath = format!("{path}.vpn_gateway.name");
             if add(self, &vgw.value.name, npath, "VPN gateway") {
@@ -314,6 +325,15 @@ impl Validator {
         }
         if targets.igw.as_deref() == Some(name) {
             return Some(RouteTarget::InternetGateway);
+        }
+        if targets.eigw.as_deref() == Some(name) {
+            // Every destination the format routes today is IPv4.
+            let msg = format!(
+                "the egress-only internet gateway carries IPv6 only: '{name}' cannot be the \
+                 target of an IPv4 destination"
+            );
+            self.err(target.pos, path, msg);
+            return None;
         }
         if let Some(i) = targets.nats.get(name) {
             return Some(RouteTarget::NatGateway(*i));

@@ -96,6 +96,7 @@ impl Validator {
         refs: &SubnetRefs<'_>,
     ) -> Vec<(Option<SubnetDef>, bool)> {
         let mut nets: Vec<(Ipv4Net, &str)> = Vec::new();
+        let mut v6_nets = Vec::new();
         let mut out = Vec::new();
         for (i, subnet) in vpc.subnets.iter().enumerate() {
             let subnet = &subnet.value;
@@ -116,6 +117,8 @@ impl Validator {
                 }
                 nets.push((net, &subnet.name.value));
             }
+            let ipv6_cidr =
+                self.subnet_ipv6(subnet, &spath, refs.vpc, refs.ipv6_block, &mut v6_nets);
             if let Some(interface) = &subnet.interface {
                 let owner = format!("subnet '{}' of VPC '{}'", subnet.name.value, refs.vpc);
                 self.interface(interface, &format!("{spath}.interface"), owner);
@@ -146,11 +149,12 @@ impl Validator {
             let def = cidr.map(|cidr| SubnetDef {
                 name: subnet.name.value.clone(),
                 cidr,
+                ipv6_cidr: ipv6_cidr.flatten(),
                 interface: subnet.interface.as_ref().map(|i| i.value.clone()),
                 route_table: table.unwrap_or_default(),
                 network_acl: acl.unwrap_or_default(),
             });
-            let complete = table.is_some() && acl.is_some();
+            let complete = table.is_some() && acl.is_some() && ipv6_cidr.is_some();
             out.push((def, complete));
         }
         out
