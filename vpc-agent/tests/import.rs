@@ -1410,35 +1410,54 @@ fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
 
 #[test]
 fn ipv6_values_the_format_cannot_take_are_reported() {
-    // Each case: a replacement in the dual-stack template, and what the report must say.
+    // Each case: a replacement in the dual-stack template, what the report must say about which
+    // resource, and (part of) the line the note must point at.
     let text = std::fs::read_to_string(fixture("ipv6.yaml")).expect("fixture");
-    let cases: &[(&str, &str, &str, &str)] = &[
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
         (
             "Ipv6CidrBlock: 2001:db8:1234:1a00::/56",
             "Ipv6CidrBlock: 2001:db8:1234:1a00::/64",
             "VPCv6",
             "IPv6 block 2001:db8:1234:1a00::/64 is not a /56: not imported",
+            "Ipv6CidrBlock: 2001:db8:1234:1a00::/64",
         ),
         (
             "Ipv6CidrBlock: 2001:db8:1234:1a01::/64",
             "Ipv6CidrBlock: 2001:db8:1234:1b01::/64",
             "PrivateV6",
             "IPv6 block 2001:db8:1234:1b01::/64 is not inside VPC VPC's IPv6 block: not imported",
+            "Ipv6CidrBlock: 2001:db8:1234:1b01::/64",
+        ),
+        (
+            "      Ipv6CidrBlock: 2001:db8:1234:1a00::/56",
+            "      AmazonProvidedIpv6CidrBlock: true",
+            "PrivateV6",
+            "IPv6 block 2001:db8:1234:1a01::/64: VPC VPC has no IPv6 block (give it its /56 as ipv6_cidr_block): not imported",
+            "Ipv6CidrBlock: 2001:db8:1234:1a01::/64",
+        ),
+        (
+            "      Ipv6CidrBlock: 2001:db8:1234:1a00::/56",
+            "      AmazonProvidedIpv6CidrBlock: true",
+            "VPCv6",
+            "AmazonProvidedIpv6CidrBlock: the IPv6 block is assigned by AWS when the stack is created, so the template has no value for it: not imported (fill in ipv6_cidr_block: with the VPC's /56, and the subnets' ipv6_cidr: /64s)",
+            "AmazonProvidedIpv6CidrBlock: true",
         ),
         (
             "Ipv6Address: 2001:db8:1234:1a00::10",
             "Ipv6Address: 2001:db8:1234:1a01::10",
             "Web",
             "IPv6 address 2001:db8:1234:1a01::10 is not in its subnet's IPv6 block 2001:db8:1234:1a00::/64: not imported",
+            "  Web:",
         ),
         (
             "DestinationIpv6CidrBlock: \"::/0\", EgressOnlyInternetGatewayId",
             "DestinationCidrBlock: 0.0.0.0/0, EgressOnlyInternetGatewayId",
             "PrivateDefaultV6",
             "an egress-only internet gateway carries IPv6 only: the route to 0.0.0.0/0 is not imported",
+            "  PrivateDefaultV6:",
         ),
     ];
-    for (from, to, resource, message) in cases {
+    for (from, to, resource, message, at) in cases {
         assert!(text.contains(from), "{from}");
         let template = text.replace(from, to);
         let report = match import::cloudformation::import("t.yaml", &template, &Options::default())
@@ -1452,10 +1471,12 @@ fn ipv6_values_the_format_cannot_take_are_reported() {
             .find(|n| n.resource == *resource && n.message == *message)
             .unwrap_or_else(|| panic!("{to}: no note '{message}' on {resource}:\n{report}"));
         assert_eq!(note.severity, Severity::NotImported);
-        let line = text.lines().position(|l| l.contains(from)).expect("line") + 1;
-        assert!(
-            note.line as usize <= line && note.line > 1,
-            "{note:?} (the value is on line {line})"
+        // A resource's own notes point at its first line under the logical ID (`Type:`).
+        let under_key = usize::from(at.ends_with(':'));
+        let line = template.lines().position(|l| l.contains(at)).expect("line") + 1 + under_key;
+        assert_eq!(
+            note.line as usize, line,
+            "{note:?} ('{at}' is on line {line})"
         );
     }
 }

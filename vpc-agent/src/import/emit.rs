@@ -535,9 +535,15 @@ impl Emitter<'_> {
                 Some(block) if block.contains(&net) => {
                     subnet_ipv6.insert(sub.origin.id.clone(), net);
                 }
-                _ => {
+                Some(_) => {
                     let msg = format!(
                         "IPv6 block {net} is not inside VPC {name}'s IPv6 block: not imported"
+                    );
+                    self.note(&e.origin, Severity::NotImported, msg);
+                }
+                None => {
+                    let msg = format!(
+                        "IPv6 block {net}: VPC {name} has no IPv6 block (give it its /56 as ipv6_cidr_block): not imported"
                     );
                     self.note(&e.origin, Severity::NotImported, msg);
                 }
