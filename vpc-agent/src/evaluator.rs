@@ -339,7 +339,7 @@ pub fn first_match<'r>(
     p: &Packet,
 ) -> Option<&'r AclRuleDef> {
     rules.iter().find(|r| {
-        r.cidr.contains(&remote)
+        r.cidr.contains(&std::net::IpAddr::V4(remote))
             && r.traffic
                 .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
     })

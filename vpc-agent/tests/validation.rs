@@ -1817,3 +1817,85 @@ rejects!(
     ),
     "12:52: vpcs[0].route_tables[0].routes[0].target: the egress-only internet gateway carries IPv6 only: 'eigw' cannot be the target of an IPv4 destination"
 );
+
+#[test]
+fn ipv6_defaults_allow_all_ipv6_only_with_an_ipv6_block() {
+    use vpc_agent::config::validated::AclRuleDef;
+    let any_v4: ipnet::IpNet = "0.0.0.0/0".parse().unwrap();
+    let any_v6: ipnet::IpNet = "::/0".parse().unwrap();
+    let acl_rule = |number, cidr| AclRuleDef {
+        number,
+        traffic: TrafficMatch::ANY,
+        cidr,
+        allow: true,
+    };
+    let config = load_str("t.yaml", v6!()).expect("valid");
+    let vpc = &config.vpcs[0];
+    let acl = vpc.network_acls.last().unwrap();
+    let both = [acl_rule(100, any_v4), acl_rule(101, any_v6)];
+    assert_eq!(
+        (acl.name.as_str(), &acl.inbound[..], &acl.outbound[..]),
+        ("default", &both[..], &both[..])
+    );
+    let sg = vpc.security_groups.last().unwrap();
+    let v6_out = SgRuleDef {
+        traffic: TrafficMatch::ANY,
+        peer: SgPeer::Cidr(any_v6),
+    };
+    assert_eq!(sg.outbound, [SgRuleDef::allow_all(), v6_out]);
+    // Without an IPv6 block: IPv4 only, as before.
+    let config = load_str("t.yaml", base!()).expect("valid");
+    let vpc = &config.vpcs[0];
+    assert_eq!(
+        vpc.network_acls.last().unwrap().inbound,
+        [acl_rule(100, any_v4)]
+    );
+    assert_eq!(
+        vpc.security_groups.last().unwrap().outbound,
+        [SgRuleDef::allow_all()]
+    );
+}
+
+#[test]
+fn ipv6_cidrs_in_acl_and_group_rules() {
+    let yaml = v6!(
+        "    network_acls:\n",
+        "      - name: n\n",
+        "        inbound: [{ rule: 100, protocol: tcp, ports: 443, cidr: '::/0', action: allow }]\n",
+        "    security_groups:\n",
+        "      - name: web\n",
+        "        inbound:\n",
+        "          - { protocol: tcp, ports: 443, source: '::/0' }\n",
+        "          - { protocol: tcp, ports: 22, source: '2001:db8:99::/64' }\n",
+        "          - { protocol: tcp, ports: 80, source: 0.0.0.0/0 }\n",
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let vpc = &config.vpcs[0];
+    assert_eq!(
+        vpc.network_acls[0].inbound[0].cidr,
+        "::/0".parse::<ipnet::IpNet>().unwrap()
+    );
+    let peers: Vec<&SgPeer> = vpc.security_groups[0]
+        .inbound
+        .iter()
+        .map(|r| &r.peer)
+        .collect();
+    let cidr = |s: &str| SgPeer::Cidr(s.parse().unwrap());
+    assert_eq!(
+        peers,
+        [&cidr("::/0"), &cidr("2001:db8:99::/64"), &cidr("0.0.0.0/0")]
+    );
+}
+
+rejects!(
+    ipv6_rule_cidrs_are_checked,
+    v6!(
+        "    network_acls:\n",
+        "      - name: n\n",
+        "        inbound: [{ rule: 100, protocol: all, cidr: '2001:db8:99::1/64', action: allow }]\n",
+        "    security_groups:\n",
+        "      - { name: web, inbound: [{ protocol: tcp, ports: 22, source: '2001:db8:zz::/64' }] }\n",
+    ),
+    "11:53: vpcs[0].network_acls[0].inbound[0].cidr: CIDR 2001:db8:99::1/64 has host bits set (the network is 2001:db8:99::/64)",
+    "13:68: vpcs[0].security_groups[0].inbound[0].source: invalid CIDR '2001:db8:zz::/64': expected an IPv6 network such as 2001:db8:99::/64"
+);

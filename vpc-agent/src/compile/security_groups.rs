@@ -85,7 +85,7 @@ impl Classes {
         let mut nets = BTreeSet::new();
         for rule in vpcs[v].security_groups.iter().flat_map(rules) {
             match rule.peer {
-                SgPeer::Cidr(net) if net.prefix_len() > 0 => {
+                SgPeer::Cidr(ipnet::IpNet::V4(net)) if net.prefix_len() > 0 => {
                     nets.insert(net);
                 }
                 SgPeer::Cidr(_) => {}
@@ -233,7 +233,9 @@ pub fn vpc_security_groups(
 /// from a peer's addresses: the uplink drops them as spoofed).
 fn peer_classes(vpcs: &[VpcDef], v: usize, classes: &Classes, peer: &SgPeer) -> Vec<u32> {
     match peer {
-        SgPeer::Cidr(net) => classes.inside(*net),
+        SgPeer::Cidr(ipnet::IpNet::V4(net)) => classes.inside(*net),
+        // The datapath drops IPv6: an IPv6 peer covers no class.
+        SgPeer::Cidr(ipnet::IpNet::V6(_)) => Vec::new(),
         SgPeer::Group(_) | SgPeer::PeerGroup { .. } => group_members(vpcs, v, peer)
             .map(|i| classes.host(i))
             .collect(),

@@ -2,9 +2,9 @@
 //! applied (main route table, `default` network ACL and security group). Only
 //! [`super::validate`] builds it, so holding one means the file passed every rule.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use vpc_common::conntrack::CtTimeouts;
 use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
@@ -228,19 +228,24 @@ pub struct NetworkAclDef {
 }
 
 impl NetworkAclDef {
-    /// AWS's default network ACL: rule 100 allows everything both ways.
-    pub fn allow_all(name: &str) -> Self {
-        let rule = AclRuleDef {
-            number: 100,
+    /// AWS's default network ACL: rule 100 allows everything both ways, and in a VPC with an
+    /// IPv6 block rule 101 allows all IPv6 (`::/0`) too.
+    pub fn allow_all(name: &str, ipv6: bool) -> Self {
+        let rule = |number, cidr| AclRuleDef {
+            number,
             traffic: TrafficMatch::ANY,
-            cidr: Ipv4Net::default(),
+            cidr,
             allow: true,
         };
+        let mut rules = vec![rule(100, IpNet::V4(Ipv4Net::default()))];
+        if ipv6 {
+            rules.push(rule(101, IpNet::V6(Ipv6Net::default())));
+        }
         Self {
             name: name.to_owned(),
             implicit: true,
-            inbound: vec![rule.clone()],
-            outbound: vec![rule],
+            inbound: rules.clone(),
+            outbound: rules,
         }
     }
 }
@@ -250,8 +255,9 @@ pub struct AclRuleDef {
     /// 1-32766.
     pub number: u16,
     pub traffic: TrafficMatch,
-    /// Remote CIDR: the source for inbound rules, the destination for outbound rules.
-    pub cidr: Ipv4Net,
+    /// Remote CIDR: the source for inbound rules, the destination for outbound rules (IPv4
+    /// or IPv6; the datapath enforces the IPv4 ones only, it drops IPv6).
+    pub cidr: IpNet,
     pub allow: bool,
 }
 
@@ -302,8 +308,16 @@ pub struct SecurityGroupDef {
 }
 
 impl SecurityGroupDef {
-    /// AWS's default group: inbound from members of the group, outbound to everything.
-    pub fn aws_default(index: usize, name: &str) -> Self {
+    /// AWS's default group: inbound from members of the group, outbound to everything (all
+    /// IPv6 too in a VPC with an IPv6 block).
+    pub fn aws_default(index: usize, name: &str, ipv6: bool) -> Self {
+        let mut outbound = vec![SgRuleDef::allow_all()];
+        if ipv6 {
+            outbound.push(SgRuleDef {
+                traffic: TrafficMatch::ANY,
+                peer: SgPeer::Cidr(IpNet::V6(Ipv6Net::default())),
+            });
+        }
         Self {
             name: name.to_owned(),
             implicit: true,
@@ -311,7 +325,7 @@ impl SecurityGroupDef {
                 traffic: TrafficMatch::ANY,
                 peer: SgPeer::Group(index),
             }],
-            outbound: vec![SgRuleDef::allow_all()],
+            outbound,
         }
     }
 }
@@ -328,14 +342,15 @@ impl SgRuleDef {
     pub fn allow_all() -> Self {
         Self {
             traffic: TrafficMatch::ANY,
-            peer: SgPeer::Cidr(Ipv4Net::default()),
+            peer: SgPeer::Cidr(IpNet::V4(Ipv4Net::default())),
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SgPeer {
-    Cidr(Ipv4Net),
+    /// IPv4 or IPv6 (the datapath enforces the IPv4 ones only).
+    Cidr(IpNet),
     /// Members of the group with this index in the VPC's `security_groups`.
     Group(usize),
     /// Any CIDR of the prefix list with this index in the VPC's `prefix_lists`.
@@ -343,10 +358,7 @@ pub enum SgPeer {
     /// `sg:VPC/NAME`: members of group `group` (index in that VPC's `security_groups`) of VPC
     /// `vpc` (index in `ValidatedConfig::vpcs`), a peer over an accepted peering connection.
     /// Its own variant, so that `Group` keeps meaning "a group of this VPC" everywhere.
-    PeerGroup {
-        vpc: usize,
-        group: usize,
-    },
+    PeerGroup { vpc: usize, group: usize },
 }
 
 impl SgPeer {
@@ -365,7 +377,7 @@ impl SgPeer {
     /// rule's VPC, index in `vpcs`).
     pub fn contains(&self, vpcs: &[VpcDef], own: usize, addr: Ipv4Addr) -> bool {
         match self {
-            Self::Cidr(net) => net.contains(&addr),
+            Self::Cidr(net) => net.contains(&IpAddr::V4(addr)),
             Self::PrefixList(l) => vpcs[own].prefix_list(*l).contains(addr),
             Self::Group(_) | Self::PeerGroup { .. } => {
                 group_members(vpcs, own, self).any(|i| i.private_ip == addr)

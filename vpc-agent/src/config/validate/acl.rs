@@ -64,7 +64,7 @@ impl Validator {
     }
 
     /// A rule's CIDR; a prefix list is refused by name (as AWS does), not as a bad CIDR.
-    fn acl_cidr(&mut self, cidr: &Loc<String>, path: &str) -> Option<Ipv4Net> {
+    fn acl_cidr(&mut self, cidr: &Loc<String>, path: &str) -> Option<ipnet::IpNet> {
         if prefix_lists::prefix_list_name(&cidr.value).is_some() {
             let msg = format!(
                 "network ACLs cannot reference prefix lists: give a CIDR instead of '{}'",
@@ -73,7 +73,7 @@ impl Validator {
             self.err(cidr.pos, path, msg);
             return None;
         }
-        self.cidr(cidr, path)
+        self.ip_cidr(cidr, path)
     }
 
     pub(super) fn rule_number(

@@ -48,6 +48,31 @@ impl Validator {
         Some(net)
     }
 
+    /// A rule's CIDR: IPv4 (see [`Self::cidr`]) or, written with a colon, IPv6 (any prefix
+    /// length, no host bits).
+    pub(super) fn ip_cidr(&mut self, v: &Loc<String>, path: &str) -> Option<ipnet::IpNet> {
+        if !v.value.contains(':') {
+            return self.cidr(v, path).map(ipnet::IpNet::V4);
+        }
+        let Ok(net) = v.value.parse::<Ipv6Net>() else {
+            let msg = format!(
+                "invalid CIDR '{}': expected an IPv6 network such as 2001:db8:99::/64",
+                v.value
+            );
+            self.err(v.pos, path, msg);
+            return None;
+        };
+        if net.trunc() != net {
+            let msg = format!(
+                "CIDR {net} has host bits set (the network is {})",
+                net.trunc()
+            );
+            self.err(v.pos, path, msg);
+            return None;
+        }
+        Some(ipnet::IpNet::V6(net))
+    }
+
     /// The VPC's IPv6 block: a /56 that no earlier VPC's block overlaps (`v`: the VPC's index).
     pub(super) fn vpc_ipv6_block(&mut self, vpc: &model::Vpc, path: &str, v: usize) -> V6Block {
         let Some(block) = &vpc.ipv6_cidr_block else {

@@ -417,13 +417,16 @@ impl Validator {
                 routes: Vec::new(),
             });
         }
+        let has_ipv6 = vpc.ipv6_cidr_block.is_some();
         let mut network_acls = network_acls?;
         if default_acl == network_acls.len() {
-            network_acls.push(NetworkAclDef::allow_all(DEFAULT_ACL));
+            network_acls.push(NetworkAclDef::allow_all(DEFAULT_ACL, has_ipv6));
         }
         let mut security_groups = security_groups?;
         if default_sg == security_groups.len() {
-            security_groups.push(SecurityGroupDef::aws_default(default_sg, DEFAULT_SG));
+            security_groups.push(SecurityGroupDef::aws_default(
+                default_sg, DEFAULT_SG, has_ipv6,
+            ));
         }
         Some(VpcDef {
             name: name.to_owned(),

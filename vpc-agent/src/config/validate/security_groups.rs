@@ -99,7 +99,7 @@ impl Validator {
             Some(name) => self
                 .prefix_list_ref(peer, name, path, vpc, lists)
                 .map(SgPeer::PrefixList),
-            None => self.cidr(peer, path).map(SgPeer::Cidr),
+            None => self.ip_cidr(peer, path).map(SgPeer::Cidr),
         }
     }
 }
