@@ -133,10 +133,11 @@ fn load(yaml: &str) -> ValidatedConfig {
 }
 
 /// An import with IPv6, its report and its output loaded. The validator takes
-/// `ipv6_cidr_block`, `ipv6_cidr`, `ipv6_addresses` and `egress_only_internet_gateway` but not
-/// yet IPv6 route destinations and rule CIDRs: until it does, those are the only errors allowed
-/// (each on a line with an IPv6 CIDR), and the config is loaded from the output without those
-/// lines. Once the validator takes them, the import succeeds and the whole output is loaded.
+/// `ipv6_cidr_block`, `ipv6_cidr`, `ipv6_addresses`, `egress_only_internet_gateway` and IPv6
+/// ACL and group rule CIDRs, but not yet IPv6 route destinations: until it does, those are the
+/// only errors allowed (each on a route line with an IPv6 CIDR), and the config is loaded from
+/// the output without those lines. Once the validator takes them, the import succeeds and the
+/// whole output is loaded.
 fn load_dual_stack(
     result: Result<import::Imported, ImportError>,
 ) -> (import::Imported, ValidatedConfig) {
@@ -156,11 +157,12 @@ fn load_dual_stack(
     let mut dropped = std::collections::BTreeSet::new();
     for d in &diagnostics.items {
         let index = d.pos.line as usize - 1;
-        let ipv6_cidr = d.message.contains("expected an IPv4 network")
-            || d.message
-                .contains("cannot be the target of an IPv4 destination");
+        let ipv6_route = d.path.contains(".routes[")
+            && (d.message.contains("expected an IPv4 network")
+                || d.message
+                    .contains("cannot be the target of an IPv4 destination"));
         assert!(
-            ipv6_cidr && lines[index].contains("::"),
+            ipv6_route && lines[index].contains("::"),
             "{d:?}: {}\n{yaml}",
             lines[index]
         );
@@ -1371,8 +1373,30 @@ fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
         &fixture("ipv6.yaml"),
         &Options::default(),
     ));
+    // What the validator reads back.
     let vpc = &config.vpcs[0];
     assert_eq!(vpc.name, "VPC");
+    assert_eq!(
+        vpc.ipv6_cidr_block,
+        Some("2001:db8:1234:1a00::/56".parse().expect("net"))
+    );
+    let eigw = vpc.egress_only_internet_gateway.as_ref().expect("eigw");
+    assert_eq!(eigw.name, "EIGW");
+    let v6: Vec<String> = vpc
+        .subnets
+        .iter()
+        .map(|s| s.ipv6_cidr.map(|n| n.to_string()).unwrap_or_default())
+        .collect();
+    assert_eq!(v6, ["2001:db8:1234:1a00::/64", "2001:db8:1234:1a01::/64"]);
+    let addresses: Vec<String> = vpc
+        .instances
+        .iter()
+        .flat_map(|i| i.ipv6_addresses.iter().map(ToString::to_string))
+        .collect();
+    assert_eq!(
+        addresses,
+        ["2001:db8:1234:1a00::10", "2001:db8:1234:1a01::20"]
+    );
     // Nothing left out, and nothing IPv6 reported as not imported.
     assert_eq!(
         imported.report.count(Severity::NotImported),
