@@ -451,11 +451,11 @@ fn describe_output_gives_the_same_verdicts_with_the_real_addresses() {
             .filter(|n| n.severity == Severity::Assumed)
             .all(|n| n.message.contains("router interface"))
     );
-    // IPv6 is imported: nothing is left out but the terminated instance (reported with its
-    // file and line).
+    // IPv6 is imported but for its routes (the format's routes are IPv4 only so far): they
+    // are all that is left out (the terminated instance is only ignored).
     assert_eq!(
         imported.report.count(Severity::NotImported),
-        0,
+        2,
         "{}",
         imported.report
     );
@@ -466,8 +466,8 @@ fn describe_output_gives_the_same_verdicts_with_the_real_addresses() {
             "    egress_only_internet_gateway:   # describe-egress-only-internet-gateways eigw-015e0e244eEXAMPLE (line 4)\n      name: my-eigw\n      interface: uplink1\n",
             "        cidr: 10.0.0.0/24\n        ipv6_cidr: 2001:db8:1234:1a00::/64\n",
             "        cidr: 10.0.1.0/24\n        ipv6_cidr: 2001:db8:1234:1a01::/64\n",
-            "          - { destination: 0.0.0.0/0, target: nat-a }\n          - { destination: \"::/0\", target: my-eigw }\n",
-            "          - { destination: 0.0.0.0/0, target: my-igw }\n          - { destination: \"::/0\", target: my-igw }\n",
+            "          - { destination: 0.0.0.0/0, target: nat-a }\n",
+            "          - { destination: 0.0.0.0/0, target: my-igw }\n",
             "          - { rule: 101, protocol: all, cidr: \"::/0\", action: allow }\n",
             "          - { rule: 160, protocol: tcp, ports: 1024-65535, cidr: \"::/0\", action: allow }\n",
             "          - { rule: 160, protocol: tcp, ports: 443, cidr: \"::/0\", action: allow }\n",
@@ -1397,19 +1397,18 @@ fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
         addresses,
         ["2001:db8:1234:1a00::10", "2001:db8:1234:1a01::20"]
     );
-    // Nothing left out, and nothing IPv6 reported as not imported.
+    // Nothing left out but the two IPv6 routes (the format's routes are IPv4 only so far).
+    let left_out: Vec<&str> = imported
+        .report
+        .notes
+        .iter()
+        .filter(|n| n.severity == Severity::NotImported)
+        .map(|n| n.message.as_str())
+        .collect();
     assert_eq!(
-        imported.report.count(Severity::NotImported),
-        0,
-        "{}",
-        imported.report
-    );
-    assert!(
-        imported
-            .report
-            .notes
-            .iter()
-            .all(|n| !n.message.contains("IPv6")),
+        left_out,
+        ["IPv6 route destinations are not part of the format yet: the route to ::/0 is not imported";
+            2],
         "{}",
         imported.report
     );
@@ -1422,8 +1421,8 @@ fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
             // Ipv6CidrBlock on the subnet, and an AWS::EC2::SubnetCidrBlock.
             "        cidr: 10.0.0.0/24\n        ipv6_cidr: 2001:db8:1234:1a00::/64\n        interface: public\n",
             "        cidr: 10.0.1.0/24\n        ipv6_cidr: 2001:db8:1234:1a01::/64\n        interface: private\n",
-            "          - { destination: 0.0.0.0/0, target: IGW }\n          - { destination: \"::/0\", target: IGW }\n",
-            "      - name: PrivateRT   # AWS::EC2::RouteTable PrivateRT (line 50)\n        routes:\n          - { destination: \"::/0\", target: EIGW }\n",
+            "          - { destination: 0.0.0.0/0, target: IGW }\n",
+            "      - name: PrivateRT   # AWS::EC2::RouteTable PrivateRT (line 50)\n",
             "        inbound:\n          - { rule: 100, protocol: tcp, ports: 1024-65535, cidr: \"::/0\", action: allow }\n        outbound:\n          - { rule: 100, protocol: tcp, ports: 443, cidr: \"::/0\", action: allow }\n",
             "          - { protocol: tcp, ports: 443, source: \"::/0\" }\n          - { protocol: tcp, ports: 443, source: 0.0.0.0/0 }\n          - { protocol: tcp, ports: 22, source: 2001:db8:99::/64 }\n",
             "        private_ip: 10.0.0.10\n        ipv6_addresses: [2001:db8:1234:1a00::10]\n        security_groups: [WebSG]\n",

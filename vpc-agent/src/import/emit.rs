@@ -1424,6 +1424,15 @@ impl Emitter<'_> {
                     }
                 };
                 let Some(target) = target else { continue };
+                if dest.addr().is_ipv6() {
+                    // The format's routes are IPv4 only so far (a file with an IPv6 route
+                    // would not validate): the gateways are imported, not the route.
+                    let msg = format!(
+                        "IPv6 route destinations are not part of the format yet: the route to {dest} is not imported"
+                    );
+                    self.note(&r.origin, Severity::NotImported, msg);
+                    continue;
+                }
                 if !seen.insert(dest) {
                     let msg = format!("a second route to {dest} in the table: not imported");
                     self.note(&r.origin, Severity::NotImported, msg);
