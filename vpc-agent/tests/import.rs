@@ -132,6 +132,67 @@ fn load(yaml: &str) -> ValidatedConfig {
     config::load_str("(imported)", yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
 }
 
+/// An import with IPv6, its report and its output loaded. The validator takes
+/// `ipv6_cidr_block`, `ipv6_cidr`, `ipv6_addresses`, `egress_only_internet_gateway` and IPv6
+/// ACL and group rule CIDRs, but not yet IPv6 route destinations: until it does, those are the
+/// only errors allowed (each on a route line with an IPv6 CIDR), and the config is loaded from
+/// the output without those lines. Once the validator takes them, the import succeeds and the
+/// whole output is loaded.
+fn load_dual_stack(
+    result: Result<import::Imported, ImportError>,
+) -> (import::Imported, ValidatedConfig) {
+    let (yaml, report, diagnostics) = match result {
+        Ok(imported) => {
+            let config = load(&imported.yaml);
+            return (imported, config);
+        }
+        Err(ImportError::Invalid {
+            yaml,
+            report,
+            diagnostics,
+        }) => (yaml, report, diagnostics),
+        Err(e) => panic!("{e}"),
+    };
+    let lines: Vec<&str> = yaml.lines().collect();
+    let mut dropped = std::collections::BTreeSet::new();
+    for d in &diagnostics.items {
+        let index = d.pos.line as usize - 1;
+        let ipv6_route = d.path.contains(".routes[")
+            && (d.message.contains("expected an IPv4 network")
+                || d.message
+                    .contains("cannot be the target of an IPv4 destination"));
+        assert!(
+            ipv6_route && lines[index].contains("::"),
+            "{d:?}: {}\n{yaml}",
+            lines[index]
+        );
+        dropped.insert(index);
+    }
+    let rest: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(_, l)| *l)
+        .collect();
+    // A list whose every item was dropped is written empty.
+    let mut kept = String::new();
+    for (i, line) in rest.iter().enumerate() {
+        kept.push_str(line);
+        let opens_list =
+            line.ends_with("routes:") || line.ends_with("inbound:") || line.ends_with("outbound:");
+        let has_item = rest.get(i + 1).is_some_and(|next| {
+            next.trim_start().starts_with("- ")
+                && next.len() - next.trim_start().len() > line.len() - line.trim_start().len()
+        });
+        if opens_list && !has_item {
+            kept.push_str(" []");
+        }
+        kept.push('\n');
+    }
+    let config = load(&kept);
+    (import::Imported { yaml, report }, config)
+}
+
 #[test]
 fn single_public_subnet_template_gives_the_guide_verdicts() {
     let opts = options(
@@ -375,9 +436,10 @@ fn sample_two_zone_template_sends_each_private_subnet_through_its_own_nat_gatewa
 
 #[test]
 fn describe_output_gives_the_same_verdicts_with_the_real_addresses() {
-    let imported =
-        import::describe_path(&fixture("describe"), &Options::default()).expect("imports");
-    let config = load(&imported.yaml);
+    let (imported, config) = load_dual_stack(import::describe_path(
+        &fixture("describe"),
+        &Options::default(),
+    ));
     let vpc = &config.vpcs[0];
     assert_eq!(vpc.name, "prod", "named by the Name tag");
     // Only router interfaces are invented: every address is in the output.
@@ -389,24 +451,40 @@ fn describe_output_gives_the_same_verdicts_with_the_real_addresses() {
             .filter(|n| n.severity == Severity::Assumed)
             .all(|n| n.message.contains("router interface"))
     );
-    // IPv6 (VPC block, default ACL rule 101, default group egress ::/0, the ::/0 route) is
-    // reported, each with its file and line; the terminated instance too.
-    for (resource, text) in [
-        ("vpc-0e9801d129EXAMPLE", "IPv6 blocks"),
-        ("acl-0ea1f54ca7EXAMPLE", "rule 101"),
-        ("sg-0a0b0c0d0eEXAMPLE", "IPv6 ranges"),
-        ("rtb-0a1b2c3d4eEXAMPLE", "IPv6 routes"),
-        ("i-0a9b8c7d6e5f40321", "terminated"),
-    ] {
-        let note = imported
-            .report
-            .notes
-            .iter()
-            .find(|n| n.resource == resource && n.message.contains(text));
-        let note = note
-            .unwrap_or_else(|| panic!("no note on {resource} about {text}:\n{}", imported.report));
-        assert!(note.line > 1 && note.file.is_some(), "{note:?}");
-    }
+    // IPv6 is imported but for its routes (the format's routes are IPv4 only so far): they
+    // are all that is left out (the terminated instance is only ignored).
+    assert_eq!(
+        imported.report.count(Severity::NotImported),
+        2,
+        "{}",
+        imported.report
+    );
+    assert_lines(
+        &imported.yaml,
+        &[
+            "    cidr_blocks: [10.0.0.0/16]\n    ipv6_cidr_block: 2001:db8:1234:1a00::/56\n",
+            "    egress_only_internet_gateway:   # describe-egress-only-internet-gateways eigw-015e0e244eEXAMPLE (line 4)\n      name: my-eigw\n      interface: uplink1\n",
+            "        cidr: 10.0.0.0/24\n        ipv6_cidr: 2001:db8:1234:1a00::/64\n",
+            "        cidr: 10.0.1.0/24\n        ipv6_cidr: 2001:db8:1234:1a01::/64\n",
+            "          - { destination: 0.0.0.0/0, target: nat-a }\n",
+            "          - { destination: 0.0.0.0/0, target: my-igw }\n",
+            "          - { rule: 101, protocol: all, cidr: \"::/0\", action: allow }\n",
+            "          - { rule: 160, protocol: tcp, ports: 1024-65535, cidr: \"::/0\", action: allow }\n",
+            "          - { rule: 160, protocol: tcp, ports: 443, cidr: \"::/0\", action: allow }\n",
+            "          - { protocol: all, destination: \"::/0\" }\n",
+            "          - { protocol: tcp, ports: 443, source: \"::/0\" }\n",
+            "        public_ip: 34.253.223.13\n        ipv6_addresses: [2001:db8:1234:1a00::10]\n",
+        ],
+    );
+    // AWS's final IPv6 `*` rule (32768) is the implicit final deny, as 32767 is for IPv4.
+    assert!(!imported.yaml.contains("32768"), "{}", imported.yaml);
+    let note = imported
+        .report
+        .notes
+        .iter()
+        .find(|n| n.resource == "i-0a9b8c7d6e5f40321" && n.message.contains("terminated"))
+        .unwrap_or_else(|| panic!("no note on the terminated instance:\n{}", imported.report));
+    assert!(note.line > 1 && note.file.is_some(), "{note:?}");
     use Expect::*;
     use From::*;
     let web = "10.0.0.157";
@@ -486,10 +564,16 @@ fn what_cannot_be_expressed_is_reported_with_its_line() {
             "attached to no imported VPC",
         ),
         (
-            "  X:\n    Type: AWS::EC2::EgressOnlyInternetGateway\n    Properties: { VpcId: !Ref VPC }\n",
+            "  X:\n    Type: AWS::EC2::VPCCidrBlock\n    Properties: { VpcId: !Ref VPC, AmazonProvidedIpv6CidrBlock: true }\n",
             "X",
             Severity::NotImported,
-            "IPv6",
+            "the IPv6 block is assigned by AWS when the stack is created",
+        ),
+        (
+            "  X:\n    Type: AWS::EC2::Instance\n    Properties: { SubnetId: !Ref Sub, PrivateIpAddress: 10.0.0.10, Ipv6AddressCount: 1 }\n",
+            "X",
+            Severity::NotImported,
+            "Ipv6AddressCount: AWS assigns the addresses at launch",
         ),
         (
             "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationCidrBlock: 0.0.0.0/0, InstanceId: i-1 }\n",
@@ -498,10 +582,10 @@ fn what_cannot_be_expressed_is_reported_with_its_line() {
             "NAT instance",
         ),
         (
-            "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationIpv6CidrBlock: '::/0', GatewayId: igw-1 }\n",
+            "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationIpv6CidrBlock: '::/0', EgressOnlyInternetGatewayId: eigw-1 }\n",
             "X",
             Severity::NotImported,
-            "IPv6 routes",
+            "egress-only internet gateway eigw-1 is not attached to VPC VPC: the route to ::/0 is not imported",
         ),
         (
             "  X:\n    Type: AWS::EC2::Route\n    Properties: { RouteTableId: !Ref RT, DestinationCidrBlock: 0.0.0.0/0, GatewayId: vgw-1 }\n",
@@ -510,10 +594,10 @@ fn what_cannot_be_expressed_is_reported_with_its_line() {
             "no internet or VPN gateway of the input",
         ),
         (
-            "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, CidrIpv6: '::/0' }\n",
+            "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, CidrIp: 0.0.0.0/0, CidrIpv6: '::/0' }\n",
             "X",
             Severity::NotImported,
-            "IPv6 rules",
+            "exactly one of a CIDR block",
         ),
         (
             "  X:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n      VpcId: !Ref VPC\n      GroupDescription: d\n      SecurityGroupIngress:\n        - { IpProtocol: tcp, FromPort: 22, ToPort: 22, SourcePrefixListId: pl-1 }\n",
@@ -1274,4 +1358,148 @@ fn a_prefix_list_named_by_two_vpcs_is_written_into_each_and_an_unused_one_is_rep
         "t.yaml:16: Unused (AWS::EC2::PrefixList): ignored: ",
         "no imported security group rule names it",
     );
+}
+
+/// Every one of `expected` (consecutive lines) is in `yaml`.
+fn assert_lines(yaml: &str, expected: &[&str]) {
+    for lines in expected {
+        assert!(yaml.contains(lines), "missing:\n{lines}\nin:\n{yaml}");
+    }
+}
+
+#[test]
+fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
+    let (imported, config) = load_dual_stack(import::cloudformation_file(
+        &fixture("ipv6.yaml"),
+        &Options::default(),
+    ));
+    // What the validator reads back.
+    let vpc = &config.vpcs[0];
+    assert_eq!(vpc.name, "VPC");
+    assert_eq!(
+        vpc.ipv6_cidr_block,
+        Some("2001:db8:1234:1a00::/56".parse().expect("net"))
+    );
+    let eigw = vpc.egress_only_internet_gateway.as_ref().expect("eigw");
+    assert_eq!(eigw.name, "EIGW");
+    let v6: Vec<String> = vpc
+        .subnets
+        .iter()
+        .map(|s| s.ipv6_cidr.map(|n| n.to_string()).unwrap_or_default())
+        .collect();
+    assert_eq!(v6, ["2001:db8:1234:1a00::/64", "2001:db8:1234:1a01::/64"]);
+    let addresses: Vec<String> = vpc
+        .instances
+        .iter()
+        .flat_map(|i| i.ipv6_addresses.iter().map(ToString::to_string))
+        .collect();
+    assert_eq!(
+        addresses,
+        ["2001:db8:1234:1a00::10", "2001:db8:1234:1a01::20"]
+    );
+    // Nothing left out but the two IPv6 routes (the format's routes are IPv4 only so far).
+    let left_out: Vec<&str> = imported
+        .report
+        .notes
+        .iter()
+        .filter(|n| n.severity == Severity::NotImported)
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(
+        left_out,
+        ["IPv6 route destinations are not part of the format yet: the route to ::/0 is not imported";
+            2],
+        "{}",
+        imported.report
+    );
+    assert_lines(
+        &imported.yaml,
+        &[
+            "    cidr_blocks: [10.0.0.0/16]\n    ipv6_cidr_block: 2001:db8:1234:1a00::/56\n    internet_gateway:",
+            // The egress-only gateway gets an uplink placeholder, as the internet gateway does.
+            "      name: IGW\n      interface: uplink0\n    egress_only_internet_gateway:   # AWS::EC2::EgressOnlyInternetGateway EIGW (line 20)\n      name: EIGW\n      interface: uplink1\n",
+            // Ipv6CidrBlock on the subnet, and an AWS::EC2::SubnetCidrBlock.
+            "        cidr: 10.0.0.0/24\n        ipv6_cidr: 2001:db8:1234:1a00::/64\n        interface: public\n",
+            "        cidr: 10.0.1.0/24\n        ipv6_cidr: 2001:db8:1234:1a01::/64\n        interface: private\n",
+            "          - { destination: 0.0.0.0/0, target: IGW }\n",
+            "      - name: PrivateRT   # AWS::EC2::RouteTable PrivateRT (line 50)\n",
+            "        inbound:\n          - { rule: 100, protocol: tcp, ports: 1024-65535, cidr: \"::/0\", action: allow }\n        outbound:\n          - { rule: 100, protocol: tcp, ports: 443, cidr: \"::/0\", action: allow }\n",
+            "          - { protocol: tcp, ports: 443, source: \"::/0\" }\n          - { protocol: tcp, ports: 443, source: 0.0.0.0/0 }\n          - { protocol: tcp, ports: 22, source: 2001:db8:99::/64 }\n",
+            "        private_ip: 10.0.0.10\n        ipv6_addresses: [2001:db8:1234:1a00::10]\n        security_groups: [WebSG]\n",
+            "        private_ip: 10.0.1.10\n        ipv6_addresses: [2001:db8:1234:1a01::20]\n",
+        ],
+    );
+}
+
+#[test]
+fn ipv6_values_the_format_cannot_take_are_reported() {
+    // Each case: a replacement in the dual-stack template, what the report must say about which
+    // resource, and (part of) the line the note must point at.
+    let text = std::fs::read_to_string(fixture("ipv6.yaml")).expect("fixture");
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "Ipv6CidrBlock: 2001:db8:1234:1a00::/56",
+            "Ipv6CidrBlock: 2001:db8:1234:1a00::/64",
+            "VPCv6",
+            "IPv6 block 2001:db8:1234:1a00::/64 is not a /56: not imported",
+            "Ipv6CidrBlock: 2001:db8:1234:1a00::/64",
+        ),
+        (
+            "Ipv6CidrBlock: 2001:db8:1234:1a01::/64",
+            "Ipv6CidrBlock: 2001:db8:1234:1b01::/64",
+            "PrivateV6",
+            "IPv6 block 2001:db8:1234:1b01::/64 is not inside VPC VPC's IPv6 block: not imported",
+            "Ipv6CidrBlock: 2001:db8:1234:1b01::/64",
+        ),
+        (
+            "      Ipv6CidrBlock: 2001:db8:1234:1a00::/56",
+            "      AmazonProvidedIpv6CidrBlock: true",
+            "PrivateV6",
+            "IPv6 block 2001:db8:1234:1a01::/64: VPC VPC has no IPv6 block (give it its /56 as ipv6_cidr_block): not imported",
+            "Ipv6CidrBlock: 2001:db8:1234:1a01::/64",
+        ),
+        (
+            "      Ipv6CidrBlock: 2001:db8:1234:1a00::/56",
+            "      AmazonProvidedIpv6CidrBlock: true",
+            "VPCv6",
+            "AmazonProvidedIpv6CidrBlock: the IPv6 block is assigned by AWS when the stack is created, so the template has no value for it: not imported (fill in ipv6_cidr_block: with the VPC's /56, and the subnets' ipv6_cidr: /64s)",
+            "AmazonProvidedIpv6CidrBlock: true",
+        ),
+        (
+            "Ipv6Address: 2001:db8:1234:1a00::10",
+            "Ipv6Address: 2001:db8:1234:1a01::10",
+            "Web",
+            "IPv6 address 2001:db8:1234:1a01::10 is not in its subnet's IPv6 block 2001:db8:1234:1a00::/64: not imported",
+            "  Web:",
+        ),
+        (
+            "DestinationIpv6CidrBlock: \"::/0\", EgressOnlyInternetGatewayId",
+            "DestinationCidrBlock: 0.0.0.0/0, EgressOnlyInternetGatewayId",
+            "PrivateDefaultV6",
+            "an egress-only internet gateway carries IPv6 only: the route to 0.0.0.0/0 is not imported",
+            "  PrivateDefaultV6:",
+        ),
+    ];
+    for (from, to, resource, message, at) in cases {
+        assert!(text.contains(from), "{from}");
+        let template = text.replace(from, to);
+        let report = match import::cloudformation::import("t.yaml", &template, &Options::default())
+        {
+            Ok(i) => i.report,
+            Err(e) => e.report().cloned().unwrap_or_else(|| panic!("{to}: {e}")),
+        };
+        let note = report
+            .notes
+            .iter()
+            .find(|n| n.resource == *resource && n.message == *message)
+            .unwrap_or_else(|| panic!("{to}: no note '{message}' on {resource}:\n{report}"));
+        assert_eq!(note.severity, Severity::NotImported);
+        // A resource's own notes point at its first line under the logical ID (`Type:`).
+        let under_key = usize::from(at.ends_with(':'));
+        let line = template.lines().position(|l| l.contains(at)).expect("line") + 1 + under_key;
+        assert_eq!(
+            note.line as usize, line,
+            "{note:?} ('{at}' is on line {line})"
+        );
+    }
 }

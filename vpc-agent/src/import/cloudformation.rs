@@ -71,11 +71,7 @@ const PHASES: [&[&str]; 3] = [
 ];
 
 /// Types the format has no counterpart for (yet).
-const UNSUPPORTED: [(&str, &str); 6] = [
-    (
-        "AWS::EC2::EgressOnlyInternetGateway",
-        "egress-only internet gateways carry IPv6, which the format does not have yet",
-    ),
+const UNSUPPORTED: [(&str, &str); 5] = [
     (
         "AWS::EC2::VPCEndpoint",
         "VPC endpoints are not part of the format yet",
@@ -377,6 +373,9 @@ pub fn protocol_number(text: &str) -> Option<i64> {
     }
 }
 
+/// A route target by its ID (`RouteTo::Gateway`, ...).
+type RouteKind = fn(String) -> RouteTo;
+
 struct Reader<'a> {
     ctx: Context<'a>,
     report: Report,
@@ -458,6 +457,8 @@ impl<'a> Reader<'a> {
                 &["Tags"]
             }
             "AWS::EC2::VPCGatewayAttachment" => self.gateway_attachment(&mut p),
+            "AWS::EC2::EgressOnlyInternetGateway" => self.egress_only_gateway(&mut p),
+            "AWS::EC2::SubnetCidrBlock" => self.subnet_cidr_block(&mut p),
             "AWS::EC2::VPNGateway" => {
                 if let Some(t) = p.text("Type", &mut self.report)
                     && t != "ipsec.1"
@@ -546,6 +547,7 @@ impl<'a> Reader<'a> {
             self.inv.vpcs.push(Vpc {
                 origin: p.origin.clone(),
                 cidr_blocks: vec![cidr],
+                ipv6_blocks: Vec::new(),
             });
         } else {
             let msg = "no CidrBlock the importer can compute (IPAM pools are not supported): the VPC is left out";
@@ -559,29 +561,85 @@ impl<'a> Reader<'a> {
         ]
     }
 
+    /// An added block: IPv4 (`CidrBlock`) or IPv6 (`Ipv6CidrBlock`). A block AWS (or IPAM)
+    /// assigns has no value in the template.
     fn vpc_cidr_block(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
         let vpc = p.target("VpcId", &mut self.report);
         let block = p.text("CidrBlock", &mut self.report);
-        if let (Some(vpc), Some(block)) = (vpc, block) {
-            match self.inv.vpcs.iter_mut().find(|v| v.origin.id == vpc) {
-                Some(v) => v.cidr_blocks.push(block),
-                None => self.missing(&p.origin.clone(), "VpcId", &vpc, "VPC"),
+        let ipv6 = self.ipv6_entry(p, "Ipv6CidrBlock");
+        let assigned = ["AmazonProvidedIpv6CidrBlock", "Ipv6Pool", "Ipv6IpamPoolId"]
+            .into_iter()
+            .find(|k| p.val.get(k).is_some());
+        for k in [
+            "AmazonProvidedIpv6CidrBlock",
+            "Ipv6Pool",
+            "Ipv6IpamPoolId",
+            "Ipv6NetmaskLength",
+        ] {
+            p.used.insert(k.to_owned());
+        }
+        if block.is_none() && ipv6.is_none() {
+            let msg = match assigned {
+                Some(k) => format!(
+                    "{k}: the IPv6 block is assigned by AWS when the stack is created, so the template has no value for it: not imported (fill in ipv6_cidr_block: with the VPC's /56, and the subnets' ipv6_cidr: /64s)"
+                ),
+                None => "the block needs a CidrBlock or an Ipv6CidrBlock the importer can compute (IPAM pools are not supported): not imported".to_owned(),
+            };
+            let line = assigned.map_or(0, |k| p.line(k));
+            self.report.add(&p.origin, line, Severity::NotImported, msg);
+            return &[];
+        }
+        let Some(vpc) = vpc else { return &[] };
+        match self.inv.vpcs.iter_mut().find(|v| v.origin.id == vpc) {
+            Some(v) => {
+                v.cidr_blocks.extend(block);
+                v.ipv6_blocks.extend(ipv6);
             }
-        } else if p.val.get("CidrBlock").is_none() {
-            let msg =
-                "only IPv4 CIDR blocks are imported (IPv6 blocks are not part of the format yet)";
-            self.report.add(&p.origin, 0, Severity::NotImported, msg);
-            for k in [
-                "AmazonProvidedIpv6CidrBlock",
-                "Ipv6CidrBlock",
-                "Ipv6Pool",
-                "Ipv6IpamPoolId",
-                "Ipv6NetmaskLength",
-            ] {
-                p.used.insert(k.to_owned());
-            }
+            None => self.missing(&p.origin.clone(), "VpcId", &vpc, "VPC"),
         }
         &[]
+    }
+
+    /// An IPv6 CIDR property, with the line it is written on.
+    fn ipv6_entry(&mut self, p: &mut Props<'_>, key: &str) -> Option<CidrEntry> {
+        let cidr = p.text(key, &mut self.report)?;
+        let mut origin = p.origin.clone();
+        origin.line = p.line(key);
+        Some(CidrEntry { origin, cidr })
+    }
+
+    /// `AWS::EC2::SubnetCidrBlock`: a subnet's IPv6 block.
+    fn subnet_cidr_block(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
+        let subnet = p.target("SubnetId", &mut self.report);
+        let Some(block) = self.ipv6_entry(p, "Ipv6CidrBlock") else {
+            let msg = "no Ipv6CidrBlock the importer can compute (IPAM pools are not supported): not imported";
+            self.report.add(&p.origin, 0, Severity::NotImported, msg);
+            p.used
+                .extend(["Ipv6IpamPoolId", "Ipv6NetmaskLength"].map(str::to_owned));
+            return &[];
+        };
+        let Some(subnet) = subnet else { return &[] };
+        match self.inv.subnets.iter_mut().find(|s| s.origin.id == subnet) {
+            Some(s) if s.ipv6_cidr.is_none() => s.ipv6_cidr = Some(block),
+            Some(_) => {
+                let msg = format!(
+                    "subnet {subnet} already has an IPv6 block: a subnet has one, not imported"
+                );
+                self.report.add(&p.origin, 0, Severity::NotImported, msg);
+            }
+            None => self.missing(&p.origin.clone(), "SubnetId", &subnet, "subnet"),
+        }
+        &[]
+    }
+
+    /// `AWS::EC2::EgressOnlyInternetGateway`: attached to its VPC by `VpcId`.
+    fn egress_only_gateway(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
+        let vpcs = p.target("VpcId", &mut self.report).into_iter().collect();
+        self.inv.egress_only_gateways.push(InternetGateway {
+            origin: p.origin.clone(),
+            vpcs,
+        });
+        &["Tags"]
     }
 
     /// Reports a reference to something the inventory does not have.
@@ -594,6 +652,7 @@ impl<'a> Reader<'a> {
     fn subnet(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
         let vpc = p.target("VpcId", &mut self.report);
         let cidr = p.text("CidrBlock", &mut self.report);
+        let ipv6_cidr = self.ipv6_entry(p, "Ipv6CidrBlock");
         let map_public_ip = p
             .bool("MapPublicIpOnLaunch", &mut self.report)
             .unwrap_or(false);
@@ -602,6 +661,7 @@ impl<'a> Reader<'a> {
                 origin: p.origin.clone(),
                 vpc,
                 cidr,
+                ipv6_cidr,
                 map_public_ip,
             }),
             _ => {
@@ -635,20 +695,19 @@ impl<'a> Reader<'a> {
 
     fn route(&mut self, p: &mut Props<'_>) -> &'static [&'static str] {
         let table = p.target("RouteTableId", &mut self.report);
-        let destination = p.text("DestinationCidrBlock", &mut self.report);
+        let destination = p
+            .text("DestinationCidrBlock", &mut self.report)
+            .or_else(|| p.text("DestinationIpv6CidrBlock", &mut self.report));
         let mut targets = Vec::new();
-        let simple = [
-            ("GatewayId", 0),
-            ("NatGatewayId", 1),
-            ("VpcPeeringConnectionId", 2),
+        let simple: [(&str, RouteKind); 4] = [
+            ("GatewayId", RouteTo::Gateway),
+            ("NatGatewayId", RouteTo::NatGateway),
+            ("VpcPeeringConnectionId", RouteTo::Peering),
+            ("EgressOnlyInternetGatewayId", RouteTo::EgressOnly),
         ];
-        for (key, which) in simple {
+        for (key, to) in simple {
             if let Some(t) = p.target(key, &mut self.report) {
-                targets.push(match which {
-                    0 => RouteTo::Gateway(t),
-                    1 => RouteTo::NatGateway(t),
-                    _ => RouteTo::Peering(t),
-                });
+                targets.push(to(t));
             }
         }
         let unsupported = [
@@ -656,10 +715,6 @@ impl<'a> Reader<'a> {
             ("NetworkInterfaceId", "a network interface"),
             ("TransitGatewayId", "a transit gateway"),
             ("VpcEndpointId", "a VPC endpoint"),
-            (
-                "EgressOnlyInternetGatewayId",
-                "an egress-only internet gateway",
-            ),
             ("CarrierGatewayId", "a carrier gateway"),
             ("LocalGatewayId", "a local gateway"),
             ("CoreNetworkArn", "a core network"),
@@ -670,18 +725,13 @@ impl<'a> Reader<'a> {
                 targets.push(RouteTo::Unsupported(format!("{what} {t}")));
             }
         }
-        if p.val("DestinationIpv6CidrBlock").is_some() {
-            let msg = "IPv6 routes are not part of the format yet: not imported";
-            self.report.add(&p.origin, 0, Severity::NotImported, msg);
-            return &[];
-        }
         if p.val("DestinationPrefixListId").is_some() {
             let msg = "routes to prefix lists are not part of the format yet: not imported";
             self.report.add(&p.origin, 0, Severity::NotImported, msg);
             return &[];
         }
         let (Some(table), Some(destination)) = (table, destination) else {
-            let msg = "the route needs a RouteTableId and a DestinationCidrBlock: not imported";
+            let msg = "the route needs a RouteTableId and a DestinationCidrBlock or DestinationIpv6CidrBlock: not imported";
             self.report.add(&p.origin, 0, Severity::NotImported, msg);
             return &[];
         };
@@ -968,17 +1018,9 @@ impl<'a> Reader<'a> {
         let protocol = p.text("Protocol", &mut self.report);
         let action = p.text("RuleAction", &mut self.report);
         let egress = p.bool("Egress", &mut self.report).unwrap_or(false);
-        let cidr = p.text("CidrBlock", &mut self.report);
-        if p.val("Ipv6CidrBlock").is_some() {
-            let msg = "IPv6 rules are not part of the format yet: not imported";
-            self.report.add(
-                &p.origin,
-                p.line("Ipv6CidrBlock"),
-                Severity::NotImported,
-                msg,
-            );
-            return &[];
-        }
+        let cidr = p
+            .text("CidrBlock", &mut self.report)
+            .or_else(|| p.text("Ipv6CidrBlock", &mut self.report));
         let ports = p.object("PortRange").map(|mut r| {
             let range = (
                 r.int("From", &mut self.report),
@@ -1004,7 +1046,7 @@ impl<'a> Reader<'a> {
         let (Some(acl), Some(rule), Some(protocol), Some(cidr), Some(allow)) =
             (acl, rule, protocol_n, cidr, allow)
         else {
-            let msg = "the entry needs NetworkAclId, RuleNumber, Protocol, RuleAction and CidrBlock: not imported";
+            let msg = "the entry needs NetworkAclId, RuleNumber, Protocol, RuleAction and CidrBlock or Ipv6CidrBlock: not imported";
             self.report.add(&p.origin, 0, Severity::NotImported, msg);
             return &[];
         };
@@ -1104,37 +1146,23 @@ impl<'a> Reader<'a> {
         let protocol = r.text("IpProtocol", &mut self.report);
         let from_port = r.int("FromPort", &mut self.report);
         let to_port = r.int("ToPort", &mut self.report);
-        let (cidr_key, group_key, list_key, v6_key) = if egress {
-            (
-                "CidrIp",
-                "DestinationSecurityGroupId",
-                "DestinationPrefixListId",
-                "CidrIpv6",
-            )
+        let (group_key, list_key) = if egress {
+            ("DestinationSecurityGroupId", "DestinationPrefixListId")
         } else {
-            (
-                "CidrIp",
-                "SourceSecurityGroupId",
-                "SourcePrefixListId",
-                "CidrIpv6",
-            )
+            ("SourceSecurityGroupId", "SourcePrefixListId")
         };
-        let cidr = r.text(cidr_key, &mut self.report);
+        let cidr = r.text("CidrIp", &mut self.report);
+        let cidr6 = r.text("CidrIpv6", &mut self.report);
         let group = r.target(group_key, &mut self.report);
         let group_name = if egress {
             None
         } else {
             r.text("SourceSecurityGroupName", &mut self.report)
         };
-        if r.val(v6_key).is_some() {
-            let msg = "IPv6 rules are not part of the format yet: the rule is not imported";
-            self.report
-                .add(&r.origin, r.line(v6_key), Severity::NotImported, msg);
-            return None;
-        }
         let list = r.target(list_key, &mut self.report);
-        let peer = match (cidr, group, group_name, list) {
-            (Some(c), None, None, None) => SgPeer::Cidr(c),
+        let both = cidr.is_some() && cidr6.is_some();
+        let peer = match (cidr.or(cidr6), group, group_name, list) {
+            (Some(c), None, None, None) if !both => SgPeer::Cidr(c),
             (None, Some(g), None, None) => SgPeer::Group(g),
             (None, None, None, Some(l)) => SgPeer::PrefixList(l),
             (None, None, Some(name), None) => {
@@ -1228,13 +1256,7 @@ impl<'a> Reader<'a> {
                 msg,
             );
         }
-        for key in ["Ipv6Addresses", "Ipv6AddressCount"] {
-            if p.val(key).is_some() {
-                let msg = format!("{key}: IPv6 is not part of the format yet");
-                self.report
-                    .add(&p.origin, p.line(key), Severity::NotImported, msg);
-            }
-        }
+        let ipv6_addresses = self.ipv6_addresses(p);
         let id = p.origin.id.clone();
         let enis = p.objects("NetworkInterfaces");
         if enis.is_empty() {
@@ -1253,6 +1275,7 @@ impl<'a> Reader<'a> {
                     subnet,
                     private_ip,
                     public_ip: PublicIp::None,
+                    ipv6_addresses,
                     groups,
                 },
                 None,
@@ -1328,10 +1351,9 @@ impl<'a> Reader<'a> {
             }
             a.finish(&mut self.report, &[]);
         }
+        let ipv6_addresses = self.ipv6_addresses(e);
         for key in [
             "SecondaryPrivateIpAddressCount",
-            "Ipv6Addresses",
-            "Ipv6AddressCount",
             "Ipv4Prefixes",
             "Ipv4PrefixCount",
             "Ipv6Prefixes",
@@ -1365,9 +1387,30 @@ impl<'a> Reader<'a> {
             subnet,
             private_ip,
             public_ip: PublicIp::None,
+            ipv6_addresses,
             groups,
         };
         (Some(iface), associate)
+    }
+
+    /// `Ipv6Addresses` (`[{ Ipv6Address: ... }]`) of an instance or interface; a count alone
+    /// (`Ipv6AddressCount`) leaves the addresses to AWS and is reported.
+    fn ipv6_addresses(&mut self, e: &mut Props<'_>) -> Vec<String> {
+        let mut out = Vec::new();
+        for mut a in e.objects("Ipv6Addresses") {
+            out.extend(a.text("Ipv6Address", &mut self.report));
+            a.finish(&mut self.report, &[]);
+        }
+        if e.val("Ipv6AddressCount").is_some() {
+            let msg = "Ipv6AddressCount: AWS assigns the addresses at launch, the template has none: not imported (list them in ipv6_addresses:)";
+            self.report.add(
+                &e.origin,
+                e.line("Ipv6AddressCount"),
+                Severity::NotImported,
+                msg,
+            );
+        }
+        out
     }
 
     fn push_interface(&mut self, mut iface: Interface, associate: Option<bool>) {

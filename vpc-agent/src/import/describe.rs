@@ -23,7 +23,7 @@ use super::{
 };
 
 /// The top-level keys read, with the command that prints them.
-const SECTIONS: [(&str, &str); 14] = [
+const SECTIONS: [(&str, &str); 15] = [
     ("Vpcs", "describe-vpcs"),
     ("Subnets", "describe-subnets"),
     ("RouteTables", "describe-route-tables"),
@@ -33,6 +33,10 @@ const SECTIONS: [(&str, &str); 14] = [
     ("NatGateways", "describe-nat-gateways"),
     ("Addresses", "describe-addresses"),
     ("InternetGateways", "describe-internet-gateways"),
+    (
+        "EgressOnlyInternetGateways",
+        "describe-egress-only-internet-gateways",
+    ),
     ("VpcPeeringConnections", "describe-vpc-peering-connections"),
     ("VpnGateways", "describe-vpn-gateways"),
     ("VpnConnections", "describe-vpn-connections"),
@@ -152,6 +156,18 @@ fn name_tag(n: &Node) -> Option<String> {
         .and_then(|t| text(t, "Value"))
 }
 
+/// An internet gateway or an egress-only one: the VPCs it is attached to.
+fn gateway(origin: Origin, n: &Node) -> InternetGateway {
+    InternetGateway {
+        vpcs: items(n, "Attachments")
+            .iter()
+            .filter(|a| text(a, "State").is_none_or(|s| s == "available" || s == "attached"))
+            .filter_map(|a| text(a, "VpcId"))
+            .collect(),
+        origin,
+    }
+}
+
 struct Reader {
     report: Report,
     inv: Inventory,
@@ -186,6 +202,7 @@ impl Reader {
             "NatGateways" => "NatGatewayId",
             "Addresses" => "AllocationId",
             "InternetGateways" => "InternetGatewayId",
+            "EgressOnlyInternetGateways" => "EgressOnlyInternetGatewayId",
             "VpcPeeringConnections" => "VpcPeeringConnectionId",
             "VpnGateways" => "VpnGatewayId",
             "VpnConnections" => "VpnConnectionId",
@@ -219,16 +236,14 @@ impl Reader {
                 associated: text(n, "NetworkInterfaceId").or_else(|| text(n, "InstanceId")),
                 origin: o,
             }),
-            "InternetGateways" => self.inv.internet_gateways.push(InternetGateway {
-                vpcs: items(n, "Attachments")
-                    .iter()
-                    .filter(|a| {
-                        text(a, "State").is_none_or(|s| s == "available" || s == "attached")
-                    })
-                    .filter_map(|a| text(a, "VpcId"))
-                    .collect(),
-                origin: o,
-            }),
+            "InternetGateways" => {
+                let g = gateway(o, n);
+                self.inv.internet_gateways.push(g);
+            }
+            "EgressOnlyInternetGateways" => {
+                let g = gateway(o, n);
+                self.inv.egress_only_gateways.push(g);
+            }
             "VpcPeeringConnections" => self.peering(o, n),
             "VpnGateways" => self.vpn_gateway(o, n),
             "VpnConnections" => self.vpn_connection(o, n),
@@ -237,16 +252,28 @@ impl Reader {
         }
     }
 
-    fn ipv6_sets(&mut self, o: &Origin, n: &Node) {
-        let v6 = items(n, "Ipv6CidrBlockAssociationSet");
-        if !v6.is_empty() {
-            let blocks: Vec<String> = v6.iter().filter_map(|b| text(b, "Ipv6CidrBlock")).collect();
-            let msg = format!(
-                "IPv6 blocks ({}) are not part of the format yet: not imported",
-                blocks.join(", ")
-            );
-            self.note(o, v6[0].line, Severity::NotImported, msg);
+    /// The associated IPv6 blocks of a VPC or subnet (`Ipv6CidrBlockAssociationSet`); the others
+    /// (disassociated, failed) are reported.
+    fn ipv6_sets(&mut self, o: &Origin, n: &Node) -> Vec<CidrEntry> {
+        let mut blocks = Vec::new();
+        for a in items(n, "Ipv6CidrBlockAssociationSet") {
+            let Some(cidr) = text(a, "Ipv6CidrBlock") else {
+                continue;
+            };
+            let state = a.get("Ipv6CidrBlockState").and_then(|s| text(s, "State"));
+            let origin = Origin {
+                line: a.line,
+                ..o.clone()
+            };
+            match state.as_deref() {
+                None | Some("associated") => blocks.push(CidrEntry { origin, cidr }),
+                Some(state) => {
+                    let msg = format!("IPv6 block {cidr} is {state}: not imported");
+                    self.note(&origin, 0, Severity::NotImported, msg);
+                }
+            }
         }
+        blocks
     }
 
     fn vpc(&mut self, o: Origin, n: &Node) {
@@ -260,15 +287,16 @@ impl Reader {
                 blocks.push(b);
             }
         }
-        self.ipv6_sets(&o, n);
+        let ipv6_blocks = self.ipv6_sets(&o, n);
         self.inv.vpcs.push(Vpc {
             origin: o,
             cidr_blocks: blocks,
+            ipv6_blocks,
         });
     }
 
     fn subnet(&mut self, o: Origin, n: &Node) {
-        self.ipv6_sets(&o, n);
+        let ipv6_cidr = self.ipv6_sets(&o, n).into_iter().next();
         let (Some(vpc), Some(cidr)) = (text(n, "VpcId"), text(n, "CidrBlock")) else {
             self.note(
                 &o,
@@ -283,6 +311,7 @@ impl Reader {
             origin: o,
             vpc,
             cidr,
+            ipv6_cidr,
         });
     }
 
@@ -327,13 +356,10 @@ impl Reader {
             if text(r, "Origin").as_deref() == Some("EnableVgwRoutePropagation") {
                 continue; // Propagated: `propagate` adds the VPN gateway's routes.
             }
-            let Some(destination) = text(r, "DestinationCidrBlock") else {
-                let what = if r.get("DestinationIpv6CidrBlock").is_some() {
-                    "IPv6 routes"
-                } else {
-                    "routes to prefix lists"
-                };
-                let msg = format!("{what} are not part of the format yet: not imported");
+            let Some(destination) =
+                text(r, "DestinationCidrBlock").or_else(|| text(r, "DestinationIpv6CidrBlock"))
+            else {
+                let msg = "routes to prefix lists are not part of the format yet: not imported";
                 self.note(&ro, 0, Severity::NotImported, msg);
                 continue;
             };
@@ -349,15 +375,13 @@ impl Reader {
                 RouteTo::NatGateway(nat)
             } else if let Some(p) = text(r, "VpcPeeringConnectionId") {
                 RouteTo::Peering(p)
+            } else if let Some(g) = text(r, "EgressOnlyInternetGatewayId") {
+                RouteTo::EgressOnly(g)
             } else {
                 let others = [
                     ("InstanceId", "an instance (NAT instance)"),
                     ("NetworkInterfaceId", "a network interface"),
                     ("TransitGatewayId", "a transit gateway"),
-                    (
-                        "EgressOnlyInternetGatewayId",
-                        "an egress-only internet gateway",
-                    ),
                     ("CarrierGatewayId", "a carrier gateway"),
                     ("LocalGatewayId", "a local gateway"),
                     ("CoreNetworkArn", "a core network"),
@@ -393,14 +417,9 @@ impl Reader {
                 ..o.clone()
             };
             let rule = int(e, "RuleNumber").unwrap_or(0);
-            let Some(cidr) = text(e, "CidrBlock") else {
-                // IPv6 entries: AWS's own `*` rule for IPv6 (32768) is what dropping IPv6 does.
-                if rule != 32768 {
-                    let msg = format!(
-                        "rule {rule}: IPv6 rules are not part of the format yet: not imported"
-                    );
-                    self.note(&eo, 0, Severity::NotImported, msg);
-                }
+            let Some(cidr) = text(e, "CidrBlock").or_else(|| text(e, "Ipv6CidrBlock")) else {
+                let msg = format!("rule {rule}: an entry without a CIDR block: not imported");
+                self.note(&eo, 0, Severity::NotImported, msg);
                 continue;
             };
             let Some(protocol) = text(e, "Protocol").as_deref().and_then(protocol_number) else {
@@ -463,6 +482,11 @@ impl Reader {
             let mut peers: Vec<SgPeer> = items(p, "IpRanges")
                 .iter()
                 .filter_map(|r| text(r, "CidrIp"))
+                .chain(
+                    items(p, "Ipv6Ranges")
+                        .iter()
+                        .filter_map(|r| text(r, "CidrIpv6")),
+                )
                 .map(SgPeer::Cidr)
                 .collect();
             for pair in items(p, "UserIdGroupPairs") {
@@ -476,11 +500,6 @@ impl Reader {
                     .filter_map(|l| text(l, "PrefixListId"))
                     .map(SgPeer::PrefixList),
             );
-            if !items(p, "Ipv6Ranges").is_empty() {
-                let msg =
-                    "IPv6 ranges are not part of the format yet: those peers are not imported";
-                self.note(&po, 0, Severity::NotImported, msg);
-            }
             for peer in peers {
                 rules.push(SgRule {
                     origin: po.clone(),
@@ -589,6 +608,7 @@ impl Reader {
                 subnet,
                 private_ip: text(n, "PrivateIpAddress"),
                 public_ip,
+                ipv6_addresses: Vec::new(),
                 groups,
                 origin: o,
             });
@@ -618,14 +638,6 @@ impl Reader {
                 );
                 self.note(&eo, e.line, Severity::NotImported, msg);
             }
-            if !items(e, "Ipv6Addresses").is_empty() {
-                self.note(
-                    &eo,
-                    e.line,
-                    Severity::NotImported,
-                    "IPv6 addresses are not part of the format yet",
-                );
-            }
             let public = e
                 .get("Association")
                 .and_then(|a| text(a, "PublicIp"))
@@ -643,6 +655,10 @@ impl Reader {
                 private_ip: text(e, "PrivateIpAddress")
                     .or_else(|| (index == 0).then(|| text(n, "PrivateIpAddress")).flatten()),
                 public_ip: public.map_or(PublicIp::None, PublicIp::Address),
+                ipv6_addresses: items(e, "Ipv6Addresses")
+                    .iter()
+                    .filter_map(|a| text(a, "Ipv6Address"))
+                    .collect(),
                 groups: if eni_groups.is_empty() && index == 0 {
                     groups.clone()
                 } else {

@@ -9,16 +9,16 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
 };
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{
     Options, Report, Severity,
     inventory::{
-        AclEntry, CidrEntry, Interface, Inventory, NatAddress, Origin, PublicIp, RouteTo, SgPeer,
-        SgRule, VpnGateway,
+        AclEntry, CidrEntry, Interface, InternetGateway, Inventory, NatAddress, Origin, PublicIp,
+        RouteTo, SgPeer, SgRule, VpnGateway,
     },
 };
 use crate::flowlog::format::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS};
@@ -191,12 +191,18 @@ struct VpnScope {
 struct Scope {
     name: String,
     blocks: Vec<Ipv4Net>,
+    /// The VPC's IPv6 /56, if it has one.
+    ipv6_block: Option<Ipv6Net>,
     subnets: BTreeMap<String, String>,
     subnet_cidrs: BTreeMap<String, Ipv4Net>,
+    /// Subnets' IPv6 /64s (inside `ipv6_block`).
+    subnet_ipv6: BTreeMap<String, Ipv6Net>,
     tables: BTreeMap<String, String>,
     acls: BTreeMap<String, String>,
     groups: BTreeMap<String, String>,
     igw: Option<(String, String)>,
+    /// The egress-only internet gateway: (ID, name).
+    eigw: Option<(String, String)>,
     vgw: Option<VpnScope>,
     /// Prefix lists the VPC's group rules name: (ID, name), in order of first use.
     prefix_lists: Vec<(String, String)>,
@@ -500,20 +506,48 @@ impl Emitter<'_> {
             })
             .collect();
         let groups = self.group_names(id);
-        let attached: Vec<_> = inv
-            .internet_gateways
+        let igw = self.attached_gateway(
+            &inv.internet_gateways,
+            id,
+            &name,
+            "internet gateway",
+            targets,
+        );
+        let eigw = self.attached_gateway(
+            &inv.egress_only_gateways,
+            id,
+            &name,
+            "egress-only internet gateway",
+            targets,
+        );
+        let ipv6_block = self.vpc_ipv6_block(vpc);
+        let mut subnet_ipv6 = BTreeMap::new();
+        for sub in inv
+            .subnets
             .iter()
-            .filter(|g| g.vpcs.iter().any(|v| v == id))
-            .collect();
-        let igw = attached
-            .first()
-            .map(|g| (g.origin.id.clone(), targets.take(&self.base(&g.origin))));
-        for extra in attached.iter().skip(1) {
-            let msg = format!(
-                "a VPC has one internet gateway: {} already is VPC {name}'s",
-                attached[0].origin.id
-            );
-            self.note(&extra.origin, Severity::NotImported, msg);
+            .filter(|x| subnets.contains_key(&x.origin.id))
+        {
+            let Some(e) = &sub.ipv6_cidr else { continue };
+            let Some(net) = self.ipv6_cidr(e, "IPv6 block", 64) else {
+                continue;
+            };
+            match ipv6_block {
+                Some(block) if block.contains(&net) => {
+                    subnet_ipv6.insert(sub.origin.id.clone(), net);
+                }
+                Some(_) => {
+                    let msg = format!(
+                        "IPv6 block {net} is not inside VPC {name}'s IPv6 block: not imported"
+                    );
+                    self.note(&e.origin, Severity::NotImported, msg);
+                }
+                None => {
+                    let msg = format!(
+                        "IPv6 block {net}: VPC {name} has no IPv6 block (give it its /56 as ipv6_cidr_block): not imported"
+                    );
+                    self.note(&e.origin, Severity::NotImported, msg);
+                }
+            }
         }
         let vgw = self.vpn_scope(id, &name, targets);
         let prefix_lists = self.prefix_list_names(id);
@@ -546,18 +580,86 @@ impl Emitter<'_> {
         Scope {
             name,
             blocks,
+            ipv6_block,
             subnets,
             subnet_cidrs,
+            subnet_ipv6,
             tables,
             acls,
             groups,
             igw,
+            eigw,
             vgw,
             prefix_lists,
             nats,
             peerings,
             peer_groups: BTreeMap::new(),
         }
+    }
+
+    /// The (egress-only) internet gateway attached to VPC `id`, named: (ID, name); a second
+    /// one is reported.
+    fn attached_gateway(
+        &mut self,
+        gateways: &[InternetGateway],
+        id: &str,
+        vpc_name: &str,
+        what: &str,
+        targets: &mut Names,
+    ) -> Option<(String, String)> {
+        let attached: Vec<_> = gateways
+            .iter()
+            .filter(|g| g.vpcs.iter().any(|v| v == id))
+            .collect();
+        for extra in attached.iter().skip(1) {
+            let msg = format!(
+                "a VPC has one {what}: {} already is VPC {vpc_name}'s",
+                attached[0].origin.id
+            );
+            self.note(&extra.origin, Severity::NotImported, msg);
+        }
+        attached
+            .first()
+            .map(|g| (g.origin.id.clone(), targets.take(&self.base(&g.origin))))
+    }
+
+    /// The VPC's IPv6 /56 (the format takes one; the others are reported).
+    fn vpc_ipv6_block(&mut self, vpc: &super::inventory::Vpc) -> Option<Ipv6Net> {
+        let mut block = None;
+        for e in &vpc.ipv6_blocks {
+            let Some(net) = self.ipv6_cidr(e, "IPv6 block", 56) else {
+                continue;
+            };
+            if let Some(first) = block {
+                let msg = format!(
+                    "a VPC has one IPv6 block: {first} already is its block, {net} is not imported"
+                );
+                self.note(&e.origin, Severity::NotImported, msg);
+            } else {
+                block = Some(net);
+            }
+        }
+        block
+    }
+
+    /// An IPv6 network of prefix length `len` (no host bits) or, reported as `what` that is
+    /// not imported, `None`.
+    fn ipv6_cidr(&mut self, e: &CidrEntry, what: &str, len: u8) -> Option<Ipv6Net> {
+        let why = match e.cidr.parse::<Ipv6Net>() {
+            Ok(net) if net.trunc() == net && net.prefix_len() == len => return Some(net),
+            Ok(net) if net.prefix_len() != len => format!("{what} {net} is not a /{len}"),
+            Ok(net) => format!(
+                "{what} {net} has host bits set (the network is {})",
+                net.trunc()
+            ),
+            Err(_) => format!("{what} '{}' is not an IPv6 CIDR block", e.cidr),
+        };
+        self.note(
+            &e.origin,
+            Severity::NotImported,
+            format!("{why}: not imported"),
+        );
+        None
     }
 
     /// The VPC's VPN gateway, if it has one with static routes (the others are left out, why
@@ -643,7 +745,7 @@ impl Emitter<'_> {
             }
             Err(_) => {
                 let msg = format!(
-                    "{what} '{}' is not an IPv4 CIDR block (IPv6 is not part of the format yet): not imported",
+                    "{what} '{}' is not an IPv4 CIDR block (IPv6 VPN routes and prefix list entries are not imported yet): not imported",
                     e.cidr
                 );
                 self.note(&e.origin, Severity::NotImported, msg);
@@ -769,15 +871,24 @@ impl Emitter<'_> {
         let _ = writeln!(out, "  - name: {}   # {}", q(&s.name), where_(&vpc.origin));
         let blocks: Vec<String> = s.blocks.iter().map(ToString::to_string).collect();
         let _ = writeln!(out, "    cidr_blocks: [{}]", blocks.join(", "));
-        if let Some((igw_id, igw_name)) = &s.igw {
-            let igw = inv
-                .internet_gateways
-                .iter()
-                .find(|g| &g.origin.id == igw_id);
-            if let Some(igw) = igw {
-                let port = self.port(&igw.origin, igw_name, PortKind::Uplink);
-                let _ = writeln!(out, "    internet_gateway:   # {}", where_(&igw.origin));
-                let _ = writeln!(out, "      name: {}", q(igw_name));
+        if let Some(block) = s.ipv6_block {
+            let _ = writeln!(out, "    ipv6_cidr_block: {}", q(&block.to_string()));
+        }
+        for (key, gateways, gateway) in [
+            ("internet_gateway", &inv.internet_gateways, &s.igw),
+            (
+                "egress_only_internet_gateway",
+                &inv.egress_only_gateways,
+                &s.eigw,
+            ),
+        ] {
+            let Some((id, gw_name)) = gateway else {
+                continue;
+            };
+            if let Some(g) = gateways.iter().find(|g| &g.origin.id == id) {
+                let port = self.port(&g.origin, gw_name, PortKind::Uplink);
+                let _ = writeln!(out, "    {key}:   # {}", where_(&g.origin));
+                let _ = writeln!(out, "      name: {}", q(gw_name));
                 let _ = writeln!(out, "      interface: {}", q(&port));
             }
         }
@@ -956,6 +1067,7 @@ impl Emitter<'_> {
                     self.note(&i.origin, Severity::NotImported, msg);
                 }
             }
+            self.ipv6_addresses(out, i, s);
             let mut groups: Vec<String> = Vec::new();
             for g in &i.groups {
                 match s.groups.get(g) {
@@ -987,6 +1099,27 @@ impl Emitter<'_> {
                     q(peer)
                 );
             }
+        }
+    }
+
+    /// `ipv6_addresses: [...]`: the instance's addresses inside its subnet's IPv6 block.
+    fn ipv6_addresses(&mut self, out: &mut String, i: &Interface, s: &Scope) {
+        let mut list = Vec::new();
+        for a in &i.ipv6_addresses {
+            let why = match (a.parse::<Ipv6Addr>(), s.subnet_ipv6.get(&i.subnet)) {
+                (Ok(ip), Some(net)) if net.contains(&ip) => {
+                    list.push(q(&ip.to_string()));
+                    continue;
+                }
+                (Ok(_), Some(net)) => format!("is not in its subnet's IPv6 block {net}"),
+                (Ok(_), None) => "its subnet has no IPv6 block".to_owned(),
+                (Err(_), _) => "is not an IPv6 address".to_owned(),
+            };
+            let msg = format!("IPv6 address {a} {why}: not imported");
+            self.note(&i.origin, Severity::NotImported, msg);
+        }
+        if !list.is_empty() {
+            let _ = writeln!(out, "        ipv6_addresses: [{}]", list.join(", "));
         }
     }
 
@@ -1120,6 +1253,9 @@ impl Emitter<'_> {
                 where_(&sub.origin)
             );
             let _ = writeln!(out, "        cidr: {}", s.subnet_cidrs[&sub.origin.id]);
+            if let Some(net) = s.subnet_ipv6.get(&sub.origin.id) {
+                let _ = writeln!(out, "        ipv6_cidr: {}", q(&net.to_string()));
+            }
             let _ = writeln!(out, "        interface: {}", q(&port));
             let tables: Vec<_> = inv
                 .route_tables
@@ -1214,19 +1350,26 @@ impl Emitter<'_> {
                 let list: Vec<String> = propagate.iter().map(|n| q(n)).collect();
                 let _ = writeln!(out, "        propagate: [{}]", list.join(", "));
             }
-            let mut seen: BTreeSet<Ipv4Net> = BTreeSet::new();
+            let mut seen: BTreeSet<IpNet> = BTreeSet::new();
             let mut lines = Vec::new();
             for r in &t.routes {
-                let Ok(dest) = r.destination.parse::<Ipv4Net>() else {
+                let Ok(dest) = r.destination.parse::<IpNet>() else {
                     let msg = format!(
-                        "destination '{}' is not an IPv4 CIDR block: the route is not imported",
+                        "destination '{}' is not a CIDR block: the route is not imported",
                         r.destination
                     );
                     self.note(&r.origin, Severity::NotImported, msg);
                     continue;
                 };
-                if let Some(block) = s.blocks.iter().find(|b| b.contains(&dest)) {
-                    if *block != dest {
+                let local = s
+                    .blocks
+                    .iter()
+                    .copied()
+                    .map(IpNet::V4)
+                    .chain(s.ipv6_block.map(IpNet::V6))
+                    .find(|b| b.contains(&dest));
+                if let Some(block) = local {
+                    if block != dest {
                         let msg = format!(
                             "destination {dest} is inside the VPC block {block}: routes more specific than the local route are not part of the format"
                         );
@@ -1255,6 +1398,19 @@ impl Emitter<'_> {
                         self.note(&r.origin, Severity::NotImported, msg);
                         None
                     }),
+                    RouteTo::EgressOnly(g) => match &s.eigw {
+                        Some((id, n)) if id == g && matches!(dest, IpNet::V6(_)) => Some(n.clone()),
+                        Some((id, _)) if id == g => {
+                            let msg = format!("an egress-only internet gateway carries IPv6 only: the route to {dest} is not imported");
+                            self.note(&r.origin, Severity::NotImported, msg);
+                            None
+                        }
+                        _ => {
+                            let msg = format!("egress-only internet gateway {g} is not attached to VPC {}: the route to {dest} is not imported", s.name);
+                            self.note(&r.origin, Severity::NotImported, msg);
+                            None
+                        }
+                    },
                     RouteTo::Peering(p) => s.peerings.get(p).cloned().or_else(|| {
                         let msg = format!("peering connection {p} is not imported: the route to {dest} is not imported");
                         self.note(&r.origin, Severity::NotImported, msg);
@@ -1268,13 +1424,23 @@ impl Emitter<'_> {
                     }
                 };
                 let Some(target) = target else { continue };
+                if dest.addr().is_ipv6() {
+                    // The format's routes are IPv4 only so far (a file with an IPv6 route
+                    // would not validate): the gateways are imported, not the route.
+                    let msg = format!(
+                        "IPv6 route destinations are not part of the format yet: the route to {dest} is not imported"
+                    );
+                    self.note(&r.origin, Severity::NotImported, msg);
+                    continue;
+                }
                 if !seen.insert(dest) {
                     let msg = format!("a second route to {dest} in the table: not imported");
                     self.note(&r.origin, Severity::NotImported, msg);
                     continue;
                 }
                 lines.push(format!(
-                    "          - {{ destination: {dest}, target: {} }}",
+                    "          - {{ destination: {}, target: {} }}",
+                    q(&dest.to_string()),
                     q(&target)
                 ));
             }
@@ -1327,20 +1493,12 @@ impl Emitter<'_> {
     }
 
     fn acl_entry(&mut self, e: &AclEntry) -> Option<String> {
-        // AWS's final `*` rule is the format's implicit final deny.
-        if e.rule == 32767 && !e.allow {
+        // AWS's final `*` rules (32767 IPv4, 32768 IPv6) are the format's implicit final deny.
+        if matches!(e.rule, 32767 | 32768) && !e.allow {
             return None;
         }
         if !(1..=32766).contains(&e.rule) {
             let msg = format!("rule number {} is outside 1-32766: not imported", e.rule);
-            self.note(&e.origin, Severity::NotImported, msg);
-            return None;
-        }
-        if e.cidr.contains(':') {
-            let msg = format!(
-                "rule {}: IPv6 ({}) is not part of the format yet: not imported",
-                e.rule, e.cidr
-            );
             self.note(&e.origin, Severity::NotImported, msg);
             return None;
         }
@@ -1460,12 +1618,6 @@ impl Emitter<'_> {
 
     fn sg_rule(&mut self, r: &SgRule, side: &str, s: &Scope) -> Option<String> {
         let peer = match &r.peer {
-            SgPeer::Cidr(c) if c.contains(':') => {
-                let msg =
-                    format!("IPv6 ({c}) is not part of the format yet: the rule is not imported");
-                self.note(&r.origin, Severity::NotImported, msg);
-                return None;
-            }
             SgPeer::Cidr(c) => q(c),
             SgPeer::Group(g) => match s.groups.get(g).or_else(|| s.peer_groups.get(g)) {
                 Some(n) => q(&format!("sg:{n}")),

@@ -20,6 +20,8 @@ pub struct Inventory {
     pub subnets: Vec<Subnet>,
     pub route_tables: Vec<RouteTable>,
     pub internet_gateways: Vec<InternetGateway>,
+    /// Egress-only internet gateways (IPv6 out, replies back in): the same shape.
+    pub egress_only_gateways: Vec<InternetGateway>,
     pub nat_gateways: Vec<NatGateway>,
     pub elastic_ips: Vec<ElasticIp>,
     pub network_acls: Vec<NetworkAcl>,
@@ -37,6 +39,8 @@ pub struct Vpc {
     pub origin: Origin,
     /// Primary first.
     pub cidr_blocks: Vec<String>,
+    /// IPv6 blocks (the format takes one /56).
+    pub ipv6_blocks: Vec<CidrEntry>,
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +48,8 @@ pub struct Subnet {
     pub origin: Origin,
     pub vpc: String,
     pub cidr: String,
+    /// Its IPv6 block (a /64), if it has one.
+    pub ipv6_cidr: Option<CidrEntry>,
     /// Instances launched here get a public IP unless they say otherwise.
     pub map_public_ip: bool,
 }
@@ -82,6 +88,8 @@ pub enum RouteTo {
     /// `GatewayId`: an internet gateway or a VPN gateway.
     Gateway(String),
     NatGateway(String),
+    /// `EgressOnlyInternetGatewayId`.
+    EgressOnly(String),
     Peering(String),
     Blackhole,
     /// A target the format cannot express: what it is.
@@ -140,6 +148,7 @@ pub struct AclEntry {
     pub ports: Option<(i64, i64)>,
     /// (type, code), -1 = any.
     pub icmp: Option<(i64, i64)>,
+    /// IPv4 (`CidrBlock`) or IPv6 (`Ipv6CidrBlock`).
     pub cidr: String,
     pub allow: bool,
 }
@@ -187,6 +196,8 @@ pub struct Interface {
     pub subnet: String,
     pub private_ip: Option<String>,
     pub public_ip: PublicIp,
+    /// Its IPv6 addresses.
+    pub ipv6_addresses: Vec<String>,
     /// Security group IDs; empty: the VPC's default group.
     pub groups: Vec<String>,
 }
@@ -235,7 +246,7 @@ pub struct VpnConnection {
     pub routes: Vec<CidrEntry>,
 }
 
-/// A CIDR with where it is written (a static route, a prefix list entry).
+/// A CIDR with where it is written (a static route, a prefix list entry, an IPv6 block).
 #[derive(Clone, Debug)]
 pub struct CidrEntry {
     pub origin: Origin,
