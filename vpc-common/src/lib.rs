@@ -29,7 +29,7 @@ pub use drop::{DropReason, Hook};
 
 /// Version of the map layouts in this crate. Pinned maps carry it (in the `CONFIG` map) so
 /// that an agent can refuse or migrate maps written by an incompatible version.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// Compile-time size assertion: `assert_size!(Type, bytes)`.
 #[macro_export]
