@@ -30,8 +30,8 @@ fn destination_prefixes(dest: RouteDestination, scope: &VpcScope<'_>) -> Option<
 /// families each target carries. The internet gateway and `blackhole` take both; the
 /// egress-only internet gateway IPv6 only; a NAT gateway (it translates to its elastic IPv4
 /// address) and the VPN gateway (its customer network is IPv4) IPv4 only; a NAT instance
-/// IPv6 only if it has IPv6 addresses; a peering connection IPv6 only if the peer VPC has an
-/// IPv6 block too (the route's own VPC has one, or the destination was refused already).
+/// IPv6 too if it has IPv6 addresses; a peering connection IPv6 too if the peer VPC has an
+/// IPv6 block as well (the route's own VPC has one, or the destination was refused already).
 fn family_clash(net: IpNet, target: &RouteTarget, name: &str, targets: &Targets) -> Option<String> {
     let IpNet::V6(_) = net else {
         return (*target == RouteTarget::EgressOnlyGateway).then(|| {
