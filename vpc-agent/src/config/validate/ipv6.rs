@@ -22,6 +22,16 @@ pub(super) enum V6Block {
     Block(Ipv6Net),
 }
 
+impl V6Block {
+    /// The block, if it is present and valid.
+    pub(super) fn net(self) -> Option<Ipv6Net> {
+        match self {
+            Self::Block(net) => Some(net),
+            Self::Absent | Self::Invalid => None,
+        }
+    }
+}
+
 impl Validator {
     /// An IPv6 network of exactly `/prefix`, without host bits.
     fn ipv6_net(&mut self, v: &Loc<String>, path: &str, what: &str, prefix: u8) -> Option<Ipv6Net> {
