@@ -5,12 +5,10 @@ use std::net::Ipv6Addr;
 
 use crate::packet::checksum;
 
-pub const ICMPV6: u8 = 58;
-pub const ROUTER_SOLICITATION: u8 = 133;
-pub const ROUTER_ADVERTISEMENT: u8 = 134;
-pub const NEIGHBOR_SOLICITATION: u8 = 135;
-pub const NEIGHBOR_ADVERTISEMENT: u8 = 136;
-pub const REDIRECT: u8 = 137;
+pub use vpc_common::ndp::{
+    NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, PROTO_ICMPV6 as ICMPV6, REDIRECT,
+    ROUTER_ADVERTISEMENT, ROUTER_SOLICITATION,
+};
 pub const ECHO_REQUEST: u8 = 128;
 
 /// An extension header.
@@ -119,26 +117,9 @@ impl Frame6 {
     /// unless from the unspecified address), to `target`'s solicited-node group.
     pub fn neighbor_solicitation(src: &str, target: &str, mac: [u8; 6]) -> Self {
         let t = addr(target).octets();
-        let mut body = vec![0; 4];
-        body.extend_from_slice(&t);
-        if !addr(src).is_unspecified() {
-            body.extend_from_slice(&[1, 1]);
-            body.extend_from_slice(&mac);
-        }
         let group = format!("ff02::1:ff{:02x}:{:02x}{:02x}", t[13], t[14], t[15]);
-        let mut f = Self::new(
-            src,
-            &group,
-            Upper::Icmp {
-                ty: NEIGHBOR_SOLICITATION,
-                code: 0,
-                body,
-            },
-        );
-        f.hop_limit = 255;
-        f.src_mac = mac;
-        f.dst_mac = [0x33, 0x33, 0xff, t[13], t[14], t[15]];
-        f
+        let dst_mac = [0x33, 0x33, 0xff, t[13], t[14], t[15]];
+        Self::solicitation(src, &group, dst_mac, NEIGHBOR_SOLICITATION, &t, mac)
     }
 
     /// A neighbour advertisement from `src` about `target` to `dst`.
@@ -161,23 +142,30 @@ impl Frame6 {
     /// A router solicitation to all routers (with the source link-layer address option
     /// unless from the unspecified address).
     pub fn router_solicitation(src: &str, mac: [u8; 6]) -> Self {
+        let all_routers = [0x33, 0x33, 0, 0, 0, 2];
+        Self::solicitation(src, "ff02::2", all_routers, ROUTER_SOLICITATION, &[], mac)
+    }
+
+    /// A solicitation of type `ty` from `src` (MAC `mac`) to `dst` at `dst_mac`: 4 reserved
+    /// bytes, `fields`, then the source link-layer address option unless from `::`.
+    fn solicitation(
+        src: &str,
+        dst: &str,
+        dst_mac: [u8; 6],
+        ty: u8,
+        fields: &[u8],
+        mac: [u8; 6],
+    ) -> Self {
         let mut body = vec![0; 4];
+        body.extend_from_slice(fields);
         if !addr(src).is_unspecified() {
             body.extend_from_slice(&[1, 1]);
             body.extend_from_slice(&mac);
         }
-        let mut f = Self::new(
-            src,
-            "ff02::2",
-            Upper::Icmp {
-                ty: ROUTER_SOLICITATION,
-                code: 0,
-                body,
-            },
-        );
+        let mut f = Self::new(src, dst, Upper::Icmp { ty, code: 0, body });
         f.hop_limit = 255;
         f.src_mac = mac;
-        f.dst_mac = [0x33, 0x33, 0, 0, 0, 2];
+        f.dst_mac = dst_mac;
         f
     }
 
@@ -273,24 +261,8 @@ pub fn upper_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, proto: u8, msg: &[u8]) -> 
     checksum(&[&src.octets(), &dst.octets(), &len, &[0, 0, 0, proto], msg])
 }
 
-/// The modified EUI-64 link-local address of an interface with MAC `mac`.
+/// The modified EUI-64 link-local address of an interface with MAC `mac` (the router's on
+/// its ports).
 pub fn link_local(mac: [u8; 6]) -> Ipv6Addr {
-    Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        mac[0] ^ 0x02,
-        mac[1],
-        mac[2],
-        0xff,
-        0xfe,
-        mac[3],
-        mac[4],
-        mac[5],
-    ])
+    Ipv6Addr::from(vpc_common::iface::router_link_local(&mac))
 }

@@ -11,12 +11,15 @@
 //!   each host learns its default router from the advertisement, resolves another address
 //!   of its subnet to the router's port, pings the router's link-local address; an address
 //!   the host does not have is dropped as spoofed. Both hosts, both directions.
+//! - The agent: hosts whose links came up before it learn their router from its unsolicited
+//!   advertisements, which keep coming, to all nodes.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use vpc_agent::datapath::{AttachMode, object::programs};
 use vpc_common::{DropReason, MARK_APPROVED};
 use vpc_tests::{
+    agent::{Agent, Bpffs, Scratch},
     packet6::{
         Ext, Frame6, NEIGHBOR_ADVERTISEMENT, REDIRECT, ROUTER_ADVERTISEMENT, Upper, link_local,
     },
@@ -572,4 +575,67 @@ fn hosts_learn_their_router_and_neighbours_from_the_router() {
             "{ifname}: a source the instance does not have is spoofed: {after:?}"
         );
     }
+}
+
+#[test]
+fn the_agent_advertises_the_router_to_hosts_that_came_up_before_it() {
+    require_kernel!();
+    // Nothing attached yet: the hosts' links came up, and their solicitations went
+    // unanswered, before the agent started.
+    let topo = Topology::build(FIXTURE, None, false).expect("topology");
+    let scratch = Scratch::new().expect("scratch dir");
+    let config = scratch.write("vpc.yaml", FIXTURE).expect("write");
+    let bpffs = Bpffs::new().expect("bpffs dir");
+    let log = scratch.dir.join("agent.log");
+    let mut agent = Agent::spawn(
+        &topo.router,
+        &config,
+        &bpffs,
+        log,
+        &["--router-advertisement-interval", "1"],
+    )
+    .expect("spawn agent");
+    agent.wait_running().expect("agent runs");
+    for ifname in ["eweb1", "eweb2"] {
+        let ns = &topo.port_named(ifname).ns;
+        let (router_mac, _) = macs(&topo, ifname);
+        let router_ll = link_local(router_mac).to_string();
+        let default_route = || {
+            let out = ns.ip(&["-6", "route", "show", "default"]).unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(
+            eventually(10, || default_route().contains(&format!("via {router_ll}"))),
+            "{ifname}: the host learns its router: {} {}",
+            default_route(),
+            agent.log()
+        );
+        // Unsolicited: the host solicits no more once it has a router, and the agent keeps
+        // advertising (every second here) to all nodes from the router's link-local address.
+        let capture = ns
+            .exec_status(
+                "timeout",
+                &[
+                    "4",
+                    "tcpdump",
+                    "-n",
+                    "-l",
+                    "-i",
+                    "eth0",
+                    "-c",
+                    "2",
+                    "icmp6 and ip6[40] == 134 and dst host ff02::1",
+                ],
+            )
+            .unwrap();
+        let seen = String::from_utf8_lossy(&capture.stdout).into_owned();
+        let ras = seen
+            .lines()
+            .filter(|l| l.contains(&format!("{router_ll} > ff02::1")))
+            .filter(|l| l.contains("router advertisement"))
+            .count();
+        assert_eq!(ras, 2, "{ifname}: periodic advertisements: {seen:?}");
+    }
+    agent.signal("TERM").expect("stop agent");
+    assert_eq!(agent.wait_exit(Duration::from_secs(10)).unwrap(), Some(0));
 }

@@ -16,7 +16,7 @@ use vpc_common::DropReason;
 use crate::packet::{ETH_LEN, Frag, PROTO_TCP, PROTO_UDP, PacketCtx, Plain, header};
 
 /// ICMPv6 (next header 58).
-pub const PROTO_ICMPV6: u8 = 58;
+pub use vpc_common::ndp::PROTO_ICMPV6;
 /// Extension headers (next header values).
 const HOP_BY_HOP: u8 = 0;
 const ROUTING: u8 = 43;

@@ -24,54 +24,27 @@
 //! On a shared segment only link-scope traffic goes to the kernel (hosts there find each
 //! other themselves).
 //!
-//! Answers (frame layouts):
-//!
-//! ```text
-//! neighbour advertisement, 86 bytes
-//!  0     14                 54                       78                  86
-//! +-----+-------------------+------------------------+-------------------+
-//! | eth | IPv6 (40), hop    | ICMPv6 136: flags,     | target link-layer |
-//! |     | limit 255         | target (24)            | address (8)       |
-//! +-----+-------------------+------------------------+-------------------+
-//!
-//! router advertisement, 110 bytes
-//!  0     14                 54                  70                  78             110
-//! +-----+-------------------+-------------------+-------------------+--------------+
-//! | eth | IPv6 (40), hop    | ICMPv6 134 (16):  | source link-layer | prefix (32): |
-//! |     | limit 255         | lifetime 1800 s   | address (8)       | the /64, L=1 |
-//! +-----+-------------------+-------------------+-------------------+--------------+
-//! ```
+//! The answers are built by `vpc_common::ndp` (frame layouts there), which the agent's
+//! unsolicited router advertisements share.
 
 use aya_ebpf::{btf_maps::PerCpuArray, macros::btf_map};
 use network_types::eth::EthHdr;
 use vpc_common::{
     DropReason,
     iface::{Endpoint6Key, IfaceInfo, router_link_local},
+    ndp::{
+        ALL_NODES, NA_LEN, ND_HOP_LIMIT, NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, RA_LEN,
+        REDIRECT, ROUTER_ADVERTISEMENT, ROUTER_SOLICITATION, neighbor_advertisement,
+    },
 };
 
 use crate::{
-    csum::{checksum, sum},
     ipv6::{
         IPV6_PAYLOAD_OFF, PROTO_ICMPV6, Packet6, is_link_local, is_link_multicast, is_unspecified,
     },
     maps::{ENDPOINTS6, SUBNETS6, copied},
     packet::{PacketCtx, header},
 };
-
-const ROUTER_SOLICITATION: u8 = 133;
-const ROUTER_ADVERTISEMENT: u8 = 134;
-const NEIGHBOR_SOLICITATION: u8 = 135;
-const NEIGHBOR_ADVERTISEMENT: u8 = 136;
-const REDIRECT: u8 = 137;
-
-/// The hop limit every neighbour discovery message carries (RFC 4861 6.1, 7.1).
-const ND_HOP_LIMIT: u8 = 255;
-/// The router lifetime the advertisements give (seconds).
-pub const ROUTER_LIFETIME: u16 = 1800;
-
-/// Answer frame lengths.
-pub const NA_LEN: usize = IPV6_PAYLOAD_OFF + 32;
-pub const RA_LEN: usize = IPV6_PAYLOAD_OFF + 56;
 
 /// Per-CPU scratch space the answers are built in.
 #[btf_map]
@@ -165,35 +138,6 @@ fn answers_for(iface: &IfaceInfo, ingress: u32, target: &[u8; 16]) -> bool {
     target[..8] == s6.prefix && !own_address(iface, ingress, target)
 }
 
-/// The pseudo header's part of an ICMPv6 checksum (RFC 8200 8.1) for a message of `len`
-/// bytes from `src` to `dst`.
-#[inline(always)]
-fn pseudo_sum(src: &[u8; 16], dst: &[u8; 16], len: u32) -> u32 {
-    sum(dst, sum(src, 0)) + len + u32::from(PROTO_ICMPV6)
-}
-
-/// Writes the Ethernet and IPv6 headers of an answer into `f`: back to the packet's sender,
-/// from the port, `payload` bytes of ICMPv6 from `src` to `dst`.
-#[inline(always)]
-fn answer_headers(
-    f: &mut [u8],
-    eth_src: &[u8; 6],
-    iface: &IfaceInfo,
-    src: &[u8; 16],
-    dst: &[u8; 16],
-    payload: u16,
-) {
-    f[0..6].copy_from_slice(eth_src);
-    f[6..12].copy_from_slice(&iface.mac);
-    f[12..14].copy_from_slice(&[0x86, 0xdd]);
-    f[14..18].copy_from_slice(&[0x60, 0, 0, 0]);
-    f[18..20].copy_from_slice(&payload.to_be_bytes());
-    f[20] = PROTO_ICMPV6;
-    f[21] = ND_HOP_LIMIT;
-    f[22..38].copy_from_slice(src);
-    f[38..54].copy_from_slice(dst);
-}
-
 /// Builds the neighbour advertisement for `target` answering solicitation `p`.
 #[inline(always)]
 fn advertise(
@@ -204,20 +148,13 @@ fn advertise(
 ) -> Result<Ipv6Action, DropReason> {
     let eth_src = header::<EthHdr>(ctx, 0)?.src_addr;
     let out = NDP_SCRATCH.get_ptr_mut(0).ok_or(DropReason::BadTarget)?;
-    // SAFETY: this CPU's scratch slot, used only here for the program's duration.
+    let out = out.cast::<[u8; NA_LEN]>();
+    // SAFETY: this CPU's scratch slot (RA_LEN bytes, NA_LEN of them used), used only here
+    // for the program's duration.
     let f = unsafe { &mut *out };
-    answer_headers(f, &eth_src, iface, target, &p.src, 32);
     let router = *target == router_link_local(&iface.mac);
-    // Solicited and override; router only for the router's own address.
-    let flags = if router { 0xe0 } else { 0x60 };
-    let m = &mut f[IPV6_PAYLOAD_OFF..NA_LEN];
-    m[..8].copy_from_slice(&[NEIGHBOR_ADVERTISEMENT, 0, 0, 0, flags, 0, 0, 0]);
-    m[8..24].copy_from_slice(target);
-    m[24..26].copy_from_slice(&[2, 1]);
-    m[26..32].copy_from_slice(&iface.mac);
-    let check = checksum(sum(m, pseudo_sum(target, &p.src, 32)));
-    m[2..4].copy_from_slice(&check.to_be_bytes());
-    Ok(Ipv6Action::Advertise(out.cast::<[u8; NA_LEN]>()))
+    neighbor_advertisement(f, &eth_src, &iface.mac, target, &p.src, router);
+    Ok(Ipv6Action::Advertise(out.cast_const()))
 }
 
 /// Builds the router advertisement answering solicitation `p`: to its sender, or to all
@@ -238,39 +175,8 @@ fn router_advertisement(
     let src = router_link_local(&iface.mac);
     let mut dst = p.src;
     if is_unspecified(&dst) {
-        dst = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        dst = ALL_NODES;
     }
-    answer_headers(f, &eth_src, iface, &src, &dst, 56);
-    let life = ROUTER_LIFETIME.to_be_bytes();
-    let m = &mut f[IPV6_PAYLOAD_OFF..RA_LEN];
-    // Current hop limit 64, no flags, reachable time and retransmission timer unspecified.
-    m[..16].copy_from_slice(&[
-        ROUTER_ADVERTISEMENT,
-        0,
-        0,
-        0,
-        64,
-        0,
-        life[0],
-        life[1],
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ]);
-    m[16..18].copy_from_slice(&[1, 1]);
-    m[18..24].copy_from_slice(&iface.mac);
-    // Prefix information: /64, on-link, not autonomous, lifetimes infinite.
-    m[24..40].copy_from_slice(&[
-        3, 4, 64, 0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0,
-    ]);
-    m[40..48].copy_from_slice(&s6.prefix);
-    m[48..56].copy_from_slice(&[0; 8]);
-    let check = checksum(sum(m, pseudo_sum(&src, &dst, 56)));
-    m[2..4].copy_from_slice(&check.to_be_bytes());
+    vpc_common::ndp::router_advertisement(f, &eth_src, &iface.mac, &src, &dst, &s6.prefix);
     Ok(Some(Ipv6Action::RouterAdvertise(out.cast_const())))
 }

@@ -243,7 +243,8 @@ mod tests {
       - { name: web, subnet: pub, private_ip: 10.0.0.10, public_ip: 198.51.100.20 }
 ";
 
-    fn ifindex(name: &str) -> Option<u32> {
+    /// The ifindexes of the interfaces the unit tests' definitions name.
+    pub(super) fn ifindex(name: &str) -> Option<u32> {
         match name {
             "up" => Some(2),
             "s-pub" => Some(3),

@@ -167,7 +167,7 @@ fn gateway_source_routes(
 
 #[cfg(test)]
 mod tests {
-    use super::super::compile;
+    use super::super::{compile, tests::ifindex};
     use crate::config::load_str;
 
     /// A dual-stack VPC; `ROUTES6` is replaced by the tables' IPv6 routes (or nothing).
@@ -190,15 +190,6 @@ mod tests {
           - { destination: 192.0.2.0/24, target: blackhole }
           ROUTES6_PRIVATE
 ";
-
-    fn ifindex(name: &str) -> Option<u32> {
-        match name {
-            "up" => Some(2),
-            "s-pub" => Some(3),
-            "s-priv" => Some(4),
-            _ => None,
-        }
-    }
 
     #[test]
     fn ipv6_routes_are_validated_not_compiled() {

@@ -5,6 +5,7 @@
 //! every managed interface (`bpf_fib_lookup` refuses to forward
 //! otherwise). Done with `ip` (iproute2) and `/proc/sys`, in the agent's network namespace.
 
+use ipnet::Ipv6Net;
 use std::{io, path::PathBuf, process::Command};
 
 use crate::config::{ValidatedConfig, validated::InterfaceRole};
@@ -44,11 +45,11 @@ pub struct Managed {
     /// address as the source), so that the kernel's FIB and the router's own packets use the
     /// port.
     pub instance_route: Option<(String, String)>,
-    /// On an instance port of a subnet with an IPv6 block: the port must have the router's
-    /// link-local address (`vpc_common::iface::router_link_local` of its MAC), the source of
-    /// the router advertisements the datapath sends there and the address instances reach
-    /// the router by.
-    pub router_link_local: bool,
+    /// On an instance port of a subnet with an IPv6 block: the subnet's /64. The port must
+    /// then have the router's link-local address (`vpc_common::iface::router_link_local` of
+    /// its MAC), the source of the router advertisements sent there (`advertise`) and the
+    /// address instances reach the router by.
+    pub ipv6_prefix: Option<Ipv6Net>,
 }
 
 /// The interfaces of `config`, each once (subnet interfaces first, then uplinks).
@@ -57,7 +58,7 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
         .interfaces()
         .into_iter()
         .map(|(name, role)| {
-            let mut router_link_local = false;
+            let mut ipv6_prefix = None;
             let (kind, router_address, instance_route) = match role {
                 InterfaceRole::Segment { vpc, subnet } => {
                     let s = &config.vpcs[vpc].subnets[subnet];
@@ -69,7 +70,7 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
                     let subnet = &config.vpcs[vpc].subnets[inst.subnet];
                     let router = subnet.router_ip();
                     let route = (format!("{}/32", inst.private_ip), router.to_string());
-                    router_link_local = subnet.ipv6_cidr.is_some();
+                    ipv6_prefix = subnet.ipv6_cidr;
                     (IFACE_SUBNET, Some(format!("{router}/32")), Some(route))
                 }
                 InterfaceRole::Uplink { .. } => (IFACE_UPLINK, None, None),
@@ -80,7 +81,7 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
                 kind,
                 router_address,
                 instance_route,
-                router_link_local,
+                ipv6_prefix,
             }
         })
         .collect()
@@ -136,7 +137,7 @@ pub fn prepare(iface: &Managed) -> Result<(), NetconfError> {
         ])?;
         log::debug!("instance route interface={} destination={dest}", iface.name);
     }
-    if iface.router_link_local {
+    if iface.ipv6_prefix.is_some() {
         ensure_router_link_local(&iface.name)?;
     }
     let path = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{}/forwarding", iface.name));
@@ -151,19 +152,23 @@ pub fn prepare(iface: &Managed) -> Result<(), NetconfError> {
     Ok(())
 }
 
-/// Adds the router's link-local address to IPv6 instance port `name` if it lacks it.
-fn ensure_router_link_local(name: &str) -> Result<(), NetconfError> {
+/// The MAC address of interface `name`.
+pub fn mac(name: &str) -> Result<[u8; 6], NetconfError> {
     // From `ip`, not /sys: the agent's network namespace need not be the one sysfs shows.
     let link = ip(&["-o", "link", "show", "dev", name])?;
-    let mac = link
-        .split_whitespace()
+    link.split_whitespace()
         .skip_while(|word| *word != "link/ether")
         .nth(1)
         .and_then(parse_mac)
         .ok_or_else(|| NetconfError::Mac {
             interface: name.to_owned(),
             link: link.trim().to_owned(),
-        })?;
+        })
+}
+
+/// Adds the router's link-local address to IPv6 instance port `name` if it lacks it.
+fn ensure_router_link_local(name: &str) -> Result<(), NetconfError> {
+    let mac = mac(name)?;
     let address = std::net::Ipv6Addr::from(vpc_common::iface::router_link_local(&mac));
     let have = ip(&["-6", "-o", "addr", "show", "dev", name])?;
     let with_len = format!("{address}/64");
