@@ -13,6 +13,7 @@ pub mod ifchange;
 pub mod netns;
 pub mod observe;
 pub mod packet;
+pub mod packet6;
 pub mod rng;
 pub mod testrun;
 pub mod topology;

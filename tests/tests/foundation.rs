@@ -9,9 +9,10 @@ use vpc_tests::{
     datapath::Datapath,
     netns::{NetNs, veth},
     packet::{Packet, TCP_SYN},
+    packet6::{Frame6, Upper},
     require_kernel,
     testrun::{Verdict, run_xdp},
-    topology::Topology,
+    topology::{Topology, mac},
 };
 
 struct Case {
@@ -30,8 +31,19 @@ fn cases(topo: &Topology) -> Vec<Case> {
         "pub0",
         &Packet::tcp("10.0.0.10", "10.0.0.1", 40000, 22, TCP_SYN),
     );
-    let mut ipv6 = tcp.clone();
-    ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+    let pub0 = topo.port_named("pub0").index;
+    let ipv6 = Frame6::new(
+        "2001:db8::10",
+        "2001:db8::20",
+        Upper::Udp {
+            sport: 40000,
+            dport: 53,
+        },
+    )
+    .macs(mac(pub0, true), mac(pub0, false))
+    .build();
+    let mut ipv4_as_ipv6 = tcp.clone();
+    ipv4_as_ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     let mut arp = tcp.clone();
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
     let mut bad_ihl = tcp.clone();
@@ -98,11 +110,18 @@ fn cases(topo: &Topology) -> Vec<Case> {
             dropped: Some(DropReason::VlanTagged),
         },
         Case {
-            name: "IPv6",
+            name: "IPv6 (not forwarded yet)",
             managed: true,
             frame: ipv6,
             verdict: Verdict::Drop,
             dropped: Some(DropReason::NotIpv4),
+        },
+        Case {
+            name: "an IPv4 packet under the IPv6 EtherType",
+            managed: true,
+            frame: ipv4_as_ipv6,
+            verdict: Verdict::Drop,
+            dropped: Some(DropReason::Malformed),
         },
     ]
 }

@@ -1,6 +1,7 @@
-//! IPv6 while the VPC datapath is IPv4 only: on an uplink it is the router's own traffic (the
-//! kernel's: its neighbour discovery, its pings), on an instance port it is dropped
-//! (`not_ipv4`), and the TC egress guard stops IPv6 the kernel would forward into a subnet
+//! IPv6 while the VPC datapath forwards IPv4 only: on an uplink it is the router's own traffic
+//! (the kernel's: its neighbour discovery, its pings), on an instance port only link-scope
+//! traffic reaches the kernel, the rest is dropped (`not_ipv4`, or `spoofed` from an address
+//! the instance does not have; neighbour discovery is `ndp.rs`'s), and the TC egress guard stops IPv6 the kernel would forward into a subnet
 //! (`unapproved`) while letting the router's own link-local packets out.
 //!
 //! Table-driven BPF_PROG_TEST_RUN cases for XDP, TC ingress and TC egress, then traffic in
@@ -72,20 +73,28 @@ const INGRESS: &[Case] = &[
         dropped: None,
     },
     Case {
-        name: "from an instance: not forwarded",
+        name: "from an instance, from an address it does not have: spoofed",
         ifname: "eweb1",
         src: WEB6,
+        dst: INET6,
+        passes: false,
+        dropped: Some(DropReason::Spoofed),
+    },
+    Case {
+        name: "from an instance's link-local address to the internet: not forwarded",
+        ifname: "eweb1",
+        src: LINK_LOCAL,
         dst: INET6,
         passes: false,
         dropped: Some(DropReason::NotIpv4),
     },
     Case {
-        name: "link-local from an instance: not the router's either",
+        name: "link-local from an instance to the routers' group: the kernel's, never forwarded",
         ifname: "eweb1",
         src: LINK_LOCAL,
         dst: "ff02::2",
-        passes: false,
-        dropped: Some(DropReason::NotIpv4),
+        passes: true,
+        dropped: None,
     },
 ];
 
@@ -205,10 +214,10 @@ fn test_run_ipv6_is_the_router_s_own_outside_and_dropped_inside() {
     }
     // Truncated at each header boundary (XDP only: the kernel refuses an skb test run with
     // less than an IPv6 header): on the uplink still the kernel's, which judges it; on a port
-    // dropped like any IPv6.
+    // malformed.
     for (ifname, passes, dropped) in [
         ("up0", true, None),
-        ("eweb1", false, Some(DropReason::NotIpv4)),
+        ("eweb1", false, Some(DropReason::Malformed)),
     ] {
         let frame = icmpv6_echo(&topo, ifname, INET6, WEB6);
         for len in [14usize, 20, 22, 38, 54, 58] {
@@ -306,8 +315,9 @@ fn the_router_s_own_ipv6_works_on_the_uplink_and_none_is_forwarded_to_an_instanc
         "the internet reaches the router over IPv6"
     );
 
-    // Neither way between the instance and the internet: the port drops the instance's IPv6,
-    // the egress guard what the kernel forwards to it.
+    // Neither way between the instance and the internet: the port drops the instance's IPv6
+    // (from an address the definition does not give it), the egress guard what the kernel
+    // forwards to it.
     let before = topo.datapath.drop_counters().unwrap();
     assert!(
         !ping(inet, WEB6),
@@ -325,7 +335,7 @@ fn the_router_s_own_ipv6_works_on_the_uplink_and_none_is_forwarded_to_an_instanc
         "the egress guard stopped the kernel's forwarding: {after:?}"
     );
     assert!(
-        grew(DropReason::NotIpv4) >= 2,
+        grew(DropReason::Spoofed) >= 2,
         "the port dropped the instance's IPv6: {after:?}"
     );
     // IPv4 is unaffected.

@@ -327,7 +327,7 @@ struct Run<'a> {
 enum Lookup<'a> {
     /// Inside a VPC block: the local route.
     Local(Ipv4Net),
-    Route(&'a Ipv4Net, &'a RouteTarget),
+    Route(Ipv4Net, &'a RouteTarget),
     NoRoute,
 }
 
@@ -373,7 +373,9 @@ pub fn security_group_match(
 }
 
 /// Longest prefix match in a table of VPC `vpc`. The local routes win whenever the
-/// destination is inside a VPC block, since validation forbids routes inside a block.
+/// destination is inside a VPC block, since validation forbids routes inside a block. Only
+/// IPv4 routes are looked at: the IPv6 forwarding pipeline is not built yet (IPv6 routes are
+/// validated, not compiled).
 fn lookup<'a>(vpc: &'a VpcDef, table: usize, dst: Ipv4Addr) -> Lookup<'a> {
     if let Some(block) = vpc.cidr_blocks.iter().find(|b| b.contains(&dst)) {
         return Lookup::Local(*block);
@@ -381,10 +383,11 @@ fn lookup<'a>(vpc: &'a VpcDef, table: usize, dst: Ipv4Addr) -> Lookup<'a> {
     vpc.route_tables[table]
         .routes
         .iter()
-        .filter(|r| r.destination.contains(&dst))
-        .max_by_key(|r| r.destination.prefix_len())
-        .map_or(Lookup::NoRoute, |r| {
-            Lookup::Route(&r.destination, &r.target)
+        .filter_map(|r| Some((r.ipv4_destination()?, &r.target)))
+        .filter(|(dest, _)| dest.contains(&dst))
+        .max_by_key(|(dest, _)| dest.prefix_len())
+        .map_or(Lookup::NoRoute, |(dest, target)| {
+            Lookup::Route(dest, target)
         })
 }
 
@@ -434,7 +437,7 @@ impl Run<'_> {
         let table = subnet.route_table;
         match lookup(vpc, table, p.dst) {
             Lookup::Local(block) => self.local(v, table, block, Some(s), p),
-            Lookup::Route(dest, target) => self.target(v, table, *dest, target, source, p),
+            Lookup::Route(dest, target) => self.target(v, table, dest, target, source, p),
             Lookup::NoRoute => {
                 self.route_hop(v, table, None, RouteHopTarget::NoRoute);
                 Verdict::Drop(DropReason::NoRoute)
@@ -677,6 +680,13 @@ impl Run<'_> {
                 self.route_hop(v, table, Some(dest), RouteHopTarget::Blackhole);
                 Verdict::Drop(DropReason::Blackhole)
             }
+            // Validation keeps IPv4 destinations off the egress-only gateway, so no IPv4
+            // lookup ends here; were one to, it is what the compiled table holds for it: no
+            // entry (compile/routes.rs skips the gateway's routes).
+            RouteTarget::EgressOnlyGateway => {
+                self.route_hop(v, table, None, RouteHopTarget::NoRoute);
+                Verdict::Drop(DropReason::NoRoute)
+            }
         }
     }
 
@@ -744,7 +754,7 @@ impl Run<'_> {
             Lookup::Route(dest, RouteTarget::InternetGateway) => {
                 let igw = vpc.internet_gateway.as_ref();
                 let name = igw.map_or_else(String::new, |i| i.name.clone());
-                self.route_hop(v, table, Some(*dest), RouteHopTarget::InternetGateway(name));
+                self.route_hop(v, table, Some(dest), RouteHopTarget::InternetGateway(name));
                 igw.map(|i| i.interface.clone())
             }
             _ => None,

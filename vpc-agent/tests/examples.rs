@@ -96,6 +96,61 @@ fn validate_reports_an_unreadable_file() {
     );
 }
 
+// ----- IPv6: AWS's "Getting started with IPv6" -----
+
+#[test]
+fn the_ipv6_example_routes_both_families_and_enforces_ipv4() {
+    use vpc_agent::config::validated::RouteTarget;
+    let path = examples_dir().join("ipv6-getting-started.yaml");
+    let config = load_file(&path).expect("valid");
+    let vpc = &config.vpcs[0];
+    let routes: Vec<(&str, String, &RouteTarget)> = vpc
+        .route_tables
+        .iter()
+        .flat_map(|t| {
+            t.routes
+                .iter()
+                .map(move |r| (t.name.as_str(), r.destination.to_string(), &r.target))
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            (
+                "public",
+                "0.0.0.0/0".to_owned(),
+                &RouteTarget::InternetGateway
+            ),
+            ("public", "::/0".to_owned(), &RouteTarget::InternetGateway),
+            (
+                "private",
+                "::/0".to_owned(),
+                &RouteTarget::EgressOnlyGateway
+            ),
+        ]
+    );
+    // The one warning: IPv6 is validated, not forwarded.
+    let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("not forwarded yet"), "{warnings:?}");
+    // IPv4 as before: web-1 goes out with its public address; app-1's table has an IPv6
+    // default route only, so IPv4 to the internet finds no route.
+    let out = |from: &str, src: &str| {
+        let p = tcp(src, "192.0.2.7", 443);
+        evaluate(&config, Ingress::Interface(from), &p)
+            .expect("known ingress")
+            .verdict
+    };
+    assert_eq!(
+        out("eni-web1", "10.0.0.10"),
+        deliver("uplink0", "198.51.100.20", "192.0.2.7")
+    );
+    assert_eq!(
+        out("eni-app1", "10.0.1.10"),
+        Verdict::Drop(DropReason::NoRoute)
+    );
+}
+
 // ----- The reference evaluator on the demo scenario -----
 
 fn demo() -> ValidatedConfig {

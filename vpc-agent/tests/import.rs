@@ -132,67 +132,6 @@ fn load(yaml: &str) -> ValidatedConfig {
     config::load_str("(imported)", yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
 }
 
-/// An import with IPv6, its report and its output loaded. The validator takes
-/// `ipv6_cidr_block`, `ipv6_cidr`, `ipv6_addresses`, `egress_only_internet_gateway` and IPv6
-/// ACL and group rule CIDRs, but not yet IPv6 route destinations: until it does, those are the
-/// only errors allowed (each on a route line with an IPv6 CIDR), and the config is loaded from
-/// the output without those lines. Once the validator takes them, the import succeeds and the
-/// whole output is loaded.
-fn load_dual_stack(
-    result: Result<import::Imported, ImportError>,
-) -> (import::Imported, ValidatedConfig) {
-    let (yaml, report, diagnostics) = match result {
-        Ok(imported) => {
-            let config = load(&imported.yaml);
-            return (imported, config);
-        }
-        Err(ImportError::Invalid {
-            yaml,
-            report,
-            diagnostics,
-        }) => (yaml, report, diagnostics),
-        Err(e) => panic!("{e}"),
-    };
-    let lines: Vec<&str> = yaml.lines().collect();
-    let mut dropped = std::collections::BTreeSet::new();
-    for d in &diagnostics.items {
-        let index = d.pos.line as usize - 1;
-        let ipv6_route = d.path.contains(".routes[")
-            && (d.message.contains("expected an IPv4 network")
-                || d.message
-                    .contains("cannot be the target of an IPv4 destination"));
-        assert!(
-            ipv6_route && lines[index].contains("::"),
-            "{d:?}: {}\n{yaml}",
-            lines[index]
-        );
-        dropped.insert(index);
-    }
-    let rest: Vec<&str> = lines
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !dropped.contains(i))
-        .map(|(_, l)| *l)
-        .collect();
-    // A list whose every item was dropped is written empty.
-    let mut kept = String::new();
-    for (i, line) in rest.iter().enumerate() {
-        kept.push_str(line);
-        let opens_list =
-            line.ends_with("routes:") || line.ends_with("inbound:") || line.ends_with("outbound:");
-        let has_item = rest.get(i + 1).is_some_and(|next| {
-            next.trim_start().starts_with("- ")
-                && next.len() - next.trim_start().len() > line.len() - line.trim_start().len()
-        });
-        if opens_list && !has_item {
-            kept.push_str(" []");
-        }
-        kept.push('\n');
-    }
-    let config = load(&kept);
-    (import::Imported { yaml, report }, config)
-}
-
 #[test]
 fn single_public_subnet_template_gives_the_guide_verdicts() {
     let opts = options(
@@ -436,10 +375,9 @@ fn sample_two_zone_template_sends_each_private_subnet_through_its_own_nat_gatewa
 
 #[test]
 fn describe_output_gives_the_same_verdicts_with_the_real_addresses() {
-    let (imported, config) = load_dual_stack(import::describe_path(
-        &fixture("describe"),
-        &Options::default(),
-    ));
+    let imported = import::describe_path(&fixture("describe"), &Options::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = load(&imported.yaml);
     let vpc = &config.vpcs[0];
     assert_eq!(vpc.name, "prod", "named by the Name tag");
     // Only router interfaces are invented: every address is in the output.
@@ -451,11 +389,11 @@ fn describe_output_gives_the_same_verdicts_with_the_real_addresses() {
             .filter(|n| n.severity == Severity::Assumed)
             .all(|n| n.message.contains("router interface"))
     );
-    // IPv6 is imported but for its routes (the format's routes are IPv4 only so far): they
-    // are all that is left out (the terminated instance is only ignored).
+    // IPv6 is imported, its routes too: nothing is left out (the terminated instance is only
+    // ignored; the IPv6 local route is the implicit one).
     assert_eq!(
         imported.report.count(Severity::NotImported),
-        2,
+        0,
         "{}",
         imported.report
     );
@@ -466,8 +404,8 @@ fn describe_output_gives_the_same_verdicts_with_the_real_addresses() {
             "    egress_only_internet_gateway:   # describe-egress-only-internet-gateways eigw-015e0e244eEXAMPLE (line 4)\n      name: my-eigw\n      interface: uplink1\n",
             "        cidr: 10.0.0.0/24\n        ipv6_cidr: 2001:db8:1234:1a00::/64\n",
             "        cidr: 10.0.1.0/24\n        ipv6_cidr: 2001:db8:1234:1a01::/64\n",
-            "          - { destination: 0.0.0.0/0, target: nat-a }\n",
-            "          - { destination: 0.0.0.0/0, target: my-igw }\n",
+            "          - { destination: 0.0.0.0/0, target: nat-a }\n          - { destination: \"::/0\", target: my-eigw }\n",
+            "          - { destination: 0.0.0.0/0, target: my-igw }\n          - { destination: \"::/0\", target: my-igw }\n",
             "          - { rule: 101, protocol: all, cidr: \"::/0\", action: allow }\n",
             "          - { rule: 160, protocol: tcp, ports: 1024-65535, cidr: \"::/0\", action: allow }\n",
             "          - { rule: 160, protocol: tcp, ports: 443, cidr: \"::/0\", action: allow }\n",
@@ -1369,10 +1307,9 @@ fn assert_lines(yaml: &str, expected: &[&str]) {
 
 #[test]
 fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
-    let (imported, config) = load_dual_stack(import::cloudformation_file(
-        &fixture("ipv6.yaml"),
-        &Options::default(),
-    ));
+    let imported = import::cloudformation_file(&fixture("ipv6.yaml"), &Options::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = load(&imported.yaml);
     // What the validator reads back.
     let vpc = &config.vpcs[0];
     assert_eq!(vpc.name, "VPC");
@@ -1397,7 +1334,28 @@ fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
         addresses,
         ["2001:db8:1234:1a00::10", "2001:db8:1234:1a01::20"]
     );
-    // Nothing left out but the two IPv6 routes (the format's routes are IPv4 only so far).
+    // Both IPv6 routes come across: ::/0 to the internet gateway (public) and to the
+    // egress-only one (private).
+    let routes: Vec<(String, String, &config::validated::RouteTarget)> = vpc
+        .route_tables
+        .iter()
+        .flat_map(|t| {
+            t.routes
+                .iter()
+                .map(|r| (t.name.clone(), r.destination.to_string(), &r.target))
+        })
+        .collect();
+    use config::validated::RouteTarget::{EgressOnlyGateway, InternetGateway};
+    let route = |table: &str, dest: &str, target| (table.to_owned(), dest.to_owned(), target);
+    assert_eq!(
+        routes,
+        [
+            route("PublicRT", "0.0.0.0/0", &InternetGateway),
+            route("PublicRT", "::/0", &InternetGateway),
+            route("PrivateRT", "::/0", &EgressOnlyGateway),
+        ]
+    );
+    // Nothing left out.
     let left_out: Vec<&str> = imported
         .report
         .notes
@@ -1405,13 +1363,7 @@ fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
         .filter(|n| n.severity == Severity::NotImported)
         .map(|n| n.message.as_str())
         .collect();
-    assert_eq!(
-        left_out,
-        ["IPv6 route destinations are not part of the format yet: the route to ::/0 is not imported";
-            2],
-        "{}",
-        imported.report
-    );
+    assert_eq!(left_out, Vec::<&str>::new(), "{}", imported.report);
     assert_lines(
         &imported.yaml,
         &[
@@ -1421,13 +1373,83 @@ fn a_dual_stack_template_imports_its_ipv6_blocks_gateways_routes_and_rules() {
             // Ipv6CidrBlock on the subnet, and an AWS::EC2::SubnetCidrBlock.
             "        cidr: 10.0.0.0/24\n        ipv6_cidr: 2001:db8:1234:1a00::/64\n        interface: public\n",
             "        cidr: 10.0.1.0/24\n        ipv6_cidr: 2001:db8:1234:1a01::/64\n        interface: private\n",
-            "          - { destination: 0.0.0.0/0, target: IGW }\n",
-            "      - name: PrivateRT   # AWS::EC2::RouteTable PrivateRT (line 50)\n",
+            "          - { destination: 0.0.0.0/0, target: IGW }\n          - { destination: \"::/0\", target: IGW }\n",
+            "      - name: PrivateRT   # AWS::EC2::RouteTable PrivateRT (line 50)\n        routes:\n          - { destination: \"::/0\", target: EIGW }\n",
             "        inbound:\n          - { rule: 100, protocol: tcp, ports: 1024-65535, cidr: \"::/0\", action: allow }\n        outbound:\n          - { rule: 100, protocol: tcp, ports: 443, cidr: \"::/0\", action: allow }\n",
             "          - { protocol: tcp, ports: 443, source: \"::/0\" }\n          - { protocol: tcp, ports: 443, source: 0.0.0.0/0 }\n          - { protocol: tcp, ports: 22, source: 2001:db8:99::/64 }\n",
             "        private_ip: 10.0.0.10\n        ipv6_addresses: [2001:db8:1234:1a00::10]\n        security_groups: [WebSG]\n",
             "        private_ip: 10.0.1.10\n        ipv6_addresses: [2001:db8:1234:1a01::20]\n",
         ],
+    );
+}
+
+#[test]
+fn an_ipv6_route_over_a_peering_connection_needs_both_ipv6_blocks() {
+    let template = "Resources:
+  App:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.0.0.0/16 }
+  AppV6:
+    Type: AWS::EC2::VPCCidrBlock
+    Properties: { VpcId: !Ref App, Ipv6CidrBlock: 2001:db8:1234:1a00::/56 }
+  Shared:
+    Type: AWS::EC2::VPC
+    Properties: { CidrBlock: 10.1.0.0/16 }
+  SharedV6:
+    Type: AWS::EC2::VPCCidrBlock
+    Properties: { VpcId: !Ref Shared, Ipv6CidrBlock: 2001:db8:1234:1b00::/56 }
+  Pcx:
+    Type: AWS::EC2::VPCPeeringConnection
+    Properties: { VpcId: !Ref App, PeerVpcId: !Ref Shared }
+  RT:
+    Type: AWS::EC2::RouteTable
+    Properties: { VpcId: !Ref App }
+  ToShared:
+    Type: AWS::EC2::Route
+    Properties: { RouteTableId: !Ref RT, DestinationIpv6CidrBlock: 2001:db8:1234:1b00::/56, VpcPeeringConnectionId: !Ref Pcx }
+";
+    let imported =
+        import::cloudformation::import("t.yaml", template, &Options::default()).expect("imports");
+    let config = load(&imported.yaml);
+    let route = &config.vpcs[0].route_tables[0].routes[0];
+    assert_eq!(
+        (route.destination.to_string(), &route.target),
+        (
+            "2001:db8:1234:1b00::/56".to_owned(),
+            &config::validated::RouteTarget::Peering(0)
+        ),
+        "{}",
+        imported.yaml
+    );
+    // The peer without an IPv6 block: the connection carries IPv4 only, the route is reported.
+    let v4_peer = template.replace(
+        "  SharedV6:\n    Type: AWS::EC2::VPCCidrBlock",
+        "  SharedV6:\n    Type: AWS::S3::Bucket",
+    );
+    assert_ne!(v4_peer, template);
+    let imported =
+        import::cloudformation::import("t.yaml", &v4_peer, &Options::default()).expect("imports");
+    let config = load(&imported.yaml);
+    assert_eq!(
+        config.vpcs[0].route_tables[0].routes,
+        [],
+        "{}",
+        imported.yaml
+    );
+    let notes: Vec<&str> = imported
+        .report
+        .notes
+        .iter()
+        .filter(|n| n.resource == "ToShared")
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "peering connection Pcx carries IPv6 only between VPCs that both have an IPv6 block: the route to 2001:db8:1234:1b00::/56 is not imported"
+        ],
+        "{}",
+        imported.report
     );
 }
 
@@ -1477,6 +1499,20 @@ fn ipv6_values_the_format_cannot_take_are_reported() {
             "DestinationCidrBlock: 0.0.0.0/0, EgressOnlyInternetGatewayId",
             "PrivateDefaultV6",
             "an egress-only internet gateway carries IPv6 only: the route to 0.0.0.0/0 is not imported",
+            "  PrivateDefaultV6:",
+        ),
+        (
+            "      Ipv6CidrBlock: 2001:db8:1234:1a00::/56",
+            "      AmazonProvidedIpv6CidrBlock: true",
+            "PublicDefaultV6",
+            "VPC VPC has no IPv6 block (give it its /56 as ipv6_cidr_block): the route to ::/0 is not imported",
+            "  PublicDefaultV6:",
+        ),
+        (
+            "DestinationIpv6CidrBlock: \"::/0\", EgressOnlyInternetGatewayId: !Ref EIGW",
+            "DestinationIpv6CidrBlock: \"64:ff9b::/96\", NatGatewayId: nat-1",
+            "PrivateDefaultV6",
+            "a NAT gateway translates IPv4 only (NAT64 is not part of the format): the route to 64:ff9b::/96 is not imported",
             "  PrivateDefaultV6:",
         ),
     ];

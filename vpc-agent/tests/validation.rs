@@ -379,7 +379,7 @@ rejects!(
         base!(),
         "    route_tables: [{ name: rt, routes: [{ destination: 0.0.0.0/0, target: nat-z }] }]\n"
     ),
-    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, VPN gateway, NAT gateway, peering connection, NAT instance or gateway endpoint of VPC 'prod', nor 'blackhole'"
+    "7:75: vpcs[0].route_tables[0].routes[0].target: unknown route target 'nat-z': not an internet gateway, egress-only internet gateway, VPN gateway, NAT gateway, peering connection, NAT instance or gateway endpoint of VPC 'prod', nor 'blackhole'"
 );
 rejects!(
     route_target_is_not_local,
@@ -1716,8 +1716,9 @@ fn ipv6_keys_resolve_and_warn_once() {
     assert_eq!(
         warnings(yaml),
         [
-            "8:22: vpcs[0].ipv6_cidr_block: warning: IPv6 is validated but not forwarded yet: IPv6 \
-          packets on VPC interfaces are dropped (not_ipv4)"
+            "8:22: vpcs[0].ipv6_cidr_block: warning: IPv6 is validated but not forwarded yet: the \
+          router answers neighbour discovery on instance ports, other IPv6 packets on VPC \
+          interfaces are dropped (not_ipv4)"
         ]
     );
     assert_eq!(warnings(base!()), Vec::<String>::new());
@@ -1815,8 +1816,157 @@ rejects!(
         "      - name: rt\n",
         "        routes: [{ destination: 0.0.0.0/0, target: eigw }]\n",
     ),
-    "12:52: vpcs[0].route_tables[0].routes[0].target: the egress-only internet gateway carries IPv6 only: 'eigw' cannot be the target of an IPv4 destination"
+    "12:52: vpcs[0].route_tables[0].routes[0].target: the egress-only internet gateway carries IPv6 only: 'eigw' cannot be the target of IPv4 destination 0.0.0.0/0"
 );
+
+#[test]
+fn ipv6_routes_to_the_internet_and_egress_only_gateways() {
+    use vpc_agent::config::validated::{RouteDef, RouteTarget};
+    let yaml = v6!(
+        "    egress_only_internet_gateway: { name: eigw, interface: uplink0 }\n",
+        "    route_tables:\n",
+        "      - name: public\n",
+        "        routes:\n",
+        "          - { destination: 0.0.0.0/0, target: igw }\n",
+        "          - { destination: '::/0', target: igw }\n",
+        "      - name: private\n",
+        "        routes:\n",
+        "          - { destination: '::/0', target: eigw }\n",
+        "          - { destination: '2001:db8:ffff::/48', target: blackhole }\n",
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let route = |destination: &str, target| RouteDef {
+        destination: destination.parse().unwrap(),
+        target,
+        propagated: false,
+    };
+    let tables = &config.vpcs[0].route_tables;
+    assert_eq!(
+        tables[0].routes,
+        [
+            route("0.0.0.0/0", RouteTarget::InternetGateway),
+            route("::/0", RouteTarget::InternetGateway),
+        ]
+    );
+    assert_eq!(
+        tables[1].routes,
+        [
+            route("::/0", RouteTarget::EgressOnlyGateway),
+            route("2001:db8:ffff::/48", RouteTarget::Blackhole),
+        ]
+    );
+}
+
+rejects!(
+    ipv6_route_needs_the_vpc_block,
+    concat!(
+        base!(),
+        "    route_tables:\n      - name: rt\n        routes: [{ destination: '::/0', target: igw }]\n"
+    ),
+    "9:33: vpcs[0].route_tables[0].routes[0].destination: IPv6 destination ::/0 needs an IPv6 block in its VPC, and VPC 'prod' has no ipv6_cidr_block"
+);
+rejects!(
+    ipv6_route_with_an_invalid_vpc_block_is_reported_once,
+    concat!(
+        base!(),
+        "    ipv6_cidr_block: 2001:db8::/48\n",
+        "    route_tables:\n      - name: rt\n        routes: [{ destination: '::/0', target: igw }]\n"
+    ),
+    "7:22: vpcs[0].ipv6_cidr_block: a VPC IPv6 CIDR block must be a /56, got /48"
+);
+rejects!(
+    ipv6_route_destinations_are_checked,
+    v6!(
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: '2001:db8:ffff::1/48', target: igw }\n",
+        "          - { destination: '2001:db8:zz::/48', target: igw }\n",
+    ),
+    "12:28: vpcs[0].route_tables[0].routes[0].destination: CIDR 2001:db8:ffff::1/48 has host bits set (the network is 2001:db8:ffff::/48)",
+    "13:28: vpcs[0].route_tables[0].routes[1].destination: invalid CIDR '2001:db8:zz::/48': expected an IPv6 network such as 2001:db8:99::/64"
+);
+rejects!(
+    ipv6_route_is_not_the_local_route_nor_inside_it,
+    v6!(
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: '2001:db8:1234:1a00::/56', target: igw }\n",
+        "          - { destination: '2001:db8:1234:1a01::/64', target: igw }\n",
+        "          - { destination: '2001:db8:1234:1a00::/55', target: blackhole }\n",
+    ),
+    "12:28: vpcs[0].route_tables[0].routes[0].destination: destination 2001:db8:1234:1a00::/56 is the VPC's local route and cannot be overridden",
+    "13:28: vpcs[0].route_tables[0].routes[1].destination: destination 2001:db8:1234:1a01::/64 is more specific than the local route 2001:db8:1234:1a00::/56; no route may be inside a VPC CIDR block"
+);
+rejects!(
+    ipv6_route_destinations_are_unique,
+    v6!(
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: '::/0', target: igw }\n",
+        "          - { destination: 0.0.0.0/0, target: igw }\n",
+        "          - { destination: '2001:db8:ffff::/48', target: igw }\n",
+        "          - { destination: '::/0', target: blackhole }\n",
+        "          - { destination: '2001:db8:ffff:0::/48', target: blackhole }\n",
+    ),
+    "15:28: vpcs[0].route_tables[0].routes[3].destination: duplicate destination ::/0 in route table 'rt' (also at line 12)",
+    "16:28: vpcs[0].route_tables[0].routes[4].destination: duplicate destination 2001:db8:ffff::/48 in route table 'rt' (also at line 14)"
+);
+rejects!(
+    ipv6_route_targets_carry_ipv6,
+    v6!(
+        "    nat_gateways: [{ name: nat, subnet: a, private_ip: 10.0.0.5, elastic_ip: 198.51.100.1 }]\n",
+        "    vpn_gateway: { name: vgw, interface: vpn0, routes: [172.16.0.0/16] }\n",
+        "    instances:\n",
+        "      - { name: natbox, subnet: a, interface: eni0, private_ip: 10.0.0.20, source_dest_check: false }\n",
+        "    peering_connections: [{ name: pcx, peer_vpc: shared }]\n",
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: '::/0', target: nat }\n",
+        "          - { destination: '2001:db8:aaaa::/48', target: vgw }\n",
+        "          - { destination: '2001:db8:bbbb::/48', target: natbox }\n",
+        "          - { destination: '2001:db8:cccc::/48', target: pcx }\n",
+        "  - name: shared\n",
+        "    cidr_blocks: [10.1.0.0/16]\n",
+        "    peering_connections: [{ name: pcx, peer_vpc: prod }]\n",
+    ),
+    "17:44: vpcs[0].route_tables[0].routes[0].target: NAT gateway 'nat' translates IPv4 only: it cannot be the target of IPv6 destination ::/0",
+    "18:58: vpcs[0].route_tables[0].routes[1].target: VPN gateway 'vgw' carries the customer network's IPv4 prefixes only: it cannot be the target of IPv6 destination 2001:db8:aaaa::/48",
+    "19:58: vpcs[0].route_tables[0].routes[2].target: instance 'natbox' has no ipv6_addresses, so as a NAT instance it carries IPv4 only: it cannot be the target of IPv6 destination 2001:db8:bbbb::/48",
+    "20:58: vpcs[0].route_tables[0].routes[3].target: peering connection 'pcx' carries IPv6 only between VPCs that both have an ipv6_cidr_block, and its peer VPC 'shared' has none: it cannot be the target of IPv6 destination 2001:db8:cccc::/48"
+);
+
+#[test]
+fn ipv6_routes_to_a_nat_instance_with_ipv6_and_a_dual_stack_peer() {
+    use vpc_agent::config::validated::RouteTarget;
+    let yaml = v6!(
+        "    instances:\n",
+        "      - { name: natbox, subnet: b, interface: eni0, private_ip: 10.0.1.20, ipv6_addresses: ['2001:db8:1234:1a01::20'], source_dest_check: false }\n",
+        "    peering_connections: [{ name: pcx, peer_vpc: shared }]\n",
+        "    route_tables:\n",
+        "      - name: rt\n",
+        "        routes:\n",
+        "          - { destination: '2001:db8:bbbb::/48', target: natbox }\n",
+        "          - { destination: '2001:db8:1234:1b00::/56', target: pcx }\n",
+        "  - name: shared\n",
+        "    cidr_blocks: [10.1.0.0/16]\n",
+        "    ipv6_cidr_block: 2001:db8:1234:1b00::/56\n",
+        "    peering_connections: [{ name: pcx, peer_vpc: prod }]\n",
+    );
+    let config = load_str("t.yaml", yaml).expect("valid");
+    let targets: Vec<&RouteTarget> = config.vpcs[0].route_tables[0]
+        .routes
+        .iter()
+        .map(|r| &r.target)
+        .collect();
+    assert_eq!(
+        targets,
+        [&RouteTarget::Instance(0), &RouteTarget::Peering(0)]
+    );
+}
 
 #[test]
 fn ipv6_defaults_allow_all_ipv6_only_with_an_ipv6_block() {

@@ -89,7 +89,8 @@ pub enum DropReason {
     TtlExceeded = 16,
     /// TCP flags that make no sense for the tracked state (or at all).
     InvalidTcpFlags = 17,
-    /// Not IPv4 (e.g. IPv6) on a VPC interface: the model is IPv4 only.
+    /// IPv6 on a subnet interface that the datapath does not forward (yet): anything but
+    /// neighbour discovery and link-local traffic with the router.
     NotIpv4 = 18,
     /// A connection-tracking table update failed (map full and no LRU slot).
     ConntrackFull = 19,
@@ -125,14 +126,19 @@ pub enum DropReason {
     /// A packet from a gateway interface to anything but a private address inside the VPC:
     /// a public or elastic IP, the internet, another gateway (a VPC is no transit network).
     GatewayTransit = 30,
+    /// An IPv6 extension header chain the datapath does not walk: longer than it looks
+    /// (`ipv6::MAX_EXT_HEADERS`, or reaching past the first 256 bytes), an unknown or
+    /// deprecated header (routing type 0 with segments left), hop-by-hop options anywhere
+    /// but first.
+    Ipv6ExtHeaders = 31,
 }
 
 impl DropReason {
     /// Number of slots in `DROP_COUNTERS` (the largest value + 1; slot 0 is unused).
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 32;
 
     /// Every reason, in numeric order.
-    pub const ALL: [DropReason; 30] = [
+    pub const ALL: [DropReason; 31] = [
         Self::Malformed,
         Self::Fragment,
         Self::VlanTagged,
@@ -163,6 +169,7 @@ impl DropReason {
         Self::NatExpired,
         Self::GatewaySpoofed,
         Self::GatewayTransit,
+        Self::Ipv6ExtHeaders,
     ];
 
     /// A stable, snake_case name for logs, metrics and the CLI.
@@ -198,6 +205,7 @@ impl DropReason {
             Self::NatExpired => "nat_expired",
             Self::GatewaySpoofed => "gateway_spoofed",
             Self::GatewayTransit => "gateway_transit",
+            Self::Ipv6ExtHeaders => "ipv6_ext_headers",
         }
     }
 

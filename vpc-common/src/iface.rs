@@ -213,8 +213,71 @@ pub struct NatGatewayInfo {
 }
 assert_size!(NatGatewayInfo, 16);
 
+/// `SUBNETS6` value, keyed by `subnet_id` (u32) like `SUBNETS`: the subnet's IPv6 /64, for
+/// the router advertisements and neighbour discovery on its instance ports. A subnet without
+/// an IPv6 block has no entry.
+///
+/// ```text
+///  0                    8
+/// +--------------------+
+/// | prefix (the /64's  |
+/// | first 8 bytes)     |
+/// +--------------------+
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Subnet6Info {
+    pub prefix: [u8; 8],
+}
+assert_size!(Subnet6Info, 8);
+
+/// The router's link-local address on an interface with MAC `mac`: `fe80::` and the MAC's
+/// modified EUI-64 (RFC 4291 appendix A), the address the kernel gives the interface by
+/// default. The agent makes sure each IPv6 instance port has it (the port's MAC may have
+/// changed since the kernel made one); the datapath advertises it.
+#[inline(always)]
+pub const fn router_link_local(mac: &[u8; 6]) -> [u8; 16] {
+    [
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        mac[0] ^ 0x02,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
+    ]
+}
+
+/// `ENDPOINTS6` key: an IPv6 address of an endpoint in a VPC (the value is an [`Endpoint`],
+/// the same one as for the endpoint's IPv4 address).
+///
+/// ```text
+///  0         4                                20
+/// +---------+----------------------------------+
+/// | vpc_id  | address (16 bytes, network order) |
+/// +---------+----------------------------------+
+/// ```
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint6Key {
+    pub vpc_id: u32,
+    pub addr: [u8; 16],
+}
+assert_size!(Endpoint6Key, 20);
+
 pod!(
     GlobalConfig,
+    Subnet6Info,
+    Endpoint6Key,
     IfaceKey,
     IfaceInfo,
     SubnetInfo,

@@ -15,11 +15,13 @@ pub mod acl;
 pub mod agent_state;
 pub mod capacity;
 pub mod conntrack;
+pub mod csum;
 pub mod drop;
 pub mod flow;
 pub mod icmp;
 pub mod iface;
 pub mod nat;
+pub mod ndp;
 pub mod proto;
 pub mod route;
 pub mod security_group;
@@ -29,7 +31,7 @@ pub use drop::{DropReason, Hook};
 
 /// Version of the map layouts in this crate. Pinned maps carry it (in the `CONFIG` map) so
 /// that an agent can refuse or migrate maps written by an incompatible version.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// Compile-time size assertion: `assert_size!(Type, bytes)`.
 #[macro_export]

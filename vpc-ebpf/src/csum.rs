@@ -1,13 +1,10 @@
-//! Incremental Internet checksum updates (RFC 1624), for XDP where the skb helpers are not
-//! available. Values are 16-bit words as loaded from the packet in native order: one's
+//! Internet checksums: computed over bytes the program builds ([`sum`], [`checksum`]), and
+//! updated incrementally (RFC 1624) for XDP, where the skb helpers are not available. For
+//! the updates, values are 16-bit words as loaded from the packet in native order: one's
 //! complement arithmetic does not care about byte order as long as it is consistent.
 
-#[inline(always)]
-fn fold(mut sum: u32) -> u16 {
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum as u16
-}
+use vpc_common::csum::fold;
+pub use vpc_common::csum::{checksum, sum};
 
 /// The checksum after a 32-bit field changed from `old` to `new`.
 #[inline(always)]

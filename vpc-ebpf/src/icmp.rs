@@ -18,9 +18,8 @@
 //! `ICMP_BURST`; sent and rate-limited errors are counted in `ICMP_STATS`.
 
 use aya_ebpf::{
-    EbpfContext as _,
     btf_maps::PerCpuArray,
-    helpers::{bpf_redirect, bpf_skb_change_tail, bpf_xdp_adjust_tail},
+    helpers::bpf_redirect,
     macros::btf_map,
     programs::{TcContext, XdpContext},
 };
@@ -34,7 +33,9 @@ use vpc_common::{
 
 use crate::{
     clock,
-    packet::{ETH_LEN, Flow, Frag, PROTO_ICMP, header, header_mut},
+    csum::{checksum, sum},
+    packet::{ETH_LEN, Flow, Frag, PROTO_ICMP, header},
+    reply,
     trace::Mode,
 };
 
@@ -123,24 +124,6 @@ fn allowed() -> bool {
     true
 }
 
-/// One's complement sum of 16-bit words (network order pairs), folded.
-#[inline(always)]
-fn sum(bytes: &[u8], mut acc: u32) -> u32 {
-    let mut i = 0;
-    while i + 1 < bytes.len() {
-        acc += u32::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
-        i += 2;
-    }
-    acc
-}
-
-#[inline(always)]
-fn fold(mut acc: u32) -> u16 {
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    !(acc as u16)
-}
-
 /// Whether an error may be sent about `flow` at all (RFC 1812 4.3.2.7).
 #[inline(always)]
 fn about_this(flow: &Flow, router_ip: u32) -> bool {
@@ -190,14 +173,14 @@ fn build(
     ]);
     ip[12..16].copy_from_slice(&router_ip.to_ne_bytes());
     ip[16..20].copy_from_slice(&head[ETH_LEN + 12..ETH_LEN + 16]);
-    let check = fold(sum(ip, 0));
+    let check = checksum(sum(ip, 0));
     ip[10..12].copy_from_slice(&check.to_be_bytes());
     // ICMP: type, code, checksum, then unused (and the MTU for fragmentation needed).
     let icmp_off = ETH_LEN + 20;
     f[icmp_off..icmp_off + 8].copy_from_slice(&[e.ty, e.code, 0, 0, 0, 0, 0, 0]);
     f[icmp_off + 6..icmp_off + 8].copy_from_slice(&e.mtu.to_be_bytes());
     f[icmp_off + 8..].copy_from_slice(&head[ETH_LEN..]);
-    let check = fold(sum(&f[icmp_off..], 0));
+    let check = checksum(sum(&f[icmp_off..], 0));
     f[icmp_off + 2..icmp_off + 4].copy_from_slice(&check.to_be_bytes());
     Some(out)
 }
@@ -212,14 +195,8 @@ pub fn xdp(ctx: &XdpContext, flow: &Flow, router_ip: u32, e: &IcmpError) -> Opti
     // Copied out before the frame changes.
     let head: [u8; ETH_LEN + QUOTED_LEN] = *header(ctx, 0).ok()?;
     let built = build(&head, router_ip, e)?;
-    let delta = ERROR_LEN as i32 - (ctx.data_end() - ctx.data()) as i32;
-    // SAFETY: the frame being processed; the helper checks the new size.
-    if unsafe { bpf_xdp_adjust_tail(ctx.as_ptr().cast(), delta) } != 0 {
-        return None;
-    }
-    let frame: &mut [u8; ERROR_LEN] = header_mut(ctx, 0).ok()?;
     // SAFETY: the scratch slot holds `ERROR_LEN` initialised bytes.
-    *frame = unsafe { *built };
+    reply::xdp_replace(ctx, unsafe { &*built })?;
     count(e.stat());
     Some(aya_ebpf::bindings::xdp_action::XDP_TX)
 }
@@ -242,12 +219,8 @@ pub fn tc<M: Mode>(
     }
     let head: [u8; ETH_LEN + QUOTED_LEN] = ctx.load(0).ok()?;
     let built = build(&head, router_ip, e)?;
-    // SAFETY: the skb being processed; the helper checks the new length.
-    if unsafe { bpf_skb_change_tail(ctx.skb.skb.cast(), ERROR_LEN as u32, 0) } != 0 {
-        return None;
-    }
     // SAFETY: the scratch slot holds `ERROR_LEN` initialised bytes.
-    ctx.store(0, unsafe { &*built }, 0).ok()?;
+    reply::tc_replace(ctx, unsafe { &*built })?;
     ctx.set_mark(0);
     if !tracing {
         count(e.stat());
@@ -273,7 +246,7 @@ fn build_reset(eth: &[u8; ETH_LEN], flow: &Flow) -> Option<*mut [u8; ERROR_LEN]>
     ]);
     ip[12..16].copy_from_slice(&flow.dst.to_ne_bytes());
     ip[16..20].copy_from_slice(&flow.src.to_ne_bytes());
-    let check = fold(sum(ip, 0));
+    let check = checksum(sum(ip, 0));
     ip[10..12].copy_from_slice(&check.to_be_bytes());
     let acked = flow.tcp_flags & 0x10 != 0;
     let (seq, ack, flags) = if acked {
@@ -291,7 +264,7 @@ fn build_reset(eth: &[u8; ETH_LEN], flow: &Flow) -> Option<*mut [u8; ERROR_LEN]>
     // The pseudo header: addresses, protocol, TCP length.
     let mut acc = sum(&flow.dst.to_ne_bytes(), 0);
     acc = sum(&flow.src.to_ne_bytes(), acc) + 6 + 20;
-    let check = fold(sum(tcp, acc));
+    let check = checksum(sum(tcp, acc));
     tcp[16..18].copy_from_slice(&check.to_be_bytes());
     Some(out)
 }
@@ -305,14 +278,8 @@ pub fn xdp_reset(ctx: &XdpContext, flow: &Flow) -> Option<u32> {
     // Copied out before the frame changes.
     let eth: [u8; ETH_LEN] = *header(ctx, 0).ok()?;
     let built = build_reset(&eth, flow)?;
-    let delta = RESET_LEN as i32 - (ctx.data_end() - ctx.data()) as i32;
-    // SAFETY: the frame being processed; the helper checks the new size.
-    if unsafe { bpf_xdp_adjust_tail(ctx.as_ptr().cast(), delta) } != 0 {
-        return None;
-    }
-    let frame: &mut [u8; RESET_LEN] = header_mut(ctx, 0).ok()?;
     // SAFETY: the scratch slot holds at least `RESET_LEN` initialised bytes.
-    *frame = unsafe { *built.cast::<[u8; RESET_LEN]>() };
+    reply::xdp_replace(ctx, unsafe { &*built.cast::<[u8; RESET_LEN]>() })?;
     Some(aya_ebpf::bindings::xdp_action::XDP_TX)
 }
 
@@ -321,13 +288,8 @@ pub fn xdp_reset(ctx: &XdpContext, flow: &Flow) -> Option<u32> {
 pub fn tc_reset(ctx: &TcContext, flow: &Flow, ingress: u32) -> Option<i32> {
     let eth: [u8; ETH_LEN] = ctx.load(0).ok()?;
     let built = build_reset(&eth, flow)?;
-    // SAFETY: the skb being processed; the helper checks the new length.
-    if unsafe { bpf_skb_change_tail(ctx.skb.skb.cast(), RESET_LEN as u32, 0) } != 0 {
-        return None;
-    }
     // SAFETY: the scratch slot holds at least `RESET_LEN` initialised bytes.
-    ctx.store(0, unsafe { &*built.cast::<[u8; RESET_LEN]>() }, 0)
-        .ok()?;
+    reply::tc_replace(ctx, unsafe { &*built.cast::<[u8; RESET_LEN]>() })?;
     // From the remote address, not the router's: approved for the port's egress guard.
     ctx.set_mark(vpc_common::MARK_APPROVED);
     // SAFETY: redirecting the skb being processed to its own device's egress.

@@ -22,9 +22,12 @@ mod forward;
 mod fragment;
 mod icmp;
 mod interface;
+mod ipv6;
 mod maps;
 mod nat;
+mod ndp;
 mod packet;
+mod reply;
 mod route;
 mod security_group;
 mod source_check;
@@ -48,6 +51,7 @@ use crate::{
     fastpath::Probe,
     interface::interface,
     maps::{SUBNETS, copied},
+    ndp::Ipv6Action,
     packet::{Arp, Flow, Frame, PacketCtx, parse},
     trace::{Live, Mode, Trace},
     verdict::{Decision, Forward, Refusal, Verdict},
@@ -129,9 +133,15 @@ fn try_vpc_xdp(ctx: &XdpContext, sides: Sides, bytes: u64) -> Result<Verdict<u32
         // Not set (the agent loads both): never decided by a program without that side.
         return Err(DropReason::BadTarget);
     }
-    // Outside the VPC, IPv6 is the router's own (`packet::is_ipv6`).
-    if sides == Sides::Outside && packet::is_ipv6(ctx)? {
-        return Ok(Verdict::Return(xdp_action::XDP_PASS));
+    // Outside the VPC, IPv6 is the router's own (`packet::is_ipv6`); on a subnet interface
+    // it is `vpc_xdp6`'s.
+    if packet::is_ipv6(ctx)? {
+        if sides == Sides::Outside {
+            return Ok(Verdict::Return(xdp_action::XDP_PASS));
+        }
+        // SAFETY: a tail call into a program of the same type on the same context.
+        unsafe { maps::XDP_IPV6.tail_call(ctx, 0) };
+        return Err(DropReason::BadTarget);
     }
     clock::start();
     let mut flow = match parse(ctx)? {
@@ -205,6 +215,32 @@ fn xdp_pipeline(
         Ok(action) => Verdict::Sent(action),
         Err(refusal) => xdp_refused(ctx, flow, iface, refusal),
     })
+}
+
+/// The XDP program for IPv6 on subnet interfaces (`crate::ndp`): reached from [`vpc_xdp`]
+/// through `XDP_IPV6`, never attached.
+#[xdp]
+pub fn vpc_xdp6(ctx: XdpContext) -> u32 {
+    let bytes = core::hint::black_box(ctx.data_end() - ctx.data()) as u64;
+    finish(Hook::Xdp, bytes, try_vpc_xdp6(&ctx), xdp_action::XDP_DROP)
+}
+
+#[inline(always)]
+fn try_vpc_xdp6(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
+    let ingress = ctx.ingress_ifindex() as u32;
+    let Some((_, iface)) = interface(ingress) else {
+        return Ok(Verdict::Return(xdp_action::XDP_PASS));
+    };
+    packet::addressed_to(ctx, &iface.mac)?;
+    let p = ipv6::parse6(ctx)?;
+    let sent = match ndp::on_subnet(ctx, &iface, ingress, &p)? {
+        Ipv6Action::ToKernel => return Ok(Verdict::Return(xdp_action::XDP_PASS)),
+        // SAFETY (both): the scratch slot holds the answer, built by `ndp`.
+        Ipv6Action::Advertise(na) => reply::xdp_replace(ctx, unsafe { &*na }),
+        Ipv6Action::RouterAdvertise(ra) => reply::xdp_replace(ctx, unsafe { &*ra }),
+    };
+    sent.ok_or(DropReason::Malformed)?;
+    Ok(Verdict::Sent(xdp_action::XDP_TX))
 }
 
 /// XDP: a decided packet that is not forwarded: dropped, or answered with an ICMP error.
@@ -283,9 +319,15 @@ fn try_vpc_tc_ingress<M: Mode>(
     // Headers must be in the linear part for direct access; a failure leaves them where they
     // are and the parser reports a short packet.
     let _ = ctx.pull_data(128.min(ctx.len()));
-    // Outside the VPC, IPv6 is the router's own (`packet::is_ipv6`); traces are of IPv4.
-    if !mode.tracing() && iface.kind != IFACE_SUBNET && packet::is_ipv6(ctx)? {
-        return Ok(Verdict::Return(TC_ACT_OK));
+    // Outside the VPC, IPv6 is the router's own (`packet::is_ipv6`); on a subnet interface
+    // it is `vpc_tc6`'s. Traces are of IPv4.
+    if !mode.tracing() && packet::is_ipv6(ctx)? {
+        if iface.kind != IFACE_SUBNET {
+            return Ok(Verdict::Return(TC_ACT_OK));
+        }
+        // SAFETY: a tail call into a program of the same type on the same context.
+        unsafe { maps::TC_IPV6.tail_call(ctx, 0) };
+        return Err(DropReason::BadTarget);
     }
     let mut flow = match parse(ctx)? {
         Frame::Ipv4(flow) => flow,
@@ -309,6 +351,36 @@ fn try_vpc_tc_ingress<M: Mode>(
         flows::account(ingress, &flow, bytes, &verdict, &fwd);
     }
     Ok(verdict)
+}
+
+/// The TC ingress program for IPv6 on subnet interfaces (`crate::ndp`): reached from
+/// [`vpc_tc_ingress`] through `TC_IPV6`, never attached.
+#[classifier]
+pub fn vpc_tc6(ctx: TcContext) -> i32 {
+    let bytes = u64::from(ctx.len());
+    finish(Hook::TcIngress, bytes, try_vpc_tc6(&ctx), TC_ACT_SHOT)
+}
+
+#[inline(always)]
+fn try_vpc_tc6(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
+    // SAFETY: reading the ingress ifindex of the skb being processed.
+    let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    let Some((_, iface)) = interface(ingress) else {
+        return Ok(Verdict::Return(TC_ACT_OK));
+    };
+    packet::addressed_to(ctx, &iface.mac)?;
+    let p = ipv6::parse6(ctx)?;
+    let sent = match ndp::on_subnet(ctx, &iface, ingress, &p)? {
+        Ipv6Action::ToKernel => return Ok(Verdict::Return(TC_ACT_OK)),
+        // SAFETY (both): the scratch slot holds the answer, built by `ndp`.
+        Ipv6Action::Advertise(na) => reply::tc_replace(ctx, unsafe { &*na }),
+        Ipv6Action::RouterAdvertise(ra) => reply::tc_replace(ctx, unsafe { &*ra }),
+    };
+    sent.ok_or(DropReason::Malformed)?;
+    // The answer's source is not always the router's own (a proxied address): approved.
+    ctx.set_mark(MARK_APPROVED);
+    // SAFETY: redirecting the skb being processed to its own device's egress.
+    Ok(Verdict::Sent(unsafe { bpf_redirect(ingress, 0) } as i32))
 }
 
 /// TC: the policy pipeline, then forwarding as `fwd` (filled in here) says.

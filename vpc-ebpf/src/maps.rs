@@ -17,8 +17,8 @@ use vpc_common::{
     },
     flow::{FLOWS_ENTRIES, FlowKey, FlowStats},
     iface::{
-        Endpoint, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
-        PublicTarget, SubnetInfo, VpcInfo,
+        Endpoint, Endpoint6Key, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo,
+        PublicKey, PublicTarget, Subnet6Info, SubnetInfo, VpcInfo,
     },
     nat::{NAT_PORTS_ENTRIES, NatConfig, NatKey, NatValue},
     route::{RouteKey, RouteValue},
@@ -43,6 +43,11 @@ pub static IFACES: HashMap<IfaceKey, IfaceInfo, { two_generations(capacity::IFAC
 pub static SUBNETS: HashMap<u32, SubnetInfo, { two_generations(capacity::SUBNETS) as usize }> =
     HashMap::new();
 
+/// subnet id -> the subnet's IPv6 /64 (subnets with an IPv6 block only).
+#[btf_map]
+pub static SUBNETS6: HashMap<u32, Subnet6Info, { two_generations(capacity::SUBNETS) as usize }> =
+    HashMap::new();
+
 /// vpc id -> VPC.
 #[btf_map]
 pub static VPCS: HashMap<u32, VpcInfo, { two_generations(capacity::VPCS) as usize }> =
@@ -52,6 +57,14 @@ pub static VPCS: HashMap<u32, VpcInfo, { two_generations(capacity::VPCS) as usiz
 #[btf_map]
 pub static ENDPOINTS: HashMap<
     EndpointKey,
+    Endpoint,
+    { two_generations(capacity::ENDPOINTS) as usize },
+> = HashMap::new();
+
+/// (vpc id, IPv6 address) -> registered endpoint: an instance's IPv6 addresses.
+#[btf_map]
+pub static ENDPOINTS6: HashMap<
+    Endpoint6Key,
     Endpoint,
     { two_generations(capacity::ENDPOINTS) as usize },
 > = HashMap::new();
@@ -185,6 +198,16 @@ pub static FRAGMENTS: LruHashMap<FragKey, FragPorts, 8192> = LruHashMap::new();
 /// its own stack frame within the verifier's 512 bytes.
 #[btf_map]
 pub static XDP_OUTSIDE: ProgramArray<1> = ProgramArray::new();
+
+/// `XDP_IPV6[0]`: the XDP program for IPv6 on subnet interfaces (`vpc_xdp6`), set by the agent
+/// like [`XDP_OUTSIDE`]: `vpc_xdp` hands every IPv6 frame of a subnet interface over to it.
+#[btf_map]
+pub static XDP_IPV6: ProgramArray<1> = ProgramArray::new();
+
+/// `TC_IPV6[0]`: the TC ingress program for IPv6 on subnet interfaces (`vpc_tc6`), reached
+/// from `vpc_tc_ingress`.
+#[btf_map]
+pub static TC_IPV6: ProgramArray<1> = ProgramArray::new();
 
 /// The registered endpoint at `ip` in VPC `vpc_id`.
 #[inline(always)]

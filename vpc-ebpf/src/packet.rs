@@ -3,8 +3,8 @@
 //!
 //! Policy on odd packets (all counted under a [`DropReason`]):
 //! - 802.1Q / 802.1ad tagged frames are dropped (`vlan_tagged`): VLANs are not part of the model.
-//! - IPv6 is dropped on subnet interfaces (`not_ipv4`) and left to the kernel on uplinks and
-//!   gateway links (the router's own); ARP is parsed (instance ports answer it themselves, see
+//! - IPv6 is the IPv6 programs' on subnet interfaces (`crate::ipv6`, `crate::ndp`) and left
+//!   to the kernel on uplinks and gateway links (the router's own); ARP is parsed (instance ports answer it themselves, see
 //!   `crate::arp`); other non-IP frames (LLDP) go to the kernel, which does not forward them.
 //! - The IP total length is checked against the whole packet (`PacketCtx::len`: an skb's
 //!   paged data counts, a GSO aggregate is one packet).

@@ -71,6 +71,11 @@ pub enum Command {
         /// definition's 60 or 600 seconds.
         #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
         flow_log_interval_ms: Option<u64>,
+        /// Seconds between the router advertisements sent on IPv6 instance ports (each
+        /// advertises the router for 1800 s).
+        #[arg(long, value_name = "SECS", default_value_t = vpc_agent::daemon::advertise::DEFAULT_INTERVAL.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=600))]
+        router_advertisement_interval: u64,
     },
     /// What is attached where, the configuration generation, map fill levels, drop counters.
     Status {
@@ -184,6 +189,7 @@ pub fn execute(command: Command) -> Result<(), Failure> {
             flow_log,
             metrics,
             flow_log_interval_ms,
+            router_advertisement_interval,
         } => run::run(
             config,
             bpffs,
@@ -191,6 +197,7 @@ pub fn execute(command: Command) -> Result<(), Failure> {
             flow_log,
             metrics,
             flow_log_interval_ms,
+            router_advertisement_interval,
         )?,
         Command::Status { json, bpffs } => show(json, status::collect(&bpffs), status::render)?,
         Command::Flows { json, bpffs } => show(json, flows::collect(&bpffs), |f| flows::render(f))?,

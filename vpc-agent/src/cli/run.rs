@@ -13,6 +13,7 @@ pub(super) fn run(
     flow_log: Option<String>,
     metrics: Option<SocketAddr>,
     flow_log_interval_ms: Option<u64>,
+    router_advertisement_interval: u64,
 ) -> Result<(), Failure> {
     let flow_log = flow_log
         .as_deref()
@@ -30,6 +31,7 @@ pub(super) fn run(
         flow_log,
         flow_log_interval: flow_log_interval_ms.map(Duration::from_millis),
         metrics,
+        router_advertisement_interval: Duration::from_secs(router_advertisement_interval),
     };
     daemon::run(opts).map_err(|e| Failure {
         code: e.exit_code(),

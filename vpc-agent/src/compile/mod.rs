@@ -18,8 +18,8 @@ use vpc_common::{
     capacity,
     conntrack::CtTimeouts,
     iface::{
-        Endpoint, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget,
-        SubnetInfo, VpcInfo,
+        Endpoint, Endpoint6Key, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
+        PublicTarget, Subnet6Info, SubnetInfo, VpcInfo,
     },
     ip_raw, mask_raw,
     route::RouteValue,
@@ -39,8 +39,12 @@ pub struct Compiled {
     pub slot: u32,
     pub ifaces: BTreeMap<IfaceKey, IfaceInfo>,
     pub subnets: BTreeMap<u32, SubnetInfo>,
+    /// The IPv6 /64s of the subnets that have one.
+    pub subnets6: BTreeMap<u32, Subnet6Info>,
     pub vpcs: BTreeMap<u32, VpcInfo>,
     pub endpoints: BTreeMap<EndpointKey, Endpoint>,
+    /// The instances' IPv6 addresses, each with its instance's endpoint.
+    pub endpoints6: BTreeMap<Endpoint6Key, Endpoint>,
     pub public_ips: BTreeMap<PublicKey, PublicTarget>,
     pub nat_gateways: BTreeMap<u32, NatGatewayInfo>,
     pub routes: BTreeMap<RoutePrefix, RouteValue>,
@@ -183,6 +187,7 @@ fn check_capacity(out: Compiled, mut overflows: Vec<Overflow>) -> Result<Compile
         ("SUBNETS", out.subnets.len(), capacity::SUBNETS),
         ("VPCS", out.vpcs.len(), capacity::VPCS),
         ("ENDPOINTS", out.endpoints.len(), capacity::ENDPOINTS),
+        ("ENDPOINTS6", out.endpoints6.len(), capacity::ENDPOINTS),
         ("PUBLIC_IPS", out.public_ips.len(), capacity::PUBLIC_IPS),
         (
             "NAT_GATEWAYS",
@@ -238,7 +243,8 @@ mod tests {
       - { name: web, subnet: pub, private_ip: 10.0.0.10, public_ip: 198.51.100.20 }
 ";
 
-    fn ifindex(name: &str) -> Option<u32> {
+    /// The ifindexes of the interfaces the unit tests' definitions name.
+    pub(super) fn ifindex(name: &str) -> Option<u32> {
         match name {
             "up" => Some(2),
             "s-pub" => Some(3),

@@ -112,8 +112,15 @@ pub fn vpc_routes(
     for (table, table_id) in vpc.route_tables.iter().zip(&ids.route_table[v]) {
         local_routes(vpc, subnet_ids, *table_id, out);
         for route in &table.routes {
+            // The IPv6 forwarding pipeline is not built yet: IPv6 routes are validated, not
+            // compiled (`ROUTES` is keyed by IPv4 addresses).
+            let Some(destination) = route.ipv4_destination() else {
+                continue;
+            };
             let target = match &route.target {
                 RouteTarget::InternetGateway => value(TARGET_INTERNET_GATEWAY, links.igw),
+                // IPv6 only (validated), so never the target of an IPv4 route: no entry.
+                RouteTarget::EgressOnlyGateway => continue,
                 RouteTarget::NatGateway(n) => value(TARGET_NAT_GATEWAY, ids.nat_gateway[v][*n]),
                 RouteTarget::Peering(p) => {
                     let pcx = &vpc.peering_connections[*p];
@@ -132,7 +139,7 @@ pub fn vpc_routes(
                 ),
                 RouteTarget::Blackhole => value(TARGET_BLACKHOLE, 0),
             };
-            out.insert(RoutePrefix::new(*table_id, route.destination), target);
+            out.insert(RoutePrefix::new(*table_id, destination), target);
         }
     }
     gateway_source_routes(vpc, v, ids, links, out);
@@ -155,5 +162,57 @@ fn gateway_source_routes(
                 value(TARGET_GATEWAY, links.gateways[g]),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{compile, tests::ifindex};
+    use crate::config::load_str;
+
+    /// A dual-stack VPC; `ROUTES6` is replaced by the tables' IPv6 routes (or nothing).
+    const YAML: &str = "vpcs:
+  - name: prod
+    cidr_blocks: [10.0.0.0/16]
+    ipv6_cidr_block: 2001:db8:1234:1a00::/56
+    internet_gateway: { name: igw, interface: up }
+    egress_only_internet_gateway: { name: eigw, interface: up }
+    subnets:
+      - { name: pub, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1234:1a00::/64, interface: s-pub, route_table: public }
+      - { name: priv, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1234:1a01::/64, interface: s-priv, route_table: private }
+    route_tables:
+      - name: public
+        routes:
+          - { destination: 0.0.0.0/0, target: igw }
+          ROUTES6_PUBLIC
+      - name: private
+        routes:
+          - { destination: 192.0.2.0/24, target: blackhole }
+          ROUTES6_PRIVATE
+";
+
+    #[test]
+    fn ipv6_routes_are_validated_not_compiled() {
+        let with = YAML
+            .replace("ROUTES6_PUBLIC", "- { destination: '::/0', target: igw }")
+            .replace("ROUTES6_PRIVATE", "- { destination: '::/0', target: eigw }");
+        let without = YAML
+            .replace("ROUTES6_PUBLIC", "")
+            .replace("ROUTES6_PRIVATE", "");
+        let with = load_str("t.yaml", &with).expect("valid");
+        let without = load_str("t.yaml", &without).expect("valid");
+        let ipv6 = |c: &crate::config::ValidatedConfig| {
+            c.vpcs[0]
+                .route_tables
+                .iter()
+                .flat_map(|t| &t.routes)
+                .filter(|r| r.ipv4_destination().is_none())
+                .count()
+        };
+        assert_eq!((ipv6(&with), ipv6(&without)), (2, 0));
+        let with = compile(&with, 0, &ifindex).expect("compiles");
+        let without = compile(&without, 0, &ifindex).expect("compiles");
+        assert!(!without.routes.is_empty());
+        assert_eq!(with.routes, without.routes);
     }
 }

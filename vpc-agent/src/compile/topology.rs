@@ -3,9 +3,10 @@
 
 use vpc_common::{
     iface::{
-        ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, EndpointKey, IFACE_F_NO_SOURCE_CHECK,
-        IFACE_F_VIRTUAL, IFACE_GATEWAY, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo, IfaceKey,
-        NatGatewayInfo, PublicKey, PublicTarget, SubnetInfo, VpcInfo,
+        ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, Endpoint, Endpoint6Key, EndpointKey,
+        IFACE_F_NO_SOURCE_CHECK, IFACE_F_VIRTUAL, IFACE_GATEWAY, IFACE_SUBNET, IFACE_UPLINK,
+        IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget, Subnet6Info, SubnetInfo,
+        VpcInfo,
     },
     ip_raw,
 };
@@ -208,6 +209,11 @@ fn subnets(
             _pad: 0,
         };
         out.subnets.insert(subnet_id, info);
+        if let Some(net) = subnet.ipv6_cidr {
+            let mut prefix = [0; 8];
+            prefix.copy_from_slice(&net.network().octets()[..8]);
+            out.subnets6.insert(subnet_id, Subnet6Info { prefix });
+        }
     }
     Ok(())
 }
@@ -258,6 +264,13 @@ fn endpoints(vpc: &VpcDef, v: usize, ids: &Ids, ports: &[u32], out: &mut Compile
             ..Default::default()
         };
         out.endpoints.insert(EndpointKey { vpc_id, ip }, endpoint);
+        for addr in &inst.ipv6_addresses {
+            let key = Endpoint6Key {
+                vpc_id,
+                addr: addr.octets(),
+            };
+            out.endpoints6.insert(key, endpoint);
+        }
         if public_ip != 0 {
             let target = PublicTarget {
                 kind: ENDPOINT_INSTANCE,

@@ -195,16 +195,32 @@ pub struct RouteTableDef {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteDef {
-    pub destination: Ipv4Net,
+    /// IPv4 or IPv6 (validated: an IPv6 destination needs the VPC's `ipv6_cidr_block` and a
+    /// target that carries IPv6).
+    pub destination: IpNet,
     pub target: RouteTarget,
     /// Propagated from a gateway (`propagate`), not written in the table.
     pub propagated: bool,
 }
 
+impl RouteDef {
+    /// The destination if it is IPv4: what the datapath forwards. The IPv6 forwarding
+    /// pipeline is not built yet, so the compiler and the evaluator skip IPv6 routes (they
+    /// are validated only).
+    pub fn ipv4_destination(&self) -> Option<Ipv4Net> {
+        match self.destination {
+            IpNet::V4(net) => Some(net),
+            IpNet::V6(_) => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RouteTarget {
-    /// The VPC's internet gateway.
+    /// The VPC's internet gateway (IPv4 and IPv6).
     InternetGateway,
+    /// The VPC's egress-only internet gateway: IPv6 destinations only; it admits only replies.
+    EgressOnlyGateway,
     /// Index in the VPC's `nat_gateways`.
     NatGateway(usize),
     /// Index in the VPC's `peering_connections`.

@@ -1,8 +1,9 @@
 //! `vpc-agent run`: the daemon. The run loop (`run`) reconciles the maps to the definition
 //! (`reconcile`), prepares the router's own network configuration (`netconf`), keeps the
 //! fail-closed nftables guard (`guard`), sweeps expired connections (`sweep`) and tells systemd
-//! how it is doing (`notify`).
+//! how it is doing (`notify`), and advertises the router on IPv6 instance ports (`advertise`).
 
+pub mod advertise;
 pub mod guard;
 pub mod netconf;
 pub mod notify;

@@ -1,9 +1,11 @@
 //! What the router's own network configuration must provide for the datapath: each subnet
-//! interface carries the router's `.1` address (the router owns it, as in AWS: docs/format.md), each instance
-//! port the route to its instance, and IPv4
-//! forwarding is enabled on every managed interface (`bpf_fib_lookup` refuses to forward
+//! interface carries the router's `.1` address (the router owns it, as in AWS: docs/format.md),
+//! each instance port the route to its instance (and, in a subnet with an IPv6 block, the
+//! router's link-local address the datapath advertises), and IPv4 forwarding is enabled on
+//! every managed interface (`bpf_fib_lookup` refuses to forward
 //! otherwise). Done with `ip` (iproute2) and `/proc/sys`, in the agent's network namespace.
 
+use ipnet::Ipv6Net;
 use std::{io, path::PathBuf, process::Command};
 
 use crate::config::{ValidatedConfig, validated::InterfaceRole};
@@ -19,6 +21,8 @@ pub enum NetconfError {
     },
     #[error("ip {args} failed: {stderr}")]
     Ip { args: String, stderr: String },
+    #[error("{interface} has no Ethernet address, which an IPv6 instance port needs: {link}")]
+    Mac { interface: String, link: String },
     #[error("cannot enable IPv4 forwarding ({})", path.display())]
     Forwarding {
         path: PathBuf,
@@ -41,6 +45,11 @@ pub struct Managed {
     /// address as the source), so that the kernel's FIB and the router's own packets use the
     /// port.
     pub instance_route: Option<(String, String)>,
+    /// On an instance port of a subnet with an IPv6 block: the subnet's /64. The port must
+    /// then have the router's link-local address (`vpc_common::iface::router_link_local` of
+    /// its MAC), the source of the router advertisements sent there (`advertise`) and the
+    /// address instances reach the router by.
+    pub ipv6_prefix: Option<Ipv6Net>,
 }
 
 /// The interfaces of `config`, each once (subnet interfaces first, then uplinks).
@@ -49,6 +58,7 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
         .interfaces()
         .into_iter()
         .map(|(name, role)| {
+            let mut ipv6_prefix = None;
             let (kind, router_address, instance_route) = match role {
                 InterfaceRole::Segment { vpc, subnet } => {
                     let s = &config.vpcs[vpc].subnets[subnet];
@@ -57,8 +67,10 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
                 }
                 InterfaceRole::Port { vpc, instance } => {
                     let inst = &config.vpcs[vpc].instances[instance];
-                    let router = config.vpcs[vpc].subnets[inst.subnet].router_ip();
+                    let subnet = &config.vpcs[vpc].subnets[inst.subnet];
+                    let router = subnet.router_ip();
                     let route = (format!("{}/32", inst.private_ip), router.to_string());
+                    ipv6_prefix = subnet.ipv6_cidr;
                     (IFACE_SUBNET, Some(format!("{router}/32")), Some(route))
                 }
                 InterfaceRole::Uplink { .. } => (IFACE_UPLINK, None, None),
@@ -69,6 +81,7 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
                 kind,
                 router_address,
                 instance_route,
+                ipv6_prefix,
             }
         })
         .collect()
@@ -124,6 +137,9 @@ pub fn prepare(iface: &Managed) -> Result<(), NetconfError> {
         ])?;
         log::debug!("instance route interface={} destination={dest}", iface.name);
     }
+    if iface.ipv6_prefix.is_some() {
+        ensure_router_link_local(&iface.name)?;
+    }
     let path = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{}/forwarding", iface.name));
     let on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1");
     if !on {
@@ -134,4 +150,41 @@ pub fn prepare(iface: &Managed) -> Result<(), NetconfError> {
         log::info!("enabled IPv4 forwarding interface={}", iface.name);
     }
     Ok(())
+}
+
+/// The MAC address of interface `name`.
+pub fn mac(name: &str) -> Result<[u8; 6], NetconfError> {
+    // From `ip`, not /sys: the agent's network namespace need not be the one sysfs shows.
+    let link = ip(&["-o", "link", "show", "dev", name])?;
+    link.split_whitespace()
+        .skip_while(|word| *word != "link/ether")
+        .nth(1)
+        .and_then(parse_mac)
+        .ok_or_else(|| NetconfError::Mac {
+            interface: name.to_owned(),
+            link: link.trim().to_owned(),
+        })
+}
+
+/// Adds the router's link-local address to IPv6 instance port `name` if it lacks it.
+fn ensure_router_link_local(name: &str) -> Result<(), NetconfError> {
+    let mac = mac(name)?;
+    let address = std::net::Ipv6Addr::from(vpc_common::iface::router_link_local(&mac));
+    let have = ip(&["-6", "-o", "addr", "show", "dev", name])?;
+    let with_len = format!("{address}/64");
+    if have.split_whitespace().any(|word| word == with_len) {
+        return Ok(());
+    }
+    ip(&["-6", "addr", "add", &with_len, "dev", name, "nodad"])?;
+    log::info!("added router link-local address interface={name} address={address}");
+    Ok(())
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let parts: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).ok())
+        .collect::<Option<_>>()?;
+    parts.try_into().ok()
 }

@@ -13,6 +13,8 @@
 //! - every flow log aggregation interval the per-flow counters are **drained** and written as
 //!   flow log records ([`crate::flowlog`]); the last, partial interval is flushed on SIGTERM;
 //! - every [`SWEEP_INTERVAL`] expired connections are **swept** ([`crate::daemon::sweep`]);
+//! - on IPv6 instance ports a router advertisement is **sent** after each apply and every
+//!   `--router-advertisement-interval` ([`crate::daemon::advertise`]);
 //! - with `--metrics ADDR`, a Prometheus endpoint answers on ADDR ([`crate::inspect::metrics`]);
 //! - SIGTERM / SIGINT stop the agent and leave the datapath enforcing (links and maps pinned).
 
@@ -31,6 +33,7 @@ use crate::{
     compile::CompileError,
     compile::{Compiled, Links as _},
     config::{self, LoadError, ValidatedConfig, validated::FlowLogDestination},
+    daemon::advertise::{self, Advertiser},
     daemon::guard::{self, GuardError},
     daemon::netconf::{self, Managed, NetconfError},
     daemon::notify,
@@ -60,6 +63,8 @@ pub struct RunOptions {
     pub flow_log_interval: Option<Duration>,
     /// `--metrics ADDR`: serve Prometheus metrics there.
     pub metrics: Option<SocketAddr>,
+    /// `--router-advertisement-interval`: between unsolicited router advertisements.
+    pub router_advertisement_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +137,8 @@ struct Agent {
     /// NAT translations found without a connection at the last orphan scan (freed if still
     /// so at the next).
     nat_orphans: BTreeSet<NatKey>,
+    /// The socket router advertisements are sent from (opened at the first IPv6 port).
+    advertiser: Option<Advertiser>,
     /// Sweeps since the daemon started: orphans are looked for every
     /// [`sweep::ORPHAN_SCAN_EVERY`]th.
     sweeps: u64,
@@ -251,6 +258,7 @@ impl Agent {
             generation: 0,
             last_reload_rejected: false,
             nat_orphans: BTreeSet::new(),
+            advertiser: None,
             sweeps: 0,
             _lock: lock,
         };
@@ -460,7 +468,50 @@ impl Agent {
         }
         self.ifindexes = resolved;
         self.managed = managed;
+        self.advertise();
         Ok(outcome)
+    }
+
+    /// Sends a router advertisement on every IPv6 instance port (failures are logged: the
+    /// datapath still answers solicitations).
+    fn advertise(&mut self) {
+        let ports: Vec<(&str, u32, [u8; 8])> = self
+            .managed
+            .iter()
+            .filter_map(|m| {
+                let prefix = m.ipv6_prefix?.network().octets();
+                let ifindex = *self.ifindexes.get(&m.name)?;
+                Some((m.name.as_str(), ifindex, prefix[..8].try_into().ok()?))
+            })
+            .collect();
+        if ports.is_empty() {
+            return;
+        }
+        if self.advertiser.is_none() {
+            match Advertiser::new() {
+                Ok(a) => self.advertiser = Some(a),
+                Err(e) => {
+                    log::warn!("router advertisements: {}", crate::error_chain(&e));
+                    return;
+                }
+            }
+        }
+        let Some(advertiser) = &self.advertiser else {
+            return;
+        };
+        for (name, ifindex, prefix) in ports {
+            let sent = netconf::mac(name)
+                .map_err(|e| crate::error_chain(&e))
+                .and_then(|mac| {
+                    advertiser
+                        .send(name, ifindex, &advertise::frame(&mac, &prefix))
+                        .map_err(|e| crate::error_chain(&e))
+                });
+            match sent {
+                Ok(()) => log::debug!("router advertisement sent interface={name}"),
+                Err(e) => log::warn!("router advertisement interface={name}: {e}"),
+            }
+        }
     }
 
     /// Where XDP runs on `iface` (ifindex `ifindex` in `compiled`), per `--xdp-mode`.
@@ -694,7 +745,8 @@ fn resolve(config: &ValidatedConfig) -> Result<BTreeMap<String, u32>, DaemonErro
     }
 }
 
-/// A ticker whose first tick is one `period` from now.
+/// A ticker whose first tick is one `period` from now (flow log intervals, router
+/// advertisements).
 fn flow_ticker(period: Duration) -> tokio::time::Interval {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -742,6 +794,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
         let mut sweep_tick = tokio::time::interval(SWEEP_INTERVAL);
         let mut period = agent.flow_log.settings.interval;
         let mut flow_tick = flow_ticker(period);
+        let mut ra_tick = flow_ticker(agent.opts.router_advertisement_interval);
         loop {
             tokio::select! {
                 _ = hup.recv() => {
@@ -757,6 +810,7 @@ pub fn run(opts: RunOptions) -> Result<(), DaemonError> {
                 _ = iface_tick.tick() => agent.check_interfaces(),
                 _ = flow_tick.tick() => agent.drain_flows(),
                 _ = sweep_tick.tick() => agent.sweep(),
+                _ = ra_tick.tick() => agent.advertise(),
             }
             if agent.flow_log.settings.interval != period {
                 period = agent.flow_log.settings.interval;

@@ -202,7 +202,7 @@ impl Datapath {
 
     fn load_with(mut loader: EbpfLoader<'_>) -> Result<Self, DatapathError> {
         let mut ebpf = loader.load(OBJECT)?;
-        for name in [programs::XDP, programs::XDP_OUTSIDE] {
+        for name in [programs::XDP, programs::XDP_OUTSIDE, programs::XDP6] {
             let xdp: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(DatapathError::MissingProgram { name })?
@@ -215,6 +215,7 @@ impl Datapath {
             programs::TC_INGRESS,
             programs::TC_EGRESS,
             programs::TC_TRACE,
+            programs::TC6,
         ] {
             let tc: &mut SchedClassifier = ebpf
                 .program_mut(name)
@@ -532,15 +533,18 @@ pub fn drop_stats(
 }
 
 /// Fills the program arrays of a loaded object (its programs loaded): trace runs of the TC
-/// ingress program reach the trace-mode program (`vpc-agent trace`), and the XDP program hands
-/// uplink and gateway packets to its outside half. Without them those packets are dropped.
+/// ingress program reach the trace-mode program (`vpc-agent trace`), the XDP program hands
+/// uplink and gateway packets to its outside half, and both ingress programs hand IPv6 on
+/// subnet interfaces to their IPv6 programs. Without them those packets are dropped.
 pub fn link_tail_calls(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
     set_tail_call(ebpf, maps::TRACE_PROG, programs::TC_TRACE)?;
+    set_tail_call(ebpf, maps::TC_IPV6, programs::TC6)?;
     set_xdp_outside(ebpf)
 }
 
 /// The XDP half of [`link_tail_calls`] (for a loader that loads only the XDP programs).
 pub fn set_xdp_outside(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
+    set_tail_call(ebpf, maps::XDP_IPV6, programs::XDP6)?;
     set_tail_call(ebpf, maps::XDP_OUTSIDE, programs::XDP_OUTSIDE)
 }
 

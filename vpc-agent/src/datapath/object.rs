@@ -10,6 +10,9 @@ pub mod programs {
     /// XDP program for packets from outside the VPC (uplinks, gateways): reached from `XDP`
     /// through `XDP_OUTSIDE`; never attached.
     pub const XDP_OUTSIDE: &str = "vpc_xdp_outside";
+    /// XDP program for IPv6 on subnet interfaces: reached from `XDP` through `XDP_IPV6`;
+    /// never attached.
+    pub const XDP6: &str = "vpc_xdp6";
     /// TC ingress program (kernel path) on every VPC interface.
     pub const TC_INGRESS: &str = "vpc_tc_ingress";
     /// TC egress guard on subnet interfaces.
@@ -17,6 +20,9 @@ pub mod programs {
     /// The TC ingress pipeline in trace mode (`vpc-agent trace`): reached from `TC_INGRESS`
     /// through `TRACE_PROG` on a test run in trace mode; never attached.
     pub const TC_TRACE: &str = "vpc_tc_trace";
+    /// TC ingress program for IPv6 on subnet interfaces: reached from `TC_INGRESS` through
+    /// `TC_IPV6`; never attached.
+    pub const TC6: &str = "vpc_tc6";
     /// Benchmark floor (parse + redirect, no policy); never attached by the agent.
     pub const FLOOR: &str = "vpc_floor";
 }
@@ -35,8 +41,8 @@ pub mod maps {
         flow::{FlowKey, FlowStats},
         icmp::ICMP_STAT_SLOTS,
         iface::{
-            Endpoint, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey, PublicTarget,
-            SubnetInfo, VpcInfo,
+            Endpoint, Endpoint6Key, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
+            PublicTarget, Subnet6Info, SubnetInfo, VpcInfo,
         },
         nat::{NatKey, NatValue},
         route::{RouteKey, RouteValue},
@@ -48,8 +54,12 @@ pub mod maps {
     pub const AGENT_STATE: &str = "AGENT_STATE";
     pub const IFACES: &str = "IFACES";
     pub const SUBNETS: &str = "SUBNETS";
+    /// The subnets' IPv6 /64s (`vpc_common::iface::Subnet6Info`).
+    pub const SUBNETS6: &str = "SUBNETS6";
     pub const VPCS: &str = "VPCS";
     pub const ENDPOINTS: &str = "ENDPOINTS";
+    /// The instances' IPv6 addresses (`vpc_common::iface::Endpoint6Key`).
+    pub const ENDPOINTS6: &str = "ENDPOINTS6";
     pub const PUBLIC_IPS: &str = "PUBLIC_IPS";
     pub const NAT_GATEWAYS: &str = "NAT_GATEWAYS";
     pub const ROUTES: &str = "ROUTES";
@@ -77,6 +87,8 @@ pub mod maps {
     pub const ICMP_SCRATCH: &str = "ICMP_SCRATCH";
     /// Per-CPU next hop for `bpf_redirect_neigh` (a NAT instance's address).
     pub const NEIGH_SCRATCH: &str = "NEIGH_SCRATCH";
+    /// Per-CPU scratch space for neighbour discovery answers.
+    pub const NDP_SCRATCH: &str = "NDP_SCRATCH";
     /// Per-CPU cache of the clock (one `bpf_ktime_get_ns` per packet).
     pub const NOW: &str = "NOW";
     /// Per-CPU trace of the TC ingress program's last trace-mode run (`vpc_common::trace`).
@@ -85,6 +97,10 @@ pub mod maps {
     pub const TRACE_PROG: &str = "TRACE_PROG";
     /// `XDP_OUTSIDE[0]`: the XDP program the attached one hands uplink and gateway packets to.
     pub const XDP_OUTSIDE: &str = "XDP_OUTSIDE";
+    /// `XDP_IPV6[0]`: the XDP program the attached one hands IPv6 on subnet interfaces to.
+    pub const XDP_IPV6: &str = "XDP_IPV6";
+    /// `TC_IPV6[0]`: the TC program the TC ingress one hands IPv6 on subnet interfaces to.
+    pub const TC_IPV6: &str = "TC_IPV6";
 
     /// How `status` counts the entries in use of a map.
     #[derive(Clone, Copy)]
@@ -121,13 +137,15 @@ pub mod maps {
     }
 
     /// Every map of the object, each pinned by name under the agent's bpffs directory.
-    pub const ALL: [MapSpec; 33] = [
+    pub const ALL: [MapSpec; 38] = [
         spec(CONFIG, Entries::Slots(1)),
         spec(AGENT_STATE, Entries::Read(agent_state_entries)),
         spec(IFACES, Entries::Read(hash::<IfaceKey, IfaceInfo>)),
         spec(SUBNETS, Entries::Read(hash::<u32, SubnetInfo>)),
+        spec(SUBNETS6, Entries::Read(hash::<u32, Subnet6Info>)),
         spec(VPCS, Entries::Read(hash::<u32, VpcInfo>)),
         spec(ENDPOINTS, Entries::Read(hash::<EndpointKey, Endpoint>)),
+        spec(ENDPOINTS6, Entries::Read(hash::<Endpoint6Key, Endpoint>)),
         spec(PUBLIC_IPS, Entries::Read(hash::<PublicKey, PublicTarget>)),
         spec(NAT_GATEWAYS, Entries::Read(hash::<u32, NatGatewayInfo>)),
         spec(ROUTES, Entries::Read(trie::<RouteKey, RouteValue>)),
@@ -153,10 +171,13 @@ pub mod maps {
         spec(ICMP_BUCKET, Entries::Scratch),
         spec(ICMP_SCRATCH, Entries::Scratch),
         spec(NEIGH_SCRATCH, Entries::Scratch),
+        spec(NDP_SCRATCH, Entries::Scratch),
         spec(NOW, Entries::Scratch),
         spec(TRACE, Entries::Scratch),
         spec(TRACE_PROG, Entries::Slots(1)),
         spec(XDP_OUTSIDE, Entries::Slots(1)),
+        spec(XDP_IPV6, Entries::Slots(1)),
+        spec(TC_IPV6, Entries::Slots(1)),
     ];
 
     /// The names of [`ALL`], in its order.

@@ -276,6 +276,13 @@ fn sync_slot(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncSta
     )?;
     stats += sync_hash(
         ebpf,
+        names::SUBNETS6,
+        &compiled.subnets6,
+        |k| slot_of_id(*k) == slot,
+        mode,
+    )?;
+    stats += sync_hash(
+        ebpf,
         names::VPCS,
         &compiled.vpcs,
         |k| slot_of_id(*k) == slot,
@@ -285,6 +292,13 @@ fn sync_slot(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncSta
         ebpf,
         names::ENDPOINTS,
         &compiled.endpoints,
+        |k| slot_of_id(k.vpc_id) == slot,
+        mode,
+    )?;
+    stats += sync_hash(
+        ebpf,
+        names::ENDPOINTS6,
+        &compiled.endpoints6,
         |k| slot_of_id(k.vpc_id) == slot,
         mode,
     )?;

@@ -23,6 +23,20 @@ use super::{
 };
 use crate::flowlog::format::{DEFAULT_FLOW_LOG_FIELDS, EXTRA_FLOW_LOG_FIELDS};
 
+/// `e` as an IPv6 network of prefix length `len` without host bits, or why it is not one
+/// (to follow the kind of block it is, e.g. "IPv6 block").
+fn ipv6_net(e: &CidrEntry, len: u8) -> Result<Ipv6Net, String> {
+    match e.cidr.parse::<Ipv6Net>() {
+        Ok(net) if net.trunc() == net && net.prefix_len() == len => Ok(net),
+        Ok(net) if net.prefix_len() != len => Err(format!("{net} is not a /{len}")),
+        Ok(net) => Err(format!(
+            "{net} has host bits set (the network is {})",
+            net.trunc()
+        )),
+        Err(_) => Err(format!("'{}' is not an IPv6 CIDR block", e.cidr)),
+    }
+}
+
 /// Linux interface names are at most 15 bytes (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
 
@@ -208,6 +222,9 @@ struct Scope {
     prefix_lists: Vec<(String, String)>,
     nats: BTreeMap<String, String>,
     peerings: BTreeMap<String, String>,
+    /// The peering connections (by ID) whose other VPC has no IPv6 block: they carry IPv4
+    /// only.
+    ipv4_only_peerings: BTreeSet<String>,
     /// Groups of the VPCs peered with this one (by an imported connection), by ID:
     /// `VPC/NAME`, referenced as `sg:VPC/NAME`.
     peer_groups: BTreeMap<String, String>,
@@ -577,6 +594,20 @@ impl Emitter<'_> {
                 ))
             })
             .collect();
+        let ipv4_only_peerings = inv
+            .peerings
+            .iter()
+            .filter(|p| {
+                let other = match p.peer_vpc.as_deref() {
+                    Some(peer) if p.vpc == id => peer,
+                    Some(peer) if peer == id => p.vpc.as_str(),
+                    _ => return false,
+                };
+                let other = inv.vpcs.iter().find(|v| v.origin.id == other);
+                !other.is_some_and(|v| v.ipv6_blocks.iter().any(|e| ipv6_net(e, 56).is_ok()))
+            })
+            .map(|p| p.origin.id.clone())
+            .collect();
         Scope {
             name,
             blocks,
@@ -593,6 +624,7 @@ impl Emitter<'_> {
             prefix_lists,
             nats,
             peerings,
+            ipv4_only_peerings,
             peer_groups: BTreeMap::new(),
         }
     }
@@ -645,19 +677,14 @@ impl Emitter<'_> {
     /// An IPv6 network of prefix length `len` (no host bits) or, reported as `what` that is
     /// not imported, `None`.
     fn ipv6_cidr(&mut self, e: &CidrEntry, what: &str, len: u8) -> Option<Ipv6Net> {
-        let why = match e.cidr.parse::<Ipv6Net>() {
-            Ok(net) if net.trunc() == net && net.prefix_len() == len => return Some(net),
-            Ok(net) if net.prefix_len() != len => format!("{what} {net} is not a /{len}"),
-            Ok(net) => format!(
-                "{what} {net} has host bits set (the network is {})",
-                net.trunc()
-            ),
-            Err(_) => format!("{what} '{}' is not an IPv6 CIDR block", e.cidr),
+        let why = match ipv6_net(e, len) {
+            Ok(net) => return Some(net),
+            Err(why) => why,
         };
         self.note(
             &e.origin,
             Severity::NotImported,
-            format!("{why}: not imported"),
+            format!("{what} {why}: not imported"),
         );
         None
     }
@@ -1377,9 +1404,21 @@ impl Emitter<'_> {
                     }
                     continue;
                 }
+                let ipv6 = dest.addr().is_ipv6();
+                // The families each target carries, as the format has them (a route the
+                // validator would refuse is reported, not written).
+                let ipv4_only = |me: &mut Self, why: &str| {
+                    let msg = format!("{why}: the route to {dest} is not imported");
+                    me.note(&r.origin, Severity::NotImported, msg);
+                    None
+                };
                 let target = match &r.target {
                     RouteTo::Gateway(g) => match (&s.igw, &s.vgw) {
                         (Some((id, n)), _) if id == g => Some(n.clone()),
+                        (_, Some(v)) if &v.id == g && ipv6 => ipv4_only(
+                            self,
+                            "a VPN gateway carries the customer network's IPv4 prefixes only",
+                        ),
                         (_, Some(v)) if &v.id == g => Some(v.name.clone()),
                         _ => {
                             let what = if inv.internet_gateways.iter().any(|x| &x.origin.id == g) {
@@ -1393,6 +1432,10 @@ impl Emitter<'_> {
                             None
                         }
                     },
+                    RouteTo::NatGateway(_) if ipv6 => ipv4_only(
+                        self,
+                        "a NAT gateway translates IPv4 only (NAT64 is not part of the format)",
+                    ),
                     RouteTo::NatGateway(n) => s.nats.get(n).cloned().or_else(|| {
                         let msg = format!("NAT gateway {n} was not imported in VPC {}: the route to {dest} is not imported", s.name);
                         self.note(&r.origin, Severity::NotImported, msg);
@@ -1411,6 +1454,10 @@ impl Emitter<'_> {
                             None
                         }
                     },
+                    RouteTo::Peering(p) if ipv6 && s.ipv4_only_peerings.contains(p) => ipv4_only(
+                        self,
+                        &format!("peering connection {p} carries IPv6 only between VPCs that both have an IPv6 block"),
+                    ),
                     RouteTo::Peering(p) => s.peerings.get(p).cloned().or_else(|| {
                         let msg = format!("peering connection {p} is not imported: the route to {dest} is not imported");
                         self.note(&r.origin, Severity::NotImported, msg);
@@ -1424,11 +1471,10 @@ impl Emitter<'_> {
                     }
                 };
                 let Some(target) = target else { continue };
-                if dest.addr().is_ipv6() {
-                    // The format's routes are IPv4 only so far (a file with an IPv6 route
-                    // would not validate): the gateways are imported, not the route.
+                if ipv6 && s.ipv6_block.is_none() {
                     let msg = format!(
-                        "IPv6 route destinations are not part of the format yet: the route to {dest} is not imported"
+                        "VPC {} has no IPv6 block (give it its /56 as ipv6_cidr_block): the route to {dest} is not imported",
+                        s.name
                     );
                     self.note(&r.origin, Severity::NotImported, msg);
                     continue;

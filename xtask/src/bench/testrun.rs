@@ -345,7 +345,12 @@ fn load(topo: &Topology, compiled: &Compiled, conntrack: u32) -> Result<Ebpf> {
         .map_max_entries(maps::NAT_PORTS, 1 << 20)
         .load(OBJECT)
         .context("loading the eBPF object")?;
-    for name in [programs::XDP, programs::XDP_OUTSIDE, programs::FLOOR] {
+    for name in [
+        programs::XDP,
+        programs::XDP_OUTSIDE,
+        programs::XDP6,
+        programs::FLOOR,
+    ] {
         let prog: &mut Xdp = ebpf
             .program_mut(name)
             .with_context(|| format!("program {name} missing"))?

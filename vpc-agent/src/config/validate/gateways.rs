@@ -118,9 +118,10 @@ pub(super) fn with_propagated(
 ) -> Vec<RouteDef> {
     for &g in propagate {
         for net in &gateways[g].networks {
-            if !routes.iter().any(|r| r.destination == *net) {
+            let net = IpNet::V4(*net);
+            if !routes.iter().any(|r| r.destination == net) {
                 routes.push(RouteDef {
-                    destination: *net,
+                    destination: net,
                     target: RouteTarget::Gateway(g),
                     propagated: true,
                 });

@@ -1,6 +1,7 @@
 //! IPv6 (docs/format.md, "IPv6"): the VPC's /56, subnets' /64s, instances' IPv6 addresses and
-//! the egress-only internet gateway. All of it is validated; the datapath does not forward
-//! IPv6 yet, so a file using it gets one warning.
+//! the egress-only internet gateway. All of it is validated; the datapath answers neighbour
+//! discovery on instance ports but does not forward IPv6 yet, so a file using it gets one
+//! warning.
 
 use std::net::Ipv6Addr;
 
@@ -19,6 +20,16 @@ pub(super) enum V6Block {
     Absent,
     Invalid,
     Block(Ipv6Net),
+}
+
+impl V6Block {
+    /// The block, if it is present and valid.
+    pub(super) fn net(self) -> Option<Ipv6Net> {
+        match self {
+            Self::Block(net) => Some(net),
+            Self::Absent | Self::Invalid => None,
+        }
+    }
 }
 
 impl Validator {
@@ -234,7 +245,8 @@ impl Validator {
     }
 }
 
-/// One warning for the whole file, on the first VPC that uses IPv6: the datapath drops IPv6.
+/// One warning for the whole file, on the first VPC that uses IPv6: the datapath does not
+/// forward IPv6.
 pub(super) fn ipv6_warning(file: &ConfigFile) -> Option<Diagnostic> {
     file.vpcs.iter().enumerate().find_map(|(v, vpc)| {
         let vpc = &vpc.value;
@@ -246,8 +258,9 @@ pub(super) fn ipv6_warning(file: &ConfigFile) -> Option<Diagnostic> {
         Some(Diagnostic::new(
             pos,
             format!("vpcs[{v}].{key}"),
-            "warning: IPv6 is validated but not forwarded yet: IPv6 packets on VPC interfaces \
-             are dropped (not_ipv4)",
+            "warning: IPv6 is validated but not forwarded yet: the router answers neighbour \
+             discovery on instance ports, other IPv6 packets on VPC interfaces are dropped \
+             (not_ipv4)",
         ))
     })
 }

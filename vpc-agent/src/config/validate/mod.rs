@@ -15,9 +15,14 @@ mod security_groups;
 mod subnets;
 mod traffic;
 
-use std::{collections::HashMap, net::Ipv4Addr, ops::RangeInclusive, path::PathBuf};
+use std::{
+    collections::{HashMap, HashSet},
+    net::Ipv4Addr,
+    ops::RangeInclusive,
+    path::PathBuf,
+};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use vpc_common::{acl::MAX_ACL_RULES, conntrack::DEFAULT_TIMEOUTS};
 
 use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
@@ -121,6 +126,9 @@ struct Globals {
     vpc_blocks: Vec<(Ipv4Net, String)>,
     /// Every VPC IPv6 block that parses: the VPC's index, the block, its name.
     vpc_v6_blocks: Vec<(usize, ipnet::Ipv6Net, String)>,
+    /// The VPCs that have an `ipv6_cidr_block`, valid or not (an invalid one is reported on
+    /// its VPC): a peering connection carries IPv6 only between two of them.
+    ipv6_vpcs: HashSet<String>,
     /// Internet gateway name -> VPC name.
     igws: HashMap<String, String>,
     /// NAT gateway name -> VPC names.
@@ -271,6 +279,9 @@ impl Validator {
             {
                 self.globals.vpc_v6_blocks.push((i, net, vpc_name.clone()));
             }
+            if vpc.ipv6_cidr_block.is_some() {
+                self.globals.ipv6_vpcs.insert(vpc_name.clone());
+            }
             if names.get(vpc_name).is_some_and(|(idx, _)| *idx == i) {
                 self.globals.vpc_index.insert(vpc_name.clone(), i);
             }
@@ -389,6 +400,7 @@ impl Validator {
         let scope = VpcScope {
             name,
             blocks: &known_blocks,
+            ipv6_block,
             subnet_names: &subnet_names,
             subnets: &resolved_subnets,
             has_igw: vpc.internet_gateway.is_some(),
@@ -477,6 +489,8 @@ struct Ref<'a> {
 struct VpcScope<'a> {
     name: &'a str,
     blocks: &'a [Ipv4Net],
+    /// The VPC's IPv6 block: the local route of IPv6 destinations.
+    ipv6_block: ipv6::V6Block,
     subnet_names: &'a Names,
     subnets: &'a [Option<&'a SubnetDef>],
     has_igw: bool,
@@ -502,6 +516,12 @@ struct Targets {
     /// Instances by name: index in the VPC's `instances`, and whether its source/destination
     /// check is on (then no route may target it).
     instances: HashMap<String, (usize, bool)>,
+    /// The instances (by index) that have IPv6 addresses: only those, as NAT instances, may
+    /// be the target of an IPv6 destination.
+    ipv6_instances: HashSet<usize>,
+    /// The peering connections (by index) whose peer VPC has no IPv6 block, with the peer's
+    /// name: they carry IPv4 only.
+    ipv4_only_peerings: HashMap<usize, String>,
 }
 
 /// Builds a resolved item from parts that may have failed (each failure is already reported):

@@ -1,25 +1,71 @@
-//! Route tables: destinations and targets.
+//! Route tables: destinations (IPv4 or IPv6) and targets.
 
 use super::*;
 
-/// A route's destination as written: a CIDR, or a prefix list (`pl:NAME`) by index in the
-/// VPC's `prefix_lists`. [`Validator::route_fits_target`] decides which targets each allows.
+/// A route's destination as written: a CIDR (IPv4 or IPv6), or a prefix list (`pl:NAME`) by
+/// index in the VPC's `prefix_lists`. [`Validator::route_fits_target`] decides which targets
+/// each allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum RouteDestination {
-    Cidr(Ipv4Net),
+    Cidr(IpNet),
     PrefixList(usize),
 }
 
-/// The prefixes a table already routes: by whom (the destination as resolved) and its line.
-type Seen = HashMap<Ipv4Net, (RouteDestination, u32)>;
+/// The prefixes a table already routes, of both families: by whom (the destination as
+/// resolved) and its line.
+type Seen = HashMap<IpNet, (RouteDestination, u32)>;
 
 /// The prefixes a destination stands for: the CIDR, or every CIDR of the prefix list (`None`:
 /// some list is invalid, already reported).
-fn destination_prefixes(dest: RouteDestination, scope: &VpcScope<'_>) -> Option<Vec<Ipv4Net>> {
+fn destination_prefixes(dest: RouteDestination, scope: &VpcScope<'_>) -> Option<Vec<IpNet>> {
     match dest {
         RouteDestination::Cidr(net) => Some(vec![net]),
-        RouteDestination::PrefixList(l) => scope.prefix_list_defs.map(|defs| defs[l].cidrs.clone()),
+        RouteDestination::PrefixList(l) => scope
+            .prefix_list_defs
+            .map(|defs| defs[l].cidrs.iter().copied().map(IpNet::V4).collect()),
     }
+}
+
+/// Why `target` (named `name`) cannot carry destination `net`, if it cannot: the address
+/// families each target carries. The internet gateway and `blackhole` take both; the
+/// egress-only internet gateway IPv6 only; a NAT gateway (it translates to its elastic IPv4
+/// address) and the VPN gateway (its customer network is IPv4) IPv4 only; a NAT instance
+/// IPv6 too if it has IPv6 addresses; a peering connection IPv6 too if the peer VPC has an
+/// IPv6 block as well (the route's own VPC has one, or the destination was refused already).
+fn family_clash(net: IpNet, target: &RouteTarget, name: &str, targets: &Targets) -> Option<String> {
+    let IpNet::V6(_) = net else {
+        return (*target == RouteTarget::EgressOnlyGateway).then(|| {
+            format!(
+                "the egress-only internet gateway carries IPv6 only: '{name}' cannot be the \
+                 target of IPv4 destination {net}"
+            )
+        });
+    };
+    let why = match target {
+        RouteTarget::NatGateway(_) => format!("NAT gateway '{name}' translates IPv4 only"),
+        // A gateway endpoint takes only its prefix list (checked before): this is the VPN
+        // gateway.
+        RouteTarget::Gateway(_) => {
+            format!("VPN gateway '{name}' carries the customer network's IPv4 prefixes only")
+        }
+        RouteTarget::Instance(i) if !targets.ipv6_instances.contains(i) => format!(
+            "instance '{name}' has no ipv6_addresses, so as a NAT instance it carries IPv4 only"
+        ),
+        RouteTarget::Peering(p) => {
+            let peer = targets.ipv4_only_peerings.get(p)?;
+            format!(
+                "peering connection '{name}' carries IPv6 only between VPCs that both have an \
+                 ipv6_cidr_block, and its peer VPC '{peer}' has none"
+            )
+        }
+        RouteTarget::InternetGateway
+        | RouteTarget::EgressOnlyGateway
+        | RouteTarget::Instance(_)
+        | RouteTarget::Blackhole => return None,
+    };
+    Some(format!(
+        "{why}: it cannot be the target of IPv6 destination {net}"
+    ))
 }
 
 impl Validator {
@@ -91,6 +137,12 @@ impl Validator {
             let npath = format!("{path}.peering_connections[{i}].name");
             if add(self, &pcx.value.name, npath, "peering connection") {
                 targets.peerings.insert(pcx.value.name.value.clone(), i);
+                let peer = &pcx.value.peer_vpc.value;
+                // An unknown peer is reported on the connection.
+                let known = self.globals.vpc_index.contains_key(peer);
+                if known && !self.globals.ipv6_vpcs.contains(peer) {
+                    targets.ipv4_only_peerings.insert(i, peer.clone());
+                }
             }
         }
         for (i, inst) in vpc.instances.iter().enumerate() {
@@ -105,6 +157,9 @@ impl Validator {
                 targets
                     .instances
                     .insert(inst.name.value.clone(), (i, check));
+                if !inst.ipv6_addresses.is_empty() {
+                    targets.ipv6_instances.insert(i);
+                }
             }
         }
         // Endpoints come after the VPN gateway in `gateways`.
@@ -184,7 +239,8 @@ impl Validator {
     }
 
     /// A route's destination: a prefix list of the VPC, or a CIDR that is not, and is not
-    /// inside, a VPC block (the local route covers those).
+    /// inside, a VPC block (the local route covers those). An IPv6 CIDR needs the VPC's IPv6
+    /// block, and is held against it as an IPv4 one against the IPv4 blocks.
     pub(super) fn route_destination(
         &mut self,
         route: &model::Route,
@@ -203,10 +259,27 @@ impl Validator {
                 )
                 .map(RouteDestination::PrefixList);
         }
-        let dest = self.cidr(&route.destination, &dpath)?;
+        let dest = self.ip_cidr(&route.destination, &dpath)?;
         let pos = route.destination.pos;
-        if let Some(block) = scope.blocks.iter().find(|b| b.contains(&dest)) {
-            let msg = if *block == dest {
+        if dest.addr().is_ipv6() {
+            match scope.ipv6_block {
+                ipv6::V6Block::Absent => {
+                    let msg = format!(
+                        "IPv6 destination {dest} needs an IPv6 block in its VPC, and VPC '{}' \
+                         has no ipv6_cidr_block",
+                        scope.name
+                    );
+                    self.err(pos, dpath, msg);
+                    return None;
+                }
+                ipv6::V6Block::Invalid => return None,
+                ipv6::V6Block::Block(_) => {}
+            }
+        }
+        let local_blocks = scope.blocks.iter().copied().map(IpNet::V4);
+        let mut local_blocks = local_blocks.chain(scope.ipv6_block.net().map(IpNet::V6));
+        if let Some(block) = local_blocks.find(|b| b.contains(&dest)) {
+            let msg = if block == dest {
                 format!("destination {dest} is the VPC's local route and cannot be overridden")
             } else {
                 format!(
@@ -276,7 +349,7 @@ impl Validator {
         path: &str,
         scope: &VpcScope<'_>,
         targets: &Targets,
-    ) -> Option<Vec<Ipv4Net>> {
+    ) -> Option<Vec<IpNet>> {
         let written = &route.destination;
         let endpoint = match target {
             Some(RouteTarget::Gateway(g)) => targets.endpoint_lists.get(g),
@@ -284,7 +357,14 @@ impl Validator {
         };
         let target_name = &route.target.value;
         let msg = match (dest, endpoint) {
-            (RouteDestination::Cidr(net), None) => return Some(vec![net]),
+            (RouteDestination::Cidr(net), None) => {
+                let clash = target.and_then(|t| family_clash(net, t, target_name, targets));
+                let Some(msg) = clash else {
+                    return Some(vec![net]);
+                };
+                self.err(route.target.pos, format!("{path}.target"), msg);
+                return None;
+            }
             (RouteDestination::Cidr(net), Some(list)) => format!(
                 "gateway endpoint '{target_name}' carries only its prefix list: route \
                  {PL_REF}{list} to it, not {net}"
@@ -327,13 +407,7 @@ impl Validator {
             return Some(RouteTarget::InternetGateway);
         }
         if targets.eigw.as_deref() == Some(name) {
-            // Every destination the format routes today is IPv4.
-            let msg = format!(
-                "the egress-only internet gateway carries IPv6 only: '{name}' cannot be the \
-                 target of an IPv4 destination"
-            );
-            self.err(target.pos, path, msg);
-            return None;
+            return Some(RouteTarget::EgressOnlyGateway);
         }
         if let Some(i) = targets.nats.get(name) {
             return Some(RouteTarget::NatGateway(*i));
@@ -377,7 +451,7 @@ impl Validator {
             )
         } else {
             format!(
-                "unknown route target '{name}': not an internet gateway, VPN gateway, NAT gateway, peering connection, NAT instance or gateway endpoint of VPC '{vpc}', nor 'blackhole'"
+                "unknown route target '{name}': not an internet gateway, egress-only internet gateway, VPN gateway, NAT gateway, peering connection, NAT instance or gateway endpoint of VPC '{vpc}', nor 'blackhole'"
             )
         };
         self.err(target.pos, path, msg);

@@ -1,0 +1,641 @@
+//! IPv6 on instance ports: neighbour discovery answered by the router (neighbour
+//! advertisements for the subnet's /64 and the router's link-local address, router
+//! advertisements with the /64), the IPv6 source check, link-scope traffic to the kernel,
+//! and the extension-header walk.
+//!
+//! - BPF_PROG_TEST_RUN, XDP and TC ingress, one table: the exact answer bytes, the frame
+//!   unchanged when it goes to the kernel, or exactly one drop counter growing by one;
+//!   hostile cases (spoofed sources and targets, rogue router advertisements, extension
+//!   header chains, truncation at each offset).
+//! - Namespaces with the hosts at Linux defaults (static addresses, as the issue allows):
+//!   each host learns its default router from the advertisement, resolves another address
+//!   of its subnet to the router's port, pings the router's link-local address; an address
+//!   the host does not have is dropped as spoofed. Both hosts, both directions.
+//! - The agent: hosts whose links came up before it learn their router from its unsolicited
+//!   advertisements, which keep coming, to all nodes.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use vpc_agent::datapath::{AttachMode, object::programs};
+use vpc_common::{DropReason, MARK_APPROVED};
+use vpc_tests::{
+    agent::{Agent, Bpffs, Scratch},
+    packet6::{
+        Ext, Frame6, NEIGHBOR_ADVERTISEMENT, REDIRECT, ROUTER_ADVERTISEMENT, Upper, link_local,
+    },
+    require_kernel,
+    testrun::{TcVerdict, Verdict, run_tc, run_xdp},
+    topology::{Topology, mac},
+};
+
+const FIXTURE: &str = include_str!("../fixtures/ipv6-ports.yaml");
+const WEB1: &str = "2001:db8:1200::10";
+const WEB2: &str = "2001:db8:1200::11";
+/// In the subnet's /64, no instance's.
+const UNUSED: &str = "2001:db8:1200::99";
+/// Outside the subnet's /64.
+const ELSEWHERE: &str = "2001:db8:9999::1";
+const HOST_LL: &str = "fe80::1";
+const INET6: &str = "2001:db8:ff::2";
+
+/// What must come of a frame.
+enum Expect {
+    /// Answered: these bytes go back out of the port.
+    Answer(Vec<u8>),
+    /// Handed to the kernel unchanged.
+    Kernel,
+    /// Dropped, counted under this reason.
+    Drop(DropReason),
+}
+
+struct Case {
+    name: String,
+    frame: Vec<u8>,
+    expect: Expect,
+}
+
+fn case(name: &str, frame: Vec<u8>, expect: Expect) -> Case {
+    Case {
+        name: name.to_string(),
+        frame,
+        expect,
+    }
+}
+
+/// The port's MACs: (the router's end, the host's end).
+fn macs(topo: &Topology, ifname: &str) -> ([u8; 6], [u8; 6]) {
+    let index = topo.port_named(ifname).index;
+    (mac(index, false), mac(index, true))
+}
+
+/// The advertisement the router must send on port (router, host MACs) for `target`,
+/// answering a solicitation from `to`.
+fn advertisement(router: [u8; 6], host: [u8; 6], target: &str, to: &str) -> Vec<u8> {
+    let router_ll = link_local(router).to_string();
+    let flags = if target == router_ll { 0xe0 } else { 0x60 };
+    let mut body = vec![flags, 0, 0, 0];
+    body.extend_from_slice(&target.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    body.extend_from_slice(&[2, 1]);
+    body.extend_from_slice(&router);
+    let mut f = Frame6::new(
+        target,
+        to,
+        Upper::Icmp {
+            ty: NEIGHBOR_ADVERTISEMENT,
+            code: 0,
+            body,
+        },
+    )
+    .macs(router, host);
+    f.hop_limit = 255;
+    f.build()
+}
+
+/// The router advertisement for the fixture's /64 on port (router, host MACs), to `to`.
+fn router_advertisement(router: [u8; 6], host: [u8; 6], to: &str) -> Vec<u8> {
+    let mut body = vec![64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
+    body.extend_from_slice(&router);
+    body.extend_from_slice(&[3, 4, 64, 0x80]);
+    body.extend_from_slice(&[0xff; 8]);
+    body.extend_from_slice(&[0; 4]);
+    body.extend_from_slice(
+        &"2001:db8:1200::"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    let mut f = Frame6::new(
+        &link_local(router).to_string(),
+        to,
+        Upper::Icmp {
+            ty: ROUTER_ADVERTISEMENT,
+            code: 0,
+            body,
+        },
+    )
+    .macs(router, host);
+    f.hop_limit = 255;
+    f.build()
+}
+
+/// The table, for frames from web-1's host on port `eweb1`.
+fn cases(topo: &Topology) -> Vec<Case> {
+    let (router, host) = macs(topo, "eweb1");
+    let router_ll = link_local(router).to_string();
+    let ns = |src: &str, target: &str| Frame6::neighbor_solicitation(src, target, host);
+    let to_router = |f: Frame6| f.macs(host, router).build();
+    let tcp = |src: &str, dst: &str| {
+        Frame6::new(
+            src,
+            dst,
+            Upper::Tcp {
+                sport: 40000,
+                dport: 443,
+                flags: 0x02,
+            },
+        )
+        .macs(host, router)
+    };
+    let mut cases = vec![
+        case(
+            "a solicitation for another instance's address: the port's MAC",
+            ns(HOST_LL, WEB2).build(),
+            Expect::Answer(advertisement(router, host, WEB2, HOST_LL)),
+        ),
+        case(
+            "from the instance's own address, for an unused address of the /64",
+            ns(WEB1, UNUSED).build(),
+            Expect::Answer(advertisement(router, host, UNUSED, WEB1)),
+        ),
+        case(
+            "for the router's link-local address: answered as a router",
+            ns(HOST_LL, &router_ll).build(),
+            Expect::Answer(advertisement(router, host, &router_ll, HOST_LL)),
+        ),
+        case(
+            "for the instance's own address: not the router's to answer",
+            ns(HOST_LL, WEB1).build(),
+            Expect::Kernel,
+        ),
+        case(
+            "duplicate address detection for another instance's address: not answered",
+            ns("::", WEB2).build(),
+            Expect::Kernel,
+        ),
+        case(
+            "for an address outside the /64: not answered",
+            ns(HOST_LL, ELSEWHERE).build(),
+            Expect::Kernel,
+        ),
+        case(
+            "with hop limit 64 (not from the link): not answered, the kernel discards it",
+            ns(HOST_LL, WEB2).hop_limit(64).build(),
+            Expect::Kernel,
+        ),
+        case(
+            "with a destination options header: not answered",
+            ns(HOST_LL, WEB2).ext(Ext::DestOpts(0)).build(),
+            Expect::Kernel,
+        ),
+        case(
+            "from another instance's address: spoofed",
+            ns(WEB2, UNUSED).build(),
+            Expect::Drop(DropReason::Spoofed),
+        ),
+        case(
+            "from an address outside the VPC: spoofed",
+            ns(ELSEWHERE, WEB2).build(),
+            Expect::Drop(DropReason::Spoofed),
+        ),
+        case(
+            "a router solicitation: the advertisement, to the solicitor",
+            Frame6::router_solicitation(HOST_LL, host).build(),
+            Expect::Answer(router_advertisement(router, host, HOST_LL)),
+        ),
+        case(
+            "a router solicitation from the unspecified address: to all nodes",
+            Frame6::router_solicitation("::", host).build(),
+            Expect::Answer(router_advertisement(router, host, "ff02::1")),
+        ),
+        case(
+            "an advertisement of the instance's own address: the kernel's",
+            to_router(Frame6::neighbor_advertisement(WEB1, &router_ll, WEB1, 0x60)),
+            Expect::Kernel,
+        ),
+        case(
+            "an advertisement of another instance's address: spoofed",
+            to_router(Frame6::neighbor_advertisement(
+                HOST_LL, &router_ll, WEB2, 0x20,
+            )),
+            Expect::Drop(DropReason::Spoofed),
+        ),
+        case(
+            "a router advertisement from an instance: spoofed",
+            to_router(
+                Frame6::new(
+                    HOST_LL,
+                    "ff02::1",
+                    Upper::Icmp {
+                        ty: ROUTER_ADVERTISEMENT,
+                        code: 0,
+                        body: vec![64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0],
+                    },
+                )
+                .hop_limit(255),
+            ),
+            Expect::Drop(DropReason::Spoofed),
+        ),
+        case(
+            "a redirect from an instance: spoofed",
+            to_router(
+                Frame6::new(
+                    HOST_LL,
+                    WEB1,
+                    Upper::Icmp {
+                        ty: REDIRECT,
+                        code: 0,
+                        body: vec![0; 36],
+                    },
+                )
+                .hop_limit(255),
+            ),
+            Expect::Drop(DropReason::Spoofed),
+        ),
+        case(
+            "a ping to the router's link-local address: the kernel's",
+            to_router(Frame6::echo(HOST_LL, &router_ll)),
+            Expect::Kernel,
+        ),
+        case(
+            "a ping from the instance's address to the internet: not forwarded",
+            to_router(Frame6::echo(WEB1, INET6)),
+            Expect::Drop(DropReason::NotIpv4),
+        ),
+        case(
+            "to another instance, through hop-by-hop, destination and routing headers: not forwarded",
+            tcp(WEB1, WEB2)
+                .ext(Ext::HopByHop(0))
+                .ext(Ext::DestOpts(1))
+                .ext(Ext::Routing {
+                    ty: 4,
+                    segments_left: 1,
+                })
+                .build(),
+            Expect::Drop(DropReason::NotIpv4),
+        ),
+        case(
+            "a later fragment: walked, not forwarded",
+            tcp(WEB1, WEB2)
+                .ext(Ext::Fragment {
+                    offset_units: 4,
+                    more: false,
+                })
+                .build(),
+            Expect::Drop(DropReason::NotIpv4),
+        ),
+        case(
+            "five extension headers: more than the walk takes",
+            tcp(WEB1, WEB2)
+                .ext(Ext::DestOpts(0))
+                .ext(Ext::DestOpts(0))
+                .ext(Ext::DestOpts(0))
+                .ext(Ext::DestOpts(0))
+                .ext(Ext::DestOpts(0))
+                .build(),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+        case(
+            "hop-by-hop options after another header",
+            tcp(WEB1, WEB2)
+                .ext(Ext::DestOpts(0))
+                .ext(Ext::HopByHop(0))
+                .build(),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+        case(
+            "routing type 0 with a segment left (RFC 5095)",
+            tcp(WEB1, WEB2)
+                .ext(Ext::Routing {
+                    ty: 0,
+                    segments_left: 1,
+                })
+                .build(),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+        case(
+            "a mobility header",
+            tcp(WEB1, WEB2).ext(Ext::Other(135)).build(),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+        case(
+            "a chain reaching past 256 bytes",
+            tcp(WEB1, WEB2)
+                .ext(Ext::DestOpts(20))
+                .ext(Ext::DestOpts(20))
+                .build(),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+    ];
+    // A first fragment that stops inside the TCP header (RFC 7112: a tiny fragment).
+    let mut tiny = tcp(WEB1, WEB2)
+        .ext(Ext::Fragment {
+            offset_units: 0,
+            more: true,
+        })
+        .build();
+    tiny.truncate(tiny.len() - 10);
+    let payload = (tiny.len() - 54) as u16;
+    tiny[18..20].copy_from_slice(&payload.to_be_bytes());
+    cases.push(case(
+        "a first fragment without the whole TCP header",
+        tiny,
+        Expect::Drop(DropReason::Fragment),
+    ));
+    // Truncated solicitations: at every header boundary and inside each header.
+    let full = ns(HOST_LL, WEB2).build();
+    for len in [54usize, 55, 58, 62, 70, 78, 85] {
+        cases.push(case(
+            &format!("a solicitation cut to {len} of {} bytes", full.len()),
+            full[..len].to_vec(),
+            Expect::Drop(DropReason::Malformed),
+        ));
+    }
+    // A payload length shorter than what it carries is fine; zero (a jumbogram) is not.
+    let mut jumbo = full.clone();
+    jumbo[18..20].copy_from_slice(&[0, 0]);
+    cases.push(case(
+        "payload length 0 (a jumbogram)",
+        jumbo,
+        Expect::Drop(DropReason::Malformed),
+    ));
+    cases
+}
+
+/// How much each drop counter grew between two snapshots (only those that grew).
+fn grown(
+    before: &BTreeMap<DropReason, u64>,
+    after: &BTreeMap<DropReason, u64>,
+) -> BTreeMap<DropReason, u64> {
+    DropReason::ALL
+        .iter()
+        .filter_map(|r| {
+            let d = after.get(r).copied().unwrap_or(0) - before.get(r).copied().unwrap_or(0);
+            (d > 0).then_some((*r, d))
+        })
+        .collect()
+}
+
+#[test]
+fn test_run_neighbour_discovery_and_the_ipv6_source_check() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    let dp = &topo.datapath;
+    let tc = dp.tc(programs::TC_INGRESS);
+    let ifindex = topo.port_named("eweb1").ifindex;
+    let cases = cases(&topo);
+    assert!(cases.len() > 30, "the table is all there");
+    for c in &cases {
+        let expected_drops: BTreeMap<DropReason, u64> = match c.expect {
+            Expect::Drop(r) => [(r, 1)].into(),
+            _ => BTreeMap::new(),
+        };
+        let before = dp.drop_counters().expect("counters");
+        let xdp = {
+            let _inside = topo.router.enter().expect("router namespace");
+            run_xdp(dp.xdp(), &c.frame, Some(ifindex)).expect("xdp test run")
+        };
+        let after = dp.drop_counters().expect("counters");
+        assert_eq!(
+            grown(&before, &after),
+            expected_drops,
+            "xdp {}: drops",
+            c.name
+        );
+        match &c.expect {
+            Expect::Answer(bytes) => {
+                assert_eq!(xdp.verdict, Verdict::Tx, "xdp {}", c.name);
+                assert_eq!(&xdp.output, bytes, "xdp {}: the answer's bytes", c.name);
+            }
+            Expect::Kernel => {
+                assert_eq!(xdp.verdict, Verdict::Pass, "xdp {}", c.name);
+                assert_eq!(xdp.output, c.frame, "xdp {}: unchanged", c.name);
+            }
+            Expect::Drop(_) => assert_eq!(xdp.verdict, Verdict::Drop, "xdp {}", c.name),
+        }
+
+        // The kernel refuses an skb test run shorter than an IPv6 header.
+        if c.frame.len() < 54 {
+            continue;
+        }
+        let before = after;
+        let out = {
+            let _inside = topo.router.enter().expect("router namespace");
+            run_tc(tc, &c.frame, ifindex).expect("tc test run")
+        };
+        let after = dp.drop_counters().expect("counters");
+        assert_eq!(
+            grown(&before, &after),
+            expected_drops,
+            "tc {}: drops",
+            c.name
+        );
+        match &c.expect {
+            Expect::Answer(bytes) => {
+                assert_eq!(out.verdict, TcVerdict::Redirect, "tc {}", c.name);
+                assert_eq!(&out.output, bytes, "tc {}: the answer's bytes", c.name);
+                assert_eq!(
+                    out.mark, MARK_APPROVED,
+                    "tc {}: approved for egress",
+                    c.name
+                );
+            }
+            Expect::Kernel => {
+                assert_eq!(out.verdict, TcVerdict::Ok, "tc {}", c.name);
+                assert_eq!(out.output, c.frame, "tc {}: unchanged", c.name);
+            }
+            Expect::Drop(_) => assert_eq!(out.verdict, TcVerdict::Shot, "tc {}", c.name),
+        }
+    }
+}
+
+/// Polls `check` for up to `secs` seconds.
+fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    check()
+}
+
+#[test]
+fn hosts_learn_their_router_and_neighbours_from_the_router() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
+    let hosts = [("eweb1", WEB1, WEB2), ("eweb2", WEB2, WEB1)];
+    for (ifname, own, _) in hosts {
+        let ns = &topo.port_named(ifname).ns;
+        ns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{own}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .unwrap();
+        // The host solicits a router when its link comes up (Linux defaults): with the
+        // programs attached now, the router answers.
+        ns.ip(&["link", "set", "eth0", "down"]).unwrap();
+        ns.ip(&["link", "set", "eth0", "up"]).unwrap();
+    }
+    for (ifname, _, other) in hosts {
+        let port = topo.port_named(ifname);
+        let (router, _) = macs(&topo, ifname);
+        let router_ll = link_local(router).to_string();
+        let ns = &port.ns;
+        let default_route = || {
+            let out = ns.ip(&["-6", "route", "show", "default"]).unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(
+            eventually(15, || default_route().contains(&format!("via {router_ll}"))),
+            "{ifname}: the host learns the router from its advertisement: {}",
+            default_route()
+        );
+        // The /64 is on-link: the host solicits the other instance's address and the router
+        // answers with its port's MAC. The IPv6 ping itself is not forwarded (yet).
+        let before = topo.datapath.drop_counters().unwrap();
+        let ping = ns
+            .exec_status("ping", &["-6", "-n", "-c", "1", "-W", "1", other])
+            .unwrap();
+        assert!(
+            !ping.status.success(),
+            "{ifname}: IPv6 is not forwarded yet"
+        );
+        let neigh = ns
+            .ip(&["-6", "neigh", "show", other, "dev", "eth0"])
+            .unwrap();
+        let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
+        let port_mac = router
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        assert!(
+            neigh.contains(&format!("lladdr {port_mac}")),
+            "{ifname}: {other} resolves to the router's port: {neigh}"
+        );
+        let after = topo.datapath.drop_counters().unwrap();
+        assert!(
+            grown(&before, &after).get(&DropReason::NotIpv4) >= Some(&1),
+            "{ifname}: the ping to {other} reached the router and was not forwarded: {after:?}"
+        );
+        // The router's link-local address answers pings (the kernel's own).
+        let to_router = format!("{router_ll}%eth0");
+        let ping = ns
+            .exec_status(
+                "ping",
+                &["-6", "-n", "-c", "2", "-W", "2", "-i", "0.3", &to_router],
+            )
+            .unwrap();
+        assert!(
+            ping.status.success(),
+            "{ifname}: the router's link-local address answers: {} {} {:?}",
+            String::from_utf8_lossy(&ping.stdout),
+            String::from_utf8_lossy(
+                &topo
+                    .router
+                    .ip(&["-6", "addr", "show", "dev", ifname])
+                    .unwrap()
+                    .stdout
+            ),
+            topo.datapath.drop_counters().unwrap()
+        );
+        // From an address the instance does not have: spoofed.
+        let before = topo.datapath.drop_counters().unwrap();
+        ns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1200::77/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .unwrap();
+        let spoof = ns
+            .exec_status(
+                "ping",
+                &[
+                    "-6",
+                    "-n",
+                    "-c",
+                    "1",
+                    "-W",
+                    "1",
+                    "-I",
+                    "2001:db8:1200::77",
+                    other,
+                ],
+            )
+            .unwrap();
+        assert!(
+            !spoof.status.success(),
+            "{ifname}: a spoofed ping gets nowhere"
+        );
+        ns.ip(&["-6", "addr", "del", "2001:db8:1200::77/64", "dev", "eth0"])
+            .unwrap();
+        let after = topo.datapath.drop_counters().unwrap();
+        assert!(
+            grown(&before, &after).get(&DropReason::Spoofed) >= Some(&1),
+            "{ifname}: a source the instance does not have is spoofed: {after:?}"
+        );
+    }
+}
+
+#[test]
+fn the_agent_advertises_the_router_to_hosts_that_came_up_before_it() {
+    require_kernel!();
+    // Nothing attached yet: the hosts' links came up, and their solicitations went
+    // unanswered, before the agent started.
+    let topo = Topology::build(FIXTURE, None, false).expect("topology");
+    let scratch = Scratch::new().expect("scratch dir");
+    let config = scratch.write("vpc.yaml", FIXTURE).expect("write");
+    let bpffs = Bpffs::new().expect("bpffs dir");
+    let log = scratch.dir.join("agent.log");
+    let mut agent = Agent::spawn(
+        &topo.router,
+        &config,
+        &bpffs,
+        log,
+        &["--router-advertisement-interval", "1"],
+    )
+    .expect("spawn agent");
+    agent.wait_running().expect("agent runs");
+    for ifname in ["eweb1", "eweb2"] {
+        let ns = &topo.port_named(ifname).ns;
+        let (router_mac, _) = macs(&topo, ifname);
+        let router_ll = link_local(router_mac).to_string();
+        let default_route = || {
+            let out = ns.ip(&["-6", "route", "show", "default"]).unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(
+            eventually(10, || default_route().contains(&format!("via {router_ll}"))),
+            "{ifname}: the host learns its router: {} {}",
+            default_route(),
+            agent.log()
+        );
+        // Unsolicited: the host solicits no more once it has a router, and the agent keeps
+        // advertising (every second here) to all nodes from the router's link-local address.
+        let capture = ns
+            .exec_status(
+                "timeout",
+                &[
+                    "4",
+                    "tcpdump",
+                    "-n",
+                    "-l",
+                    "-i",
+                    "eth0",
+                    "-c",
+                    "2",
+                    "icmp6 and ip6[40] == 134 and dst host ff02::1",
+                ],
+            )
+            .unwrap();
+        let seen = String::from_utf8_lossy(&capture.stdout).into_owned();
+        let ras = seen
+            .lines()
+            .filter(|l| l.contains(&format!("{router_ll} > ff02::1")))
+            .filter(|l| l.contains("router advertisement"))
+            .count();
+        assert_eq!(ras, 2, "{ifname}: periodic advertisements: {seen:?}");
+    }
+    agent.signal("TERM").expect("stop agent");
+    assert_eq!(agent.wait_exit(Duration::from_secs(10)).unwrap(), Some(0));
+}

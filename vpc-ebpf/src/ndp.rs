@@ -1,0 +1,182 @@
+//! IPv6 on subnet interfaces: neighbour discovery on instance ports, link-local traffic with
+//! the router, and the source check. The VPC does not forward IPv6 yet: everything else is
+//! dropped (`not_ipv4`).
+//!
+//! As with ARP (`crate::arp`), the router is an instance's only L2 peer on its port:
+//! - A neighbour solicitation for any other address of the subnet's /64, or for the router's
+//!   own link-local address (`fe80::` + the port MAC's EUI-64, the address the kernel gives the
+//!   port), is answered in place with a neighbour advertisement carrying the port's MAC. So
+//!   everything the instance sends, to its own subnet too, reaches the router.
+//! - A router solicitation is answered with a router advertisement from the router's
+//!   link-local address: the router is the default router, the subnet's /64 is on-link
+//!   (L=1) and not for autoconfiguration (A=0: an instance's addresses are its configured
+//!   `ipv6_addresses`, as AWS assigns them).
+//! - Sources: the unspecified address (duplicate address detection), link-local addresses, and
+//!   the instance's own IPv6 addresses; anything else is `spoofed`. A neighbour advertisement
+//!   may only be about a link-local address or the instance's own (so the kernel's neighbour
+//!   table on a port only learns the instance's bindings), and router advertisements or
+//!   redirects from an instance are `spoofed` (instances are not routers).
+//! - Duplicate address detection probes are left to the kernel (not answered): the instance's
+//!   own addresses stay its own.
+//! - Link-scope traffic (to `fe80::/10` or `ff02::/16`) goes to the kernel, which never
+//!   forwards it: pings to the router's link-local address, multicast listener reports.
+//!
+//! On a shared segment only link-scope traffic goes to the kernel (hosts there find each
+//! other themselves).
+//!
+//! The answers are built by `vpc_common::ndp` (frame layouts there), which the agent's
+//! unsolicited router advertisements share.
+
+use aya_ebpf::{btf_maps::PerCpuArray, macros::btf_map};
+use network_types::eth::EthHdr;
+use vpc_common::{
+    DropReason,
+    iface::{Endpoint6Key, IfaceInfo, router_link_local},
+    ndp::{
+        ALL_NODES, NA_LEN, ND_HOP_LIMIT, NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, RA_LEN,
+        REDIRECT, ROUTER_ADVERTISEMENT, ROUTER_SOLICITATION, neighbor_advertisement,
+    },
+};
+
+use crate::{
+    ipv6::{
+        IPV6_PAYLOAD_OFF, PROTO_ICMPV6, Packet6, is_link_local, is_link_multicast, is_unspecified,
+    },
+    maps::{ENDPOINTS6, SUBNETS6, copied},
+    packet::{PacketCtx, header},
+};
+
+/// Per-CPU scratch space the answers are built in.
+#[btf_map]
+static NDP_SCRATCH: PerCpuArray<[u8; RA_LEN], 1> = PerCpuArray::new();
+
+/// What to do with an IPv6 packet on a subnet interface.
+pub enum Ipv6Action {
+    /// The kernel's: link-scope traffic it never forwards.
+    ToKernel,
+    /// A neighbour advertisement is built in scratch space: send it back.
+    Advertise(*const [u8; NA_LEN]),
+    /// A router advertisement is built in scratch space: send it back.
+    RouterAdvertise(*const [u8; RA_LEN]),
+}
+
+/// Whether `addr` is one of the IPv6 addresses of the instance behind port `ingress`.
+#[inline(always)]
+fn own_address(iface: &IfaceInfo, ingress: u32, addr: &[u8; 16]) -> bool {
+    let key = Endpoint6Key {
+        vpc_id: iface.vpc_id,
+        addr: *addr,
+    };
+    // SAFETY: a read of one field of the map's value.
+    unsafe { ENDPOINTS6.get(key) }.is_some_and(|ep| ep.ifindex == ingress)
+}
+
+/// Decides on IPv6 packet `p` that arrived on subnet interface `iface` (ifindex `ingress`).
+#[inline(always)]
+pub fn on_subnet(
+    ctx: &impl PacketCtx,
+    iface: &IfaceInfo,
+    ingress: u32,
+    p: &Packet6,
+) -> Result<Ipv6Action, DropReason> {
+    let link_scope = is_link_local(&p.dst) || is_link_multicast(&p.dst);
+    if !iface.is_port() {
+        return if link_scope {
+            Ok(Ipv6Action::ToKernel)
+        } else {
+            Err(DropReason::NotIpv4)
+        };
+    }
+    let unspecified = is_unspecified(&p.src);
+    if !unspecified && !is_link_local(&p.src) && !own_address(iface, ingress, &p.src) {
+        return Err(DropReason::Spoofed);
+    }
+    let nd = p.proto == PROTO_ICMPV6
+        && p.no_ext_headers()
+        && p.hop_limit == ND_HOP_LIMIT
+        && p.icmp_code == 0;
+    if nd {
+        match p.icmp_type {
+            NEIGHBOR_SOLICITATION if !unspecified && p.payload_len >= 24 => {
+                let target: [u8; 16] = *header(ctx, IPV6_PAYLOAD_OFF + 8)?;
+                if answers_for(iface, ingress, &target) {
+                    return advertise(ctx, iface, p, &target);
+                }
+            }
+            NEIGHBOR_ADVERTISEMENT if p.payload_len >= 24 => {
+                let target: [u8; 16] = *header(ctx, IPV6_PAYLOAD_OFF + 8)?;
+                if !is_link_local(&target) && !own_address(iface, ingress, &target) {
+                    return Err(DropReason::Spoofed);
+                }
+            }
+            ROUTER_SOLICITATION if p.payload_len >= 8 => {
+                if let Some(ra) = router_advertisement(ctx, iface, p)? {
+                    return Ok(ra);
+                }
+            }
+            ROUTER_ADVERTISEMENT | REDIRECT => return Err(DropReason::Spoofed),
+            _ => {}
+        }
+    }
+    if link_scope {
+        Ok(Ipv6Action::ToKernel)
+    } else {
+        Err(DropReason::NotIpv4)
+    }
+}
+
+/// Whether the router answers a solicitation for `target` on port `iface`: its own
+/// link-local address, or another address of the subnet's /64.
+#[inline(always)]
+fn answers_for(iface: &IfaceInfo, ingress: u32, target: &[u8; 16]) -> bool {
+    if *target == router_link_local(&iface.mac) {
+        return true;
+    }
+    let Some(s6) = copied(&SUBNETS6, iface.subnet_id) else {
+        return false;
+    };
+    target[..8] == s6.prefix && !own_address(iface, ingress, target)
+}
+
+/// Builds the neighbour advertisement for `target` answering solicitation `p`.
+#[inline(always)]
+fn advertise(
+    ctx: &impl PacketCtx,
+    iface: &IfaceInfo,
+    p: &Packet6,
+    target: &[u8; 16],
+) -> Result<Ipv6Action, DropReason> {
+    let eth_src = header::<EthHdr>(ctx, 0)?.src_addr;
+    let out = NDP_SCRATCH.get_ptr_mut(0).ok_or(DropReason::BadTarget)?;
+    let out = out.cast::<[u8; NA_LEN]>();
+    // SAFETY: this CPU's scratch slot (RA_LEN bytes, NA_LEN of them used), used only here
+    // for the program's duration.
+    let f = unsafe { &mut *out };
+    let router = *target == router_link_local(&iface.mac);
+    neighbor_advertisement(f, &eth_src, &iface.mac, target, &p.src, router);
+    Ok(Ipv6Action::Advertise(out.cast_const()))
+}
+
+/// Builds the router advertisement answering solicitation `p`: to its sender, or to all
+/// nodes when it came from the unspecified address. `None`: the subnet has no IPv6 block.
+#[inline(always)]
+fn router_advertisement(
+    ctx: &impl PacketCtx,
+    iface: &IfaceInfo,
+    p: &Packet6,
+) -> Result<Option<Ipv6Action>, DropReason> {
+    let Some(s6) = copied(&SUBNETS6, iface.subnet_id) else {
+        return Ok(None);
+    };
+    let eth_src = header::<EthHdr>(ctx, 0)?.src_addr;
+    let out = NDP_SCRATCH.get_ptr_mut(0).ok_or(DropReason::BadTarget)?;
+    // SAFETY: this CPU's scratch slot, used only here for the program's duration.
+    let f = unsafe { &mut *out };
+    let src = router_link_local(&iface.mac);
+    let mut dst = p.src;
+    if is_unspecified(&dst) {
+        dst = ALL_NODES;
+    }
+    vpc_common::ndp::router_advertisement(f, &eth_src, &iface.mac, &src, &dst, &s6.prefix);
+    Ok(Some(Ipv6Action::RouterAdvertise(out.cast_const())))
+}
