@@ -8,7 +8,8 @@
 //!   hostile cases (spoofed sources and targets, rogue router advertisements, extension
 //!   header chains, truncation at each offset).
 //! - Namespaces with the hosts at Linux defaults (static addresses, as the issue allows):
-//!   each host learns its default router from the advertisement, resolves another address
+//!   each host learns the on-link /64 from the advertisement (and no default router: IPv6 is
+//!   not forwarded yet), resolves another address
 //!   of its subnet to the router's port, pings the router's link-local address; an address
 //!   the host does not have is dropped as spoofed. Both hosts, both directions.
 //! - The agent: hosts whose links came up before it learn their router from its unsolicited
@@ -93,7 +94,9 @@ fn advertisement(router: [u8; 6], host: [u8; 6], target: &str, to: &str) -> Vec<
 
 /// The router advertisement for the fixture's /64 on port (router, host MACs), to `to`.
 fn router_advertisement(router: [u8; 6], host: [u8; 6], to: &str) -> Vec<u8> {
-    let mut body = vec![64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
+    // Hop limit 64, no flags, router lifetime 0 (not a default router while IPv6 is not
+    // forwarded), reachable time and retransmission timer unspecified.
+    let mut body = vec![64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
     body.extend_from_slice(&router);
     body.extend_from_slice(&[3, 4, 64, 0x80]);
     body.extend_from_slice(&[0xff; 8]);
@@ -438,6 +441,19 @@ fn test_run_neighbour_discovery_and_the_ipv6_source_check() {
     }
 }
 
+/// The host's IPv6 routes.
+fn routes(ns: &vpc_tests::netns::NetNs) -> String {
+    let out = ns.ip(&["-6", "route", "show"]).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether the host learned the fixture's /64 as on-link from a router advertisement (its
+/// addresses are /128s or link-local: nothing else gives it that route).
+fn learned_prefix(ns: &vpc_tests::netns::NetNs) -> bool {
+    let out = ns.ip(&["-6", "route", "show", "2001:db8:1200::/64"]).unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("dev eth0")
+}
+
 /// Polls `check` for up to `secs` seconds.
 fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
@@ -461,14 +477,15 @@ fn hosts_learn_their_router_and_neighbours_from_the_router() {
             "-6",
             "addr",
             "add",
-            &format!("{own}/64"),
+            &format!("{own}/128"),
             "dev",
             "eth0",
             "nodad",
         ])
         .unwrap();
         // The host solicits a router when its link comes up (Linux defaults): with the
-        // programs attached now, the router answers.
+        // programs attached now, the router answers. The address is a /128: only the
+        // advertisement tells the host that the subnet's /64 is on-link.
         ns.ip(&["link", "set", "eth0", "down"]).unwrap();
         ns.ip(&["link", "set", "eth0", "up"]).unwrap();
     }
@@ -477,14 +494,15 @@ fn hosts_learn_their_router_and_neighbours_from_the_router() {
         let (router, _) = macs(&topo, ifname);
         let router_ll = link_local(router).to_string();
         let ns = &port.ns;
-        let default_route = || {
-            let out = ns.ip(&["-6", "route", "show", "default"]).unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
         assert!(
-            eventually(15, || default_route().contains(&format!("via {router_ll}"))),
-            "{ifname}: the host learns the router from its advertisement: {}",
-            default_route()
+            eventually(15, || learned_prefix(ns)),
+            "{ifname}: the host learns the on-link /64 from the advertisement: {}",
+            routes(ns)
+        );
+        assert!(
+            !routes(ns).contains("default"),
+            "{ifname}: no default router while IPv6 is not forwarded: {}",
+            routes(ns)
         );
         // The /64 is on-link: the host solicits the other instance's address and the router
         // answers with its port's MAC. The IPv6 ping itself is not forwarded (yet).
@@ -600,17 +618,18 @@ fn the_agent_advertises_the_router_to_hosts_that_came_up_before_it() {
         let ns = &topo.port_named(ifname).ns;
         let (router_mac, _) = macs(&topo, ifname);
         let router_ll = link_local(router_mac).to_string();
-        let default_route = || {
-            let out = ns.ip(&["-6", "route", "show", "default"]).unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
         assert!(
-            eventually(10, || default_route().contains(&format!("via {router_ll}"))),
-            "{ifname}: the host learns its router: {} {}",
-            default_route(),
+            eventually(10, || learned_prefix(ns)),
+            "{ifname}: the host learns the on-link /64: {} {}",
+            routes(ns),
             agent.log()
         );
-        // Unsolicited: the host solicits no more once it has a router, and the agent keeps
+        assert!(
+            !routes(ns).contains("default"),
+            "{ifname}: no default router while IPv6 is not forwarded: {}",
+            routes(ns)
+        );
+        // Unsolicited: the host solicits no more once it heard a router, and the agent keeps
         // advertising (every second here) to all nodes from the router's link-local address.
         let capture = ns
             .exec_status(
