@@ -264,6 +264,77 @@ fn direction_name(d: Direction) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{config::load_str, evaluator::Stateless};
+
+    /// The README's dual-stack example.
+    fn dual_stack() -> ValidatedConfig {
+        let text = include_str!("../../../examples/ipv6-getting-started.yaml");
+        load_str("ipv6-getting-started.yaml", text).expect("valid")
+    }
+
+    #[test]
+    fn an_ipv6_source_enters_on_its_instances_port_else_the_uplink() {
+        let config = dual_stack();
+        let ingress = |src: &str| default_ingress(&config, src.parse().expect("address"));
+        assert_eq!(
+            ingress("2001:db8:1234:1a00::10").as_deref(),
+            Some("eni-web1")
+        );
+        assert_eq!(
+            ingress("2001:db8:1234:1a01::10").as_deref(),
+            Some("eni-app1")
+        );
+        // In a subnet without a shared segment, or outside the VPC: the uplink.
+        assert_eq!(
+            ingress("2001:db8:1234:1a00::99").as_deref(),
+            Some("uplink0")
+        );
+        assert_eq!(ingress("2001:db8::1").as_deref(), Some("uplink0"));
+        assert_eq!(ingress("10.0.0.10").as_deref(), Some("eni-web1"));
+        // A subnet's shared segment holds its /64.
+        let segment = load_str(
+            "t.yaml",
+            "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    ipv6_cidr_block: 2001:db8:1200::/56
+    subnets: [{ name: a, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1200::/64, interface: seg0 }]
+",
+        )
+        .expect("valid");
+        let src = "2001:db8:1200::7".parse().expect("address");
+        assert_eq!(default_ingress(&segment, src).as_deref(), Some("seg0"));
+    }
+
+    #[test]
+    fn an_ipv6_packet_is_explained_hop_by_hop() {
+        let config = dual_stack();
+        let evaluator = evaluator::Evaluator::new(&config, &Stateless);
+        let packet = IpPacket {
+            src: "2001:db8:1234:1a00::10".parse().expect("src"),
+            dst: "2001:db8::1".parse().expect("dst"),
+            proto: 6,
+            sport: 40000,
+            dport: 443,
+            icmp_type: 0,
+            icmp_code: 0,
+            hop_limit: 64,
+            nd_target: None,
+        };
+        let text = explain(&evaluator, "eni-web1", &packet).expect("explained");
+        assert_eq!(
+            text,
+            "packet 2001:db8:1234:1a00::10 -> 2001:db8::1 proto 6 sport 40000 dport 443 entering \
+             on eni-web1\n  1. source check in subnet public: pass\n  2. IPv6 is not forwarded \
+             yet: dropped\nverdict: DROP (not_ipv4)\n"
+        );
+        let mixed = IpPacket {
+            src: "10.0.0.10".parse().expect("src"),
+            ..packet
+        };
+        let err = explain(&evaluator, "eni-web1", &mixed).expect_err("mixed families");
+        assert!(matches!(err, EvalError::MixedFamilies { .. }), "{err}");
+    }
 
     #[test]
     fn a_route_to_an_unaccepted_peering_reads_as_a_blackhole() {
