@@ -14,15 +14,22 @@
 //!   the host does not have is dropped as spoofed. Both hosts, both directions.
 //! - The agent: hosts whose links came up before it learn their router from its unsolicited
 //!   advertisements, which keep coming, to all nodes.
+//! - The reference evaluator (`vpc-agent trace`) agrees with XDP and TC ingress on IPv6
+//!   packets on each port and on the uplink: own, spoofed and link-local sources, to the
+//!   router, the other instance and the internet, over UDP, TCP and ICMPv6.
 
 use std::{collections::BTreeMap, time::Duration};
 
-use vpc_agent::datapath::{AttachMode, object::programs};
+use vpc_agent::{
+    datapath::{AttachMode, object::programs},
+    evaluator::{Evaluator, Ingress, IpPacket, Stateless, Verdict as EvalVerdict},
+};
 use vpc_common::{DropReason, MARK_APPROVED};
 use vpc_tests::{
     agent::{Agent, Bpffs, Scratch},
     packet6::{
-        Ext, Frame6, NEIGHBOR_ADVERTISEMENT, REDIRECT, ROUTER_ADVERTISEMENT, Upper, link_local,
+        ECHO_REQUEST, Ext, Frame6, ICMPV6, NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, REDIRECT,
+        ROUTER_ADVERTISEMENT, Upper, link_local,
     },
     require_kernel,
     testrun::{TcVerdict, Verdict, run_tc, run_xdp},
@@ -657,4 +664,215 @@ fn the_agent_advertises_the_router_to_hosts_that_came_up_before_it() {
     }
     agent.signal("TERM").expect("stop agent");
     assert_eq!(agent.wait_exit(Duration::from_secs(10)).unwrap(), Some(0));
+}
+
+/// What came of a packet, in terms both the kernel and the evaluator speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// Handed to the kernel (the router's own).
+    Kernel,
+    /// Answered in place, back out of the ingress.
+    Answered,
+    Dropped(DropReason),
+}
+
+/// The evaluator's packet for frame `f` (no extension headers).
+fn evaluator_packet(f: &Frame6) -> IpPacket {
+    assert!(
+        f.ext.is_empty(),
+        "the evaluator models no extension headers"
+    );
+    let (proto, sport, dport, icmp_type, icmp_code, nd_target) = match &f.upper {
+        Upper::Tcp { sport, dport, .. } => (6, *sport, *dport, 0, 0, None),
+        Upper::Udp { sport, dport } => (17, *sport, *dport, 0, 0, None),
+        Upper::Icmp { ty, code, body } => {
+            // Solicitations and advertisements: 4 bytes, then the target.
+            let nd = [NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT].contains(ty);
+            let target = body
+                .get(4..20)
+                .filter(|_| nd)
+                .map(|t| <[u8; 16]>::try_from(t).expect("16 bytes").into());
+            (ICMPV6, 0, 0, *ty, *code, target)
+        }
+    };
+    IpPacket {
+        src: f.src.into(),
+        dst: f.dst.into(),
+        proto,
+        sport,
+        dport,
+        icmp_type,
+        icmp_code,
+        hop_limit: f.hop_limit,
+        nd_target,
+    }
+}
+
+/// IPv6 frames on router interface `ifname` from the host behind it: from `own` (its own
+/// address), `spoofed` (one it does not have) and a link-local address, to the router, the
+/// multicast groups, `other` (another instance) and the internet; UDP, TCP, ICMPv6 echo, and
+/// neighbour discovery.
+fn agreement_frames(
+    topo: &Topology,
+    ifname: &str,
+    own: &str,
+    spoofed: &str,
+    other: &str,
+) -> Vec<Frame6> {
+    let (router, host) = macs(topo, ifname);
+    let router_ll = link_local(router).to_string();
+    let udp = Upper::Udp {
+        sport: 40000,
+        dport: 53,
+    };
+    let tcp = Upper::Tcp {
+        sport: 40000,
+        dport: 443,
+        flags: 0x02,
+    };
+    let echo = Upper::Icmp {
+        ty: ECHO_REQUEST,
+        code: 0,
+        body: vec![0, 1, 0, 1],
+    };
+    let mut frames = Vec::new();
+    for src in [own, spoofed, HOST_LL, "::"] {
+        for dst in [
+            INET6,
+            other,
+            UNUSED,
+            "ff02::1",
+            "ff02::2",
+            router_ll.as_str(),
+        ] {
+            for upper in [&udp, &tcp, &echo] {
+                frames.push(Frame6::new(src, dst, upper.clone()).macs(host, router));
+            }
+        }
+    }
+    for src in [own, HOST_LL] {
+        frames.push(Frame6::neighbor_solicitation(src, other, host));
+        frames.push(Frame6::neighbor_solicitation(src, own, host));
+        frames.push(Frame6::neighbor_solicitation(src, &router_ll, host));
+        frames.push(Frame6::router_solicitation(src, host));
+        frames.push(Frame6::neighbor_advertisement(src, &router_ll, own, 0x60).macs(host, router));
+        frames
+            .push(Frame6::neighbor_advertisement(src, &router_ll, other, 0x20).macs(host, router));
+    }
+    frames.push(Frame6::neighbor_solicitation(spoofed, other, host));
+    frames.push(Frame6::neighbor_solicitation("::", other, host));
+    frames.push(Frame6::router_solicitation("::", host));
+    frames.push(
+        Frame6::new(
+            HOST_LL,
+            "ff02::1",
+            Upper::Icmp {
+                ty: ROUTER_ADVERTISEMENT,
+                code: 0,
+                body: vec![64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0],
+            },
+        )
+        .hop_limit(255)
+        .macs(host, router),
+    );
+    frames
+}
+
+#[test]
+fn test_run_the_evaluator_agrees_with_the_datapath_on_ipv6() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    let dp = &topo.datapath;
+    let tc = dp.tc(programs::TC_INGRESS);
+    // The router's link-local address on each port, as the kernel gives it (from the MAC).
+    let router_ll = |name: &str| {
+        topo.ports
+            .get(name)
+            .map(|p| link_local(mac(p.index, false)))
+    };
+    let evaluator = Evaluator::new(&topo.config, &Stateless).with_router_link_local(&router_ll);
+    let interfaces = [
+        ("eweb1", WEB1, WEB2),
+        ("eweb2", WEB2, WEB1),
+        // From the internet: any source, to either instance.
+        ("up0", INET6, WEB1),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut checked = 0;
+    for (ifname, own, other) in interfaces {
+        let ifindex = topo.port_named(ifname).ifindex;
+        let spoofed = if ifname == "up0" { WEB2 } else { ELSEWHERE };
+        for f in agreement_frames(&topo, ifname, own, spoofed, other) {
+            let frame = f.build();
+            let name = format!(
+                "{ifname}: {} -> {} {:?} hop limit {}",
+                f.src, f.dst, f.upper, f.hop_limit
+            );
+            let trace = evaluator
+                .evaluate_ip(Ingress::Interface(ifname), &evaluator_packet(&f))
+                .expect("the evaluator judges it");
+            let expected = match trace.verdict {
+                EvalVerdict::ToHost => Fate::Kernel,
+                EvalVerdict::Answered => Fate::Answered,
+                EvalVerdict::Drop(r) => Fate::Dropped(r),
+                EvalVerdict::Deliver { .. } => panic!("{name}: IPv6 delivered: {trace:?}"),
+            };
+            seen.insert(format!("{expected:?}"));
+            // XDP, then TC ingress: each verdict, and the drop counted under its reason.
+            let before = dp.drop_counters().expect("counters");
+            let xdp = {
+                let _inside = topo.router.enter().expect("router namespace");
+                run_xdp(dp.xdp(), &frame, Some(ifindex)).expect("xdp test run")
+            };
+            let after = dp.drop_counters().expect("counters");
+            let reasons: Vec<DropReason> = grown(&before, &after).into_keys().collect();
+            let xdp_fate = match (xdp.verdict, reasons.as_slice()) {
+                (Verdict::Pass, []) => Some(Fate::Kernel),
+                (Verdict::Tx, []) => Some(Fate::Answered),
+                (Verdict::Drop, [r]) => Some(Fate::Dropped(*r)),
+                _ => None,
+            };
+            assert_eq!(
+                xdp_fate,
+                Some(expected),
+                "xdp {name}: {:?}; evaluator hops {:?}",
+                xdp.verdict,
+                trace.hops
+            );
+            let before = after;
+            let out = {
+                let _inside = topo.router.enter().expect("router namespace");
+                run_tc(tc, &frame, ifindex).expect("tc test run")
+            };
+            let after = dp.drop_counters().expect("counters");
+            let reasons: Vec<DropReason> = grown(&before, &after).into_keys().collect();
+            let tc_fate = match (out.verdict, reasons.as_slice()) {
+                (TcVerdict::Ok, []) => Some(Fate::Kernel),
+                (TcVerdict::Redirect, []) => Some(Fate::Answered),
+                (TcVerdict::Shot, [r]) => Some(Fate::Dropped(*r)),
+                _ => None,
+            };
+            assert_eq!(
+                tc_fate,
+                Some(expected),
+                "tc {name}: {:?}; evaluator hops {:?}",
+                out.verdict,
+                trace.hops
+            );
+            checked += 1;
+        }
+    }
+    // Every fate of IPv6 today came up.
+    for fate in [
+        Fate::Kernel,
+        Fate::Answered,
+        Fate::Dropped(DropReason::NotIpv4),
+        Fate::Dropped(DropReason::Spoofed),
+    ] {
+        assert!(
+            seen.contains(&format!("{fate:?}")),
+            "{fate:?} among {seen:?}"
+        );
+    }
+    assert!(checked > 200, "{checked} packets");
 }

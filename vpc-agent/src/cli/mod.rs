@@ -41,6 +41,8 @@ pub enum Proto {
     Tcp,
     Udp,
     Icmp,
+    /// ICMP for IPv6 (58).
+    Icmpv6,
 }
 
 #[derive(Subcommand)]
