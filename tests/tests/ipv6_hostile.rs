@@ -5,7 +5,8 @@
 //!
 //! - a drop counts exactly one reason, anything else counts none;
 //! - XDP and TC agree (same drop reason; to the kernel / answered alike);
-//! - only link-scope destinations reach the kernel, unchanged;
+//! - only link-scope destinations reach the kernel, unchanged, and neighbour discovery only
+//!   as RFC 4861 validates it (no extension header, hop limit 255, code 0);
 //! - only a neighbour or router solicitation with hop limit 255 and no extension header is
 //!   answered, from the router's port back to the sender, with a valid ICMPv6 checksum;
 //! - a source the instance does not own is never passed nor answered.
@@ -269,6 +270,20 @@ fn random_hostile_ipv6_on_an_instance_port_keeps_the_invariants() {
         };
         match &xdp {
             Outcome::Kernel => {
+                // Neighbour discovery goes up only as RFC 4861 validates it: no extension
+                // header (RA guard evasion), hop limit 255, code 0.
+                if let Upper::Icmp {
+                    ty: 133..=137,
+                    code,
+                    ..
+                } = frame.upper
+                    && bytes == frame.build()
+                {
+                    assert!(
+                        frame.ext.is_empty() && frame.hop_limit == 255 && code == 0,
+                        "#{i}: unvalidated neighbour discovery reached the kernel: {frame:?}"
+                    );
+                }
                 let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&bytes[38..54]).unwrap());
                 assert!(
                     is_link_scope(&dst),

@@ -178,14 +178,74 @@ fn cases(topo: &Topology) -> Vec<Case> {
             Expect::Kernel,
         ),
         case(
-            "with hop limit 64 (not from the link): not answered, the kernel discards it",
+            "with hop limit 64 (not from the link): malformed",
             ns(HOST_LL, WEB2).hop_limit(64).build(),
+            Expect::Drop(DropReason::Malformed),
+        ),
+        case(
+            "with code 1: malformed",
+            to_router(
+                Frame6::new(
+                    HOST_LL,
+                    "ff02::1:ff00:11",
+                    Upper::Icmp {
+                        ty: NEIGHBOR_SOLICITATION,
+                        code: 1,
+                        body: [
+                            [0u8; 4].as_slice(),
+                            &WEB2.parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                        ]
+                        .concat(),
+                    },
+                )
+                .hop_limit(255),
+            ),
+            Expect::Drop(DropReason::Malformed),
+        ),
+        case(
+            "with a destination options header: dropped, never passed up unchecked",
+            ns(HOST_LL, WEB2).ext(Ext::DestOpts(0)).build(),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+        case(
+            "a fragmented router solicitation: neighbour discovery is never fragmented",
+            Frame6::router_solicitation(HOST_LL, host)
+                .ext(Ext::Fragment {
+                    offset_units: 0,
+                    more: true,
+                })
+                .build(),
+            Expect::Drop(DropReason::Fragment),
+        ),
+        case(
+            "a later fragment to the router's link-local address: no fragment goes up",
+            to_router(Frame6::echo(HOST_LL, &router_ll).ext(Ext::Fragment {
+                offset_units: 8,
+                more: false,
+            })),
+            Expect::Drop(DropReason::Fragment),
+        ),
+        case(
+            "a multicast listener report from the unspecified address: the kernel's",
+            to_router(
+                Frame6::new(
+                    "::",
+                    "ff02::16",
+                    Upper::Icmp {
+                        ty: 143,
+                        code: 0,
+                        body: vec![0; 4],
+                    },
+                )
+                .ext(Ext::HopByHop(0))
+                .hop_limit(1),
+            ),
             Expect::Kernel,
         ),
         case(
-            "with a destination options header: not answered",
-            ns(HOST_LL, WEB2).ext(Ext::DestOpts(0)).build(),
-            Expect::Kernel,
+            "a ping from the unspecified address: spoofed",
+            to_router(Frame6::echo("::", &router_ll)),
+            Expect::Drop(DropReason::Spoofed),
         ),
         case(
             "from another instance's address: spoofed",
@@ -218,6 +278,30 @@ fn cases(topo: &Topology) -> Vec<Case> {
                 HOST_LL, &router_ll, WEB2, 0x20,
             )),
             Expect::Drop(DropReason::Spoofed),
+        ),
+        case(
+            "an advertisement of the router's own link-local address: spoofed",
+            to_router(Frame6::neighbor_advertisement(
+                HOST_LL, "ff02::1", &router_ll, 0x20,
+            )),
+            Expect::Drop(DropReason::Spoofed),
+        ),
+        case(
+            "a router advertisement behind a destination options header (RA guard evasion)",
+            to_router(
+                Frame6::new(
+                    HOST_LL,
+                    "ff02::1",
+                    Upper::Icmp {
+                        ty: ROUTER_ADVERTISEMENT,
+                        code: 0,
+                        body: vec![64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0],
+                    },
+                )
+                .ext(Ext::DestOpts(0))
+                .hop_limit(255),
+            ),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
         ),
         case(
             "a router advertisement from an instance: spoofed",
@@ -268,20 +352,30 @@ fn cases(topo: &Topology) -> Vec<Case> {
                 .ext(Ext::DestOpts(1))
                 .ext(Ext::Routing {
                     ty: 4,
-                    segments_left: 1,
+                    segments_left: 0,
                 })
                 .build(),
             Expect::Drop(DropReason::NotIpv4),
         ),
         case(
-            "a later fragment: walked, not forwarded",
+            "segment routing with a segment left: the router is no hop",
+            tcp(WEB1, WEB2)
+                .ext(Ext::Routing {
+                    ty: 4,
+                    segments_left: 1,
+                })
+                .build(),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+        case(
+            "a later fragment: walked, dropped (nothing is reassembled from an instance)",
             tcp(WEB1, WEB2)
                 .ext(Ext::Fragment {
                     offset_units: 4,
                     more: false,
                 })
                 .build(),
-            Expect::Drop(DropReason::NotIpv4),
+            Expect::Drop(DropReason::Fragment),
         ),
         case(
             "five extension headers: more than the walk takes",
@@ -457,7 +551,9 @@ fn routes(ns: &vpc_tests::netns::NetNs) -> String {
 /// Whether the host learned the fixture's /64 as on-link from a router advertisement (its
 /// addresses are /128s or link-local: nothing else gives it that route).
 fn learned_prefix(ns: &vpc_tests::netns::NetNs) -> bool {
-    let out = ns.ip(&["-6", "route", "show", "2001:db8:1200::/64"]).unwrap();
+    let out = ns
+        .ip(&["-6", "route", "show", "2001:db8:1200::/64"])
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).contains("dev eth0")
 }
 

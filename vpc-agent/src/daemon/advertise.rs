@@ -77,7 +77,8 @@ impl Advertiser {
                 self.fd.as_raw_fd(),
                 frame.as_ptr().cast(),
                 frame.len(),
-                0,
+                // Never blocks the event loop: a full queue loses this one, the next follows.
+                libc::MSG_DONTWAIT,
                 (&raw const addr).cast(),
                 std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )

@@ -2,16 +2,19 @@
 //! (`vpc-ebpf/src/ndp.rs`). The VPC does not forward IPv6 yet, so there is no IPv6 pipeline
 //! to model, only where an IPv6 packet goes instead of the IPv4 one:
 //! - On an uplink or a gateway's link: the router's own (the kernel's).
-//! - On a shared segment: a link-scope destination (`fe80::/10`, `ff02::/16`) is the
-//!   kernel's; anything else is dropped (`not_ipv4`).
-//! - On an instance port: the source must be `::`, link-local or one of the instance's
-//!   `ipv6_addresses` (else `spoofed`); neighbour discovery (ICMPv6 133 to 137, hop limit
-//!   255, code 0) is answered or checked; then link-scope traffic is the kernel's and anything
-//!   else is dropped (`not_ipv4`).
+//! - On a shared segment: router advertisements and redirects are `spoofed`; a link-scope
+//!   destination (`fe80::/10`, `ff02::/16`) is the kernel's; anything else is dropped
+//!   (`not_ipv4`).
+//! - On an instance port: the source must be link-local or one of the instance's
+//!   `ipv6_addresses`, or `::` for solicitations and multicast listener reports only (else
+//!   `spoofed`); neighbour discovery (ICMPv6 133 to 137) must have hop limit 255 and code 0
+//!   (else `malformed`) and is answered or checked; then link-scope traffic is the kernel's
+//!   and anything else is dropped (`not_ipv4`).
 //!
-//! The packet modelled carries no extension headers (the datapath takes neighbour discovery
-//! only without them) and, for a neighbour solicitation or advertisement, its target
-//! ([`IpPacket::nd_target`]; `None`: too short to carry one, not neighbour discovery then).
+//! The packet modelled carries no extension headers and is not fragmented (the datapath
+//! drops neighbour discovery with either, and any ICMPv6 fragment on a port) and, for a
+//! neighbour solicitation or advertisement, its target ([`IpPacket::nd_target`]; `None`:
+//! too short to carry one: `malformed`).
 
 use std::net::Ipv6Addr;
 
@@ -48,10 +51,16 @@ pub enum NdOutcome {
     /// Not the router's to answer (the instance's own address, duplicate address detection,
     /// an address outside the /64, a subnet without an IPv6 block): on to the kernel's rules.
     NotAnswered,
-    /// Only routers advertise and redirect; a host advertises only its own or a link-local
-    /// address: `spoofed`.
+    /// Only routers advertise and redirect; a host advertises only its own addresses (its
+    /// `ipv6_addresses`, link-local ones other than the router's): `spoofed`.
     Refused,
+    /// Hop limit other than 255, code other than 0, or too short (RFC 4861 6.1, 7.1):
+    /// `malformed`.
+    Invalid,
 }
+
+/// Multicast listener report, done and version 2 report: sent from `::` too (RFC 3590).
+const MLD_FROM_UNSPECIFIED: [u8; 3] = [131, 132, 143];
 
 /// Where an IPv6 packet goes instead of the IPv4 pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,11 +136,32 @@ impl Evaluator<'_> {
                 Verdict::Drop(DropReason::NotIpv4)
             }
         };
+        let icmp_type = (p.proto == PROTO_ICMPV6).then_some(p.icmp_type);
         let Some(instance) = port else {
+            // Hosts of a segment are not routers to the router.
+            if let Some(t @ (ROUTER_ADVERTISEMENT | REDIRECT)) = icmp_type {
+                let message = if t == REDIRECT {
+                    NdMessage::Redirect
+                } else {
+                    NdMessage::RouterAdvertisement
+                };
+                hops.push(Hop::NeighbourDiscovery {
+                    message,
+                    outcome: NdOutcome::Refused,
+                });
+                return Verdict::Drop(DropReason::Spoofed);
+            }
             return scope(hops);
         };
         let own = |a: Ipv6Addr| instance.ipv6_addresses.contains(&a);
-        let passed = src.is_unspecified() || is_link_local(src) || own(src);
+        // `::` only for solicitations and multicast listener reports.
+        let from_unspecified = matches!(
+            icmp_type,
+            Some(t) if t == ROUTER_SOLICITATION
+                || t == NEIGHBOR_SOLICITATION
+                || MLD_FROM_UNSPECIFIED.contains(&t)
+        );
+        let passed = (src.is_unspecified() && from_unspecified) || is_link_local(src) || own(src);
         hops.push(Hop::SourceCheck {
             subnet: subnet.name.clone(),
             passed,
@@ -144,6 +174,7 @@ impl Evaluator<'_> {
             match outcome {
                 NdOutcome::Answered { .. } => return Verdict::Answered,
                 NdOutcome::Refused => return Verdict::Drop(DropReason::Spoofed),
+                NdOutcome::Invalid => return Verdict::Drop(DropReason::Malformed),
                 NdOutcome::NotAnswered => {}
             }
         }
@@ -151,8 +182,7 @@ impl Evaluator<'_> {
     }
 
     /// The neighbour discovery message `p` is, and what the router does with it; `None`: not
-    /// neighbour discovery as the datapath takes it (not ICMPv6 133 to 137 with hop limit 255
-    /// and code 0, or a solicitation or advertisement without its target).
+    /// neighbour discovery (not ICMPv6 133 to 137).
     fn neighbour_discovery(
         &self,
         subnet: &SubnetDef,
@@ -160,15 +190,28 @@ impl Evaluator<'_> {
         p: &IpPacket,
         src: Ipv6Addr,
     ) -> Option<(NdMessage, NdOutcome)> {
-        if p.proto != PROTO_ICMPV6 || p.hop_limit != ND_HOP_LIMIT || p.icmp_code != 0 {
+        if p.proto != PROTO_ICMPV6 || !(ROUTER_SOLICITATION..=REDIRECT).contains(&p.icmp_type) {
             return None;
         }
+        let invalid = p.hop_limit != ND_HOP_LIMIT || p.icmp_code != 0;
         let own = |a: Ipv6Addr| instance.ipv6_addresses.contains(&a);
         let router_ll = instance
             .interface
             .as_deref()
             .and_then(|name| self.router_link_local.and_then(|f| f(name)));
         Some(match p.icmp_type {
+            NEIGHBOR_SOLICITATION | NEIGHBOR_ADVERTISEMENT if invalid || p.nd_target.is_none() => {
+                let target = p.nd_target.unwrap_or(Ipv6Addr::UNSPECIFIED);
+                let message = if p.icmp_type == NEIGHBOR_SOLICITATION {
+                    NdMessage::NeighbourSolicitation { target }
+                } else {
+                    NdMessage::NeighbourAdvertisement { target }
+                };
+                (message, NdOutcome::Invalid)
+            }
+            ROUTER_SOLICITATION if invalid => (NdMessage::RouterSolicitation, NdOutcome::Invalid),
+            ROUTER_ADVERTISEMENT if invalid => (NdMessage::RouterAdvertisement, NdOutcome::Invalid),
+            REDIRECT if invalid => (NdMessage::Redirect, NdOutcome::Invalid),
             NEIGHBOR_SOLICITATION => {
                 let target = p.nd_target?;
                 let for_router = match router_ll {
@@ -188,7 +231,8 @@ impl Evaluator<'_> {
             }
             NEIGHBOR_ADVERTISEMENT => {
                 let target = p.nd_target?;
-                let outcome = if is_link_local(target) || own(target) {
+                let routers = router_ll.is_some_and(|ll| ll == target);
+                let outcome = if (is_link_local(target) && !routers) || own(target) {
                     NdOutcome::NotAnswered
                 } else {
                     NdOutcome::Refused
@@ -299,6 +343,7 @@ mod tests {
 
     const NOT_IPV4: Verdict = Verdict::Drop(DropReason::NotIpv4);
     const SPOOFED: Verdict = Verdict::Drop(DropReason::Spoofed);
+    const MALFORMED: Verdict = Verdict::Drop(DropReason::Malformed);
 
     #[test]
     fn the_instances_own_address_to_the_internet_passes_the_source_check_and_is_not_forwarded() {
@@ -337,7 +382,12 @@ mod tests {
             (WEB, "ff02::1"),
             (HOST_LL, ROUTER_LL),
         ] {
-            let t = trace("eweb", &packet(src, dst, PROTO_ICMPV6));
+            let mut p = packet(src, dst, PROTO_ICMPV6);
+            if src == "::" {
+                // A multicast listener report: one of the few messages sent from `::`.
+                p.icmp_type = 143;
+            }
+            let t = trace("eweb", &p);
             assert_eq!(t.verdict, Verdict::ToHost, "{src} -> {dst}");
             assert_eq!(
                 t.hops,
@@ -347,6 +397,13 @@ mod tests {
         }
         // From a link-local source, a global destination is still not forwarded.
         assert_eq!(trace("eweb", &tcp(HOST_LL, INTERNET)).verdict, NOT_IPV4);
+        // From `::`, anything but solicitations and listener reports is spoofed.
+        let echo = IpPacket {
+            icmp_type: 128,
+            ..packet("::", ROUTER_LL, PROTO_ICMPV6)
+        };
+        let t = trace("eweb", &echo);
+        assert_eq!((t.verdict, t.hops), (SPOOFED, vec![source(false)]));
     }
 
     #[test]
@@ -390,6 +447,15 @@ mod tests {
             let t = trace("seg", &tcp(src, INTERNET));
             assert_eq!(t.verdict, NOT_IPV4, "{src}");
             assert_eq!(t.hops, [step(Ipv6Step::NotForwarded)], "{src}");
+        }
+        // Hosts there are not routers to the router either.
+        for ty in [134, 137] {
+            let p = IpPacket {
+                icmp_type: ty,
+                hop_limit: ND_HOP_LIMIT,
+                ..packet(HOST_LL, "ff02::1", PROTO_ICMPV6)
+            };
+            assert_eq!(trace("seg", &p).verdict, SPOOFED, "type {ty}");
         }
     }
 
@@ -456,16 +522,21 @@ mod tests {
                     hop_limit: 64,
                     ..nd(HOST_LL, "ff02::1:ff00:11", NS, Some(APP))
                 },
-                &kernel,
-                &kernel,
+                &MALFORMED,
+                &MALFORMED,
             ),
             (
                 IpPacket {
                     icmp_code: 1,
                     ..nd(HOST_LL, "ff02::1:ff00:11", NS, Some(APP))
                 },
-                &kernel,
-                &kernel,
+                &MALFORMED,
+                &MALFORMED,
+            ),
+            (
+                nd(HOST_LL, "ff02::1:ff00:11", NS, None),
+                &MALFORMED,
+                &MALFORMED,
             ),
             // A router solicitation: the advertisement.
             (nd(HOST_LL, "ff02::2", RS, None), &answered, &answered),
@@ -473,6 +544,12 @@ mod tests {
             // Advertisements of its own or a link-local address only; no router messages.
             (nd(WEB, ROUTER_LL, NA, Some(WEB)), &kernel, &kernel),
             (nd(HOST_LL, ROUTER_LL, NA, Some(APP)), &SPOOFED, &SPOOFED),
+            // Never about the router's own link-local address (known only when told).
+            (
+                nd(HOST_LL, "ff02::1", NA, Some(ROUTER_LL)),
+                &SPOOFED,
+                &kernel,
+            ),
             (nd(HOST_LL, "ff02::1", RA, None), &SPOOFED, &SPOOFED),
             (nd(HOST_LL, WEB, RD, None), &SPOOFED, &SPOOFED),
             // An advertisement to a global address is checked, then not forwarded.
@@ -491,12 +568,7 @@ mod tests {
                 "{p:?} (router link-local unknown): {:?}",
                 t.hops
             );
-            assert_eq!(
-                nd_hop(&t).is_some(),
-                p.hop_limit == ND_HOP_LIMIT && p.icmp_code == 0,
-                "{p:?}: {:?}",
-                t.hops
-            );
+            assert!(nd_hop(&t).is_some(), "{p:?}: {:?}", t.hops);
         }
         let t = told
             .evaluate_ip(

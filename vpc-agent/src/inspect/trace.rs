@@ -251,6 +251,10 @@ fn nd_outcome(m: &NdMessage, o: &NdOutcome) -> String {
             "about an address the instance does not have: refused".to_owned()
         }
         (_, NdOutcome::Refused) => "only routers send it: refused".to_owned(),
+        (_, NdOutcome::Invalid) => {
+            "not valid neighbour discovery (hop limit 255, code 0, long enough): malformed"
+                .to_owned()
+        }
     }
 }
 
