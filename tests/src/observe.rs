@@ -179,5 +179,7 @@ pub fn reference(topo: &Topology, ingress: &str, p: &Packet) -> Seen {
         },
         vpc_agent::evaluator::Verdict::Drop(reason) => Seen::Dropped(reason),
         vpc_agent::evaluator::Verdict::ToHost => Seen::Passed,
+        // Only IPv6 neighbour discovery is answered in place; these packets are IPv4.
+        vpc_agent::evaluator::Verdict::Answered => panic!("an IPv4 packet answered in place"),
     }
 }

@@ -574,8 +574,10 @@ fn an_agent_refused_from_another_directory_leaves_nothing_behind() {
     let log = setup.scratch.dir.join("other.log");
     let mut second =
         Agent::spawn(&setup.topology.router, &setup.config(), &other, log, &[]).expect("spawn");
+    // It loads and verifies the programs before it finds the interfaces taken: as long as a
+    // start (see `Agent::wait_running`).
     assert_eq!(
-        second.wait_exit(WAIT).expect("refused"),
+        second.wait_exit(Duration::from_secs(60)).expect("refused"),
         Some(2),
         "{}",
         second.log()

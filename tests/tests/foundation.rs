@@ -42,6 +42,18 @@ fn cases(topo: &Topology) -> Vec<Case> {
     )
     .macs(mac(pub0, true), mac(pub0, false))
     .build();
+    let router_advertisement = Frame6::new(
+        "fe80::1",
+        "ff02::1",
+        Upper::Icmp {
+            ty: 134,
+            code: 0,
+            body: vec![64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0],
+        },
+    )
+    .macs(mac(pub0, true), [0x33, 0x33, 0, 0, 0, 1])
+    .hop_limit(255)
+    .build();
     let mut ipv4_as_ipv6 = tcp.clone();
     ipv4_as_ipv6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
     let mut arp = tcp.clone();
@@ -115,6 +127,13 @@ fn cases(topo: &Topology) -> Vec<Case> {
             frame: ipv6,
             verdict: Verdict::Drop,
             dropped: Some(DropReason::NotIpv4),
+        },
+        Case {
+            name: "a router advertisement from a host of a shared segment: spoofed",
+            managed: true,
+            frame: router_advertisement,
+            verdict: Verdict::Drop,
+            dropped: Some(DropReason::Spoofed),
         },
         Case {
             name: "an IPv4 packet under the IPv6 EtherType",

@@ -8,20 +8,28 @@
 //!   hostile cases (spoofed sources and targets, rogue router advertisements, extension
 //!   header chains, truncation at each offset).
 //! - Namespaces with the hosts at Linux defaults (static addresses, as the issue allows):
-//!   each host learns its default router from the advertisement, resolves another address
+//!   each host learns the on-link /64 from the advertisement (and no default router: IPv6 is
+//!   not forwarded yet), resolves another address
 //!   of its subnet to the router's port, pings the router's link-local address; an address
 //!   the host does not have is dropped as spoofed. Both hosts, both directions.
 //! - The agent: hosts whose links came up before it learn their router from its unsolicited
 //!   advertisements, which keep coming, to all nodes.
+//! - The reference evaluator (`vpc-agent trace`) agrees with XDP and TC ingress on IPv6
+//!   packets on each port and on the uplink: own, spoofed and link-local sources, to the
+//!   router, the other instance and the internet, over UDP, TCP and ICMPv6.
 
 use std::{collections::BTreeMap, time::Duration};
 
-use vpc_agent::datapath::{AttachMode, object::programs};
+use vpc_agent::{
+    datapath::{AttachMode, object::programs},
+    evaluator::{Evaluator, Ingress, IpPacket, Stateless, Verdict as EvalVerdict},
+};
 use vpc_common::{DropReason, MARK_APPROVED};
 use vpc_tests::{
     agent::{Agent, Bpffs, Scratch},
     packet6::{
-        Ext, Frame6, NEIGHBOR_ADVERTISEMENT, REDIRECT, ROUTER_ADVERTISEMENT, Upper, link_local,
+        ECHO_REQUEST, Ext, Frame6, ICMPV6, NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, REDIRECT,
+        ROUTER_ADVERTISEMENT, Upper, link_local,
     },
     require_kernel,
     testrun::{TcVerdict, Verdict, run_tc, run_xdp},
@@ -93,7 +101,9 @@ fn advertisement(router: [u8; 6], host: [u8; 6], target: &str, to: &str) -> Vec<
 
 /// The router advertisement for the fixture's /64 on port (router, host MACs), to `to`.
 fn router_advertisement(router: [u8; 6], host: [u8; 6], to: &str) -> Vec<u8> {
-    let mut body = vec![64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
+    // Hop limit 64, no flags, router lifetime 0 (not a default router while IPv6 is not
+    // forwarded), reachable time and retransmission timer unspecified.
+    let mut body = vec![64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1];
     body.extend_from_slice(&router);
     body.extend_from_slice(&[3, 4, 64, 0x80]);
     body.extend_from_slice(&[0xff; 8]);
@@ -168,14 +178,74 @@ fn cases(topo: &Topology) -> Vec<Case> {
             Expect::Kernel,
         ),
         case(
-            "with hop limit 64 (not from the link): not answered, the kernel discards it",
+            "with hop limit 64 (not from the link): malformed",
             ns(HOST_LL, WEB2).hop_limit(64).build(),
+            Expect::Drop(DropReason::Malformed),
+        ),
+        case(
+            "with code 1: malformed",
+            to_router(
+                Frame6::new(
+                    HOST_LL,
+                    "ff02::1:ff00:11",
+                    Upper::Icmp {
+                        ty: NEIGHBOR_SOLICITATION,
+                        code: 1,
+                        body: [
+                            [0u8; 4].as_slice(),
+                            &WEB2.parse::<std::net::Ipv6Addr>().unwrap().octets(),
+                        ]
+                        .concat(),
+                    },
+                )
+                .hop_limit(255),
+            ),
+            Expect::Drop(DropReason::Malformed),
+        ),
+        case(
+            "with a destination options header: dropped, never passed up unchecked",
+            ns(HOST_LL, WEB2).ext(Ext::DestOpts(0)).build(),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+        case(
+            "a fragmented router solicitation: neighbour discovery is never fragmented",
+            Frame6::router_solicitation(HOST_LL, host)
+                .ext(Ext::Fragment {
+                    offset_units: 0,
+                    more: true,
+                })
+                .build(),
+            Expect::Drop(DropReason::Fragment),
+        ),
+        case(
+            "a later fragment to the router's link-local address: no fragment goes up",
+            to_router(Frame6::echo(HOST_LL, &router_ll).ext(Ext::Fragment {
+                offset_units: 8,
+                more: false,
+            })),
+            Expect::Drop(DropReason::Fragment),
+        ),
+        case(
+            "a multicast listener report from the unspecified address: the kernel's",
+            to_router(
+                Frame6::new(
+                    "::",
+                    "ff02::16",
+                    Upper::Icmp {
+                        ty: 143,
+                        code: 0,
+                        body: vec![0; 4],
+                    },
+                )
+                .ext(Ext::HopByHop(0))
+                .hop_limit(1),
+            ),
             Expect::Kernel,
         ),
         case(
-            "with a destination options header: not answered",
-            ns(HOST_LL, WEB2).ext(Ext::DestOpts(0)).build(),
-            Expect::Kernel,
+            "a ping from the unspecified address: spoofed",
+            to_router(Frame6::echo("::", &router_ll)),
+            Expect::Drop(DropReason::Spoofed),
         ),
         case(
             "from another instance's address: spoofed",
@@ -208,6 +278,30 @@ fn cases(topo: &Topology) -> Vec<Case> {
                 HOST_LL, &router_ll, WEB2, 0x20,
             )),
             Expect::Drop(DropReason::Spoofed),
+        ),
+        case(
+            "an advertisement of the router's own link-local address: spoofed",
+            to_router(Frame6::neighbor_advertisement(
+                HOST_LL, "ff02::1", &router_ll, 0x20,
+            )),
+            Expect::Drop(DropReason::Spoofed),
+        ),
+        case(
+            "a router advertisement behind a destination options header (RA guard evasion)",
+            to_router(
+                Frame6::new(
+                    HOST_LL,
+                    "ff02::1",
+                    Upper::Icmp {
+                        ty: ROUTER_ADVERTISEMENT,
+                        code: 0,
+                        body: vec![64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0],
+                    },
+                )
+                .ext(Ext::DestOpts(0))
+                .hop_limit(255),
+            ),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
         ),
         case(
             "a router advertisement from an instance: spoofed",
@@ -258,20 +352,30 @@ fn cases(topo: &Topology) -> Vec<Case> {
                 .ext(Ext::DestOpts(1))
                 .ext(Ext::Routing {
                     ty: 4,
-                    segments_left: 1,
+                    segments_left: 0,
                 })
                 .build(),
             Expect::Drop(DropReason::NotIpv4),
         ),
         case(
-            "a later fragment: walked, not forwarded",
+            "segment routing with a segment left: the router is no hop",
+            tcp(WEB1, WEB2)
+                .ext(Ext::Routing {
+                    ty: 4,
+                    segments_left: 1,
+                })
+                .build(),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+        case(
+            "a later fragment: walked, dropped (nothing is reassembled from an instance)",
             tcp(WEB1, WEB2)
                 .ext(Ext::Fragment {
                     offset_units: 4,
                     more: false,
                 })
                 .build(),
-            Expect::Drop(DropReason::NotIpv4),
+            Expect::Drop(DropReason::Fragment),
         ),
         case(
             "five extension headers: more than the walk takes",
@@ -438,6 +542,21 @@ fn test_run_neighbour_discovery_and_the_ipv6_source_check() {
     }
 }
 
+/// The host's IPv6 routes.
+fn routes(ns: &vpc_tests::netns::NetNs) -> String {
+    let out = ns.ip(&["-6", "route", "show"]).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether the host learned the fixture's /64 as on-link from a router advertisement (its
+/// addresses are /128s or link-local: nothing else gives it that route).
+fn learned_prefix(ns: &vpc_tests::netns::NetNs) -> bool {
+    let out = ns
+        .ip(&["-6", "route", "show", "2001:db8:1200::/64"])
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("dev eth0")
+}
+
 /// Polls `check` for up to `secs` seconds.
 fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
@@ -461,14 +580,15 @@ fn hosts_learn_their_router_and_neighbours_from_the_router() {
             "-6",
             "addr",
             "add",
-            &format!("{own}/64"),
+            &format!("{own}/128"),
             "dev",
             "eth0",
             "nodad",
         ])
         .unwrap();
         // The host solicits a router when its link comes up (Linux defaults): with the
-        // programs attached now, the router answers.
+        // programs attached now, the router answers. The address is a /128: only the
+        // advertisement tells the host that the subnet's /64 is on-link.
         ns.ip(&["link", "set", "eth0", "down"]).unwrap();
         ns.ip(&["link", "set", "eth0", "up"]).unwrap();
     }
@@ -477,14 +597,15 @@ fn hosts_learn_their_router_and_neighbours_from_the_router() {
         let (router, _) = macs(&topo, ifname);
         let router_ll = link_local(router).to_string();
         let ns = &port.ns;
-        let default_route = || {
-            let out = ns.ip(&["-6", "route", "show", "default"]).unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
         assert!(
-            eventually(15, || default_route().contains(&format!("via {router_ll}"))),
-            "{ifname}: the host learns the router from its advertisement: {}",
-            default_route()
+            eventually(15, || learned_prefix(ns)),
+            "{ifname}: the host learns the on-link /64 from the advertisement: {}",
+            routes(ns)
+        );
+        assert!(
+            !routes(ns).contains("default"),
+            "{ifname}: no default router while IPv6 is not forwarded: {}",
+            routes(ns)
         );
         // The /64 is on-link: the host solicits the other instance's address and the router
         // answers with its port's MAC. The IPv6 ping itself is not forwarded (yet).
@@ -600,17 +721,18 @@ fn the_agent_advertises_the_router_to_hosts_that_came_up_before_it() {
         let ns = &topo.port_named(ifname).ns;
         let (router_mac, _) = macs(&topo, ifname);
         let router_ll = link_local(router_mac).to_string();
-        let default_route = || {
-            let out = ns.ip(&["-6", "route", "show", "default"]).unwrap();
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
         assert!(
-            eventually(10, || default_route().contains(&format!("via {router_ll}"))),
-            "{ifname}: the host learns its router: {} {}",
-            default_route(),
+            eventually(10, || learned_prefix(ns)),
+            "{ifname}: the host learns the on-link /64: {} {}",
+            routes(ns),
             agent.log()
         );
-        // Unsolicited: the host solicits no more once it has a router, and the agent keeps
+        assert!(
+            !routes(ns).contains("default"),
+            "{ifname}: no default router while IPv6 is not forwarded: {}",
+            routes(ns)
+        );
+        // Unsolicited: the host solicits no more once it heard a router, and the agent keeps
         // advertising (every second here) to all nodes from the router's link-local address.
         let capture = ns
             .exec_status(
@@ -638,4 +760,215 @@ fn the_agent_advertises_the_router_to_hosts_that_came_up_before_it() {
     }
     agent.signal("TERM").expect("stop agent");
     assert_eq!(agent.wait_exit(Duration::from_secs(10)).unwrap(), Some(0));
+}
+
+/// What came of a packet, in terms both the kernel and the evaluator speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    /// Handed to the kernel (the router's own).
+    Kernel,
+    /// Answered in place, back out of the ingress.
+    Answered,
+    Dropped(DropReason),
+}
+
+/// The evaluator's packet for frame `f` (no extension headers).
+fn evaluator_packet(f: &Frame6) -> IpPacket {
+    assert!(
+        f.ext.is_empty(),
+        "the evaluator models no extension headers"
+    );
+    let (proto, sport, dport, icmp_type, icmp_code, nd_target) = match &f.upper {
+        Upper::Tcp { sport, dport, .. } => (6, *sport, *dport, 0, 0, None),
+        Upper::Udp { sport, dport } => (17, *sport, *dport, 0, 0, None),
+        Upper::Icmp { ty, code, body } => {
+            // Solicitations and advertisements: 4 bytes, then the target.
+            let nd = [NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT].contains(ty);
+            let target = body
+                .get(4..20)
+                .filter(|_| nd)
+                .map(|t| <[u8; 16]>::try_from(t).expect("16 bytes").into());
+            (ICMPV6, 0, 0, *ty, *code, target)
+        }
+    };
+    IpPacket {
+        src: f.src.into(),
+        dst: f.dst.into(),
+        proto,
+        sport,
+        dport,
+        icmp_type,
+        icmp_code,
+        hop_limit: f.hop_limit,
+        nd_target,
+    }
+}
+
+/// IPv6 frames on router interface `ifname` from the host behind it: from `own` (its own
+/// address), `spoofed` (one it does not have) and a link-local address, to the router, the
+/// multicast groups, `other` (another instance) and the internet; UDP, TCP, ICMPv6 echo, and
+/// neighbour discovery.
+fn agreement_frames(
+    topo: &Topology,
+    ifname: &str,
+    own: &str,
+    spoofed: &str,
+    other: &str,
+) -> Vec<Frame6> {
+    let (router, host) = macs(topo, ifname);
+    let router_ll = link_local(router).to_string();
+    let udp = Upper::Udp {
+        sport: 40000,
+        dport: 53,
+    };
+    let tcp = Upper::Tcp {
+        sport: 40000,
+        dport: 443,
+        flags: 0x02,
+    };
+    let echo = Upper::Icmp {
+        ty: ECHO_REQUEST,
+        code: 0,
+        body: vec![0, 1, 0, 1],
+    };
+    let mut frames = Vec::new();
+    for src in [own, spoofed, HOST_LL, "::"] {
+        for dst in [
+            INET6,
+            other,
+            UNUSED,
+            "ff02::1",
+            "ff02::2",
+            router_ll.as_str(),
+        ] {
+            for upper in [&udp, &tcp, &echo] {
+                frames.push(Frame6::new(src, dst, upper.clone()).macs(host, router));
+            }
+        }
+    }
+    for src in [own, HOST_LL] {
+        frames.push(Frame6::neighbor_solicitation(src, other, host));
+        frames.push(Frame6::neighbor_solicitation(src, own, host));
+        frames.push(Frame6::neighbor_solicitation(src, &router_ll, host));
+        frames.push(Frame6::router_solicitation(src, host));
+        frames.push(Frame6::neighbor_advertisement(src, &router_ll, own, 0x60).macs(host, router));
+        frames
+            .push(Frame6::neighbor_advertisement(src, &router_ll, other, 0x20).macs(host, router));
+    }
+    frames.push(Frame6::neighbor_solicitation(spoofed, other, host));
+    frames.push(Frame6::neighbor_solicitation("::", other, host));
+    frames.push(Frame6::router_solicitation("::", host));
+    frames.push(
+        Frame6::new(
+            HOST_LL,
+            "ff02::1",
+            Upper::Icmp {
+                ty: ROUTER_ADVERTISEMENT,
+                code: 0,
+                body: vec![64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0],
+            },
+        )
+        .hop_limit(255)
+        .macs(host, router),
+    );
+    frames
+}
+
+#[test]
+fn test_run_the_evaluator_agrees_with_the_datapath_on_ipv6() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, None, true).expect("topology");
+    let dp = &topo.datapath;
+    let tc = dp.tc(programs::TC_INGRESS);
+    // The router's link-local address on each port, as the kernel gives it (from the MAC).
+    let router_ll = |name: &str| {
+        topo.ports
+            .get(name)
+            .map(|p| link_local(mac(p.index, false)))
+    };
+    let evaluator = Evaluator::new(&topo.config, &Stateless).with_router_link_local(&router_ll);
+    let interfaces = [
+        ("eweb1", WEB1, WEB2),
+        ("eweb2", WEB2, WEB1),
+        // From the internet: any source, to either instance.
+        ("up0", INET6, WEB1),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    let mut checked = 0;
+    for (ifname, own, other) in interfaces {
+        let ifindex = topo.port_named(ifname).ifindex;
+        let spoofed = if ifname == "up0" { WEB2 } else { ELSEWHERE };
+        for f in agreement_frames(&topo, ifname, own, spoofed, other) {
+            let frame = f.build();
+            let name = format!(
+                "{ifname}: {} -> {} {:?} hop limit {}",
+                f.src, f.dst, f.upper, f.hop_limit
+            );
+            let trace = evaluator
+                .evaluate_ip(Ingress::Interface(ifname), &evaluator_packet(&f))
+                .expect("the evaluator judges it");
+            let expected = match trace.verdict {
+                EvalVerdict::ToHost => Fate::Kernel,
+                EvalVerdict::Answered => Fate::Answered,
+                EvalVerdict::Drop(r) => Fate::Dropped(r),
+                EvalVerdict::Deliver { .. } => panic!("{name}: IPv6 delivered: {trace:?}"),
+            };
+            seen.insert(format!("{expected:?}"));
+            // XDP, then TC ingress: each verdict, and the drop counted under its reason.
+            let before = dp.drop_counters().expect("counters");
+            let xdp = {
+                let _inside = topo.router.enter().expect("router namespace");
+                run_xdp(dp.xdp(), &frame, Some(ifindex)).expect("xdp test run")
+            };
+            let after = dp.drop_counters().expect("counters");
+            let reasons: Vec<DropReason> = grown(&before, &after).into_keys().collect();
+            let xdp_fate = match (xdp.verdict, reasons.as_slice()) {
+                (Verdict::Pass, []) => Some(Fate::Kernel),
+                (Verdict::Tx, []) => Some(Fate::Answered),
+                (Verdict::Drop, [r]) => Some(Fate::Dropped(*r)),
+                _ => None,
+            };
+            assert_eq!(
+                xdp_fate,
+                Some(expected),
+                "xdp {name}: {:?}; evaluator hops {:?}",
+                xdp.verdict,
+                trace.hops
+            );
+            let before = after;
+            let out = {
+                let _inside = topo.router.enter().expect("router namespace");
+                run_tc(tc, &frame, ifindex).expect("tc test run")
+            };
+            let after = dp.drop_counters().expect("counters");
+            let reasons: Vec<DropReason> = grown(&before, &after).into_keys().collect();
+            let tc_fate = match (out.verdict, reasons.as_slice()) {
+                (TcVerdict::Ok, []) => Some(Fate::Kernel),
+                (TcVerdict::Redirect, []) => Some(Fate::Answered),
+                (TcVerdict::Shot, [r]) => Some(Fate::Dropped(*r)),
+                _ => None,
+            };
+            assert_eq!(
+                tc_fate,
+                Some(expected),
+                "tc {name}: {:?}; evaluator hops {:?}",
+                out.verdict,
+                trace.hops
+            );
+            checked += 1;
+        }
+    }
+    // Every fate of IPv6 today came up.
+    for fate in [
+        Fate::Kernel,
+        Fate::Answered,
+        Fate::Dropped(DropReason::NotIpv4),
+        Fate::Dropped(DropReason::Spoofed),
+    ] {
+        assert!(
+            seen.contains(&format!("{fate:?}")),
+            "{fate:?} among {seen:?}"
+        );
+    }
+    assert!(checked > 200, "{checked} packets");
 }

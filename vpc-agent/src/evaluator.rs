@@ -7,11 +7,23 @@
 //! through [`StatefulPolicy`]: whether a packet belongs to a tracked connection (then the
 //! security groups are skipped, the network ACLs still apply) and NAT replies. Its default
 //! ([`Stateless`]) tracks nothing: every packet is evaluated as a new connection.
+//!
+//! IPv6: the datapath does not forward it yet, so there is no IPv6 copy of the pipeline
+//! below. [`Evaluator::evaluate_ip`] takes a packet of either family ([`IpPacket`], addresses
+//! as `IpAddr`): an IPv4 packet goes through the IPv4 pipeline ([`Evaluator::evaluate`],
+//! unchanged, on a [`Packet`]), an IPv6 one to the small model of what the datapath does with
+//! IPv6 today (`ipv6`: the source check on instance ports, neighbour discovery, link-scope
+//! traffic to the kernel, the rest `not_ipv4`), which shares only the way in (the ingress
+//! interface) with the IPv4 pipeline. Mixed families are an error.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::Ipv4Net;
 use vpc_common::DropReason;
+
+mod ipv6;
+
+pub use ipv6::{Ipv6Step, NdMessage, NdOutcome};
 
 use crate::config::{
     ValidatedConfig,
@@ -31,6 +43,42 @@ pub struct Packet {
     pub dport: u16,
     pub icmp_type: u8,
     pub icmp_code: u8,
+}
+
+/// A packet of either family, as `vpc-agent trace` takes it ([`Evaluator::evaluate_ip`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpPacket {
+    /// Both of one family.
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IP protocol number (IPv6: the upper-layer protocol; no extension headers).
+    pub proto: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// IPv6: the hop limit (neighbour discovery is taken only with 255). IPv4's TTL is not
+    /// modelled.
+    pub hop_limit: u8,
+    /// IPv6 neighbour solicitations and advertisements: the target address (`None`: the
+    /// message is too short to carry one).
+    pub nd_target: Option<Ipv6Addr>,
+}
+
+impl From<&Packet> for IpPacket {
+    fn from(p: &Packet) -> Self {
+        Self {
+            src: p.src.into(),
+            dst: p.dst.into(),
+            proto: p.proto,
+            sport: p.sport,
+            dport: p.dport,
+            icmp_type: p.icmp_type,
+            icmp_code: p.icmp_code,
+            hop_limit: 64,
+            nd_target: None,
+        }
+    }
 }
 
 /// Where the packet enters the router.
@@ -55,6 +103,9 @@ pub enum Verdict {
     Drop(DropReason),
     /// For the router itself (its address in the subnet): the kernel's business.
     ToHost,
+    /// Answered by the datapath in place, out of the ingress interface (IPv6 neighbour
+    /// discovery on an instance port); nothing is forwarded.
+    Answered,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +190,13 @@ pub enum Hop {
         instance: String,
         direction: Direction,
     },
+    /// IPv6 neighbour discovery on an instance port: the message and what the router does.
+    NeighbourDiscovery {
+        message: NdMessage,
+        outcome: NdOutcome,
+    },
+    /// IPv6, not forwarded yet: where the packet goes instead.
+    Ipv6 { step: Ipv6Step },
 }
 
 /// The verdict and how it was reached.
@@ -154,6 +212,8 @@ pub enum EvalError {
     UnknownInterface(String),
     #[error("VPC '{vpc}' has no subnet '{subnet}'")]
     UnknownSubnet { vpc: String, subnet: String },
+    #[error("source {src} and destination {dst} are of different address families (IPv4 and IPv6)")]
+    MixedFamilies { src: IpAddr, dst: IpAddr },
 }
 
 /// Extension point for connection state; the defaults are "no state".
@@ -187,9 +247,22 @@ pub fn evaluate(
     Evaluator::new(config, &Stateless).evaluate(ingress, packet)
 }
 
+/// Evaluates `packet` (either family) as the first packet of a new connection.
+pub fn evaluate_ip(
+    config: &ValidatedConfig,
+    ingress: Ingress<'_>,
+    packet: &IpPacket,
+) -> Result<Trace, EvalError> {
+    Evaluator::new(config, &Stateless).evaluate_ip(ingress, packet)
+}
+
+/// The router's IPv6 link-local address on an interface, by name.
+pub type RouterLinkLocal<'a> = &'a dyn Fn(&str) -> Option<Ipv6Addr>;
+
 pub struct Evaluator<'a> {
     config: &'a ValidatedConfig,
     policy: &'a dyn StatefulPolicy,
+    router_link_local: Option<RouterLinkLocal<'a>>,
 }
 
 /// Where an ingress interface leads.
@@ -210,7 +283,41 @@ enum Entry {
 
 impl<'a> Evaluator<'a> {
     pub fn new(config: &'a ValidatedConfig, policy: &'a dyn StatefulPolicy) -> Self {
-        Self { config, policy }
+        Self {
+            config,
+            policy,
+            router_link_local: None,
+        }
+    }
+
+    /// The router's link-local address on each port (`fe80::` + the EUI-64 of the port's
+    /// MAC, which the definition does not hold), for IPv6 neighbour solicitations. Without
+    /// it, a solicitation for any link-local address on a port is taken as one for the
+    /// router's (the instance's only other neighbour there).
+    pub fn with_router_link_local(mut self, f: RouterLinkLocal<'a>) -> Self {
+        self.router_link_local = Some(f);
+        self
+    }
+
+    /// Evaluates a packet of either family: IPv4 as [`Self::evaluate`], IPv6 by what the
+    /// datapath does with it today (not forwarded yet).
+    pub fn evaluate_ip(&self, ingress: Ingress<'_>, p: &IpPacket) -> Result<Trace, EvalError> {
+        match (p.src, p.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let packet = Packet {
+                    src,
+                    dst,
+                    proto: p.proto,
+                    sport: p.sport,
+                    dport: p.dport,
+                    icmp_type: p.icmp_type,
+                    icmp_code: p.icmp_code,
+                };
+                self.evaluate(ingress, &packet)
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => self.evaluate6(ingress, p, src, dst),
+            (src, dst) => Err(EvalError::MixedFamilies { src, dst }),
+        }
     }
 
     pub fn evaluate(&self, ingress: Ingress<'_>, packet: &Packet) -> Result<Trace, EvalError> {
@@ -220,7 +327,7 @@ impl<'a> Evaluator<'a> {
             tracked: self.policy.tracked(packet),
             hops: Vec::new(),
         };
-        let verdict = match self.entry(ingress, packet)? {
+        let verdict = match self.entry(ingress, |i| i.private_ip == packet.src)? {
             Entry::Subnet { vpc, subnet, port } => {
                 run.entering_from_subnet(vpc, subnet, port, packet)
             }
@@ -233,7 +340,13 @@ impl<'a> Evaluator<'a> {
         })
     }
 
-    fn entry(&self, ingress: Ingress<'_>, p: &Packet) -> Result<Entry, EvalError> {
+    /// Where `ingress` leads; `source` tells the instance the packet comes from (for an
+    /// ingress by subnet: its port, if it has one).
+    fn entry(
+        &self,
+        ingress: Ingress<'_>,
+        source: impl Fn(&InstanceDef) -> bool,
+    ) -> Result<Entry, EvalError> {
         let vpcs = &self.config.vpcs;
         match ingress {
             Ingress::Subnet { vpc, subnet } => vpcs
@@ -242,9 +355,10 @@ impl<'a> Evaluator<'a> {
                 .filter(|(_, v)| v.name == vpc)
                 .find_map(|(v, def)| {
                     let s = def.subnets.iter().position(|s| s.name == subnet)?;
-                    let port = def.instances.iter().position(|i| {
-                        i.subnet == s && i.private_ip == p.src && i.interface.is_some()
-                    });
+                    let port = def
+                        .instances
+                        .iter()
+                        .position(|i| i.subnet == s && source(i) && i.interface.is_some());
                     Some(Entry::Subnet {
                         vpc: v,
                         subnet: s,

@@ -232,3 +232,143 @@ fn log_lines_are_logfmt_with_a_timestamp_elsewhere() {
             .starts_with("ts=")
     );
 }
+
+/// `trace` on the README's dual-stack example with these arguments after the file.
+fn trace_ipv6(args: &[&str]) -> Output {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/ipv6-getting-started.yaml"
+    );
+    let nothing = scratch("trace-ipv6").join("not-pinned");
+    let mut all = vec![
+        "trace",
+        "--config",
+        example,
+        "--bpffs",
+        nothing.to_str().expect("utf-8"),
+    ];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+#[test]
+fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
+    let web = "2001:db8:1234:1a00::10";
+    // The instance's own address to the internet: on its port, source checked, not forwarded.
+    let out = trace_ipv6(&[
+        "--from",
+        web,
+        "--to",
+        "2001:db8::1",
+        "--proto",
+        "tcp",
+        "--dport",
+        "443",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text.contains("entering on eni-web1"), "{text}");
+    assert!(
+        text.contains("source check in subnet public: pass"),
+        "{text}"
+    );
+    assert!(text.contains("IPv6 is not forwarded yet"), "{text}");
+    assert!(text.contains("verdict: DROP (not_ipv4)"), "{text}");
+    // JSON: a ping from a link-local address to all routers is the router's.
+    let out = trace_ipv6(&[
+        "--from",
+        "fe80::1",
+        "--to",
+        "ff02::2",
+        "--proto",
+        "icmpv6",
+        "--ingress",
+        "eni-web1",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["ingress"], "eni-web1");
+    assert_eq!(json["kernel"], serde_json::Value::Null);
+    assert_eq!(json["evaluator"]["outcome"]["verdict"], "to_host", "{json}");
+    let hops = json["evaluator"]["hops"].as_array().expect("hops");
+    assert!(
+        hops[1].as_str().is_some_and(|h| h.contains("link-scope")),
+        "{json}"
+    );
+    // A source web-1 does not have, on its port: spoofed.
+    let out = trace_ipv6(&[
+        "--from",
+        "2001:db8:1234:1a00::77",
+        "--to",
+        "2001:db8::1",
+        "--proto",
+        "udp",
+        "--ingress",
+        "eni-web1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("verdict: DROP (spoofed)"), "{out:?}");
+    // From the internet: the uplink, the router's own.
+    let out = trace_ipv6(&["--from", "2001:db8::1", "--to", web, "--proto", "tcp"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("entering on uplink0"), "{out:?}");
+    assert!(text.contains("verdict: TO ROUTER"), "{out:?}");
+    // Errors name the problem.
+    for (args, problem) in [
+        (
+            &[
+                "--from",
+                "10.0.0.10",
+                "--to",
+                "2001:db8::1",
+                "--proto",
+                "tcp",
+            ][..],
+            "different address families",
+        ),
+        (
+            &["--from", web, "--to", "2001:db8::1", "--proto", "icmp"],
+            "use --proto icmpv6",
+        ),
+        (
+            &[
+                "--from",
+                "10.0.0.10",
+                "--to",
+                "192.0.2.1",
+                "--proto",
+                "icmpv6",
+            ],
+            "use --proto icmp",
+        ),
+        (
+            &[
+                "--from",
+                web,
+                "--to",
+                "2001:db8::1",
+                "--proto",
+                "tcp",
+                "--reply",
+            ],
+            "IPv6 is not forwarded",
+        ),
+        (
+            &[
+                "--from",
+                "2001:db8::zz",
+                "--to",
+                "2001:db8::1",
+                "--proto",
+                "tcp",
+            ],
+            "--from",
+        ),
+    ] {
+        let out = trace_ipv6(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(stderr.contains(problem), "{args:?}: {stderr}");
+    }
+}

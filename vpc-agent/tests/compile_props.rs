@@ -767,6 +767,8 @@ fn expected(verdict: Verdict, ifindex: &BTreeMap<String, u32>) -> SimVerdict {
         },
         Verdict::Drop(r) => SimVerdict::Drop(r),
         Verdict::ToHost => SimVerdict::ToHost,
+        // Only IPv6 neighbour discovery is answered in place; these packets are IPv4.
+        Verdict::Answered => panic!("an IPv4 packet answered in place"),
     }
 }
 

@@ -14,7 +14,7 @@
 //!  0     14                 54                  70                  78             110
 //! +-----+-------------------+-------------------+-------------------+--------------+
 //! | eth | IPv6 (40), hop    | ICMPv6 134 (16):  | source link-layer | prefix (32): |
-//! |     | limit 255         | lifetime 1800 s   | address (8)       | the /64, L=1 |
+//! |     | limit 255         | router lifetime   | address (8)       | the /64, L=1 |
 //! +-----+-------------------+-------------------+-------------------+--------------+
 //! ```
 
@@ -36,9 +36,13 @@ pub const REDIRECT: u8 = 137;
 
 /// The hop limit every neighbour discovery message carries (RFC 4861 6.1, 7.1).
 pub const ND_HOP_LIMIT: u8 = 255;
-/// The router lifetime the advertisements give (seconds): three times the agent's default
-/// interval between unsolicited advertisements would still be well inside it.
-pub const ROUTER_LIFETIME: u16 = 1800;
+/// The router lifetime the advertisements give (seconds). 0 while the datapath does not
+/// forward IPv6: the router is not offered as a default router, so hosts fail fast
+/// (`ENETUNREACH`, and fall back to IPv4) instead of sending IPv6 into a router that drops
+/// it; they still learn the on-link /64 and the router's link-local address. With IPv6
+/// forwarding it becomes 1800 s (RFC 4861's default: three times the 600 s maximum interval,
+/// nine times the agent's default).
+pub const ROUTER_LIFETIME: u16 = 0;
 
 /// `ff02::1`, all nodes on the link, and its Ethernet multicast address.
 pub const ALL_NODES: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
@@ -97,7 +101,7 @@ pub fn neighbor_advertisement(
 }
 
 /// A router advertisement from the router's link-local address `src` (on the port with
-/// `router_mac`) to `dst` at `eth_dst`: the router is the default router for
+/// `router_mac`) to `dst` at `eth_dst`: router lifetime
 /// [`ROUTER_LIFETIME`], hop limit 64, and the subnet's /64 `prefix` is on-link (L=1) and not
 /// for autoconfiguration (A=0: an instance's addresses are the ones it is given), with
 /// infinite lifetimes.
@@ -168,7 +172,10 @@ mod tests {
         assert_eq!(&f[6..12], &mac);
         assert_eq!(f[21], ND_HOP_LIMIT);
         assert_eq!(f[PAYLOAD_OFF], ROUTER_ADVERTISEMENT);
-        assert_eq!(&f[PAYLOAD_OFF + 6..PAYLOAD_OFF + 8], &1800u16.to_be_bytes());
+        assert_eq!(
+            &f[PAYLOAD_OFF + 6..PAYLOAD_OFF + 8],
+            &ROUTER_LIFETIME.to_be_bytes()
+        );
         assert_eq!(&f[PAYLOAD_OFF + 40..PAYLOAD_OFF + 48], &prefix);
         // L set, A clear.
         assert_eq!(f[PAYLOAD_OFF + 27], 0x80);

@@ -5,8 +5,9 @@
 //! - The payload length is checked against the whole packet; 0 (a jumbogram) is malformed.
 //! - At most [`MAX_EXT_HEADERS`] extension headers, ending within the first
 //!   [`MAX_CHAIN_LEN`] bytes after the fixed header, are walked: hop-by-hop options (first
-//!   only, RFC 8200 4.1), destination options, routing (type 0 with segments left is
-//!   deprecated, RFC 5095: dropped), fragment and authentication headers. A longer chain, and
+//!   only, RFC 8200 4.1), destination options, routing (with segments left dropped: type 0
+//!   is deprecated, RFC 5095, and the router is no segment-routing hop), fragment and
+//!   authentication headers. A longer chain, and
 //!   the mobility, HIP, shim6 and experimental headers, are `ipv6_ext_headers`.
 //! - A first fragment must carry the whole chain and the transport header (RFC 7112), else
 //!   `fragment`; later fragments carry no ports.
@@ -175,8 +176,10 @@ pub fn parse6(ctx: &impl PacketCtx) -> Result<Packet6, DropReason> {
                     return Err(DropReason::Ipv6ExtHeaders);
                 }
                 let h: &[u8; 4] = header(ctx, off)?;
-                // Routing type 0 (source routing through arbitrary hops) with a hop to go.
-                if next == ROUTING && h[2] == 0 && h[3] != 0 {
+                // A routing header with a hop to go (type 0's source routing, and the
+                // segment routing types the kernel may act on): the router is never an
+                // intermediate hop.
+                if next == ROUTING && h[3] != 0 {
                     return Err(DropReason::Ipv6ExtHeaders);
                 }
                 p.proto = h[0];

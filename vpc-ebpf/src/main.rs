@@ -239,7 +239,10 @@ fn try_vpc_xdp6(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
         Ipv6Action::Advertise(na) => reply::xdp_replace(ctx, unsafe { &*na }),
         Ipv6Action::RouterAdvertise(ra) => reply::xdp_replace(ctx, unsafe { &*ra }),
     };
-    sent.ok_or(DropReason::Malformed)?;
+    if sent.is_none() {
+        // No room to grow the frame into the answer here: the TC program answers instead.
+        return Ok(Verdict::Return(xdp_action::XDP_PASS));
+    }
     Ok(Verdict::Sent(xdp_action::XDP_TX))
 }
 

@@ -4,18 +4,25 @@
 //!
 //! As with ARP (`crate::arp`), the router is an instance's only L2 peer on its port:
 //! - A neighbour solicitation for any other address of the subnet's /64, or for the router's
-//!   own link-local address (`fe80::` + the port MAC's EUI-64, the address the kernel gives the
+//!   own link-local address (`fe80::` + the port MAC's EUI-64, the address the agent gives the
 //!   port), is answered in place with a neighbour advertisement carrying the port's MAC. So
 //!   everything the instance sends, to its own subnet too, reaches the router.
 //! - A router solicitation is answered with a router advertisement from the router's
-//!   link-local address: the router is the default router, the subnet's /64 is on-link
-//!   (L=1) and not for autoconfiguration (A=0: an instance's addresses are its configured
-//!   `ipv6_addresses`, as AWS assigns them).
-//! - Sources: the unspecified address (duplicate address detection), link-local addresses, and
-//!   the instance's own IPv6 addresses; anything else is `spoofed`. A neighbour advertisement
-//!   may only be about a link-local address or the instance's own (so the kernel's neighbour
-//!   table on a port only learns the instance's bindings), and router advertisements or
-//!   redirects from an instance are `spoofed` (instances are not routers).
+//!   link-local address (router lifetime `vpc_common::ndp::ROUTER_LIFETIME`: 0, no default
+//!   router, until IPv6 is forwarded); the subnet's /64 is on-link (L=1) and not for
+//!   autoconfiguration (A=0: an instance's addresses are its configured `ipv6_addresses`,
+//!   as AWS assigns them).
+//! - Sources: link-local addresses and the instance's own IPv6 addresses; the unspecified
+//!   address only for solicitations and multicast listener reports (duplicate address
+//!   detection, RFC 3590); anything else is `spoofed`.
+//! - Neighbour discovery is validated before anything reaches the kernel (RFC 4861 6.1,
+//!   7.1; RFC 6980; RA guard, RFC 7113): hop limit 255 and code 0 (`malformed` otherwise), no
+//!   extension header (`ipv6_ext_headers`), never fragmented (no fragment from an instance
+//!   goes up: `fragment`). A neighbour advertisement may only be about the instance's own addresses
+//!   (link-local ones other than the router's, or its `ipv6_addresses`), so the kernel's
+//!   neighbour table on a port only learns the instance's bindings; router advertisements and
+//!   redirects from an instance are `spoofed` (instances are not routers), on a shared
+//!   segment too.
 //! - Duplicate address detection probes are left to the kernel (not answered): the instance's
 //!   own addresses stay its own.
 //! - Link-scope traffic (to `fe80::/10` or `ff02::/16`) goes to the kernel, which never
@@ -25,7 +32,8 @@
 //! other themselves).
 //!
 //! The answers are built by `vpc_common::ndp` (frame layouts there), which the agent's
-//! unsolicited router advertisements share.
+//! unsolicited router advertisements share. The per-CPU scratch slot they are built in is
+//! shared by `vpc_xdp6` and `vpc_tc6`, which never nest on one CPU.
 
 use aya_ebpf::{btf_maps::PerCpuArray, macros::btf_map};
 use network_types::eth::EthHdr;
@@ -43,7 +51,7 @@ use crate::{
         IPV6_PAYLOAD_OFF, PROTO_ICMPV6, Packet6, is_link_local, is_link_multicast, is_unspecified,
     },
     maps::{ENDPOINTS6, SUBNETS6, copied},
-    packet::{PacketCtx, header},
+    packet::{Frag, PacketCtx, header},
 };
 
 /// Per-CPU scratch space the answers are built in.
@@ -71,6 +79,12 @@ fn own_address(iface: &IfaceInfo, ingress: u32, addr: &[u8; 16]) -> bool {
     unsafe { ENDPOINTS6.get(key) }.is_some_and(|ep| ep.ifindex == ingress)
 }
 
+/// Multicast listener reports and done (RFC 2710, 3810): the only messages besides
+/// solicitations a host sends from `::` (before its link-local address is ready, RFC 3590).
+const MLD_REPORT: u8 = 131;
+const MLD_DONE: u8 = 132;
+const MLD2_REPORT: u8 = 143;
+
 /// Decides on IPv6 packet `p` that arrived on subnet interface `iface` (ifindex `ingress`).
 #[inline(always)]
 pub fn on_subnet(
@@ -80,7 +94,16 @@ pub fn on_subnet(
     p: &Packet6,
 ) -> Result<Ipv6Action, DropReason> {
     let link_scope = is_link_local(&p.dst) || is_link_multicast(&p.dst);
+    let icmp = p.proto == PROTO_ICMPV6;
+    let nd = icmp
+        && p.frag == Frag::None
+        && p.icmp_type >= ROUTER_SOLICITATION
+        && p.icmp_type <= REDIRECT;
     if !iface.is_port() {
+        // Hosts are not routers to the router, on a segment either.
+        if nd && (p.icmp_type == ROUTER_ADVERTISEMENT || p.icmp_type == REDIRECT) {
+            return Err(DropReason::Spoofed);
+        }
         return if link_scope {
             Ok(Ipv6Action::ToKernel)
         } else {
@@ -91,31 +114,66 @@ pub fn on_subnet(
     if !unspecified && !is_link_local(&p.src) && !own_address(iface, ingress, &p.src) {
         return Err(DropReason::Spoofed);
     }
-    let nd = p.proto == PROTO_ICMPV6
-        && p.no_ext_headers()
-        && p.hop_limit == ND_HOP_LIMIT
-        && p.icmp_code == 0;
+    // Neighbour discovery is never fragmented (RFC 6980), nothing the router's kernel takes
+    // from an instance needs to be, and IPv6 is not forwarded yet: no fragment goes up to be
+    // reassembled into what the checks here never saw.
+    if p.frag != Frag::None {
+        return Err(DropReason::Fragment);
+    }
+    if unspecified {
+        let allowed = icmp
+            && (p.icmp_type == ROUTER_SOLICITATION
+                || p.icmp_type == NEIGHBOR_SOLICITATION
+                || p.icmp_type == MLD_REPORT
+                || p.icmp_type == MLD_DONE
+                || p.icmp_type == MLD2_REPORT);
+        if !allowed {
+            return Err(DropReason::Spoofed);
+        }
+    }
     if nd {
+        // RFC 4861 6.1, 7.1.1: only ever one hop, code 0; extension headers would let a
+        // message past the checks below to the kernel (RA guard evasion, RFC 7113).
+        if !p.no_ext_headers() {
+            return Err(DropReason::Ipv6ExtHeaders);
+        }
+        if p.hop_limit != ND_HOP_LIMIT || p.icmp_code != 0 {
+            return Err(DropReason::Malformed);
+        }
         match p.icmp_type {
-            NEIGHBOR_SOLICITATION if !unspecified && p.payload_len >= 24 => {
+            NEIGHBOR_SOLICITATION => {
+                if p.payload_len < 24 {
+                    return Err(DropReason::Malformed);
+                }
                 let target: [u8; 16] = *header(ctx, IPV6_PAYLOAD_OFF + 8)?;
-                if answers_for(iface, ingress, &target) {
+                // From `::`: duplicate address detection, the kernel's (not answered).
+                if !unspecified && answers_for(iface, ingress, &target) {
                     return advertise(ctx, iface, p, &target);
                 }
             }
-            NEIGHBOR_ADVERTISEMENT if p.payload_len >= 24 => {
+            NEIGHBOR_ADVERTISEMENT => {
+                if p.payload_len < 24 {
+                    return Err(DropReason::Malformed);
+                }
                 let target: [u8; 16] = *header(ctx, IPV6_PAYLOAD_OFF + 8)?;
-                if !is_link_local(&target) && !own_address(iface, ingress, &target) {
+                // Only about the host's own addresses: never the router's link-local address
+                // (which would fail its duplicate address detection), nor another host's.
+                let own = (is_link_local(&target) && target != router_link_local(&iface.mac))
+                    || own_address(iface, ingress, &target);
+                if !own {
                     return Err(DropReason::Spoofed);
                 }
             }
-            ROUTER_SOLICITATION if p.payload_len >= 8 => {
+            ROUTER_SOLICITATION => {
+                if p.payload_len < 8 {
+                    return Err(DropReason::Malformed);
+                }
                 if let Some(ra) = router_advertisement(ctx, iface, p)? {
                     return Ok(ra);
                 }
             }
-            ROUTER_ADVERTISEMENT | REDIRECT => return Err(DropReason::Spoofed),
-            _ => {}
+            // Router advertisements and redirects: instances are not routers.
+            _ => return Err(DropReason::Spoofed),
         }
     }
     if link_scope {
@@ -170,7 +228,8 @@ fn router_advertisement(
     };
     let eth_src = header::<EthHdr>(ctx, 0)?.src_addr;
     let out = NDP_SCRATCH.get_ptr_mut(0).ok_or(DropReason::BadTarget)?;
-    // SAFETY: this CPU's scratch slot, used only here for the program's duration.
+    // SAFETY: this CPU's scratch slot, used only here for the program's duration (see the
+    // module documentation).
     let f = unsafe { &mut *out };
     let src = router_link_local(&iface.mac);
     let mut dst = p.src;

@@ -41,6 +41,8 @@ pub enum Proto {
     Tcp,
     Udp,
     Icmp,
+    /// ICMP for IPv6 (58).
+    Icmpv6,
 }
 
 #[derive(Subcommand)]
@@ -71,8 +73,7 @@ pub enum Command {
         /// definition's 60 or 600 seconds.
         #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
         flow_log_interval_ms: Option<u64>,
-        /// Seconds between the router advertisements sent on IPv6 instance ports (each
-        /// advertises the router for 1800 s).
+        /// Seconds between the router advertisements sent on IPv6 instance ports.
         #[arg(long, value_name = "SECS", default_value_t = vpc_agent::daemon::advertise::DEFAULT_INTERVAL.as_secs(),
               value_parser = clap::value_parser!(u64).range(1..=600))]
         router_advertisement_interval: u64,

@@ -2,9 +2,14 @@
 //! --bpffs, the packet runs through the attached TC ingress program in trace mode (no side
 //! effect) and the reference evaluator judges it beside it (a disagreement exits 3);
 //! without one, the evaluator alone. `--reply`: the return packet of an existing connection;
-//! `--pcap`: every IPv4 packet of a capture through the program.
+//! `--pcap`: every IPv4 packet of a capture through the program. IPv6 packets are judged by
+//! the evaluator alone (the kernel trace takes IPv4), as the datapath handles IPv6 today.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+};
 
 use vpc_agent::{
     config::{self, ValidatedConfig},
@@ -13,7 +18,7 @@ use vpc_agent::{
         pin::{self, DEFAULT_DIR},
     },
     error_chain,
-    evaluator::Packet,
+    evaluator::{EvalError, Evaluator, Ingress, IpPacket, Stateless},
     inspect::{
         frame::{self, ACK, SYN, Spec},
         kernel_trace::{Comparison, Outcome, Session},
@@ -29,10 +34,12 @@ pub struct TraceArgs {
     /// The definition (default: the one the agent running on --bpffs uses).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The source, IPv4 or IPv6.
     #[arg(long, required_unless_present = "pcap")]
-    pub from: Option<Ipv4Addr>,
+    pub from: Option<IpAddr>,
+    /// The destination, of the same family as --from.
     #[arg(long, required_unless_present = "pcap")]
-    pub to: Option<Ipv4Addr>,
+    pub to: Option<IpAddr>,
     #[arg(long, value_enum, required_unless_present = "pcap")]
     pub proto: Option<Proto>,
     #[arg(long, default_value_t = 0)]
@@ -48,8 +55,9 @@ pub struct TraceArgs {
     /// Replay every IPv4 packet of a capture (pcap or pcapng) through the program.
     #[arg(long, conflicts_with_all = ["from", "to", "proto", "reply"])]
     pub pcap: Option<PathBuf>,
-    /// The interface the packet enters on (default: the subnet of --from, else the gateway whose
-    /// networks hold it, else the uplink).
+    /// The interface the packet enters on (default: the port of the instance with address
+    /// --from, else the subnet holding it, else the gateway whose networks hold it, else the
+    /// uplink).
     #[arg(long)]
     pub ingress: Option<String>,
     #[arg(long)]
@@ -121,12 +129,34 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
     let (Some(from), Some(to), Some(proto)) = (args.from, args.to, args.proto) else {
         return Err(user("--from, --to and --proto are needed"));
     };
+    if from.is_ipv4() != to.is_ipv4() {
+        let mixed = EvalError::MixedFamilies { src: from, dst: to };
+        return Err(user(format!("--from/--to: {mixed}")));
+    }
+    let ipv6 = from.is_ipv6();
+    // ICMP: an echo request, what a ping sends.
     let (proto, icmp_type) = match proto {
         Proto::Tcp => (6, 0),
         Proto::Udp => (17, 0),
-        // An echo request: what a ping sends.
+        Proto::Icmp if ipv6 => {
+            return Err(user(
+                "--proto icmp is ICMP for IPv4: use --proto icmpv6 with IPv6 addresses",
+            ));
+        }
         Proto::Icmp => (1, 8),
+        Proto::Icmpv6 if !ipv6 => {
+            return Err(user(
+                "--proto icmpv6 is ICMP for IPv6: use --proto icmp with IPv4 addresses",
+            ));
+        }
+        Proto::Icmpv6 => (58, 128),
     };
+    if ipv6 && args.reply {
+        return Err(user(
+            "--reply traces the return packet of an IPv4 connection: IPv6 is not forwarded \
+             yet, it has no connections",
+        ));
+    }
     let flags = match &args.flags {
         Some(text) => frame::parse_flags(text).map_err(user)?,
         None if args.reply => ACK,
@@ -137,7 +167,9 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
         .clone()
         .or_else(|| trace::default_ingress(&definition, from))
         .ok_or_else(|| user("--ingress is needed: no subnet holds --from and no uplink"))?;
-    let kernel = if !attached(&args.bpffs, &ingress) {
+    let kernel = if ipv6 {
+        Err("kernel traces are of IPv4 packets".to_owned())
+    } else if !attached(&args.bpffs, &ingress) {
         Err(format!(
             "no datapath attached to {ingress} on {}",
             args.bpffs.display()
@@ -154,8 +186,8 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
         if args.reply {
             return Err(env(format!("--reply needs the running datapath: {why}")));
         }
-        // No datapath: the reference evaluator alone, as it reads the definition.
-        let packet = Packet {
+        // No datapath (or IPv6): the reference evaluator alone, as it reads the definition.
+        let packet = IpPacket {
             src: from,
             dst: to,
             proto,
@@ -163,14 +195,20 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
             dport: args.dport,
             icmp_type,
             icmp_code: 0,
+            hop_limit: 64,
+            nd_target: None,
         };
+        // The router's link-local address on a port: from the port's MAC, where the port is
+        // in this network namespace.
+        let router_link_local = |name: &str| {
+            links::mac(name).map(|m| Ipv6Addr::from(vpc_common::iface::router_link_local(&m)))
+        };
+        let evaluator =
+            Evaluator::new(&definition, &Stateless).with_router_link_local(&router_link_local);
         if args.json {
-            let t = vpc_agent::evaluator::evaluate(
-                &definition,
-                vpc_agent::evaluator::Ingress::Interface(&ingress),
-                &packet,
-            )
-            .map_err(|e| user(error_chain(&e)))?;
+            let t = evaluator
+                .evaluate_ip(Ingress::Interface(&ingress), &packet)
+                .map_err(|e| user(error_chain(&e)))?;
             print_json(&serde_json::json!({
                 "ingress": ingress,
                 "kernel": null,
@@ -183,11 +221,14 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
             return Ok(());
         }
         let text =
-            trace::explain(&definition, &ingress, &packet).map_err(|e| user(error_chain(&e)))?;
+            trace::explain(&evaluator, &ingress, &packet).map_err(|e| user(error_chain(&e)))?;
         print!("{text}");
         println!("({why}: the reference evaluator only)");
         return Ok(());
     }
+    let (IpAddr::V4(from), IpAddr::V4(to)) = (from, to) else {
+        return Err(user("the kernel trace takes IPv4 packets"));
+    };
     let session = Session::new(&args.bpffs, &definition).map_err(|e| env(error_chain(&e)))?;
     let spec = |src, dst, sport, dport, flags, icmp_type, ingress: &str| {
         let router = links::mac(ingress).unwrap_or_default();
@@ -305,7 +346,7 @@ fn replay(
         let Some(ingress) = args
             .ingress
             .clone()
-            .or_else(|| trace::default_ingress(definition, p.src))
+            .or_else(|| trace::default_ingress(definition, p.src.into()))
         else {
             skipped += 1;
             continue;
@@ -317,6 +358,7 @@ fn replay(
             Outcome::Deliver { .. } => "deliver".to_owned(),
             Outcome::Drop { reason } => format!("drop {reason}"),
             Outcome::ToHost => "to_router".to_owned(),
+            Outcome::Answered => "answered".to_owned(),
         };
         *summary.entry(key).or_default() += 1;
         if !args.json {

@@ -1,11 +1,12 @@
 //! Unsolicited router advertisements (RFC 4861 6.2.4) on IPv6 instance ports.
 //!
 //! The datapath answers a host's router solicitation, but a host solicits only when its link
-//! comes up, and forgets its default router when the advertised lifetime
-//! (`vpc_common::ndp::ROUTER_LIFETIME`, 1800 s) runs out. So the agent advertises on every
-//! IPv6 port itself: once each time it applies a definition (a host that came up before the
-//! agent learns its router at once) and then every `--router-advertisement-interval`
-//! (200 s by default, well inside the lifetime). The frame is the one the datapath answers
+//! comes up, and forgets its default router when the advertised router lifetime
+//! (`vpc_common::ndp::ROUTER_LIFETIME`) runs out. So the agent advertises on every IPv6 port
+//! itself: once each time it applies a definition (a host that came up before the agent
+//! learns its router and prefix at once) and then every `--router-advertisement-interval`
+//! (200 s by default, well inside the 1800 s lifetime the router will advertise once it
+//! forwards IPv6; until then the lifetime is 0: not a default router). The frame is the one the datapath answers
 //! with (`vpc_common::ndp::router_advertisement`), to all nodes (`ff02::1`).
 
 use std::{
@@ -76,7 +77,8 @@ impl Advertiser {
                 self.fd.as_raw_fd(),
                 frame.as_ptr().cast(),
                 frame.len(),
-                0,
+                // Never blocks the event loop: a full queue loses this one, the next follows.
+                libc::MSG_DONTWAIT,
                 (&raw const addr).cast(),
                 std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )

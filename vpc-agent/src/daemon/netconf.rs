@@ -3,7 +3,9 @@
 //! each instance port the route to its instance (and, in a subnet with an IPv6 block, the
 //! router's link-local address the datapath advertises), and IPv4 forwarding is enabled on
 //! every managed interface (`bpf_fib_lookup` refuses to forward
-//! otherwise). Done with `ip` (iproute2) and `/proc/sys`, in the agent's network namespace.
+//! otherwise), and on subnet interfaces the kernel learns nothing from the hosts' IPv6 (no
+//! router advertisements, redirects or autoconfiguration). Done with `ip` (iproute2) and
+//! `/proc/sys`, in the agent's network namespace.
 
 use ipnet::Ipv6Net;
 use std::{io, path::PathBuf, process::Command};
@@ -137,8 +139,19 @@ pub fn prepare(iface: &Managed) -> Result<(), NetconfError> {
         ])?;
         log::debug!("instance route interface={} destination={dest}", iface.name);
     }
+    if iface.kind == IFACE_SUBNET {
+        ipv6_no_host_learning(&iface.name);
+    }
     if iface.ipv6_prefix.is_some() {
-        ensure_router_link_local(&iface.name)?;
+        // Not fatal: the datapath answers neighbour discovery without it; only the router's
+        // own link-local traffic there (pings to it) needs it.
+        if let Err(e) = ensure_router_link_local(&iface.name) {
+            log::warn!(
+                "interface={}: the router's link-local address: {}",
+                iface.name,
+                crate::error_chain(&e)
+            );
+        }
     }
     let path = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{}/forwarding", iface.name));
     let on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1");
@@ -172,12 +185,37 @@ fn ensure_router_link_local(name: &str) -> Result<(), NetconfError> {
     let address = std::net::Ipv6Addr::from(vpc_common::iface::router_link_local(&mac));
     let have = ip(&["-6", "-o", "addr", "show", "dev", name])?;
     let with_len = format!("{address}/64");
-    if have.split_whitespace().any(|word| word == with_len) {
-        return Ok(());
+    let line = have
+        .lines()
+        .find(|line| line.split_whitespace().any(|word| word == with_len));
+    match line {
+        // A host's advertisement during duplicate address detection fails it: made again.
+        Some(line) if line.contains("dadfailed") || line.contains("tentative") => {
+            ip(&["-6", "addr", "del", &with_len, "dev", name])?;
+        }
+        Some(_) => return Ok(()),
+        None => {}
     }
     ip(&["-6", "addr", "add", &with_len, "dev", name, "nodad"])?;
     log::info!("added router link-local address interface={name} address={address}");
     Ok(())
+}
+
+/// On subnet interface `name` the router's kernel learns nothing from the hosts' IPv6: no
+/// router advertisements, redirects or address autoconfiguration (the datapath drops the
+/// hosts' advertisements and redirects already). Failures are logged: IPv6 may be off there.
+fn ipv6_no_host_learning(name: &str) {
+    for key in ["accept_ra", "accept_redirects", "autoconf"] {
+        let path = PathBuf::from(format!("/proc/sys/net/ipv6/conf/{name}/{key}"));
+        match std::fs::read_to_string(&path) {
+            Ok(v) if v.trim() == "0" => {}
+            Ok(_) => match std::fs::write(&path, "0") {
+                Ok(()) => log::info!("interface={name}: {key}=0"),
+                Err(e) => log::warn!("interface={name}: cannot set {key}=0: {e}"),
+            },
+            Err(e) => log::debug!("interface={name}: no {}: {e}", path.display()),
+        }
+    }
 }
 
 /// `aa:bb:cc:dd:ee:ff`.

@@ -309,6 +309,8 @@ pub enum Outcome {
         reason: String,
     },
     ToHost,
+    /// Answered in place out of the ingress interface (IPv6 neighbour discovery).
+    Answered,
 }
 
 impl Outcome {
@@ -321,6 +323,7 @@ impl Outcome {
             } => format!("DELIVER out of {interface} as {src} -> {dst}"),
             Outcome::Drop { reason } => format!("DROP ({reason})"),
             Outcome::ToHost => "TO ROUTER (the kernel's own address)".to_owned(),
+            Outcome::Answered => "ANSWERED by the router, back out of the ingress".to_owned(),
         }
     }
 
@@ -339,6 +342,7 @@ impl Outcome {
                 reason: r.name().to_owned(),
             },
             evaluator::Verdict::ToHost => Outcome::ToHost,
+            evaluator::Verdict::Answered => Outcome::Answered,
         }
     }
 }

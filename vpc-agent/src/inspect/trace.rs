@@ -1,20 +1,29 @@
 //! `vpc-agent trace`: what the datapath would do with a packet, explained hop by hop with the
 //! reference evaluator (stateless: security groups and NAT replies are not modelled yet).
+//! IPv6 packets are judged as the datapath handles IPv6 today (not forwarded yet).
 
-use std::{fmt::Write as _, net::Ipv4Addr};
+use std::{fmt::Write as _, net::IpAddr};
 
 use crate::{
-    config::ValidatedConfig,
-    evaluator::{self, Direction, EvalError, Hop, Ingress, Packet, RouteHopTarget, Verdict},
+    config::{ValidatedConfig, validated::InstanceDef},
+    evaluator::{
+        self, Direction, EvalError, Hop, Ingress, IpPacket, Ipv6Step, NdMessage, NdOutcome,
+        RouteHopTarget, Verdict,
+    },
 };
 
 /// Where a packet from `src` enters when `--ingress` is not given: the port of the instance
-/// with that address, else the shared segment of the subnet holding it, else the link of the
-/// gateway whose networks hold it (a host behind a VPN), else (a packet from the internet) the
-/// first internet gateway's uplink.
-pub fn default_ingress(config: &ValidatedConfig, src: Ipv4Addr) -> Option<String> {
+/// with that address (IPv6: one of its `ipv6_addresses`), else the shared segment of the
+/// subnet holding it (IPv6: its `ipv6_cidr`), else the link of the gateway whose networks hold
+/// it (a host behind a VPN; IPv4 only), else (a packet from the internet) the first internet
+/// gateway's uplink.
+pub fn default_ingress(config: &ValidatedConfig, src: IpAddr) -> Option<String> {
+    let has = |i: &InstanceDef| match src {
+        IpAddr::V4(a) => i.private_ip == a,
+        IpAddr::V6(a) => i.ipv6_addresses.contains(&a),
+    };
     let port = config.vpcs.iter().enumerate().find_map(|(v, vpc)| {
-        let i = vpc.instances.iter().position(|i| i.private_ip == src)?;
+        let i = vpc.instances.iter().position(has)?;
         config.instance_interface(v, i).map(str::to_owned)
     });
     let subnet = || {
@@ -22,10 +31,16 @@ pub fn default_ingress(config: &ValidatedConfig, src: Ipv4Addr) -> Option<String
             .vpcs
             .iter()
             .flat_map(|v| &v.subnets)
-            .find(|s| s.cidr.contains(&src))
+            .find(|s| match src {
+                IpAddr::V4(a) => s.cidr.contains(&a),
+                IpAddr::V6(a) => s.ipv6_cidr.is_some_and(|n| n.contains(&a)),
+            })
             .and_then(|s| s.interface.clone())
     };
     let gateway = || {
+        let IpAddr::V4(src) = src else {
+            return None;
+        };
         config
             .vpcs
             .iter()
@@ -41,13 +56,14 @@ pub fn default_ingress(config: &ValidatedConfig, src: Ipv4Addr) -> Option<String
     })
 }
 
-/// Evaluates the packet arriving on `ingress` and renders the hops and the verdict.
+/// Evaluates the packet (either family) arriving on `ingress` and renders the hops and the
+/// verdict.
 pub fn explain(
-    config: &ValidatedConfig,
+    evaluator: &evaluator::Evaluator<'_>,
     ingress: &str,
-    packet: &Packet,
+    packet: &IpPacket,
 ) -> Result<String, EvalError> {
-    let trace = evaluator::evaluate(config, Ingress::Interface(ingress), packet)?;
+    let trace = evaluator.evaluate_ip(Ingress::Interface(ingress), packet)?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -65,6 +81,7 @@ pub fn explain(
         } => format!("DELIVER out of {interface} as {src} -> {dst}"),
         Verdict::Drop(reason) => format!("DROP ({})", reason.name()),
         Verdict::ToHost => "TO ROUTER (the kernel's own address)".to_owned(),
+        Verdict::Answered => format!("ANSWERED by the router, back out of {ingress}"),
     };
     let _ = writeln!(out, "verdict: {verdict}");
     Ok(out)
@@ -170,6 +187,74 @@ pub fn describe(hop: &Hop) -> String {
             "security groups of {instance}, {}: skipped, the packet belongs to a tracked connection",
             direction_name(*direction)
         ),
+        Hop::NeighbourDiscovery { message, outcome } => {
+            format!(
+                "neighbour discovery: {}: {}",
+                nd_message(message),
+                nd_outcome(message, outcome)
+            )
+        }
+        Hop::Ipv6 { step } => match step {
+            Ipv6Step::Outside => {
+                "IPv6 outside the VPC (an uplink or a gateway's link): the router's own".to_owned()
+            }
+            Ipv6Step::LinkScope => {
+                "IPv6 to a link-scope address (fe80::/10, ff02::/16): the kernel's, never forwarded"
+                    .to_owned()
+            }
+            Ipv6Step::NotForwarded => "IPv6 is not forwarded yet: dropped".to_owned(),
+        },
+    }
+}
+
+fn nd_message(m: &NdMessage) -> String {
+    match m {
+        NdMessage::RouterSolicitation => "router solicitation".to_owned(),
+        NdMessage::RouterAdvertisement => "router advertisement".to_owned(),
+        NdMessage::NeighbourSolicitation { target } => {
+            format!("neighbour solicitation for {target}")
+        }
+        NdMessage::NeighbourAdvertisement { target } => {
+            format!("neighbour advertisement of {target}")
+        }
+        NdMessage::Redirect => "redirect".to_owned(),
+    }
+}
+
+fn nd_outcome(m: &NdMessage, o: &NdOutcome) -> String {
+    match (m, o) {
+        (NdMessage::RouterSolicitation, NdOutcome::Answered { router_link_local }) => format!(
+            "answered with a router advertisement of the subnet's /64 from {}",
+            router_link_local.map_or("the router's link-local address".to_owned(), |a| a
+                .to_string())
+        ),
+        (
+            NdMessage::NeighbourSolicitation { target },
+            NdOutcome::Answered { router_link_local },
+        ) => match router_link_local {
+            Some(ll) if ll == target => {
+                "answered by the router for its link-local address".to_owned()
+            }
+            Some(_) => {
+                "answered with the port's MAC (another address of the subnet's /64)".to_owned()
+            }
+            None if target.segments()[0] & 0xffc0 == 0xfe80 => {
+                "answered by the router (taken as its link-local address: the port's MAC is \
+                     not known here)"
+                    .to_owned()
+            }
+            None => "answered with the port's MAC (another address of the subnet's /64)".to_owned(),
+        },
+        (_, NdOutcome::Answered { .. }) => "answered by the router".to_owned(),
+        (_, NdOutcome::NotAnswered) => "not the router's to answer".to_owned(),
+        (NdMessage::NeighbourAdvertisement { .. }, NdOutcome::Refused) => {
+            "about an address the instance does not have: refused".to_owned()
+        }
+        (_, NdOutcome::Refused) => "only routers send it: refused".to_owned(),
+        (_, NdOutcome::Invalid) => {
+            "not valid neighbour discovery (hop limit 255, code 0, long enough): malformed"
+                .to_owned()
+        }
     }
 }
 
@@ -183,6 +268,77 @@ fn direction_name(d: Direction) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{config::load_str, evaluator::Stateless};
+
+    /// The README's dual-stack example.
+    fn dual_stack() -> ValidatedConfig {
+        let text = include_str!("../../../examples/ipv6-getting-started.yaml");
+        load_str("ipv6-getting-started.yaml", text).expect("valid")
+    }
+
+    #[test]
+    fn an_ipv6_source_enters_on_its_instances_port_else_the_uplink() {
+        let config = dual_stack();
+        let ingress = |src: &str| default_ingress(&config, src.parse().expect("address"));
+        assert_eq!(
+            ingress("2001:db8:1234:1a00::10").as_deref(),
+            Some("eni-web1")
+        );
+        assert_eq!(
+            ingress("2001:db8:1234:1a01::10").as_deref(),
+            Some("eni-app1")
+        );
+        // In a subnet without a shared segment, or outside the VPC: the uplink.
+        assert_eq!(
+            ingress("2001:db8:1234:1a00::99").as_deref(),
+            Some("uplink0")
+        );
+        assert_eq!(ingress("2001:db8::1").as_deref(), Some("uplink0"));
+        assert_eq!(ingress("10.0.0.10").as_deref(), Some("eni-web1"));
+        // A subnet's shared segment holds its /64.
+        let segment = load_str(
+            "t.yaml",
+            "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    ipv6_cidr_block: 2001:db8:1200::/56
+    subnets: [{ name: a, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1200::/64, interface: seg0 }]
+",
+        )
+        .expect("valid");
+        let src = "2001:db8:1200::7".parse().expect("address");
+        assert_eq!(default_ingress(&segment, src).as_deref(), Some("seg0"));
+    }
+
+    #[test]
+    fn an_ipv6_packet_is_explained_hop_by_hop() {
+        let config = dual_stack();
+        let evaluator = evaluator::Evaluator::new(&config, &Stateless);
+        let packet = IpPacket {
+            src: "2001:db8:1234:1a00::10".parse().expect("src"),
+            dst: "2001:db8::1".parse().expect("dst"),
+            proto: 6,
+            sport: 40000,
+            dport: 443,
+            icmp_type: 0,
+            icmp_code: 0,
+            hop_limit: 64,
+            nd_target: None,
+        };
+        let text = explain(&evaluator, "eni-web1", &packet).expect("explained");
+        assert_eq!(
+            text,
+            "packet 2001:db8:1234:1a00::10 -> 2001:db8::1 proto 6 sport 40000 dport 443 entering \
+             on eni-web1\n  1. source check in subnet public: pass\n  2. IPv6 is not forwarded \
+             yet: dropped\nverdict: DROP (not_ipv4)\n"
+        );
+        let mixed = IpPacket {
+            src: "10.0.0.10".parse().expect("src"),
+            ..packet
+        };
+        let err = explain(&evaluator, "eni-web1", &mixed).expect_err("mixed families");
+        assert!(matches!(err, EvalError::MixedFamilies { .. }), "{err}");
+    }
 
     #[test]
     fn a_route_to_an_unaccepted_peering_reads_as_a_blackhole() {

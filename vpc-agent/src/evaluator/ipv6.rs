@@ -1,0 +1,608 @@
+//! IPv6 in the reference evaluator: what the datapath does with an IPv6 packet today
+//! (`vpc-ebpf/src/ndp.rs`). The VPC does not forward IPv6 yet, so there is no IPv6 pipeline
+//! to model, only where an IPv6 packet goes instead of the IPv4 one:
+//! - On an uplink or a gateway's link: the router's own (the kernel's).
+//! - On a shared segment: router advertisements and redirects are `spoofed`; a link-scope
+//!   destination (`fe80::/10`, `ff02::/16`) is the kernel's; anything else is dropped
+//!   (`not_ipv4`).
+//! - On an instance port: the source must be link-local or one of the instance's
+//!   `ipv6_addresses`, or `::` for solicitations and multicast listener reports only (else
+//!   `spoofed`); neighbour discovery (ICMPv6 133 to 137) must have hop limit 255 and code 0
+//!   (else `malformed`) and is answered or checked; then link-scope traffic is the kernel's
+//!   and anything else is dropped (`not_ipv4`).
+//!
+//! The packet modelled carries no extension headers and is not fragmented (the datapath
+//! drops neighbour discovery with either, and any ICMPv6 fragment on a port) and, for a
+//! neighbour solicitation or advertisement, its target ([`IpPacket::nd_target`]; `None`:
+//! too short to carry one: `malformed`).
+
+use std::net::Ipv6Addr;
+
+use vpc_common::{
+    DropReason,
+    ndp::{
+        ND_HOP_LIMIT, NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, PROTO_ICMPV6, REDIRECT,
+        ROUTER_ADVERTISEMENT, ROUTER_SOLICITATION,
+    },
+};
+
+use super::{Entry, EvalError, Evaluator, Hop, Ingress, IpPacket, Trace, Verdict};
+use crate::config::validated::{InstanceDef, SubnetDef};
+
+/// A neighbour discovery message an instance sends (ICMPv6 type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NdMessage {
+    RouterSolicitation,
+    RouterAdvertisement,
+    NeighbourSolicitation { target: Ipv6Addr },
+    NeighbourAdvertisement { target: Ipv6Addr },
+    Redirect,
+}
+
+/// What the router does with a neighbour discovery message on an instance port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NdOutcome {
+    /// Answered in place: a neighbour advertisement with the port's MAC for another address
+    /// of the subnet's /64, or as the router for its own link-local address; a router
+    /// advertisement for a solicitation. `router_link_local`: the router's link-local
+    /// address on the port, when known ([`Evaluator::with_router_link_local`]); unknown, a
+    /// solicitation for any link-local address is taken as one for the router's.
+    Answered { router_link_local: Option<Ipv6Addr> },
+    /// Not the router's to answer (the instance's own address, duplicate address detection,
+    /// an address outside the /64, a subnet without an IPv6 block): on to the kernel's rules.
+    NotAnswered,
+    /// Only routers advertise and redirect; a host advertises only its own addresses (its
+    /// `ipv6_addresses`, link-local ones other than the router's): `spoofed`.
+    Refused,
+    /// Hop limit other than 255, code other than 0, or too short (RFC 4861 6.1, 7.1):
+    /// `malformed`.
+    Invalid,
+}
+
+/// Multicast listener report, done and version 2 report: sent from `::` too (RFC 3590).
+const MLD_FROM_UNSPECIFIED: [u8; 3] = [131, 132, 143];
+
+/// Where an IPv6 packet goes instead of the IPv4 pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ipv6Step {
+    /// On an uplink or a gateway's link: the router's own.
+    Outside,
+    /// To a link-scope address (`fe80::/10`, `ff02::/16`): the kernel's, never forwarded.
+    LinkScope,
+    /// Anything else: IPv6 is not forwarded yet (`not_ipv4`).
+    NotForwarded,
+}
+
+/// Whether `addr` is link-local unicast (`fe80::/10`).
+fn is_link_local(addr: Ipv6Addr) -> bool {
+    addr.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// Whether `addr` is link-scope: link-local unicast or link-local multicast (`ff02::/16`,
+/// any flags: the datapath looks at the scope nibble only).
+fn is_link_scope(addr: Ipv6Addr) -> bool {
+    let o = addr.octets();
+    is_link_local(addr) || (o[0] == 0xff && o[1] & 0x0f == 0x02)
+}
+
+impl Evaluator<'_> {
+    /// The IPv6 packet `p` (addresses `src`, `dst`) entering on `ingress`.
+    pub(super) fn evaluate6(
+        &self,
+        ingress: Ingress<'_>,
+        p: &IpPacket,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+    ) -> Result<Trace, EvalError> {
+        let mut hops = Vec::new();
+        let entry = self.entry(ingress, |i| i.ipv6_addresses.contains(&src))?;
+        let verdict = match entry {
+            Entry::Uplink | Entry::Gateway { .. } => {
+                hops.push(Hop::Ipv6 {
+                    step: Ipv6Step::Outside,
+                });
+                Verdict::ToHost
+            }
+            Entry::Subnet { vpc, subnet, port } => {
+                let vpc = &self.config.vpcs[vpc];
+                let port = port.map(|i| &vpc.instances[i]);
+                self.on_subnet(&vpc.subnets[subnet], port, p, src, dst, &mut hops)
+            }
+        };
+        Ok(Trace { hops, verdict })
+    }
+
+    /// `ndp::on_subnet`: on instance `port`'s own port, or (`None`) a shared segment of
+    /// `subnet`.
+    fn on_subnet(
+        &self,
+        subnet: &SubnetDef,
+        port: Option<&InstanceDef>,
+        p: &IpPacket,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        hops: &mut Vec<Hop>,
+    ) -> Verdict {
+        let scope = |hops: &mut Vec<Hop>| {
+            if is_link_scope(dst) {
+                hops.push(Hop::Ipv6 {
+                    step: Ipv6Step::LinkScope,
+                });
+                Verdict::ToHost
+            } else {
+                hops.push(Hop::Ipv6 {
+                    step: Ipv6Step::NotForwarded,
+                });
+                Verdict::Drop(DropReason::NotIpv4)
+            }
+        };
+        let icmp_type = (p.proto == PROTO_ICMPV6).then_some(p.icmp_type);
+        let Some(instance) = port else {
+            // Hosts of a segment are not routers to the router.
+            if let Some(t @ (ROUTER_ADVERTISEMENT | REDIRECT)) = icmp_type {
+                let message = if t == REDIRECT {
+                    NdMessage::Redirect
+                } else {
+                    NdMessage::RouterAdvertisement
+                };
+                hops.push(Hop::NeighbourDiscovery {
+                    message,
+                    outcome: NdOutcome::Refused,
+                });
+                return Verdict::Drop(DropReason::Spoofed);
+            }
+            return scope(hops);
+        };
+        let own = |a: Ipv6Addr| instance.ipv6_addresses.contains(&a);
+        // `::` only for solicitations and multicast listener reports.
+        let from_unspecified = matches!(
+            icmp_type,
+            Some(t) if t == ROUTER_SOLICITATION
+                || t == NEIGHBOR_SOLICITATION
+                || MLD_FROM_UNSPECIFIED.contains(&t)
+        );
+        let passed = (src.is_unspecified() && from_unspecified) || is_link_local(src) || own(src);
+        hops.push(Hop::SourceCheck {
+            subnet: subnet.name.clone(),
+            passed,
+        });
+        if !passed {
+            return Verdict::Drop(DropReason::Spoofed);
+        }
+        if let Some((message, outcome)) = self.neighbour_discovery(subnet, instance, p, src) {
+            hops.push(Hop::NeighbourDiscovery { message, outcome });
+            match outcome {
+                NdOutcome::Answered { .. } => return Verdict::Answered,
+                NdOutcome::Refused => return Verdict::Drop(DropReason::Spoofed),
+                NdOutcome::Invalid => return Verdict::Drop(DropReason::Malformed),
+                NdOutcome::NotAnswered => {}
+            }
+        }
+        scope(hops)
+    }
+
+    /// The neighbour discovery message `p` is, and what the router does with it; `None`: not
+    /// neighbour discovery (not ICMPv6 133 to 137).
+    fn neighbour_discovery(
+        &self,
+        subnet: &SubnetDef,
+        instance: &InstanceDef,
+        p: &IpPacket,
+        src: Ipv6Addr,
+    ) -> Option<(NdMessage, NdOutcome)> {
+        if p.proto != PROTO_ICMPV6 || !(ROUTER_SOLICITATION..=REDIRECT).contains(&p.icmp_type) {
+            return None;
+        }
+        let invalid = p.hop_limit != ND_HOP_LIMIT || p.icmp_code != 0;
+        let own = |a: Ipv6Addr| instance.ipv6_addresses.contains(&a);
+        let router_ll = instance
+            .interface
+            .as_deref()
+            .and_then(|name| self.router_link_local.and_then(|f| f(name)));
+        Some(match p.icmp_type {
+            NEIGHBOR_SOLICITATION | NEIGHBOR_ADVERTISEMENT if invalid || p.nd_target.is_none() => {
+                let target = p.nd_target.unwrap_or(Ipv6Addr::UNSPECIFIED);
+                let message = if p.icmp_type == NEIGHBOR_SOLICITATION {
+                    NdMessage::NeighbourSolicitation { target }
+                } else {
+                    NdMessage::NeighbourAdvertisement { target }
+                };
+                (message, NdOutcome::Invalid)
+            }
+            ROUTER_SOLICITATION if invalid => (NdMessage::RouterSolicitation, NdOutcome::Invalid),
+            ROUTER_ADVERTISEMENT if invalid => (NdMessage::RouterAdvertisement, NdOutcome::Invalid),
+            REDIRECT if invalid => (NdMessage::Redirect, NdOutcome::Invalid),
+            NEIGHBOR_SOLICITATION => {
+                let target = p.nd_target?;
+                let for_router = match router_ll {
+                    Some(ll) => target == ll,
+                    None => is_link_local(target),
+                };
+                let in_subnet =
+                    subnet.ipv6_cidr.is_some_and(|n| n.contains(&target)) && !own(target);
+                let outcome = if !src.is_unspecified() && (for_router || in_subnet) {
+                    NdOutcome::Answered {
+                        router_link_local: router_ll,
+                    }
+                } else {
+                    NdOutcome::NotAnswered
+                };
+                (NdMessage::NeighbourSolicitation { target }, outcome)
+            }
+            NEIGHBOR_ADVERTISEMENT => {
+                let target = p.nd_target?;
+                let routers = router_ll.is_some_and(|ll| ll == target);
+                let outcome = if (is_link_local(target) && !routers) || own(target) {
+                    NdOutcome::NotAnswered
+                } else {
+                    NdOutcome::Refused
+                };
+                (NdMessage::NeighbourAdvertisement { target }, outcome)
+            }
+            ROUTER_SOLICITATION => {
+                let outcome = if subnet.ipv6_cidr.is_some() {
+                    NdOutcome::Answered {
+                        router_link_local: router_ll,
+                    }
+                } else {
+                    NdOutcome::NotAnswered
+                };
+                (NdMessage::RouterSolicitation, outcome)
+            }
+            ROUTER_ADVERTISEMENT => (NdMessage::RouterAdvertisement, NdOutcome::Refused),
+            REDIRECT => (NdMessage::Redirect, NdOutcome::Refused),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::config::{ValidatedConfig, load_str};
+
+    /// web's own port `eweb` (subnet `pub`, 2001:db8:1200::/64), a shared segment `seg`
+    /// (subnet `shared`), an uplink, a VPN gateway's link.
+    const YAML: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    ipv6_cidr_block: 2001:db8:1200::/56
+    internet_gateway: { name: igw, interface: up }
+    vpn_gateway: { name: vgw, interface: vpn0, routes: [172.16.0.0/16] }
+    subnets:
+      - { name: pub, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1200::/64, route_table: public }
+      - { name: shared, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1200:1::/64, interface: seg }
+    route_tables:
+      - { name: public, routes: [{ destination: 0.0.0.0/0, target: igw }, { destination: '::/0', target: igw }] }
+    instances:
+      - { name: web, subnet: pub, interface: eweb, private_ip: 10.0.0.10, ipv6_addresses: ['2001:db8:1200::10'] }
+      - { name: app, subnet: pub, interface: eapp, private_ip: 10.0.0.11, ipv6_addresses: ['2001:db8:1200::11'] }
+      - { name: db, subnet: shared, private_ip: 10.0.1.10, ipv6_addresses: ['2001:db8:1200:1::10'] }
+";
+    const WEB: &str = "2001:db8:1200::10";
+    const APP: &str = "2001:db8:1200::11";
+    const INTERNET: &str = "2001:db8:ff::1";
+    const HOST_LL: &str = "fe80::1";
+    /// The router's link-local address on `eweb`, when the evaluator is told it.
+    const ROUTER_LL: &str = "fe80::ff:fe00:1";
+
+    fn config() -> ValidatedConfig {
+        load_str("t.yaml", YAML).expect("valid")
+    }
+
+    fn ip(a: &str) -> IpAddr {
+        a.parse().expect("address")
+    }
+
+    fn packet(src: &str, dst: &str, proto: u8) -> IpPacket {
+        IpPacket {
+            src: ip(src),
+            dst: ip(dst),
+            proto,
+            sport: 40000,
+            dport: 443,
+            icmp_type: 0,
+            icmp_code: 0,
+            hop_limit: 64,
+            nd_target: None,
+        }
+    }
+
+    fn tcp(src: &str, dst: &str) -> IpPacket {
+        packet(src, dst, 6)
+    }
+
+    /// ICMPv6 `ty` as neighbour discovery sends it (hop limit 255), about `target`.
+    fn nd(src: &str, dst: &str, ty: u8, target: Option<&str>) -> IpPacket {
+        IpPacket {
+            icmp_type: ty,
+            hop_limit: ND_HOP_LIMIT,
+            nd_target: target.map(|t| t.parse().expect("target")),
+            ..packet(src, dst, PROTO_ICMPV6)
+        }
+    }
+
+    fn trace(interface: &str, p: &IpPacket) -> Trace {
+        Evaluator::new(&config(), &super::super::Stateless)
+            .evaluate_ip(Ingress::Interface(interface), p)
+            .expect("evaluates")
+    }
+
+    fn source(passed: bool) -> Hop {
+        Hop::SourceCheck {
+            subnet: "pub".into(),
+            passed,
+        }
+    }
+
+    fn step(step: Ipv6Step) -> Hop {
+        Hop::Ipv6 { step }
+    }
+
+    const NOT_IPV4: Verdict = Verdict::Drop(DropReason::NotIpv4);
+    const SPOOFED: Verdict = Verdict::Drop(DropReason::Spoofed);
+    const MALFORMED: Verdict = Verdict::Drop(DropReason::Malformed);
+
+    #[test]
+    fn the_instances_own_address_to_the_internet_passes_the_source_check_and_is_not_forwarded() {
+        for p in [
+            tcp(WEB, INTERNET),
+            packet(WEB, INTERNET, 17),
+            packet(WEB, APP, 6),
+        ] {
+            let t = trace("eweb", &p);
+            assert_eq!(t.verdict, NOT_IPV4, "{p:?}");
+            assert_eq!(
+                t.hops,
+                [source(true), step(Ipv6Step::NotForwarded)],
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_source_the_instance_does_not_have_is_spoofed() {
+        // Another instance's address, an unused one of the /64, one outside the VPC.
+        for src in [APP, "2001:db8:1200::99", INTERNET] {
+            let t = trace("eweb", &tcp(src, INTERNET));
+            assert_eq!(t.verdict, SPOOFED, "{src}");
+            assert_eq!(t.hops, [source(false)], "{src}");
+        }
+        // The same address is app's own on app's port.
+        assert_eq!(trace("eapp", &tcp(APP, INTERNET)).hops[0], source(true));
+    }
+
+    #[test]
+    fn link_scope_traffic_goes_to_the_router() {
+        for (src, dst) in [
+            (HOST_LL, "ff02::2"),
+            ("::", "ff02::16"),
+            (WEB, "ff02::1"),
+            (HOST_LL, ROUTER_LL),
+        ] {
+            let mut p = packet(src, dst, PROTO_ICMPV6);
+            if src == "::" {
+                // A multicast listener report: one of the few messages sent from `::`.
+                p.icmp_type = 143;
+            }
+            let t = trace("eweb", &p);
+            assert_eq!(t.verdict, Verdict::ToHost, "{src} -> {dst}");
+            assert_eq!(
+                t.hops,
+                [source(true), step(Ipv6Step::LinkScope)],
+                "{src} -> {dst}"
+            );
+        }
+        // From a link-local source, a global destination is still not forwarded.
+        assert_eq!(trace("eweb", &tcp(HOST_LL, INTERNET)).verdict, NOT_IPV4);
+        // From `::`, anything but solicitations and listener reports is spoofed.
+        let echo = IpPacket {
+            icmp_type: 128,
+            ..packet("::", ROUTER_LL, PROTO_ICMPV6)
+        };
+        let t = trace("eweb", &echo);
+        assert_eq!((t.verdict, t.hops), (SPOOFED, vec![source(false)]));
+    }
+
+    #[test]
+    fn mixed_families_are_an_error() {
+        let config = config();
+        let evaluator = Evaluator::new(&config, &super::super::Stateless);
+        for (src, dst) in [("10.0.0.10", INTERNET), (WEB, "192.0.2.1")] {
+            let err = evaluator
+                .evaluate_ip(Ingress::Interface("eweb"), &tcp(src, dst))
+                .expect_err("mixed");
+            assert_eq!(
+                err,
+                EvalError::MixedFamilies {
+                    src: ip(src),
+                    dst: ip(dst)
+                }
+            );
+            assert!(
+                err.to_string().contains("different address families"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_outside_the_vpc_is_the_routers_own() {
+        for interface in ["up", "vpn0"] {
+            let t = trace(interface, &tcp(INTERNET, WEB));
+            assert_eq!(t.verdict, Verdict::ToHost, "{interface}");
+            assert_eq!(t.hops, [step(Ipv6Step::Outside)], "{interface}");
+        }
+    }
+
+    #[test]
+    fn a_shared_segment_takes_link_scope_traffic_only() {
+        let t = trace("seg", &packet(HOST_LL, "ff02::2", PROTO_ICMPV6));
+        assert_eq!(t.verdict, Verdict::ToHost);
+        assert_eq!(t.hops, [step(Ipv6Step::LinkScope)]);
+        // No source check there: any source, anything global is not forwarded.
+        for src in ["2001:db8:1200:1::10", APP] {
+            let t = trace("seg", &tcp(src, INTERNET));
+            assert_eq!(t.verdict, NOT_IPV4, "{src}");
+            assert_eq!(t.hops, [step(Ipv6Step::NotForwarded)], "{src}");
+        }
+        // Hosts there are not routers to the router either.
+        for ty in [134, 137] {
+            let p = IpPacket {
+                icmp_type: ty,
+                hop_limit: ND_HOP_LIMIT,
+                ..packet(HOST_LL, "ff02::1", PROTO_ICMPV6)
+            };
+            assert_eq!(trace("seg", &p).verdict, SPOOFED, "type {ty}");
+        }
+    }
+
+    /// The neighbour discovery hop of `t`.
+    fn nd_hop(t: &Trace) -> Option<(NdMessage, NdOutcome)> {
+        t.hops.iter().find_map(|h| match h {
+            Hop::NeighbourDiscovery { message, outcome } => Some((*message, *outcome)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn neighbour_discovery_is_answered_or_checked() {
+        use vpc_common::ndp::{
+            NEIGHBOR_ADVERTISEMENT as NA, NEIGHBOR_SOLICITATION as NS, REDIRECT as RD,
+            ROUTER_ADVERTISEMENT as RA, ROUTER_SOLICITATION as RS,
+        };
+        let config = config();
+        let router_ll = |name: &str| (name == "eweb").then(|| ROUTER_LL.parse().expect("ll"));
+        let told =
+            Evaluator::new(&config, &super::super::Stateless).with_router_link_local(&router_ll);
+        let untold = Evaluator::new(&config, &super::super::Stateless);
+        let answered = Verdict::Answered;
+        let kernel = Verdict::ToHost;
+        // (packet, verdict with the router's link-local address known, and unknown)
+        let cases = [
+            // Another address of the /64: the port's MAC.
+            (
+                nd(HOST_LL, "ff02::1:ff00:11", NS, Some(APP)),
+                &answered,
+                &answered,
+            ),
+            (
+                nd(WEB, "ff02::1:ff00:99", NS, Some("2001:db8:1200::99")),
+                &answered,
+                &answered,
+            ),
+            // The router's link-local address; unknown, any link-local target is taken as it.
+            (
+                nd(HOST_LL, ROUTER_LL, NS, Some(ROUTER_LL)),
+                &answered,
+                &answered,
+            ),
+            (
+                nd(HOST_LL, "ff02::1:ff00:2", NS, Some("fe80::2")),
+                &kernel,
+                &answered,
+            ),
+            // The instance's own address, duplicate address detection, outside the /64.
+            (
+                nd(HOST_LL, "ff02::1:ff00:10", NS, Some(WEB)),
+                &kernel,
+                &kernel,
+            ),
+            (nd("::", "ff02::1:ff00:11", NS, Some(APP)), &kernel, &kernel),
+            (
+                nd(HOST_LL, "ff02::1:ff00:1", NS, Some(INTERNET)),
+                &kernel,
+                &kernel,
+            ),
+            // Not from the link (hop limit 64), or a code other than 0: not neighbour discovery.
+            (
+                IpPacket {
+                    hop_limit: 64,
+                    ..nd(HOST_LL, "ff02::1:ff00:11", NS, Some(APP))
+                },
+                &MALFORMED,
+                &MALFORMED,
+            ),
+            (
+                IpPacket {
+                    icmp_code: 1,
+                    ..nd(HOST_LL, "ff02::1:ff00:11", NS, Some(APP))
+                },
+                &MALFORMED,
+                &MALFORMED,
+            ),
+            (
+                nd(HOST_LL, "ff02::1:ff00:11", NS, None),
+                &MALFORMED,
+                &MALFORMED,
+            ),
+            // A router solicitation: the advertisement.
+            (nd(HOST_LL, "ff02::2", RS, None), &answered, &answered),
+            (nd("::", "ff02::2", RS, None), &answered, &answered),
+            // Advertisements of its own or a link-local address only; no router messages.
+            (nd(WEB, ROUTER_LL, NA, Some(WEB)), &kernel, &kernel),
+            (nd(HOST_LL, ROUTER_LL, NA, Some(APP)), &SPOOFED, &SPOOFED),
+            // Never about the router's own link-local address (known only when told).
+            (
+                nd(HOST_LL, "ff02::1", NA, Some(ROUTER_LL)),
+                &SPOOFED,
+                &kernel,
+            ),
+            (nd(HOST_LL, "ff02::1", RA, None), &SPOOFED, &SPOOFED),
+            (nd(HOST_LL, WEB, RD, None), &SPOOFED, &SPOOFED),
+            // An advertisement to a global address is checked, then not forwarded.
+            (nd(WEB, APP, NA, Some(WEB)), &NOT_IPV4, &NOT_IPV4),
+        ];
+        for (p, known, unknown) in cases {
+            let t = told
+                .evaluate_ip(Ingress::Interface("eweb"), &p)
+                .expect("evaluates");
+            assert_eq!(&t.verdict, known, "{p:?}: {:?}", t.hops);
+            let t = untold
+                .evaluate_ip(Ingress::Interface("eweb"), &p)
+                .expect("evaluates");
+            assert_eq!(
+                &t.verdict, unknown,
+                "{p:?} (router link-local unknown): {:?}",
+                t.hops
+            );
+            assert!(nd_hop(&t).is_some(), "{p:?}: {:?}", t.hops);
+        }
+        let t = told
+            .evaluate_ip(
+                Ingress::Interface("eweb"),
+                &nd(HOST_LL, ROUTER_LL, NS, Some(ROUTER_LL)),
+            )
+            .expect("evaluates");
+        assert_eq!(
+            t.hops,
+            [
+                source(true),
+                Hop::NeighbourDiscovery {
+                    message: NdMessage::NeighbourSolicitation {
+                        target: ROUTER_LL.parse().expect("ll")
+                    },
+                    outcome: NdOutcome::Answered {
+                        router_link_local: Some(ROUTER_LL.parse().expect("ll"))
+                    },
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn the_ingress_by_subnet_finds_the_port_of_the_ipv6_source() {
+        let config = config();
+        let evaluator = Evaluator::new(&config, &super::super::Stateless);
+        let by_subnet = Ingress::Subnet {
+            vpc: "v",
+            subnet: "pub",
+        };
+        let t = evaluator
+            .evaluate_ip(by_subnet, &tcp(APP, INTERNET))
+            .expect("evaluates");
+        assert_eq!((t.verdict, t.hops[0].clone()), (NOT_IPV4, source(true)));
+    }
+}
