@@ -3,7 +3,10 @@
 
 use std::net::Ipv4Addr;
 
-use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use vpc_common::{
+    csum::{checksum, sum},
+    proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+};
 
 const ETH: usize = 14;
 
@@ -32,21 +35,6 @@ pub struct Spec {
 }
 
 /// One's complement sum of `data` (16-bit big-endian words) added to `acc`.
-fn sum(data: &[u8], mut acc: u32) -> u32 {
-    for pair in data.chunks(2) {
-        let hi = u32::from(pair[0]) << 8;
-        acc += hi | pair.get(1).map_or(0, |&b| u32::from(b));
-    }
-    acc
-}
-
-fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
 fn pseudo(ip: &[u8], proto: u8, len: usize) -> u32 {
     sum(&ip[12..20], u32::from(proto) + len as u32)
 }
@@ -92,7 +80,7 @@ pub fn build(s: &Spec) -> Vec<u8> {
     ip[9] = s.proto;
     ip[12..16].copy_from_slice(&s.src.octets());
     ip[16..20].copy_from_slice(&s.dst.octets());
-    let c = fold(sum(&ip, 0));
+    let c = checksum(sum(&ip, 0));
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     let mut l4 = l4;
     let at = match s.proto {
@@ -105,7 +93,7 @@ pub fn build(s: &Spec) -> Vec<u8> {
     } else {
         pseudo(&ip, s.proto, l4.len())
     };
-    let mut c = fold(sum(&l4, acc));
+    let mut c = checksum(sum(&l4, acc));
     if s.proto == PROTO_UDP && c == 0 {
         c = 0xffff;
     }
@@ -162,7 +150,7 @@ pub fn decode(f: &[u8]) -> Option<Decoded> {
     let later = frag & 0x1fff != 0;
     let end = total.clamp(ihl, ip.len());
     let l4 = &ip[ihl..end];
-    let mut ok = fold(sum(&ip[..ihl], 0)) == 0;
+    let mut ok = checksum(sum(&ip[..ihl], 0)) == 0;
     let (mut sport, mut dport, mut flags, mut ty, mut code) = (0, 0, 0, 0, 0);
     let port = |o: usize| {
         l4.get(o..o + 2)
@@ -179,7 +167,7 @@ pub fn decode(f: &[u8]) -> Option<Decoded> {
                 let udp_none = proto == PROTO_UDP && port(6) == 0;
                 let whole = total <= ip.len() && frag & 0x2000 == 0;
                 if whole && !udp_none {
-                    ok &= fold(sum(l4, pseudo(ip, proto, l4.len()))) == 0;
+                    ok &= checksum(sum(l4, pseudo(ip, proto, l4.len()))) == 0;
                 }
             }
             PROTO_ICMP => {
@@ -188,7 +176,7 @@ pub fn decode(f: &[u8]) -> Option<Decoded> {
                 sport = port(4);
                 dport = sport;
                 if total <= ip.len() {
-                    ok &= fold(sum(l4, 0)) == 0;
+                    ok &= checksum(sum(l4, 0)) == 0;
                 }
             }
             _ => {}
