@@ -1,7 +1,7 @@
 //! Ethernet/IPv4 frames for `trace`: the packet an instance would send (built), and what the
-//! datapath made of it (decoded, checksums verified).
+//! datapath made of it (decoded, checksums verified); IPv6 frames of a capture (decoded).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use vpc_common::{
     csum::{checksum, sum},
@@ -198,6 +198,101 @@ pub fn decode(f: &[u8]) -> Option<Decoded> {
     })
 }
 
+/// An IPv6 packet of a capture, as the reference evaluator takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded6 {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    /// The upper-layer protocol (the last next header).
+    pub proto: u8,
+    /// TCP / UDP ports; ICMPv6 echo: the identifier, both.
+    pub sport: u16,
+    pub dport: u16,
+    pub hop_limit: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// The target of a neighbour solicitation or advertisement (when the message holds one).
+    pub nd_target: Option<Ipv6Addr>,
+    /// Extension headers or a fragment header before the upper layer: the evaluator does not
+    /// model them (the datapath walks them; neighbour discovery with them is dropped).
+    pub extension_headers: bool,
+}
+
+/// Decodes an Ethernet frame carrying IPv6 (`None` otherwise or when shorter than the fixed
+/// header). Extension headers are skipped over (hop-by-hop, routing, fragment, destination
+/// options, up to 8) to find the upper layer; a later fragment has no ports.
+pub fn decode6(f: &[u8]) -> Option<Decoded6> {
+    const IPV6: usize = 40;
+    if f.len() < ETH + IPV6 || f[12..14] != [0x86, 0xdd] || f[ETH] >> 4 != 6 {
+        return None;
+    }
+    let ip = &f[ETH..];
+    let addr = |o: usize| -> Option<Ipv6Addr> {
+        Some(Ipv6Addr::from(<[u8; 16]>::try_from(&ip[o..o + 16]).ok()?))
+    };
+    let mut proto = ip[6];
+    let mut off = IPV6;
+    let mut later = false;
+    let mut extension_headers = false;
+    for _ in 0..8 {
+        let Some(h) = ip.get(off..off + 2) else {
+            break;
+        };
+        match proto {
+            0 | 43 | 60 => off += (usize::from(h[1]) + 1) * 8,
+            44 => {
+                let frag = ip.get(off + 2..off + 4)?;
+                later = u16::from_be_bytes([frag[0], frag[1]]) >> 3 != 0;
+                off += 8;
+            }
+            _ => break,
+        }
+        extension_headers = true;
+        proto = h[0];
+        if later {
+            break;
+        }
+    }
+    let l4 = ip.get(off..).unwrap_or_default();
+    let port = |o: usize| {
+        l4.get(o..o + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let (mut sport, mut dport, mut icmp_type, mut icmp_code, mut nd_target) = (0, 0, 0, 0, None);
+    if !later {
+        match proto {
+            PROTO_TCP | PROTO_UDP => (sport, dport) = (port(0), port(2)),
+            58 => {
+                icmp_type = l4.first().copied().unwrap_or(0);
+                icmp_code = l4.get(1).copied().unwrap_or(0);
+                if icmp_type == 128 || icmp_type == 129 {
+                    sport = port(4);
+                    dport = sport;
+                }
+                if icmp_type == 135 || icmp_type == 136 {
+                    nd_target = l4
+                        .get(8..24)
+                        .and_then(|t| <[u8; 16]>::try_from(t).ok())
+                        .map(Ipv6Addr::from);
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(Decoded6 {
+        src: addr(8)?,
+        dst: addr(24)?,
+        proto,
+        sport,
+        dport,
+        hop_limit: ip[7],
+        icmp_type,
+        icmp_code,
+        nd_target,
+        extension_headers,
+    })
+}
+
 /// Parses `--flags`: letters S A F R P (as tcpdump prints them), `|` or `,` between them
 /// optional ("S", "SA", "A|P").
 pub fn parse_flags(text: &str) -> Result<u8, String> {
@@ -219,6 +314,53 @@ pub fn parse_flags(text: &str) -> Result<u8, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ethernet + IPv6 from `src` to `dst`, next header `next`, hop limit `hop`, then `rest`.
+    fn ipv6(src: &str, dst: &str, next: u8, hop: u8, rest: &[u8]) -> Vec<u8> {
+        let mut f = vec![
+            2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0,
+        ];
+        f.extend_from_slice(&(rest.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[next, hop]);
+        f.extend_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(rest);
+        f
+    }
+
+    #[test]
+    fn ipv6_frames_decode_to_what_the_evaluator_takes() {
+        // A neighbour solicitation: type, code, hop limit, target.
+        let target = "2001:db8::11".parse::<Ipv6Addr>().unwrap();
+        let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        ns.extend_from_slice(&target.octets());
+        let d = decode6(&ipv6("fe80::1", "ff02::1:ff00:11", 58, 255, &ns)).expect("IPv6");
+        assert_eq!(
+            (
+                d.proto,
+                d.icmp_type,
+                d.hop_limit,
+                d.nd_target,
+                d.extension_headers
+            ),
+            (58, 135, 255, Some(target), false)
+        );
+        // UDP behind a destination options header: the ports, and the header noted.
+        let mut udp = vec![17, 0, 1, 4, 0, 0, 0, 0];
+        udp.extend_from_slice(&[0x9c, 0x40, 0, 53, 0, 8, 0, 0]);
+        let d = decode6(&ipv6("2001:db8::10", "2001:db8::1", 60, 64, &udp)).expect("IPv6");
+        assert_eq!(
+            (d.proto, d.sport, d.dport, d.extension_headers),
+            (17, 40000, 53, true)
+        );
+        // A later fragment: no ports.
+        let frag = [6, 0, 0, 0x40, 0, 0, 0, 1, 0x9c, 0x40, 0, 80];
+        let d = decode6(&ipv6("2001:db8::10", "2001:db8::1", 44, 64, &frag)).expect("IPv6");
+        assert_eq!((d.proto, d.sport, d.dport), (6, 0, 0));
+        // Not IPv6, or too short.
+        assert!(decode6(&build(&spec(PROTO_TCP))).is_none());
+        assert!(decode6(&ipv6("::1", "::1", 59, 64, &[])[..40]).is_none());
+    }
 
     fn spec(proto: u8) -> Spec {
         Spec {
