@@ -15,6 +15,20 @@ pub fn sum(bytes: &[u8], mut acc: u32) -> u32 {
     acc
 }
 
+/// `acc` folded to 16 bits (end-around carries).
+#[inline(always)]
+pub fn fold(mut acc: u32) -> u16 {
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc as u16
+}
+
+/// The Internet checksum of a [`sum`] (folded and complemented), host order.
+#[inline(always)]
+pub fn checksum(acc: u32) -> u16 {
+    !fold(acc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,18 +46,4 @@ mod tests {
             !0xddf2
         );
     }
-}
-
-/// `acc` folded to 16 bits (end-around carries).
-#[inline(always)]
-pub fn fold(mut acc: u32) -> u16 {
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc as u16
-}
-
-/// The Internet checksum of a [`sum`] (folded and complemented), host order.
-#[inline(always)]
-pub fn checksum(acc: u32) -> u16 {
-    !fold(acc)
 }
