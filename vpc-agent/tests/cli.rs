@@ -274,7 +274,7 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
     );
     assert!(text.contains("IPv6 is not forwarded yet"), "{text}");
     assert!(text.contains("verdict: DROP (not_ipv4)"), "{text}");
-    // JSON: a ping from a link-local address to all routers is the router's.
+    // JSON: a ping from a link-local address to all routers is answered by the router.
     let out = trace_ipv6(&[
         "--from",
         "fe80::1",
@@ -290,10 +290,10 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["ingress"], "eni-web1");
     assert_eq!(json["kernel"], serde_json::Value::Null);
-    assert_eq!(json["evaluator"]["outcome"]["verdict"], "to_host", "{json}");
+    assert_eq!(json["evaluator"]["outcome"]["verdict"], "answered", "{json}");
     let hops = json["evaluator"]["hops"].as_array().expect("hops");
     assert!(
-        hops[1].as_str().is_some_and(|h| h.contains("link-scope")),
+        hops[1].as_str().is_some_and(|h| h.contains("echo request to the router")),
         "{json}"
     );
     // A source web-1 does not have, on its port: spoofed.

@@ -329,6 +329,12 @@ struct Replayed {
     comparison: Comparison,
 }
 
+/// One replayed packet's line: its index (from 1), addresses, ports and protocol, ingress,
+/// outcome.
+fn row_line(index: usize, endpoints: &str, ingress: &str, outcome: &str) {
+    println!("{:>5} {endpoints} on {ingress}: {outcome}", index + 1);
+}
+
 /// The summary's key for an outcome.
 fn summary_key(outcome: &Outcome) -> String {
     match outcome {
@@ -357,42 +363,30 @@ fn replay(
     let mut skipped = 0usize;
     let mut summary: BTreeMap<String, usize> = BTreeMap::new();
     for (i, f) in frames.iter().enumerate() {
-        if let Some(p) = frame::decode6(f) {
+        if let Some(d) = frame::decode6(f) {
+            let p = d.packet;
             let ingress = args
                 .ingress
                 .clone()
-                .or_else(|| trace::default_ingress(definition, p.src.into()));
-            let Some(ingress) = ingress.filter(|_| !p.extension_headers) else {
+                .or_else(|| trace::default_ingress(definition, p.src));
+            let Some(ingress) = ingress.filter(|_| !d.extension_headers) else {
                 skipped += 1;
                 continue;
             };
-            let packet = IpPacket {
-                src: p.src.into(),
-                dst: p.dst.into(),
-                proto: p.proto,
-                sport: p.sport,
-                dport: p.dport,
-                icmp_type: p.icmp_type,
-                icmp_code: p.icmp_code,
-                hop_limit: p.hop_limit,
-                nd_target: p.nd_target,
-            };
             let t = evaluator
-                .evaluate_ip(Ingress::Interface(&ingress), &packet)
+                .evaluate_ip(Ingress::Interface(&ingress), &p)
                 .map_err(|e| user(error_chain(&e)))?;
             let outcome = Outcome::of_evaluator(&t.verdict);
             *summary.entry(summary_key(&outcome)).or_default() += 1;
             if !args.json {
-                println!(
-                    "{:>5} [{}]:{} -> [{}]:{} {} on {}: {} (evaluator)",
-                    i + 1,
-                    p.src,
-                    p.sport,
-                    p.dst,
-                    p.dport,
-                    vpc_agent::inspect::listing::proto_name(p.proto),
-                    ingress,
-                    outcome.text(),
+                let (src, dst) = (format!("[{}]", p.src), format!("[{}]", p.dst));
+                let proto = vpc_agent::inspect::listing::proto_name(p.proto);
+                let endpoints = format!("{src}:{} -> {dst}:{} {proto}", p.sport, p.dport);
+                row_line(
+                    i,
+                    &endpoints,
+                    &ingress,
+                    &format!("{} (evaluator)", outcome.text()),
                 );
             }
             rows.push(serde_json::json!({
@@ -428,20 +422,18 @@ fn replay(
         session = Some(s);
         *summary.entry(summary_key(&c.kernel.outcome)).or_default() += 1;
         if !args.json {
-            println!(
-                "{:>5} {}:{} -> {}:{} {} on {}: {}{}",
-                i + 1,
-                p.src,
-                p.sport,
-                p.dst,
-                p.dport,
-                vpc_agent::inspect::listing::proto_name(p.proto),
-                ingress,
-                c.kernel.outcome.text(),
-                c.kernel
-                    .rule
-                    .as_ref()
-                    .map_or(String::new(), |r| format!(" [{r}]"))
+            let proto = vpc_agent::inspect::listing::proto_name(p.proto);
+            let endpoints = format!("{}:{} -> {}:{} {proto}", p.src, p.sport, p.dst, p.dport);
+            let rule = c
+                .kernel
+                .rule
+                .as_ref()
+                .map_or(String::new(), |r| format!(" [{r}]"));
+            row_line(
+                i,
+                &endpoints,
+                &ingress,
+                &format!("{}{rule}", c.kernel.outcome.text()),
             );
         }
         let row = Replayed {

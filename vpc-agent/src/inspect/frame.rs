@@ -3,6 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::evaluator::IpPacket;
 use vpc_common::{
     csum::{checksum, sum},
     proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
@@ -198,21 +199,13 @@ pub fn decode(f: &[u8]) -> Option<Decoded> {
     })
 }
 
-/// An IPv6 packet of a capture, as the reference evaluator takes it.
+/// An IPv6 packet of a capture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decoded6 {
-    pub src: Ipv6Addr,
-    pub dst: Ipv6Addr,
-    /// The upper-layer protocol (the last next header).
-    pub proto: u8,
-    /// TCP / UDP ports; ICMPv6 echo: the identifier, both.
-    pub sport: u16,
-    pub dport: u16,
-    pub hop_limit: u8,
-    pub icmp_type: u8,
-    pub icmp_code: u8,
-    /// The target of a neighbour solicitation or advertisement (when the message holds one).
-    pub nd_target: Option<Ipv6Addr>,
+    /// As the reference evaluator takes it: the upper-layer protocol (the last next header),
+    /// TCP / UDP ports (ICMPv6 echo: the identifier, both), the target of a neighbour
+    /// solicitation or advertisement when the message holds one.
+    pub packet: IpPacket,
     /// Extension headers or a fragment header before the upper layer: the evaluator does not
     /// model them (the datapath walks them; neighbour discovery with them is dropped).
     pub extension_headers: bool,
@@ -280,15 +273,17 @@ pub fn decode6(f: &[u8]) -> Option<Decoded6> {
         }
     }
     Some(Decoded6 {
-        src: addr(8)?,
-        dst: addr(24)?,
-        proto,
-        sport,
-        dport,
-        hop_limit: ip[7],
-        icmp_type,
-        icmp_code,
-        nd_target,
+        packet: IpPacket {
+            src: addr(8)?.into(),
+            dst: addr(24)?.into(),
+            proto,
+            sport,
+            dport,
+            icmp_type,
+            icmp_code,
+            hop_limit: ip[7],
+            nd_target,
+        },
         extension_headers,
     })
 }
@@ -337,10 +332,10 @@ mod tests {
         let d = decode6(&ipv6("fe80::1", "ff02::1:ff00:11", 58, 255, &ns)).expect("IPv6");
         assert_eq!(
             (
-                d.proto,
-                d.icmp_type,
-                d.hop_limit,
-                d.nd_target,
+                d.packet.proto,
+                d.packet.icmp_type,
+                d.packet.hop_limit,
+                d.packet.nd_target,
                 d.extension_headers
             ),
             (58, 135, 255, Some(target), false)
@@ -350,13 +345,18 @@ mod tests {
         udp.extend_from_slice(&[0x9c, 0x40, 0, 53, 0, 8, 0, 0]);
         let d = decode6(&ipv6("2001:db8::10", "2001:db8::1", 60, 64, &udp)).expect("IPv6");
         assert_eq!(
-            (d.proto, d.sport, d.dport, d.extension_headers),
+            (
+                d.packet.proto,
+                d.packet.sport,
+                d.packet.dport,
+                d.extension_headers
+            ),
             (17, 40000, 53, true)
         );
         // A later fragment: no ports.
         let frag = [6, 0, 0, 0x40, 0, 0, 0, 1, 0x9c, 0x40, 0, 80];
         let d = decode6(&ipv6("2001:db8::10", "2001:db8::1", 44, 64, &frag)).expect("IPv6");
-        assert_eq!((d.proto, d.sport, d.dport), (6, 0, 0));
+        assert_eq!((d.packet.proto, d.packet.sport, d.packet.dport), (6, 0, 0));
         // Not IPv6, or too short.
         assert!(decode6(&build(&spec(PROTO_TCP))).is_none());
         assert!(decode6(&ipv6("::1", "::1", 59, 64, &[])[..40]).is_none());
