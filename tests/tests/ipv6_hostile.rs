@@ -7,8 +7,10 @@
 //! - XDP and TC agree (same drop reason; to the kernel / answered alike);
 //! - only link-scope destinations reach the kernel, unchanged, and neighbour discovery only
 //!   as RFC 4861 validates it (no extension header, hop limit 255, code 0);
-//! - only a neighbour or router solicitation with hop limit 255 and no extension header is
-//!   answered, from the router's port back to the sender, with a valid ICMPv6 checksum;
+//! - only a neighbour or router solicitation with hop limit 255 and no extension header, or
+//!   an echo request to the router, is answered, from the router's port back to the sender,
+//!   with a valid ICMPv6 checksum; nothing reaches the kernel that it would answer to the
+//!   sender's link-local address itself (so it keeps no neighbour entry of made-up ones);
 //! - a source the instance does not own is never passed nor answered.
 
 use std::{collections::BTreeMap, net::Ipv6Addr};
@@ -31,6 +33,7 @@ const FIXTURE: &str = include_str!("../fixtures/ipv6-ports.yaml");
 const OWN: &str = "2001:db8:1200::10";
 /// web-2: in the subnet, not web-1's.
 const OTHER: &str = "2001:db8:1200::11";
+const ECHO_REQUEST: u8 = 128;
 
 /// What a program did with a frame, comparable across XDP and TC.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -180,8 +183,9 @@ fn answer_is_sound(input: &[u8], answer: &[u8], router: [u8; 6]) -> Result<(), S
     if dst != to {
         return Err(format!("to {dst}, not the solicitor {to}"));
     }
-    if answer[20] != 58 || answer[21] != 255 {
-        return Err("not ICMPv6 with hop limit 255".into());
+    let hop_limit = if input[54] == ECHO_REQUEST { 64 } else { 255 };
+    if answer[20] != 58 || answer[21] != hop_limit {
+        return Err(format!("not ICMPv6 with hop limit {hop_limit}"));
     }
     let mut msg = answer[54..].to_vec();
     let check = u16::from_be_bytes([msg[2], msg[3]]);
@@ -192,6 +196,7 @@ fn answer_is_sound(input: &[u8], answer: &[u8], router: [u8; 6]) -> Result<(), S
     let expected = match input[54] {
         NEIGHBOR_SOLICITATION => NEIGHBOR_ADVERTISEMENT,
         ROUTER_SOLICITATION => ROUTER_ADVERTISEMENT,
+        ECHO_REQUEST => 129,
         t => return Err(format!("answered ICMPv6 type {t}")),
     };
     if msg[0] != expected {
@@ -208,6 +213,7 @@ fn random_hostile_ipv6_on_an_instance_port_keeps_the_invariants() {
     let tc = dp.tc(programs::TC_INGRESS);
     let port = topo.port_named("eweb1");
     let (router, host) = (mac(port.index, false), mac(port.index, true));
+    let router_ll = link_local(router).to_string();
     let ifindex = port.ifindex;
     let mut rng = Rng(0x0006_0000_5eed_0001);
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -289,6 +295,16 @@ fn random_hostile_ipv6_on_an_instance_port_keeps_the_invariants() {
                     is_link_scope(&dst),
                     "#{i}: only link scope reaches the kernel: {frame:?}"
                 );
+                // Unicast link-local: only ICMPv6 to the router's address, never an echo
+                // request (the router answers those itself).
+                if dst.is_unicast_link_local() && bytes == frame.build() {
+                    let icmp_not_echo =
+                        matches!(frame.upper, Upper::Icmp { ty, .. } if ty != ECHO_REQUEST);
+                    assert!(
+                        dst.to_string() == router_ll && icmp_not_echo,
+                        "#{i}: the kernel would answer this itself: {frame:?}"
+                    );
+                }
                 assert!(
                     sound_source,
                     "#{i}: a foreign source reached the kernel: {frame:?}"
@@ -303,11 +319,13 @@ fn random_hostile_ipv6_on_an_instance_port_keeps_the_invariants() {
                     bytes[20], 58,
                     "#{i}: answered without ICMPv6 right after the header"
                 );
-                assert_eq!(
-                    bytes[21], 255,
-                    "#{i}: answered with hop limit {}",
-                    bytes[21]
-                );
+                if bytes[54] != ECHO_REQUEST {
+                    assert_eq!(
+                        bytes[21], 255,
+                        "#{i}: answered with hop limit {}",
+                        bytes[21]
+                    );
+                }
                 if let Err(e) = answer_is_sound(&bytes, answer, router) {
                     panic!("#{i}: {e}: {frame:?} -> {answer:?}");
                 }
@@ -326,6 +344,8 @@ fn random_hostile_ipv6_on_an_instance_port_keeps_the_invariants() {
         "kernel",
         "answered:136",
         "answered:134",
+        "answered:129",
+        "dropped:unknown_destination",
         "dropped:spoofed",
         "dropped:malformed",
         "dropped:not_ipv4",

@@ -128,6 +128,22 @@ fn router_advertisement(router: [u8; 6], host: [u8; 6], to: &str) -> Vec<u8> {
     f.build()
 }
 
+/// The router's echo reply to `to` (Frame6::echo's identifier and sequence).
+fn echo_reply(router: [u8; 6], host: [u8; 6], to: &str) -> Vec<u8> {
+    Frame6::new(
+        &link_local(router).to_string(),
+        to,
+        Upper::Icmp {
+            ty: 129,
+            code: 0,
+            body: vec![0, 1, 0, 1],
+        },
+    )
+    .macs(router, host)
+    .hop_limit(64)
+    .build()
+}
+
 /// The table, for frames from web-1's host on port `eweb1`.
 fn cases(topo: &Topology) -> Vec<Case> {
     let (router, host) = macs(topo, "eweb1");
@@ -336,9 +352,34 @@ fn cases(topo: &Topology) -> Vec<Case> {
             Expect::Drop(DropReason::Spoofed),
         ),
         case(
-            "a ping to the router's link-local address: the kernel's",
+            "a ping to the router's link-local address: answered by the router",
             to_router(Frame6::echo(HOST_LL, &router_ll)),
-            Expect::Kernel,
+            Expect::Answer(echo_reply(router, host, HOST_LL)),
+        ),
+        case(
+            "a ping to all nodes: answered from the router's link-local address",
+            to_router(Frame6::echo(HOST_LL, "ff02::1")),
+            Expect::Answer(echo_reply(router, host, HOST_LL)),
+        ),
+        case(
+            "a ping from the instance's own address to the router's: answered",
+            to_router(Frame6::echo(WEB1, &router_ll)),
+            Expect::Answer(echo_reply(router, host, WEB1)),
+        ),
+        case(
+            "a ping to a link-local address not the router's: nobody there",
+            to_router(Frame6::echo(HOST_LL, "fe80::2")),
+            Expect::Drop(DropReason::UnknownDestination),
+        ),
+        case(
+            "a ping to the router behind a destination options header",
+            to_router(Frame6::echo(HOST_LL, &router_ll).ext(Ext::DestOpts(0))),
+            Expect::Drop(DropReason::Ipv6ExtHeaders),
+        ),
+        case(
+            "TCP to the router's link-local address: it offers no service there",
+            tcp(HOST_LL, &router_ll).build(),
+            Expect::Drop(DropReason::UnknownDestination),
         ),
         case(
             "a ping from the instance's address to the internet: not forwarded",
@@ -635,7 +676,7 @@ fn hosts_learn_their_router_and_neighbours_from_the_router() {
             grown(&before, &after).get(&DropReason::NotIpv4) >= Some(&1),
             "{ifname}: the ping to {other} reached the router and was not forwarded: {after:?}"
         );
-        // The router's link-local address answers pings (the kernel's own).
+        // The router's link-local address answers pings (the datapath does).
         let to_router = format!("{router_ll}%eth0");
         let ping = ns
             .exec_status(
@@ -655,6 +696,17 @@ fn hosts_learn_their_router_and_neighbours_from_the_router() {
                     .stdout
             ),
             topo.datapath.drop_counters().unwrap()
+        );
+        // Nothing the host sent made the router's kernel resolve it: no neighbour entry of
+        // the host on its port (a host cannot fill the table with made-up link-local sources).
+        let neigh = topo
+            .router
+            .ip(&["-6", "neigh", "show", "dev", ifname])
+            .unwrap();
+        let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
+        assert!(
+            neigh.trim().is_empty(),
+            "{ifname}: the router keeps no IPv6 neighbour of the host: {neigh}"
         );
         // From an address the instance does not have: spoofed.
         let before = topo.datapath.drop_counters().unwrap();

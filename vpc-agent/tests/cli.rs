@@ -274,7 +274,7 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
     );
     assert!(text.contains("IPv6 is not forwarded yet"), "{text}");
     assert!(text.contains("verdict: DROP (not_ipv4)"), "{text}");
-    // JSON: a ping from a link-local address to all routers is the router's.
+    // JSON: a ping from a link-local address to all routers is answered by the router.
     let out = trace_ipv6(&[
         "--from",
         "fe80::1",
@@ -290,10 +290,10 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["ingress"], "eni-web1");
     assert_eq!(json["kernel"], serde_json::Value::Null);
-    assert_eq!(json["evaluator"]["outcome"]["verdict"], "to_host", "{json}");
+    assert_eq!(json["evaluator"]["outcome"]["verdict"], "answered", "{json}");
     let hops = json["evaluator"]["hops"].as_array().expect("hops");
     assert!(
-        hops[1].as_str().is_some_and(|h| h.contains("link-scope")),
+        hops[1].as_str().is_some_and(|h| h.contains("echo request to the router")),
         "{json}"
     );
     // A source web-1 does not have, on its port: spoofed.
@@ -370,5 +370,85 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         assert!(stderr.contains(problem), "{args:?}: {stderr}");
+    }
+}
+
+/// A classic pcap (microseconds, Ethernet) of `frames`.
+fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for f in frames {
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// Ethernet + IPv6 from `src` to `dst`, next header `next`, hop limit `hop`, then `rest`.
+fn ipv6_frame(src: &str, dst: &str, next: u8, hop: u8, rest: &[u8]) -> Vec<u8> {
+    let mut f = vec![
+        2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0,
+    ];
+    f.extend_from_slice(&(rest.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[next, hop]);
+    f.extend_from_slice(&src.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&dst.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(rest);
+    f
+}
+
+#[test]
+fn a_capture_s_ipv6_frames_are_replayed_through_the_evaluator() {
+    let web = "2001:db8:1234:1a00::10";
+    let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(
+        &"2001:db8:1234:1a00::99"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    let tcp = [
+        0x9c, 0x40, 1, 187, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+    ];
+    let frames = vec![
+        // For another address of the /64: answered.
+        ipv6_frame("fe80::1", "ff02::1:ff00:99", 58, 255, &ns),
+        // The instance's own address to the internet: not forwarded.
+        ipv6_frame(web, "2001:db8::1", 6, 64, &tcp),
+        // Another instance's address on web-1's port: spoofed.
+        ipv6_frame("2001:db8:1234:1a01::20", "2001:db8::1", 6, 64, &tcp),
+        // Behind a destination options header: not modelled, skipped.
+        ipv6_frame(web, "2001:db8::1", 60, 64, &[6, 0, 1, 4, 0, 0, 0, 0]),
+    ];
+    let dir = scratch("trace-pcap6");
+    let path = dir.join("six.pcap");
+    std::fs::write(&path, pcap(&frames)).expect("write capture");
+    let out = trace_ipv6(&[
+        "--pcap",
+        path.to_str().expect("utf-8"),
+        "--ingress",
+        "eni-web1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0]
+            .starts_with("    1 [fe80::1]:0 -> [ff02::1:ff00:99]:0 icmpv6 on eni-web1: ANSWERED"),
+        "{text}"
+    );
+    assert!(lines[1].contains("DROP (not_ipv4) (evaluator)"), "{text}");
+    assert!(lines[2].contains("DROP (spoofed) (evaluator)"), "{text}");
+    assert!(text.contains("summary: 3 packets replayed"), "{text}");
+    assert!(text.contains(", 1 skipped"), "{text}");
+    for key in ["answered: 1", "drop not_ipv4: 1", "drop spoofed: 1"] {
+        assert!(text.contains(key), "{key}: {text}");
     }
 }

@@ -238,6 +238,7 @@ fn try_vpc_xdp6(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
         // SAFETY (both): the scratch slot holds the answer, built by `ndp`.
         Ipv6Action::Advertise(na) => reply::xdp_replace(ctx, unsafe { &*na }),
         Ipv6Action::RouterAdvertise(ra) => reply::xdp_replace(ctx, unsafe { &*ra }),
+        Ipv6Action::Echoed => Some(()),
     };
     if sent.is_none() {
         // No room to grow the frame into the answer here: the TC program answers instead.
@@ -378,6 +379,7 @@ fn try_vpc_tc6(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
         // SAFETY (both): the scratch slot holds the answer, built by `ndp`.
         Ipv6Action::Advertise(na) => reply::tc_replace(ctx, unsafe { &*na }),
         Ipv6Action::RouterAdvertise(ra) => reply::tc_replace(ctx, unsafe { &*ra }),
+        Ipv6Action::Echoed => Some(()),
     };
     sent.ok_or(DropReason::Malformed)?;
     // The answer's source is not always the router's own (a proxied address): approved.

@@ -25,8 +25,13 @@
 //!   segment too.
 //! - Duplicate address detection probes are left to the kernel (not answered): the instance's
 //!   own addresses stay its own.
-//! - Link-scope traffic (to `fe80::/10` or `ff02::/16`) goes to the kernel, which never
-//!   forwards it: pings to the router's link-local address, multicast listener reports.
+//! - Echo requests to the router's link-local address or a link-scope group are answered in
+//!   place. The router's link-local address offers nothing else: a link-local destination
+//!   not the router's, or anything but ICMPv6 to it, is `unknown_destination`. So the kernel
+//!   never answers a host's link-local address itself, never resolves one, and keeps no
+//!   neighbour entry a host could multiply with made-up sources.
+//! - Other link-scope traffic (to `ff02::/16`, ICMPv6 to the router's address) goes to the
+//!   kernel, which never forwards it: multicast listener reports, ICMPv6 errors.
 //!
 //! On a shared segment only link-scope traffic goes to the kernel (hosts there find each
 //! other themselves).
@@ -47,12 +52,17 @@ use vpc_common::{
 };
 
 use crate::{
+    csum::replace16,
     ipv6::{
-        IPV6_PAYLOAD_OFF, PROTO_ICMPV6, Packet6, is_link_local, is_link_multicast, is_unspecified,
+        IPV6_PAYLOAD_OFF, Ipv6Fixed, PROTO_ICMPV6, Packet6, is_link_local, is_link_multicast,
+        is_unspecified,
     },
     maps::{ENDPOINTS6, SUBNETS6, copied},
-    packet::{Frag, PacketCtx, header},
+    packet::{ETH_LEN, Frag, PacketCtx, header, header_mut},
 };
+
+/// The hop limit of the router's echo replies.
+const ECHO_HOP_LIMIT: u8 = 64;
 
 /// Per-CPU scratch space the answers are built in.
 #[btf_map]
@@ -66,6 +76,8 @@ pub enum Ipv6Action {
     Advertise(*const [u8; NA_LEN]),
     /// A router advertisement is built in scratch space: send it back.
     RouterAdvertise(*const [u8; RA_LEN]),
+    /// The frame is now the router's echo reply: send it back.
+    Echoed,
 }
 
 /// Whether `addr` is one of the IPv6 addresses of the instance behind port `ingress`.
@@ -84,6 +96,8 @@ fn own_address(iface: &IfaceInfo, ingress: u32, addr: &[u8; 16]) -> bool {
 const MLD_REPORT: u8 = 131;
 const MLD_DONE: u8 = 132;
 const MLD2_REPORT: u8 = 143;
+const ECHO_REQUEST: u8 = 128;
+const ECHO_REPLY: u8 = 129;
 
 /// Decides on IPv6 packet `p` that arrived on subnet interface `iface` (ifindex `ingress`).
 #[inline(always)]
@@ -176,11 +190,68 @@ pub fn on_subnet(
             _ => return Err(DropReason::Spoofed),
         }
     }
-    if link_scope {
-        Ok(Ipv6Action::ToKernel)
-    } else {
-        Err(DropReason::NotIpv4)
+    if !link_scope {
+        return Err(DropReason::NotIpv4);
     }
+    // The router's link-local address offers neighbour discovery (above) and echo, both
+    // answered here, and nothing else the kernel would answer: so the kernel never resolves
+    // (nor keeps a neighbour entry of) a host's link-local address, and no host fills the
+    // neighbour table with made-up ones. Other ICMPv6 (errors, listener reports) and
+    // link-scope multicast go up; the kernel answers none of it to the sender.
+    let router = router_link_local(&iface.mac);
+    if icmp && p.icmp_type == ECHO_REQUEST {
+        if !p.no_ext_headers() {
+            return Err(DropReason::Ipv6ExtHeaders);
+        }
+        if p.dst != router && is_link_local(&p.dst) {
+            return Err(DropReason::UnknownDestination);
+        }
+        return echo_reply(ctx, iface, p, &router);
+    }
+    if is_link_local(&p.dst) && (p.dst != router || !icmp) {
+        return Err(DropReason::UnknownDestination);
+    }
+    Ok(Ipv6Action::ToKernel)
+}
+
+/// Turns echo request `p` (to the router's link-local address `router` or a link-scope
+/// group) into the router's echo reply in place: to the sender's MAC and address, from the
+/// port's MAC and `router`, type 129; the checksum is updated for the type and the changed
+/// pseudo-header address (RFC 1624: the sender's address only moves from source to
+/// destination). Words are taken in native order throughout (`crate::csum`).
+#[inline(always)]
+fn echo_reply(
+    ctx: &impl PacketCtx,
+    iface: &IfaceInfo,
+    p: &Packet6,
+    router: &[u8; 16],
+) -> Result<Ipv6Action, DropReason> {
+    let eth: &mut EthHdr = header_mut(ctx, 0)?;
+    eth.dst_addr = eth.src_addr;
+    eth.src_addr = iface.mac;
+    let ip: &mut Ipv6Fixed = header_mut(ctx, ETH_LEN)?;
+    ip.hop_limit = ECHO_HOP_LIMIT;
+    ip.src = *router;
+    ip.dst = p.src;
+    let m: &mut [u8; 4] = header_mut(ctx, IPV6_PAYLOAD_OFF)?;
+    let mut check = u16::from_ne_bytes([m[2], m[3]]);
+    check = replace16(
+        check,
+        u16::from_ne_bytes([ECHO_REQUEST, m[1]]),
+        u16::from_ne_bytes([ECHO_REPLY, m[1]]),
+    );
+    let mut i = 0;
+    while i < 16 {
+        check = replace16(
+            check,
+            u16::from_ne_bytes([p.dst[i], p.dst[i + 1]]),
+            u16::from_ne_bytes([router[i], router[i + 1]]),
+        );
+        i += 2;
+    }
+    m[0] = ECHO_REPLY;
+    m[2..4].copy_from_slice(&check.to_ne_bytes());
+    Ok(Ipv6Action::Echoed)
 }
 
 /// Whether the router answers a solicitation for `target` on port `iface`: its own

@@ -2,8 +2,9 @@
 //! --bpffs, the packet runs through the attached TC ingress program in trace mode (no side
 //! effect) and the reference evaluator judges it beside it (a disagreement exits 3);
 //! without one, the evaluator alone. `--reply`: the return packet of an existing connection;
-//! `--pcap`: every IPv4 packet of a capture through the program. IPv6 packets are judged by
-//! the evaluator alone (the kernel trace takes IPv4), as the datapath handles IPv6 today.
+//! `--pcap`: every IPv4 packet of a capture through the program, every IPv6 one (without
+//! extension headers) through the evaluator. IPv6 packets are judged by the evaluator alone
+//! (the kernel trace takes IPv4), as the datapath handles IPv6 today.
 
 use std::{
     collections::BTreeMap,
@@ -319,7 +320,7 @@ fn reply_of(
         .map_err(|e| env(error_chain(&e)))
 }
 
-/// One line per IPv4 packet of the capture, then a summary.
+/// One line per packet of the capture, then a summary.
 #[derive(serde::Serialize)]
 struct Replayed {
     index: usize,
@@ -328,17 +329,77 @@ struct Replayed {
     comparison: Comparison,
 }
 
+/// One replayed packet's line: its index (from 1), addresses, ports and protocol, ingress,
+/// outcome.
+fn row_line(index: usize, endpoints: &str, ingress: &str, outcome: &str) {
+    println!("{:>5} {endpoints} on {ingress}: {outcome}", index + 1);
+}
+
+/// The summary's key for an outcome.
+fn summary_key(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Deliver { .. } => "deliver".to_owned(),
+        Outcome::Drop { reason } => format!("drop {reason}"),
+        Outcome::ToHost => "to_router".to_owned(),
+        Outcome::Answered => "answered".to_owned(),
+    }
+}
+
 fn replay(
     args: &TraceArgs,
     definition: &ValidatedConfig,
     path: &std::path::Path,
 ) -> Result<(), Failure> {
     let frames = pcap::read(path).map_err(|e| user(error_chain(&e)))?;
-    let session = Session::new(&args.bpffs, definition).map_err(|e| env(error_chain(&e)))?;
-    let mut rows = Vec::new();
+    // IPv4 frames: through the program (the datapath is needed from the first one on).
+    let mut session = None;
+    // IPv6 frames: the reference evaluator alone (the kernel trace takes IPv4).
+    let router_link_local = |name: &str| {
+        links::mac(name).map(|m| Ipv6Addr::from(vpc_common::iface::router_link_local(&m)))
+    };
+    let evaluator =
+        Evaluator::new(definition, &Stateless).with_router_link_local(&router_link_local);
+    let mut rows: Vec<serde_json::Value> = Vec::new();
     let mut skipped = 0usize;
     let mut summary: BTreeMap<String, usize> = BTreeMap::new();
     for (i, f) in frames.iter().enumerate() {
+        if let Some(d) = frame::decode6(f) {
+            let p = d.packet;
+            let ingress = args
+                .ingress
+                .clone()
+                .or_else(|| trace::default_ingress(definition, p.src));
+            let Some(ingress) = ingress.filter(|_| !d.extension_headers) else {
+                skipped += 1;
+                continue;
+            };
+            let t = evaluator
+                .evaluate_ip(Ingress::Interface(&ingress), &p)
+                .map_err(|e| user(error_chain(&e)))?;
+            let outcome = Outcome::of_evaluator(&t.verdict);
+            *summary.entry(summary_key(&outcome)).or_default() += 1;
+            if !args.json {
+                let (src, dst) = (format!("[{}]", p.src), format!("[{}]", p.dst));
+                let proto = vpc_agent::inspect::listing::proto_name(p.proto);
+                let endpoints = format!("{src}:{} -> {dst}:{} {proto}", p.sport, p.dport);
+                row_line(
+                    i,
+                    &endpoints,
+                    &ingress,
+                    &format!("{} (evaluator)", outcome.text()),
+                );
+            }
+            rows.push(serde_json::json!({
+                "index": i + 1,
+                "ingress": ingress,
+                "kernel": null,
+                "evaluator": {
+                    "outcome": outcome,
+                    "hops": t.hops.iter().map(trace::describe).collect::<Vec<_>>(),
+                },
+            }));
+            continue;
+        }
         let Some(p) = frame::decode(f) else {
             skipped += 1;
             continue;
@@ -351,38 +412,36 @@ fn replay(
             skipped += 1;
             continue;
         };
-        let c = session
+        let s = match session.take() {
+            Some(s) => s,
+            None => Session::new(&args.bpffs, definition).map_err(|e| env(error_chain(&e)))?,
+        };
+        let c = s
             .trace(&ingress, f, false)
             .map_err(|e| env(error_chain(&e)))?;
-        let key = match &c.kernel.outcome {
-            Outcome::Deliver { .. } => "deliver".to_owned(),
-            Outcome::Drop { reason } => format!("drop {reason}"),
-            Outcome::ToHost => "to_router".to_owned(),
-            Outcome::Answered => "answered".to_owned(),
-        };
-        *summary.entry(key).or_default() += 1;
+        session = Some(s);
+        *summary.entry(summary_key(&c.kernel.outcome)).or_default() += 1;
         if !args.json {
-            println!(
-                "{:>5} {}:{} -> {}:{} {} on {}: {}{}",
-                i + 1,
-                p.src,
-                p.sport,
-                p.dst,
-                p.dport,
-                vpc_agent::inspect::listing::proto_name(p.proto),
-                ingress,
-                c.kernel.outcome.text(),
-                c.kernel
-                    .rule
-                    .as_ref()
-                    .map_or(String::new(), |r| format!(" [{r}]"))
+            let proto = vpc_agent::inspect::listing::proto_name(p.proto);
+            let endpoints = format!("{}:{} -> {}:{} {proto}", p.src, p.sport, p.dst, p.dport);
+            let rule = c
+                .kernel
+                .rule
+                .as_ref()
+                .map_or(String::new(), |r| format!(" [{r}]"));
+            row_line(
+                i,
+                &endpoints,
+                &ingress,
+                &format!("{}{rule}", c.kernel.outcome.text()),
             );
         }
-        rows.push(Replayed {
+        let row = Replayed {
             index: i + 1,
             ingress,
             comparison: c,
-        });
+        };
+        rows.push(serde_json::to_value(&row).map_err(|e| env(e.to_string()))?);
     }
     if args.json {
         print_json(&serde_json::json!({
@@ -392,7 +451,8 @@ fn replay(
         }));
     } else {
         println!(
-            "summary: {} IPv4 packets replayed, {skipped} skipped (not IPv4 or no ingress)",
+            "summary: {} packets replayed (IPv6 by the reference evaluator), {skipped} skipped \
+             (neither IPv4 nor IPv6, IPv6 with extension headers, or no ingress)",
             rows.len()
         );
         for (k, n) in &summary {

@@ -23,8 +23,8 @@ pub enum NetconfError {
     },
     #[error("ip {args} failed: {stderr}")]
     Ip { args: String, stderr: String },
-    #[error("{interface} has no Ethernet address, which an IPv6 instance port needs: {link}")]
-    Mac { interface: String, link: String },
+    #[error("{interface} has no Ethernet address, which an IPv6 instance port needs")]
+    Mac { interface: String },
     #[error("cannot enable IPv4 forwarding ({})", path.display())]
     Forwarding {
         path: PathBuf,
@@ -165,18 +165,11 @@ pub fn prepare(iface: &Managed) -> Result<(), NetconfError> {
     Ok(())
 }
 
-/// The MAC address of interface `name`.
+/// The MAC address of interface `name` (in the agent's network namespace).
 pub fn mac(name: &str) -> Result<[u8; 6], NetconfError> {
-    // From `ip`, not /sys: the agent's network namespace need not be the one sysfs shows.
-    let link = ip(&["-o", "link", "show", "dev", name])?;
-    link.split_whitespace()
-        .skip_while(|word| *word != "link/ether")
-        .nth(1)
-        .and_then(parse_mac)
-        .ok_or_else(|| NetconfError::Mac {
-            interface: name.to_owned(),
-            link: link.trim().to_owned(),
-        })
+    crate::links::mac(name).ok_or_else(|| NetconfError::Mac {
+        interface: name.to_owned(),
+    })
 }
 
 /// Adds the router's link-local address to IPv6 instance port `name` if it lacks it.
@@ -216,13 +209,4 @@ fn ipv6_no_host_learning(name: &str) {
             Err(e) => log::debug!("interface={name}: no {}: {e}", path.display()),
         }
     }
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let parts: Vec<u8> = text
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16).ok())
-        .collect::<Option<_>>()?;
-    parts.try_into().ok()
 }

@@ -8,8 +8,10 @@
 //! - On an instance port: the source must be link-local or one of the instance's
 //!   `ipv6_addresses`, or `::` for solicitations and multicast listener reports only (else
 //!   `spoofed`); neighbour discovery (ICMPv6 133 to 137) must have hop limit 255 and code 0
-//!   (else `malformed`) and is answered or checked; then link-scope traffic is the kernel's
-//!   and anything else is dropped (`not_ipv4`).
+//!   (else `malformed`) and is answered or checked; an echo request to the router's
+//!   link-local address or a link-scope group is answered; other unicast to a link-local
+//!   address than ICMPv6 to the router's is `unknown_destination`; then link-scope traffic is
+//!   the kernel's and anything else is dropped (`not_ipv4`).
 //!
 //! The packet modelled carries no extension headers and is not fragmented (the datapath
 //! drops neighbour discovery with either, and any ICMPv6 fragment on a port) and, for a
@@ -61,6 +63,7 @@ pub enum NdOutcome {
 
 /// Multicast listener report, done and version 2 report: sent from `::` too (RFC 3590).
 const MLD_FROM_UNSPECIFIED: [u8; 3] = [131, 132, 143];
+const ECHO_REQUEST: u8 = 128;
 
 /// Where an IPv6 packet goes instead of the IPv4 pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +74,13 @@ pub enum Ipv6Step {
     LinkScope,
     /// Anything else: IPv6 is not forwarded yet (`not_ipv4`).
     NotForwarded,
+    /// An echo request to the router's link-local address or a link-scope group, from an
+    /// instance: answered by the router.
+    EchoAnswered,
+    /// From an instance, to a link-local address not the router's, or anything but ICMPv6 to
+    /// the router's (`unknown_destination`): the router's link-local address offers
+    /// neighbour discovery and echo only.
+    NotOffered,
 }
 
 /// Whether `addr` is link-local unicast (`fe80::/10`).
@@ -176,6 +186,36 @@ impl Evaluator<'_> {
                 NdOutcome::Refused => return Verdict::Drop(DropReason::Spoofed),
                 NdOutcome::Invalid => return Verdict::Drop(DropReason::Malformed),
                 NdOutcome::NotAnswered => {}
+            }
+        }
+        if is_link_scope(dst) {
+            // The router's link-local address (unknown: any link-local address is taken as
+            // the router's).
+            let routers = |a: Ipv6Addr| {
+                instance
+                    .interface
+                    .as_deref()
+                    .and_then(|name| self.router_link_local.and_then(|f| f(name)))
+                    .map_or(is_link_local(a), |ll| ll == a)
+            };
+            let unicast = is_link_local(dst);
+            if icmp_type == Some(ECHO_REQUEST) {
+                if unicast && !routers(dst) {
+                    hops.push(Hop::Ipv6 {
+                        step: Ipv6Step::NotOffered,
+                    });
+                    return Verdict::Drop(DropReason::UnknownDestination);
+                }
+                hops.push(Hop::Ipv6 {
+                    step: Ipv6Step::EchoAnswered,
+                });
+                return Verdict::Answered;
+            }
+            if unicast && (!routers(dst) || icmp_type.is_none()) {
+                hops.push(Hop::Ipv6 {
+                    step: Ipv6Step::NotOffered,
+                });
+                return Verdict::Drop(DropReason::UnknownDestination);
             }
         }
         scope(hops)
@@ -397,6 +437,27 @@ mod tests {
         }
         // From a link-local source, a global destination is still not forwarded.
         assert_eq!(trace("eweb", &tcp(HOST_LL, INTERNET)).verdict, NOT_IPV4);
+        // Echo to the router's link-local address or a group: answered; anything but ICMPv6
+        // to a link-local address, or to one not the router's: not offered.
+        let echo = |dst: &str| IpPacket {
+            icmp_type: 128,
+            ..packet(HOST_LL, dst, PROTO_ICMPV6)
+        };
+        assert_eq!(trace("eweb", &echo(ROUTER_LL)).verdict, Verdict::Answered);
+        assert_eq!(trace("eweb", &echo("ff02::1")).verdict, Verdict::Answered);
+        let unknown = Verdict::Drop(DropReason::UnknownDestination);
+        let router_ll = |_: &str| ROUTER_LL.parse().ok();
+        let config = config();
+        let told =
+            Evaluator::new(&config, &super::super::Stateless).with_router_link_local(&router_ll);
+        let on_port = |p: &IpPacket| {
+            told.evaluate_ip(Ingress::Interface("eweb"), p)
+                .expect("evaluates")
+                .verdict
+        };
+        assert_eq!(on_port(&echo("fe80::2")), unknown);
+        assert_eq!(on_port(&echo(ROUTER_LL)), Verdict::Answered);
+        assert_eq!(on_port(&packet(HOST_LL, ROUTER_LL, 17)), unknown);
         // From `::`, anything but solicitations and listener reports is spoofed.
         let echo = IpPacket {
             icmp_type: 128,

@@ -36,6 +36,7 @@ pub fn proto_name(proto: u8) -> String {
         PROTO_TCP => "tcp".into(),
         PROTO_UDP => "udp".into(),
         PROTO_ICMP => "icmp".into(),
+        58 => "icmpv6".into(),
         p => p.to_string(),
     }
 }

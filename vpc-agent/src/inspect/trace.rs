@@ -203,6 +203,12 @@ pub fn describe(hop: &Hop) -> String {
                     .to_owned()
             }
             Ipv6Step::NotForwarded => "IPv6 is not forwarded yet: dropped".to_owned(),
+            Ipv6Step::EchoAnswered => "echo request to the router: answered".to_owned(),
+            Ipv6Step::NotOffered => {
+                "the router's link-local address offers neighbour discovery and echo only: \
+                 dropped"
+                    .to_owned()
+            }
         },
     }
 }
