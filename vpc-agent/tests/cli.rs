@@ -290,10 +290,15 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["ingress"], "eni-web1");
     assert_eq!(json["kernel"], serde_json::Value::Null);
-    assert_eq!(json["evaluator"]["outcome"]["verdict"], "answered", "{json}");
+    assert_eq!(
+        json["evaluator"]["outcome"]["verdict"], "answered",
+        "{json}"
+    );
     let hops = json["evaluator"]["hops"].as_array().expect("hops");
     assert!(
-        hops[1].as_str().is_some_and(|h| h.contains("echo request to the router")),
+        hops[1]
+            .as_str()
+            .is_some_and(|h| h.contains("echo request to the router")),
         "{json}"
     );
     // A source web-1 does not have, on its port: spoofed.
