@@ -124,6 +124,8 @@ pub fn on_subnet(
             Err(DropReason::NotIpv4)
         };
     }
+    // Once per packet: the router's link-local address on this port.
+    let router = router_link_local(&iface.mac);
     let unspecified = is_unspecified(&p.src);
     if !unspecified && !is_link_local(&p.src) && !own_address(iface, ingress, &p.src) {
         return Err(DropReason::Spoofed);
@@ -161,8 +163,8 @@ pub fn on_subnet(
                 }
                 let target: [u8; 16] = *header(ctx, IPV6_PAYLOAD_OFF + 8)?;
                 // From `::`: duplicate address detection, the kernel's (not answered).
-                if !unspecified && answers_for(iface, ingress, &target) {
-                    return advertise(ctx, iface, p, &target);
+                if !unspecified && answers_for(iface, ingress, &router, &target) {
+                    return advertise(ctx, iface, p, &target, target == router);
                 }
             }
             NEIGHBOR_ADVERTISEMENT => {
@@ -172,7 +174,7 @@ pub fn on_subnet(
                 let target: [u8; 16] = *header(ctx, IPV6_PAYLOAD_OFF + 8)?;
                 // Only about the host's own addresses: never the router's link-local address
                 // (which would fail its duplicate address detection), nor another host's.
-                let own = (is_link_local(&target) && target != router_link_local(&iface.mac))
+                let own = (is_link_local(&target) && target != router)
                     || own_address(iface, ingress, &target);
                 if !own {
                     return Err(DropReason::Spoofed);
@@ -182,7 +184,7 @@ pub fn on_subnet(
                 if p.payload_len < 8 {
                     return Err(DropReason::Malformed);
                 }
-                if let Some(ra) = router_advertisement(ctx, iface, p)? {
+                if let Some(ra) = router_advertisement(ctx, iface, p, &router)? {
                     return Ok(ra);
                 }
             }
@@ -198,7 +200,6 @@ pub fn on_subnet(
     // (nor keeps a neighbour entry of) a host's link-local address, and no host fills the
     // neighbour table with made-up ones. Other ICMPv6 (errors, listener reports) and
     // link-scope multicast go up; the kernel answers none of it to the sender.
-    let router = router_link_local(&iface.mac);
     if icmp && p.icmp_type == ECHO_REQUEST {
         if !p.no_ext_headers() {
             return Err(DropReason::Ipv6ExtHeaders);
@@ -255,10 +256,10 @@ fn echo_reply(
 }
 
 /// Whether the router answers a solicitation for `target` on port `iface`: its own
-/// link-local address, or another address of the subnet's /64.
+/// link-local address `router`, or another address of the subnet's /64.
 #[inline(always)]
-fn answers_for(iface: &IfaceInfo, ingress: u32, target: &[u8; 16]) -> bool {
-    if *target == router_link_local(&iface.mac) {
+fn answers_for(iface: &IfaceInfo, ingress: u32, router: &[u8; 16], target: &[u8; 16]) -> bool {
+    if target == router {
         return true;
     }
     let Some(s6) = copied(&SUBNETS6, iface.subnet_id) else {
@@ -267,13 +268,15 @@ fn answers_for(iface: &IfaceInfo, ingress: u32, target: &[u8; 16]) -> bool {
     target[..8] == s6.prefix && !own_address(iface, ingress, target)
 }
 
-/// Builds the neighbour advertisement for `target` answering solicitation `p`.
+/// Builds the neighbour advertisement for `target` answering solicitation `p` (`router`:
+/// the target is the router's own link-local address).
 #[inline(always)]
 fn advertise(
     ctx: &impl PacketCtx,
     iface: &IfaceInfo,
     p: &Packet6,
     target: &[u8; 16],
+    router: bool,
 ) -> Result<Ipv6Action, DropReason> {
     let eth_src = header::<EthHdr>(ctx, 0)?.src_addr;
     let out = NDP_SCRATCH.get_ptr_mut(0).ok_or(DropReason::BadTarget)?;
@@ -281,7 +284,6 @@ fn advertise(
     // SAFETY: this CPU's scratch slot (RA_LEN bytes, NA_LEN of them used), used only here
     // for the program's duration.
     let f = unsafe { &mut *out };
-    let router = *target == router_link_local(&iface.mac);
     neighbor_advertisement(f, &eth_src, &iface.mac, target, &p.src, router);
     Ok(Ipv6Action::Advertise(out.cast_const()))
 }
@@ -293,6 +295,7 @@ fn router_advertisement(
     ctx: &impl PacketCtx,
     iface: &IfaceInfo,
     p: &Packet6,
+    src: &[u8; 16],
 ) -> Result<Option<Ipv6Action>, DropReason> {
     let Some(s6) = copied(&SUBNETS6, iface.subnet_id) else {
         return Ok(None);
@@ -302,11 +305,10 @@ fn router_advertisement(
     // SAFETY: this CPU's scratch slot, used only here for the program's duration (see the
     // module documentation).
     let f = unsafe { &mut *out };
-    let src = router_link_local(&iface.mac);
     let mut dst = p.src;
     if is_unspecified(&dst) {
         dst = ALL_NODES;
     }
-    vpc_common::ndp::router_advertisement(f, &eth_src, &iface.mac, &src, &dst, &s6.prefix);
+    vpc_common::ndp::router_advertisement(f, &eth_src, &iface.mac, src, &dst, &s6.prefix);
     Ok(Some(Ipv6Action::RouterAdvertise(out.cast_const())))
 }
