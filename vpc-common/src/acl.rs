@@ -4,7 +4,7 @@
 //! list ([`AclTable`]), so replacing a table is one map update and a packet never sees half of
 //! one. Rules are sorted by rule number (lowest first) by the agent.
 
-use crate::{assert_size, pod};
+use crate::{Addr6, assert_size, pod};
 
 /// Direction index of inbound rules.
 pub const ACL_INBOUND: u32 = 0;
@@ -36,12 +36,15 @@ pub const ACL_ANY_ICMP_CODE: u8 = 1 << 2;
 
 /// One rule. For TCP/UDP the port range applies to the destination port (as in AWS); for
 /// other protocols the range is 0-65535.
+///
+/// `ACLS6` holds the IPv6 rules of the same ACLs at the same indexes ([`AclRule6`]: 16-byte
+/// address and mask). ICMPv6 rules (protocol 58) match type and code like ICMP ones.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AclRule {
+pub struct AclRule<A = u32> {
     /// Remote CIDR (network order): the source for inbound, the destination for outbound.
-    pub addr: u32,
-    pub mask: u32,
+    pub addr: A,
+    pub mask: A,
     /// Destination port range, host order, inclusive.
     pub port_lo: u16,
     pub port_hi: u16,
@@ -59,17 +62,25 @@ pub struct AclRule {
 }
 assert_size!(AclRule, 20);
 
+/// An IPv6 rule (`ACLS6`).
+pub type AclRule6 = AclRule<Addr6>;
+assert_size!(AclRule6, 44);
+
 /// One direction of one network ACL: `count` rules, lowest rule number first.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AclTable {
+pub struct AclTable<A = u32> {
     pub count: u32,
     pub _pad: u32,
-    pub rules: [AclRule; MAX_ACL_RULES],
+    pub rules: [AclRule<A>; MAX_ACL_RULES],
 }
 assert_size!(AclTable, 8 + 20 * MAX_ACL_RULES);
 
-impl Default for AclTable {
+/// The IPv6 rules of one direction of one network ACL (`ACLS6`).
+pub type AclTable6 = AclTable<Addr6>;
+assert_size!(AclTable6, 8 + 44 * MAX_ACL_RULES);
+
+impl<A: Copy + Default> Default for AclTable<A> {
     fn default() -> Self {
         Self {
             count: 0,
@@ -85,4 +96,4 @@ pub const fn acl_index(acl_id: u32, direction: u32) -> u32 {
     acl_id * 2 + direction
 }
 
-pod!(AclRule, AclTable);
+pod!(AclRule, AclTable, AclRule6, AclTable6);

@@ -6,17 +6,17 @@
 //! echo both ports are the identifier.
 
 use crate::{
-    assert_size, pod,
-    proto::{PROTO_ICMP, PROTO_UDP},
+    Addr6, assert_size, pod,
+    proto::{PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP},
 };
 
-/// `CONNTRACK` key.
+/// `CONNTRACK` key (`CONNTRACK6`: [`CtKey6`], the same fields with 16-byte addresses).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CtKey {
+pub struct CtKey<A = u32> {
     /// Network order.
-    pub src: u32,
-    pub dst: u32,
+    pub src: A,
+    pub dst: A,
     /// Host order.
     pub sport: u16,
     pub dport: u16,
@@ -25,11 +25,15 @@ pub struct CtKey {
 }
 assert_size!(CtKey, 16);
 
-impl CtKey {
+/// `CONNTRACK6` / `CT_UNASSURED6` key: an IPv6 connection.
+pub type CtKey6 = CtKey<Addr6>;
+assert_size!(CtKey6, 40);
+
+impl<A: Copy> CtKey<A> {
     /// The key of a connection whose original direction is `src:sport -> dst:dport`, padding
     /// zeroed (a hash key must not carry stray bytes).
     #[inline(always)]
-    pub const fn new(src: u32, dst: u32, sport: u16, dport: u16, proto: u8) -> Self {
+    pub const fn new(src: A, dst: A, sport: u16, dport: u16, proto: u8) -> Self {
         Self {
             src,
             dst,
@@ -186,7 +190,7 @@ impl CtTimeouts {
             _ => match (proto, state) {
                 (PROTO_UDP, CT_BOTH_WAYS) => secs(self.udp_stream, d.udp_stream),
                 (PROTO_UDP, _) => secs(self.udp, d.udp),
-                (PROTO_ICMP, _) => secs(self.icmp, d.icmp),
+                (PROTO_ICMP | PROTO_ICMPV6, _) => secs(self.icmp, d.icmp),
                 _ => secs(self.other, d.other),
             },
         }
@@ -237,7 +241,7 @@ pub const CONNTRACK_ENTRIES: u32 = 262_144;
 /// `CONNTRACK` when it becomes assured.
 pub const CT_UNASSURED_ENTRIES: u32 = 65_536;
 
-pod!(CtKey, CtEntry, CtPath, CtTimeouts);
+pod!(CtKey, CtKey6, CtEntry, CtPath, CtTimeouts);
 
 #[cfg(test)]
 mod tests {

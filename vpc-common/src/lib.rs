@@ -8,6 +8,10 @@
 //!   packet (`u32::from_ne_bytes(addr.octets())` in userspace). Masks likewise.
 //! - Ports and rule numbers are **host order** (the datapath converts the packet's port once).
 //!
+//! - IPv6 addresses are [`Addr6`]: the 16 bytes as in the packet (`addr.octets()`). Keys of
+//!   the IPv6 maps are the IPv4 key types with `Addr6` for the address type parameter (one
+//!   definition, one documented layout per key; e.g. `RouteKey<Addr6>`).
+//!
 //! See [`ip_raw`] / [`ip_from_raw`] for the userspace conversions.
 #![no_std]
 
@@ -31,7 +35,7 @@ pub use drop::{DropReason, Hook};
 
 /// Version of the map layouts in this crate. Pinned maps carry it (in the `CONFIG` map) so
 /// that an agent can refuse or migrate maps written by an incompatible version.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 
 /// Compile-time size assertion: `assert_size!(Type, bytes)`.
 #[macro_export]
@@ -53,6 +57,9 @@ macro_rules! pod {
     };
 }
 pub(crate) use pod;
+
+/// An IPv6 address as stored in maps: its bytes in network order.
+pub type Addr6 = [u8; 16];
 
 /// An IPv4 address as stored in maps (network byte order in a `u32`).
 #[inline]

@@ -16,7 +16,7 @@
 //! subnet (target [`TARGET_LOCAL`], `target_id` = subnet id), plus one entry per VPC block with
 //! target [`TARGET_LOCAL`] and `target_id` 0 (inside the VPC, but no subnet there).
 
-use crate::{assert_size, pod};
+use crate::{Addr6, assert_size, pod};
 
 /// Bits of the key before the address (the table id).
 pub const ROUTE_TABLE_BITS: u32 = 32;
@@ -30,15 +30,21 @@ pub const fn uplink_spoof_table(slot: u32) -> u32 {
     crate::iface::slot_id(slot, 0)
 }
 
-/// LPM trie key data (see the module docs).
+/// LPM trie key data (see the module docs). `ROUTES6` has the same layout with a 16-byte
+/// address ([`Route6Key`], `prefix_len = 32 + route prefix length` likewise).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RouteKey {
+pub struct RouteKey<A = u32> {
     pub table: u32,
     /// Destination prefix, network order.
-    pub addr: u32,
+    pub addr: A,
 }
 assert_size!(RouteKey, 8);
+
+/// `ROUTES6` key data: the IPv6 routes of every table (local routes for the subnets' /64s
+/// and the VPC's /56, the tables' IPv6 routes).
+pub type Route6Key = RouteKey<Addr6>;
+assert_size!(Route6Key, 20);
 
 /// Deliver inside the VPC: `target_id` is the destination subnet (0: no such subnet).
 pub const TARGET_LOCAL: u8 = 1;
@@ -57,6 +63,10 @@ pub const TARGET_GATEWAY: u8 = 6;
 /// private address (network order), its `ENDPOINTS` entry in the VPC. Delivered to its port
 /// unchanged (the instance translates itself).
 pub const TARGET_INSTANCE: u8 = 7;
+/// Egress-only internet gateway (IPv6 only): `target_id` is the uplink ifindex. Carries
+/// connections opened from inside, untranslated; the internet's packets pass only as their
+/// replies.
+pub const TARGET_EGRESS_ONLY_GATEWAY: u8 = 8;
 
 /// `ROUTES` value.
 #[repr(C)]
@@ -69,4 +79,4 @@ pub struct RouteValue {
 }
 assert_size!(RouteValue, 8);
 
-pod!(RouteKey, RouteValue);
+pod!(RouteKey, Route6Key, RouteValue);

@@ -25,7 +25,7 @@
 //!    protocol (`all`), looked up second. For ICMP the port is `type << 8 | code`: any type is
 //!    port prefix 0, a type with any code is prefix 8. Protocols without ports use prefix 0.
 
-use crate::{assert_size, pod};
+use crate::{Addr6, assert_size, pod};
 
 /// Bits of a `SG_REMOTES` key before the address.
 pub const SG_REMOTE_FIXED_BITS: u32 = 32;
@@ -33,11 +33,17 @@ pub const SG_REMOTE_FIXED_BITS: u32 = 32;
 /// `SG_REMOTES` key data.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SgRemoteKey {
+pub struct SgRemoteKey<A = u32> {
     pub vpc_id: u32,
-    pub addr: u32,
+    pub addr: A,
 }
 assert_size!(SgRemoteKey, 8);
+
+/// `SG_REMOTES6` key data: IPv6 remotes (rule CIDRs, instances' IPv6 addresses as /128),
+/// `prefix_len = 32 + CIDR length`. Their classes are numbered apart from the IPv4 ones, so
+/// both families share `SG_RULES`.
+pub type SgRemote6Key = SgRemoteKey<Addr6>;
+assert_size!(SgRemote6Key, 20);
 
 /// Bits of a `SG_RULES` key before the port.
 pub const SG_RULE_FIXED_BITS: u32 = 80;
@@ -67,4 +73,4 @@ pub struct SgRuleValue {
 }
 assert_size!(SgRuleValue, 4);
 
-pod!(SgRemoteKey, SgRuleKey, SgRuleValue);
+pod!(SgRemoteKey, SgRemote6Key, SgRuleKey, SgRuleValue);
