@@ -1,7 +1,9 @@
 //! Network ACLs: stateless, ordered by rule number, first match wins, implicit deny.
 //!
 //! The scan is a bounded loop over at most `MAX_ACL_RULES` (128) rules a direction, more
-//! than AWS's maximum of 40; the verifier accepts it because the bound is a constant.
+//! than AWS's maximum of 40; the verifier accepts it because the bound is a constant. One
+//! scan for both families: an IPv6 packet is matched against the ACL's IPv6 rules (`ACLS6`),
+//! ICMPv6 like ICMP.
 
 use vpc_common::acl::{
     ACL_ALLOW, ACL_ANY_ICMP_CODE, ACL_ANY_ICMP_TYPE, ACL_ANY_PROTO, AclRule, MAX_ACL_RULES,
@@ -13,16 +15,16 @@ use aya_ebpf::{cty::c_void, helpers::bpf_loop};
 use vpc_common::trace::STEP_ACL;
 
 use crate::{
-    maps::ACLS,
-    packet::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+    family::Family,
+    packet::{Flow, PROTO_TCP, PROTO_UDP},
     trace::Mode,
 };
 
 /// State of one ACL scan, shared with the `bpf_loop` callback.
 #[repr(C)]
-struct Scan {
+struct Scan<A> {
+    remote: A,
     index: u32,
-    remote: u32,
     dport: u16,
     proto: u8,
     icmp_type: u8,
@@ -40,7 +42,13 @@ struct Scan {
 /// The scan runs under `bpf_loop`, so the verifier checks one rule evaluation instead of
 /// unrolling `MAX_ACL_RULES` of them at every call site.
 #[inline(always)]
-pub fn allows<M: Mode>(mode: M, acl_id: u32, direction: u32, flow: &Flow, remote: u32) -> bool {
+pub fn allows<M: Mode, A: Family>(
+    mode: M,
+    acl_id: u32,
+    direction: u32,
+    flow: &Flow<A>,
+    remote: A,
+) -> bool {
     let mut scan = Scan {
         index: acl_index(acl_id, direction),
         remote,
@@ -56,7 +64,7 @@ pub fn allows<M: Mode>(mode: M, acl_id: u32, direction: u32, flow: &Flow, remote
     unsafe {
         bpf_loop(
             MAX_ACL_RULES as u32,
-            acl_step as *mut c_void,
+            acl_step::<A> as *mut c_void,
             (&raw mut scan).cast(),
             0,
         );
@@ -68,16 +76,16 @@ pub fn allows<M: Mode>(mode: M, acl_id: u32, direction: u32, flow: &Flow, remote
         scan.rule,
         acl_id,
         direction,
-        remote,
+        remote.trace_word(),
     );
     allowed
 }
 
 /// One rule of the scan: returns 1 to stop (matched, or past the last rule), 0 to go on.
-extern "C" fn acl_step(i: u64, ctx: *mut c_void) -> i64 {
+extern "C" fn acl_step<A: Family>(i: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: `ctx` is the `Scan` that `allows` passed to bpf_loop.
-    let scan = unsafe { &mut *ctx.cast::<Scan>() };
-    let Some(table) = ACLS.get(scan.index) else {
+    let scan = unsafe { &mut *ctx.cast::<Scan<A>>() };
+    let Some(table) = A::acls().get(scan.index) else {
         return 1;
     };
     let i = i as usize;
@@ -94,8 +102,8 @@ extern "C" fn acl_step(i: u64, ctx: *mut c_void) -> i64 {
 }
 
 #[inline(always)]
-fn matches(rule: &AclRule, flow: &Scan) -> bool {
-    if flow.remote & rule.mask != rule.addr {
+fn matches<A: Family>(rule: &AclRule<A>, flow: &Scan<A>) -> bool {
+    if !flow.remote.within(&rule.addr, &rule.mask) {
         return false;
     }
     if rule.flags & ACL_ANY_PROTO != 0 {
@@ -106,7 +114,7 @@ fn matches(rule: &AclRule, flow: &Scan) -> bool {
     }
     match flow.proto {
         PROTO_TCP | PROTO_UDP => flow.dport >= rule.port_lo && flow.dport <= rule.port_hi,
-        PROTO_ICMP => {
+        p if p == A::ICMP => {
             (rule.flags & ACL_ANY_ICMP_TYPE != 0 || rule.icmp_type == flow.icmp_type)
                 && (rule.flags & ACL_ANY_ICMP_CODE != 0 || rule.icmp_code == flow.icmp_code)
         }

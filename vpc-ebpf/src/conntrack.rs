@@ -22,7 +22,6 @@ use vpc_common::{
         CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT, CT_TCP_SYN_RECV, CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT,
         CT_WINDOW_SLACK, CtEntry, CtKey, CtTimeouts,
     },
-    nat::NatKey,
     trace::{
         CT_EXPIRED as TRACE_CT_EXPIRED, STEP_CONNTRACK, STEP_CONNTRACK_NEXT, STEP_NAT_GATEWAY,
     },
@@ -30,9 +29,9 @@ use vpc_common::{
 
 use crate::{
     clock,
-    maps::{CONNTRACK, CT_SCRATCH, CT_STATS, CT_TIMEOUTS, CT_UNASSURED},
-    nat,
-    packet::{Flow, Frag, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, PROTO_ICMP, PROTO_TCP},
+    family::Family,
+    maps::{CT_SCRATCH, CT_STATS, CT_TIMEOUTS},
+    packet::{Flow, Frag, PROTO_TCP},
     trace::Mode,
     verdict::Forward,
 };
@@ -88,7 +87,7 @@ impl Track {
 
 /// The key of `flow`'s own direction.
 #[inline(always)]
-pub fn key_of(flow: &Flow) -> CtKey {
+pub fn key_of<A: Family>(flow: &Flow<A>) -> CtKey<A> {
     CtKey::new(flow.src, flow.dst, flow.sport, flow.dport, flow.proto)
 }
 
@@ -122,13 +121,14 @@ fn live(entry: Conn, proto: u8, now: u64) -> bool {
 /// must be dropped whatever the rules say. In trace mode an expired or closed entry is seen
 /// as absent but left in place (and its translation kept).
 #[inline(always)]
-pub fn lookup<M: Mode>(mode: M, flow: &Flow) -> Result<Track, DropReason> {
-    let (may_reply, may_original) = match flow.proto {
-        PROTO_ICMP => (
-            flow.icmp_type == ICMP_ECHO_REPLY,
-            flow.icmp_type == ICMP_ECHO_REQUEST,
-        ),
-        _ => (true, true),
+pub fn lookup<M: Mode, A: Family>(mode: M, flow: &Flow<A>) -> Result<Track, DropReason> {
+    let (may_reply, may_original) = if flow.proto == A::ICMP {
+        (
+            flow.icmp_type == A::ECHO_REPLY,
+            flow.icmp_type == A::ECHO_REQUEST,
+        )
+    } else {
+        (true, true)
     };
     if !may_reply && !may_original {
         return Ok(Track::Untracked);
@@ -171,9 +171,7 @@ pub fn lookup<M: Mode>(mode: M, flow: &Flow) -> Result<Track, DropReason> {
             count(CT_STAT_EXPIRED);
             let e = entry.get();
             let connection = if reply { &reversed } else { &original };
-            if e.nat_ip != 0 {
-                nat::release(&NatKey::of_connection(connection, e.nat_ip, e.nat_port));
-            }
+            A::release_nat(connection, e);
             remove(connection, assured);
             Track::New
         }
@@ -197,22 +195,22 @@ pub fn lookup<M: Mode>(mode: M, flow: &Flow) -> Result<Track, DropReason> {
 /// The entry of a connection, assured ones first: as a reply (`reversed`) or in the original
 /// direction. Returns (is a reply, the entry, is assured).
 #[inline(always)]
-fn find(
-    reversed: &CtKey,
-    original: &CtKey,
+fn find<A: Family>(
+    reversed: &CtKey<A>,
+    original: &CtKey<A>,
     may_reply: bool,
     may_original: bool,
 ) -> Option<(bool, Conn, bool)> {
-    if may_reply && let Some(e) = CONNTRACK.get_ptr_mut(*reversed) {
+    if may_reply && let Some(e) = A::conntrack().get_ptr_mut(*reversed) {
         return Some((true, Conn(e), true));
     }
-    if may_original && let Some(e) = CONNTRACK.get_ptr_mut(*original) {
+    if may_original && let Some(e) = A::conntrack().get_ptr_mut(*original) {
         return Some((false, Conn(e), true));
     }
-    if may_reply && let Some(e) = CT_UNASSURED.get_ptr_mut(*reversed) {
+    if may_reply && let Some(e) = A::unassured().get_ptr_mut(*reversed) {
         return Some((true, Conn(e), false));
     }
-    if may_original && let Some(e) = CT_UNASSURED.get_ptr_mut(*original) {
+    if may_original && let Some(e) = A::unassured().get_ptr_mut(*original) {
         return Some((false, Conn(e), false));
     }
     None
@@ -220,7 +218,7 @@ fn find(
 
 /// The live-or-not entry of `flow`'s connection in either direction: (is a reply, the entry).
 #[inline(always)]
-pub fn of_flow(flow: &Flow) -> Option<(bool, Conn)> {
+pub fn of_flow<A: Family>(flow: &Flow<A>) -> Option<(bool, Conn)> {
     let original = key_of(flow);
     find(&original.reversed(), &original, true, true).map(|(reply, e, _)| (reply, e))
 }
@@ -228,16 +226,16 @@ pub fn of_flow(flow: &Flow) -> Option<(bool, Conn)> {
 /// The live-or-not entry of the connection whose original direction is `original` (for ICMP
 /// errors about it).
 #[inline(always)]
-pub fn entry(original: &CtKey) -> Option<Conn> {
+pub fn entry<A: Family>(original: &CtKey<A>) -> Option<Conn> {
     find(original, original, false, true).map(|(_, e, _)| e)
 }
 
 #[inline(always)]
-fn remove(k: &CtKey, assured: bool) {
+fn remove<A: Family>(k: &CtKey<A>, assured: bool) {
     let _ = if assured {
-        CONNTRACK.remove(k)
+        A::conntrack().remove(k)
     } else {
-        CT_UNASSURED.remove(k)
+        A::unassured().remove(k)
     };
 }
 
@@ -259,9 +257,9 @@ fn assured(proto: u8, state: u8) -> bool {
 /// through a NAT gateway (`fwd.nat_gateway`), a new connection gets its port here and every
 /// packet of it gets the port in `fwd.new_sport`.
 #[inline(always)]
-pub fn commit<M: Mode>(
+pub fn commit<M: Mode, A: Family>(
     mode: M,
-    flow: &Flow,
+    flow: &Flow<A>,
     track: Track,
     fwd: &mut Forward,
 ) -> Result<(), DropReason> {
@@ -278,7 +276,7 @@ pub fn commit<M: Mode>(
             };
             mode.step(STEP_CONNTRACK_NEXT, 0, 0, u32::from(state), 0, 0);
             if fwd.nat_gateway != 0 {
-                let port = nat::preview(fwd.new_src, flow);
+                let port = A::nat_port(fwd, flow, false)?;
                 mode.step(STEP_NAT_GATEWAY, 1, port, fwd.nat_gateway, fwd.new_src, 0);
                 fwd.new_sport = port;
             }
@@ -305,7 +303,7 @@ pub fn commit<M: Mode>(
                 entry.seq_end[0] = flow.tcp_seq.wrapping_add(flow.tcp_len);
             }
             if fwd.nat_gateway != 0 {
-                let port = nat::allocate(fwd.new_src, fwd.nat_gateway, fwd.nat_vpc(), flow)?;
+                let port = A::nat_port(fwd, flow, true)?;
                 entry.nat_ip = fwd.new_src;
                 entry.nat_port = port;
                 fwd.new_sport = port;
@@ -313,10 +311,8 @@ pub fn commit<M: Mode>(
             let k = key_of(flow);
             // By reference: a value would be copied onto the stack again.
             let value: &CtEntry = entry;
-            if CT_UNASSURED.insert(k, value, 0).is_err() {
-                if entry.nat_ip != 0 {
-                    nat::release(&NatKey::of_connection(&k, entry.nat_ip, entry.nat_port));
-                }
+            if A::unassured().insert(k, value, 0).is_err() {
+                A::release_nat(&k, entry);
                 return Err(DropReason::ConntrackFull);
             }
             count(CT_STAT_CREATED);
@@ -382,10 +378,10 @@ pub fn commit<M: Mode>(
                     key_of(flow)
                 };
                 let value: &CtEntry = e;
-                CONNTRACK
+                A::conntrack()
                     .insert(original, value, 0)
                     .map_err(|_| DropReason::ConntrackFull)?;
-                let _ = CT_UNASSURED.remove(original);
+                let _ = A::unassured().remove(original);
                 count(CT_STAT_ASSURED);
             }
             Ok(())
@@ -404,7 +400,7 @@ fn not_before(a: u32, b: u32) -> bool {
 /// what the receiver acknowledged and what the sender sent (with `CT_WINDOW_SLACK`); in
 /// SYN_SENT the responder has sent nothing, so its RST must acknowledge the SYN exactly.
 #[inline(always)]
-fn tcp_window(e: &mut CtEntry, flow: &Flow, reply: bool) -> Result<(), DropReason> {
+fn tcp_window<A: Family>(e: &mut CtEntry, flow: &Flow<A>, reply: bool) -> Result<(), DropReason> {
     let (me, other) = if reply { (1, 0) } else { (0, 1) };
     let (my_ack, other_ack) = if reply {
         (CT_ACK_REPLY, CT_ACK_ORIGINAL)

@@ -25,7 +25,7 @@
 //! destination translation); a forwarded packet creates or advances its connection.
 
 use vpc_common::{
-    DropReason,
+    Addr6, DropReason,
     acl::{ACL_INBOUND, ACL_OUTBOUND},
     conntrack::CtKey,
     iface::{
@@ -45,8 +45,10 @@ use vpc_common::{
 use crate::{
     acl,
     conntrack::{self, Track},
+    family::Family,
     fragment,
     maps::{NAT_GATEWAYS, PUBLIC_IPS, VPCS, copied, endpoint, endpoint_subnet},
+    ipv6::{ICMPV6_ECHO_REQUEST, PROTO_ICMPV6},
     nat,
     packet::{Flow, Frag, Inner, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
     route, security_group, source_check,
@@ -170,6 +172,65 @@ fn from_subnet<M: Mode>(
     Ok(decision)
 }
 
+/// The IPv6 pipeline, for a packet to be routed that arrived on instance port `iface`
+/// (`ingress`), neighbour discovery and link-scope traffic already handled (`crate::ndp`):
+/// source check -> connection tracking -> security groups of the source instance outbound
+/// (new connections) -> network ACL of its subnet outbound -> the subnet's route table
+/// (`ROUTES6`) -> local: network ACL of the destination subnet inbound -> security groups of
+/// the destination instance inbound -> its port. The same steps as IPv4's local delivery, by
+/// the same generic code; every other target is not routed for IPv6 yet (`not_ipv4`), and
+/// neither are ICMPv6 errors (they would need their quoted packet checked against a
+/// connection). Its own BPF function: inlined, its frame and the entry point's together would
+/// pass the 512-byte stack.
+#[inline(never)]
+pub fn decide6<M: Mode>(
+    mode: M,
+    iface: &IfaceInfo,
+    ingress: u32,
+    flow: &Flow<Addr6>,
+) -> Result<Forward, DropReason> {
+    let src = source_check::from_port6(iface, ingress, flow)?;
+    if flow.proto == PROTO_ICMPV6 && flow.icmp_type < ICMPV6_ECHO_REQUEST {
+        return Err(DropReason::NotIpv4);
+    }
+    let s = subnet(iface.subnet_id)?;
+    let track = conntrack::lookup(mode, flow)?;
+    if !security_group::checks(
+        mode,
+        &track,
+        iface.vpc_id,
+        src.sg_set,
+        ACL_OUTBOUND,
+        flow,
+        flow.dst,
+    ) {
+        return Err(DropReason::SecurityGroupOutbound);
+    }
+    if !acl::allows(mode, s.acl_id, ACL_OUTBOUND, flow, flow.dst) {
+        return Err(DropReason::AclOutbound);
+    }
+    let route = route::traced(mode, s.route_table, flow.dst).ok_or(DropReason::NoRoute)?;
+    let decision = match route.target {
+        TARGET_LOCAL => deliver_at(
+            mode,
+            iface.vpc_id,
+            iface.subnet_id,
+            route.target_id,
+            flow,
+            flow.dst,
+            0,
+            &track,
+        )?,
+        TARGET_BLACKHOLE => return Err(DropReason::Blackhole),
+        _ => return Err(DropReason::NotIpv4),
+    };
+    let Decision::Forward(mut fwd) = decision else {
+        return Err(DropReason::BadTarget);
+    };
+    conntrack::commit(mode, flow, track, &mut fwd)?;
+    Ok(fwd)
+}
+
 /// An ICMP error from inside about a packet that reached it translated (through the internet
 /// gateway's 1:1 mapping, or as a reply through a NAT gateway) leaves with its quoted
 /// destination translated back, as the remote end sent it: else it could not match it.
@@ -290,26 +351,28 @@ fn deliver<M: Mode>(
 /// instance the packet is routed to unchanged).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn deliver_at<M: Mode>(
+fn deliver_at<M: Mode, A: Family>(
     mode: M,
     vpc_id: u32,
     from: u32,
     to: u32,
-    flow: &Flow,
-    dst: u32,
+    flow: &Flow<A>,
+    dst: A,
     new_dst: u32,
     track: &Track,
 ) -> Result<Decision, DropReason> {
     if to == 0 {
-        mode.step(STEP_DELIVER, 0, 0, to, 0, dst);
+        mode.step(STEP_DELIVER, 0, 0, to, 0, dst.trace_word());
         return Err(DropReason::UnknownDestination);
     }
-    let ep = endpoint(vpc_id, dst).ok_or(DropReason::UnknownDestination);
+    let ep = A::endpoint(vpc_id, dst).ok_or(DropReason::UnknownDestination);
     if mode.tracing() && !ep.is_ok_and(|ep| ep.subnet_id == to) {
-        mode.step(STEP_DELIVER, 0, 0, to, 0, dst);
+        mode.step(STEP_DELIVER, 0, 0, to, 0, dst.trace_word());
     }
     let ep = ep?;
-    if ep.subnet_id != to {
+    // IPv6 reaches instances on their own ports only (a shared segment carries no IPv6 the
+    // VPC routes): a constant per family.
+    if ep.subnet_id != to || (A::BITS == 128 && ep.ifindex == 0) {
         return Err(DropReason::UnknownDestination);
     }
     let d = subnet(to)?;
@@ -330,7 +393,7 @@ fn deliver_at<M: Mode>(
     {
         return Err(DropReason::SecurityGroupInbound);
     }
-    mode.step(STEP_DELIVER, 2, 0, to, out, dst);
+    mode.step(STEP_DELIVER, 2, 0, to, out, dst.trace_word());
     Ok(Decision::Forward(Forward::to(out, 0, new_dst)))
 }
 

@@ -13,6 +13,7 @@
 //!   kernel never forwards a VPC packet by itself; the TC egress guard drops any that it would.
 //! - TC: rewrite with the skb checksum helpers (they handle CHECKSUM_PARTIAL), mark the packet
 //!   approved and `bpf_redirect_neigh`.
+//! - IPv6 (`xdp6`, `tc6`): the same, with nothing to rewrite but the hop limit and the MACs.
 
 use core::mem::{self, size_of};
 
@@ -29,7 +30,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
-use vpc_common::{DropReason, MARK_APPROVED};
+use vpc_common::{Addr6, DropReason, MARK_APPROVED};
 
 use crate::{
     csum, fastpath,
@@ -450,6 +451,96 @@ pub fn tc(ctx: &TcContext, flow: &Flow, fwd: &Forward) -> Result<i32, Refusal> {
     };
     if rc as i32 != TC_ACT_REDIRECT {
         return Err(DropReason::FibFailed.into());
+    }
+    Ok(TC_ACT_REDIRECT)
+}
+
+const AF_INET6: u8 = 10;
+/// Offset of the hop limit in an IPv6 frame.
+const IP6_HOP_LIMIT: usize = ETH_LEN + 7;
+
+/// The words of an IPv6 address as `bpf_fib_lookup` takes them (network order bytes).
+#[inline(always)]
+fn words(a: &Addr6) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([a[0], a[1], a[2], a[3]]),
+        u32::from_ne_bytes([a[4], a[5], a[6], a[7]]),
+        u32::from_ne_bytes([a[8], a[9], a[10], a[11]]),
+        u32::from_ne_bytes([a[12], a[13], a[14], a[15]]),
+    ]
+}
+
+/// XDP, IPv6: forwards `flow` out of `fwd.ifindex` unchanged but for the hop limit and the
+/// MACs (IPv6 has no header checksum, and the hop limit is not in the pseudo header). An
+/// unknown neighbour or a device XDP cannot redirect to goes to the TC program unmodified,
+/// as for IPv4. Too big is refused: routers never fragment IPv6.
+#[inline(always)]
+pub fn xdp6(ctx: &XdpContext, flow: &Flow<Addr6>, fwd: &Forward) -> Result<u32, DropReason> {
+    if flow.ttl <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    // SAFETY: all-zero is a valid bpf_fib_lookup (plain integers and unions of them).
+    let mut params: FibParams = unsafe { mem::zeroed() };
+    params.family = AF_INET6;
+    params.l4_protocol = flow.proto;
+    params.sport = flow.sport.to_be();
+    params.dport = flow.dport.to_be();
+    params.__bindgen_anon_1.tot_len = flow.ip_len;
+    params.ifindex = fwd.ifindex;
+    params.__bindgen_anon_3.ipv6_src = words(&flow.src);
+    params.__bindgen_anon_4.ipv6_dst = words(&flow.dst);
+    // SAFETY: params is a valid, writable bpf_fib_lookup of the size passed.
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.as_ptr(),
+            &raw mut params,
+            size_of::<FibParams>() as i32,
+            FIB_EGRESS,
+        )
+    };
+    match rc as u32 {
+        BPF_FIB_LKUP_RET_SUCCESS => {}
+        BPF_FIB_LKUP_RET_NO_NEIGH => return Ok(xdp_action::XDP_PASS),
+        BPF_FIB_LKUP_RET_FRAG_NEEDED => return Err(DropReason::TooBig),
+        _ => return Err(DropReason::FibFailed),
+    }
+    if params.ifindex != fwd.ifindex {
+        return Err(DropReason::FibFailed);
+    }
+    if DEVICES.get(fwd.ifindex).is_none() {
+        return Ok(xdp_action::XDP_PASS);
+    }
+    let hop: &mut [u8; 1] = header_mut(ctx, IP6_HOP_LIMIT)?;
+    hop[0] = flow.ttl - 1;
+    let eth: &mut EthHdr = header_mut(ctx, 0)?;
+    eth.dst_addr = params.dmac;
+    eth.src_addr = params.smac;
+    DEVICES
+        .redirect(fwd.ifindex, 0)
+        .map_err(|_| DropReason::FibFailed)
+}
+
+/// TC, IPv6: the hop limit decremented, the packet marked approved and handed to
+/// `bpf_redirect_neigh` (the kernel resolves the neighbour by its route to the instance).
+#[inline(always)]
+pub fn tc6(ctx: &TcContext, flow: &Flow<Addr6>, fwd: &Forward) -> Result<i32, DropReason> {
+    if flow.ttl <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    let mut mtu: u32 = 0;
+    let segs = u64::from(BPF_MTU_CHK_SEGS);
+    // SAFETY: the skb being processed; `mtu` is a valid out-pointer.
+    let rc = unsafe { bpf_check_mtu(ctx.as_ptr(), fwd.ifindex, &raw mut mtu, 0, segs) };
+    if rc as u32 != BPF_MTU_CHK_RET_SUCCESS {
+        return Err(DropReason::TooBig);
+    }
+    ctx.store(IP6_HOP_LIMIT, &(flow.ttl - 1), 0)
+        .map_err(|_| DropReason::Malformed)?;
+    ctx.set_mark(MARK_APPROVED);
+    // SAFETY: a NULL neighbour description asks the kernel to find the next hop.
+    let rc = unsafe { bpf_redirect_neigh(fwd.ifindex, core::ptr::null_mut(), 0, 0) };
+    if rc as i32 != TC_ACT_REDIRECT {
+        return Err(DropReason::FibFailed);
     }
     Ok(TC_ACT_REDIRECT)
 }

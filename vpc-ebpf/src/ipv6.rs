@@ -2,7 +2,8 @@
 //! transport header after them, turned into a [`Packet6`].
 //!
 //! Policy on odd packets (each counted under one [`DropReason`]):
-//! - The payload length is checked against the whole packet; 0 (a jumbogram) is malformed.
+//! - The payload length is checked against the whole packet; 0 (a jumbogram) and more than
+//!   65495 (a packet longer than 64 KiB) are malformed.
 //! - At most [`MAX_EXT_HEADERS`] extension headers, ending within the first
 //!   [`MAX_CHAIN_LEN`] bytes after the fixed header, are walked: hop-by-hop options (first
 //!   only, RFC 8200 4.1), destination options, routing (with segments left dropped: type 0
@@ -12,9 +13,9 @@
 //! - A first fragment must carry the whole chain and the transport header (RFC 7112), else
 //!   `fragment`; later fragments carry no ports.
 
-use vpc_common::DropReason;
+use vpc_common::{Addr6, DropReason};
 
-use crate::packet::{ETH_LEN, Frag, PROTO_TCP, PROTO_UDP, PacketCtx, Plain, header};
+use crate::packet::{ETH_LEN, Flow, Frag, PROTO_TCP, PROTO_UDP, PacketCtx, Plain, header};
 
 /// ICMPv6 (next header 58).
 pub use vpc_common::ndp::PROTO_ICMPV6;
@@ -69,8 +70,8 @@ struct FragHdr {
 struct L4Head {
     sport: [u8; 2],
     dport: [u8; 2],
-    _seq: [u8; 4],
-    _ack: [u8; 4],
+    seq: [u8; 4],
+    ack: [u8; 4],
     doff: u8,
     flags: u8,
 }
@@ -93,33 +94,20 @@ unsafe impl Plain for L4Head {}
 // SAFETY: as above.
 unsafe impl Plain for Icmp6Head {}
 
-/// What the datapath decides on for an IPv6 packet.
-#[derive(Clone, Copy)]
-pub struct Packet6 {
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
-    /// The upper-layer protocol (the last next header of the chain).
-    pub proto: u8,
-    pub hop_limit: u8,
-    pub frag: Frag,
-    /// Offset of the upper-layer header from the frame start.
-    pub l4_off: usize,
-    /// The payload length (host order): everything after the fixed header.
-    pub payload_len: u16,
-    /// TCP flags (0 for other protocols).
-    pub tcp_flags: u8,
-    pub icmp_type: u8,
-    pub icmp_code: u8,
-    /// Ports in host order; for ICMPv6 echo both are the identifier.
-    pub sport: u16,
-    pub dport: u16,
-}
+/// What the datapath decides on for an IPv6 packet: a [`Flow`] of IPv6 addresses.
+pub type Packet6 = Flow<Addr6>;
 
-impl Packet6 {
+impl Flow<Addr6> {
     /// Whether the packet carries nothing but its upper-layer header after the fixed one.
     #[inline(always)]
     pub fn no_ext_headers(&self) -> bool {
         self.l4_off == IPV6_PAYLOAD_OFF
+    }
+
+    /// The payload length: everything after the fixed header.
+    #[inline(always)]
+    pub fn payload_len(&self) -> u16 {
+        self.ip_len - IPV6_LEN as u16
     }
 }
 
@@ -149,22 +137,34 @@ pub fn parse6(ctx: &impl PacketCtx) -> Result<Packet6, DropReason> {
         return Err(DropReason::Malformed);
     }
     let payload_len = u16::from_be_bytes(ip.payload_len);
-    if payload_len == 0 || IPV6_PAYLOAD_OFF + payload_len as usize > ctx.len() {
+    // The bound on the length keeps `ip_len` (40 + payload) a u16: a GRO aggregate stays
+    // within 64 KiB with its headers, so nothing real is longer.
+    if payload_len == 0
+        || payload_len > u16::MAX - IPV6_LEN as u16
+        || IPV6_PAYLOAD_OFF + payload_len as usize > ctx.len()
+    {
         return Err(DropReason::Malformed);
     }
     let mut p = Packet6 {
         src: ip.src,
         dst: ip.dst,
         proto: ip.next,
-        hop_limit: ip.hop_limit,
-        frag: Frag::None,
-        l4_off: IPV6_PAYLOAD_OFF,
-        payload_len,
+        ttl: ip.hop_limit,
         tcp_flags: 0,
+        tcp_seq: 0,
+        tcp_ack: 0,
+        tcp_len: 0,
         icmp_type: 0,
         icmp_code: 0,
+        frag: Frag::None,
+        // Routers never fragment IPv6: too big is always an error to the sender.
+        df: true,
         sport: 0,
         dport: 0,
+        ip_id: 0,
+        l4_off: IPV6_PAYLOAD_OFF,
+        ip_len: IPV6_LEN as u16 + payload_len,
+        inner: None,
     };
     let mut off = IPV6_PAYLOAD_OFF;
     let mut walked = 0;
@@ -246,6 +246,13 @@ pub fn parse6(ctx: &impl PacketCtx) -> Result<Packet6, DropReason> {
             p.sport = u16::from_be_bytes(tcp.sport);
             p.dport = u16::from_be_bytes(tcp.dport);
             p.tcp_flags = tcp.flags;
+            p.tcp_seq = u32::from_be_bytes(tcp.seq);
+            p.tcp_ack = u32::from_be_bytes(tcp.ack);
+            // The sequence space the segment takes: payload, SYN and FIN.
+            let header = (off - IPV6_PAYLOAD_OFF) as u32 + u32::from(tcp.doff >> 4) * 4;
+            let payload = u32::from(payload_len).saturating_sub(header);
+            p.tcp_len =
+                payload + u32::from(tcp.flags & 0x01) + u32::from((tcp.flags >> 1) & 1);
         }
         PROTO_UDP => {
             let udp: &[u8; 8] = header(ctx, off)?;

@@ -16,6 +16,7 @@ mod conntrack;
 mod csum;
 mod decide;
 mod drop;
+mod family;
 mod fastpath;
 mod flows;
 mod forward;
@@ -217,8 +218,8 @@ fn xdp_pipeline(
     })
 }
 
-/// The XDP program for IPv6 on subnet interfaces (`crate::ndp`): reached from [`vpc_xdp`]
-/// through `XDP_IPV6`, never attached.
+/// The XDP program for IPv6 on subnet interfaces (`crate::ndp`, then the IPv6 pipeline,
+/// `decide::decide6`): reached from [`vpc_xdp`] through `XDP_IPV6`, never attached.
 #[xdp]
 pub fn vpc_xdp6(ctx: XdpContext) -> u32 {
     let bytes = core::hint::black_box(ctx.data_end() - ctx.data()) as u64;
@@ -235,6 +236,14 @@ fn try_vpc_xdp6(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
     let p = ipv6::parse6(ctx)?;
     let sent = match ndp::on_subnet(ctx, &iface, ingress, &p)? {
         Ipv6Action::ToKernel => return Ok(Verdict::Return(xdp_action::XDP_PASS)),
+        Ipv6Action::Route => {
+            let fwd = decide::decide6(Live, &iface, ingress, &p)?;
+            // An unknown neighbour: the TC program decides again and resolves it.
+            return Ok(match forward::xdp6(ctx, &p, &fwd)? {
+                xdp_action::XDP_PASS => Verdict::Return(xdp_action::XDP_PASS),
+                action => Verdict::Sent(action),
+            });
+        }
         // SAFETY (both): the scratch slot holds the answer, built by `ndp`.
         Ipv6Action::Advertise(na) => reply::xdp_replace(ctx, unsafe { &*na }),
         Ipv6Action::RouterAdvertise(ra) => reply::xdp_replace(ctx, unsafe { &*ra }),
@@ -357,8 +366,8 @@ fn try_vpc_tc_ingress<M: Mode>(
     Ok(verdict)
 }
 
-/// The TC ingress program for IPv6 on subnet interfaces (`crate::ndp`): reached from
-/// [`vpc_tc_ingress`] through `TC_IPV6`, never attached.
+/// The TC ingress program for IPv6 on subnet interfaces (`crate::ndp`, then the IPv6
+/// pipeline): reached from [`vpc_tc_ingress`] through `TC_IPV6`, never attached.
 #[classifier]
 pub fn vpc_tc6(ctx: TcContext) -> i32 {
     let bytes = u64::from(ctx.len());
@@ -376,6 +385,10 @@ fn try_vpc_tc6(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     let p = ipv6::parse6(ctx)?;
     let sent = match ndp::on_subnet(ctx, &iface, ingress, &p)? {
         Ipv6Action::ToKernel => return Ok(Verdict::Return(TC_ACT_OK)),
+        Ipv6Action::Route => {
+            let fwd = decide::decide6(Live, &iface, ingress, &p)?;
+            return Ok(Verdict::Sent(forward::tc6(ctx, &p, &fwd)?));
+        }
         // SAFETY (both): the scratch slot holds the answer, built by `ndp`.
         Ipv6Action::Advertise(na) => reply::tc_replace(ctx, unsafe { &*na }),
         Ipv6Action::RouterAdvertise(ra) => reply::tc_replace(ctx, unsafe { &*ra }),

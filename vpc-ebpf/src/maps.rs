@@ -9,11 +9,12 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use vpc_common::{
-    acl::{ACLS_ENTRIES, AclTable},
+    acl::{ACLS_ENTRIES, AclTable, AclTable6},
     agent_state::{AGENT_STATE_CHUNKS, AgentStateChunk},
     capacity::{self, two_generations},
     conntrack::{
-        CONNTRACK_ENTRIES, CT_STAT_SLOTS, CT_UNASSURED_ENTRIES, CtEntry, CtKey, CtTimeouts,
+        CONNTRACK_ENTRIES, CT_STAT_SLOTS, CT_UNASSURED_ENTRIES, CtEntry, CtKey, CtKey6,
+        CtTimeouts,
     },
     flow::{FLOWS_ENTRIES, FlowKey, FlowStats},
     iface::{
@@ -21,8 +22,8 @@ use vpc_common::{
         PublicKey, PublicTarget, Subnet6Info, SubnetInfo, VpcInfo,
     },
     nat::{NAT_PORTS_ENTRIES, NatConfig, NatKey, NatValue},
-    route::{RouteKey, RouteValue},
-    security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
+    route::{Route6Key, RouteKey, RouteValue},
+    security_group::{SgRemote6Key, SgRemoteKey, SgRuleKey, SgRuleValue},
 };
 
 /// `CONFIG[0]`: active generation slot and layout version.
@@ -90,9 +91,22 @@ pub static NAT_GATEWAYS: HashMap<
 pub static ROUTES: LpmTrie<RouteKey, RouteValue, { two_generations(capacity::ROUTES) as usize }> =
     LpmTrie::new();
 
+/// Entries of each route trie (both families).
+pub const ROUTES_N: usize = two_generations(capacity::ROUTES) as usize;
+/// Entries of each security group remote trie (both families).
+pub const SG_REMOTES_N: usize = two_generations(capacity::SG_REMOTES) as usize;
+
+/// The IPv6 routes: (table, destination prefix) -> route target (`vpc_common::route`).
+#[btf_map]
+pub static ROUTES6: LpmTrie<Route6Key, RouteValue, ROUTES_N> = LpmTrie::new();
+
 /// acl_index(acl id, direction) -> ordered rules.
 #[btf_map]
 pub static ACLS: Array<AclTable, { ACLS_ENTRIES as usize }> = Array::new();
+
+/// acl_index(acl id, direction) -> the ACL's IPv6 rules, ordered.
+#[btf_map]
+pub static ACLS6: Array<AclTable6, { ACLS_ENTRIES as usize }> = Array::new();
 
 /// ifindex -> device, for `bpf_redirect_map` from XDP (the agent adds every VPC interface).
 #[btf_map]
@@ -105,6 +119,11 @@ pub static SG_REMOTES: LpmTrie<
     u32,
     { two_generations(capacity::SG_REMOTES) as usize },
 > = LpmTrie::new();
+
+/// (vpc id, IPv6 address) -> security group remote class (numbered apart from the IPv4
+/// classes: both families share `SG_RULES`).
+#[btf_map]
+pub static SG_REMOTES6: LpmTrie<SgRemote6Key, u32, SG_REMOTES_N> = LpmTrie::new();
 
 /// (instance, class, direction, protocol, port) -> allowing rule.
 #[btf_map]
@@ -124,6 +143,16 @@ pub static CONNTRACK: LruHashMap<CtKey, CtEntry, { CONNTRACK_ENTRIES as usize }>
 /// new connections evicts only these.
 #[btf_map]
 pub static CT_UNASSURED: LruHashMap<CtKey, CtEntry, { CT_UNASSURED_ENTRIES as usize }> =
+    LruHashMap::new();
+
+/// Tracked IPv6 connections, as `CONNTRACK`.
+#[btf_map]
+pub static CONNTRACK6: LruHashMap<CtKey6, CtEntry, { CONNTRACK_ENTRIES as usize }> =
+    LruHashMap::new();
+
+/// IPv6 connections not yet assured, as `CT_UNASSURED`.
+#[btf_map]
+pub static CT_UNASSURED6: LruHashMap<CtKey6, CtEntry, { CT_UNASSURED_ENTRIES as usize }> =
     LruHashMap::new();
 
 /// Per-CPU scratch space for building a new CONNTRACK entry (too big for the stack).

@@ -1,6 +1,8 @@
 //! IPv6 on subnet interfaces: neighbour discovery on instance ports, link-local traffic with
-//! the router, and the source check. The VPC does not forward IPv6 yet: everything else is
-//! dropped (`not_ipv4`).
+//! the router, and the source check. On an instance port, unicast from the instance to a
+//! destination beyond the link goes on to the IPv6 pipeline (`Ipv6Action::Route`,
+//! `crate::decide::decide6`); other multicast, and everything beyond the link on a shared
+//! segment, is dropped (`not_ipv4`).
 //!
 //! As with ARP (`crate::arp`), the router is an instance's only L2 peer on its port:
 //! - A neighbour solicitation for any other address of the subnet's /64, or for the router's
@@ -78,6 +80,9 @@ pub enum Ipv6Action {
     RouterAdvertise(*const [u8; RA_LEN]),
     /// The frame is now the router's echo reply: send it back.
     Echoed,
+    /// From the instance, to a destination beyond the link: the IPv6 pipeline's
+    /// (`crate::decide::decide6`).
+    Route,
 }
 
 /// Whether `addr` is one of the IPv6 addresses of the instance behind port `ingress`.
@@ -131,8 +136,8 @@ pub fn on_subnet(
         return Err(DropReason::Spoofed);
     }
     // Neighbour discovery is never fragmented (RFC 6980), nothing the router's kernel takes
-    // from an instance needs to be, and IPv6 is not forwarded yet: no fragment goes up to be
-    // reassembled into what the checks here never saw.
+    // from an instance needs to be, and the IPv6 pipeline does not track fragments yet: no
+    // fragment goes up to be reassembled into what the checks here never saw.
     if p.frag != Frag::None {
         return Err(DropReason::Fragment);
     }
@@ -153,12 +158,12 @@ pub fn on_subnet(
         if !p.no_ext_headers() {
             return Err(DropReason::Ipv6ExtHeaders);
         }
-        if p.hop_limit != ND_HOP_LIMIT || p.icmp_code != 0 {
+        if p.ttl != ND_HOP_LIMIT || p.icmp_code != 0 {
             return Err(DropReason::Malformed);
         }
         match p.icmp_type {
             NEIGHBOR_SOLICITATION => {
-                if p.payload_len < 24 {
+                if p.payload_len() < 24 {
                     return Err(DropReason::Malformed);
                 }
                 let target: [u8; 16] = *header(ctx, IPV6_PAYLOAD_OFF + 8)?;
@@ -168,7 +173,7 @@ pub fn on_subnet(
                 }
             }
             NEIGHBOR_ADVERTISEMENT => {
-                if p.payload_len < 24 {
+                if p.payload_len() < 24 {
                     return Err(DropReason::Malformed);
                 }
                 let target: [u8; 16] = *header(ctx, IPV6_PAYLOAD_OFF + 8)?;
@@ -181,7 +186,7 @@ pub fn on_subnet(
                 }
             }
             ROUTER_SOLICITATION => {
-                if p.payload_len < 8 {
+                if p.payload_len() < 8 {
                     return Err(DropReason::Malformed);
                 }
                 if let Some(ra) = router_advertisement(ctx, iface, p, &router)? {
@@ -193,7 +198,12 @@ pub fn on_subnet(
         }
     }
     if !link_scope {
-        return Err(DropReason::NotIpv4);
+        // Neighbour discovery is one hop: never routed; nor is multicast.
+        return if nd || p.dst[0] == 0xff {
+            Err(DropReason::NotIpv4)
+        } else {
+            Ok(Ipv6Action::Route)
+        };
     }
     // The router's link-local address offers neighbour discovery (above) and echo, both
     // answered here, and nothing else the kernel would answer: so the kernel never resolves

@@ -141,12 +141,15 @@ pub enum Frag {
     Later,
 }
 
-/// What the datapath decides on: the 5-tuple and a few header facts.
+/// What the datapath decides on: the 5-tuple and a few header facts. `A` is the address
+/// family (`u32`: IPv4; `Addr6`: IPv6, built by `crate::ipv6::parse6`, where `ttl` is the hop
+/// limit, `ip_len` the fixed header plus the payload, `df` always set and `inner` none).
 #[derive(Clone, Copy)]
-pub struct Flow {
+pub struct Flow<A = u32> {
     /// Source and destination (network order).
-    pub src: u32,
-    pub dst: u32,
+    pub src: A,
+    pub dst: A,
+    /// The upper-layer protocol (IPv6: the last next header of the chain).
     pub proto: u8,
     pub ttl: u8,
     /// TCP flags (0 for other protocols).

@@ -14,22 +14,23 @@ use vpc_common::trace::{
 
 use crate::{
     conntrack::Track,
-    maps::{SG_REMOTES, SG_RULES},
-    packet::{Flow, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+    family::Family,
+    maps::SG_RULES,
+    packet::{Flow, PROTO_TCP, PROTO_UDP},
     trace::Mode,
 };
 
 /// The security groups' say on a packet whose connection lookup gave `track`: a tracked
 /// connection skips them (as in AWS), a new one needs a rule ([`allows`]).
 #[inline(always)]
-pub fn checks<M: Mode>(
+pub fn checks<M: Mode, A: Family>(
     mode: M,
     track: &Track,
     vpc_id: u32,
     endpoint: u32,
     direction: u32,
-    flow: &Flow,
-    remote: u32,
+    flow: &Flow<A>,
+    remote: A,
 ) -> bool {
     if track.established() {
         mode.step(STEP_SECURITY_GROUP_SKIPPED, 0, direction as u16, 0, 0, 0);
@@ -41,17 +42,17 @@ pub fn checks<M: Mode>(
 /// Whether a rule of the security group set `endpoint` (an instance's, in `vpc_id`) allows `flow` in `direction`; `remote`
 /// is the peer address (the source inbound, the destination outbound).
 #[inline(always)]
-pub fn allows<M: Mode>(
+pub fn allows<M: Mode, A: Family>(
     mode: M,
     vpc_id: u32,
     endpoint: u32,
     direction: u32,
-    flow: &Flow,
-    remote: u32,
+    flow: &Flow<A>,
+    remote: A,
 ) -> bool {
-    let class = SG_REMOTES
+    let class = A::sg_remotes()
         .get(&Key::new(
-            SG_REMOTE_FIXED_BITS + 32,
+            SG_REMOTE_FIXED_BITS + A::BITS,
             SgRemoteKey {
                 vpc_id,
                 addr: remote,
@@ -61,7 +62,7 @@ pub fn allows<M: Mode>(
         .unwrap_or(0);
     let port = match flow.proto {
         PROTO_TCP | PROTO_UDP => flow.dport,
-        PROTO_ICMP => (u16::from(flow.icmp_type) << 8) | u16::from(flow.icmp_code),
+        p if p == A::ICMP => (u16::from(flow.icmp_type) << 8) | u16::from(flow.icmp_code),
         _ => 0,
     };
     let mut key = SgRuleKey {

@@ -19,6 +19,9 @@
 //!   networks behind the gateway (its `source_table`: the VPN's routes, the endpoint's prefix
 //!   list), which the agent keeps apart from every VPC block.
 //!
+//! - **IPv6 on an instance port**: a routed packet's source must be one of the instance's IPv6
+//!   addresses (neighbour discovery's own rules are `crate::ndp`'s).
+//!
 //! Packets to the router itself pass the same checks as forwarded ones.
 
 use vpc_common::{
@@ -27,7 +30,9 @@ use vpc_common::{
     route::uplink_spoof_table,
 };
 
-use crate::{maps::endpoint, packet::Flow, route};
+use vpc_common::Addr6;
+
+use crate::{family::Family, maps::endpoint, packet::Flow, route};
 
 /// The source endpoint of a packet that arrived on subnet interface `iface` (generation
 /// `slot`).
@@ -54,6 +59,27 @@ pub fn from_subnet(slot: u32, iface: &IfaceInfo, flow: &Flow) -> Result<Endpoint
         src.ifindex == 0
     };
     if src.subnet_id != iface.subnet_id || src.kind != ENDPOINT_INSTANCE || !attached_here {
+        return Err(DropReason::Spoofed);
+    }
+    Ok(src)
+}
+
+/// The source endpoint of an IPv6 packet to be routed that arrived on instance port `iface`
+/// (`ingress`): the source must be one of the IPv6 addresses of the instance behind the port
+/// (a link-local or unspecified source is never routed). There is no NAT instance for IPv6:
+/// the check is never off.
+#[inline(always)]
+pub fn from_port6(
+    iface: &IfaceInfo,
+    ingress: u32,
+    flow: &Flow<Addr6>,
+) -> Result<Endpoint, DropReason> {
+    let src = Addr6::endpoint(iface.vpc_id, flow.src).ok_or(DropReason::Spoofed)?;
+    if !iface.is_port()
+        || src.ifindex != ingress
+        || src.subnet_id != iface.subnet_id
+        || src.kind != ENDPOINT_INSTANCE
+    {
         return Err(DropReason::Spoofed);
     }
     Ok(src)
