@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod check;
+pub mod family;
 pub mod ids;
 pub mod routes;
 pub mod security_groups;
@@ -12,23 +13,22 @@ pub mod topology;
 
 use std::{collections::BTreeMap, fmt};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use vpc_common::{
-    acl::{ACL_INBOUND, ACL_OUTBOUND, AclTable, MAX_ACL_RULES, MAX_ACLS, acl_index},
+    acl::{ACL_INBOUND, ACL_OUTBOUND, AclTable, AclTable6, MAX_ACLS, acl_index},
     capacity,
     conntrack::CtTimeouts,
     iface::{
         Endpoint, Endpoint6Key, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
         PublicTarget, Subnet6Info, SubnetInfo, VpcInfo,
     },
-    ip_raw, mask_raw,
     route::RouteValue,
     security_group::SgRuleValue,
 };
 
 pub use ids::{Ids, NameTable, ObjectKind, QualifiedName};
-pub use routes::RoutePrefix;
-pub use security_groups::{SgRemotePrefix, SgRulePrefix};
+pub use routes::{Route6Prefix, RoutePrefix};
+pub use security_groups::{SgRemote6Prefix, SgRemotePrefix, SgRulePrefix};
 pub use topology::{Link, Links};
 
 use crate::config::ValidatedConfig;
@@ -48,11 +48,18 @@ pub struct Compiled {
     pub public_ips: BTreeMap<PublicKey, PublicTarget>,
     pub nat_gateways: BTreeMap<u32, NatGatewayInfo>,
     pub routes: BTreeMap<RoutePrefix, RouteValue>,
-    /// Keyed by `acl_index(acl_id, direction)`.
+    /// The IPv6 routes of every table (`ROUTES6`): local ones and the tables' IPv6 routes.
+    pub routes6: BTreeMap<Route6Prefix, RouteValue>,
+    /// Keyed by `acl_index(acl_id, direction)`: the ACLs' IPv4 rules.
     pub acls: BTreeMap<u32, AclTable>,
+    /// The ACLs' IPv6 rules (`ACLS6`), at the same indexes as `acls`.
+    pub acls6: BTreeMap<u32, AclTable6>,
     /// Remote address -> class, per VPC.
     pub sg_remotes: BTreeMap<SgRemotePrefix, u32>,
-    /// (instance, class, direction, protocol, port block) -> the rule that allows it.
+    /// The same for IPv6 remotes (`SG_REMOTES6`), classes numbered after the IPv4 ones.
+    pub sg_remotes6: BTreeMap<SgRemote6Prefix, u32>,
+    /// (instance, class, direction, protocol, port block) -> the rule that allows it (both
+    /// families: their classes differ).
     pub sg_rules: BTreeMap<SgRulePrefix, SgRuleValue>,
     /// `CT_TIMEOUTS[0]`, every field set.
     pub ct_timeouts: CtTimeouts,
@@ -112,8 +119,12 @@ fn join(overflows: &[Overflow]) -> String {
 
 /// A network as stored in maps: (address, mask), network order.
 pub(crate) fn net_raw(net: Ipv4Net) -> (u32, u32) {
-    (ip_raw(net.network().octets()), mask_raw(net.prefix_len()))
+    family::Family::raw(&net)
 }
+
+/// The overflow of one ACL direction's rules of each family.
+const ACLS_RULES: &str = "ACLS (IPv4 rules of one direction of one ACL)";
+const ACLS6_RULES: &str = "ACLS6 (IPv6 rules of one direction of one ACL)";
 
 /// Compiles `config` into generation `slot`; `links` resolves interface names (an
 /// ifindex-only `Fn(&str) -> Option<u32>` will do).
@@ -151,22 +162,23 @@ pub fn compile(
     let mut acl_overflow = Vec::new();
     for (v, vpc) in config.vpcs.iter().enumerate() {
         let links = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;
-        routes::vpc_routes(vpc, v, &ids, &links, &mut out.routes);
-        let (remotes, rules) = (&mut out.sg_remotes, &mut out.sg_rules);
-        security_groups::vpc_security_groups(&config.vpcs, v, &ids, remotes, rules);
+        let route_maps = routes::RouteMaps {
+            v4: &mut out.routes,
+            v6: &mut out.routes6,
+        };
+        routes::vpc_routes(vpc, v, &ids, &links, route_maps);
+        let remotes = security_groups::Remotes {
+            v4: &mut out.sg_remotes,
+            v6: &mut out.sg_remotes6,
+        };
+        security_groups::vpc_security_groups(&config.vpcs, v, &ids, remotes, &mut out.sg_rules);
         for (a, def) in vpc.network_acls.iter().enumerate() {
             let acl_id = ids.acl[v][a];
             for (dir, rules) in [(ACL_INBOUND, &def.inbound), (ACL_OUTBOUND, &def.outbound)] {
-                match acl::encode_table(rules) {
-                    Some(table) => {
-                        out.acls.insert(acl_index(acl_id, dir), table);
-                    }
-                    None => acl_overflow.push(Overflow {
-                        map: "ACLS (rules of one direction of one ACL)",
-                        needed: rules.len(),
-                        limit: MAX_ACL_RULES,
-                    }),
-                }
+                let index = acl_index(acl_id, dir);
+                let (acls, acls6) = (&mut out.acls, &mut out.acls6);
+                acl::encode_into::<Ipv4Net>(ACLS_RULES, rules, index, acls, &mut acl_overflow);
+                acl::encode_into::<Ipv6Net>(ACLS6_RULES, rules, index, acls6, &mut acl_overflow);
             }
         }
     }
@@ -195,8 +207,10 @@ fn check_capacity(out: Compiled, mut overflows: Vec<Overflow>) -> Result<Compile
             capacity::NAT_GATEWAYS,
         ),
         ("ROUTES", out.routes.len(), capacity::ROUTES),
+        ("ROUTES6", out.routes6.len(), capacity::ROUTES),
         ("ACLS (network ACLs)", acl_count, MAX_ACLS),
         ("SG_REMOTES", out.sg_remotes.len(), capacity::SG_REMOTES),
+        ("SG_REMOTES6", out.sg_remotes6.len(), capacity::SG_REMOTES),
         ("SG_RULES", out.sg_rules.len(), capacity::SG_RULES),
     ];
     for (map, needed, limit) in counts {
@@ -217,6 +231,7 @@ mod tests {
     use vpc_common::{
         acl::{ACL_ANY_ICMP_CODE, ACL_ANY_ICMP_TYPE, ACL_ANY_PROTO, ACL_DENY},
         iface::{ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, IFACE_SUBNET, IFACE_UPLINK, slot_id},
+        ip_raw,
         route::{TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY},
     };
 
