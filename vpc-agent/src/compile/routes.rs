@@ -204,52 +204,81 @@ fn gateway_source_routes(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{compile, tests::ifindex};
+    use std::collections::BTreeMap;
+
+    use ipnet::Ipv6Net;
+    use vpc_common::route::{
+        RouteValue, TARGET_BLACKHOLE, TARGET_EGRESS_ONLY_GATEWAY, TARGET_INTERNET_GATEWAY,
+        TARGET_LOCAL,
+    };
+
+    use super::{Route6Prefix, RoutePrefix};
+    use crate::compile::{compile, tests::DUAL_STACK};
     use crate::config::load_str;
 
-    /// A dual-stack VPC; `ROUTES6` is replaced by the tables' IPv6 routes (or nothing).
-    const YAML: &str = "vpcs:
-  - name: prod
-    cidr_blocks: [10.0.0.0/16]
-    ipv6_cidr_block: 2001:db8:1234:1a00::/56
-    internet_gateway: { name: igw, interface: up }
-    egress_only_internet_gateway: { name: eigw, interface: up }
-    subnets:
-      - { name: pub, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1234:1a00::/64, interface: s-pub, route_table: public }
-      - { name: priv, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1234:1a01::/64, interface: s-priv, route_table: private }
-    route_tables:
-      - name: public
-        routes:
-          - { destination: 0.0.0.0/0, target: igw }
-          ROUTES6_PUBLIC
-      - name: private
-        routes:
-          - { destination: 192.0.2.0/24, target: blackhole }
-          ROUTES6_PRIVATE
-";
+    fn entry(table: u32, net: &str, target: u8, target_id: u32) -> (Route6Prefix, RouteValue) {
+        let net: Ipv6Net = net.parse().expect("net");
+        let value = RouteValue {
+            target,
+            target_id,
+            ..Default::default()
+        };
+        (RoutePrefix::new(table, net), value)
+    }
 
     #[test]
-    fn ipv6_routes_are_validated_not_compiled() {
-        let with = YAML
-            .replace("ROUTES6_PUBLIC", "- { destination: '::/0', target: igw }")
-            .replace("ROUTES6_PRIVATE", "- { destination: '::/0', target: eigw }");
-        let without = YAML
-            .replace("ROUTES6_PUBLIC", "")
-            .replace("ROUTES6_PRIVATE", "");
-        let with = load_str("t.yaml", &with).expect("valid");
-        let without = load_str("t.yaml", &without).expect("valid");
-        let ipv6 = |c: &crate::config::ValidatedConfig| {
-            c.vpcs[0]
-                .route_tables
-                .iter()
-                .flat_map(|t| &t.routes)
-                .filter(|r| r.ipv4_destination().is_none())
-                .count()
-        };
-        assert_eq!((ipv6(&with), ipv6(&without)), (2, 0));
-        let with = compile(&with, 0, &ifindex).expect("compiles");
-        let without = compile(&without, 0, &ifindex).expect("compiles");
-        assert!(!without.routes.is_empty());
-        assert_eq!(with.routes, without.routes);
+    fn every_table_gets_the_ipv6_local_routes_and_its_ipv6_routes() {
+        let config = load_str("t.yaml", DUAL_STACK).expect("valid");
+        let c = compile(&config, 0, &super::super::tests::ifindex6).expect("compiles");
+        let (public, private, main) = (1, 2, 3);
+        let local_table = c.ids.local_table[0];
+        assert_eq!(
+            (c.ids.route_table[0].as_slice(), local_table),
+            (&[1, 2, 3][..], 4)
+        );
+        let mut expected: BTreeMap<Route6Prefix, RouteValue> = BTreeMap::new();
+        for table in [public, private, main, local_table] {
+            expected.extend([
+                entry(table, "2001:db8:1234:1a00::/56", TARGET_LOCAL, 0),
+                entry(table, "2001:db8:1234:1a00::/64", TARGET_LOCAL, 1),
+                entry(table, "2001:db8:1234:1a01::/64", TARGET_LOCAL, 2),
+            ]);
+        }
+        // The uplink "up" is ifindex 2, for both gateways.
+        expected.extend([
+            entry(public, "::/0", TARGET_INTERNET_GATEWAY, 2),
+            entry(private, "::/0", TARGET_EGRESS_ONLY_GATEWAY, 2),
+            entry(private, "2001:db8:ffff::/48", TARGET_BLACKHOLE, 0),
+        ]);
+        assert_eq!(c.routes6, expected);
+        let default = expected
+            .keys()
+            .find(|k| k.key.addr == [0; 16])
+            .expect("::/0");
+        assert_eq!(default.prefix_len, 32, "the table id's bits only");
+        let subnet = entry(1, "2001:db8:1234:1a01::/64", TARGET_LOCAL, 2).0;
+        assert_eq!(subnet.prefix_len, 32 + 64);
+        // The IPv4 routes are only the IPv4 ones: no IPv6 route leaks into ROUTES.
+        let spoof = vpc_common::route::uplink_spoof_table(0);
+        let v4: Vec<_> = c.routes.keys().filter(|k| k.key.table == public).collect();
+        assert_eq!(v4.len(), 4, "10.0.0.0/16, two subnets, 0.0.0.0/0: {v4:?}");
+        assert!(
+            c.routes
+                .keys()
+                .all(|k| k.key.table != private || k.prefix_len > 32)
+        );
+        assert!(c.routes.keys().any(|k| k.key.table == spoof));
+    }
+
+    #[test]
+    fn an_egress_only_gateway_on_a_missing_interface_is_no_error() {
+        let yaml = DUAL_STACK.replace(
+            "egress_only_internet_gateway: { name: eigw, interface: up }",
+            "egress_only_internet_gateway: { name: eigw, interface: elsewhere }",
+        );
+        let config = load_str("t.yaml", &yaml).expect("valid");
+        let c = compile(&config, 0, &super::super::tests::ifindex6).expect("compiles");
+        let eigw = entry(2, "::/0", TARGET_EGRESS_ONLY_GATEWAY, 0);
+        assert_eq!(c.routes6.get(&eigw.0), Some(&eigw.1));
     }
 }
