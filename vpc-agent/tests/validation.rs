@@ -455,7 +455,7 @@ rejects!(
 rejects!(
     protocol_is_known,
     acl!("{ rule: 1, protocol: sctp, cidr: 0.0.0.0/0, action: allow }"),
-    "10:34: vpcs[0].network_acls[0].inbound[0].protocol: unknown protocol 'sctp': expected tcp, udp, icmp, all or a number 0-255"
+    "10:34: vpcs[0].network_acls[0].inbound[0].protocol: unknown protocol 'sctp': expected tcp, udp, icmp, icmpv6, all or a number 0-255"
 );
 rejects!(
     protocol_number_at_most_255,
@@ -490,7 +490,7 @@ rejects!(
 rejects!(
     icmp_only_with_icmp,
     acl!("{ rule: 1, protocol: tcp, icmp: { type: 8 }, cidr: 0.0.0.0/0, action: allow }"),
-    "10:45: vpcs[0].network_acls[0].inbound[0].icmp: icmp type and code are only allowed with protocol icmp"
+    "10:45: vpcs[0].network_acls[0].inbound[0].icmp: icmp type and code are only allowed with protocol icmp or icmpv6"
 );
 rejects!(
     icmp_type_range,

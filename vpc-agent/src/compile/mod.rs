@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod check;
+pub mod family;
 pub mod ids;
 pub mod routes;
 pub mod security_groups;
@@ -12,23 +13,22 @@ pub mod topology;
 
 use std::{collections::BTreeMap, fmt};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use vpc_common::{
-    acl::{ACL_INBOUND, ACL_OUTBOUND, AclTable, MAX_ACL_RULES, MAX_ACLS, acl_index},
+    acl::{ACL_INBOUND, ACL_OUTBOUND, AclTable, AclTable6, MAX_ACLS, acl_index},
     capacity,
     conntrack::CtTimeouts,
     iface::{
         Endpoint, Endpoint6Key, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
         PublicTarget, Subnet6Info, SubnetInfo, VpcInfo,
     },
-    ip_raw, mask_raw,
     route::RouteValue,
     security_group::SgRuleValue,
 };
 
 pub use ids::{Ids, NameTable, ObjectKind, QualifiedName};
-pub use routes::RoutePrefix;
-pub use security_groups::{SgRemotePrefix, SgRulePrefix};
+pub use routes::{Route6Prefix, RoutePrefix};
+pub use security_groups::{SgRemote6Prefix, SgRemotePrefix, SgRulePrefix};
 pub use topology::{Link, Links};
 
 use crate::config::ValidatedConfig;
@@ -48,11 +48,18 @@ pub struct Compiled {
     pub public_ips: BTreeMap<PublicKey, PublicTarget>,
     pub nat_gateways: BTreeMap<u32, NatGatewayInfo>,
     pub routes: BTreeMap<RoutePrefix, RouteValue>,
-    /// Keyed by `acl_index(acl_id, direction)`.
+    /// The IPv6 routes of every table (`ROUTES6`): local ones and the tables' IPv6 routes.
+    pub routes6: BTreeMap<Route6Prefix, RouteValue>,
+    /// Keyed by `acl_index(acl_id, direction)`: the ACLs' IPv4 rules.
     pub acls: BTreeMap<u32, AclTable>,
+    /// The ACLs' IPv6 rules (`ACLS6`), at the same indexes as `acls`.
+    pub acls6: BTreeMap<u32, AclTable6>,
     /// Remote address -> class, per VPC.
     pub sg_remotes: BTreeMap<SgRemotePrefix, u32>,
-    /// (instance, class, direction, protocol, port block) -> the rule that allows it.
+    /// The same for IPv6 remotes (`SG_REMOTES6`), classes numbered after the IPv4 ones.
+    pub sg_remotes6: BTreeMap<SgRemote6Prefix, u32>,
+    /// (instance, class, direction, protocol, port block) -> the rule that allows it (both
+    /// families: their classes differ).
     pub sg_rules: BTreeMap<SgRulePrefix, SgRuleValue>,
     /// `CT_TIMEOUTS[0]`, every field set.
     pub ct_timeouts: CtTimeouts,
@@ -112,8 +119,12 @@ fn join(overflows: &[Overflow]) -> String {
 
 /// A network as stored in maps: (address, mask), network order.
 pub(crate) fn net_raw(net: Ipv4Net) -> (u32, u32) {
-    (ip_raw(net.network().octets()), mask_raw(net.prefix_len()))
+    family::Family::raw(&net)
 }
+
+/// The overflow of one ACL direction's rules of each family.
+const ACLS_RULES: &str = "ACLS (IPv4 rules of one direction of one ACL)";
+const ACLS6_RULES: &str = "ACLS6 (IPv6 rules of one direction of one ACL)";
 
 /// Compiles `config` into generation `slot`; `links` resolves interface names (an
 /// ifindex-only `Fn(&str) -> Option<u32>` will do).
@@ -151,22 +162,23 @@ pub fn compile(
     let mut acl_overflow = Vec::new();
     for (v, vpc) in config.vpcs.iter().enumerate() {
         let links = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;
-        routes::vpc_routes(vpc, v, &ids, &links, &mut out.routes);
-        let (remotes, rules) = (&mut out.sg_remotes, &mut out.sg_rules);
-        security_groups::vpc_security_groups(&config.vpcs, v, &ids, remotes, rules);
+        let route_maps = routes::RouteMaps {
+            v4: &mut out.routes,
+            v6: &mut out.routes6,
+        };
+        routes::vpc_routes(vpc, v, &ids, &links, route_maps);
+        let remotes = security_groups::Remotes {
+            v4: &mut out.sg_remotes,
+            v6: &mut out.sg_remotes6,
+        };
+        security_groups::vpc_security_groups(&config.vpcs, v, &ids, remotes, &mut out.sg_rules);
         for (a, def) in vpc.network_acls.iter().enumerate() {
             let acl_id = ids.acl[v][a];
             for (dir, rules) in [(ACL_INBOUND, &def.inbound), (ACL_OUTBOUND, &def.outbound)] {
-                match acl::encode_table(rules) {
-                    Some(table) => {
-                        out.acls.insert(acl_index(acl_id, dir), table);
-                    }
-                    None => acl_overflow.push(Overflow {
-                        map: "ACLS (rules of one direction of one ACL)",
-                        needed: rules.len(),
-                        limit: MAX_ACL_RULES,
-                    }),
-                }
+                let index = acl_index(acl_id, dir);
+                let (acls, acls6) = (&mut out.acls, &mut out.acls6);
+                acl::encode_into::<Ipv4Net>(ACLS_RULES, rules, index, acls, &mut acl_overflow);
+                acl::encode_into::<Ipv6Net>(ACLS6_RULES, rules, index, acls6, &mut acl_overflow);
             }
         }
     }
@@ -195,8 +207,10 @@ fn check_capacity(out: Compiled, mut overflows: Vec<Overflow>) -> Result<Compile
             capacity::NAT_GATEWAYS,
         ),
         ("ROUTES", out.routes.len(), capacity::ROUTES),
+        ("ROUTES6", out.routes6.len(), capacity::ROUTES),
         ("ACLS (network ACLs)", acl_count, MAX_ACLS),
         ("SG_REMOTES", out.sg_remotes.len(), capacity::SG_REMOTES),
+        ("SG_REMOTES6", out.sg_remotes6.len(), capacity::SG_REMOTES),
         ("SG_RULES", out.sg_rules.len(), capacity::SG_RULES),
     ];
     for (map, needed, limit) in counts {
@@ -217,6 +231,7 @@ mod tests {
     use vpc_common::{
         acl::{ACL_ANY_ICMP_CODE, ACL_ANY_ICMP_TYPE, ACL_ANY_PROTO, ACL_DENY},
         iface::{ENDPOINT_INSTANCE, ENDPOINT_NAT_GATEWAY, IFACE_SUBNET, IFACE_UPLINK, slot_id},
+        ip_raw,
         route::{TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY},
     };
 
@@ -249,6 +264,60 @@ mod tests {
             "up" => Some(2),
             "s-pub" => Some(3),
             "s-priv" => Some(4),
+            _ => None,
+        }
+    }
+
+    /// A dual-stack VPC with instance ports, IPv6 ACL and security group rules (ICMPv6 too).
+    pub(super) const DUAL_STACK: &str = r#"vpcs:
+  - name: dual
+    cidr_blocks: [10.0.0.0/16]
+    ipv6_cidr_block: 2001:db8:1234:1a00::/56
+    internet_gateway: { name: igw, interface: up }
+    egress_only_internet_gateway: { name: eigw, interface: up }
+    subnets:
+      - { name: pub, cidr: 10.0.0.0/24, ipv6_cidr: "2001:db8:1234:1a00::/64", route_table: public, network_acl: edge }
+      - { name: priv, cidr: 10.0.1.0/24, ipv6_cidr: "2001:db8:1234:1a01::/64", route_table: private }
+    route_tables:
+      - name: public
+        routes:
+          - { destination: 0.0.0.0/0, target: igw }
+          - { destination: "::/0", target: igw }
+      - name: private
+        routes:
+          - { destination: "::/0", target: eigw }
+          - { destination: "2001:db8:ffff::/48", target: blackhole }
+    network_acls:
+      - name: edge
+        inbound:
+          - { rule: 100, protocol: tcp, ports: 443, cidr: "::/0", action: allow }
+          - { rule: 90, protocol: icmpv6, icmp: { type: 128, code: -1 }, cidr: "2001:db8:1234:1a00::/56", action: allow }
+          - { rule: 200, protocol: all, cidr: 0.0.0.0/0, action: allow }
+        outbound:
+          - { rule: 100, protocol: all, cidr: "::/0", action: allow }
+    security_groups:
+      - name: web
+        inbound:
+          - { protocol: tcp, ports: 443, source: "::/0" }
+          - { protocol: icmpv6, icmp: { type: 128 }, source: sg:app }
+          - { protocol: tcp, ports: 22, source: "2001:db8:ffff::/64" }
+        outbound:
+          - { protocol: all, destination: "::/0" }
+      - name: app
+        inbound:
+          - { protocol: tcp, ports: 443, source: sg:web }
+        outbound: []
+    instances:
+      - { name: web-1, subnet: pub, interface: eni-web1, private_ip: 10.0.0.10, ipv6_addresses: ["2001:db8:1234:1a00::10"], security_groups: [web] }
+      - { name: app-1, subnet: priv, interface: eni-app1, private_ip: 10.0.1.10, ipv6_addresses: ["2001:db8:1234:1a01::10", "2001:db8:1234:1a01::11"], security_groups: [app] }
+"#;
+
+    /// The ifindexes of [`DUAL_STACK`]'s interfaces.
+    pub(super) fn ifindex6(name: &str) -> Option<u32> {
+        match name {
+            "up" => Some(2),
+            "eni-web1" => Some(5),
+            "eni-app1" => Some(6),
             _ => None,
         }
     }
@@ -594,5 +663,148 @@ mod tests {
         let c = compile(&config, 0, &ifindex).expect("compiles");
         assert_eq!(c.ct_timeouts.icmp, 5);
         assert_eq!(c.ct_timeouts.nat, 350);
+    }
+
+    fn net6(s: &str) -> Ipv6Net {
+        s.parse().expect("net")
+    }
+
+    #[test]
+    fn dual_stack_acls_hold_each_familys_rules_at_the_same_index() {
+        use vpc_common::{acl::ACL_ALLOW, proto::PROTO_ICMPV6};
+        let config = load_str("t.yaml", DUAL_STACK).expect("valid");
+        let c = compile(&config, 1, &ifindex6).expect("compiles");
+        // edge = ACL 256 (slot 1), the implicit default 257.
+        let (edge, default) = (MAX_ACLS, MAX_ACLS + 1);
+        let inbound6 = &c.acls6[&acl_index(edge, ACL_INBOUND)];
+        assert_eq!(inbound6.count, 2);
+        let echo = inbound6.rules[0];
+        let (prefix, mask) = family::Family::raw(&net6("2001:db8:1234:1a00::/56"));
+        assert_eq!(
+            (
+                echo.rule_number,
+                echo.proto,
+                echo.icmp_type,
+                echo.addr,
+                echo.mask
+            ),
+            (90, PROTO_ICMPV6, 128, prefix, mask)
+        );
+        assert_eq!(echo.flags, ACL_ANY_ICMP_CODE, "type 128, any code");
+        let https = inbound6.rules[1];
+        assert_eq!(
+            (https.rule_number, https.proto, https.port_lo, https.port_hi),
+            (100, 6, 443, 443)
+        );
+        assert_eq!(
+            (https.addr, https.mask, https.action),
+            ([0; 16], [0; 16], ACL_ALLOW)
+        );
+        // The IPv4 rule stays in ACLS, alone.
+        let inbound = &c.acls[&acl_index(edge, ACL_INBOUND)];
+        assert_eq!((inbound.count, inbound.rules[0].rule_number), (1, 200));
+        assert_eq!(c.acls[&acl_index(edge, ACL_OUTBOUND)].count, 0);
+        assert_eq!(c.acls6[&acl_index(edge, ACL_OUTBOUND)].count, 1);
+        // The default ACL of a VPC with an IPv6 block: rule 100 (IPv4) and 101 (IPv6) allow all.
+        for dir in [ACL_INBOUND, ACL_OUTBOUND] {
+            let (v4, v6) = (
+                &c.acls[&acl_index(default, dir)],
+                &c.acls6[&acl_index(default, dir)],
+            );
+            assert_eq!((v4.count, v4.rules[0].rule_number), (1, 100));
+            assert_eq!((v6.count, v6.rules[0].rule_number), (1, 101));
+        }
+        assert_eq!(
+            c.acls.keys().collect::<Vec<_>>(),
+            c.acls6.keys().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn dual_stack_security_groups_classify_ipv6_remotes_after_the_ipv4_ones() {
+        use vpc_common::{proto::PROTO_ICMPV6, security_group::SG_ANY_PROTO};
+        let config = load_str("t.yaml", DUAL_STACK).expect("valid");
+        let c = compile(&config, 0, &ifindex6).expect("compiles");
+        let vpc = slot_id(0, 1);
+        // IPv4: the members of the referenced groups web (web-1) and app (app-1).
+        let v4: BTreeMap<SgRemotePrefix, u32> = [("10.0.0.10/32", 1), ("10.0.1.10/32", 2)]
+            .into_iter()
+            .map(|(n, class)| {
+                (
+                    SgRemotePrefix::new(vpc, n.parse::<Ipv4Net>().unwrap()),
+                    class,
+                )
+            })
+            .collect();
+        assert_eq!(c.sg_remotes, v4);
+        // IPv6: ::/0 first (never class 0), then the members' addresses and the named /64.
+        let v6: BTreeMap<SgRemote6Prefix, u32> = [
+            ("::/0", 3),
+            ("2001:db8:1234:1a00::10/128", 4),
+            ("2001:db8:1234:1a01::10/128", 5),
+            ("2001:db8:1234:1a01::11/128", 6),
+            ("2001:db8:ffff::/64", 7),
+        ]
+        .into_iter()
+        .map(|(n, class)| (SgRemotePrefix::new(vpc, net6(n)), class))
+        .collect();
+        assert_eq!(c.sg_remotes6, v6);
+        let any6 = c.sg_remotes6.keys().next().expect("::/0");
+        assert_eq!((any6.prefix_len, any6.key.vpc_id), (32, vpc));
+        let hosts = c.sg_remotes6.keys().filter(|k| k.prefix_len == 32 + 128);
+        assert_eq!(hosts.count(), 3, "the members' addresses as /128s");
+
+        // Sets: web-1 = 1 (web), app-1 = 2 (app); groups web 0, app 1.
+        let (web, app) = (1, 2);
+        let (inb, out) = (ACL_INBOUND as u8, ACL_OUTBOUND as u8);
+        let mut expected = BTreeMap::new();
+        let mut add = |endpoint, classes: &[u32], direction, (proto, port, bits), rule: u32| {
+            for &class in classes {
+                let key = SgRulePrefix {
+                    prefix_len: vpc_common::security_group::SG_RULE_FIXED_BITS + bits,
+                    key: vpc_common::security_group::SgRuleKey {
+                        endpoint,
+                        class,
+                        direction,
+                        proto,
+                        port_be: u16::to_be(port),
+                    },
+                };
+                expected.insert(key, SgRuleValue { rule });
+            }
+        };
+        let ipv6_everyone = [3, 4, 5, 6, 7];
+        add(web, &ipv6_everyone, inb, (6, 443, 16), 0);
+        // sg:app: app-1's IPv4 and IPv6 addresses; ICMPv6 echo request = type 128, any code.
+        add(web, &[2, 5, 6], inb, (PROTO_ICMPV6, 128 << 8, 8), 1);
+        add(web, &[7], inb, (6, 22, 16), 2);
+        add(web, &ipv6_everyone, out, (SG_ANY_PROTO, 0, 0), 0);
+        add(app, &[1, 4], inb, (6, 443, 16), 1 << 16);
+        assert_eq!(c.sg_rules, expected);
+    }
+
+    #[test]
+    fn ipv6_map_overflow_names_the_map() {
+        let mut out = Compiled::default();
+        let v6 = |n: u32| net6(&format!("2001:db8:{:x}:{:x}::/64", n >> 16, n & 0xffff));
+        for n in 0..=capacity::ROUTES {
+            out.routes6
+                .insert(RoutePrefix::new(1, v6(n)), RouteValue::default());
+        }
+        for n in 0..=capacity::SG_REMOTES {
+            out.sg_remotes6.insert(SgRemotePrefix::new(1, v6(n)), n);
+        }
+        let err = check_capacity(out, Vec::new()).expect_err("too many");
+        let CompileError::Capacity { overflows } = err else {
+            panic!("{err}");
+        };
+        let maps: Vec<(&str, usize)> = overflows.iter().map(|o| (o.map, o.needed)).collect();
+        assert_eq!(
+            maps,
+            [
+                ("ROUTES6", capacity::ROUTES as usize + 1),
+                ("SG_REMOTES6", capacity::SG_REMOTES as usize + 1)
+            ]
+        );
     }
 }

@@ -1,16 +1,21 @@
-//! `ROUTES` entries: every table of a VPC holds the VPC's local routes (one per subnet, one
-//! per CIDR block) plus its own routes; each VPC also has a local-only table. A route to a
+//! `ROUTES` and `ROUTES6` entries: every table of a VPC holds the VPC's local routes (one per
+//! subnet, one per CIDR block; in `ROUTES6` one per subnet /64 and one for the VPC's /56) plus
+//! its own routes of that family; each VPC also has a local-only table. A route to a
 //! peering connection the peer VPC has not accepted (declared too) is a blackhole route.
 
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
-use ipnet::Ipv4Net;
-use vpc_common::route::{
-    ROUTE_TABLE_BITS, RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INSTANCE,
-    TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING, uplink_spoof_table,
+use ipnet::{IpNet, Ipv4Net};
+use vpc_common::{
+    Addr6,
+    route::{
+        ROUTE_TABLE_BITS, RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_EGRESS_ONLY_GATEWAY,
+        TARGET_GATEWAY, TARGET_INSTANCE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY,
+        TARGET_PEERING, uplink_spoof_table,
+    },
 };
 
-use super::{ids::Ids, net_raw, topology::VpcLinks};
+use super::{family::Family, ids::Ids, topology::VpcLinks};
 use crate::config::{
     ValidatedConfig,
     validated::{GatewayKind, RouteTarget, VpcDef},
@@ -53,20 +58,24 @@ pub fn uplink_spoof_routes(
     }
 }
 
-/// An LPM trie key: `prefix_len` counts the table id's 32 bits first.
+/// An LPM trie key: `prefix_len` counts the table id's 32 bits first. `ROUTES` keys have IPv4
+/// addresses, `ROUTES6` keys ([`Route6Prefix`]) IPv6 ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct RoutePrefix {
+pub struct RoutePrefix<A = u32> {
     pub prefix_len: u32,
-    pub key: RouteKey,
+    pub key: RouteKey<A>,
 }
 
-impl RoutePrefix {
-    pub fn new(table: u32, net: Ipv4Net) -> Self {
+/// A `ROUTES6` key.
+pub type Route6Prefix = RoutePrefix<Addr6>;
+
+impl<A> RoutePrefix<A> {
+    pub fn new<N: Family<Raw = A>>(table: u32, net: N) -> Self {
         Self {
             prefix_len: ROUTE_TABLE_BITS + u32::from(net.prefix_len()),
             key: RouteKey {
                 table,
-                addr: net_raw(net).0,
+                addr: net.raw().0,
             },
         }
     }
@@ -80,69 +89,97 @@ fn value(target: u8, target_id: u32) -> RouteValue {
     }
 }
 
-/// The VPC's local routes in `table`. Blocks first, so that a subnet that is exactly a block
-/// overrides the block's "no subnet here" entry.
-fn local_routes(
-    vpc: &VpcDef,
-    subnet_ids: &[u32],
+/// The local routes of one family in `table`: each block to "inside the VPC, no subnet"
+/// (`TARGET_LOCAL` 0), each subnet to itself. Blocks first, so that a subnet that is exactly a
+/// block overrides the block's entry.
+fn local_routes<N: Family>(
+    blocks: impl IntoIterator<Item = N>,
+    subnets: impl IntoIterator<Item = (N, u32)>,
     table: u32,
-    out: &mut BTreeMap<RoutePrefix, RouteValue>,
+    out: &mut BTreeMap<RoutePrefix<N::Raw>, RouteValue>,
 ) {
-    for block in &vpc.cidr_blocks {
-        out.insert(RoutePrefix::new(table, *block), value(TARGET_LOCAL, 0));
+    for block in blocks {
+        out.insert(RoutePrefix::new(table, block), value(TARGET_LOCAL, 0));
     }
-    for (subnet, id) in vpc.subnets.iter().zip(subnet_ids) {
-        out.insert(
-            RoutePrefix::new(table, subnet.cidr),
-            value(TARGET_LOCAL, *id),
-        );
+    for (net, id) in subnets {
+        out.insert(RoutePrefix::new(table, net), value(TARGET_LOCAL, id));
     }
 }
 
-/// Every route entry of VPC `v`, whose routes lead to `links`.
-pub fn vpc_routes(
+/// The route entries of both families.
+#[derive(Debug)]
+pub struct RouteMaps<'a> {
+    pub v4: &'a mut BTreeMap<RoutePrefix, RouteValue>,
+    pub v6: &'a mut BTreeMap<Route6Prefix, RouteValue>,
+}
+
+impl RouteMaps<'_> {
+    /// The VPC's local routes of both families in `table`: its blocks and subnets, its IPv6
+    /// /56 and the subnets' /64s.
+    fn local(&mut self, vpc: &VpcDef, subnet_ids: &[u32], table: u32) {
+        let subnets = vpc.subnets.iter().zip(subnet_ids.iter().copied());
+        let v4 = subnets.clone().map(|(s, id)| (s.cidr, id));
+        local_routes(vpc.cidr_blocks.iter().copied(), v4, table, self.v4);
+        let v6 = subnets.filter_map(|(s, id)| s.ipv6_cidr.map(|net| (net, id)));
+        local_routes(vpc.ipv6_cidr_block, v6, table, self.v6);
+    }
+
+    fn insert(&mut self, table: u32, destination: IpNet, target: RouteValue) {
+        match destination {
+            IpNet::V4(net) => self.v4.insert(RoutePrefix::new(table, net), target),
+            IpNet::V6(net) => self.v6.insert(RoutePrefix::new(table, net), target),
+        };
+    }
+}
+
+/// The `ROUTES` / `ROUTES6` value of a route to `target` (the same for both families; only
+/// IPv6 routes lead to the egress-only gateway, validation sees to it).
+fn target_value(
     vpc: &VpcDef,
     v: usize,
     ids: &Ids,
     links: &VpcLinks,
-    out: &mut BTreeMap<RoutePrefix, RouteValue>,
-) {
+    target: &RouteTarget,
+) -> RouteValue {
+    match target {
+        RouteTarget::InternetGateway => value(TARGET_INTERNET_GATEWAY, links.igw),
+        RouteTarget::EgressOnlyGateway => value(TARGET_EGRESS_ONLY_GATEWAY, links.eigw),
+        RouteTarget::NatGateway(n) => value(TARGET_NAT_GATEWAY, ids.nat_gateway[v][*n]),
+        RouteTarget::Peering(p) => {
+            let pcx = &vpc.peering_connections[*p];
+            if pcx.accepted {
+                value(TARGET_PEERING, ids.vpc[pcx.peer_vpc])
+            } else {
+                // Not accepted (the peer does not declare it): no path to the peer. AWS
+                // shows such routes as blackhole too; the drop is `blackhole`.
+                value(TARGET_BLACKHOLE, 0)
+            }
+        }
+        RouteTarget::Gateway(g) => value(TARGET_GATEWAY, links.gateways[*g]),
+        // The instance's ENDPOINTS entry (by its private IPv4 address) gives its port, for
+        // IPv6 routes too.
+        RouteTarget::Instance(i) => value(
+            TARGET_INSTANCE,
+            ip_raw(vpc.instances[*i].private_ip.octets()),
+        ),
+        RouteTarget::Blackhole => value(TARGET_BLACKHOLE, 0),
+    }
+}
+
+/// Every route entry of VPC `v`, whose routes lead to `links`: in every table (and the
+/// local-only one) the local routes of both families, then the table's routes, IPv4 ones in
+/// `ROUTES`, IPv6 ones in `ROUTES6`.
+pub fn vpc_routes(vpc: &VpcDef, v: usize, ids: &Ids, links: &VpcLinks, mut out: RouteMaps<'_>) {
     let subnet_ids = &ids.subnet[v];
-    local_routes(vpc, subnet_ids, ids.local_table[v], out);
+    out.local(vpc, subnet_ids, ids.local_table[v]);
     for (table, table_id) in vpc.route_tables.iter().zip(&ids.route_table[v]) {
-        local_routes(vpc, subnet_ids, *table_id, out);
+        out.local(vpc, subnet_ids, *table_id);
         for route in &table.routes {
-            // The IPv6 forwarding pipeline is not built yet: IPv6 routes are validated, not
-            // compiled (`ROUTES` is keyed by IPv4 addresses).
-            let Some(destination) = route.ipv4_destination() else {
-                continue;
-            };
-            let target = match &route.target {
-                RouteTarget::InternetGateway => value(TARGET_INTERNET_GATEWAY, links.igw),
-                // IPv6 only (validated), so never the target of an IPv4 route: no entry.
-                RouteTarget::EgressOnlyGateway => continue,
-                RouteTarget::NatGateway(n) => value(TARGET_NAT_GATEWAY, ids.nat_gateway[v][*n]),
-                RouteTarget::Peering(p) => {
-                    let pcx = &vpc.peering_connections[*p];
-                    if pcx.accepted {
-                        value(TARGET_PEERING, ids.vpc[pcx.peer_vpc])
-                    } else {
-                        // Not accepted (the peer does not declare it): no path to the peer.
-                        // AWS shows such routes as blackhole too; the drop is `blackhole`.
-                        value(TARGET_BLACKHOLE, 0)
-                    }
-                }
-                RouteTarget::Gateway(g) => value(TARGET_GATEWAY, links.gateways[*g]),
-                RouteTarget::Instance(i) => value(
-                    TARGET_INSTANCE,
-                    ip_raw(vpc.instances[*i].private_ip.octets()),
-                ),
-                RouteTarget::Blackhole => value(TARGET_BLACKHOLE, 0),
-            };
-            out.insert(RoutePrefix::new(*table_id, destination), target);
+            let target = target_value(vpc, v, ids, links, &route.target);
+            out.insert(*table_id, route.destination, target);
         }
     }
-    gateway_source_routes(vpc, v, ids, links, out);
+    gateway_source_routes(vpc, v, ids, links, out.v4);
 }
 
 /// Each gateway's source table (`IfaceInfo::source_table` of its link): the networks behind
@@ -167,52 +204,81 @@ fn gateway_source_routes(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{compile, tests::ifindex};
+    use std::collections::BTreeMap;
+
+    use ipnet::Ipv6Net;
+    use vpc_common::route::{
+        RouteValue, TARGET_BLACKHOLE, TARGET_EGRESS_ONLY_GATEWAY, TARGET_INTERNET_GATEWAY,
+        TARGET_LOCAL,
+    };
+
+    use super::{Route6Prefix, RoutePrefix};
+    use crate::compile::{compile, tests::DUAL_STACK};
     use crate::config::load_str;
 
-    /// A dual-stack VPC; `ROUTES6` is replaced by the tables' IPv6 routes (or nothing).
-    const YAML: &str = "vpcs:
-  - name: prod
-    cidr_blocks: [10.0.0.0/16]
-    ipv6_cidr_block: 2001:db8:1234:1a00::/56
-    internet_gateway: { name: igw, interface: up }
-    egress_only_internet_gateway: { name: eigw, interface: up }
-    subnets:
-      - { name: pub, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1234:1a00::/64, interface: s-pub, route_table: public }
-      - { name: priv, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1234:1a01::/64, interface: s-priv, route_table: private }
-    route_tables:
-      - name: public
-        routes:
-          - { destination: 0.0.0.0/0, target: igw }
-          ROUTES6_PUBLIC
-      - name: private
-        routes:
-          - { destination: 192.0.2.0/24, target: blackhole }
-          ROUTES6_PRIVATE
-";
+    fn entry(table: u32, net: &str, target: u8, target_id: u32) -> (Route6Prefix, RouteValue) {
+        let net: Ipv6Net = net.parse().expect("net");
+        let value = RouteValue {
+            target,
+            target_id,
+            ..Default::default()
+        };
+        (RoutePrefix::new(table, net), value)
+    }
 
     #[test]
-    fn ipv6_routes_are_validated_not_compiled() {
-        let with = YAML
-            .replace("ROUTES6_PUBLIC", "- { destination: '::/0', target: igw }")
-            .replace("ROUTES6_PRIVATE", "- { destination: '::/0', target: eigw }");
-        let without = YAML
-            .replace("ROUTES6_PUBLIC", "")
-            .replace("ROUTES6_PRIVATE", "");
-        let with = load_str("t.yaml", &with).expect("valid");
-        let without = load_str("t.yaml", &without).expect("valid");
-        let ipv6 = |c: &crate::config::ValidatedConfig| {
-            c.vpcs[0]
-                .route_tables
-                .iter()
-                .flat_map(|t| &t.routes)
-                .filter(|r| r.ipv4_destination().is_none())
-                .count()
-        };
-        assert_eq!((ipv6(&with), ipv6(&without)), (2, 0));
-        let with = compile(&with, 0, &ifindex).expect("compiles");
-        let without = compile(&without, 0, &ifindex).expect("compiles");
-        assert!(!without.routes.is_empty());
-        assert_eq!(with.routes, without.routes);
+    fn every_table_gets_the_ipv6_local_routes_and_its_ipv6_routes() {
+        let config = load_str("t.yaml", DUAL_STACK).expect("valid");
+        let c = compile(&config, 0, &super::super::tests::ifindex6).expect("compiles");
+        let (public, private, main) = (1, 2, 3);
+        let local_table = c.ids.local_table[0];
+        assert_eq!(
+            (c.ids.route_table[0].as_slice(), local_table),
+            (&[1, 2, 3][..], 4)
+        );
+        let mut expected: BTreeMap<Route6Prefix, RouteValue> = BTreeMap::new();
+        for table in [public, private, main, local_table] {
+            expected.extend([
+                entry(table, "2001:db8:1234:1a00::/56", TARGET_LOCAL, 0),
+                entry(table, "2001:db8:1234:1a00::/64", TARGET_LOCAL, 1),
+                entry(table, "2001:db8:1234:1a01::/64", TARGET_LOCAL, 2),
+            ]);
+        }
+        // The uplink "up" is ifindex 2, for both gateways.
+        expected.extend([
+            entry(public, "::/0", TARGET_INTERNET_GATEWAY, 2),
+            entry(private, "::/0", TARGET_EGRESS_ONLY_GATEWAY, 2),
+            entry(private, "2001:db8:ffff::/48", TARGET_BLACKHOLE, 0),
+        ]);
+        assert_eq!(c.routes6, expected);
+        let default = expected
+            .keys()
+            .find(|k| k.key.addr == [0; 16])
+            .expect("::/0");
+        assert_eq!(default.prefix_len, 32, "the table id's bits only");
+        let subnet = entry(1, "2001:db8:1234:1a01::/64", TARGET_LOCAL, 2).0;
+        assert_eq!(subnet.prefix_len, 32 + 64);
+        // The IPv4 routes are only the IPv4 ones: no IPv6 route leaks into ROUTES.
+        let spoof = vpc_common::route::uplink_spoof_table(0);
+        let v4: Vec<_> = c.routes.keys().filter(|k| k.key.table == public).collect();
+        assert_eq!(v4.len(), 4, "10.0.0.0/16, two subnets, 0.0.0.0/0: {v4:?}");
+        assert!(
+            c.routes
+                .keys()
+                .all(|k| k.key.table != private || k.prefix_len > 32)
+        );
+        assert!(c.routes.keys().any(|k| k.key.table == spoof));
+    }
+
+    #[test]
+    fn an_egress_only_gateway_on_a_missing_interface_is_no_error() {
+        let yaml = DUAL_STACK.replace(
+            "egress_only_internet_gateway: { name: eigw, interface: up }",
+            "egress_only_internet_gateway: { name: eigw, interface: elsewhere }",
+        );
+        let config = load_str("t.yaml", &yaml).expect("valid");
+        let c = compile(&config, 0, &super::super::tests::ifindex6).expect("compiles");
+        let eigw = entry(2, "::/0", TARGET_EGRESS_ONLY_GATEWAY, 0);
+        assert_eq!(c.routes6.get(&eigw.0), Some(&eigw.1));
     }
 }

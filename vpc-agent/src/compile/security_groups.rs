@@ -1,4 +1,4 @@
-//! `SG_REMOTES` and `SG_RULES` entries (vpc-common/src/security_group.rs).
+//! `SG_REMOTES`, `SG_REMOTES6` and `SG_RULES` entries (vpc-common/src/security_group.rs).
 //!
 //! Per VPC, the remote addresses the rules can tell apart become *classes*: every CIDR a rule
 //! names and the address (/32) of every member of a group some rule references. The class of
@@ -16,40 +16,49 @@
 //! A `pl:NAME` rule is the union of one rule per CIDR of the list: every CIDR of a referenced
 //! list is a class boundary like a CIDR a rule names, and the rule is written for the classes
 //! inside any of them (each once).
+//!
+//! IPv6 remotes are classified the same way in `SG_REMOTES6` (rule IPv6 CIDRs, members' IPv6
+//! addresses as /128), with their own classes numbered after the VPC's IPv4 ones, so that one
+//! `SG_RULES` holds the rules of both families. `::/0` is an entry of its own (the first IPv6
+//! class), never class 0: every IPv6 remote has an IPv6 class, and no rule for `0.0.0.0/0`
+//! (class 0) matches it, nor one for `::/0` an IPv4 remote.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use vpc_common::{
+    Addr6,
     acl::{ACL_INBOUND, ACL_OUTBOUND},
-    proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+    proto::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP},
     security_group::{
         SG_ANY_PROTO, SG_REMOTE_FIXED_BITS, SG_RULE_FIXED_BITS, SgRemoteKey, SgRuleKey, SgRuleValue,
     },
 };
 
-use super::{ids::Ids, net_raw};
-use crate::config::validated::{
-    InstanceDef, SgPeer, SgRuleDef, TrafficMatch, VpcDef, group_members,
-};
+use super::{family::Family, ids::Ids};
+use crate::config::validated::{SgPeer, SgRuleDef, TrafficMatch, VpcDef, group_members};
 
-/// The class of addresses that match no `SG_REMOTES` entry (and of `0.0.0.0/0`).
+/// The class of IPv4 addresses that match no `SG_REMOTES` entry (and of `0.0.0.0/0`).
 pub const CLASS_NONE: u32 = 0;
 
-/// An `SG_REMOTES` trie key: `prefix_len` counts the VPC id's 32 bits first.
+/// An `SG_REMOTES` trie key (`SG_REMOTES6`: [`SgRemote6Prefix`]): `prefix_len` counts the VPC
+/// id's 32 bits first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SgRemotePrefix {
+pub struct SgRemotePrefix<A = u32> {
     pub prefix_len: u32,
-    pub key: SgRemoteKey,
+    pub key: SgRemoteKey<A>,
 }
 
-impl SgRemotePrefix {
-    pub fn new(vpc_id: u32, net: Ipv4Net) -> Self {
+/// An `SG_REMOTES6` key.
+pub type SgRemote6Prefix = SgRemotePrefix<Addr6>;
+
+impl<A> SgRemotePrefix<A> {
+    pub fn new<N: Family<Raw = A>>(vpc_id: u32, net: N) -> Self {
         Self {
             prefix_len: SG_REMOTE_FIXED_BITS + u32::from(net.prefix_len()),
             key: SgRemoteKey {
                 vpc_id,
-                addr: net_raw(net).0,
+                addr: net.raw().0,
             },
         }
     }
@@ -62,8 +71,8 @@ pub struct SgRulePrefix {
     pub key: SgRuleKey,
 }
 
-/// What a rule matches besides the remote: a protocol and a block of ports (for ICMP,
-/// `type << 8 | code`) given by its first `port_bits` bits.
+/// What a rule matches besides the remote: a protocol and a block of ports (for ICMP and
+/// ICMPv6, `type << 8 | code`) given by its first `port_bits` bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PortBlock {
     pub proto: u8,
@@ -71,64 +80,110 @@ pub struct PortBlock {
     pub port_bits: u8,
 }
 
-/// The remote classes of one VPC: network -> class id (1, 2, ... in address order).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Classes {
-    by_net: BTreeMap<Ipv4Net, u32>,
+/// The remote classes of one VPC for one address family: network -> class id. IPv4 classes
+/// are 1, 2, ... in address order (class 0: no entry matches, `0.0.0.0/0`); the IPv6 ones
+/// follow them, the first being `::/0` (every IPv6 remote has an IPv6 class).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classes<N: Family> {
+    by_net: BTreeMap<N, u32>,
 }
 
-impl Classes {
-    /// Every CIDR named by a rule of VPC `v` or in a prefix list a rule names (except /0), and
-    /// the /32 of every member of a referenced group (of this VPC, or of a peer VPC for
-    /// `sg:VPC/NAME`).
-    pub fn of_vpc(vpcs: &[VpcDef], v: usize) -> Self {
+impl<N: Family> Classes<N> {
+    /// Every CIDR of family `N` named by a rule of VPC `v` or in a prefix list a rule names
+    /// (except IPv4's /0), and the single-address network of every address of that family of
+    /// every member of a referenced group (of this VPC, or of a peer VPC for `sg:VPC/NAME`);
+    /// numbered from `first`. IPv6's `::/0` is always one.
+    pub fn of_vpc(vpcs: &[VpcDef], v: usize, first: u32) -> Self {
         let mut nets = BTreeSet::new();
+        if !N::DEFAULT_IS_CLASS_NONE {
+            nets.insert(N::everything());
+        }
         for rule in vpcs[v].security_groups.iter().flat_map(rules) {
             match rule.peer {
-                SgPeer::Cidr(ipnet::IpNet::V4(net)) if net.prefix_len() > 0 => {
-                    nets.insert(net);
-                }
-                SgPeer::Cidr(_) => {}
+                SgPeer::Cidr(net) => nets.extend(N::of(net)),
                 SgPeer::Group(_) | SgPeer::PeerGroup { .. } => {
-                    nets.extend(group_members(vpcs, v, &rule.peer).map(host));
+                    nets.extend(group_members(vpcs, v, &rule.peer).flat_map(N::hosts));
                 }
-                SgPeer::PrefixList(l) => {
-                    let cidrs = vpcs[v].prefix_list(l).cidrs.iter();
-                    nets.extend(cidrs.filter(|net| net.prefix_len() > 0));
-                }
+                SgPeer::PrefixList(l) => nets.extend(N::prefix_list(vpcs[v].prefix_list(l))),
             }
         }
+        if N::DEFAULT_IS_CLASS_NONE {
+            nets.remove(&N::everything());
+        }
         Self {
-            by_net: nets.into_iter().zip(1..).collect(),
+            by_net: nets.into_iter().zip(first..).collect(),
         }
     }
 
-    /// (network, class) of every `SG_REMOTES` entry.
-    pub fn iter(&self) -> impl Iterator<Item = (Ipv4Net, u32)> + '_ {
+    /// (network, class) of every entry.
+    pub fn iter(&self) -> impl Iterator<Item = (N, u32)> + '_ {
         self.by_net.iter().map(|(n, c)| (*n, *c))
     }
 
-    /// The classes of the addresses inside `net` (class 0 too if `net` is `/0`).
-    pub fn inside(&self, net: Ipv4Net) -> Vec<u32> {
+    /// The class after the last one.
+    pub fn next(&self) -> Option<u32> {
+        self.by_net.values().max().map(|c| c + 1)
+    }
+
+    /// The classes of the addresses inside `net` (IPv4's class 0 too if `net` is `/0`).
+    pub fn inside(&self, net: N) -> Vec<u32> {
         let mut out: Vec<u32> = self
             .iter()
-            .filter(|(n, _)| net.contains(n))
+            .filter(|(n, _)| net.contains_net(n))
             .map(|(_, c)| c)
             .collect();
-        if net.prefix_len() == 0 {
+        if N::DEFAULT_IS_CLASS_NONE && net.prefix_len() == 0 {
             out.push(CLASS_NONE);
         }
         out
     }
 
-    /// The class of a member's address.
-    fn host(&self, inst: &InstanceDef) -> u32 {
-        self.by_net[&host(inst)]
+    /// The classes a rule's source or destination covers. A peer VPC's members are remotes
+    /// of this VPC's groups like its own (VPC blocks never overlap, and only the peering
+    /// delivers from a peer's addresses: the uplink drops them as spoofed).
+    pub fn of_peer(&self, vpcs: &[VpcDef], v: usize, peer: &SgPeer) -> Vec<u32> {
+        match peer {
+            SgPeer::Cidr(net) => N::of(*net).map_or_else(Vec::new, |net| self.inside(net)),
+            SgPeer::Group(_) | SgPeer::PeerGroup { .. } => group_members(vpcs, v, peer)
+                .flat_map(N::hosts)
+                .map(|host| self.by_net[&host])
+                .collect(),
+            SgPeer::PrefixList(l) => {
+                let cidrs = N::prefix_list(vpcs[v].prefix_list(*l));
+                let union: BTreeSet<u32> = cidrs.into_iter().flat_map(|n| self.inside(n)).collect();
+                union.into_iter().collect()
+            }
+        }
     }
 }
 
-fn host(inst: &InstanceDef) -> Ipv4Net {
-    Ipv4Net::from(inst.private_ip)
+/// The remote classes of both families of one VPC.
+struct VpcClasses {
+    v4: Classes<Ipv4Net>,
+    v6: Classes<Ipv6Net>,
+}
+
+impl VpcClasses {
+    fn of_vpc(vpcs: &[VpcDef], v: usize) -> Self {
+        let v4 = Classes::<Ipv4Net>::of_vpc(vpcs, v, CLASS_NONE + 1);
+        let first6 = v4.next().unwrap_or(CLASS_NONE + 1);
+        let v6 = Classes::of_vpc(vpcs, v, first6);
+        Self { v4, v6 }
+    }
+
+    /// The classes of both families a rule's peer covers.
+    fn of_peer(&self, vpcs: &[VpcDef], v: usize, peer: &SgPeer) -> Vec<u32> {
+        let mut out = self.v4.of_peer(vpcs, v, peer);
+        out.extend(self.v6.of_peer(vpcs, v, peer));
+        out
+    }
+}
+
+/// The remote entries of both families.
+#[derive(Debug)]
+pub struct Remotes<'a> {
+    pub v4: &'a mut BTreeMap<SgRemotePrefix, u32>,
+    pub v6: &'a mut BTreeMap<SgRemote6Prefix, u32>,
 }
 
 fn rules(group: &crate::config::validated::SecurityGroupDef) -> impl Iterator<Item = &SgRuleDef> {
@@ -152,7 +207,8 @@ pub fn port_blocks(lo: u16, hi: u16) -> Vec<(u16, u8)> {
     out
 }
 
-/// The (protocol, port block) keys a rule's traffic match is written under.
+/// The (protocol, port block) keys a rule's traffic match is written under (ICMPv6 like
+/// ICMP: `type << 8 | code`).
 pub fn traffic_blocks(t: &TrafficMatch) -> Vec<PortBlock> {
     let block = |proto, port, port_bits| PortBlock {
         proto,
@@ -168,15 +224,15 @@ pub fn traffic_blocks(t: &TrafficMatch) -> Vec<PortBlock> {
                 .map(|(port, bits)| block(p, port, bits))
                 .collect(),
         },
-        Some(PROTO_ICMP) => {
+        Some(p @ (PROTO_ICMP | PROTO_ICMPV6)) => {
             let icmp = |ty: u8, code: u8| u16::from(ty) << 8 | u16::from(code);
             match (t.icmp_type, t.icmp_code) {
-                (None, None) => vec![block(PROTO_ICMP, 0, 0)],
-                (Some(ty), None) => vec![block(PROTO_ICMP, icmp(ty, 0), 8)],
-                (Some(ty), Some(code)) => vec![block(PROTO_ICMP, icmp(ty, code), 16)],
+                (None, None) => vec![block(p, 0, 0)],
+                (Some(ty), None) => vec![block(p, icmp(ty, 0), 8)],
+                (Some(ty), Some(code)) => vec![block(p, icmp(ty, code), 16)],
                 // A code of any type is no prefix: one entry per type.
                 (None, Some(code)) => (0..=u8::MAX)
-                    .map(|ty| block(PROTO_ICMP, icmp(ty, code), 16))
+                    .map(|ty| block(p, icmp(ty, code), 16))
                     .collect(),
             }
         }
@@ -184,19 +240,23 @@ pub fn traffic_blocks(t: &TrafficMatch) -> Vec<PortBlock> {
     }
 }
 
-/// Every entry of the security groups of VPC `v` (of `vpcs`).
+/// Every entry of the security groups of VPC `v` (of `vpcs`): the remote classes of both
+/// families, and the rules for the classes of either family their peers cover.
 pub fn vpc_security_groups(
     vpcs: &[VpcDef],
     v: usize,
     ids: &Ids,
-    remotes: &mut BTreeMap<SgRemotePrefix, u32>,
+    remotes: Remotes<'_>,
     rules_out: &mut BTreeMap<SgRulePrefix, SgRuleValue>,
 ) {
     let vpc = &vpcs[v];
     let vpc_id = ids.vpc[v];
-    let classes = Classes::of_vpc(vpcs, v);
-    for (net, class) in classes.iter() {
-        remotes.insert(SgRemotePrefix::new(vpc_id, net), class);
+    let classes = VpcClasses::of_vpc(vpcs, v);
+    for (net, class) in classes.v4.iter() {
+        remotes.v4.insert(SgRemotePrefix::new(vpc_id, net), class);
+    }
+    for (net, class) in classes.v6.iter() {
+        remotes.v6.insert(SgRemotePrefix::new(vpc_id, net), class);
     }
     for (_, endpoint, groups) in ids.sg_sets.iter().filter(|(sv, _, _)| *sv == v) {
         let endpoint = *endpoint;
@@ -215,7 +275,7 @@ pub fn vpc_security_groups(
                         direction: direction as u8,
                         value,
                     };
-                    for class in peer_classes(vpcs, v, &classes, &rule.peer) {
+                    for class in classes.of_peer(vpcs, v, &rule.peer) {
                         for block in traffic_blocks(&rule.traffic) {
                             // Several rules may allow the same thing: the first one is named.
                             let (key, value) = at.entry(class, block);
@@ -224,25 +284,6 @@ pub fn vpc_security_groups(
                     }
                 }
             }
-        }
-    }
-}
-
-/// The classes a rule's source or destination covers. A peer VPC's members are remotes of
-/// this VPC's groups like its own (VPC blocks never overlap, and only the peering delivers
-/// from a peer's addresses: the uplink drops them as spoofed).
-fn peer_classes(vpcs: &[VpcDef], v: usize, classes: &Classes, peer: &SgPeer) -> Vec<u32> {
-    match peer {
-        SgPeer::Cidr(ipnet::IpNet::V4(net)) => classes.inside(*net),
-        // The datapath drops IPv6: an IPv6 peer covers no class.
-        SgPeer::Cidr(ipnet::IpNet::V6(_)) => Vec::new(),
-        SgPeer::Group(_) | SgPeer::PeerGroup { .. } => group_members(vpcs, v, peer)
-            .map(|i| classes.host(i))
-            .collect(),
-        SgPeer::PrefixList(l) => {
-            let cidrs = vpcs[v].prefix_list(*l).cidrs.iter();
-            let union: BTreeSet<u32> = cidrs.flat_map(|net| classes.inside(*net)).collect();
-            union.into_iter().collect()
         }
     }
 }
@@ -355,7 +396,7 @@ mod tests {
     #[test]
     fn a_cidr_covers_the_classes_inside_it_and_only_0_0_0_0_slash_0_covers_class_0() {
         let config = load_str("t.yaml", NESTED).expect("valid");
-        let classes = Classes::of_vpc(&config.vpcs, 0);
+        let classes = Classes::<Ipv4Net>::of_vpc(&config.vpcs, 0, 1);
         // No entry for /0; the rest numbered in address order.
         assert_eq!(
             classes.iter().collect::<Vec<_>>(),
@@ -538,11 +579,11 @@ mod tests {
     fn a_peer_vpcs_group_is_the_classes_of_its_members_there() {
         let config = load_str("t.yaml", PEERED).expect("valid");
         // app's only remote is shared's db member; shared's are its default group's members.
-        let app = Classes::of_vpc(&config.vpcs, 0);
+        let app = Classes::<Ipv4Net>::of_vpc(&config.vpcs, 0, 1);
         assert_eq!(app.iter().collect::<Vec<_>>(), [(net("10.1.0.20/32"), 1)]);
         let rule = &config.vpcs[0].security_groups[0].inbound[0];
-        assert_eq!(peer_classes(&config.vpcs, 0, &app, &rule.peer), [1]);
-        let shared = Classes::of_vpc(&config.vpcs, 1);
+        assert_eq!(app.of_peer(&config.vpcs, 0, &rule.peer), [1]);
+        let shared = Classes::<Ipv4Net>::of_vpc(&config.vpcs, 1, 1);
         assert_eq!(
             shared.iter().collect::<Vec<_>>(),
             [(net("10.1.0.21/32"), 1)]
@@ -597,7 +638,7 @@ mod tests {
 ";
         let config = load_str("t.yaml", yaml).expect("valid");
         let vpc = &config.vpcs[0];
-        let classes = Classes::of_vpc(&config.vpcs, 0);
+        let classes = Classes::<Ipv4Net>::of_vpc(&config.vpcs, 0, 1);
         // The referenced lists' CIDRs are class boundaries (not /0, nor an unused list's).
         assert_eq!(
             classes.iter().collect::<Vec<_>>(),
@@ -608,12 +649,12 @@ mod tests {
             ]
         );
         let peer = |r: usize| &vpc.security_groups[0].inbound[r].peer;
-        assert_eq!(peer_classes(&config.vpcs, 0, &classes, peer(0)), [3]);
+        assert_eq!(classes.of_peer(&config.vpcs, 0, peer(0)), [3]);
         // 192.168.0.0/16 covers 1, 2, 3 and 192.168.1.0/24 covers 2, 3: each once.
-        assert_eq!(peer_classes(&config.vpcs, 0, &classes, peer(1)), [1, 2, 3]);
+        assert_eq!(classes.of_peer(&config.vpcs, 0, peer(1)), [1, 2, 3]);
         let everything = &vpc.security_groups[0].outbound[0].peer;
         assert_eq!(
-            peer_classes(&config.vpcs, 0, &classes, everything),
+            classes.of_peer(&config.vpcs, 0, everything),
             [CLASS_NONE, 1, 2, 3]
         );
     }

@@ -116,6 +116,8 @@ fn add_iface(
 pub struct VpcLinks {
     /// The internet gateway's uplink (0: none).
     pub igw: u32,
+    /// The egress-only internet gateway's uplink (0: none, or its interface is not there).
+    pub eigw: u32,
     /// Each gateway's link, in `VpcDef::gateways` order.
     pub gateways: Vec<u32>,
 }
@@ -149,8 +151,18 @@ pub fn vpc_topology(
     subnets(vpc, v, ids, ifaces, out)?;
     let ports = instance_ports(vpc, v, ids, ifaces, out)?;
     endpoints(vpc, v, ids, &ports, out);
+    // Not an interface of its own to the datapath (no IFACES entry, nothing attached): the
+    // IPv6 routes to it carry its uplink's ifindex. Resolved leniently, since the definition's
+    // interfaces (what `validate` stands in for) do not include it.
+    let eigw = vpc.egress_only_internet_gateway.as_ref().map_or(0, |eigw| {
+        ifaces
+            .resolve
+            .link(&eigw.interface)
+            .map_or(0, |link| link.ifindex)
+    });
     Ok(VpcLinks {
         igw: igw_ifindex,
+        eigw,
         gateways,
     })
 }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 pub use vpc_common::conntrack::CtTimeouts;
-use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use vpc_common::proto::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 /// The name of the implicit and of the user-overridable defaults.
 pub const MAIN_TABLE: &str = "main";
@@ -298,7 +298,7 @@ impl TrafficMatch {
         icmp_code: None,
     };
 
-    /// Whether a packet's protocol, destination port and ICMP type/code match.
+    /// Whether a packet's protocol, destination port and ICMP (or ICMPv6) type/code match.
     pub fn matches(&self, proto: u8, dport: u16, icmp_type: u8, icmp_code: u8) -> bool {
         match self.protocol {
             None => true,
@@ -306,7 +306,7 @@ impl TrafficMatch {
             Some(PROTO_TCP | PROTO_UDP) => {
                 self.ports.is_none_or(|(lo, hi)| (lo..=hi).contains(&dport))
             }
-            Some(PROTO_ICMP) => {
+            Some(PROTO_ICMP | PROTO_ICMPV6) => {
                 self.icmp_type.is_none_or(|t| t == icmp_type)
                     && self.icmp_code.is_none_or(|c| c == icmp_code)
             }
@@ -580,4 +580,32 @@ pub fn parse_host_port(text: &str) -> Option<(String, u16)> {
         .unwrap_or(host);
     let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
     (!host.is_empty() && !host.contains(char::is_whitespace)).then(|| (host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmpv6_rules_match_type_and_code_like_icmp_ones() {
+        let echo = TrafficMatch {
+            protocol: Some(PROTO_ICMPV6),
+            icmp_type: Some(128),
+            ..TrafficMatch::ANY
+        };
+        assert!(echo.matches(PROTO_ICMPV6, 0, 128, 0));
+        assert!(echo.matches(PROTO_ICMPV6, 0, 128, 7), "any code");
+        assert!(!echo.matches(PROTO_ICMPV6, 0, 129, 0));
+        assert!(
+            !echo.matches(PROTO_ICMP, 0, 128, 0),
+            "ICMP is another protocol"
+        );
+        let unreachable = TrafficMatch {
+            icmp_type: Some(1),
+            icmp_code: Some(4),
+            ..echo
+        };
+        assert!(unreachable.matches(PROTO_ICMPV6, 0, 1, 4));
+        assert!(!unreachable.matches(PROTO_ICMPV6, 0, 1, 3));
+    }
 }

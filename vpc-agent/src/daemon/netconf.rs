@@ -1,9 +1,10 @@
 //! What the router's own network configuration must provide for the datapath: each subnet
 //! interface carries the router's `.1` address (the router owns it, as in AWS: docs/format.md),
 //! each instance port the route to its instance (and, in a subnet with an IPv6 block, the
-//! router's link-local address the datapath advertises), and IPv4 forwarding is enabled on
-//! every managed interface (`bpf_fib_lookup` refuses to forward
-//! otherwise), and on subnet interfaces the kernel learns nothing from the hosts' IPv6 (no
+//! router's link-local address the datapath advertises, and the routes to the instance's IPv6
+//! addresses), and IPv4 forwarding is enabled on every managed interface, IPv6 forwarding on
+//! every instance port with IPv6 addresses (`bpf_fib_lookup` refuses to forward otherwise),
+//! and on subnet interfaces the kernel learns nothing from the hosts' IPv6 (no
 //! router advertisements, redirects or autoconfiguration). Done with `ip` (iproute2) and
 //! `/proc/sys`, in the agent's network namespace.
 
@@ -25,8 +26,10 @@ pub enum NetconfError {
     Ip { args: String, stderr: String },
     #[error("{interface} has no Ethernet address, which an IPv6 instance port needs")]
     Mac { interface: String },
-    #[error("cannot enable IPv4 forwarding ({})", path.display())]
+    #[error("cannot enable {family} forwarding ({})", path.display())]
     Forwarding {
+        /// "IPv4" or "IPv6".
+        family: &'static str,
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -52,6 +55,10 @@ pub struct Managed {
     /// its MAC), the source of the router advertisements sent there (`advertise`) and the
     /// address instances reach the router by.
     pub ipv6_prefix: Option<Ipv6Net>,
+    /// On an instance port with IPv6 addresses (its subnet has an IPv6 block): the routes to
+    /// them (`ADDR/128`, out of the port), and the port forwards IPv6 (`bpf_fib_lookup`
+    /// refuses otherwise).
+    pub ipv6_routes: Vec<String>,
 }
 
 /// The interfaces of `config`, each once (subnet interfaces first, then uplinks).
@@ -61,6 +68,7 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
         .into_iter()
         .map(|(name, role)| {
             let mut ipv6_prefix = None;
+            let mut ipv6_routes = Vec::new();
             let (kind, router_address, instance_route) = match role {
                 InterfaceRole::Segment { vpc, subnet } => {
                     let s = &config.vpcs[vpc].subnets[subnet];
@@ -73,6 +81,10 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
                     let router = subnet.router_ip();
                     let route = (format!("{}/32", inst.private_ip), router.to_string());
                     ipv6_prefix = subnet.ipv6_cidr;
+                    if ipv6_prefix.is_some() {
+                        let hosts = inst.ipv6_addresses.iter().map(|a| format!("{a}/128"));
+                        ipv6_routes = hosts.collect();
+                    }
                     (IFACE_SUBNET, Some(format!("{router}/32")), Some(route))
                 }
                 InterfaceRole::Uplink { .. } => (IFACE_UPLINK, None, None),
@@ -84,6 +96,7 @@ pub fn managed_interfaces(config: &ValidatedConfig) -> Vec<Managed> {
                 router_address,
                 instance_route,
                 ipv6_prefix,
+                ipv6_routes,
             }
         })
         .collect()
@@ -153,14 +166,52 @@ pub fn prepare(iface: &Managed) -> Result<(), NetconfError> {
             );
         }
     }
-    let path = PathBuf::from(format!("/proc/sys/net/ipv4/conf/{}/forwarding", iface.name));
+    for dest in &iface.ipv6_routes {
+        ip(&["-6", "route", "replace", dest, "dev", &iface.name])?;
+        log::debug!("instance route interface={} destination={dest}", iface.name);
+    }
+    enable_forwarding(Family::V4, &iface.name)?;
+    if !iface.ipv6_routes.is_empty() {
+        enable_forwarding(Family::V6, &iface.name)?;
+    }
+    Ok(())
+}
+
+/// The address family of a `/proc/sys/net/*/conf` setting.
+#[derive(Clone, Copy, Debug)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn name(self) -> &'static str {
+        match self {
+            Self::V4 => "IPv4",
+            Self::V6 => "IPv6",
+        }
+    }
+
+    fn sysctl_dir(self) -> &'static str {
+        match self {
+            Self::V4 => "ipv4",
+            Self::V6 => "ipv6",
+        }
+    }
+}
+
+/// Turns forwarding of `family` on for interface `name` if it is off.
+fn enable_forwarding(family: Family, name: &str) -> Result<(), NetconfError> {
+    let dir = family.sysctl_dir();
+    let path = PathBuf::from(format!("/proc/sys/net/{dir}/conf/{name}/forwarding"));
     let on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1");
     if !on {
         std::fs::write(&path, "1").map_err(|source| NetconfError::Forwarding {
+            family: family.name(),
             path: path.clone(),
             source,
         })?;
-        log::info!("enabled IPv4 forwarding interface={}", iface.name);
+        log::info!("enabled {} forwarding interface={name}", family.name());
     }
     Ok(())
 }
@@ -208,5 +259,50 @@ fn ipv6_no_host_learning(name: &str) {
             },
             Err(e) => log::debug!("interface={name}: no {}: {e}", path.display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    #[test]
+    fn ipv6_instance_ports_get_routes_to_the_instances_ipv6_addresses() {
+        let yaml = r#"vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    ipv6_cidr_block: 2001:db8:1234:1a00::/56
+    subnets:
+      - { name: six, cidr: 10.0.0.0/24, ipv6_cidr: "2001:db8:1234:1a00::/64" }
+      - { name: four, cidr: 10.0.1.0/24, interface: seg }
+    instances:
+      - { name: a, subnet: six, interface: eni-a, private_ip: 10.0.0.10, ipv6_addresses: ["2001:db8:1234:1a00::10", "2001:db8:1234:1a00::11"] }
+      - { name: b, subnet: six, interface: eni-b, private_ip: 10.0.0.11 }
+      - { name: c, subnet: four, interface: eni-c, private_ip: 10.0.1.10 }
+"#;
+        let config = load_str("t.yaml", yaml).expect("valid");
+        let managed = managed_interfaces(&config);
+        let routes = |name: &str| {
+            let m = managed.iter().find(|m| m.name == name).expect(name);
+            (m.ipv6_prefix.map(|p| p.to_string()), m.ipv6_routes.clone())
+        };
+        assert_eq!(
+            routes("eni-a"),
+            (
+                Some("2001:db8:1234:1a00::/64".into()),
+                vec![
+                    "2001:db8:1234:1a00::10/128".to_owned(),
+                    "2001:db8:1234:1a00::11/128".to_owned()
+                ]
+            )
+        );
+        // No IPv6 address: no route, and the port does not forward IPv6.
+        assert_eq!(
+            routes("eni-b"),
+            (Some("2001:db8:1234:1a00::/64".into()), vec![])
+        );
+        assert_eq!(routes("eni-c"), (None, vec![]));
+        assert_eq!(routes("seg"), (None, vec![]));
     }
 }

@@ -27,7 +27,10 @@ use std::{
 };
 
 use tokio::signal::unix::{SignalKind, signal};
-use vpc_common::nat::NatKey;
+use vpc_common::{
+    conntrack::{CtKey, CtKey6},
+    nat::NatKey,
+};
 
 use crate::{
     compile::CompileError,
@@ -329,16 +332,29 @@ impl Agent {
 
     /// Removes expired connections (and their NAT ports).
     fn sweep(&mut self) {
+        type SweepFn = fn(
+            &mut aya::maps::Map,
+            &mut aya::maps::Map,
+            &aya::maps::Map,
+            u64,
+        ) -> Result<sweep::Swept, aya::maps::MapError>;
         let dir = &self.opts.bpffs;
         // Both tables: unassured connections (a half-open NAT connection holds a port too).
         let result = (|| {
             let mut nat = pin::open_map(dir, names::NAT_PORTS)?;
             let timeouts = pin::open_map(dir, names::CT_TIMEOUTS)?;
             let mut total = sweep::Swept::default();
-            for table in [names::CONNTRACK, names::CT_UNASSURED] {
+            // IPv4 and IPv6 tables: the same sweep over their key types.
+            let tables: [(&str, SweepFn); 4] = [
+                (names::CONNTRACK, sweep::sweep::<CtKey>),
+                (names::CT_UNASSURED, sweep::sweep::<CtKey>),
+                (names::CONNTRACK6, sweep::sweep::<CtKey6>),
+                (names::CT_UNASSURED6, sweep::sweep::<CtKey6>),
+            ];
+            for (table, sweep_table) in tables {
                 let mut ct = pin::open_map(dir, table)?;
                 let now = flowlog::monotonic_ns();
-                let swept = sweep::sweep(&mut ct, &mut nat, &timeouts, now).map_err(|source| {
+                let swept = sweep_table(&mut ct, &mut nat, &timeouts, now).map_err(|source| {
                     pin::PinError::Map {
                         path: pin::map_path(dir, table),
                         source,

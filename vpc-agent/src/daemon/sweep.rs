@@ -1,6 +1,8 @@
 //! The connection-tracking sweep: the datapath only notices an expired connection when a
-//! packet of it comes back, so the daemon periodically removes expired `CONNTRACK` entries
-//! (and, for translated ones, their `NAT_PORTS` reverse entry, releasing the port). Timeouts
+//! packet of it comes back, so the daemon periodically removes expired entries of the four
+//! tables (`CONNTRACK`, `CT_UNASSURED` and their IPv6 twins `CONNTRACK6`, `CT_UNASSURED6`;
+//! one [`sweep`] over the key type [`SweptKey`]) and, for translated IPv4 ones, their
+//! `NAT_PORTS` reverse entry, releasing the port. Timeouts
 //! are the datapath's: `CT_TIMEOUTS[0]` (zero fields mean `DEFAULT_TIMEOUTS`), the NAT timeout
 //! in every state for translated entries, compared against CLOCK_MONOTONIC (`bpf_ktime_get_ns`).
 //!
@@ -22,9 +24,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{Array, HashMap, Map, MapData, MapError};
+use aya::{
+    Pod,
+    maps::{Array, HashMap, Map, MapData, MapError},
+};
 use vpc_common::{
-    conntrack::{CtEntry, CtKey, CtTimeouts},
+    conntrack::{CtEntry, CtKey, CtKey6, CtTimeouts},
     nat::{NatKey, NatValue},
 };
 
@@ -35,10 +40,40 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// two minutes of its connection's disappearance).
 pub const ORPHAN_SCAN_EVERY: u64 = 6;
 
+/// The key of a connection-tracking table the sweep goes over: `CtKey` (`CONNTRACK`,
+/// `CT_UNASSURED`) or `CtKey6` (`CONNTRACK6`, `CT_UNASSURED6`).
+pub trait SweptKey: Pod {
+    fn proto(&self) -> u8;
+
+    /// The `NAT_PORTS` entry of the connection's translation, if it has one.
+    fn translation(&self, entry: &CtEntry) -> Option<NatKey>;
+}
+
+impl SweptKey for CtKey {
+    fn proto(&self) -> u8 {
+        self.proto
+    }
+
+    fn translation(&self, entry: &CtEntry) -> Option<NatKey> {
+        (entry.nat_ip != 0).then(|| nat_key(self, entry))
+    }
+}
+
+impl SweptKey for CtKey6 {
+    fn proto(&self) -> u8 {
+        self.proto
+    }
+
+    /// IPv6 is never translated (`nat_ip` is always 0).
+    fn translation(&self, _: &CtEntry) -> Option<NatKey> {
+        None
+    }
+}
+
 /// Whether an entry is expired at monotonic time `now`: the datapath's rule
 /// (`CtEntry::live`, shared through `vpc-common`), negated.
-pub fn expired(t: &CtTimeouts, key: &CtKey, entry: &CtEntry, now: u64) -> bool {
-    !entry.live(t, key.proto, now)
+pub fn expired<K: SweptKey>(t: &CtTimeouts, key: &K, entry: &CtEntry, now: u64) -> bool {
+    !entry.live(t, key.proto(), now)
 }
 
 /// The `NAT_PORTS` key of a translated connection.
@@ -55,8 +90,9 @@ pub struct Swept {
     pub elapsed: Duration,
 }
 
-/// Removes the expired entries of `conntrack` (and their `nat_ports` entries).
-pub fn sweep(
+/// Removes the expired entries of `conntrack`, a table keyed by `K` (and their `nat_ports`
+/// entries).
+pub fn sweep<K: SweptKey>(
     conntrack: &mut Map,
     nat_ports: &mut Map,
     timeouts: &Map,
@@ -65,10 +101,10 @@ pub fn sweep(
     let started = Instant::now();
     let t: Array<&MapData, CtTimeouts> = Array::try_from(timeouts)?;
     let t = t.get(&0, 0)?;
-    let mut ct: HashMap<&mut MapData, CtKey, CtEntry> = HashMap::try_from(conntrack)?;
+    let mut ct: HashMap<&mut MapData, K, CtEntry> = HashMap::try_from(conntrack)?;
     let mut nat: HashMap<&mut MapData, NatKey, NatValue> = HashMap::try_from(nat_ports)?;
     let mut out = Swept::default();
-    let keys: Vec<CtKey> = ct.keys().filter_map(Result::ok).collect();
+    let keys: Vec<K> = ct.keys().filter_map(Result::ok).collect();
     for key in keys {
         out.scanned += 1;
         let Ok(entry) = ct.get(&key, 0) else {
@@ -84,7 +120,10 @@ pub fn sweep(
         }
         if ct.remove(&key).is_ok() {
             out.removed += 1;
-            if entry.nat_ip != 0 && nat.remove(&nat_key(&key, &entry)).is_ok() {
+            if key
+                .translation(&entry)
+                .is_some_and(|nat_key| nat.remove(&nat_key).is_ok())
+            {
                 out.nat_released += 1;
             }
         }
@@ -237,5 +276,39 @@ mod tests {
         );
         let icmp = nat_key(&key(PROTO_ICMP), &entry(CT_ONE_WAY, 0, 9));
         assert_eq!(icmp.remote_port, 0);
+    }
+
+    #[test]
+    fn ipv6_connections_expire_like_ipv4_ones_and_hold_no_port() {
+        let defaults = CtTimeouts::default();
+        let v6 = |proto| CtKey6::new([1; 16], [2; 16], 3, 53, proto);
+        let (udp4, udp6) = (key(PROTO_UDP), v6(PROTO_UDP));
+        for now in [130 * S, 131 * S] {
+            let e = entry(CT_ONE_WAY, 100, 0);
+            assert_eq!(
+                expired(&defaults, &udp6, &e, now),
+                expired(&defaults, &udp4, &e, now)
+            );
+        }
+        assert!(expired(
+            &defaults,
+            &udp6,
+            &entry(CT_ONE_WAY, 100, 0),
+            131 * S
+        ));
+        // ICMPv6 echo has the ICMP timeout.
+        let icmp = entry(CT_ONE_WAY, 100, 0);
+        assert_eq!(
+            expired(
+                &defaults,
+                &v6(vpc_common::proto::PROTO_ICMPV6),
+                &icmp,
+                200 * S
+            ),
+            expired(&defaults, &key(PROTO_ICMP), &icmp, 200 * S)
+        );
+        assert_eq!(udp6.translation(&entry(CT_ONE_WAY, 0, 9)), None);
+        assert!(udp4.translation(&entry(CT_ONE_WAY, 0, 9)).is_some());
+        assert_eq!(udp4.translation(&entry(CT_ONE_WAY, 0, 0)), None);
     }
 }

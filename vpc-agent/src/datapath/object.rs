@@ -37,7 +37,7 @@ pub mod maps {
     };
     use vpc_common::{
         acl::AclTable,
-        conntrack::{CT_STAT_SLOTS, CtEntry, CtKey},
+        conntrack::{CT_STAT_SLOTS, CtEntry, CtKey, CtKey6},
         flow::{FlowKey, FlowStats},
         icmp::ICMP_STAT_SLOTS,
         iface::{
@@ -45,8 +45,8 @@ pub mod maps {
             PublicTarget, Subnet6Info, SubnetInfo, VpcInfo,
         },
         nat::{NatKey, NatValue},
-        route::{RouteKey, RouteValue},
-        security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
+        route::{Route6Key, RouteKey, RouteValue},
+        security_group::{SgRemote6Key, SgRemoteKey, SgRuleKey, SgRuleValue},
     };
 
     pub const CONFIG: &str = "CONFIG";
@@ -63,15 +63,25 @@ pub mod maps {
     pub const PUBLIC_IPS: &str = "PUBLIC_IPS";
     pub const NAT_GATEWAYS: &str = "NAT_GATEWAYS";
     pub const ROUTES: &str = "ROUTES";
+    /// The IPv6 routes of every table (`vpc_common::route::Route6Key`).
+    pub const ROUTES6: &str = "ROUTES6";
     pub const ACLS: &str = "ACLS";
+    /// The ACLs' IPv6 rules, at the indexes of `ACLS` (`vpc_common::acl::AclTable6`).
+    pub const ACLS6: &str = "ACLS6";
     pub const DEVICES: &str = "DEVICES";
     pub const FRAGMENTS: &str = "FRAGMENTS";
     /// Per-CPU drop counters (packets, bytes) by reason and hook (`vpc_common::drop`).
     pub const DROP_COUNTERS: &str = "DROP_COUNTERS";
     pub const SG_REMOTES: &str = "SG_REMOTES";
+    /// IPv6 remote classes (`vpc_common::security_group::SgRemote6Key`).
+    pub const SG_REMOTES6: &str = "SG_REMOTES6";
     pub const SG_RULES: &str = "SG_RULES";
     pub const CONNTRACK: &str = "CONNTRACK";
     pub const CT_UNASSURED: &str = "CT_UNASSURED";
+    /// IPv6 connections (`vpc_common::conntrack::CtKey6`), assured.
+    pub const CONNTRACK6: &str = "CONNTRACK6";
+    /// IPv6 connections not yet assured.
+    pub const CT_UNASSURED6: &str = "CT_UNASSURED6";
     pub const CT_TIMEOUTS: &str = "CT_TIMEOUTS";
     pub const CT_STATS: &str = "CT_STATS";
     pub const CT_SCRATCH: &str = "CT_SCRATCH";
@@ -137,7 +147,7 @@ pub mod maps {
     }
 
     /// Every map of the object, each pinned by name under the agent's bpffs directory.
-    pub const ALL: [MapSpec; 38] = [
+    pub const ALL: [MapSpec; 43] = [
         spec(CONFIG, Entries::Slots(1)),
         spec(AGENT_STATE, Entries::Read(agent_state_entries)),
         spec(IFACES, Entries::Read(hash::<IfaceKey, IfaceInfo>)),
@@ -149,16 +159,21 @@ pub mod maps {
         spec(PUBLIC_IPS, Entries::Read(hash::<PublicKey, PublicTarget>)),
         spec(NAT_GATEWAYS, Entries::Read(hash::<u32, NatGatewayInfo>)),
         spec(ROUTES, Entries::Read(trie::<RouteKey, RouteValue>)),
-        spec(ACLS, Entries::Read(acl_tables)),
+        spec(ROUTES6, Entries::Read(trie::<Route6Key, RouteValue>)),
+        spec(ACLS, Entries::Read(acl_tables::<u32>)),
+        spec(ACLS6, Entries::Read(acl_tables::<vpc_common::Addr6>)),
         spec(DEVICES, Entries::Read(devices)),
         // FragKey (12 bytes) -> FragPorts (4 bytes), defined in vpc-ebpf.
         spec(FRAGMENTS, Entries::Read(hash::<[u8; 12], [u8; 4]>)),
         // One slot per (reason, hook).
         spec(DROP_COUNTERS, Entries::Slots(vpc_common::drop::DROP_SLOTS)),
         spec(SG_REMOTES, Entries::Read(trie::<SgRemoteKey, u32>)),
+        spec(SG_REMOTES6, Entries::Read(trie::<SgRemote6Key, u32>)),
         spec(SG_RULES, Entries::Read(trie::<SgRuleKey, SgRuleValue>)),
         spec(CONNTRACK, Entries::Read(hash::<CtKey, CtEntry>)),
         spec(CT_UNASSURED, Entries::Read(hash::<CtKey, CtEntry>)),
+        spec(CONNTRACK6, Entries::Read(hash::<CtKey6, CtEntry>)),
+        spec(CT_UNASSURED6, Entries::Read(hash::<CtKey6, CtEntry>)),
         spec(CT_TIMEOUTS, Entries::Slots(1)),
         spec(CT_STATS, Entries::Slots(CT_STAT_SLOTS)),
         spec(CT_SCRATCH, Entries::Scratch),
@@ -210,10 +225,14 @@ pub mod maps {
         count(DevMapHash::<&MapData>::try_from(map)?.keys())
     }
 
-    /// Network ACL tables in use (not empty).
-    fn acl_tables(map: &Map) -> Result<u32, MapError> {
-        let array: Array<&MapData, AclTable> = Array::try_from(map)?;
-        let empty = AclTable::default();
+    /// Network ACL tables in use (not empty) of `ACLS` (`A = u32`) or `ACLS6`.
+    fn acl_tables<A>(map: &Map) -> Result<u32, MapError>
+    where
+        A: Copy + Default,
+        AclTable<A>: Pod + PartialEq,
+    {
+        let array: Array<&MapData, AclTable<A>> = Array::try_from(map)?;
+        let empty = AclTable::<A>::default();
         let mut n = 0;
         for table in array.iter() {
             n += u32::from(table? != empty);

@@ -12,11 +12,14 @@ use vpc_common::{
     LAYOUT_VERSION,
     acl::{AclTable, MAX_ACLS},
     iface::{GlobalConfig, SLOT_SHIFT},
-    route::RouteKey,
+    route::{RouteKey, RouteValue},
     security_group::{SgRemoteKey, SgRuleKey, SgRuleValue},
 };
 
-use crate::{compile::Compiled, datapath::object::maps as names};
+use crate::{
+    compile::{Compiled, RoutePrefix, SgRemotePrefix},
+    datapath::object::maps as names,
+};
 
 /// Errors writing the maps.
 #[derive(Debug, thiserror::Error)]
@@ -150,19 +153,42 @@ where
     Ok(stats)
 }
 
-fn sync_routes(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncStats, MapsError> {
-    let want: BTreeMap<(u32, RouteKey), _> = compiled
-        .routes
+/// Syncs the routes of one family (`ROUTES` or `ROUTES6`): the entries of the tables of
+/// `slot`.
+fn sync_routes<A: Copy + Ord>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    routes: &BTreeMap<RoutePrefix<A>, RouteValue>,
+    slot: u32,
+    mode: Mode,
+) -> Result<SyncStats, MapsError>
+where
+    RouteKey<A>: Pod + Ord,
+{
+    let want: BTreeMap<(u32, RouteKey<A>), _> = routes
         .iter()
         .map(|(p, v)| ((p.prefix_len, p.key), *v))
         .collect();
-    sync_lpm(
-        ebpf,
-        names::ROUTES,
-        &want,
-        |k| slot_of_id(k.table) == compiled.slot,
-        mode,
-    )
+    sync_lpm(ebpf, name, &want, |k| slot_of_id(k.table) == slot, mode)
+}
+
+/// Syncs the remote classes of one family (`SG_REMOTES` or `SG_REMOTES6`): the entries of
+/// the VPCs of `slot`.
+fn sync_remotes<A: Copy + Ord>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    remotes: &BTreeMap<SgRemotePrefix<A>, u32>,
+    slot: u32,
+    mode: Mode,
+) -> Result<SyncStats, MapsError>
+where
+    SgRemoteKey<A>: Pod + Ord,
+{
+    let want: BTreeMap<(u32, SgRemoteKey<A>), u32> = remotes
+        .iter()
+        .map(|(p, v)| ((p.prefix_len, p.key), *v))
+        .collect();
+    sync_lpm(ebpf, name, &want, |k| slot_of_id(k.vpc_id) == slot, mode)
 }
 
 fn sync_security_groups(
@@ -171,23 +197,13 @@ fn sync_security_groups(
     mode: Mode,
 ) -> Result<SyncStats, MapsError> {
     let slot = compiled.slot;
-    let remotes: BTreeMap<(u32, SgRemoteKey), u32> = compiled
-        .sg_remotes
-        .iter()
-        .map(|(p, v)| ((p.prefix_len, p.key), *v))
-        .collect();
     let rules: BTreeMap<(u32, SgRuleKey), SgRuleValue> = compiled
         .sg_rules
         .iter()
         .map(|(p, v)| ((p.prefix_len, p.key), *v))
         .collect();
-    let mut stats = sync_lpm(
-        ebpf,
-        names::SG_REMOTES,
-        &remotes,
-        |k| slot_of_id(k.vpc_id) == slot,
-        mode,
-    )?;
+    let mut stats = sync_remotes(ebpf, names::SG_REMOTES, &compiled.sg_remotes, slot, mode)?;
+    stats += sync_remotes(ebpf, names::SG_REMOTES6, &compiled.sg_remotes6, slot, mode)?;
     stats += sync_lpm(
         ebpf,
         names::SG_RULES,
@@ -219,15 +235,25 @@ fn sync_setting<V: Pod + PartialEq>(
     })
 }
 
-fn sync_acls(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncStats, MapsError> {
-    let name = names::ACLS;
+/// Syncs the ACL tables of one family (`ACLS` or `ACLS6`): every index of `slot`, emptied
+/// where `acls` has no table.
+fn sync_acls<A: Copy + Default>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    acls: &BTreeMap<u32, AclTable<A>>,
+    slot: u32,
+    mode: Mode,
+) -> Result<SyncStats, MapsError>
+where
+    AclTable<A>: Pod + PartialEq,
+{
     let map = ebpf.map_mut(name).ok_or(MapsError::Missing { name })?;
-    let mut map: Array<_, AclTable> = Array::try_from(map).map_err(map_err(name))?;
+    let mut map: Array<_, AclTable<A>> = Array::try_from(map).map_err(map_err(name))?;
     let mut stats = SyncStats::default();
-    let first = compiled.slot * MAX_ACLS * 2;
-    let empty = AclTable::default();
+    let first = slot * MAX_ACLS * 2;
+    let empty = AclTable::<A>::default();
     for index in first..first + MAX_ACLS * 2 {
-        let want = compiled.acls.get(&index).unwrap_or(&empty);
+        let want = acls.get(&index).unwrap_or(&empty);
         let have = map.get(&index, 0).map_err(map_err(name))?;
         if &have != want {
             if mode == Mode::Write {
@@ -316,8 +342,10 @@ fn sync_slot(ebpf: &mut Ebpf, compiled: &Compiled, mode: Mode) -> Result<SyncSta
         |k| slot_of_id(*k) == slot,
         mode,
     )?;
-    stats += sync_routes(ebpf, compiled, mode)?;
-    stats += sync_acls(ebpf, compiled, mode)?;
+    stats += sync_routes(ebpf, names::ROUTES, &compiled.routes, slot, mode)?;
+    stats += sync_routes(ebpf, names::ROUTES6, &compiled.routes6, slot, mode)?;
+    stats += sync_acls(ebpf, names::ACLS, &compiled.acls, slot, mode)?;
+    stats += sync_acls(ebpf, names::ACLS6, &compiled.acls6, slot, mode)?;
     stats += sync_security_groups(ebpf, compiled, mode)?;
     stats += sync_setting(ebpf, names::CT_TIMEOUTS, compiled.ct_timeouts, mode)?;
     stats += sync_setting(ebpf, names::NAT_CONFIG, compiled.nat_config, mode)?;

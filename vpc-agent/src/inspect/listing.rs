@@ -1,12 +1,21 @@
-//! `vpc-agent conntrack|nat|routes [--json]`: the pinned CONNTRACK, NAT_PORTS and ROUTES
-//! entries decoded (addresses dotted, states and targets by name, expiry in seconds), read from
-//! the pinned maps only (an agent need not run).
+//! `vpc-agent conntrack|nat|routes [--json]`: the pinned CONNTRACK (and CONNTRACK6),
+//! NAT_PORTS and ROUTES (and ROUTES6) entries decoded (addresses dotted or in IPv6 notation,
+//! states and targets by name, expiry in seconds), read from the pinned maps only (an agent
+//! need not run).
 
-use std::{fmt::Write as _, net::Ipv4Addr, path::Path};
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
 
-use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError};
+use aya::{
+    Pod,
+    maps::{Array, HashMap, LpmTrie, MapData, MapError},
+};
 use serde::Serialize;
 use vpc_common::{
+    Addr6,
     conntrack::{
         CT_BOTH_WAYS, CT_ONE_WAY, CT_TCP_CLOSED, CT_TCP_ESTABLISHED, CT_TCP_FIN_WAIT,
         CT_TCP_SYN_RECV, CT_TCP_SYN_SENT, CT_TCP_TIME_WAIT, CtEntry, CtKey, CtTimeouts,
@@ -14,10 +23,10 @@ use vpc_common::{
     iface::SLOT_SHIFT,
     ip_from_raw,
     nat::{NatKey, NatValue},
-    proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP},
+    proto::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP},
     route::{
-        RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INSTANCE,
-        TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
+        RouteKey, RouteValue, TARGET_BLACKHOLE, TARGET_EGRESS_ONLY_GATEWAY, TARGET_GATEWAY,
+        TARGET_INSTANCE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
     },
 };
 
@@ -30,13 +39,35 @@ fn addr(raw: u32) -> Ipv4Addr {
     Ipv4Addr::from(ip_from_raw(raw))
 }
 
+/// An address as a map stores it (`u32` IPv4, [`Addr6`] IPv6), decoded.
+pub trait MapAddr: Copy {
+    fn ip(self) -> IpAddr;
+}
+
+impl MapAddr for u32 {
+    fn ip(self) -> IpAddr {
+        IpAddr::V4(addr(self))
+    }
+}
+
+impl MapAddr for Addr6 {
+    fn ip(self) -> IpAddr {
+        IpAddr::V6(Ipv6Addr::from(self))
+    }
+}
+
+/// `ADDR:PORT`, `[ADDR]:PORT` for IPv6.
+fn endpoint(ip: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
+}
+
 /// A protocol number by name where it has one.
 pub fn proto_name(proto: u8) -> String {
     match proto {
         PROTO_TCP => "tcp".into(),
         PROTO_UDP => "udp".into(),
         PROTO_ICMP => "icmp".into(),
-        58 => "icmpv6".into(),
+        PROTO_ICMPV6 => "icmpv6".into(),
         p => p.to_string(),
     }
 }
@@ -65,18 +96,19 @@ pub fn target_name(target: u8) -> &'static str {
         TARGET_PEERING => "peering",
         TARGET_GATEWAY => "gateway",
         TARGET_INSTANCE => "instance",
+        TARGET_EGRESS_ONLY_GATEWAY => "egress_only_gateway",
         TARGET_BLACKHOLE => "blackhole",
         _ => "unknown",
     }
 }
 
-/// One CONNTRACK entry.
+/// One CONNTRACK (or CONNTRACK6) entry.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Connection {
     pub protocol: String,
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     pub sport: u16,
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     pub dport: u16,
     pub state: &'static str,
     /// Whether the connection is assured (in CONNTRACK) or still new (in CT_UNASSURED: a
@@ -90,15 +122,20 @@ pub struct Connection {
     pub expires_in_secs: u64,
 }
 
-/// Decodes a CONNTRACK entry at monotonic time `now`.
-pub fn connection(t: &CtTimeouts, key: &CtKey, entry: &CtEntry, now: u64) -> Connection {
+/// Decodes a CONNTRACK (`A = u32`) or CONNTRACK6 entry at monotonic time `now`.
+pub fn connection<A: MapAddr>(
+    t: &CtTimeouts,
+    key: &CtKey<A>,
+    entry: &CtEntry,
+    now: u64,
+) -> Connection {
     let idle = now.saturating_sub(entry.last_seen_ns);
     let timeout = t.idle_ns(key.proto, entry.state, entry.nat_ip != 0);
     Connection {
         protocol: proto_name(key.proto),
-        src: addr(key.src),
+        src: key.src.ip(),
         sport: key.sport,
-        dst: addr(key.dst),
+        dst: key.dst.ip(),
         dport: key.dport,
         state: state_name(entry.state),
         assured: true,
@@ -137,7 +174,7 @@ pub fn translation(key: &NatKey, value: &NatValue) -> Translation {
     }
 }
 
-/// One ROUTES entry.
+/// One ROUTES (or ROUTES6) entry.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Route {
     /// The generation slot (0 or 1) and the route table id within it.
@@ -149,7 +186,12 @@ pub struct Route {
     pub target_id: u32,
 }
 
-pub fn route(prefix_len: u32, key: &RouteKey, value: &RouteValue, active_slot: u32) -> Route {
+pub fn route<A: MapAddr>(
+    prefix_len: u32,
+    key: &RouteKey<A>,
+    value: &RouteValue,
+    active_slot: u32,
+) -> Route {
     // The prefix covers the table id first (ROUTE_TABLE_BITS), then the address.
     let bits = prefix_len.saturating_sub(vpc_common::route::ROUTE_TABLE_BITS);
     let slot = key.table >> SLOT_SHIFT;
@@ -157,7 +199,7 @@ pub fn route(prefix_len: u32, key: &RouteKey, value: &RouteValue, active_slot: u
         slot,
         table: key.table & ((1 << SLOT_SHIFT) - 1),
         active: slot == active_slot,
-        destination: format!("{}/{bits}", addr(key.addr)),
+        destination: format!("{}/{bits}", key.addr.ip()),
         target: target_name(value.target),
         target_id: value.target_id,
     }
@@ -175,38 +217,68 @@ fn require(dir: &Path, name: &'static str) -> Result<(), StatusError> {
     }
 }
 
-/// The pinned CONNTRACK entries, sorted.
+/// The entries of one pinned connection table (`K`: `CtKey` or `CtKey6`), sorted, unless
+/// it is not pinned (an IPv6 table of an older layout).
+fn connections<A>(
+    dir: &Path,
+    name: &'static str,
+    assured: bool,
+    t: &CtTimeouts,
+    now: u64,
+) -> Result<Vec<Connection>, StatusError>
+where
+    A: MapAddr,
+    CtKey<A>: Pod + Ord,
+{
+    if !pin::map_path(dir, name).exists() {
+        return Ok(Vec::new());
+    }
+    let map = pin::open_map(dir, name)?;
+    let ct: HashMap<&MapData, CtKey<A>, CtEntry> =
+        HashMap::try_from(&map).map_err(map_err(name))?;
+    let mut out: Vec<(CtKey<A>, Connection)> = ct
+        .iter()
+        .filter_map(Result::ok)
+        .map(|(k, e)| {
+            (
+                k,
+                Connection {
+                    assured,
+                    ..connection(t, &k, &e, now)
+                },
+            )
+        })
+        .collect();
+    out.sort_by_key(|(k, _)| *k);
+    Ok(out.into_iter().map(|(_, c)| c).collect())
+}
+
+/// The pinned connections: assured and new (a flood of half-open ones included: they live
+/// apart until assured), IPv4 then IPv6.
 pub fn conntrack(dir: &Path) -> Result<Vec<Connection>, StatusError> {
     require(dir, names::CONNTRACK)?;
-    let ct_map = pin::open_map(dir, names::CONNTRACK)?;
     let timeouts_map = pin::open_map(dir, names::CT_TIMEOUTS)?;
     let timeouts: Array<&MapData, CtTimeouts> =
         Array::try_from(&timeouts_map).map_err(map_err(names::CT_TIMEOUTS))?;
     let t = timeouts.get(&0, 0).map_err(map_err(names::CT_TIMEOUTS))?;
-    let ct: HashMap<&MapData, CtKey, CtEntry> =
-        HashMap::try_from(&ct_map).map_err(map_err(names::CONNTRACK))?;
     let now = monotonic_ns();
-    let mut out: Vec<(CtKey, Connection)> = ct
-        .iter()
-        .filter_map(Result::ok)
-        .map(|(k, e)| (k, connection(&t, &k, &e, now)))
-        .collect();
-    // New connections (a flood of half-open ones included) live apart until assured.
-    let new_map = pin::open_map(dir, names::CT_UNASSURED)?;
-    let new: HashMap<&MapData, CtKey, CtEntry> =
-        HashMap::try_from(&new_map).map_err(map_err(names::CT_UNASSURED))?;
-    out.extend(new.iter().filter_map(Result::ok).map(|(k, e)| {
-        let c = connection(&t, &k, &e, now);
-        (
-            k,
-            Connection {
-                assured: false,
-                ..c
-            },
-        )
-    }));
-    out.sort_by_key(|(k, _)| *k);
-    Ok(out.into_iter().map(|(_, c)| c).collect())
+    let mut out = connections::<u32>(dir, names::CONNTRACK, true, &t, now)?;
+    out.extend(connections::<u32>(
+        dir,
+        names::CT_UNASSURED,
+        false,
+        &t,
+        now,
+    )?);
+    out.extend(connections::<Addr6>(dir, names::CONNTRACK6, true, &t, now)?);
+    out.extend(connections::<Addr6>(
+        dir,
+        names::CT_UNASSURED6,
+        false,
+        &t,
+        now,
+    )?);
+    Ok(out)
 }
 
 /// The pinned NAT_PORTS entries, sorted.
@@ -234,15 +306,30 @@ pub fn routes(dir: &Path) -> Result<Vec<Route>, StatusError> {
         .get(&0, 0)
         .map_err(map_err(names::CONFIG))?
         .active_slot;
-    let map = pin::open_map(dir, names::ROUTES)?;
-    let trie: LpmTrie<&MapData, RouteKey, RouteValue> =
-        LpmTrie::try_from(&map).map_err(map_err(names::ROUTES))?;
-    let mut out: Vec<((u32, u32, u32), Route)> = trie
+    let mut out = route_table::<u32>(dir, names::ROUTES, active)?;
+    out.extend(route_table::<Addr6>(dir, names::ROUTES6, active)?);
+    Ok(out)
+}
+
+/// The entries of one pinned route trie (`ROUTES` or `ROUTES6`; none if not pinned), sorted
+/// by slot, table, destination.
+fn route_table<A>(dir: &Path, name: &'static str, active: u32) -> Result<Vec<Route>, StatusError>
+where
+    A: MapAddr,
+    RouteKey<A>: Pod,
+{
+    if !pin::map_path(dir, name).exists() {
+        return Ok(Vec::new());
+    }
+    let map = pin::open_map(dir, name)?;
+    let trie: LpmTrie<&MapData, RouteKey<A>, RouteValue> =
+        LpmTrie::try_from(&map).map_err(map_err(name))?;
+    let mut out: Vec<((u32, IpAddr, u32), Route)> = trie
         .iter()
         .filter_map(Result::ok)
         .map(|(k, v)| {
             let data = k.data();
-            let sort = (data.table, u32::from(addr(data.addr)), k.prefix_len());
+            let sort = (data.table, data.addr.ip(), k.prefix_len());
             (sort, route(k.prefix_len(), &data, &v, active))
         })
         .collect();
@@ -287,8 +374,8 @@ pub fn render_conntrack(rows: &[Connection]) -> String {
             .map(|c| {
                 vec![
                     c.protocol.clone(),
-                    format!("{}:{}", c.src, c.sport),
-                    format!("{}:{}", c.dst, c.dport),
+                    endpoint(c.src, c.sport),
+                    endpoint(c.dst, c.dport),
                     if c.assured {
                         c.state.to_owned()
                     } else {
@@ -453,6 +540,51 @@ mod tests {
                 "2",
                 "1"
             ])
+        );
+    }
+
+    #[test]
+    fn ipv6_connections_and_routes_print_ipv6_addresses() {
+        let a: Ipv6Addr = "2001:db8:1234:1a00::10".parse().unwrap();
+        let b: Ipv6Addr = "2001:db8:1234:1a01::10".parse().unwrap();
+        let key = vpc_common::conntrack::CtKey6::new(a.octets(), b.octets(), 7, 7, PROTO_ICMPV6);
+        let entry = CtEntry {
+            created_ns: 100_000_000_000,
+            last_seen_ns: 100_000_000_000,
+            state: vpc_common::conntrack::CT_ONE_WAY,
+            ..CtEntry::default()
+        };
+        let c = connection(&DEFAULT_TIMEOUTS, &key, &entry, 101_000_000_000);
+        assert_eq!((c.src, c.dst, c.nat), (IpAddr::V6(a), IpAddr::V6(b), None));
+        let text = render_conntrack(&[c]);
+        let row: Vec<&str> = text
+            .lines()
+            .nth(1)
+            .expect("row")
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            row[..4],
+            [
+                "icmpv6",
+                "[2001:db8:1234:1a00::10]:7",
+                "[2001:db8:1234:1a01::10]:7",
+                "ONE_WAY"
+            ]
+        );
+        let key = RouteKey {
+            table: 2,
+            addr: [0; 16],
+        };
+        let value = RouteValue {
+            target: TARGET_EGRESS_ONLY_GATEWAY,
+            _pad: [0; 3],
+            target_id: 4,
+        };
+        let r = route(32, &key, &value, 0);
+        assert_eq!(
+            (r.destination.as_str(), r.target, r.table, r.active),
+            ("::/0", "egress_only_gateway", 2, true)
         );
     }
 }

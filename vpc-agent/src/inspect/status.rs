@@ -101,7 +101,8 @@ pub struct ConntrackStats {
     pub expired: u64,
     /// Removed by the agent's sweep (counted by the agent, not in `CT_STATS`).
     pub swept: u64,
-    /// Live entries in both tables (assured ones in `CONNTRACK`, new ones in `CT_UNASSURED`).
+    /// Live entries in the tables of both families (assured ones in `CONNTRACK` and
+    /// `CONNTRACK6`, new ones in `CT_UNASSURED` and `CT_UNASSURED6`).
     pub live: u64,
     /// Of `live`, not yet assured (a handshake in progress, no answer yet).
     pub unassured: u64,
@@ -267,8 +268,9 @@ fn conntrack_stats(
             .find(|m| m.name == name)
             .map_or(0, |m| u64::from(m.entries))
     };
-    let unassured = fill(names::CT_UNASSURED);
-    let live = fill(names::CONNTRACK) + unassured;
+    // Both families (the agent's sweep count covers the IPv6 tables too).
+    let unassured = fill(names::CT_UNASSURED) + fill(names::CT_UNASSURED6);
+    let live = fill(names::CONNTRACK) + fill(names::CONNTRACK6) + unassured;
     Ok(ConntrackStats {
         created,
         expired,

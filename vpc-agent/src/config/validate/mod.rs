@@ -25,7 +25,7 @@ use std::{
 use ipnet::{IpNet, Ipv4Net};
 use vpc_common::{acl::MAX_ACL_RULES, conntrack::DEFAULT_TIMEOUTS};
 
-use vpc_common::proto::{PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use vpc_common::proto::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 use super::{
     error::Diagnostic,

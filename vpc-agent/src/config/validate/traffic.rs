@@ -30,6 +30,7 @@ impl Validator {
             "tcp" => return Some(Some(PROTO_TCP)),
             "udp" => return Some(Some(PROTO_UDP)),
             "icmp" => return Some(Some(PROTO_ICMP)),
+            "icmpv6" => return Some(Some(PROTO_ICMPV6)),
             _ => {}
         }
         let msg = match text.parse::<u64>() {
@@ -38,7 +39,9 @@ impl Validator {
                 Err(_) => format!("protocol number must be between 0 and 255, got {n}"),
             },
             Err(_) => {
-                format!("unknown protocol '{text}': expected tcp, udp, icmp, all or a number 0-255")
+                format!(
+                    "unknown protocol '{text}': expected tcp, udp, icmp, icmpv6, all or a number 0-255"
+                )
             }
         };
         self.err(p.pos, path, msg);
@@ -88,15 +91,15 @@ impl Validator {
         Some((u16::try_from(lo).ok()?, u16::try_from(hi).ok()?))
     }
 
-    /// ICMP type and code: `Some(None)` is any.
+    /// ICMP (or ICMPv6) type and code: `Some(None)` is any.
     pub(super) fn icmp(
         &mut self,
         icmp: &Loc<model::Icmp>,
         path: &str,
         proto: Option<u8>,
     ) -> (Option<Option<u8>>, Option<Option<u8>>) {
-        if proto != Some(PROTO_ICMP) {
-            let msg = "icmp type and code are only allowed with protocol icmp";
+        if !matches!(proto, Some(PROTO_ICMP | PROTO_ICMPV6)) {
+            let msg = "icmp type and code are only allowed with protocol icmp or icmpv6";
             self.err(icmp.pos, path, msg);
             return (None, None);
         }
