@@ -1,25 +1,39 @@
-//! IPv6 in the reference evaluator: what the datapath does with an IPv6 packet today
-//! (`vpc-ebpf/src/ndp.rs`). The VPC does not forward IPv6 yet, so there is no IPv6 pipeline
-//! to model, only where an IPv6 packet goes instead of the IPv4 one:
+//! IPv6 in the reference evaluator: what the datapath does with an IPv6 packet
+//! (`vpc-ebpf/src/ndp.rs` and the IPv6 forwarding between instance ports):
 //! - On an uplink or a gateway's link: the router's own (the kernel's).
 //! - On a shared segment: router advertisements and redirects are `spoofed`; a link-scope
 //!   destination (`fe80::/10`, `ff02::/16`) is the kernel's; anything else is dropped
-//!   (`not_ipv4`).
+//!   (`not_ipv4`: not forwarded there yet).
 //! - On an instance port: the source must be link-local or one of the instance's
 //!   `ipv6_addresses`, or `::` for solicitations and multicast listener reports only (else
 //!   `spoofed`); neighbour discovery (ICMPv6 133 to 137) must have hop limit 255 and code 0
 //!   (else `malformed`) and is answered or checked; an echo request to the router's
 //!   link-local address or a link-scope group is answered; other unicast to a link-local
-//!   address than ICMPv6 to the router's is `unknown_destination`; then link-scope traffic is
-//!   the kernel's and anything else is dropped (`not_ipv4`).
+//!   address than ICMPv6 to the router's is `unknown_destination`; link-scope traffic is the
+//!   kernel's.
+//! - From an instance port to any other address, the forwarding pipeline: the source must be
+//!   one of the instance's own addresses (a link-local or `::` source: `spoofed`); other
+//!   multicast and ICMPv6 errors (types below 128) are not forwarded yet (`not_ipv4`); then,
+//!   as IPv4 and by the same code (`super::Run::from_instance`): the connection state, the
+//!   instance's security groups outbound (IPv6 rules, `sg:` references by the members' IPv6
+//!   addresses), the subnet's network ACL outbound (its IPv6 rules), the longest prefix
+//!   match among the table's IPv6 routes and the VPC's IPv6 local routes (its /56, the
+//!   subnets' /64s). A local route delivers to an instance of the destination subnet with
+//!   its own port (else `unknown_destination`) past that subnet's network ACL inbound (when
+//!   it is another subnet) and the instance's security groups inbound; a blackhole route (or
+//!   an unaccepted peering, compiled as one) drops `blackhole`; the other targets (internet
+//!   and egress-only gateways, NAT, peering, gateways) are not forwarded yet (`not_ipv4`). A
+//!   packet to be forwarded with hop limit 1 or 0 expires (`ttl_exceeded`; no ICMPv6 error
+//!   sent yet). The port's MTU (`too_big`) is not part of the definition, not modelled.
 //!
 //! The packet modelled carries no extension headers and is not fragmented (the datapath
-//! drops neighbour discovery with either, and any ICMPv6 fragment on a port) and, for a
+//! drops neighbour discovery with either, and any IPv6 fragment on a port) and, for a
 //! neighbour solicitation or advertisement, its target ([`IpPacket::nd_target`]; `None`:
 //! too short to carry one: `malformed`).
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
+use ipnet::IpNet;
 use vpc_common::{
     DropReason,
     ndp::{
@@ -28,8 +42,8 @@ use vpc_common::{
     },
 };
 
-use super::{Entry, EvalError, Evaluator, Hop, Ingress, IpPacket, Trace, Verdict};
-use crate::config::validated::{InstanceDef, SubnetDef};
+use super::{Endpoint, Entry, EvalError, Evaluator, Hop, Ingress, IpPacket, Run, Trace, Verdict};
+use crate::config::validated::{InstanceDef, RouteTarget, SubnetDef};
 
 /// A neighbour discovery message an instance sends (ICMPv6 type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,8 +86,14 @@ pub enum Ipv6Step {
     Outside,
     /// To a link-scope address (`fe80::/10`, `ff02::/16`): the kernel's, never forwarded.
     LinkScope,
-    /// Anything else: IPv6 is not forwarded yet (`not_ipv4`).
+    /// Not forwarded (yet) there: anything not link-scope on a shared segment, multicast
+    /// beyond the link, a route to anything but a local route or a blackhole (`not_ipv4`).
     NotForwarded,
+    /// An ICMPv6 error (type below 128): not forwarded yet (`not_ipv4`).
+    IcmpError,
+    /// To be forwarded with hop limit 1 or 0: it expires at the router (`ttl_exceeded`; no
+    /// ICMPv6 time exceeded is sent yet).
+    HopLimitExceeded,
     /// An echo request to the router's link-local address or a link-scope group, from an
     /// instance: answered by the router.
     EchoAnswered,
@@ -104,35 +124,48 @@ impl Evaluator<'_> {
         src: Ipv6Addr,
         dst: Ipv6Addr,
     ) -> Result<Trace, EvalError> {
-        let mut hops = Vec::new();
+        let mut run = Run {
+            config: self.config,
+            policy: self.policy,
+            tracked: false,
+            hops: Vec::new(),
+        };
         let entry = self.entry(ingress, |i| i.ipv6_addresses.contains(&src))?;
         let verdict = match entry {
             Entry::Uplink | Entry::Gateway { .. } => {
-                hops.push(Hop::Ipv6 {
+                run.hops.push(Hop::Ipv6 {
                     step: Ipv6Step::Outside,
                 });
                 Verdict::ToHost
             }
             Entry::Subnet { vpc, subnet, port } => {
-                let vpc = &self.config.vpcs[vpc];
-                let port = port.map(|i| &vpc.instances[i]);
-                self.on_subnet(&vpc.subnets[subnet], port, p, src, dst, &mut hops)
+                self.on_subnet(&mut run, vpc, subnet, port, p, src, dst)
             }
         };
-        Ok(Trace { hops, verdict })
+        Ok(Trace {
+            hops: run.hops,
+            verdict,
+        })
     }
 
     /// `ndp::on_subnet`: on instance `port`'s own port, or (`None`) a shared segment of
-    /// `subnet`.
+    /// subnet `s` of VPC `v`; from a port to a global address on to the forwarding pipeline
+    /// ([`Run::forward6`]).
+    #[allow(clippy::too_many_arguments)]
     fn on_subnet(
         &self,
-        subnet: &SubnetDef,
-        port: Option<&InstanceDef>,
+        run: &mut Run<'_>,
+        v: usize,
+        s: usize,
+        port: Option<usize>,
         p: &IpPacket,
         src: Ipv6Addr,
         dst: Ipv6Addr,
-        hops: &mut Vec<Hop>,
     ) -> Verdict {
+        let vpc = &self.config.vpcs[v];
+        let subnet = &vpc.subnets[s];
+        let port = port.map(|i| &vpc.instances[i]);
+        let hops = &mut run.hops;
         let scope = |hops: &mut Vec<Hop>| {
             if is_link_scope(dst) {
                 hops.push(Hop::Ipv6 {
@@ -172,6 +205,11 @@ impl Evaluator<'_> {
                 || MLD_FROM_UNSPECIFIED.contains(&t)
         );
         let passed = (src.is_unspecified() && from_unspecified) || is_link_local(src) || own(src);
+        // Beyond the link only the instance's own addresses; neighbour discovery is looked at
+        // first (a unicast solicitation to a global address is answered), and checked again
+        // by the forwarding pipeline.
+        let nd = icmp_type.is_some_and(|t| (ROUTER_SOLICITATION..=REDIRECT).contains(&t));
+        let passed = passed && (is_link_scope(dst) || own(src) || nd);
         hops.push(Hop::SourceCheck {
             subnet: subnet.name.clone(),
             passed,
@@ -217,8 +255,9 @@ impl Evaluator<'_> {
                 });
                 return Verdict::Drop(DropReason::UnknownDestination);
             }
+            return scope(hops);
         }
-        scope(hops)
+        run.forward6(v, s, instance, p, dst)
     }
 
     /// The neighbour discovery message `p` is, and what the router does with it; `None`: not
@@ -293,6 +332,74 @@ impl Evaluator<'_> {
             REDIRECT => (NdMessage::Redirect, NdOutcome::Refused),
             _ => return None,
         })
+    }
+}
+
+impl Run<'_> {
+    /// From instance `source`'s own port in subnet `s` of VPC `v` to `dst`, not link-scope:
+    /// the forwarding pipeline, the IPv4 one's where they agree ([`Run::from_instance`]).
+    fn forward6(
+        &mut self,
+        v: usize,
+        s: usize,
+        source: &InstanceDef,
+        p: &IpPacket,
+        dst: Ipv6Addr,
+    ) -> Verdict {
+        let IpAddr::V6(src) = p.src else {
+            return Verdict::Drop(DropReason::Spoofed);
+        };
+        if !source.ipv6_addresses.contains(&src) {
+            // A link-local or `::` source of a neighbour discovery message (the others never
+            // got this far): never beyond the link.
+            self.hops.push(Hop::SourceCheck {
+                subnet: self.config.vpcs[v].subnets[s].name.clone(),
+                passed: false,
+            });
+            return Verdict::Drop(DropReason::Spoofed);
+        }
+        let step = if dst.is_multicast() {
+            Some(Ipv6Step::NotForwarded)
+        } else if p.proto == PROTO_ICMPV6 && p.icmp_type < ECHO_REQUEST {
+            Some(Ipv6Step::IcmpError)
+        } else {
+            None
+        };
+        if let Some(step) = step {
+            self.hops.push(Hop::Ipv6 { step });
+            return Verdict::Drop(DropReason::NotIpv4);
+        }
+        self.tracked = self.policy.tracked(p);
+        let verdict = self.from_instance(v, s, Endpoint::Instance(source), p, |run, t, d, r| {
+            run.target6(v, t, d, r)
+        });
+        if matches!(verdict, Verdict::Deliver { .. }) && p.hop_limit <= 1 {
+            self.hops.push(Hop::Ipv6 {
+                step: Ipv6Step::HopLimitExceeded,
+            });
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        verdict
+    }
+
+    /// A route of an IPv6 packet in `table` of VPC `v` to `target` (not a local route).
+    fn target6(&mut self, v: usize, table: usize, dest: IpNet, target: &RouteTarget) -> Verdict {
+        let hop = self.hop_target(v, target);
+        self.route_hop(v, table, Some(dest), hop);
+        let vpc = &self.config.vpcs[v];
+        match *target {
+            RouteTarget::Blackhole => Verdict::Drop(DropReason::Blackhole),
+            // Compiled as a blackhole route, as for IPv4.
+            RouteTarget::Peering(c) if !vpc.peering_connections[c].accepted => {
+                Verdict::Drop(DropReason::Blackhole)
+            }
+            _ => {
+                self.hops.push(Hop::Ipv6 {
+                    step: Ipv6Step::NotForwarded,
+                });
+                Verdict::Drop(DropReason::NotIpv4)
+            }
+        }
     }
 }
 
@@ -386,20 +493,40 @@ mod tests {
     const MALFORMED: Verdict = Verdict::Drop(DropReason::Malformed);
 
     #[test]
-    fn the_instances_own_address_to_the_internet_passes_the_source_check_and_is_not_forwarded() {
-        for p in [
-            tcp(WEB, INTERNET),
-            packet(WEB, INTERNET, 17),
-            packet(WEB, APP, 6),
-        ] {
+    fn the_instances_own_address_to_the_internet_is_checked_routed_and_not_forwarded() {
+        // The default group and network ACL allow all IPv6 out; the route to the internet
+        // gateway is not forwarded yet.
+        for p in [tcp(WEB, INTERNET), packet(WEB, INTERNET, 17)] {
             let t = trace("eweb", &p);
             assert_eq!(t.verdict, NOT_IPV4, "{p:?}");
+            assert_eq!(t.hops[0], source(true), "{p:?}");
+            assert_eq!(t.hops.last(), Some(&step(Ipv6Step::NotForwarded)), "{p:?}");
+            let route = t.hops.iter().find_map(|h| match h {
+                Hop::Route {
+                    destination,
+                    target,
+                    ..
+                } => Some((*destination, target.clone())),
+                _ => None,
+            });
             assert_eq!(
-                t.hops,
-                [source(true), step(Ipv6Step::NotForwarded)],
+                route,
+                Some((
+                    Some("::/0".parse().expect("net")),
+                    super::super::RouteHopTarget::InternetGateway("igw".into())
+                )),
                 "{p:?}"
             );
         }
+        // To another instance of the subnet with its own port: forwarded.
+        assert_eq!(
+            trace("eweb", &tcp(WEB, APP)).verdict,
+            Verdict::Deliver {
+                interface: "eapp".into(),
+                src: ip(WEB),
+                dst: ip(APP),
+            }
+        );
     }
 
     #[test]
@@ -435,8 +562,9 @@ mod tests {
                 "{src} -> {dst}"
             );
         }
-        // From a link-local source, a global destination is still not forwarded.
-        assert_eq!(trace("eweb", &tcp(HOST_LL, INTERNET)).verdict, NOT_IPV4);
+        // A link-local source never goes beyond the link.
+        let t = trace("eweb", &tcp(HOST_LL, INTERNET));
+        assert_eq!((t.verdict, t.hops), (SPOOFED, vec![source(false)]));
         // Echo to the router's link-local address or a group: answered; anything but ICMPv6
         // to a link-local address, or to one not the router's: not offered.
         let echo = |dst: &str| IpPacket {
@@ -541,6 +669,11 @@ mod tests {
         let untold = Evaluator::new(&config, &super::super::Stateless);
         let answered = Verdict::Answered;
         let kernel = Verdict::ToHost;
+        let to_app = Verdict::Deliver {
+            interface: "eapp".into(),
+            src: ip(WEB),
+            dst: ip(APP),
+        };
         // (packet, verdict with the router's link-local address known, and unknown)
         let cases = [
             // Another address of the /64: the port's MAC.
@@ -613,8 +746,11 @@ mod tests {
             ),
             (nd(HOST_LL, "ff02::1", RA, None), &SPOOFED, &SPOOFED),
             (nd(HOST_LL, WEB, RD, None), &SPOOFED, &SPOOFED),
-            // An advertisement to a global address is checked, then not forwarded.
-            (nd(WEB, APP, NA, Some(WEB)), &NOT_IPV4, &NOT_IPV4),
+            // An advertisement to a global address is checked, then forwarded like any other
+            // packet (the default group admits its members); from a link-local source it
+            // never leaves the link.
+            (nd(WEB, APP, NA, Some(WEB)), &to_app, &to_app),
+            (nd(HOST_LL, APP, NA, Some(HOST_LL)), &SPOOFED, &SPOOFED),
         ];
         for (p, known, unknown) in cases {
             let t = told
