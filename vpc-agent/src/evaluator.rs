@@ -622,7 +622,7 @@ impl Run<'_> {
         if for_router(subnet, p.dst) {
             return Verdict::ToHost;
         }
-        self.from_instance(v, s, source, p, |run, table, dest, target| {
+        self.leaving_instance(v, s, source, p, |run, table, dest, target| {
             run.target(v, table, dest, target, source, p)
         })
     }
@@ -631,7 +631,7 @@ impl Run<'_> {
     /// check: `source`'s security groups outbound, the subnet's network ACL outbound, the
     /// lookup in the subnet's route table: a local route to [`Self::local`], another to
     /// `targets` (what the packet's family does with it: table, prefix, target).
-    fn from_instance<P: Flow>(
+    fn leaving_instance<P: Flow>(
         &mut self,
         v: usize,
         s: usize,

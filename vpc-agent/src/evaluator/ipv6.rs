@@ -14,7 +14,7 @@
 //! - From an instance port to any other address, the forwarding pipeline: the source must be
 //!   one of the instance's own addresses (a link-local or `::` source: `spoofed`); other
 //!   multicast and ICMPv6 errors (types below 128) are not forwarded yet (`not_ipv4`); then,
-//!   as IPv4 and by the same code (`super::Run::from_instance`): the connection state, the
+//!   as IPv4 and by the same code (`super::Run::leaving_instance`): the connection state, the
 //!   instance's security groups outbound (IPv6 rules, `sg:` references by the members' IPv6
 //!   addresses), the subnet's network ACL outbound (its IPv6 rules), the longest prefix
 //!   match among the table's IPv6 routes and the VPC's IPv6 local routes (its /56, the
@@ -337,7 +337,7 @@ impl Evaluator<'_> {
 
 impl Run<'_> {
     /// From instance `source`'s own port in subnet `s` of VPC `v` to `dst`, not link-scope:
-    /// the forwarding pipeline, the IPv4 one's where they agree ([`Run::from_instance`]).
+    /// the forwarding pipeline, the IPv4 one's where they agree ([`Run::leaving_instance`]).
     fn forward6(
         &mut self,
         v: usize,
@@ -370,7 +370,7 @@ impl Run<'_> {
             return Verdict::Drop(DropReason::NotIpv4);
         }
         self.tracked = self.policy.tracked(p);
-        let verdict = self.from_instance(v, s, Endpoint::Instance(source), p, |run, t, d, r| {
+        let verdict = self.leaving_instance(v, s, Endpoint::Instance(source), p, |run, t, d, r| {
             run.target6(v, t, d, r)
         });
         if matches!(verdict, Verdict::Deliver { .. }) && p.hop_limit <= 1 {
@@ -408,7 +408,10 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::config::{ValidatedConfig, load_str};
+    use crate::{
+        config::{ValidatedConfig, load_str},
+        evaluator::{Direction, RouteHopTarget},
+    };
 
     /// web's own port `eweb` (subnet `pub`, 2001:db8:1200::/64), a shared segment `seg`
     /// (subnet `shared`), an uplink, a VPN gateway's link.
@@ -513,7 +516,7 @@ mod tests {
                 route,
                 Some((
                     Some("::/0".parse().expect("net")),
-                    super::super::RouteHopTarget::InternetGateway("igw".into())
+                    RouteHopTarget::InternetGateway("igw".into())
                 )),
                 "{p:?}"
             );
@@ -801,5 +804,422 @@ mod tests {
             .evaluate_ip(by_subnet, &tcp(APP, INTERNET))
             .expect("evaluates");
         assert_eq!((t.verdict, t.hops[0].clone()), (NOT_IPV4, source(true)));
+    }
+
+    /// Two subnets with instance ports, their own network ACLs and groups (IPv6 rules only,
+    /// but one IPv4 rule that must not match IPv6); routes to the internet gateway and a
+    /// blackhole inside it; a third subnet with no instance, and one instance without a port
+    /// of its own.
+    const FORWARDING: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    ipv6_cidr_block: 2001:db8:1200::/56
+    internet_gateway: { name: igw, interface: up }
+    subnets:
+      - { name: web, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1200::/64, route_table: rt, network_acl: web-acl }
+      - { name: app, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1200:1::/64, route_table: rt, network_acl: app-acl, interface: app-seg }
+      - { name: empty, cidr: 10.0.2.0/24, ipv6_cidr: 2001:db8:1200:2::/64, route_table: rt }
+    route_tables:
+      - name: rt
+        routes:
+          - { destination: '2001:db8:ff::/48', target: igw }
+          - { destination: '2001:db8:ff:dead::/64', target: blackhole }
+    network_acls:
+      - name: web-acl
+        inbound: [{ rule: 100, protocol: all, cidr: '::/0', action: allow }]
+        outbound:
+          - { rule: 90, protocol: tcp, ports: 25, cidr: '::/0', action: deny }
+          - { rule: 100, protocol: all, cidr: '::/0', action: allow }
+      - name: app-acl
+        inbound:
+          - { rule: 90, protocol: tcp, ports: 8080, cidr: '2001:db8:1200::/64', action: deny }
+          - { rule: 100, protocol: all, cidr: '::/0', action: allow }
+        outbound: [{ rule: 100, protocol: all, cidr: '::/0', action: allow }]
+    security_groups:
+      - name: web
+        inbound: []
+        outbound: [{ protocol: all, destination: '::/0' }]
+      - name: quiet
+        inbound: [{ protocol: tcp, ports: 443, source: '::/0' }]
+        outbound: [{ protocol: tcp, ports: 443, destination: '::/0' }]
+      - name: app
+        inbound:
+          - { protocol: tcp, ports: 443, source: sg:web }
+          - { protocol: tcp, ports: 8080, source: '::/0' }
+          - { protocol: tcp, ports: 25, source: '::/0' }
+          - { protocol: tcp, ports: 9000, source: 0.0.0.0/0 }
+          - { protocol: 58, source: '2001:db8:1200::/64' }
+        outbound: [{ protocol: all, destination: '::/0' }]
+    instances:
+      - { name: web, subnet: web, interface: eweb, private_ip: 10.0.0.10, ipv6_addresses: ['2001:db8:1200::10'], security_groups: [web] }
+      - { name: other, subnet: web, interface: eother, private_ip: 10.0.0.11, ipv6_addresses: ['2001:db8:1200::11'], security_groups: [quiet] }
+      - { name: app, subnet: app, interface: eapp, private_ip: 10.0.1.10, ipv6_addresses: ['2001:db8:1200:1::10', '2001:db8:1200:1::20'], security_groups: [app] }
+      - { name: legacy, subnet: app, private_ip: 10.0.1.11, ipv6_addresses: ['2001:db8:1200:1::11'], security_groups: [app] }
+";
+    const F_WEB: &str = "2001:db8:1200::10";
+    const F_OTHER: &str = "2001:db8:1200::11";
+    const F_APP: &str = "2001:db8:1200:1::10";
+    /// app's second address.
+    const F_APP2: &str = "2001:db8:1200:1::20";
+    const F_LEGACY: &str = "2001:db8:1200:1::11";
+
+    /// FORWARDING, with the ICMPv6 rule of group app narrowed to echo requests (type 128).
+    fn forwarding() -> ValidatedConfig {
+        let mut config = load_str("t.yaml", FORWARDING).expect("valid");
+        let app = &mut config.vpcs[0].security_groups[2];
+        assert_eq!(app.name, "app");
+        let icmpv6 = &mut app.inbound[4].traffic;
+        assert_eq!(icmpv6.protocol, Some(PROTO_ICMPV6));
+        icmpv6.icmp_type = Some(128);
+        config
+    }
+
+    fn forward_trace(
+        policy: &dyn super::super::StatefulPolicy,
+        interface: &str,
+        p: &IpPacket,
+    ) -> Trace {
+        Evaluator::new(&forwarding(), policy)
+            .evaluate_ip(Ingress::Interface(interface), p)
+            .expect("evaluates")
+    }
+
+    fn fwd(interface: &str, p: &IpPacket) -> Trace {
+        forward_trace(&super::super::Stateless, interface, p)
+    }
+
+    fn tcp_to(src: &str, dst: &str, dport: u16) -> IpPacket {
+        IpPacket {
+            dport,
+            ..tcp(src, dst)
+        }
+    }
+
+    fn deliver(interface: &str, src: &str, dst: &str) -> Verdict {
+        Verdict::Deliver {
+            interface: interface.into(),
+            src: ip(src),
+            dst: ip(dst),
+        }
+    }
+
+    fn acl_hop(acl: &str, subnet: &str, direction: Direction, rule: u16, allowed: bool) -> Hop {
+        Hop::Acl {
+            acl: acl.into(),
+            subnet: subnet.into(),
+            direction,
+            rule: Some(rule),
+            allowed,
+        }
+    }
+
+    fn sg_hop(instance: &str, direction: Direction, found: Option<(&str, usize)>) -> Hop {
+        Hop::SecurityGroup {
+            instance: instance.into(),
+            direction,
+            group: found.map(|(g, _)| g.into()),
+            rule: found.map(|(_, r)| r),
+            allowed: found.is_some(),
+        }
+    }
+
+    fn route_hop(destination: &str, target: RouteHopTarget) -> Hop {
+        Hop::Route {
+            vpc: "v".into(),
+            table: "rt".into(),
+            destination: Some(destination.parse().expect("net")),
+            target,
+        }
+    }
+
+    fn local(subnet: Option<&str>) -> RouteHopTarget {
+        RouteHopTarget::Local {
+            subnet: subnet.map(Into::into),
+        }
+    }
+
+    fn web_source() -> Hop {
+        Hop::SourceCheck {
+            subnet: "web".into(),
+            passed: true,
+        }
+    }
+
+    const SG_OUT: Verdict = Verdict::Drop(DropReason::SecurityGroupOutbound);
+    const SG_IN: Verdict = Verdict::Drop(DropReason::SecurityGroupInbound);
+    const ACL_OUT: Verdict = Verdict::Drop(DropReason::AclOutbound);
+    const ACL_IN: Verdict = Verdict::Drop(DropReason::AclInbound);
+    const UNKNOWN: Verdict = Verdict::Drop(DropReason::UnknownDestination);
+
+    #[test]
+    fn allowed_tcp_is_forwarded_between_subnets_through_every_check_in_datapath_order() {
+        for dst in [F_APP, F_APP2] {
+            let t = fwd("eweb", &tcp_to(F_WEB, dst, 443));
+            assert_eq!(
+                t.verdict,
+                deliver("eapp", F_WEB, dst),
+                "{dst}: {:?}",
+                t.hops
+            );
+            assert_eq!(
+                t.hops,
+                [
+                    web_source(),
+                    sg_hop("web", Direction::Outbound, Some(("web", 0))),
+                    acl_hop("web-acl", "web", Direction::Outbound, 100, true),
+                    route_hop("2001:db8:1200:1::/64", local(Some("app"))),
+                    Hop::DestinationCheck {
+                        subnet: "app".into(),
+                        passed: true
+                    },
+                    acl_hop("app-acl", "app", Direction::Inbound, 100, true),
+                    // sg:web: web is a member, by its IPv6 address.
+                    sg_hop("app", Direction::Inbound, Some(("app", 0))),
+                ],
+                "{dst}"
+            );
+        }
+        // Within a subnet: no network ACL.
+        let t = fwd("eweb", &tcp_to(F_WEB, F_OTHER, 443));
+        assert_eq!(t.verdict, deliver("eother", F_WEB, F_OTHER), "{:?}", t.hops);
+        assert!(
+            t.hops.contains(&Hop::SameSubnet {
+                subnet: "web".into()
+            }),
+            "{:?}",
+            t.hops
+        );
+        let acls = t
+            .hops
+            .iter()
+            .filter(|h| matches!(h, Hop::Acl { .. }))
+            .count();
+        assert_eq!(
+            acls, 1,
+            "only the outbound ACL of the source subnet: {:?}",
+            t.hops
+        );
+        // Back from app to web: web's group admits nothing.
+        assert_eq!(fwd("eapp", &tcp_to(F_APP2, F_WEB, 443)).verdict, SG_IN);
+    }
+
+    #[test]
+    fn security_groups_deny_with_the_ipv6_rules_and_members_only() {
+        // other (group quiet) sends 443 only; app admits 443 from members of web only.
+        let t = fwd("eother", &tcp_to(F_OTHER, F_APP, 80));
+        assert_eq!(t.verdict, SG_OUT);
+        assert_eq!(
+            t.hops.last(),
+            Some(&sg_hop("other", Direction::Outbound, None))
+        );
+        let t = fwd("eother", &tcp_to(F_OTHER, F_APP, 443));
+        assert_eq!(t.verdict, SG_IN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&sg_hop("app", Direction::Inbound, None))
+        );
+        // No rule for the port; an IPv4 rule (9000 from 0.0.0.0/0) does not match IPv6.
+        assert_eq!(fwd("eweb", &tcp_to(F_WEB, F_APP, 22)).verdict, SG_IN);
+        assert_eq!(fwd("eweb", &tcp_to(F_WEB, F_APP, 9000)).verdict, SG_IN);
+    }
+
+    #[test]
+    fn network_acls_deny_outbound_and_inbound_with_their_ipv6_rules() {
+        // web-acl denies SMTP out (rule 90), before the allow of rule 100.
+        let t = fwd("eweb", &tcp_to(F_WEB, F_APP, 25));
+        assert_eq!(t.verdict, ACL_OUT);
+        assert_eq!(
+            t.hops.last(),
+            Some(&acl_hop("web-acl", "web", Direction::Outbound, 90, false))
+        );
+        // app-acl denies 8080 from the web subnet (rule 90); app's group would admit it.
+        let t = fwd("eweb", &tcp_to(F_WEB, F_APP, 8080));
+        assert_eq!(t.verdict, ACL_IN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&acl_hop("app-acl", "app", Direction::Inbound, 90, false))
+        );
+        // Within the web subnet no ACL applies inbound: other's group decides (443 only).
+        assert_eq!(fwd("eweb", &tcp_to(F_WEB, F_OTHER, 8080)).verdict, SG_IN);
+    }
+
+    #[test]
+    fn a_source_not_the_instances_own_is_spoofed_before_any_rule() {
+        // Another instance's address, app's on web's port, a link-local and `::` source.
+        for src in [F_OTHER, F_APP, HOST_LL, "::"] {
+            let t = fwd("eweb", &tcp_to(src, F_APP, 443));
+            assert_eq!(t.verdict, SPOOFED, "{src}");
+            assert_eq!(
+                t.hops,
+                [Hop::SourceCheck {
+                    subnet: "web".into(),
+                    passed: false
+                }],
+                "{src}"
+            );
+        }
+    }
+
+    #[test]
+    fn routes_by_longest_prefix_other_targets_are_not_forwarded() {
+        // Nothing routes 2001:db8:aaaa::/48.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:aaaa::1", 443));
+        assert_eq!(t.verdict, Verdict::Drop(DropReason::NoRoute));
+        assert_eq!(
+            t.hops.last(),
+            Some(&Hop::Route {
+                vpc: "v".into(),
+                table: "rt".into(),
+                destination: None,
+                target: RouteHopTarget::NoRoute,
+            })
+        );
+        // The internet gateway's /48: checked, routed, not forwarded yet.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:ff::1", 443));
+        assert_eq!(t.verdict, NOT_IPV4);
+        assert_eq!(
+            t.hops[t.hops.len() - 2..],
+            [
+                route_hop(
+                    "2001:db8:ff::/48",
+                    RouteHopTarget::InternetGateway("igw".into())
+                ),
+                step(Ipv6Step::NotForwarded),
+            ]
+        );
+        // The blackhole /64 inside it wins.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:ff:dead::1", 443));
+        assert_eq!(t.verdict, Verdict::Drop(DropReason::Blackhole));
+        assert_eq!(
+            t.hops.last(),
+            Some(&route_hop(
+                "2001:db8:ff:dead::/64",
+                RouteHopTarget::Blackhole
+            ))
+        );
+    }
+
+    #[test]
+    fn local_delivery_needs_an_instance_with_its_own_port() {
+        // Inside the /56, in no subnet: the VPC's local route, no subnet.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:1200:ff::1", 443));
+        assert_eq!(t.verdict, UNKNOWN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&route_hop("2001:db8:1200::/56", local(None)))
+        );
+        // A subnet's /64, no instance there.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:1200:2::5", 443));
+        assert_eq!(t.verdict, UNKNOWN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&Hop::DestinationCheck {
+                subnet: "empty".into(),
+                passed: false
+            })
+        );
+        // legacy sits on app's shared segment: IPv6 is not forwarded there.
+        let t = fwd("eweb", &tcp_to(F_WEB, F_LEGACY, 443));
+        assert_eq!(t.verdict, UNKNOWN, "{:?}", t.hops);
+    }
+
+    #[test]
+    fn hop_limit_one_expires_once_the_packet_would_be_forwarded() {
+        let with = |hop_limit, dport| IpPacket {
+            hop_limit,
+            ..tcp_to(F_WEB, F_APP, dport)
+        };
+        for hop_limit in [0, 1] {
+            let t = fwd("eweb", &with(hop_limit, 443));
+            assert_eq!(
+                t.verdict,
+                Verdict::Drop(DropReason::TtlExceeded),
+                "hop limit {hop_limit}"
+            );
+            assert_eq!(t.hops.last(), Some(&step(Ipv6Step::HopLimitExceeded)));
+            // The checks come first: a denied packet is denied.
+            assert_eq!(fwd("eweb", &with(hop_limit, 22)).verdict, SG_IN);
+        }
+        assert_eq!(
+            fwd("eweb", &with(2, 443)).verdict,
+            deliver("eapp", F_WEB, F_APP)
+        );
+    }
+
+    fn icmpv6(src: &str, dst: &str, icmp_type: u8) -> IpPacket {
+        IpPacket {
+            icmp_type,
+            sport: 7,
+            dport: 7,
+            ..packet(src, dst, PROTO_ICMPV6)
+        }
+    }
+
+    #[test]
+    fn icmpv6_rules_match_type_and_errors_are_not_forwarded() {
+        // app admits ICMPv6 echo requests (type 128) from the web subnet.
+        let t = fwd("eweb", &icmpv6(F_WEB, F_APP, 128));
+        assert_eq!(t.verdict, deliver("eapp", F_WEB, F_APP), "{:?}", t.hops);
+        assert_eq!(
+            t.hops.last(),
+            Some(&sg_hop("app", Direction::Inbound, Some(("app", 4))))
+        );
+        // An echo reply is another type: no rule (not a tracked connection here).
+        assert_eq!(fwd("eweb", &icmpv6(F_WEB, F_APP, 129)).verdict, SG_IN);
+        // Errors (destination unreachable, packet too big, time exceeded) are not forwarded
+        // yet, whatever the rules.
+        for ty in [1, 2, 3] {
+            let t = fwd("eweb", &icmpv6(F_WEB, F_APP, ty));
+            assert_eq!(t.verdict, NOT_IPV4, "type {ty}");
+            assert_eq!(
+                t.hops,
+                [web_source(), step(Ipv6Step::IcmpError)],
+                "type {ty}"
+            );
+        }
+    }
+
+    #[test]
+    fn multicast_beyond_the_link_is_not_forwarded() {
+        let t = fwd("eweb", &packet(F_WEB, "ff05::2", 17));
+        assert_eq!(t.verdict, NOT_IPV4);
+        assert_eq!(t.hops, [web_source(), step(Ipv6Step::NotForwarded)]);
+    }
+
+    /// Every packet belongs to a tracked connection.
+    struct Tracked;
+
+    impl super::super::StatefulPolicy for Tracked {
+        fn tracked(&self, _packet: &IpPacket) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn tracked_ipv6_connections_skip_security_groups_not_acls() {
+        // app -> web: web's group admits nothing new; a reply of a tracked connection passes.
+        let t = forward_trace(&Tracked, "eapp", &tcp_to(F_APP, F_WEB, 443));
+        assert_eq!(t.verdict, deliver("eweb", F_APP, F_WEB), "{:?}", t.hops);
+        let skipped: Vec<&Hop> = t
+            .hops
+            .iter()
+            .filter(|h| matches!(h, Hop::TrackedConnection { .. } | Hop::SecurityGroup { .. }))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                &Hop::TrackedConnection {
+                    instance: "app".into(),
+                    direction: Direction::Outbound
+                },
+                &Hop::TrackedConnection {
+                    instance: "web".into(),
+                    direction: Direction::Inbound
+                },
+            ]
+        );
+        // The network ACLs still apply.
+        let t = forward_trace(&Tracked, "eweb", &tcp_to(F_WEB, F_APP, 8080));
+        assert_eq!(t.verdict, ACL_IN);
     }
 }
