@@ -12,14 +12,14 @@
 //! as `IpAddr`): an IPv4 packet goes through the IPv4 pipeline ([`Evaluator::evaluate`], on a
 //! [`Packet`]), an IPv6 one through `ipv6`: the source check on instance ports, neighbour
 //! discovery, link-scope traffic to the kernel and, from an instance's own port to a global
-//! unicast address, the forwarding pipeline between instances of the VPC (docs: "Datapath
-//! semantics" of the IPv6 slice): security groups, network ACLs and the route table with the
-//! IPv6 rules and routes, delivery to an instance with its own port. The checks both families
-//! share are one code, generic over the packet ([`Flow`]): rule matching (network ACLs,
-//! security groups with `sg:` references matching the members' addresses of the packet's
-//! family), the longest prefix route lookup with the local routes, local delivery. What IPv6
-//! does not do yet (routes to gateways, NAT, peering; shared segments; ICMPv6 errors) is
-//! dropped `not_ipv4`. Mixed families are an error.
+//! unicast address, the forwarding pipeline between instances of the VPC (docs/datapath.md,
+//! IPv6): security groups, network ACLs and the route table with the IPv6 rules and routes,
+//! delivery to an instance with its own port. The checks both families share are one code,
+//! generic over the packet ([`Flow`]): rule matching (network ACLs; security groups, whose
+//! `sg:` references match the members' addresses of the packet's family), the longest prefix
+//! route lookup with the local routes, local delivery. What IPv6 does not do yet (routes to
+//! gateways, NAT, peering; shared segments; ICMPv6 errors) is dropped `not_ipv4`. Mixed
+//! families are an error.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -63,8 +63,8 @@ pub struct IpPacket {
     pub dport: u16,
     pub icmp_type: u8,
     pub icmp_code: u8,
-    /// IPv6: the hop limit (neighbour discovery is taken only with 255). IPv4's TTL is not
-    /// modelled.
+    /// IPv6: the hop limit (neighbour discovery is taken only with 255; a packet to forward
+    /// needs more than 1). IPv4's TTL is not modelled.
     pub hop_limit: u8,
     /// IPv6 neighbour solicitations and advertisements: the target address (`None`: the
     /// message is too short to carry one).

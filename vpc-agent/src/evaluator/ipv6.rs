@@ -31,7 +31,7 @@
 //! neighbour solicitation or advertisement, its target ([`IpPacket::nd_target`]; `None`:
 //! too short to carry one: `malformed`).
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use ipnet::IpNet;
 use vpc_common::{
@@ -78,8 +78,10 @@ pub enum NdOutcome {
 /// Multicast listener report, done and version 2 report: sent from `::` too (RFC 3590).
 const MLD_FROM_UNSPECIFIED: [u8; 3] = [131, 132, 143];
 const ECHO_REQUEST: u8 = 128;
+/// ICMPv6 types below are errors, from it on informational (RFC 4443 2.1).
+const FIRST_INFORMATIONAL: u8 = 128;
 
-/// Where an IPv6 packet goes instead of the IPv4 pipeline.
+/// Where an IPv6 packet goes outside the checks it shares with IPv4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ipv6Step {
     /// On an uplink or a gateway's link: the router's own.
@@ -151,6 +153,8 @@ impl Evaluator<'_> {
     /// `ndp::on_subnet`: on instance `port`'s own port, or (`None`) a shared segment of
     /// subnet `s` of VPC `v`; from a port to a global address on to the forwarding pipeline
     /// ([`Run::forward6`]).
+    // The entry (`v`, `s`, `port`) and the packet with its addresses of the family, as the
+    // other checks take them.
     #[allow(clippy::too_many_arguments)]
     fn on_subnet(
         &self,
@@ -257,7 +261,7 @@ impl Evaluator<'_> {
             }
             return scope(hops);
         }
-        run.forward6(v, s, instance, p, dst)
+        run.forward6(v, s, instance, p, (src, dst))
     }
 
     /// The neighbour discovery message `p` is, and what the router does with it; `None`: not
@@ -336,19 +340,17 @@ impl Evaluator<'_> {
 }
 
 impl Run<'_> {
-    /// From instance `source`'s own port in subnet `s` of VPC `v` to `dst`, not link-scope:
-    /// the forwarding pipeline, the IPv4 one's where they agree ([`Run::leaving_instance`]).
+    /// From instance `source`'s own port in subnet `s` of VPC `v`, `p` (addresses `src`,
+    /// `dst`, not link-scope): the forwarding pipeline, the IPv4 one's where they agree
+    /// ([`Run::leaving_instance`]).
     fn forward6(
         &mut self,
         v: usize,
         s: usize,
         source: &InstanceDef,
         p: &IpPacket,
-        dst: Ipv6Addr,
+        (src, dst): (Ipv6Addr, Ipv6Addr),
     ) -> Verdict {
-        let IpAddr::V6(src) = p.src else {
-            return Verdict::Drop(DropReason::Spoofed);
-        };
         if !source.ipv6_addresses.contains(&src) {
             // A link-local or `::` source of a neighbour discovery message (the others never
             // got this far): never beyond the link.
@@ -360,7 +362,7 @@ impl Run<'_> {
         }
         let step = if dst.is_multicast() {
             Some(Ipv6Step::NotForwarded)
-        } else if p.proto == PROTO_ICMPV6 && p.icmp_type < ECHO_REQUEST {
+        } else if p.proto == PROTO_ICMPV6 && p.icmp_type < FIRST_INFORMATIONAL {
             Some(Ipv6Step::IcmpError)
         } else {
             None
