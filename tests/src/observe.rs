@@ -170,13 +170,16 @@ pub fn reference(topo: &Topology, ingress: &str, p: &Packet) -> Seen {
     match trace.verdict {
         vpc_agent::evaluator::Verdict::Deliver {
             interface,
-            src,
-            dst,
+            src: std::net::IpAddr::V4(src),
+            dst: std::net::IpAddr::V4(dst),
         } => Seen::Forwarded {
             interface,
             src,
             dst,
         },
+        vpc_agent::evaluator::Verdict::Deliver { .. } => {
+            panic!("an IPv4 packet delivered as IPv6")
+        }
         vpc_agent::evaluator::Verdict::Drop(reason) => Seen::Dropped(reason),
         vpc_agent::evaluator::Verdict::ToHost => Seen::Passed,
         // Only IPv6 neighbour discovery is answered in place; these packets are IPv4.

@@ -8,17 +8,22 @@
 //! security groups are skipped, the network ACLs still apply) and NAT replies. Its default
 //! ([`Stateless`]) tracks nothing: every packet is evaluated as a new connection.
 //!
-//! IPv6: the datapath does not forward it yet, so there is no IPv6 copy of the pipeline
-//! below. [`Evaluator::evaluate_ip`] takes a packet of either family ([`IpPacket`], addresses
-//! as `IpAddr`): an IPv4 packet goes through the IPv4 pipeline ([`Evaluator::evaluate`],
-//! unchanged, on a [`Packet`]), an IPv6 one to the small model of what the datapath does with
-//! IPv6 today (`ipv6`: the source check on instance ports, neighbour discovery, link-scope
-//! traffic to the kernel, the rest `not_ipv4`), which shares only the way in (the ingress
-//! interface) with the IPv4 pipeline. Mixed families are an error.
+//! IPv6: [`Evaluator::evaluate_ip`] takes a packet of either family ([`IpPacket`], addresses
+//! as `IpAddr`): an IPv4 packet goes through the IPv4 pipeline ([`Evaluator::evaluate`], on a
+//! [`Packet`]), an IPv6 one through `ipv6`: the source check on instance ports, neighbour
+//! discovery, link-scope traffic to the kernel and, from an instance's own port to a global
+//! unicast address, the forwarding pipeline between instances of the VPC (docs/datapath.md,
+//! IPv6): security groups, network ACLs and the route table with the IPv6 rules and routes,
+//! delivery to an instance with its own port. The checks both families share are one code,
+//! generic over the packet ([`Flow`]): rule matching (network ACLs; security groups, whose
+//! `sg:` references match the members' addresses of the packet's family), the longest prefix
+//! route lookup with the local routes, local delivery. What IPv6 does not do yet (routes to
+//! gateways, NAT, peering; shared segments; ICMPv6 errors) is dropped `not_ipv4`. Mixed
+//! families are an error.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use vpc_common::DropReason;
 
 mod ipv6;
@@ -28,7 +33,8 @@ pub use ipv6::{Ipv6Step, NdMessage, NdOutcome};
 use crate::config::{
     ValidatedConfig,
     validated::{
-        AclRuleDef, GatewayKind, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, VpcDef,
+        AclRuleDef, GatewayKind, InstanceDef, InterfaceRole, NatGatewayDef, RouteTarget, SubnetDef,
+        TrafficMatch, VpcDef,
     },
 };
 
@@ -57,8 +63,8 @@ pub struct IpPacket {
     pub dport: u16,
     pub icmp_type: u8,
     pub icmp_code: u8,
-    /// IPv6: the hop limit (neighbour discovery is taken only with 255). IPv4's TTL is not
-    /// modelled.
+    /// IPv6: the hop limit (neighbour discovery is taken only with 255; a packet to forward
+    /// needs more than 1). IPv4's TTL is not modelled.
     pub hop_limit: u8,
     /// IPv6 neighbour solicitations and advertisements: the target address (`None`: the
     /// message is too short to carry one).
@@ -81,6 +87,54 @@ impl From<&Packet> for IpPacket {
     }
 }
 
+/// What the rules look at in a packet of either family ([`Packet`], [`IpPacket`]): the
+/// addresses, the protocol, the destination port and the ICMP (ICMPv6) type and code.
+pub trait Flow {
+    fn src_addr(&self) -> IpAddr;
+    fn dst_addr(&self) -> IpAddr;
+    /// Protocol, destination port, ICMP type and code.
+    fn traffic(&self) -> (u8, u16, u8, u8);
+
+    /// Whether a rule's protocol, ports and ICMP type/code match.
+    fn matched_by(&self, traffic: &TrafficMatch) -> bool {
+        let (proto, dport, icmp_type, icmp_code) = self.traffic();
+        traffic.matches(proto, dport, icmp_type, icmp_code)
+    }
+
+    /// The remote address of a rule in `direction`: the source inbound, the destination
+    /// outbound.
+    fn remote(&self, direction: Direction) -> IpAddr {
+        match direction {
+            Direction::Inbound => self.src_addr(),
+            Direction::Outbound => self.dst_addr(),
+        }
+    }
+}
+
+impl Flow for Packet {
+    fn src_addr(&self) -> IpAddr {
+        self.src.into()
+    }
+    fn dst_addr(&self) -> IpAddr {
+        self.dst.into()
+    }
+    fn traffic(&self) -> (u8, u16, u8, u8) {
+        (self.proto, self.dport, self.icmp_type, self.icmp_code)
+    }
+}
+
+impl Flow for IpPacket {
+    fn src_addr(&self) -> IpAddr {
+        self.src
+    }
+    fn dst_addr(&self) -> IpAddr {
+        self.dst
+    }
+    fn traffic(&self) -> (u8, u16, u8, u8) {
+        (self.proto, self.dport, self.icmp_type, self.icmp_code)
+    }
+}
+
 /// Where the packet enters the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ingress<'a> {
@@ -94,11 +148,12 @@ pub enum Ingress<'a> {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Sent out of `interface` with these (possibly translated) addresses.
+    /// Sent out of `interface` with these (possibly translated) addresses, of the packet's
+    /// family (IPv6 is never translated).
     Deliver {
         interface: String,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
     },
     Drop(DropReason),
     /// For the router itself (its address in the subnet): the kernel's business.
@@ -122,6 +177,8 @@ pub enum RouteHopTarget {
         subnet: Option<String>,
     },
     InternetGateway(String),
+    /// The egress-only internet gateway, by name (IPv6 routes only).
+    EgressOnlyGateway(String),
     NatGateway(String),
     /// A gateway that carries packets untranslated (a VPN gateway), by name.
     Gateway(String),
@@ -152,11 +209,11 @@ pub enum Hop {
         rule: Option<u16>,
         allowed: bool,
     },
-    /// A route lookup (`destination`: the matching route's prefix).
+    /// A route lookup (`destination`: the matching route's prefix, of the packet's family).
     Route {
         vpc: String,
         table: String,
-        destination: Option<Ipv4Net>,
+        destination: Option<IpNet>,
         target: RouteHopTarget,
     },
     /// The same subnet: AWS applies no network ACL within a subnet.
@@ -195,7 +252,7 @@ pub enum Hop {
         message: NdMessage,
         outcome: NdOutcome,
     },
-    /// IPv6, not forwarded yet: where the packet goes instead.
+    /// IPv6 outside the forwarding pipeline: where the packet goes instead.
     Ipv6 { step: Ipv6Step },
 }
 
@@ -218,9 +275,10 @@ pub enum EvalError {
 
 /// Extension point for connection state; the defaults are "no state".
 pub trait StatefulPolicy {
-    /// Whether `packet` (as it enters the router) belongs to a tracked connection: its
-    /// security group checks are skipped (network ACLs are stateless and still apply).
-    fn tracked(&self, _packet: &Packet) -> bool {
+    /// Whether `packet` (either family, as it enters the router) belongs to a tracked
+    /// connection: its security group checks are skipped (network ACLs are stateless and
+    /// still apply).
+    fn tracked(&self, _packet: &IpPacket) -> bool {
         false
     }
 
@@ -324,7 +382,7 @@ impl<'a> Evaluator<'a> {
         let mut run = Run {
             config: self.config,
             policy: self.policy,
-            tracked: self.policy.tracked(packet),
+            tracked: self.policy.tracked(&IpPacket::from(packet)),
             hops: Vec::new(),
         };
         let verdict = match self.entry(ingress, |i| i.private_ip == packet.src)? {
@@ -405,9 +463,14 @@ enum Endpoint<'a> {
 }
 
 impl<'a> Endpoint<'a> {
-    fn find(vpc: &'a VpcDef, ip: Ipv4Addr) -> Option<Self> {
-        let instance = vpc.instances.iter().find(|i| i.private_ip == ip);
-        let nat = || vpc.nat_gateways.iter().find(|n| n.private_ip == ip);
+    /// The endpoint with address `ip` (NAT gateways have IPv4 addresses only).
+    fn find(vpc: &'a VpcDef, ip: IpAddr) -> Option<Self> {
+        let instance = vpc.instances.iter().find(|i| i.has_address(ip));
+        let nat = || {
+            vpc.nat_gateways
+                .iter()
+                .find(|n| IpAddr::V4(n.private_ip) == ip)
+        };
         instance
             .map(Self::Instance)
             .or_else(|| nat().map(Self::NatGateway))
@@ -437,39 +500,39 @@ struct Run<'a> {
     hops: Vec<Hop>,
 }
 
-/// The result of a route lookup in the model.
+/// The result of a route lookup in the model (prefixes of the packet's family).
 enum Lookup<'a> {
     /// Inside a VPC block: the local route.
-    Local(Ipv4Net),
-    Route(Ipv4Net, &'a RouteTarget),
+    Local(IpNet),
+    Route(IpNet, &'a RouteTarget),
     NoRoute,
 }
 
 /// The first rule (lowest number) matching the packet; `remote` is the source for inbound
-/// rules and the destination for outbound ones.
+/// rules and the destination for outbound ones. Only the rules of `remote`'s family can
+/// match.
 pub fn first_match<'r>(
     rules: &'r [AclRuleDef],
-    remote: Ipv4Addr,
-    p: &Packet,
+    remote: IpAddr,
+    p: &impl Flow,
 ) -> Option<&'r AclRuleDef> {
-    rules.iter().find(|r| {
-        r.cidr.contains(&std::net::IpAddr::V4(remote))
-            && r.traffic
-                .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
-    })
+    rules
+        .iter()
+        .find(|r| r.cidr.contains(&remote) && p.matched_by(&r.traffic))
 }
 
 /// The first rule of `instance`'s security groups (in the instance's group order, then rule
 /// order) that allows the packet: (index in the VPC's `security_groups`, rule index in the
 /// direction). `instance` is of VPC `v` of `vpcs`; `remote` is the source for inbound rules and
-/// the destination for outbound.
+/// the destination for outbound (either family: the rules of its family, `sg:` references by
+/// the members' addresses of that family).
 pub fn security_group_match(
     vpcs: &[VpcDef],
     v: usize,
     instance: &InstanceDef,
     direction: Direction,
-    remote: Ipv4Addr,
-    p: &Packet,
+    remote: IpAddr,
+    p: &impl Flow,
 ) -> Option<(usize, usize)> {
     instance.security_groups.iter().find_map(|&g| {
         let group = &vpcs[v].security_groups[g];
@@ -477,32 +540,49 @@ pub fn security_group_match(
             Direction::Inbound => &group.inbound,
             Direction::Outbound => &group.outbound,
         };
-        let found = rules.iter().position(|r| {
-            r.peer.contains(vpcs, v, remote)
-                && r.traffic
-                    .matches(p.proto, p.dport, p.icmp_type, p.icmp_code)
-        });
+        let found = rules
+            .iter()
+            .position(|r| r.peer.contains(vpcs, v, remote) && p.matched_by(&r.traffic));
         found.map(|r| (g, r))
     })
 }
 
-/// Longest prefix match in a table of VPC `vpc`. The local routes win whenever the
-/// destination is inside a VPC block, since validation forbids routes inside a block. Only
-/// IPv4 routes are looked at: the IPv6 forwarding pipeline is not built yet (IPv6 routes are
-/// validated, not compiled).
-fn lookup<'a>(vpc: &'a VpcDef, table: usize, dst: Ipv4Addr) -> Lookup<'a> {
-    if let Some(block) = vpc.cidr_blocks.iter().find(|b| b.contains(&dst)) {
-        return Lookup::Local(*block);
+/// The VPC's blocks of both families: its IPv4 CIDR blocks and its IPv6 /56.
+fn vpc_blocks(vpc: &VpcDef) -> impl Iterator<Item = IpNet> + '_ {
+    let v4 = vpc.cidr_blocks.iter().copied().map(IpNet::V4);
+    v4.chain(vpc.ipv6_cidr_block.map(IpNet::V6))
+}
+
+/// The block of subnet `subnet` of `addr`'s family, if it holds `addr`.
+fn subnet_block(subnet: &SubnetDef, addr: IpAddr) -> Option<IpNet> {
+    let block = match addr {
+        IpAddr::V4(_) => Some(IpNet::V4(subnet.cidr)),
+        IpAddr::V6(_) => subnet.ipv6_cidr.map(IpNet::V6),
+    };
+    block.filter(|b| b.contains(&addr))
+}
+
+/// The subnet of VPC `vpc` holding `addr`, and its block.
+fn holding_subnet(vpc: &VpcDef, addr: IpAddr) -> Option<(usize, IpNet)> {
+    vpc.subnets
+        .iter()
+        .enumerate()
+        .find_map(|(d, subnet)| Some((d, subnet_block(subnet, addr)?)))
+}
+
+/// Longest prefix match in a table of VPC `vpc`, among the routes of `dst`'s family. The
+/// local routes win whenever the destination is inside a VPC block (IPv4, or the IPv6 /56
+/// with the subnets' /64s), since validation forbids routes inside a block.
+fn lookup(vpc: &VpcDef, table: usize, dst: IpAddr) -> Lookup<'_> {
+    if let Some(block) = vpc_blocks(vpc).find(|b| b.contains(&dst)) {
+        return Lookup::Local(block);
     }
     vpc.route_tables[table]
         .routes
         .iter()
-        .filter_map(|r| Some((r.ipv4_destination()?, &r.target)))
-        .filter(|(dest, _)| dest.contains(&dst))
-        .max_by_key(|(dest, _)| dest.prefix_len())
-        .map_or(Lookup::NoRoute, |(dest, target)| {
-            Lookup::Route(dest, target)
-        })
+        .filter(|r| r.destination.contains(&dst))
+        .max_by_key(|r| r.destination.prefix_len())
+        .map_or(Lookup::NoRoute, |r| Lookup::Route(r.destination, &r.target))
 }
 
 impl Run<'_> {
@@ -542,16 +622,34 @@ impl Run<'_> {
         if for_router(subnet, p.dst) {
             return Verdict::ToHost;
         }
+        self.leaving_instance(v, s, source, p, |run, table, dest, target| {
+            run.target(v, table, dest, target, source, p)
+        })
+    }
+
+    /// A packet of either family from `source` in subnet `s` of VPC `v`, past the source
+    /// check: `source`'s security groups outbound, the subnet's network ACL outbound, the
+    /// lookup in the subnet's route table: a local route to [`Self::local`], another to
+    /// `targets` (what the packet's family does with it: table, prefix, target).
+    fn leaving_instance<P: Flow>(
+        &mut self,
+        v: usize,
+        s: usize,
+        source: Endpoint<'_>,
+        p: &P,
+        targets: impl FnOnce(&mut Self, usize, IpNet, &RouteTarget) -> Verdict,
+    ) -> Verdict {
+        let vpc = &self.config.vpcs[v];
         if !self.security_groups(v, source, Direction::Outbound, p) {
             return Verdict::Drop(DropReason::SecurityGroupOutbound);
         }
         if !self.acl(v, s, Direction::Outbound, p) {
             return Verdict::Drop(DropReason::AclOutbound);
         }
-        let table = subnet.route_table;
-        match lookup(vpc, table, p.dst) {
+        let table = vpc.subnets[s].route_table;
+        match lookup(vpc, table, p.dst_addr()) {
             Lookup::Local(block) => self.local(v, table, block, Some(s), p),
-            Lookup::Route(dest, target) => self.target(v, table, dest, target, source, p),
+            Lookup::Route(dest, target) => targets(self, table, dest, target),
             Lookup::NoRoute => {
                 self.route_hop(v, table, None, RouteHopTarget::NoRoute);
                 Verdict::Drop(DropReason::NoRoute)
@@ -563,7 +661,7 @@ impl Run<'_> {
         &mut self,
         v: usize,
         table: usize,
-        destination: Option<Ipv4Net>,
+        destination: Option<IpNet>,
         target: RouteHopTarget,
     ) {
         let vpc = &self.config.vpcs[v];
@@ -575,6 +673,36 @@ impl Run<'_> {
         });
     }
 
+    /// How a route to `target` (of VPC `v`) reads in a trace.
+    fn hop_target(&self, v: usize, target: &RouteTarget) -> RouteHopTarget {
+        let vpc = &self.config.vpcs[v];
+        let gateway_name = |g: Option<&crate::config::validated::InternetGatewayDef>| {
+            g.map_or_else(String::new, |g| g.name.clone())
+        };
+        match target {
+            RouteTarget::InternetGateway => {
+                RouteHopTarget::InternetGateway(gateway_name(vpc.internet_gateway.as_ref()))
+            }
+            RouteTarget::EgressOnlyGateway => RouteHopTarget::EgressOnlyGateway(gateway_name(
+                vpc.egress_only_internet_gateway.as_ref(),
+            )),
+            RouteTarget::NatGateway(n) => {
+                RouteHopTarget::NatGateway(vpc.nat_gateways[*n].name.clone())
+            }
+            RouteTarget::Peering(c) => {
+                let pcx = &vpc.peering_connections[*c];
+                RouteHopTarget::Peering {
+                    connection: pcx.name.clone(),
+                    peer_vpc: self.config.vpcs[pcx.peer_vpc].name.clone(),
+                    accepted: pcx.accepted,
+                }
+            }
+            RouteTarget::Gateway(g) => RouteHopTarget::Gateway(vpc.gateways[*g].name.clone()),
+            RouteTarget::Instance(i) => RouteHopTarget::Instance(vpc.instances[*i].name.clone()),
+            RouteTarget::Blackhole => RouteHopTarget::Blackhole,
+        }
+    }
+
     /// The security groups of `endpoint` (VPC `v`) in one direction; records the hop. NAT
     /// gateways have none, and a tracked connection skips them.
     fn security_groups(
@@ -582,7 +710,7 @@ impl Run<'_> {
         v: usize,
         endpoint: Endpoint<'_>,
         direction: Direction,
-        p: &Packet,
+        p: &impl Flow,
     ) -> bool {
         let vpc = &self.config.vpcs[v];
         let Some(instance) = endpoint.instance() else {
@@ -595,10 +723,7 @@ impl Run<'_> {
             });
             return true;
         }
-        let remote = match direction {
-            Direction::Inbound => p.src,
-            Direction::Outbound => p.dst,
-        };
+        let remote = p.remote(direction);
         let found = security_group_match(&self.config.vpcs, v, instance, direction, remote, p);
         self.hops.push(Hop::SecurityGroup {
             instance: instance.name.clone(),
@@ -611,15 +736,15 @@ impl Run<'_> {
     }
 
     /// Network ACL of subnet `s` in one direction; records the hop.
-    fn acl(&mut self, v: usize, s: usize, direction: Direction, p: &Packet) -> bool {
+    fn acl(&mut self, v: usize, s: usize, direction: Direction, p: &impl Flow) -> bool {
         let vpc = &self.config.vpcs[v];
         let subnet = &vpc.subnets[s];
         let acl = &vpc.network_acls[subnet.network_acl];
-        let (rules, remote) = match direction {
-            Direction::Inbound => (&acl.inbound, p.src),
-            Direction::Outbound => (&acl.outbound, p.dst),
+        let rules = match direction {
+            Direction::Inbound => &acl.inbound,
+            Direction::Outbound => &acl.outbound,
         };
-        let rule = first_match(rules, remote, p);
+        let rule = first_match(rules, p.remote(direction), p);
         let allowed = rule.is_some_and(|r| r.allow);
         self.hops.push(Hop::Acl {
             acl: acl.name.clone(),
@@ -636,14 +761,14 @@ impl Run<'_> {
         &mut self,
         v: usize,
         table: usize,
-        block: Ipv4Net,
+        block: IpNet,
         from: Option<usize>,
-        p: &Packet,
+        p: &impl Flow,
     ) -> Verdict {
         let vpc = &self.config.vpcs[v];
-        let dest = vpc.subnets.iter().position(|d| d.cidr.contains(&p.dst));
-        let subnet = dest.map(|d| vpc.subnets[d].name.clone());
-        let destination = dest.map_or(block, |d| vpc.subnets[d].cidr);
+        let dest = holding_subnet(vpc, p.dst_addr());
+        let subnet = dest.map(|(d, _)| vpc.subnets[d].name.clone());
+        let destination = dest.map_or(block, |(_, net)| net);
         self.route_hop(
             v,
             table,
@@ -651,25 +776,26 @@ impl Run<'_> {
             RouteHopTarget::Local { subnet },
         );
         match dest {
-            Some(d) => self.deliver(v, d, from, p),
+            Some((d, _)) => self.deliver(v, d, from, p),
             None => Verdict::Drop(DropReason::UnknownDestination),
         }
     }
 
     /// Delivery to a registered address of subnet `d` (`from`: the ingress subnet, if any).
-    fn deliver(&mut self, v: usize, d: usize, from: Option<usize>, p: &Packet) -> Verdict {
-        self.deliver_at(v, d, from, p.dst, p)
+    fn deliver(&mut self, v: usize, d: usize, from: Option<usize>, p: &impl Flow) -> Verdict {
+        self.deliver_at(v, d, from, p.dst_addr(), p)
     }
 
     /// [`Self::deliver`] to the endpoint at `at`: the destination, or a NAT instance the
-    /// packet is routed to unchanged.
+    /// packet is routed to unchanged. IPv6 is delivered to an instance's own port only, never
+    /// onto a shared segment.
     fn deliver_at(
         &mut self,
         v: usize,
         d: usize,
         from: Option<usize>,
-        at: Ipv4Addr,
-        p: &Packet,
+        at: IpAddr,
+        p: &impl Flow,
     ) -> Verdict {
         let vpc = &self.config.vpcs[v];
         let subnet = &vpc.subnets[d];
@@ -681,12 +807,13 @@ impl Run<'_> {
         let Some(endpoint) = endpoint else {
             return Verdict::Drop(DropReason::UnknownDestination);
         };
-        // The instance's own port, else the subnet's shared segment.
+        // The instance's own port, else (IPv4) the subnet's shared segment.
         let interface = match endpoint {
             Endpoint::Instance(i) => i.interface.as_ref(),
             Endpoint::NatGateway(_) => None,
         };
-        let Some(interface) = interface.or(subnet.interface.as_ref()).cloned() else {
+        let segment = subnet.interface.as_ref().filter(|_| at.is_ipv4());
+        let Some(interface) = interface.or(segment).cloned() else {
             return Verdict::Drop(DropReason::UnknownDestination);
         };
         if from == Some(d) {
@@ -701,31 +828,29 @@ impl Run<'_> {
         }
         Verdict::Deliver {
             interface,
-            src: p.src,
-            dst: p.dst,
+            src: p.src_addr(),
+            dst: p.dst_addr(),
         }
     }
 
+    /// A route of an IPv4 packet to `target` (not a local route).
     fn target(
         &mut self,
         v: usize,
         table: usize,
-        dest: Ipv4Net,
+        dest: IpNet,
         target: &RouteTarget,
         source: Endpoint<'_>,
         p: &Packet,
     ) -> Verdict {
         let vpc = &self.config.vpcs[v];
+        if *target != RouteTarget::EgressOnlyGateway {
+            let hop = self.hop_target(v, target);
+            self.route_hop(v, table, Some(dest), hop);
+        }
         match target {
             RouteTarget::InternetGateway => {
                 let igw = vpc.internet_gateway.as_ref();
-                let name = igw.map_or_else(String::new, |i| i.name.clone());
-                self.route_hop(
-                    v,
-                    table,
-                    Some(dest),
-                    RouteHopTarget::InternetGateway(name.clone()),
-                );
                 // The instance's own address only: never one a NAT instance sends for.
                 let public = source
                     .instance()
@@ -734,66 +859,40 @@ impl Run<'_> {
                 match (public, igw) {
                     (Some(public), Some(igw)) => {
                         self.hops.push(Hop::SourceNat {
-                            by: name,
+                            by: igw.name.clone(),
                             from: p.src,
                             to: public,
                         });
                         Verdict::Deliver {
                             interface: igw.interface.clone(),
-                            src: public,
-                            dst: p.dst,
+                            src: public.into(),
+                            dst: p.dst.into(),
                         }
                     }
                     _ => Verdict::Drop(DropReason::NoPublicAddress),
                 }
             }
-            RouteTarget::NatGateway(n) => {
-                let nat = &vpc.nat_gateways[*n];
-                self.route_hop(
-                    v,
-                    table,
-                    Some(dest),
-                    RouteHopTarget::NatGateway(nat.name.clone()),
-                );
-                self.nat_gateway(v, nat, p)
-            }
+            RouteTarget::NatGateway(n) => self.nat_gateway(v, &vpc.nat_gateways[*n], p),
             RouteTarget::Peering(c) => {
                 let pcx = &vpc.peering_connections[*c];
-                let peer = &self.config.vpcs[pcx.peer_vpc];
-                let hop = RouteHopTarget::Peering {
-                    connection: pcx.name.clone(),
-                    peer_vpc: peer.name.clone(),
-                    accepted: pcx.accepted,
-                };
-                self.route_hop(v, table, Some(dest), hop);
                 if !pcx.accepted {
                     // Compiled as a blackhole route (compile/routes.rs): the same drop.
                     return Verdict::Drop(DropReason::Blackhole);
                 }
                 self.peering(pcx.peer_vpc, p)
             }
-            RouteTarget::Gateway(g) => {
-                let gateway = &vpc.gateways[*g];
-                let hop = RouteHopTarget::Gateway(gateway.name.clone());
-                self.route_hop(v, table, Some(dest), hop);
-                // Untranslated: the private source is kept.
-                Verdict::Deliver {
-                    interface: gateway.interface.clone(),
-                    src: p.src,
-                    dst: p.dst,
-                }
-            }
+            // Untranslated: the private source is kept.
+            RouteTarget::Gateway(g) => Verdict::Deliver {
+                interface: vpc.gateways[*g].interface.clone(),
+                src: p.src.into(),
+                dst: p.dst.into(),
+            },
             RouteTarget::Instance(i) => {
                 let inst = &vpc.instances[*i];
-                let hop = RouteHopTarget::Instance(inst.name.clone());
-                self.route_hop(v, table, Some(dest), hop);
                 let from = source.instance().map(|s| s.subnet);
-                self.deliver_at(v, inst.subnet, from, inst.private_ip, p)
+                self.deliver_at(v, inst.subnet, from, inst.private_ip.into(), p)
             }
-            RouteTarget::Blackhole => {
-                self.route_hop(v, table, Some(dest), RouteHopTarget::Blackhole);
-                Verdict::Drop(DropReason::Blackhole)
-            }
+            RouteTarget::Blackhole => Verdict::Drop(DropReason::Blackhole),
             // Validation keeps IPv4 destinations off the egress-only gateway, so no IPv4
             // lookup ends here; were one to, it is what the compiled table holds for it: no
             // entry (compile/routes.rs skips the gateway's routes).
@@ -803,7 +902,6 @@ impl Run<'_> {
             }
         }
     }
-
     /// From gateway `g` of VPC `v` (a VPN gateway): the source must be behind it; only
     /// private addresses of the VPC are reachable, untranslated (no public or elastic IP,
     /// nothing beyond the VPC: no transit). The router's own address on the link is not part
@@ -823,21 +921,28 @@ impl Run<'_> {
             vpc.instances.iter().any(|i| i.public_ip == Some(p.dst))
                 || vpc.nat_gateways.iter().any(|n| n.elastic_ip == p.dst)
         });
-        let block = vpc.cidr_blocks.iter().find(|b| b.contains(&p.dst));
+        let block = vpc_blocks(vpc).find(|b| b.contains(&IpAddr::V4(p.dst)));
         let (false, Some(block)) = (public, block) else {
             return Verdict::Drop(DropReason::GatewayTransit);
         };
-        let dest = vpc.subnets.iter().position(|d| d.cidr.contains(&p.dst));
+        self.local_table(v, block, p)
+    }
+
+    /// Through the local table of VPC `v` (no route table: from a gateway's link or over a
+    /// peering), whose block `block` holds the destination: to the subnet holding it.
+    fn local_table(&mut self, v: usize, block: IpNet, p: &impl Flow) -> Verdict {
+        let vpc = &self.config.vpcs[v];
+        let dest = holding_subnet(vpc, p.dst_addr());
         self.hops.push(Hop::Route {
             vpc: vpc.name.clone(),
             table: crate::compile::ids::LOCAL_TABLE_NAME.to_owned(),
-            destination: Some(dest.map_or(*block, |d| vpc.subnets[d].cidr)),
+            destination: Some(dest.map_or(block, |(_, net)| net)),
             target: RouteHopTarget::Local {
-                subnet: dest.map(|d| vpc.subnets[d].name.clone()),
+                subnet: dest.map(|(d, _)| vpc.subnets[d].name.clone()),
             },
         });
         match dest {
-            Some(d) => self.deliver(v, d, None, p),
+            Some((d, _)) => self.deliver(v, d, None, p),
             None => Verdict::Drop(DropReason::UnknownDestination),
         }
     }
@@ -864,7 +969,7 @@ impl Run<'_> {
             ..*p
         };
         let table = subnet.route_table;
-        let uplink = match lookup(vpc, table, p.dst) {
+        let uplink = match lookup(vpc, table, p.dst.into()) {
             Lookup::Route(dest, RouteTarget::InternetGateway) => {
                 let igw = vpc.internet_gateway.as_ref();
                 let name = igw.map_or_else(String::new, |i| i.name.clone());
@@ -881,29 +986,18 @@ impl Run<'_> {
         }
         Verdict::Deliver {
             interface: uplink,
-            src: translated.src,
-            dst: p.dst,
+            src: translated.src.into(),
+            dst: p.dst.into(),
         }
     }
 
     /// Into the peer VPC through its local table.
     fn peering(&mut self, peer: usize, p: &Packet) -> Verdict {
         let vpc = &self.config.vpcs[peer];
-        let Some(block) = vpc.cidr_blocks.iter().find(|b| b.contains(&p.dst)) else {
+        let Some(block) = vpc_blocks(vpc).find(|b| b.contains(&IpAddr::V4(p.dst))) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        let dest = vpc.subnets.iter().position(|d| d.cidr.contains(&p.dst));
-        let subnet = dest.map(|d| vpc.subnets[d].name.clone());
-        self.hops.push(Hop::Route {
-            vpc: vpc.name.clone(),
-            table: crate::compile::ids::LOCAL_TABLE_NAME.to_owned(),
-            destination: Some(dest.map_or(*block, |d| vpc.subnets[d].cidr)),
-            target: RouteHopTarget::Local { subnet },
-        });
-        match dest {
-            Some(d) => self.deliver(peer, d, None, p),
-            None => Verdict::Drop(DropReason::UnknownDestination),
-        }
+        self.local_table(peer, block, p)
     }
 
     /// No internet host has `src`: a martian, an address inside a VPC block or a VPN
@@ -1179,7 +1273,7 @@ mod tests {
     struct Tracked;
 
     impl StatefulPolicy for Tracked {
-        fn tracked(&self, _packet: &Packet) -> bool {
+        fn tracked(&self, _packet: &IpPacket) -> bool {
             true
         }
     }

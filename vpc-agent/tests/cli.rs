@@ -254,7 +254,8 @@ fn trace_ipv6(args: &[&str]) -> Output {
 #[test]
 fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
     let web = "2001:db8:1234:1a00::10";
-    // The instance's own address to the internet: on its port, source checked, not forwarded.
+    // The instance's own address to the internet: on its port, source checked, the rules
+    // and the route to the internet gateway, not forwarded there yet.
     let out = trace_ipv6(&[
         "--from",
         web,
@@ -272,8 +273,32 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
         text.contains("source check in subnet public: pass"),
         "{text}"
     );
-    assert!(text.contains("IPv6 is not forwarded yet"), "{text}");
+    assert!(text.contains("::/0 -> internet gateway igw"), "{text}");
+    assert!(text.contains("IPv6 is not forwarded there yet"), "{text}");
     assert!(text.contains("verdict: DROP (not_ipv4)"), "{text}");
+    // To app-1, whose group admits web's members on 443: forwarded out of app-1's port.
+    let out = trace_ipv6(&[
+        "--from",
+        web,
+        "--to",
+        "2001:db8:1234:1a01::10",
+        "--proto",
+        "tcp",
+        "--dport",
+        "443",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        text.contains("security groups of app-1, inbound: allowed by group app rule 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "verdict: DELIVER out of eni-app1 as 2001:db8:1234:1a00::10 -> 2001:db8:1234:1a01::10"
+        ),
+        "{text}"
+    );
     // JSON: a ping from a link-local address to all routers is answered by the router.
     let out = trace_ipv6(&[
         "--from",

@@ -4,7 +4,11 @@
 //! `SG_RULES`), give the reference evaluator's verdict for random packets (each the first
 //! packet of a new connection).
 
-use std::{collections::BTreeMap, fmt::Write as _, net::Ipv4Addr};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr},
+};
 
 use proptest::prelude::*;
 use vpc_agent::{
@@ -758,13 +762,14 @@ fn expected(verdict: Verdict, ifindex: &BTreeMap<String, u32>) -> SimVerdict {
     match verdict {
         Verdict::Deliver {
             interface,
-            src,
-            dst,
+            src: IpAddr::V4(src),
+            dst: IpAddr::V4(dst),
         } => SimVerdict::Deliver {
             ifindex: ifindex[&interface],
             src,
             dst,
         },
+        Verdict::Deliver { .. } => panic!("an IPv4 packet delivered as IPv6"),
         Verdict::Drop(r) => SimVerdict::Drop(r),
         Verdict::ToHost => SimVerdict::ToHost,
         // Only IPv6 neighbour discovery is answered in place; these packets are IPv4.

@@ -195,8 +195,8 @@ fn verdict(config: &ValidatedConfig, from: &str, p: Packet) -> Verdict {
 fn deliver(interface: &str, src: &str, dst: &str) -> Verdict {
     Verdict::Deliver {
         interface: interface.to_owned(),
-        src: ip(src),
-        dst: ip(dst),
+        src: ip(src).into(),
+        dst: ip(dst).into(),
     }
 }
 

@@ -987,8 +987,8 @@ fn check_vpn_and_prefix_list(config: &ValidatedConfig, names: [&str; 4]) -> Stri
         verdict(subnet, app, "192.0.2.10", 443),
         Verdict::Deliver {
             interface: iface.clone(),
-            src: ip(app),
-            dst: ip("192.0.2.10"),
+            src: ip(app).into(),
+            dst: ip("192.0.2.10").into(),
         },
         "to a partner through the VPN (the default route)"
     );

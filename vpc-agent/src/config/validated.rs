@@ -388,15 +388,20 @@ impl SgPeer {
         }
     }
 
-    /// Whether `addr` is inside the rule's CIDR, is the private address of a member of its
-    /// group (of this VPC or a peer's), or is inside a CIDR of its prefix list (`own`: the
-    /// rule's VPC, index in `vpcs`).
-    pub fn contains(&self, vpcs: &[VpcDef], own: usize, addr: Ipv4Addr) -> bool {
+    /// Whether `addr` (either family) is inside the rule's CIDR, is an address of a member of
+    /// its group (of this VPC or a peer's: the private IP, or one of its IPv6 addresses), or
+    /// is inside a CIDR of its prefix list (IPv4 only; `own`: the rule's VPC, index in
+    /// `vpcs`).
+    pub fn contains(&self, vpcs: &[VpcDef], own: usize, addr: impl Into<IpAddr>) -> bool {
+        let addr = addr.into();
         match self {
-            Self::Cidr(net) => net.contains(&IpAddr::V4(addr)),
-            Self::PrefixList(l) => vpcs[own].prefix_list(*l).contains(addr),
+            Self::Cidr(net) => net.contains(&addr),
+            Self::PrefixList(l) => match addr {
+                IpAddr::V4(a) => vpcs[own].prefix_list(*l).contains(a),
+                IpAddr::V6(_) => false,
+            },
             Self::Group(_) | Self::PeerGroup { .. } => {
-                group_members(vpcs, own, self).any(|i| i.private_ip == addr)
+                group_members(vpcs, own, self).any(|i| i.has_address(addr))
             }
         }
     }
@@ -435,6 +440,16 @@ pub struct InstanceDef {
     /// AWS's source/destination check: on, the instance's port accepts only its own address
     /// as source; off (a NAT instance), routes may target it and it may send for others.
     pub source_dest_check: bool,
+}
+
+impl InstanceDef {
+    /// Whether `addr` is the instance's: its private IP, or one of its IPv6 addresses.
+    pub fn has_address(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.private_ip == a,
+            IpAddr::V6(a) => self.ipv6_addresses.contains(&a),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,25 +1,39 @@
-//! IPv6 in the reference evaluator: what the datapath does with an IPv6 packet today
-//! (`vpc-ebpf/src/ndp.rs`). The VPC does not forward IPv6 yet, so there is no IPv6 pipeline
-//! to model, only where an IPv6 packet goes instead of the IPv4 one:
+//! IPv6 in the reference evaluator: what the datapath does with an IPv6 packet
+//! (`vpc-ebpf/src/ndp.rs` and the IPv6 forwarding between instance ports):
 //! - On an uplink or a gateway's link: the router's own (the kernel's).
 //! - On a shared segment: router advertisements and redirects are `spoofed`; a link-scope
 //!   destination (`fe80::/10`, `ff02::/16`) is the kernel's; anything else is dropped
-//!   (`not_ipv4`).
+//!   (`not_ipv4`: not forwarded there yet).
 //! - On an instance port: the source must be link-local or one of the instance's
 //!   `ipv6_addresses`, or `::` for solicitations and multicast listener reports only (else
 //!   `spoofed`); neighbour discovery (ICMPv6 133 to 137) must have hop limit 255 and code 0
 //!   (else `malformed`) and is answered or checked; an echo request to the router's
 //!   link-local address or a link-scope group is answered; other unicast to a link-local
-//!   address than ICMPv6 to the router's is `unknown_destination`; then link-scope traffic is
-//!   the kernel's and anything else is dropped (`not_ipv4`).
+//!   address than ICMPv6 to the router's is `unknown_destination`; link-scope traffic is the
+//!   kernel's.
+//! - From an instance port to any other address, the forwarding pipeline: the source must be
+//!   one of the instance's own addresses (a link-local or `::` source: `spoofed`); other
+//!   multicast and ICMPv6 errors (types below 128) are not forwarded yet (`not_ipv4`); then,
+//!   as IPv4 and by the same code (`super::Run::leaving_instance`): the connection state, the
+//!   instance's security groups outbound (IPv6 rules, `sg:` references by the members' IPv6
+//!   addresses), the subnet's network ACL outbound (its IPv6 rules), the longest prefix
+//!   match among the table's IPv6 routes and the VPC's IPv6 local routes (its /56, the
+//!   subnets' /64s). A local route delivers to an instance of the destination subnet with
+//!   its own port (else `unknown_destination`) past that subnet's network ACL inbound (when
+//!   it is another subnet) and the instance's security groups inbound; a blackhole route (or
+//!   an unaccepted peering, compiled as one) drops `blackhole`; the other targets (internet
+//!   and egress-only gateways, NAT, peering, gateways) are not forwarded yet (`not_ipv4`). A
+//!   packet to be forwarded with hop limit 1 or 0 expires (`ttl_exceeded`; no ICMPv6 error
+//!   sent yet). The port's MTU (`too_big`) is not part of the definition, not modelled.
 //!
 //! The packet modelled carries no extension headers and is not fragmented (the datapath
-//! drops neighbour discovery with either, and any ICMPv6 fragment on a port) and, for a
+//! drops neighbour discovery with either, and any IPv6 fragment on a port) and, for a
 //! neighbour solicitation or advertisement, its target ([`IpPacket::nd_target`]; `None`:
 //! too short to carry one: `malformed`).
 
 use std::net::Ipv6Addr;
 
+use ipnet::IpNet;
 use vpc_common::{
     DropReason,
     ndp::{
@@ -28,8 +42,8 @@ use vpc_common::{
     },
 };
 
-use super::{Entry, EvalError, Evaluator, Hop, Ingress, IpPacket, Trace, Verdict};
-use crate::config::validated::{InstanceDef, SubnetDef};
+use super::{Endpoint, Entry, EvalError, Evaluator, Hop, Ingress, IpPacket, Run, Trace, Verdict};
+use crate::config::validated::{InstanceDef, RouteTarget, SubnetDef};
 
 /// A neighbour discovery message an instance sends (ICMPv6 type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,16 +78,24 @@ pub enum NdOutcome {
 /// Multicast listener report, done and version 2 report: sent from `::` too (RFC 3590).
 const MLD_FROM_UNSPECIFIED: [u8; 3] = [131, 132, 143];
 const ECHO_REQUEST: u8 = 128;
+/// ICMPv6 types below are errors, from it on informational (RFC 4443 2.1).
+const FIRST_INFORMATIONAL: u8 = 128;
 
-/// Where an IPv6 packet goes instead of the IPv4 pipeline.
+/// Where an IPv6 packet goes outside the checks it shares with IPv4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ipv6Step {
     /// On an uplink or a gateway's link: the router's own.
     Outside,
     /// To a link-scope address (`fe80::/10`, `ff02::/16`): the kernel's, never forwarded.
     LinkScope,
-    /// Anything else: IPv6 is not forwarded yet (`not_ipv4`).
+    /// Not forwarded (yet) there: anything not link-scope on a shared segment, multicast
+    /// beyond the link, a route to anything but a local route or a blackhole (`not_ipv4`).
     NotForwarded,
+    /// An ICMPv6 error (type below 128): not forwarded yet (`not_ipv4`).
+    IcmpError,
+    /// To be forwarded with hop limit 1 or 0: it expires at the router (`ttl_exceeded`; no
+    /// ICMPv6 time exceeded is sent yet).
+    HopLimitExceeded,
     /// An echo request to the router's link-local address or a link-scope group, from an
     /// instance: answered by the router.
     EchoAnswered,
@@ -104,35 +126,50 @@ impl Evaluator<'_> {
         src: Ipv6Addr,
         dst: Ipv6Addr,
     ) -> Result<Trace, EvalError> {
-        let mut hops = Vec::new();
+        let mut run = Run {
+            config: self.config,
+            policy: self.policy,
+            tracked: false,
+            hops: Vec::new(),
+        };
         let entry = self.entry(ingress, |i| i.ipv6_addresses.contains(&src))?;
         let verdict = match entry {
             Entry::Uplink | Entry::Gateway { .. } => {
-                hops.push(Hop::Ipv6 {
+                run.hops.push(Hop::Ipv6 {
                     step: Ipv6Step::Outside,
                 });
                 Verdict::ToHost
             }
             Entry::Subnet { vpc, subnet, port } => {
-                let vpc = &self.config.vpcs[vpc];
-                let port = port.map(|i| &vpc.instances[i]);
-                self.on_subnet(&vpc.subnets[subnet], port, p, src, dst, &mut hops)
+                self.on_subnet(&mut run, vpc, subnet, port, p, src, dst)
             }
         };
-        Ok(Trace { hops, verdict })
+        Ok(Trace {
+            hops: run.hops,
+            verdict,
+        })
     }
 
     /// `ndp::on_subnet`: on instance `port`'s own port, or (`None`) a shared segment of
-    /// `subnet`.
+    /// subnet `s` of VPC `v`; from a port to a global address on to the forwarding pipeline
+    /// ([`Run::forward6`]).
+    // The entry (`v`, `s`, `port`) and the packet with its addresses of the family, as the
+    // other checks take them.
+    #[allow(clippy::too_many_arguments)]
     fn on_subnet(
         &self,
-        subnet: &SubnetDef,
-        port: Option<&InstanceDef>,
+        run: &mut Run<'_>,
+        v: usize,
+        s: usize,
+        port: Option<usize>,
         p: &IpPacket,
         src: Ipv6Addr,
         dst: Ipv6Addr,
-        hops: &mut Vec<Hop>,
     ) -> Verdict {
+        let vpc = &self.config.vpcs[v];
+        let subnet = &vpc.subnets[s];
+        let port = port.map(|i| &vpc.instances[i]);
+        let hops = &mut run.hops;
         let scope = |hops: &mut Vec<Hop>| {
             if is_link_scope(dst) {
                 hops.push(Hop::Ipv6 {
@@ -172,6 +209,11 @@ impl Evaluator<'_> {
                 || MLD_FROM_UNSPECIFIED.contains(&t)
         );
         let passed = (src.is_unspecified() && from_unspecified) || is_link_local(src) || own(src);
+        // Beyond the link only the instance's own addresses; neighbour discovery is looked at
+        // first (a unicast solicitation to a global address is answered), and checked again
+        // by the forwarding pipeline.
+        let nd = icmp_type.is_some_and(|t| (ROUTER_SOLICITATION..=REDIRECT).contains(&t));
+        let passed = passed && (is_link_scope(dst) || own(src) || nd);
         hops.push(Hop::SourceCheck {
             subnet: subnet.name.clone(),
             passed,
@@ -217,8 +259,9 @@ impl Evaluator<'_> {
                 });
                 return Verdict::Drop(DropReason::UnknownDestination);
             }
+            return scope(hops);
         }
-        scope(hops)
+        run.forward6(v, s, instance, p, (src, dst))
     }
 
     /// The neighbour discovery message `p` is, and what the router does with it; `None`: not
@@ -296,12 +339,81 @@ impl Evaluator<'_> {
     }
 }
 
+impl Run<'_> {
+    /// From instance `source`'s own port in subnet `s` of VPC `v`, `p` (addresses `src`,
+    /// `dst`, not link-scope): the forwarding pipeline, the IPv4 one's where they agree
+    /// ([`Run::leaving_instance`]).
+    fn forward6(
+        &mut self,
+        v: usize,
+        s: usize,
+        source: &InstanceDef,
+        p: &IpPacket,
+        (src, dst): (Ipv6Addr, Ipv6Addr),
+    ) -> Verdict {
+        if !source.ipv6_addresses.contains(&src) {
+            // A link-local or `::` source of a neighbour discovery message (the others never
+            // got this far): never beyond the link.
+            self.hops.push(Hop::SourceCheck {
+                subnet: self.config.vpcs[v].subnets[s].name.clone(),
+                passed: false,
+            });
+            return Verdict::Drop(DropReason::Spoofed);
+        }
+        let step = if dst.is_multicast() {
+            Some(Ipv6Step::NotForwarded)
+        } else if p.proto == PROTO_ICMPV6 && p.icmp_type < FIRST_INFORMATIONAL {
+            Some(Ipv6Step::IcmpError)
+        } else {
+            None
+        };
+        if let Some(step) = step {
+            self.hops.push(Hop::Ipv6 { step });
+            return Verdict::Drop(DropReason::NotIpv4);
+        }
+        self.tracked = self.policy.tracked(p);
+        let verdict = self.leaving_instance(v, s, Endpoint::Instance(source), p, |run, t, d, r| {
+            run.target6(v, t, d, r)
+        });
+        if matches!(verdict, Verdict::Deliver { .. }) && p.hop_limit <= 1 {
+            self.hops.push(Hop::Ipv6 {
+                step: Ipv6Step::HopLimitExceeded,
+            });
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        verdict
+    }
+
+    /// A route of an IPv6 packet in `table` of VPC `v` to `target` (not a local route).
+    fn target6(&mut self, v: usize, table: usize, dest: IpNet, target: &RouteTarget) -> Verdict {
+        let hop = self.hop_target(v, target);
+        self.route_hop(v, table, Some(dest), hop);
+        let vpc = &self.config.vpcs[v];
+        match *target {
+            RouteTarget::Blackhole => Verdict::Drop(DropReason::Blackhole),
+            // Compiled as a blackhole route, as for IPv4.
+            RouteTarget::Peering(c) if !vpc.peering_connections[c].accepted => {
+                Verdict::Drop(DropReason::Blackhole)
+            }
+            _ => {
+                self.hops.push(Hop::Ipv6 {
+                    step: Ipv6Step::NotForwarded,
+                });
+                Verdict::Drop(DropReason::NotIpv4)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::config::{ValidatedConfig, load_str};
+    use crate::{
+        config::{ValidatedConfig, load_str},
+        evaluator::{Direction, RouteHopTarget},
+    };
 
     /// web's own port `eweb` (subnet `pub`, 2001:db8:1200::/64), a shared segment `seg`
     /// (subnet `shared`), an uplink, a VPN gateway's link.
@@ -386,20 +498,40 @@ mod tests {
     const MALFORMED: Verdict = Verdict::Drop(DropReason::Malformed);
 
     #[test]
-    fn the_instances_own_address_to_the_internet_passes_the_source_check_and_is_not_forwarded() {
-        for p in [
-            tcp(WEB, INTERNET),
-            packet(WEB, INTERNET, 17),
-            packet(WEB, APP, 6),
-        ] {
+    fn the_instances_own_address_to_the_internet_is_checked_routed_and_not_forwarded() {
+        // The default group and network ACL allow all IPv6 out; the route to the internet
+        // gateway is not forwarded yet.
+        for p in [tcp(WEB, INTERNET), packet(WEB, INTERNET, 17)] {
             let t = trace("eweb", &p);
             assert_eq!(t.verdict, NOT_IPV4, "{p:?}");
+            assert_eq!(t.hops[0], source(true), "{p:?}");
+            assert_eq!(t.hops.last(), Some(&step(Ipv6Step::NotForwarded)), "{p:?}");
+            let route = t.hops.iter().find_map(|h| match h {
+                Hop::Route {
+                    destination,
+                    target,
+                    ..
+                } => Some((*destination, target.clone())),
+                _ => None,
+            });
             assert_eq!(
-                t.hops,
-                [source(true), step(Ipv6Step::NotForwarded)],
+                route,
+                Some((
+                    Some("::/0".parse().expect("net")),
+                    RouteHopTarget::InternetGateway("igw".into())
+                )),
                 "{p:?}"
             );
         }
+        // To another instance of the subnet with its own port: forwarded.
+        assert_eq!(
+            trace("eweb", &tcp(WEB, APP)).verdict,
+            Verdict::Deliver {
+                interface: "eapp".into(),
+                src: ip(WEB),
+                dst: ip(APP),
+            }
+        );
     }
 
     #[test]
@@ -435,8 +567,9 @@ mod tests {
                 "{src} -> {dst}"
             );
         }
-        // From a link-local source, a global destination is still not forwarded.
-        assert_eq!(trace("eweb", &tcp(HOST_LL, INTERNET)).verdict, NOT_IPV4);
+        // A link-local source never goes beyond the link.
+        let t = trace("eweb", &tcp(HOST_LL, INTERNET));
+        assert_eq!((t.verdict, t.hops), (SPOOFED, vec![source(false)]));
         // Echo to the router's link-local address or a group: answered; anything but ICMPv6
         // to a link-local address, or to one not the router's: not offered.
         let echo = |dst: &str| IpPacket {
@@ -541,6 +674,11 @@ mod tests {
         let untold = Evaluator::new(&config, &super::super::Stateless);
         let answered = Verdict::Answered;
         let kernel = Verdict::ToHost;
+        let to_app = Verdict::Deliver {
+            interface: "eapp".into(),
+            src: ip(WEB),
+            dst: ip(APP),
+        };
         // (packet, verdict with the router's link-local address known, and unknown)
         let cases = [
             // Another address of the /64: the port's MAC.
@@ -613,8 +751,11 @@ mod tests {
             ),
             (nd(HOST_LL, "ff02::1", RA, None), &SPOOFED, &SPOOFED),
             (nd(HOST_LL, WEB, RD, None), &SPOOFED, &SPOOFED),
-            // An advertisement to a global address is checked, then not forwarded.
-            (nd(WEB, APP, NA, Some(WEB)), &NOT_IPV4, &NOT_IPV4),
+            // An advertisement to a global address is checked, then forwarded like any other
+            // packet (the default group admits its members); from a link-local source it
+            // never leaves the link.
+            (nd(WEB, APP, NA, Some(WEB)), &to_app, &to_app),
+            (nd(HOST_LL, APP, NA, Some(HOST_LL)), &SPOOFED, &SPOOFED),
         ];
         for (p, known, unknown) in cases {
             let t = told
@@ -665,5 +806,422 @@ mod tests {
             .evaluate_ip(by_subnet, &tcp(APP, INTERNET))
             .expect("evaluates");
         assert_eq!((t.verdict, t.hops[0].clone()), (NOT_IPV4, source(true)));
+    }
+
+    /// Two subnets with instance ports, their own network ACLs and groups (IPv6 rules only,
+    /// but one IPv4 rule that must not match IPv6); routes to the internet gateway and a
+    /// blackhole inside it; a third subnet with no instance, and one instance without a port
+    /// of its own.
+    const FORWARDING: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    ipv6_cidr_block: 2001:db8:1200::/56
+    internet_gateway: { name: igw, interface: up }
+    subnets:
+      - { name: web, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1200::/64, route_table: rt, network_acl: web-acl }
+      - { name: app, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1200:1::/64, route_table: rt, network_acl: app-acl, interface: app-seg }
+      - { name: empty, cidr: 10.0.2.0/24, ipv6_cidr: 2001:db8:1200:2::/64, route_table: rt }
+    route_tables:
+      - name: rt
+        routes:
+          - { destination: '2001:db8:ff::/48', target: igw }
+          - { destination: '2001:db8:ff:dead::/64', target: blackhole }
+    network_acls:
+      - name: web-acl
+        inbound: [{ rule: 100, protocol: all, cidr: '::/0', action: allow }]
+        outbound:
+          - { rule: 90, protocol: tcp, ports: 25, cidr: '::/0', action: deny }
+          - { rule: 100, protocol: all, cidr: '::/0', action: allow }
+      - name: app-acl
+        inbound:
+          - { rule: 90, protocol: tcp, ports: 8080, cidr: '2001:db8:1200::/64', action: deny }
+          - { rule: 100, protocol: all, cidr: '::/0', action: allow }
+        outbound: [{ rule: 100, protocol: all, cidr: '::/0', action: allow }]
+    security_groups:
+      - name: web
+        inbound: []
+        outbound: [{ protocol: all, destination: '::/0' }]
+      - name: quiet
+        inbound: [{ protocol: tcp, ports: 443, source: '::/0' }]
+        outbound: [{ protocol: tcp, ports: 443, destination: '::/0' }]
+      - name: app
+        inbound:
+          - { protocol: tcp, ports: 443, source: sg:web }
+          - { protocol: tcp, ports: 8080, source: '::/0' }
+          - { protocol: tcp, ports: 25, source: '::/0' }
+          - { protocol: tcp, ports: 9000, source: 0.0.0.0/0 }
+          - { protocol: 58, source: '2001:db8:1200::/64' }
+        outbound: [{ protocol: all, destination: '::/0' }]
+    instances:
+      - { name: web, subnet: web, interface: eweb, private_ip: 10.0.0.10, ipv6_addresses: ['2001:db8:1200::10'], security_groups: [web] }
+      - { name: other, subnet: web, interface: eother, private_ip: 10.0.0.11, ipv6_addresses: ['2001:db8:1200::11'], security_groups: [quiet] }
+      - { name: app, subnet: app, interface: eapp, private_ip: 10.0.1.10, ipv6_addresses: ['2001:db8:1200:1::10', '2001:db8:1200:1::20'], security_groups: [app] }
+      - { name: legacy, subnet: app, private_ip: 10.0.1.11, ipv6_addresses: ['2001:db8:1200:1::11'], security_groups: [app] }
+";
+    const F_WEB: &str = "2001:db8:1200::10";
+    const F_OTHER: &str = "2001:db8:1200::11";
+    const F_APP: &str = "2001:db8:1200:1::10";
+    /// app's second address.
+    const F_APP2: &str = "2001:db8:1200:1::20";
+    const F_LEGACY: &str = "2001:db8:1200:1::11";
+
+    /// FORWARDING, with the ICMPv6 rule of group app narrowed to echo requests (type 128).
+    fn forwarding() -> ValidatedConfig {
+        let mut config = load_str("t.yaml", FORWARDING).expect("valid");
+        let app = &mut config.vpcs[0].security_groups[2];
+        assert_eq!(app.name, "app");
+        let icmpv6 = &mut app.inbound[4].traffic;
+        assert_eq!(icmpv6.protocol, Some(PROTO_ICMPV6));
+        icmpv6.icmp_type = Some(128);
+        config
+    }
+
+    fn forward_trace(
+        policy: &dyn super::super::StatefulPolicy,
+        interface: &str,
+        p: &IpPacket,
+    ) -> Trace {
+        Evaluator::new(&forwarding(), policy)
+            .evaluate_ip(Ingress::Interface(interface), p)
+            .expect("evaluates")
+    }
+
+    fn fwd(interface: &str, p: &IpPacket) -> Trace {
+        forward_trace(&super::super::Stateless, interface, p)
+    }
+
+    fn tcp_to(src: &str, dst: &str, dport: u16) -> IpPacket {
+        IpPacket {
+            dport,
+            ..tcp(src, dst)
+        }
+    }
+
+    fn deliver(interface: &str, src: &str, dst: &str) -> Verdict {
+        Verdict::Deliver {
+            interface: interface.into(),
+            src: ip(src),
+            dst: ip(dst),
+        }
+    }
+
+    fn acl_hop(acl: &str, subnet: &str, direction: Direction, rule: u16, allowed: bool) -> Hop {
+        Hop::Acl {
+            acl: acl.into(),
+            subnet: subnet.into(),
+            direction,
+            rule: Some(rule),
+            allowed,
+        }
+    }
+
+    fn sg_hop(instance: &str, direction: Direction, found: Option<(&str, usize)>) -> Hop {
+        Hop::SecurityGroup {
+            instance: instance.into(),
+            direction,
+            group: found.map(|(g, _)| g.into()),
+            rule: found.map(|(_, r)| r),
+            allowed: found.is_some(),
+        }
+    }
+
+    fn route_hop(destination: &str, target: RouteHopTarget) -> Hop {
+        Hop::Route {
+            vpc: "v".into(),
+            table: "rt".into(),
+            destination: Some(destination.parse().expect("net")),
+            target,
+        }
+    }
+
+    fn local(subnet: Option<&str>) -> RouteHopTarget {
+        RouteHopTarget::Local {
+            subnet: subnet.map(Into::into),
+        }
+    }
+
+    fn web_source() -> Hop {
+        Hop::SourceCheck {
+            subnet: "web".into(),
+            passed: true,
+        }
+    }
+
+    const SG_OUT: Verdict = Verdict::Drop(DropReason::SecurityGroupOutbound);
+    const SG_IN: Verdict = Verdict::Drop(DropReason::SecurityGroupInbound);
+    const ACL_OUT: Verdict = Verdict::Drop(DropReason::AclOutbound);
+    const ACL_IN: Verdict = Verdict::Drop(DropReason::AclInbound);
+    const UNKNOWN: Verdict = Verdict::Drop(DropReason::UnknownDestination);
+
+    #[test]
+    fn allowed_tcp_is_forwarded_between_subnets_through_every_check_in_datapath_order() {
+        for dst in [F_APP, F_APP2] {
+            let t = fwd("eweb", &tcp_to(F_WEB, dst, 443));
+            assert_eq!(
+                t.verdict,
+                deliver("eapp", F_WEB, dst),
+                "{dst}: {:?}",
+                t.hops
+            );
+            assert_eq!(
+                t.hops,
+                [
+                    web_source(),
+                    sg_hop("web", Direction::Outbound, Some(("web", 0))),
+                    acl_hop("web-acl", "web", Direction::Outbound, 100, true),
+                    route_hop("2001:db8:1200:1::/64", local(Some("app"))),
+                    Hop::DestinationCheck {
+                        subnet: "app".into(),
+                        passed: true
+                    },
+                    acl_hop("app-acl", "app", Direction::Inbound, 100, true),
+                    // sg:web: web is a member, by its IPv6 address.
+                    sg_hop("app", Direction::Inbound, Some(("app", 0))),
+                ],
+                "{dst}"
+            );
+        }
+        // Within a subnet: no network ACL.
+        let t = fwd("eweb", &tcp_to(F_WEB, F_OTHER, 443));
+        assert_eq!(t.verdict, deliver("eother", F_WEB, F_OTHER), "{:?}", t.hops);
+        assert!(
+            t.hops.contains(&Hop::SameSubnet {
+                subnet: "web".into()
+            }),
+            "{:?}",
+            t.hops
+        );
+        let acls = t
+            .hops
+            .iter()
+            .filter(|h| matches!(h, Hop::Acl { .. }))
+            .count();
+        assert_eq!(
+            acls, 1,
+            "only the outbound ACL of the source subnet: {:?}",
+            t.hops
+        );
+        // Back from app to web: web's group admits nothing.
+        assert_eq!(fwd("eapp", &tcp_to(F_APP2, F_WEB, 443)).verdict, SG_IN);
+    }
+
+    #[test]
+    fn security_groups_deny_with_the_ipv6_rules_and_members_only() {
+        // other (group quiet) sends 443 only; app admits 443 from members of web only.
+        let t = fwd("eother", &tcp_to(F_OTHER, F_APP, 80));
+        assert_eq!(t.verdict, SG_OUT);
+        assert_eq!(
+            t.hops.last(),
+            Some(&sg_hop("other", Direction::Outbound, None))
+        );
+        let t = fwd("eother", &tcp_to(F_OTHER, F_APP, 443));
+        assert_eq!(t.verdict, SG_IN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&sg_hop("app", Direction::Inbound, None))
+        );
+        // No rule for the port; an IPv4 rule (9000 from 0.0.0.0/0) does not match IPv6.
+        assert_eq!(fwd("eweb", &tcp_to(F_WEB, F_APP, 22)).verdict, SG_IN);
+        assert_eq!(fwd("eweb", &tcp_to(F_WEB, F_APP, 9000)).verdict, SG_IN);
+    }
+
+    #[test]
+    fn network_acls_deny_outbound_and_inbound_with_their_ipv6_rules() {
+        // web-acl denies SMTP out (rule 90), before the allow of rule 100.
+        let t = fwd("eweb", &tcp_to(F_WEB, F_APP, 25));
+        assert_eq!(t.verdict, ACL_OUT);
+        assert_eq!(
+            t.hops.last(),
+            Some(&acl_hop("web-acl", "web", Direction::Outbound, 90, false))
+        );
+        // app-acl denies 8080 from the web subnet (rule 90); app's group would admit it.
+        let t = fwd("eweb", &tcp_to(F_WEB, F_APP, 8080));
+        assert_eq!(t.verdict, ACL_IN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&acl_hop("app-acl", "app", Direction::Inbound, 90, false))
+        );
+        // Within the web subnet no ACL applies inbound: other's group decides (443 only).
+        assert_eq!(fwd("eweb", &tcp_to(F_WEB, F_OTHER, 8080)).verdict, SG_IN);
+    }
+
+    #[test]
+    fn a_source_not_the_instances_own_is_spoofed_before_any_rule() {
+        // Another instance's address, app's on web's port, a link-local and `::` source.
+        for src in [F_OTHER, F_APP, HOST_LL, "::"] {
+            let t = fwd("eweb", &tcp_to(src, F_APP, 443));
+            assert_eq!(t.verdict, SPOOFED, "{src}");
+            assert_eq!(
+                t.hops,
+                [Hop::SourceCheck {
+                    subnet: "web".into(),
+                    passed: false
+                }],
+                "{src}"
+            );
+        }
+    }
+
+    #[test]
+    fn routes_by_longest_prefix_other_targets_are_not_forwarded() {
+        // Nothing routes 2001:db8:aaaa::/48.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:aaaa::1", 443));
+        assert_eq!(t.verdict, Verdict::Drop(DropReason::NoRoute));
+        assert_eq!(
+            t.hops.last(),
+            Some(&Hop::Route {
+                vpc: "v".into(),
+                table: "rt".into(),
+                destination: None,
+                target: RouteHopTarget::NoRoute,
+            })
+        );
+        // The internet gateway's /48: checked, routed, not forwarded yet.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:ff::1", 443));
+        assert_eq!(t.verdict, NOT_IPV4);
+        assert_eq!(
+            t.hops[t.hops.len() - 2..],
+            [
+                route_hop(
+                    "2001:db8:ff::/48",
+                    RouteHopTarget::InternetGateway("igw".into())
+                ),
+                step(Ipv6Step::NotForwarded),
+            ]
+        );
+        // The blackhole /64 inside it wins.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:ff:dead::1", 443));
+        assert_eq!(t.verdict, Verdict::Drop(DropReason::Blackhole));
+        assert_eq!(
+            t.hops.last(),
+            Some(&route_hop(
+                "2001:db8:ff:dead::/64",
+                RouteHopTarget::Blackhole
+            ))
+        );
+    }
+
+    #[test]
+    fn local_delivery_needs_an_instance_with_its_own_port() {
+        // Inside the /56, in no subnet: the VPC's local route, no subnet.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:1200:ff::1", 443));
+        assert_eq!(t.verdict, UNKNOWN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&route_hop("2001:db8:1200::/56", local(None)))
+        );
+        // A subnet's /64, no instance there.
+        let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:1200:2::5", 443));
+        assert_eq!(t.verdict, UNKNOWN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&Hop::DestinationCheck {
+                subnet: "empty".into(),
+                passed: false
+            })
+        );
+        // legacy sits on app's shared segment: IPv6 is not forwarded there.
+        let t = fwd("eweb", &tcp_to(F_WEB, F_LEGACY, 443));
+        assert_eq!(t.verdict, UNKNOWN, "{:?}", t.hops);
+    }
+
+    #[test]
+    fn hop_limit_one_expires_once_the_packet_would_be_forwarded() {
+        let with = |hop_limit, dport| IpPacket {
+            hop_limit,
+            ..tcp_to(F_WEB, F_APP, dport)
+        };
+        for hop_limit in [0, 1] {
+            let t = fwd("eweb", &with(hop_limit, 443));
+            assert_eq!(
+                t.verdict,
+                Verdict::Drop(DropReason::TtlExceeded),
+                "hop limit {hop_limit}"
+            );
+            assert_eq!(t.hops.last(), Some(&step(Ipv6Step::HopLimitExceeded)));
+            // The checks come first: a denied packet is denied.
+            assert_eq!(fwd("eweb", &with(hop_limit, 22)).verdict, SG_IN);
+        }
+        assert_eq!(
+            fwd("eweb", &with(2, 443)).verdict,
+            deliver("eapp", F_WEB, F_APP)
+        );
+    }
+
+    fn icmpv6(src: &str, dst: &str, icmp_type: u8) -> IpPacket {
+        IpPacket {
+            icmp_type,
+            sport: 7,
+            dport: 7,
+            ..packet(src, dst, PROTO_ICMPV6)
+        }
+    }
+
+    #[test]
+    fn icmpv6_rules_match_type_and_errors_are_not_forwarded() {
+        // app admits ICMPv6 echo requests (type 128) from the web subnet.
+        let t = fwd("eweb", &icmpv6(F_WEB, F_APP, 128));
+        assert_eq!(t.verdict, deliver("eapp", F_WEB, F_APP), "{:?}", t.hops);
+        assert_eq!(
+            t.hops.last(),
+            Some(&sg_hop("app", Direction::Inbound, Some(("app", 4))))
+        );
+        // An echo reply is another type: no rule (not a tracked connection here).
+        assert_eq!(fwd("eweb", &icmpv6(F_WEB, F_APP, 129)).verdict, SG_IN);
+        // Errors (destination unreachable, packet too big, time exceeded) are not forwarded
+        // yet, whatever the rules.
+        for ty in [1, 2, 3] {
+            let t = fwd("eweb", &icmpv6(F_WEB, F_APP, ty));
+            assert_eq!(t.verdict, NOT_IPV4, "type {ty}");
+            assert_eq!(
+                t.hops,
+                [web_source(), step(Ipv6Step::IcmpError)],
+                "type {ty}"
+            );
+        }
+    }
+
+    #[test]
+    fn multicast_beyond_the_link_is_not_forwarded() {
+        let t = fwd("eweb", &packet(F_WEB, "ff05::2", 17));
+        assert_eq!(t.verdict, NOT_IPV4);
+        assert_eq!(t.hops, [web_source(), step(Ipv6Step::NotForwarded)]);
+    }
+
+    /// Every packet belongs to a tracked connection.
+    struct Tracked;
+
+    impl super::super::StatefulPolicy for Tracked {
+        fn tracked(&self, _packet: &IpPacket) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn tracked_ipv6_connections_skip_security_groups_not_acls() {
+        // app -> web: web's group admits nothing new; a reply of a tracked connection passes.
+        let t = forward_trace(&Tracked, "eapp", &tcp_to(F_APP, F_WEB, 443));
+        assert_eq!(t.verdict, deliver("eweb", F_APP, F_WEB), "{:?}", t.hops);
+        let skipped: Vec<&Hop> = t
+            .hops
+            .iter()
+            .filter(|h| matches!(h, Hop::TrackedConnection { .. } | Hop::SecurityGroup { .. }))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                &Hop::TrackedConnection {
+                    instance: "app".into(),
+                    direction: Direction::Outbound
+                },
+                &Hop::TrackedConnection {
+                    instance: "web".into(),
+                    direction: Direction::Inbound
+                },
+            ]
+        );
+        // The network ACLs still apply.
+        let t = forward_trace(&Tracked, "eweb", &tcp_to(F_WEB, F_APP, 8080));
+        assert_eq!(t.verdict, ACL_IN);
     }
 }

@@ -7,7 +7,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     os::fd::{AsFd as _, AsRawFd as _},
     path::Path,
 };
@@ -43,7 +43,7 @@ use crate::{
         object::{maps as names, programs},
         pin::{self, PinError},
     },
-    evaluator::{self, Evaluator, Ingress, Packet, StatefulPolicy},
+    evaluator::{self, Evaluator, Ingress, IpPacket, Packet, StatefulPolicy},
     inspect::{
         frame::{self, Decoded},
         listing::{self, state_name},
@@ -274,7 +274,7 @@ impl KernelState {
 }
 
 impl StatefulPolicy for KernelState {
-    fn tracked(&self, _packet: &Packet) -> bool {
+    fn tracked(&self, _packet: &IpPacket) -> bool {
         self.tracked
     }
 
@@ -302,8 +302,8 @@ impl StatefulPolicy for KernelState {
 pub enum Outcome {
     Deliver {
         interface: String,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
     },
     Drop {
         reason: String,
@@ -381,8 +381,8 @@ pub fn kernel_outcome(run: &KernelRun, names: &BTreeMap<u32, String>) -> Outcome
             let d = frame::decode(&run.output);
             Outcome::Deliver {
                 interface: ifname(out, names),
-                src: d.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |d| d.src),
-                dst: d.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |d| d.dst),
+                src: d.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |d| d.src).into(),
+                dst: d.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |d| d.dst).into(),
             }
         }
         TRACE_REFUSED => Outcome::Drop {

@@ -1,6 +1,7 @@
 //! `vpc-agent trace`: what the datapath would do with a packet, explained hop by hop with the
 //! reference evaluator (stateless: security groups and NAT replies are not modelled yet).
-//! IPv6 packets are judged as the datapath handles IPv6 today (not forwarded yet).
+//! IPv6 packets are judged as the datapath handles IPv6: forwarded between instance ports of
+//! a VPC through the same checks as IPv4, link-scope traffic to the router, the rest dropped.
 
 use std::{fmt::Write as _, net::IpAddr};
 
@@ -132,6 +133,9 @@ pub fn describe(hop: &Hop) -> String {
                     subnet.as_deref().unwrap_or("no subnet holds the address")
                 ),
                 RouteHopTarget::InternetGateway(name) => format!("internet gateway {name}"),
+                RouteHopTarget::EgressOnlyGateway(name) => {
+                    format!("egress-only internet gateway {name}")
+                }
                 RouteHopTarget::NatGateway(name) => format!("NAT gateway {name}"),
                 RouteHopTarget::Gateway(name) => format!("gateway {name} (untranslated)"),
                 RouteHopTarget::Instance(name) => {
@@ -202,7 +206,15 @@ pub fn describe(hop: &Hop) -> String {
                 "IPv6 to a link-scope address (fe80::/10, ff02::/16): the kernel's, never forwarded"
                     .to_owned()
             }
-            Ipv6Step::NotForwarded => "IPv6 is not forwarded yet: dropped".to_owned(),
+            Ipv6Step::NotForwarded => {
+                "IPv6 is not forwarded there yet (only between instance ports of a VPC): dropped"
+                    .to_owned()
+            }
+            Ipv6Step::IcmpError => "ICMPv6 errors are not forwarded yet: dropped".to_owned(),
+            Ipv6Step::HopLimitExceeded => {
+                "hop limit 1: it would expire at the router (no time exceeded sent yet): dropped"
+                    .to_owned()
+            }
             Ipv6Step::EchoAnswered => "echo request to the router: answered".to_owned(),
             Ipv6Step::NotOffered => {
                 "the router's link-local address offers neighbour discovery and echo only: \
@@ -335,8 +347,29 @@ mod tests {
         assert_eq!(
             text,
             "packet 2001:db8:1234:1a00::10 -> 2001:db8::1 proto 6 sport 40000 dport 443 entering \
-             on eni-web1\n  1. source check in subnet public: pass\n  2. IPv6 is not forwarded \
-             yet: dropped\nverdict: DROP (not_ipv4)\n"
+             on eni-web1\n  1. source check in subnet public: pass\n  2. security groups of \
+             web-1, outbound: allowed by group web rule 1\n  3. network ACL default of subnet \
+             public, outbound: allowed by rule 101\n  4. route table public of VPC dual-stack: \
+             ::/0 -> internet gateway igw\n  5. IPv6 is not forwarded there yet (only between \
+             instance ports of a VPC): dropped\nverdict: DROP (not_ipv4)\n"
+        );
+        // To app-1, whose group admits members of web (web-1 by its IPv6 address).
+        let to_app = IpPacket {
+            dst: "2001:db8:1234:1a01::10".parse().expect("dst"),
+            ..packet
+        };
+        let text = explain(&evaluator, "eni-web1", &to_app).expect("explained");
+        assert_eq!(
+            text,
+            "packet 2001:db8:1234:1a00::10 -> 2001:db8:1234:1a01::10 proto 6 sport 40000 dport \
+             443 entering on eni-web1\n  1. source check in subnet public: pass\n  2. security \
+             groups of web-1, outbound: allowed by group web rule 1\n  3. network ACL default of \
+             subnet public, outbound: allowed by rule 101\n  4. route table public of VPC \
+             dual-stack: 2001:db8:1234:1a01::/64 -> local (private)\n  5. destination \
+             registered in subnet private: pass\n  6. network ACL default of subnet private, \
+             inbound: allowed by rule 101\n  7. security groups of app-1, inbound: allowed by \
+             group app rule 0\nverdict: DELIVER out of eni-app1 as 2001:db8:1234:1a00::10 -> \
+             2001:db8:1234:1a01::10\n"
         );
         let mixed = IpPacket {
             src: "10.0.0.10".parse().expect("src"),
