@@ -32,7 +32,16 @@ pub fn kernel_unavailable() -> Option<&'static str> {
             }
             match datapath::Datapath::load() {
                 Ok(_) => None,
-                Err(e) => Some(format!("cannot load the eBPF object: {e:#}")),
+                Err(e) => {
+                    // The whole chain: the verifier's log is in the innermost source.
+                    let mut reason = format!("cannot load the eBPF object: {e}");
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        reason.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    Some(reason)
+                }
             }
         })
         .as_deref()

@@ -91,6 +91,14 @@ pub const fn mask_raw(len: u8) -> u32 {
 /// mark usage (only this exact value counts).
 pub const MARK_APPROVED: u32 = 0x7670_6301;
 
+/// Slots of the IPv6 program arrays (`XDP_IPV6`, `TC_IPV6`): the attached program hands IPv6
+/// on a subnet interface to the link-scope program (`IPV6_LINK`: neighbour discovery, echo to
+/// the router), which hands a packet of an instance port routed beyond the link on to the
+/// IPv6 pipeline (`IPV6_ROUTE`). Each program keeps its own stack frame.
+pub const IPV6_LINK: u32 = 0;
+/// See [`IPV6_LINK`].
+pub const IPV6_ROUTE: u32 = 1;
+
 #[cfg(test)]
 mod tests {
     use super::*;

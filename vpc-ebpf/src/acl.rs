@@ -64,7 +64,7 @@ pub fn allows<M: Mode, A: Family>(
     unsafe {
         bpf_loop(
             MAX_ACL_RULES as u32,
-            acl_step::<A> as *mut c_void,
+            A::ACL_STEP as *mut c_void,
             (&raw mut scan).cast(),
             0,
         );
@@ -81,8 +81,19 @@ pub fn allows<M: Mode, A: Family>(
     allowed
 }
 
+/// The scan's callback for IPv4 rules (`ACLS`).
+pub extern "C" fn acl_step4(i: u64, ctx: *mut c_void) -> i64 {
+    acl_step::<u32>(i, ctx)
+}
+
+/// The scan's callback for IPv6 rules (`ACLS6`).
+pub extern "C" fn acl_step6(i: u64, ctx: *mut c_void) -> i64 {
+    acl_step::<vpc_common::Addr6>(i, ctx)
+}
+
 /// One rule of the scan: returns 1 to stop (matched, or past the last rule), 0 to go on.
-extern "C" fn acl_step<A: Family>(i: u64, ctx: *mut c_void) -> i64 {
+#[inline(always)]
+fn acl_step<A: Family>(i: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: `ctx` is the `Scan` that `allows` passed to bpf_loop.
     let scan = unsafe { &mut *ctx.cast::<Scan<A>>() };
     let Some(table) = A::acls().get(scan.index) else {

@@ -47,8 +47,8 @@ use crate::{
     conntrack::{self, Track},
     family::Family,
     fragment,
-    maps::{NAT_GATEWAYS, PUBLIC_IPS, VPCS, copied, endpoint, endpoint_subnet},
     ipv6::{ICMPV6_ECHO_REQUEST, PROTO_ICMPV6},
+    maps::{NAT_GATEWAYS, PUBLIC_IPS, VPCS, copied, endpoint, endpoint_subnet},
     nat,
     packet::{Flow, Frag, Inner, PROTO_ICMP, PROTO_TCP, PROTO_UDP},
     route, security_group, source_check,
@@ -180,15 +180,17 @@ fn from_subnet<M: Mode>(
 /// the destination instance inbound -> its port. The same steps as IPv4's local delivery, by
 /// the same generic code; every other target is not routed for IPv6 yet (`not_ipv4`), and
 /// neither are ICMPv6 errors (they would need their quoted packet checked against a
-/// connection). Its own BPF function: inlined, its frame and the entry point's together would
-/// pass the 512-byte stack.
+/// connection). It runs in a program of its own (`vpc_xdp6_route`, `vpc_tc6_route`) so that
+/// its frame fits the verifier's 512-byte stack: a BPF function of its own, the forwarding
+/// written to `fwd` (a returned `Result<Forward, _>` would have BTF the kernel refuses).
 #[inline(never)]
 pub fn decide6<M: Mode>(
     mode: M,
     iface: &IfaceInfo,
     ingress: u32,
     flow: &Flow<Addr6>,
-) -> Result<Forward, DropReason> {
+    fwd: &mut Forward,
+) -> Result<(), DropReason> {
     let src = source_check::from_port6(iface, ingress, flow)?;
     if flow.proto == PROTO_ICMPV6 && flow.icmp_type < ICMPV6_ECHO_REQUEST {
         return Err(DropReason::NotIpv4);
@@ -224,11 +226,11 @@ pub fn decide6<M: Mode>(
         TARGET_BLACKHOLE => return Err(DropReason::Blackhole),
         _ => return Err(DropReason::NotIpv4),
     };
-    let Decision::Forward(mut fwd) = decision else {
+    let Decision::Forward(decided) = decision else {
         return Err(DropReason::BadTarget);
     };
-    conntrack::commit(mode, flow, track, &mut fwd)?;
-    Ok(fwd)
+    *fwd = decided;
+    conntrack::commit(mode, flow, track, fwd)
 }
 
 /// An ICMP error from inside about a packet that reached it translated (through the internet

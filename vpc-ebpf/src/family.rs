@@ -18,12 +18,15 @@ use vpc_common::{
     security_group::SgRemoteKey,
 };
 
-use aya_ebpf::btf_maps::{Array, LpmTrie, LruHashMap};
+use aya_ebpf::{
+    btf_maps::{Array, LpmTrie, LruHashMap},
+    cty::c_void,
+};
 
 use crate::{
     maps::{
-        self, ACLS, ACLS6, CONNTRACK, CONNTRACK6, CT_UNASSURED, CT_UNASSURED6, ENDPOINTS6,
-        ROUTES, ROUTES_N, ROUTES6, SG_REMOTES, SG_REMOTES_N, SG_REMOTES6, copied,
+        self, ACLS, ACLS6, CONNTRACK, CONNTRACK6, CT_UNASSURED, CT_UNASSURED6, ENDPOINTS6, ROUTES,
+        ROUTES_N, ROUTES6, SG_REMOTES, SG_REMOTES_N, SG_REMOTES6, copied,
     },
     nat,
     packet::Flow,
@@ -38,13 +41,15 @@ pub trait Family: Copy + PartialEq + Default + 'static {
     const ICMP: u8;
     const ECHO_REQUEST: u8;
     const ECHO_REPLY: u8;
+    /// The `bpf_loop` callback of an ACL scan of the family's rules (`crate::acl`): a
+    /// function of its own per family, as a generic one would have no BTF.
+    const ACL_STEP: extern "C" fn(u64, *mut c_void) -> i64;
 
     fn routes() -> &'static LpmTrie<RouteKey<Self>, RouteValue, ROUTES_N>;
     fn acls() -> &'static Array<AclTable<Self>, { ACLS_ENTRIES as usize }>;
     fn sg_remotes() -> &'static LpmTrie<SgRemoteKey<Self>, u32, SG_REMOTES_N>;
     fn conntrack() -> &'static LruHashMap<CtKey<Self>, CtEntry, { CONNTRACK_ENTRIES as usize }>;
-    fn unassured()
-    -> &'static LruHashMap<CtKey<Self>, CtEntry, { CT_UNASSURED_ENTRIES as usize }>;
+    fn unassured() -> &'static LruHashMap<CtKey<Self>, CtEntry, { CT_UNASSURED_ENTRIES as usize }>;
 
     /// The registered endpoint at `addr` in VPC `vpc_id`.
     fn endpoint(vpc_id: u32, addr: Self) -> Option<Endpoint>;
@@ -70,6 +75,7 @@ impl Family for u32 {
     const ICMP: u8 = PROTO_ICMP;
     const ECHO_REQUEST: u8 = ICMP_ECHO_REQUEST;
     const ECHO_REPLY: u8 = ICMP_ECHO_REPLY;
+    const ACL_STEP: extern "C" fn(u64, *mut c_void) -> i64 = crate::acl::acl_step4;
 
     #[inline(always)]
     fn routes() -> &'static LpmTrie<RouteKey<Self>, RouteValue, ROUTES_N> {
@@ -88,8 +94,7 @@ impl Family for u32 {
         &CONNTRACK
     }
     #[inline(always)]
-    fn unassured()
-    -> &'static LruHashMap<CtKey<Self>, CtEntry, { CT_UNASSURED_ENTRIES as usize }> {
+    fn unassured() -> &'static LruHashMap<CtKey<Self>, CtEntry, { CT_UNASSURED_ENTRIES as usize }> {
         &CT_UNASSURED
     }
     #[inline(always)]
@@ -129,6 +134,7 @@ impl Family for Addr6 {
     const ICMP: u8 = PROTO_ICMPV6;
     const ECHO_REQUEST: u8 = ICMPV6_ECHO_REQUEST;
     const ECHO_REPLY: u8 = ICMPV6_ECHO_REPLY;
+    const ACL_STEP: extern "C" fn(u64, *mut c_void) -> i64 = crate::acl::acl_step6;
 
     #[inline(always)]
     fn routes() -> &'static LpmTrie<RouteKey<Self>, RouteValue, ROUTES_N> {
@@ -147,8 +153,7 @@ impl Family for Addr6 {
         &CONNTRACK6
     }
     #[inline(always)]
-    fn unassured()
-    -> &'static LruHashMap<CtKey<Self>, CtEntry, { CT_UNASSURED_ENTRIES as usize }> {
+    fn unassured() -> &'static LruHashMap<CtKey<Self>, CtEntry, { CT_UNASSURED_ENTRIES as usize }> {
         &CT_UNASSURED6
     }
     #[inline(always)]

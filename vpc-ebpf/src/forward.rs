@@ -473,9 +473,22 @@ fn words(a: &Addr6) -> [u32; 4] {
 /// XDP, IPv6: forwards `flow` out of `fwd.ifindex` unchanged but for the hop limit and the
 /// MACs (IPv6 has no header checksum, and the hop limit is not in the pseudo header). An
 /// unknown neighbour or a device XDP cannot redirect to goes to the TC program unmodified,
-/// as for IPv4. Too big is refused: routers never fragment IPv6.
+/// as for IPv4. Too big is refused: routers never fragment IPv6. The XDP action is written
+/// to `action`: a BPF function of its own (`vpc_xdp6_route`'s frame and `decide6`'s leave no
+/// room for its locals), whose BTF cannot hold a returned `Result<u32, _>`.
+#[inline(never)]
+pub fn xdp6(
+    ctx: &XdpContext,
+    flow: &Flow<Addr6>,
+    fwd: &Forward,
+    action: &mut u32,
+) -> Result<(), DropReason> {
+    *action = xdp6_action(ctx, flow, fwd)?;
+    Ok(())
+}
+
 #[inline(always)]
-pub fn xdp6(ctx: &XdpContext, flow: &Flow<Addr6>, fwd: &Forward) -> Result<u32, DropReason> {
+fn xdp6_action(ctx: &XdpContext, flow: &Flow<Addr6>, fwd: &Forward) -> Result<u32, DropReason> {
     if flow.ttl <= 1 {
         return Err(DropReason::TtlExceeded);
     }

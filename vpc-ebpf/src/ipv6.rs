@@ -98,6 +98,28 @@ unsafe impl Plain for Icmp6Head {}
 pub type Packet6 = Flow<Addr6>;
 
 impl Flow<Addr6> {
+    /// A packet of nothing, to parse into ([`parse6_into`]).
+    pub const EMPTY: Self = Flow {
+        src: [0; 16],
+        dst: [0; 16],
+        proto: 0,
+        ttl: 0,
+        tcp_flags: 0,
+        tcp_seq: 0,
+        tcp_ack: 0,
+        tcp_len: 0,
+        icmp_type: 0,
+        icmp_code: 0,
+        frag: Frag::None,
+        df: true,
+        sport: 0,
+        dport: 0,
+        ip_id: 0,
+        l4_off: 0,
+        ip_len: 0,
+        inner: None,
+    };
+
     /// Whether the packet carries nothing but its upper-layer header after the fixed one.
     #[inline(always)]
     pub fn no_ext_headers(&self) -> bool {
@@ -132,6 +154,15 @@ pub fn is_unspecified(addr: &[u8; 16]) -> bool {
 /// Parses the IPv6 packet of an Ethernet frame whose EtherType is IPv6.
 #[inline(always)]
 pub fn parse6(ctx: &impl PacketCtx) -> Result<Packet6, DropReason> {
+    let mut p = Packet6::EMPTY;
+    parse6_into(ctx, &mut p)?;
+    Ok(p)
+}
+
+/// [`parse6`] into `p` (all of it written): for a caller whose stack has room for one packet
+/// and no copy of it (`vpc_xdp6_route`).
+#[inline(never)]
+pub fn parse6_into(ctx: &impl PacketCtx, p: &mut Packet6) -> Result<(), DropReason> {
     let ip: &Ipv6Fixed = header(ctx, ETH_LEN)?;
     if ip.vtcfl[0] >> 4 != 6 {
         return Err(DropReason::Malformed);
@@ -145,7 +176,7 @@ pub fn parse6(ctx: &impl PacketCtx) -> Result<Packet6, DropReason> {
     {
         return Err(DropReason::Malformed);
     }
-    let mut p = Packet6 {
+    *p = Packet6 {
         src: ip.src,
         dst: ip.dst,
         proto: ip.next,
@@ -214,7 +245,7 @@ pub fn parse6(ctx: &impl PacketCtx) -> Result<Packet6, DropReason> {
         if p.frag == Frag::Later {
             // No transport header follows; the chain of a later fragment is not walked.
             p.l4_off = off;
-            return Ok(p);
+            return Ok(());
         }
     }
     if is_extension(p.proto) {
@@ -251,8 +282,7 @@ pub fn parse6(ctx: &impl PacketCtx) -> Result<Packet6, DropReason> {
             // The sequence space the segment takes: payload, SYN and FIN.
             let header = (off - IPV6_PAYLOAD_OFF) as u32 + u32::from(tcp.doff >> 4) * 4;
             let payload = u32::from(payload_len).saturating_sub(header);
-            p.tcp_len =
-                payload + u32::from(tcp.flags & 0x01) + u32::from((tcp.flags >> 1) & 1);
+            p.tcp_len = payload + u32::from(tcp.flags & 0x01) + u32::from((tcp.flags >> 1) & 1);
         }
         PROTO_UDP => {
             let udp: &[u8; 8] = header(ctx, off)?;
@@ -271,7 +301,7 @@ pub fn parse6(ctx: &impl PacketCtx) -> Result<Packet6, DropReason> {
         }
         _ => {}
     }
-    Ok(p)
+    Ok(())
 }
 
 /// Whether next header `next` is an extension header (not an upper-layer protocol).

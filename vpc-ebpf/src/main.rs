@@ -42,7 +42,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use vpc_common::{
-    DropReason, Hook, MARK_APPROVED,
+    DropReason, Hook, IPV6_LINK, IPV6_ROUTE, MARK_APPROVED,
     iface::{IFACE_F_VIRTUAL, IFACE_GATEWAY, IFACE_SUBNET, IfaceInfo},
 };
 
@@ -141,7 +141,7 @@ fn try_vpc_xdp(ctx: &XdpContext, sides: Sides, bytes: u64) -> Result<Verdict<u32
             return Ok(Verdict::Return(xdp_action::XDP_PASS));
         }
         // SAFETY: a tail call into a program of the same type on the same context.
-        unsafe { maps::XDP_IPV6.tail_call(ctx, 0) };
+        unsafe { maps::XDP_IPV6.tail_call(ctx, IPV6_LINK) };
         return Err(DropReason::BadTarget);
     }
     clock::start();
@@ -237,12 +237,9 @@ fn try_vpc_xdp6(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
     let sent = match ndp::on_subnet(ctx, &iface, ingress, &p)? {
         Ipv6Action::ToKernel => return Ok(Verdict::Return(xdp_action::XDP_PASS)),
         Ipv6Action::Route => {
-            let fwd = decide::decide6(Live, &iface, ingress, &p)?;
-            // An unknown neighbour: the TC program decides again and resolves it.
-            return Ok(match forward::xdp6(ctx, &p, &fwd)? {
-                xdp_action::XDP_PASS => Verdict::Return(xdp_action::XDP_PASS),
-                action => Verdict::Sent(action),
-            });
+            // SAFETY: a tail call into a program of the same type on the same context.
+            unsafe { maps::XDP_IPV6.tail_call(ctx, IPV6_ROUTE) };
+            return Err(DropReason::BadTarget);
         }
         // SAFETY (both): the scratch slot holds the answer, built by `ndp`.
         Ipv6Action::Advertise(na) => reply::xdp_replace(ctx, unsafe { &*na }),
@@ -254,6 +251,39 @@ fn try_vpc_xdp6(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
         return Ok(Verdict::Return(xdp_action::XDP_PASS));
     }
     Ok(Verdict::Sent(xdp_action::XDP_TX))
+}
+
+/// The IPv6 pipeline (`decide::decide6`, then `forward::xdp6`) for a packet of an instance
+/// port routed beyond the link: reached from [`vpc_xdp6`] through `XDP_IPV6[IPV6_ROUTE]`, never
+/// attached. A program of its own so that each keeps its stack within the verifier's 512 bytes.
+#[xdp]
+pub fn vpc_xdp6_route(ctx: XdpContext) -> u32 {
+    let bytes = core::hint::black_box(ctx.data_end() - ctx.data()) as u64;
+    finish(
+        Hook::Xdp,
+        bytes,
+        try_vpc_xdp6_route(&ctx),
+        xdp_action::XDP_DROP,
+    )
+}
+
+#[inline(always)]
+fn try_vpc_xdp6_route(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
+    let ingress = ctx.ingress_ifindex() as u32;
+    // `vpc_xdp6` found the interface: gone since (removed under the packet) is a drop.
+    let (_, iface) = interface(ingress).ok_or(DropReason::BadTarget)?;
+    clock::start();
+    let mut p = ipv6::Packet6::EMPTY;
+    ipv6::parse6_into(ctx, &mut p)?;
+    let mut fwd = Forward::to(0, 0, 0);
+    decide::decide6(Live, &iface, ingress, &p, &mut fwd)?;
+    let mut action = xdp_action::XDP_DROP;
+    forward::xdp6(ctx, &p, &fwd, &mut action)?;
+    // An unknown neighbour: the TC program decides again and resolves it.
+    Ok(match action {
+        xdp_action::XDP_PASS => Verdict::Return(xdp_action::XDP_PASS),
+        action => Verdict::Sent(action),
+    })
 }
 
 /// XDP: a decided packet that is not forwarded: dropped, or answered with an ICMP error.
@@ -339,7 +369,7 @@ fn try_vpc_tc_ingress<M: Mode>(
             return Ok(Verdict::Return(TC_ACT_OK));
         }
         // SAFETY: a tail call into a program of the same type on the same context.
-        unsafe { maps::TC_IPV6.tail_call(ctx, 0) };
+        unsafe { maps::TC_IPV6.tail_call(ctx, IPV6_LINK) };
         return Err(DropReason::BadTarget);
     }
     let mut flow = match parse(ctx)? {
@@ -386,8 +416,9 @@ fn try_vpc_tc6(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     let sent = match ndp::on_subnet(ctx, &iface, ingress, &p)? {
         Ipv6Action::ToKernel => return Ok(Verdict::Return(TC_ACT_OK)),
         Ipv6Action::Route => {
-            let fwd = decide::decide6(Live, &iface, ingress, &p)?;
-            return Ok(Verdict::Sent(forward::tc6(ctx, &p, &fwd)?));
+            // SAFETY: a tail call into a program of the same type on the same context.
+            unsafe { maps::TC_IPV6.tail_call(ctx, IPV6_ROUTE) };
+            return Err(DropReason::BadTarget);
         }
         // SAFETY (both): the scratch slot holds the answer, built by `ndp`.
         Ipv6Action::Advertise(na) => reply::tc_replace(ctx, unsafe { &*na }),
@@ -399,6 +430,28 @@ fn try_vpc_tc6(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     ctx.set_mark(MARK_APPROVED);
     // SAFETY: redirecting the skb being processed to its own device's egress.
     Ok(Verdict::Sent(unsafe { bpf_redirect(ingress, 0) } as i32))
+}
+
+/// The IPv6 pipeline (`decide::decide6`, then `forward::tc6`) for a packet of an instance
+/// port routed beyond the link: reached from [`vpc_tc6`] through `TC_IPV6[IPV6_ROUTE]`, never
+/// attached.
+#[classifier]
+pub fn vpc_tc6_route(ctx: TcContext) -> i32 {
+    let bytes = u64::from(ctx.len());
+    finish(Hook::TcIngress, bytes, try_vpc_tc6_route(&ctx), TC_ACT_SHOT)
+}
+
+#[inline(always)]
+fn try_vpc_tc6_route(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
+    // SAFETY: reading the ingress ifindex of the skb being processed.
+    let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    let (_, iface) = interface(ingress).ok_or(DropReason::BadTarget)?;
+    clock::start();
+    let mut p = ipv6::Packet6::EMPTY;
+    ipv6::parse6_into(ctx, &mut p)?;
+    let mut fwd = Forward::to(0, 0, 0);
+    decide::decide6(Live, &iface, ingress, &p, &mut fwd)?;
+    Ok(Verdict::Sent(forward::tc6(ctx, &p, &fwd)?))
 }
 
 /// TC: the policy pipeline, then forwarding as `fwd` (filled in here) says.

@@ -13,8 +13,7 @@ use vpc_common::{
     agent_state::{AGENT_STATE_CHUNKS, AgentStateChunk},
     capacity::{self, two_generations},
     conntrack::{
-        CONNTRACK_ENTRIES, CT_STAT_SLOTS, CT_UNASSURED_ENTRIES, CtEntry, CtKey, CtKey6,
-        CtTimeouts,
+        CONNTRACK_ENTRIES, CT_STAT_SLOTS, CT_UNASSURED_ENTRIES, CtEntry, CtKey, CtKey6, CtTimeouts,
     },
     flow::{FLOWS_ENTRIES, FlowKey, FlowStats},
     iface::{
@@ -228,15 +227,17 @@ pub static FRAGMENTS: LruHashMap<FragKey, FragPorts, 8192> = LruHashMap::new();
 #[btf_map]
 pub static XDP_OUTSIDE: ProgramArray<1> = ProgramArray::new();
 
-/// `XDP_IPV6[0]`: the XDP program for IPv6 on subnet interfaces (`vpc_xdp6`), set by the agent
-/// like [`XDP_OUTSIDE`]: `vpc_xdp` hands every IPv6 frame of a subnet interface over to it.
+/// The XDP programs for IPv6 on subnet interfaces, set by the agent like [`XDP_OUTSIDE`]:
+/// `[IPV6_LINK]` is `vpc_xdp6`, which `vpc_xdp` hands every IPv6 frame of a subnet interface
+/// over to; `[IPV6_ROUTE]` is `vpc_xdp6_route`, which `vpc_xdp6` hands a packet routed beyond
+/// the link over to (`vpc_common::IPV6_LINK`, `vpc_common::IPV6_ROUTE`).
 #[btf_map]
-pub static XDP_IPV6: ProgramArray<1> = ProgramArray::new();
+pub static XDP_IPV6: ProgramArray<2> = ProgramArray::new();
 
-/// `TC_IPV6[0]`: the TC ingress program for IPv6 on subnet interfaces (`vpc_tc6`), reached
-/// from `vpc_tc_ingress`.
+/// The TC ingress programs for IPv6 on subnet interfaces, as [`XDP_IPV6`]: `vpc_tc6` (reached
+/// from `vpc_tc_ingress`) and `vpc_tc6_route`.
 #[btf_map]
-pub static TC_IPV6: ProgramArray<1> = ProgramArray::new();
+pub static TC_IPV6: ProgramArray<2> = ProgramArray::new();
 
 /// The registered endpoint at `ip` in VPC `vpc_id`.
 #[inline(always)]

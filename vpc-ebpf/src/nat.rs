@@ -162,8 +162,10 @@ extern "C" fn probe(i: u64, ctx: *mut c_void) -> i64 {
     };
     let port = s.min + offset;
     s.key.nat_port = port as u16;
+    // Key and value by reference (they stay in the caller's frame): copies would take this
+    // callback's frame past what `vpc_xdp`'s leaves of the 512-byte stack.
     if NAT_PORTS
-        .insert(s.key, s.value, u64::from(BPF_NOEXIST))
+        .insert(&s.key, &s.value, u64::from(BPF_NOEXIST))
         .is_ok()
     {
         s.port = port;

@@ -14,7 +14,7 @@ use aya::{
     },
 };
 use vpc_common::{
-    DropReason, Hook,
+    DropReason, Hook, IPV6_LINK, IPV6_ROUTE,
     drop::{DropStats, drop_slot},
     iface::{IFACE_F_VIRTUAL, IFACE_UPLINK, IfaceInfo, IfaceKey},
 };
@@ -202,7 +202,12 @@ impl Datapath {
 
     fn load_with(mut loader: EbpfLoader<'_>) -> Result<Self, DatapathError> {
         let mut ebpf = loader.load(OBJECT)?;
-        for name in [programs::XDP, programs::XDP_OUTSIDE, programs::XDP6] {
+        for name in [
+            programs::XDP,
+            programs::XDP_OUTSIDE,
+            programs::XDP6,
+            programs::XDP6_ROUTE,
+        ] {
             let xdp: &mut Xdp = ebpf
                 .program_mut(name)
                 .ok_or(DatapathError::MissingProgram { name })?
@@ -216,6 +221,7 @@ impl Datapath {
             programs::TC_EGRESS,
             programs::TC_TRACE,
             programs::TC6,
+            programs::TC6_ROUTE,
         ] {
             let tc: &mut SchedClassifier = ebpf
                 .program_mut(name)
@@ -537,21 +543,24 @@ pub fn drop_stats(
 /// uplink and gateway packets to its outside half, and both ingress programs hand IPv6 on
 /// subnet interfaces to their IPv6 programs. Without them those packets are dropped.
 pub fn link_tail_calls(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
-    set_tail_call(ebpf, maps::TRACE_PROG, programs::TC_TRACE)?;
-    set_tail_call(ebpf, maps::TC_IPV6, programs::TC6)?;
+    set_tail_call(ebpf, maps::TRACE_PROG, 0, programs::TC_TRACE)?;
+    set_tail_call(ebpf, maps::TC_IPV6, IPV6_LINK, programs::TC6)?;
+    set_tail_call(ebpf, maps::TC_IPV6, IPV6_ROUTE, programs::TC6_ROUTE)?;
     set_xdp_outside(ebpf)
 }
 
 /// The XDP half of [`link_tail_calls`] (for a loader that loads only the XDP programs).
 pub fn set_xdp_outside(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
-    set_tail_call(ebpf, maps::XDP_IPV6, programs::XDP6)?;
-    set_tail_call(ebpf, maps::XDP_OUTSIDE, programs::XDP_OUTSIDE)
+    set_tail_call(ebpf, maps::XDP_IPV6, IPV6_LINK, programs::XDP6)?;
+    set_tail_call(ebpf, maps::XDP_IPV6, IPV6_ROUTE, programs::XDP6_ROUTE)?;
+    set_tail_call(ebpf, maps::XDP_OUTSIDE, 0, programs::XDP_OUTSIDE)
 }
 
 /// Points program array `map_name`'s slot 0 at program `name`.
 fn set_tail_call(
     ebpf: &mut Ebpf,
     map_name: &'static str,
+    slot: u32,
     name: &'static str,
 ) -> Result<(), DatapathError> {
     let program_err = |source| DatapathError::Program { name, source };
@@ -571,7 +580,7 @@ fn set_tail_call(
         .ok_or(DatapathError::MissingMap { name: map_name })?;
     aya::maps::ProgramArray::try_from(map)
         .map_err(map_err)?
-        .set(0, &fd, 0)
+        .set(slot, &fd, 0)
         .map_err(map_err)
 }
 

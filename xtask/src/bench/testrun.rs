@@ -349,6 +349,7 @@ fn load(topo: &Topology, compiled: &Compiled, conntrack: u32) -> Result<Ebpf> {
         programs::XDP,
         programs::XDP_OUTSIDE,
         programs::XDP6,
+        programs::XDP6_ROUTE,
         programs::FLOOR,
     ] {
         let prog: &mut Xdp = ebpf
