@@ -1158,8 +1158,14 @@ fn defaults_are_applied() {
         vpc.security_groups[default].inbound[0].peer,
         SgPeer::Group(default)
     );
-    // A group with outbound omitted allows all outbound.
-    assert_eq!(vpc.security_groups[0].outbound, [SgRuleDef::allow_all()]);
+    // A group with outbound omitted allows all outbound (IPv4: the VPC has no IPv6 block).
+    assert_eq!(
+        vpc.security_groups[0].outbound,
+        [SgRuleDef {
+            traffic: TrafficMatch::ANY,
+            peer: SgPeer::Cidr("0.0.0.0/0".parse().unwrap()),
+        }]
+    );
 }
 
 #[test]
@@ -1988,11 +1994,22 @@ fn ipv6_defaults_allow_all_ipv6_only_with_an_ipv6_block() {
         ("default", &both[..], &both[..])
     );
     let sg = vpc.security_groups.last().unwrap();
-    let v6_out = SgRuleDef {
+    let out = |cidr| SgRuleDef {
         traffic: TrafficMatch::ANY,
-        peer: SgPeer::Cidr(any_v6),
+        peer: SgPeer::Cidr(cidr),
     };
-    assert_eq!(sg.outbound, [SgRuleDef::allow_all(), v6_out]);
+    assert_eq!(sg.outbound, [out(any_v4), out(any_v6)]);
+    // A group of its own with outbound omitted: everything, both families, too.
+    let with_group = v6!(
+        "    security_groups:\n",
+        "      - { name: web, inbound: [{ protocol: tcp, ports: 443, source: \"::/0\" }] }\n",
+    );
+    let config = load_str("t.yaml", with_group).expect("valid");
+    let web = &config.vpcs[0].security_groups[0];
+    assert_eq!(
+        (web.name.as_str(), &web.outbound[..]),
+        ("web", &[out(any_v4), out(any_v6)][..])
+    );
     // Without an IPv6 block: IPv4 only, as before.
     let config = load_str("t.yaml", base!()).expect("valid");
     let vpc = &config.vpcs[0];
@@ -2000,10 +2017,7 @@ fn ipv6_defaults_allow_all_ipv6_only_with_an_ipv6_block() {
         vpc.network_acls.last().unwrap().inbound,
         [acl_rule(100, any_v4)]
     );
-    assert_eq!(
-        vpc.security_groups.last().unwrap().outbound,
-        [SgRuleDef::allow_all()]
-    );
+    assert_eq!(vpc.security_groups.last().unwrap().outbound, [out(any_v4)]);
 }
 
 #[test]

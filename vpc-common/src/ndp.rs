@@ -36,13 +36,11 @@ pub const REDIRECT: u8 = 137;
 
 /// The hop limit every neighbour discovery message carries (RFC 4861 6.1, 7.1).
 pub const ND_HOP_LIMIT: u8 = 255;
-/// The router lifetime the advertisements give (seconds). 0 while the datapath does not
-/// forward IPv6: the router is not offered as a default router, so hosts fail fast
-/// (`ENETUNREACH`, and fall back to IPv4) instead of sending IPv6 into a router that drops
-/// it; they still learn the on-link /64 and the router's link-local address. With IPv6
-/// forwarding it becomes 1800 s (RFC 4861's default: three times the 600 s maximum interval,
-/// nine times the agent's default).
-pub const ROUTER_LIFETIME: u16 = 0;
+/// The router lifetime the advertisements give (seconds): 1800, RFC 4861's default (three
+/// times the 600 s maximum interval, nine times the agent's default interval). The router is
+/// every instance's default router, as a VPC's is: what leaves the subnet's /64 goes to it and
+/// its route table decides (AWS instances, too, route everything through the VPC router).
+pub const ROUTER_LIFETIME: u16 = 1800;
 
 /// `ff02::1`, all nodes on the link, and its Ethernet multicast address.
 pub const ALL_NODES: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];

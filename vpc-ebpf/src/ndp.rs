@@ -10,8 +10,8 @@
 //!   port), is answered in place with a neighbour advertisement carrying the port's MAC. So
 //!   everything the instance sends, to its own subnet too, reaches the router.
 //! - A router solicitation is answered with a router advertisement from the router's
-//!   link-local address (router lifetime `vpc_common::ndp::ROUTER_LIFETIME`: 0, no default
-//!   router, until IPv6 is forwarded); the subnet's /64 is on-link (L=1) and not for
+//!   link-local address (router lifetime `vpc_common::ndp::ROUTER_LIFETIME`: the instance's
+//!   default router); the subnet's /64 is on-link (L=1) and not for
 //!   autoconfiguration (A=0: an instance's addresses are its configured `ipv6_addresses`,
 //!   as AWS assigns them).
 //! - Sources: link-local addresses and the instance's own IPv6 addresses; the unspecified

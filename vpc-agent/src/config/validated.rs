@@ -327,13 +327,7 @@ impl SecurityGroupDef {
     /// AWS's default group: inbound from members of the group, outbound to everything (all
     /// IPv6 too in a VPC with an IPv6 block).
     pub fn aws_default(index: usize, name: &str, ipv6: bool) -> Self {
-        let mut outbound = vec![SgRuleDef::allow_all()];
-        if ipv6 {
-            outbound.push(SgRuleDef {
-                traffic: TrafficMatch::ANY,
-                peer: SgPeer::Cidr(IpNet::V6(Ipv6Net::default())),
-            });
-        }
+        let outbound = SgRuleDef::allow_all(ipv6);
         Self {
             name: name.to_owned(),
             implicit: true,
@@ -354,12 +348,18 @@ pub struct SgRuleDef {
 }
 
 impl SgRuleDef {
-    /// Everything to everywhere: the outbound rule of a group whose `outbound` is omitted.
-    pub fn allow_all() -> Self {
-        Self {
+    /// Everything to everywhere, `0.0.0.0/0` and in a VPC with an IPv6 block `::/0`: the
+    /// outbound rules of a group whose `outbound` is omitted, and of the default group.
+    pub fn allow_all(ipv6: bool) -> Vec<Self> {
+        let any = |net| Self {
             traffic: TrafficMatch::ANY,
-            peer: SgPeer::Cidr(IpNet::V4(Ipv4Net::default())),
+            peer: SgPeer::Cidr(net),
+        };
+        let mut rules = vec![any(IpNet::V4(Ipv4Net::default()))];
+        if ipv6 {
+            rules.push(any(IpNet::V6(Ipv6Net::default())));
         }
+        rules
     }
 }
 

@@ -5,8 +5,7 @@
 //! (`vpc_common::ndp::ROUTER_LIFETIME`) runs out. So the agent advertises on every IPv6 port
 //! itself: once each time it applies a definition (a host that came up before the agent
 //! learns its router and prefix at once) and then every `--router-advertisement-interval`
-//! (200 s by default, well inside the 1800 s lifetime the router will advertise once it
-//! forwards IPv6; until then the lifetime is 0: not a default router). The frame is the one the datapath answers
+//! (200 s by default, well inside the 1800 s router lifetime). The frame is the one the datapath answers
 //! with (`vpc_common::ndp::router_advertisement`), to all nodes (`ff02::1`).
 
 use std::{

@@ -78,7 +78,8 @@ impl Validator {
                     implicit: false,
                     inbound: inbound.into_iter().collect::<Option<_>>()?,
                     outbound: match outbound {
-                        None => vec![SgRuleDef::allow_all()],
+                        // Omitted: everything, both families (the format's default, see `allow_all`).
+                        None => SgRuleDef::allow_all(vpc.ipv6_cidr_block.is_some()),
                         Some(rules) => rules.into_iter().collect::<Option<_>>()?,
                     },
                 })
