@@ -62,23 +62,28 @@ impl Server {
         )
     }
 
-    /// A TCP server on `ip:port`.
+    /// A TCP server on `ip:port` (an IPv6 address in brackets: `[2001:db8::1]`).
     pub fn tcp(ns: &NetNs, ip: &str, port: u16) -> Result<Self> {
         Self::spawn(
             ns,
-            format!("TCP-LISTEN:{port},bind={ip},reuseaddr,fork"),
+            format!("TCP-LISTEN:{port},bind={ip},reuseaddr,fork{}", family(ip)),
             &["-ltnH", "sport", "=", &format!(":{port}")],
         )
     }
 
-    /// A UDP server on `ip:port` (answers each datagram's sender).
+    /// A UDP server on `ip:port` (answers each datagram's sender; IPv6 as for [`Self::tcp`]).
     pub fn udp(ns: &NetNs, ip: &str, port: u16) -> Result<Self> {
         Self::spawn(
             ns,
-            format!("UDP-RECVFROM:{port},bind={ip},fork"),
+            format!("UDP-RECVFROM:{port},bind={ip},fork{}", family(ip)),
             &["-lunH", "sport", "=", &format!(":{port}")],
         )
     }
+}
+
+/// The socat option a listener bound to `ip` needs: IPv6 (`[...]`) is not its default.
+fn family(ip: &str) -> &'static str {
+    if ip.starts_with('[') { ",pf=ip6" } else { "" }
 }
 
 /// Kills `child`'s whole process group (it was spawned as a group leader) and reaps it.

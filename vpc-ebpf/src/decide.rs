@@ -230,6 +230,10 @@ pub fn decide6<M: Mode>(
         return Err(DropReason::BadTarget);
     };
     *fwd = decided;
+    // Before the commit: a packet that dies here opens no connection.
+    if flow.ttl <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
     conntrack::commit(mode, flow, track, fwd)
 }
 

@@ -223,12 +223,36 @@ pub fn mac(name: &str) -> Result<[u8; 6], NetconfError> {
     })
 }
 
-/// Adds the router's link-local address to IPv6 instance port `name` if it lacks it.
+/// Makes the router's link-local address the only one of IPv6 instance port `name`: added
+/// if it lacks it; any other (the kernel's own, from an earlier MAC or stable-privacy
+/// generation) removed and not generated again (`addr_gen_mode` none). The router's kernel
+/// then solicits its neighbours there from the address the hosts know it by, the one the
+/// datapath answers for; an advertisement to any other would be dropped.
 fn ensure_router_link_local(name: &str) -> Result<(), NetconfError> {
     let mac = mac(name)?;
     let address = std::net::Ipv6Addr::from(vpc_common::iface::router_link_local(&mac));
-    let have = ip(&["-6", "-o", "addr", "show", "dev", name])?;
     let with_len = format!("{address}/64");
+    let mode = PathBuf::from(format!("/proc/sys/net/ipv6/conf/{name}/addr_gen_mode"));
+    if std::fs::read_to_string(&mode).is_ok_and(|v| v.trim() != "1") {
+        match std::fs::write(&mode, "1") {
+            Ok(()) => log::info!("interface={name}: addr_gen_mode=1 (none)"),
+            Err(e) => log::warn!("interface={name}: cannot set addr_gen_mode=1: {e}"),
+        }
+    }
+    let links = ip(&["-6", "-o", "addr", "show", "dev", name, "scope", "link"])?;
+    for other in links
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet6")?;
+            words.next()
+        })
+        .filter(|a| *a != with_len)
+    {
+        ip(&["-6", "addr", "del", other, "dev", name])?;
+        log::info!("removed link-local address interface={name} address={other}");
+    }
+    let have = ip(&["-6", "-o", "addr", "show", "dev", name])?;
     let line = have
         .lines()
         .find(|line| line.split_whitespace().any(|word| word == with_len));

@@ -1,0 +1,775 @@
+//! IPv6 forwarded between instances on their own ports, enforced as IPv4 is: the source
+//! check, connection tracking, the source's groups and subnet ACL outbound, the route table
+//! (longest prefix), the destination subnet's ACL and the destination's groups inbound, then
+//! the port out with the hop limit one less.
+//!
+//! - BPF_PROG_TEST_RUN, XDP and TC ingress, one table: the verdict, the exact bytes out
+//!   (XDP: the FIB's MACs; both: hop limit one less, nothing else changed), exactly one drop
+//!   counter growing by one for a drop, and the connection entry in `CONNTRACK6` /
+//!   `CT_UNASSURED6` afterwards (present for what was forwarded, absent for what was not).
+//!   Hostile cases: sources spoofed from every port (another instance's address, an address
+//!   outside the VPC, a link-local source to a global destination), hop limits 1 and 0,
+//!   truncated headers, fragments, odd TCP flags, ICMPv6 errors quoting another flow,
+//!   multicast beyond the link, unassigned addresses in and outside the subnets.
+//! - Namespaces, the hosts at Linux defaults (addresses added by hand, the router learned from
+//!   its advertisement): ping, TCP and UDP between the three instances, within the subnet and
+//!   across, checked from both ends (the server reports the address it saw); the denials of
+//!   the groups and ACLs counted under their reasons; a spoofed source never arrives.
+
+use std::{collections::BTreeMap, net::Ipv6Addr, time::Duration};
+
+use vpc_agent::datapath::{AttachMode, object::programs};
+use vpc_common::{
+    DropReason, MARK_APPROVED,
+    conntrack::{CtEntry, CtKey6},
+};
+use vpc_tests::{
+    packet6::{Ext, Frame6, ICMPV6, Upper, upper_checksum},
+    require_kernel,
+    testrun::{TcVerdict, Verdict, run_tc, run_xdp},
+    topology::{Topology, mac},
+    traffic::{Server, ping, retry, tcp_request, udp_request},
+};
+
+const FIXTURE: &str = include_str!("../fixtures/ipv6-forward.yaml");
+const WEB1: &str = "2001:db8:1200::10";
+const WEB2: &str = "2001:db8:1200::11";
+const APP1: &str = "2001:db8:1200:1::10";
+/// In the web subnet's /64, no instance's.
+const UNUSED: &str = "2001:db8:1200::99";
+/// In the VPC's /56, in no subnet.
+const NO_SUBNET: &str = "2001:db8:1200:ff::1";
+/// Routed to a blackhole by the public table.
+const BLACKHOLED: &str = "2001:db8:bad::1";
+/// Outside the VPC (routed to the internet gateway).
+const INET6: &str = "2001:db8:ff::2";
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+/// Which port each instance is behind, and its address.
+const INSTANCES: [(&str, &str); 3] = [("eweb1", WEB1), ("eweb2", WEB2), ("eapp1", APP1)];
+
+/// What must come of a frame.
+#[derive(Debug)]
+enum Expect {
+    /// Forwarded out of this port.
+    Forward(&'static str),
+    /// Dropped, counted under this reason.
+    Drop(DropReason),
+}
+
+struct Case {
+    name: String,
+    ingress: &'static str,
+    frame: Vec<u8>,
+    expect: Expect,
+    /// The connection entry this frame leaves (original direction), when it is tracked.
+    tracked: Option<CtKey6>,
+}
+
+fn port_of(addr: &str) -> &'static str {
+    INSTANCES
+        .iter()
+        .find(|(_, a)| *a == addr)
+        .map_or("eweb1", |(p, _)| p)
+}
+
+fn octets(a: &str) -> [u8; 16] {
+    a.parse::<Ipv6Addr>().expect("an IPv6 address").octets()
+}
+
+fn key(src: &str, dst: &str, sport: u16, dport: u16, proto: u8) -> CtKey6 {
+    CtKey6::new(octets(src), octets(dst), sport, dport, proto)
+}
+
+/// The port's MACs: (the router's end, the host's end).
+fn macs(topo: &Topology, ifname: &str) -> ([u8; 6], [u8; 6]) {
+    let index = topo.port_named(ifname).index;
+    (mac(index, false), mac(index, true))
+}
+
+/// `f` as the host behind `ingress` sends it to the router.
+fn from_host(topo: &Topology, ingress: &str, f: Frame6) -> Vec<u8> {
+    let (router, host) = macs(topo, ingress);
+    f.macs(host, router).build()
+}
+
+fn tcp(src: &str, dst: &str, sport: u16, dport: u16, flags: u8) -> Frame6 {
+    Frame6::new(
+        src,
+        dst,
+        Upper::Tcp {
+            sport,
+            dport,
+            flags,
+        },
+    )
+}
+
+fn udp(src: &str, dst: &str, sport: u16, dport: u16) -> Frame6 {
+    Frame6::new(src, dst, Upper::Udp { sport, dport })
+}
+
+fn echo(src: &str, dst: &str, id: u16) -> Frame6 {
+    let mut body = id.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 1]);
+    Frame6::new(
+        src,
+        dst,
+        Upper::Icmp {
+            ty: 128,
+            code: 0,
+            body,
+        },
+    )
+}
+
+/// A TCP frame's acknowledgment number set (the builder's is 0), checksum kept valid.
+fn with_ack(mut frame: Vec<u8>, ack: u32) -> Vec<u8> {
+    frame[54 + 8..54 + 12].copy_from_slice(&ack.to_be_bytes());
+    frame[54 + 16..54 + 18].copy_from_slice(&[0, 0]);
+    let src = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[22..38]).unwrap());
+    let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[38..54]).unwrap());
+    let check = upper_checksum(&src, &dst, TCP, &frame[54..]);
+    frame[54 + 16..54 + 18].copy_from_slice(&check.to_be_bytes());
+    frame
+}
+
+fn cases(topo: &Topology) -> Vec<Case> {
+    let case = |name: &str, ingress: &'static str, f: Frame6, expect, tracked| Case {
+        name: name.to_owned(),
+        ingress,
+        frame: from_host(topo, ingress, f),
+        expect,
+        tracked,
+    };
+    let fwd = |name: &str, f: Frame6, out: &'static str, tracked: CtKey6| {
+        let ingress = port_of(&f.src.to_string());
+        case(name, ingress, f, Expect::Forward(out), Some(tracked))
+    };
+    let drop = |name: &str, ingress: &'static str, f: Frame6, reason| {
+        case(name, ingress, f, Expect::Drop(reason), None)
+    };
+    use DropReason::*;
+    let mut cases = vec![
+        fwd(
+            "TCP SYN within the subnet, to web's port 80",
+            tcp(WEB1, WEB2, 40000, 80, SYN),
+            "eweb2",
+            key(WEB1, WEB2, 40000, 80, TCP),
+        ),
+        fwd(
+            "TCP SYN across subnets, to app's 5432 from a member of web",
+            tcp(WEB1, APP1, 40001, 5432, SYN),
+            "eapp1",
+            key(WEB1, APP1, 40001, 5432, TCP),
+        ),
+        fwd(
+            "UDP across subnets, to app's 53 from the web /64",
+            udp(WEB2, APP1, 40002, 53),
+            "eapp1",
+            key(WEB2, APP1, 40002, 53, UDP),
+        ),
+        fwd(
+            "ICMPv6 echo within the subnet (web admits echo from the VPC)",
+            echo(WEB2, WEB1, 7),
+            "eweb1",
+            key(WEB2, WEB1, 7, 7, ICMPV6),
+        ),
+        fwd(
+            "ICMPv6 echo across subnets (app admits echo from web)",
+            echo(WEB1, APP1, 8),
+            "eapp1",
+            key(WEB1, APP1, 8, 8, ICMPV6),
+        ),
+        fwd(
+            "from app to web's port 80 (app's outbound allows the VPC /56)",
+            tcp(APP1, WEB1, 40003, 80, SYN),
+            "eweb1",
+            key(APP1, WEB1, 40003, 80, TCP),
+        ),
+        fwd(
+            "hop limit 2: forwarded with 1",
+            tcp(WEB1, WEB2, 40004, 80, SYN).hop_limit(2),
+            "eweb2",
+            key(WEB1, WEB2, 40004, 80, TCP),
+        ),
+        fwd(
+            "through a destination options header",
+            tcp(WEB1, WEB2, 40005, 80, SYN).ext(Ext::DestOpts(0)),
+            "eweb2",
+            key(WEB1, WEB2, 40005, 80, TCP),
+        ),
+        // Denials of the groups, the ACLs and the route table.
+        drop(
+            "TCP to web's port 22: web admits 80 only",
+            "eweb1",
+            tcp(WEB1, WEB2, 40010, 22, SYN),
+            SecurityGroupInbound,
+        ),
+        drop(
+            "TCP from app to web-2's port 5432: web does not admit it",
+            "eapp1",
+            tcp(APP1, WEB2, 40011, 5432, SYN),
+            SecurityGroupInbound,
+        ),
+        drop(
+            "UDP from web to app's 54: app admits 53 only",
+            "eweb1",
+            udp(WEB1, APP1, 40012, 54),
+            SecurityGroupInbound,
+        ),
+        drop(
+            "app's ACL denies TCP 5433 in (rule 90, before the allow)",
+            "eweb1",
+            tcp(WEB1, APP1, 40013, 5433, SYN),
+            AclInbound,
+        ),
+        drop(
+            "app's ACL denies UDP 9999 out",
+            "eapp1",
+            udp(APP1, WEB1, 40014, 9999),
+            AclOutbound,
+        ),
+        drop(
+            "app's group allows out only to the VPC",
+            "eapp1",
+            tcp(APP1, INET6, 40015, 443, SYN),
+            SecurityGroupOutbound,
+        ),
+        drop(
+            "an address of the subnet no instance has",
+            "eweb1",
+            tcp(WEB1, UNUSED, 40016, 80, SYN),
+            UnknownDestination,
+        ),
+        drop(
+            "the VPC's /56 outside every subnet",
+            "eweb1",
+            tcp(WEB1, NO_SUBNET, 40017, 80, SYN),
+            UnknownDestination,
+        ),
+        drop(
+            "a blackhole route",
+            "eweb1",
+            tcp(WEB1, BLACKHOLED, 40018, 80, SYN),
+            Blackhole,
+        ),
+        drop(
+            "::/0 to the internet gateway: IPv6 is not sent out yet",
+            "eweb1",
+            tcp(WEB1, INET6, 40019, 80, SYN),
+            NotIpv4,
+        ),
+        // Spoofed sources, from every port.
+        drop(
+            "web-1 sending as web-2",
+            "eweb1",
+            tcp(WEB2, APP1, 40020, 5432, SYN),
+            Spoofed,
+        ),
+        drop(
+            "web-2 sending as app-1",
+            "eweb2",
+            tcp(APP1, WEB1, 40021, 80, SYN),
+            Spoofed,
+        ),
+        drop(
+            "app-1 sending as web-1 (a member of web, which app admits)",
+            "eapp1",
+            tcp(WEB1, APP1, 40022, 5432, SYN),
+            Spoofed,
+        ),
+        drop(
+            "an unassigned address of the instance's own /64",
+            "eweb1",
+            tcp(UNUSED, WEB2, 40023, 80, SYN),
+            Spoofed,
+        ),
+        drop(
+            "an address outside the VPC",
+            "eapp1",
+            tcp(INET6, WEB1, 40024, 80, SYN),
+            Spoofed,
+        ),
+        drop(
+            "a link-local source to a global destination",
+            "eweb1",
+            tcp("fe80::1", WEB2, 40025, 80, SYN),
+            Spoofed,
+        ),
+        // Hop limits, flags, errors, multicast, fragments.
+        drop(
+            "hop limit 1: not forwarded",
+            "eweb1",
+            tcp(WEB1, WEB2, 40030, 80, SYN).hop_limit(1),
+            TtlExceeded,
+        ),
+        drop(
+            "hop limit 0",
+            "eweb1",
+            tcp(WEB1, WEB2, 40031, 80, SYN).hop_limit(0),
+            TtlExceeded,
+        ),
+        drop(
+            "SYN and FIN together",
+            "eweb1",
+            tcp(WEB1, WEB2, 40032, 80, SYN | 0x01),
+            InvalidTcpFlags,
+        ),
+        drop(
+            "a bare ACK of no connection: only a SYN opens one",
+            "eweb1",
+            tcp(WEB1, WEB2, 40033, 80, ACK),
+            InvalidTcpFlags,
+        ),
+        drop(
+            "an ICMPv6 destination unreachable quoting another flow",
+            "eweb1",
+            Frame6::new(
+                WEB1,
+                APP1,
+                Upper::Icmp {
+                    ty: 1,
+                    code: 4,
+                    body: {
+                        let mut quoted = vec![0; 4];
+                        quoted.extend_from_slice(
+                            &tcp(APP1, WEB2, 5432, 40099, SYN | ACK).build()[14..],
+                        );
+                        quoted
+                    },
+                },
+            ),
+            NotIpv4,
+        ),
+        drop(
+            "multicast beyond the link",
+            "eweb1",
+            udp(WEB1, "ff05::1:3", 40034, 547),
+            NotIpv4,
+        ),
+        drop(
+            "a first fragment",
+            "eweb1",
+            tcp(WEB1, WEB2, 40035, 80, SYN).ext(Ext::Fragment {
+                offset_units: 0,
+                more: true,
+            }),
+            Fragment,
+        ),
+    ];
+    // Truncated: the TCP header cut at each of its offsets (the payload length agreeing).
+    let full = from_host(topo, "eweb1", tcp(WEB1, WEB2, 40036, 80, SYN));
+    for len in [54usize, 55, 58, 62, 66, 73] {
+        let mut frame = full[..len].to_vec();
+        let payload = (len - 54) as u16;
+        frame[18..20].copy_from_slice(&payload.to_be_bytes());
+        cases.push(Case {
+            name: format!("TCP cut to {len} of {} bytes", full.len()),
+            ingress: "eweb1",
+            frame,
+            expect: Expect::Drop(Malformed),
+            tracked: None,
+        });
+    }
+    // A payload length longer than the frame.
+    let mut long = full.clone();
+    long[18..20].copy_from_slice(&100u16.to_be_bytes());
+    cases.push(Case {
+        name: "a payload length past the frame's end".into(),
+        ingress: "eweb1",
+        frame: long,
+        expect: Expect::Drop(Malformed),
+        tracked: None,
+    });
+    cases
+}
+
+fn grown(
+    before: &BTreeMap<DropReason, u64>,
+    after: &BTreeMap<DropReason, u64>,
+) -> BTreeMap<DropReason, u64> {
+    DropReason::ALL
+        .iter()
+        .filter_map(|r| {
+            let d = after.get(r).copied().unwrap_or(0) - before.get(r).copied().unwrap_or(0);
+            (d > 0).then_some((*r, d))
+        })
+        .collect()
+}
+
+/// The connection entry of `key` in `CONNTRACK6` or `CT_UNASSURED6`.
+fn ct6(topo: &Topology, key: &CtKey6) -> Option<CtEntry> {
+    ["CONNTRACK6", "CT_UNASSURED6"]
+        .into_iter()
+        .find_map(|name| {
+            let map = topo.datapath.ebpf().map(name)?;
+            let ct = aya::maps::HashMap::<_, CtKey6, CtEntry>::try_from(map).ok()?;
+            ct.get(key, 0).ok()
+        })
+}
+
+/// Forgets every IPv6 connection (each case starts from none).
+fn flush_ct6(topo: &mut Topology) {
+    for name in ["CONNTRACK6", "CT_UNASSURED6"] {
+        let map = topo.datapath.ebpf_mut().map_mut(name).expect(name);
+        let mut ct = aya::maps::HashMap::<_, CtKey6, CtEntry>::try_from(map).expect(name);
+        let keys: Vec<CtKey6> = ct.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = ct.remove(&k);
+        }
+    }
+}
+
+/// `frame` as forwarded: the hop limit one less and, when given, the MACs.
+fn forwarded(frame: &[u8], macs: Option<([u8; 6], [u8; 6])>) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    out[21] -= 1;
+    if let Some((dst, src)) = macs {
+        out[0..6].copy_from_slice(&dst);
+        out[6..12].copy_from_slice(&src);
+    }
+    out
+}
+
+/// Each instance's IPv6 address as a permanent neighbour of the router on its port (the
+/// test run's FIB then gives XDP the MACs), as `Topology` does for IPv4.
+fn ipv6_neighbours(topo: &Topology) {
+    for (port, addr) in INSTANCES {
+        let (_, host) = macs(topo, port);
+        let lladdr = host
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        topo.router
+            .ip(&[
+                "-6",
+                "neigh",
+                "replace",
+                addr,
+                "lladdr",
+                &lladdr,
+                "dev",
+                port,
+                "nud",
+                "permanent",
+            ])
+            .expect("neighbour");
+    }
+}
+
+#[test]
+fn test_run_ipv6_between_instance_ports() {
+    require_kernel!();
+    let mut topo = Topology::build(FIXTURE, None, true).expect("topology");
+    ipv6_neighbours(&topo);
+    let cases = cases(&topo);
+    assert!(cases.len() > 35, "the table is all there: {}", cases.len());
+    let mut forwarded_cases = 0;
+    for c in &cases {
+        let ingress = topo.port_named(c.ingress).ifindex;
+        let expected_drops: BTreeMap<DropReason, u64> = match c.expect {
+            Expect::Drop(r) => [(r, 1)].into(),
+            Expect::Forward(_) => BTreeMap::new(),
+        };
+        // XDP.
+        flush_ct6(&mut topo);
+        let dp = &topo.datapath;
+        let before = dp.drop_counters().expect("counters");
+        let xdp = {
+            let _inside = topo.router.enter().expect("router namespace");
+            run_xdp(dp.xdp(), &c.frame, Some(ingress)).expect("xdp test run")
+        };
+        let after = dp.drop_counters().expect("counters");
+        assert_eq!(grown(&before, &after), expected_drops, "xdp {}", c.name);
+        match c.expect {
+            Expect::Forward(out) => {
+                let (router, host) = macs(&topo, out);
+                assert_eq!(xdp.verdict, Verdict::Redirect, "xdp {}", c.name);
+                assert_eq!(
+                    xdp.output,
+                    forwarded(&c.frame, Some((host, router))),
+                    "xdp {}: the bytes out of {out}",
+                    c.name
+                );
+            }
+            Expect::Drop(_) => assert_eq!(xdp.verdict, Verdict::Drop, "xdp {}", c.name),
+        }
+        if let Some(k) = &c.tracked {
+            assert!(ct6(&topo, k).is_some(), "xdp {}: tracked", c.name);
+        }
+        if let Expect::Drop(_) = c.expect {
+            assert_eq!(topo_ct6_count(&topo), 0, "xdp {}: nothing tracked", c.name);
+        }
+
+        // TC ingress (the kernel path).
+        if c.frame.len() < 54 {
+            continue;
+        }
+        flush_ct6(&mut topo);
+        let dp = &topo.datapath;
+        let before = after;
+        let tc = {
+            let _inside = topo.router.enter().expect("router namespace");
+            run_tc(dp.tc(programs::TC_INGRESS), &c.frame, ingress).expect("tc test run")
+        };
+        let after = dp.drop_counters().expect("counters");
+        assert_eq!(grown(&before, &after), expected_drops, "tc {}", c.name);
+        match c.expect {
+            Expect::Forward(_) => {
+                // bpf_redirect_neigh: the kernel writes the MACs on the way out.
+                assert_eq!(tc.verdict, TcVerdict::Redirect, "tc {}", c.name);
+                assert_eq!(tc.output, forwarded(&c.frame, None), "tc {}", c.name);
+                assert_eq!(tc.mark, MARK_APPROVED, "tc {}: approved", c.name);
+                forwarded_cases += 1;
+            }
+            Expect::Drop(_) => assert_eq!(tc.verdict, TcVerdict::Shot, "tc {}", c.name),
+        }
+        if let Some(k) = &c.tracked {
+            assert!(ct6(&topo, k).is_some(), "tc {}: tracked", c.name);
+        }
+    }
+    assert!(forwarded_cases >= 8, "{forwarded_cases} forwarded");
+}
+
+fn topo_ct6_count(topo: &Topology) -> usize {
+    ["CONNTRACK6", "CT_UNASSURED6"]
+        .into_iter()
+        .map(|name| {
+            let map = topo.datapath.ebpf().map(name).expect(name);
+            aya::maps::HashMap::<_, CtKey6, CtEntry>::try_from(map)
+                .expect(name)
+                .keys()
+                .count()
+        })
+        .sum()
+}
+
+#[test]
+fn test_run_ipv6_replies_pass_on_the_connection_only() {
+    require_kernel!();
+    let mut topo = Topology::build(FIXTURE, None, true).expect("topology");
+    ipv6_neighbours(&topo);
+    flush_ct6(&mut topo);
+    let run = |topo: &Topology, ingress: &str, frame: &[u8]| {
+        let ifindex = topo.port_named(ingress).ifindex;
+        let _inside = topo.router.enter().expect("router namespace");
+        run_xdp(topo.datapath.xdp(), frame, Some(ifindex)).expect("xdp test run")
+    };
+    // web-1 opens to web-2:80; web-2's SYN-ACK is admitted by the connection alone (web
+    // admits nothing to port 40040), an unrelated one is not.
+    let syn = from_host(&topo, "eweb1", tcp(WEB1, WEB2, 40040, 80, SYN));
+    assert_eq!(run(&topo, "eweb1", &syn).verdict, Verdict::Redirect);
+    let synack = with_ack(
+        from_host(&topo, "eweb2", tcp(WEB2, WEB1, 80, 40040, SYN | ACK)),
+        2,
+    );
+    let out = run(&topo, "eweb2", &synack);
+    assert_eq!(
+        out.verdict,
+        Verdict::Redirect,
+        "the reply of the connection"
+    );
+    let (router, host) = macs(&topo, "eweb1");
+    assert_eq!(out.output, forwarded(&synack, Some((host, router))));
+    let entry = ct6(&topo, &key(WEB1, WEB2, 40040, 80, TCP)).expect("tracked");
+    assert_eq!(
+        entry.state,
+        vpc_common::conntrack::CT_TCP_SYN_RECV,
+        "SYN-ACK seen"
+    );
+    let before = topo.datapath.drop_counters().unwrap();
+    let stray = with_ack(
+        from_host(&topo, "eweb2", tcp(WEB2, WEB1, 80, 40041, SYN | ACK)),
+        2,
+    );
+    assert_eq!(run(&topo, "eweb2", &stray).verdict, Verdict::Drop);
+    let after = topo.datapath.drop_counters().unwrap();
+    assert_eq!(
+        grown(&before, &after),
+        [(DropReason::InvalidTcpFlags, 1)].into(),
+        "a SYN-ACK of no connection opens none: only a SYN alone does"
+    );
+    // Echo: web admits echo requests only, so app-1's echo reply reaches web-1 by the
+    // connection of web-1's request alone, with its identifier; another identifier is a
+    // flow of its own, and web's rules refuse it.
+    let request = from_host(&topo, "eweb1", echo(WEB1, APP1, 9));
+    assert_eq!(run(&topo, "eweb1", &request).verdict, Verdict::Redirect);
+    let reply = |id: u16| {
+        let mut body = id.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0, 1]);
+        from_host(
+            &topo,
+            "eapp1",
+            Frame6::new(
+                APP1,
+                WEB1,
+                Upper::Icmp {
+                    ty: 129,
+                    code: 0,
+                    body,
+                },
+            ),
+        )
+    };
+    assert_eq!(
+        run(&topo, "eapp1", &reply(9)).verdict,
+        Verdict::Redirect,
+        "the echo reply of the request"
+    );
+    let before = topo.datapath.drop_counters().unwrap();
+    assert_eq!(run(&topo, "eapp1", &reply(10)).verdict, Verdict::Drop);
+    let after = topo.datapath.drop_counters().unwrap();
+    assert_eq!(
+        grown(&before, &after),
+        [(DropReason::SecurityGroupInbound, 1)].into(),
+        "an echo reply of no request"
+    );
+}
+
+fn addr(a: &str) -> Option<Ipv6Addr> {
+    a.parse().ok()
+}
+
+/// The address a server answered it saw the client come from (`peer=[ADDR]:PORT`).
+fn peer(answer: &str) -> Option<Ipv6Addr> {
+    let rest = answer.split("peer=[").nth(1)?;
+    rest.split(']').next()?.parse().ok()
+}
+
+/// Polls `check` for up to `secs` seconds.
+fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    check()
+}
+
+#[test]
+fn instances_talk_ipv6_through_the_router() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
+    for (port, own) in INSTANCES {
+        let ns = &topo.port_named(port).ns;
+        // The link bounce makes the host solicit its router (the agent is not running
+        // here); the address is added once the link is up (a bounce drops it).
+        ns.ip(&["link", "set", "eth0", "down"]).unwrap();
+        ns.ip(&["link", "set", "eth0", "up"]).unwrap();
+        ns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{own}/128"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .unwrap();
+    }
+    for (port, _) in INSTANCES {
+        let ns = &topo.port_named(port).ns;
+        assert!(
+            eventually(15, || {
+                let out = ns.ip(&["-6", "route", "show", "default"]).unwrap();
+                String::from_utf8_lossy(&out.stdout).contains("via fe80::")
+            }),
+            "{port}: the host learns its default router"
+        );
+    }
+    let ns = |port: &str| &topo.port_named(port).ns;
+    let counters = || topo.datapath.drop_counters().unwrap();
+
+    // Ping within the subnet and across, both ways.
+    for (from, src, dst) in [
+        ("eweb1", WEB1, WEB2),
+        ("eweb2", WEB2, WEB1),
+        ("eweb1", WEB1, APP1),
+        ("eapp1", APP1, WEB2),
+    ] {
+        assert!(
+            eventually(5, || ping(ns(from), src, dst, 2).unwrap() > 0),
+            "ping {src} -> {dst}: {:?}",
+            counters()
+        );
+    }
+
+    // TCP: web-1 -> app-1:5432 (app admits members of web); the server saw web-1's address.
+    let bracket = |a: &str| format!("[{a}]");
+    let _db = Server::tcp(ns("eapp1"), &bracket(APP1), 5432).unwrap();
+    let answer = retry(|| tcp_request(ns("eweb1"), &bracket(WEB1), &bracket(APP1), 5432));
+    let answer = answer.expect("TCP web-1 -> app-1:5432");
+    assert_eq!(peer(&answer), addr(WEB1), "the server saw web-1: {answer}");
+    // And app-1 -> web-2:80 (web admits 80 from anywhere).
+    let _web = Server::tcp(ns("eweb2"), &bracket(WEB2), 80).unwrap();
+    let answer = retry(|| tcp_request(ns("eapp1"), &bracket(APP1), &bracket(WEB2), 80));
+    assert_eq!(
+        peer(&answer.expect("TCP app-1 -> web-2:80")),
+        addr(APP1),
+        "the server saw app-1"
+    );
+    // UDP: web-2 -> app-1:53, answered.
+    let _dns = Server::udp(ns("eapp1"), &bracket(APP1), 53).unwrap();
+    let answer = retry(|| udp_request(ns("eweb2"), &bracket(WEB2), &bracket(APP1), 53));
+    assert_eq!(
+        peer(&answer.expect("UDP web-2 -> app-1:53")),
+        addr(WEB2),
+        "the server saw web-2"
+    );
+
+    // Denials, each counted under its reason.
+    let denied = |reason: DropReason, what: &dyn Fn() -> Option<String>| {
+        let before = counters();
+        assert_eq!(what(), None, "{reason:?}: nothing answered");
+        let after = counters();
+        assert!(
+            grown(&before, &after).get(&reason).copied().unwrap_or(0) >= 1,
+            "{reason:?}: counted: {:?}",
+            grown(&before, &after)
+        );
+    };
+    let _ssh = Server::tcp(ns("eweb1"), &bracket(WEB1), 22).unwrap();
+    denied(DropReason::SecurityGroupInbound, &|| {
+        tcp_request(ns("eweb2"), &bracket(WEB2), &bracket(WEB1), 22).unwrap()
+    });
+    let _other = Server::tcp(ns("eapp1"), &bracket(APP1), 5433).unwrap();
+    denied(DropReason::AclInbound, &|| {
+        tcp_request(ns("eweb1"), &bracket(WEB1), &bracket(APP1), 5433).unwrap()
+    });
+    let _udp = Server::udp(ns("eweb1"), &bracket(WEB1), 9999).unwrap();
+    denied(DropReason::AclOutbound, &|| {
+        udp_request(ns("eapp1"), &bracket(APP1), &bracket(WEB1), 9999).unwrap()
+    });
+
+    // A spoofed source: web-1 takes an address of its subnet it was not given.
+    ns("eweb1")
+        .ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{UNUSED}/128"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .unwrap();
+    let before = counters();
+    assert_eq!(ping(ns("eweb1"), UNUSED, WEB2, 2).unwrap(), 0, "spoofed");
+    let after = counters();
+    assert!(
+        grown(&before, &after)
+            .get(&DropReason::Spoofed)
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "spoofed, counted: {:?}",
+        grown(&before, &after)
+    );
+}
