@@ -122,7 +122,7 @@ fn cases(topo: &Topology) -> Vec<Case> {
             dropped: Some(DropReason::VlanTagged),
         },
         Case {
-            name: "IPv6 (not forwarded yet)",
+            name: "IPv6 beyond the link on a shared segment (routed on instance ports only)",
             managed: true,
             frame: ipv6,
             verdict: Verdict::Drop,

@@ -18,7 +18,10 @@
 
 use std::{collections::BTreeMap, net::Ipv6Addr, time::Duration};
 
-use vpc_agent::datapath::{AttachMode, object::programs};
+use vpc_agent::{
+    datapath::{AttachMode, object::programs},
+    evaluator::{Evaluator, Ingress, IpPacket, Stateless, Verdict as EvalVerdict},
+};
 use vpc_common::{
     DropReason, MARK_APPROVED,
     conntrack::{CtEntry, CtKey6},
@@ -67,6 +70,8 @@ struct Case {
     expect: Expect,
     /// The connection entry this frame leaves (original direction), when it is tracked.
     tracked: Option<CtKey6>,
+    /// The frame's description, for the reference evaluator (None: not one it models).
+    model: Option<Frame6>,
 }
 
 fn port_of(addr: &str) -> &'static str {
@@ -141,9 +146,10 @@ fn cases(topo: &Topology) -> Vec<Case> {
     let case = |name: &str, ingress: &'static str, f: Frame6, expect, tracked| Case {
         name: name.to_owned(),
         ingress,
-        frame: from_host(topo, ingress, f),
+        frame: from_host(topo, ingress, f.clone()),
         expect,
         tracked,
+        model: f.ext.is_empty().then_some(f),
     };
     let fwd = |name: &str, f: Frame6, out: &'static str, tracked: CtKey6| {
         let ingress = port_of(&f.src.to_string());
@@ -373,6 +379,7 @@ fn cases(topo: &Topology) -> Vec<Case> {
             frame,
             expect: Expect::Drop(Malformed),
             tracked: None,
+            model: None,
         });
     }
     // A payload length longer than the frame.
@@ -384,6 +391,7 @@ fn cases(topo: &Topology) -> Vec<Case> {
         frame: long,
         expect: Expect::Drop(Malformed),
         tracked: None,
+        model: None,
     });
     cases
 }
@@ -534,6 +542,57 @@ fn test_run_ipv6_between_instance_ports() {
         }
     }
     assert!(forwarded_cases >= 8, "{forwarded_cases} forwarded");
+
+    // The reference evaluator (`vpc-agent trace`) comes to the same verdict on every frame it
+    // models (no extension headers; connections are the datapath's: a stateless evaluator
+    // cannot tell a bare ACK of none, which it judges by the rules).
+    let evaluator = Evaluator::new(&topo.config, &Stateless);
+    let mut agreed = 0;
+    for c in &cases {
+        let Some(f) = &c.model else { continue };
+        if matches!(c.expect, Expect::Drop(DropReason::InvalidTcpFlags)) {
+            continue;
+        }
+        let trace = evaluator
+            .evaluate_ip(Ingress::Interface(c.ingress), &model_packet(f))
+            .expect("the evaluator judges it");
+        match (&c.expect, &trace.verdict) {
+            (Expect::Forward(out), EvalVerdict::Deliver { interface, .. }) => {
+                assert_eq!(interface, out, "evaluator {}", c.name)
+            }
+            (Expect::Drop(r), EvalVerdict::Drop(e)) => assert_eq!(e, r, "evaluator {}", c.name),
+            (expect, verdict) => panic!("evaluator {}: {verdict:?}, not {expect:?}", c.name),
+        }
+        agreed += 1;
+    }
+    assert!(agreed > 25, "{agreed} agreed");
+}
+
+/// The evaluator's packet for frame `f` (ICMPv6 echo: both ports the identifier).
+fn model_packet(f: &Frame6) -> IpPacket {
+    let (proto, sport, dport, icmp_type, icmp_code) = match &f.upper {
+        Upper::Tcp { sport, dport, .. } => (TCP, *sport, *dport, 0, 0),
+        Upper::Udp { sport, dport } => (UDP, *sport, *dport, 0, 0),
+        Upper::Icmp { ty, code, body } => {
+            let id = if *ty >= 128 {
+                u16::from_be_bytes([body[0], body[1]])
+            } else {
+                0
+            };
+            (ICMPV6, id, id, *ty, *code)
+        }
+    };
+    IpPacket {
+        src: f.src.into(),
+        dst: f.dst.into(),
+        proto,
+        sport,
+        dport,
+        icmp_type,
+        icmp_code,
+        hop_limit: f.hop_limit,
+        nd_target: None,
+    }
 }
 
 fn topo_ct6_count(topo: &Topology) -> usize {

@@ -142,7 +142,12 @@ fn a_sweep_of_a_large_table_keeps_connections_that_send_during_it() {
         // The agent's way: one clock read, then the scan.
         std::thread::sleep(Duration::from_millis(20));
         let now = vpc_agent::flowlog::monotonic_ns();
-        let swept = vpc_agent::daemon::sweep::sweep(&mut conntrack, &mut nat_ports, &timeouts, now);
+        let swept = vpc_agent::daemon::sweep::sweep::<vpc_common::conntrack::CtKey>(
+            &mut conntrack,
+            &mut nat_ports,
+            &timeouts,
+            now,
+        );
         done.store(true, Ordering::Relaxed);
         let (sent, lost) = sender.join().unwrap();
         (swept.unwrap(), sent, lost)

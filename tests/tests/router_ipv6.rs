@@ -1,8 +1,9 @@
-//! IPv6 while the VPC datapath forwards IPv4 only: on an uplink it is the router's own traffic
-//! (the kernel's: its neighbour discovery, its pings), on an instance port only link-scope
-//! traffic reaches the kernel, the rest is dropped (`not_ipv4`, or `spoofed` from an address
-//! the instance does not have; neighbour discovery is `ndp.rs`'s), and the TC egress guard stops IPv6 the kernel would forward into a subnet
-//! (`unapproved`) while letting the router's own link-local packets out.
+//! IPv6 in a VPC without an IPv6 block: on an uplink it is the router's own traffic (the
+//! kernel's: its neighbour discovery, its pings), on an instance port only link-scope traffic
+//! reaches the kernel, the rest is dropped (`spoofed`: the instance has no IPv6 address, and a
+//! link-local source is never routed; neighbour discovery is `ndp.rs`'s, forwarding between
+//! IPv6 instances `ipv6_forward.rs`'s), and the TC egress guard stops IPv6 the kernel would
+//! forward into a subnet (`unapproved`) while letting the router's own link-local packets out.
 //!
 //! Table-driven BPF_PROG_TEST_RUN cases for XDP, TC ingress and TC egress, then traffic in
 //! namespaces with the programs attached and IPv6 forwarding on in the router.
@@ -81,12 +82,12 @@ const INGRESS: &[Case] = &[
         dropped: Some(DropReason::Spoofed),
     },
     Case {
-        name: "from an instance's link-local address to the internet: not forwarded",
+        name: "from an instance's link-local address to the internet: never routed",
         ifname: "eweb1",
         src: LINK_LOCAL,
         dst: INET6,
         passes: false,
-        dropped: Some(DropReason::NotIpv4),
+        dropped: Some(DropReason::Spoofed),
     },
     // Echo requests from an instance to the router's link-local address or a link-scope
     // group are answered by the datapath itself: tests/tests/ndp.rs.

@@ -358,7 +358,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates a packet of either family: IPv4 as [`Self::evaluate`], IPv6 by what the
-    /// datapath does with it today (not forwarded yet).
+    /// datapath does with it (forwarded between instance ports, dropped elsewhere for now).
     pub fn evaluate_ip(&self, ingress: Ingress<'_>, p: &IpPacket) -> Result<Trace, EvalError> {
         match (p.src, p.dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {

@@ -382,7 +382,7 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
                 "tcp",
                 "--reply",
             ],
-            "IPv6 is not forwarded",
+            "the kernel's trace mode, which it asks, takes IPv4 only",
         ),
         (
             &[

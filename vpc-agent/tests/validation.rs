@@ -1722,9 +1722,9 @@ fn ipv6_keys_resolve_and_warn_once() {
     assert_eq!(
         warnings(yaml),
         [
-            "8:22: vpcs[0].ipv6_cidr_block: warning: IPv6 is validated but not forwarded yet: the \
-          router answers neighbour discovery on instance ports, other IPv6 packets on VPC \
-          interfaces are dropped (not_ipv4)"
+            "8:22: vpcs[0].ipv6_cidr_block: warning: IPv6 is forwarded only between instances \
+          on their own ports (not yet to or from gateways, peering connections, NAT instances \
+          or shared segments: dropped as not_ipv4)"
         ]
     );
     assert_eq!(warnings(base!()), Vec::<String>::new());

@@ -149,6 +149,8 @@ pub fn preview(nat_ip: u32, flow: &Flow) -> u16 {
 }
 
 /// Tries port number `i` of the search: 1 stops (claimed), 0 goes on.
+// The key and value go to the map by reference on purpose (the lint would copy them here).
+#[allow(clippy::needless_borrows_for_generic_args)]
 extern "C" fn probe(i: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: `ctx` is the `Search` that `allocate` passed to bpf_loop.
     let s = unsafe { &mut *ctx.cast::<Search>() };

@@ -154,8 +154,8 @@ pub(super) fn trace(args: TraceArgs) -> Result<(), Failure> {
     };
     if ipv6 && args.reply {
         return Err(user(
-            "--reply traces the return packet of an IPv4 connection: IPv6 is not forwarded \
-             yet, it has no connections",
+            "--reply traces the return packet of an IPv4 connection: the kernel's trace \
+             mode, which it asks, takes IPv4 only",
         ));
     }
     let flags = match &args.flags {

@@ -53,9 +53,9 @@ pub struct VpcDef {
     /// Primary first.
     pub cidr_blocks: Vec<Ipv4Net>,
     pub internet_gateway: Option<InternetGatewayDef>,
-    /// The VPC's IPv6 block (a /56). IPv6 is validated but not forwarded yet.
+    /// The VPC's IPv6 block (a /56). IPv6 is forwarded between instances on their own ports.
     pub ipv6_cidr_block: Option<Ipv6Net>,
-    /// The egress-only internet gateway (IPv6 only; not forwarded yet).
+    /// The egress-only internet gateway (IPv6 only; validated, its routes drop IPv6 for now).
     pub egress_only_internet_gateway: Option<InternetGatewayDef>,
     /// Gateways that carry packets untranslated: the VPN gateway (at most one, first), then
     /// the gateway endpoints in file order.
@@ -433,7 +433,7 @@ pub struct InstanceDef {
     pub interface: Option<String>,
     pub private_ip: Ipv4Addr,
     pub public_ip: Option<Ipv4Addr>,
-    /// Inside the subnet's `ipv6_cidr` (validated, not forwarded yet).
+    /// Inside the subnet's `ipv6_cidr`.
     pub ipv6_addresses: Vec<Ipv6Addr>,
     /// Indices in the VPC's `security_groups` (`default` if the file names none).
     pub security_groups: Vec<usize>,
