@@ -44,8 +44,10 @@ const UNUSED: &str = "2001:db8:1200::99";
 const NO_SUBNET: &str = "2001:db8:1200:ff::1";
 /// Routed to a blackhole by the public table.
 const BLACKHOLED: &str = "2001:db8:bad::1";
-/// Outside the VPC (routed to the internet gateway).
+/// Outside the VPC (routed to the internet gateway): the internet host.
 const INET6: &str = "2001:db8:ff::2";
+/// The router's own address on the uplink.
+const ROUTER_UP6: &str = "2001:db8:ff::1";
 const TCP: u8 = 6;
 const UDP: u8 = 17;
 const SYN: u8 = 0x02;
@@ -59,6 +61,8 @@ const INSTANCES: [(&str, &str); 3] = [("eweb1", WEB1), ("eweb2", WEB2), ("eapp1"
 enum Expect {
     /// Forwarded out of this port.
     Forward(&'static str),
+    /// The router's own: to its kernel, unchanged.
+    Kernel,
     /// Dropped, counted under this reason.
     Drop(DropReason),
 }
@@ -240,9 +244,9 @@ fn cases(topo: &Topology) -> Vec<Case> {
             AclOutbound,
         ),
         drop(
-            "app's group allows out only to the VPC",
+            "app's group allows out the VPC and HTTPS only",
             "eapp1",
-            tcp(APP1, INET6, 40015, 443, SYN),
+            tcp(APP1, INET6, 40015, 80, SYN),
             SecurityGroupOutbound,
         ),
         drop(
@@ -263,11 +267,98 @@ fn cases(topo: &Topology) -> Vec<Case> {
             tcp(WEB1, BLACKHOLED, 40018, 80, SYN),
             Blackhole,
         ),
-        drop(
-            "::/0 to the internet gateway: IPv6 is not sent out yet",
-            "eweb1",
+        fwd(
+            "::/0 to the internet gateway: out of the uplink, untranslated",
             tcp(WEB1, INET6, 40019, 80, SYN),
+            "up0",
+            key(WEB1, INET6, 40019, 80, TCP),
+        ),
+        fwd(
+            "::/0 to the egress-only gateway: out of the uplink, untranslated",
+            tcp(APP1, INET6, 40026, 443, SYN),
+            "up0",
+            key(APP1, INET6, 40026, 443, TCP),
+        ),
+        // From the internet, on the uplink.
+        case(
+            "from the internet to web-1's port 80: in through the internet gateway",
+            "up0",
+            tcp(INET6, WEB1, 40050, 80, SYN),
+            Expect::Forward("eweb1"),
+            Some(key(INET6, WEB1, 40050, 80, TCP)),
+        ),
+        case(
+            "an ICMPv6 echo from the internet to web-2 (web admits echo from the VPC only)",
+            "up0",
+            echo(INET6, WEB2, 11),
+            Expect::Drop(SecurityGroupInbound),
+            None,
+        ),
+        drop(
+            "from the internet to web-1's port 22",
+            "up0",
+            tcp(INET6, WEB1, 40051, 22, SYN),
+            SecurityGroupInbound,
+        ),
+        drop(
+            "from the internet to app-1, behind the egress-only gateway: replies only",
+            "up0",
+            tcp(INET6, APP1, 40052, 5432, SYN),
+            UplinkUnsolicited,
+        ),
+        drop(
+            "from the uplink with a VPC source",
+            "up0",
+            tcp(WEB2, WEB1, 40053, 80, SYN),
+            UplinkSpoofed,
+        ),
+        drop(
+            "from the uplink with a link-local source",
+            "up0",
+            tcp("fe80::1", WEB1, 40054, 80, SYN),
+            UplinkSpoofed,
+        ),
+        drop(
+            "from the internet to an address of the block no instance has",
+            "up0",
+            tcp(INET6, UNUSED, 40055, 80, SYN),
+            UnknownDestination,
+        ),
+        drop(
+            "from the internet at hop limit 1",
+            "up0",
+            tcp(INET6, WEB1, 40056, 80, SYN).hop_limit(1),
+            TtlExceeded,
+        ),
+        drop(
+            "an ICMPv6 error from the internet",
+            "up0",
+            Frame6::new(
+                INET6,
+                WEB1,
+                Upper::Icmp {
+                    ty: 3,
+                    code: 0,
+                    body: vec![0; 44],
+                },
+            ),
             NotIpv4,
+        ),
+        drop(
+            "a first fragment from the internet",
+            "up0",
+            tcp(INET6, WEB1, 40057, 80, SYN).ext(Ext::Fragment {
+                offset_units: 0,
+                more: true,
+            }),
+            Fragment,
+        ),
+        case(
+            "from the internet to the router's own uplink address: the kernel's",
+            "up0",
+            tcp(INET6, ROUTER_UP6, 40058, 22, SYN),
+            Expect::Kernel,
+            None,
         ),
         // Spoofed sources, from every port.
         drop(
@@ -443,10 +534,28 @@ fn forwarded(frame: &[u8], macs: Option<([u8; 6], [u8; 6])>) -> Vec<u8> {
     out
 }
 
-/// Each instance's IPv6 address as a permanent neighbour of the router on its port (the
-/// test run's FIB then gives XDP the MACs), as `Topology` does for IPv4.
+/// IPv6 on the uplink: the router's address and default route there, the internet host's
+/// address and its route back to the VPC's block.
+fn ipv6_internet(topo: &Topology) {
+    topo.router
+        .ip(&["-6", "addr", "add", &format!("{ROUTER_UP6}/64"), "dev", "up0", "nodad"])
+        .expect("router uplink address");
+    topo.router
+        .ip(&["-6", "route", "add", "default", "via", INET6, "dev", "up0"])
+        .expect("router default route");
+    let inet = &topo.port_named("up0").ns;
+    inet.ip(&["-6", "addr", "add", &format!("{INET6}/64"), "dev", "eth0", "nodad"])
+        .expect("internet address");
+    inet.ip(&["-6", "route", "add", "2001:db8:1200::/56", "via", ROUTER_UP6])
+        .expect("internet route to the VPC");
+}
+
+/// Each instance's IPv6 address as a permanent neighbour of the router on its port, and the
+/// internet host on the uplink (the test run's FIB then gives XDP the MACs), as `Topology`
+/// does for IPv4.
 fn ipv6_neighbours(topo: &Topology) {
-    for (port, addr) in INSTANCES {
+    ipv6_internet(topo);
+    for (port, addr) in INSTANCES.into_iter().chain([("up0", INET6)]) {
         let (_, host) = macs(topo, port);
         let lladdr = host
             .iter()
@@ -482,7 +591,7 @@ fn test_run_ipv6_between_instance_ports() {
         let ingress = topo.port_named(c.ingress).ifindex;
         let expected_drops: BTreeMap<DropReason, u64> = match c.expect {
             Expect::Drop(r) => [(r, 1)].into(),
-            Expect::Forward(_) => BTreeMap::new(),
+            Expect::Forward(_) | Expect::Kernel => BTreeMap::new(),
         };
         // XDP.
         flush_ct6(&mut topo);
@@ -504,6 +613,10 @@ fn test_run_ipv6_between_instance_ports() {
                     "xdp {}: the bytes out of {out}",
                     c.name
                 );
+            }
+            Expect::Kernel => {
+                assert_eq!(xdp.verdict, Verdict::Pass, "xdp {}", c.name);
+                assert_eq!(xdp.output, c.frame, "xdp {}: unchanged", c.name);
             }
             Expect::Drop(_) => assert_eq!(xdp.verdict, Verdict::Drop, "xdp {}", c.name),
         }
@@ -535,6 +648,10 @@ fn test_run_ipv6_between_instance_ports() {
                 assert_eq!(tc.mark, MARK_APPROVED, "tc {}: approved", c.name);
                 forwarded_cases += 1;
             }
+            Expect::Kernel => {
+                assert_eq!(tc.verdict, TcVerdict::Ok, "tc {}", c.name);
+                assert_eq!(tc.output, c.frame, "tc {}: unchanged", c.name);
+            }
             Expect::Drop(_) => assert_eq!(tc.verdict, TcVerdict::Shot, "tc {}", c.name),
         }
         if let Some(k) = &c.tracked {
@@ -561,6 +678,7 @@ fn test_run_ipv6_between_instance_ports() {
                 assert_eq!(interface, out, "evaluator {}", c.name)
             }
             (Expect::Drop(r), EvalVerdict::Drop(e)) => assert_eq!(e, r, "evaluator {}", c.name),
+            (Expect::Kernel, EvalVerdict::ToHost) => {}
             (expect, verdict) => panic!("evaluator {}: {verdict:?}, not {expect:?}", c.name),
         }
         agreed += 1;

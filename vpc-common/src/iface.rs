@@ -138,8 +138,11 @@ pub struct VpcInfo {
     /// Route table holding only the VPC's local (subnet) routes, used for traffic that arrives
     /// from the internet or over a peering connection.
     pub local_table: u32,
+    /// The egress-only internet gateway's interface (0: none). IPv6 from the internet comes in
+    /// on it or the internet gateway's (`decide6_inbound`).
+    pub eigw_ifindex: u32,
 }
-assert_size!(VpcInfo, 8);
+assert_size!(VpcInfo, 12);
 
 /// The endpoint is an instance's network interface.
 pub const ENDPOINT_INSTANCE: u8 = 1;

@@ -98,6 +98,9 @@ pub const MARK_APPROVED: u32 = 0x7670_6301;
 pub const IPV6_LINK: u32 = 0;
 /// See [`IPV6_LINK`].
 pub const IPV6_ROUTE: u32 = 1;
+/// The program for IPv6 arriving on an uplink (`vpc_xdp6_inbound`, `vpc_tc6_inbound`): the
+/// outside program hands it every IPv6 frame of an uplink.
+pub const IPV6_INBOUND: u32 = 2;
 
 #[cfg(test)]
 mod tests {

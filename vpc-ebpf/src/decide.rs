@@ -33,8 +33,9 @@ use vpc_common::{
         PublicKey, PublicTarget, SubnetInfo,
     },
     route::{
-        TARGET_BLACKHOLE, TARGET_GATEWAY, TARGET_INSTANCE, TARGET_INTERNET_GATEWAY, TARGET_LOCAL,
-        TARGET_NAT_GATEWAY, TARGET_PEERING,
+        TARGET_BLACKHOLE, TARGET_EGRESS_ONLY_GATEWAY, TARGET_GATEWAY, TARGET_INSTANCE,
+        TARGET_INTERNET_GATEWAY, TARGET_LOCAL, TARGET_NAT_GATEWAY, TARGET_PEERING,
+        uplink_spoof_table,
     },
     trace::{
         STEP_DELIVER, STEP_GATEWAY_SOURCE_CHECK, STEP_SOURCE_CHECK, STEP_TO_HOST, STEP_TRANSLATE,
@@ -223,6 +224,11 @@ pub fn decide6<M: Mode>(
             0,
             &track,
         )?,
+        // IPv6 leaves untranslated, the instance's own address being public; the
+        // egress-only gateway admits the replies only, on the way in (`decide6_inbound`).
+        TARGET_INTERNET_GATEWAY | TARGET_EGRESS_ONLY_GATEWAY if route.target_id != 0 => {
+            Decision::Forward(Forward::to(route.target_id, 0, 0))
+        }
         TARGET_BLACKHOLE => return Err(DropReason::Blackhole),
         _ => return Err(DropReason::NotIpv4),
     };
@@ -230,11 +236,104 @@ pub fn decide6<M: Mode>(
         return Err(DropReason::BadTarget);
     };
     *fwd = decided;
-    // Before the commit: a packet that dies here opens no connection.
+    commit6(mode, flow, track, fwd)
+}
+
+/// The end of both IPv6 pipelines: a packet at hop limit 1 or 0 dies here (before the commit:
+/// it opens no connection), the rest commits its connection.
+#[inline(always)]
+fn commit6<M: Mode>(
+    mode: M,
+    flow: &Flow<Addr6>,
+    track: Track,
+    fwd: &mut Forward,
+) -> Result<(), DropReason> {
     if flow.ttl <= 1 {
         return Err(DropReason::TtlExceeded);
     }
     conntrack::commit(mode, flow, track, fwd)
+}
+
+/// The VPC holding IPv6 address `addr` (generation `slot`): the uplink anti-spoofing table of
+/// `ROUTES6` lists each VPC's /56 as a local route whose `target_id` is the VPC id.
+#[inline(always)]
+pub fn vpc_of6(slot: u32, addr: Addr6) -> Option<u32> {
+    route::lookup(uplink_spoof_table(slot), addr)
+        .filter(|r| r.target == TARGET_LOCAL && r.target_id != 0)
+        .map(|r| r.target_id)
+}
+
+/// The first checks of [`decide6_inbound`], up to the destination instance (written to `ep`):
+/// a BPF function of its own, so that its frame and the rest's are not added up.
+#[inline(never)]
+pub fn inbound6_destination(
+    slot: u32,
+    ingress: u32,
+    vpc_id: u32,
+    flow: &Flow<Addr6>,
+    ep: &mut Endpoint,
+) -> Result<(), DropReason> {
+    let vpc = copied(&VPCS, vpc_id).ok_or(DropReason::BadTarget)?;
+    if ingress != vpc.igw_ifindex && ingress != vpc.eigw_ifindex {
+        return Err(DropReason::UplinkUnsolicited);
+    }
+    let src = &flow.src;
+    if vpc_of6(slot, flow.src).is_some()
+        || crate::ipv6::is_link_local(src)
+        || src[0] == 0xff
+        || crate::ipv6::is_unspecified(src)
+    {
+        return Err(DropReason::UplinkSpoofed);
+    }
+    if flow.frag != Frag::None {
+        return Err(DropReason::Fragment);
+    }
+    if flow.proto == PROTO_ICMPV6 && flow.icmp_type < ICMPV6_ECHO_REQUEST {
+        return Err(DropReason::NotIpv4);
+    }
+    *ep = Addr6::endpoint(vpc_id, flow.dst)
+        .filter(|ep| ep.kind == ENDPOINT_INSTANCE && ep.ifindex != 0)
+        .ok_or(DropReason::UnknownDestination)?;
+    Ok(())
+}
+
+/// The IPv6 pipeline for a packet from the internet, arriving on uplink `ingress` (generation
+/// `slot`) for an address of VPC `vpc_id`'s block: the uplink must be the VPC's internet or
+/// egress-only gateway's, the source outside every VPC and a unicast global one
+/// (`uplink_spoofed`); the destination an instance on its own port (`unknown_destination`);
+/// a new connection must come back the way its replies would leave: the destination
+/// subnet's route for the source is the internet gateway on this uplink (an egress-only
+/// gateway, or none, admits replies only: `uplink_unsolicited`); then the destination
+/// subnet's ACL and the instance's groups inbound, as for local delivery.
+/// The destination instance `ep` comes from [`inbound6_destination`], which the program calls
+/// first: each of the two BPF functions has its own frame on top of the program's.
+#[inline(never)]
+pub fn decide6_inbound<M: Mode>(
+    mode: M,
+    ingress: u32,
+    vpc_id: u32,
+    flow: &Flow<Addr6>,
+    ep: &Endpoint,
+    fwd: &mut Forward,
+) -> Result<(), DropReason> {
+    let track = conntrack::lookup(mode, flow)?;
+    if !track.established() {
+        let d = subnet(ep.subnet_id)?;
+        let back = route::traced(mode, d.route_table, flow.src);
+        let open = back.is_some_and(|r| {
+            r.target == TARGET_INTERNET_GATEWAY && r.target_id == ingress
+        });
+        if !open {
+            return Err(DropReason::UplinkUnsolicited);
+        }
+    }
+    let Decision::Forward(decided) =
+        deliver_at(mode, vpc_id, 0, ep.subnet_id, flow, flow.dst, 0, &track)?
+    else {
+        return Err(DropReason::BadTarget);
+    };
+    *fwd = decided;
+    commit6(mode, flow, track, fwd)
 }
 
 /// An ICMP error from inside about a packet that reached it translated (through the internet

@@ -476,19 +476,30 @@ fn words(a: &Addr6) -> [u32; 4] {
 /// as for IPv4. Too big is refused: routers never fragment IPv6. The XDP action is written
 /// to `action`: a BPF function of its own (`vpc_xdp6_route`'s frame and `decide6`'s leave no
 /// room for its locals), whose BTF cannot hold a returned `Result<u32, _>`.
+///
+/// The FIB is asked as if the packet had come in on `port`, the instance port of the flow
+/// (where it came in, or where it goes): the kernel answers an IPv6 lookup only for a device
+/// with IPv6 forwarding on, which the agent turns on on instance ports and not on uplinks
+/// (where it would make the router's kernel ignore the upstream's advertisements).
 #[inline(never)]
 pub fn xdp6(
     ctx: &XdpContext,
     flow: &Flow<Addr6>,
     fwd: &Forward,
+    port: u32,
     action: &mut u32,
 ) -> Result<(), DropReason> {
-    *action = xdp6_action(ctx, flow, fwd)?;
+    *action = xdp6_action(ctx, flow, fwd, port)?;
     Ok(())
 }
 
 #[inline(always)]
-fn xdp6_action(ctx: &XdpContext, flow: &Flow<Addr6>, fwd: &Forward) -> Result<u32, DropReason> {
+fn xdp6_action(
+    ctx: &XdpContext,
+    flow: &Flow<Addr6>,
+    fwd: &Forward,
+    port: u32,
+) -> Result<u32, DropReason> {
     if flow.ttl <= 1 {
         return Err(DropReason::TtlExceeded);
     }
@@ -499,7 +510,7 @@ fn xdp6_action(ctx: &XdpContext, flow: &Flow<Addr6>, fwd: &Forward) -> Result<u3
     params.sport = flow.sport.to_be();
     params.dport = flow.dport.to_be();
     params.__bindgen_anon_1.tot_len = flow.ip_len;
-    params.ifindex = fwd.ifindex;
+    params.ifindex = port;
     params.__bindgen_anon_3.ipv6_src = words(&flow.src);
     params.__bindgen_anon_4.ipv6_dst = words(&flow.dst);
     // SAFETY: params is a valid, writable bpf_fib_lookup of the size passed.
@@ -508,7 +519,7 @@ fn xdp6_action(ctx: &XdpContext, flow: &Flow<Addr6>, fwd: &Forward) -> Result<u3
             ctx.as_ptr(),
             &raw mut params,
             size_of::<FibParams>() as i32,
-            FIB_EGRESS,
+            0,
         )
     };
     match rc as u32 {

@@ -151,6 +151,14 @@ pub fn is_unspecified(addr: &[u8; 16]) -> bool {
     u128::from_ne_bytes(*addr) == 0
 }
 
+/// The destination address of the IPv6 packet of an Ethernet frame whose EtherType is IPv6
+/// (only the fixed header read: enough to tell whose packet it is).
+#[inline(always)]
+pub fn destination(ctx: &impl PacketCtx) -> Result<Addr6, DropReason> {
+    let ip: &Ipv6Fixed = header(ctx, ETH_LEN)?;
+    Ok(ip.dst)
+}
+
 /// Parses the IPv6 packet of an Ethernet frame whose EtherType is IPv6.
 #[inline(always)]
 pub fn parse6(ctx: &impl PacketCtx) -> Result<Packet6, DropReason> {

@@ -42,8 +42,8 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use vpc_common::{
-    DropReason, Hook, IPV6_LINK, IPV6_ROUTE, MARK_APPROVED,
-    iface::{IFACE_F_VIRTUAL, IFACE_GATEWAY, IFACE_SUBNET, IfaceInfo},
+    DropReason, Hook, IPV6_INBOUND, IPV6_LINK, IPV6_ROUTE, MARK_APPROVED,
+    iface::{Endpoint, IFACE_F_VIRTUAL, IFACE_GATEWAY, IFACE_SUBNET, IFACE_UPLINK, IfaceInfo},
 };
 
 use crate::{
@@ -138,6 +138,11 @@ fn try_vpc_xdp(ctx: &XdpContext, sides: Sides, bytes: u64) -> Result<Verdict<u32
     // it is `vpc_xdp6`'s.
     if packet::is_ipv6(ctx)? {
         if sides == Sides::Outside {
+            if iface.kind == IFACE_UPLINK {
+                // SAFETY: a tail call into a program of the same type on the same context.
+                unsafe { maps::XDP_IPV6.tail_call(ctx, IPV6_INBOUND) };
+                return Err(DropReason::BadTarget);
+            }
             return Ok(Verdict::Return(xdp_action::XDP_PASS));
         }
         // SAFETY: a tail call into a program of the same type on the same context.
@@ -278,8 +283,44 @@ fn try_vpc_xdp6_route(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
     let mut fwd = Forward::to(0, 0, 0);
     decide::decide6(Live, &iface, ingress, &p, &mut fwd)?;
     let mut action = xdp_action::XDP_DROP;
-    forward::xdp6(ctx, &p, &fwd, &mut action)?;
+    forward::xdp6(ctx, &p, &fwd, ingress, &mut action)?;
     // An unknown neighbour: the TC program decides again and resolves it.
+    Ok(match action {
+        xdp_action::XDP_PASS => Verdict::Return(xdp_action::XDP_PASS),
+        action => Verdict::Sent(action),
+    })
+}
+
+/// IPv6 arriving on an uplink: the router's own (to the kernel) unless it is for an address of
+/// a VPC's IPv6 block, which goes through `decide::decide6_inbound` and out of the
+/// instance's port. Reached from `vpc_xdp_outside` through `XDP_IPV6[IPV6_INBOUND]`.
+#[xdp]
+pub fn vpc_xdp6_inbound(ctx: XdpContext) -> u32 {
+    let bytes = core::hint::black_box(ctx.data_end() - ctx.data()) as u64;
+    finish(
+        Hook::Xdp,
+        bytes,
+        try_vpc_xdp6_inbound(&ctx),
+        xdp_action::XDP_DROP,
+    )
+}
+
+#[inline(always)]
+fn try_vpc_xdp6_inbound(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
+    let ingress = ctx.ingress_ifindex() as u32;
+    let (slot, _) = interface(ingress).ok_or(DropReason::BadTarget)?;
+    let Some(vpc_id) = decide::vpc_of6(slot, ipv6::destination(ctx)?) else {
+        return Ok(Verdict::Return(xdp_action::XDP_PASS));
+    };
+    clock::start();
+    let mut p = ipv6::Packet6::EMPTY;
+    ipv6::parse6_into(ctx, &mut p)?;
+    let mut ep = Endpoint::default();
+    decide::inbound6_destination(slot, ingress, vpc_id, &p, &mut ep)?;
+    let mut fwd = Forward::to(0, 0, 0);
+    decide::decide6_inbound(Live, ingress, vpc_id, &p, &ep, &mut fwd)?;
+    let mut action = xdp_action::XDP_DROP;
+    forward::xdp6(ctx, &p, &fwd, fwd.ifindex, &mut action)?;
     Ok(match action {
         xdp_action::XDP_PASS => Verdict::Return(xdp_action::XDP_PASS),
         action => Verdict::Sent(action),
@@ -365,6 +406,11 @@ fn try_vpc_tc_ingress<M: Mode>(
     // Outside the VPC, IPv6 is the router's own (`packet::is_ipv6`); on a subnet interface
     // it is `vpc_tc6`'s. Traces are of IPv4.
     if !mode.tracing() && packet::is_ipv6(ctx)? {
+        if iface.kind == IFACE_UPLINK {
+            // SAFETY: a tail call into a program of the same type on the same context.
+            unsafe { maps::TC_IPV6.tail_call(ctx, IPV6_INBOUND) };
+            return Err(DropReason::BadTarget);
+        }
         if iface.kind != IFACE_SUBNET {
             return Ok(Verdict::Return(TC_ACT_OK));
         }
@@ -451,6 +497,32 @@ fn try_vpc_tc6_route(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     ipv6::parse6_into(ctx, &mut p)?;
     let mut fwd = Forward::to(0, 0, 0);
     decide::decide6(Live, &iface, ingress, &p, &mut fwd)?;
+    Ok(Verdict::Sent(forward::tc6(ctx, &p, &fwd)?))
+}
+
+/// TC ingress, IPv6 arriving on an uplink: as [`vpc_xdp6_inbound`]. Reached from
+/// `vpc_tc_ingress` through `TC_IPV6[IPV6_INBOUND]`.
+#[classifier]
+pub fn vpc_tc6_inbound(ctx: TcContext) -> i32 {
+    let bytes = u64::from(ctx.len());
+    finish(Hook::TcIngress, bytes, try_vpc_tc6_inbound(&ctx), TC_ACT_SHOT)
+}
+
+#[inline(always)]
+fn try_vpc_tc6_inbound(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
+    // SAFETY: reading the ingress ifindex of the skb being processed.
+    let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    let (slot, _) = interface(ingress).ok_or(DropReason::BadTarget)?;
+    let Some(vpc_id) = decide::vpc_of6(slot, ipv6::destination(ctx)?) else {
+        return Ok(Verdict::Return(TC_ACT_OK));
+    };
+    clock::start();
+    let mut p = ipv6::Packet6::EMPTY;
+    ipv6::parse6_into(ctx, &mut p)?;
+    let mut ep = Endpoint::default();
+    decide::inbound6_destination(slot, ingress, vpc_id, &p, &mut ep)?;
+    let mut fwd = Forward::to(0, 0, 0);
+    decide::decide6_inbound(Live, ingress, vpc_id, &p, &ep, &mut fwd)?;
     Ok(Verdict::Sent(forward::tc6(ctx, &p, &fwd)?))
 }
 

@@ -230,14 +230,15 @@ pub static XDP_OUTSIDE: ProgramArray<1> = ProgramArray::new();
 /// The XDP programs for IPv6 on subnet interfaces, set by the agent like [`XDP_OUTSIDE`]:
 /// `[IPV6_LINK]` is `vpc_xdp6`, which `vpc_xdp` hands every IPv6 frame of a subnet interface
 /// over to; `[IPV6_ROUTE]` is `vpc_xdp6_route`, which `vpc_xdp6` hands a packet routed beyond
-/// the link over to (`vpc_common::IPV6_LINK`, `vpc_common::IPV6_ROUTE`).
+/// the link over to; `[IPV6_INBOUND]` is `vpc_xdp6_inbound`, which `vpc_xdp_outside` hands IPv6
+/// of an uplink over to (`vpc_common::IPV6_LINK`, `IPV6_ROUTE`, `IPV6_INBOUND`).
 #[btf_map]
-pub static XDP_IPV6: ProgramArray<2> = ProgramArray::new();
+pub static XDP_IPV6: ProgramArray<3> = ProgramArray::new();
 
-/// The TC ingress programs for IPv6 on subnet interfaces, as [`XDP_IPV6`]: `vpc_tc6` (reached
-/// from `vpc_tc_ingress`) and `vpc_tc6_route`.
+/// The TC ingress programs for IPv6, as [`XDP_IPV6`]: `vpc_tc6` (reached from
+/// `vpc_tc_ingress`), `vpc_tc6_route` and `vpc_tc6_inbound`.
 #[btf_map]
-pub static TC_IPV6: ProgramArray<2> = ProgramArray::new();
+pub static TC_IPV6: ProgramArray<3> = ProgramArray::new();
 
 /// The registered endpoint at `ip` in VPC `vpc_id`.
 #[inline(always)]

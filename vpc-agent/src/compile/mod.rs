@@ -159,6 +159,7 @@ pub fn compile(
         .flat_map(|igw| links.addresses(&igw.interface))
         .collect();
     routes::uplink_spoof_routes(config, slot, &uplink_addresses, &mut out.routes);
+    routes::uplink_vpc_blocks6(config, slot, &ids, &mut out.routes6);
     let mut acl_overflow = Vec::new();
     for (v, vpc) in config.vpcs.iter().enumerate() {
         let links = topology::vpc_topology(vpc, v, &ids, &mut ifaces, &mut out)?;
@@ -364,7 +365,8 @@ mod tests {
             c.vpcs[&vpc],
             VpcInfo {
                 igw_ifindex: 2,
-                local_table: t_local
+                local_table: t_local,
+                eigw_ifindex: 0,
             }
         );
         let expected = SubnetInfo {

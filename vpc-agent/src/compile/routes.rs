@@ -58,6 +58,26 @@ pub fn uplink_spoof_routes(
     }
 }
 
+/// The IPv6 half of the anti-spoofing table of generation `slot`, in `ROUTES6`: each VPC's
+/// IPv6 block as a local route to the VPC (`target_id` = its id). From an uplink, a source in
+/// it is spoofed, and a destination in it names the VPC the packet is for.
+pub fn uplink_vpc_blocks6(
+    config: &ValidatedConfig,
+    slot: u32,
+    ids: &Ids,
+    out: &mut BTreeMap<Route6Prefix, RouteValue>,
+) {
+    let table = uplink_spoof_table(slot);
+    for (v, vpc) in config.vpcs.iter().enumerate() {
+        if let Some(block) = vpc.ipv6_cidr_block {
+            out.insert(
+                RoutePrefix::new(table, block),
+                value(TARGET_LOCAL, ids.vpc[v]),
+            );
+        }
+    }
+}
+
 /// An LPM trie key: `prefix_len` counts the table id's 32 bits first. `ROUTES` keys have IPv4
 /// addresses, `ROUTES6` keys ([`Route6Prefix`]) IPv6 ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

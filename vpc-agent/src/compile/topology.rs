@@ -142,24 +142,26 @@ pub fn vpc_topology(
         }
         None => 0,
     };
-    let vpc_info = VpcInfo {
-        igw_ifindex,
-        local_table: ids.local_table[v],
-    };
-    out.vpcs.insert(vpc_id, vpc_info);
-    let gateways = gateway_links(vpc, v, ids, ifaces, out)?;
-    subnets(vpc, v, ids, ifaces, out)?;
-    let ports = instance_ports(vpc, v, ids, ifaces, out)?;
-    endpoints(vpc, v, ids, &ports, out);
     // Not an interface of its own to the datapath (no IFACES entry, nothing attached): the
-    // IPv6 routes to it carry its uplink's ifindex. Resolved leniently, since the definition's
-    // interfaces (what `validate` stands in for) do not include it.
+    // IPv6 routes to it carry its uplink's ifindex, and IPv6 replies come in there (the
+    // internet gateway's uplink, which it usually shares). Resolved leniently, since the
+    // definition's interfaces (what `validate` stands in for) do not include it.
     let eigw = vpc.egress_only_internet_gateway.as_ref().map_or(0, |eigw| {
         ifaces
             .resolve
             .link(&eigw.interface)
             .map_or(0, |link| link.ifindex)
     });
+    let vpc_info = VpcInfo {
+        igw_ifindex,
+        local_table: ids.local_table[v],
+        eigw_ifindex: eigw,
+    };
+    out.vpcs.insert(vpc_id, vpc_info);
+    let gateways = gateway_links(vpc, v, ids, ifaces, out)?;
+    subnets(vpc, v, ids, ifaces, out)?;
+    let ports = instance_ports(vpc, v, ids, ifaces, out)?;
+    endpoints(vpc, v, ids, &ports, out);
     Ok(VpcLinks {
         igw: igw_ifindex,
         eigw,

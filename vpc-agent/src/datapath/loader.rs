@@ -14,7 +14,7 @@ use aya::{
     },
 };
 use vpc_common::{
-    DropReason, Hook, IPV6_LINK, IPV6_ROUTE,
+    DropReason, Hook, IPV6_INBOUND, IPV6_LINK, IPV6_ROUTE,
     drop::{DropStats, drop_slot},
     iface::{IFACE_F_VIRTUAL, IFACE_UPLINK, IfaceInfo, IfaceKey},
 };
@@ -207,6 +207,7 @@ impl Datapath {
             programs::XDP_OUTSIDE,
             programs::XDP6,
             programs::XDP6_ROUTE,
+            programs::XDP6_INBOUND,
         ] {
             let xdp: &mut Xdp = ebpf
                 .program_mut(name)
@@ -222,6 +223,7 @@ impl Datapath {
             programs::TC_TRACE,
             programs::TC6,
             programs::TC6_ROUTE,
+            programs::TC6_INBOUND,
         ] {
             let tc: &mut SchedClassifier = ebpf
                 .program_mut(name)
@@ -546,6 +548,7 @@ pub fn link_tail_calls(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
     set_tail_call(ebpf, maps::TRACE_PROG, 0, programs::TC_TRACE)?;
     set_tail_call(ebpf, maps::TC_IPV6, IPV6_LINK, programs::TC6)?;
     set_tail_call(ebpf, maps::TC_IPV6, IPV6_ROUTE, programs::TC6_ROUTE)?;
+    set_tail_call(ebpf, maps::TC_IPV6, IPV6_INBOUND, programs::TC6_INBOUND)?;
     set_xdp_outside(ebpf)
 }
 
@@ -553,6 +556,7 @@ pub fn link_tail_calls(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
 pub fn set_xdp_outside(ebpf: &mut Ebpf) -> Result<(), DatapathError> {
     set_tail_call(ebpf, maps::XDP_IPV6, IPV6_LINK, programs::XDP6)?;
     set_tail_call(ebpf, maps::XDP_IPV6, IPV6_ROUTE, programs::XDP6_ROUTE)?;
+    set_tail_call(ebpf, maps::XDP_IPV6, IPV6_INBOUND, programs::XDP6_INBOUND)?;
     set_tail_call(ebpf, maps::XDP_OUTSIDE, 0, programs::XDP_OUTSIDE)
 }
 

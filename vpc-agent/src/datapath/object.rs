@@ -16,6 +16,9 @@ pub mod programs {
     /// XDP program for IPv6 from an instance port routed beyond the link (the IPv6
     /// pipeline): reached from `XDP6` through `XDP_IPV6`; never attached.
     pub const XDP6_ROUTE: &str = "vpc_xdp6_route";
+    /// XDP program for IPv6 arriving on an uplink: reached from `XDP_OUTSIDE` through
+    /// `XDP_IPV6`; never attached.
+    pub const XDP6_INBOUND: &str = "vpc_xdp6_inbound";
     /// TC ingress program (kernel path) on every VPC interface.
     pub const TC_INGRESS: &str = "vpc_tc_ingress";
     /// TC egress guard on subnet interfaces.
@@ -29,6 +32,9 @@ pub mod programs {
     /// TC ingress program for IPv6 routed beyond the link: reached from `TC6` through
     /// `TC_IPV6`; never attached.
     pub const TC6_ROUTE: &str = "vpc_tc6_route";
+    /// TC ingress program for IPv6 arriving on an uplink: reached from `TC_INGRESS` through
+    /// `TC_IPV6`; never attached.
+    pub const TC6_INBOUND: &str = "vpc_tc6_inbound";
     /// Benchmark floor (parse + redirect, no policy); never attached by the agent.
     pub const FLOOR: &str = "vpc_floor";
 }
@@ -114,7 +120,8 @@ pub mod maps {
     /// `XDP_OUTSIDE[0]`: the XDP program the attached one hands uplink and gateway packets to.
     pub const XDP_OUTSIDE: &str = "XDP_OUTSIDE";
     /// `XDP_IPV6`: the XDP programs for IPv6 on subnet interfaces, at `vpc_common::IPV6_LINK`
-    /// (handed every IPv6 frame by the attached one) and `vpc_common::IPV6_ROUTE`.
+    /// (handed every IPv6 frame by the attached one), `vpc_common::IPV6_ROUTE` and
+    /// `vpc_common::IPV6_INBOUND`.
     pub const XDP_IPV6: &str = "XDP_IPV6";
     /// `TC_IPV6`: the TC programs for IPv6 on subnet interfaces, as `XDP_IPV6`.
     pub const TC_IPV6: &str = "TC_IPV6";
@@ -198,8 +205,8 @@ pub mod maps {
         spec(TRACE, Entries::Scratch),
         spec(TRACE_PROG, Entries::Slots(1)),
         spec(XDP_OUTSIDE, Entries::Slots(1)),
-        spec(XDP_IPV6, Entries::Slots(2)),
-        spec(TC_IPV6, Entries::Slots(2)),
+        spec(XDP_IPV6, Entries::Slots(3)),
+        spec(TC_IPV6, Entries::Slots(3)),
     ];
 
     /// The names of [`ALL`], in its order.

@@ -350,6 +350,7 @@ fn load(topo: &Topology, compiled: &Compiled, conntrack: u32) -> Result<Ebpf> {
         programs::XDP_OUTSIDE,
         programs::XDP6,
         programs::XDP6_ROUTE,
+        programs::XDP6_INBOUND,
         programs::FLOOR,
     ] {
         let prog: &mut Xdp = ebpf
