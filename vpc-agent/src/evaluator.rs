@@ -12,14 +12,17 @@
 //! as `IpAddr`): an IPv4 packet goes through the IPv4 pipeline ([`Evaluator::evaluate`], on a
 //! [`Packet`]), an IPv6 one through `ipv6`: the source check on instance ports, neighbour
 //! discovery, link-scope traffic to the kernel and, from an instance's own port to a global
-//! unicast address, the forwarding pipeline between instances of the VPC (docs/datapath.md,
-//! IPv6): security groups, network ACLs and the route table with the IPv6 rules and routes,
-//! delivery to an instance with its own port. The checks both families share are one code,
-//! generic over the packet ([`Flow`]): rule matching (network ACLs; security groups, whose
-//! `sg:` references match the members' addresses of the packet's family), the longest prefix
-//! route lookup with the local routes, local delivery. What IPv6 does not do yet (routes to
-//! gateways, NAT, peering; shared segments; ICMPv6 errors) is dropped `not_ipv4`. Mixed
-//! families are an error.
+//! unicast address, the forwarding pipeline between instances of the VPC and out of its
+//! internet and egress-only gateways (docs/datapath.md, IPv6): security groups, network ACLs
+//! and the route table with the IPv6 rules and routes, delivery to an instance with its own
+//! port or out of the gateway's interface; from an uplink into the VPC, to an instance with
+//! its own port (new connections by the internet gateway only). The checks both families
+//! share are one code, generic over the packet ([`Flow`]): rule matching (network ACLs;
+//! security groups, whose `sg:` references match the members' addresses of the packet's
+//! family), the longest prefix route lookup with the local routes, the uplink's
+//! anti-spoofing, local delivery. What IPv6 does not do yet (routes to NAT, peering, VPN and
+//! endpoint gateways; shared segments; ICMPv6 errors) is dropped `not_ipv4`. Mixed families
+//! are an error.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -585,7 +588,7 @@ fn lookup(vpc: &VpcDef, table: usize, dst: IpAddr) -> Lookup<'_> {
         .map_or(Lookup::NoRoute, |r| Lookup::Route(r.destination, &r.target))
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     /// A packet from subnet `s` of VPC `v`, arriving on instance `port`'s own port or (`None`)
     /// on the subnet's shared segment.
     fn entering_from_subnet(
@@ -603,7 +606,9 @@ impl Run<'_> {
         // sources of internet hosts, as the instance's own packets (without its public IP).
         let foreign = port.is_some_and(|i| {
             let inst = &vpc.instances[i];
-            inst.private_ip != p.src && !inst.source_dest_check && !self.uplink_spoofed(p.src)
+            inst.private_ip != p.src
+                && !inst.source_dest_check
+                && !self.uplink_spoofed(p.src.into())
         });
         let source = match port {
             Some(i) => Some(&vpc.instances[i]).filter(|i| i.private_ip == p.src || foreign),
@@ -797,25 +802,46 @@ impl Run<'_> {
         at: IpAddr,
         p: &impl Flow,
     ) -> Verdict {
-        let vpc = &self.config.vpcs[v];
+        match self.destination(v, d, at) {
+            Some((endpoint, interface)) => self.admit(v, d, from, endpoint, interface, p),
+            None => Verdict::Drop(DropReason::UnknownDestination),
+        }
+    }
+
+    /// The registered address `at` of subnet `d` of VPC `v` and the interface to it (the
+    /// instance's own port, else, IPv4 only, the subnet's shared segment); records the
+    /// destination check. `None`: `unknown_destination`.
+    fn destination(&mut self, v: usize, d: usize, at: IpAddr) -> Option<(Endpoint<'a>, String)> {
+        let config = self.config;
+        let vpc = &config.vpcs[v];
         let subnet = &vpc.subnets[d];
         let endpoint = Endpoint::find(vpc, at).filter(|e| e.subnet() == d);
         self.hops.push(Hop::DestinationCheck {
             subnet: subnet.name.clone(),
             passed: endpoint.is_some(),
         });
-        let Some(endpoint) = endpoint else {
-            return Verdict::Drop(DropReason::UnknownDestination);
-        };
-        // The instance's own port, else (IPv4) the subnet's shared segment.
+        let endpoint = endpoint?;
         let interface = match endpoint {
             Endpoint::Instance(i) => i.interface.as_ref(),
             Endpoint::NatGateway(_) => None,
         };
         let segment = subnet.interface.as_ref().filter(|_| at.is_ipv4());
-        let Some(interface) = interface.or(segment).cloned() else {
-            return Verdict::Drop(DropReason::UnknownDestination);
-        };
+        Some((endpoint, interface.or(segment).cloned()?))
+    }
+
+    /// Into subnet `d` of VPC `v` to `endpoint` out of `interface` ([`Self::destination`]):
+    /// the subnet's network ACL inbound unless the packet comes `from` that subnet, the
+    /// endpoint's security groups inbound.
+    fn admit(
+        &mut self,
+        v: usize,
+        d: usize,
+        from: Option<usize>,
+        endpoint: Endpoint<'_>,
+        interface: String,
+        p: &impl Flow,
+    ) -> Verdict {
+        let subnet = &self.config.vpcs[v].subnets[d];
         if from == Some(d) {
             self.hops.push(Hop::SameSubnet {
                 subnet: subnet.name.clone(),
@@ -1003,28 +1029,47 @@ impl Run<'_> {
     /// No internet host has `src`: a martian, an address inside a VPC block or a VPN
     /// gateway's customer network, a public or elastic IP (the uplink's anti-spoofing; the
     /// router's uplink addresses are not part of the definition).
-    fn uplink_spoofed(&self, src: Ipv4Addr) -> bool {
-        crate::compile::routes::MARTIANS
-            .iter()
-            .any(|m| m.contains(&src))
+    ///
+    /// IPv6 (`ipv6::uplink_martian`): a link-local, multicast or unspecified source, or one
+    /// inside a VPC's IPv6 block (the other addresses are IPv4).
+    fn uplink_spoofed(&self, src: IpAddr) -> bool {
+        let martian = match src {
+            IpAddr::V4(src) => crate::compile::routes::MARTIANS
+                .iter()
+                .any(|m| m.contains(&src)),
+            IpAddr::V6(src) => ipv6::uplink_martian(src),
+        };
+        martian
             || self.config.vpcs.iter().any(|vpc| {
-                vpc.cidr_blocks.iter().any(|b| b.contains(&src))
+                vpc_blocks(vpc).any(|b| b.contains(&src))
                     || vpc
                         .gateways
                         .iter()
                         .filter(|g| g.kind == GatewayKind::Vpn)
-                        .any(|g| g.networks.iter().any(|n| n.contains(&src)))
-                    || vpc.instances.iter().any(|i| i.public_ip == Some(src))
-                    || vpc.nat_gateways.iter().any(|n| n.elastic_ip == src)
+                        .any(|g| g.networks.iter().any(|n| IpNet::V4(*n).contains(&src)))
+                    || vpc
+                        .instances
+                        .iter()
+                        .any(|i| i.public_ip.map(IpAddr::V4) == Some(src))
+                    || vpc
+                        .nat_gateways
+                        .iter()
+                        .any(|n| IpAddr::V4(n.elastic_ip) == src)
             })
+    }
+
+    /// The uplink's anti-spoofing ([`Self::uplink_spoofed`]); records the hop. Whether the
+    /// source passed.
+    fn uplink_source_check(&mut self, src: IpAddr) -> bool {
+        let passed = !self.uplink_spoofed(src);
+        self.hops.push(Hop::UplinkSourceCheck { passed });
+        passed
     }
 
     /// From the internet: to an instance's public IP (1:1), or a NAT gateway's elastic IP
     /// (replies only, through [`StatefulPolicy::nat_reply`]).
     fn entering_from_uplink(&mut self, p: &Packet) -> Verdict {
-        let spoofed = self.uplink_spoofed(p.src);
-        self.hops.push(Hop::UplinkSourceCheck { passed: !spoofed });
-        if spoofed {
+        if !self.uplink_source_check(p.src.into()) {
             return Verdict::Drop(DropReason::UplinkSpoofed);
         }
         for (v, vpc) in self.config.vpcs.iter().enumerate() {

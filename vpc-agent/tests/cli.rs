@@ -255,7 +255,7 @@ fn trace_ipv6(args: &[&str]) -> Output {
 fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
     let web = "2001:db8:1234:1a00::10";
     // The instance's own address to the internet: on its port, source checked, the rules
-    // and the route to the internet gateway, not forwarded there yet.
+    // and the route to the internet gateway, out of its uplink untranslated.
     let out = trace_ipv6(&[
         "--from",
         web,
@@ -274,8 +274,33 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
         "{text}"
     );
     assert!(text.contains("::/0 -> internet gateway igw"), "{text}");
-    assert!(text.contains("IPv6 is not forwarded there yet"), "{text}");
-    assert!(text.contains("verdict: DROP (not_ipv4)"), "{text}");
+    assert!(
+        text.contains("verdict: DELIVER out of uplink0 as 2001:db8:1234:1a00::10 -> 2001:db8::1"),
+        "{text}"
+    );
+    // From the internet to app-1, whose subnet routes the internet to the egress-only
+    // gateway: a new connection is unsolicited.
+    let out = trace_ipv6(&[
+        "--from",
+        "2001:db8::1",
+        "--to",
+        "2001:db8:1234:1a01::10",
+        "--proto",
+        "tcp",
+        "--dport",
+        "443",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text.contains("entering on uplink0"), "{text}");
+    assert!(
+        text.contains("::/0 -> egress-only internet gateway eigw"),
+        "{text}"
+    );
+    assert!(
+        text.contains("verdict: DROP (uplink_unsolicited)"),
+        "{text}"
+    );
     // To app-1, whose group admits web's members on 443: forwarded out of app-1's port.
     let out = trace_ipv6(&[
         "--from",
@@ -339,8 +364,33 @@ fn trace_takes_ipv6_and_says_what_the_datapath_does_with_it() {
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("verdict: DROP (spoofed)"), "{out:?}");
-    // From the internet: the uplink, the router's own.
-    let out = trace_ipv6(&["--from", "2001:db8::1", "--to", web, "--proto", "tcp"]);
+    // From the internet, on the uplink: to web-1 by the internet gateway, past its group
+    // (HTTPS from anywhere).
+    let out = trace_ipv6(&[
+        "--from",
+        "2001:db8::1",
+        "--to",
+        web,
+        "--proto",
+        "tcp",
+        "--dport",
+        "443",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("entering on uplink0"), "{out:?}");
+    assert!(
+        text.contains("verdict: DELIVER out of eni-web1 as 2001:db8::1 -> 2001:db8:1234:1a00::10"),
+        "{out:?}"
+    );
+    // To an address outside the VPC: the router's own.
+    let out = trace_ipv6(&[
+        "--from",
+        "2001:db8::1",
+        "--to",
+        "2001:db8::2",
+        "--proto",
+        "tcp",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("entering on uplink0"), "{out:?}");
     assert!(text.contains("verdict: TO ROUTER"), "{out:?}");
@@ -450,7 +500,7 @@ fn a_capture_s_ipv6_frames_are_replayed_through_the_evaluator() {
     let frames = vec![
         // For another address of the /64: answered.
         ipv6_frame("fe80::1", "ff02::1:ff00:99", 58, 255, &ns),
-        // The instance's own address to the internet: not forwarded.
+        // The instance's own address to the internet: out of the uplink.
         ipv6_frame(web, "2001:db8::1", 6, 64, &tcp),
         // Another instance's address on web-1's port: spoofed.
         ipv6_frame("2001:db8:1234:1a01::20", "2001:db8::1", 6, 64, &tcp),
@@ -474,11 +524,16 @@ fn a_capture_s_ipv6_frames_are_replayed_through_the_evaluator() {
             .starts_with("    1 [fe80::1]:0 -> [ff02::1:ff00:99]:0 icmpv6 on eni-web1: ANSWERED"),
         "{text}"
     );
-    assert!(lines[1].contains("DROP (not_ipv4) (evaluator)"), "{text}");
+    assert!(
+        lines[1].contains(
+            "DELIVER out of uplink0 as 2001:db8:1234:1a00::10 -> 2001:db8::1 (evaluator)"
+        ),
+        "{text}"
+    );
     assert!(lines[2].contains("DROP (spoofed) (evaluator)"), "{text}");
     assert!(text.contains("summary: 3 packets replayed"), "{text}");
     assert!(text.contains(", 1 skipped"), "{text}");
-    for key in ["answered: 1", "drop not_ipv4: 1", "drop spoofed: 1"] {
+    for key in ["answered: 1", "deliver: 1", "drop spoofed: 1"] {
         assert!(text.contains(key), "{key}: {text}");
     }
 }

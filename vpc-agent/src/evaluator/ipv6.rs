@@ -1,6 +1,18 @@
 //! IPv6 in the reference evaluator: what the datapath does with an IPv6 packet
-//! (`vpc-ebpf/src/ndp.rs` and the IPv6 forwarding between instance ports):
-//! - On an uplink or a gateway's link: the router's own (the kernel's).
+//! (`vpc-ebpf/src/ndp.rs` and the IPv6 forwarding between instance ports and through the
+//! internet gateways):
+//! - On a gateway's link (a VPN gateway's, an endpoint's): the router's own (the kernel's).
+//! - On an uplink (the interface of a VPC's internet or egress-only internet gateway):
+//!   link-scope traffic and anything to an address in no VPC's IPv6 block is the router's
+//!   own; into VPC V's /56 ([`Run::entering6_from_uplink`]): by V's own gateways only (else
+//!   `uplink_unsolicited`), from a source no VPC has and not link-local, multicast or `::`
+//!   (else `uplink_spoofed`), no ICMPv6 error (`not_ipv4`: not forwarded yet), to an address
+//!   of an instance of V on its own port (else `unknown_destination`); a new connection only
+//!   if the destination subnet's table routes the source back to the internet gateway it
+//!   came by (an egress-only gateway lets replies in only: `uplink_unsolicited`); then, as
+//!   IPv4 and by the same code, the subnet's network ACL inbound and the instance's security
+//!   groups inbound (skipped for a tracked connection); hop limit 1 or 0 expires
+//!   (`ttl_exceeded`).
 //! - On a shared segment: router advertisements and redirects are `spoofed`; a link-scope
 //!   destination (`fe80::/10`, `ff02::/16`) is the kernel's; anything else is dropped
 //!   (`not_ipv4`: not forwarded there yet).
@@ -20,11 +32,13 @@
 //!   match among the table's IPv6 routes and the VPC's IPv6 local routes (its /56, the
 //!   subnets' /64s). A local route delivers to an instance of the destination subnet with
 //!   its own port (else `unknown_destination`) past that subnet's network ACL inbound (when
-//!   it is another subnet) and the instance's security groups inbound; a blackhole route (or
-//!   an unaccepted peering, compiled as one) drops `blackhole`; the other targets (internet
-//!   and egress-only gateways, NAT, peering, gateways) are not forwarded yet (`not_ipv4`). A
-//!   packet to be forwarded with hop limit 1 or 0 expires (`ttl_exceeded`; no ICMPv6 error
-//!   sent yet). The port's MTU (`too_big`) is not part of the definition, not modelled.
+//!   it is another subnet) and the instance's security groups inbound; a route to the
+//!   internet gateway or the egress-only gateway sends the packet out of that gateway's
+//!   interface, untranslated; a blackhole route (or an unaccepted peering, compiled as one)
+//!   drops `blackhole`; the other targets (NAT, peering, gateways) are not forwarded yet
+//!   (`not_ipv4`). A packet to be forwarded with hop limit 1 or 0 expires (`ttl_exceeded`;
+//!   no ICMPv6 error sent yet). The port's MTU (`too_big`) is not part of the definition,
+//!   not modelled.
 //!
 //! The packet modelled carries no extension headers and is not fragmented (the datapath
 //! drops neighbour discovery with either, and any IPv6 fragment on a port) and, for a
@@ -42,7 +56,10 @@ use vpc_common::{
     },
 };
 
-use super::{Endpoint, Entry, EvalError, Evaluator, Hop, Ingress, IpPacket, Run, Trace, Verdict};
+use super::{
+    Endpoint, Entry, EvalError, Evaluator, Hop, Ingress, IpPacket, Lookup, RouteHopTarget, Run,
+    Trace, Verdict, holding_subnet, lookup,
+};
 use crate::config::validated::{InstanceDef, RouteTarget, SubnetDef};
 
 /// A neighbour discovery message an instance sends (ICMPv6 type).
@@ -84,12 +101,21 @@ const FIRST_INFORMATIONAL: u8 = 128;
 /// Where an IPv6 packet goes outside the checks it shares with IPv4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ipv6Step {
-    /// On an uplink or a gateway's link: the router's own.
+    /// On a gateway's link, or on an uplink to a link-scope address or one in no VPC's IPv6
+    /// block: the router's own.
     Outside,
+    /// On an uplink not of the VPC whose block holds the destination (neither its internet
+    /// gateway's nor its egress-only gateway's interface): `uplink_unsolicited`.
+    OtherUplink,
+    /// From the internet, a new connection the destination subnet's table does not route
+    /// back to the internet gateway it came by (a route to the egress-only gateway, which
+    /// lets replies in only, another target or none): `uplink_unsolicited`.
+    Unsolicited,
     /// To a link-scope address (`fe80::/10`, `ff02::/16`): the kernel's, never forwarded.
     LinkScope,
     /// Not forwarded (yet) there: anything not link-scope on a shared segment, multicast
-    /// beyond the link, a route to anything but a local route or a blackhole (`not_ipv4`).
+    /// beyond the link, a route to a NAT instance or gateway, a peering or a gateway
+    /// (`not_ipv4`).
     NotForwarded,
     /// An ICMPv6 error (type below 128): not forwarded yet (`not_ipv4`).
     IcmpError,
@@ -117,6 +143,12 @@ fn is_link_scope(addr: Ipv6Addr) -> bool {
     is_link_local(addr) || (o[0] == 0xff && o[1] & 0x0f == 0x02)
 }
 
+/// A source no internet host has, whatever the definition: link-local, multicast, `::`
+/// (the uplink's anti-spoofing adds the VPCs' blocks).
+pub(super) fn uplink_martian(addr: Ipv6Addr) -> bool {
+    is_link_local(addr) || addr.is_multicast() || addr.is_unspecified()
+}
+
 impl Evaluator<'_> {
     /// The IPv6 packet `p` (addresses `src`, `dst`) entering on `ingress`.
     pub(super) fn evaluate6(
@@ -132,21 +164,37 @@ impl Evaluator<'_> {
             tracked: false,
             hops: Vec::new(),
         };
-        let entry = self.entry(ingress, |i| i.ipv6_addresses.contains(&src))?;
-        let verdict = match entry {
-            Entry::Uplink | Entry::Gateway { .. } => {
+        let entry = match self.entry(ingress, |i| i.ipv6_addresses.contains(&src)) {
+            // An egress-only gateway's interface of its own is an uplink too.
+            Err(EvalError::UnknownInterface(name)) if self.egress_only_link(&name) => Entry::Uplink,
+            entry => entry?,
+        };
+        let verdict = match (entry, ingress) {
+            (Entry::Uplink, Ingress::Interface(uplink)) => {
+                run.entering6_from_uplink(uplink, p, src, dst)
+            }
+            (Entry::Uplink | Entry::Gateway { .. }, _) => {
                 run.hops.push(Hop::Ipv6 {
                     step: Ipv6Step::Outside,
                 });
                 Verdict::ToHost
             }
-            Entry::Subnet { vpc, subnet, port } => {
+            (Entry::Subnet { vpc, subnet, port }, _) => {
                 self.on_subnet(&mut run, vpc, subnet, port, p, src, dst)
             }
         };
         Ok(Trace {
             hops: run.hops,
             verdict,
+        })
+    }
+
+    /// Whether `name` is the interface of a VPC's egress-only internet gateway.
+    fn egress_only_link(&self, name: &str) -> bool {
+        self.config.vpcs.iter().any(|vpc| {
+            vpc.egress_only_internet_gateway
+                .as_ref()
+                .is_some_and(|g| g.interface == name)
         })
     }
 
@@ -373,8 +421,13 @@ impl Run<'_> {
         }
         self.tracked = self.policy.tracked(p);
         let verdict = self.leaving_instance(v, s, Endpoint::Instance(source), p, |run, t, d, r| {
-            run.target6(v, t, d, r)
+            run.target6(v, t, d, r, p)
         });
+        self.expire(verdict, p)
+    }
+
+    /// A packet `verdict` would forward expires at the router with hop limit 1 or 0.
+    fn expire(&mut self, verdict: Verdict, p: &IpPacket) -> Verdict {
         if matches!(verdict, Verdict::Deliver { .. }) && p.hop_limit <= 1 {
             self.hops.push(Hop::Ipv6 {
                 step: Ipv6Step::HopLimitExceeded,
@@ -384,22 +437,132 @@ impl Run<'_> {
         verdict
     }
 
-    /// A route of an IPv6 packet in `table` of VPC `v` to `target` (not a local route).
-    fn target6(&mut self, v: usize, table: usize, dest: IpNet, target: &RouteTarget) -> Verdict {
+    /// A route of IPv6 packet `p` in `table` of VPC `v` to `target` (not a local route).
+    fn target6(
+        &mut self,
+        v: usize,
+        table: usize,
+        dest: IpNet,
+        target: &RouteTarget,
+        p: &IpPacket,
+    ) -> Verdict {
         let hop = self.hop_target(v, target);
         self.route_hop(v, table, Some(dest), hop);
         let vpc = &self.config.vpcs[v];
-        match *target {
-            RouteTarget::Blackhole => Verdict::Drop(DropReason::Blackhole),
+        let gateway = match *target {
+            RouteTarget::InternetGateway => vpc.internet_gateway.as_ref(),
+            RouteTarget::EgressOnlyGateway => vpc.egress_only_internet_gateway.as_ref(),
+            RouteTarget::Blackhole => return Verdict::Drop(DropReason::Blackhole),
             // Compiled as a blackhole route, as for IPv4.
             RouteTarget::Peering(c) if !vpc.peering_connections[c].accepted => {
-                Verdict::Drop(DropReason::Blackhole)
+                return Verdict::Drop(DropReason::Blackhole);
             }
             _ => {
                 self.hops.push(Hop::Ipv6 {
                     step: Ipv6Step::NotForwarded,
                 });
-                Verdict::Drop(DropReason::NotIpv4)
+                return Verdict::Drop(DropReason::NotIpv4);
+            }
+        };
+        // Out of the gateway's interface, untranslated. Validation keeps routes to a gateway
+        // the VPC does not have out; were one there, it is compiled to no entry.
+        match gateway {
+            Some(g) => Verdict::Deliver {
+                interface: g.interface.clone(),
+                src: p.src,
+                dst: p.dst,
+            },
+            None => Verdict::Drop(DropReason::NoRoute),
+        }
+    }
+
+    /// `p` (addresses `src`, `dst`) arriving on uplink `uplink`: into the VPC whose IPv6 block
+    /// holds the destination, to an instance on its own port (module documentation).
+    fn entering6_from_uplink(
+        &mut self,
+        uplink: &str,
+        p: &IpPacket,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+    ) -> Verdict {
+        let config = self.config;
+        let into = config
+            .vpcs
+            .iter()
+            .position(|vpc| vpc.ipv6_cidr_block.is_some_and(|b| b.contains(&dst)));
+        let Some(v) = into.filter(|_| !is_link_scope(dst)) else {
+            self.hops.push(Hop::Ipv6 {
+                step: Ipv6Step::Outside,
+            });
+            return Verdict::ToHost;
+        };
+        let vpc = &config.vpcs[v];
+        let gateways = [
+            vpc.internet_gateway.as_ref(),
+            vpc.egress_only_internet_gateway.as_ref(),
+        ];
+        if !gateways
+            .into_iter()
+            .flatten()
+            .any(|g| g.interface == uplink)
+        {
+            self.hops.push(Hop::Ipv6 {
+                step: Ipv6Step::OtherUplink,
+            });
+            return Verdict::Drop(DropReason::UplinkUnsolicited);
+        }
+        if !self.uplink_source_check(src.into()) {
+            return Verdict::Drop(DropReason::UplinkSpoofed);
+        }
+        if p.proto == PROTO_ICMPV6 && p.icmp_type < FIRST_INFORMATIONAL {
+            self.hops.push(Hop::Ipv6 {
+                step: Ipv6Step::IcmpError,
+            });
+            return Verdict::Drop(DropReason::NotIpv4);
+        }
+        // Inside the /56 but in no subnet: no instance has it.
+        let Some((d, _)) = holding_subnet(vpc, dst.into()) else {
+            return Verdict::Drop(DropReason::UnknownDestination);
+        };
+        let Some((endpoint, port)) = self.destination(v, d, dst.into()) else {
+            return Verdict::Drop(DropReason::UnknownDestination);
+        };
+        self.tracked = self.policy.tracked(p);
+        if !self.tracked && !self.routed_back(v, d, uplink, src) {
+            self.hops.push(Hop::Ipv6 {
+                step: Ipv6Step::Unsolicited,
+            });
+            return Verdict::Drop(DropReason::UplinkUnsolicited);
+        }
+        let verdict = self.admit(v, d, None, endpoint, port, p);
+        self.expire(verdict, p)
+    }
+
+    /// Whether subnet `d` of VPC `v` routes `src` (outside every VPC) to the internet gateway
+    /// on `uplink`: a new connection from the internet comes in only where the replies would
+    /// go out and never by the egress-only gateway. Records the route hop.
+    fn routed_back(&mut self, v: usize, d: usize, uplink: &str, src: Ipv6Addr) -> bool {
+        let vpc = &self.config.vpcs[v];
+        let table = vpc.subnets[d].route_table;
+        match lookup(vpc, table, src.into()) {
+            Lookup::Route(dest, target) => {
+                let hop = self.hop_target(v, target);
+                self.route_hop(v, table, Some(dest), hop);
+                *target == RouteTarget::InternetGateway
+                    && vpc
+                        .internet_gateway
+                        .as_ref()
+                        .is_some_and(|g| g.interface == uplink)
+            }
+            // Not for a source outside every VPC block (the uplink's anti-spoofing).
+            Lookup::Local(block) => {
+                let hop = RouteHopTarget::Local { subnet: None };
+                self.route_hop(v, table, Some(block), hop);
+                false
+            }
+            Lookup::NoRoute => {
+                self.route_hop(v, table, None, RouteHopTarget::NoRoute);
+                false
             }
         }
     }
@@ -498,14 +661,22 @@ mod tests {
     const MALFORMED: Verdict = Verdict::Drop(DropReason::Malformed);
 
     #[test]
-    fn the_instances_own_address_to_the_internet_is_checked_routed_and_not_forwarded() {
+    fn the_instances_own_address_to_the_internet_is_checked_routed_and_sent_out_of_the_uplink() {
         // The default group and network ACL allow all IPv6 out; the route to the internet
-        // gateway is not forwarded yet.
+        // gateway sends it out of the uplink, untranslated.
         for p in [tcp(WEB, INTERNET), packet(WEB, INTERNET, 17)] {
             let t = trace("eweb", &p);
-            assert_eq!(t.verdict, NOT_IPV4, "{p:?}");
+            assert_eq!(
+                t.verdict,
+                Verdict::Deliver {
+                    interface: "up".into(),
+                    src: ip(WEB),
+                    dst: ip(INTERNET),
+                },
+                "{p:?}"
+            );
             assert_eq!(t.hops[0], source(true), "{p:?}");
-            assert_eq!(t.hops.last(), Some(&step(Ipv6Step::NotForwarded)), "{p:?}");
+            assert!(matches!(t.hops.last(), Some(Hop::Route { .. })), "{p:?}");
             let route = t.hops.iter().find_map(|h| match h {
                 Hop::Route {
                     destination,
@@ -624,10 +795,15 @@ mod tests {
 
     #[test]
     fn ipv6_outside_the_vpc_is_the_routers_own() {
-        for interface in ["up", "vpn0"] {
-            let t = trace(interface, &tcp(INTERNET, WEB));
-            assert_eq!(t.verdict, Verdict::ToHost, "{interface}");
-            assert_eq!(t.hops, [step(Ipv6Step::Outside)], "{interface}");
+        // A gateway's link: even to an instance of the VPC.
+        let t = trace("vpn0", &tcp(INTERNET, WEB));
+        assert_eq!(t.verdict, Verdict::ToHost);
+        assert_eq!(t.hops, [step(Ipv6Step::Outside)]);
+        // The uplink: to no VPC's block, or link-scope.
+        for dst in ["2001:db8:ff::2", "fe80::1", "ff02::1"] {
+            let t = trace("up", &tcp(INTERNET, dst));
+            assert_eq!(t.verdict, Verdict::ToHost, "{dst}");
+            assert_eq!(t.hops, [step(Ipv6Step::Outside)], "{dst}");
         }
     }
 
@@ -805,7 +981,12 @@ mod tests {
         let t = evaluator
             .evaluate_ip(by_subnet, &tcp(APP, INTERNET))
             .expect("evaluates");
-        assert_eq!((t.verdict, t.hops[0].clone()), (NOT_IPV4, source(true)));
+        let out = Verdict::Deliver {
+            interface: "up".into(),
+            src: ip(APP),
+            dst: ip(INTERNET),
+        };
+        assert_eq!((t.verdict, t.hops[0].clone()), (out, source(true)));
     }
 
     /// Two subnets with instance ports, their own network ACLs and groups (IPv6 rules only,
@@ -1063,7 +1244,7 @@ mod tests {
     }
 
     #[test]
-    fn routes_by_longest_prefix_other_targets_are_not_forwarded() {
+    fn routes_by_longest_prefix_to_the_internet_gateway_or_a_blackhole() {
         // Nothing routes 2001:db8:aaaa::/48.
         let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:aaaa::1", 443));
         assert_eq!(t.verdict, Verdict::Drop(DropReason::NoRoute));
@@ -1076,18 +1257,15 @@ mod tests {
                 target: RouteHopTarget::NoRoute,
             })
         );
-        // The internet gateway's /48: checked, routed, not forwarded yet.
+        // The internet gateway's /48: checked, routed, out of its uplink.
         let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:ff::1", 443));
-        assert_eq!(t.verdict, NOT_IPV4);
+        assert_eq!(t.verdict, deliver("up", F_WEB, "2001:db8:ff::1"));
         assert_eq!(
-            t.hops[t.hops.len() - 2..],
-            [
-                route_hop(
-                    "2001:db8:ff::/48",
-                    RouteHopTarget::InternetGateway("igw".into())
-                ),
-                step(Ipv6Step::NotForwarded),
-            ]
+            t.hops.last(),
+            Some(&route_hop(
+                "2001:db8:ff::/48",
+                RouteHopTarget::InternetGateway("igw".into())
+            ))
         );
         // The blackhole /64 inside it wins.
         let t = fwd("eweb", &tcp_to(F_WEB, "2001:db8:ff:dead::1", 443));
@@ -1223,5 +1401,345 @@ mod tests {
         // The network ACLs still apply.
         let t = forward_trace(&Tracked, "eweb", &tcp_to(F_WEB, F_APP, 8080));
         assert_eq!(t.verdict, ACL_IN);
+    }
+
+    /// VPC `v`: an internet gateway and an egress-only gateway on one uplink `up0`; subnet
+    /// `pub` routes `::/0` to the internet gateway, `priv` to the egress-only gateway (and a
+    /// /48 to a NAT instance). VPC `w`: its internet gateway on `up1`, its egress-only
+    /// gateway on an interface of its own, `eg1`, a route to one /48 only.
+    const GATEWAYS: &str = "vpcs:
+  - name: v
+    cidr_blocks: [10.0.0.0/16]
+    ipv6_cidr_block: 2001:db8:1200::/56
+    internet_gateway: { name: igw, interface: up0 }
+    egress_only_internet_gateway: { name: eigw, interface: up0 }
+    subnets:
+      - { name: pub, cidr: 10.0.0.0/24, ipv6_cidr: 2001:db8:1200::/64, route_table: pub, network_acl: pub-acl }
+      - { name: priv, cidr: 10.0.1.0/24, ipv6_cidr: 2001:db8:1200:1::/64, route_table: priv }
+    route_tables:
+      - { name: pub, routes: [{ destination: '::/0', target: igw }] }
+      - name: priv
+        routes:
+          - { destination: '::/0', target: eigw }
+          - { destination: '2001:db8:ee::/48', target: nat }
+    network_acls:
+      - name: pub-acl
+        inbound:
+          - { rule: 90, protocol: tcp, ports: 8080, cidr: '2001:db8:bad::/48', action: deny }
+          - { rule: 100, protocol: all, cidr: '::/0', action: allow }
+        outbound: [{ rule: 100, protocol: all, cidr: '::/0', action: allow }]
+    security_groups:
+      - name: web
+        inbound:
+          - { protocol: tcp, ports: 443, source: '::/0' }
+          - { protocol: tcp, ports: 8080, source: '::/0' }
+        outbound: [{ protocol: all, destination: '::/0' }]
+      - name: app
+        inbound: [{ protocol: tcp, ports: 443, source: '::/0' }]
+        outbound: [{ protocol: all, destination: '::/0' }]
+    instances:
+      - { name: web, subnet: pub, interface: eweb, private_ip: 10.0.0.10, ipv6_addresses: ['2001:db8:1200::10'], security_groups: [web] }
+      - { name: app, subnet: priv, interface: eapp, private_ip: 10.0.1.10, ipv6_addresses: ['2001:db8:1200:1::10'], security_groups: [app] }
+      - { name: nat, subnet: priv, interface: enat, private_ip: 10.0.1.20, ipv6_addresses: ['2001:db8:1200:1::20'], source_dest_check: false }
+  - name: w
+    cidr_blocks: [10.1.0.0/16]
+    ipv6_cidr_block: 2001:db8:3400::/56
+    internet_gateway: { name: igw-w, interface: up1 }
+    egress_only_internet_gateway: { name: eigw-w, interface: eg1 }
+    subnets:
+      - { name: s, cidr: 10.1.0.0/24, ipv6_cidr: 2001:db8:3400::/64, route_table: rt }
+    route_tables:
+      - { name: rt, routes: [{ destination: '2001:db8:ff::/48', target: igw-w }, { destination: '2001:db8:ef::/48', target: eigw-w }] }
+    security_groups:
+      - { name: open, inbound: [{ protocol: all, source: '::/0' }], outbound: [{ protocol: all, destination: '::/0' }] }
+    instances:
+      - { name: x, subnet: s, interface: ex, private_ip: 10.1.0.10, ipv6_addresses: ['2001:db8:3400::10'], security_groups: [open] }
+";
+    const G_WEB: &str = "2001:db8:1200::10";
+    const G_APP: &str = "2001:db8:1200:1::10";
+    const G_X: &str = "2001:db8:3400::10";
+    /// A host on the internet.
+    const HOST: &str = "2001:db8:ff::7";
+
+    fn gw_trace(policy: &dyn super::super::StatefulPolicy, interface: &str, p: &IpPacket) -> Trace {
+        let config = load_str("t.yaml", GATEWAYS).expect("valid");
+        Evaluator::new(&config, policy)
+            .evaluate_ip(Ingress::Interface(interface), p)
+            .expect("evaluates")
+    }
+
+    fn gw(interface: &str, p: &IpPacket) -> Trace {
+        gw_trace(&super::super::Stateless, interface, p)
+    }
+
+    fn gw_route(vpc: &str, table: &str, destination: &str, target: RouteHopTarget) -> Hop {
+        Hop::Route {
+            vpc: vpc.into(),
+            table: table.into(),
+            destination: Some(destination.parse().expect("net")),
+            target,
+        }
+    }
+
+    fn uplink_source(passed: bool) -> Hop {
+        Hop::UplinkSourceCheck { passed }
+    }
+
+    fn destination(subnet: &str, passed: bool) -> Hop {
+        Hop::DestinationCheck {
+            subnet: subnet.into(),
+            passed,
+        }
+    }
+
+    const UNSOLICITED: Verdict = Verdict::Drop(DropReason::UplinkUnsolicited);
+    const EXPIRED: Verdict = Verdict::Drop(DropReason::TtlExceeded);
+
+    #[test]
+    fn out_through_the_internet_gateway_and_the_egress_only_gateway_untranslated() {
+        let igw = || RouteHopTarget::InternetGateway("igw".into());
+        let t = gw("eweb", &tcp_to(G_WEB, HOST, 443));
+        assert_eq!(t.verdict, deliver("up0", G_WEB, HOST), "{:?}", t.hops);
+        assert_eq!(
+            t.hops,
+            [
+                Hop::SourceCheck {
+                    subnet: "pub".into(),
+                    passed: true
+                },
+                sg_hop("web", Direction::Outbound, Some(("web", 0))),
+                acl_hop("pub-acl", "pub", Direction::Outbound, 100, true),
+                gw_route("v", "pub", "::/0", igw()),
+            ]
+        );
+        let eigw = RouteHopTarget::EgressOnlyGateway("eigw".into());
+        let t = gw("eapp", &tcp_to(G_APP, HOST, 443));
+        assert_eq!(t.verdict, deliver("up0", G_APP, HOST), "{:?}", t.hops);
+        assert_eq!(t.hops.last(), Some(&gw_route("v", "priv", "::/0", eigw)));
+        // An egress-only gateway on an interface of its own: out of that one.
+        let t = gw("ex", &tcp_to(G_X, "2001:db8:ef::1", 443));
+        assert_eq!(
+            t.verdict,
+            deliver("eg1", G_X, "2001:db8:ef::1"),
+            "{:?}",
+            t.hops
+        );
+        // The checks first: the group, then the hop limit once it would be forwarded.
+        let out = |hop_limit, dport| IpPacket {
+            hop_limit,
+            ..tcp_to(G_WEB, HOST, dport)
+        };
+        for hop_limit in [0, 1] {
+            let t = gw("eweb", &out(hop_limit, 443));
+            assert_eq!(t.verdict, EXPIRED, "hop limit {hop_limit}");
+            assert_eq!(t.hops.last(), Some(&step(Ipv6Step::HopLimitExceeded)));
+        }
+        assert_eq!(
+            gw("eweb", &out(2, 443)).verdict,
+            deliver("up0", G_WEB, HOST)
+        );
+        // A NAT instance still does not carry IPv6.
+        let t = gw("eapp", &tcp_to(G_APP, "2001:db8:ee::1", 443));
+        assert_eq!(t.verdict, NOT_IPV4);
+        assert_eq!(
+            t.hops[t.hops.len() - 2..],
+            [
+                gw_route(
+                    "v",
+                    "priv",
+                    "2001:db8:ee::/48",
+                    RouteHopTarget::Instance("nat".into())
+                ),
+                step(Ipv6Step::NotForwarded)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_connection_from_the_internet_comes_in_by_the_internet_gateway_route() {
+        let t = gw("up0", &tcp_to(HOST, G_WEB, 443));
+        assert_eq!(t.verdict, deliver("eweb", HOST, G_WEB), "{:?}", t.hops);
+        assert_eq!(
+            t.hops,
+            [
+                uplink_source(true),
+                destination("pub", true),
+                gw_route(
+                    "v",
+                    "pub",
+                    "::/0",
+                    RouteHopTarget::InternetGateway("igw".into())
+                ),
+                acl_hop("pub-acl", "pub", Direction::Inbound, 100, true),
+                sg_hop("web", Direction::Inbound, Some(("web", 0))),
+            ]
+        );
+        // The private subnet routes the internet to the egress-only gateway: replies only,
+        // whatever app's group admits.
+        let t = gw("up0", &tcp_to(HOST, G_APP, 443));
+        assert_eq!(t.verdict, UNSOLICITED, "{:?}", t.hops);
+        assert_eq!(
+            t.hops,
+            [
+                uplink_source(true),
+                destination("priv", true),
+                gw_route(
+                    "v",
+                    "priv",
+                    "::/0",
+                    RouteHopTarget::EgressOnlyGateway("eigw".into())
+                ),
+                step(Ipv6Step::Unsolicited),
+            ]
+        );
+        // Another target (the NAT instance's /48), or no route at all.
+        let t = gw("up0", &tcp_to("2001:db8:ee::1", G_APP, 443));
+        assert_eq!(t.verdict, UNSOLICITED);
+        assert!(
+            t.hops.contains(&gw_route(
+                "v",
+                "priv",
+                "2001:db8:ee::/48",
+                RouteHopTarget::Instance("nat".into())
+            )),
+            "{:?}",
+            t.hops
+        );
+        let t = gw("up1", &tcp_to("2001:db8:aa::1", G_X, 443));
+        assert_eq!(t.verdict, UNSOLICITED);
+        assert!(
+            t.hops.contains(&Hop::Route {
+                vpc: "w".into(),
+                table: "rt".into(),
+                destination: None,
+                target: RouteHopTarget::NoRoute,
+            }),
+            "{:?}",
+            t.hops
+        );
+        // w routes HOST to its internet gateway on up1: by up1, not by its egress-only
+        // gateway's own interface.
+        assert_eq!(
+            gw("up1", &tcp_to(HOST, G_X, 443)).verdict,
+            deliver("ex", HOST, G_X)
+        );
+        assert_eq!(gw("eg1", &tcp_to(HOST, G_X, 443)).verdict, UNSOLICITED);
+        // Into a VPC by another VPC's uplink.
+        for (uplink, dst) in [("up1", G_WEB), ("up0", G_X), ("eg1", G_WEB)] {
+            let t = gw(uplink, &tcp_to(HOST, dst, 443));
+            assert_eq!(t.verdict, UNSOLICITED, "{uplink} -> {dst}");
+            assert_eq!(t.hops, [step(Ipv6Step::OtherUplink)], "{uplink} -> {dst}");
+        }
+    }
+
+    #[test]
+    fn replies_of_tracked_connections_come_in_by_either_gateway() {
+        let t = gw_trace(&Tracked, "up0", &tcp_to(HOST, G_APP, 40000));
+        assert_eq!(t.verdict, deliver("eapp", HOST, G_APP), "{:?}", t.hops);
+        assert_eq!(
+            t.hops,
+            [
+                uplink_source(true),
+                destination("priv", true),
+                Hop::Acl {
+                    acl: "default".into(),
+                    subnet: "priv".into(),
+                    direction: Direction::Inbound,
+                    rule: Some(101),
+                    allowed: true,
+                },
+                Hop::TrackedConnection {
+                    instance: "app".into(),
+                    direction: Direction::Inbound
+                },
+            ]
+        );
+        let t = gw_trace(&Tracked, "eg1", &tcp_to("2001:db8:ef::1", G_X, 40000));
+        assert_eq!(
+            t.verdict,
+            deliver("ex", "2001:db8:ef::1", G_X),
+            "{:?}",
+            t.hops
+        );
+        // The network ACL still applies.
+        let t = gw_trace(&Tracked, "up0", &tcp_to("2001:db8:bad::1", G_WEB, 8080));
+        assert_eq!(t.verdict, ACL_IN);
+    }
+
+    #[test]
+    fn inbound_acls_groups_and_the_hop_limit_apply_after_the_route() {
+        // pub-acl denies 8080 from 2001:db8:bad::/48 (rule 90); web's group would admit it.
+        let t = gw("up0", &tcp_to("2001:db8:bad::1", G_WEB, 8080));
+        assert_eq!(t.verdict, ACL_IN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&acl_hop("pub-acl", "pub", Direction::Inbound, 90, false))
+        );
+        assert_eq!(
+            gw("up0", &tcp_to(HOST, G_WEB, 8080)).verdict,
+            deliver("eweb", HOST, G_WEB)
+        );
+        // web's group admits 443 and 8080 only.
+        let t = gw("up0", &tcp_to(HOST, G_WEB, 22));
+        assert_eq!(t.verdict, SG_IN);
+        assert_eq!(
+            t.hops.last(),
+            Some(&sg_hop("web", Direction::Inbound, None))
+        );
+        let with = |hop_limit, dport| IpPacket {
+            hop_limit,
+            ..tcp_to(HOST, G_WEB, dport)
+        };
+        for hop_limit in [0, 1] {
+            let t = gw("up0", &with(hop_limit, 443));
+            assert_eq!(t.verdict, EXPIRED, "hop limit {hop_limit}");
+            assert_eq!(t.hops.last(), Some(&step(Ipv6Step::HopLimitExceeded)));
+            assert_eq!(gw("up0", &with(hop_limit, 22)).verdict, SG_IN);
+        }
+    }
+
+    #[test]
+    fn the_uplink_refuses_sources_no_internet_host_has_and_unknown_destinations() {
+        // Inside a VPC's block (this one's, another's), link-local, multicast, `::`.
+        for src in [
+            "2001:db8:1200::99",
+            "2001:db8:1200:1::10",
+            "2001:db8:3400::5",
+            HOST_LL,
+            "ff0e::1",
+            "::",
+        ] {
+            let t = gw("up0", &tcp_to(src, G_WEB, 443));
+            assert_eq!(t.verdict, Verdict::Drop(DropReason::UplinkSpoofed), "{src}");
+            assert_eq!(t.hops, [uplink_source(false)], "{src}");
+        }
+        // An address of the subnet no instance has; one of the /56 in no subnet.
+        let t = gw("up0", &tcp_to(HOST, "2001:db8:1200::99", 443));
+        assert_eq!(t.verdict, UNKNOWN);
+        assert_eq!(t.hops, [uplink_source(true), destination("pub", false)]);
+        let t = gw("up0", &tcp_to(HOST, "2001:db8:1200:ff::1", 443));
+        assert_eq!(t.verdict, UNKNOWN);
+        assert_eq!(t.hops, [uplink_source(true)]);
+        // To no VPC's block, or link-scope: the router's own.
+        for dst in ["2001:db8:ff::1", "fe80::1", "ff02::1"] {
+            let t = gw("up0", &tcp_to(HOST, dst, 443));
+            assert_eq!(t.verdict, Verdict::ToHost, "{dst}");
+            assert_eq!(t.hops, [step(Ipv6Step::Outside)], "{dst}");
+        }
+    }
+
+    #[test]
+    fn icmpv6_errors_from_the_internet_are_not_forwarded_yet() {
+        for ty in [1, 2, 3, 4] {
+            let t = gw("up0", &icmpv6(HOST, G_WEB, ty));
+            assert_eq!(t.verdict, NOT_IPV4, "type {ty}");
+            assert_eq!(
+                t.hops,
+                [uplink_source(true), step(Ipv6Step::IcmpError)],
+                "type {ty}"
+            );
+        }
+        // Informational messages go through the rules: web's group admits no ICMPv6.
+        assert_eq!(gw("up0", &icmpv6(HOST, G_WEB, 128)).verdict, SG_IN);
     }
 }

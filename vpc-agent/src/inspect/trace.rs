@@ -1,7 +1,8 @@
 //! `vpc-agent trace`: what the datapath would do with a packet, explained hop by hop with the
 //! reference evaluator (stateless: security groups and NAT replies are not modelled yet).
 //! IPv6 packets are judged as the datapath handles IPv6: forwarded between instance ports of
-//! a VPC through the same checks as IPv4, link-scope traffic to the router, the rest dropped.
+//! a VPC and through its internet and egress-only gateways by the same checks as IPv4,
+//! link-scope traffic to the router, the rest dropped.
 
 use std::{fmt::Write as _, net::IpAddr};
 
@@ -200,16 +201,24 @@ pub fn describe(hop: &Hop) -> String {
         }
         Hop::Ipv6 { step } => match step {
             Ipv6Step::Outside => {
-                "IPv6 outside the VPC (an uplink or a gateway's link): the router's own".to_owned()
+                "IPv6 not into a VPC (a gateway's link, or on an uplink to no VPC's \
+                 IPv6 block or a link-scope address): the router's own"
+                    .to_owned()
             }
+            Ipv6Step::OtherUplink => "IPv6 into a VPC by an uplink not of its internet or \
+                 egress-only gateway: dropped"
+                .to_owned(),
+            Ipv6Step::Unsolicited => "a new connection from the internet comes in only by the \
+                 internet gateway the destination subnet routes the source to (an egress-only \
+                 gateway lets replies in only): dropped"
+                .to_owned(),
             Ipv6Step::LinkScope => {
                 "IPv6 to a link-scope address (fe80::/10, ff02::/16): the kernel's, never forwarded"
                     .to_owned()
             }
-            Ipv6Step::NotForwarded => {
-                "IPv6 is not forwarded there yet (only between instance ports of a VPC): dropped"
-                    .to_owned()
-            }
+            Ipv6Step::NotForwarded => "IPv6 is not forwarded there yet (only between instance \
+                 ports of a VPC and through internet gateways): dropped"
+                .to_owned(),
             Ipv6Step::IcmpError => "ICMPv6 errors are not forwarded yet: dropped".to_owned(),
             Ipv6Step::HopLimitExceeded => {
                 "hop limit 1: it would expire at the router (no time exceeded sent yet): dropped"
@@ -350,8 +359,39 @@ mod tests {
              on eni-web1\n  1. source check in subnet public: pass\n  2. security groups of \
              web-1, outbound: allowed by group web rule 1\n  3. network ACL default of subnet \
              public, outbound: allowed by rule 101\n  4. route table public of VPC dual-stack: \
-             ::/0 -> internet gateway igw\n  5. IPv6 is not forwarded there yet (only between \
-             instance ports of a VPC): dropped\nverdict: DROP (not_ipv4)\n"
+             ::/0 -> internet gateway igw\nverdict: DELIVER out of uplink0 as \
+             2001:db8:1234:1a00::10 -> 2001:db8::1\n"
+        );
+        // From the internet: to web-1 by the internet gateway; to app-1 (private: its table
+        // routes the internet to the egress-only gateway) replies only.
+        let inbound = |dst: &str| IpPacket {
+            src: "2001:db8::1".parse().expect("src"),
+            dst: dst.parse().expect("dst"),
+            ..packet
+        };
+        let text =
+            explain(&evaluator, "uplink0", &inbound("2001:db8:1234:1a00::10")).expect("explained");
+        assert_eq!(
+            text,
+            "packet 2001:db8::1 -> 2001:db8:1234:1a00::10 proto 6 sport 40000 dport 443 entering \
+             on uplink0\n  1. anti-spoofing on the uplink (no VPC, router or martian source): \
+             pass\n  2. destination registered in subnet public: pass\n  3. route table public \
+             of VPC dual-stack: ::/0 -> internet gateway igw\n  4. network ACL default of subnet \
+             public, inbound: allowed by rule 101\n  5. security groups of web-1, inbound: \
+             allowed by group web rule 3\nverdict: DELIVER out of eni-web1 as 2001:db8::1 -> \
+             2001:db8:1234:1a00::10\n"
+        );
+        let text =
+            explain(&evaluator, "uplink0", &inbound("2001:db8:1234:1a01::10")).expect("explained");
+        assert_eq!(
+            text,
+            "packet 2001:db8::1 -> 2001:db8:1234:1a01::10 proto 6 sport 40000 dport 443 entering \
+             on uplink0\n  1. anti-spoofing on the uplink (no VPC, router or martian source): \
+             pass\n  2. destination registered in subnet private: pass\n  3. route table \
+             private of VPC dual-stack: ::/0 -> egress-only internet gateway eigw\n  4. a new \
+             connection from the internet comes in only by the internet gateway the destination \
+             subnet routes the source to (an egress-only gateway lets replies in only): \
+             dropped\nverdict: DROP (uplink_unsolicited)\n"
         );
         // To app-1, whose group admits members of web (web-1 by its IPv6 address).
         let to_app = IpPacket {
