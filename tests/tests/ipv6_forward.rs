@@ -538,16 +538,39 @@ fn forwarded(frame: &[u8], macs: Option<([u8; 6], [u8; 6])>) -> Vec<u8> {
 /// address and its route back to the VPC's block.
 fn ipv6_internet(topo: &Topology) {
     topo.router
-        .ip(&["-6", "addr", "add", &format!("{ROUTER_UP6}/64"), "dev", "up0", "nodad"])
+        .ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ROUTER_UP6}/64"),
+            "dev",
+            "up0",
+            "nodad",
+        ])
         .expect("router uplink address");
     topo.router
         .ip(&["-6", "route", "add", "default", "via", INET6, "dev", "up0"])
         .expect("router default route");
     let inet = &topo.port_named("up0").ns;
-    inet.ip(&["-6", "addr", "add", &format!("{INET6}/64"), "dev", "eth0", "nodad"])
-        .expect("internet address");
-    inet.ip(&["-6", "route", "add", "2001:db8:1200::/56", "via", ROUTER_UP6])
-        .expect("internet route to the VPC");
+    inet.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{INET6}/64"),
+        "dev",
+        "eth0",
+        "nodad",
+    ])
+    .expect("internet address");
+    inet.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:1200::/56",
+        "via",
+        ROUTER_UP6,
+    ])
+    .expect("internet route to the VPC");
 }
 
 /// Each instance's IPv6 address as a permanent neighbour of the router on its port, and the
@@ -771,6 +794,34 @@ fn test_run_ipv6_replies_pass_on_the_connection_only() {
         [(DropReason::InvalidTcpFlags, 1)].into(),
         "a SYN-ACK of no connection opens none: only a SYN alone does"
     );
+    // The egress-only gateway: app-1 opens to the internet's 443, the SYN-ACK comes back in
+    // on the uplink by the connection alone (nothing new comes in that way).
+    let syn = from_host(&topo, "eapp1", tcp(APP1, INET6, 40042, 443, SYN));
+    assert_eq!(run(&topo, "eapp1", &syn).verdict, Verdict::Redirect, "out");
+    let synack = with_ack(
+        from_host(&topo, "up0", tcp(INET6, APP1, 443, 40042, SYN | ACK)),
+        2,
+    );
+    let out = run(&topo, "up0", &synack);
+    assert_eq!(
+        out.verdict,
+        Verdict::Redirect,
+        "the reply through the egress-only gateway"
+    );
+    let (router, host) = macs(&topo, "eapp1");
+    assert_eq!(out.output, forwarded(&synack, Some((host, router))));
+    let entry = ct6(&topo, &key(APP1, INET6, 40042, 443, TCP)).expect("tracked");
+    assert_eq!(entry.state, vpc_common::conntrack::CT_TCP_SYN_RECV);
+    let before = topo.datapath.drop_counters().unwrap();
+    let unsolicited = from_host(&topo, "up0", tcp(INET6, APP1, 443, 40043, SYN));
+    assert_eq!(run(&topo, "up0", &unsolicited).verdict, Verdict::Drop);
+    let after = topo.datapath.drop_counters().unwrap();
+    assert_eq!(
+        grown(&before, &after),
+        [(DropReason::UplinkUnsolicited, 1)].into(),
+        "a SYN from the internet's 443 to app-1: not a reply"
+    );
+
     // Echo: web admits echo requests only, so app-1's echo reply reaches web-1 by the
     // connection of web-1's request alone, with its identifier; another identifier is a
     // flow of its own, and web's rules refuse it.
@@ -830,10 +881,9 @@ fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
-#[test]
-fn instances_talk_ipv6_through_the_router() {
-    require_kernel!();
-    let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
+/// The instances' hosts at Linux defaults with their IPv6 addresses, each having learned its
+/// default router from the router's advertisement.
+fn ipv6_hosts(topo: &Topology) {
     for (port, own) in INSTANCES {
         let ns = &topo.port_named(port).ns;
         // The link bounce makes the host solicit its router (the agent is not running
@@ -861,6 +911,13 @@ fn instances_talk_ipv6_through_the_router() {
             "{port}: the host learns its default router"
         );
     }
+}
+
+#[test]
+fn instances_talk_ipv6_through_the_router() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
+    ipv6_hosts(&topo);
     let ns = |port: &str| &topo.port_named(port).ns;
     let counters = || topo.datapath.drop_counters().unwrap();
 
@@ -949,4 +1006,97 @@ fn instances_talk_ipv6_through_the_router() {
         "spoofed, counted: {:?}",
         grown(&before, &after)
     );
+}
+
+#[test]
+fn the_internet_reaches_web_and_only_answers_app_behind_the_egress_only_gateway() {
+    require_kernel!();
+    let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
+    ipv6_internet(&topo);
+    ipv6_hosts(&topo);
+    let ns = |port: &str| &topo.port_named(port).ns;
+    let counters = || topo.datapath.drop_counters().unwrap();
+    let bracket = |a: &str| format!("[{a}]");
+
+    // web-1 and the internet, both ways: ping out, TCP in to 80, TCP out; each server saw
+    // the other's own address (untranslated).
+    assert!(
+        eventually(5, || ping(ns("eweb1"), WEB1, INET6, 2).unwrap() > 0),
+        "ping web-1 -> the internet: {:?}",
+        counters()
+    );
+    let _web = Server::tcp(ns("eweb1"), &bracket(WEB1), 80).unwrap();
+    let answer = retry(|| tcp_request(ns("up0"), &bracket(INET6), &bracket(WEB1), 80));
+    assert_eq!(
+        peer(&answer.expect("TCP the internet -> web-1:80")),
+        addr(INET6),
+        "web-1 saw the internet host's own address"
+    );
+    let _inet = Server::tcp(ns("up0"), &bracket(INET6), 443).unwrap();
+    let answer = retry(|| tcp_request(ns("eweb1"), &bracket(WEB1), &bracket(INET6), 443));
+    assert_eq!(
+        peer(&answer.expect("TCP web-1 -> the internet:443")),
+        addr(WEB1),
+        "the internet saw web-1's own address"
+    );
+
+    // app-1 behind the egress-only gateway: out to 443 and its replies back, but nothing the
+    // internet opens comes in.
+    let answer = retry(|| tcp_request(ns("eapp1"), &bracket(APP1), &bracket(INET6), 443));
+    assert_eq!(
+        peer(&answer.expect("TCP app-1 -> the internet:443")),
+        addr(APP1),
+        "the internet saw app-1's own address"
+    );
+    let _db = Server::tcp(ns("eapp1"), &bracket(APP1), 5432).unwrap();
+    let before = counters();
+    assert_eq!(
+        tcp_request(ns("up0"), &bracket(INET6), &bracket(APP1), 5432).unwrap(),
+        None,
+        "the internet cannot open a connection to app-1"
+    );
+    let after = counters();
+    assert!(
+        grown(&before, &after)
+            .get(&DropReason::UplinkUnsolicited)
+            .copied()
+            .unwrap_or(0)
+            >= 1,
+        "refused as unsolicited: {:?}",
+        grown(&before, &after)
+    );
+    // And from the internet with a VPC source: spoofed.
+    inet_spoof(&topo);
+    let before = counters();
+    assert_eq!(
+        ping(ns("up0"), WEB2, WEB1, 2).unwrap(),
+        0,
+        "spoofed from outside"
+    );
+    let after = counters();
+    assert!(
+        grown(&before, &after)
+            .get(&DropReason::UplinkSpoofed)
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "counted: {:?}",
+        grown(&before, &after)
+    );
+}
+
+/// The internet host takes web-2's address (a source from inside the VPC).
+fn inet_spoof(topo: &Topology) {
+    topo.port_named("up0")
+        .ns
+        .ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{WEB2}/128"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .expect("spoofed address");
 }

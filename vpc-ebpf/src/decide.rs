@@ -320,9 +320,8 @@ pub fn decide6_inbound<M: Mode>(
     if !track.established() {
         let d = subnet(ep.subnet_id)?;
         let back = route::traced(mode, d.route_table, flow.src);
-        let open = back.is_some_and(|r| {
-            r.target == TARGET_INTERNET_GATEWAY && r.target_id == ingress
-        });
+        let open =
+            back.is_some_and(|r| r.target == TARGET_INTERNET_GATEWAY && r.target_id == ingress);
         if !open {
             return Err(DropReason::UplinkUnsolicited);
         }

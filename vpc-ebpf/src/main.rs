@@ -505,7 +505,12 @@ fn try_vpc_tc6_route(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
 #[classifier]
 pub fn vpc_tc6_inbound(ctx: TcContext) -> i32 {
     let bytes = u64::from(ctx.len());
-    finish(Hook::TcIngress, bytes, try_vpc_tc6_inbound(&ctx), TC_ACT_SHOT)
+    finish(
+        Hook::TcIngress,
+        bytes,
+        try_vpc_tc6_inbound(&ctx),
+        TC_ACT_SHOT,
+    )
 }
 
 #[inline(always)]
