@@ -129,11 +129,11 @@ fn the_ipv6_example_routes_both_families_and_enforces_ipv4() {
             ),
         ]
     );
-    // The one warning: IPv6 is forwarded between instance ports only.
+    // The one warning: IPv6 is forwarded for instance ports only.
     let warnings: Vec<String> = config.warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        warnings[0].contains("forwarded only between instances on their own ports"),
+        warnings[0].contains("forwarded only for instances on their own ports"),
         "{warnings:?}"
     );
     // IPv4 as before: web-1 goes out with its public address; app-1's table has an IPv6

@@ -1722,9 +1722,10 @@ fn ipv6_keys_resolve_and_warn_once() {
     assert_eq!(
         warnings(yaml),
         [
-            "8:22: vpcs[0].ipv6_cidr_block: warning: IPv6 is forwarded only between instances \
-          on their own ports (not yet to or from gateways, peering connections, NAT instances \
-          or shared segments: dropped as not_ipv4)"
+            "8:22: vpcs[0].ipv6_cidr_block: warning: IPv6 is forwarded only for instances on \
+          their own ports, between them and through the internet and egress-only gateways (not \
+          yet over peering connections, NAT instances, VPN gateways or shared segments: dropped \
+          as not_ipv4)"
         ]
     );
     assert_eq!(warnings(base!()), Vec::<String>::new());

@@ -179,7 +179,8 @@ fn from_subnet<M: Mode>(
 /// (new connections) -> network ACL of its subnet outbound -> the subnet's route table
 /// (`ROUTES6`) -> local: network ACL of the destination subnet inbound -> security groups of
 /// the destination instance inbound -> its port. The same steps as IPv4's local delivery, by
-/// the same generic code; every other target is not routed for IPv6 yet (`not_ipv4`), and
+/// the same generic code; the internet and egress-only gateways send it out of their uplink
+/// untranslated; every other target is not routed for IPv6 yet (`not_ipv4`), and
 /// neither are ICMPv6 errors (they would need their quoted packet checked against a
 /// connection). It runs in a program of its own (`vpc_xdp6_route`, `vpc_tc6_route`) so that
 /// its frame fits the verifier's 512-byte stack: a BPF function of its own, the forwarding

@@ -309,7 +309,11 @@ pub fn vpc_xdp6_inbound(ctx: XdpContext) -> u32 {
 fn try_vpc_xdp6_inbound(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
     let ingress = ctx.ingress_ifindex() as u32;
     let (slot, _) = interface(ingress).ok_or(DropReason::BadTarget)?;
-    let Some(vpc_id) = decide::vpc_of6(slot, ipv6::destination(ctx)?) else {
+    // Too short to be for a VPC: the kernel's, as every IPv6 frame of an uplink not for one.
+    let vpc_id = ipv6::destination(ctx)
+        .ok()
+        .and_then(|dst| decide::vpc_of6(slot, dst));
+    let Some(vpc_id) = vpc_id else {
         return Ok(Verdict::Return(xdp_action::XDP_PASS));
     };
     clock::start();
@@ -518,7 +522,10 @@ fn try_vpc_tc6_inbound(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     // SAFETY: reading the ingress ifindex of the skb being processed.
     let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
     let (slot, _) = interface(ingress).ok_or(DropReason::BadTarget)?;
-    let Some(vpc_id) = decide::vpc_of6(slot, ipv6::destination(ctx)?) else {
+    let vpc_id = ipv6::destination(ctx)
+        .ok()
+        .and_then(|dst| decide::vpc_of6(slot, dst));
+    let Some(vpc_id) = vpc_id else {
         return Ok(Verdict::Return(TC_ACT_OK));
     };
     clock::start();

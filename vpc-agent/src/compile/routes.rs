@@ -270,6 +270,13 @@ mod tests {
             entry(private, "::/0", TARGET_EGRESS_ONLY_GATEWAY, 2),
             entry(private, "2001:db8:ffff::/48", TARGET_BLACKHOLE, 0),
         ]);
+        // The uplink table: the VPC's block names the VPC (id 1).
+        expected.extend([entry(
+            vpc_common::route::uplink_spoof_table(0),
+            "2001:db8:1234:1a00::/56",
+            TARGET_LOCAL,
+            1,
+        )]);
         assert_eq!(c.routes6, expected);
         let default = expected
             .keys()

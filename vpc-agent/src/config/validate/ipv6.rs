@@ -1,6 +1,6 @@
 //! IPv6 (docs/format.md, "IPv6"): the VPC's /56, subnets' /64s, instances' IPv6 addresses and
 //! the egress-only internet gateway. All of it is validated; the datapath forwards IPv6 only
-//! between instances on their own ports so far, so a file using it gets one warning.
+//! for instances on their own ports so far, so a file using it gets one warning.
 
 use std::net::Ipv6Addr;
 
@@ -257,9 +257,9 @@ pub(super) fn ipv6_warning(file: &ConfigFile) -> Option<Diagnostic> {
         Some(Diagnostic::new(
             pos,
             format!("vpcs[{v}].{key}"),
-            "warning: IPv6 is forwarded only between instances on their own ports (not yet \
-             to or from gateways, peering connections, NAT instances or shared segments: \
-             dropped as not_ipv4)",
+            "warning: IPv6 is forwarded only for instances on their own ports, between them and \
+             through the internet and egress-only gateways (not yet over peering connections, \
+             NAT instances, VPN gateways or shared segments: dropped as not_ipv4)",
         ))
     })
 }
