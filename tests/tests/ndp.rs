@@ -615,6 +615,14 @@ fn hosts_learn_their_router_and_neighbours_from_the_router() {
     require_kernel!();
     let topo = Topology::build(FIXTURE, Some(AttachMode::Auto), false).expect("topology");
     let hosts = [("eweb1", WEB1, WEB2), ("eweb2", WEB2, WEB1)];
+    // What the hosts sent while their links came up, before the programs were attached (a
+    // router solicitation the kernel took, with IPv6 forwarding on), is not the datapath's:
+    // the router starts from no neighbour of them.
+    for (ifname, _, _) in hosts {
+        topo.router
+            .ip(&["-6", "neigh", "flush", "dev", ifname])
+            .unwrap();
+    }
     for (ifname, own, _) in hosts {
         let ns = &topo.port_named(ifname).ns;
         // The host solicits a router when its link comes up (Linux defaults): with the
