@@ -22,7 +22,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-/// The demo's definition: the guide's two-tier VPC plus one network ACL rule (see the file).
+/// The demo's definition: the guide's two-tier VPC plus one network ACL rule and IPv6 for the
+/// jumpbox (see the file).
 #[cfg(feature = "demo")]
 const DEFAULT_FILE: &str = "examples/public-private-nat-demo.yaml";
 #[cfg(feature = "demo")]
@@ -31,7 +32,8 @@ const DEFAULT_YAML: &str = include_str!("../../../examples/public-private-nat-de
 #[derive(clap::Args)]
 pub struct Options {
     /// Use this VPC definition instead of the embedded one (the story expects instances web-1,
-    /// jumpbox, db-1 and a NAT gateway, as in the example).
+    /// jumpbox with an IPv6 address, db-1, a NAT gateway and an egress-only internet gateway,
+    /// as in the example).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Leave the namespaces and the agent running for exploration (`--down` removes them).

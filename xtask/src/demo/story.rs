@@ -3,7 +3,7 @@
 //! address (it echoes the address it saw); a refused one gets no answer and the router's drop
 //! counter for the expected reason went up.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use vpc_common::DropReason;
@@ -14,7 +14,10 @@ use vpc_tests::{
     traffic::{Server, ping, retry, tcp_request},
 };
 
-use super::{interrupt, topology::Vpc};
+use super::{
+    interrupt,
+    topology::{INTERNET_IP6, Vpc},
+};
 
 /// How much to print: the whole story, or (`--check`) only the steps and their checks.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,7 +36,15 @@ impl Show {
 }
 
 /// The words of the definition worth showing: addresses, rules, routes.
-const KEY_WORDS: &[&str] = &["cidr", "_ip:", "target:", "source:", "deny", "interface:"];
+const KEY_WORDS: &[&str] = &[
+    "cidr",
+    "_ip:",
+    "ipv6_addresses:",
+    "target:",
+    "source:",
+    "deny",
+    "interface:",
+];
 
 /// Prints the definition's name and, in the story, its key lines with their numbers.
 pub fn introduce(name: &str, yaml: &str, show: Show) {
@@ -50,11 +61,27 @@ pub fn introduce(name: &str, yaml: &str, show: Show) {
     println!("building the VPC in network namespaces:");
 }
 
-/// One side of a connection: who, in which namespace, from which address.
+/// One side of a connection: who, in which namespace, from which address (IPv6 in brackets,
+/// as socat takes it).
 struct End<'a> {
     who: String,
     ns: &'a NetNs,
     ip: String,
+}
+
+/// `[2001:db8::1]`: an IPv6 address as socat takes it.
+fn bracket(ip: impl std::fmt::Display) -> String {
+    format!("[{ip}]")
+}
+
+/// The address a server's answer says it saw the client come from: `peer=A.B.C.D` or
+/// `peer=[ADDR]:PORT` (IPv6, in full form).
+fn peer(answer: &str) -> Option<IpAddr> {
+    let saw = answer.strip_prefix("peer=")?;
+    match saw.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?.parse().ok(),
+        None => saw.parse().ok(),
+    }
 }
 
 impl Vpc {
@@ -65,6 +92,31 @@ impl Vpc {
             ns: &host.ns,
             ip: host.ip.clone(),
         })
+    }
+
+    /// Instance `name` by its (first) IPv6 address.
+    fn end6(&self, name: &str) -> Result<End<'_>> {
+        let host = self.host(name)?;
+        let ip = self
+            .def()
+            .instances
+            .iter()
+            .find(|i| i.name == name)
+            .and_then(|i| i.ipv6_addresses.first())
+            .with_context(|| format!("the story needs instance {name} with an IPv6 address"))?;
+        Ok(End {
+            who: format!("{name} ({ip})"),
+            ns: &host.ns,
+            ip: bracket(ip),
+        })
+    }
+
+    fn internet_server6(&self) -> End<'_> {
+        End {
+            who: format!("the internet server ({INTERNET_IP6})"),
+            ns: &self.internet,
+            ip: bracket(INTERNET_IP6),
+        }
     }
 
     fn internet_server(&self) -> End<'_> {
@@ -122,19 +174,28 @@ impl Checks {
     }
 
     /// `from` connects to `dst:port` (where a server listens): answered, and the server saw
-    /// the client as `seen_as`.
+    /// the client as `seen_as` (an address, IPv6 with or without brackets).
     fn answered(&mut self, from: &End, dst: &str, port: u16, seen_as: &str) -> Result<()> {
         let answer = retry(|| tcp_request(from.ns, &from.ip, dst, port));
         self.expect(
             answer.is_some(),
             &format!("{} connects to {dst}:{port} and gets an answer", from.who),
         );
-        let saw = answer.as_deref().and_then(|a| a.strip_prefix("peer="));
+        let expected: IpAddr = seen_as
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .with_context(|| format!("not an address: {seen_as}"))?;
+        let saw = answer.as_deref().and_then(peer);
         self.expect(
-            saw == Some(seen_as),
+            saw == Some(expected),
             &format!(
-                "the server saw the client as {seen_as} (it saw: {})",
-                saw.unwrap_or("nothing")
+                "the server saw the client as {expected} (it saw: {})",
+                match (saw, answer.as_deref()) {
+                    (Some(ip), _) => ip.to_string(),
+                    (None, Some(other)) => format!("{other:?}"),
+                    (None, None) => "nothing".into(),
+                }
             ),
         );
         Ok(())
@@ -185,6 +246,10 @@ const STEPS: &[(&str, StepFn)] = &[
         internet_to_private,
     ),
     (
+        "The jumpbox (private subnet) reaches an IPv6 internet server through the egress-only gateway; the internet cannot open a connection to it",
+        eigw_out_only,
+    ),
+    (
         "web-1 serves the internet on its public IP (internet gateway, 1:1 NAT)",
         web_public,
     ),
@@ -220,6 +285,16 @@ fn internet_to_private(vpc: &Vpc, c: &mut Checks) -> Result<()> {
         22,
         DropReason::NatUnsolicited,
     )
+}
+
+fn eigw_out_only(vpc: &Vpc, c: &mut Checks) -> Result<()> {
+    let server = vpc.internet_server6();
+    let jumpbox = vpc.end6("jumpbox")?;
+    let _http = Server::tcp(server.ns, &server.ip, 80)?;
+    // IPv6 is not translated: the server sees the jumpbox's own address.
+    c.answered(&jumpbox, &server.ip, 80, &jumpbox.ip)?;
+    let _ssh = Server::tcp(jumpbox.ns, &jumpbox.ip, 22)?;
+    c.refused(vpc, &server, &jumpbox.ip, 22, DropReason::UplinkUnsolicited)
 }
 
 fn web_public(vpc: &Vpc, c: &mut Checks) -> Result<()> {

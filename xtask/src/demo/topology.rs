@@ -5,9 +5,19 @@
 //! (192.0.2.100, also the router's upstream) and a home-network client (203.0.113.50). Every
 //! host stays at Linux defaults (checksum offload on).
 //!
+//! The namespaces are IPv4 only, except when the VPC has an `ipv6_cidr_block`: then the router
+//! and the internet namespace speak IPv6 too (the router's upstream [`UPLINK_ROUTER_IP6`], the
+//! internet server [`INTERNET_IP6`], which routes the VPC's block to the router), and so does
+//! each host of an instance with `ipv6_addresses` (on its own port): once the agent runs, it
+//! takes its static addresses and learns its default router from the router's advertisement.
+//!
 //! Dropping a [`Vpc`] stops the agent, detaches the pinned datapath and removes every namespace.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result, anyhow};
 use vpc_agent::config::{ValidatedConfig, load_str, validated::VpcDef};
@@ -19,6 +29,22 @@ use vpc_tests::{
 };
 
 use super::{interrupt, story::Show};
+
+/// The router's IPv6 address on the uplink (a /64 shared with the internet namespace).
+pub const UPLINK_ROUTER_IP6: &str = "2001:db8:ff::1";
+/// The internet server's IPv6 address (also the router's IPv6 upstream).
+pub const INTERNET_IP6: &str = "2001:db8:ff::2";
+/// How long a host may take to learn its IPv6 default router from the advertisement.
+const ROUTER_ADVERT_WAIT: Duration = Duration::from_secs(10);
+
+/// A namespace that speaks IPv6 only if `ipv6` (else IPv4 only).
+fn namespace(prefix: &str, ipv6: bool) -> Result<NetNs> {
+    if ipv6 {
+        NetNs::new(prefix)
+    } else {
+        ipv4_only(prefix)
+    }
+}
 
 /// The running demo. Fields drop in order: the agent first, then the pinned datapath, then
 /// the namespaces, the router's last.
@@ -42,7 +68,7 @@ impl Vpc {
     pub fn build(name: &str, yaml: &str, file: Option<&Path>, show: Show) -> Result<Self> {
         let config = load_str(name, yaml).map_err(|d| anyhow!("invalid definition:\n{d}"))?;
         let vpc = config.vpcs.first().context("the definition has no VPC")?;
-        let router = ipv4_only("demo-router-")?;
+        let router = namespace("demo-router-", vpc.ipv6_cidr_block.is_some())?;
         router.sysctl("net.ipv4.conf.all.forwarding=1")?;
         let mut switches = Vec::new();
         let mut hosts = BTreeMap::new();
@@ -60,6 +86,7 @@ impl Vpc {
         };
         let bpffs = Bpffs::new()?;
         let agent = start_agent(&router, &config_file, &bpffs, &scratch, show)?;
+        ipv6_hosts(vpc, &hosts, show)?;
         Ok(Self {
             agent,
             bpffs,
@@ -102,12 +129,15 @@ fn build_subnet(router: &NetNs, vpc: &VpcDef, index: usize, show: Show) -> Resul
     let subnet = &vpc.subnets[index];
     let len = subnet.cidr.prefix_len();
     let gateway = subnet.router_ip().to_string();
+    let ipv6 = subnet
+        .ipv6_cidr
+        .map_or(String::new(), |net| format!(", IPv6 {net}"));
     let mut switch = match &subnet.interface {
         Some(interface) => {
             let switch = Switch::new(&format!("demo-sw-{}-", subnet.name), router, interface)
                 .with_context(|| format!("switch of subnet {}", subnet.name))?;
             show.line(&format!(
-                "subnet {} {}: shared segment on router port {interface} (switch {})",
+                "subnet {} {}{ipv6}: shared segment on router port {interface} (switch {})",
                 subnet.name,
                 subnet.cidr,
                 switch.ns.name()
@@ -115,7 +145,7 @@ fn build_subnet(router: &NetNs, vpc: &VpcDef, index: usize, show: Show) -> Resul
             Some(switch)
         }
         None => {
-            show.line(&format!("subnet {} {}", subnet.name, subnet.cidr));
+            show.line(&format!("subnet {} {}{ipv6}", subnet.name, subnet.cidr));
             None
         }
     };
@@ -125,18 +155,28 @@ fn build_subnet(router: &NetNs, vpc: &VpcDef, index: usize, show: Show) -> Resul
         let prefix = format!("demo-{name}-");
         let addr = format!("{ip}/{len}");
         let (host, port) = match (&inst.interface, switch.as_mut()) {
-            (Some(port), _) => (
-                Host::new(&prefix, router, port, &addr, &gateway)?,
-                port.clone(),
-            ),
+            (Some(port), _) => {
+                let host = Host::new(&prefix, router, port, &addr, &gateway)?;
+                if inst.ipv6_addresses.is_empty() {
+                    // IPv6 only where the instance has addresses (`ipv6_hosts`).
+                    host.ns.sysctl("net.ipv6.conf.all.disable_ipv6=1")?;
+                    host.ns.sysctl("net.ipv6.conf.default.disable_ipv6=1")?;
+                }
+                (host, port.clone())
+            }
             (None, Some(switch)) => (switch.host(&prefix, &addr, &gateway)?, "the segment".into()),
             (None, None) => anyhow::bail!("instance {name} has no interface"),
         };
         let public = inst
             .public_ip
             .map_or(String::new(), |p| format!(", public {p}"));
+        let ipv6: String = inst
+            .ipv6_addresses
+            .iter()
+            .map(|a| format!(", IPv6 {a}"))
+            .collect();
         show.line(&format!(
-            "  instance {name} {ip}{public} on {port} (namespace {})",
+            "  instance {name} {ip}{public}{ipv6} on {port} (namespace {})",
             host.ns.name()
         ));
         hosts.push((name.to_owned(), host));
@@ -157,7 +197,7 @@ fn build_internet(router: &NetNs, vpc: &VpcDef, show: Show) -> Result<NetNs> {
         .internet_gateway
         .as_ref()
         .context("the story needs an internet gateway")?;
-    let internet = ipv4_only("demo-internet-")?;
+    let internet = namespace("demo-internet-", vpc.ipv6_cidr_block.is_some())?;
     veth(router, &igw.interface, &internet, "eth0")?;
     let uplink = format!("{UPLINK_ROUTER_IP}/24");
     router.ip(&["addr", "add", &uplink, "dev", &igw.interface])?;
@@ -172,7 +212,81 @@ fn build_internet(router: &NetNs, vpc: &VpcDef, show: Show) -> Result<NetNs> {
         igw.interface,
         internet.name()
     ));
+    if let Some(block) = vpc.ipv6_cidr_block {
+        // IPv6 through the gateways is not translated: the internet routes the VPC's block to
+        // the router, and the router's kernel needs its own route to the internet.
+        let uplink = format!("{UPLINK_ROUTER_IP6}/64");
+        router.ip(&["-6", "addr", "add", &uplink, "dev", &igw.interface, "nodad"])?;
+        router.ip(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            INTERNET_IP6,
+            "dev",
+            &igw.interface,
+        ])?;
+        let server = format!("{INTERNET_IP6}/64");
+        internet.ip(&["-6", "addr", "add", &server, "dev", "eth0", "nodad"])?;
+        let block = block.to_string();
+        internet.ip(&["-6", "route", "add", &block, "via", UPLINK_ROUTER_IP6])?;
+        show.line(&format!(
+            "  IPv6: router {UPLINK_ROUTER_IP6}, server {INTERNET_IP6} (routes {block} to the router)"
+        ));
+    }
     Ok(internet)
+}
+
+/// Each host of an instance with IPv6 addresses (on its own port) takes them, and learns its
+/// default router from the router's advertisement. Needs the agent running: the link bounce
+/// makes the host solicit a router, which the datapath answers. The bounce takes the host's
+/// IPv4 default route with it: it is put back.
+fn ipv6_hosts(vpc: &VpcDef, hosts: &BTreeMap<String, Host>, show: Show) -> Result<()> {
+    let with_ipv6 = || {
+        vpc.instances
+            .iter()
+            .filter(|i| i.interface.is_some() && !i.ipv6_addresses.is_empty())
+    };
+    for inst in with_ipv6() {
+        interrupt::check()?;
+        let ns = &hosts[&inst.name].ns;
+        ns.ip(&["link", "set", "eth0", "down"])?;
+        ns.ip(&["link", "set", "eth0", "up"])?;
+        let gateway = vpc.subnets[inst.subnet].router_ip().to_string();
+        ns.ip(&["route", "replace", "default", "via", &gateway])?;
+        for addr in &inst.ipv6_addresses {
+            let addr = format!("{addr}/128");
+            ns.ip(&["-6", "addr", "add", &addr, "dev", "eth0", "nodad"])?;
+        }
+    }
+    for inst in with_ipv6() {
+        let ns = &hosts[&inst.name].ns;
+        let started = Instant::now();
+        let router = loop {
+            interrupt::check()?;
+            let out = ns.ip(&["-6", "route", "show", "default"])?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let via = text.split_whitespace().skip_while(|w| *w != "via").nth(1);
+            if let Some(via) = via.filter(|v| v.starts_with("fe80:")) {
+                break via.to_owned();
+            }
+            if started.elapsed() > ROUTER_ADVERT_WAIT {
+                anyhow::bail!(
+                    "{}: no IPv6 default router after {} s (the router's advertisement)",
+                    inst.name,
+                    ROUTER_ADVERT_WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        show.line(&format!(
+            "{}: IPv6 default router {router} (from the router's advertisement, after {:.1} s)",
+            inst.name,
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
 }
 
 fn start_agent(
