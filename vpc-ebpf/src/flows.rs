@@ -56,6 +56,9 @@ pub fn account6(ifindex: u32, flow: &Flow<Addr6>, bytes: u64, reason: u32, fwd: 
 /// count the IP packet, as AWS does: the IP total length, or the frame without its Ethernet
 /// header where the header says 0 (a GSO packet larger than 64 KiB).
 #[inline(always)]
+// The key by reference (not the by-value `Borrow` clippy prefers): no copy of it on the stack,
+// 40 bytes less in `account6`, 8 in `vpc_xdp` and `vpc_tc_ingress`.
+#[allow(clippy::needless_borrows_for_generic_args)]
 fn record<F: Family>(ifindex: u32, flow: &Flow<F>, bytes: u64, outcome: Outcome<'_>) {
     let generation = FLOWS_GEN.get(0).copied().unwrap_or(0) & 1;
     let key = FlowKey {
