@@ -16,15 +16,21 @@
 //!   across, checked from both ends (the server reports the address it saw); the denials of
 //!   the groups and ACLs counted under their reasons; a spoofed source never arrives.
 
-use std::{collections::BTreeMap, net::Ipv6Addr, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv6Addr},
+    time::Duration,
+};
 
 use vpc_agent::{
     datapath::{AttachMode, object::programs},
     evaluator::{Evaluator, Ingress, IpPacket, Stateless, Verdict as EvalVerdict},
+    flowlog::drain,
 };
 use vpc_common::{
     DropReason, MARK_APPROVED,
     conntrack::{CtEntry, CtKey6},
+    flow::{FLOW_ACCEPT, FLOW_REJECT, FlowKey6, FlowStats},
 };
 use vpc_tests::{
     packet6::{Ext, Frame6, ICMPV6, Upper, upper_checksum},
@@ -523,6 +529,87 @@ fn flush_ct6(topo: &mut Topology) {
     }
 }
 
+/// Takes the IPv6 flow records (`FLOWS6`, summed over CPUs): each case starts from none.
+fn take_flows6(topo: &mut Topology) -> Vec<(FlowKey6, FlowStats)> {
+    let map = topo.datapath.ebpf_mut().map_mut("FLOWS6").expect("FLOWS6");
+    let mut flows =
+        aya::maps::PerCpuHashMap::<_, FlowKey6, FlowStats>::try_from(map).expect("FLOWS6");
+    let keys: Vec<FlowKey6> = flows.keys().filter_map(Result::ok).collect();
+    let mut out = Vec::new();
+    for k in keys {
+        let values = flows.get(&k, 0).expect("FLOWS6 entry");
+        out.push((k, drain::aggregate(&values).expect("a packet")));
+        flows.remove(&k).expect("FLOWS6 entry removed");
+    }
+    out
+}
+
+/// Drops the pipeline decides on (after parsing, in the IPv6 programs), which leave a REJECT
+/// record; other drops (before the pipeline) may leave none.
+fn pipeline_drop(reason: DropReason) -> bool {
+    use DropReason::*;
+    matches!(
+        reason,
+        SecurityGroupInbound
+            | SecurityGroupOutbound
+            | AclInbound
+            | AclOutbound
+            | UnknownDestination
+            | Blackhole
+    )
+}
+
+/// The flow records `hook` left for case `c` (arriving on `ingress`): a forwarded packet one
+/// ACCEPT record with its 5-tuple and the interface it left by, a drop of the pipeline one
+/// REJECT record with the reason, the router's own none. Returns whether it left one.
+fn check_flows6(topo: &mut Topology, hook: &str, c: &Case, ingress: u32) -> bool {
+    let flows = take_flows6(topo);
+    let what = format!("{hook} {}: FLOWS6 {flows:?}", c.name);
+    let tuple = c.tracked.or_else(|| {
+        c.model.as_ref().map(|f| {
+            let p = model_packet(f);
+            let v6 = |a| match a {
+                std::net::IpAddr::V6(a) => a.octets(),
+                std::net::IpAddr::V4(_) => panic!("{what}: IPv4"),
+            };
+            CtKey6::new(v6(p.src), v6(p.dst), p.sport, p.dport, p.proto)
+        })
+    });
+    let (action, reason, out) = match c.expect {
+        Expect::Forward(out) => (FLOW_ACCEPT, 0, topo.port_named(out).ifindex),
+        Expect::Drop(r) if pipeline_drop(r) => (FLOW_REJECT, r as u32, 0),
+        Expect::Drop(r) => {
+            // Perhaps before the pipeline: nothing, or the one REJECT record.
+            assert!(flows.len() <= 1, "{what}");
+            if let Some((k, st)) = flows.first() {
+                assert_eq!((k.action, st.reason), (FLOW_REJECT, r as u32), "{what}");
+            }
+            return !flows.is_empty();
+        }
+        Expect::Kernel => {
+            assert!(flows.is_empty(), "{what}: the kernel's, not recorded");
+            return false;
+        }
+    };
+    assert_eq!(flows.len(), 1, "{what}: one record");
+    let (k, st) = &flows[0];
+    assert_eq!(k.ifindex, ingress, "{what}: the interface it arrived on");
+    assert_eq!(k.action, action, "{what}: action");
+    assert_eq!(st.reason, reason, "{what}: reason");
+    assert_eq!(st.out_ifindex, out, "{what}: out interface");
+    assert_eq!(st.packets, 1, "{what}: packets");
+    // IPv6 is not translated: no packet addresses of its own.
+    assert_eq!((st.pkt_src, st.pkt_dst), (0, 0), "{what}");
+    if let Some(t) = tuple {
+        assert_eq!(
+            (k.src, k.dst, k.sport, k.dport, k.proto),
+            (t.src, t.dst, t.sport, t.dport, t.proto),
+            "{what}: the 5-tuple"
+        );
+    }
+    true
+}
+
 /// `frame` as forwarded: the hop limit one less and, when given, the MACs.
 fn forwarded(frame: &[u8], macs: Option<([u8; 6], [u8; 6])>) -> Vec<u8> {
     let mut out = frame.to_vec();
@@ -610,6 +697,8 @@ fn test_run_ipv6_between_instance_ports() {
     let cases = cases(&topo);
     assert!(cases.len() > 35, "the table is all there: {}", cases.len());
     let mut forwarded_cases = 0;
+    let mut recorded = [0; 2];
+    take_flows6(&mut topo);
     for c in &cases {
         let ingress = topo.port_named(c.ingress).ifindex;
         let expected_drops: BTreeMap<DropReason, u64> = match c.expect {
@@ -649,6 +738,8 @@ fn test_run_ipv6_between_instance_ports() {
         if let Expect::Drop(_) = c.expect {
             assert_eq!(topo_ct6_count(&topo), 0, "xdp {}: nothing tracked", c.name);
         }
+        recorded[usize::from(matches!(c.expect, Expect::Drop(_)))] +=
+            usize::from(check_flows6(&mut topo, "xdp", c, ingress));
 
         // TC ingress (the kernel path).
         if c.frame.len() < 54 {
@@ -680,8 +771,18 @@ fn test_run_ipv6_between_instance_ports() {
         if let Some(k) = &c.tracked {
             assert!(ct6(&topo, k).is_some(), "tc {}: tracked", c.name);
         }
+        recorded[usize::from(matches!(c.expect, Expect::Drop(_)))] +=
+            usize::from(check_flows6(&mut topo, "tc", c, ingress));
     }
     assert!(forwarded_cases >= 8, "{forwarded_cases} forwarded");
+    eprintln!(
+        "flow records: {} accepted, {} rejected",
+        recorded[0], recorded[1]
+    );
+    assert!(
+        recorded[0] >= 16 && recorded[1] >= 16,
+        "{recorded:?} recorded"
+    );
 
     // The reference evaluator (`vpc-agent trace`) comes to the same verdict on every frame it
     // models (no extension headers; connections are the datapath's: a stateless evaluator
@@ -869,6 +970,12 @@ fn peer(answer: &str) -> Option<Ipv6Addr> {
     rest.split(']').next()?.parse().ok()
 }
 
+/// The live IPv6 flow records, as the flow log drain and `vpc-agent flows` read them.
+fn live_flows6(topo: &Topology) -> Vec<drain::Flow> {
+    let map = topo.datapath.ebpf().map("FLOWS6").expect("FLOWS6");
+    drain::read::<vpc_common::Addr6>(map).expect("FLOWS6 read")
+}
+
 /// Polls `check` for up to `secs` seconds.
 fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
@@ -941,6 +1048,34 @@ fn instances_talk_ipv6_through_the_router() {
     let answer = retry(|| tcp_request(ns("eweb1"), &bracket(WEB1), &bracket(APP1), 5432));
     let answer = answer.expect("TCP web-1 -> app-1:5432");
     assert_eq!(peer(&answer), addr(WEB1), "the server saw web-1: {answer}");
+    // The flow log's view (the drain's reader, as `vpc-agent flows`): both directions of the
+    // connection, accepted, each at the port it arrived on and out of the other.
+    let (eweb1, eapp1) = (
+        topo.port_named("eweb1").ifindex,
+        topo.port_named("eapp1").ifindex,
+    );
+    let flows = live_flows6(&topo);
+    let accepted = |from: &str, to: &str, port: (Option<u16>, Option<u16>), at, out| {
+        flows.iter().any(|(k, st)| {
+            k.src == addr(from).map(IpAddr::V6).expect("address")
+                && k.dst == addr(to).map(IpAddr::V6).expect("address")
+                && port.0.is_none_or(|p| k.sport == p)
+                && port.1.is_none_or(|p| k.dport == p)
+                && k.proto == TCP
+                && k.action == FLOW_ACCEPT
+                && k.ifindex == at
+                && st.out_ifindex == out
+                && st.packets > 0
+        })
+    };
+    assert!(
+        accepted(WEB1, APP1, (None, Some(5432)), eweb1, eapp1),
+        "web-1 -> app-1:5432 in FLOWS6: {flows:?}"
+    );
+    assert!(
+        accepted(APP1, WEB1, (Some(5432), None), eapp1, eweb1),
+        "app-1:5432 -> web-1 in FLOWS6: {flows:?}"
+    );
     // And app-1 -> web-2:80 (web admits 80 from anywhere).
     let _web = Server::tcp(ns("eweb2"), &bracket(WEB2), 80).unwrap();
     let answer = retry(|| tcp_request(ns("eapp1"), &bracket(APP1), &bracket(WEB2), 80));
@@ -973,6 +1108,16 @@ fn instances_talk_ipv6_through_the_router() {
     denied(DropReason::SecurityGroupInbound, &|| {
         tcp_request(ns("eweb2"), &bracket(WEB2), &bracket(WEB1), 22).unwrap()
     });
+    let flows = live_flows6(&topo);
+    assert!(
+        flows.iter().any(
+            |(k, st)| k.dst == addr(WEB1).map(IpAddr::V6).expect("address")
+                && k.dport == 22
+                && k.action == FLOW_REJECT
+                && st.reason == DropReason::SecurityGroupInbound as u32
+        ),
+        "web-2 -> web-1:22 rejected in FLOWS6: {flows:?}"
+    );
     let _other = Server::tcp(ns("eapp1"), &bracket(APP1), 5433).unwrap();
     denied(DropReason::AclInbound, &|| {
         tcp_request(ns("eweb1"), &bracket(WEB1), &bracket(APP1), 5433).unwrap()

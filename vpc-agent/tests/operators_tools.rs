@@ -12,6 +12,7 @@
 use std::{
     collections::BTreeMap,
     io::Write as _,
+    net::IpAddr,
     process::{Command, Output, Stdio},
 };
 
@@ -94,11 +95,11 @@ fn pipe(program: &str, args: &[&str], input: &str, missing: fn(&str) -> bool) ->
     Some(out)
 }
 
-fn key(ifindex: u32, src: [u8; 4], dst: [u8; 4], ports: (u16, u16), proto: u8) -> FlowKey {
+fn key(ifindex: u32, src: [u8; 4], dst: [u8; 4], ports: (u16, u16), proto: u8) -> FlowKey<IpAddr> {
     FlowKey {
         ifindex,
-        src: ip_raw(src),
-        dst: ip_raw(dst),
+        src: src.into(),
+        dst: dst.into(),
         sport: ports.0,
         dport: ports.1,
         proto,

@@ -1,31 +1,38 @@
-//! Per-flow counters for flow logs. The datapath counts every IPv4 packet it decides on, at
-//! the interface it arrived on, in `FLOWS` (a per-CPU hash: one lookup, then increments through
-//! the pointer, no atomics). The agent drains the map each aggregation interval. When the map
+//! Per-flow counters for flow logs. The datapath counts every packet it decides on, at the
+//! interface it arrived on, in `FLOWS` (IPv4) or `FLOWS6` (IPv6; the same value, the key with
+//! 16-byte addresses: [`FlowKey6`]), per-CPU hashes: one lookup, then increments through the
+//! pointer, no atomics. The agent drains the map each aggregation interval. When the map
 //! is full a packet's flow cannot be recorded: it is counted in `FLOWS_SKIPPED` and the agent
 //! reports SKIPDATA for that interface, as AWS does.
 //!
 //! Draining loses nothing: the kernel stamps every key with the current generation
 //! (`FLOWS_GEN[0]`, 0 or 1). The agent flips the generation, waits for programs still running
 //! with the old one, then reads and deletes only the old generation's entries, which the kernel
-//! no longer touches. `FLOWS_SKIPPED` is keyed by `ifindex | generation << 31` likewise.
+//! no longer touches. `FLOWS_SKIPPED` is keyed by `ifindex | generation << 31` likewise. One
+//! generation for both families: one flip drains `FLOWS` and `FLOWS6`.
 
-use crate::{assert_size, pod};
+use crate::{Addr6, assert_size, pod};
 
 /// Accepted (forwarded).
 pub const FLOW_ACCEPT: u8 = 1;
 /// Rejected (dropped with a reason).
 pub const FLOW_REJECT: u8 = 2;
 
-/// `FLOWS` key: one direction of a flow on one interface, by action.
+/// `FLOWS` key: one direction of a flow on one interface, by action (`FLOWS6`: [`FlowKey6`],
+/// the same fields with 16-byte addresses).
+///
+/// Layout (no implicit padding, 4-byte aligned): `ifindex` 0..4, `src` 4..4+N, `dst`
+/// 4+N..4+2N (N = 4 for IPv4, 16 for IPv6), then `sport`, `dport` (2 each), `proto`, `action`,
+/// `generation`, `_pad` (1 each): 20 bytes for IPv4, 44 for IPv6.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FlowKey {
+pub struct FlowKey<A = u32> {
     /// The interface the packets arrived on.
     pub ifindex: u32,
-    /// As on the wire at that interface (network order; ports host order, ICMP: identifier
-    /// for echo, else 0).
-    pub src: u32,
-    pub dst: u32,
+    /// As on the wire at that interface (network order: IPv6 the 16 bytes as in the packet;
+    /// ports host order, ICMP / ICMPv6: identifier for echo, else 0).
+    pub src: A,
+    pub dst: A,
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
@@ -37,6 +44,10 @@ pub struct FlowKey {
 }
 assert_size!(FlowKey, 20);
 
+/// `FLOWS6` key: an IPv6 flow.
+pub type FlowKey6 = FlowKey<Addr6>;
+assert_size!(FlowKey6, 44);
+
 /// `FLOWS` value (per CPU; the agent sums packets and bytes, takes min first and max last).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,7 +58,9 @@ pub struct FlowStats {
     /// `bpf_ktime_get_ns` of the first and last packet.
     pub first_ns: u64,
     pub last_ns: u64,
-    /// Where accepted packets went and as what (after translation); 0 when rejected.
+    /// Where accepted packets went (0 when rejected) and as what: the IPv4 source and
+    /// destination after translation (network order), 0 where the packet was not translated
+    /// (always for IPv6: it has no translation; the key's addresses are the packet's).
     pub out_ifindex: u32,
     pub pkt_src: u32,
     pub pkt_dst: u32,
@@ -89,10 +102,10 @@ pub const fn skipped_key(ifindex: u32, generation: u32) -> u32 {
     ifindex | (generation << 31)
 }
 
-/// Capacity of `FLOWS`.
+/// Capacity of `FLOWS` and of `FLOWS6`.
 pub const FLOWS_ENTRIES: u32 = 65536;
 
-pod!(FlowKey, FlowStats);
+pod!(FlowKey, FlowKey6, FlowStats);
 
 #[cfg(test)]
 mod tests {

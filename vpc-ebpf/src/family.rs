@@ -1,5 +1,6 @@
 //! The address families: what differs between IPv4 and IPv6 for the code that is the same
-//! for both (network ACLs, security groups, routes, connection tracking, local delivery).
+//! for both (network ACLs, security groups, routes, connection tracking, local delivery, flow
+//! records).
 //! Each generic function is compiled once per family; the maps of a family are its
 //! `Family` functions' (`ROUTES` / `ROUTES6` ...), their keys the same `vpc-common` types with
 //! the family's address (`u32`: IPv4, network order; `Addr6`: IPv6).
@@ -8,6 +9,7 @@ use vpc_common::{
     Addr6, DropReason,
     acl::{ACLS_ENTRIES, AclTable},
     conntrack::{CONNTRACK_ENTRIES, CT_UNASSURED_ENTRIES, CtEntry, CtKey},
+    flow::{FLOWS_ENTRIES, FlowKey, FlowStats},
     iface::{Endpoint, Endpoint6Key},
     nat::NatKey,
     proto::{
@@ -19,14 +21,14 @@ use vpc_common::{
 };
 
 use aya_ebpf::{
-    btf_maps::{Array, LpmTrie, LruHashMap},
+    btf_maps::{Array, LpmTrie, LruHashMap, PerCpuHashMap},
     cty::c_void,
 };
 
 use crate::{
     maps::{
-        self, ACLS, ACLS6, CONNTRACK, CONNTRACK6, CT_UNASSURED, CT_UNASSURED6, ENDPOINTS6, ROUTES,
-        ROUTES_N, ROUTES6, SG_REMOTES, SG_REMOTES_N, SG_REMOTES6, copied,
+        self, ACLS, ACLS6, CONNTRACK, CONNTRACK6, CT_UNASSURED, CT_UNASSURED6, ENDPOINTS6, FLOWS,
+        FLOWS6, ROUTES, ROUTES_N, ROUTES6, SG_REMOTES, SG_REMOTES_N, SG_REMOTES6, copied,
     },
     nat,
     packet::Flow,
@@ -50,6 +52,7 @@ pub trait Family: Copy + PartialEq + Default + 'static {
     fn sg_remotes() -> &'static LpmTrie<SgRemoteKey<Self>, u32, SG_REMOTES_N>;
     fn conntrack() -> &'static LruHashMap<CtKey<Self>, CtEntry, { CONNTRACK_ENTRIES as usize }>;
     fn unassured() -> &'static LruHashMap<CtKey<Self>, CtEntry, { CT_UNASSURED_ENTRIES as usize }>;
+    fn flows() -> &'static PerCpuHashMap<FlowKey<Self>, FlowStats, { FLOWS_ENTRIES as usize }>;
 
     /// The registered endpoint at `addr` in VPC `vpc_id`.
     fn endpoint(vpc_id: u32, addr: Self) -> Option<Endpoint>;
@@ -96,6 +99,10 @@ impl Family for u32 {
     #[inline(always)]
     fn unassured() -> &'static LruHashMap<CtKey<Self>, CtEntry, { CT_UNASSURED_ENTRIES as usize }> {
         &CT_UNASSURED
+    }
+    #[inline(always)]
+    fn flows() -> &'static PerCpuHashMap<FlowKey<Self>, FlowStats, { FLOWS_ENTRIES as usize }> {
+        &FLOWS
     }
     #[inline(always)]
     fn endpoint(vpc_id: u32, addr: Self) -> Option<Endpoint> {
@@ -155,6 +162,10 @@ impl Family for Addr6 {
     #[inline(always)]
     fn unassured() -> &'static LruHashMap<CtKey<Self>, CtEntry, { CT_UNASSURED_ENTRIES as usize }> {
         &CT_UNASSURED6
+    }
+    #[inline(always)]
+    fn flows() -> &'static PerCpuHashMap<FlowKey<Self>, FlowStats, { FLOWS_ENTRIES as usize }> {
+        &FLOWS6
     }
     #[inline(always)]
     fn endpoint(vpc_id: u32, addr: Self) -> Option<Endpoint> {

@@ -267,13 +267,13 @@ pub fn vpc_xdp6_route(ctx: XdpContext) -> u32 {
     finish(
         Hook::Xdp,
         bytes,
-        try_vpc_xdp6_route(&ctx),
+        try_vpc_xdp6_route(&ctx, bytes),
         xdp_action::XDP_DROP,
     )
 }
 
 #[inline(always)]
-fn try_vpc_xdp6_route(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
+fn try_vpc_xdp6_route(ctx: &XdpContext, bytes: u64) -> Result<Verdict<u32>, DropReason> {
     let ingress = ctx.ingress_ifindex() as u32;
     // `vpc_xdp6` found the interface: gone since (removed under the packet) is a drop.
     let (_, iface) = interface(ingress).ok_or(DropReason::BadTarget)?;
@@ -281,14 +281,13 @@ fn try_vpc_xdp6_route(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
     let mut p = ipv6::Packet6::EMPTY;
     ipv6::parse6_into(ctx, &mut p)?;
     let mut fwd = Forward::to(0, 0, 0);
-    decide::decide6(Live, &iface, ingress, &p, &mut fwd)?;
     let mut action = xdp_action::XDP_DROP;
-    forward::xdp6(ctx, &p, &fwd, ingress, &mut action)?;
-    // An unknown neighbour: the TC program decides again and resolves it.
-    Ok(match action {
-        xdp_action::XDP_PASS => Verdict::Return(xdp_action::XDP_PASS),
-        action => Verdict::Sent(action),
-    })
+    // No closures (`and_then`): an outlined one would be a BPF subprogram without BTF.
+    let decided = match decide::decide6(Live, &iface, ingress, &p, &mut fwd) {
+        Ok(()) => forward::xdp6(ctx, &p, &fwd, ingress, &mut action),
+        Err(reason) => Err(reason),
+    };
+    xdp6_verdict(ingress, &p, bytes, decided, &fwd, action)
 }
 
 /// IPv6 arriving on an uplink: the router's own (to the kernel) unless it is for an address of
@@ -300,13 +299,13 @@ pub fn vpc_xdp6_inbound(ctx: XdpContext) -> u32 {
     finish(
         Hook::Xdp,
         bytes,
-        try_vpc_xdp6_inbound(&ctx),
+        try_vpc_xdp6_inbound(&ctx, bytes),
         xdp_action::XDP_DROP,
     )
 }
 
 #[inline(always)]
-fn try_vpc_xdp6_inbound(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
+fn try_vpc_xdp6_inbound(ctx: &XdpContext, bytes: u64) -> Result<Verdict<u32>, DropReason> {
     let ingress = ctx.ingress_ifindex() as u32;
     let (slot, _) = interface(ingress).ok_or(DropReason::BadTarget)?;
     // Too short to be for a VPC: the kernel's, as every IPv6 frame of an uplink not for one.
@@ -320,15 +319,42 @@ fn try_vpc_xdp6_inbound(ctx: &XdpContext) -> Result<Verdict<u32>, DropReason> {
     let mut p = ipv6::Packet6::EMPTY;
     ipv6::parse6_into(ctx, &mut p)?;
     let mut ep = Endpoint::default();
-    decide::inbound6_destination(slot, ingress, vpc_id, &p, &mut ep)?;
     let mut fwd = Forward::to(0, 0, 0);
-    decide::decide6_inbound(Live, ingress, vpc_id, &p, &ep, &mut fwd)?;
     let mut action = xdp_action::XDP_DROP;
-    forward::xdp6(ctx, &p, &fwd, fwd.ifindex, &mut action)?;
-    Ok(match action {
-        xdp_action::XDP_PASS => Verdict::Return(xdp_action::XDP_PASS),
-        action => Verdict::Sent(action),
-    })
+    let decided = match decide::inbound6_destination(slot, ingress, vpc_id, &p, &mut ep) {
+        Ok(()) => decide::decide6_inbound(Live, ingress, vpc_id, &p, &ep, &mut fwd),
+        Err(reason) => Err(reason),
+    };
+    let decided = match decided {
+        Ok(()) => forward::xdp6(ctx, &p, &fwd, fwd.ifindex, &mut action),
+        Err(reason) => Err(reason),
+    };
+    xdp6_verdict(ingress, &p, bytes, decided, &fwd, action)
+}
+
+/// The verdict of an IPv6 XDP pipeline (`decided`: forwarded with `action`, or the drop
+/// reason), its flow record made: an unknown neighbour (`XDP_PASS`) is the TC program's to
+/// decide again and record.
+#[inline(always)]
+fn xdp6_verdict(
+    ingress: u32,
+    p: &ipv6::Packet6,
+    bytes: u64,
+    decided: Result<(), DropReason>,
+    fwd: &Forward,
+    action: u32,
+) -> Result<Verdict<u32>, DropReason> {
+    match decided {
+        Ok(()) if action == xdp_action::XDP_PASS => Ok(Verdict::Return(xdp_action::XDP_PASS)),
+        Ok(()) => {
+            flows::account6(ingress, p, bytes, 0, fwd);
+            Ok(Verdict::Sent(action))
+        }
+        Err(reason) => {
+            flows::account6(ingress, p, bytes, reason as u32, fwd);
+            Err(reason)
+        }
+    }
 }
 
 /// XDP: a decided packet that is not forwarded: dropped, or answered with an ICMP error.
@@ -488,11 +514,16 @@ fn try_vpc_tc6(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
 #[classifier]
 pub fn vpc_tc6_route(ctx: TcContext) -> i32 {
     let bytes = u64::from(ctx.len());
-    finish(Hook::TcIngress, bytes, try_vpc_tc6_route(&ctx), TC_ACT_SHOT)
+    finish(
+        Hook::TcIngress,
+        bytes,
+        try_vpc_tc6_route(&ctx, bytes),
+        TC_ACT_SHOT,
+    )
 }
 
 #[inline(always)]
-fn try_vpc_tc6_route(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
+fn try_vpc_tc6_route(ctx: &TcContext, bytes: u64) -> Result<Verdict<i32>, DropReason> {
     // SAFETY: reading the ingress ifindex of the skb being processed.
     let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
     let (_, iface) = interface(ingress).ok_or(DropReason::BadTarget)?;
@@ -500,8 +531,11 @@ fn try_vpc_tc6_route(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     let mut p = ipv6::Packet6::EMPTY;
     ipv6::parse6_into(ctx, &mut p)?;
     let mut fwd = Forward::to(0, 0, 0);
-    decide::decide6(Live, &iface, ingress, &p, &mut fwd)?;
-    Ok(Verdict::Sent(forward::tc6(ctx, &p, &fwd)?))
+    let sent = match decide::decide6(Live, &iface, ingress, &p, &mut fwd) {
+        Ok(()) => forward::tc6(ctx, &p, &fwd),
+        Err(reason) => Err(reason),
+    };
+    tc6_verdict(ingress, &p, bytes, sent, &fwd)
 }
 
 /// TC ingress, IPv6 arriving on an uplink: as [`vpc_xdp6_inbound`]. Reached from
@@ -512,13 +546,13 @@ pub fn vpc_tc6_inbound(ctx: TcContext) -> i32 {
     finish(
         Hook::TcIngress,
         bytes,
-        try_vpc_tc6_inbound(&ctx),
+        try_vpc_tc6_inbound(&ctx, bytes),
         TC_ACT_SHOT,
     )
 }
 
 #[inline(always)]
-fn try_vpc_tc6_inbound(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
+fn try_vpc_tc6_inbound(ctx: &TcContext, bytes: u64) -> Result<Verdict<i32>, DropReason> {
     // SAFETY: reading the ingress ifindex of the skb being processed.
     let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
     let (slot, _) = interface(ingress).ok_or(DropReason::BadTarget)?;
@@ -532,10 +566,38 @@ fn try_vpc_tc6_inbound(ctx: &TcContext) -> Result<Verdict<i32>, DropReason> {
     let mut p = ipv6::Packet6::EMPTY;
     ipv6::parse6_into(ctx, &mut p)?;
     let mut ep = Endpoint::default();
-    decide::inbound6_destination(slot, ingress, vpc_id, &p, &mut ep)?;
     let mut fwd = Forward::to(0, 0, 0);
-    decide::decide6_inbound(Live, ingress, vpc_id, &p, &ep, &mut fwd)?;
-    Ok(Verdict::Sent(forward::tc6(ctx, &p, &fwd)?))
+    let decided = match decide::inbound6_destination(slot, ingress, vpc_id, &p, &mut ep) {
+        Ok(()) => decide::decide6_inbound(Live, ingress, vpc_id, &p, &ep, &mut fwd),
+        Err(reason) => Err(reason),
+    };
+    let sent = match decided {
+        Ok(()) => forward::tc6(ctx, &p, &fwd),
+        Err(reason) => Err(reason),
+    };
+    tc6_verdict(ingress, &p, bytes, sent, &fwd)
+}
+
+/// The verdict of an IPv6 TC pipeline (`sent`: the redirect's action, or the drop reason),
+/// its flow record made.
+#[inline(always)]
+fn tc6_verdict(
+    ingress: u32,
+    p: &ipv6::Packet6,
+    bytes: u64,
+    sent: Result<i32, DropReason>,
+    fwd: &Forward,
+) -> Result<Verdict<i32>, DropReason> {
+    match sent {
+        Ok(action) => {
+            flows::account6(ingress, p, bytes, 0, fwd);
+            Ok(Verdict::Sent(action))
+        }
+        Err(reason) => {
+            flows::account6(ingress, p, bytes, reason as u32, fwd);
+            Err(reason)
+        }
+    }
 }
 
 /// TC: the policy pipeline, then forwarding as `fwd` (filled in here) says.

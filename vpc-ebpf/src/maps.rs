@@ -15,7 +15,7 @@ use vpc_common::{
     conntrack::{
         CONNTRACK_ENTRIES, CT_STAT_SLOTS, CT_UNASSURED_ENTRIES, CtEntry, CtKey, CtKey6, CtTimeouts,
     },
-    flow::{FLOWS_ENTRIES, FlowKey, FlowStats},
+    flow::{FLOWS_ENTRIES, FlowKey, FlowKey6, FlowStats},
     iface::{
         Endpoint, Endpoint6Key, EndpointKey, GlobalConfig, IfaceInfo, IfaceKey, NatGatewayInfo,
         PublicKey, PublicTarget, Subnet6Info, SubnetInfo, VpcInfo,
@@ -185,6 +185,11 @@ pub static NAT_CONFIG: Array<NatConfig, 1> = Array::new();
 /// Per-flow counters (see `vpc_common::flow`); the agent drains it every interval.
 #[btf_map]
 pub static FLOWS: PerCpuHashMap<FlowKey, FlowStats, { FLOWS_ENTRIES as usize }> =
+    PerCpuHashMap::new();
+
+/// The IPv6 flows, as `FLOWS` (the same generation, `FLOWS_GEN`, and `FLOWS_SKIPPED`).
+#[btf_map]
+pub static FLOWS6: PerCpuHashMap<FlowKey6, FlowStats, { FLOWS_ENTRIES as usize }> =
     PerCpuHashMap::new();
 
 /// `FLOWS_GEN[0]`: the generation new flow records get (the agent flips it to drain).

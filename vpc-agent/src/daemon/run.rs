@@ -291,14 +291,15 @@ impl Agent {
     fn drain_flows(&mut self) {
         let dir = &self.opts.bpffs;
         let drained = pin::open_map(dir, names::FLOWS).and_then(|mut flows| {
+            let mut flows6 = pin::open_map(dir, names::FLOWS6)?;
             let mut skipped = pin::open_map(dir, names::FLOWS_SKIPPED)?;
             let mut generation = pin::open_map(dir, names::FLOWS_GEN)?;
-            flowlog::drain::drain(&mut flows, &mut skipped, &mut generation).map_err(|source| {
-                pin::PinError::Map {
+            flowlog::drain::drain(&mut flows, &mut flows6, &mut skipped, &mut generation).map_err(
+                |source| pin::PinError::Map {
                     path: pin::map_path(dir, names::FLOWS),
                     source,
-                }
-            })
+                },
+            )
         });
         let drained = match drained {
             Ok(d) => d,

@@ -50,7 +50,7 @@ pub mod maps {
     use vpc_common::{
         acl::AclTable,
         conntrack::{CT_STAT_SLOTS, CtEntry, CtKey, CtKey6},
-        flow::{FlowKey, FlowStats},
+        flow::{FlowKey, FlowKey6, FlowStats},
         icmp::ICMP_STAT_SLOTS,
         iface::{
             Endpoint, Endpoint6Key, EndpointKey, IfaceInfo, IfaceKey, NatGatewayInfo, PublicKey,
@@ -100,6 +100,8 @@ pub mod maps {
     pub const NAT_PORTS: &str = "NAT_PORTS";
     pub const NAT_CONFIG: &str = "NAT_CONFIG";
     pub const FLOWS: &str = "FLOWS";
+    /// The IPv6 flows (`FlowKey6`), drained with `FLOWS`.
+    pub const FLOWS6: &str = "FLOWS6";
     pub const FLOWS_SKIPPED: &str = "FLOWS_SKIPPED";
     pub const FLOWS_GEN: &str = "FLOWS_GEN";
     /// Per-CPU counters of the ICMP errors the router sent (`vpc_common::icmp`).
@@ -161,7 +163,7 @@ pub mod maps {
     }
 
     /// Every map of the object, each pinned by name under the agent's bpffs directory.
-    pub const ALL: [MapSpec; 43] = [
+    pub const ALL: [MapSpec; 44] = [
         spec(CONFIG, Entries::Slots(1)),
         spec(AGENT_STATE, Entries::Read(agent_state_entries)),
         spec(IFACES, Entries::Read(hash::<IfaceKey, IfaceInfo>)),
@@ -194,6 +196,7 @@ pub mod maps {
         spec(NAT_PORTS, Entries::Read(hash::<NatKey, NatValue>)),
         spec(NAT_CONFIG, Entries::Slots(1)),
         spec(FLOWS, Entries::Read(percpu_hash::<FlowKey, FlowStats>)),
+        spec(FLOWS6, Entries::Read(percpu_hash::<FlowKey6, FlowStats>)),
         spec(FLOWS_SKIPPED, Entries::Read(percpu_hash::<u32, u64>)),
         spec(FLOWS_GEN, Entries::Slots(1)),
         spec(ICMP_STATS, Entries::Slots(ICMP_STAT_SLOTS)),

@@ -1,15 +1,72 @@
-//! Reading the kernel's per-flow counters: `FLOWS` (per-CPU hash) summed over CPUs, and the
-//! per-interface `FLOWS_SKIPPED` counts.
+//! Reading the kernel's per-flow counters: `FLOWS` and `FLOWS6` (per-CPU hashes, IPv4 and
+//! IPv6) summed over CPUs, their keys widened to [`IpAddr`] ([`Flow`]), and the per-interface
+//! `FLOWS_SKIPPED` counts.
 //!
 //! Draining loses nothing: the kernel stamps new entries with the generation in `FLOWS_GEN`.
 //! The drain flips it, waits for programs that may still run with the old one (they take
 //! microseconds; we wait [`SETTLE`]), then reads and deletes the old generation's entries,
-//! which the kernel no longer writes.
+//! which the kernel no longer writes. One generation for both maps: one flip drains both.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Instant,
+};
 
-use aya::maps::{Array, Map, MapData, MapError, PerCpuHashMap};
-use vpc_common::flow::{FlowKey, FlowStats, SKIPPED_GENERATION_BIT};
+use aya::{
+    Pod,
+    maps::{Array, Map, MapData, MapError, PerCpuHashMap},
+};
+use vpc_common::{
+    Addr6,
+    flow::{FlowKey, FlowStats, SKIPPED_GENERATION_BIT},
+    ip_from_raw,
+};
+
+/// A kernel flow entry of either family: its key with the addresses widened, its counters.
+pub type Flow = (FlowKey<IpAddr>, FlowStats);
+
+/// The address of a flow map's key (`FLOWS`: `u32`, `FLOWS6`: `Addr6`).
+pub trait FlowAddr: Copy {
+    fn ip(self) -> IpAddr;
+}
+
+impl FlowAddr for u32 {
+    fn ip(self) -> IpAddr {
+        Ipv4Addr::from(ip_from_raw(self)).into()
+    }
+}
+
+impl FlowAddr for Addr6 {
+    fn ip(self) -> IpAddr {
+        Ipv6Addr::from(self).into()
+    }
+}
+
+/// A map's key with its addresses as [`IpAddr`].
+pub fn widen<A: FlowAddr>(key: &FlowKey<A>) -> FlowKey<IpAddr> {
+    FlowKey {
+        ifindex: key.ifindex,
+        src: key.src.ip(),
+        dst: key.dst.ip(),
+        sport: key.sport,
+        dport: key.dport,
+        proto: key.proto,
+        action: key.action,
+        generation: key.generation,
+        _pad: 0,
+    }
+}
+
+/// The source and destination accepted packets left as: the translated IPv4 addresses the
+/// kernel recorded, the key's where it recorded 0 (not translated; IPv6 always).
+pub fn packet_addrs(key: &FlowKey<IpAddr>, stats: &FlowStats) -> (IpAddr, IpAddr) {
+    let or_key = |raw: u32, own: IpAddr| if raw != 0 { raw.ip() } else { own };
+    (
+        or_key(stats.pkt_src, key.src),
+        or_key(stats.pkt_dst, key.dst),
+    )
+}
 
 /// How long a drain waits after flipping the generation before reading the old one.
 pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(5);
@@ -32,7 +89,8 @@ pub fn aggregate(per_cpu: &[FlowStats]) -> Option<FlowStats> {
 /// What one drain read.
 #[derive(Clone, Debug, Default)]
 pub struct Drained {
-    pub flows: Vec<(FlowKey, FlowStats)>,
+    /// Both families', sorted by key.
+    pub flows: Vec<Flow>,
     /// Packets the kernel could not record, by ingress ifindex.
     pub skipped: BTreeMap<u32, u64>,
     /// Entries the drain could not read or delete (they make the interval SKIPDATA).
@@ -40,13 +98,12 @@ pub struct Drained {
     pub elapsed: std::time::Duration,
 }
 
-fn flows_map(map: &Map) -> Result<PerCpuHashMap<&MapData, FlowKey, FlowStats>, MapError> {
-    PerCpuHashMap::try_from(map)
-}
-
-/// The live flows (nothing deleted), aggregated over CPUs, sorted by key.
-pub fn read(map: &Map) -> Result<Vec<(FlowKey, FlowStats)>, MapError> {
-    let flows = flows_map(map)?;
+/// The live flows of one family's map (nothing deleted), aggregated over CPUs, sorted by key.
+pub fn read<A: FlowAddr>(map: &Map) -> Result<Vec<Flow>, MapError>
+where
+    FlowKey<A>: Pod,
+{
+    let flows: PerCpuHashMap<&MapData, FlowKey<A>, FlowStats> = PerCpuHashMap::try_from(map)?;
     let mut out = Vec::new();
     for key in flows.keys() {
         let key = key?;
@@ -54,7 +111,7 @@ pub fn read(map: &Map) -> Result<Vec<(FlowKey, FlowStats)>, MapError> {
         if let Ok(values) = flows.get(&key, 0)
             && let Some(total) = aggregate(&values)
         {
-            out.push((key, total));
+            out.push((widen(&key), total));
         }
     }
     out.sort_by_key(|(k, _)| *k);
@@ -91,28 +148,19 @@ pub fn read_skipped(map: &mut Map) -> Result<BTreeMap<u32, u64>, MapError> {
     counters(map, None)
 }
 
-/// Makes the kernel record into the other generation; returns the one it used until now.
-fn flip(generation: &mut Map) -> Result<u32, MapError> {
-    let mut array: Array<&mut MapData, u32> = Array::try_from(generation)?;
-    let old = array.get(&0, 0)? & 1;
-    array.set(0, old ^ 1, 0)?;
-    Ok(old)
-}
-
-/// Flips the generation, then reads and deletes every `FLOWS` entry and `FLOWS_SKIPPED` count
-/// of the previous one.
-pub fn drain(
+/// Reads and deletes the entries of generation `old` in one family's flow map into `out`.
+fn drain_generation<A: FlowAddr>(
     flows: &mut Map,
-    skipped: &mut Map,
-    generation: &mut Map,
-) -> Result<Drained, MapError> {
-    let started = Instant::now();
-    let mut out = Drained::default();
-    let old = flip(generation)?;
-    std::thread::sleep(SETTLE);
-    let mut hash: PerCpuHashMap<&mut MapData, FlowKey, FlowStats> = PerCpuHashMap::try_from(flows)?;
+    old: u32,
+    out: &mut Drained,
+) -> Result<(), MapError>
+where
+    FlowKey<A>: Pod,
+{
+    let mut hash: PerCpuHashMap<&mut MapData, FlowKey<A>, FlowStats> =
+        PerCpuHashMap::try_from(flows)?;
     // The keys first: deleting while walking with get_next_key would restart the walk.
-    let keys: Vec<FlowKey> = hash
+    let keys: Vec<FlowKey<A>> = hash
         .keys()
         .filter_map(Result::ok)
         .filter(|k| u32::from(k.generation) == old)
@@ -121,7 +169,7 @@ pub fn drain(
         match hash.get(&key, 0) {
             Ok(values) => {
                 if let Some(total) = aggregate(&values) {
-                    out.flows.push((key, total));
+                    out.flows.push((widen(&key), total));
                 }
                 if hash.remove(&key).is_err() {
                     out.errors += 1;
@@ -131,6 +179,31 @@ pub fn drain(
             Err(_) => out.errors += 1,
         }
     }
+    Ok(())
+}
+
+/// Makes the kernel record into the other generation; returns the one it used until now.
+fn flip(generation: &mut Map) -> Result<u32, MapError> {
+    let mut array: Array<&mut MapData, u32> = Array::try_from(generation)?;
+    let old = array.get(&0, 0)? & 1;
+    array.set(0, old ^ 1, 0)?;
+    Ok(old)
+}
+
+/// Flips the generation, then reads and deletes every `FLOWS` and `FLOWS6` entry and
+/// `FLOWS_SKIPPED` count of the previous one.
+pub fn drain(
+    flows: &mut Map,
+    flows6: &mut Map,
+    skipped: &mut Map,
+    generation: &mut Map,
+) -> Result<Drained, MapError> {
+    let started = Instant::now();
+    let mut out = Drained::default();
+    let old = flip(generation)?;
+    std::thread::sleep(SETTLE);
+    drain_generation::<u32>(flows, old, &mut out)?;
+    drain_generation::<Addr6>(flows6, old, &mut out)?;
     out.flows.sort_by_key(|(k, _)| *k);
     out.skipped = counters(skipped, Some(old))?;
     out.elapsed = started.elapsed();

@@ -2,7 +2,7 @@
 //! (`version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start
 //! end action log-status`) or a custom `${field}` list, `-` for a value that does not apply.
 
-use std::{fmt::Write as _, net::Ipv4Addr};
+use std::{fmt::Write as _, net::IpAddr};
 
 /// Fields of the AWS v2 default flow log record, in order.
 pub const DEFAULT_FLOW_LOG_FIELDS: [&str; 14] = [
@@ -81,8 +81,8 @@ impl Direction {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Traffic {
     /// Addresses as the interface sees them.
-    pub srcaddr: Ipv4Addr,
-    pub dstaddr: Ipv4Addr,
+    pub srcaddr: IpAddr,
+    pub dstaddr: IpAddr,
     /// `None` where ports do not apply (ICMP and other protocols).
     pub srcport: Option<u16>,
     pub dstport: Option<u16>,
@@ -93,8 +93,8 @@ pub struct Traffic {
     pub accepted: bool,
     pub direction: Direction,
     /// The original (packet-level) addresses of the traffic.
-    pub pkt_srcaddr: Ipv4Addr,
-    pub pkt_dstaddr: Ipv4Addr,
+    pub pkt_srcaddr: IpAddr,
+    pub pkt_dstaddr: IpAddr,
     /// OR of the TCP flags seen (TCP only).
     pub tcp_flags: Option<u8>,
     /// AWS `traffic-path` (egress only): 1 within the VPC, 8 through an internet gateway.
@@ -168,7 +168,7 @@ impl Record {
             "subnet-id" => opt(self.subnet_id.clone()),
             "instance-id" => opt(self.instance_id.clone()),
             "tcp-flags" => opt(t.and_then(|t| t.tcp_flags).map(|f| f.to_string())),
-            "type" => opt(t.map(|_| "IPv4".to_owned())),
+            "type" => opt(t.map(|t| if t.srcaddr.is_ipv6() { "IPv6" } else { "IPv4" }.to_owned())),
             "pkt-srcaddr" => opt(t.map(|t| t.pkt_srcaddr.to_string())),
             "pkt-dstaddr" => opt(t.map(|t| t.pkt_dstaddr.to_string())),
             "flow-direction" => opt(t.map(|t| t.direction.name().to_owned())),
@@ -195,6 +195,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn default_fields() -> Vec<String> {
         DEFAULT_FLOW_LOG_FIELDS.map(str::to_owned).to_vec()
@@ -211,8 +212,8 @@ mod tests {
             end: 1_700_000_059,
             status: LogStatus::Ok,
             traffic: Some(Traffic {
-                srcaddr: Ipv4Addr::new(10, 0, 1, 10),
-                dstaddr: Ipv4Addr::new(10, 0, 2, 20),
+                srcaddr: Ipv4Addr::new(10, 0, 1, 10).into(),
+                dstaddr: Ipv4Addr::new(10, 0, 2, 20).into(),
                 srcport: Some(40000),
                 dstport: Some(443),
                 protocol: 6,
@@ -220,8 +221,8 @@ mod tests {
                 bytes: 3456,
                 accepted: true,
                 direction: Direction::Egress,
-                pkt_srcaddr: Ipv4Addr::new(10, 0, 1, 10),
-                pkt_dstaddr: Ipv4Addr::new(10, 0, 2, 20),
+                pkt_srcaddr: Ipv4Addr::new(10, 0, 1, 10).into(),
+                pkt_dstaddr: Ipv4Addr::new(10, 0, 2, 20).into(),
                 tcp_flags: Some(0x13),
                 traffic_path: Some(1),
             }),

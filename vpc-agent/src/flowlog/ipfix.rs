@@ -4,7 +4,8 @@
 //! router's view: 5-tuple, octet and packet deltas, start and end, ingress and egress
 //! interface, the post-NAT addresses and a forwarding status (RFC 7270 / IANA IE 89: 64
 //! forwarded, 129 dropped by an ACL (security groups, network ACLs), 131 unroutable, 128
-//! other drops).
+//! other drops). IPv4 flows only: the template has IPv4 addresses (IPv6 flows are in the text
+//! flow logs and `vpc-agent flows`, not exported here yet).
 //!
 //! Every message carries the template set first (UDP: RFC 7011 §8.4 asks for periodic
 //! resending; each message is self-contained), then as many whole data records as fit in
@@ -12,7 +13,7 @@
 
 use std::{
     io,
-    net::{Ipv4Addr, SocketAddr, ToSocketAddrs as _, UdpSocket},
+    net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs as _, UdpSocket},
 };
 
 use vpc_common::{
@@ -20,7 +21,7 @@ use vpc_common::{
     flow::{FLOW_ACCEPT, FlowKey, FlowStats},
 };
 
-use super::{Clock, addr};
+use super::{Clock, drain};
 
 /// IPFIX version number.
 const VERSION: u16 = 10;
@@ -62,7 +63,7 @@ pub const RECORD_LEN: usize = {
 };
 
 /// RFC 7270 forwardingStatus of a kernel flow entry.
-pub fn forwarding_status(key: &FlowKey, stats: &FlowStats) -> u8 {
+pub fn forwarding_status(key: &FlowKey<IpAddr>, stats: &FlowStats) -> u8 {
     if key.action == FLOW_ACCEPT {
         return 64;
     }
@@ -92,19 +93,23 @@ fn template_set() -> Vec<u8> {
     set
 }
 
-/// One data record (`RECORD_LEN` bytes).
-pub fn data_record(key: &FlowKey, stats: &FlowStats, clock: &Clock) -> Vec<u8> {
+/// One data record (`RECORD_LEN` bytes) of an IPv4 flow (`None` for IPv6: see the module).
+pub fn data_record(key: &FlowKey<IpAddr>, stats: &FlowStats, clock: &Clock) -> Option<Vec<u8>> {
+    let v4 = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    };
+    let (src, dst) = (v4(key.src)?, v4(key.dst)?);
     let accepted = key.action == FLOW_ACCEPT;
-    let post = |raw: u32| {
-        if accepted {
-            addr(raw)
-        } else {
-            Ipv4Addr::UNSPECIFIED
-        }
+    let (psrc, pdst) = if accepted {
+        let (s, d) = drain::packet_addrs(key, stats);
+        (v4(s)?, v4(d)?)
+    } else {
+        (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED)
     };
     let mut r = Vec::with_capacity(RECORD_LEN);
-    r.extend_from_slice(&addr(key.src).octets());
-    r.extend_from_slice(&addr(key.dst).octets());
+    r.extend_from_slice(&src.octets());
+    r.extend_from_slice(&dst.octets());
     r.extend_from_slice(&key.sport.to_be_bytes());
     r.extend_from_slice(&key.dport.to_be_bytes());
     r.push(key.proto);
@@ -115,10 +120,10 @@ pub fn data_record(key: &FlowKey, stats: &FlowStats, clock: &Clock) -> Vec<u8> {
     r.extend_from_slice(&clock.unix_ms(stats.last_ns).to_be_bytes());
     r.extend_from_slice(&key.ifindex.to_be_bytes());
     r.extend_from_slice(&(if accepted { stats.out_ifindex } else { 0 }).to_be_bytes());
-    r.extend_from_slice(&post(stats.pkt_src).octets());
-    r.extend_from_slice(&post(stats.pkt_dst).octets());
+    r.extend_from_slice(&psrc.octets());
+    r.extend_from_slice(&pdst.octets());
     r.push(forwarding_status(key, stats));
-    r
+    Some(r)
 }
 
 /// The messages for `records` (each `RECORD_LEN` bytes), sequence numbers from `sequence`,
@@ -183,13 +188,16 @@ impl Exporter {
         })
     }
 
-    /// Sends `flows` as data records: how many were sent and lost, and the first error.
+    /// Sends `flows` as data records (IPv4 ones: see the module): how many were sent and
+    /// lost, and the first error.
     pub fn export<'a>(
         &mut self,
-        flows: impl Iterator<Item = (&'a FlowKey, &'a FlowStats)>,
+        flows: impl Iterator<Item = (&'a FlowKey<IpAddr>, &'a FlowStats)>,
         clock: &Clock,
     ) -> (usize, usize, Option<io::Error>) {
-        let records: Vec<Vec<u8>> = flows.map(|(k, s)| data_record(k, s, clock)).collect();
+        let records: Vec<Vec<u8>> = flows
+            .filter_map(|(k, s)| data_record(k, s, clock))
+            .collect();
         let export = u32::try_from(clock.unix_now_secs()).unwrap_or(u32::MAX);
         let mut sent = 0;
         let mut lost = 0;
@@ -223,8 +231,8 @@ mod tests {
     fn messages_carry_the_template_and_whole_records() {
         let key = FlowKey {
             ifindex: 3,
-            src: ip_raw([10, 30, 2, 10]),
-            dst: ip_raw([203, 0, 113, 5]),
+            src: IpAddr::from([10, 30, 2, 10]),
+            dst: IpAddr::from([203, 0, 113, 5]),
             sport: 40000,
             dport: 443,
             proto: 6,
@@ -247,7 +255,7 @@ mod tests {
             mono_ns: 100_000_000_000,
             unix_ns: 1_700_000_100_000_000_000,
         };
-        let record = data_record(&key, &stats, &clock);
+        let record = data_record(&key, &stats, &clock).expect("IPv4");
         assert_eq!(record.len(), RECORD_LEN);
         assert_eq!(
             RECORD_LEN,
@@ -287,10 +295,10 @@ mod tests {
 
     #[test]
     fn drops_have_a_forwarding_status_by_cause() {
-        let key = FlowKey {
+        let key = drain::widen(&FlowKey::<u32> {
             action: FLOW_REJECT,
             ..FlowKey::default()
-        };
+        });
         let with = |r: DropReason| FlowStats {
             reason: r as u32,
             ..FlowStats::default()

@@ -39,7 +39,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     fs::{File, OpenOptions},
     io,
-    net::Ipv4Addr,
+    net::IpAddr,
     path::PathBuf,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -48,7 +48,6 @@ use serde::{Deserialize, Serialize};
 use vpc_common::{
     DropReason,
     flow::{FLOW_ACCEPT, FlowKey, FlowStats},
-    ip_from_raw,
 };
 
 use crate::config::{
@@ -154,12 +153,12 @@ struct RouterIface {
 #[derive(Clone, Debug, Default)]
 pub struct Names {
     ifaces: BTreeMap<u32, RouterIface>,
-    /// (VPC, private address) -> ENI.
-    enis: BTreeMap<(String, Ipv4Addr), Subject>,
+    /// (VPC, private IPv4 address or IPv6 address) -> ENI.
+    enis: BTreeMap<(String, IpAddr), Subject>,
     /// (VPC, public address) -> the private address of the instance that has it.
-    public: BTreeMap<(String, Ipv4Addr), Ipv4Addr>,
+    public: BTreeMap<(String, IpAddr), IpAddr>,
     /// (VPC, elastic IP) -> the NAT gateway's private address.
-    nat_gateways: BTreeMap<(String, Ipv4Addr), Ipv4Addr>,
+    nat_gateways: BTreeMap<(String, IpAddr), IpAddr>,
 }
 
 fn eni_name(vpc: &str, name: &str) -> String {
@@ -193,30 +192,34 @@ impl Names {
                 if let Some(public) = i.public_ip {
                     names
                         .public
-                        .insert((vpc.name.clone(), public), i.private_ip);
+                        .insert((vpc.name.clone(), public.into()), i.private_ip.into());
                 }
             }
             for n in &vpc.nat_gateways {
                 names
                     .nat_gateways
-                    .insert((vpc.name.clone(), n.elastic_ip), n.private_ip);
+                    .insert((vpc.name.clone(), n.elastic_ip.into()), n.private_ip.into());
             }
-            let instances = vpc
-                .instances
-                .iter()
-                .map(|i| (&i.name, i.subnet, i.private_ip, true));
+            // An instance's ENI by its private IPv4 address and by each of its IPv6 ones.
+            let instances = vpc.instances.iter().map(|i| {
+                let ips = std::iter::once(IpAddr::from(i.private_ip))
+                    .chain(i.ipv6_addresses.iter().map(|&a| IpAddr::from(a)));
+                (&i.name, i.subnet, ips.collect::<Vec<_>>(), true)
+            });
             let nats = vpc
                 .nat_gateways
                 .iter()
-                .map(|n| (&n.name, n.subnet, n.private_ip, false));
-            for (name, subnet, ip, instance) in instances.chain(nats) {
+                .map(|n| (&n.name, n.subnet, vec![IpAddr::from(n.private_ip)], false));
+            for (name, subnet, ips, instance) in instances.chain(nats) {
                 let subject = Subject {
                     interface_id: eni_name(&vpc.name, name),
                     vpc: Some(vpc.name.clone()),
                     subnet: vpc.subnets.get(subnet).map(|s| s.name.clone()),
                     instance: instance.then(|| name.clone()),
                 };
-                names.enis.insert((vpc.name.clone(), ip), subject);
+                for ip in ips {
+                    names.enis.insert((vpc.name.clone(), ip), subject.clone());
+                }
             }
         }
         names
@@ -248,7 +251,7 @@ impl Names {
     }
 
     /// The ENI of `ip` behind subnet interface `ifindex`.
-    fn eni(&self, ifindex: u32, ip: Ipv4Addr) -> Option<&Subject> {
+    fn eni(&self, ifindex: u32, ip: IpAddr) -> Option<&Subject> {
         let iface = self.ifaces.get(&ifindex)?;
         iface.subnet.as_ref()?;
         let eni = self.enis.get(&(iface.vpc.clone(), ip))?;
@@ -257,7 +260,7 @@ impl Names {
 
     /// The ENI a packet to `dst` (private or public) arriving on `ifindex` is for, with the
     /// private address it has there.
-    fn destination_eni(&self, ifindex: u32, dst: Ipv4Addr) -> Option<(&Subject, Ipv4Addr)> {
+    fn destination_eni(&self, ifindex: u32, dst: IpAddr) -> Option<(&Subject, IpAddr)> {
         let iface = self.ifaces.get(&ifindex)?;
         let private = self
             .public
@@ -269,7 +272,7 @@ impl Names {
 
     /// The ENI and private address of the NAT gateway with elastic IP `eip` in the VPC of
     /// `ifindex`.
-    fn nat_gateway(&self, ifindex: u32, eip: Ipv4Addr) -> Option<(&Subject, Ipv4Addr)> {
+    fn nat_gateway(&self, ifindex: u32, eip: IpAddr) -> Option<(&Subject, IpAddr)> {
         let iface = self.ifaces.get(&ifindex)?;
         let private = *self.nat_gateways.get(&(iface.vpc.clone(), eip))?;
         Some((self.enis.get(&(iface.vpc.clone(), private))?, private))
@@ -365,10 +368,6 @@ pub fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-fn addr(raw: u32) -> Ipv4Addr {
-    Ipv4Addr::from(ip_from_raw(raw))
-}
-
 /// The records of one drained interval `[start, end]` (Unix seconds), sorted.
 pub fn records(
     names: &Names,
@@ -433,10 +432,10 @@ fn record(
 }
 
 /// The records one kernel flow entry gives (see the module documentation).
-fn sides(names: &Names, key: &FlowKey, stats: &FlowStats) -> Vec<(Subject, Traffic)> {
+fn sides(names: &Names, key: &FlowKey<IpAddr>, stats: &FlowStats) -> Vec<(Subject, Traffic)> {
     let ports = matches!(key.proto, PROTO_TCP | PROTO_UDP);
     let accepted = key.action == FLOW_ACCEPT;
-    let (src, dst) = (addr(key.src), addr(key.dst));
+    let (src, dst) = (key.src, key.dst);
     let mut out = Vec::new();
     if !accepted && !rejected_by_rules(stats.reason) {
         return out;
@@ -491,7 +490,7 @@ fn sides(names: &Names, key: &FlowKey, stats: &FlowStats) -> Vec<(Subject, Traff
     if stats.out_ifindex == 0 {
         return out;
     }
-    let (psrc, pdst) = (addr(stats.pkt_src), addr(stats.pkt_dst));
+    let (psrc, pdst) = drain::packet_addrs(key, stats);
     // Through a NAT gateway (AWS "traffic through a NAT gateway"): its ENI sees the packet
     // come in and go out, once towards the internet, once back towards the instance.
     let outbound_nat = (psrc != src)
@@ -568,7 +567,7 @@ impl LogSettings {
     }
 
     /// Whether a kernel flow entry belongs in this log's IPFIX export (by traffic type).
-    fn covers_flow(&self, key: &FlowKey) -> bool {
+    fn covers_flow(&self, key: &FlowKey<IpAddr>) -> bool {
         match self.traffic_type {
             TrafficType::All => true,
             TrafficType::Accept => key.action == FLOW_ACCEPT,
@@ -902,11 +901,11 @@ mod tests {
         Names::new(&config, &ifindexes)
     }
 
-    fn key(ifindex: u32, src: [u8; 4], dst: [u8; 4], proto: u8, action: u8) -> FlowKey {
+    fn key(ifindex: u32, src: [u8; 4], dst: [u8; 4], proto: u8, action: u8) -> FlowKey<IpAddr> {
         FlowKey {
             ifindex,
-            src: ip_raw(src),
-            dst: ip_raw(dst),
+            src: src.into(),
+            dst: dst.into(),
             sport: 40000,
             dport: 80,
             proto,
@@ -968,6 +967,81 @@ mod tests {
                 "eni-v-nat - - - - 1700000000 1700000100 - NODATA - -",
                 "up - - - - 1700000000 1700000100 - NODATA - -",
             ]
+        );
+    }
+
+    /// An IPv6 key (ports 40000 -> 80).
+    fn key6(ifindex: u32, src: &str, dst: &str, action: u8) -> FlowKey<IpAddr> {
+        FlowKey {
+            src: src.parse().expect("IPv6"),
+            dst: dst.parse().expect("IPv6"),
+            ..key(ifindex, [0; 4], [0; 4], PROTO_TCP, action)
+        }
+    }
+
+    #[test]
+    fn ipv6_flows_are_recorded_with_their_addresses() {
+        // ha -> hb (accepted), ha -> the internet through the internet gateway (untranslated:
+        // the kernel records no packet addresses), and the internet -> hb rejected by its
+        // security group.
+        let sent = |out| FlowStats {
+            packets: 3,
+            bytes: 240,
+            first_ns: 40_000_000_000,
+            last_ns: 42_500_000_000,
+            out_ifindex: out,
+            ..FlowStats::default()
+        };
+        let denied = FlowStats {
+            reason: DropReason::SecurityGroupInbound as u32,
+            ..sent(0)
+        };
+        let drained = Drained {
+            flows: vec![
+                (
+                    key6(2, "2001:db8:30:1::10", "2001:db8:30:2::10", FLOW_ACCEPT),
+                    sent(3),
+                ),
+                (
+                    key6(2, "2001:db8:30:1::10", "2001:db8:ff::1", FLOW_ACCEPT),
+                    sent(4),
+                ),
+                (
+                    key6(4, "2001:db8:ff::1", "2001:db8:30:2::10", FLOW_REJECT),
+                    denied,
+                ),
+            ],
+            ..Drained::default()
+        };
+        assert_eq!(
+            lines(&drained),
+            [
+                "eni-v-ha 2001:db8:30:1::10 2001:db8:30:2::10 40000 3 1700000040 1700000042 ACCEPT OK egress 2001:db8:30:2::10",
+                "eni-v-hb 2001:db8:30:1::10 2001:db8:30:2::10 40000 3 1700000040 1700000042 ACCEPT OK ingress 2001:db8:30:2::10",
+                "eni-v-ha 2001:db8:30:1::10 2001:db8:ff::1 40000 3 1700000040 1700000042 ACCEPT OK egress 2001:db8:ff::1",
+                "up 2001:db8:30:1::10 2001:db8:ff::1 40000 3 1700000040 1700000042 ACCEPT OK egress 2001:db8:ff::1",
+                "up 2001:db8:ff::1 2001:db8:30:2::10 40000 3 1700000040 1700000042 REJECT OK ingress 2001:db8:30:2::10",
+                "eni-v-hb 2001:db8:ff::1 2001:db8:30:2::10 40000 3 1700000040 1700000042 REJECT OK ingress 2001:db8:30:2::10",
+                "eni-v-nat - - - - 1700000000 1700000100 - NODATA - -",
+            ]
+        );
+        // The AWS `type` field and the packet addresses of a version 5 format.
+        let clock = Clock {
+            mono_ns: 100_000_000_000,
+            unix_ns: 1_700_000_100_000_000_000,
+        };
+        let fields = [
+            "interface-id",
+            "type",
+            "pkt-srcaddr",
+            "pkt-dstaddr",
+            "traffic-path",
+        ]
+        .map(str::to_owned);
+        let first = records(&names(), &drained, &clock, 1_700_000_000, 1_700_000_100);
+        assert_eq!(
+            first[2].format(&fields),
+            "eni-v-ha IPv6 2001:db8:30:1::10 2001:db8:ff::1 8"
         );
     }
 

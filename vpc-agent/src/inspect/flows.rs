@@ -1,15 +1,22 @@
 //! `vpc-agent flows`: the live per-flow counters of the current interval (what the next flow
-//! log drain will read), from the pinned `FLOWS` map, summed over CPUs.
+//! log drain will read), from the pinned `FLOWS` and `FLOWS6` maps, summed over CPUs.
 
-use std::{fmt::Write as _, net::Ipv4Addr, path::Path};
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, SocketAddr},
+    path::Path,
+};
 
 use serde::Serialize;
-use vpc_common::{DropReason, flow::FLOW_ACCEPT, ip_from_raw};
+use vpc_common::{Addr6, DropReason, flow::FLOW_ACCEPT};
 
 use crate::{
     datapath::object::maps as names,
     datapath::pin,
-    flowlog::{Clock, drain},
+    flowlog::{
+        Clock,
+        drain::{self, Flow, FlowAddr},
+    },
     inspect::listing::proto_name,
     inspect::status::{StatusError, interface_name},
 };
@@ -20,8 +27,8 @@ pub struct LiveFlow {
     pub interface: String,
     pub ifindex: u32,
     pub protocol: u8,
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     /// Ports (ICMP echo: the identifier; other ICMP: 0).
     pub sport: u16,
     pub dport: u16,
@@ -36,8 +43,8 @@ pub struct LiveFlow {
     pub reason: Option<&'static str>,
     /// Accepted packets: where they left and as what.
     pub out_interface: Option<String>,
-    pub pkt_src: Option<Ipv4Addr>,
-    pub pkt_dst: Option<Ipv4Addr>,
+    pub pkt_src: Option<IpAddr>,
+    pub pkt_dst: Option<IpAddr>,
     pub tcp_flags: u8,
 }
 
@@ -47,23 +54,19 @@ pub fn collect(dir: &Path) -> Result<Vec<LiveFlow>, StatusError> {
         return Err(StatusError::NotPinned(dir.to_owned()));
     }
     let agent = pin::read_record(dir)?;
-    let map = pin::open_map(dir, names::FLOWS)?;
-    let flows = drain::read(&map).map_err(|source| StatusError::Map {
-        name: names::FLOWS,
-        source,
-    })?;
+    let flows = read_pinned(dir)?;
     let clock = Clock::now();
-    let addr = |raw| Ipv4Addr::from(ip_from_raw(raw));
     Ok(flows
         .into_iter()
         .map(|(key, stats)| {
             let accepted = key.action == FLOW_ACCEPT;
+            let (pkt_src, pkt_dst) = drain::packet_addrs(&key, &stats);
             LiveFlow {
                 interface: interface_name(agent.as_ref(), key.ifindex),
                 ifindex: key.ifindex,
                 protocol: key.proto,
-                src: addr(key.src),
-                dst: addr(key.dst),
+                src: key.src,
+                dst: key.dst,
                 sport: key.sport,
                 dport: key.dport,
                 packets: stats.packets,
@@ -74,12 +77,27 @@ pub fn collect(dir: &Path) -> Result<Vec<LiveFlow>, StatusError> {
                 reason: DropReason::from_u32(stats.reason).map(DropReason::name),
                 out_interface: (accepted && stats.out_ifindex != 0)
                     .then(|| interface_name(agent.as_ref(), stats.out_ifindex)),
-                pkt_src: accepted.then(|| addr(stats.pkt_src)),
-                pkt_dst: accepted.then(|| addr(stats.pkt_dst)),
+                pkt_src: accepted.then_some(pkt_src),
+                pkt_dst: accepted.then_some(pkt_dst),
                 tcp_flags: stats.tcp_flags,
             }
         })
         .collect())
+}
+
+/// The live flows of both families (`FLOWS`, `FLOWS6`) pinned in `dir`, sorted by key.
+pub fn read_pinned(dir: &Path) -> Result<Vec<Flow>, StatusError> {
+    let mut flows = read_map::<u32>(dir, names::FLOWS)?;
+    flows.extend(read_map::<Addr6>(dir, names::FLOWS6)?);
+    flows.sort_by_key(|(k, _)| *k);
+    Ok(flows)
+}
+
+fn read_map<A: FlowAddr>(dir: &Path, name: &'static str) -> Result<Vec<Flow>, StatusError>
+where
+    vpc_common::flow::FlowKey<A>: aya::Pod,
+{
+    drain::read::<A>(&pin::open_map(dir, name)?).map_err(|source| StatusError::Map { name, source })
 }
 
 /// The human-readable table.
@@ -112,8 +130,8 @@ pub fn render(flows: &[LiveFlow]) -> String {
             "{:<10} {:<5} {:<21} {:<21} {:>8} {:>10} {:>10} {:>10} {:<6} {detail}",
             f.interface,
             proto_name(f.protocol),
-            format!("{}:{}", f.src, f.sport),
-            format!("{}:{}", f.dst, f.dport),
+            SocketAddr::new(f.src, f.sport).to_string(),
+            SocketAddr::new(f.dst, f.dport).to_string(),
             f.packets,
             f.bytes,
             f.first_seen,

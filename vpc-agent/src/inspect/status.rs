@@ -283,11 +283,7 @@ fn conntrack_stats(
 }
 
 fn flow_status(dir: &Path, agent: Option<&AgentRecord>) -> Result<FlowStatus, StatusError> {
-    let flows_err = |source| StatusError::Map {
-        name: names::FLOWS,
-        source,
-    };
-    let flows = drain::read(&pin::open_map(dir, names::FLOWS)?).map_err(flows_err)?;
+    let flows = crate::inspect::flows::read_pinned(dir)?;
     let mut out = FlowStatus {
         live_flows: flows.len() as u64,
         flow_log: agent.map(|a| a.flow_log.clone()).unwrap_or_default(),
