@@ -177,3 +177,17 @@ pub fn ct_key(
         _pad: [0; 3],
     }
 }
+
+/// How much each drop counter grew between two snapshots (only those that grew).
+pub fn grown(
+    before: &std::collections::BTreeMap<vpc_common::DropReason, u64>,
+    after: &std::collections::BTreeMap<vpc_common::DropReason, u64>,
+) -> std::collections::BTreeMap<vpc_common::DropReason, u64> {
+    vpc_common::DropReason::ALL
+        .iter()
+        .filter_map(|r| {
+            let d = after.get(r).copied().unwrap_or(0) - before.get(r).copied().unwrap_or(0);
+            (d > 0).then_some((*r, d))
+        })
+        .collect()
+}

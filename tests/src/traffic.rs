@@ -287,3 +287,15 @@ pub fn retry(mut request: impl FnMut() -> Result<Option<String>>) -> Option<Stri
     }
     None
 }
+
+/// Polls `check` every 200 ms for up to `secs` seconds; its last answer.
+pub fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        sleep(Duration::from_millis(200));
+    }
+    check()
+}

@@ -19,7 +19,6 @@
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv6Addr},
-    time::Duration,
 };
 
 use vpc_agent::{
@@ -35,9 +34,9 @@ use vpc_common::{
 use vpc_tests::{
     packet6::{Ext, Frame6, ICMPV6, Upper, upper_checksum},
     require_kernel,
-    testrun::{TcVerdict, Verdict, run_tc, run_xdp},
+    testrun::{TcVerdict, Verdict, grown, run_tc, run_xdp},
     topology::{Topology, mac},
-    traffic::{Server, ping, retry, tcp_request, udp_request},
+    traffic::{Server, eventually, ping, retry, tcp_request, udp_request},
 };
 
 const FIXTURE: &str = include_str!("../fixtures/ipv6-forward.yaml");
@@ -491,19 +490,6 @@ fn cases(topo: &Topology) -> Vec<Case> {
         model: None,
     });
     cases
-}
-
-fn grown(
-    before: &BTreeMap<DropReason, u64>,
-    after: &BTreeMap<DropReason, u64>,
-) -> BTreeMap<DropReason, u64> {
-    DropReason::ALL
-        .iter()
-        .filter_map(|r| {
-            let d = after.get(r).copied().unwrap_or(0) - before.get(r).copied().unwrap_or(0);
-            (d > 0).then_some((*r, d))
-        })
-        .collect()
 }
 
 /// The connection entry of `key` in `CONNTRACK6` or `CT_UNASSURED6`.
@@ -974,18 +960,6 @@ fn peer(answer: &str) -> Option<Ipv6Addr> {
 fn live_flows6(topo: &Topology) -> Vec<drain::Flow> {
     let map = topo.datapath.ebpf().map("FLOWS6").expect("FLOWS6");
     drain::read::<vpc_common::Addr6>(map).expect("FLOWS6 read")
-}
-
-/// Polls `check` for up to `secs` seconds.
-fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    check()
 }
 
 /// The instances' hosts at Linux defaults with their IPv6 addresses, each having learned its

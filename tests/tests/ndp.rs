@@ -32,8 +32,9 @@ use vpc_tests::{
         ROUTER_ADVERTISEMENT, Upper, link_local,
     },
     require_kernel,
-    testrun::{TcVerdict, Verdict, run_tc, run_xdp},
+    testrun::{TcVerdict, Verdict, grown, run_tc, run_xdp},
     topology::{Topology, mac},
+    traffic::eventually,
 };
 
 const FIXTURE: &str = include_str!("../fixtures/ipv6-ports.yaml");
@@ -496,20 +497,6 @@ fn cases(topo: &Topology) -> Vec<Case> {
     cases
 }
 
-/// How much each drop counter grew between two snapshots (only those that grew).
-fn grown(
-    before: &BTreeMap<DropReason, u64>,
-    after: &BTreeMap<DropReason, u64>,
-) -> BTreeMap<DropReason, u64> {
-    DropReason::ALL
-        .iter()
-        .filter_map(|r| {
-            let d = after.get(r).copied().unwrap_or(0) - before.get(r).copied().unwrap_or(0);
-            (d > 0).then_some((*r, d))
-        })
-        .collect()
-}
-
 #[test]
 fn test_run_neighbour_discovery_and_the_ipv6_source_check() {
     require_kernel!();
@@ -596,18 +583,6 @@ fn learned_prefix(ns: &vpc_tests::netns::NetNs) -> bool {
         .ip(&["-6", "route", "show", "2001:db8:1200::/64"])
         .unwrap();
     String::from_utf8_lossy(&out.stdout).contains("dev eth0")
-}
-
-/// Polls `check` for up to `secs` seconds.
-fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    check()
 }
 
 #[test]
